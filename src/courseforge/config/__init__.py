@@ -1,0 +1,34 @@
+"""YAML config -> validated `Settings`. Secrets only from the environment."""
+
+from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
+from .settings import (
+    BudgetSettings,
+    GateSettings,
+    LocalModelSettings,
+    ModelSettings,
+    PrioritySettings,
+    ProviderSettings,
+    RoutingSettings,
+    SectionTypeSettings,
+    Settings,
+    SimilarityThresholds,
+)
+
+__all__ = [
+    "BUNDLED_PROFILES",
+    "BudgetSettings",
+    "GateSettings",
+    "LoadedConfig",
+    "LocalModelSettings",
+    "ModelSettings",
+    "PrioritySettings",
+    "ProviderSettings",
+    "RoutingSettings",
+    "SectionTypeSettings",
+    "Settings",
+    "SimilarityThresholds",
+    "api_key_for",
+    "load_config",
+    "masked",
+    "parse_config",
+]

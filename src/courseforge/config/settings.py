@@ -1,0 +1,202 @@
+"""Typed settings: what each config key means. Loaded from YAML by `loader.py`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "BudgetSettings",
+    "GateSettings",
+    "LocalModelSettings",
+    "ModelSettings",
+    "PrioritySettings",
+    "ProviderSettings",
+    "RoutingSettings",
+    "SectionTypeSettings",
+    "Settings",
+    "SimilarityThresholds",
+]
+
+Tier = str
+Priority = Literal["critical", "standard", "supplementary"]
+
+
+class _S(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderSettings(_S):
+    """Where a provider lives. `kind: openai` is any OpenAI-compatible HTTP endpoint."""
+
+    kind: Literal["openai", "local", "scripted"] = "openai"
+    base_url: str = ""
+    #: Name of the environment variable holding the API key (never the key itself).
+    api_key_env: str | None = None
+    #: Extra HTTP headers, e.g. OpenRouter's HTTP-Referer and X-Title attribution.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Calls in flight to this provider at once.
+    max_concurrency: int = Field(default=16, ge=1, le=1024)
+    #: Requests / tokens per minute allowed; None means unlimited.
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class LocalModelSettings(_S):
+    """A GGUF file assembled from PyPI part packages (offline profile)."""
+
+    #: Python modules, in order, each exposing get_part_path().
+    parts: list[str] = Field(default_factory=list)
+    #: Or a ready GGUF file path.
+    path: str | None = None
+    sha256: str = ""
+    size_bytes: int | None = None
+    n_ctx: int = Field(default=4096, ge=512)
+    n_threads: int | None = None
+
+
+class ModelSettings(_S):
+    provider: str
+    #: The provider's name for the model (e.g. "openai/gpt-oss-120b").
+    name: str
+    #: USD per 1M input / output tokens.
+    price_in_per_m: Decimal = Field(default=Decimal(0), ge=0)
+    price_out_per_m: Decimal = Field(default=Decimal(0), ge=0)
+    context_window: int = Field(default=131072, ge=512)
+    #: How structured output is requested: json_schema (standard), json_object with the schema
+    #: (llama.cpp server), or prompt-only with JSON repair.
+    output_mode: Literal["json_schema", "json_object", "prompt"] = "json_schema"
+    #: Model family, so a judge can be picked from another family than the generator.
+    family: str = ""
+    max_output_tokens: int = Field(default=4096, ge=64)
+    local: LocalModelSettings | None = None
+
+
+class PrioritySettings(_S):
+    #: Total attempts per task before it is flagged for review (seed 000: 3).
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Transport retries per attempt for provider errors (429, 5xx, timeouts).
+    retries: int = Field(default=2, ge=0, le=10)
+    #: Seconds per call, or None for no limit.
+    timeout_s: float | None = Field(default=120.0, gt=0)
+    #: May this priority escalate above its starting tier?
+    escalate: bool = True
+
+
+class SectionTypeSettings(_S):
+    #: Tier to start on regardless of the pre-routing score, or None to use the score.
+    start_tier: Tier | None = None
+    priority: Priority = "standard"
+    #: Added to the pre-routing score (positive pushes towards premium).
+    score_bias: float = Field(default=0.0, ge=-1, le=1)
+
+
+class RoutingSettings(_S):
+    #: Tier name -> model id. Conventional names: cheap, mid, premium, long_context.
+    tiers: dict[Tier, str]
+    #: Escalation order, cheapest first.
+    ladder: list[Tier]
+    #: Tier for prompts larger than the chosen model's context window.
+    long_context_tier: Tier | None = "long_context"
+    #: Pre-routing: score >= mid -> ladder[1]; score >= premium -> ladder[-1]; else ladder[0].
+    threshold_mid: float = Field(default=0.3, ge=0, le=1)
+    threshold_premium: float = Field(default=0.75, ge=0, le=1)
+    #: Tier for the critical metadata fields (seed 000: always premium).
+    metadata_tier: Tier = "premium"
+    #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
+    metadata_extras_tier: Tier = "mid"
+    section_types: dict[str, SectionTypeSettings] = Field(default_factory=dict)
+    priorities: dict[Priority, PrioritySettings] = Field(
+        default_factory=lambda: {
+            "critical": PrioritySettings(max_attempts=4, retries=3, timeout_s=None),
+            "standard": PrioritySettings(),
+            "supplementary": PrioritySettings(max_attempts=2, escalate=False),
+        }
+    )
+    #: Lesson generations in flight at once across the course.
+    max_parallel_tasks: int = Field(default=16, ge=1, le=512)
+    #: Rounds of phase-5 repair (generate missing, regenerate failed) before giving up.
+    completeness_rounds: int = Field(default=2, ge=0, le=5)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _tiers_known(self) -> RoutingSettings:
+        names = [*self.ladder, self.metadata_tier, self.metadata_extras_tier]
+        names += [t.start_tier for t in self.section_types.values() if t.start_tier]
+        if self.long_context_tier and self.long_context_tier in self.tiers:
+            names.append(self.long_context_tier)
+        missing = sorted({n for n in names if n not in self.tiers})
+        if missing:
+            raise ValueError(f"tiers used but not defined in routing.tiers: {', '.join(missing)}")
+        if not self.ladder:
+            raise ValueError("ladder must name at least one tier")
+        if self.threshold_mid > self.threshold_premium:
+            raise ValueError("threshold_mid must not exceed threshold_premium")
+        return self
+
+
+class SimilarityThresholds(_S):
+    """Cosine of lesson text to its outcomes. >= pass_at passes; < severe_below escalates at once."""
+
+    pass_at: float = Field(ge=-1, le=1)
+    severe_below: float = Field(ge=-1, le=1)
+
+
+class GateSettings(_S):
+    #: "all-MiniLM-L6-v2" (packaged), any sentence-transformers name or path, or "hashing"
+    #: (a lexical stand-in with no model; weak, for tests and machines without torch).
+    embedding_model: str = "all-MiniLM-L6-v2"
+    #: Thresholds per embedding model name; calibrated, not copied from the seeds.
+    similarity: dict[str, SimilarityThresholds] = Field(default_factory=dict)
+    lesson_min_words: int = Field(default=80, ge=1)
+    lesson_max_words: int = Field(default=900, ge=10)
+    min_exercises: int = Field(default=1, ge=0)
+    #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
+    outcome_coverage: float = Field(default=1.0, ge=0, le=1)
+    embedding_batch_size: int = Field(default=32, ge=1)
+
+
+class BudgetSettings(_S):
+    #: Hard cap per course in USD; the input's budget_usd overrides it.
+    per_course_usd: Decimal = Field(default=Decimal("0.45"), gt=0)
+    #: Share of the cap after which new tasks start (and escalate) no higher than `step_down_tier`.
+    step_down_at: float = Field(default=0.8, gt=0, le=1)
+    step_down_tier: Tier | None = None
+
+
+class Settings(_S):
+    #: Profile name, for the report and `config show`.
+    profile: str = "custom"
+    providers: dict[str, ProviderSettings]
+    models: dict[str, ModelSettings]
+    routing: RoutingSettings
+    gates: GateSettings = Field(default_factory=GateSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    #: Largest analysis file accepted, in bytes.
+    max_input_bytes: int = Field(default=2_000_000, ge=1024)
+    #: Where assembled model files and other caches live.
+    cache_dir: Path = Path("~/.cache/courseforge")
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems = [
+            f"models.{mid}.provider: unknown provider {m.provider!r}"
+            for mid, m in self.models.items()
+            if m.provider not in self.providers
+        ]
+        problems += [
+            f"routing.tiers.{tier}: unknown model {mid!r}"
+            for tier, mid in self.routing.tiers.items()
+            if mid not in self.models
+        ]
+        if self.budget.step_down_tier and self.budget.step_down_tier not in self.routing.tiers:
+            problems.append(f"budget.step_down_tier: unknown tier {self.budget.step_down_tier!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def model_for_tier(self, tier: Tier) -> str:
+        return self.routing.tiers[tier]

@@ -1,0 +1,44 @@
+"""Pure data: the input analysis, the course, the report and model drafts. Imports nothing of ours."""
+
+from .analysis import AnalysisResult, Difficulty, SectionSpec, SourceMaterial
+from .course import (
+    BloomLevel,
+    Citation,
+    Course,
+    CourseStatus,
+    Exercise,
+    LearningOutcome,
+    Lesson,
+    LessonPlan,
+    Metadata,
+    ReviewFlag,
+    Section,
+    SectionPlan,
+)
+from .report import CallOutcome, CallRecord, Decision, GateScore, LessonGates, Report, Totals
+
+__all__ = [
+    "AnalysisResult",
+    "BloomLevel",
+    "CallOutcome",
+    "CallRecord",
+    "Citation",
+    "Course",
+    "CourseStatus",
+    "Decision",
+    "Difficulty",
+    "Exercise",
+    "GateScore",
+    "LearningOutcome",
+    "Lesson",
+    "LessonGates",
+    "LessonPlan",
+    "Metadata",
+    "Report",
+    "ReviewFlag",
+    "Section",
+    "SectionPlan",
+    "SectionSpec",
+    "SourceMaterial",
+    "Totals",
+]

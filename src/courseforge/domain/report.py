@@ -1,0 +1,106 @@
+"""The generation report: every call's tokens, cost, latency and routing decision."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ._base import Money, Open
+
+__all__ = [
+    "CallOutcome",
+    "CallRecord",
+    "Decision",
+    "GateScore",
+    "LessonGates",
+    "Report",
+    "ReportStatus",
+    "Totals",
+]
+
+CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped"]
+ReportStatus = Literal["approved", "needs_review", "failed"]
+
+
+class CallRecord(Open):
+    """One model call (or one that was blocked before it was sent)."""
+
+    phase: str
+    task: str
+    model: str
+    tier: str
+    attempt: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Money = Decimal(0)
+    latency_ms: float = 0.0
+    #: ok: accepted; rejected: answered but a gate or the schema refused it (still billed);
+    #: error: provider failure; budget_blocked: not sent, the cap would be exceeded.
+    outcome: CallOutcome
+    reason: str = ""
+    #: Milliseconds since the run started, when the call was sent.
+    started_ms: float = 0.0
+    #: True when this answer came from the store instead of the provider (not paid again).
+    replayed: bool = False
+    cache_hit: bool = False
+    cost_source: Literal["provider", "price_table", "none"] = "price_table"
+
+
+class Decision(Open):
+    """A routing or escalation decision, with the inputs it was made from."""
+
+    task: str
+    action: str  # route | accept | retry | escalate | fallback | flag | step_down
+    tier: str
+    reason: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class GateScore(Open):
+    gate: str
+    passed: bool
+    score: float | None = None
+    verdict: str = ""
+    reasons: list[str] = Field(default_factory=list)
+
+
+class LessonGates(Open):
+    lesson_id: str
+    attempts: int
+    final_tier: str
+    final_model: str
+    gates: list[GateScore]
+
+
+class Totals(Open):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Money = Decimal(0)
+
+
+class Report(Open):
+    course_id: str
+    status: ReportStatus
+    failure_reason: str = ""
+    profile: str = ""
+    total_cost_usd: Money = Decimal(0)
+    budget_usd: Money
+    by_phase: dict[str, Totals] = Field(default_factory=dict)
+    by_model: dict[str, Totals] = Field(default_factory=dict)
+    calls: list[CallRecord] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    escalations: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    lessons: list[LessonGates] = Field(default_factory=list)
+    review_flags: int = 0
+    wall_time_s: float = 0.0
+    #: Sum of every call's latency: the time the same calls would take one after another.
+    sum_call_latency_s: float = 0.0
+    #: Longest chain of calls that had to follow each other.
+    critical_path_s: float = 0.0
+    summary: dict[str, Any] = Field(default_factory=dict)

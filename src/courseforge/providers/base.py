@@ -1,0 +1,97 @@
+"""The one interface every model speaks: `ChatModel.complete(request) -> ChatResponse`.
+
+Providers (OpenAI-compatible HTTP, in-process llama.cpp, scripted doubles) implement it, and so
+do the resilience wrappers (retry, breaker, rate limit), which is why they stack. Structured
+output is part of the request: the model's configured `output_mode` decides how the schema is
+sent (json_schema, json_object with schema, or in the prompt only); the caller always gets text
+and parses it itself, so every mode is validated the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = [
+    "ChatModel",
+    "ChatRequest",
+    "ChatResponse",
+    "Embedder",
+    "Message",
+    "OutputMode",
+    "Usage",
+]
+
+OutputMode = Literal["json_schema", "json_object", "prompt"]
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion. Sampling and limits are explicit so a call is reproducible."""
+
+    messages: Sequence[Message]
+    #: JSON Schema the answer must match, or None for free text.
+    json_schema: Mapping[str, Any] | None = None
+    #: Name sent with the schema (json_schema mode requires one).
+    schema_name: str = "answer"
+    max_tokens: int = 1024
+    temperature: float = 0.7
+    #: Seconds the whole call may take, or None for no limit of ours.
+    timeout_s: float | None = None
+    #: Free-form labels (phase, task) for logs and the simulator; never sent as content.
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: Prompt tokens the provider served from its cache (billed cheaper by some).
+    cached_tokens: int = 0
+    #: The provider's own figure for this call (OpenRouter `usage.cost`), which wins over ours.
+    cost_usd: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    text: str
+    usage: Usage
+    latency_ms: float
+    #: The model name the provider says answered (may differ from the one asked for).
+    model: str = ""
+    finish_reason: str = ""
+
+
+class ChatModel(abc.ABC):
+    """A model you can ask for one completion. Subclasses implement `complete` only."""
+
+    #: Our config id of the model (e.g. "gpt-oss-120b"); wrappers keep the inner one's.
+    model_id: str = ""
+
+    @abc.abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Send one request. Raise a `courseforge.errors.ProviderError` subclass on failure."""
+
+    async def aclose(self) -> None:
+        """Release connections or loaded weights. Optional."""
+
+
+class Embedder(abc.ABC):
+    """Turns texts into unit-length vectors. Implement `embed`; `name` keys gate thresholds."""
+
+    name: str = ""
+    dimensions: int = 0
+
+    @abc.abstractmethod
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One L2-normalised vector per text, in order."""
