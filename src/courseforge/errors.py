@@ -148,13 +148,13 @@ class GateFailed(RunError):
         super().__init__("; ".join(self.reasons) or "quality gate failed")
 
 
-class CascadeExhausted(ExceptionGroup[Exception], RunError):  # type: ignore[misc]
+class CascadeExhausted(ExceptionGroup[Exception], RunError):
     """Every attempt of one task failed; the group holds each attempt's error."""
 
     def __new__(cls, message: str, errors: Sequence[Exception]) -> CascadeExhausted:
         return super().__new__(cls, message, errors)
 
-    def derive(self, excs: Sequence[Exception]) -> CascadeExhausted:
+    def derive(self, excs: Sequence[Exception]) -> CascadeExhausted:  # type: ignore[override]
         return CascadeExhausted(self.message, excs)
 
 

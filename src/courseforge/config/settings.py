@@ -110,7 +110,7 @@ class RoutingSettings(_S):
     metadata_extras_tier: Tier = "mid"
     section_types: dict[str, SectionTypeSettings] = Field(default_factory=dict)
     priorities: dict[Priority, PrioritySettings] = Field(
-        default_factory=lambda: {
+        default_factory=lambda: {  # type: ignore[arg-type]
             "critical": PrioritySettings(max_attempts=4, retries=3, timeout_s=None),
             "standard": PrioritySettings(),
             "supplementary": PrioritySettings(max_attempts=2, escalate=False),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, StringConstraints
 
-__all__ = ["Money", "NonEmptyStr", "Strict", "Open"]
+__all__ = ["Money", "NonEmptyStr", "Open", "Strict"]
 
 #: Money is Decimal in memory and a JSON number (8 decimal places) on the wire.
 Money = Annotated[

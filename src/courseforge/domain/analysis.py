@@ -11,9 +11,7 @@ from ._base import Money, NonEmptyStr, Strict
 __all__ = ["AnalysisResult", "Difficulty", "SectionSpec", "SourceMaterial"]
 
 Difficulty = Literal["beginner", "intermediate", "advanced"]
-CourseId = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-]
+CourseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
 class SourceMaterial(Strict):

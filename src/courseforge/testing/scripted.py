@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Union
 
 from ..providers.base import ChatModel, ChatRequest, ChatResponse, Usage
 
-__all__ = ["ScriptedModel", "Script", "sequence"]
+__all__ = ["Script", "ScriptedModel", "sequence"]
 
-Answer = Union[str, ChatResponse, BaseException]
-Script = Callable[[ChatRequest], Union[Answer, Awaitable[Answer]]]
+Answer = str | ChatResponse | BaseException
+Script = Callable[[ChatRequest], Answer | Awaitable[Answer]]
 
 
 def _count_tokens(text: str) -> int:
@@ -47,7 +46,10 @@ class ScriptedModel(ChatModel):
         prompt = " ".join(m.content for m in request.messages)
         usage = Usage(input_tokens=_count_tokens(prompt), output_tokens=_count_tokens(answer))
         return ChatResponse(
-            text=answer, usage=usage, latency_ms=self._latency_s * 1000, model=self.model_id,
+            text=answer,
+            usage=usage,
+            latency_ms=self._latency_s * 1000,
+            model=self.model_id,
             finish_reason="stop",
         )
 
