@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from .course import BloomLevel, ExerciseType
 
 __all__ = [
-    "CourseStructureDraft",
     "ExerciseDraft",
     "LessonDraft",
     "LessonPlanDraft",
@@ -47,18 +46,15 @@ class SectionPlanDraft(_Draft):
 
 
 class MetadataCoreDraft(_Draft):
-    """Critical fields: they decide downstream quality, so they go to the premium tier."""
+    """Critical fields: they decide downstream quality, so they go to the premium tier.
+    The course structure (one plan per input section, in order) comes in the same call: it
+    needs the outcomes, and one call keeps the critical path short."""
 
     course_title: str = Field(min_length=5, max_length=120)
     description: str = Field(min_length=40, max_length=800)
     learning_outcomes: list[OutcomeDraft] = Field(min_length=3, max_length=12)
     pedagogical_strategy: str = Field(min_length=40, max_length=900)
     domain_taxonomy: list[str] = Field(min_length=2, max_length=12)
-
-
-class CourseStructureDraft(_Draft):
-    """One entry per input section, in order."""
-
     sections: list[SectionPlanDraft] = Field(min_length=1, max_length=50)
 
 
@@ -77,6 +73,8 @@ class ExerciseDraft(_Draft):
     options: list[str] | None = Field(default=None, max_length=6)
     answer: str = Field(min_length=1, max_length=400)
     explanation: str = Field(min_length=8, max_length=500)
+    #: Number of the learning outcome this exercise assesses (one the lesson teaches).
+    outcome: int = Field(ge=1, le=50)
 
 
 class LessonDraft(_Draft):

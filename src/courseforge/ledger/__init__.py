@@ -1,1 +1,5 @@
-"""ledger"""
+"""Prices, call records and budget reservations."""
+
+from .budget import Ledger, Reservation, estimate_input_tokens, price_of, worst_case_cost
+
+__all__ = ["Ledger", "Reservation", "estimate_input_tokens", "price_of", "worst_case_cost"]

@@ -1,1 +1,21 @@
-"""routing"""
+"""Pre-routing (a score and thresholds) and the cascade (falls back on errors and rejections)."""
+
+from .cascade import TaskResult, Verdict, run_cascade
+from .ladder import Attempt, Policy, Step, next_step
+from .prerouting import BLOOM_RANK, Route, TaskProfile, estimate_complexity, route_score, route_task
+
+__all__ = [
+    "BLOOM_RANK",
+    "Attempt",
+    "Policy",
+    "Route",
+    "Step",
+    "TaskProfile",
+    "TaskResult",
+    "Verdict",
+    "estimate_complexity",
+    "next_step",
+    "route_score",
+    "route_task",
+    "run_cascade",
+]

@@ -1,0 +1,257 @@
+"""Wires everything: config -> model stacks -> effects -> pipeline -> course and report.
+
+The only module that knows every part. A model stack, outermost first:
+Retrying(Breaking(RateLimited(ConcurrencyLimited(Timeout(provider))))); the concurrency limit
+and rate limit are per provider, the breaker per model, shared by every course this engine runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+
+from .config import Settings, api_key_for
+from .domain import AnalysisResult, Course, Report
+from .errors import ConfigError
+from .ledger import Ledger
+from .pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
+from .pipeline.review import lesson_gate_report
+from .providers import ChatModel, Embedder
+from .providers.embeddings import make_embedder
+from .providers.openai_compat import OpenAICompatModel
+from .resilience import (
+    BreakerRegistry,
+    ConcurrencyLimitedModel,
+    RateLimitedModel,
+    RateLimiter,
+    RecordingHooks,
+    RetryingModel,
+    TimeoutModel,
+)
+from .runtime import InProcessEffects
+
+__all__ = ["Engine", "GenerationResult", "course_id_for"]
+
+
+@dataclass(slots=True)
+class GenerationResult:
+    course: Course | None
+    report: Report
+    state: CourseState | None = field(default=None, repr=False)
+
+
+def course_id_for(analysis: AnalysisResult) -> str:
+    """The input's course_id, else a stable id from the topic and the input's digest."""
+    if analysis.course_id:
+        return analysis.course_id
+    slug = re.sub(r"[^a-z0-9]+", "-", analysis.topic.lower()).strip("-")[:40] or "course"
+    digest = hashlib.sha256(analysis.model_dump_json().encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+class Engine:
+    """Generates courses. Build once, run many courses, `aclose()` at the end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: Mapping[str, str] | None = None,
+        models: Mapping[str, ChatModel] | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self._env = os.environ if env is None else env
+        self.hooks = RecordingHooks()
+        self.breakers = BreakerRegistry(hooks=self.hooks)
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._raw: dict[str, ChatModel] = dict(models or {})
+        self._stacks: dict[str, ChatModel] | None = None
+        self._embedder = embedder
+
+    # -- building ------------------------------------------------------------------------------
+    def _provider_model(self, model_id: str) -> ChatModel:
+        if model_id in self._raw:
+            return self._raw[model_id]
+        ms = self.settings.models[model_id]
+        provider = self.settings.providers[ms.provider]
+        if provider.kind == "openai":
+            key = api_key_for(self.settings, ms.provider, self._env)
+            if provider.api_key_env and not key:
+                raise ConfigError(
+                    "missing API key",
+                    [(f"providers.{ms.provider}.api_key_env", f"${provider.api_key_env} is not set")],
+                )
+            if ms.provider not in self._sessions:
+                self._sessions[ms.provider] = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=provider.max_concurrency)
+                )
+            model: ChatModel = OpenAICompatModel(
+                model_id=model_id,
+                model_name=ms.name,
+                base_url=provider.base_url,
+                api_key=key,
+                output_mode=ms.output_mode,
+                headers=provider.headers,
+                session=self._sessions[ms.provider],
+                max_output_tokens=ms.max_output_tokens,
+            )
+        elif provider.kind == "local":
+            from .providers.local_llama import LocalLlamaModel
+            from .providers.model_files import assemble_model
+
+            if ms.local is None:
+                raise ConfigError("local model without files", [(f"models.{model_id}.local", "required")])
+            path = assemble_model(ms.local, Path(self.settings.cache_dir).expanduser())
+            model = LocalLlamaModel(
+                model_id=model_id,
+                path=path,
+                n_ctx=ms.local.n_ctx,
+                n_threads=ms.local.n_threads,
+                max_output_tokens=ms.max_output_tokens,
+            )
+        else:
+            raise ConfigError(
+                "provider has no implementation here",
+                [(f"providers.{ms.provider}.kind", f"{provider.kind!r} needs models= injected")],
+            )
+        self._raw[model_id] = model
+        return model
+
+    def _build_stacks(self) -> dict[str, ChatModel]:
+        semaphores: dict[str, asyncio.Semaphore] = {}
+        limiters: dict[str, RateLimiter] = {}
+        retries = max(p.retries for p in self.settings.routing.priorities.values())
+        stacks: dict[str, ChatModel] = {}
+        for model_id in sorted(set(self.settings.routing.tiers.values())):
+            ms = self.settings.models[model_id]
+            provider = self.settings.providers[ms.provider]
+            stack: ChatModel = TimeoutModel(self._provider_model(model_id))
+            sem = semaphores.setdefault(ms.provider, asyncio.Semaphore(provider.max_concurrency))
+            stack = ConcurrencyLimitedModel(stack, sem)
+            if provider.rpm or provider.tpm:
+                limiter = limiters.setdefault(ms.provider, RateLimiter(rpm=provider.rpm, tpm=provider.tpm))
+                stack = RateLimitedModel(stack, limiter)
+            stacks[model_id] = RetryingModel(self.breakers.wrap(stack), max_retries=retries, hooks=self.hooks)
+        return stacks
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            gates = self.settings.gates
+            self._embedder = make_embedder(gates.embedding_model, batch_size=gates.embedding_batch_size)
+        return self._embedder
+
+    # -- running -------------------------------------------------------------------------------
+    async def generate(
+        self, analysis: AnalysisResult, *, progress: Callable[[ProgressEvent], None] | None = None
+    ) -> GenerationResult:
+        if self._stacks is None:
+            self._stacks = self._build_stacks()
+        cap = analysis.budget_usd or self.settings.budget.per_course_usd
+        ledger = Ledger(Decimal(cap))
+        effects = InProcessEffects(self.settings, self._stacks, ledger, self.embedder())
+        ctx = PipelineContext(self.settings, effects, Decimal(cap))
+        if progress:
+            ctx.progress = progress
+        course_id = course_id_for(analysis)
+        retries_before = len(self.hooks.retries)
+        started = time.perf_counter()
+        result = await run_pipeline(analysis, course_id, ctx)
+        wall = time.perf_counter() - started
+        report = build_report(
+            result.state,
+            ledger,
+            self.settings,
+            wall,
+            cap=Decimal(cap),
+            transport_retries=len(self.hooks.retries) - retries_before,
+            course=result.course,
+        )
+        return GenerationResult(result.course, report, result.state)
+
+    async def aclose(self) -> None:
+        for model in self._raw.values():
+            await model.aclose()
+        for session in self._sessions.values():
+            await session.close()
+
+
+def _critical_path_s(state: CourseState, ledger: Ledger) -> float:
+    """Longest chain of calls that must follow each other: per stage (phase, repair round),
+    the slowest task's attempts in sequence; stages follow one another."""
+    chains: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in ledger.records:
+        round_tag = r.task.rsplit("/", 1)[1] if "/" in r.task else ""
+        stage = ("metadata", "") if r.phase == "metadata" else (r.phase, round_tag)
+        chains[stage][r.task] += r.latency_ms
+    return sum(max(tasks.values()) for tasks in chains.values()) / 1000
+
+
+def build_report(
+    state: CourseState,
+    ledger: Ledger,
+    settings: Settings,
+    wall_s: float,
+    *,
+    cap: Decimal,
+    transport_retries: int,
+    course: Course | None,
+) -> Report:
+    records = ledger.records
+    decisions = state.decisions
+    status = course.status if course else "failed"
+    lessons = lesson_gate_report(state)
+    sims = [
+        g.score for lesson in lessons for g in lesson.gates if g.gate == "similarity" and g.score is not None
+    ]
+    first_pass = sum(1 for lesson in lessons if lesson.attempts == 1)
+    escalations = sum(1 for d in decisions if d.action == "escalate")
+    summary = {
+        "lessons": sum(len(s.lessons) for s in course.sections) if course else len(state.usable_slots()),
+        "similarity_mean": round(sum(sims) / len(sims), 4) if sims else None,
+        "first_attempt_pass_rate": round(first_pass / len(lessons), 4) if lessons else None,
+        "escalation_rate": round(escalations / len(lessons), 4) if lessons else None,
+        "same_tier_retries": sum(1 for d in decisions if d.action == "retry"),
+        "fallbacks": sum(1 for d in decisions if d.action == "fallback"),
+        "rejected_calls": sum(1 for r in records if r.outcome == "rejected"),
+        "peak_committed_usd": float(ledger.peak_committed),
+        "calls_by_tier": dict(
+            sorted({r.tier: sum(1 for x in records if x.tier == r.tier) for r in records}.items())
+        ),
+    }
+    return Report(
+        course_id=state.course_id,
+        status=status,
+        failure_reason=state.failure,
+        profile=settings.profile,
+        total_cost_usd=ledger.spent,
+        budget_usd=cap,
+        by_phase=Ledger.totals(records, "phase"),
+        by_model=Ledger.totals(records, "model"),
+        calls=list(records),
+        decisions=list(decisions),
+        escalations=escalations,
+        retries=transport_retries,
+        cache_hits=0,
+        lessons=lessons,
+        review_flags=len(course.review) if course else len(state.flags),
+        wall_time_s=round(wall_s, 3),
+        sum_call_latency_s=round(sum(r.latency_ms for r in records) / 1000, 3),
+        critical_path_s=round(_critical_path_s(state, ledger), 3),
+        summary=summary,
+    )
+
+
+def dumps(obj: Course | Report) -> str:
+    return json.dumps(obj.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,192 @@
+"""Phase 3: every lesson generated concurrently through the cascade.
+
+The shared context (outcomes, structure, style) is built once in phase 2; here each lesson is
+one task: pre-routed to a starting tier, then run up the attempt ladder with its gates as the
+check. A failing lesson never sinks the others: its slot is marked failed and phase 5 decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..domain import Decision
+from ..domain.drafts import LessonDraft, json_schema_of
+from ..errors import RunError
+from ..ledger import estimate_input_tokens
+from ..providers import ChatRequest, Embedder
+from ..quality.base import GateResult
+from ..quality.gates import evaluate_lesson, feedback_text
+from ..routing import BLOOM_RANK, TaskProfile, Verdict, estimate_complexity, route_task, run_cascade
+from .parsing import parser_for
+from .prompts import lesson_messages
+from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
+
+__all__ = ["EffectsEmbedder", "check_lesson", "create_slots", "generate_lessons"]
+
+_LESSON_SCHEMA = json_schema_of(LessonDraft)
+_LESSON_MAX_TOKENS = 1800
+
+
+class EffectsEmbedder(Embedder):
+    """The pipeline's embeddings go through Effects like every other effect."""
+
+    def __init__(self, ctx: PipelineContext) -> None:
+        self._ctx = ctx
+        self.name = ctx.settings.gates.embedding_model
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:  # type: ignore[override]
+        return await self._ctx.effects.embed(texts)
+
+
+def create_slots(state: CourseState) -> None:
+    for si, plan in enumerate(state.plans):
+        for lp in plan.lessons:
+            numbers = [int(o.removeprefix("LO")) for o in lp.outcome_ids]
+            state.slots[lp.id] = LessonSlot(
+                id=lp.id, section_index=si, title=lp.title, outcome_numbers=numbers
+            )
+
+
+def _exercise_coverage(draft: LessonDraft, numbers: list[int]) -> GateResult:
+    wanted = set(numbers)
+    named = [e.outcome for e in draft.exercises]
+    stray = sorted({n for n in named if n not in wanted})
+    missing = sorted(wanted - set(named))
+    reasons = []
+    if stray:
+        reasons.append(
+            f"exercises name outcome(s) {stray} that this lesson does not teach (use {sorted(wanted)})"
+        )
+    if missing:
+        reasons.append(f"no exercise assesses outcome(s) {missing}")
+    return GateResult(
+        "exercise_outcomes",
+        not reasons,
+        1.0 - len(missing) / len(wanted),
+        reasons,
+        "pass" if not reasons else "fail",
+    )
+
+
+async def check_lesson(
+    state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
+) -> Verdict:
+    outcomes = {state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers}
+    results = await evaluate_lesson(draft, outcomes, EffectsEmbedder(ctx), ctx.settings.gates)
+    results.append(_exercise_coverage(draft, slot.outcome_numbers))
+    sources = {m.id for m in state.analysis.source_material}
+    unknown = [c for c in draft.citations if c not in sources]
+    if unknown:
+        results.append(
+            GateResult("citations", False, None, [f"cites unknown source id(s) {unknown}"], "fail")
+        )
+    failed = [r for r in results if not r.passed]
+    similarity = next((r.score for r in results if r.gate == "similarity"), None)
+    return Verdict(
+        passed=not failed,
+        score=similarity,
+        severe=any(r.verdict == "severe" for r in failed),
+        feedback=feedback_text(failed) if failed else "",
+        details=results,
+    )
+
+
+async def generate_lesson(
+    state: CourseState, slot: LessonSlot, ctx: PipelineContext, sem: asyncio.Semaphore, phase: str
+) -> None:
+    analysis = state.analysis
+    spec = analysis.sections[slot.section_index]
+    plan = state.plans[slot.section_index]
+    assert state.core is not None and state.extras is not None
+    outcomes = [(n, state.outcomes[n - 1]) for n in slot.outcome_numbers]
+    siblings = [s.title for s in state.slots_in(slot.section_index) if s.id != slot.id]
+    words = (ctx.settings.gates.lesson_min_words, ctx.settings.gates.lesson_max_words)
+    suffix = f"/r{slot.rounds}" if slot.rounds else ""
+    task = f"lesson:{slot.id}{suffix}"
+    complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
+    priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
+
+    def build(tier: str, attempt: int, feedback: str) -> ChatRequest:
+        model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
+        note = " ".join(x for x in (slot.feedback, feedback) if x)
+        messages = lesson_messages(
+            analysis=analysis,
+            course_title=state.core.course_title if state.core else analysis.topic,
+            section=spec,
+            section_summary=plan.summary,
+            lesson_title=slot.title,
+            outcomes=outcomes,
+            sibling_titles=siblings,
+            words=words,
+            style=state.extras.style_guidelines if state.extras else "",
+            feedback=note,
+        )
+        return ChatRequest(
+            messages,
+            json_schema=_LESSON_SCHEMA,
+            schema_name="lesson",
+            max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
+            temperature=ctx.settings.routing.temperature,
+            timeout_s=priority.timeout_s,
+            tags={"phase": phase, "task": task, "retries": str(priority.retries)},
+        )
+
+    probe = build(ctx.settings.routing.ladder[0], 1, "")
+    profile = TaskProfile(
+        task=task,
+        complexity=complexity,
+        critical=spec.critical,
+        section_type=spec.section_type,
+        bloom_rank=max(BLOOM_RANK[o.bloom_level] for _, o in outcomes),
+        context_tokens=estimate_input_tokens(probe.messages) + probe.max_tokens,
+    )
+    route = route_task(profile, ctx.settings.routing, ctx.settings.models)
+    state.decisions.append(
+        Decision(
+            task=task,
+            action="route",
+            tier=route.tier,
+            reason=route.reason,
+            inputs={**route.inputs, "priority": priority_name},
+        )
+    )
+    async with sem:
+        try:
+            result = await run_cascade(
+                phase=phase,
+                task=task,
+                start_tier=route.tier,
+                policy=ctx.policy(priority),
+                build=build,
+                parse=parser_for(LessonDraft),
+                check=lambda d: check_lesson(state, slot, d, ctx),
+                effects=ctx.effects,
+            )
+        except RunError as exc:  # isolation: one lesson's failure is recorded, never raised
+            slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"
+            return
+    state.decisions += result.decisions
+    slot.attempts += result.attempts
+    slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
+    if result.value is None:
+        slot.status = "failed"
+        return
+    slot.draft = result.value
+    slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
+    slot.status = "accepted" if result.status == "accepted" else "flagged"
+    slot.feedback = ""
+
+
+async def generate_lessons(
+    state: CourseState, ctx: PipelineContext, slots: list[LessonSlot], phase: str
+) -> None:
+    sem = asyncio.Semaphore(ctx.settings.routing.max_parallel_tasks)
+    total, done = len(slots), 0
+
+    async def one(slot: LessonSlot) -> None:
+        nonlocal done
+        await generate_lesson(state, slot, ctx, sem, phase)
+        done += 1
+        ctx.progress(ProgressEvent(phase, "task_done", f"{slot.id} {slot.status}", slot.id, done, total))
+
+    await asyncio.gather(*(one(s) for s in slots))

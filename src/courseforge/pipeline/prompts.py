@@ -1,0 +1,161 @@
+"""Prompts for each generation task.
+
+Each user message ends with a `BRIEF (JSON):` block holding every fact the task needs. Models
+read it like the prose above it; scripted doubles and the provider simulator parse it to build
+on-topic answers. Feedback from a rejected attempt is appended as its own paragraph.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..domain import AnalysisResult, LearningOutcome, SectionSpec
+from ..providers import Message
+
+__all__ = [
+    "BRIEF_MARKER",
+    "lesson_messages",
+    "metadata_core_messages",
+    "metadata_extras_messages",
+    "parse_brief",
+]
+
+BRIEF_MARKER = "BRIEF (JSON):"
+
+_SYSTEM = (
+    "You are an expert instructional designer writing a course for {audience} "
+    "(level: {difficulty}, language: {language}). Be accurate, concrete and concise. "
+    "Follow Bloom's taxonomy: outcomes start with a measurable verb. {style}"
+)
+
+
+def _system(analysis: AnalysisResult, style: str = "") -> Message:
+    style = style or (analysis.style_guidelines or "")
+    return Message(
+        "system",
+        _SYSTEM.format(
+            audience=analysis.target_audience,
+            difficulty=analysis.difficulty,
+            language=analysis.language,
+            style=f"Style: {style}" if style else "",
+        ).strip(),
+    )
+
+
+def _with_brief(text: str, brief: Mapping[str, Any], feedback: str) -> str:
+    parts = [text.strip()]
+    if feedback:
+        parts.append(f"Your previous attempt was rejected: {feedback}")
+    parts.append(f"{BRIEF_MARKER}\n{json.dumps(brief, ensure_ascii=False)}")
+    return "\n\n".join(parts)
+
+
+def parse_brief(messages: Sequence[Message]) -> dict[str, Any]:
+    """The BRIEF block of the last user message (for doubles and the simulator)."""
+    for message in reversed(messages):
+        if message.role == "user" and BRIEF_MARKER in message.content:
+            raw = message.content.rsplit(BRIEF_MARKER, 1)[1].strip()
+            parsed: dict[str, Any] = json.loads(raw)
+            return parsed
+    return {}
+
+
+def metadata_core_messages(
+    analysis: AnalysisResult, lesson_counts: Sequence[int], feedback: str = ""
+) -> list[Message]:
+    sections = [
+        {
+            "number": i + 1,
+            "title": s.title,
+            "section_type": s.section_type,
+            "key_concepts": s.key_concepts,
+            "lessons": lesson_counts[i],
+            **({"guidance": s.guidance} if s.guidance else {}),
+        }
+        for i, s in enumerate(analysis.sections)
+    ]
+    brief = {
+        "task": "metadata_core",
+        "topic": analysis.topic,
+        "audience": analysis.target_audience,
+        "difficulty": analysis.difficulty,
+        "goals": analysis.goals,
+        "sections": sections,
+    }
+    text = (
+        f"Design the course on {analysis.topic!r}. Give: a course title; a description (2-4 "
+        "sentences); 3 to 12 learning outcomes, each one sentence starting with a measurable verb "
+        "(identify, explain, apply, compare, evaluate, design, ...) with its Bloom level; the "
+        "pedagogical strategy (how the course teaches and assesses, in 2-5 sentences); a domain "
+        "taxonomy (2-12 topic terms); and for EVERY section in the brief, in the same order, a "
+        "one-sentence summary and exactly the requested number of lessons, each with a title and "
+        "the numbers (1-based) of the outcomes it teaches. Every outcome must be taught by at "
+        "least one lesson."
+    )
+    return [_system(analysis), Message("user", _with_brief(text, brief, feedback))]
+
+
+def metadata_extras_messages(analysis: AnalysisResult, lessons: int, feedback: str = "") -> list[Message]:
+    brief = {
+        "task": "metadata_extras",
+        "topic": analysis.topic,
+        "audience": analysis.target_audience,
+        "difficulty": analysis.difficulty,
+        "lessons": lessons,
+        "sections": [s.title for s in analysis.sections],
+    }
+    text = (
+        f"For a {lessons}-lesson course on {analysis.topic!r}, describe the target audience in "
+        "one or two sentences, list up to 8 prerequisites (may be empty for beginners), estimate "
+        "the total study time in minutes (lessons and exercises), and write short style "
+        "guidelines for the lesson authors."
+    )
+    return [_system(analysis), Message("user", _with_brief(text, brief, feedback))]
+
+
+def lesson_messages(
+    *,
+    analysis: AnalysisResult,
+    course_title: str,
+    section: SectionSpec,
+    section_summary: str,
+    lesson_title: str,
+    outcomes: Sequence[tuple[int, LearningOutcome]],
+    sibling_titles: Sequence[str],
+    words: tuple[int, int],
+    style: str,
+    feedback: str = "",
+) -> list[Message]:
+    brief: dict[str, Any] = {
+        "task": "lesson",
+        "course_title": course_title,
+        "topic": analysis.topic,
+        "section": section.title,
+        "section_type": section.section_type,
+        "section_summary": section_summary,
+        "key_concepts": section.key_concepts,
+        "lesson_title": lesson_title,
+        "outcomes": [{"number": n, "text": o.text, "bloom_level": o.bloom_level} for n, o in outcomes],
+        "other_lessons_in_section": list(sibling_titles),
+        "words": list(words),
+    }
+    if section.guidance:
+        brief["guidance"] = section.guidance
+    if analysis.source_material:
+        brief["sources"] = [
+            {"id": m.id, "title": m.title, "excerpt": m.text[:600]} for m in analysis.source_material[:6]
+        ]
+    numbers = ", ".join(str(n) for n, _ in outcomes)
+    text = (
+        f"Write the lesson {lesson_title!r} in the section {section.title!r} of the course "
+        f"{course_title!r}. The content is markdown of {words[0]} to {words[1]} words that teaches "
+        f"the lesson's outcomes ({numbers}) directly, with a concrete example. Then write 1 to 4 "
+        "exercises; each names in `outcome` the number of the outcome it assesses, and together "
+        "they assess every outcome of this lesson. A multiple_choice exercise has 3-5 options and "
+        "its answer is one option copied exactly. Do not repeat the other lessons of the section."
+    )
+    if analysis.source_material:
+        text += " Base facts on the sources and list the ids of the sources you used in `citations`."
+    return [_system(analysis, style), Message("user", _with_brief(text, brief, feedback))]

@@ -1,0 +1,54 @@
+"""Runs the five phases in order over one course state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain import AnalysisResult, Course
+from ..errors import GenerationFailed
+from .lessons import create_slots, generate_lessons
+from .metadata import run_metadata
+from .review import assemble_course, run_completeness, run_quality
+from .state import CourseState, PipelineContext, ProgressEvent
+from .validate import plan_lesson_counts
+
+__all__ = ["PHASES", "PipelineResult", "run_pipeline"]
+
+PHASES = ("validate", "metadata", "lessons", "quality", "completeness")
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    state: CourseState
+    course: Course | None
+
+
+async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineContext) -> PipelineResult:
+    """Phase 1 (validation) happened when `analysis` was built; phases 2-5 run here."""
+    state = CourseState(analysis=analysis, course_id=course_id, lesson_counts=plan_lesson_counts(analysis))
+    ctx.progress(
+        ProgressEvent(
+            "validate",
+            "done",
+            f"{len(analysis.sections)} sections, {sum(state.lesson_counts)} lessons planned",
+        )
+    )
+    try:
+        ctx.progress(ProgressEvent("metadata", "start"))
+        await run_metadata(state, ctx)
+        ctx.progress(ProgressEvent("metadata", "done", state.core.course_title if state.core else ""))
+        create_slots(state)
+        ctx.progress(ProgressEvent("lessons", "start", total=len(state.slots)))
+        await generate_lessons(state, ctx, list(state.slots.values()), "lessons")
+        ctx.progress(ProgressEvent("lessons", "done"))
+        ctx.progress(ProgressEvent("quality", "start"))
+        await run_quality(state, ctx)
+        ctx.progress(ProgressEvent("quality", "done"))
+        ctx.progress(ProgressEvent("completeness", "start"))
+        await run_completeness(state, ctx)
+        ctx.progress(ProgressEvent("completeness", "done", state.failure))
+    except GenerationFailed as exc:
+        state.failure = exc.reason
+    if state.failure:
+        return PipelineResult(state, None)
+    return PipelineResult(state, assemble_course(state))

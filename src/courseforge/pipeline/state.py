@@ -1,0 +1,109 @@
+"""The course state that flows through the five phases, and the context they run in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from ..config import PrioritySettings, Settings
+from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag, SectionPlan
+from ..domain.drafts import LessonDraft, MetadataCoreDraft, MetadataExtrasDraft
+from ..providers.effects import Effects
+from ..quality.base import GateResult
+from ..routing import Policy
+
+__all__ = ["CourseState", "LessonSlot", "PipelineContext", "ProgressEvent", "SlotStatus"]
+
+SlotStatus = Literal["pending", "accepted", "flagged", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    phase: str
+    #: "start" | "done" | "task_done" | "info"
+    kind: str
+    message: str = ""
+    task: str = ""
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(slots=True)
+class PipelineContext:
+    settings: Settings
+    effects: Effects
+    budget_usd: Decimal
+    progress: Callable[[ProgressEvent], None] = lambda event: None
+
+    def priority_for(self, section_type: str, critical: bool) -> tuple[str, PrioritySettings]:
+        routing = self.settings.routing
+        name = "critical" if critical else "standard"
+        type_settings = routing.section_types.get(section_type)
+        if type_settings and not critical:
+            name = type_settings.priority
+        return name, routing.priorities.get(name, PrioritySettings())  # type: ignore[call-overload]
+
+    def policy(self, priority: PrioritySettings) -> Callable[[], Policy]:
+        routing, budget = self.settings.routing, self.settings.budget
+
+        def current() -> Policy:
+            ceiling = None
+            if budget.step_down_tier and self.effects.budget_fraction() >= budget.step_down_at:
+                ceiling = budget.step_down_tier
+            return Policy(
+                ladder=tuple(routing.ladder),
+                max_attempts=priority.max_attempts,
+                escalate=priority.escalate,
+                ceiling=ceiling,
+            )
+
+        return current
+
+
+@dataclass(slots=True)
+class LessonSlot:
+    """One lesson the course needs, and what generating it has produced so far."""
+
+    id: str
+    section_index: int
+    title: str
+    outcome_numbers: list[int]
+    status: SlotStatus = "pending"
+    draft: LessonDraft | None = None
+    gates: list[GateResult] = field(default_factory=list)
+    tier: str = ""
+    model: str = ""
+    attempts: int = 0
+    #: How many times this slot was sent back (duplicate, failed, incomplete).
+    rounds: int = 0
+    #: Extra instruction for the next generation (e.g. "too close to lesson S1-L2").
+    feedback: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class CourseState:
+    analysis: AnalysisResult
+    course_id: str
+    #: Lessons planned per input section (raised so the total reaches min_lessons).
+    lesson_counts: list[int]
+    core: MetadataCoreDraft | None = None
+    extras: MetadataExtrasDraft | None = None
+    outcomes: list[LearningOutcome] = field(default_factory=list)
+    plans: list[SectionPlan] = field(default_factory=list)
+    slots: dict[str, LessonSlot] = field(default_factory=dict)
+    flags: list[ReviewFlag] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    #: Set when the course cannot be completed.
+    failure: str = ""
+
+    def outcome_id(self, number: int) -> str:
+        return self.outcomes[number - 1].id
+
+    def slots_in(self, section_index: int) -> list[LessonSlot]:
+        return [s for s in self.slots.values() if s.section_index == section_index]
+
+    def usable_slots(self) -> list[LessonSlot]:
+        return [s for s in self.slots.values() if s.status in ("accepted", "flagged") and s.draft]

@@ -1,0 +1,102 @@
+"""The attempt ladder (seed 000): standard prompt -> same tier with the validation feedback ->
+next tier -> flag for human review; schema failures and very low scores escalate at once
+(seed 001); provider failures fall back to another tier. A pure function of the attempt
+history, so it is tested with tables and logged with its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Attempt", "AttemptKind", "Policy", "Step", "StepAction", "next_step"]
+
+AttemptKind = Literal["ok", "schema", "gate", "provider", "budget"]
+StepAction = Literal["accept", "retry", "escalate", "fallback", "flag", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    tier: str
+    kind: AttemptKind
+    #: A gate said the answer is far off (e.g. similarity below the severe bound).
+    severe: bool = False
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    ladder: tuple[str, ...]
+    max_attempts: int = 3
+    #: Attempts on one tier before moving up (seed 000: 2).
+    per_tier_attempts: int = 2
+    #: May the task climb above the tier it started on?
+    escalate: bool = True
+    #: Highest tier allowed now (budget step-down), or None.
+    ceiling: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    action: StepAction
+    tier: str | None
+    reason: str
+
+
+def _index(ladder: Sequence[str], tier: str) -> int:
+    # A tier off the ladder (long_context) counts as the top: there is nothing above it.
+    return ladder.index(tier) if tier in ladder else len(ladder) - 1
+
+
+def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -> Step:
+    """What to do after the last attempt. `has_usable`: some attempt parsed (kept for review)."""
+    if not history:
+        raise ValueError("next_step needs at least one attempt")
+    last = history[-1]
+    if last.kind == "ok":
+        return Step("accept", last.tier, "gates passed")
+
+    def give_up(why: str) -> Step:
+        if has_usable:
+            return Step("flag", last.tier, f"{why}; best attempt kept for human review")
+        return Step("fail", None, why)
+
+    if last.kind == "budget":
+        return give_up("budget cap reached")
+    if len(history) >= policy.max_attempts:
+        return give_up(f"{len(history)} attempts used (max {policy.max_attempts})")
+
+    ladder = policy.ladder
+    top = len(ladder) - 1
+    if policy.ceiling is not None and policy.ceiling in ladder:
+        top = min(top, ladder.index(policy.ceiling))
+    if not policy.escalate:
+        top = min(top, _index(ladder, history[0].tier))
+    here = _index(ladder, last.tier)
+    higher = ladder[here + 1] if here + 1 <= top and last.tier in ladder else None
+    same_tier = sum(1 for a in history if a.tier == last.tier)
+
+    if last.kind == "provider":
+        failed = {a.tier for a in history if a.kind == "provider"}
+        candidates = [t for t in ladder[here + 1 : top + 1] if t not in failed]
+        candidates += [t for t in reversed(ladder[:here]) if t not in failed]
+        if candidates:
+            return Step("fallback", candidates[0], f"provider failed on {last.tier}")
+        return give_up("every tier's provider failed")
+
+    if last.kind == "schema":
+        if higher:
+            return Step("escalate", higher, "schema validation failed: escalating at once")
+        if same_tier < policy.per_tier_attempts:
+            return Step("retry", last.tier, "schema validation failed on the top tier: retrying")
+        return give_up("schema validation kept failing on the top tier")
+
+    # A gate rejected the answer.
+    if last.severe and higher:
+        return Step("escalate", higher, f"very low score {last.score}: escalating at once")
+    if same_tier < policy.per_tier_attempts:
+        return Step("retry", last.tier, f"gate failed (score {last.score}): retrying with feedback")
+    if higher:
+        return Step("escalate", higher, f"gate failed {same_tier}x on {last.tier}")
+    return give_up(f"gate failed {same_tier}x on the highest allowed tier {last.tier}")

@@ -1,0 +1,121 @@
+"""`CourseAuthor`: a scripted double that writes schema-valid, on-topic answers for every
+courseforge task by reading the prompt's BRIEF block. Pair it with `ScriptedModel` to run the
+whole pipeline with no model; set `off_topic` to make chosen lessons drift (gates reject them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ..pipeline.prompts import parse_brief
+from ..providers import ChatRequest
+
+__all__ = ["CourseAuthor"]
+
+_BLOOM_VERBS = {
+    "remember": "Identify",
+    "understand": "Explain",
+    "apply": "Apply",
+    "analyze": "Compare",
+    "evaluate": "Evaluate",
+    "create": "Design",
+}
+_OFF_TOPIC = (
+    "Medieval castles were built with thick stone walls, moats and drawbridges. Knights trained "
+    "for years, and harvest festivals marked the turning of the agricultural calendar. "
+)
+
+
+class CourseAuthor:
+    """Callable script: `ScriptedModel(CourseAuthor())`."""
+
+    def __init__(self, *, off_topic: Callable[[dict[str, Any]], bool] | None = None, words: int = 0) -> None:
+        self._off_topic = off_topic or (lambda brief: False)
+        self._words = words
+
+    def __call__(self, request: ChatRequest) -> str:
+        brief = parse_brief(request.messages)
+        task = brief.get("task")
+        if task == "metadata_core":
+            return json.dumps(self.metadata_core(brief))
+        if task == "metadata_extras":
+            return json.dumps(self.metadata_extras(brief))
+        if task == "lesson":
+            return json.dumps(self.lesson(brief))
+        raise ValueError(f"CourseAuthor cannot answer task {task!r}")
+
+    def metadata_core(self, brief: dict[str, Any]) -> dict[str, Any]:
+        topic = brief["topic"]
+        concepts = [c for s in brief["sections"] for c in s["key_concepts"]]
+        levels = ["understand", "apply", "analyze", "apply", "evaluate", "create"]
+        n_out = max(3, min(8, len(brief["sections"]) + 1))
+        outcomes = [
+            {
+                "text": f"{_BLOOM_VERBS[levels[i % 6]]} {concepts[i % len(concepts)]} with a worked example",
+                "bloom_level": levels[i % 6],
+            }
+            for i in range(n_out)
+        ]
+        sections = []
+        k = 0
+        for s in brief["sections"]:
+            lessons = []
+            for j in range(s["lessons"]):
+                concept = s["key_concepts"][j % len(s["key_concepts"])]
+                lessons.append(
+                    {
+                        "title": f"{concept.capitalize()} ({s['title']}, part {j + 1})",
+                        "outcomes": [k % n_out + 1],
+                    }
+                )
+                k += 1
+            sections.append(
+                {"summary": f"This section covers {', '.join(s['key_concepts'])}.", "lessons": lessons}
+            )
+        return {
+            "course_title": f"{topic}: a practical course",
+            "description": f"A course on {topic} for {brief['audience']}, built around worked examples and practice.",
+            "learning_outcomes": outcomes,
+            "pedagogical_strategy": "Each lesson explains one idea with a worked example, then checks it with short exercises; later lessons build on earlier ones.",
+            "domain_taxonomy": [topic, *concepts[:5]],
+            "sections": sections,
+        }
+
+    def metadata_extras(self, brief: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "target_audience": f"{brief['audience']} who want to learn {brief['topic']}.",
+            "prerequisites": [],
+            "time_estimate_minutes": 25 * int(brief["lessons"]),
+            "style_guidelines": "Short paragraphs, one concrete example per idea, plain language.",
+        }
+
+    def lesson(self, brief: dict[str, Any]) -> dict[str, Any]:
+        low, high = brief["words"]
+        target = self._words or (low + high) // 2
+        outcomes = brief["outcomes"]
+        if self._off_topic(brief):
+            body = _OFF_TOPIC
+        else:
+            focus = " ".join(o["text"] for o in outcomes)
+            body = (
+                f"{brief['lesson_title']}. In this lesson we {focus[0].lower()}{focus[1:]}. "
+                f"The key ideas are {', '.join(brief['key_concepts'])}. "
+            )
+        words = body.split()
+        content_words = [words[i % len(words)] for i in range(target)]
+        content = " ".join(content_words)
+        exercises = [
+            {
+                "type": "multiple_choice",
+                "question": f"Which statement best matches: {o['text']}?",
+                "options": [o["text"], "An unrelated statement", "None of the above"],
+                "answer": o["text"],
+                "explanation": f"The lesson shows how to {o['text'][0].lower()}{o['text'][1:]}.",
+                "outcome": o["number"],
+            }
+            for o in outcomes[:4]
+        ]
+        sources = [s["id"] for s in brief.get("sources", [])[:1]]
+        return {"content": content, "exercises": exercises, "citations": sources}
