@@ -56,6 +56,8 @@ class UserError(CourseforgeError):
 
     def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
         self.problems: list[Problem] = list(problems)
+        #: The message without the problem list (the CLI prints problems one per line).
+        self.headline = message
         detail = "; ".join(f"{path}: {reason}" for path, reason in self.problems)
         super().__init__(f"{message}: {detail}" if detail else message)
 

@@ -1,6 +1,8 @@
 """Models behind one interface: OpenAI-compatible HTTP, in-process llama.cpp, embeddings."""
 
 from .base import ChatModel, ChatRequest, ChatResponse, Embedder, Message, OutputMode, Usage
+from .jsontext import extract_json
+from .openai_compat import OpenAICompatModel
 
 __all__ = [
     "ChatModel",
@@ -8,6 +10,8 @@ __all__ = [
     "ChatResponse",
     "Embedder",
     "Message",
+    "OpenAICompatModel",
     "OutputMode",
     "Usage",
+    "extract_json",
 ]
