@@ -93,7 +93,10 @@ def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
         if isinstance(node, dict):
             if "$ref" in node:
                 return inline(defs[node["$ref"].split("/")[-1]])
-            out = {k: inline(v) for k, v in node.items() if k not in ("title", "default")}
+            # Drop schema metadata ("title", "default"), never a property that has that name.
+            out = {k: inline(v) for k, v in node.items() if k not in ("title", "default", "properties")}
+            if "properties" in node:
+                out["properties"] = {name: inline(sub) for name, sub in node["properties"].items()}
             if out.get("type") == "object":
                 out["additionalProperties"] = False
                 out["required"] = list(out.get("properties", {}))
