@@ -142,7 +142,7 @@ class Engine:
             stack = ConcurrencyLimitedModel(stack, sem)
             if provider.rpm or provider.tpm:
                 limiter = limiters.setdefault(ms.provider, RateLimiter(rpm=provider.rpm, tpm=provider.tpm))
-                stack = RateLimitedModel(stack, limiter)
+                stack = RateLimitedModel(stack, limiter, hooks=self.hooks)
             stacks[model_id] = RetryingModel(self.breakers.wrap(stack), max_retries=retries, hooks=self.hooks)
         return stacks
 
@@ -188,12 +188,26 @@ class Engine:
 
 
 def _critical_path_s(state: CourseState, ledger: Ledger) -> float:
-    """Longest chain of calls that must follow each other: per stage (phase, repair round),
-    the slowest task's attempts in sequence; stages follow one another."""
+    """Longest chain of calls that must follow each other: per stage (metadata, lessons, quality,
+    each completeness round), the slowest task's attempts in sequence; stages follow one another.
+
+    A regenerated lesson's task is `lesson:<id>/r<k>` where k counts that lesson's regenerations
+    across phases 4 and 5, so k is not the completeness round (a lesson resent by phase 4 runs as
+    /r2 next to another lesson's /r1 in the same round). The k-th `regenerate` decision of the
+    lesson holds the round it ran in."""
+    round_of: dict[str, str] = {}
+    regenerations: dict[str, int] = defaultdict(int)
+    for d in state.decisions:
+        if d.action == "regenerate":
+            regenerations[d.task] += 1
+            round_of[f"{d.task}/r{regenerations[d.task]}"] = str(d.inputs.get("round", ""))
     chains: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in ledger.records:
-        round_tag = r.task.rsplit("/", 1)[1] if "/" in r.task else ""
-        stage = ("metadata", "") if r.phase == "metadata" else (r.phase, round_tag)
+        if r.phase == "completeness":
+            fallback = "tag:" + (r.task.rsplit("/", 1)[1] if "/" in r.task else "")
+            stage = (r.phase, round_of.get(r.task, fallback))
+        else:
+            stage = (r.phase, "")
         chains[stage][r.task] += r.latency_ms
     return sum(max(tasks.values()) for tasks in chains.values()) / 1000
 

@@ -7,7 +7,7 @@ These are parsed from model text with `model_validate_json`; unknown keys are ig
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,10 +69,10 @@ class MetadataExtrasDraft(_Draft):
 
 class ExerciseDraft(_Draft):
     type: ExerciseType
-    question: str = Field(min_length=8, max_length=500)
-    options: list[str] | None = Field(default=None, max_length=6)
-    answer: str = Field(min_length=1, max_length=400)
-    explanation: str = Field(min_length=8, max_length=500)
+    question: str = Field(min_length=8, max_length=300)
+    options: list[Annotated[str, Field(min_length=1, max_length=160)]] | None = Field(default=None, max_length=6)
+    answer: str = Field(min_length=1, max_length=200)
+    explanation: str = Field(min_length=8, max_length=300)
     #: Number of the learning outcome this exercise assesses (one the lesson teaches).
     outcome: int = Field(ge=1, le=50)
 

@@ -8,6 +8,8 @@ check. A failing lesson never sinks the others: its slot is marked failed and ph
 from __future__ import annotations
 
 import asyncio
+import functools
+from typing import Any
 
 from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
@@ -23,8 +25,20 @@ from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
 __all__ = ["EffectsEmbedder", "check_lesson", "create_slots", "generate_lessons"]
 
-_LESSON_SCHEMA = json_schema_of(LessonDraft)
 _LESSON_MAX_TOKENS = 1800
+#: Characters per word used to turn the configured word range into the schema's string bounds.
+_CHARS_PER_WORD_MIN, _CHARS_PER_WORD_MAX = 4, 8
+
+
+@functools.lru_cache(maxsize=8)
+def lesson_schema(min_words: int, max_words: int) -> dict[str, Any]:
+    """The lesson schema with `content` bounded by the configured word range, so a grammar-
+    constrained model physically cannot run long, and a hosted one is told the same bounds."""
+    schema = json_schema_of(LessonDraft)
+    content = schema["properties"]["content"]
+    content["minLength"] = max(content["minLength"], min_words * _CHARS_PER_WORD_MIN)
+    content["maxLength"] = max(content["minLength"] + 1, min(content["maxLength"], max_words * _CHARS_PER_WORD_MAX))
+    return schema
 
 
 class EffectsEmbedder(Embedder):
@@ -123,12 +137,12 @@ async def generate_lesson(
         )
         return ChatRequest(
             messages,
-            json_schema=_LESSON_SCHEMA,
+            json_schema=lesson_schema(*words),
             schema_name="lesson",
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
             temperature=ctx.settings.routing.temperature,
             timeout_s=priority.timeout_s,
-            tags={"phase": phase, "task": task, "retries": str(priority.retries)},
+            tags={"phase": phase, "task": task, "max_retries": str(priority.retries)},
         )
 
     probe = build(ctx.settings.routing.ladder[0], 1, "")

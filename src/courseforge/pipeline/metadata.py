@@ -118,6 +118,8 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     analysis = state.analysis
     temperature = routing.temperature
     n_lessons = sum(state.lesson_counts)
+    _, critical = ctx.priority_for("metadata", True)
+    _, standard = ctx.priority_for("metadata", False)
 
     def build_core(tier: str, attempt: int, feedback: str) -> ChatRequest:
         wanted = 900 + 45 * n_lessons
@@ -127,7 +129,8 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
             schema_name="course_metadata",
             max_tokens=_max_tokens(ctx, tier, wanted),
             temperature=temperature,
-            tags={"phase": "metadata", "task": "metadata_core"},
+            timeout_s=critical.timeout_s,
+            tags={"phase": "metadata", "task": "metadata_core", "max_retries": str(critical.retries)},
         )
 
     def build_extras(tier: str, attempt: int, feedback: str) -> ChatRequest:
@@ -137,7 +140,8 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
             schema_name="course_extras",
             max_tokens=_max_tokens(ctx, tier, 500),
             temperature=temperature,
-            tags={"phase": "metadata", "task": "metadata_extras"},
+            timeout_s=standard.timeout_s,
+            tags={"phase": "metadata", "task": "metadata_extras", "max_retries": str(standard.retries)},
         )
 
     async def check_extras(draft: MetadataExtrasDraft) -> Verdict:
@@ -151,8 +155,6 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
             )
         return Verdict(True, score=1.0)
 
-    _, critical = ctx.priority_for("metadata", True)
-    _, standard = ctx.priority_for("metadata", False)
     core_task = run_cascade(
         phase="metadata",
         task="metadata_core",

@@ -40,6 +40,11 @@ def validate_analysis(data: Any) -> AnalysisResult:
     except ValidationError as exc:
         problems = [(_path(e["loc"]), _reason(e)) for e in exc.errors()]
         raise InputError(f"analysis_result has {len(problems)} problem(s)", problems) from exc
+    _check_capacity(analysis)
+    return analysis
+
+
+def _check_capacity(analysis: AnalysisResult) -> None:
     capacity = len(analysis.sections) * MAX_LESSONS_PER_SECTION
     if analysis.min_lessons > capacity:
         raise InputError(
@@ -52,7 +57,6 @@ def validate_analysis(data: Any) -> AnalysisResult:
                 )
             ],
         )
-    return analysis
 
 
 def parse_analysis(raw: bytes, *, max_bytes: int) -> AnalysisResult:
@@ -75,6 +79,8 @@ def parse_analysis(raw: bytes, *, max_bytes: int) -> AnalysisResult:
 def plan_lesson_counts(analysis: AnalysisResult) -> list[int]:
     """Lessons per section: as asked, then raised one at a time (largest sections' neighbours
     first, round-robin) until the total reaches min_lessons. Pure and deterministic."""
+    # An AnalysisResult built directly (not via validate_analysis) may ask for more than fits.
+    _check_capacity(analysis)
     counts = [s.lesson_count for s in analysis.sections]
     i = 0
     while sum(counts) < analysis.min_lessons:

@@ -1,0 +1,166 @@
+"""Staying inside a provider's limits: request/token rates, calls in flight, time per call.
+
+`RateLimiter` keeps two token buckets (requests and tokens per minute) in this process; a caller
+that finds no capacity waits for it instead of failing, because a 429 costs a round trip and
+a retry delay while a local wait costs nothing. `Limiter` is the interface (`acquire`) so a
+shared, Redis-backed limiter can replace it when several workers share one API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import ProviderTimeout
+from ..providers.base import ChatModel, ChatRequest, ChatResponse
+from ._wrapper import WrapperModel
+from .clock import Clock, SystemClock
+from .hooks import Hooks, RateLimitWait, no_hooks
+
+__all__ = [
+    "ConcurrencyLimitedModel",
+    "Limiter",
+    "RateLimitedModel",
+    "RateLimiter",
+    "TimeoutModel",
+    "estimate_request_tokens",
+]
+
+#: Float slack when comparing a refilled bucket with a need, so 0.9999999 of 1 does not wait.
+_EPSILON = 1e-9
+#: Rough characters per token of English prompts, for the pre-call estimate.
+_CHARS_PER_TOKEN = 4
+
+
+class Limiter(Protocol):
+    async def acquire(self, tokens: int = 0) -> float:
+        """Wait until one request using `tokens` tokens fits; return the seconds waited."""
+        ...
+
+
+class _Bucket:
+    """`per_minute` units, refilled continuously; starts full so a fresh process may burst."""
+
+    def __init__(self, per_minute: int, now: float) -> None:
+        self.capacity = float(per_minute)
+        self.rate_per_s = per_minute / 60.0
+        self.level = self.capacity
+        self.updated = now
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+
+    def wait_s(self, amount: float) -> float:
+        deficit = amount - self.level
+        return 0.0 if deficit <= _EPSILON else deficit / self.rate_per_s
+
+
+class RateLimiter:
+    """In-process requests-per-minute and tokens-per-minute limits (None means unlimited).
+
+    Waiters are served first come, first served. A request larger than the whole TPM budget
+    waits for a full bucket and then goes through, rather than waiting forever.
+    """
+
+    def __init__(self, *, rpm: int | None = None, tpm: int | None = None, clock: Clock | None = None) -> None:
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None")
+        self._clock: Clock = clock or SystemClock()
+        now = self._clock.monotonic()
+        self._requests = _Bucket(rpm, now) if rpm else None
+        self._tokens = _Bucket(tpm, now) if tpm else None
+        self._queue = asyncio.Lock()
+
+    async def acquire(self, tokens: int = 0) -> float:
+        if tokens < 0:
+            raise ValueError("tokens must be >= 0")
+        start = self._clock.monotonic()
+        async with self._queue:
+            while True:
+                now = self._clock.monotonic()
+                needs = self._needs(tokens)
+                for bucket, _ in needs:
+                    bucket.refill(now)
+                wait = max((bucket.wait_s(amount) for bucket, amount in needs), default=0.0)
+                if wait <= 0.0:
+                    for bucket, amount in needs:
+                        bucket.level -= amount
+                    return now - start
+                await self._clock.sleep(wait)
+
+    def _needs(self, tokens: int) -> list[tuple[_Bucket, float]]:
+        needs: list[tuple[_Bucket, float]] = []
+        if self._requests is not None:
+            needs.append((self._requests, 1.0))
+        if self._tokens is not None and tokens:
+            needs.append((self._tokens, min(float(tokens), self._tokens.capacity)))
+        return needs
+
+
+def estimate_request_tokens(request: ChatRequest) -> int:
+    """Prompt characters / 4 plus `max_tokens`: an upper-leaning guess made before the call,
+    since providers count the completion allowance against TPM too."""
+    chars = sum(len(m.content) for m in request.messages)
+    return chars // _CHARS_PER_TOKEN + 1 + request.max_tokens
+
+
+class RateLimitedModel(WrapperModel):
+    """Waits for the limiter's capacity before each call; waits are reported to hooks."""
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        limiter: Limiter,
+        estimate_tokens: Callable[[ChatRequest], int] = estimate_request_tokens,
+        *,
+        hooks: Hooks = no_hooks,
+    ) -> None:
+        super().__init__(inner)
+        self.limiter = limiter
+        self._estimate_tokens = estimate_tokens
+        self._hooks = hooks
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        waited_s = await self.limiter.acquire(self._estimate_tokens(request))
+        if waited_s > 0:
+            self._hooks(RateLimitWait(self.model_id, waited_s))
+        return await self.inner.complete(request)
+
+
+class ConcurrencyLimitedModel(WrapperModel):
+    """At most the semaphore's value of calls in flight; share one semaphore per provider."""
+
+    def __init__(self, inner: ChatModel, semaphore: asyncio.Semaphore) -> None:
+        super().__init__(inner)
+        self.semaphore = semaphore
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        async with self.semaphore:
+            return await self.inner.complete(request)
+
+
+class TimeoutModel(WrapperModel):
+    """Bounds each call by `request.timeout_s`, else `default_timeout_s` (None: no bound).
+
+    Placed innermost, it times one attempt on the wire: time spent queueing for rate or
+    concurrency capacity, or between retries, is not charged to the call.
+    """
+
+    def __init__(self, inner: ChatModel, default_timeout_s: float | None = None) -> None:
+        if default_timeout_s is not None and default_timeout_s <= 0:
+            raise ValueError("default_timeout_s must be > 0 or None")
+        super().__init__(inner)
+        self.default_timeout_s = default_timeout_s
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
+        if timeout_s is None:
+            return await self.inner.complete(request)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self.inner.complete(request)
+        except TimeoutError as error:
+            raise ProviderTimeout(f"no answer within {timeout_s:g}s", model=self.model_id) from error

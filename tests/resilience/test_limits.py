@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from courseforge.errors import ProviderError, ProviderTimeout
+from courseforge.providers.base import ChatRequest, Message
+from courseforge.resilience import (
+    ConcurrencyLimitedModel,
+    FakeClock,
+    RateLimitedModel,
+    RateLimiter,
+    RateLimitWait,
+    RecordingHooks,
+    TimeoutModel,
+    estimate_request_tokens,
+)
+from courseforge.testing import ScriptedModel, sequence
+
+#: Upper bound on real waiting where a bug would otherwise hang the test.
+GUARD_S = 1.0
+
+
+async def test_rpm_61st_request_waits_one_second(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=60, clock=clock)
+    waits = [await limiter.acquire() for _ in range(60)]
+    assert waits == [0.0] * 60
+    assert clock.now == 0.0
+
+    assert await limiter.acquire() == pytest.approx(1.0)
+    assert clock.now == pytest.approx(1.0)
+    assert clock.sleeps == [pytest.approx(1.0)]
+
+
+async def test_rpm_refills_with_time(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=60, clock=clock)
+    for _ in range(60):
+        await limiter.acquire()
+    clock.advance(30.0)
+    waits = [await limiter.acquire() for _ in range(30)]
+    assert waits == [0.0] * 30
+    assert await limiter.acquire() == pytest.approx(1.0)
+
+
+async def test_tpm_waits_for_token_capacity(clock: FakeClock) -> None:
+    limiter = RateLimiter(tpm=6000, clock=clock)  # 100 tokens per second
+    assert await limiter.acquire(4000) == 0.0
+    assert await limiter.acquire(2000) == 0.0
+    assert await limiter.acquire(500) == pytest.approx(5.0)
+    assert clock.sleeps == [pytest.approx(5.0)]
+
+
+async def test_request_bigger_than_tpm_waits_for_a_full_bucket(clock: FakeClock) -> None:
+    limiter = RateLimiter(tpm=600, clock=clock)  # 10 tokens per second
+    assert await limiter.acquire(300) == 0.0
+    waited = await asyncio.wait_for(limiter.acquire(10_000), GUARD_S)  # never fails, never hangs
+    assert waited == pytest.approx(30.0)
+
+
+async def test_both_limits_apply_the_longer_wait(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=60, tpm=600, clock=clock)
+    assert await limiter.acquire(600) == 0.0
+    assert await limiter.acquire(50) == pytest.approx(5.0)  # tokens bind, not requests
+
+
+async def test_unlimited_never_waits(clock: FakeClock) -> None:
+    limiter = RateLimiter(clock=clock)
+    assert [await limiter.acquire(10**9) for _ in range(1000)] == [0.0] * 1000
+    assert clock.sleeps == []
+
+
+async def test_concurrent_waiters_are_served_in_turn(clock: FakeClock) -> None:
+    limiter = RateLimiter(rpm=60, clock=clock)
+
+    async def take() -> float:
+        await limiter.acquire()
+        return clock.now  # fake time at which this request was let through
+
+    granted_at = await asyncio.gather(*(take() for _ in range(63)))
+    assert granted_at[:60] == [0.0] * 60
+    assert granted_at[60:] == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(3.0)]
+    assert clock.sleeps == [pytest.approx(1.0)] * 3
+
+
+def test_invalid_limits_rejected() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(rpm=0)
+    with pytest.raises(ValueError):
+        asyncio.run(RateLimiter(rpm=1).acquire(-1))
+
+
+async def test_rate_limited_model_reports_waits(
+    clock: FakeClock, hooks: RecordingHooks, request_: ChatRequest
+) -> None:
+    inner = ScriptedModel(sequence(["ok"]), model_id="cheap")
+    model = RateLimitedModel(inner, RateLimiter(rpm=2, clock=clock), hooks=hooks)
+    for _ in range(3):
+        assert (await model.complete(request_)).text == "ok"
+    assert inner.calls == 3
+    assert model.model_id == "cheap"
+    assert hooks.waits == [RateLimitWait("cheap", pytest.approx(30.0))]  # type: ignore[arg-type]
+
+
+async def test_rate_limited_model_uses_the_estimate(clock: FakeClock, request_: ChatRequest) -> None:
+    limiter = RateLimiter(tpm=60, clock=clock)  # 1 token per second
+    model = RateLimitedModel(ScriptedModel(sequence(["ok"])), limiter, lambda _: 45)
+    await model.complete(request_)
+    await model.complete(request_)
+    assert clock.sleeps == [pytest.approx(30.0)]
+
+
+def test_token_estimate_counts_prompt_and_completion_allowance() -> None:
+    request = ChatRequest(messages=[Message("system", "x" * 400), Message("user", "y" * 400)], max_tokens=500)
+    assert estimate_request_tokens(request) == 200 + 1 + 500
+
+
+async def test_concurrency_never_exceeds_the_limit(request_: ChatRequest) -> None:
+    in_flight = 0
+    peak = 0
+
+    async def busy(request: ChatRequest) -> str:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        in_flight -= 1
+        return "ok"
+
+    inner = ScriptedModel(busy)
+    limited = ConcurrencyLimitedModel(inner, asyncio.Semaphore(3))
+    results = await asyncio.gather(*(limited.complete(request_) for _ in range(20)))
+    assert [r.text for r in results] == ["ok"] * 20
+    assert peak == 3
+
+    peak = 0  # control: without the limiter all 20 overlap, so the assertion above can fail
+    await asyncio.gather(*(inner.complete(request_) for _ in range(20)))
+    assert peak == 20
+
+
+async def _hang(_: ChatRequest) -> str:
+    await asyncio.Event().wait()
+    return "never"
+
+
+async def test_request_timeout_maps_to_provider_timeout(request_: ChatRequest) -> None:
+    model = TimeoutModel(ScriptedModel(_hang, model_id="slow"), default_timeout_s=60.0)
+    with pytest.raises(ProviderTimeout) as caught:
+        await asyncio.wait_for(
+            model.complete(ChatRequest(messages=request_.messages, timeout_s=0.005)), GUARD_S
+        )
+    assert caught.value.model == "slow"
+    assert caught.value.retryable
+    assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+async def test_default_timeout_applies_when_request_has_none(request_: ChatRequest) -> None:
+    model = TimeoutModel(ScriptedModel(_hang), default_timeout_s=0.005)
+    with pytest.raises(ProviderTimeout):
+        await asyncio.wait_for(model.complete(request_), GUARD_S)
+
+
+async def test_no_timeout_passes_through(request_: ChatRequest) -> None:
+    model = TimeoutModel(ScriptedModel(sequence(["fast"])))
+    assert (await model.complete(request_)).text == "fast"
+
+
+async def test_inner_provider_errors_pass_through_timeout(request_: ChatRequest) -> None:
+    error = ProviderError("boom")
+    model = TimeoutModel(ScriptedModel(sequence([error])), default_timeout_s=1.0)
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(request_)
+    assert caught.value is error
