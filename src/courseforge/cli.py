@@ -90,8 +90,10 @@ def validate(
 class _Progress:
     """Rich progress on a terminal; silence when stderr is piped."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, lines: bool = False) -> None:
         self.enabled = enabled
+        #: Plain one-line-per-event progress (``--verbose`` when stderr is not a terminal).
+        self.lines = lines and not enabled
         self._progress: Any = None
         self._task: Any = None
 
@@ -115,6 +117,9 @@ class _Progress:
             self._progress.__exit__(*exc)
 
     def __call__(self, event: ProgressEvent) -> None:
+        if self.lines:
+            detail = f" {event.done}/{event.total}" if event.kind == "task_done" else ""
+            err.print(f"{event.phase} {event.kind}{detail} {event.message}".rstrip())
         if self._progress is None:
             return
         if event.kind == "start":
@@ -175,6 +180,7 @@ def generate(
         Path | None, typer.Option("--report", help="Where to write the report JSON")
     ] = None,
     config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress lines even when piped.")] = False,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
     from .engine import Engine, dumps
@@ -190,7 +196,7 @@ def generate(
     async def run() -> tuple[Course | None, Report]:
         engine = Engine(loaded.settings)
         try:
-            with _Progress(err.is_terminal) as progress:
+            with _Progress(err.is_terminal, verbose) as progress:
                 result = await engine.generate(analysis, progress=progress)
             return result.course, result.report
         finally:
