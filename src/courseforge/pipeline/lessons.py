@@ -155,6 +155,15 @@ async def generate_lesson(
         context_tokens=estimate_input_tokens(probe.messages) + probe.max_tokens,
     )
     route = route_task(profile, ctx.settings.routing, ctx.settings.models)
+    start_tier = route.tier
+    ceiling = ctx.policy(priority)().ceiling
+    ladder = ctx.settings.routing.ladder
+    if ceiling and start_tier in ladder and ladder.index(start_tier) > ladder.index(ceiling):
+        # Near the budget cap new tasks start no higher than the step-down tier.
+        state.decisions.append(Decision(task=task, action="step_down", tier=ceiling,
+                                        reason=f"budget {ctx.effects.budget_fraction():.0%} used: "
+                                        f"{start_tier} capped at {ceiling}"))
+        start_tier = ceiling
     state.decisions.append(
         Decision(
             task=task,
@@ -169,7 +178,7 @@ async def generate_lesson(
             result = await run_cascade(
                 phase=phase,
                 task=task,
-                start_tier=route.tier,
+                start_tier=start_tier,
                 policy=ctx.policy(priority),
                 build=build,
                 parse=parser_for(LessonDraft),
