@@ -1,0 +1,158 @@
+"""Helpers for the engine tests: hosted settings with the hashing embedder, the example
+analysis, scripted models per model id, and an engine wired to them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from courseforge.config import Settings, load_config
+from courseforge.domain import AnalysisResult
+from courseforge.engine import Engine
+from courseforge.pipeline import validate_analysis
+from courseforge.providers import ChatModel, ChatRequest, Message
+from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
+from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer, Script, ScriptedModel
+from courseforge.testing.loopback import LoopbackHandler
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def hosted_settings(**updates: Any) -> Settings:
+    """The bundled hosted profile, gated with the hashing embedder (fast, no torch)."""
+    settings = load_config("hosted", env={"OPENROUTER_API_KEY": "test-key"}).settings
+    gates = settings.gates.model_copy(update={"embedding_model": "hashing"})
+    return settings.model_copy(update={"gates": gates, **updates})
+
+
+def example_data(name: str = "python-basics") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text("utf-8"))
+    return data
+
+
+def example_analysis(name: str = "python-basics", **overrides: Any) -> AnalysisResult:
+    return validate_analysis({**example_data(name), **overrides})
+
+
+def scripted_models(
+    settings: Settings, script_for: Callable[[str], Script] | None = None, *, latency_s: float = 0.0
+) -> dict[str, ScriptedModel]:
+    """One ScriptedModel per configured model id; `script_for(model_id)` gives its script
+    (default: a fresh CourseAuthor)."""
+    make = script_for or (lambda _model_id: CourseAuthor())
+    return {m: ScriptedModel(make(m), model_id=m, latency_s=latency_s) for m in settings.models}
+
+
+def make_engine(settings: Settings, models: Mapping[str, ChatModel]) -> Engine:
+    return Engine(settings, env={}, models=models, embedder=CachedEmbedder(HashingEmbedder()))
+
+
+def request_from_payload(payload: Mapping[str, Any]) -> ChatRequest:
+    """An OpenAI chat payload back into a ChatRequest (for CourseAuthor behind a server)."""
+    return ChatRequest([Message(m["role"], m["content"]) for m in payload["messages"]])
+
+
+def author_reply(author: CourseAuthor | None = None) -> Callable[[dict[str, Any]], LoopbackReply]:
+    """A LoopbackServer handler answering like an OpenAI-compatible provider with CourseAuthor text."""
+    writer = author or CourseAuthor()
+
+    def handler(payload: dict[str, Any]) -> LoopbackReply:
+        text = writer(request_from_payload(payload))
+        prompt = sum(len(m["content"].split()) for m in payload["messages"])
+        return LoopbackReply.completion(
+            text,
+            model=payload["model"],
+            usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())},
+        )
+
+    return handler
+
+
+@contextmanager
+def loopback_in_thread(handler: LoopbackHandler) -> Iterator[LoopbackServer]:
+    """A LoopbackServer on its own event loop in a thread, for synchronous callers (the CLI)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = LoopbackServer(handler)
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def loopback_config(base_url: str, **extra: Any) -> dict[str, Any]:
+    """A three-tier config on one OpenAI-compatible provider at `base_url`, hashing gates."""
+    config: dict[str, Any] = {
+        "profile": "loopback-test",
+        "providers": {
+            "loop": {
+                "kind": "openai",
+                "base_url": base_url,
+                "api_key_env": None,
+                "headers": {
+                    "HTTP-Referer": "https://example.test/courseforge",
+                    "X-Title": "courseforge-tests",
+                },
+                "max_concurrency": 8,
+            }
+        },
+        "models": {
+            "small": {
+                "provider": "loop",
+                "name": "test/small",
+                "price_in_per_m": "0.03",
+                "price_out_per_m": "0.13",
+            },
+            "medium": {
+                "provider": "loop",
+                "name": "test/medium",
+                "price_in_per_m": "0.03",
+                "price_out_per_m": "0.17",
+            },
+            "large": {
+                "provider": "loop",
+                "name": "test/large",
+                "price_in_per_m": "0.78",
+                "price_out_per_m": "3.90",
+            },
+        },
+        "routing": {
+            "tiers": {"cheap": "small", "mid": "medium", "premium": "large"},
+            "ladder": ["cheap", "mid", "premium"],
+            "long_context_tier": None,
+            "metadata_tier": "premium",
+            "metadata_extras_tier": "mid",
+            "section_types": {"warmup": {"start_tier": "cheap", "priority": "supplementary"}},
+            "priorities": {
+                "critical": {"max_attempts": 4, "retries": 0, "timeout_s": 10},
+                "standard": {"max_attempts": 3, "retries": 0, "timeout_s": 10},
+                "supplementary": {"max_attempts": 2, "retries": 0, "timeout_s": 10, "escalate": False},
+            },
+        },
+        "gates": {
+            "embedding_model": "hashing",
+            "similarity": {"hashing": {"pass_at": 0.12, "severe_below": 0.04}},
+            "lesson_min_words": 120,
+            "lesson_max_words": 900,
+        },
+        "budget": {"per_course_usd": "0.45", "step_down_at": 0.8, "step_down_tier": "mid"},
+    }
+    config.update(extra)
+    return config
+
+
+def write_config(path: Path, config: Mapping[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(dict(config), sort_keys=False), "utf-8")
+    return path

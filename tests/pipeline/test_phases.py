@@ -1,0 +1,396 @@
+"""Phases 2-5 one at a time, with scripted models behind the real InProcessEffects and ledger."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from courseforge.config import Settings
+from courseforge.domain import AnalysisResult
+from courseforge.errors import GenerationFailed, ProviderHTTPError
+from courseforge.ledger import Ledger
+from courseforge.pipeline import CourseState, PipelineContext, plan_lesson_counts, run_pipeline
+from courseforge.pipeline.lessons import create_slots, generate_lessons
+from courseforge.pipeline.metadata import run_metadata
+from courseforge.pipeline.prompts import parse_brief
+from courseforge.pipeline.review import assemble_course, check_completeness, run_completeness, run_quality
+from courseforge.providers import ChatRequest
+from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
+from courseforge.runtime import InProcessEffects
+from courseforge.testing import CourseAuthor, ScriptedModel
+from engine_helpers import example_analysis, hosted_settings
+
+
+class Switch:
+    """A script whose behaviour a test can change between phases."""
+
+    def __init__(self, fn: Callable[[ChatRequest], Any] | None = None) -> None:
+        self.fn: Callable[[ChatRequest], Any] = fn or CourseAuthor()
+
+    def __call__(self, request: ChatRequest) -> Any:
+        return self.fn(request)
+
+
+class Rig:
+    def __init__(self, analysis: AnalysisResult | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or hosted_settings()
+        self.analysis = analysis or example_analysis()
+        self.script = Switch()
+        self.models = {m: ScriptedModel(self.script, model_id=m) for m in self.settings.models}
+        self.ledger = Ledger(Decimal("5"))
+        self.effects = InProcessEffects(
+            self.settings, self.models, self.ledger, CachedEmbedder(HashingEmbedder())
+        )
+        self.ctx = PipelineContext(self.settings, self.effects, Decimal("5"))
+        self.state = CourseState(
+            analysis=self.analysis, course_id="test-course", lesson_counts=plan_lesson_counts(self.analysis)
+        )
+
+    def tier_of(self, record_model: str) -> str:
+        return next(t for t, m in self.settings.routing.tiers.items() if m == record_model)
+
+    def records(self, task_prefix: str = "", phase: str = "") -> list[Any]:
+        return [
+            r
+            for r in self.ledger.records
+            if r.task.startswith(task_prefix) and (not phase or r.phase == phase)
+        ]
+
+    def prompts_for(self, task: str) -> list[str]:
+        """User prompts of every request tagged with `task`, across models, in no set order."""
+        return [
+            req.messages[-1].content
+            for model in self.models.values()
+            for req in model.requests
+            if req.tags.get("task") == task
+        ]
+
+    async def through_lessons(self) -> None:
+        await run_metadata(self.state, self.ctx)
+        create_slots(self.state)
+        await generate_lessons(self.state, self.ctx, list(self.state.slots.values()), "lessons")
+
+
+def task_of(request: ChatRequest) -> str:
+    return str(parse_brief(request.messages).get("task"))
+
+
+def lesson_title(request: ChatRequest) -> str:
+    return str(parse_brief(request.messages).get("lesson_title", ""))
+
+
+# -- phase 2: metadata ---------------------------------------------------------------------------
+
+
+async def test_metadata_critical_on_premium_extras_on_their_tier() -> None:
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    routing = rig.settings.routing
+    core = rig.records("metadata_core")
+    extras = rig.records("metadata_extras")
+    assert [(r.tier, r.model, r.outcome) for r in core] == [
+        (routing.metadata_tier, routing.tiers[routing.metadata_tier], "ok")
+    ]
+    assert routing.metadata_tier == "premium"
+    assert [(r.tier, r.outcome) for r in extras] == [(routing.metadata_extras_tier, "ok")]
+    assert {r.phase for r in rig.ledger.records} == {"metadata"}
+    assert rig.state.core is not None and rig.state.extras is not None
+    assert not rig.state.flags
+
+
+async def test_metadata_structure_matches_plan_and_teaches_every_outcome() -> None:
+    rig = Rig(example_analysis(min_lessons=12))  # plan raises 10 requested lessons to 12
+    await run_metadata(rig.state, rig.ctx)
+    counts = rig.state.lesson_counts
+    assert sum(counts) == 12
+    assert [len(p.lessons) for p in rig.state.plans] == counts
+    assert [p.title for p in rig.state.plans] == [s.title for s in rig.analysis.sections]
+    ids = [o.id for o in rig.state.outcomes]
+    assert ids == [f"LO{i + 1}" for i in range(len(ids))]
+    taught = {o for p in rig.state.plans for lp in p.lessons for o in lp.outcome_ids}
+    assert taught == set(ids)
+    assert [lp.id for lp in rig.state.plans[0].lessons] == ["S1-L1", "S1-L2", "S1-L3"]
+
+
+async def test_metadata_structure_normalised_by_rule() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+
+    def sloppy(request: ChatRequest) -> str:
+        text = author(request)
+        if task_of(request) != "metadata_core":
+            return text
+        data = json.loads(text)
+        sections = data["sections"]
+        sections[0]["lessons"] = sections[0]["lessons"][:1]  # one lesson short
+        sections[1]["lessons"] = sections[1]["lessons"] * 2  # two lessons too many
+        for s in sections:
+            for lesson in s["lessons"]:
+                lesson["outcomes"] = [1, 99]  # only outcome 1 taught; 99 does not exist
+        return json.dumps(data)
+
+    rig.script.fn = sloppy
+    await run_metadata(rig.state, rig.ctx)
+    assert [len(p.lessons) for p in rig.state.plans] == rig.state.lesson_counts == [2, 2, 2, 2, 2]
+    added = rig.state.plans[0].lessons[1]
+    assert added.title.startswith("Getting started: ")
+    n_out = len(rig.state.outcomes)
+    assert n_out >= 3
+    all_ids = [o for p in rig.state.plans for lp in p.lessons for o in lp.outcome_ids]
+    assert "LO99" not in all_ids
+    assert set(all_ids) == {f"LO{i}" for i in range(1, n_out + 1)}
+    fixes = [d for d in rig.state.decisions if d.action == "fix"]
+    assert any("added lesson" in d.reason for d in fixes)
+    assert sum("was taught by no lesson" in d.reason for d in fixes) == n_out - 1
+
+
+async def test_metadata_too_few_sections_is_sent_back_with_feedback() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+    calls = Counter[str]()
+
+    def short_first(request: ChatRequest) -> str:
+        text = author(request)
+        if task_of(request) == "metadata_core":
+            calls["core"] += 1
+            if calls["core"] == 1:
+                data = json.loads(text)
+                data["sections"] = data["sections"][:3]
+                return json.dumps(data)
+        return text
+
+    rig.script.fn = short_first
+    await run_metadata(rig.state, rig.ctx)
+    core = rig.records("metadata_core")
+    assert [r.outcome for r in core] == ["rejected", "ok"]
+    assert [r.tier for r in core] == ["premium", "premium"]
+    second = [p for p in rig.prompts_for("metadata_core") if "rejected" in p]
+    assert second and "needs exactly 5" in second[0]
+
+
+async def test_metadata_extras_fall_back_by_rule_with_a_review_flag() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+    rig.script.fn = lambda r: "I'd rather not." if task_of(r) == "metadata_extras" else author(r)
+    await run_metadata(rig.state, rig.ctx)
+    extras = rig.records("metadata_extras")
+    assert len(extras) == 3 and all(r.outcome == "rejected" for r in extras)
+    assert extras[0].tier == "mid" and extras[1].tier == "premium"  # schema failure escalates at once
+    assert rig.state.extras is not None
+    assert rig.state.extras.target_audience == rig.analysis.target_audience
+    assert rig.state.extras.time_estimate_minutes == 20 * sum(rig.state.lesson_counts)
+    [flag] = rig.state.flags
+    assert flag.gate == "metadata_extras" and "filled by rule" in flag.reason
+    assert rig.state.core is not None  # the critical fields are unaffected
+
+
+async def test_metadata_core_failing_everywhere_fails_generation() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+    rig.script.fn = lambda r: ProviderHTTPError(400, "bad") if task_of(r) == "metadata_core" else author(r)
+    with pytest.raises(GenerationFailed) as info:
+        await run_metadata(rig.state, rig.ctx)
+    assert "metadata" in info.value.reason
+    assert {r.tier for r in rig.records("metadata_core")} == {"cheap", "mid", "premium"}
+
+
+# -- phase 3: lessons ----------------------------------------------------------------------------
+
+
+async def test_every_lesson_generated_with_outcomes_and_exercises() -> None:
+    rig = Rig()
+    await rig.through_lessons()
+    slots = list(rig.state.slots.values())
+    assert len(slots) == 10
+    for slot in slots:
+        assert slot.status == "accepted", (slot.id, slot.reason)
+        assert slot.draft is not None and slot.draft.exercises
+        assert {e.outcome for e in slot.draft.exercises} == set(slot.outcome_numbers)
+        assert slot.attempts == 1 and slot.model == rig.settings.routing.tiers[slot.tier]
+        assert {g.gate for g in slot.gates} >= {"length", "exercises", "similarity", "exercise_outcomes"}
+    lesson_records = rig.records("lesson:", phase="lessons")
+    assert len(lesson_records) == 10 and all(r.outcome == "ok" for r in lesson_records)
+    routes = [d for d in rig.state.decisions if d.action == "route"]
+    assert len(routes) == 10
+    warmup = [d for d in routes if d.inputs["section_type"] == "warmup"]
+    assert warmup and all(d.tier == "cheap" for d in warmup)
+
+
+def off_topic_s2_l1(brief: dict[str, Any]) -> bool:
+    return brief["section"] == "Making decisions" and "part 1" in brief["lesson_title"]
+
+
+async def test_off_topic_lesson_is_rejected_escalated_and_flagged_others_unaffected() -> None:
+    rig = Rig()
+    rig.script.fn = CourseAuthor(off_topic=off_topic_s2_l1)
+    await rig.through_lessons()
+    bad = rig.state.slots["S2-L1"]
+    assert bad.status == "flagged"
+    records = rig.records("lesson:S2-L1")
+    assert all(r.outcome == "rejected" for r in records)
+    assert len(records) == bad.attempts == 3
+    ladder = rig.settings.routing.ladder
+    assert ladder.index(records[-1].tier) > ladder.index(records[0].tier)  # escalated
+    decisions = [d for d in rig.state.decisions if d.task == "lesson:S2-L1"]
+    assert "escalate" in [d.action for d in decisions]
+    assert decisions[-1].action == "flag"
+    similarity = next(g for g in bad.gates if g.gate == "similarity")
+    assert not similarity.passed
+    # the gate's verdict went back to the model in the next prompt
+    assert any("rejected" in p for p in rig.prompts_for("lesson:S2-L1"))
+    others = [s for s in rig.state.slots.values() if s.id != "S2-L1"]
+    assert all(s.status == "accepted" and s.attempts == 1 for s in others)
+    course = assemble_course(rig.state)
+    assert course.status == "needs_review"
+    assert [f.target for f in course.review] == ["lesson:S2-L1"]
+
+
+async def test_a_section_whose_calls_fail_does_not_sink_the_others() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+
+    def broken_section(request: ChatRequest) -> Any:
+        if task_of(request) == "lesson" and "(Repeating work," in lesson_title(request):
+            return ProviderHTTPError(400, "content policy")
+        return author(request)
+
+    rig.script.fn = broken_section
+    await rig.through_lessons()
+    statuses = {s.id: s.status for s in rig.state.slots.values()}
+    assert statuses["S3-L1"] == statuses["S3-L2"] == "failed"
+    assert all(v == "accepted" for k, v in statuses.items() if not k.startswith("S3-"))
+    failed = rig.records("lesson:S3-L1")
+    assert failed and all(r.outcome == "error" for r in failed)
+    assert "content policy" in failed[0].reason
+
+
+# -- phase 4: quality ----------------------------------------------------------------------------
+
+
+async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    author = CourseAuthor()
+    # One text for S1-L1 and S1-L2 that teaches both lessons' outcomes (so each passes its gates).
+    first, second = rig.state.plans[0].lessons[:2]
+    texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
+    shared = " ".join(
+        (
+            "In this lesson we " + " and ".join(texts) + ". The key ideas are running Python and variables."
+        ).split()
+        * 20
+    )[:3900]
+    dup_titles = {first.title, second.title}
+
+    def duplicating(request: ChatRequest) -> str:
+        text = author(request)
+        if (
+            task_of(request) == "lesson"
+            and lesson_title(request) in dup_titles
+            and "repeated lesson" not in request.messages[-1].content
+        ):
+            data = json.loads(text)
+            data["content"] = shared
+            return json.dumps(data)
+        return text
+
+    rig.script.fn = duplicating
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    s1, s2 = rig.state.slots["S1-L1"], rig.state.slots["S1-L2"]
+    assert s1.status == s2.status == "accepted"
+    assert s1.draft is not None and s2.draft is not None and s1.draft.content == s2.draft.content
+    await run_quality(rig.state, rig.ctx)
+    regen = {d.task: d for d in rig.state.decisions if d.action == "regenerate"}
+    assert regen["lesson:S1-L2"].reason.startswith("duplicate of S1-L1 ")
+    assert "lesson:S1-L1" not in regen  # the earlier one stays
+    assert s2.rounds == 1 and s1.rounds == 0
+    [again] = rig.records("lesson:S1-L2/r1")
+    assert again.phase == "quality" and again.outcome == "ok"
+    [prompt] = rig.prompts_for("lesson:S1-L2/r1")
+    assert "repeated lesson S1-L1" in prompt
+    assert s2.draft is not None and s2.draft.content != s1.draft.content
+    assert s2.feedback == ""  # consumed by the regeneration
+
+
+async def test_quality_leaves_distinct_lessons_alone() -> None:
+    rig = Rig()
+    await rig.through_lessons()
+    await run_quality(rig.state, rig.ctx)
+    lesson_dups = [
+        d
+        for d in rig.state.decisions
+        if d.action == "regenerate" and d.inputs.get("kind", "lesson") == "lesson"
+    ]
+    assert lesson_dups == []
+    assert all(s.status == "accepted" for s in rig.state.slots.values())
+
+
+# -- phase 5: completeness -----------------------------------------------------------------------
+
+
+async def test_failed_slot_is_regenerated_in_a_later_round() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+
+    def fails_in_phase_3(request: ChatRequest) -> Any:
+        if request.tags.get("phase") == "lessons" and request.tags.get("task") == "lesson:S4-L2":
+            return ProviderHTTPError(400, "refused")
+        return author(request)
+
+    rig.script.fn = fails_in_phase_3
+    await rig.through_lessons()
+    slot = rig.state.slots["S4-L2"]
+    assert slot.status == "failed"
+    assert any("9 usable lessons" in p for p in check_completeness(rig.state))
+    await run_quality(rig.state, rig.ctx)
+    await run_completeness(rig.state, rig.ctx)
+    assert slot.status == "accepted" and slot.rounds == 1
+    [record] = rig.records("lesson:S4-L2/r1")
+    assert record.phase == "completeness" and record.outcome == "ok"
+    assert any("earlier attempt at this lesson failed" in p for p in rig.prompts_for("lesson:S4-L2/r1"))
+    # only the failed slot was regenerated
+    assert {r.task for r in rig.records(phase="completeness")} == {"lesson:S4-L2/r1"}
+    assert not rig.state.failure
+    assert check_completeness(rig.state) == []
+    course = assemble_course(rig.state)
+    assert course.status == "approved" and course.review == []
+    lessons = course.lessons()
+    assert len(lessons) >= rig.analysis.min_lessons
+    ids = {o.id for o in course.metadata.learning_outcomes}
+    assert {o for lesson in lessons for o in lesson.outcome_ids} == ids
+    assert {o for lesson in lessons for e in lesson.exercises for o in e.outcome_ids} == ids
+    assert [len(s.lessons) for s in course.sections] == rig.state.lesson_counts
+
+
+async def test_section_that_never_works_fails_the_course_naming_it() -> None:
+    rig = Rig()
+    author = CourseAuthor()
+
+    def broken(request: ChatRequest) -> Any:
+        if task_of(request) == "lesson" and "(Functions," in lesson_title(request):
+            return ProviderHTTPError(400, "refused")
+        return author(request)
+
+    rig.script.fn = broken
+    result = await run_pipeline(rig.analysis, "c", rig.ctx)
+    assert result.course is None
+    assert "'Functions' has no lessons" in result.state.failure
+    assert "8 usable lessons, minimum is 10" in result.state.failure
+    rounds = {r.task for r in rig.records("lesson:S5-L1")}
+    assert rounds == {"lesson:S5-L1", "lesson:S5-L1/r1", "lesson:S5-L1/r2"}  # two repair rounds
+
+
+async def test_whole_pipeline_approved_when_nothing_flagged() -> None:
+    rig = Rig()
+    result = await run_pipeline(rig.analysis, "c", rig.ctx)
+    assert result.course is not None and result.course.status == "approved"
+    assert len(result.course.lessons()) == 10
+    assert [s.id for s in result.course.sections] == ["S1", "S2", "S3", "S4", "S5"]
+    assert result.course.review == [] and not result.state.failure
+    assert {r.phase for r in rig.ledger.records} >= {"metadata", "lessons"}

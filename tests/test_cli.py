@@ -1,0 +1,269 @@
+"""The CLI contract: exit codes 0 / 2 / 3, what is written, what goes to stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from courseforge.cli import app
+from courseforge.testing import LoopbackReply
+from engine_helpers import (
+    EXAMPLES,
+    author_reply,
+    example_data,
+    loopback_config,
+    loopback_in_thread,
+    write_config,
+)
+
+runner = CliRunner()
+NO_KEY = {"OPENROUTER_API_KEY": "", "COURSEFORGE_CONFIG": "", "OPENROUTER_BASE_URL": ""}
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+    return runner.invoke(app, list(args), env={**NO_KEY, **(env or {})}, catch_exceptions=False)
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data), "utf-8")
+    return path
+
+
+# -- validate ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["python-basics", "spanish-a1", "photosynthesis-sourced"])
+def test_validate_examples_exit_0(name: str) -> None:
+    result = invoke("validate", str(EXAMPLES / f"{name}.json"), "--config", "hosted")
+    assert result.exit_code == 0, result.stderr
+    assert "valid:" in result.stderr
+
+
+def test_validate_lists_every_problem_on_stderr_and_exits_2(tmp_path: Path) -> None:
+    data = example_data()
+    data["colour"] = "blue"
+    data["sections"][0]["key_concepts"] = []
+    data["budget_usd"] = 0
+    result = invoke("validate", str(write_json(tmp_path / "bad.json", data)), "--config", "hosted")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    for path in ("$.colour", "$.sections[0].key_concepts", "$.budget_usd"):
+        assert path in result.stderr
+    assert "unknown key" in result.stderr and "greater than 0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"topic": ', "not valid JSON"),
+        (b"\xff\xfe\x00", "not UTF-8"),
+        (b"[]", "must be a JSON object"),
+    ],
+)
+def test_validate_unreadable_inputs_exit_2(tmp_path: Path, raw: bytes, expected: str) -> None:
+    file = tmp_path / "in.json"
+    file.write_bytes(raw)
+    result = invoke("validate", str(file), "--config", "hosted")
+    assert result.exit_code == 2
+    assert expected in result.stderr
+
+
+def test_validate_missing_file_exits_2(tmp_path: Path) -> None:
+    result = invoke("validate", str(tmp_path / "nope.json"), "--config", "hosted")
+    assert result.exit_code == 2
+    assert "nope.json" in result.stderr
+
+
+def test_validate_honours_the_configured_size_limit(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", loopback_config("http://127.0.0.1:9/v1", max_input_bytes=1024))
+    data = example_data()
+    data["style_guidelines"] = "Plain words. " * 200
+    file = write_json(tmp_path / "big.json", data)
+    result = invoke("validate", str(file), "--config", str(config))
+    assert result.exit_code == 2
+    assert "exceeds the limit of 1024" in result.stderr
+
+
+def test_invalid_config_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routing: [1, 2\n", "utf-8")
+    result = invoke("validate", str(EXAMPLES / "python-basics.json"), "--config", str(bad))
+    assert result.exit_code == 2
+    assert "not valid YAML" in result.stderr
+    cfg = loopback_config("http://127.0.0.1:9/v1")
+    cfg["routing"]["tiers"]["premium"] = "missing-model"
+    result = invoke("validate", str(EXAMPLES / "python-basics.json"), "--config", str(write_config(bad, cfg)))
+    assert result.exit_code == 2
+    assert "missing-model" in result.stderr
+
+
+# -- schema, config show -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("which", "fields"),
+    [
+        ("analysis", {"topic", "target_audience", "sections", "budget_usd", "min_lessons"}),
+        ("course", {"course_id", "status", "metadata", "sections", "review"}),
+        ("report", {"total_cost_usd", "budget_usd", "by_phase", "by_model", "calls"}),
+    ],
+)
+def test_schema_prints_json_schema(which: str, fields: set[str]) -> None:
+    result = invoke("schema", which)
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["type"] == "object"
+    assert fields <= set(schema["properties"])
+
+
+def test_analysis_schema_rejects_unknown_keys_and_requires_fields() -> None:
+    schema = json.loads(invoke("schema", "analysis").stdout)
+    assert schema["additionalProperties"] is False
+    assert {"topic", "target_audience", "sections"} <= set(schema["required"])
+    call = json.loads(invoke("schema", "report").stdout)["$defs"]["CallRecord"]
+    assert {"phase", "task", "model", "tier", "attempt", "cost_usd", "latency_ms", "outcome"} <= set(
+        call["properties"]
+    )
+
+
+def test_schema_unknown_exits_2() -> None:
+    result = invoke("schema", "lesson")
+    assert result.exit_code == 2
+    assert "unknown schema" in result.stderr
+
+
+def test_config_show_masks_the_api_key() -> None:
+    secret = "sk-or-v1-0123456789abcdefSECRET"
+    result = invoke("config", "show", "--config", "hosted", env={"OPENROUTER_API_KEY": secret})
+    assert result.exit_code == 0
+    assert secret not in result.output
+    assert "SECRET" not in result.output
+    assert "0123456789" not in result.output
+    import yaml
+
+    shown = yaml.safe_load(result.stdout)
+    assert shown["providers"]["openrouter"]["api_key"].startswith("sk-o")
+    assert shown["models"]["qwen3-max"]["price_out_per_m"] in ("3.90", "3.9", 3.9)
+
+
+def test_config_show_reports_an_unset_key() -> None:
+    result = invoke("config", "show", "--config", "hosted")
+    assert result.exit_code == 0
+    assert "(unset: $OPENROUTER_API_KEY)" in result.stdout
+
+
+def test_config_show_picks_offline_without_a_key_and_says_so() -> None:
+    result = invoke("config", "show")
+    assert result.exit_code == 0
+    assert "offline" in result.stderr
+    assert "profile: offline" in result.stdout
+
+
+# -- generate ------------------------------------------------------------------------------------
+
+
+def test_generate_invalid_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    data = example_data()
+    del data["topic"]
+    file = write_json(tmp_path / "bad.json", data)
+    out, rep = tmp_path / "course.json", tmp_path / "report.json"
+    with loopback_in_thread(author_reply()) as server:
+        config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        result = invoke("generate", str(file), "-o", str(out), "--report", str(rep), "--config", str(config))
+    assert result.exit_code == 2
+    assert "$.topic" in result.stderr
+    assert not out.exists() and not rep.exists()
+    assert server.requests == []  # no model called
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "c.yaml"]
+
+
+def test_generate_success_writes_course_and_report(tmp_path: Path) -> None:
+    out, rep = tmp_path / "out" / "course.json", tmp_path / "out" / "report.json"
+    with loopback_in_thread(author_reply()) as server:
+        config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        result = invoke(
+            "generate",
+            str(EXAMPLES / "python-basics.json"),
+            "-o",
+            str(out),
+            "--report",
+            str(rep),
+            "--config",
+            str(config),
+        )
+    assert result.exit_code == 0, result.stderr
+    course = json.loads(out.read_text("utf-8"))
+    report = json.loads(rep.read_text("utf-8"))
+    assert course["status"] in ("approved", "needs_review")
+    assert report["status"] == course["status"]
+    assert course["course_id"] == "python-basics"
+    assert sum(len(s["lessons"]) for s in course["sections"]) >= 10
+    assert len(report["calls"]) == len(server.requests) > 0
+    assert report["profile"] == "loopback-test"
+    assert "course:" in result.stderr and str(out) in result.stderr
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_generate_default_report_path_is_next_to_the_course(tmp_path: Path) -> None:
+    out = tmp_path / "c1.json"
+    with loopback_in_thread(author_reply()) as server:
+        config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        result = invoke(
+            "generate", str(EXAMPLES / "python-basics.json"), "-o", str(out), "--config", str(config)
+        )
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "c1.report.json").exists()
+
+
+def test_generate_failure_exits_3_writes_report_not_course(tmp_path: Path) -> None:
+    out, rep = tmp_path / "course.json", tmp_path / "report.json"
+    with loopback_in_thread(
+        lambda _p: LoopbackReply(status=500, json_body={"error": {"message": "boom"}})
+    ) as server:
+        config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        result = invoke(
+            "generate",
+            str(EXAMPLES / "python-basics.json"),
+            "-o",
+            str(out),
+            "--report",
+            str(rep),
+            "--config",
+            str(config),
+        )
+    assert result.exit_code == 3, result.stderr
+    assert not out.exists()
+    report = json.loads(rep.read_text("utf-8"))
+    assert report["status"] == "failed"
+    assert "metadata" in report["failure_reason"]
+    assert report["calls"] and all(c["outcome"] == "error" for c in report["calls"])
+    assert report["total_cost_usd"] == 0
+    assert "generation failed" in result.stderr
+    assert len(server.requests) == len(report["calls"])
+
+
+def test_config_without_thresholds_for_its_embedder_exits_2_before_any_call(tmp_path: Path) -> None:
+    out = tmp_path / "course.json"
+    with loopback_in_thread(author_reply()) as server:
+        cfg = loopback_config(server.base_url)
+        cfg["gates"]["similarity"] = {"all-MiniLM-L6-v2": {"pass_at": 0.5, "severe_below": 0.3}}
+        config = write_config(tmp_path / "c.yaml", cfg)
+        result = invoke(
+            "generate", str(EXAMPLES / "python-basics.json"), "-o", str(out), "--config", str(config)
+        )
+    assert result.exit_code == 2
+    assert "no thresholds for embedding_model 'hashing'" in result.stderr
+    assert server.requests == []  # used to be found only at the first lesson gate, after paid calls
+    assert not out.exists()
+
+
+def test_generate_hosted_without_api_key_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "course.json"
+    result = invoke("generate", str(EXAMPLES / "python-basics.json"), "-o", str(out), "--config", "hosted")
+    assert result.exit_code == 2
+    assert "OPENROUTER_API_KEY" in result.stderr
+    assert list(tmp_path.iterdir()) == []
