@@ -244,3 +244,44 @@ def test_plan_lesson_counts_refuses_an_impossible_minimum_instead_of_looping() -
     with pytest.raises(InputError) as info:
         plan_lesson_counts(analysis)
     assert info.value.problems[0][0] == "$.min_lessons"
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path: object) -> None:
+    from courseforge.pipeline import parse_analysis
+
+    raw = (
+        b"\xef\xbb\xbf"
+        + b'{"topic": "t", "target_audience": "a", "min_lessons": 1, "sections": [{"title": "s", "key_concepts": ["k"]}]}'
+    )
+    assert parse_analysis(raw, max_bytes=10_000).topic == "t"
+
+
+@pytest.mark.parametrize(
+    ("patch", "path"),
+    [
+        ({"min_lessons": "10"}, "$.min_lessons"),
+        (
+            {"sections": [{"title": "s", "key_concepts": ["k"], "lesson_count": "2"}]},
+            "$.sections[0].lesson_count",
+        ),
+        ({"sections": [{"title": "s", "key_concepts": ["k"], "critical": "yes"}]}, "$.sections[0].critical"),
+        (
+            {"sections": [{"title": "s", "key_concepts": ["k"], "complexity": 2.5}]},
+            "$.sections[0].complexity",
+        ),
+    ],
+)
+def test_wrong_types_are_rejected_not_coerced(patch: dict[str, object], path: str) -> None:
+    from courseforge.errors import InputError
+    from courseforge.pipeline import validate_analysis
+
+    data: dict[str, object] = {
+        "topic": "t",
+        "target_audience": "a",
+        "min_lessons": 1,
+        "sections": [{"title": "s", "key_concepts": ["k"]}],
+        **patch,
+    }
+    with pytest.raises(InputError) as info:
+        validate_analysis(data)
+    assert path in [p for p, _ in info.value.problems]

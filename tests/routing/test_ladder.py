@@ -263,3 +263,20 @@ def test_pure_same_inputs_same_step() -> None:
 def test_empty_history_is_an_error() -> None:
     with pytest.raises(ValueError):
         next_step([], P, has_usable=False)
+
+
+def test_provider_fallback_allowed_even_when_escalation_is_not() -> None:
+    from courseforge.routing import Attempt, Policy, next_step
+
+    step = next_step(
+        [Attempt("cheap", "provider")],
+        Policy(ladder=("cheap", "mid", "premium"), escalate=False),
+        has_usable=False,
+    )
+    assert (step.action, step.tier) == ("fallback", "mid")
+    capped = next_step(
+        [Attempt("cheap", "provider")],
+        Policy(ladder=("cheap", "mid", "premium"), escalate=False, ceiling="cheap"),
+        has_usable=False,
+    )
+    assert capped.action == "fail"

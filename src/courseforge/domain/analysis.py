@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, StringConstraints, field_validator, model_validator
 
 from ._base import Money, NonEmptyStr, Strict
 
@@ -25,13 +25,13 @@ class SourceMaterial(Strict):
 class SectionSpec(Strict):
     title: NonEmptyStr
     key_concepts: list[NonEmptyStr] = Field(min_length=1, max_length=30)
-    lesson_count: int = Field(default=2, ge=1, le=10)
+    lesson_count: StrictInt = Field(default=2, ge=1, le=10)
     #: Free text (concept, practice, warmup, vocabulary, reading, grammar, discussion, ...);
     #: the config maps types to a routing strategy.
     section_type: NonEmptyStr = "concept"
     #: 1 (trivial) .. 10 (hard); estimated from the concepts when absent.
-    complexity: int | None = Field(default=None, ge=1, le=10)
-    critical: bool = False
+    complexity: StrictInt | None = Field(default=None, ge=1, le=10)
+    critical: StrictBool = False
     guidance: NonEmptyStr | None = None
 
 
@@ -43,7 +43,7 @@ class AnalysisResult(Strict):
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")] = "en"
     difficulty: Difficulty = "beginner"
     goals: list[NonEmptyStr] = Field(default_factory=list, max_length=30)
-    min_lessons: int = Field(default=10, ge=1, le=500)
+    min_lessons: StrictInt = Field(default=10, ge=1, le=500)
     sections: list[SectionSpec] = Field(min_length=1, max_length=50)
     source_material: list[SourceMaterial] = Field(default_factory=list, max_length=200)
     #: Overrides the config's per-course cap.

@@ -64,7 +64,7 @@ def parse_analysis(raw: bytes, *, max_bytes: int) -> AnalysisResult:
     if len(raw) > max_bytes:
         raise InputError("input too large", [("$", f"{len(raw)} bytes exceeds the limit of {max_bytes}")])
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark is harmless
     except UnicodeDecodeError as exc:
         raise InputError("input is not UTF-8", [("$", f"invalid byte at offset {exc.start}")]) from exc
     try:

@@ -78,8 +78,13 @@ def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -
     same_tier = sum(1 for a in history if a.tier == last.tier)
 
     if last.kind == "provider":
+        # Falling back for availability is not escalating for quality: `escalate=False` does
+        # not forbid it; only the budget ceiling does.
+        reach = len(ladder) - 1
+        if policy.ceiling is not None and policy.ceiling in ladder:
+            reach = min(reach, ladder.index(policy.ceiling))
         failed = {a.tier for a in history if a.kind == "provider"}
-        candidates = [t for t in ladder[here + 1 : top + 1] if t not in failed]
+        candidates = [t for t in ladder[here + 1 : reach + 1] if t not in failed]
         candidates += [t for t in reversed(ladder[:here]) if t not in failed]
         if candidates:
             return Step("fallback", candidates[0], f"provider failed on {last.tier}")
