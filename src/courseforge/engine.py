@@ -1,8 +1,11 @@
 """Wires everything: config -> model stacks -> effects -> pipeline -> course and report.
 
 The only module that knows every part. A model stack, outermost first:
-Retrying(Breaking(RateLimited(ConcurrencyLimited(Timeout(provider))))); the concurrency limit
-and rate limit are per provider, the breaker per model, shared by every course this engine runs.
+Structured(Retrying(Breaking(RateLimited(ConcurrencyLimited(Timeout(provider)))))); each tier's
+model is a Fallback over its stack and its configured fallbacks' stacks. The concurrency limit
+and rate limit (in-process, or in Redis when `redis_url` is set) are per provider, the breaker
+and structured-output mode per model, shared by every course this engine runs. Resilience
+events are counted per course (a scope per `generate`) and logged.
 """
 
 from __future__ import annotations
@@ -22,26 +25,41 @@ from pathlib import Path
 import aiohttp
 
 from .config import Settings, api_key_for
-from .domain import AnalysisResult, Course, Report
+from .domain import AnalysisResult, BreakerReport, Course, Report
+from .domain.quality import QualitySummary
 from .errors import ConfigError
 from .ledger import Ledger
 from .pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
+from .pipeline.course_quality import quality_summary
 from .pipeline.review import lesson_gate_report
 from .providers import ChatModel, Embedder
+from .providers.effects import Effects
 from .providers.embeddings import make_embedder
 from .providers.openai_compat import OpenAICompatModel
 from .resilience import (
+    BREAKER_COOLDOWN_S,
     BreakerRegistry,
+    Clock,
     ConcurrencyLimitedModel,
+    FallbackModel,
+    Limiter,
     RateLimitedModel,
     RateLimiter,
     RecordingHooks,
+    RedisRateLimiter,
     RetryingModel,
+    ScopedHooks,
+    StructuredOutputModel,
     TimeoutModel,
+    fan_out,
+    log_event,
 )
 from .runtime import InProcessEffects
 
-__all__ = ["Engine", "GenerationResult", "course_id_for"]
+__all__ = ["EffectsFactory", "Engine", "GenerationResult", "course_id_for"]
+
+#: Builds the effects of one course from (settings, model stacks, ledger, embedder).
+EffectsFactory = Callable[[Settings, Mapping[str, ChatModel], Ledger, Embedder], Effects]
 
 
 @dataclass(slots=True)
@@ -70,11 +88,19 @@ class Engine:
         env: Mapping[str, str] | None = None,
         models: Mapping[str, ChatModel] | None = None,
         embedder: Embedder | None = None,
+        clock: Clock | None = None,
+        breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
     ) -> None:
+        """`clock` drives the breakers (tests pass a FakeClock); `breaker_cooldown_s` is how long
+        an opened breaker skips its model (a time-compressed benchmark compresses it too)."""
         self.settings = settings
         self._env = os.environ if env is None else env
+        #: Every resilience event of the engine's life; each course also gets its own scope.
         self.hooks = RecordingHooks()
-        self.breakers = BreakerRegistry(hooks=self.hooks)
+        self._scoped = ScopedHooks()
+        self._events = fan_out(self.hooks, self._scoped, log_event)
+        self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
+        self._redis_limiters: list[RedisRateLimiter] = []
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._raw: dict[str, ChatModel] = dict(models or {})
         self._stacks: dict[str, ChatModel] | None = None
@@ -95,7 +121,9 @@ class Engine:
                 )
             if ms.provider not in self._sessions:
                 self._sessions[ms.provider] = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=provider.max_concurrency)
+                    connector=aiohttp.TCPConnector(limit=provider.max_concurrency),
+                    # sock_read guards calls whose priority sets no timeout against hung sockets.
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.read_timeout_s),
                 )
             model: ChatModel = OpenAICompatModel(
                 model_id=model_id,
@@ -131,20 +159,45 @@ class Engine:
 
     def _build_stacks(self) -> dict[str, ChatModel]:
         semaphores: dict[str, asyncio.Semaphore] = {}
-        limiters: dict[str, RateLimiter] = {}
+        limiters: dict[str, Limiter] = {}
         retries = max(p.retries for p in self.settings.routing.priorities.values())
+        models = self.settings.models
+        tier_models = sorted(set(self.settings.routing.tiers.values()))
+        needed = sorted({*tier_models, *(fb for m in tier_models for fb in models[m].fallbacks)})
         stacks: dict[str, ChatModel] = {}
-        for model_id in sorted(set(self.settings.routing.tiers.values())):
-            ms = self.settings.models[model_id]
+        for model_id in needed:
+            ms = models[model_id]
             provider = self.settings.providers[ms.provider]
             stack: ChatModel = TimeoutModel(self._provider_model(model_id))
             sem = semaphores.setdefault(ms.provider, asyncio.Semaphore(provider.max_concurrency))
             stack = ConcurrencyLimitedModel(stack, sem)
             if provider.rpm or provider.tpm:
-                limiter = limiters.setdefault(ms.provider, RateLimiter(rpm=provider.rpm, tpm=provider.tpm))
-                stack = RateLimitedModel(stack, limiter, hooks=self.hooks)
-            stacks[model_id] = RetryingModel(self.breakers.wrap(stack), max_retries=retries, hooks=self.hooks)
-        return stacks
+                if ms.provider not in limiters:
+                    limiters[ms.provider] = self._limiter(ms.provider)
+                stack = RateLimitedModel(stack, limiters[ms.provider], hooks=self._events)
+            stack = RetryingModel(self.breakers.wrap(stack), max_retries=retries, hooks=self._events)
+            stacks[model_id] = StructuredOutputModel(stack, mode=ms.output_mode, hooks=self._events)
+        return {
+            m: FallbackModel([stacks[m], *(stacks[fb] for fb in models[m].fallbacks)], hooks=self._events)
+            for m in tier_models
+        }
+
+    def _limiter(self, provider_name: str) -> Limiter:
+        provider = self.settings.providers[provider_name]
+        if provider.redis_url:
+            shared = RedisRateLimiter(
+                provider.redis_url, key=f"courseforge:ratelimit:{provider_name}", rpm=provider.rpm, tpm=provider.tpm
+            )
+            self._redis_limiters.append(shared)
+            return shared
+        return RateLimiter(rpm=provider.rpm, tpm=provider.tpm)
+
+    def breaker_report(self) -> dict[str, BreakerReport]:
+        """Every breaker's state now (the report and, later, the metrics read this)."""
+        return {
+            model_id: BreakerReport(state=s.state, consecutive_failures=s.consecutive_failures, opens=s.opens)
+            for model_id, s in self.breakers.snapshots().items()
+        }
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -154,30 +207,39 @@ class Engine:
 
     # -- running -------------------------------------------------------------------------------
     async def generate(
-        self, analysis: AnalysisResult, *, progress: Callable[[ProgressEvent], None] | None = None
+        self,
+        analysis: AnalysisResult,
+        *,
+        progress: Callable[[ProgressEvent], None] | None = None,
+        effects_factory: EffectsFactory | None = None,
     ) -> GenerationResult:
+        """`effects_factory` swaps the in-process effects (e.g. for checkpointing ones; see
+        `durable.py`); it gets the same arguments as `InProcessEffects`."""
         if self._stacks is None:
             self._stacks = self._build_stacks()
         cap = analysis.budget_usd or self.settings.budget.per_course_usd
         ledger = Ledger(Decimal(cap))
-        effects = InProcessEffects(self.settings, self._stacks, ledger, self.embedder())
+        effects = (effects_factory or InProcessEffects)(self.settings, self._stacks, ledger, self.embedder())
         ctx = PipelineContext(self.settings, effects, Decimal(cap))
         if progress:
             ctx.progress = progress
         course_id = course_id_for(analysis)
-        retries_before = len(self.hooks.retries)
-        started = time.perf_counter()
-        result = await run_pipeline(analysis, course_id, ctx)
-        wall = time.perf_counter() - started
+        # This course's events only, even when other courses share the engine concurrently.
+        with self._scoped.scope() as course_events:
+            started = time.perf_counter()
+            result = await run_pipeline(analysis, course_id, ctx)
+            wall = time.perf_counter() - started
         report = build_report(
             result.state,
             ledger,
             self.settings,
             wall,
             cap=Decimal(cap),
-            transport_retries=len(self.hooks.retries) - retries_before,
+            transport_retries=len(course_events.retries),
             course=result.course,
         )
+        report.breakers = self.breaker_report()
+        report.faults = course_events.fault_counts()
         return GenerationResult(result.course, report, result.state)
 
     async def aclose(self) -> None:
@@ -185,6 +247,8 @@ class Engine:
             await model.aclose()
         for session in self._sessions.values():
             await session.close()
+        for limiter in self._redis_limiters:
+            await limiter.aclose()
 
 
 def _critical_path_s(state: CourseState, ledger: Ledger) -> float:
@@ -264,6 +328,9 @@ def build_report(
         sum_call_latency_s=round(sum(r.latency_ms for r in records) / 1000, 3),
         critical_path_s=round(_critical_path_s(state, ledger), 3),
         summary=summary,
+        quality=QualitySummary.model_validate(
+            quality_summary(lessons, decisions, course, len(course.review) if course else len(state.flags))
+        ),
     )
 
 

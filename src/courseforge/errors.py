@@ -114,9 +114,13 @@ class ProviderConnectionError(ProviderError):
 class BadResponse(ProviderError):
     """A 2xx answer we cannot use: empty, not JSON, or not matching the schema."""
 
-    def __init__(self, message: str, *, model: str = "", kind: str = "invalid", text: str = "") -> None:
+    def __init__(
+        self, message: str, *, model: str = "", kind: str = "invalid", text: str = "", usage: object = None
+    ) -> None:
         self.kind = kind  # "empty" | "unparseable" | "schema" | "truncated"
         self.text = text[:2000]
+        #: The answer's `providers.Usage` when it was billed (the ledger keeps its cost).
+        self.usage = usage
         super().__init__(message, model=model)
 
 

@@ -54,7 +54,7 @@ async def test_three_failures_open_and_calls_skip_the_model(
     assert inner.calls == 3  # not called while open
     assert caught.value.model == "m"
     assert caught.value.reopens_in_s == pytest.approx(BREAKER_COOLDOWN_S - 20.0)
-    assert model.breaker.snapshot() == BreakerSnapshot("open", 3, 0.0, BREAKER_COOLDOWN_S - 20.0)
+    assert model.breaker.snapshot() == BreakerSnapshot("open", 3, 0.0, BREAKER_COOLDOWN_S - 20.0, opens=1)
 
 
 async def test_half_open_probe_success_closes(
@@ -69,7 +69,7 @@ async def test_half_open_probe_success_closes(
 
     assert (await model.complete(request_)).text == "recovered"
     assert inner.calls == 4
-    assert model.breaker.snapshot() == BreakerSnapshot("closed", 0, 0.0, 0.0)
+    assert model.breaker.snapshot() == BreakerSnapshot("closed", 0, 0.0, 0.0, opens=1)
     assert [(t.old, t.new) for t in hooks.transitions] == [
         ("closed", "open"),
         ("open", "half_open"),
@@ -193,7 +193,7 @@ def test_stale_outcomes_are_ignored(clock: FakeClock) -> None:
     assert breaker.state == "open"
     breaker.record_failure(straggler)
     breaker.record_success(straggler)
-    assert breaker.snapshot() == BreakerSnapshot("open", 3, 0.0, BREAKER_COOLDOWN_S)
+    assert breaker.snapshot() == BreakerSnapshot("open", 3, 0.0, BREAKER_COOLDOWN_S, opens=1)
 
     clock.advance(BREAKER_COOLDOWN_S)
     probe = breaker.allow()
@@ -214,7 +214,7 @@ def test_registry_shares_one_breaker_per_model(clock: FakeClock, hooks: Recordin
     assert permit is not None
     a1.breaker.record_failure(permit)
     assert registry.snapshots() == {
-        "a": BreakerSnapshot("open", 1, 0.0, 5.0),
+        "a": BreakerSnapshot("open", 1, 0.0, 5.0, opens=1),
         "b": BreakerSnapshot("closed", 0, None, 0.0),
     }
     assert hooks.transitions == [BreakerTransition("a", "closed", "open")]

@@ -22,6 +22,7 @@ from courseforge.resilience import (
     RecordingHooks,
     RetryingModel,
     RetryScheduled,
+    fault_kind,
     is_transient,
     retry_delay_s,
 )
@@ -162,7 +163,9 @@ async def test_non_transient_errors_are_not_retried(
     assert caught.value is error
     assert inner.calls == 1
     assert clock.sleeps == []
-    assert hooks.events == []
+    # Seen and counted as a fault, never retried.
+    assert hooks.retries == []
+    assert hooks.fault_counts() == {fault_kind(error): 1}
 
 
 async def test_non_provider_errors_propagate_untouched(clock: FakeClock, request_: ChatRequest) -> None:

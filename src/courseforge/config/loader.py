@@ -8,6 +8,7 @@ the bundled `hosted` profile when `OPENROUTER_API_KEY` is set and `offline` when
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -108,4 +109,6 @@ def masked(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str
                 provider["headers"][header] = _mask(value)
         data["providers"][name] = provider
     data["cache_dir"] = str(Path(settings.cache_dir).expanduser())
+    if isinstance(data.get("storage"), dict):  # a database password in the URL is a secret too
+        data["storage"]["url"] = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:****@", str(data["storage"]["url"]))
     return data

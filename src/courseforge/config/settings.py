@@ -8,6 +8,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .quality_settings import (
+    ConsistencySettings,
+    GroundingSettings,
+    JudgeSettings,
+    RedundancySettings,
+    SafetySettings,
+)
+
 __all__ = [
     "BudgetSettings",
     "GateSettings",
@@ -17,8 +25,10 @@ __all__ = [
     "ProviderSettings",
     "RoutingSettings",
     "SectionTypeSettings",
+    "ServiceSettings",
     "Settings",
     "SimilarityThresholds",
+    "StorageSettings",
 ]
 
 Tier = str
@@ -43,6 +53,12 @@ class ProviderSettings(_S):
     #: Requests / tokens per minute allowed; None means unlimited.
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
+    #: Share the RPM/TPM limits with every process using this provider (redis://host:port/db);
+    #: None keeps them in this process. Needs the `redis` extra.
+    redis_url: str | None = None
+    #: Seconds without a byte from the server before a call fails, when its priority sets no
+    #: timeout: the last guard against a hung connection. None waits forever.
+    read_timeout_s: float | None = Field(default=300.0, gt=0)
 
 
 class LocalModelSettings(_S):
@@ -73,6 +89,9 @@ class ModelSettings(_S):
     family: str = ""
     max_output_tokens: int = Field(default=4096, ge=64)
     local: LocalModelSettings | None = None
+    #: Model ids tried in order when this one fails or answers badly (empty, not JSON, schema-
+    #: invalid) within one call; every try is billed and recorded (seed 001).
+    fallbacks: list[str] = Field(default_factory=list)
 
 
 class PrioritySettings(_S):
@@ -155,8 +174,14 @@ class GateSettings(_S):
     lesson_max_words: int = Field(default=900, ge=10)
     min_exercises: int = Field(default=1, ge=0)
     #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
-    outcome_coverage: float = Field(default=1.0, ge=0, le=1)
+    outcome_coverage: float = Field(default=0.9, ge=0, le=1)
     embedding_batch_size: int = Field(default=32, ge=1)
+    #: Issue-4 gates (config/quality_settings.py documents each key).
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)
+    grounding: GroundingSettings = Field(default_factory=GroundingSettings)
+    redundancy: RedundancySettings = Field(default_factory=RedundancySettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
 
 class BudgetSettings(_S):
@@ -165,6 +190,29 @@ class BudgetSettings(_S):
     #: Share of the cap after which new tasks start (and escalate) no higher than `step_down_tier`.
     step_down_at: float = Field(default=0.8, gt=0, le=1)
     step_down_tier: Tier | None = None
+
+
+class StorageSettings(_S):
+    """Where jobs, checkpoints, courses and reports are kept."""
+
+    #: `sqlite:///PATH` (created on first use; `~` expands) or `postgresql://user@host:port/db`.
+    #: `$COURSEFORGE_STORAGE_URL` overrides it.
+    url: str = "sqlite:///~/.cache/courseforge/courseforge.db"
+
+
+class ServiceSettings(_S):
+    """The HTTP service (`courseforge serve`)."""
+
+    #: Environment variable holding the accepted bearer tokens, comma-separated.
+    api_tokens_env: str = "COURSEFORGE_API_TOKENS"
+    #: Largest request body accepted, in bytes.
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    #: Jobs generated at once by one service process; the rest wait in the queue.
+    max_concurrent_jobs: int = Field(default=8, ge=1, le=1024)
+    #: Temporal frontend (HOST:PORT) to submit jobs to instead of running them in-process.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "courseforge"
 
 
 class Settings(_S):
@@ -179,6 +227,8 @@ class Settings(_S):
     max_input_bytes: int = Field(default=2_000_000, ge=1024)
     #: Where assembled model files and other caches live.
     cache_dir: Path = Path("~/.cache/courseforge")
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -192,8 +242,20 @@ class Settings(_S):
             for tier, mid in self.routing.tiers.items()
             if mid not in self.models
         ]
+        problems += [
+            f"models.{mid}.fallbacks: unknown model {fb!r}"
+            for mid, m in self.models.items()
+            for fb in m.fallbacks
+            if fb not in self.models or fb == mid
+        ]
         if self.budget.step_down_tier and self.budget.step_down_tier not in self.routing.tiers:
             problems.append(f"budget.step_down_tier: unknown tier {self.budget.step_down_tier!r}")
+        # Caught here, not at the first lesson gate: a config error must stop before any model call.
+        if self.gates.embedding_model not in self.gates.similarity:
+            problems.append(
+                f"gates.similarity: no thresholds for embedding_model {self.gates.embedding_model!r} "
+                "(thresholds must be calibrated per embedding model)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

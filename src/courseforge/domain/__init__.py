@@ -15,11 +15,12 @@ from .course import (
     Section,
     SectionPlan,
 )
-from .report import CallOutcome, CallRecord, Decision, GateScore, LessonGates, Report, Totals
+from .report import BreakerReport, CallOutcome, CallRecord, Decision, GateScore, LessonGates, Report, Totals
 
 __all__ = [
     "AnalysisResult",
     "BloomLevel",
+    "BreakerReport",
     "CallOutcome",
     "CallRecord",
     "Citation",

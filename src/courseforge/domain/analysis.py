@@ -46,8 +46,9 @@ class AnalysisResult(Strict):
     min_lessons: StrictInt = Field(default=10, ge=1, le=500)
     sections: list[SectionSpec] = Field(min_length=1, max_length=50)
     source_material: list[SourceMaterial] = Field(default_factory=list, max_length=200)
-    #: Overrides the config's per-course cap.
-    budget_usd: Money | None = Field(default=None, gt=0)
+    #: Overrides the config's per-course cap. Bounded: a cap no course can reach is a typo, and
+    #: astronomically large numbers cannot be priced or serialised (found by schemathesis).
+    budget_usd: Money | None = Field(default=None, gt=0, le=100_000)
     style_guidelines: NonEmptyStr | None = None
 
     @field_validator("sections")

@@ -8,8 +8,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ._base import Money, Open
+from .quality import QualitySummary
 
 __all__ = [
+    "BreakerReport",
     "CallOutcome",
     "CallRecord",
     "Decision",
@@ -82,6 +84,15 @@ class Totals(Open):
     cost_usd: Money = Decimal(0)
 
 
+class BreakerReport(Open):
+    """A model's circuit breaker when the course ended (breakers are shared by the engine's
+    courses, so `opens` counts since the engine started)."""
+
+    state: Literal["closed", "open", "half_open"]
+    consecutive_failures: int = 0
+    opens: int = 0
+
+
 class Report(Open):
     course_id: str
     status: ReportStatus
@@ -104,3 +115,11 @@ class Report(Open):
     #: Longest chain of calls that had to follow each other.
     critical_path_s: float = 0.0
     summary: dict[str, Any] = Field(default_factory=dict)
+    #: The seeds' per-course quality figures (similarity and composite means, first-attempt
+    #: pass, escalation and human-review rates, judge disagreements, ungrounded claims).
+    quality: QualitySummary | None = None
+    #: Model id -> its circuit breaker's state, for every model this engine has called.
+    breakers: dict[str, BreakerReport] = Field(default_factory=dict)
+    #: Provider faults this course met, per class (rate_limited, http_503, timeout,
+    #: bad_response_empty, circuit_open, ...), retried or not.
+    faults: dict[str, int] = Field(default_factory=dict)

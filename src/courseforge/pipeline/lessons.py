@@ -19,6 +19,7 @@ from ..providers import ChatRequest, Embedder
 from ..quality.base import GateResult
 from ..quality.gates import evaluate_lesson, feedback_text
 from ..routing import BLOOM_RANK, TaskProfile, Verdict, estimate_complexity, route_task, run_cascade
+from .lesson_quality import extra_lesson_gates, lesson_effects
 from .parsing import parser_for
 from .prompts import lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
@@ -37,7 +38,9 @@ def lesson_schema(min_words: int, max_words: int) -> dict[str, Any]:
     schema = json_schema_of(LessonDraft)
     content = schema["properties"]["content"]
     content["minLength"] = max(content["minLength"], min_words * _CHARS_PER_WORD_MIN)
-    content["maxLength"] = max(content["minLength"] + 1, min(content["maxLength"], max_words * _CHARS_PER_WORD_MAX))
+    content["maxLength"] = max(
+        content["minLength"] + 1, min(content["maxLength"], max_words * _CHARS_PER_WORD_MAX)
+    )
     return schema
 
 
@@ -88,6 +91,7 @@ async def check_lesson(
     outcomes = {state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers}
     results = await evaluate_lesson(draft, outcomes, EffectsEmbedder(ctx), ctx.settings.gates)
     results.append(_exercise_coverage(draft, slot.outcome_numbers))
+    results = await extra_lesson_gates(state, slot, draft, ctx, results, outcomes)
     sources = {m.id for m in state.analysis.source_material}
     unknown = [c for c in draft.citations if c not in sources]
     if unknown:
@@ -160,9 +164,14 @@ async def generate_lesson(
     ladder = ctx.settings.routing.ladder
     if ceiling and start_tier in ladder and ladder.index(start_tier) > ladder.index(ceiling):
         # Near the budget cap new tasks start no higher than the step-down tier.
-        state.decisions.append(Decision(task=task, action="step_down", tier=ceiling,
-                                        reason=f"budget {ctx.effects.budget_fraction():.0%} used: "
-                                        f"{start_tier} capped at {ceiling}"))
+        state.decisions.append(
+            Decision(
+                task=task,
+                action="step_down",
+                tier=ceiling,
+                reason=f"budget {ctx.effects.budget_fraction():.0%} used: {start_tier} capped at {ceiling}",
+            )
+        )
         start_tier = ceiling
     state.decisions.append(
         Decision(
@@ -183,7 +192,7 @@ async def generate_lesson(
                 build=build,
                 parse=parser_for(LessonDraft),
                 check=lambda d: check_lesson(state, slot, d, ctx),
-                effects=ctx.effects,
+                effects=lesson_effects(state, slot, ctx),
             )
         except RunError as exc:  # isolation: one lesson's failure is recorded, never raised
             slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,7 @@ from ..domain import (
     Section,
 )
 from ..domain.report import Decision
+from .course_quality import course_duplicates
 from .lessons import generate_lessons
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
@@ -32,27 +33,29 @@ DUPLICATE_COSINE = 0.92
 async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:
     slots = state.usable_slots()
     if len(slots) > 1:
-        vectors = await ctx.effects.embed([s.draft.content for s in slots if s.draft])
+        by_id = {s.id: s for s in slots}
         resend: list[LessonSlot] = []
-        for j in range(1, len(slots)):
-            for i in range(j):
-                cos = sum(a * b for a, b in zip(vectors[i], vectors[j], strict=True))
-                if cos >= DUPLICATE_COSINE:
-                    later, earlier = slots[j], slots[i]
-                    later.feedback = (
-                        f"Your lesson repeated lesson {earlier.id} ({earlier.title!r}), "
-                        f"similarity {cos:.2f}; cover different material."
-                    )
-                    state.decisions.append(
-                        Decision(
-                            task=f"lesson:{later.id}",
-                            action="regenerate",
-                            tier="",
-                            reason=f"duplicate of {earlier.id} (cosine {cos:.3f})",
-                        )
-                    )
-                    resend.append(later)
-                    break
+        for dup in await course_duplicates(state, ctx, slots):
+            later = by_id[dup.later.rsplit("-E", 1)[0] if dup.kind == "exercise" else dup.later]
+            earlier_id = dup.earlier.rsplit("-E", 1)[0] if dup.kind == "exercise" else dup.earlier
+            if later in resend:
+                continue
+            earlier = by_id[earlier_id]
+            what = "lesson" if dup.kind == "lesson" else f"exercise {dup.earlier} of lesson"
+            later.feedback = (
+                f"Your {'lesson' if dup.kind == 'lesson' else 'exercise ' + dup.later} repeated {what} "
+                f"{earlier.id} ({earlier.title!r}), similarity {dup.cosine:.2f}; cover different material."
+            )
+            state.decisions.append(
+                Decision(
+                    task=f"lesson:{later.id}",
+                    action="regenerate",
+                    tier="",
+                    reason=f"duplicate of {dup.earlier} (cosine {dup.cosine:.3f}, lexical {dup.lexical:.0f})",
+                    inputs={"kind": dup.kind},
+                )
+            )
+            resend.append(later)
         for slot in resend:
             slot.rounds += 1
         if resend:

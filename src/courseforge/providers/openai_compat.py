@@ -117,14 +117,16 @@ class OpenAICompatModel(ChatModel):
             "temperature": request.temperature,
         }
         schema = request.json_schema
+        # A resilience wrapper may downgrade the mode for this model (tags["output_mode"]).
+        mode = request.tags.get("output_mode", self.output_mode)
         if schema is not None:
-            if self.output_mode == "json_schema":
+            if mode == "json_schema":
                 payload["response_format"] = {
                     "type": "json_schema",
                     "json_schema": {"name": request.schema_name, "schema": schema, "strict": True},
                 }
             else:
-                if self.output_mode == "json_object":
+                if mode == "json_object":
                     payload["response_format"] = {"type": "json_object", "schema": schema}
                 # Small models follow a grammar better when the prompt also states the schema.
                 _add_system_instruction(messages, schema_instruction(schema))
@@ -184,14 +186,16 @@ class OpenAICompatModel(ChatModel):
         finish_reason = str(choice.get("finish_reason") or "")
         if finish_reason == "length" and request.json_schema is not None:
             # A cut-off JSON answer is unusable as is; the caller may repair it or raise max_tokens.
+            # It was billed all the same: the usage rides on the error to the ledger.
             raise BadResponse(
                 "answer cut off at max_tokens",
                 model=self.model_id,
                 kind="truncated",
                 text=self._scrub(content),
+                usage=_usage(data.get("usage")),
             )
         if not content.strip():
-            raise BadResponse("empty answer", model=self.model_id, kind="empty")
+            raise BadResponse("empty answer", model=self.model_id, kind="empty", usage=_usage(data.get("usage")))
         return ChatResponse(
             text=content,
             usage=_usage(data.get("usage")),

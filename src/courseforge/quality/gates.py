@@ -325,6 +325,12 @@ _ADVICE = {
     "length": "Adjust the length.",
     "exercises": "Fix the exercises.",
     "outcomes": "Rewrite those outcomes.",
+    "safety": "Never include personal data or offensive language.",
+    "grounding": "State only what the sources support.",
+    "judge": "Fix the errors the reviewer found.",
+    "consistency": "Be precise and stick to well-established facts.",
+    "redundancy": "Teach something the other lesson does not.",
+    "exercise_outcomes": "Match each exercise to an outcome of this lesson.",
 }
 _ORDER = {"severe": 0, "fail": 1, "borderline": 2}
 

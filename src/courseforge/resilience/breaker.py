@@ -59,6 +59,8 @@ class BreakerSnapshot:
     opened_at: float | None
     #: Seconds until a probe may go through (0 unless open).
     reopens_in_s: float
+    #: Times it has opened since it was created.
+    opens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class CircuitBreaker:
         # Bumped each time the breaker opens; permits from older generations are stale.
         self._generation = 0
         self._probe_in_flight = False
+        self._opens = 0
 
     @property
     def state(self) -> BreakerState:
@@ -111,7 +114,7 @@ class CircuitBreaker:
 
     def snapshot(self) -> BreakerSnapshot:
         reopens_in_s = self.reopens_in_s
-        return BreakerSnapshot(self._state, self._failures, self._opened_at, reopens_in_s)
+        return BreakerSnapshot(self._state, self._failures, self._opened_at, reopens_in_s, self._opens)
 
     def allow(self) -> Permit | None:
         """A permit to call, or None while open or while a half-open probe is in flight."""
@@ -160,6 +163,7 @@ class CircuitBreaker:
             self._move_to("half_open")
 
     def _open(self) -> None:
+        self._opens += 1
         self._generation += 1
         self._opened_at = self._clock.monotonic()
         self._probe_in_flight = False

@@ -2,11 +2,18 @@
 
 A hook is any callable taking one event, so a plain function works. `RecordingHooks` keeps the
 events; tests assert on them and the engine's report counts retries and fault classes from them.
+`ScopedHooks` forwards each event to the recorder of the current scope (a context variable),
+so an engine running many courses at once counts each course's events apart; `log_event`
+writes events to the `courseforge.resilience` logger.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -23,14 +30,22 @@ from ..errors import (
 __all__ = [
     "BreakerState",
     "BreakerTransition",
+    "FallbackTaken",
+    "FaultObserved",
     "Hooks",
+    "OutputModeChanged",
     "RateLimitWait",
     "RecordingHooks",
     "ResilienceEvent",
     "RetryScheduled",
+    "ScopedHooks",
+    "fan_out",
     "fault_kind",
+    "log_event",
     "no_hooks",
 ]
+
+_log = logging.getLogger("courseforge.resilience")
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -62,8 +77,39 @@ class RateLimitWait:
     waited_s: float
 
 
-ResilienceEvent = RetryScheduled | BreakerTransition | RateLimitWait
-E = TypeVar("E", RetryScheduled, BreakerTransition, RateLimitWait)
+@dataclass(frozen=True, slots=True)
+class FaultObserved:
+    """A call to `model_id` failed with fault class `kind` (`fault_kind`), retried or not."""
+
+    model_id: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackTaken:
+    """`model_id` failed (`kind`) for a request; its fallback chain moves on to `to_model`."""
+
+    model_id: str
+    to_model: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputModeChanged:
+    """`model_id` proved it cannot do structured mode `old`; from now on it gets `new`."""
+
+    model_id: str
+    old: str
+    new: str
+    reason: str
+
+
+ResilienceEvent = (
+    RetryScheduled | BreakerTransition | RateLimitWait | FaultObserved | FallbackTaken | OutputModeChanged
+)
+E = TypeVar(
+    "E", RetryScheduled, BreakerTransition, RateLimitWait, FaultObserved, FallbackTaken, OutputModeChanged
+)
 
 
 class Hooks(Protocol):
@@ -117,6 +163,60 @@ class RecordingHooks:
     def waits(self) -> list[RateLimitWait]:
         return self.of_type(RateLimitWait)
 
+    @property
+    def faults(self) -> list[FaultObserved]:
+        return self.of_type(FaultObserved)
+
     def fault_counts(self) -> dict[str, int]:
-        """Retries per fault class, e.g. {"rate_limited": 3, "http_503": 1}."""
-        return dict(Counter(r.error_kind for r in self.retries))
+        """Faults seen per class, retried or not, e.g. {"rate_limited": 3, "http_503": 1}."""
+        return dict(sorted(Counter(f.kind for f in self.faults).items()))
+
+
+def fan_out(*hooks: Hooks) -> Hooks:
+    """One hook that calls each of `hooks` in order."""
+
+    def call(event: ResilienceEvent) -> None:
+        for hook in hooks:
+            hook(event)
+
+    return call
+
+
+_scope: contextvars.ContextVar[RecordingHooks | None] = contextvars.ContextVar("courseforge_hooks_scope", default=None)
+
+
+class ScopedHooks:
+    """Forwards every event to the `RecordingHooks` of the current scope, if any.
+
+    `with hooks.scope() as recorded:` opens a scope for the current task and every task it
+    starts (context variables are copied into child tasks), so concurrent courses, each in its
+    own task, record their own events from wrappers they share.
+    """
+
+    def __call__(self, event: ResilienceEvent) -> None:
+        recorder = _scope.get()
+        if recorder is not None:
+            recorder(event)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[RecordingHooks]:
+        recorder = RecordingHooks()
+        token = _scope.set(recorder)
+        try:
+            yield recorder
+        finally:
+            _scope.reset(token)
+
+
+def log_event(event: ResilienceEvent) -> None:
+    """Write an event to the `courseforge.resilience` logger (breaker changes at WARNING)."""
+    if isinstance(event, BreakerTransition):
+        _log.warning("breaker %s: %s -> %s", event.model_id, event.old, event.new)
+    elif isinstance(event, OutputModeChanged):
+        _log.warning("output mode %s: %s -> %s (%s)", event.model_id, event.old, event.new, event.reason)
+    elif isinstance(event, FallbackTaken):
+        _log.info("fallback %s -> %s after %s", event.model_id, event.to_model, event.kind)
+    elif isinstance(event, RetryScheduled):
+        _log.info("retry %s #%d in %.2fs after %s", event.model_id, event.attempt, event.delay_s, event.error_kind)
+    elif _log.isEnabledFor(logging.DEBUG):
+        _log.debug("%s", event)

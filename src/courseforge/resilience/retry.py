@@ -17,7 +17,7 @@ from ..providers.base import ChatModel, ChatRequest, ChatResponse
 from ._constants import DEFAULT_MAX_RETRIES, INITIAL_RETRY_DELAY_S, MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S
 from ._wrapper import WrapperModel
 from .clock import Clock, SystemClock
-from .hooks import Hooks, RetryScheduled, fault_kind, no_hooks
+from .hooks import FaultObserved, Hooks, RetryScheduled, fault_kind, no_hooks
 
 __all__ = ["RetryPredicate", "RetryingModel", "is_transient", "retry_delay_s"]
 
@@ -95,6 +95,7 @@ class RetryingModel(WrapperModel):
             try:
                 return await self.inner.complete(request)
             except ProviderError as error:
+                self._hooks(FaultObserved(self.model_id, fault_kind(error)))
                 if attempt >= limit or not self._retry_on(error):
                     raise
                 attempt += 1

@@ -22,6 +22,15 @@ _BLOOM_VERBS = {
     "evaluate": "Evaluate",
     "create": "Design",
 }
+#: Question templates, picked per lesson title: lessons never share an exercise question (phase 4
+#: sends a lesson repeating another lesson's exercise back).
+_QUESTIONS = (
+    "Which statement best matches {title}?",
+    "After studying {title}, which of these is true?",
+    "What is the main idea of {title}?",
+    "Pick the statement that summarises {title}.",
+    "Which option restates the goal of {title}?",
+)
 _OFF_TOPIC = (
     "Medieval castles were built with thick stone walls, moats and drawbridges. Knights trained "
     "for years, and harvest festivals marked the turning of the agricultural calendar. "
@@ -44,6 +53,8 @@ class CourseAuthor:
             return json.dumps(self.metadata_extras(brief))
         if task == "lesson":
             return json.dumps(self.lesson(brief))
+        if task == "judge":
+            return json.dumps(self.judge(brief))
         raise ValueError(f"CourseAuthor cannot answer task {task!r}")
 
     def metadata_core(self, brief: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +102,20 @@ class CourseAuthor:
             "style_guidelines": "Short paragraphs, one concrete example per idea, plain language.",
         }
 
+    def judge(self, brief: dict[str, Any]) -> dict[str, Any]:
+        """A satisfied reviewer: 4/4/4, every answer key right, every claim supported."""
+        return {
+            "correctness": 4,
+            "comprehensiveness": 4,
+            "readability": 4,
+            "teaches_outcomes": True,
+            "reasons": [],
+            "exercises": [
+                {"number": e["number"], "answer_correct": True, "problem": ""} for e in brief.get("exercises", [])
+            ],
+            "claims": [{"number": c["number"], "supported": True} for c in brief.get("claims", [])],
+        }
+
     def lesson(self, brief: dict[str, Any]) -> dict[str, Any]:
         low, high = brief["words"]
         target = self._words or (low + high) // 2
@@ -106,10 +131,16 @@ class CourseAuthor:
         words = body.split()
         content_words = [words[i % len(words)] for i in range(target)]
         content = " ".join(content_words)
+        # With sources, the lesson restates them (so grounding finds its claims supported).
+        excerpts = " ".join(s["excerpt"] for s in brief.get("sources", [])[:1])
+        if excerpts and not self._off_topic(brief):
+            content = excerpts + "\n\n" + " ".join(content_words[: max(0, target - len(excerpts.split()))])
         exercises = [
             {
                 "type": "multiple_choice",
-                "question": f"Which statement best matches: {o['text']}?",
+                "question": _QUESTIONS[sum(map(ord, brief["lesson_title"])) % len(_QUESTIONS)].format(
+                    title=brief["lesson_title"]
+                ),
                 "options": [o["text"], "An unrelated statement", "None of the above"],
                 "answer": o["text"],
                 "explanation": f"The lesson shows how to {o['text'][0].lower()}{o['text'][1:]}.",

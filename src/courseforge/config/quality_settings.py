@@ -1,0 +1,129 @@
+"""Settings of the issue-4 quality gates: judge, self-consistency, grounding, redundancy, safety.
+
+Kept apart from `settings.py` so the gate keys can grow without touching the routing ones; each
+class is one key under `gates:` in the YAML. Embedding-based bounds are per embedding model
+(like `gates.similarity`), because a cosine means something different for every model.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ConsistencySettings",
+    "GroundingSettings",
+    "JudgeSettings",
+    "RedundancySettings",
+    "SafetySettings",
+]
+
+
+class _S(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JudgeSettings(_S):
+    """LLM-as-judge (seed 000): correctness, comprehensiveness, readability on 1-5."""
+
+    enabled: bool = True
+    #: Tier that judges; a tier whose model family differs from the generator's is preferred
+    #: when `prefer_other_family` and one exists among `candidate_tiers`.
+    tier: str = "cheap"
+    prefer_other_family: bool = True
+    #: Tiers the judge may be moved to for a different family (empty: every configured tier).
+    candidate_tiers: list[str] = Field(default_factory=list)
+    #: Stronger tier re-judging the calibration sample (seed 000: OSS 120B on a sample).
+    strong_tier: str | None = "mid"
+    #: Share of lessons judged by both judges (seed 000/issue: 10 %); deterministic per lesson.
+    sample_rate: float = Field(default=0.1, ge=0, le=1)
+    #: Judge every lesson, not only the borderline and sampled ones.
+    always: bool = False
+    #: Composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability) needed to pass.
+    pass_composite: float = Field(default=3.5, ge=1, le=5)
+    #: Correctness below this fails whatever the composite (seed 000: correctness >= 0.80 -> 4/5).
+    min_correctness: int = Field(default=3, ge=1, le=5)
+    #: Similarity band [low, high) per embedding model in which the judge decides. Missing model:
+    #: [severe_below, pass_at) of `gates.similarity`.
+    borderline: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    #: Judge calls per verdict (a first answer plus re-asks after invalid output).
+    max_attempts: int = Field(default=2, ge=1, le=5)
+    max_tokens: int = Field(default=700, ge=128)
+
+
+class ConsistencySettings(_S):
+    """Self-consistency (seed 000 pattern 3, seed 001 MoT): sample a lesson 2-3 times; samples
+    that disagree (pairwise cosine below the bound) mean the model is unsure: escalate."""
+
+    #: Section types sampled (empty: none, unless `all_sections`).
+    section_types: list[str] = Field(default_factory=list)
+    all_sections: bool = False
+    #: Also sample critical sections whatever their type.
+    critical: bool = False
+    #: Only attempts on these tiers are sampled (sampling the premium tier buys little).
+    tiers: list[str] = Field(default_factory=lambda: ["cheap", "mid"])
+    samples: int = Field(default=2, ge=2, le=3)
+    #: Lowest pairwise cosine accepted, per embedding model (seed: 0.85 for mpnet).
+    min_cosine: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.80, "hashing": 0.35})
+
+
+class GroundingSettings(_S):
+    """Claims of a lesson checked against the input's source_material (only when it has some)."""
+
+    enabled: bool = True
+    #: Share of factual claims that must be supported (seed 000: citation coverage >= 80 %).
+    min_coverage: float = Field(default=0.8, ge=0, le=1)
+    #: Per embedding model: cosine of claim to best passage sentence at/above `supported` is
+    #: supported, below `unsupported` is not, in between is uncertain (the judge decides).
+    supported: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.62, "hashing": 0.45})
+    unsupported: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.40, "hashing": 0.2})
+    #: Ask the judge about uncertain claims (in the pipeline; `check` reports them as uncertain).
+    judge_uncertain: bool = True
+    #: Claims judged per lesson at most (the rest stay uncertain).
+    max_judged_claims: int = Field(default=6, ge=0, le=40)
+
+
+class RedundancySettings(_S):
+    """Near-duplicate lessons and exercises across the course (phase 4)."""
+
+    #: Lesson cosine at/above which two lessons are duplicates, per embedding model. MiniLM,
+    #: measured (tests/quality/test_labelled.py): paraphrased lessons 0.89-0.98, distinct lessons
+    #: of one subject <= 0.60.
+    lesson_cosine: dict[str, float] = Field(
+        default_factory=lambda: {"all-MiniLM-L6-v2": 0.85, "hashing": 0.92}
+    )
+    #: Jaccard of word 3-shingles (0-100) that also makes a duplicate: a lesson with one sentence
+    #: dropped scores 72-86, distinct lessons <= 2.
+    lesson_lexical: float = Field(default=60, ge=0, le=100)
+    #: Exercise question cosine (MiniLM: reworded 0.97+, distinct <= 0.49) and rapidfuzz
+    #: token-sort ratio (reworded 84-100, distinct <= 63) for duplicate exercises.
+    exercise_cosine: dict[str, float] = Field(
+        default_factory=lambda: {"all-MiniLM-L6-v2": 0.90, "hashing": 0.9}
+    )
+    exercise_lexical: float = Field(default=80, ge=0, le=100)
+
+
+class SafetySettings(_S):
+    """Zero tolerance: any PII or toxic hit fails the lesson (severe) and it is regenerated."""
+
+    enabled: bool = True
+    #: PII kinds checked: email, phone, card, ssn, iban, nino, address.
+    pii: list[str] = Field(
+        default_factory=lambda: ["email", "phone", "card", "ssn", "iban", "nino", "address"]
+    )
+    #: Region used to read phone numbers written without a country code.
+    phone_region: str = "US"
+    profanity: bool = True
+    #: Offensive-language classifier (alt-profanity-check, an offline linear model); skipped,
+    #: with a note in the gate's reasons, when the package is missing.
+    classifier: bool = True
+    #: Classifier probability at/above which a sentence addressing a person or group is toxic.
+    classifier_threshold: float = Field(default=0.85, ge=0, le=1)
+    #: Words never counted as profanity in course text (biology, history, tools).
+    allow_words: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> SafetySettings:
+        unknown = sorted(set(self.pii) - {"email", "phone", "card", "ssn", "iban", "nino", "address"})
+        if unknown:
+            raise ValueError(f"unknown PII kinds: {', '.join(unknown)}")
+        return self

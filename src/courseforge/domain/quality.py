@@ -1,0 +1,34 @@
+"""Per-course quality figures of the report (seeds 000/001): what the gates saw, in numbers."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ._base import Open
+
+__all__ = ["QualitySummary", "UngroundedClaim"]
+
+
+class UngroundedClaim(Open):
+    lesson_id: str
+    claim: str
+
+
+class QualitySummary(Open):
+    similarity_mean: float | None = None
+    #: Mean judge composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability, 1-5).
+    composite_mean: float | None = None
+    first_attempt_pass_rate: float | None = None
+    #: Share of lessons that climbed at least one tier.
+    escalation_rate: float | None = None
+    #: Share of lessons flagged for a person.
+    human_review_rate: float | None = None
+    review_flags: int = 0
+    judge_calls: int = 0
+    #: Lessons in the calibration sample (judged by the judge and the stronger tier).
+    judge_sample: int = 0
+    judge_vs_gate_disagreements: int = 0
+    judge_vs_strong_disagreements: int = 0
+    #: Gate name -> lessons whose final verdict failed it.
+    gate_failures: dict[str, int] = Field(default_factory=dict)
+    ungrounded_claims: list[UngroundedClaim] = Field(default_factory=list)

@@ -1,0 +1,90 @@
+"""A light JSON Schema check for model answers: the subset our draft schemas use.
+
+Why not the `jsonschema` package: it is one more dependency for a check that runs on every
+answer, and our schemas (`domain.drafts.json_schema_of`) use a small, fixed set of keywords:
+type, enum, const, properties, required, items, min/maxItems, min/maxLength, minimum/maximum,
+anyOf/oneOf/allOf. Unknown keywords are ignored. Two leniencies match what the pipeline's
+pydantic parsers accept, so the check never rejects an answer the pipeline could use:
+`additionalProperties: false` is not enforced (drafts ignore extra keys) and an integer may be
+written as an integral float (3.0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["schema_errors"]
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "integer":
+        if isinstance(value, bool):
+            return False
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if name == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _TYPES.get(name, (object,)))
+
+
+def schema_errors(value: Any, schema: Mapping[str, Any], *, limit: int = 5) -> list[str]:
+    """Up to `limit` problems of `value` against `schema`, as "path: reason"; [] when valid."""
+    out: list[str] = []
+    _check(value, schema, "$", out, limit)
+    return out[:limit]
+
+
+def _check(value: Any, schema: Mapping[str, Any], path: str, out: list[str], limit: int) -> None:
+    if len(out) >= limit or not isinstance(schema, Mapping):
+        return
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not any(_is_type(value, k) for k in kinds):
+            out.append(f"{path}: expected {'/'.join(kinds)}, got {type(value).__name__}")
+            return
+    if "enum" in schema and value not in schema["enum"]:
+        out.append(f"{path}: {value!r} is not one of {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        out.append(f"{path}: must be {schema['const']!r}")
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            branches = schema[key]
+            if not any(not schema_errors(value, branch, limit=1) for branch in branches):
+                out.append(f"{path}: matches none of the {key} alternatives")
+    for branch in schema.get("allOf", []):
+        _check(value, branch, path, out, limit)
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            out.append(f"{path}: shorter than {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            out.append(f"{path}: longer than {schema['maxLength']} characters")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            out.append(f"{path}: below the minimum {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            out.append(f"{path}: above the maximum {schema['maximum']}")
+    elif isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            out.append(f"{path}: fewer than {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            out.append(f"{path}: more than {schema['maxItems']} items")
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            for i, item in enumerate(value):
+                _check(item, items, f"{path}[{i}]", out, limit)
+    elif isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                out.append(f"{path}: missing required key {name!r}")
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                _check(value[name], sub, f"{path}.{name}", out, limit)

@@ -1,0 +1,225 @@
+"""Grounding: are a lesson's factual claims supported by the input's source_material?
+
+A claim is a declarative sentence of the lesson (headings, code, questions, exercises and
+instructions to the learner are not claims). Each claim is compared with every sentence window
+of the sources by embedding cosine, helped by a lexical check (the share of the claim's content
+words found in the best passage): clearly supported, clearly unsupported, or uncertain. The
+pipeline asks the judge about the uncertain ones and passes its answers in; `courseforge check`
+has no judge and leaves them uncertain. Coverage = supported / all claims (seed 000: >= 80 %).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from ..providers.base import Embedder
+from ..providers.embeddings import cosine
+from .base import Gate, GateContext, GateResult
+from .safety import sentences
+
+__all__ = ["ClaimSupport", "GroundingGate", "factual_claims", "ground_claims", "source_windows"]
+
+Status = Literal["supported", "uncertain", "unsupported"]
+
+_CODE = re.compile(r"```.*?```", re.S)
+_MARK = re.compile(r"[*_`#>]+")
+_WORD = re.compile(r"[a-z0-9]+")
+#: Sentences that speak to the learner rather than state a fact.
+_INSTRUCTION = re.compile(
+    r"^(?:practi[cs]e|try|check|remember|note|let's|let us|now|next|first|finally|in this lesson|"
+    r"this lesson|we will|you will|you'll|imagine|think|consider|exercise|answer|write|read|"
+    r"discuss|compare your|work with|act out|review|summary)\b",
+    re.I,
+)
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "as",
+        "from",
+        "into",
+        "than",
+        "then",
+        "so",
+        "such",
+        "which",
+        "who",
+        "whom",
+        "what",
+        "when",
+        "where",
+        "how",
+        "can",
+        "could",
+        "may",
+        "might",
+        "will",
+        "would",
+        "should",
+        "do",
+        "does",
+        "did",
+        "has",
+        "have",
+        "had",
+        "not",
+        "no",
+        "also",
+        "very",
+        "more",
+        "most",
+    ]
+)
+_MIN_WORDS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSupport:
+    claim: str
+    status: Status
+    cosine: float
+    lexical: float
+    source_id: str = ""
+    #: "embedding" or "judge" (who decided the status).
+    decided_by: str = "embedding"
+
+
+def factual_claims(content: str) -> list[str]:
+    """The lesson's declarative sentences of at least six words."""
+    text = _CODE.sub(" ", content)
+    claims = []
+    for sentence in sentences(text):
+        line = _MARK.sub("", sentence).strip(" -•\t")
+        line = re.sub(r"^\d+\.\s+", "", line)
+        if len(line.split()) < _MIN_WORDS or line.endswith("?") or line.endswith(":"):
+            continue
+        if _INSTRUCTION.match(line):
+            continue
+        claims.append(" ".join(line.split()))
+    return list(dict.fromkeys(claims))  # a repeated sentence is one claim
+
+
+def source_windows(sources: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(source id, text) for every sentence and every pair of adjacent sentences of the sources."""
+    units: list[tuple[str, str]] = []
+    for sid, text in sources.items():
+        parts = sentences(text)
+        units += [(sid, p) for p in parts]
+        units += [(sid, f"{a} {b}") for a, b in itertools.pairwise(parts)]
+    return units
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.casefold()) if w not in _STOP and len(w) > 2}
+
+
+def _lexical(claim: str, passage: str) -> float:
+    words = _content_words(claim)
+    return len(words & _content_words(passage)) / len(words) if words else 0.0
+
+
+async def ground_claims(
+    claims: Sequence[str],
+    sources: Mapping[str, str],
+    embedder: Embedder,
+    *,
+    supported: float,
+    unsupported: float,
+    lexical_support: float = 0.7,
+) -> list[ClaimSupport]:
+    """Each claim's best supporting passage and status. One batched embedding call."""
+    if not claims:
+        return []
+    units = source_windows(sources)
+    if not units:
+        return [ClaimSupport(c, "unsupported", 0.0, 0.0) for c in claims]
+    vectors = await embedder.embed([*claims, *(u[1] for u in units)])
+    claim_vecs, unit_vecs = vectors[: len(claims)], vectors[len(claims) :]
+    out = []
+    for claim, cv in zip(claims, claim_vecs, strict=True):
+        scores = [cosine(cv, uv) for uv in unit_vecs]
+        best = max(range(len(units)), key=scores.__getitem__)
+        lex = max(_lexical(claim, u[1]) for u in units)
+        cos = scores[best]
+        status: Status
+        if cos >= supported or (cos >= unsupported and lex >= lexical_support):
+            status = "supported"
+        elif cos < unsupported and lex < lexical_support:
+            status = "unsupported"
+        else:
+            status = "uncertain"
+        out.append(ClaimSupport(claim, status, round(cos, 4), round(lex, 3), units[best][0]))
+    return out
+
+
+def apply_judgement(claims: Sequence[ClaimSupport], judged: Mapping[int, bool]) -> list[ClaimSupport]:
+    """The claims with the judge's answers (index into `claims` -> supported?) applied."""
+    return [
+        replace(c, status="supported" if judged[i] else "unsupported", decided_by="judge")
+        if i in judged
+        else c
+        for i, c in enumerate(claims)
+    ]
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class GroundingGate(Gate[Any]):
+    """Share of supported claims >= `min_coverage`. Reads `context.values["grounding"]` (a list
+    of ClaimSupport). Every claim not shown to be supported is listed in the reasons (the report
+    carries them). Score: the coverage; no claims at all passes with score 1."""
+
+    name = "grounding"
+    max_listed = 12
+
+    def __init__(self, min_coverage: float = 0.8) -> None:
+        self.min_coverage = min_coverage
+
+    def check(self, artifact: Any, context: GateContext) -> GateResult:
+        claims: Sequence[ClaimSupport] | None = context.values.get("grounding")
+        if claims is None:
+            raise ValueError("GroundingGate needs context.values['grounding'] (see ground_claims)")
+        if not claims:
+            return GateResult(self.name, True, 1.0, (), "pass")
+        good = sum(c.status == "supported" for c in claims)
+        coverage = good / len(claims)
+        if coverage >= self.min_coverage:
+            return GateResult(self.name, True, round(coverage, 4), (), "pass")
+        bad = [c for c in claims if c.status != "supported"]
+        reasons = [
+            f"only {good} of {len(claims)} factual claims are supported by the sources "
+            f"({coverage:.0%} < {self.min_coverage:.0%}); keep to the sources and cite them"
+        ]
+        reasons += [f"{c.status}: {_short(c.claim)!r}" for c in bad[: self.max_listed]]
+        return GateResult(self.name, False, round(coverage, 4), reasons, "fail")

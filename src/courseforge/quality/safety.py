@@ -1,0 +1,371 @@
+"""Safety: personal data and toxic or profane text in generated content, zero tolerance.
+
+What each detector catches and misses is written down in docs/quality.md; in short:
+- email: address-shaped strings, except the documentation domains of RFC 2606/6761
+  (example.com/.org/.net, *.example, *.test, *.invalid, localhost);
+- phone: numbers `phonenumbers` finds *valid* for the configured region or written with a
+  country code (version strings, years and ISBNs pass; US 555 fiction numbers are flagged);
+- card: 13-19 digits (spaces or dashes allowed) with a known card prefix and a valid Luhn sum;
+- ssn: US social security numbers written ddd-dd-dddd with a valid area/group/serial;
+- iban: IBANs whose mod-97 check holds; nino: UK National Insurance numbers;
+- address: "<number> <Name...> <street suffix>" street lines, PO boxes and UK postcodes;
+- profanity: the English list shipped by `glin-profanity`, minus clinical and everyday words
+  courses need (sex, penis, anus, rape, hoe, tit, ...), matched as whole words or phrases;
+- toxicity: `alt-profanity-check`'s offline linear model per sentence, counted only when the
+  sentence also addresses someone (you, people, they ...) or names an insult — the model alone
+  flags harmless imperatives such as "screw the lid on".
+
+The gate is pure and local (no model call, no network); the classifier loads once, lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from .base import Gate, GateContext, GateResult
+
+__all__ = [
+    "DEFAULT_ALLOWED",
+    "PII_KINDS",
+    "Finding",
+    "SafetyGate",
+    "find_pii",
+    "find_toxic",
+    "luhn_ok",
+    "sentences",
+]
+
+PII_KINDS = ("email", "phone", "card", "ssn", "iban", "nino", "address")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str  # a PII kind, "profanity" or "toxicity"
+    text: str
+    detail: str = ""
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=\s*(?:[-*#>]|\d+\.)\s)")
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences and list items of markdown text (code fences kept as one piece)."""
+    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+# -- personal data ------------------------------------------------------------------------------
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![\w-])")
+_DOC_DOMAINS = re.compile(r"(?:^|\.)(?:example\.(?:com|org|net)|example|test|invalid|localhost)$", re.I)
+_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35)")
+_SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
+_IBAN = re.compile(r"\b([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?)\b")
+_NINO = re.compile(
+    r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+)
+_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Terrace|"
+    r"Way|Square|Sq|Highway|Hwy|Parkway|Pkwy|Crescent|Close|Circle|Cir)"
+)
+_STREET = re.compile(
+    rf"\b\d{{1,5}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+\.?\s+){{1,3}}{_SUFFIX}\b\.?"
+    r"(?:,?\s*(?:Apt|Suite|Unit|#)\s*\w+)?"
+)
+_PO_BOX = re.compile(r"\bP\.?\s?O\.?\s+Box\s+\d+\b", re.I)
+_UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}\b")
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of a string of digits (card numbers)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(raw: str) -> bool:
+    iban = raw.replace(" ", "")
+    if not 15 <= len(iban) <= 34:
+        return False
+    moved = iban[4:] + iban[:4]
+    number = "".join(str(int(c, 36)) for c in moved)
+    return int(number) % 97 == 1
+
+
+def _ssn_ok(area: str, group: str, serial: str) -> bool:
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+
+
+def _phones(text: str, region: str) -> Iterable[Finding]:
+    import phonenumbers
+
+    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+        yield Finding("phone", match.raw_string)
+
+
+def find_pii(text: str, kinds: Sequence[str] = PII_KINDS, *, region: str = "US") -> list[Finding]:
+    """Every personal-data finding in `text`, by kind."""
+    found: list[Finding] = []
+    if "email" in kinds:
+        found += [
+            Finding("email", m.group(0)) for m in _EMAIL.finditer(text) if not _DOC_DOMAINS.search(m.group(1))
+        ]
+    if "card" in kinds:
+        for m in _CARD.finditer(text):
+            digits = re.sub(r"\D", "", m.group(0))
+            if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_ok(digits):
+                found.append(Finding("card", m.group(0)))
+    if "ssn" in kinds:
+        found += [Finding("ssn", m.group(0)) for m in _SSN.finditer(text) if _ssn_ok(*m.groups())]
+    if "iban" in kinds:
+        found += [Finding("iban", m.group(1)) for m in _IBAN.finditer(text) if _iban_ok(m.group(1))]
+    if "nino" in kinds:
+        found += [Finding("nino", m.group(0)) for m in _NINO.finditer(text)]
+    if "address" in kinds:
+        for pattern in (_STREET, _PO_BOX, _UK_POSTCODE):
+            found += [Finding("address", m.group(0).strip()) for m in pattern.finditer(text)]
+    if "phone" in kinds:
+        taken = " ".join(f.text for f in found if f.kind in ("card", "ssn", "iban"))
+        found += [
+            f for f in _phones(text, region) if re.sub(r"\D", "", f.text) not in re.sub(r"\D", "", taken)
+        ]
+    return found
+
+
+# -- toxic and profane text ---------------------------------------------------------------------
+#: Listed words that courses legitimately use (biology, medicine, history, law, gardening, birds).
+DEFAULT_ALLOWED = frozenset(
+    [
+        "anal",
+        "anus",
+        "big",
+        "black",
+        "bondage",
+        "butt",
+        "clitoris",
+        "domination",
+        "ejaculation",
+        "erotic",
+        "escort",
+        "eunuch",
+        "fecal",
+        "genitals",
+        "girl",
+        "on",
+        "hard",
+        "core",
+        "hardcore",
+        "hoe",
+        "homoerotic",
+        "how",
+        "to",
+        "kill",
+        "incest",
+        "intercourse",
+        "kinky",
+        "lolita",
+        "lovemaking",
+        "negro",
+        "nipple",
+        "nipples",
+        "nude",
+        "nudity",
+        "penis",
+        "playboy",
+        "rape",
+        "raping",
+        "rapist",
+        "rectum",
+        "sadism",
+        "scat",
+        "semen",
+        "sex",
+        "snatch",
+        "suck",
+        "sucks",
+        "swastika",
+        "taste",
+        "my",
+        "tied",
+        "up",
+        "tight",
+        "white",
+        "tit",
+        "tongue",
+        "in",
+        "a",
+        "topless",
+        "twinkie",
+        "undressing",
+        "urethra",
+        "play",
+        "vagina",
+        "voyeur",
+        "vulva",
+        "xx",
+        "jelly",
+        "donut",
+        "wrapping",
+        "men",
+        "grope",
+    ]
+)
+_ALLOWED_PHRASES = frozenset(
+    {
+        "big black",
+        "girl on",
+        "hard core",
+        "how to kill",
+        "taste my",
+        "tied up",
+        "tight white",
+        "tongue in a",
+        "urethra play",
+        "jelly donut",
+        "wrapping men",
+    }
+)
+_TARGETED = re.compile(
+    r"\b(?:you|your|you're|youre|u|ur|yourself|people|they|them|those|these|everyone|anyone|"
+    r"idiots?|stupid|morons?|dumb|worthless|pathetic|losers?|trash|scum|vermin|disgusting|hate|"
+    r"shut up|die)\b",
+    re.I,
+)
+
+
+@lru_cache(maxsize=4)
+def _profanity_pattern(allowed: frozenset[str]) -> re.Pattern[str] | None:
+    try:
+        raw = resources.files("glin_profanity").joinpath("data/dictionaries/english.json").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    words = json.loads(raw)["words"]
+    skip = {w.casefold() for w in allowed} | _ALLOWED_PHRASES
+    terms = sorted({w.casefold() for w in words} - skip, key=len, reverse=True)
+    body = "|".join(r"\s+".join(re.escape(part) for part in t.split()) for t in terms if t.strip())
+    return re.compile(rf"(?<![\w@$]){'(?:' + body + ')'}(?![\w])", re.I)
+
+
+_CLASSIFIER: Any = None
+_CLASSIFIER_LOCK = threading.Lock()
+
+
+def _classifier() -> Any:
+    """alt-profanity-check's `predict_prob`, loaded once (≈ 0.3 s), or False when not installed."""
+    global _CLASSIFIER
+    with _CLASSIFIER_LOCK:
+        if _CLASSIFIER is None:
+            try:
+                from profanity_check import predict_prob
+
+                _CLASSIFIER = predict_prob
+            except ImportError:
+                _CLASSIFIER = False
+        return _CLASSIFIER
+
+
+def find_toxic(
+    text: str,
+    *,
+    profanity: bool = True,
+    classifier: bool = True,
+    threshold: float = 0.85,
+    allowed: Iterable[str] = (),
+) -> tuple[list[Finding], list[str]]:
+    """(findings, notes): profane words and toxic sentences; notes say what could not run."""
+    found: list[Finding] = []
+    notes: list[str] = []
+    if profanity:
+        pattern = _profanity_pattern(DEFAULT_ALLOWED | frozenset(allowed))
+        if pattern is None:
+            notes.append("profanity list unavailable (install glin-profanity)")
+        else:
+            found += [Finding("profanity", m.group(0)) for m in pattern.finditer(text)]
+    if classifier:
+        predict = _classifier()
+        if predict is False:
+            notes.append("toxicity classifier unavailable (install alt-profanity-check)")
+        else:
+            parts = sentences(text)
+            if parts:
+                for sentence, prob in zip(parts, predict(parts), strict=True):
+                    if prob >= threshold and _TARGETED.search(sentence):
+                        found.append(Finding("toxicity", sentence, f"p={prob:.2f}"))
+    return found, notes
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class SafetyGate(Gate[Any]):
+    """No personal data, no profanity, no toxic sentence in the lesson's text (content, and the
+    exercises' questions, options, answers and explanations). Any finding fails the lesson as
+    severe: it is regenerated (escalating), never shipped silently. Score: number of findings."""
+
+    name = "safety"
+
+    def __init__(
+        self,
+        pii: Sequence[str] = PII_KINDS,
+        *,
+        region: str = "US",
+        profanity: bool = True,
+        classifier: bool = True,
+        threshold: float = 0.85,
+        allowed: Iterable[str] = (),
+    ) -> None:
+        self.pii = tuple(pii)
+        self.region = region
+        self.profanity = profanity
+        self.classifier = classifier
+        self.threshold = threshold
+        self.allowed = frozenset(allowed)
+
+    @staticmethod
+    def texts(artifact: Any) -> str:
+        """Everything a learner reads: a string as is, or a lesson's content and exercises."""
+        if isinstance(artifact, str):
+            return artifact
+        parts = [getattr(artifact, "content", "")]
+        for ex in getattr(artifact, "exercises", []) or []:
+            parts += [ex.question, *(ex.options or []), ex.answer, ex.explanation]
+        return "\n\n".join(p for p in parts if p)
+
+    def findings(self, text: str) -> tuple[list[Finding], list[str]]:
+        found = find_pii(text, self.pii, region=self.region)
+        toxic, notes = find_toxic(
+            text,
+            profanity=self.profanity,
+            classifier=self.classifier,
+            threshold=self.threshold,
+            allowed=self.allowed,
+        )
+        return found + toxic, notes
+
+    def check(self, artifact: Any, context: GateContext) -> GateResult:
+        found, notes = self.findings(self.texts(artifact))
+        reasons = []
+        for kind in dict.fromkeys(f.kind for f in found):
+            hits = [f for f in found if f.kind == kind]
+            label = {"profanity": "profanity", "toxicity": "toxic sentence"}.get(
+                kind, f"personal data ({kind})"
+            )
+            shown = ", ".join(repr(_quote(f.text)) for f in hits[:3])
+            more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
+            reasons.append(f"{label}: {shown}{more}; remove it")
+        passed = not found
+        return GateResult(
+            self.name, passed, float(len(found)), [*reasons, *notes], "pass" if passed else "severe"
+        )

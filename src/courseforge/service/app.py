@@ -1,0 +1,466 @@
+"""The HTTP API (FastAPI): jobs, their events, courses and reports, the review queue, metrics.
+
+Every /v1 endpoint needs `Authorization: Bearer <token>` with a token from
+`$COURSEFORGE_API_TOKENS` (comma-separated); /health and /metrics do not. Bad input is a 4xx
+whose body names the field: `{"error": {"message", "problems": [{"path", "reason"}]}}`.
+Anything unexpected is logged (type only) and answered 503, never a 500 with a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..config import Settings
+from ..domain import AnalysisResult
+from ..durable import input_digest
+from ..engine import Engine
+from ..errors import UserError
+from ..pipeline import parse_analysis
+from ..storage import Job, Store
+from .limits import BodySizeLimit
+from .manager import JobManager
+from .metrics import ServiceMetrics
+
+__all__ = ["ApiError", "create_app"]
+
+log = logging.getLogger("courseforge.service")
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+JobId = Annotated[str, Path(pattern=_ID, description="Job id")]
+ReviewId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,300}$", description="Review item id")]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+        self.status, self.message, self.problems = status, message, list(problems)
+        super().__init__(message)
+
+
+def _error_body(message: str, problems: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    return {"error": {"message": message, "problems": [{"path": p, "reason": r} for p, r in problems]}}
+
+
+# -- response models (the OpenAPI document is generated from these) --------------------------
+class Problem(BaseModel):
+    path: str
+    reason: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class JobView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    course_id: str
+    status: str
+    course_status: str = ""
+    progress: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    runs: int = 0
+    cancel_requested: bool = False
+    created_at: float
+    updated_at: float
+    links: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        base = f"/v1/jobs/{job.id}"
+        return cls(
+            id=job.id,
+            course_id=job.course_id,
+            status=job.status,
+            course_status=job.course_status,
+            progress=job.progress,
+            error=job.error,
+            runs=job.runs,
+            cancel_requested=job.cancel_requested,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            links={
+                "self": base,
+                "events": f"{base}/events",
+                "course": f"{base}/course",
+                "report": f"{base}/report",
+                "cancel": f"{base}/cancel",
+            },
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+
+
+class ReviewView(BaseModel):
+    id: str
+    job_id: str
+    target: str
+    reason: str
+    gate: str
+    uncertainty: float
+    status: str
+    resolution: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+class ReviewList(BaseModel):
+    reviews: list[ReviewView]
+
+
+class ReviewAction(BaseModel):
+    """approve: accept as is. edit: replace the lesson's markdown with `content`.
+    regenerate: ask for a new version (recorded; see docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["approve", "edit", "regenerate"]
+    note: str = Field(default="", max_length=2000)
+    content: str | None = Field(default=None, min_length=1, max_length=200_000)
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    jobs_running: int
+    jobs_queued: int
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 503)
+}
+
+
+def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with the analysis_result schema as POST /v1/jobs's body (the
+    endpoint reads the raw body itself, to validate it exactly like `courseforge validate`)."""
+    from fastapi.openapi.utils import get_openapi
+
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = AnalysisResult.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["AnalysisResult"] = schema
+    post = doc["paths"]["/v1/jobs"]["post"]
+    post["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalysisResult"}}},
+    }
+    doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return doc
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store,
+    engine: Engine,
+    tokens: Sequence[str],
+    resume: bool = True,
+    close_on_shutdown: bool = False,
+) -> FastAPI:
+    """The ASGI app. `tokens`: accepted bearer tokens (empty: every /v1 request is refused)."""
+    accepted = [t.encode() for t in tokens if t]
+    metrics = ServiceMetrics()
+    manager = JobManager(
+        settings, store, engine, metrics, max_concurrent=settings.service.max_concurrent_jobs
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.init()
+        if resume:
+            await manager.start()
+        try:
+            yield
+        finally:
+            await manager.stop()
+            if close_on_shutdown:
+                await engine.aclose()
+                await store.close()
+
+    app = FastAPI(
+        title="courseforge",
+        version="1",
+        description="Course generation jobs, their reports and the human-review queue.",
+        lifespan=lifespan,
+    )
+    app.state.manager = manager
+    app.state.metrics = metrics
+    app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
+
+    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(
+                401, "missing bearer token", [("header.Authorization", "expected 'Bearer <token>'")]
+            )
+        given = token.strip().encode()
+        if not any(hmac.compare_digest(given, t) for t in accepted):
+            raise ApiError(401, "invalid token", [("header.Authorization", "token not accepted")])
+
+    auth = [Depends(require_token)]
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(_error_body(exc.message, exc.problems), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [(".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
+        return JSONResponse(_error_body("invalid request", problems), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(_error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return JSONResponse(_error_body("temporarily unavailable"), status_code=503)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    @app.post("/v1/jobs", status_code=202, response_model=JobView, dependencies=auth, responses=_ERRORS)
+    async def submit_job(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
+        body returns the first job (200); with another body, 409."""
+        raw = await request.body()
+        try:
+            analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
+        except UserError as exc:
+            raise ApiError(
+                422, exc.headline, [(f"body{p[1:]}" if p.startswith("$") else p, r) for p, r in exc.problems]
+            ) from exc
+        key = idempotency_key.strip() if idempotency_key else None
+        if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
+            raise ApiError(
+                400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
+            )
+        if key:
+            existing = await store.find_job_by_key(key)
+            if existing is not None:
+                return _same_or_conflict(existing, analysis)
+        job, created = await manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", key)
+        if not created:
+            return _same_or_conflict(job, analysis)
+        return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+    def _same_or_conflict(job: Job, analysis: AnalysisResult) -> JSONResponse:
+        digest = input_digest(analysis.model_dump(mode="json", exclude_unset=True))
+        if digest != job.input_digest:
+            raise ApiError(
+                409,
+                "Idempotency-Key reused with another body",
+                [("header.Idempotency-Key", f"belongs to job {job.id}")],
+            )
+        return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=200)
+
+    @app.get("/v1/jobs", response_model=JobList, dependencies=auth, responses=_ERRORS)
+    async def list_jobs(
+        status: Annotated[
+            Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> JobList:
+        jobs = await store.list_jobs(status=status, limit=limit, offset=offset)
+        return JobList(jobs=[JobView.of(j) for j in jobs])
+
+    async def _job(job_id: str) -> Job:
+        job = await store.get_job(job_id)
+        if job is None:
+            raise ApiError(404, "no such job", [("path.job_id", f"{job_id!r} not found")])
+        return job
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobView, dependencies=auth, responses=_ERRORS)
+    async def get_job(job_id: JobId) -> JobView:
+        """Status and per-phase progress."""
+        return JobView.of(await _job(job_id))
+
+    @app.get(
+        "/v1/jobs/{job_id}/events",
+        dependencies=auth,
+        responses={
+            **_ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"},
+        },
+    )
+    async def job_events(job_id: JobId, request: Request) -> StreamingResponse:
+        """Server-sent events: `snapshot` (the job now), `progress` (each phase/task event),
+        `status` (final state); the stream ends when the job does."""
+        job = await _job(job_id)
+        queue = manager.subscribe(job_id)
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield _sse("snapshot", JobView.of(job).model_dump(mode="json"))
+                if job.finished or not manager.is_active(job_id):
+                    current = await store.get_job(job_id)
+                    yield _sse("status", {"status": (current or job).status})
+                    return
+                while True:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), 15)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield ": keep-alive\n\n"
+                        continue
+                    yield _sse(item["event"], item["data"])
+                    if item["event"] == "status":
+                        return
+            finally:
+                manager.unsubscribe(job_id, queue)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.get("/v1/jobs/{job_id}/course", dependencies=auth, responses=_ERRORS)
+    async def get_course(job_id: JobId) -> JSONResponse:
+        """The course JSON (404 until the job has completed)."""
+        job = await _job(job_id)
+        course = await store.get_course(job_id)
+        if course is None:
+            raise ApiError(404, "no course yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(course)
+
+    @app.get("/v1/jobs/{job_id}/report", dependencies=auth, responses=_ERRORS)
+    async def get_report(job_id: JobId) -> JSONResponse:
+        """The generation report (404 until a run has finished)."""
+        job = await _job(job_id)
+        report = await store.get_report(job_id)
+        if report is None:
+            raise ApiError(404, "no report yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(report)
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobView, dependencies=auth, responses=_ERRORS)
+    async def cancel_job(job_id: JobId) -> JobView:
+        """Stop a queued or running job (what it paid for stays checkpointed)."""
+        job = await _job(job_id)
+        if job.finished:
+            raise ApiError(409, "job already finished", [("path.job_id", f"job is {job.status}")])
+        cancelled = await manager.cancel(job_id)
+        return JobView.of(cancelled or job)
+
+    # -- review queue --------------------------------------------------------------------------
+    @app.get("/v1/reviews", response_model=ReviewList, dependencies=auth, responses=_ERRORS)
+    async def list_reviews(
+        status: Annotated[Literal["open", "approved", "edited", "regenerate_requested"], Query()] = "open",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> ReviewList:
+        """Flagged lessons, most uncertain gate verdicts first."""
+        items = await store.list_reviews(status=status, limit=limit)
+        return ReviewList(reviews=[ReviewView(**_fields(i)) for i in items])
+
+    @app.post("/v1/reviews/{review_id}", response_model=ReviewView, dependencies=auth, responses=_ERRORS)
+    async def act_on_review(review_id: ReviewId, action: ReviewAction) -> ReviewView:
+        item = await store.get_review(review_id)
+        if item is None:
+            raise ApiError(404, "no such review item", [("path.review_id", f"{review_id!r} not found")])
+        if item.status != "open":
+            raise ApiError(
+                409, "review item already answered", [("path.review_id", f"item is {item.status}")]
+            )
+        course = await store.get_course(item.job_id)
+        resolution: dict[str, Any] = {"action": action.action, "note": action.note}
+        if action.action == "edit":
+            if action.content is None:
+                raise ApiError(422, "edit needs content", [("body.content", "required for action 'edit'")])
+            if course is None or not _replace_lesson(course, item.target, action.content):
+                raise ApiError(409, "target is not an editable lesson", [("path.review_id", item.target)])
+            resolution["content_chars"] = len(action.content)
+        status = {"approve": "approved", "edit": "edited", "regenerate": "regenerate_requested"}[
+            action.action
+        ]
+        await store.update_review(review_id, status=status, resolution=resolution)
+        if course is not None:
+            remaining = [
+                r for r in await store.list_reviews(status="open", limit=500) if r.job_id == item.job_id
+            ]
+            if not remaining and action.action != "regenerate":
+                course["status"] = "approved"
+            await store.update_course(item.job_id, course, course_status=str(course.get("status", "")))
+        updated = await store.get_review(review_id)
+        assert updated is not None
+        return ReviewView(**_fields(updated))
+
+    # -- operations ----------------------------------------------------------------------------
+    @app.get("/health", response_model=Health)
+    async def health() -> Health:
+        try:
+            await store.schema_version()
+            store_state = "ok"
+        except Exception:
+            store_state = "unavailable"
+        return Health(
+            status="ok" if store_state == "ok" else "degraded",
+            store=store_state,
+            jobs_running=manager.running,
+            jobs_queued=manager.queued,
+        )
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        """Prometheus text format; see docs/operations.md for each metric."""
+        try:
+            open_reviews = len(await store.list_reviews(status="open", limit=100_000))
+        except Exception:
+            open_reviews = 0
+        model_ids = sorted(set(settings.routing.tiers.values()))
+        metrics.refresh(
+            queued=manager.queued,
+            running=manager.running,
+            reviews_open=open_reviews,
+            breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
+        )
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.openapi = lambda: app.openapi_schema or _set_schema(app)  # type: ignore[method-assign]
+    return app
+
+
+def _set_schema(app: FastAPI) -> dict[str, Any]:
+    app.openapi_schema = _analysis_openapi(app)
+    return app.openapi_schema
+
+
+def _fields(item: Any) -> dict[str, Any]:
+    return {k: getattr(item, k) for k in ReviewView.model_fields}
+
+
+def _replace_lesson(course: dict[str, Any], lesson_id: str, content: str) -> bool:
+    for section in course.get("sections", []):
+        for lesson in section.get("lessons", []):
+            if lesson.get("id") == lesson_id:
+                lesson["content"] = content
+                return True
+    return False
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"

@@ -1,0 +1,169 @@
+"""Runs the service's jobs in-process: a bounded number at once, each through the durable
+`JobRunner` (every finished call checkpointed), progress fanned out to SSE listeners, and
+unfinished jobs (queued, or running when the last process died) resumed at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from ..config import Settings
+from ..domain import AnalysisResult
+from ..durable import JobRunner, ProgressTracker, new_job
+from ..engine import Engine
+from ..pipeline import validate_analysis
+from ..storage import Job, Store
+from .metrics import ServiceMetrics
+
+__all__ = ["JobManager"]
+
+log = logging.getLogger("courseforge.service")
+
+
+class JobManager:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        engine: Engine,
+        metrics: ServiceMetrics,
+        *,
+        max_concurrent: int,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics
+        self.runner = JobRunner(engine, store)
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._trackers: dict[str, ProgressTracker] = {}
+        self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self.running = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._tasks) - self.running
+
+    async def start(self) -> int:
+        """Resume every unfinished job; returns how many."""
+        resumed = 0
+        for status in ("running", "queued"):
+            offset = 0
+            while True:
+                batch = await self.store.list_jobs(status=status, limit=500, offset=offset)
+                for job in batch:
+                    if job.id not in self._tasks:
+                        self.schedule(job)
+                        resumed += 1
+                if len(batch) < 500:
+                    break
+                offset += 500
+        if resumed:
+            log.info("resuming %d unfinished job(s)", resumed)
+        return resumed
+
+    async def stop(self) -> None:
+        """Stop running jobs without cancelling them: they stay resumable."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+
+    async def submit(
+        self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None
+    ) -> tuple[Job, bool]:
+        job, created = await self.store.create_job(new_job(job_id, analysis, idempotency_key=idempotency_key))
+        if created:
+            self.metrics.jobs_submitted.inc()
+            self.schedule(job)
+        return job, created
+
+    def schedule(self, job: Job) -> None:
+        tracker = ProgressTracker(job.progress or None)
+        job_id = job.id
+
+        def publish(event: dict[str, Any]) -> None:
+            self._publish(job_id, "progress", event)
+
+        tracker.listeners.append(publish)
+        self._trackers[job.id] = tracker
+        self._tasks[job.id] = asyncio.create_task(self._run(job, tracker), name=f"job:{job.id}")
+
+    async def _run(self, job: Job, tracker: ProgressTracker) -> None:
+        try:
+            async with self._slots:
+                current = await self.store.get_job(job.id)
+                if current is None or current.cancel_requested:
+                    await self.store.update_job(job.id, status="cancelled")
+                    self._finish(job.id, "cancelled")
+                    return
+                self.running += 1
+                started = time.perf_counter()
+                try:
+                    analysis = validate_analysis(current.analysis)
+                    result = await self.runner.run(current, analysis=analysis, tracker=tracker)
+                finally:
+                    self.running -= 1
+                self.metrics.job_seconds.observe(time.perf_counter() - started)
+                self.metrics.observe_report(result.report)
+                self._finish(job.id, "completed" if result.course else "failed")
+        except asyncio.CancelledError:
+            final = await asyncio.shield(self.store.get_job(job.id))
+            if final is not None and final.status == "cancelled":
+                self._finish(job.id, "cancelled")
+            raise
+        except Exception as exc:  # recorded on the job by the runner; the service carries on
+            log.warning("job %s failed: %s", job.id, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self.store.update_job(
+                    job.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:1000]
+                )
+            self._finish(job.id, "failed")
+        finally:
+            self._tasks.pop(job.id, None)
+            self._trackers.pop(job.id, None)
+
+    def _finish(self, job_id: str, status: str) -> None:
+        self.metrics.jobs_finished.labels(status).inc()
+        self._publish(job_id, "status", {"status": status})
+
+    async def cancel(self, job_id: str) -> Job | None:
+        job = await self.store.get_job(job_id)
+        if job is None or job.finished:
+            return job
+        await self.store.update_job(job_id, cancel_requested=True)
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(task), 10)
+        else:
+            await self.store.update_job(job_id, status="cancelled")
+        return await self.store.get_job(job_id)
+
+    def is_active(self, job_id: str) -> bool:
+        return job_id in self._tasks
+
+    # -- server-sent events --------------------------------------------------------------------
+    def subscribe(self, job_id: str) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self._listeners.setdefault(job_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        listeners = self._listeners.get(job_id)
+        if listeners:
+            listeners.discard(queue)
+            if not listeners:
+                self._listeners.pop(job_id, None)
+
+    def _publish(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        for queue in list(self._listeners.get(job_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses events, not the job
+                queue.put_nowait({"event": kind, "data": data})

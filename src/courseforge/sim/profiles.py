@@ -1,0 +1,150 @@
+"""Simulator profiles: per-model latency and fault rates, as data (YAML).
+
+A profile has `defaults` (one `ModelProfile`) and `models` (provider model name -> overrides
+of the defaults; fault rates merge key by key). A model the profile does not list gets the
+defaults, so any model name works. Durations are simulated seconds: the server multiplies them
+by its `time_scale` (latency, Retry-After, the RPM/TPM window), except `timeout_hang_s`, which
+must outlast the client's real timeout and so is real seconds.
+
+Bundled: `ideal` (no faults, fast), `realistic` (published latencies, rare faults), `chaos`
+(the issue's rates: 10 % 429, 10 % 5xx, 5 % hangs, 5 % malformed JSON, 2 % empty 200s).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+
+__all__ = [
+    "BUNDLED_SIM_PROFILES",
+    "FAULT_CLASSES",
+    "FaultRates",
+    "ModelProfile",
+    "SimProfile",
+    "load_profile",
+]
+
+BUNDLED_SIM_PROFILES = ("ideal", "realistic", "chaos")
+#: Fault classes drawn from one uniform number, in this order (off_topic is drawn apart).
+FAULT_CLASSES = (
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "malformed",
+    "truncated",
+    "empty",
+    "schema_violation",
+)
+
+
+class _P(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FaultRates(_P):
+    """Probability per request of each fault. The first seven are exclusive (they sum to <= 1)."""
+
+    #: HTTP 429 with Retry-After (`retry_after_s`).
+    rate_limited: float = Field(default=0.0, ge=0, le=1)
+    #: HTTP 500/502/503 (drawn from `server_error_statuses`).
+    server_error: float = Field(default=0.0, ge=0, le=1)
+    #: The server holds the request `timeout_hang_s` real seconds, then answers 504.
+    timeout: float = Field(default=0.0, ge=0, le=1)
+    #: 200 whose content is broken JSON (a Python-style dict: single quotes, True/None).
+    malformed: float = Field(default=0.0, ge=0, le=1)
+    #: 200 whose JSON is cut off, with finish_reason "length".
+    truncated: float = Field(default=0.0, ge=0, le=1)
+    #: 200 with empty content (a known gemini-2.5-flash behaviour).
+    empty: float = Field(default=0.0, ge=0, le=1)
+    #: 200 with valid JSON that breaks the schema (a required key missing).
+    schema_violation: float = Field(default=0.0, ge=0, le=1)
+    #: Independent of the above: a schema-valid lesson about something else.
+    off_topic: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _exclusive_sum(self) -> FaultRates:
+        total = sum(getattr(self, name) for name in FAULT_CLASSES)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"exclusive fault rates sum to {total:.3f} > 1")
+        return self
+
+
+class ModelProfile(_P):
+    #: Time to first token, simulated milliseconds.
+    ttft_ms: float = Field(default=300.0, ge=0)
+    #: Output tokens per second once generation runs.
+    tokens_per_s: float = Field(default=100.0, gt=0)
+    #: Each latency is multiplied by a uniform draw in [1 - jitter, 1 + jitter].
+    jitter: float = Field(default=0.2, ge=0, lt=1)
+    faults: FaultRates = Field(default_factory=FaultRates)
+    #: Retry-After sent with random 429s (simulated seconds); None sends no header.
+    retry_after_s: float | None = Field(default=1.0, ge=0)
+    server_error_statuses: list[int] = Field(default_factory=lambda: [500, 502, 503])
+    #: Real seconds a "timeout" request hangs before the server gives up with a 504.
+    timeout_hang_s: float = Field(default=30.0, ge=0)
+    #: Requests / tokens (prompt + completion) per simulated minute; over it: 429.
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    #: Structured-output modes this model rejects with HTTP 400 (mentioning response_format).
+    unsupported_modes: list[Literal["json_schema", "json_object"]] = Field(default_factory=list)
+    #: The model's first N requests fail with `fail_first_status` (route-fails-N-times tests).
+    fail_first: int = Field(default=0, ge=0)
+    fail_first_status: int = Field(default=503, ge=400, le=599)
+    #: Where the latency figures come from (free text, shown by `sim serve`).
+    source: str = ""
+
+
+class SimProfile(_P):
+    name: str = "custom"
+    description: str = ""
+    defaults: ModelProfile = Field(default_factory=ModelProfile)
+    #: Provider model name (as sent in `model`) -> overrides of `defaults`.
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _models_valid(self) -> SimProfile:
+        for name in self.models:
+            self.for_model(name)  # raises on a bad override
+        return self
+
+    def for_model(self, name: str) -> ModelProfile:
+        """The effective profile of one model: the defaults with its overrides applied."""
+        overrides = self.models.get(name)
+        if not overrides:
+            return self.defaults
+        base = self.defaults.model_dump()
+        faults = {**base["faults"], **overrides.get("faults", {})}
+        return ModelProfile.model_validate({**base, **overrides, "faults": faults})
+
+
+def load_profile(name_or_path: str | Path) -> SimProfile:
+    """A bundled profile by name (ideal, realistic, chaos) or a YAML file path."""
+    name = str(name_or_path)
+    if name in BUNDLED_SIM_PROFILES and not Path(name).exists():
+        text = resources.files("courseforge.sim").joinpath(f"profiles/{name}.yaml").read_text("utf-8")
+        source = f"bundled:{name}"
+    else:
+        path = Path(name)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                "simulator profile not found",
+                [(name, f"{exc.strerror or exc}; bundled profiles: {', '.join(BUNDLED_SIM_PROFILES)}")],
+            ) from exc
+        source = str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"simulator profile {source} is not valid YAML", [("(file)", str(exc))]) from exc
+    try:
+        return SimProfile.model_validate(data or {})
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in e["loc"]) or "(root)", e["msg"]) for e in exc.errors()]
+        raise ConfigError(f"simulator profile {source} is invalid", problems) from exc

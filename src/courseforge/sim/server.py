@@ -1,0 +1,308 @@
+"""The provider simulator: an OpenAI-compatible HTTP server on 127.0.0.1.
+
+    async with SimServer(load_profile("chaos"), seed=7, time_scale=0.01) as sim:
+        model = OpenAICompatModel(..., base_url=sim.base_url)
+
+Routes: `GET /v1/models`, `POST /v1/chat/completions` (JSON or, with `"stream": true`,
+server-sent events), and `GET /sim/stats` (what was injected, per model and class).
+
+Determinism: the n-th request to a model draws its fate from `Random(f"{seed}:{model}:{n}")`,
+so under one seed the same sequence of requests to a model meets the same faults and latencies,
+however requests to different models interleave. Real RPM/TPM windows depend on arrival times,
+so a run that hits them is deterministic only up to timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import math
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .content import count_tokens, malformed, request_schema, schema_violating, truncated, valid_answer
+from .profiles import FAULT_CLASSES, ModelProfile, SimProfile
+
+__all__ = ["SimServer"]
+
+#: Simulated seconds of the RPM/TPM window.
+_WINDOW_S = 60.0
+#: Framing tokens counted per message, as OpenAI-style APIs do.
+_TOKENS_PER_MESSAGE = 4
+#: Share of the time-to-first-token an error answer takes (errors come back fast).
+_ERROR_LATENCY_SHARE = 0.25
+#: Characters per streamed chunk.
+_STREAM_CHUNK_CHARS = 64
+
+
+@dataclass(slots=True)
+class _Window:
+    """Requests and tokens seen in the last window (per model)."""
+
+    events: collections.deque[tuple[float, int]]
+
+    def usage(self, now: float, window_s: float) -> tuple[int, int]:
+        while self.events and self.events[0][0] <= now - window_s:
+            self.events.popleft()
+        return len(self.events), sum(t for _, t in self.events)
+
+
+class SimServer:
+    """Serves `profile` on 127.0.0.1 (port 0: the OS picks one). Use as an async context."""
+
+    def __init__(
+        self,
+        profile: SimProfile,
+        *,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        self.profile = profile
+        self.seed = seed
+        self.time_scale = time_scale
+        self.host = host
+        self.port = port
+        #: (model, outcome) -> count; outcome is "ok", a fault class, "rpm_limit", ...
+        self.stats: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._windows: dict[str, _Window] = {}
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if not self.port:
+            raise RuntimeError("SimServer is not started")
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/sim/stats", self._stats)
+        # handler_cancellation: a client that gave up cancels its hanging request at once.
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, self.host, self.port).start()
+        self.port = int(runner.addresses[0][1])
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def fault_counts(self) -> dict[str, int]:
+        """Injected outcomes summed over models, e.g. {"ok": 180, "rate_limited": 20}."""
+        out: collections.Counter[str] = collections.Counter()
+        for (_, outcome), n in self.stats.items():
+            out[outcome] += n
+        return dict(sorted(out.items()))
+
+    # -- routes --------------------------------------------------------------------------------
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        names = sorted(self.profile.models) or ["sim-model"]
+        data = [{"id": n, "object": "model", "owned_by": "courseforge-sim"} for n in names]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        per_model: dict[str, dict[str, int]] = collections.defaultdict(dict)
+        for (model, outcome), n in sorted(self.stats.items()):
+            per_model[model][outcome] = n
+        return web.json_response({"totals": self.fault_counts(), "models": per_model})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
+            return _error(400, "body must be a JSON object with messages", "invalid_request_error")
+        model = str(payload.get("model") or "sim-model")
+        mp = self.profile.for_model(model)
+        n = self._counters[model]
+        self._counters[model] += 1
+        rng = random.Random(f"{self.seed}:{model}:{n}")
+        prompt_tokens = sum(
+            count_tokens(str(m.get("content") or "")) + _TOKENS_PER_MESSAGE
+            for m in payload["messages"]
+            if isinstance(m, dict)
+        )
+        max_tokens = int(payload.get("max_tokens") or payload.get("max_completion_tokens") or 4096)
+        jitter = 1.0 + mp.jitter * (2 * rng.random() - 1)
+
+        if n < mp.fail_first:
+            return await self._fail(model, "fail_first", mp.fail_first_status, mp, jitter)
+        limited = self._over_limit(model, mp, prompt_tokens + max_tokens)
+        if limited is not None:
+            self.stats[model, limited[0]] += 1
+            return _error(429, f"{limited[0]} exceeded for {model}", "rate_limit", retry_after_s=limited[1])
+        mode = _mode(payload)
+        if mode in mp.unsupported_modes:
+            self.stats[model, "unsupported_mode"] += 1
+            return _error(400, f"response_format type {mode!r} is not supported by {model}", "invalid_request_error")
+
+        fault = _draw(rng.random(), mp)
+        if fault == "rate_limited":
+            after = mp.retry_after_s * self.time_scale if mp.retry_after_s is not None else None
+            await self._sleep(mp.ttft_ms / 1000 * _ERROR_LATENCY_SHARE * jitter)
+            self.stats[model, fault] += 1
+            return _error(429, "rate limited (simulated)", "rate_limit", retry_after_s=after)
+        if fault == "server_error":
+            status = rng.choice(mp.server_error_statuses)
+            return await self._fail(model, f"http_{status}", status, mp, jitter)
+        if fault == "timeout":
+            self.stats[model, "timeout"] += 1
+            await asyncio.sleep(mp.timeout_hang_s)  # real seconds: outlast the client's timeout
+            return _error(504, "upstream timed out (simulated)", "timeout")
+
+        off_topic = rng.random() < mp.faults.off_topic
+        value, text = valid_answer(payload, off_topic=off_topic)
+        finish = "stop"
+        if fault == "malformed":
+            text = malformed(value, text)
+        elif fault == "truncated":
+            text, finish = truncated(text, rng), "length"
+        elif fault == "empty":
+            text = ""
+        elif fault == "schema_violation":
+            text = schema_violating(value, request_schema(payload))
+        completion_tokens = min(count_tokens(text), max_tokens)
+        if finish == "length":
+            completion_tokens = max_tokens
+        self.stats[model, fault or ("off_topic" if off_topic else "ok")] += 1
+        self._record_usage(model, prompt_tokens + completion_tokens)
+        ttft_s = mp.ttft_ms / 1000 * jitter
+        gen_s = completion_tokens / mp.tokens_per_s * jitter
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if payload.get("stream"):
+            include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+            return await self._stream(request, model, text, finish, usage if include_usage else None, ttft_s, gen_s)
+        await self._sleep(ttft_s + gen_s)
+        return web.json_response(_completion(model, n, text, finish, usage))
+
+    # -- helpers -------------------------------------------------------------------------------
+    async def _sleep(self, simulated_s: float) -> None:
+        if simulated_s > 0 and self.time_scale > 0:
+            await asyncio.sleep(simulated_s * self.time_scale)
+
+    async def _fail(self, model: str, outcome: str, status: int, mp: ModelProfile, jitter: float) -> web.Response:
+        self.stats[model, outcome] += 1
+        await self._sleep(mp.ttft_ms / 1000 * _ERROR_LATENCY_SHARE * jitter)
+        return _error(status, f"simulated HTTP {status}", "server_error")
+
+    def _over_limit(self, model: str, mp: ModelProfile, tokens: int) -> tuple[str, float] | None:
+        """("rpm_limit" | "tpm_limit", seconds until room) when this request does not fit."""
+        if mp.rpm is None and mp.tpm is None:
+            return None
+        window_s = _WINDOW_S * self.time_scale
+        now = time.monotonic()
+        win = self._windows.setdefault(model, _Window(collections.deque()))
+        requests, used = win.usage(now, window_s)
+        over = None
+        if mp.rpm is not None and requests + 1 > mp.rpm:
+            over = "rpm_limit"
+        elif mp.tpm is not None and used + tokens > mp.tpm and requests > 0:
+            over = "tpm_limit"
+        if over is None:
+            win.events.append((now, tokens))  # reserve; settled to real usage in _record_usage
+            return None
+        oldest = win.events[0][0] if win.events else now
+        return over, max(0.0, oldest + window_s - now)
+
+    def _record_usage(self, model: str, tokens: int) -> None:
+        win = self._windows.get(model)
+        if win and win.events:
+            when, _ = win.events.pop()
+            win.events.append((when, tokens))
+
+    async def _stream(
+        self,
+        request: web.Request,
+        model: str,
+        text: str,
+        finish: str,
+        usage: dict[str, int] | None,
+        ttft_s: float,
+        gen_s: float,
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        base = {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        await self._sleep(ttft_s)
+        chunks = [text[i : i + _STREAM_CHUNK_CHARS] for i in range(0, len(text), _STREAM_CHUNK_CHARS)] or [""]
+        pause = gen_s / len(chunks)
+        for i, piece in enumerate(chunks):
+            delta: dict[str, Any] = {"content": piece}
+            if i == 0:
+                delta["role"] = "assistant"
+            await _send(resp, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            await self._sleep(pause)
+        await _send(resp, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if usage is not None:
+            await _send(resp, {**base, "choices": [], "usage": usage})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+def _mode(payload: Mapping[str, Any]) -> str:
+    fmt = payload.get("response_format")
+    return str(fmt.get("type", "")) if isinstance(fmt, Mapping) else "prompt"
+
+
+def _draw(u: float, mp: ModelProfile) -> str | None:
+    edge = 0.0
+    for name in FAULT_CLASSES:
+        edge += getattr(mp.faults, name)
+        if u < edge:
+            return name
+    return None
+
+
+def _error(status: int, message: str, kind: str, *, retry_after_s: float | None = None) -> web.Response:
+    headers = {}
+    if retry_after_s is not None:
+        headers["retry-after-ms"] = str(round(retry_after_s * 1000))
+        headers["Retry-After"] = str(max(0, math.ceil(retry_after_s)))
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-sim-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": usage,
+    }
+
+
+async def _send(resp: web.StreamResponse, obj: Mapping[str, Any]) -> None:
+    await resp.write(f"data: {json.dumps(obj)}\n\n".encode())

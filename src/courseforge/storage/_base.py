@@ -1,0 +1,200 @@
+"""The `Store` interface and the records it keeps: jobs (status, per-phase progress), courses,
+reports, call records, step checkpoints keyed by (job_id, step_key), idempotency keys (a unique
+column on jobs) and the human-review queue.
+
+Every method is async; the SQLite store runs its statements on one private thread, the
+PostgreSQL store on a connection pool, so neither blocks the event loop. Money is `Decimal` in
+memory and a decimal string in the store (never a float).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Checkpoint",
+    "Job",
+    "JobStatus",
+    "ReviewItem",
+    "ReviewStatus",
+    "Store",
+    "StoredCall",
+]
+
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+#: A job in one of these will not run again by itself.
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+ReviewStatus = Literal["open", "approved", "edited", "regenerate_requested"]
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    course_id: str
+    #: The analysis_result as submitted (JSON data).
+    analysis: dict[str, Any]
+    #: sha256 of the canonical analysis JSON: a resumed job must get the same input.
+    input_digest: str
+    status: JobStatus = "queued"
+    #: {"phases": {phase: {"state", "done", "total"}}, "message": str}
+    progress: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    #: approved | needs_review, once completed.
+    course_status: str = ""
+    #: How many times the job was started (1 + resumptions).
+    runs: int = 0
+    cancel_requested: bool = False
+    idempotency_key: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A finished model call: enough to hand the pipeline the same answer again for free."""
+
+    job_id: str
+    step_key: str
+    #: Digest of (model, request): a checkpoint replays only for the identical request.
+    request_digest: str
+    model: str
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: Decimal
+    cost_source: str
+    latency_ms: float
+    response_model: str = ""
+    finish_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """One call record of one run of a job (the report's `calls` entry, as JSON data)."""
+
+    job_id: str
+    run: int
+    seq: int
+    step_key: str
+    replayed: bool
+    record: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ReviewItem:
+    id: str
+    job_id: str
+    #: Lesson id (e.g. "S1-L2") or "metadata".
+    target: str
+    reason: str
+    gate: str = ""
+    #: 0 (the gates were sure) .. 1 (a coin flip): the queue is ranked by it, highest first.
+    uncertainty: float = 0.0
+    status: ReviewStatus = "open"
+    #: What the reviewer did: {"action", "note", "content"?, "by"?}.
+    resolution: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+
+class Store(abc.ABC):
+    """Durable state of jobs. Open with `open_store(url)`, then `await store.init()`."""
+
+    #: "sqlite" | "postgresql"
+    dialect: str = ""
+
+    @abc.abstractmethod
+    async def init(self) -> None:
+        """Connect and apply pending migrations (idempotent, safe to call from many processes)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int: ...
+
+    # -- jobs ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_job(self, job: Job) -> tuple[Job, bool]:
+        """Insert `job`; if its id or idempotency key is taken, return the existing job and False."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    async def find_job_by_key(self, idempotency_key: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Job]: ...
+
+    @abc.abstractmethod
+    async def update_job(self, job_id: str, **changes: Any) -> None:
+        """Change any of: status, progress, error, course_status, runs, cancel_requested."""
+
+    @abc.abstractmethod
+    async def start_run(self, job_id: str) -> int:
+        """Mark the job running and count the run; returns the run number (1 for the first)."""
+
+    # -- results -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def save_result(
+        self,
+        job_id: str,
+        *,
+        run: int,
+        status: JobStatus,
+        course: Mapping[str, Any] | None,
+        report: Mapping[str, Any],
+        calls: Sequence[Mapping[str, Any]],
+        reviews: Sequence[ReviewItem] = (),
+        error: str = "",
+        course_status: str = "",
+    ) -> None:
+        """Write a run's course (if any), report, call records and review items, and the job's
+        final status, in one transaction."""
+
+    @abc.abstractmethod
+    async def get_course(self, job_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def update_course(self, job_id: str, course: Mapping[str, Any], *, course_status: str) -> None:
+        """Replace a completed job's course (a reviewer's edit or approval)."""
+
+    @abc.abstractmethod
+    async def get_report(self, job_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def list_calls(self, job_id: str) -> list[StoredCall]: ...
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write (or overwrite) the checkpoint of (job_id, step_key); durable when it returns."""
+
+    @abc.abstractmethod
+    async def load_checkpoints(self, job_id: str) -> dict[str, Checkpoint]: ...
+
+    # -- review queue --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def list_reviews(self, *, status: str | None = "open", limit: int = 100) -> list[ReviewItem]:
+        """Review items ranked by uncertainty, highest first."""
+
+    @abc.abstractmethod
+    async def get_review(self, review_id: str) -> ReviewItem | None: ...
+
+    @abc.abstractmethod
+    async def update_review(self, review_id: str, *, status: str, resolution: Mapping[str, Any]) -> None: ...

@@ -1,0 +1,91 @@
+"""PostgreSQL store (psycopg 3, async, pooled): the production option, same interface and same
+SQL as SQLite. Migrations take a transaction-scoped advisory lock, so many service replicas and
+workers can start at once. Put the password in `PGPASSWORD` or `~/.pgpass`, not in the URL."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ._sql import SQLStore, Statement
+
+__all__ = ["PostgresStore", "masked_url"]
+
+#: Arbitrary constant naming our migration lock.
+_MIGRATION_LOCK = 0x636F7572  # "cour"
+
+
+def masked_url(url: str) -> str:
+    """The URL with any password replaced, for logs and `config show`."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:****@", url)
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresStore(SQLStore):
+    dialect = "postgresql"
+    _types: ClassVar[Mapping[str, str]] = {"ts": "DOUBLE PRECISION", "autoid": "BIGSERIAL PRIMARY KEY"}
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._min_size, self._max_size = min_size, max_size
+        self._pool: Any = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({masked_url(self.url)!r})"
+
+    async def _open(self) -> Any:
+        if self._pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(
+                self.url, min_size=self._min_size, max_size=self._max_size, open=False, timeout=30
+            )
+            await pool.open(wait=True, timeout=30)
+            self._pool = pool
+        return self._pool
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        pool = await self._open()
+        async with pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(_pg(sql), tuple(params))
+            rows: list[tuple[Any, ...]] = await cur.fetchall()
+            return rows
+
+    async def _transaction(self, statements: Sequence[Statement]) -> list[int]:
+        pool = await self._open()
+        counts: list[int] = []
+        async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            for sql, params in statements:
+                await cur.execute(_pg(sql), tuple(params))
+                counts.append(cur.rowcount)
+        return counts
+
+    async def _migrate(self, pending: Sequence[tuple[int, list[str]]]) -> None:
+        pool = await self._open()
+        async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            await cur.execute("SELECT version FROM schema_migrations")
+            applied = {r[0] for r in await cur.fetchall()}
+            for version, statements in pending:
+                if version in applied:
+                    continue
+                for sql in statements:
+                    await cur.execute(sql.replace("%", "%%"))
+                await cur.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                    (version, time.time()),
+                )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

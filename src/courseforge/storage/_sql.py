@@ -1,0 +1,427 @@
+"""The SQL both stores share: versioned migrations and every query, written once with `?`
+placeholders. A backend supplies three primitives (fetch, a transaction of statements, and the
+migration lock); the PostgreSQL one turns `?` into `%s`.
+
+Migrations are a list of (version, statements); `schema_migrations` records which ran. Add a
+new version at the end, never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import time
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from ._base import Checkpoint, Job, ReviewItem, Store, StoredCall
+
+__all__ = ["MIGRATIONS", "SQLStore"]
+
+Statement = tuple[str, Sequence[Any]]
+
+#: {ts}: epoch-seconds column type, {autoid}: auto-increment primary key.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE jobs (
+                id TEXT PRIMARY KEY,
+                course_id TEXT NOT NULL,
+                analysis TEXT NOT NULL,
+                input_digest TEXT NOT NULL,
+                status TEXT NOT NULL,
+                progress TEXT NOT NULL DEFAULT '{{}}',
+                error TEXT NOT NULL DEFAULT '',
+                course_status TEXT NOT NULL DEFAULT '',
+                runs INTEGER NOT NULL DEFAULT 0,
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                idempotency_key TEXT UNIQUE,
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX jobs_status_created ON jobs (status, created_at)",
+            "CREATE INDEX jobs_created ON jobs (created_at)",
+            """CREATE TABLE checkpoints (
+                job_id TEXT NOT NULL,
+                step_key TEXT NOT NULL,
+                request_digest TEXT NOT NULL,
+                model TEXT NOT NULL,
+                text TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cached_tokens INTEGER NOT NULL,
+                cost_usd TEXT NOT NULL,
+                cost_source TEXT NOT NULL,
+                latency_ms {ts} NOT NULL,
+                response_model TEXT NOT NULL DEFAULT '',
+                finish_reason TEXT NOT NULL DEFAULT '',
+                created_at {ts} NOT NULL,
+                PRIMARY KEY (job_id, step_key)
+            )""",
+            """CREATE TABLE courses (
+                job_id TEXT PRIMARY KEY,
+                body TEXT NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
+            """CREATE TABLE reports (
+                job_id TEXT PRIMARY KEY,
+                body TEXT NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
+            """CREATE TABLE call_records (
+                id {autoid},
+                job_id TEXT NOT NULL,
+                run INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                step_key TEXT NOT NULL,
+                replayed INTEGER NOT NULL,
+                body TEXT NOT NULL
+            )""",
+            "CREATE INDEX call_records_job ON call_records (job_id, run, seq)",
+            """CREATE TABLE review_items (
+                id TEXT PRIMARY KEY,
+                job_id TEXT NOT NULL,
+                target TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                gate TEXT NOT NULL DEFAULT '',
+                uncertainty {ts} NOT NULL,
+                status TEXT NOT NULL,
+                resolution TEXT NOT NULL DEFAULT '{{}}',
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX review_items_status ON review_items (status, uncertainty)",
+        ],
+    ),
+]
+
+_JOB_COLUMNS = (
+    "id, course_id, analysis, input_digest, status, progress, error, course_status, runs, "
+    "cancel_requested, idempotency_key, created_at, updated_at"
+)
+_CHECKPOINT_COLUMNS = (
+    "job_id, step_key, request_digest, model, text, input_tokens, output_tokens, cached_tokens, "
+    "cost_usd, cost_source, latency_ms, response_model, finish_reason, created_at"
+)
+_REVIEW_COLUMNS = "id, job_id, target, reason, gate, uncertainty, status, resolution, created_at, updated_at"
+_UPDATABLE = {"status", "progress", "error", "course_status", "runs", "cancel_requested"}
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        course_id=row[1],
+        analysis=json.loads(row[2]),
+        input_digest=row[3],
+        status=row[4],
+        progress=json.loads(row[5]),
+        error=row[6],
+        course_status=row[7],
+        runs=int(row[8]),
+        cancel_requested=bool(row[9]),
+        idempotency_key=row[10],
+        created_at=float(row[11]),
+        updated_at=float(row[12]),
+    )
+
+
+def _review(row: Sequence[Any]) -> ReviewItem:
+    return ReviewItem(
+        id=row[0],
+        job_id=row[1],
+        target=row[2],
+        reason=row[3],
+        gate=row[4],
+        uncertainty=float(row[5]),
+        status=row[6],
+        resolution=json.loads(row[7]),
+        created_at=float(row[8]),
+        updated_at=float(row[9]),
+    )
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class SQLStore(Store):
+    """Every query of the store; subclasses provide the connection."""
+
+    #: Column types substituted into the migrations.
+    _types: ClassVar[Mapping[str, str]] = {}
+
+    # -- primitives (backend) ------------------------------------------------------------------
+    @abc.abstractmethod
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    async def _transaction(self, statements: Sequence[Statement]) -> list[int]:
+        """Run the statements in one transaction; return each one's rowcount."""
+
+    @abc.abstractmethod
+    async def _migrate(self, pending: Sequence[tuple[int, list[str]]]) -> None:
+        """Apply the migrations not yet applied, holding a lock other processes respect."""
+
+    # -- migrations ----------------------------------------------------------------------------
+    def _migration_sql(self) -> list[tuple[int, list[str]]]:
+        return [(v, [s.format(**self._types) for s in stmts]) for v, stmts in MIGRATIONS]
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch("SELECT MAX(version) FROM schema_migrations")
+        return int(rows[0][0] or 0) if rows else 0
+
+    async def init(self) -> None:
+        await self._migrate(self._migration_sql())
+
+    # -- jobs ----------------------------------------------------------------------------------
+    async def create_job(self, job: Job) -> tuple[Job, bool]:
+        (inserted,) = await self._transaction(
+            [
+                (
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    (
+                        job.id,
+                        job.course_id,
+                        _dumps(job.analysis),
+                        job.input_digest,
+                        job.status,
+                        _dumps(job.progress),
+                        job.error,
+                        job.course_status,
+                        job.runs,
+                        int(job.cancel_requested),
+                        job.idempotency_key,
+                        job.created_at,
+                        job.updated_at,
+                    ),
+                )
+            ]
+        )
+        if inserted:
+            return job, True
+        existing = await self.find_job_by_key(job.idempotency_key) if job.idempotency_key else None
+        existing = existing or await self.get_job(job.id)
+        if existing is None:  # lost a race with a delete; there are no deletes, so unreachable
+            raise RuntimeError(f"job {job.id} conflicts but cannot be read")
+        return existing, False
+
+    async def get_job(self, job_id: str) -> Job | None:
+        rows = await self._fetch(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    async def find_job_by_key(self, idempotency_key: str) -> Job | None:
+        rows = await self._fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+        )
+        return _job(rows[0]) if rows else None
+
+    async def list_jobs(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = await self._fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            (*params, int(limit), int(offset)),
+        )
+        return [_job(r) for r in rows]
+
+    async def update_job(self, job_id: str, **changes: Any) -> None:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update job fields {sorted(unknown)}")
+        sets, params = [], []
+        for name, value in changes.items():
+            sets.append(f"{name} = ?")
+            if name == "progress":
+                value = _dumps(value)
+            elif name == "cancel_requested":
+                value = int(bool(value))
+            params.append(value)
+        sets.append("updated_at = ?")
+        params += [time.time(), job_id]
+        await self._transaction([(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)])
+
+    async def start_run(self, job_id: str) -> int:
+        await self._transaction(
+            [
+                (
+                    "UPDATE jobs SET status = 'running', runs = runs + 1, error = '', updated_at = ? WHERE id = ?",
+                    (time.time(), job_id),
+                )
+            ]
+        )
+        rows = await self._fetch("SELECT runs FROM jobs WHERE id = ?", (job_id,))
+        return int(rows[0][0]) if rows else 0
+
+    # -- results -------------------------------------------------------------------------------
+    async def save_result(
+        self,
+        job_id: str,
+        *,
+        run: int,
+        status: str,
+        course: Mapping[str, Any] | None,
+        report: Mapping[str, Any],
+        calls: Sequence[Mapping[str, Any]],
+        reviews: Sequence[ReviewItem] = (),
+        error: str = "",
+        course_status: str = "",
+    ) -> None:
+        now = time.time()
+        statements: list[Statement] = []
+        if course is not None:
+            statements.append(
+                (
+                    "INSERT INTO courses (job_id, body, created_at) VALUES (?,?,?) "
+                    "ON CONFLICT (job_id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at",
+                    (job_id, _dumps(course), now),
+                )
+            )
+        statements.append(
+            (
+                "INSERT INTO reports (job_id, body, created_at) VALUES (?,?,?) "
+                "ON CONFLICT (job_id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at",
+                (job_id, _dumps(report), now),
+            )
+        )
+        statements.append(("DELETE FROM call_records WHERE job_id = ? AND run = ?", (job_id, run)))
+        for seq, call in enumerate(calls):
+            step_key = f"{call.get('phase')}/{call.get('task')}/{call.get('attempt')}/{call.get('tier')}"
+            statements.append(
+                (
+                    "INSERT INTO call_records (job_id, run, seq, step_key, replayed, body) VALUES (?,?,?,?,?,?)",
+                    (job_id, run, seq, step_key, int(bool(call.get("replayed"))), _dumps(call)),
+                )
+            )
+        statements.append(("DELETE FROM review_items WHERE job_id = ? AND status = 'open'", (job_id,)))
+        for item in reviews:
+            statements.append(
+                (
+                    f"INSERT INTO review_items ({_REVIEW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (
+                        item.id,
+                        item.job_id,
+                        item.target,
+                        item.reason,
+                        item.gate,
+                        item.uncertainty,
+                        item.status,
+                        _dumps(item.resolution),
+                        item.created_at,
+                        item.updated_at,
+                    ),
+                )
+            )
+        statements.append(
+            (
+                "UPDATE jobs SET status = ?, error = ?, course_status = ?, updated_at = ? WHERE id = ?",
+                (status, error, course_status, now, job_id),
+            )
+        )
+        await self._transaction(statements)
+
+    async def get_course(self, job_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch("SELECT body FROM courses WHERE job_id = ?", (job_id,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def update_course(self, job_id: str, course: Mapping[str, Any], *, course_status: str) -> None:
+        await self._transaction(
+            [
+                ("UPDATE courses SET body = ? WHERE job_id = ?", (_dumps(course), job_id)),
+                (
+                    "UPDATE jobs SET course_status = ?, updated_at = ? WHERE id = ?",
+                    (course_status, time.time(), job_id),
+                ),
+            ]
+        )
+
+    async def get_report(self, job_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch("SELECT body FROM reports WHERE job_id = ?", (job_id,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    async def list_calls(self, job_id: str) -> list[StoredCall]:
+        rows = await self._fetch(
+            "SELECT job_id, run, seq, step_key, replayed, body FROM call_records WHERE job_id = ? ORDER BY run, seq",
+            (job_id,),
+        )
+        return [StoredCall(r[0], int(r[1]), int(r[2]), r[3], bool(r[4]), json.loads(r[5])) for r in rows]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    async def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        c = checkpoint
+        await self._transaction(
+            [
+                (
+                    f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (job_id, step_key) DO UPDATE SET request_digest = excluded.request_digest, "
+                    "model = excluded.model, text = excluded.text, input_tokens = excluded.input_tokens, "
+                    "output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens, "
+                    "cost_usd = excluded.cost_usd, cost_source = excluded.cost_source, "
+                    "latency_ms = excluded.latency_ms, response_model = excluded.response_model, "
+                    "finish_reason = excluded.finish_reason, created_at = excluded.created_at",
+                    (
+                        c.job_id,
+                        c.step_key,
+                        c.request_digest,
+                        c.model,
+                        c.text,
+                        c.input_tokens,
+                        c.output_tokens,
+                        c.cached_tokens,
+                        str(c.cost_usd),
+                        c.cost_source,
+                        c.latency_ms,
+                        c.response_model,
+                        c.finish_reason,
+                        c.created_at,
+                    ),
+                )
+            ]
+        )
+
+    async def load_checkpoints(self, job_id: str) -> dict[str, Checkpoint]:
+        rows = await self._fetch(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?", (job_id,))
+        out: dict[str, Checkpoint] = {}
+        for r in rows:
+            out[r[1]] = Checkpoint(
+                job_id=r[0],
+                step_key=r[1],
+                request_digest=r[2],
+                model=r[3],
+                text=r[4],
+                input_tokens=int(r[5]),
+                output_tokens=int(r[6]),
+                cached_tokens=int(r[7]),
+                cost_usd=Decimal(r[8]),
+                cost_source=r[9],
+                latency_ms=float(r[10]),
+                response_model=r[11],
+                finish_reason=r[12],
+                created_at=float(r[13]),
+            )
+        return out
+
+    # -- review queue --------------------------------------------------------------------------
+    async def list_reviews(self, *, status: str | None = "open", limit: int = 100) -> list[ReviewItem]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = await self._fetch(
+            f"SELECT {_REVIEW_COLUMNS} FROM review_items {where} "
+            "ORDER BY uncertainty DESC, created_at, id LIMIT ?",
+            (*params, int(limit)),
+        )
+        return [_review(r) for r in rows]
+
+    async def get_review(self, review_id: str) -> ReviewItem | None:
+        rows = await self._fetch(f"SELECT {_REVIEW_COLUMNS} FROM review_items WHERE id = ?", (review_id,))
+        return _review(rows[0]) if rows else None
+
+    async def update_review(self, review_id: str, *, status: str, resolution: Mapping[str, Any]) -> None:
+        await self._transaction(
+            [
+                (
+                    "UPDATE review_items SET status = ?, resolution = ?, updated_at = ? WHERE id = ?",
+                    (status, _dumps(dict(resolution)), time.time(), review_id),
+                )
+            ]
+        )

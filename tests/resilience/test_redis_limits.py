@@ -1,0 +1,107 @@
+"""Rate limits shared through a real redis-server started on 127.0.0.1 for this module."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from courseforge.resilience import RedisRateLimiter
+
+REDIS = shutil.which("redis-server") or next(
+    (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if Path(p).exists()), None
+)
+pytestmark = pytest.mark.skipif(
+    REDIS is None, reason="redis-server is not installed (make deps-system / apt-get install redis-server)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    assert REDIS is not None
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_two_limiters_share_one_token_budget(redis_url: str) -> None:
+    # tpm 6000 = 100 tokens/s. Two "processes" (limiters) spend 5990 between them; the next
+    # 30 tokens must wait for 20 to refill: about 0.2 s, on the server's clock.
+    a = RedisRateLimiter(redis_url, key="test:shared", tpm=6000)
+    b = RedisRateLimiter(redis_url, key="test:shared", tpm=6000)
+    try:
+        assert await a.acquire(3000) == 0.0
+        assert await b.acquire(2990) == 0.0
+        waited = await b.acquire(30)
+        assert 0.1 <= waited <= 1.0
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_rpm_is_enforced_across_limiters(redis_url: str) -> None:
+    a = RedisRateLimiter(redis_url, key="test:rpm", rpm=120)  # 2 per second after a burst of 120
+    b = RedisRateLimiter(redis_url, key="test:rpm", rpm=120)
+    try:
+        for _ in range(60):
+            await a.acquire()
+            await b.acquire()
+        waited = await a.acquire()
+        assert 0.0 < waited <= 0.6
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_engine_uses_redis_when_configured(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from courseforge.config import Settings
+    from courseforge.engine import Engine
+    from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
+    from courseforge.sim import SimServer, load_profile
+    from engine_helpers import example_analysis, loopback_config
+
+    async with SimServer(load_profile("ideal"), time_scale=0.0) as sim:
+        config = loopback_config(sim.base_url)
+        config["providers"]["loop"].update(redis_url=redis_url, rpm=10_000, tpm=50_000_000)
+        engine = Engine(Settings.model_validate(config), env={}, embedder=CachedEmbedder(HashingEmbedder()))
+        try:
+            result = await engine.generate(example_analysis())
+        finally:
+            await engine.aclose()
+    assert result.course is not None
+    client = aioredis.from_url(redis_url)
+    try:
+        assert await client.exists("courseforge:ratelimit:loop")
+    finally:
+        await client.aclose()

@@ -1,0 +1,58 @@
+"""An app wired to scripted models and a temp SQLite store, driven by Starlette's TestClient."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from courseforge.config import Settings
+from courseforge.engine import Engine
+from courseforge.providers import ChatModel
+from courseforge.service import create_app
+from courseforge.storage import Store, open_store
+from engine_helpers import example_data, make_engine, scripted_models
+
+TOKEN = "tok-Service-7f3a9c"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextmanager
+def service(
+    settings: Settings,
+    tmp_path: Path,
+    *,
+    models: Mapping[str, ChatModel] | None = None,
+    engine: Engine | None = None,
+    store: Store | None = None,
+    tokens: tuple[str, ...] = (TOKEN,),
+) -> Iterator[TestClient]:
+    store = store or open_store(f"sqlite:///{tmp_path}/service.db")
+    engine = engine or make_engine(settings, models or scripted_models(settings))
+    app = create_app(settings, store=store, engine=engine, tokens=tokens)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    return {**example_data(), **overrides}
+
+
+def wait_for(
+    client: TestClient,
+    job_id: str,
+    statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+    timeout_s: float = 30,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']}")
+        time.sleep(0.05)

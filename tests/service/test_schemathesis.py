@@ -1,0 +1,58 @@
+"""Schemathesis against our own OpenAPI document, over real HTTP: no request gets a 500."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from live_server import live_app
+from service_helpers import TOKEN
+
+from courseforge.config import Settings
+from courseforge.service import create_app
+from courseforge.storage import open_store
+from engine_helpers import make_engine, scripted_models
+
+ST = Path(sys.executable).with_name("st")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ST.exists(), reason="schemathesis is not installed (pip install -e '.[dev]')")
+def test_no_server_errors_under_schemathesis(settings: Settings, tmp_path: Path) -> None:
+    service = settings.service.model_copy(update={"max_concurrent_jobs": 2})
+    settings = settings.model_copy(update={"service": service})
+    app = create_app(
+        settings,
+        store=open_store(f"sqlite:///{tmp_path}/st.db"),
+        engine=make_engine(settings, scripted_models(settings)),
+        tokens=[TOKEN],
+    )
+    with live_app(app) as base:
+        run = subprocess.run(
+            [
+                str(ST),
+                "run",
+                f"{base}/openapi.json",
+                "-H",
+                f"Authorization: Bearer {TOKEN}",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "40",
+                "--seed",
+                "7",
+                "--request-timeout",
+                "30",
+                "--no-color",
+                "--suppress-health-check",
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=540,
+            cwd=tmp_path,
+        )
+    print(run.stdout[-4000:])
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

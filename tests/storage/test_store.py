@@ -1,0 +1,140 @@
+"""The Store contract, run against SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from courseforge.errors import ConfigError
+from courseforge.storage import (
+    MIGRATIONS,
+    Checkpoint,
+    Job,
+    PostgresStore,
+    ReviewItem,
+    SQLiteStore,
+    Store,
+    masked_url,
+    open_store,
+)
+
+
+def _job(job_id: str = "j1", key: str | None = None) -> Job:
+    return Job(id=job_id, course_id="c1", analysis={"topic": "x"}, input_digest="d", idempotency_key=key)
+
+
+def _cp(step: str, text: str = "answer", cost: str = "0.00012345") -> Checkpoint:
+    return Checkpoint(
+        job_id="j1",
+        step_key=step,
+        request_digest="r",
+        model="m",
+        text=text,
+        input_tokens=10,
+        output_tokens=20,
+        cached_tokens=0,
+        cost_usd=Decimal(cost),
+        cost_source="price_table",
+        latency_ms=12.5,
+    )
+
+
+async def test_migrations_apply_once(store: Store) -> None:
+    assert await store.schema_version() == MIGRATIONS[-1][0]
+    await store.init()  # again: nothing to do, no error
+    assert await store.schema_version() == MIGRATIONS[-1][0]
+
+
+async def test_jobs_roundtrip_and_idempotency(store: Store) -> None:
+    _, created = await store.create_job(_job("j1", key="k1"))
+    assert created
+    again, created = await store.create_job(_job("j2", key="k1"))
+    assert not created and again.id == "j1"
+    same_id, created = await store.create_job(_job("j1"))
+    assert not created and same_id.id == "j1"
+    await store.create_job(_job("j3"))
+    assert (await store.find_job_by_key("k1")).id == "j1"  # type: ignore[union-attr]
+    assert await store.start_run("j1") == 1
+    assert await store.start_run("j1") == 2
+    await store.update_job("j1", progress={"phases": {"lessons": {"done": 3}}}, cancel_requested=True)
+    got = await store.get_job("j1")
+    assert got is not None and got.status == "running" and got.runs == 2 and got.cancel_requested
+    assert got.progress["phases"]["lessons"]["done"] == 3 and got.analysis == {"topic": "x"}
+    assert {j.id for j in await store.list_jobs(status="running")} == {"j1"}
+    assert len(await store.list_jobs()) == 2
+    assert len(await store.list_jobs(limit=1)) == 1
+    with pytest.raises(ValueError, match="cannot update"):
+        await store.update_job("j1", analysis={})
+    assert await store.get_job("nope") is None
+
+
+async def test_checkpoints_keep_exact_money_and_overwrite(store: Store) -> None:
+    await store.put_checkpoint(_cp("lessons/lesson:S1-L1/1/cheap"))
+    await store.put_checkpoint(_cp("metadata/metadata_core/1/premium", cost="0.1"))
+    await store.put_checkpoint(_cp("metadata/metadata_core/1/premium", text="newer", cost="0.2"))
+    cps = await store.load_checkpoints("j1")
+    assert set(cps) == {"lessons/lesson:S1-L1/1/cheap", "metadata/metadata_core/1/premium"}
+    assert cps["lessons/lesson:S1-L1/1/cheap"].cost_usd == Decimal("0.00012345")
+    assert cps["metadata/metadata_core/1/premium"].text == "newer"
+    assert await store.load_checkpoints("other") == {}
+
+
+async def test_concurrent_checkpoint_writes(store: Store) -> None:
+    await asyncio.gather(*(store.put_checkpoint(_cp(f"lessons/l{i}/1/cheap")) for i in range(50)))
+    assert len(await store.load_checkpoints("j1")) == 50
+
+
+async def test_results_calls_and_review_queue(store: Store) -> None:
+    await store.create_job(_job("j1"))
+    reviews = [
+        ReviewItem(id="j1:S1-L1", job_id="j1", target="S1-L1", reason="similarity low", uncertainty=0.2),
+        ReviewItem(id="j1:S1-L2", job_id="j1", target="S1-L2", reason="borderline", uncertainty=0.9),
+    ]
+    calls = [
+        {"phase": "metadata", "task": "metadata_core", "attempt": 1, "tier": "premium", "replayed": True}
+    ]
+    await store.save_result(
+        "j1",
+        run=2,
+        status="completed",
+        course={"course_id": "c1"},
+        report={"total_cost_usd": 0.1},
+        calls=calls,
+        reviews=reviews,
+        course_status="needs_review",
+    )
+    job = await store.get_job("j1")
+    assert job is not None and job.status == "completed" and job.course_status == "needs_review"
+    assert await store.get_course("j1") == {"course_id": "c1"}
+    assert (await store.get_report("j1")) == {"total_cost_usd": 0.1}
+    stored = await store.list_calls("j1")
+    assert [(c.run, c.step_key, c.replayed) for c in stored] == [
+        (2, "metadata/metadata_core/1/premium", True)
+    ]
+    queue = await store.list_reviews()
+    assert [r.target for r in queue] == ["S1-L2", "S1-L1"]  # most uncertain first
+    await store.update_review("j1:S1-L2", status="approved", resolution={"action": "approve"})
+    assert [r.target for r in await store.list_reviews()] == ["S1-L1"]
+    item = await store.get_review("j1:S1-L2")
+    assert item is not None and item.status == "approved" and item.resolution == {"action": "approve"}
+    assert await store.get_course("nope") is None
+
+
+def test_open_store_urls(tmp_path: Path) -> None:
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/a.db"), SQLiteStore)
+    assert isinstance(open_store("postgresql://u@127.0.0.1:5/db"), PostgresStore)
+    with pytest.raises(ConfigError, match=r"storage\.url"):
+        open_store("mysql://x:secret@h/db")
+    assert masked_url("postgresql://user:s3cret@host/db") == "postgresql://user:****@host/db"
+    assert "s3cret" not in repr(open_store("postgresql://user:s3cret@host/db"))
+
+
+async def test_sqlite_file_created_on_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "cf.db"
+    s = open_store(f"sqlite:///{path}")
+    await s.init()
+    await s.close()
+    assert path.exists()

@@ -1,0 +1,124 @@
+"""Evidence: `kill -9` of a CLI run in the middle of phase 3, then the same command again.
+The course completes and no call that had finished before the kill is sent again.
+
+Identity of a step on the provider side: (model, messages) of the request. The handler marks
+a request *answered* only when it returns its reply; a request still waiting when the client
+dies was never answered (nothing finished, nothing to replay) and may be sent again."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from courseforge.testing import CourseAuthor, LoopbackReply
+from engine_helpers import EXAMPLES, loopback_config, loopback_in_thread, request_from_payload, write_config
+
+CLI = Path(sys.executable).with_name("courseforge")
+DELAY_S = 0.4
+
+
+class CountingProvider:
+    def __init__(self) -> None:
+        self.author = CourseAuthor()
+        self.sent: Counter[str] = Counter()
+        self.answered: set[str] = set()
+        self.phase_of: dict[str, str] = {}
+        self.killed = False
+        self.after_kill: Counter[str] = Counter()
+
+    @staticmethod
+    def identity(payload: dict[str, Any]) -> str:
+        raw = json.dumps([payload["model"], payload["messages"]], sort_keys=True)
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    async def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
+        key = self.identity(payload)
+        self.sent[key] += 1
+        if self.killed:
+            self.after_kill[key] += 1
+        text = self.author(request_from_payload(payload))
+        self.phase_of[key] = (
+            "lessons" if '"task": "lesson"' in payload["messages"][-1]["content"] else "other"
+        )
+        await asyncio.sleep(DELAY_S)
+        self.answered.add(key)
+        prompt = sum(len(m["content"].split()) for m in payload["messages"])
+        return LoopbackReply.completion(
+            text,
+            model=payload["model"],
+            usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())},
+        )
+
+
+def _lesson_checkpoints(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM checkpoints WHERE step_key LIKE 'lessons/%'").fetchone()
+            return int(row[0])
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) -> None:
+    provider = CountingProvider()
+    db = tmp_path / "store.db"
+    env = {**os.environ, "COURSEFORGE_STORAGE_URL": f"sqlite:///{db}"}
+    env.pop("OPENROUTER_API_KEY", None)
+    with loopback_in_thread(provider) as server:
+        config = loopback_config(server.base_url)
+        config["routing"]["max_parallel_tasks"] = 3
+        cfg = write_config(tmp_path / "loop.yaml", config)
+        cmd = [
+            str(CLI), "generate", str(EXAMPLES / "python-basics.json"), "-o", str(tmp_path / "course.json"),
+            "--config", str(cfg), "--job", "kill-test",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _lesson_checkpoints(db) < 4:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "phase 3 never started"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        provider.killed = True
+        answered_before = set(provider.answered)
+        sent_before = sum(provider.sent.values())
+        with sqlite3.connect(db) as conn:
+            checkpoints_at_kill = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+            status_at_kill = conn.execute("SELECT status FROM jobs WHERE id = 'kill-test'").fetchone()[0]
+        assert status_at_kill == "running"  # died without a word
+
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+    sent_after = sum(provider.after_kill.values())
+    repeated = sorted(k for k in provider.after_kill if k in answered_before)
+    course = json.loads((tmp_path / "course.json").read_text())
+    report = json.loads((tmp_path / "course.report.json").read_text())
+    replayed = [c for c in report["calls"] if c["replayed"]]
+    lessons_in_course = sum(len(s["lessons"]) for s in course["sections"])
+    print(
+        f"\nkill -9 during phase 3: {sent_before} calls sent before the kill "
+        f"({len(answered_before)} answered, {checkpoints_at_kill} checkpointed); "
+        f"{sent_after} sent after resume; replayed {len(replayed)} "
+        f"(${report['summary']['replayed_cost_usd']:.6f} not paid again); "
+        f"repeated calls for finished steps: {len(repeated)}; course {course['status']}, {lessons_in_course} lessons"
+    )
+    assert "replayed from the store" in resumed.stderr
+    assert repeated == []
+    assert len(replayed) == checkpoints_at_kill
+    # Every request after the kill is one never answered before it (in flight or not yet sent).
+    assert all(n == 1 for n in provider.after_kill.values())
+    assert report["summary"]["job_id"] == "kill-test" and report["summary"]["run"] == 2
