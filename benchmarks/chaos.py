@@ -63,7 +63,8 @@ def chaos_settings(base_url: str, env: dict[str, str]) -> Settings:
         for name, p in settings.routing.priorities.items()
     }
     providers = {
-        name: p.model_copy(update={"read_timeout_s": CALL_TIMEOUT_S}) for name, p in settings.providers.items()
+        name: p.model_copy(update={"read_timeout_s": CALL_TIMEOUT_S})
+        for name, p in settings.providers.items()
     }
     return settings.model_copy(
         update={

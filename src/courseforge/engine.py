@@ -18,6 +18,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -100,6 +101,8 @@ class Engine:
         self._scoped = ScopedHooks()
         self._events = fan_out(self.hooks, self._scoped, log_event)
         self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
+        self._clock = clock
+        self._breaker_cooldown_s = breaker_cooldown_s
         self._redis_limiters: list[RedisRateLimiter] = []
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._raw: dict[str, ChatModel] = dict(models or {})
@@ -178,7 +181,12 @@ class Engine:
             stack = RetryingModel(self.breakers.wrap(stack), max_retries=retries, hooks=self._events)
             stacks[model_id] = StructuredOutputModel(stack, mode=ms.output_mode, hooks=self._events)
         return {
-            m: FallbackModel([stacks[m], *(stacks[fb] for fb in models[m].fallbacks)], hooks=self._events)
+            m: FallbackModel(
+                [stacks[m], *(stacks[fb] for fb in models[m].fallbacks)],
+                hooks=self._events,
+                max_open_wait_s=self._breaker_cooldown_s,
+                clock=self._clock,
+            )
             for m in tier_models
         }
 
@@ -204,6 +212,18 @@ class Engine:
             gates = self.settings.gates
             self._embedder = make_embedder(gates.embedding_model, batch_size=gates.embedding_batch_size)
         return self._embedder
+
+    def model_stacks(self) -> dict[str, ChatModel]:
+        """Each tier model's stack (a `FallbackModel` over its own and its fallbacks' stacks),
+        built once per engine. The distributed worker runs its activities on these."""
+        if self._stacks is None:
+            self._stacks = self._build_stacks()
+        return self._stacks
+
+    def event_scope(self) -> AbstractContextManager[RecordingHooks]:
+        """`with engine.event_scope() as events:` records the resilience events of the calls
+        made inside it (and in tasks it starts) — one course's, or one activity's."""
+        return self._scoped.scope()
 
     # -- running -------------------------------------------------------------------------------
     async def generate(

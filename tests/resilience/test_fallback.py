@@ -17,7 +17,11 @@ from courseforge.resilience import (
 )
 from courseforge.testing import ScriptedModel, sequence
 
-SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string", "minLength": 2}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["answer"],
+    "properties": {"answer": {"type": "string", "minLength": 2}},
+}
 GOOD = '{"answer": "forty-two"}'
 
 
@@ -34,7 +38,9 @@ class RecordingMeter:
             raise BudgetExceeded(cap_usd=1, committed_usd=1, needed_usd=1)
         return model_id
 
-    def end(self, ticket: object, *, response: ChatResponse | None = None, error: BaseException | None = None) -> None:
+    def end(
+        self, ticket: object, *, response: ChatResponse | None = None, error: BaseException | None = None
+    ) -> None:
         if response is not None:
             self.tries.append((str(ticket), "ok"))
         else:
@@ -89,3 +95,34 @@ async def test_budget_blocks_the_primary_at_once_and_skips_a_fallback() -> None:
     response = await call_metered(FallbackModel([failing, fallback, last]), request(), meter)
     assert response.text == GOOD
     assert meter.tries == [("a2", "error"), ("b", "budget_blocked"), ("c", "ok")]
+
+
+async def test_a_call_whose_whole_chain_is_open_waits_for_the_probe() -> None:
+    from courseforge.resilience import BreakerRegistry, FakeClock
+
+    clock = FakeClock()
+    breakers = BreakerRegistry(clock=clock, cooldown_s=10.0)
+    models = [breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("a", "b")]
+    for m in ("a", "b"):
+        breaker = breakers.breaker(m)
+        for _ in range(3):
+            permit = breaker.allow()
+            assert permit is not None
+            breaker.record_failure(permit)
+    clock.advance(4.0)  # a and b reopen in 6 s
+    chain = FallbackModel(models, max_open_wait_s=10.0, clock=clock)
+    assert (await chain.complete(request())).text == GOOD
+    assert clock.sleeps == [6.0]
+    assert breakers.breaker("a").state == "closed"  # the probe went to the primary
+
+    impatient = FallbackModel(models, max_open_wait_s=0.0, clock=clock)
+    for m in ("a", "b"):
+        breaker = breakers.breaker(m)
+        for _ in range(3):
+            permit = breaker.allow()
+            if permit is not None:
+                breaker.record_failure(permit)
+    from courseforge.errors import CircuitOpen
+
+    with pytest.raises(CircuitOpen):
+        await impatient.complete(request())

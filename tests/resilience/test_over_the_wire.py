@@ -78,7 +78,6 @@ async def test_calls_skip_an_open_model_and_probe_it_after_the_cooldown() -> Non
     breakers = BreakerRegistry(clock=clock, hooks=hooks)
     settings = hosted_settings()
     async with SimServer(profile) as server:
-
         providers: list[OpenAICompatModel] = []
 
         def stack(model_id: str) -> ChatModel:

@@ -20,7 +20,13 @@ def test_chaos_has_the_issue_rates_on_every_seed_model() -> None:
     chaos = load_profile("chaos")
     for model in ("openai/gpt-oss-20b", "openai/gpt-oss-120b", "qwen/qwen3-max", "google/gemini-2.5-flash"):
         f = chaos.for_model(model).faults
-        assert (f.rate_limited, f.server_error, f.timeout, f.malformed, f.empty) == (0.10, 0.10, 0.05, 0.05, 0.02)
+        assert (f.rate_limited, f.server_error, f.timeout, f.malformed, f.empty) == (
+            0.10,
+            0.10,
+            0.05,
+            0.05,
+            0.02,
+        )
 
 
 def test_realistic_cites_its_latency_sources() -> None:

@@ -44,9 +44,8 @@ def schema_request(schema: dict[str, Any] | None = None) -> ChatRequest:
 
 async def test_models_and_a_schema_valid_answer_with_usage() -> None:
     async with SimServer(load_profile("ideal")) as server:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{server.base_url}/models") as resp:
-                assert (await resp.json())["object"] == "list"
+        async with aiohttp.ClientSession() as session, session.get(f"{server.base_url}/models") as resp:
+            assert (await resp.json())["object"] == "list"
         m = model(server)
         request = schema_request()
         response = await m.complete(request)
@@ -71,14 +70,15 @@ def test_generic_instances_respect_bounds() -> None:
 
 
 async def test_courseforge_prompts_get_on_topic_and_off_topic_lessons() -> None:
-    from engine_helpers import example_analysis
-
     from courseforge.domain import LearningOutcome, SectionSpec
     from courseforge.pipeline.prompts import lesson_messages
+    from engine_helpers import example_analysis
 
     analysis = example_analysis()
     section: SectionSpec = analysis.sections[0]
-    outcome = LearningOutcome(id="LO1", text="Explain variables with a worked example", bloom_level="understand")
+    outcome = LearningOutcome(
+        id="LO1", text="Explain variables with a worked example", bloom_level="understand"
+    )
     messages = lesson_messages(
         analysis=analysis,
         course_title="Python",
@@ -197,9 +197,9 @@ async def test_streaming_sends_chunks_and_usage() -> None:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{server.base_url}/chat/completions", json=payload) as resp:
-                body = (await resp.read()).decode()
+        url = f"{server.base_url}/chat/completions"
+        async with aiohttp.ClientSession() as session, session.post(url, json=payload) as resp:
+            body = (await resp.read()).decode()
     events = [line[6:] for line in body.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]

@@ -213,6 +213,11 @@ class ServiceSettings(_S):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "courseforge"
+    #: Seconds without a heartbeat before an activity of a dead worker goes to another worker.
+    temporal_heartbeat_timeout_s: float = Field(default=20.0, gt=0)
+    #: Temporal-level attempts per activity (lost worker, unexpected error); provider errors are
+    #: retried by the model stack, never by Temporal.
+    temporal_max_attempts: int = Field(default=3, ge=1, le=20)
 
 
 class Settings(_S):

@@ -51,8 +51,10 @@ def judge_tier(settings: Settings, generator_tier: str | None, *, strong: bool =
         return tier
     candidates = js.candidate_tiers or list(tiers)
     others = [t for t in candidates if t in tiers and settings.models[tiers[t]].family not in ("", family)]
-    # Cheapest first: the ladder's order, then the rest as configured.
-    others.sort(key=lambda t: settings.routing.ladder.index(t) if t in settings.routing.ladder else 99)
+    # Cheapest first (output price: a verdict is mostly output tokens).
+    others.sort(
+        key=lambda t: (settings.models[tiers[t]].price_out_per_m, settings.models[tiers[t]].price_in_per_m)
+    )
     return others[0] if others else tier
 
 

@@ -141,12 +141,13 @@ async def text_vectors(texts: Sequence[str], embedder: Any) -> list[list[float]]
     One batched `embed` call for every piece of every text."""
     import math
 
+    from .gates import _chunks  # the similarity gate's pieces: same texts, so cache hits
+
     pieces: list[str] = []
     owners: list[int] = []
     for i, text in enumerate(texts):
-        words = text.split() or [""]
-        for k in range(0, len(words), _CHUNK_WORDS):
-            pieces.append(" ".join(words[k : k + _CHUNK_WORDS]))
+        for piece in _chunks(text, _CHUNK_WORDS):
+            pieces.append(piece)
             owners.append(i)
     vectors = await embedder.embed(pieces)
     dims = len(vectors[0]) if vectors else 0

@@ -160,7 +160,9 @@ class SimServer:
         mode = _mode(payload)
         if mode in mp.unsupported_modes:
             self.stats[model, "unsupported_mode"] += 1
-            return _error(400, f"response_format type {mode!r} is not supported by {model}", "invalid_request_error")
+            return _error(
+                400, f"response_format type {mode!r} is not supported by {model}", "invalid_request_error"
+            )
 
         fault = _draw(rng.random(), mp)
         if fault == "rate_limited":
@@ -201,7 +203,9 @@ class SimServer:
         }
         if payload.get("stream"):
             include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-            return await self._stream(request, model, text, finish, usage if include_usage else None, ttft_s, gen_s)
+            return await self._stream(
+                request, model, text, finish, usage if include_usage else None, ttft_s, gen_s
+            )
         await self._sleep(ttft_s + gen_s)
         return web.json_response(_completion(model, n, text, finish, usage))
 
@@ -210,7 +214,9 @@ class SimServer:
         if simulated_s > 0 and self.time_scale > 0:
             await asyncio.sleep(simulated_s * self.time_scale)
 
-    async def _fail(self, model: str, outcome: str, status: int, mp: ModelProfile, jitter: float) -> web.Response:
+    async def _fail(
+        self, model: str, outcome: str, status: int, mp: ModelProfile, jitter: float
+    ) -> web.Response:
         self.stats[model, outcome] += 1
         await self._sleep(mp.ttft_ms / 1000 * _ERROR_LATENCY_SHARE * jitter)
         return _error(status, f"simulated HTTP {status}", "server_error")
@@ -252,7 +258,12 @@ class SimServer:
     ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
-        base = {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        base = {
+            "id": "chatcmpl-sim",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
         await self._sleep(ttft_s)
         chunks = [text[i : i + _STREAM_CHUNK_CHARS] for i in range(0, len(text), _STREAM_CHUNK_CHARS)] or [""]
         pause = gen_s / len(chunks)

@@ -111,7 +111,8 @@ class CourseAuthor:
             "teaches_outcomes": True,
             "reasons": [],
             "exercises": [
-                {"number": e["number"], "answer_correct": True, "problem": ""} for e in brief.get("exercises", [])
+                {"number": e["number"], "answer_correct": True, "problem": ""}
+                for e in brief.get("exercises", [])
             ],
             "claims": [{"number": c["number"], "supported": True} for c in brief.get("claims", [])],
         }

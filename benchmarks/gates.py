@@ -1,0 +1,63 @@
+"""Gate throughput: lessons/s and the time the gates add to a 12-lesson course.
+
+    .venv/bin/python benchmarks/gates.py [--model all-MiniLM-L6-v2|hashing]
+
+A 12-lesson course is written by the scripted CourseAuthor (no model), then every gate that
+needs no LLM (length, exercises, similarity, safety, grounding, redundancy, outcomes, coverage,
+completeness) runs over it via `check_course` — the same work the pipeline's gates do per
+accepted lesson, plus phase 4. The embedding model is loaded (warmed) before timing; the cache
+starts cold each round, so every lesson is embedded for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from courseforge.pipeline.audit import check_course
+from courseforge.providers.embeddings import make_embedder
+from courseforge.quality.safety import SafetyGate
+from engine_helpers import example_analysis, hosted_settings, make_engine, scripted_models
+
+
+async def main(model: str, rounds: int, example: str) -> None:
+    settings = hosted_settings()
+    analysis = example_analysis(example, min_lessons=12)
+    engine = make_engine(settings, scripted_models(settings))
+    course = (await engine.generate(analysis)).course
+    await engine.aclose()
+    assert course is not None
+    n = len(course.lessons())
+    gates = settings.gates.model_copy(update={"embedding_model": model})
+    settings = settings.model_copy(update={"gates": gates})
+    warm = make_embedder(model)
+    await warm.warm()
+    SafetyGate().check("warm the classifier", None)  # type: ignore[arg-type]
+    times = []
+    for _ in range(rounds):
+        embedder = make_embedder(model)  # cold cache, warm model
+        started = time.perf_counter()
+        await check_course(course, analysis, settings, embedder)
+        times.append(time.perf_counter() - started)
+    best, median = min(times), statistics.median(times)
+    print(f"{example}, embedding model {model}: {n} lessons, {rounds} rounds")
+    print(f"gates per course: median {median:.3f} s (best {best:.3f} s)")
+    print(f"throughput: {n / median:.1f} lessons/s")
+    print(f"time the gates add to a 12-lesson course: {median * 12 / n:.3f} s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--example", default="photosynthesis-sourced", help="python-basics: no sources, no grounding"
+    )
+    args = parser.parse_args()
+    asyncio.run(main(args.model, args.rounds, args.example))

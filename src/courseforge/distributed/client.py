@@ -1,0 +1,317 @@
+"""Submitting courses to Temporal and waiting for them: the CLI's `generate --temporal` and the
+service's job runner when `service.temporal_address` is set.
+
+The workflow id is the job id. Starting a job whose workflow is running attaches to it (a
+restarted service or a second `generate` waits for the same course; nothing runs twice); a
+completed one hands back its result; a failed, cancelled or terminated one starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ..config import Settings
+from ..domain import AnalysisResult, Course, Report
+from ..durable import ProgressTracker, input_digest, review_items
+from ..engine import GenerationResult, course_id_for
+from ..errors import RunError, UserError
+from ..pipeline import ProgressEvent
+from ..storage import Job, Store
+from .codec import pinned_settings
+from .workflow import WORKFLOW_NAME, ActivityOptions
+
+__all__ = [
+    "TemporalJobRunner",
+    "activity_options",
+    "generate_on_temporal",
+    "start_course",
+    "wait_for_course",
+]
+
+log = logging.getLogger("courseforge.distributed")
+
+_ENDED = {
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED,
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.TIMED_OUT,
+}
+
+
+def activity_options(settings: Settings) -> ActivityOptions:
+    """The activity options for courses submitted with `settings` (`service.temporal_*`)."""
+    service = settings.service
+    known = ActivityOptions.__dataclass_fields__
+    values = {
+        name: getattr(service, f"temporal_{name}")
+        for name in known
+        if getattr(service, f"temporal_{name}", None) is not None
+    }
+    return ActivityOptions(**values)
+
+
+def workflow_input(
+    settings: Settings, analysis: AnalysisResult, course_id: str, options: ActivityOptions
+) -> dict[str, Any]:
+    return {
+        "analysis": analysis.model_dump(mode="json", exclude_unset=True),
+        "course_id": course_id,
+        "settings": pinned_settings(settings),
+        "options": options.as_data(),
+    }
+
+
+def _digest(analysis: AnalysisResult) -> str:
+    return input_digest(analysis.model_dump(mode="json", exclude_unset=True))
+
+
+async def start_course(
+    client: Client,
+    settings: Settings,
+    analysis: AnalysisResult,
+    *,
+    workflow_id: str,
+    task_queue: str,
+    options: ActivityOptions | None = None,
+) -> WorkflowHandle[Any, Any]:
+    """Start the course's workflow, or attach to it when one with this id is running or has
+    completed (a completed one's result is its course)."""
+    course_id = course_id_for(analysis)
+    try:
+        return await client.start_workflow(
+            WORKFLOW_NAME,
+            workflow_input(settings, analysis, course_id, options or activity_options(settings)),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            memo={"input_digest": _digest(analysis), "course_id": course_id},
+            static_summary=f"course {course_id}: {analysis.topic}"[:200],
+        )
+    except WorkflowAlreadyStartedError:  # completed before: its result stands
+        return client.get_workflow_handle(workflow_id)
+
+
+async def _follow(
+    handle: WorkflowHandle[Any, Any], on_event: Callable[[ProgressEvent], None], interval_s: float
+) -> None:
+    since = 0
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            page: dict[str, Any] = await handle.query("events", since)
+        except Exception:  # progress is best effort (no worker yet, or the workflow just ended)
+            continue
+        for e in page.get("events", []):
+            on_event(
+                ProgressEvent(**{k: e[k] for k in ("phase", "kind", "message", "task", "done", "total")})
+            )
+        since = int(page.get("next", since))
+
+
+async def wait_for_course(
+    handle: WorkflowHandle[Any, Any],
+    *,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    poll_s: float = 0.5,
+) -> tuple[Course | None, Report]:
+    """The workflow's course (None when generation failed) and report. Raises `RunError` when
+    the workflow itself failed (a bug or a config error: no report exists)."""
+    follower = asyncio.create_task(_follow(handle, progress, poll_s)) if progress else None
+    try:
+        result: dict[str, Any] = await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        detail = getattr(cause, "message", None) or str(cause)
+        raise RunError(f"workflow {handle.id} failed: {detail}") from exc
+    finally:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(BaseException):
+                await follower
+    course = Course.model_validate(result["course"]) if result.get("course") else None
+    return course, Report.model_validate(result["report"])
+
+
+async def _existing(client: Client, workflow_id: str) -> tuple[WorkflowExecutionStatus | None, str | None]:
+    """(status, input digest) of the latest run with this id, or (None, None)."""
+    try:
+        desc = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None, None
+        raise
+    memo = await desc.memo()
+    digest = memo.get("input_digest")
+    return desc.status, digest if isinstance(digest, str) else None
+
+
+async def generate_on_temporal(
+    settings: Settings,
+    analysis: AnalysisResult,
+    *,
+    address: str,
+    job_id: str | None,
+    task_queue: str | None = None,
+    namespace: str | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    say: Callable[[str], object] = print,
+    client: Client | None = None,
+) -> tuple[Course | None, Report]:
+    """The CLI's `generate --temporal`: the job id names the workflow (default: the input's
+    course id; a completed or different-input workflow of that name moves an unnamed job on to
+    `<id>-2`, `<id>-3`…, as in-process)."""
+    namespace = namespace or settings.service.temporal_namespace
+    task_queue = task_queue or settings.service.temporal_task_queue
+    if client is None:
+        client = await Client.connect(address, namespace=namespace)
+    digest = _digest(analysis)
+    base = job_id or course_id_for(analysis)
+    workflow_id, n = base, 1
+    while True:
+        status, existing = await _existing(client, workflow_id)
+        same = existing == digest
+        if status is not None and not same and job_id is not None:
+            raise UserError(
+                "job belongs to another input",
+                [
+                    (
+                        "--job",
+                        f"workflow {job_id!r} was started from a different analysis_result; use another id",
+                    )
+                ],
+            )
+        # Unnamed, as in-process: a completed job or another input's moves on to the next id.
+        if status is None or (same and (job_id is not None or status != WorkflowExecutionStatus.COMPLETED)):
+            break
+        n += 1
+        workflow_id = f"{base}-{n}"
+    if status is None:
+        say(f"job {workflow_id}: submitted to Temporal {address} (task queue {task_queue!r})")
+    elif status in _ENDED:
+        say(f"job {workflow_id}: last run ended {status.name.lower()}; starting again")
+    elif status == WorkflowExecutionStatus.COMPLETED:
+        say(f"job {workflow_id}: already completed; writing its result")
+    else:
+        say(f"job {workflow_id}: attaching to the running workflow")
+    handle = await start_course(client, settings, analysis, workflow_id=workflow_id, task_queue=task_queue)
+    return await wait_for_course(handle, progress=progress)
+
+
+class TemporalJobRunner:
+    """The service's job runner when `service.temporal_address` is set: the same `run()` as
+    `durable.JobRunner`, but the course runs as a workflow on the worker fleet; this process
+    only starts it, mirrors its progress into the job (and SSE), and stores the result."""
+
+    def __init__(
+        self, settings: Settings, store: Store, *, client: Client | None = None, poll_s: float = 1.0
+    ) -> None:
+        address = settings.service.temporal_address
+        if not address:
+            raise ValueError("TemporalJobRunner needs service.temporal_address")
+        self.settings = settings
+        self.store = store
+        self.address = address
+        self.task_queue = settings.service.temporal_task_queue
+        self.poll_s = poll_s
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._client = await Client.connect(
+                    self.address, namespace=self.settings.service.temporal_namespace
+                )
+            return self._client
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        analysis: AnalysisResult,
+        progress: Callable[[ProgressEvent], None] | None = None,
+        tracker: ProgressTracker | None = None,
+    ) -> GenerationResult:
+        store = self.store
+        run_no = await store.start_run(job.id)
+        tracker = tracker or ProgressTracker()
+
+        def on_event(event: ProgressEvent) -> None:
+            tracker(event)
+            if progress:
+                progress(event)
+
+        client = await self.client()
+        handle = await start_course(
+            client, self.settings, analysis, workflow_id=job.id, task_queue=self.task_queue
+        )
+        flusher = asyncio.create_task(self._flush(job.id, tracker))
+        try:
+            course, report = await wait_for_course(handle, progress=on_event, poll_s=self.poll_s)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._interrupted(handle, job.id, tracker))
+            raise
+        except Exception as exc:
+            await store.update_job(
+                job.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:1000], progress=tracker.data
+            )
+            raise
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(BaseException):
+                await flusher
+        replayed = [c for c in report.calls if c.replayed]
+        report.summary.update(
+            job_id=job.id,
+            run=run_no,
+            replayed_calls=len(replayed),
+            replayed_cost_usd=float(sum((c.cost_usd for c in replayed), Decimal(0))),
+            paid_this_run_usd=float(report.total_cost_usd),
+        )
+        await store.update_job(job.id, progress=tracker.data)
+        await store.save_result(
+            job.id,
+            run=run_no,
+            status="completed" if course else "failed",
+            course=course.model_dump(mode="json") if course else None,
+            report=report.model_dump(mode="json"),
+            calls=[c.model_dump(mode="json") for c in report.calls],
+            reviews=review_items(job.id, course, self.settings) if course else (),
+            error="" if course else report.failure_reason,
+            course_status=course.status if course else "",
+        )
+        return GenerationResult(course, report)
+
+    async def _interrupted(
+        self, handle: WorkflowHandle[Any, Any], job_id: str, tracker: ProgressTracker
+    ) -> None:
+        """Cancelled on request: cancel the workflow too. Stopped for any other reason (the
+        service shutting down): the workflow goes on; the next start re-attaches to it."""
+        current = await self.store.get_job(job_id)
+        if current is not None and current.cancel_requested:
+            await handle.cancel()
+            await self.store.update_job(job_id, status="cancelled", progress=tracker.data)
+        else:
+            await self.store.update_job(job_id, status="queued", progress=tracker.data)
+
+    async def _flush(self, job_id: str, tracker: ProgressTracker) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            if tracker.dirty:
+                tracker.dirty = False
+                try:
+                    await self.store.update_job(job_id, progress=tracker.data)
+                except Exception:
+                    log.warning("could not save progress of job %s", job_id, exc_info=True)

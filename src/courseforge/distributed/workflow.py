@@ -1,0 +1,310 @@
+"""The course as a Temporal workflow: the same `run_pipeline`, with effects whose model calls
+and embedding batches are activities.
+
+Workflow code (deterministic; replayed from history after a worker dies):
+- `TemporalEffects` is `InProcessEffects` with two swaps: each model of a tier's fallback chain
+  is an `ActivityModel` (its `complete` runs the `courseforge.model_call` activity on a worker's
+  model stack), and the clock is the workflow's. So the ledger, its per-try reservations and
+  records, the fallback chain and the cascade run here, in workflow state, exactly as
+  in-process; only the provider stack (rate limits, breaker, retries, structured output) runs
+  in the activity.
+- Embeddings go through `courseforge.embed` activities, each text once per course.
+- Section fan-out is the pipeline's own `asyncio.gather`, on Temporal's deterministic loop.
+
+A finished activity's result is in the history, so a new worker replays it and never sends it
+again; only activities in flight when a worker died run again (after their heartbeat timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TemporalError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from ..config import Settings
+    from ..engine import build_report
+    from ..errors import CourseforgeError, ProviderError, ProviderTimeout
+    from ..ledger import Ledger
+    from ..pipeline import PipelineContext, ProgressEvent, run_pipeline, validate_analysis
+    from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder
+    from ..resilience import BREAKER_COOLDOWN_S, FallbackModel
+    from ..runtime import InProcessEffects
+    from .codec import decode_error, decode_response, decode_vectors, encode_request, error_fields
+
+__all__ = [
+    "EMBED_ACTIVITY",
+    "MODEL_CALL_ACTIVITY",
+    "WORKFLOW_NAME",
+    "ActivityOptions",
+    "CourseWorkflow",
+    "TemporalEffects",
+]
+
+WORKFLOW_NAME = "courseforge.course"
+MODEL_CALL_ACTIVITY = "courseforge.model_call"
+EMBED_ACTIVITY = "courseforge.embed"
+#: Texts per embedding activity (keeps each payload well under Temporal's 2 MB limit).
+EMBED_BATCH = 128
+#: Progress events kept for the `events` query.
+MAX_EVENTS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityOptions:
+    """How the workflow runs its activities (part of the workflow input, so pinned per course).
+
+    `heartbeat_timeout_s`: a worker that stops heart-beating this long is presumed dead and its
+    in-flight activity goes to another worker. `max_attempts`: Temporal-level attempts of one
+    activity (lost worker, unexpected error); our provider errors are never retried by
+    Temporal — the model stack retried them already — they go back to the fallback chain and
+    the cascade. `start_to_close_s`: the outer limit of one activity (the stack's own
+    per-request timeouts and retries normally end it much sooner)."""
+
+    heartbeat_timeout_s: float = 20.0
+    max_attempts: int = 3
+    start_to_close_s: float = 1800.0
+    initial_retry_s: float = 1.0
+    max_retry_s: float = 30.0
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any] | None) -> ActivityOptions:
+        known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def as_data(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "start_to_close_timeout": timedelta(seconds=self.start_to_close_s),
+            "heartbeat_timeout": timedelta(seconds=self.heartbeat_timeout_s),
+            "retry_policy": RetryPolicy(
+                initial_interval=timedelta(seconds=self.initial_retry_s),
+                backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=self.max_retry_s),
+                maximum_attempts=self.max_attempts,
+            ),
+        }
+
+
+class _Counters:
+    """What the activities report back: transport retries and fault classes per course."""
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.faults: Counter[str] = Counter()
+        self.model_calls = 0
+        self.embed_batches = 0
+
+    def add(self, data: dict[str, Any]) -> None:
+        self.retries += int(data.get("retries", 0) or 0)
+        self.faults.update({str(k): int(v) for k, v in (data.get("faults") or {}).items()})
+
+
+class ActivityModel(ChatModel):
+    """One model of a fallback chain, reached through the `model_call` activity."""
+
+    def __init__(self, model_id: str, options: ActivityOptions, counters: _Counters) -> None:
+        self.model_id = model_id
+        self._options = options
+        self._counters = counters
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self._counters.model_calls += 1
+        tags = request.tags
+        summary = "/".join(t for t in (tags.get("phase", ""), tags.get("task", ""), self.model_id) if t)
+        try:
+            result: dict[str, Any] = await workflow.execute_activity(
+                MODEL_CALL_ACTIVITY,
+                encode_request(self.model_id, request),
+                summary=summary[:200] or None,
+                **self._options.kwargs(),
+            )
+        except ActivityError as exc:
+            raise _provider_error(exc, self.model_id) from None
+        self._counters.add(result)
+        return decode_response(result["response"])
+
+
+def _provider_error(exc: ActivityError, model_id: str) -> CourseforgeError:
+    cause = exc.cause
+    fields = error_fields(cause) if cause is not None else None
+    if fields is not None:
+        error = decode_error(fields)
+        return error
+    if isinstance(cause, TimeoutError):
+        return ProviderTimeout(
+            f"activity timed out ({cause.type.name if cause.type else 'timeout'})", model=model_id
+        )
+    message = f"activity failed: {cause or exc}"[:500]
+    error = ProviderError(message, model=model_id)
+    error.retryable = False
+    return error
+
+
+class ActivityEmbedder(Embedder):
+    """Embeddings through `embed` activities; each distinct text is embedded once per course."""
+
+    name = "activity"
+
+    def __init__(self, options: ActivityOptions, counters: _Counters) -> None:
+        self._options = options
+        self._counters = counters
+        self._cache: dict[str, list[float]] = {}
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(missing), EMBED_BATCH):
+            batch = missing[start : start + EMBED_BATCH]
+            self._counters.embed_batches += 1
+            try:
+                result: dict[str, Any] = await workflow.execute_activity(
+                    EMBED_ACTIVITY, {"texts": batch}, summary=f"{len(batch)} texts", **self._options.kwargs()
+                )
+            except ActivityError as exc:
+                raise _provider_error(exc, "embedder") from None
+            for text, vector in zip(batch, decode_vectors(result["vectors"]), strict=True):
+                self._cache[text] = vector
+        return [list(self._cache[t]) for t in texts]
+
+
+class _WorkflowClock:
+    """The resilience `Clock` on workflow time (a sleep is a durable timer)."""
+
+    def monotonic(self) -> float:
+        return workflow.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0.0))
+
+
+class TemporalEffects(InProcessEffects):
+    """`InProcessEffects` whose models are activities and whose clock is the workflow's."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, options: ActivityOptions) -> None:
+        self.counters = _Counters()
+        clock = _WorkflowClock()
+        models = settings.models
+        tier_models = sorted(set(settings.routing.tiers.values()))
+        chains: dict[str, ChatModel] = {}
+        activity_models: dict[str, ChatModel] = {}
+
+        def one(model_id: str) -> ChatModel:
+            if model_id not in activity_models:
+                activity_models[model_id] = ActivityModel(model_id, options, self.counters)
+            return activity_models[model_id]
+
+        for m in tier_models:
+            chains[m] = FallbackModel(
+                [one(m), *(one(fb) for fb in models[m].fallbacks)],
+                max_open_wait_s=BREAKER_COOLDOWN_S,
+                clock=clock,
+            )
+        super().__init__(settings, chains, ledger, ActivityEmbedder(options, self.counters))
+        self._wf_t0 = workflow.time()
+
+    def now_ms(self) -> float:
+        return (workflow.time() - self._wf_t0) * 1000
+
+
+@workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[CourseforgeError])
+class CourseWorkflow:
+    """Input: {"analysis", "course_id", "settings" (pinned, see `codec.pinned_settings`),
+    "options" (`ActivityOptions`)}. Result: {"course": course JSON or None, "report": report
+    JSON}. Queries: `progress` (per-phase progress) and `events` (progress events from an index)."""
+
+    def __init__(self) -> None:
+        self._events: list[dict[str, Any]] = []
+        self._dropped = 0
+        self._phases: dict[str, dict[str, Any]] = {}
+        self._message = ""
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        data = {
+            "phase": event.phase,
+            "kind": event.kind,
+            "message": event.message,
+            "task": event.task,
+            "done": event.done,
+            "total": event.total,
+        }
+        self._events.append(data)
+        if len(self._events) > MAX_EVENTS:
+            self._events.pop(0)
+            self._dropped += 1
+        phase = self._phases.setdefault(event.phase, {"state": "pending", "done": 0, "total": 0})
+        if event.kind == "start":
+            phase.update(state="running", done=0, total=event.total)
+        elif event.kind == "task_done":
+            phase.update(state="running", done=event.done, total=event.total)
+        elif event.kind == "done":
+            phase["state"] = "done"
+            if phase["total"]:
+                phase["done"] = phase["total"]
+        if event.message:
+            self._message = f"{event.phase}: {event.message}"[:300]
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        return {"phases": self._phases, "message": self._message}
+
+    @workflow.query
+    def events(self, since: int) -> dict[str, Any]:
+        """Progress events numbered from 0; those from `since` on (older ones may be dropped)."""
+        start = max(since - self._dropped, 0)
+        return {"events": self._events[start:], "next": self._dropped + len(self._events)}
+
+    @workflow.run
+    async def run(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self._run(data)
+        except (CourseforgeError, TemporalError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug: fail the course (as in-process) rather than retry forever
+            raise ApplicationError(f"{type(exc).__name__}: {exc}"[:2000], type=type(exc).__name__) from exc
+
+    async def _run(self, data: dict[str, Any]) -> dict[str, Any]:
+        settings = Settings.model_validate(data["settings"])
+        analysis = validate_analysis(data["analysis"])
+        course_id = str(data["course_id"])
+        options = ActivityOptions.from_data(data.get("options"))
+        cap = Decimal(str(analysis.budget_usd or settings.budget.per_course_usd))
+        ledger = Ledger(cap)
+        effects = TemporalEffects(settings, ledger, options)
+        ctx = PipelineContext(settings, effects, cap)
+        ctx.progress = self._on_progress
+        started = workflow.time()
+        result = await run_pipeline(analysis, course_id, ctx)
+        wall = workflow.time() - started
+        report = build_report(
+            result.state,
+            ledger,
+            settings,
+            wall,
+            cap=cap,
+            transport_retries=effects.counters.retries,
+            course=result.course,
+        )
+        report.faults = dict(sorted(effects.counters.faults.items()))
+        info = workflow.info()
+        report.summary.update(
+            engine="temporal",
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            task_queue=info.task_queue,
+            model_call_activities=effects.counters.model_calls,
+            embed_activities=effects.counters.embed_batches,
+        )
+        return {
+            "course": result.course.model_dump(mode="json") if result.course else None,
+            "report": report.model_dump(mode="json"),
+        }
