@@ -191,6 +191,14 @@ def generate(
             "id resumes an unfinished job, replaying finished calls instead of paying for them again.",
         ),
     ] = None,
+    temporal: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal",
+            help="Run on the worker fleet of this Temporal frontend (HOST:PORT) instead of in-process; "
+            "the job id names the workflow.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
     from .durable import generate_durably
@@ -206,6 +214,12 @@ def generate(
 
     async def run() -> tuple[Course | None, Report]:
         with _Progress(err.is_terminal, verbose) as progress:
+            if temporal:
+                from .distributed import generate_on_temporal
+
+                return await generate_on_temporal(
+                    loaded.settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
+                )
             return await generate_durably(
                 loaded.settings, analysis, job_id=job, progress=progress, say=err.print
             )
@@ -292,6 +306,11 @@ def sim_serve(
 from . import cli_quality  # noqa: E402
 
 __all__ += ["cli_quality"]
+
+# `worker` (the distributed engine) registers on `app` too; Temporal is imported only when it runs.
+from . import cli_distributed  # noqa: E402
+
+__all__ += ["cli_distributed"]
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..domain import AnalysisResult
@@ -17,6 +17,9 @@ from ..engine import Engine
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
+
+if TYPE_CHECKING:
+    from ..distributed import TemporalJobRunner
 
 __all__ = ["JobManager"]
 
@@ -37,7 +40,14 @@ class JobManager:
         self.store = store
         self.engine = engine
         self.metrics = metrics
-        self.runner = JobRunner(engine, store)
+        self.runner: JobRunner | TemporalJobRunner = JobRunner(engine, store)
+        if settings.service.temporal_address:
+            # The worker fleet generates; this process starts each workflow, follows it, stores
+            # its result. The slots then bound workflows followed, not courses generated here.
+            from ..distributed import TemporalJobRunner
+
+            self.runner = TemporalJobRunner(settings, store)
+            max_concurrent = max(max_concurrent, 1024)
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, ProgressTracker] = {}

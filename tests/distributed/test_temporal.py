@@ -1,0 +1,284 @@
+"""Evidence for the distributed engine, against a real Temporal dev server on 127.0.0.1 (started
+by the `temporal_address` fixture) and a real OpenAI-compatible LoopbackServer.
+
+- A course through a worker and `CourseWorkflow` is the in-process course: same course JSON,
+  same call records (the ledger runs in the workflow exactly as in-process).
+- The service, with `service.temporal_address` set, runs its jobs on the fleet.
+- `kill -9` of a worker process in the middle of phase 3: a new worker finishes the course and
+  no request whose activity had finished (recorded in the workflow history) is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from courseforge.config import Settings, load_config
+from courseforge.distributed import generate_on_temporal
+from courseforge.distributed.worker import build_worker, connect
+from courseforge.engine import Engine
+from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
+from engine_helpers import (
+    EXAMPLES,
+    author_reply,
+    example_analysis,
+    loopback_config,
+    loopback_in_thread,
+    request_from_payload,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+CLI = Path(sys.executable).with_name("courseforge")
+
+
+def _settings(tmp_path: Path, base_url: str, task_queue: str, **service: Any) -> tuple[Settings, Path]:
+    config = loopback_config(base_url)
+    config["routing"]["max_parallel_tasks"] = 3
+    config["service"] = {"temporal_task_queue": task_queue, **service}
+    path = write_config(tmp_path / "loop.yaml", config)
+    return load_config(str(path)).settings, path
+
+
+def _shape(course: dict[str, Any]) -> list[tuple[str, list[tuple[str, int]]]]:
+    return [(s["id"], [(lesson["id"], len(lesson["exercises"])) for lesson in s["lessons"]]) for s in course["sections"]]
+
+
+def _call_key(c: dict[str, Any]) -> tuple[Any, ...]:
+    return (c["phase"], c["task"], c["model"], c["tier"], c["attempt"], c["input_tokens"], c["output_tokens"],
+            c["cost_usd"], c["outcome"])  # fmt: skip
+
+
+async def test_course_through_a_worker_is_the_in_process_course(temporal_address: str, tmp_path: Path) -> None:
+    queue = f"cf-{uuid.uuid4().hex[:8]}"
+    analysis = example_analysis()
+    async with LoopbackServer(author_reply()) as server:
+        settings, _ = _settings(tmp_path, server.base_url, queue)
+        engine = Engine(settings, env={})
+        try:
+            local = await engine.generate(analysis)
+        finally:
+            await engine.aclose()
+        in_process_requests = len(server.requests)
+
+        client = await connect(temporal_address)
+        worker_engine = Engine(settings, env={})
+        lines: list[str] = []
+        events: list[str] = []
+        try:
+            async with build_worker(client, worker_engine, task_queue=queue):
+                started = time.perf_counter()
+                course, report = await generate_on_temporal(
+                    settings,
+                    analysis,
+                    address=temporal_address,
+                    job_id=f"same-{queue}",
+                    client=client,
+                    say=lines.append,
+                    progress=lambda e: events.append(f"{e.phase}:{e.kind}"),
+                )
+                wall = time.perf_counter() - started
+                # The same job again: the completed workflow's result, nothing sent again.
+                before = len(server.requests)
+                again, _ = await generate_on_temporal(
+                    settings, analysis, address=temporal_address, job_id=f"same-{queue}", client=client, say=lines.append
+                )
+                assert len(server.requests) == before
+        finally:
+            await worker_engine.aclose()
+    assert course is not None and local.course is not None and again is not None
+    a, b = local.course.model_dump(mode="json"), course.model_dump(mode="json")
+    assert _shape(b) == _shape(a)
+    assert b == a  # the scripted author is deterministic: the very same course
+    assert again.model_dump(mode="json") == b
+    local_calls = sorted(_call_key(c) for c in local.report.model_dump(mode="json")["calls"])
+    calls = sorted(_call_key(c) for c in report.model_dump(mode="json")["calls"])
+    assert calls == local_calls
+    assert report.total_cost_usd == local.report.total_cost_usd
+    assert len(server.requests) == 2 * in_process_requests
+    assert report.summary["engine"] == "temporal" and report.summary["model_call_activities"] == len(calls)
+    assert "lessons:done" in events and "completeness:done" in events
+    assert any("already completed" in line for line in lines)
+    print(f"\ntemporal course: {len(calls)} model-call activities, {report.summary['embed_activities']} embed activities, wall {wall:.2f}s")
+
+
+async def test_service_runs_jobs_on_temporal_when_configured(temporal_address: str, tmp_path: Path) -> None:
+    from courseforge.durable import ProgressTracker
+    from courseforge.service.manager import JobManager
+    from courseforge.service.metrics import ServiceMetrics
+    from courseforge.storage import open_store
+
+    queue = f"cf-{uuid.uuid4().hex[:8]}"
+    async with LoopbackServer(author_reply()) as server:
+        settings, _ = _settings(tmp_path, server.base_url, queue, temporal_address=temporal_address)
+        store = open_store(f"sqlite:///{tmp_path}/service.db")
+        await store.init()
+        service_engine = Engine(settings, env={})  # the service's own engine makes no model call
+        manager = JobManager(settings, store, service_engine, ServiceMetrics(), max_concurrent=2)
+        assert type(manager.runner).__name__ == "TemporalJobRunner"
+        client = await connect(temporal_address)
+        worker_engine = Engine(settings, env={})
+        try:
+            async with build_worker(client, worker_engine, task_queue=queue):
+                job, created = await manager.submit(example_analysis(), f"svc-{queue}", None)
+                assert created
+                deadline = time.monotonic() + 120
+                while (current := await store.get_job(job.id)) is not None and not current.finished:
+                    assert time.monotonic() < deadline, "job did not finish"
+                    await asyncio.sleep(0.2)
+        finally:
+            await manager.stop()
+            await worker_engine.aclose()
+            await service_engine.aclose()
+        assert current is not None and current.status == "completed", current
+        course, report = await store.get_course(job.id), await store.get_report(job.id)
+        await store.close()
+    assert course is not None and report is not None
+    assert report["summary"]["workflow_id"] == job.id and report["summary"]["engine"] == "temporal"
+    assert ProgressTracker(current.progress).data["phases"]["completeness"]["state"] == "done"
+    assert sum(len(s["lessons"]) for s in course["sections"]) >= 10
+
+
+# -- kill -9 of a worker in phase 3 ---------------------------------------------------------------
+DELAY_S = 0.4
+
+
+def identity(model: str, messages: list[tuple[str, str]]) -> str:
+    raw = json.dumps([model, [list(m) for m in messages]], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class CountingProvider:
+    """Counts requests per identity (provider model name + messages); a request is *answered*
+    when its reply is returned."""
+
+    def __init__(self) -> None:
+        self.author = CourseAuthor()
+        self.lock = threading.Lock()
+        self.sent: Counter[str] = Counter()
+        self.answered: set[str] = set()
+        self.lesson_answers = 0
+        self.killed = False
+        self.after_kill: Counter[str] = Counter()
+
+    async def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
+        key = identity(payload["model"], [(m["role"], m["content"]) for m in payload["messages"]])
+        with self.lock:
+            self.sent[key] += 1
+            if self.killed:
+                self.after_kill[key] += 1
+        text = self.author(request_from_payload(payload))
+        await asyncio.sleep(DELAY_S)
+        with self.lock:
+            self.answered.add(key)
+            if '"task": "lesson"' in payload["messages"][-1]["content"]:
+                self.lesson_answers += 1
+        prompt = sum(len(m["content"].split()) for m in payload["messages"])
+        return LoopbackReply.completion(
+            text, model=payload["model"], usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())}
+        )
+
+
+async def _finished_activities(address: str, workflow_id: str, names: dict[str, str]) -> tuple[set[str], int]:
+    """Identities of the model-call activities the history records as completed, and how many
+    model-call activities were scheduled."""
+    from temporalio.api.enums.v1 import EventType
+
+    client = await connect(address)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled: dict[int, str] = {}
+    finished: set[str] = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name != "courseforge.model_call":
+                continue
+            data = json.loads(attrs.input.payloads[0].data)
+            scheduled[event.event_id] = identity(names[data["model_id"]], [tuple(m) for m in data["messages"]])
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            sid = event.activity_task_completed_event_attributes.scheduled_event_id
+            if sid in scheduled:
+                finished.add(scheduled[sid])
+    return finished, len(scheduled)
+
+
+def _worker(address: str, config: Path, queue: str, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [str(CLI), "worker", "--temporal", address, "--task-queue", queue, "--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115
+
+
+def test_kill_9_of_a_worker_in_phase_3_repeats_no_finished_activity(temporal_address: str, tmp_path: Path) -> None:
+    provider = CountingProvider()
+    queue = f"cf-kill-{uuid.uuid4().hex[:8]}"
+    workflow_id = f"kill-{queue}"
+    env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}
+    with loopback_in_thread(provider) as server:
+        settings, config = _settings(tmp_path, server.base_url, queue, temporal_heartbeat_timeout_s=2)
+        names = {m: ms.name for m, ms in settings.models.items()}
+        first = _worker(temporal_address, config, queue, tmp_path / "worker1.log")
+        started = time.monotonic()
+        submit = subprocess.Popen(
+            [str(CLI), "generate", str(EXAMPLES / "python-basics.json"), "-o", str(tmp_path / "course.json"),
+             "--config", str(config), "--temporal", temporal_address, "--job", workflow_id],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            deadline = time.monotonic() + 90
+            while provider.lesson_answers < 4:
+                assert first.poll() is None, (tmp_path / "worker1.log").read_text()
+                assert submit.poll() is None, submit.stderr.read().decode() if submit.stderr else ""
+                assert time.monotonic() < deadline, "phase 3 never started"
+                time.sleep(0.02)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(10)
+            with provider.lock:
+                provider.killed = True
+                answered_before = set(provider.answered)
+                sent_before = sum(provider.sent.values())
+            finished, scheduled = asyncio.run(_finished_activities(temporal_address, workflow_id, names))
+            killed_at = time.monotonic()
+
+            second = _worker(temporal_address, config, queue, tmp_path / "worker2.log")
+            out, errs = submit.communicate(timeout=180)
+            wall = time.monotonic() - started
+            recovery = time.monotonic() - killed_at
+            assert submit.returncode == 0, errs.decode() + (tmp_path / "worker2.log").read_text()
+        finally:
+            for proc in (first, second, submit):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+    repeated = sorted(k for k in provider.after_kill if k in finished)
+    in_flight = answered_before - finished
+    course = json.loads((tmp_path / "course.json").read_text())
+    report = json.loads((tmp_path / "course.report.json").read_text())
+    lessons = sum(len(s["lessons"]) for s in course["sections"])
+    print(
+        f"\nkill -9 of a worker during phase 3: {sent_before} requests sent before the kill, "
+        f"{len(finished)} model-call activities finished (of {scheduled} scheduled); "
+        f"{len(in_flight)} answered but not yet recorded; {sum(provider.after_kill.values())} requests after the kill; "
+        f"repeated requests of finished activities: {len(repeated)}; course {course['status']}, {lessons} lessons, "
+        f"{len(report['calls'])} calls; wall {wall:.1f}s (recovery after kill {recovery:.1f}s)"
+    )
+    assert len(finished) >= 4
+    assert repeated == []
+    # After the kill, every request is one never finished before it, sent once.
+    assert all(n == 1 for n in provider.after_kill.values()), provider.after_kill
+    assert report["summary"]["workflow_id"] == workflow_id
+    assert lessons >= 10
