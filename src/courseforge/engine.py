@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -56,6 +57,8 @@ from .resilience import (
     log_event,
 )
 from .runtime import InProcessEffects
+
+log = logging.getLogger("courseforge.engine")
 
 __all__ = ["EffectsFactory", "Engine", "GenerationResult", "course_id_for"]
 
@@ -126,7 +129,9 @@ class Engine:
                 self._sessions[ms.provider] = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=provider.max_concurrency),
                     # sock_read guards calls whose priority sets no timeout against hung sockets.
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.read_timeout_s),
+                    timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=30, sock_read=provider.read_timeout_s
+                    ),
                 )
             model: ChatModel = OpenAICompatModel(
                 model_id=model_id,
@@ -194,7 +199,10 @@ class Engine:
         provider = self.settings.providers[provider_name]
         if provider.redis_url:
             shared = RedisRateLimiter(
-                provider.redis_url, key=f"courseforge:ratelimit:{provider_name}", rpm=provider.rpm, tpm=provider.tpm
+                provider.redis_url,
+                key=f"courseforge:ratelimit:{provider_name}",
+                rpm=provider.rpm,
+                tpm=provider.tpm,
             )
             self._redis_limiters.append(shared)
             return shared
@@ -247,7 +255,12 @@ class Engine:
         # This course's events only, even when other courses share the engine concurrently.
         with self._scoped.scope() as course_events:
             started = time.perf_counter()
-            result = await run_pipeline(analysis, course_id, ctx)
+            # Load the gates' models while metadata is generated: off the critical path.
+            warming = asyncio.create_task(self._warm_gates())
+            try:
+                result = await run_pipeline(analysis, course_id, ctx)
+            finally:
+                await warming
             wall = time.perf_counter() - started
         report = build_report(
             result.state,
@@ -261,6 +274,21 @@ class Engine:
         report.breakers = self.breaker_report()
         report.faults = course_events.fault_counts()
         return GenerationResult(result.course, report, result.state)
+
+    async def _warm_gates(self) -> None:
+        """Best effort: a failure here resurfaces, with its real error, at the first gate."""
+        from .quality.safety import prewarm
+
+        gates = self.settings.gates
+        embedder = self.embedder()
+        try:
+            if gates.safety.enabled:
+                await asyncio.to_thread(prewarm, gates.safety.allow_words)
+            warm = getattr(embedder, "warm", None)
+            if warm is not None:
+                await warm()
+        except Exception as exc:  # warming must never fail a course
+            log.debug("warming the gates failed: %s", exc)
 
     async def aclose(self) -> None:
         for model in self._raw.values():
@@ -286,13 +314,24 @@ def _critical_path_s(state: CourseState, ledger: Ledger) -> float:
             regenerations[d.task] += 1
             round_of[f"{d.task}/r{regenerations[d.task]}"] = str(d.inputs.get("round", ""))
     chains: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    # A lesson's judge calls (`judge:<lesson>:<digest>`, and `judge_strong:` beside it, sent
+    # together) follow that lesson's attempt: they extend its chain by the slower of the two.
+    judged: dict[tuple[tuple[str, str], str, str], float] = defaultdict(float)
     for r in ledger.records:
         if r.phase == "completeness":
             fallback = "tag:" + (r.task.rsplit("/", 1)[1] if "/" in r.task else "")
             stage = (r.phase, round_of.get(r.task, fallback))
         else:
             stage = (r.phase, "")
-        chains[stage][r.task] += r.latency_ms
+        kind, _, rest = r.task.partition(":")
+        if kind in ("judge", "judge_strong"):
+            lesson, _, digest = rest.partition(":")
+            key = (stage, lesson, digest)
+            judged[key] = max(judged[key], r.latency_ms)
+            continue
+        chains[stage][rest.split("/")[0] if kind == "lesson" else r.task] += r.latency_ms
+    for (stage, lesson, _), latency in judged.items():
+        chains[stage][lesson] += latency
     return sum(max(tasks.values()) for tasks in chains.values()) / 1000
 
 

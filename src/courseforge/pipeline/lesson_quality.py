@@ -17,7 +17,7 @@ from dataclasses import replace
 from ..domain import Decision
 from ..domain.drafts import LessonDraft
 from ..errors import BadResponse, ProviderError
-from ..providers.effects import CallResult, CallSpec, Effects
+from ..providers.effects import CallResult, CallSpec, Effects, run_blocking
 from ..quality.base import GateContext, GateResult
 from ..quality.gates import lesson_similarity
 from ..quality.grounding import GroundingGate, apply_judgement, factual_claims, ground_claims
@@ -91,7 +91,9 @@ async def extra_lesson_gates(
     embedder = EffectsEmbedder(ctx)
     out = list(results)
     if gates.safety.enabled:
-        out.append(safety_gate(ctx).check(draft, GateContext()))
+        # In a worker thread: the first check loads a word list and a classifier (~1.5 s) and
+        # must not stall every other lesson's call on the event loop (inline in a workflow).
+        out.append(await run_blocking(ctx.effects, safety_gate(ctx).check, draft, GateContext()))
     consistency = _CONSISTENCY.pop(_sha(draft.content), None)
     if consistency is not None:
         bound = gates.consistency.min_cosine.get(embedder.name, 0.85)

@@ -39,6 +39,7 @@ __all__ = [
     "find_pii",
     "find_toxic",
     "luhn_ok",
+    "prewarm",
     "sentences",
 ]
 
@@ -272,6 +273,13 @@ def _classifier() -> Any:
             except ImportError:
                 _CLASSIFIER = False
         return _CLASSIFIER
+
+
+def prewarm(allowed: Iterable[str] = ()) -> None:
+    """Load the word list and the classifier now (blocking: call from a worker thread), so the
+    first lesson check does not pay for them."""
+    _profanity_pattern(DEFAULT_ALLOWED | frozenset(allowed))
+    _classifier()
 
 
 def find_toxic(

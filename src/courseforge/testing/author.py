@@ -142,9 +142,13 @@ class CourseAuthor:
                 "question": _QUESTIONS[sum(map(ord, brief["lesson_title"])) % len(_QUESTIONS)].format(
                     title=brief["lesson_title"]
                 ),
-                "options": [o["text"], "An unrelated statement", "None of the above"],
-                "answer": o["text"],
-                "explanation": f"The lesson shows how to {o['text'][0].lower()}{o['text'][1:]}.",
+                "options": [
+                    f"{brief['lesson_title']}: {o['text']}",
+                    f"{brief['lesson_title']} is unrelated to {brief['section']}",
+                    "None of the above",
+                ],
+                "answer": f"{brief['lesson_title']}: {o['text']}",
+                "explanation": f"{brief['lesson_title']} shows how to {o['text'][0].lower()}{o['text'][1:]}.",
                 "outcome": o["number"],
             }
             for o in outcomes[:4]
