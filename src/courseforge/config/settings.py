@@ -173,6 +173,8 @@ class GateSettings(_S):
     lesson_min_words: int = Field(default=80, ge=1)
     lesson_max_words: int = Field(default=900, ge=10)
     min_exercises: int = Field(default=1, ge=0)
+    #: Most exercises a lesson may have (bounds the schema: a small local model stays fast).
+    max_exercises: int = Field(default=4, ge=1, le=4)
     #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
     outcome_coverage: float = Field(default=0.9, ge=0, le=1)
     embedding_batch_size: int = Field(default=32, ge=1)

@@ -32,7 +32,7 @@ _CHARS_PER_WORD_MIN, _CHARS_PER_WORD_MAX = 4, 8
 
 
 @functools.lru_cache(maxsize=8)
-def lesson_schema(min_words: int, max_words: int) -> dict[str, Any]:
+def lesson_schema(min_words: int, max_words: int, max_exercises: int = 4) -> dict[str, Any]:
     """The lesson schema with `content` bounded by the configured word range, so a grammar-
     constrained model physically cannot run long, and a hosted one is told the same bounds."""
     schema = json_schema_of(LessonDraft)
@@ -41,6 +41,8 @@ def lesson_schema(min_words: int, max_words: int) -> dict[str, Any]:
     content["maxLength"] = max(
         content["minLength"] + 1, min(content["maxLength"], max_words * _CHARS_PER_WORD_MAX)
     )
+    exercises = schema["properties"]["exercises"]
+    exercises["maxItems"] = max(exercises["minItems"], min(exercises["maxItems"], max_exercises))
     return schema
 
 
@@ -138,10 +140,11 @@ async def generate_lesson(
             words=words,
             style=state.extras.style_guidelines if state.extras else "",
             feedback=note,
+            max_exercises=ctx.settings.gates.max_exercises,
         )
         return ChatRequest(
             messages,
-            json_schema=lesson_schema(*words),
+            json_schema=lesson_schema(*words, ctx.settings.gates.max_exercises),
             schema_name="lesson",
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
             temperature=ctx.settings.routing.temperature,

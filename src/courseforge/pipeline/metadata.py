@@ -12,8 +12,9 @@ from ..domain.drafts import MetadataCoreDraft, MetadataExtrasDraft, json_schema_
 from ..errors import GenerationFailed
 from ..providers import ChatRequest
 from ..quality.base import GateContext
+from ..quality.bloom import levels_of, main_verb
 from ..quality.gates import OutcomesGate
-from ..routing import TaskResult, Verdict, run_cascade
+from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
 from .parsing import parser_for
 from .prompts import metadata_core_messages, metadata_extras_messages
 from .state import CourseState, PipelineContext
@@ -30,8 +31,29 @@ def _max_tokens(ctx: PipelineContext, tier: str, wanted: int) -> int:
     return min(model.max_output_tokens, wanted)
 
 
+def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
+    """A measurable verb filed under the wrong level is corrected by rule (and logged), not
+    sent back: the verb is what the outcome asks of the learner."""
+    for i, outcome in enumerate(draft.learning_outcomes, start=1):
+        verb = main_verb(outcome.text)
+        levels = levels_of(verb) if verb else []
+        if levels and outcome.bloom_level not in levels:
+            declared = BLOOM_RANK[outcome.bloom_level]
+            level = min(levels, key=lambda lv: abs(BLOOM_RANK[lv] - declared))
+            state.decisions.append(
+                Decision(
+                    task="metadata_core",
+                    action="fix",
+                    tier="",
+                    reason=f"outcome {i}: '{verb}' is a {level} verb; level {outcome.bloom_level} -> {level}",
+                )
+            )
+            outcome.bloom_level = level  # type: ignore[assignment]
+
+
 async def _check_core(state: CourseState, draft: MetadataCoreDraft) -> Verdict:
     reasons: list[str] = []
+    _fix_bloom_levels(state, draft)
     outcome_result = OutcomesGate().check(draft.learning_outcomes, GateContext())
     if not outcome_result.passed:
         reasons.extend(outcome_result.reasons)
@@ -43,7 +65,36 @@ async def _check_core(state: CourseState, draft: MetadataCoreDraft) -> Verdict:
     return Verdict(True, score=1.0, details=outcome_result)
 
 
-def _normalise_structure(state: CourseState, draft: MetadataCoreDraft) -> list[Decision]:
+async def _placements(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
+) -> dict[int, tuple[int, int]]:
+    """For each outcome no lesson teaches: the (section, lesson) index whose title, section and
+    key concepts are closest to it in meaning. Never an arbitrary lesson: a lesson handed an
+    outcome it is not about can only fail its similarity gate."""
+    n_out = len(draft.learning_outcomes)
+    taught = {n for plan in draft.sections for lp in plan.lessons for n in lp.outcomes}
+    missing = [n for n in range(1, n_out + 1) if n not in taught]
+    if not missing:
+        return {}
+    slots: list[tuple[int, int]] = []
+    texts: list[str] = []
+    for si, (spec, plan) in enumerate(zip(state.analysis.sections, draft.sections, strict=False)):
+        for li, lp in enumerate(plan.lessons[: state.lesson_counts[si]]):
+            slots.append((si, li))
+            texts.append(f"{lp.title}. {spec.title}: {', '.join(spec.key_concepts)}")
+    if not slots:
+        return {}
+    vectors = await ctx.effects.embed([draft.learning_outcomes[n - 1].text for n in missing] + texts)
+    out: dict[int, tuple[int, int]] = {}
+    for k, number in enumerate(missing):
+        scores = [sum(a * b for a, b in zip(vectors[k], v, strict=True)) for v in vectors[len(missing) :]]
+        out[number] = slots[max(range(len(slots)), key=scores.__getitem__)]
+    return out
+
+
+def _normalise_structure(
+    state: CourseState, draft: MetadataCoreDraft, placements: dict[int, tuple[int, int]] | None = None
+) -> list[Decision]:
     """Make the accepted structure match the plan exactly; log each rule-based fix."""
     fixes: list[Decision] = []
     n_out = len(draft.learning_outcomes)
@@ -84,11 +135,16 @@ def _normalise_structure(state: CourseState, draft: MetadataCoreDraft) -> list[D
                 lessons=lesson_plans,
             )
         )
-    # Every outcome must be taught: give each unused one to the lesson with the fewest outcomes.
+    # Every outcome must be taught: an untaught one goes to the lesson closest to it in meaning
+    # (`placements`), else to the lesson with the fewest outcomes.
     for number in range(1, n_out + 1):
         if number in used:
             continue
-        target = min((lp for p in plans for lp in p.lessons), key=lambda lp: len(lp.outcome_ids))
+        place = (placements or {}).get(number)
+        if place is not None and place[0] < len(plans) and place[1] < len(plans[place[0]].lessons):
+            target = plans[place[0]].lessons[place[1]]
+        else:
+            target = min((lp for p in plans for lp in p.lessons), key=lambda lp: len(lp.outcome_ids))
         target.outcome_ids.append(f"LO{number}")
         fixes.append(
             Decision(
@@ -190,7 +246,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
                 gate="metadata",
             )
         )
-    state.decisions += _normalise_structure(state, core.value)
+    state.decisions += _normalise_structure(state, core.value, await _placements(state, core.value, ctx))
     if extras.value is None:
         state.extras = _extras_fallback(state)
         state.flags.append(

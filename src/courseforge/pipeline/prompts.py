@@ -127,6 +127,7 @@ def lesson_messages(
     words: tuple[int, int],
     style: str,
     feedback: str = "",
+    max_exercises: int = 4,
 ) -> list[Message]:
     brief: dict[str, Any] = {
         "task": "lesson",
@@ -151,8 +152,8 @@ def lesson_messages(
     text = (
         f"Write the lesson {lesson_title!r} in the section {section.title!r} of the course "
         f"{course_title!r}. The content is markdown of {words[0]} to {words[1]} words that teaches "
-        f"the lesson's outcomes ({numbers}) directly, with a concrete example. Then write 1 to 4 "
-        "exercises; each names in `outcome` the number of the outcome it assesses, and together "
+        f"the lesson's outcomes ({numbers}) directly, with a concrete example. Then write 1 to "
+        f"{max_exercises} exercises; each names in `outcome` the number of the outcome it assesses, and together "
         "they assess every outcome of this lesson. A multiple_choice exercise has 3-5 options and "
         "its answer is one option copied exactly. Do not repeat the other lessons of the section."
     )

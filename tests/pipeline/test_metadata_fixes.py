@@ -1,0 +1,92 @@
+"""Rule-based repairs of the metadata: Bloom levels follow the verb; an outcome no lesson
+teaches goes to the lesson closest to it in meaning, never to an arbitrary one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from courseforge.domain.drafts import LessonPlanDraft, MetadataCoreDraft, OutcomeDraft, SectionPlanDraft
+from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
+from courseforge.pipeline.metadata import _fix_bloom_levels, _normalise_structure, _placements
+from courseforge.providers.embeddings import HashingEmbedder
+from engine_helpers import hosted_settings
+
+
+class _EmbedOnly:
+    def __init__(self) -> None:
+        self.embedder = HashingEmbedder()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.embedder.embed(list(texts))
+
+    def budget_fraction(self) -> float:
+        return 0.0
+
+
+def _state() -> CourseState:
+    analysis = validate_analysis(
+        {
+            "topic": "Python basics",
+            "target_audience": "beginners",
+            "min_lessons": 2,
+            "sections": [
+                {"title": "Loops", "key_concepts": ["for loops", "while loops"], "lesson_count": 1},
+                {
+                    "title": "Dictionaries",
+                    "key_concepts": ["dictionary keys", "dictionary values"],
+                    "lesson_count": 1,
+                },
+            ],
+        }
+    )
+    return CourseState(analysis=analysis, course_id="c", lesson_counts=[1, 1])
+
+
+def _draft(outcomes: list[OutcomeDraft], plans: list[list[int]]) -> MetadataCoreDraft:
+    titles = ["Repeating work with for loops", "Storing data in dictionary keys and values"]
+    return MetadataCoreDraft(
+        course_title="Python basics course",
+        description="A short course on Python basics for beginners who want to automate things.",
+        learning_outcomes=outcomes,
+        pedagogical_strategy="Worked examples first, then short exercises that check each outcome directly.",
+        domain_taxonomy=["python", "loops"],
+        sections=[
+            SectionPlanDraft(summary=f"Section about {t}.", lessons=[LessonPlanDraft(title=t, outcomes=o)])
+            for t, o in zip(titles, plans, strict=True)
+        ],
+    )
+
+
+def test_measurable_verb_under_the_wrong_level_is_corrected_and_logged() -> None:
+    state = _state()
+    draft = _draft(
+        [
+            OutcomeDraft(text="Identify the parts of a for loop", bloom_level="understand"),
+            OutcomeDraft(text="Explain how dictionary keys work", bloom_level="understand"),
+            OutcomeDraft(text="Design a small script using loops", bloom_level="apply"),
+        ],
+        [[1], [2]],
+    )
+    _fix_bloom_levels(state, draft)
+    assert [o.bloom_level for o in draft.learning_outcomes] == ["remember", "understand", "create"]
+    fixes = [d.reason for d in state.decisions if d.action == "fix"]
+    assert len(fixes) == 2 and "'identify' is a remember verb" in fixes[0]
+
+
+async def test_untaught_outcome_goes_to_the_closest_lesson() -> None:
+    state = _state()
+    draft = _draft(
+        [
+            OutcomeDraft(text="Write a for loop over a list", bloom_level="apply"),
+            OutcomeDraft(text="Explain what a variable is", bloom_level="understand"),
+            OutcomeDraft(text="Use dictionary keys and values to store data", bloom_level="apply"),
+        ],
+        [[1], [2]],  # outcome 3 is taught by no lesson
+    )
+    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    placements = await _placements(state, draft, ctx)
+    assert placements == {3: (1, 0)}  # the dictionaries lesson, not the loops one
+    decisions = _normalise_structure(state, draft, placements)
+    assert state.plans[1].lessons[0].outcome_ids == ["LO2", "LO3"]
+    assert any("LO3" in d.reason and "S2-L1" in d.reason for d in decisions)
