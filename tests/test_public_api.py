@@ -84,6 +84,8 @@ RANK = {
     "cli": 5,
     # `courseforge check` and `calibrate`, registered on the cli app.
     "cli_quality": 5,
+    # `courseforge worker` (the distributed engine), registered on the cli app.
+    "cli_distributed": 5,
     "service": 5,
 }
 SHARED_MAY_USE = {

@@ -69,7 +69,17 @@ def test_errors_come_back_as_the_same_class_with_their_fields(error: E.Coursefor
     assert type(back) is type(error)
     assert str(back) == str(error)
     assert getattr(back, "__notes__", []) == error.__notes__
-    for attr in ("status", "body", "retry_after_s", "kind", "text", "usage", "reopens_in_s", "retryable", "problems"):
+    for attr in (
+        "status",
+        "body",
+        "retry_after_s",
+        "kind",
+        "text",
+        "usage",
+        "reopens_in_s",
+        "retryable",
+        "problems",
+    ):
         assert getattr(back, attr, None) == getattr(error, attr, None), attr
 
 
@@ -83,7 +93,9 @@ def test_pinned_settings_drop_secrets_and_validate() -> None:
     settings = hosted_settings()
     provider = next(iter(settings.providers))
     providers = {
-        name: p.model_copy(update={"headers": {"Authorization": "Bearer sk-secret"}, "redis_url": "redis://:pw@h/0"})
+        name: p.model_copy(
+            update={"headers": {"Authorization": "Bearer sk-secret"}, "redis_url": "redis://:pw@h/0"}
+        )
         for name, p in settings.providers.items()
     }
     settings = settings.model_copy(update={"providers": providers})

@@ -55,7 +55,10 @@ def _settings(tmp_path: Path, base_url: str, task_queue: str, **service: Any) ->
 
 
 def _shape(course: dict[str, Any]) -> list[tuple[str, list[tuple[str, int]]]]:
-    return [(s["id"], [(lesson["id"], len(lesson["exercises"])) for lesson in s["lessons"]]) for s in course["sections"]]
+    return [
+        (s["id"], [(lesson["id"], len(lesson["exercises"])) for lesson in s["lessons"]])
+        for s in course["sections"]
+    ]
 
 
 def _call_key(c: dict[str, Any]) -> tuple[Any, ...]:
@@ -63,10 +66,35 @@ def _call_key(c: dict[str, Any]) -> tuple[Any, ...]:
             c["cost_usd"], c["outcome"])  # fmt: skip
 
 
-async def test_course_through_a_worker_is_the_in_process_course(temporal_address: str, tmp_path: Path) -> None:
+def faulty_reply() -> Any:
+    """About a third of the cheap model's answers are prose instead of JSON (billed, rejected:
+    `BadResponse` with usage) and about one in eight of the mid model's requests is refused with
+    HTTP 400 (not billed); the rest are answered well. Deterministic in the request, so the
+    in-process and the distributed run meet the same faults."""
+    good = author_reply()
+
+    def handler(payload: dict[str, Any]) -> LoopbackReply:
+        digest = hashlib.sha256(payload["messages"][-1]["content"].encode()).digest()
+        if payload["model"] == "test/small" and digest[0] % 3 == 0:
+            return LoopbackReply.completion(
+                "Sorry, I would rather write prose.",
+                model=payload["model"],
+                usage={"prompt_tokens": 50, "completion_tokens": 8},
+            )
+        if payload["model"] == "test/medium" and digest[1] % 8 == 0:
+            return LoopbackReply(status=400, json_body={"error": {"message": "refused", "code": 400}})
+        return good(payload)
+
+    return handler
+
+
+@pytest.mark.parametrize("faults", [False, True], ids=["clean", "faults"])
+async def test_course_through_a_worker_is_the_in_process_course(
+    temporal_address: str, tmp_path: Path, faults: bool
+) -> None:
     queue = f"cf-{uuid.uuid4().hex[:8]}"
     analysis = example_analysis()
-    async with LoopbackServer(author_reply()) as server:
+    async with LoopbackServer(faulty_reply() if faults else author_reply()) as server:
         settings, _ = _settings(tmp_path, server.base_url, queue)
         engine = Engine(settings, env={})
         try:
@@ -95,7 +123,12 @@ async def test_course_through_a_worker_is_the_in_process_course(temporal_address
                 # The same job again: the completed workflow's result, nothing sent again.
                 before = len(server.requests)
                 again, _ = await generate_on_temporal(
-                    settings, analysis, address=temporal_address, job_id=f"same-{queue}", client=client, say=lines.append
+                    settings,
+                    analysis,
+                    address=temporal_address,
+                    job_id=f"same-{queue}",
+                    client=client,
+                    say=lines.append,
                 )
                 assert len(server.requests) == before
         finally:
@@ -113,7 +146,13 @@ async def test_course_through_a_worker_is_the_in_process_course(temporal_address
     assert report.summary["engine"] == "temporal" and report.summary["model_call_activities"] == len(calls)
     assert "lessons:done" in events and "completeness:done" in events
     assert any("already completed" in line for line in lines)
-    print(f"\ntemporal course: {len(calls)} model-call activities, {report.summary['embed_activities']} embed activities, wall {wall:.2f}s")
+    outcomes = Counter(c[-1] for c in calls)
+    if faults:
+        assert outcomes["rejected"] and outcomes["error"]  # both kinds crossed the activity boundary
+    print(
+        f"\ntemporal course ({'faults' if faults else 'clean'}): {len(calls)} model-call activities "
+        f"{dict(outcomes)}, {report.summary['embed_activities']} embed activities, wall {wall:.2f}s"
+    )
 
 
 async def test_service_runs_jobs_on_temporal_when_configured(temporal_address: str, tmp_path: Path) -> None:
@@ -189,7 +228,9 @@ class CountingProvider:
                 self.lesson_answers += 1
         prompt = sum(len(m["content"].split()) for m in payload["messages"])
         return LoopbackReply.completion(
-            text, model=payload["model"], usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())}
+            text,
+            model=payload["model"],
+            usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())},
         )
 
 
@@ -208,7 +249,9 @@ async def _finished_activities(address: str, workflow_id: str, names: dict[str, 
             if attrs.activity_type.name != "courseforge.model_call":
                 continue
             data = json.loads(attrs.input.payloads[0].data)
-            scheduled[event.event_id] = identity(names[data["model_id"]], [tuple(m) for m in data["messages"]])
+            scheduled[event.event_id] = identity(
+                names[data["model_id"]], [tuple(m) for m in data["messages"]]
+            )
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
             if sid in scheduled:
@@ -219,10 +262,12 @@ async def _finished_activities(address: str, workflow_id: str, names: dict[str, 
 def _worker(address: str, config: Path, queue: str, log: Path) -> subprocess.Popen[bytes]:
     cmd = [str(CLI), "worker", "--temporal", address, "--task-queue", queue, "--config", str(config)]
     env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
 
 
-def test_kill_9_of_a_worker_in_phase_3_repeats_no_finished_activity(temporal_address: str, tmp_path: Path) -> None:
+def test_kill_9_of_a_worker_in_phase_3_repeats_no_finished_activity(
+    temporal_address: str, tmp_path: Path
+) -> None:
     provider = CountingProvider()
     queue = f"cf-kill-{uuid.uuid4().hex[:8]}"
     workflow_id = f"kill-{queue}"
@@ -255,7 +300,7 @@ def test_kill_9_of_a_worker_in_phase_3_repeats_no_finished_activity(temporal_add
             killed_at = time.monotonic()
 
             second = _worker(temporal_address, config, queue, tmp_path / "worker2.log")
-            out, errs = submit.communicate(timeout=180)
+            _out, errs = submit.communicate(timeout=180)
             wall = time.monotonic() - started
             recovery = time.monotonic() - killed_at
             assert submit.returncode == 0, errs.decode() + (tmp_path / "worker2.log").read_text()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..errors import RunError, UserError
 from ..pipeline import ProgressEvent
 from ..storage import Job, Store
 from .codec import pinned_settings
+from .worker import connect
 from .workflow import WORKFLOW_NAME, ActivityOptions
 
 __all__ = [
@@ -102,21 +104,29 @@ async def start_course(
         return client.get_workflow_handle(workflow_id)
 
 
-async def _follow(
-    handle: WorkflowHandle[Any, Any], on_event: Callable[[ProgressEvent], None], interval_s: float
-) -> None:
-    since = 0
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            page: dict[str, Any] = await handle.query("events", since)
-        except Exception:  # progress is best effort (no worker yet, or the workflow just ended)
-            continue
+class _Follower:
+    """Feeds the workflow's progress events (its `events` query) to a callback."""
+
+    def __init__(self, handle: WorkflowHandle[Any, Any], on_event: Callable[[ProgressEvent], None]) -> None:
+        self.handle = handle
+        self.on_event = on_event
+        self.since = 0
+
+    async def poll(self) -> None:
+        page: dict[str, Any] = await self.handle.query(
+            "events", self.since, rpc_timeout=timedelta(seconds=10)
+        )
         for e in page.get("events", []):
-            on_event(
+            self.on_event(
                 ProgressEvent(**{k: e[k] for k in ("phase", "kind", "message", "task", "done", "total")})
             )
-        since = int(page.get("next", since))
+        self.since = int(page.get("next", self.since))
+
+    async def follow(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            with contextlib.suppress(Exception):  # best effort: no worker yet, or it just ended
+                await self.poll()
 
 
 async def wait_for_course(
@@ -127,7 +137,8 @@ async def wait_for_course(
 ) -> tuple[Course | None, Report]:
     """The workflow's course (None when generation failed) and report. Raises `RunError` when
     the workflow itself failed (a bug or a config error: no report exists)."""
-    follower = asyncio.create_task(_follow(handle, progress, poll_s)) if progress else None
+    follower = _Follower(handle, progress) if progress else None
+    task = asyncio.create_task(follower.follow(poll_s)) if follower else None
     try:
         result: dict[str, Any] = await handle.result()
     except WorkflowFailureError as exc:
@@ -135,10 +146,13 @@ async def wait_for_course(
         detail = getattr(cause, "message", None) or str(cause)
         raise RunError(f"workflow {handle.id} failed: {detail}") from exc
     finally:
-        if follower is not None:
-            follower.cancel()
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(BaseException):
-                await follower
+                await task
+    if follower is not None:  # the events since the last poll
+        with contextlib.suppress(Exception):
+            await follower.poll()
     course = Course.model_validate(result["course"]) if result.get("course") else None
     return course, Report.model_validate(result["report"])
 
@@ -174,7 +188,7 @@ async def generate_on_temporal(
     namespace = namespace or settings.service.temporal_namespace
     task_queue = task_queue or settings.service.temporal_task_queue
     if client is None:
-        client = await Client.connect(address, namespace=namespace)
+        client = await connect(address, namespace)
     digest = _digest(analysis)
     base = job_id or course_id_for(analysis)
     workflow_id, n = base, 1
@@ -230,9 +244,7 @@ class TemporalJobRunner:
     async def client(self) -> Client:
         async with self._lock:
             if self._client is None:
-                self._client = await Client.connect(
-                    self.address, namespace=self.settings.service.temporal_namespace
-                )
+                self._client = await connect(self.address, self.settings.service.temporal_namespace)
             return self._client
 
     async def run(

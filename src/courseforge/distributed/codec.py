@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from .. import errors as E
 from ..config import Settings
@@ -175,6 +175,11 @@ def encode_error(
         fields,
         type=fields["class"],
         non_retryable=known is not None,
+        # Expected outcomes of a model call (logged by the ledger and the report), not worker
+        # faults: the SDK logs them at DEBUG instead of a WARNING with a traceback.
+        category=ApplicationErrorCategory.BENIGN
+        if known is not None
+        else ApplicationErrorCategory.UNSPECIFIED,
     )
 
 

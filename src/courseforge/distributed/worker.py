@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from ..config import Settings
 from ..engine import Engine
-from ..errors import CourseforgeError
+from ..errors import CourseforgeError, RunError
 from ..providers import ChatModel
 from ..resilience import FallbackModel
 from .codec import decode_request, encode_error, encode_response, encode_vectors
@@ -37,7 +38,11 @@ log = logging.getLogger("courseforge.worker")
 
 
 async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace)
+    """A Temporal client; an unreachable frontend is a `RunError` naming the address."""
+    try:
+        return await Client.connect(address, namespace=namespace)
+    except RuntimeError as exc:
+        raise RunError(f"cannot reach Temporal at {address} (namespace {namespace}): {exc}") from exc
 
 
 class WorkerActivities:
@@ -112,13 +117,14 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
-def warm_up() -> None:
+def warm_up(settings: Settings) -> None:
     """Load what workflow code would otherwise load lazily on its first use (the safety gate's
-    word list and classifier): a workflow task that blocks over 2 s trips Temporal's deadlock
-    detector."""
-    from ..quality.safety import find_toxic
+    word list and classifier, ~1.5 s): a workflow task that blocks over 2 s trips Temporal's
+    deadlock detector, and in a workflow the gate runs inline (no thread executor)."""
+    from ..quality.safety import prewarm
 
-    find_toxic("warming up the safety gate.")
+    if settings.gates.safety.enabled:
+        prewarm(settings.gates.safety.allow_words)
 
 
 def build_worker(
@@ -154,7 +160,7 @@ async def run_worker(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """Run a worker until cancelled (Ctrl-C / SIGTERM): finishes or hands back its tasks."""
-    warm_up()
+    await asyncio.to_thread(warm_up, settings)
     client = await connect(address, namespace)
     engine = Engine(settings, env=env)
     try:
@@ -166,7 +172,16 @@ async def run_worker(
             f"worker: {address} namespace {namespace} task queue {task_queue!r}, pid {os.getpid()}; "
             f"rate limits {'shared via Redis for ' + ', '.join(shared) if shared else 'per process'}"
         )
-        await worker.run()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        # Leaving the block shuts the worker down gracefully: no new tasks, running activities
+        # get `graceful_shutdown_timeout` to finish, the rest go to other workers.
+        async with worker:
+            await stop.wait()
+        say("worker stopped")
     finally:
         await engine.aclose()
 

@@ -190,6 +190,9 @@ class _WorkflowClock:
 class TemporalEffects(InProcessEffects):
     """`InProcessEffects` whose models are activities and whose clock is the workflow's."""
 
+    #: CPU-bound pipeline work runs inline: a workflow's loop has no thread executor.
+    inline_blocking = True
+
     def __init__(self, settings: Settings, ledger: Ledger, options: ActivityOptions) -> None:
         self.counters = _Counters()
         clock = _WorkflowClock()
@@ -270,6 +273,7 @@ class CourseWorkflow:
         except (CourseforgeError, TemporalError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug: fail the course (as in-process) rather than retry forever
+            workflow.logger.exception("course workflow failed")
             raise ApplicationError(f"{type(exc).__name__}: {exc}"[:2000], type=type(exc).__name__) from exc
 
     async def _run(self, data: dict[str, Any]) -> dict[str, Any]:

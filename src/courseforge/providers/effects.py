@@ -8,14 +8,17 @@ a deterministic `step_key`, the identity under which a finished call is stored a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..domain import CallRecord
 from .base import ChatRequest, ChatResponse
 
-__all__ = ["CallResult", "CallSpec", "Effects"]
+__all__ = ["CallResult", "CallSpec", "Effects", "run_blocking"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +58,13 @@ class Effects(Protocol):
     def budget_fraction(self) -> float:
         """Share of the course's cap spent or reserved (0..1)."""
         ...
+
+
+async def run_blocking(effects: object, fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-bound pipeline work (a gate loading a classifier) off the event loop where the
+    runtime has threads (in-process: `asyncio.to_thread`), or inline where it must stay on one
+    deterministic loop — a Temporal workflow, whose effects set `inline_blocking = True` (its
+    loop has no executor; the worker warms such gates up before taking work)."""
+    if getattr(effects, "inline_blocking", False):
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
