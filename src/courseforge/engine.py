@@ -317,6 +317,9 @@ def _critical_path_s(state: CourseState, ledger: Ledger) -> float:
     # A lesson's judge calls (`judge:<lesson>:<digest>`, and `judge_strong:` beside it, sent
     # together) follow that lesson's attempt: they extend its chain by the slower of the two.
     judged: dict[tuple[tuple[str, str], str, str], float] = defaultdict(float)
+    # Calibration-only judging runs beside the later phases: it forms its own path (what came
+    # before its lesson's stage, the lesson's chain, then the judge) instead of delaying them.
+    calibration = {d.task.removeprefix("lesson:") for d in state.decisions if d.action == "judge_calibration"}
     for r in ledger.records:
         if r.phase == "completeness":
             fallback = "tag:" + (r.task.rsplit("/", 1)[1] if "/" in r.task else "")
@@ -330,9 +333,20 @@ def _critical_path_s(state: CourseState, ledger: Ledger) -> float:
             judged[key] = max(judged[key], r.latency_ms)
             continue
         chains[stage][rest.split("/")[0] if kind == "lesson" else r.task] += r.latency_ms
+    side: list[tuple[tuple[str, str], str, float]] = []
     for (stage, lesson, _), latency in judged.items():
-        chains[stage][lesson] += latency
-    return sum(max(tasks.values()) for tasks in chains.values()) / 1000
+        if lesson in calibration:
+            side.append((stage, lesson, latency))
+        else:
+            chains[stage][lesson] += latency
+    stages = list(chains)  # in order of first record: the order the stages ran
+    main = sum(max(tasks.values()) for tasks in chains.values())
+    paths = [main]
+    for stage, lesson, latency in side:
+        if stage in chains:
+            before = sum(max(chains[s].values()) for s in stages[: stages.index(stage)])
+            paths.append(before + chains[stage].get(lesson, 0.0) + latency)
+    return max(paths) / 1000
 
 
 def build_report(

@@ -58,7 +58,7 @@ def quality_summary(
     """The seeds' per-course figures and the judge's bookkeeping, for `Report.quality`."""
     sims = [g.score for lg in lessons for g in lg.gates if g.gate == "similarity" and g.score is not None]
     comps = [g.score for lg in lessons for g in lg.gates if g.gate == "judge" and g.score is not None]
-    samples = [d for d in decisions if d.action == "judge_sample"]
+    samples = [d for d in decisions if d.action in ("judge_sample", "judge_calibration")]
     judged = [d for d in decisions if d.action == "judge"]
     n = len(lessons)
     escalated = {

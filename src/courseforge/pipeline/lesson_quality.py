@@ -111,8 +111,9 @@ async def extra_lesson_gates(
             unsupported=gs.unsupported.get(embedder.name, 0.4),
         )
 
-    # The judge: on borderline similarity, on uncertain claims, on the calibration sample (also
-    # re-judged by the stronger tier, whose verdict wins), or always when configured.
+    # The judge: on borderline similarity, on uncertain claims or always when configured it gates
+    # the lesson (with the stronger tier's verdict winning when the lesson is also sampled); a
+    # lesson only in the calibration sample is judged in the background.
     js = gates.judge
     sim_index = next((i for i, r in enumerate(out) if r.gate == "similarity"), None)
     similarity = out[sim_index].score if sim_index is not None else None
@@ -122,7 +123,10 @@ async def extra_lesson_gates(
     asked = [claims[i] for i in uncertain] if gs.judge_uncertain else []
     sampled = in_sample(f"{state.course_id}/{slot.id}", js.sample_rate)
     tier = judge_tier(ctx.settings, _generator_tier(state, f"lesson:{slot.id}"))
-    if js.enabled and tier and (js.always or borderline or asked or sampled):
+
+    async def run_judges(target: list[GateResult], *, background: bool = False) -> None:
+        nonlocal claims
+        assert tier is not None
         strong = judge_tier(ctx.settings, None, strong=True) if sampled else None
         tiers = [tier] + ([strong] if strong and strong != tier else [])
         phase = _phase_of(state, slot)
@@ -147,13 +151,13 @@ async def extra_lesson_gates(
             gate = JudgeGate(js.pass_composite, js.min_correctness)
             values = {"judge": verdict or strong_verdict, "judge_strong": strong_verdict}
             judged = gate.check(draft, GateContext(values=values))
-            out.append(judged)
-            if borderline and sim_index is not None and not out[sim_index].passed:
-                sim = out[sim_index]
+            target.append(judged)
+            if borderline and sim_index is not None and not target[sim_index].passed:
+                sim = target[sim_index]
                 note = f"borderline similarity {similarity:.2f}: judge composite {judged.score:.2f} " + (
                     "accepts it" if judged.passed else "rejects it"
                 )
-                out[sim_index] = replace(
+                target[sim_index] = replace(
                     sim,
                     passed=judged.passed,
                     verdict="borderline",
@@ -182,7 +186,7 @@ async def extra_lesson_gates(
             state.decisions.append(
                 Decision(
                     task=f"lesson:{slot.id}",
-                    action="judge_sample" if sampled else "judge",
+                    action="judge_calibration" if background else "judge_sample" if sampled else "judge",
                     tier=tier,
                     reason=", ".join(why),
                     inputs={
@@ -202,6 +206,15 @@ async def extra_lesson_gates(
                     },
                 )
             )
+
+    needs_verdict = js.always or borderline or bool(asked)
+    if js.enabled and tier and needs_verdict:
+        await run_judges(out)
+    elif js.enabled and tier and sampled:
+        # Calibration only (seed 000: a 10 % sample re-judged by a stronger model, as ground truth
+        # for the cheap judge): judged beside the pipeline, counted in the report, never gating
+        # this lesson, so it stays off the critical path. Awaited before the course is assembled.
+        state.background.append(asyncio.ensure_future(run_judges([*out], background=True)))
     if sources and gs.enabled:
         out.append(GroundingGate(gs.min_coverage).check(draft, GateContext(values={"grounding": claims})))
     return out

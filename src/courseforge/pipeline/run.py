@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..domain import AnalysisResult, Course
@@ -49,6 +50,9 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
         ctx.progress(ProgressEvent("completeness", "done", state.failure))
     except GenerationFailed as exc:
         state.failure = exc.reason
+    finally:
+        # Calibration judging ran beside the phases; its records belong to this course's report.
+        await asyncio.gather(*state.background, return_exceptions=True)
     if state.failure:
         return PipelineResult(state, None)
     return PipelineResult(state, assemble_course(state))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -98,6 +99,8 @@ class CourseState:
     decisions: list[Decision] = field(default_factory=list)
     #: Set when the course cannot be completed.
     failure: str = ""
+    #: Work that runs beside the phases (calibration judging); awaited before assembly.
+    background: list[asyncio.Future[None]] = field(default_factory=list)
 
     def outcome_id(self, number: int) -> str:
         return self.outcomes[number - 1].id
