@@ -1,4 +1,6 @@
-"""Command line: validate, generate, schema, config show (sync only at this edge).
+"""courseforge: generate whole courses through a quality-gated cascade of LLMs.
+
+Sync only at this edge.
 
 Exit codes: 0 done (the course's status says approved or needs_review); 2 invalid input or
 config (no model called, nothing written); 3 generation failed (the report is written, the
