@@ -85,8 +85,27 @@ async def test_untaught_outcome_goes_to_the_closest_lesson() -> None:
         [[1], [2]],  # outcome 3 is taught by no lesson
     )
     ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
-    placements = await _placements(state, draft, ctx)
+    placements, closest = await _placements(state, draft, ctx)
     assert placements == {3: (1, 0)}  # the dictionaries lesson, not the loops one
-    decisions = _normalise_structure(state, draft, placements)
+    assert closest == {}
+    decisions = _normalise_structure(state, draft, placements, closest)
     assert state.plans[1].lessons[0].outcome_ids == ["LO2", "LO3"]
     assert any("LO3" in d.reason and "S2-L1" in d.reason for d in decisions)
+
+
+async def test_lesson_without_a_valid_outcome_gets_the_closest_one() -> None:
+    state = _state()
+    draft = _draft(
+        [
+            OutcomeDraft(text="Write a for loop over a list", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and values to store data", bloom_level="apply"),
+            OutcomeDraft(text="Explain what a variable is", bloom_level="understand"),
+        ],
+        [[1, 3], [7, 9]],  # a small model numbered lessons, not outcomes: 7 and 9 do not exist
+    )
+    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    placements, closest = await _placements(state, draft, ctx)
+    assert closest == {(1, 0): 2}  # the dictionaries lesson gets the dictionaries outcome
+    assert 2 not in placements  # ... so LO2 is taught and needs no placement
+    _normalise_structure(state, draft, placements, closest)
+    assert state.plans[1].lessons[0].outcome_ids == ["LO2"]

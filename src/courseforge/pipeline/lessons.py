@@ -27,8 +27,11 @@ from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 __all__ = ["EffectsEmbedder", "check_lesson", "create_slots", "generate_lessons"]
 
 _LESSON_MAX_TOKENS = 1800
-#: Characters per word used to turn the configured word range into the schema's string bounds.
-_CHARS_PER_WORD_MIN, _CHARS_PER_WORD_MAX = 4, 8
+#: Characters per word (spaces included) used to turn the configured word range into the
+#: schema's string bounds so that the bounds imply the range for ordinary prose (English averages
+#: ~6): at least 7 per word for the minimum, at most 5 per word for the maximum. A grammar-
+#: constrained model then cannot leave the range the length gate checks.
+_CHARS_PER_WORD_MIN, _CHARS_PER_WORD_MAX = 7, 5
 
 
 @functools.lru_cache(maxsize=8)

@@ -65,35 +65,70 @@ async def _check_core(state: CourseState, draft: MetadataCoreDraft) -> Verdict:
     return Verdict(True, score=1.0, details=outcome_result)
 
 
-async def _placements(
-    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
-) -> dict[int, tuple[int, int]]:
-    """For each outcome no lesson teaches: the (section, lesson) index whose title, section and
-    key concepts are closest to it in meaning. Never an arbitrary lesson: a lesson handed an
-    outcome it is not about can only fail its similarity gate."""
+#: Per section, the lessons as planned: (title, valid outcome numbers, padded by rule?).
+Planned = list[list[tuple[str, list[int], bool]]]
+
+
+def _planned(state: CourseState, draft: MetadataCoreDraft) -> Planned:
+    """The model's lessons cut or padded to the planned counts, outcome numbers filtered to the
+    real outcomes (small models number lessons instead); a padded lesson teaches a key concept."""
     n_out = len(draft.learning_outcomes)
-    taught = {n for plan in draft.sections for lp in plan.lessons for n in lp.outcomes}
-    missing = [n for n in range(1, n_out + 1) if n not in taught]
-    if not missing:
-        return {}
-    slots: list[tuple[int, int]] = []
-    texts: list[str] = []
+    out: Planned = []
     for si, (spec, plan) in enumerate(zip(state.analysis.sections, draft.sections, strict=False)):
-        for li, lp in enumerate(plan.lessons[: state.lesson_counts[si]]):
-            slots.append((si, li))
-            texts.append(f"{lp.title}. {spec.title}: {', '.join(spec.key_concepts)}")
-    if not slots:
-        return {}
-    vectors = await ctx.effects.embed([draft.learning_outcomes[n - 1].text for n in missing] + texts)
-    out: dict[int, tuple[int, int]] = {}
-    for k, number in enumerate(missing):
-        scores = [sum(a * b for a, b in zip(vectors[k], v, strict=True)) for v in vectors[len(missing) :]]
-        out[number] = slots[max(range(len(slots)), key=scores.__getitem__)]
+        lessons = [
+            (lp.title, sorted({n for n in lp.outcomes if 1 <= n <= n_out}), False)
+            for lp in plan.lessons[: state.lesson_counts[si]]
+        ]
+        while len(lessons) < state.lesson_counts[si]:
+            concept = spec.key_concepts[len(lessons) % len(spec.key_concepts)]
+            lessons.append((f"{spec.title}: {concept}", [], True))
+        out.append(lessons)
     return out
 
 
+async def _placements(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
+) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, int], int]]:
+    """By meaning, never arbitrarily (a lesson handed an outcome it is not about can only fail its
+    similarity gate): each outcome no lesson teaches -> the closest lesson, and each lesson left
+    without a valid outcome -> the closest outcome. Lessons are compared by their title, section
+    and key concepts."""
+    planned = _planned(state, draft)
+    slots = [(si, li) for si, lessons in enumerate(planned) for li in range(len(lessons))]
+    taught = {n for lessons in planned for _, numbers, _ in lessons for n in numbers}
+    n_out = len(draft.learning_outcomes)
+    missing = [n for n in range(1, n_out + 1) if n not in taught]
+    empty = [(si, li) for si, li in slots if not planned[si][li][1]]
+    if not slots or not (missing or empty):
+        return {}, {}
+    lesson_texts = [
+        f"{planned[si][li][0]}. {state.analysis.sections[si].title}: "
+        f"{', '.join(state.analysis.sections[si].key_concepts)}"
+        for si, li in slots
+    ]
+    vectors = await ctx.effects.embed([o.text for o in draft.learning_outcomes] + lesson_texts)
+    outcome_vecs, lesson_vecs = vectors[:n_out], vectors[n_out:]
+
+    def cos(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    to_outcome = {
+        slot: 1 + max(range(n_out), key=lambda n: cos(outcome_vecs[n], lesson_vecs[slots.index(slot)]))
+        for slot in empty
+    }
+    to_lesson = {
+        n: slots[max(range(len(slots)), key=lambda k: cos(outcome_vecs[n - 1], lesson_vecs[k]))]
+        for n in missing
+        if n not in to_outcome.values()
+    }
+    return to_lesson, to_outcome
+
+
 def _normalise_structure(
-    state: CourseState, draft: MetadataCoreDraft, placements: dict[int, tuple[int, int]] | None = None
+    state: CourseState,
+    draft: MetadataCoreDraft,
+    placements: dict[int, tuple[int, int]] | None = None,
+    closest: dict[tuple[int, int], int] | None = None,
 ) -> list[Decision]:
     """Make the accepted structure match the plan exactly; log each rule-based fix."""
     fixes: list[Decision] = []
@@ -102,30 +137,27 @@ def _normalise_structure(
         LearningOutcome(id=f"LO{i + 1}", text=o.text, bloom_level=o.bloom_level)
         for i, o in enumerate(draft.learning_outcomes)
     ]
+
+    def fix(reason: str) -> None:
+        fixes.append(Decision(task="metadata", action="fix", tier="", reason=reason))
+
     plans: list[SectionPlan] = []
     used: set[int] = set()
-    for si, (spec, plan) in enumerate(zip(state.analysis.sections, draft.sections, strict=False)):
-        want = state.lesson_counts[si]
-        lessons = list(plan.lessons[:want])
-        concepts = spec.key_concepts
-        while len(lessons) < want:
-            concept = concepts[len(lessons) % len(concepts)]
-            lessons.append(type(plan.lessons[0])(title=f"{spec.title}: {concept}", outcomes=[1]))
-            fixes.append(
-                Decision(
-                    task="metadata",
-                    action="fix",
-                    tier="",
-                    reason=f"section {si + 1}: added lesson for concept {concept!r} to reach {want} lessons",
-                )
-            )
+    for si, (spec, lessons) in enumerate(zip(state.analysis.sections, _planned(state, draft), strict=False)):
         lesson_plans = []
-        for li, lp in enumerate(lessons):
-            numbers = sorted({n for n in lp.outcomes if 1 <= n <= n_out}) or [1 + (li + si) % n_out]
+        for li, (title, numbers, padded) in enumerate(lessons):
+            lesson_id = f"S{si + 1}-L{li + 1}"
+            if padded:
+                fix(f"section {si + 1}: added lesson {title!r} to reach {state.lesson_counts[si]} lessons")
+            if not numbers:
+                number = (closest or {}).get((si, li), 1 + (li + si) % n_out)
+                numbers = [number]
+                fix(f"{lesson_id} named no valid outcome: given LO{number}, the closest in meaning")
             used.update(numbers)
             lesson_plans.append(
-                LessonPlan(id=f"S{si + 1}-L{li + 1}", title=lp.title, outcome_ids=[f"LO{n}" for n in numbers])
+                LessonPlan(id=lesson_id, title=title, outcome_ids=[f"LO{n}" for n in numbers])
             )
+        plan = draft.sections[si]
         plans.append(
             SectionPlan(
                 id=f"S{si + 1}",
@@ -146,14 +178,7 @@ def _normalise_structure(
         else:
             target = min((lp for p in plans for lp in p.lessons), key=lambda lp: len(lp.outcome_ids))
         target.outcome_ids.append(f"LO{number}")
-        fixes.append(
-            Decision(
-                task="metadata",
-                action="fix",
-                tier="",
-                reason=f"outcome LO{number} was taught by no lesson: given to {target.id}",
-            )
-        )
+        fix(f"outcome LO{number} was taught by no lesson: given to {target.id}")
     state.plans = plans
     return fixes
 
@@ -246,7 +271,8 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
                 gate="metadata",
             )
         )
-    state.decisions += _normalise_structure(state, core.value, await _placements(state, core.value, ctx))
+    to_lesson, to_outcome = await _placements(state, core.value, ctx)
+    state.decisions += _normalise_structure(state, core.value, to_lesson, to_outcome)
     if extras.value is None:
         state.extras = _extras_fallback(state)
         state.flags.append(
