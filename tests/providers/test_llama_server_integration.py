@@ -61,7 +61,7 @@ def llama_server() -> object:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
@@ -74,7 +74,7 @@ def llama_server() -> object:
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("llama_cpp.server did not start in 120 s")
+        raise RuntimeError("llama_cpp.server did not start in 400 s")
     yield f"http://127.0.0.1:{port}/v1"
     proc.terminate()
     try:
