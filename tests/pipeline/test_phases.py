@@ -394,3 +394,18 @@ async def test_whole_pipeline_approved_when_nothing_flagged() -> None:
     assert [s.id for s in result.course.sections] == ["S1", "S2", "S3", "S4", "S5"]
     assert result.course.review == [] and not result.state.failure
     assert {r.phase for r in rig.ledger.records} >= {"metadata", "lessons"}
+
+
+def test_lesson_schema_narrows_exercise_outcomes_and_citations_per_lesson() -> None:
+    from courseforge.pipeline.lessons import lesson_schema, lesson_schema_for
+
+    base = lesson_schema(80, 200, 2)
+    no_sources = lesson_schema_for(base, [4, 3, 4], [])
+    exercise = no_sources["properties"]["exercises"]["items"]["properties"]
+    assert exercise["outcome"]["enum"] == [3, 4]
+    assert no_sources["properties"]["citations"]["maxItems"] == 0
+    assert no_sources["properties"]["exercises"]["maxItems"] == 2
+    with_sources = lesson_schema_for(base, [1], ["src-a", "src-b"])
+    assert with_sources["properties"]["citations"]["items"]["enum"] == ["src-a", "src-b"]
+    # The cached base schema is never mutated by a narrowing.
+    assert "enum" not in base["properties"]["exercises"]["items"]["properties"]["outcome"]

@@ -8,6 +8,7 @@ check. A failing lesson never sinks the others: its slot is marked failed and ph
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 from typing import Any
 
@@ -46,6 +47,25 @@ def lesson_schema(min_words: int, max_words: int, max_exercises: int = 4) -> dic
     )
     exercises = schema["properties"]["exercises"]
     exercises["maxItems"] = max(exercises["minItems"], min(exercises["maxItems"], max_exercises))
+    return schema
+
+
+def lesson_schema_for(
+    base: dict[str, Any], outcome_numbers: list[int], source_ids: list[str]
+) -> dict[str, Any]:
+    """`base` narrowed to one lesson: an exercise may only name an outcome this lesson teaches,
+    and citations may only name the input's source ids (none without sources). Constraints the
+    schema can carry are enforced by the model's structured output (and by a local grammar)
+    instead of being discovered by a gate after a paid call."""
+    schema = copy.deepcopy(base)
+    exercise = schema["properties"]["exercises"]["items"]["properties"]
+    exercise["outcome"] = {"type": "integer", "enum": sorted(set(outcome_numbers))}
+    citations = schema["properties"]["citations"]
+    if source_ids:
+        citations["items"] = {"type": "string", "enum": list(source_ids)}
+        citations["maxItems"] = min(citations.get("maxItems", len(source_ids)), len(source_ids))
+    else:
+        citations["maxItems"] = 0
     return schema
 
 
@@ -128,6 +148,7 @@ async def generate_lesson(
     task = f"lesson:{slot.id}{suffix}"
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
+    source_ids = [m.id for m in analysis.source_material]
 
     def build(tier: str, attempt: int, feedback: str) -> ChatRequest:
         model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
@@ -147,7 +168,9 @@ async def generate_lesson(
         )
         return ChatRequest(
             messages,
-            json_schema=lesson_schema(*words, ctx.settings.gates.max_exercises),
+            json_schema=lesson_schema_for(
+                lesson_schema(*words, ctx.settings.gates.max_exercises), slot.outcome_numbers, source_ids
+            ),
             schema_name="lesson",
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
             temperature=ctx.settings.routing.temperature,

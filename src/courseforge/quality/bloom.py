@@ -20,12 +20,12 @@ def _words(text: str) -> frozenset[str]:
 BLOOM_VERBS: Mapping[str, frozenset[str]] = {
     "remember": _words(
         "define describe identify label list match name outline recall recite recognize reproduce "
-        "select state"
+        "recognise select state"
     ),
     "understand": _words(
         "classify compare contrast describe discuss distinguish estimate explain exemplify extend "
-        "generalize illustrate infer interpret paraphrase predict rephrase restate summarize "
-        "translate"
+        "generalize generalise illustrate infer interpret paraphrase predict rephrase restate "
+        "summarize summarise translate"
     ),
     "apply": _words(
         "apply calculate carry choose complete compute conduct construct convert demonstrate "
@@ -35,11 +35,11 @@ BLOOM_VERBS: Mapping[str, frozenset[str]] = {
     "analyze": _words(
         "analyze analyse attribute break categorize compare contrast debug deconstruct diagnose "
         "differentiate discriminate distinguish examine investigate organize outline relate "
-        "separate test trace"
+        "organise categorise separate test trace"
     ),
     "evaluate": _words(
         "appraise argue assess check choose critique decide defend evaluate judge justify measure "
-        "prioritize rank rate recommend review select support test validate verify weigh"
+        "prioritize prioritise rank rate recommend review select support test validate verify weigh"
     ),
     "create": _words(
         "assemble build compose construct create design develop devise formulate generate invent "
