@@ -85,6 +85,8 @@ class GroundingSettings(_S):
 class RedundancySettings(_S):
     """Near-duplicate lessons and exercises across the course (phase 4)."""
 
+    #: Phase 4's duplicate check in the pipeline (the `check` command's audit always runs it).
+    enabled: bool = True
     #: Lesson cosine at/above which two lessons are duplicates, per embedding model. MiniLM,
     #: measured (tests/quality/test_labelled.py): paraphrased lessons 0.89-0.98, distinct lessons
     #: of one subject <= 0.60.

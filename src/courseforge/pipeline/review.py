@@ -32,7 +32,7 @@ DUPLICATE_COSINE = 0.92
 
 async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:
     slots = state.usable_slots()
-    if len(slots) > 1:
+    if len(slots) > 1 and ctx.settings.gates.redundancy.enabled:
         by_id = {s.id: s for s in slots}
         resend: list[LessonSlot] = []
         for dup in await course_duplicates(state, ctx, slots):

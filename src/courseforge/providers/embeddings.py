@@ -10,9 +10,11 @@ while a lesson is embedded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import math
+import operator
 import os
 import re
 import threading
@@ -145,6 +147,13 @@ _STOP_WORDS = frozenset(
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _feature_hash(feature: str) -> int:
+    """A stable 64-bit hash of a feature (Python's hash() is salted per process). Cached: a
+    course's lessons share most of their words, and blake2b is most of the embedder's cost."""
+    return int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
+
+
 def _features(text: str) -> list[tuple[str, float]]:
     tokens = [t for t in _TOKEN.findall(text.lower()) if t not in _STOP_WORDS and not t.isdigit()]
     feats = [(t, 1.0) for t in tokens]
@@ -174,11 +183,11 @@ class HashingEmbedder(Embedder):
     def _embed_one(self, text: str) -> list[float]:
         vec = [0.0] * self.dimensions
         for feature, weight in _features(text):
-            # A stable hash (Python's hash() is salted per process); one bit picks the sign so
-            # collisions cancel on average instead of inflating similarity.
-            digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
+            # One bit of the stable hash picks the sign, so collisions cancel on average instead
+            # of inflating similarity.
+            digest = _feature_hash(feature)
             vec[(digest >> 1) % self.dimensions] += weight if digest & 1 else -weight
-        norm = math.sqrt(sum(x * x for x in vec))
+        norm = math.sqrt(sum(map(operator.mul, vec, vec)))
         return [x / norm for x in vec] if norm else vec
 
 
@@ -244,10 +253,11 @@ class CachedEmbedder(Embedder):
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine of two unit vectors (their dot product). Plain Python: for one pair of 384 floats
-    it is faster than converting to numpy."""
+    it is faster than converting to numpy (`map` rather than a generator: ≈ 2x faster, same
+    products, same exactly rounded sum)."""
     if len(a) != len(b):
         raise ValueError(f"vector lengths differ: {len(a)} != {len(b)}")
-    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+    return math.fsum(map(operator.mul, a, b))
 
 
 def max_cosine(vec: Sequence[float], others: Sequence[Sequence[float]]) -> float:

@@ -9,6 +9,7 @@ verdict is a plain function of numbers and thresholds, testable with tables.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,6 +47,7 @@ _BARE_LETTER = re.compile(r"^\(?([a-z])\s*[).:\]]?$", re.IGNORECASE)
 #: drops the rest, so a 600-word lesson embedded whole would be judged on its first third.
 _CHUNK_WORDS = 120
 FEEDBACK_MAX_CHARS = 400
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
 def word_count(text: str) -> int:
@@ -251,7 +253,7 @@ def _chunks(text: str, max_words: int = _CHUNK_WORDS) -> list[str]:
     """Paragraph-aligned pieces of at most `max_words` words (long paragraphs are split)."""
     pieces: list[str] = []
     current: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
+    for paragraph in _PARAGRAPH_BREAK.split(text):
         words = paragraph.split()
         if current and len(current) + len(words) > max_words:
             pieces.append(" ".join(current))
@@ -284,11 +286,9 @@ async def lesson_similarity(content: str, outcomes: Mapping[str, str], embedder:
     vectors = await embedder.embed([*chunks, *(outcomes[i] for i in ids)])
     chunk_vectors, outcome_vectors = vectors[: len(chunks)], vectors[len(chunks) :]
     weights = [max(1, len(c.split())) for c in chunks]
-    summed = [
-        math.fsum(w * v[k] for w, v in zip(weights, chunk_vectors, strict=True))
-        for k in range(len(vectors[0]))
-    ]
-    norm = math.sqrt(math.fsum(x * x for x in summed))
+    # Per dimension, the words-weighted sum over chunks (columns of the chunk vectors).
+    summed = [math.fsum(map(operator.mul, weights, column)) for column in zip(*chunk_vectors, strict=True)]
+    norm = math.sqrt(math.fsum(map(operator.mul, summed, summed)))
     lesson_vector = [x / norm for x in summed] if norm else summed
     per_outcome = {oid: cosine(lesson_vector, vec) for oid, vec in zip(ids, outcome_vectors, strict=True)}
     return {"similarity": min(per_outcome.values()), "per_outcome": per_outcome}

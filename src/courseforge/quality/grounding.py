@@ -164,11 +164,13 @@ async def ground_claims(
         return [ClaimSupport(c, "unsupported", 0.0, 0.0) for c in claims]
     vectors = await embedder.embed([*claims, *(u[1] for u in units)])
     claim_vecs, unit_vecs = vectors[: len(claims)], vectors[len(claims) :]
+    unit_words = [_content_words(u[1]) for u in units]  # once, not once per claim
     out = []
     for claim, cv in zip(claims, claim_vecs, strict=True):
         scores = [cosine(cv, uv) for uv in unit_vecs]
         best = max(range(len(units)), key=scores.__getitem__)
-        lex = max(_lexical(claim, u[1]) for u in units)
+        words = _content_words(claim)  # as _lexical(claim, passage), best passage
+        lex = max(len(words & uw) / len(words) for uw in unit_words) if words else 0.0
         cos = scores[best]
         status: Status
         if cos >= supported or (cos >= unsupported and lex >= lexical_support):

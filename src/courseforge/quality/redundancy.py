@@ -50,7 +50,10 @@ def _shingles(text: str, n: int = 3) -> set[tuple[str, ...]]:
 
 def shingle_overlap(a: str, b: str) -> float:
     """Jaccard of word 3-shingles, 0-100."""
-    sa, sb = _shingles(a), _shingles(b)
+    return _jaccard(_shingles(a), _shingles(b))
+
+
+def _jaccard(sa: set[tuple[str, ...]], sb: set[tuple[str, ...]]) -> float:
     union = sa | sb
     return 100.0 * len(sa & sb) / len(union) if union else 100.0
 
@@ -72,12 +75,21 @@ def find_duplicates(
 ) -> list[Duplicate]:
     """For each item, the first earlier item it duplicates (cosine or lexical at/above bound).
     Items are (id, text) in course order; the later one of a pair is the one to regenerate."""
-    lexical = shingle_overlap if kind == "lesson" else question_ratio
+    if kind == "lesson":  # shingle_overlap, each text's shingles made once
+        shingles = [_shingles(text) for _, text in items]
+
+        def lexical(i: int, j: int) -> float:
+            return _jaccard(shingles[i], shingles[j])
+    else:
+
+        def lexical(i: int, j: int) -> float:
+            return question_ratio(items[i][1], items[j][1])
+
     found = []
     for j in range(1, len(items)):
         for i in range(j):
             cos = cosine(vectors[i], vectors[j])
-            lex = lexical(items[i][1], items[j][1])
+            lex = lexical(i, j)
             if cos >= cosine_at or lex >= lexical_at:
                 found.append(Duplicate(items[j][0], items[i][0], round(cos, 4), round(lex, 1), kind))
                 break
@@ -140,6 +152,7 @@ async def text_vectors(texts: Sequence[str], embedder: Any) -> list[list[float]]
     drops the rest, so a long lesson embedded whole would be compared on its opening only).
     One batched `embed` call for every piece of every text."""
     import math
+    import operator
 
     from .gates import _chunks  # the similarity gate's pieces: same texts, so cache hits
 
@@ -154,11 +167,9 @@ async def text_vectors(texts: Sequence[str], embedder: Any) -> list[list[float]]
     sums = [[0.0] * dims for _ in texts]
     for owner, piece, vec in zip(owners, pieces, vectors, strict=True):
         weight = max(1, len(piece.split()))
-        row = sums[owner]
-        for d in range(dims):
-            row[d] += weight * vec[d]
+        sums[owner] = [r + weight * v for r, v in zip(sums[owner], vec, strict=True)]
     out = []
     for row in sums:
-        norm = math.sqrt(math.fsum(x * x for x in row))
+        norm = math.sqrt(math.fsum(map(operator.mul, row, row)))
         out.append([x / norm for x in row] if norm else row)
     return out
