@@ -85,11 +85,14 @@ async def test_untaught_outcome_goes_to_the_closest_lesson() -> None:
         [[1], [2]],  # outcome 3 is taught by no lesson
     )
     ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
-    placements, closest = await _placements(state, draft, ctx)
-    assert placements == {3: (1, 0)}  # the dictionaries lesson, not the loops one
-    assert closest == {}
-    decisions = _normalise_structure(state, draft, placements, closest)
-    assert state.plans[1].lessons[0].outcome_ids == ["LO2", "LO3"]
+    placements, reassigned = await _placements(state, draft, ctx)
+    # "variables" is implausible for the dictionaries lesson: it gets the dictionaries outcome,
+    assert reassigned == {(1, 0): [3]}
+    # and LO2, now taught by no lesson, goes to the lesson closest to it.
+    assert placements == {2: (0, 0)}
+    decisions = _normalise_structure(state, draft, placements, reassigned)
+    assert state.plans[1].lessons[0].outcome_ids == ["LO3"]
+    assert state.plans[0].lessons[0].outcome_ids == ["LO1", "LO2"]
     assert any("LO3" in d.reason and "S2-L1" in d.reason for d in decisions)
 
 
@@ -104,8 +107,8 @@ async def test_lesson_without_a_valid_outcome_gets_the_closest_one() -> None:
         [[1, 3], [7, 9]],  # a small model numbered lessons, not outcomes: 7 and 9 do not exist
     )
     ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
-    placements, closest = await _placements(state, draft, ctx)
-    assert closest == {(1, 0): 2}  # the dictionaries lesson gets the dictionaries outcome
+    placements, reassigned = await _placements(state, draft, ctx)
+    assert reassigned[(1, 0)] == [2]  # the dictionaries lesson gets the dictionaries outcome
     assert 2 not in placements  # ... so LO2 is taught and needs no placement
-    _normalise_structure(state, draft, placements, closest)
+    _normalise_structure(state, draft, placements, reassigned)
     assert state.plans[1].lessons[0].outcome_ids == ["LO2"]

@@ -146,7 +146,9 @@ async def test_metadata_structure_normalised_by_rule() -> None:
     assert set(all_ids) == {f"LO{i}" for i in range(1, n_out + 1)}
     fixes = [d for d in rig.state.decisions if d.action == "fix"]
     assert any("added lesson" in d.reason for d in fixes)
-    assert sum("was taught by no lesson" in d.reason for d in fixes) == n_out - 1
+    # Outcome 1 alone was claimed: every other outcome reached a lesson through a logged fix.
+    fixed = " ".join(d.reason for d in fixes)
+    assert all(f"LO{i}" in fixed for i in range(2, n_out + 1))
 
 
 async def test_metadata_too_few_sections_is_sent_back_with_feedback() -> None:

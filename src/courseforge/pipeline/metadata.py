@@ -86,20 +86,22 @@ def _planned(state: CourseState, draft: MetadataCoreDraft) -> Planned:
     return out
 
 
+#: A model-claimed outcome is kept when its cosine to the lesson is within this of the best
+#: outcome's; further off, the claim is replaced by the best (small models number lessons).
+CLAIM_MARGIN = 0.1
+
+
 async def _placements(
     state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
-) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, int], int]]:
+) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, int], list[int]]]:
     """By meaning, never arbitrarily (a lesson handed an outcome it is not about can only fail its
-    similarity gate): each outcome no lesson teaches -> the closest lesson, and each lesson left
-    without a valid outcome -> the closest outcome. Lessons are compared by their title, section
-    and key concepts."""
+    similarity gate): each lesson's claimed outcomes are checked against the closest outcome and
+    replaced when implausible or missing; each outcome then taught by no lesson goes to the
+    closest lesson. Lessons are compared by their title, section and key concepts."""
     planned = _planned(state, draft)
     slots = [(si, li) for si, lessons in enumerate(planned) for li in range(len(lessons))]
-    taught = {n for lessons in planned for _, numbers, _ in lessons for n in numbers}
     n_out = len(draft.learning_outcomes)
-    missing = [n for n in range(1, n_out + 1) if n not in taught]
-    empty = [(si, li) for si, li in slots if not planned[si][li][1]]
-    if not slots or not (missing or empty):
+    if not slots or not n_out:
         return {}, {}
     lesson_texts = [
         f"{planned[si][li][0]}. {state.analysis.sections[si].title}: "
@@ -112,23 +114,28 @@ async def _placements(
     def cos(a: list[float], b: list[float]) -> float:
         return sum(x * y for x, y in zip(a, b, strict=True))
 
-    to_outcome = {
-        slot: 1 + max(range(n_out), key=lambda n: cos(outcome_vecs[n], lesson_vecs[slots.index(slot)]))
-        for slot in empty
-    }
+    reassigned: dict[tuple[int, int], list[int]] = {}
+    for k, (si, li) in enumerate(slots):
+        scores = [cos(outcome_vecs[n], lesson_vecs[k]) for n in range(n_out)]
+        best = max(range(n_out), key=scores.__getitem__)
+        claimed = planned[si][li][1]
+        kept = [n for n in claimed if scores[n - 1] >= scores[best] - CLAIM_MARGIN]
+        if kept != claimed or not kept:
+            reassigned[(si, li)] = kept or [best + 1]
+    taught = {n for k, (si, li) in enumerate(slots) for n in reassigned.get((si, li), planned[si][li][1])}
     to_lesson = {
         n: slots[max(range(len(slots)), key=lambda k: cos(outcome_vecs[n - 1], lesson_vecs[k]))]
-        for n in missing
-        if n not in to_outcome.values()
+        for n in range(1, n_out + 1)
+        if n not in taught
     }
-    return to_lesson, to_outcome
+    return to_lesson, reassigned
 
 
 def _normalise_structure(
     state: CourseState,
     draft: MetadataCoreDraft,
     placements: dict[int, tuple[int, int]] | None = None,
-    closest: dict[tuple[int, int], int] | None = None,
+    reassigned: dict[tuple[int, int], list[int]] | None = None,
 ) -> list[Decision]:
     """Make the accepted structure match the plan exactly; log each rule-based fix."""
     fixes: list[Decision] = []
@@ -149,10 +156,16 @@ def _normalise_structure(
             lesson_id = f"S{si + 1}-L{li + 1}"
             if padded:
                 fix(f"section {si + 1}: added lesson {title!r} to reach {state.lesson_counts[si]} lessons")
-            if not numbers:
-                number = (closest or {}).get((si, li), 1 + (li + si) % n_out)
-                numbers = [number]
-                fix(f"{lesson_id} named no valid outcome: given LO{number}, the closest in meaning")
+            if (si, li) in (reassigned or {}):
+                before = numbers
+                numbers = (reassigned or {})[(si, li)]
+                fix(
+                    f"{lesson_id} claimed outcomes {before or 'none valid'}: given "
+                    f"{', '.join(f'LO{n}' for n in numbers)}, the closest in meaning"
+                )
+            elif not numbers:
+                numbers = [1 + (li + si) % n_out]
+                fix(f"{lesson_id} named no valid outcome: given LO{numbers[0]}")
             used.update(numbers)
             lesson_plans.append(
                 LessonPlan(id=lesson_id, title=title, outcome_ids=[f"LO{n}" for n in numbers])
@@ -271,8 +284,8 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
                 gate="metadata",
             )
         )
-    to_lesson, to_outcome = await _placements(state, core.value, ctx)
-    state.decisions += _normalise_structure(state, core.value, to_lesson, to_outcome)
+    to_lesson, reassigned = await _placements(state, core.value, ctx)
+    state.decisions += _normalise_structure(state, core.value, to_lesson, reassigned)
     if extras.value is None:
         state.extras = _extras_fallback(state)
         state.flags.append(

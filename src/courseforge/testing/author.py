@@ -78,7 +78,11 @@ class CourseAuthor:
                 lessons.append(
                     {
                         "title": f"{concept.capitalize()} ({s['title']}, part {j + 1})",
-                        "outcomes": [k % n_out + 1],
+                        # The outcome written from this lesson's concept when there is one, so the
+                        # mapping is plausible by meaning; else round-robin.
+                        "outcomes": [
+                            concepts.index(concept) + 1 if concept in concepts[:n_out] else k % n_out + 1
+                        ],
                     }
                 )
                 k += 1
