@@ -44,6 +44,7 @@ ConfigOpt = Annotated[
         "--config", "-c", help="Config YAML path or bundled profile (hosted, offline, offline-cascade)."
     ),
 ]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the report JSON")]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -180,9 +181,7 @@ def summary_table(report: Report) -> Table:
 def generate(
     file: Annotated[Path, typer.Argument(help="analysis_result JSON file")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the course JSON")],
-    report_path: Annotated[
-        Path | None, typer.Option("--report", help="Where to write the report JSON")
-    ] = None,
+    report_path: ReportOpt = None,
     config: ConfigOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress lines even when piped.")] = False,
     job: Annotated[

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from .cli import EXIT_INVALID, ConfigOpt, _fail_user, _read_input, app, err, write_atomic
+from .cli import EXIT_INVALID, ConfigOpt, ReportOpt, _fail_user, _read_input, app, err, write_atomic
 from .config import load_config
 from .domain import Course
 from .errors import UserError
@@ -28,9 +28,7 @@ EXIT_FLAGGED = 1
 def check(
     course_file: Annotated[Path, typer.Argument(help="course JSON (generated or edited)")],
     input_file: Annotated[Path, typer.Option("--input", "-i", help="the analysis_result it was made from")],
-    report_path: Annotated[
-        Path | None, typer.Option("--report", help="Where to write the report JSON")
-    ] = None,
+    report_path: ReportOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run the phase 4 and 5 gates on a course. Exit 0 all pass, 1 flagged, 2 invalid files."""

@@ -27,7 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +38,7 @@ from .errors import UserError
 from .ledger import Ledger
 from .pipeline import ProgressEvent
 from .pipeline.run import PHASES
+from .pipeline.state import track_progress
 from .providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage
 from .providers.effects import CallResult, CallSpec
 from .runtime import InProcessEffects
@@ -52,6 +53,8 @@ __all__ = [
     "request_digest",
     "resolve_job",
     "review_items",
+    "save_run",
+    "tracked_run",
 ]
 
 log = logging.getLogger("courseforge.durable")
@@ -181,29 +184,21 @@ class ProgressTracker:
         }
 
     def __call__(self, event: ProgressEvent) -> None:
-        phases = self.data.setdefault("phases", {})
-        phase = phases.setdefault(event.phase, {"state": "pending", "done": 0, "total": 0})
-        if event.kind == "start":
-            phase.update(state="running", done=0, total=event.total)
-        elif event.kind == "task_done":
-            phase.update(state="running", done=event.done, total=event.total)
-        elif event.kind == "done":
-            phase["state"] = "done"
-            if phase["total"]:
-                phase["done"] = phase["total"]
-        if event.message:
-            self.data["message"] = f"{event.phase}: {event.message}"[:300]
+        track_progress(self.data, event)
         self.dirty = True
-        payload = {
-            "phase": event.phase,
-            "kind": event.kind,
-            "message": event.message,
-            "task": event.task,
-            "done": event.done,
-            "total": event.total,
-        }
+        payload = event.as_data()
         for listener in list(self.listeners):
             listener(payload)
+
+    def feeding(self, progress: Callable[[ProgressEvent], None] | None) -> Callable[[ProgressEvent], None]:
+        """A progress callback that updates this tracker, then calls `progress` (when given)."""
+
+        def on_event(event: ProgressEvent) -> None:
+            self(event)
+            if progress:
+                progress(event)
+
+        return on_event
 
 
 def _uncertainty(score: float | None, settings: Settings) -> float:
@@ -245,6 +240,73 @@ def annotate_report(report: Report, effects: CheckpointingEffects | None, run: i
     )
 
 
+@contextlib.asynccontextmanager
+async def tracked_run(
+    store: Store,
+    job_id: str,
+    tracker: ProgressTracker,
+    *,
+    flush_interval_s: float,
+    interrupted: Callable[[], Awaitable[None]],
+) -> AsyncIterator[None]:
+    """Around one run of a job (in-process or on Temporal): saves the tracker's progress every
+    `flush_interval_s` (best effort); a cancelled run awaits `interrupted()` (shielded, its
+    errors ignored) before the cancellation goes on; a failed run marks the job failed."""
+    flusher = asyncio.create_task(_flush_progress(store, job_id, tracker, flush_interval_s))
+    try:
+        yield
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(interrupted())
+        raise
+    except Exception as exc:
+        await store.update_job(
+            job_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:1000], progress=tracker.data
+        )
+        raise
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+
+
+async def _flush_progress(store: Store, job_id: str, tracker: ProgressTracker, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        if tracker.dirty:
+            tracker.dirty = False
+            try:
+                await store.update_job(job_id, progress=tracker.data)
+            except Exception:  # progress is best effort; the result write is not
+                log.warning("could not save progress of job %s", job_id, exc_info=True)
+
+
+async def save_run(
+    store: Store,
+    job_id: str,
+    *,
+    run: int,
+    course: Course | None,
+    report: Report,
+    settings: Settings,
+    tracker: ProgressTracker,
+) -> None:
+    """Store a finished run: its progress, course (None: generation failed), report, call
+    records and review items; the job ends completed or failed."""
+    await store.update_job(job_id, progress=tracker.data)
+    await store.save_result(
+        job_id,
+        run=run,
+        status="completed" if course else "failed",
+        course=course.model_dump(mode="json") if course else None,
+        report=report.model_dump(mode="json"),
+        calls=[c.model_dump(mode="json") for c in report.calls],
+        reviews=review_items(job_id, course, settings) if course else (),
+        error="" if course else report.failure_reason,
+        course_status=course.status if course else "",
+    )
+
+
 class JobRunner:
     """Runs stored jobs on an engine with checkpointing effects; resumes unfinished ones."""
 
@@ -278,59 +340,34 @@ class JobRunner:
             effects_box.append(effects)
             return effects
 
-        def on_progress(event: ProgressEvent) -> None:
-            tracker(event)
-            if progress:
-                progress(event)
-
-        flusher = asyncio.create_task(self._flush_progress(job.id, tracker))
-        try:
-            result = await self.engine.generate(analysis, progress=on_progress, effects_factory=factory)
-        except asyncio.CancelledError:
-            # Cancelled on request -> "cancelled"; stopped for any other reason (shutdown,
-            # Ctrl-C) -> back to "queued", resumed by the next run or service start.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._interrupted(job.id, tracker))
-            raise
-        except Exception as exc:
-            await store.update_job(
-                job.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:1000], progress=tracker.data
+        async with tracked_run(
+            store,
+            job.id,
+            tracker,
+            flush_interval_s=self.flush_interval_s,
+            interrupted=lambda: self._interrupted(job.id, tracker),
+        ):
+            result = await self.engine.generate(
+                analysis, progress=tracker.feeding(progress), effects_factory=factory
             )
-            raise
-        finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
         annotate_report(result.report, effects_box[0] if effects_box else None, run_no, job.id)
-        course = result.course
-        await store.update_job(job.id, progress=tracker.data)
-        await store.save_result(
+        await save_run(
+            store,
             job.id,
             run=run_no,
-            status="completed" if course else "failed",
-            course=course.model_dump(mode="json") if course else None,
-            report=result.report.model_dump(mode="json"),
-            calls=[c.model_dump(mode="json") for c in result.report.calls],
-            reviews=review_items(job.id, course, self.engine.settings) if course else (),
-            error="" if course else result.report.failure_reason,
-            course_status=course.status if course else "",
+            course=result.course,
+            report=result.report,
+            settings=self.engine.settings,
+            tracker=tracker,
         )
         return result
 
     async def _interrupted(self, job_id: str, tracker: ProgressTracker) -> None:
+        """Cancelled on request -> "cancelled"; stopped for any other reason (shutdown, Ctrl-C)
+        -> back to "queued", resumed by the next run or service start."""
         current = await self.store.get_job(job_id)
         status = "cancelled" if current is not None and current.cancel_requested else "queued"
         await self.store.update_job(job_id, status=status, progress=tracker.data)
-
-    async def _flush_progress(self, job_id: str, tracker: ProgressTracker) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval_s)
-            if tracker.dirty:
-                tracker.dirty = False
-                try:
-                    await self.store.update_job(job_id, progress=tracker.data)
-                except Exception:  # progress is best effort; the result write is not
-                    log.warning("could not save progress of job %s", job_id, exc_info=True)
 
 
 async def resolve_job(store: Store, analysis: AnalysisResult, job_id: str | None) -> tuple[Job, str]:

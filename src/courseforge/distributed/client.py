@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -23,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
-from ..durable import ProgressTracker, input_digest, review_items
+from ..durable import ProgressTracker, input_digest, save_run, tracked_run
 from ..engine import GenerationResult, course_id_for
 from ..errors import RunError, UserError
 from ..pipeline import ProgressEvent
@@ -39,8 +38,6 @@ __all__ = [
     "start_course",
     "wait_for_course",
 ]
-
-log = logging.getLogger("courseforge.distributed")
 
 _ENDED = {
     WorkflowExecutionStatus.FAILED,
@@ -258,32 +255,20 @@ class TemporalJobRunner:
         store = self.store
         run_no = await store.start_run(job.id)
         tracker = tracker or ProgressTracker()
-
-        def on_event(event: ProgressEvent) -> None:
-            tracker(event)
-            if progress:
-                progress(event)
-
         client = await self.client()
         handle = await start_course(
             client, self.settings, analysis, workflow_id=job.id, task_queue=self.task_queue
         )
-        flusher = asyncio.create_task(self._flush(job.id, tracker))
-        try:
-            course, report = await wait_for_course(handle, progress=on_event, poll_s=self.poll_s)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._interrupted(handle, job.id, tracker))
-            raise
-        except Exception as exc:
-            await store.update_job(
-                job.id, status="failed", error=f"{type(exc).__name__}: {exc}"[:1000], progress=tracker.data
+        async with tracked_run(
+            store,
+            job.id,
+            tracker,
+            flush_interval_s=self.poll_s,
+            interrupted=lambda: self._interrupted(handle, job.id, tracker),
+        ):
+            course, report = await wait_for_course(
+                handle, progress=tracker.feeding(progress), poll_s=self.poll_s
             )
-            raise
-        finally:
-            flusher.cancel()
-            with contextlib.suppress(BaseException):
-                await flusher
         replayed = [c for c in report.calls if c.replayed]
         report.summary.update(
             job_id=job.id,
@@ -292,17 +277,8 @@ class TemporalJobRunner:
             replayed_cost_usd=float(sum((c.cost_usd for c in replayed), Decimal(0))),
             paid_this_run_usd=float(report.total_cost_usd),
         )
-        await store.update_job(job.id, progress=tracker.data)
-        await store.save_result(
-            job.id,
-            run=run_no,
-            status="completed" if course else "failed",
-            course=course.model_dump(mode="json") if course else None,
-            report=report.model_dump(mode="json"),
-            calls=[c.model_dump(mode="json") for c in report.calls],
-            reviews=review_items(job.id, course, self.settings) if course else (),
-            error="" if course else report.failure_reason,
-            course_status=course.status if course else "",
+        await save_run(
+            store, job.id, run=run_no, course=course, report=report, settings=self.settings, tracker=tracker
         )
         return GenerationResult(course, report)
 
@@ -317,13 +293,3 @@ class TemporalJobRunner:
             await self.store.update_job(job_id, status="cancelled", progress=tracker.data)
         else:
             await self.store.update_job(job_id, status="queued", progress=tracker.data)
-
-    async def _flush(self, job_id: str, tracker: ProgressTracker) -> None:
-        while True:
-            await asyncio.sleep(self.poll_s)
-            if tracker.dirty:
-                tracker.dirty = False
-                try:
-                    await self.store.update_job(job_id, progress=tracker.data)
-                except Exception:
-                    log.warning("could not save progress of job %s", job_id, exc_info=True)

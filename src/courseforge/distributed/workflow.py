@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from ..errors import CourseforgeError, ProviderError, ProviderTimeout
     from ..ledger import Ledger
     from ..pipeline import PipelineContext, ProgressEvent, run_pipeline, validate_analysis
+    from ..pipeline.state import track_progress
     from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder
     from ..resilience import BREAKER_COOLDOWN_S, FallbackModel
     from ..runtime import InProcessEffects
@@ -228,37 +229,18 @@ class CourseWorkflow:
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
         self._dropped = 0
-        self._phases: dict[str, dict[str, Any]] = {}
-        self._message = ""
+        self._progress: dict[str, Any] = {"phases": {}, "message": ""}
 
     def _on_progress(self, event: ProgressEvent) -> None:
-        data = {
-            "phase": event.phase,
-            "kind": event.kind,
-            "message": event.message,
-            "task": event.task,
-            "done": event.done,
-            "total": event.total,
-        }
-        self._events.append(data)
+        self._events.append(event.as_data())
         if len(self._events) > MAX_EVENTS:
             self._events.pop(0)
             self._dropped += 1
-        phase = self._phases.setdefault(event.phase, {"state": "pending", "done": 0, "total": 0})
-        if event.kind == "start":
-            phase.update(state="running", done=0, total=event.total)
-        elif event.kind == "task_done":
-            phase.update(state="running", done=event.done, total=event.total)
-        elif event.kind == "done":
-            phase["state"] = "done"
-            if phase["total"]:
-                phase["done"] = phase["total"]
-        if event.message:
-            self._message = f"{event.phase}: {event.message}"[:300]
+        track_progress(self._progress, event)
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
-        return {"phases": self._phases, "message": self._message}
+        return {"phases": self._progress["phases"], "message": self._progress["message"]}
 
     @workflow.query
     def events(self, since: int) -> dict[str, Any]:

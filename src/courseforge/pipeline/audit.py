@@ -18,10 +18,10 @@ from ..providers import Embedder
 from ..quality.base import GateContext, GateResult
 from ..quality.coverage import OutcomeCoverageGate
 from ..quality.gates import OutcomesGate, evaluate_lesson
-from ..quality.grounding import GroundingGate, factual_claims, ground_claims
+from ..quality.grounding import GroundingGate
 from ..quality.redundancy import RedundancyGate, find_duplicates, text_vectors
-from ..quality.safety import SafetyGate
 from .course_quality import quality_summary
+from .lesson_quality import lesson_claims, safety_gate
 
 __all__ = ["check_course"]
 
@@ -34,15 +34,7 @@ async def check_course(
     course: Course, analysis: AnalysisResult, settings: Settings, embedder: Embedder
 ) -> tuple[Report, list[ReviewFlag]]:
     gates = settings.gates
-    s = gates.safety
-    safety = SafetyGate(
-        s.pii,
-        region=s.phone_region,
-        profanity=s.profanity,
-        classifier=s.classifier,
-        threshold=s.classifier_threshold,
-        allowed=s.allow_words,
-    )
+    safety = safety_gate(settings)
     outcomes = {o.id: o.text for o in course.metadata.learning_outcomes}
     sources = {m.id: m.text for m in analysis.source_material}
     lessons = course.lessons()
@@ -54,17 +46,9 @@ async def check_course(
         if gates.safety.enabled:
             results.append(safety.check(lesson, GateContext()))
         if sources and gates.grounding.enabled:
-            gs = gates.grounding
-            claims = await ground_claims(
-                factual_claims(lesson.content),
-                sources,
-                embedder,
-                supported=gs.supported.get(embedder.name, 0.6),
-                unsupported=gs.unsupported.get(embedder.name, 0.4),
-            )
-            results.append(
-                GroundingGate(gs.min_coverage).check(lesson, GateContext(values={"grounding": claims}))
-            )
+            claims = await lesson_claims(lesson.content, sources, embedder, settings)
+            grounding = GroundingGate(gates.grounding.min_coverage)
+            results.append(grounding.check(lesson, GateContext(values={"grounding": claims})))
         unknown = [c.source_id for c in lesson.citations or [] if c.source_id not in sources]
         if unknown:
             results.append(

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 
+from ..config import Settings
 from ..domain import Decision
 from ..domain.drafts import LessonDraft
 from ..errors import BadResponse, ProviderError
+from ..providers import Embedder
 from ..providers.effects import CallResult, CallSpec, Effects, run_blocking
 from ..quality.base import GateContext, GateResult
 from ..quality.gates import lesson_similarity
-from ..quality.grounding import GroundingGate, apply_judgement, factual_claims, ground_claims
+from ..quality.grounding import ClaimSupport, GroundingGate, apply_judgement, factual_claims, ground_claims
 from ..quality.judge import JudgeDraft, JudgeGate, composite, in_sample
 from ..quality.redundancy import ConsistencyGate, min_pairwise_cosine, text_vectors
 from ..quality.safety import SafetyGate
@@ -28,7 +30,14 @@ from .judging import judge_lesson, judge_tier
 from .parsing import parser_for
 from .state import CourseState, LessonSlot, PipelineContext
 
-__all__ = ["SamplingEffects", "borderline_band", "extra_lesson_gates", "lesson_effects", "safety_gate"]
+__all__ = [
+    "SamplingEffects",
+    "borderline_band",
+    "extra_lesson_gates",
+    "lesson_claims",
+    "lesson_effects",
+    "safety_gate",
+]
 
 #: Lowest pairwise cosine of the samples behind a chosen lesson text, by sha256 of its content.
 #: Written by SamplingEffects, read (and dropped) by the lesson's check.
@@ -39,8 +48,9 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def safety_gate(ctx: PipelineContext) -> SafetyGate:
-    s = ctx.settings.gates.safety
+def safety_gate(settings: Settings) -> SafetyGate:
+    """The safety gate as `gates.safety` configures it (the cascade and `courseforge check`)."""
+    s = settings.gates.safety
     return SafetyGate(
         s.pii,
         region=s.phone_region,
@@ -48,6 +58,21 @@ def safety_gate(ctx: PipelineContext) -> SafetyGate:
         classifier=s.classifier,
         threshold=s.classifier_threshold,
         allowed=s.allow_words,
+    )
+
+
+async def lesson_claims(
+    content: str, sources: Mapping[str, str], embedder: Embedder, settings: Settings
+) -> list[ClaimSupport]:
+    """A lesson's factual claims grounded in `sources` at the embedder's `gates.grounding`
+    thresholds (the cascade and `courseforge check`)."""
+    gs = settings.gates.grounding
+    return await ground_claims(
+        factual_claims(content),
+        sources,
+        embedder,
+        supported=gs.supported.get(embedder.name, 0.6),
+        unsupported=gs.unsupported.get(embedder.name, 0.4),
     )
 
 
@@ -93,7 +118,7 @@ async def extra_lesson_gates(
     if gates.safety.enabled:
         # In a worker thread: the first check loads a word list and a classifier (~1.5 s) and
         # must not stall every other lesson's call on the event loop (inline in a workflow).
-        out.append(await run_blocking(ctx.effects, safety_gate(ctx).check, draft, GateContext()))
+        out.append(await run_blocking(ctx.effects, safety_gate(ctx.settings).check, draft, GateContext()))
     consistency = _CONSISTENCY.pop(_sha(draft.content), None)
     if consistency is not None:
         bound = gates.consistency.min_cosine.get(embedder.name, 0.85)
@@ -103,13 +128,7 @@ async def extra_lesson_gates(
     sources = {m.id: m.text for m in state.analysis.source_material}
     gs = gates.grounding
     if sources and gs.enabled:
-        claims = await ground_claims(
-            factual_claims(draft.content),
-            sources,
-            embedder,
-            supported=gs.supported.get(embedder.name, 0.6),
-            unsupported=gs.unsupported.get(embedder.name, 0.4),
-        )
+        claims = await lesson_claims(draft.content, sources, embedder, ctx.settings)
 
     # The judge: on borderline similarity, on uncertain claims or always when configured it gates
     # the lesson (with the stronger tier's verdict winning when the lesson is also sampled); a

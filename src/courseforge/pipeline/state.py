@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import PrioritySettings, Settings
 from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag, SectionPlan
@@ -15,7 +15,7 @@ from ..providers.effects import Effects
 from ..quality.base import GateResult
 from ..routing import Policy
 
-__all__ = ["CourseState", "LessonSlot", "PipelineContext", "ProgressEvent", "SlotStatus"]
+__all__ = ["CourseState", "LessonSlot", "PipelineContext", "ProgressEvent", "SlotStatus", "track_progress"]
 
 SlotStatus = Literal["pending", "accepted", "flagged", "failed"]
 
@@ -29,6 +29,34 @@ class ProgressEvent:
     task: str = ""
     done: int = 0
     total: int = 0
+
+    def as_data(self) -> dict[str, Any]:
+        """The event as JSON data (the service's event stream, the workflow's `events` query)."""
+        return {
+            "phase": self.phase,
+            "kind": self.kind,
+            "message": self.message,
+            "task": self.task,
+            "done": self.done,
+            "total": self.total,
+        }
+
+
+def track_progress(progress: dict[str, Any], event: ProgressEvent) -> None:
+    """Move a job's progress, {"phases": {phase: {"state", "done", "total"}}, "message"}, on by
+    `event`: in-process jobs and the Temporal workflow keep it alike."""
+    phases = progress.setdefault("phases", {})
+    phase = phases.setdefault(event.phase, {"state": "pending", "done": 0, "total": 0})
+    if event.kind == "start":
+        phase.update(state="running", done=0, total=event.total)
+    elif event.kind == "task_done":
+        phase.update(state="running", done=event.done, total=event.total)
+    elif event.kind == "done":
+        phase["state"] = "done"
+        if phase["total"]:
+            phase["done"] = phase["total"]
+    if event.message:
+        progress["message"] = f"{event.phase}: {event.message}"[:300]
 
 
 @dataclass(slots=True)

@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import math
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from ..testing._openai_wire import LocalOpenAIServer, completion_body, error_response, models_body
 from .content import count_tokens, malformed, request_schema, schema_violating, truncated, valid_answer
 from .profiles import FAULT_CLASSES, ModelProfile, SimProfile
 
@@ -54,7 +53,7 @@ class _Window:
         return len(self.events), sum(t for _, t in self.events)
 
 
-class SimServer:
+class SimServer(LocalOpenAIServer):
     """Serves `profile` on 127.0.0.1 (port 0: the OS picks one). Use as an async context."""
 
     def __init__(
@@ -68,49 +67,21 @@ class SimServer:
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
+        super().__init__(host=host, port=port)
         self.profile = profile
         self.seed = seed
         self.time_scale = time_scale
-        self.host = host
-        self.port = port
         #: (model, outcome) -> count; outcome is "ok", a fault class, "rpm_limit", ...
         self.stats: collections.Counter[tuple[str, str]] = collections.Counter()
         self._counters: collections.Counter[str] = collections.Counter()
         self._windows: dict[str, _Window] = {}
-        self._runner: web.AppRunner | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        if not self.port:
-            raise RuntimeError("SimServer is not started")
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/sim/stats", self._stats)
-        # handler_cancellation: a client that gave up cancels its hanging request at once.
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        await web.TCPSite(runner, self.host, self.port).start()
-        self.port = int(runner.addresses[0][1])
-        self._runner = runner
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> SimServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        return app
 
     def fault_counts(self) -> dict[str, int]:
         """Injected outcomes summed over models, e.g. {"ok": 180, "rate_limited": 20}."""
@@ -122,8 +93,7 @@ class SimServer:
     # -- routes --------------------------------------------------------------------------------
     async def _models(self, request: web.Request) -> web.StreamResponse:
         names = sorted(self.profile.models) or ["sim-model"]
-        data = [{"id": n, "object": "model", "owned_by": "courseforge-sim"} for n in names]
-        return web.json_response({"object": "list", "data": data})
+        return web.json_response(models_body(names, owned_by="courseforge-sim"))
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         per_model: dict[str, dict[str, int]] = collections.defaultdict(dict)
@@ -296,23 +266,18 @@ def _draw(u: float, mp: ModelProfile) -> str | None:
 
 
 def _error(status: int, message: str, kind: str, *, retry_after_s: float | None = None) -> web.Response:
-    headers = {}
-    if retry_after_s is not None:
-        headers["retry-after-ms"] = str(round(retry_after_s * 1000))
-        headers["Retry-After"] = str(max(0, math.ceil(retry_after_s)))
-    body = {"error": {"message": message, "type": kind, "code": status}}
-    return web.json_response(body, status=status, headers=headers)
+    return error_response(status, message, kind=kind, retry_after_s=retry_after_s)
 
 
 def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-sim-{n}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-        "usage": usage,
-    }
+    return completion_body(
+        completion_id=f"chatcmpl-sim-{n}",
+        model=model,
+        content=text,
+        finish_reason=finish,
+        usage=usage,
+        created=int(time.time()),
+    )
 
 
 async def _send(resp: web.StreamResponse, obj: Mapping[str, Any]) -> None:

@@ -17,10 +17,11 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from ._openai_wire import LocalOpenAIServer, completion_body, error_response, models_body
 
 __all__ = ["LoopbackHandler", "LoopbackReply", "LoopbackServer", "ReceivedRequest"]
 
@@ -48,19 +49,13 @@ class LoopbackReply:
         delay_s: float = 0.0,
     ) -> LoopbackReply:
         """A 200 chat completion with one choice whose message content is `content`."""
-        body = {
-            "id": "chatcmpl-loopback",
-            "object": "chat.completion",
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": finish_reason,
-                }
-            ],
-            "usage": dict(usage) if usage is not None else {"prompt_tokens": 0, "completion_tokens": 0},
-        }
+        body = completion_body(
+            completion_id="chatcmpl-loopback",
+            model=model,
+            content=content,
+            finish_reason=finish_reason,
+            usage=usage if usage is not None else {"prompt_tokens": 0, "completion_tokens": 0},
+        )
         return cls(json_body=body, headers=dict(headers or {}), delay_s=delay_s)
 
 
@@ -80,7 +75,7 @@ class ReceivedRequest:
 LoopbackHandler = Callable[[dict[str, Any]], LoopbackReply | Awaitable[LoopbackReply]]
 
 
-class LoopbackServer:
+class LoopbackServer(LocalOpenAIServer):
     """An aiohttp server on 127.0.0.1:<free port>. Use as an async context manager."""
 
     def __init__(
@@ -90,51 +85,18 @@ class LoopbackServer:
         models: Sequence[str] = ("loopback",),
         record: bool = True,
     ) -> None:
+        super().__init__()
         self.handler = handler
         self.models = list(models)
         #: Received requests, in arrival order (when `record` is true).
         self.requests: list[ReceivedRequest] = []
         self._record = record
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-style base URL, e.g. http://127.0.0.1:12345/v1."""
-        if not self.port:
-            raise RuntimeError("LoopbackServer is not started")
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    async def start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        # handler_cancellation: a client that gave up (timeout) cancels the delayed answer, so
-        # stopping the server never waits for it.
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        addresses = runner.addresses
-        if not addresses:
-            await runner.cleanup()
-            raise RuntimeError("LoopbackServer could not read its port")
-        self.port = int(addresses[0][1])
-        self._runner = runner
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> LoopbackServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        return app
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -147,17 +109,13 @@ class LoopbackServer:
                 ReceivedRequest(request.method, request.path, dict(request.headers), payload)
             )
         if not isinstance(payload, dict):
-            return web.json_response(
-                {"error": {"message": "body is not a JSON object", "code": 400}}, status=400
-            )
+            return error_response(400, "body is not a JSON object")
         try:
             reply = self.handler(payload)
             if inspect.isawaitable(reply):
                 reply = await reply
         except Exception as exc:  # a broken test handler shows up as a 500 the client can see
-            return web.json_response(
-                {"error": {"message": f"handler failed: {exc!r}", "code": 500}}, status=500
-            )
+            return error_response(500, f"handler failed: {exc!r}")
         if reply.delay_s > 0:
             await asyncio.sleep(reply.delay_s)
         headers = dict(reply.headers)
@@ -170,5 +128,4 @@ class LoopbackServer:
     async def _models(self, request: web.Request) -> web.StreamResponse:
         if self._record:
             self.requests.append(ReceivedRequest(request.method, request.path, dict(request.headers), None))
-        data = [{"id": m, "object": "model", "owned_by": "loopback"} for m in self.models]
-        return web.json_response({"object": "list", "data": data})
+        return web.json_response(models_body(self.models, owned_by="loopback"))
