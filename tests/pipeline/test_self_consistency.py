@@ -1,0 +1,57 @@
+"""Self-consistency (seed 000 pattern 3): a sampled tier draws two answers per attempt, keeps
+the better one (the other stays on the bill as rejected), and escalates when they disagree."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from courseforge.config import Settings
+from courseforge.pipeline.prompts import parse_brief
+from courseforge.providers import ChatRequest
+from courseforge.testing import CourseAuthor
+from engine_helpers import example_analysis, hosted_settings, make_engine, scripted_models
+
+
+def _sampling_settings() -> Settings:
+    settings = hosted_settings()
+    consistency = settings.gates.consistency.model_copy(update={"all_sections": True, "samples": 2})
+    gates = settings.gates.model_copy(update={"consistency": consistency})
+    judge = gates.judge.model_copy(update={"enabled": False})
+    return settings.model_copy(update={"gates": gates.model_copy(update={"judge": judge})})
+
+
+async def test_agreeing_samples_keep_one_and_bill_both() -> None:
+    settings = _sampling_settings()
+    engine = make_engine(settings, scripted_models(settings))
+    result = await engine.generate(example_analysis())
+    assert result.course is not None
+    samples = [c for c in result.report.calls if "#s2" in c.task]
+    assert samples, "sampled tiers draw a second answer"
+    by_attempt = Counter(
+        (c.task.split("#")[0], c.attempt) for c in result.report.calls if c.phase == "lessons"
+    )
+    assert any(n == 2 for n in by_attempt.values())  # both samples of one attempt recorded
+    assert any(c.outcome == "rejected" for c in result.report.calls if c.phase == "lessons")
+    assert all(c.cost_usd > 0 for c in samples)  # the unused sample stays on the bill
+
+
+async def test_disagreeing_samples_escalate() -> None:
+    settings = _sampling_settings()
+    author = CourseAuthor()
+    off_topic = CourseAuthor(off_topic=lambda brief: True)
+    seen: Counter[str] = Counter()
+
+    def alternate(request: ChatRequest) -> str:
+        brief = parse_brief(request.messages)
+        if brief.get("task") != "lesson":
+            return author(request)
+        seen[brief["lesson_title"]] += 1
+        # Every second draw of a lesson drifts off-topic: the two samples disagree.
+        return (off_topic if seen[brief["lesson_title"]] % 2 == 0 else author)(request)
+
+    models = scripted_models(settings, lambda model_id: alternate if model_id != "qwen3-max" else author)
+    engine = make_engine(settings, models)
+    result = await engine.generate(example_analysis())
+    escalations = [d for d in result.report.decisions if d.action == "escalate"]
+    assert escalations, "disagreeing samples must escalate"
+    assert any(c.tier == "premium" and c.phase == "lessons" for c in result.report.calls)
