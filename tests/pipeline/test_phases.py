@@ -411,3 +411,32 @@ def test_lesson_schema_narrows_exercise_outcomes_and_citations_per_lesson() -> N
     assert with_sources["properties"]["citations"]["items"]["enum"] == ["src-a", "src-b"]
     # The cached base schema is never mutated by a narrowing.
     assert "enum" not in base["properties"]["exercises"]["items"]["properties"]["outcome"]
+
+
+@pytest.mark.parametrize(("coverage", "flagged"), [(0.9, True), (0.8, False)])
+async def test_outcome_gaps_within_the_configured_coverage_are_logged_not_flagged(
+    coverage: float, flagged: bool
+) -> None:
+    from courseforge.domain import LearningOutcome
+
+    base = hosted_settings()
+    settings = base.model_copy(
+        update={
+            "gates": base.gates.model_copy(update={"outcome_coverage": coverage}),
+            "routing": base.routing.model_copy(update={"completeness_rounds": 0}),
+        }
+    )
+    rig = Rig(settings=settings)
+    rig.script.fn = CourseAuthor()
+    await rig.through_lessons()
+    n = len(rig.state.outcomes)
+    # One more outcome that no lesson teaches: coverage n / (n + 1), 6/7 = 86 % here.
+    rig.state.outcomes.append(
+        LearningOutcome(id=f"LO{n + 1}", text="Evaluate an extra goal", bloom_level="evaluate")
+    )
+    assert 0.8 <= n / (n + 1) < 0.9
+    await run_completeness(rig.state, rig.ctx)
+    gap = [f for f in rig.state.flags if f.gate == "completeness"]
+    assert bool(gap) is flagged
+    logged = [d for d in rig.state.decisions if d.action == "accept" and f"LO{n + 1}" in d.reason]
+    assert bool(logged) is not flagged
