@@ -260,7 +260,9 @@ class Engine:
             try:
                 result = await run_pipeline(analysis, course_id, ctx)
             finally:
-                await warming
+                # Best effort: never keep a finished (or cancelled) run waiting for it.
+                warming.cancel()
+                await asyncio.gather(warming, return_exceptions=True)
             wall = time.perf_counter() - started
         report = build_report(
             result.state,

@@ -50,9 +50,14 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
         ctx.progress(ProgressEvent("completeness", "done", state.failure))
     except GenerationFailed as exc:
         state.failure = exc.reason
-    finally:
-        # Calibration judging ran beside the phases; its records belong to this course's report.
+    except BaseException:
+        # Cancelled or crashed: background work dies with the run instead of outliving it.
+        for task in state.background:
+            task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)
+        raise
+    # Calibration judging ran beside the phases; its records belong to this course's report.
+    await asyncio.gather(*state.background, return_exceptions=True)
     if state.failure:
         return PipelineResult(state, None)
     return PipelineResult(state, assemble_course(state))
