@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -296,6 +296,16 @@ def create_app(
             raise ApiError(404, "no such job", [("path.job_id", f"{job_id!r} not found")])
         return job
 
+    async def _stored(
+        job_id: str, load: Callable[[str], Awaitable[dict[str, Any] | None]], what: str
+    ) -> JSONResponse:
+        """A job's stored course or report; 404 for an unknown job or one without it yet."""
+        job = await _job(job_id)
+        body = await load(job_id)
+        if body is None:
+            raise ApiError(404, f"no {what} yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(body)
+
     @app.get("/v1/jobs/{job_id}", response_model=JobView, dependencies=auth, responses=_ERRORS)
     async def get_job(job_id: JobId) -> JobView:
         """Status and per-phase progress."""
@@ -343,20 +353,12 @@ def create_app(
     @app.get("/v1/jobs/{job_id}/course", dependencies=auth, responses=_ERRORS)
     async def get_course(job_id: JobId) -> JSONResponse:
         """The course JSON (404 until the job has completed)."""
-        job = await _job(job_id)
-        course = await store.get_course(job_id)
-        if course is None:
-            raise ApiError(404, "no course yet", [("path.job_id", f"job is {job.status}")])
-        return JSONResponse(course)
+        return await _stored(job_id, store.get_course, "course")
 
     @app.get("/v1/jobs/{job_id}/report", dependencies=auth, responses=_ERRORS)
     async def get_report(job_id: JobId) -> JSONResponse:
         """The generation report (404 until a run has finished)."""
-        job = await _job(job_id)
-        report = await store.get_report(job_id)
-        if report is None:
-            raise ApiError(404, "no report yet", [("path.job_id", f"job is {job.status}")])
-        return JSONResponse(report)
+        return await _stored(job_id, store.get_report, "report")
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobView, dependencies=auth, responses=_ERRORS)
     async def cancel_job(job_id: JobId) -> JobView:
