@@ -34,12 +34,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> object:
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> object:
     settings = load_config("offline", env={}).settings
     model = settings.models["qwen2.5-coder-1.5b"]
     assert model.local is not None
     path = assemble_model(model.local, Path(settings.cache_dir).expanduser())
     port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "stderr.log"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -59,14 +60,12 @@ def llama_server() -> object:
             "qwen-1.5b",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("wb"),  # a file: an unread pipe fills while the server loads and blocks it
     )
-    deadline = time.monotonic() + 400
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-            )
+            raise RuntimeError(f"llama_cpp.server exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break
@@ -74,7 +73,7 @@ def llama_server() -> object:
             time.sleep(0.5)
     else:
         proc.kill()
-        raise RuntimeError("llama_cpp.server did not start in 400 s")
+        raise RuntimeError("llama_cpp.server did not start in 300 s")
     yield f"http://127.0.0.1:{port}/v1"
     proc.terminate()
     try:
