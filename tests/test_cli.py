@@ -137,7 +137,7 @@ def test_schema_unknown_exits_2() -> None:
 
 
 def test_config_show_masks_the_api_key() -> None:
-    secret = "sk-or-" + "v1-0123456789abcdefSECRET"  # a fake key, built so no scanner mistakes it
+    secret = "test-provider-key-0123456789abcdefSECRET"
     result = invoke("config", "show", "--config", "hosted", env={"OPENROUTER_API_KEY": secret})
     assert result.exit_code == 0
     assert secret not in result.output

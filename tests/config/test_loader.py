@@ -20,7 +20,7 @@ def test_no_key_selects_offline_profile_and_says_so() -> None:
 
 
 def test_key_selects_hosted_profile_with_seed_models_and_prices() -> None:
-    loaded = load_config(env={"OPENROUTER_API_KEY": "sk-or-v1-test"})
+    loaded = load_config(env={"OPENROUTER_API_KEY": "test-key-not-a-secret"})
     s = loaded.settings
     assert s.profile == "hosted"
     assert s.routing.tiers == {
@@ -77,10 +77,10 @@ def test_missing_and_unparseable_config_files(tmp_path: Path) -> None:
 
 
 def test_masked_config_never_contains_the_key() -> None:
-    key = "sk-or-" + "v1-0123456789abcdef0123456789abcdef"  # a fake key, built so no scanner mistakes it
+    key = "test-provider-key-0123456789abcdef0123456789abcdef"
     settings = load_config(env={"OPENROUTER_API_KEY": key}).settings
     shown = masked(settings, env={"OPENROUTER_API_KEY": key})
     assert key not in repr(shown)
-    assert shown["providers"]["openrouter"]["api_key"].startswith("sk-o")
+    assert shown["providers"]["openrouter"]["api_key"].startswith("test")
     unset = masked(settings, env={})
     assert unset["providers"]["openrouter"]["api_key"] == "(unset: $OPENROUTER_API_KEY)"

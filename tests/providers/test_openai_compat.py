@@ -33,7 +33,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {"title": {"type": "string", "maxLength": 80}},
     "required": ["title"],
 }
-KEY = "sk-or-v1-THIS-IS-THE-SECRET-0123456789"
+KEY = "test-provider-key-THIS-IS-THE-SECRET-0123456789"
 
 
 def ok(content: str | None = '{"title": "Fractions"}', **kw: Any) -> LoopbackHandler:

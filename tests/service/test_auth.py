@@ -17,7 +17,7 @@ from courseforge.service import create_app
 from courseforge.storage import open_store
 from engine_helpers import author_reply, loopback_config, loopback_in_thread
 
-PROVIDER_KEY = "sk-or-v1-Provider-Secret-5b2e11d0"
+PROVIDER_KEY = "test-provider-key-Provider-Secret-5b2e11d0"
 
 
 def _routes(app: object) -> list[tuple[str, str]]:
