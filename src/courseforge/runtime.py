@@ -123,7 +123,9 @@ class _LedgerMeter:
         elif isinstance(error, CircuitOpen):
             ledger.release(ticket.reservation)
             ledger.record(
-                CallRecord(**ticket.base, outcome="skipped", reason=f"CircuitOpen: {error}"[:500], cost_source="none")
+                CallRecord(
+                    **ticket.base, outcome="skipped", reason=f"CircuitOpen: {error}"[:500], cost_source="none"
+                )
             )
         elif isinstance(error, ProviderError):
             usage = getattr(error, "usage", None)

@@ -120,5 +120,16 @@ def test_all_lists_every_public_name_once() -> None:
     for name in names:
         assert hasattr(resilience, name), name
     public = {n for n in vars(resilience) if not n.startswith("_")}
-    submodules = {"breaker", "clock", "content", "fallback", "hooks", "limits", "metering", "redis_limits", "retry", "structured"}
+    submodules = {
+        "breaker",
+        "clock",
+        "content",
+        "fallback",
+        "hooks",
+        "limits",
+        "metering",
+        "redis_limits",
+        "retry",
+        "structured",
+    }
     assert public - submodules - {"annotations"} == set(names)

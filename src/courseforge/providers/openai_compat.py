@@ -195,7 +195,9 @@ class OpenAICompatModel(ChatModel):
                 usage=_usage(data.get("usage")),
             )
         if not content.strip():
-            raise BadResponse("empty answer", model=self.model_id, kind="empty", usage=_usage(data.get("usage")))
+            raise BadResponse(
+                "empty answer", model=self.model_id, kind="empty", usage=_usage(data.get("usage"))
+            )
         return ChatResponse(
             text=content,
             usage=_usage(data.get("usage")),

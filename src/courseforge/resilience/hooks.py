@@ -182,7 +182,9 @@ def fan_out(*hooks: Hooks) -> Hooks:
     return call
 
 
-_scope: contextvars.ContextVar[RecordingHooks | None] = contextvars.ContextVar("courseforge_hooks_scope", default=None)
+_scope: contextvars.ContextVar[RecordingHooks | None] = contextvars.ContextVar(
+    "courseforge_hooks_scope", default=None
+)
 
 
 class ScopedHooks:
@@ -217,6 +219,8 @@ def log_event(event: ResilienceEvent) -> None:
     elif isinstance(event, FallbackTaken):
         _log.info("fallback %s -> %s after %s", event.model_id, event.to_model, event.kind)
     elif isinstance(event, RetryScheduled):
-        _log.info("retry %s #%d in %.2fs after %s", event.model_id, event.attempt, event.delay_s, event.error_kind)
+        _log.info(
+            "retry %s #%d in %.2fs after %s", event.model_id, event.attempt, event.delay_s, event.error_kind
+        )
     elif _log.isEnabledFor(logging.DEBUG):
         _log.debug("%s", event)
