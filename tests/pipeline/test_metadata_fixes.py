@@ -6,9 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from courseforge.domain.drafts import LessonPlanDraft, MetadataCoreDraft, OutcomeDraft, SectionPlanDraft
+from courseforge.domain.drafts import (
+    MAX_OUTCOMES,
+    LessonPlanDraft,
+    MetadataCoreDraft,
+    OutcomeDraft,
+    SectionPlanDraft,
+)
 from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
-from courseforge.pipeline.metadata import _fix_bloom_levels, _normalise_structure, _placements
+from courseforge.pipeline.metadata import (
+    _check_core,
+    _fix_bloom_levels,
+    _normalise_structure,
+    _placements,
+    core_schema,
+)
 from courseforge.providers.embeddings import HashingEmbedder
 from engine_helpers import hosted_settings
 
@@ -112,3 +124,43 @@ async def test_lesson_without_a_valid_outcome_gets_the_closest_one() -> None:
     assert 2 not in placements  # ... so LO2 is taught and needs no placement
     _normalise_structure(state, draft, placements, reassigned)
     assert state.plans[1].lessons[0].outcome_ids == ["LO2"]
+
+
+async def test_plan_whose_outcomes_miss_a_section_goes_back_with_the_section_named() -> None:
+    state = _state()
+    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    loops_only = _draft(
+        [
+            OutcomeDraft(text="Write for loops and while loops over a list", bloom_level="apply"),
+            OutcomeDraft(text="Explain when a while loop stops", bloom_level="understand"),
+            OutcomeDraft(text="Compare for loops with while loops", bloom_level="analyze"),
+        ],
+        [[1], [2]],
+    )
+    verdict = await _check_core(state, loops_only, ctx)
+    assert not verdict.passed
+    assert "section 2 (Dictionaries: dictionary keys, dictionary values) is the subject of no outcome" in (
+        verdict.feedback
+    )
+    assert "section 1" not in verdict.feedback
+
+    one_per_section = _draft(
+        [
+            OutcomeDraft(text="Write for loops and while loops over a list", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and dictionary values to store data", bloom_level="apply"),
+            OutcomeDraft(text="Compare for loops with while loops", bloom_level="analyze"),
+        ],
+        [[1, 3], [2]],
+    )
+    assert (await _check_core(state, one_per_section, ctx)).passed
+
+
+def test_core_schema_asks_for_an_outcome_and_a_plan_per_section() -> None:
+    schema = core_schema(5)
+    assert schema["properties"]["learning_outcomes"]["minItems"] == 5
+    assert schema["properties"]["learning_outcomes"]["maxItems"] == MAX_OUTCOMES  # extras allowed
+    assert schema["properties"]["sections"]["minItems"] == 5
+    # More sections than outcomes can exist: then only the usual 3-12 outcomes.
+    many = core_schema(MAX_OUTCOMES + 3)
+    assert many["properties"]["learning_outcomes"]["minItems"] == 3
+    assert many["properties"]["sections"]["minItems"] == MAX_OUTCOMES + 3

@@ -364,3 +364,54 @@ async def test_evaluate_lesson_needs_thresholds_for_the_embedder() -> None:
     with pytest.raises(ConfigError) as caught:
         await evaluate_lesson(draft(), {"LO1": "x"}, FixedEmbedder({}), SETTINGS)
     assert caught.value.problems[0][0] == "gates.similarity.fixed"
+
+
+def _mcq(options: list[str] | None, answer: str) -> ExerciseDraft:
+    return ExerciseDraft(
+        type="multiple_choice",
+        question="Which keyword starts a loop over a list?",
+        options=options,
+        answer=answer,
+        explanation="A for loop visits each item in turn.",
+        outcome=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "answer", "kind", "fixed_answer"),
+    [
+        (["for", "while", "def"], "for", None, "for"),  # already right: untouched
+        (["A for loop.", "A while loop.", "A def."], "A for loop", "snapped", "A for loop."),
+        (["for"], "for", "short_answer", "for"),
+        (None, "for", "short_answer", "for"),
+        (
+            ["while", "def", "import"],
+            "Python uses indentation to define blocks",
+            "short_answer",
+            "Python uses indentation to define blocks",
+        ),
+    ],
+)
+def test_repair_exercise_fixes_answer_key_slips_by_rule(
+    options: list[str] | None, answer: str, kind: str | None, fixed_answer: str
+) -> None:
+    exercise = _mcq(options, answer)
+    reason = quality.gates.repair_exercise(exercise)
+    assert exercise.answer == fixed_answer
+    if kind is None:
+        assert reason is None and exercise.type == "multiple_choice"
+    elif kind == "snapped":
+        assert reason and "snapped" in reason and exercise.type == "multiple_choice"
+    else:
+        assert reason and exercise.type == "short_answer" and exercise.options is None
+    # Whatever the repair, the exercise gate now accepts the exercise.
+    assert not quality.gates._exercise_problems(exercise)
+
+
+def test_repair_exercise_does_not_snap_when_two_options_are_equally_close() -> None:
+    exercise = _mcq(["A for loop.", "A for loop!"], "A for loop")
+    # Both options normalise close to the answer: no single option to snap to.
+    reason = quality.gates.repair_exercise(exercise)
+    assert reason is not None and "short_answer" in reason
+    assert exercise.type == "short_answer" and exercise.answer == "A for loop"
+    assert not quality.gates._exercise_problems(exercise)

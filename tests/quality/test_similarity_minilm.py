@@ -8,13 +8,18 @@ subject (same field, wrong outcome); the other topics' lessons are the off-topic
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from courseforge.config.loader import load_config
 from courseforge.config.settings import GateSettings
-from courseforge.domain.drafts import ExerciseDraft, LessonDraft
+from courseforge.domain.drafts import ExerciseDraft, LessonDraft, MetadataCoreDraft, OutcomeDraft
+from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
+from courseforge.pipeline.metadata import _unfitted_sections
 from courseforge.providers.embeddings import CachedEmbedder, make_embedder
 from courseforge.quality import SimilarityGate, evaluate_lesson, lesson_similarity
 from courseforge.quality.base import GateContext
@@ -380,3 +385,48 @@ async def test_evaluate_lesson_end_to_end(minilm: CachedEmbedder, hosted_gates: 
     results = await evaluate_lesson(drifted, {"LO3": topic.outcome}, minilm, hosted_gates)
     assert results[2].verdict == "severe"
     assert results[2].reasons[0].startswith("The lesson drifted from outcome LO3 ('Explain how plants")
+
+
+class _Embeds:
+    def __init__(self, embedder: CachedEmbedder) -> None:
+        self.embedder = embedder
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await self.embedder.embed(list(texts))
+
+    def budget_fraction(self) -> float:
+        return 0.0
+
+
+async def test_outcomes_that_miss_sections_are_caught_with_minilm(minilm: CachedEmbedder) -> None:
+    """The outcomes the 1.5B model wrote for python-basics in an offline run: generic ones that
+    left "Making decisions", "Repeating work" and "Functions" without an outcome (their lessons
+    then failed the similarity gate on every attempt); outcomes written per section fit all."""
+    settings = load_config("offline", env={}).settings
+    analysis = validate_analysis(json.loads(Path("examples/python-basics.json").read_text()))
+    state = CourseState(analysis=analysis, course_id="c", lesson_counts=[2] * 5)
+    ctx = PipelineContext(settings, _Embeds(minilm), Decimal(1))  # type: ignore[arg-type]
+
+    def draft(texts: list[str]) -> MetadataCoreDraft:
+        return MetadataCoreDraft.model_construct(
+            learning_outcomes=[OutcomeDraft(text=t, bloom_level="apply") for t in texts]
+        )
+
+    generic = [
+        "Identify Python programming fundamentals",
+        "Explain the difference between Python and other programming languages",
+        "Apply Python programming to automate everyday tasks",
+        "Organise code into functions and use lists and dictionaries",
+        "Compare and contrast Python with other programming languages",
+    ]
+    problems = await _unfitted_sections(state, draft(generic), ctx)
+    print("\n".join(problems))
+    assert [p.split(" (")[0] for p in problems] == ["section 2", "section 3", "section 5"]
+    per_section = [
+        "Run a Python script that uses variables, print and input",
+        "Use booleans, comparison operators and if/elif/else to make decisions",
+        "Write for and while loops that use range to repeat work",
+        "Store and iterate over data in lists and dictionaries",
+        "Define functions with parameters, return values and scope",
+    ]
+    assert await _unfitted_sections(state, draft(per_section), ctx) == []

@@ -45,6 +45,10 @@ class SectionPlanDraft(_Draft):
     lessons: list[LessonPlanDraft] = Field(min_length=1, max_length=10)
 
 
+#: At most this many learning outcomes per course (the seeds' 3-12).
+MAX_OUTCOMES = 12
+
+
 class MetadataCoreDraft(_Draft):
     """Critical fields: they decide downstream quality, so they go to the premium tier.
     The course structure (one plan per input section, in order) comes in the same call: it
@@ -52,7 +56,7 @@ class MetadataCoreDraft(_Draft):
 
     course_title: str = Field(min_length=5, max_length=120)
     description: str = Field(min_length=40, max_length=800)
-    learning_outcomes: list[OutcomeDraft] = Field(min_length=3, max_length=12)
+    learning_outcomes: list[OutcomeDraft] = Field(min_length=3, max_length=MAX_OUTCOMES)
     pedagogical_strategy: str = Field(min_length=40, max_length=900)
     domain_taxonomy: list[str] = Field(min_length=2, max_length=12)
     sections: list[SectionPlanDraft] = Field(min_length=1, max_length=50)
@@ -70,7 +74,9 @@ class MetadataExtrasDraft(_Draft):
 class ExerciseDraft(_Draft):
     type: ExerciseType
     question: str = Field(min_length=8, max_length=300)
-    options: list[Annotated[str, Field(min_length=1, max_length=160)]] | None = Field(default=None, max_length=6)
+    options: list[Annotated[str, Field(min_length=1, max_length=160)]] | None = Field(
+        default=None, max_length=6
+    )
     answer: str = Field(min_length=1, max_length=200)
     explanation: str = Field(min_length=8, max_length=300)
     #: Number of the learning outcome this exercise assesses (one the lesson teaches).

@@ -18,7 +18,7 @@ from ..errors import RunError
 from ..ledger import estimate_input_tokens
 from ..providers import ChatRequest, Embedder
 from ..quality.base import GateResult
-from ..quality.gates import evaluate_lesson, feedback_text
+from ..quality.gates import evaluate_lesson, feedback_text, repair_exercise
 from ..routing import BLOOM_RANK, TaskProfile, Verdict, estimate_complexity, route_task, run_cascade
 from .lesson_quality import extra_lesson_gates, lesson_effects
 from .parsing import parser_for
@@ -113,6 +113,14 @@ def _exercise_coverage(draft: LessonDraft, numbers: list[int]) -> GateResult:
 async def check_lesson(
     state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
 ) -> Verdict:
+    for number, exercise in enumerate(draft.exercises, start=1):
+        repaired = repair_exercise(exercise)
+        if repaired:
+            state.decisions.append(
+                Decision(
+                    task=f"lesson:{slot.id}", action="fix", tier="", reason=f"exercise {number}: {repaired}"
+                )
+            )
     outcomes = {state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers}
     results = await evaluate_lesson(draft, outcomes, EffectsEmbedder(ctx), ctx.settings.gates)
     results.append(_exercise_coverage(draft, slot.outcome_numbers))

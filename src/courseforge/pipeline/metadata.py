@@ -6,14 +6,17 @@ back to the model as feedback."""
 from __future__ import annotations
 
 import asyncio
+import copy
+from typing import Any
 
-from ..domain import Decision, LearningOutcome, LessonPlan, ReviewFlag, SectionPlan
-from ..domain.drafts import MetadataCoreDraft, MetadataExtrasDraft, json_schema_of
+from ..domain import Decision, LearningOutcome, LessonPlan, ReviewFlag, SectionPlan, SectionSpec
+from ..domain.drafts import MAX_OUTCOMES, MetadataCoreDraft, MetadataExtrasDraft, json_schema_of
 from ..errors import GenerationFailed
 from ..providers import ChatRequest
+from ..providers.embeddings import cosine
 from ..quality.base import GateContext
 from ..quality.bloom import levels_of, main_verb
-from ..quality.gates import OutcomesGate
+from ..quality.gates import OutcomesGate, thresholds_for
 from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
 from .parsing import parser_for
 from .prompts import metadata_core_messages, metadata_extras_messages
@@ -24,6 +27,20 @@ __all__ = ["run_metadata"]
 _CORE_SCHEMA = json_schema_of(MetadataCoreDraft)
 _EXTRAS_SCHEMA = json_schema_of(MetadataExtrasDraft)
 _CRITICAL = "critical"
+
+
+def core_schema(sections: int) -> dict[str, Any]:
+    """The metadata schema narrowed to this course: at least one plan per section and, when the
+    prompt asks for one outcome per section, at least that many outcomes (a grammar-constrained
+    model then cannot return fewer). Extras stay allowed: they are cut by rule, never refused."""
+    schema = copy.deepcopy(_CORE_SCHEMA)
+    props = schema["properties"]
+    props["sections"]["minItems"] = max(
+        props["sections"]["minItems"], min(sections, props["sections"]["maxItems"])
+    )
+    if 3 <= sections <= MAX_OUTCOMES:
+        props["learning_outcomes"]["minItems"] = sections
+    return schema
 
 
 def _max_tokens(ctx: PipelineContext, tier: str, wanted: int) -> int:
@@ -51,7 +68,37 @@ def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
             outcome.bloom_level = level  # type: ignore[assignment]
 
 
-async def _check_core(state: CourseState, draft: MetadataCoreDraft) -> Verdict:
+def section_text(spec: SectionSpec) -> str:
+    """What a section is about, for comparing outcomes and lessons with it by meaning."""
+    return f"{spec.title}: {', '.join(spec.key_concepts)}"
+
+
+async def _unfitted_sections(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> list[str]:
+    """Sections no outcome is about. Their lessons would be handed the closest outcome anyway and
+    then fail the similarity gate against it on every attempt, so a plan whose outcomes miss a
+    section goes back to the model (one metadata call instead of many lesson calls). Measured with
+    the lesson gate's own pass threshold; a section is compared by its title and key concepts.
+    Only checked when one outcome per section is possible (at most MAX_OUTCOMES sections)."""
+    sections = state.analysis.sections
+    if len(sections) > MAX_OUTCOMES or not draft.learning_outcomes:
+        return []
+    embedder_name = ctx.settings.gates.embedding_model
+    pass_at = thresholds_for(ctx.settings.gates, embedder_name).pass_at
+    texts = [o.text for o in draft.learning_outcomes]
+    vectors = await ctx.effects.embed(texts + [section_text(s) for s in sections])
+    outcome_vecs, section_vecs = vectors[: len(texts)], vectors[len(texts) :]
+    problems = []
+    for number, (spec, vec) in enumerate(zip(sections, section_vecs, strict=True), start=1):
+        best = max(cosine(vec, o) for o in outcome_vecs)
+        if best < pass_at:
+            problems.append(
+                f"section {number} ({section_text(spec)}) is the subject of no outcome "
+                f"(closest {best:.2f} < {pass_at:.2f})"
+            )
+    return problems
+
+
+async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> Verdict:
     reasons: list[str] = []
     _fix_bloom_levels(state, draft)
     outcome_result = OutcomesGate().check(draft.learning_outcomes, GateContext())
@@ -60,6 +107,9 @@ async def _check_core(state: CourseState, draft: MetadataCoreDraft) -> Verdict:
     want = len(state.analysis.sections)
     if len(draft.sections) < want:
         reasons.append(f"course structure has {len(draft.sections)} sections, needs exactly {want}")
+    unfitted = await _unfitted_sections(state, draft, ctx)
+    if unfitted:
+        reasons.append("; ".join(unfitted) + ": write one outcome per section about its key concepts")
     if reasons:
         return Verdict(False, score=0.0, feedback="; ".join(reasons)[:600], details=outcome_result)
     return Verdict(True, score=1.0, details=outcome_result)
@@ -103,20 +153,13 @@ async def _placements(
     n_out = len(draft.learning_outcomes)
     if not slots or not n_out:
         return {}, {}
-    lesson_texts = [
-        f"{planned[si][li][0]}. {state.analysis.sections[si].title}: "
-        f"{', '.join(state.analysis.sections[si].key_concepts)}"
-        for si, li in slots
-    ]
+    lesson_texts = [f"{planned[si][li][0]}. {section_text(state.analysis.sections[si])}" for si, li in slots]
     vectors = await ctx.effects.embed([o.text for o in draft.learning_outcomes] + lesson_texts)
     outcome_vecs, lesson_vecs = vectors[:n_out], vectors[n_out:]
 
-    def cos(a: list[float], b: list[float]) -> float:
-        return sum(x * y for x, y in zip(a, b, strict=True))
-
     reassigned: dict[tuple[int, int], list[int]] = {}
     for k, (si, li) in enumerate(slots):
-        scores = [cos(outcome_vecs[n], lesson_vecs[k]) for n in range(n_out)]
+        scores = [cosine(outcome_vecs[n], lesson_vecs[k]) for n in range(n_out)]
         best = max(range(n_out), key=scores.__getitem__)
         claimed = planned[si][li][1]
         kept = [n for n in claimed if scores[n - 1] >= scores[best] - CLAIM_MARGIN]
@@ -124,7 +167,7 @@ async def _placements(
             reassigned[(si, li)] = kept or [best + 1]
     taught = {n for k, (si, li) in enumerate(slots) for n in reassigned.get((si, li), planned[si][li][1])}
     to_lesson = {
-        n: slots[max(range(len(slots)), key=lambda k: cos(outcome_vecs[n - 1], lesson_vecs[k]))]
+        n: slots[max(range(len(slots)), key=lambda k: cosine(outcome_vecs[n - 1], lesson_vecs[k]))]
         for n in range(1, n_out + 1)
         if n not in taught
     }
@@ -219,7 +262,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
         wanted = 900 + 45 * n_lessons
         return ChatRequest(
             metadata_core_messages(analysis, state.lesson_counts, feedback),
-            json_schema=_CORE_SCHEMA,
+            json_schema=core_schema(len(analysis.sections)),
             schema_name="course_metadata",
             max_tokens=_max_tokens(ctx, tier, wanted),
             temperature=temperature,
@@ -256,7 +299,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
         policy=ctx.policy(critical),
         build=build_core,
         parse=parser_for(MetadataCoreDraft),
-        check=lambda d: _check_core(state, d),
+        check=lambda d: _check_core(state, d, ctx),
         effects=ctx.effects,
     )
     extras_task = run_cascade(

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..domain import AnalysisResult, LearningOutcome, SectionSpec
+from ..domain.drafts import MAX_OUTCOMES
 from ..providers import Message
 
 __all__ = [
@@ -84,10 +85,20 @@ def metadata_core_messages(
         "goals": analysis.goals,
         "sections": sections,
     }
+    n = len(analysis.sections)
+    per_section = (
+        f"one per section, in section order ({n} in all), each about that section's key "
+        "concepts, so that outcome i is taught by the lessons of section i"
+        if 3 <= n <= MAX_OUTCOMES
+        else "3 in all, about the sections' key concepts"
+        if n < 3
+        else f"3 to {MAX_OUTCOMES}, each about the key concepts of the sections that teach it"
+    )
     text = (
         f"Design the course on {analysis.topic!r}. Give: a course title; a description (2-4 "
-        "sentences); 3 to 12 learning outcomes, each one sentence starting with a measurable verb "
-        "(identify, explain, apply, compare, evaluate, design, ...) with its Bloom level; the "
+        f"sentences); learning outcomes ({per_section}), each one sentence starting with a "
+        "measurable verb (identify, explain, apply, compare, evaluate, design, ...) with its "
+        "Bloom level; the "
         "pedagogical strategy (how the course teaches and assesses, in 2-5 sentences); a domain "
         "taxonomy (2-12 topic terms); and for EVERY section in the brief, in the same order, a "
         "one-sentence summary and exactly the requested number of lessons, each with a title and "

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rapidfuzz import fuzz
+
 from ..config.settings import GateSettings, SimilarityThresholds
 from ..domain.course import Exercise, LearningOutcome, Lesson
 from ..domain.drafts import ExerciseDraft, LessonDraft, OutcomeDraft
@@ -31,6 +33,7 @@ __all__ = [
     "evaluate_lesson",
     "feedback_text",
     "lesson_similarity",
+    "repair_exercise",
     "thresholds_for",
     "word_count",
 ]
@@ -122,6 +125,36 @@ def _exercise_problems(exercise: ExerciseLike) -> list[str]:
     elif exercise.type == "true_false" and _norm(answer).rstrip(".") not in ("true", "false"):
         return [f"true_false answer must be 'true' or 'false', got {_short(answer, 40)!r}"]
     return []
+
+
+#: A multiple-choice answer this close (rapidfuzz ratio, 0-100) to exactly one option is that
+#: option with a slip (a dropped period, a changed article) and is snapped to it.
+SNAP_RATIO = 90.0
+
+
+def repair_exercise(exercise: ExerciseDraft) -> str | None:
+    """Rule fixes for the answer-key slips small models make, so they cost no regeneration:
+    an answer that is one option with a slip is snapped to it; a multiple_choice with fewer than
+    two distinct options, or an answer matching none, becomes a short_answer keeping the model's
+    own question and answer (options it did not answer from are dropped, never invented).
+    Returns what was changed (for the decision log), or None."""
+    if exercise.type != "multiple_choice" or not exercise.answer.strip():
+        return None
+    options = list(exercise.options or [])
+    distinct = {_norm(_LABEL.sub("", o.strip(), count=1)) for o in options} - {""}
+    if len(distinct) < 2:
+        exercise.type, exercise.options = "short_answer", None
+        return f"multiple_choice with {len(distinct)} distinct option(s) turned into short_answer"
+    if _answer_matches(exercise.answer, options):
+        return None
+    answer = _norm(exercise.answer)
+    scores = [fuzz.ratio(answer, _norm(_LABEL.sub("", o.strip(), count=1))) for o in options]
+    close = [i for i, score in enumerate(scores) if score >= SNAP_RATIO]
+    if len(close) == 1:
+        before, exercise.answer = exercise.answer, options[close[0]]
+        return f"answer {_short(before, 40)!r} snapped to option {_short(options[close[0]], 40)!r}"
+    exercise.type, exercise.options = "short_answer", None
+    return f"answer {_short(exercise.answer, 40)!r} is none of the options: turned into short_answer"
 
 
 class ExercisesGate(Gate[LessonLike]):

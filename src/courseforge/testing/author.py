@@ -37,6 +37,17 @@ _OFF_TOPIC = (
 )
 
 
+#: What each lesson of a section dwells on, so lessons sharing their section's outcome differ.
+_ANGLES = (
+    "first steps",
+    "worked examples",
+    "common mistakes",
+    "practice problems",
+    "small projects",
+    "review",
+)
+
+
 class CourseAuthor:
     """Callable script: `ScriptedModel(CourseAuthor())`."""
 
@@ -61,31 +72,33 @@ class CourseAuthor:
         topic = brief["topic"]
         concepts = [c for s in brief["sections"] for c in s["key_concepts"]]
         levels = ["understand", "apply", "analyze", "apply", "evaluate", "create"]
-        n_out = max(3, min(8, len(brief["sections"]) + 1))
-        outcomes = [
-            {
-                "text": f"{_BLOOM_VERBS[levels[i % 6]]} {concepts[i % len(concepts)]} with a worked example",
-                "bloom_level": levels[i % 6],
-            }
-            for i in range(n_out)
-        ]
+        # As the prompt asks: one outcome per section, about its key concepts (at least 3).
+        n_sections = len(brief["sections"])
+        n_out = max(3, n_sections)
+        outcomes = []
+        for i in range(n_out):
+            section = brief["sections"][i % n_sections]
+            focus = section["key_concepts"][(i // n_sections) % len(section["key_concepts"])]
+            outcomes.append(
+                {
+                    "text": f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example",
+                    "bloom_level": levels[i % 6],
+                }
+            )
         sections = []
-        k = 0
-        for s in brief["sections"]:
+        for si, s in enumerate(brief["sections"]):
             lessons = []
             for j in range(s["lessons"]):
                 concept = s["key_concepts"][j % len(s["key_concepts"])]
                 lessons.append(
                     {
-                        "title": f"{concept.capitalize()} ({s['title']}, part {j + 1})",
-                        # The outcome written from this lesson's concept when there is one, so the
-                        # mapping is plausible by meaning; else round-robin.
-                        "outcomes": [
-                            concepts.index(concept) + 1 if concept in concepts[:n_out] else k % n_out + 1
-                        ],
+                        "title": f"{concept.capitalize()}: {_ANGLES[j % len(_ANGLES)]} ({s['title']}, part {j + 1})",
+                        # The section's own outcome, and the extra ones written from its concepts.
+                        "outcomes": sorted(
+                            {si + 1, *(k + 1 for k in range(n_sections, n_out) if k % n_sections == si)}
+                        ),
                     }
                 )
-                k += 1
             sections.append(
                 {"summary": f"This section covers {', '.join(s['key_concepts'])}.", "lessons": lessons}
             )
@@ -129,9 +142,12 @@ class CourseAuthor:
             body = _OFF_TOPIC
         else:
             focus = " ".join(o["text"] for o in outcomes)
+            # Led by the lesson's own title, so the lessons of one section (which share their
+            # outcome) stay distinct.
+            title = brief["lesson_title"]
             body = (
-                f"{brief['lesson_title']}. In this lesson we {focus[0].lower()}{focus[1:]}. "
-                f"The key ideas are {', '.join(brief['key_concepts'])}. "
+                f"{title}. This lesson is about {title}. In this lesson we {focus[0].lower()}{focus[1:]}. "
+                f"We practise {title} step by step. "
             )
         words = body.split()
         content_words = [words[i % len(words)] for i in range(target)]
