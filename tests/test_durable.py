@@ -12,7 +12,7 @@ import pytest
 
 from courseforge.config import Settings
 from courseforge.domain import AnalysisResult
-from courseforge.durable import JobRunner, generate_durably, new_job, resolve_job
+from courseforge.durable import JobRunner, generate_durably, new_job, resolve_job, revise_review
 from courseforge.errors import UserError
 from courseforge.providers import ChatRequest
 from courseforge.storage import Store, open_store
@@ -168,3 +168,66 @@ async def test_generate_durably_reuses_a_completed_job(
     assert course2 is not None and course is not None and course2.model_dump() == course.model_dump()
     assert report2.total_cost_usd == report.total_cost_usd
     assert any("already completed" in s for s in said)
+
+
+def _drifts(brief: dict[str, Any]) -> bool:
+    return str(brief.get("lesson_title", "")).endswith("part 1)")
+
+
+async def test_interrupted_regeneration_resumes_without_paying_twice(
+    store: Store, settings: Settings, analysis: AnalysisResult
+) -> None:
+    """A reviewer's regeneration killed after its first (rejected, paid) call: run again, that
+    call is replayed from its checkpoint and only the rest is sent."""
+    drifting = CourseAuthor(off_topic=_drifts)
+    engine = make_engine(settings, scripted_models(settings, lambda _m: drifting))
+    job, _ = await store.create_job(new_job("job-r", analysis))
+    first = await JobRunner(engine, store).run(job, analysis=analysis)
+    assert first.course is not None and first.course.status == "needs_review"
+    item = next(r for r in await store.list_reviews(status="open") if r.target.startswith("S"))
+    await store.update_review(
+        item.id, status="regenerating", resolution={"action": "regenerate", "note": "Stay on topic."}
+    )
+
+    # First try: the regeneration's first call answers off-topic again (rejected, checkpointed),
+    # the second hangs until the process "dies".
+    hanging = asyncio.Event()
+    sent: list[str] = []
+
+    async def dying(request: ChatRequest) -> str:
+        sent.append(str(request.tags.get("task")))
+        if len(sent) >= 2:
+            hanging.set()
+            await asyncio.sleep(3600)
+        return drifting(request)
+
+    dying_models = {m: ScriptedModel(dying, model_id=m) for m in settings.models}
+    task = asyncio.create_task(revise_review(make_engine(settings, dying_models), store, item.id))
+    await asyncio.wait_for(hanging.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    still = await store.get_review(item.id)
+    assert still is not None and still.status == "regenerating"
+    tagged = {k: cp for k, cp in (await store.load_checkpoints("job-r")).items() if "/review-" in k}
+    assert len(tagged) == 1  # the finished, paid call
+
+    # Run again with a provider that now writes on-topic lessons.
+    careful = scripted_models(settings)
+    done = await revise_review(make_engine(settings, careful), store, item.id)
+    assert done.status == "regenerated"
+    [entry] = done.resolution["history"]
+    assert entry["replayed_calls"] == 1 and entry["calls"] >= 2
+    resent = [str(r.tags.get("task")) for m in careful.values() for r in m.requests]
+    report = await store.get_report("job-r")
+    assert report is not None
+    review_calls = [c for c in report["calls"] if c["phase"] == "review"]
+    replayed = [c for c in review_calls if c["replayed"]]
+    assert [f"review/{c['task']}/{c['attempt']}/{c['tier']}" for c in replayed] == list(tagged)
+    assert len(resent) == len(review_calls) - 1  # everything but the replayed call was sent
+    keys = [f"{c['task']}/{c['attempt']}/{c['tier']}" for c in review_calls]
+    assert len(keys) == len(set(keys))
+    course = await store.get_course("job-r")
+    assert course is not None
+    lesson = next(x for s in course["sections"] for x in s["lessons"] if x["id"] == item.target)
+    assert lesson["content"] != next(x.content for x in first.course.lessons() if x.id == item.target)

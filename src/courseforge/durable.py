@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from .config import Settings
-from .domain import AnalysisResult, CallRecord, Course, Report
+from .domain import AnalysisResult, CallRecord, Course, Report, ReviewFlag
 from .engine import Engine, GenerationResult, course_id_for
 from .errors import UserError
 from .ledger import Ledger
@@ -53,6 +53,7 @@ __all__ = [
     "request_digest",
     "resolve_job",
     "review_items",
+    "revise_review",
     "save_run",
     "tracked_run",
 ]
@@ -368,6 +369,116 @@ class JobRunner:
         current = await self.store.get_job(job_id)
         status = "cancelled" if current is not None and current.cancel_requested else "queued"
         await self.store.update_job(job_id, status=status, progress=tracker.data)
+
+
+def _revision_tag(item: ReviewItem) -> str:
+    """Step-key tag of this item's next regeneration: the same one again after an interruption
+    (so finished calls replay), a new one for each later request on the same item."""
+    digest = hashlib.sha256(item.id.encode()).hexdigest()[:10]
+    return f"review-{digest}-{len(item.resolution.get('history', [])) + 1}"
+
+
+async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewItem:
+    """Carry out a reviewer's "regenerate" on item `review_id` (status "regenerating", the
+    reviewer's note in its resolution): the lesson is generated again with the note as feedback,
+    through checkpointing effects under the job's id, so running this again after a crash pays
+    only for calls that had not finished. Then, in one transaction: the lesson replaced in the
+    stored course (only when the new one was generated), the calls appended to the job's records
+    and report (totals recomputed), and the item "regenerated" (every gate passed) or "open" again
+    with the new reason (still flagged, or the regeneration failed). Returns the updated item."""
+    item = await store.get_review(review_id)
+    if item is None or item.status != "regenerating":
+        raise UserError("nothing to regenerate", [("review_id", f"{review_id!r} is not regenerating")])
+    job = await store.get_job(item.job_id)
+    course_data, report_data = await store.get_course(item.job_id), await store.get_report(item.job_id)
+    if job is None or course_data is None or report_data is None:
+        raise UserError("the job has no stored course", [("review_id", f"job {item.job_id!r}")])
+    from .pipeline import validate_analysis
+
+    analysis = validate_analysis(job.analysis)
+    course, report = Course.model_validate(course_data), Report.model_validate(report_data)
+    checkpoints = await store.load_checkpoints(job.id)
+
+    def factory(
+        settings: Settings, models: Mapping[str, ChatModel], ledger: Ledger, embedder: Embedder
+    ) -> CheckpointingEffects:
+        return CheckpointingEffects(
+            settings, models, ledger, embedder, store=store, job_id=job.id, checkpoints=checkpoints
+        )
+
+    note = str(item.resolution.get("note", ""))
+    tag = _revision_tag(item)
+    result = await engine.revise(
+        analysis,
+        course,
+        item.target,
+        note=note,
+        tag=tag,
+        spent_usd=report.total_cost_usd,
+        effects_factory=factory,
+    )
+    revision = result.revision
+    if revision.lesson is not None:
+        for section in course.sections:
+            section.lessons = [revision.lesson if x.id == revision.lesson.id else x for x in section.lessons]
+    target = f"lesson:{item.target}"
+    course.review = [f for f in course.review if f.target != target]
+    if revision.status != "accepted":
+        reason = (
+            f"regenerated, still flagged: {revision.reason}"
+            if revision.lesson is not None
+            else f"regeneration failed: {revision.reason}"
+        )
+        course.review.append(ReviewFlag(target=target, reason=reason[:1000], gate="lesson"))
+    # The report: every call counted once, totals recomputed over all of them.
+    report.calls += result.calls
+    report.decisions += result.decisions
+    report.total_cost_usd = sum((c.cost_usd for c in report.calls), Decimal(0))
+    report.by_phase = Ledger.totals(report.calls, "phase")
+    report.by_model = Ledger.totals(report.calls, "model")
+    if revision.gates is not None:
+        report.lessons = [revision.gates if x.lesson_id == item.target else x for x in report.lessons]
+    report.review_flags = len(course.review)
+    paid = sum((c.cost_usd for c in result.calls if not c.replayed), Decimal(0))
+    entry = {
+        "tag": tag,
+        "status": revision.status,
+        "reason": revision.reason[:500],
+        "calls": len(result.calls),
+        "replayed_calls": sum(1 for c in result.calls if c.replayed),
+        "paid_usd": float(paid),
+    }
+    resolution = {**item.resolution, "history": [*item.resolution.get("history", []), entry]}
+    review_status = "regenerated" if revision.status == "accepted" else "open"
+    review_reason = item.reason if revision.status == "accepted" else course.review[-1].reason
+    others_open = [
+        r
+        for r in await store.list_reviews(status="open", limit=100_000)
+        if r.job_id == job.id and r.id != item.id
+    ]
+    others_pending = [
+        r
+        for r in await store.list_reviews(status="regenerating", limit=100_000)
+        if r.job_id == job.id and r.id != item.id
+    ]
+    still_open = others_open or others_pending or review_status == "open"
+    course.status = "needs_review" if still_open else "approved"
+    report.summary["revisions"] = int(report.summary.get("revisions", 0)) + 1
+    await store.save_revision(
+        job.id,
+        run=max(job.runs, 1),
+        course=course.model_dump(mode="json"),
+        course_status=course.status,
+        report=report.model_dump(mode="json"),
+        calls=[c.model_dump(mode="json") for c in result.calls],
+        review_id=item.id,
+        review_status=review_status,
+        review_reason=review_reason,
+        resolution=resolution,
+    )
+    updated = await store.get_review(item.id)
+    assert updated is not None
+    return updated
 
 
 async def resolve_job(store: Store, analysis: AnalysisResult, job_id: str | None) -> tuple[Job, str]:

@@ -27,13 +27,14 @@ from pathlib import Path
 import aiohttp
 
 from .config import Settings, api_key_for
-from .domain import AnalysisResult, BreakerReport, Course, Report
+from .domain import AnalysisResult, BreakerReport, CallRecord, Course, Decision, Report
 from .domain.quality import QualitySummary
 from .errors import ConfigError
 from .ledger import Ledger
 from .pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from .pipeline.course_quality import quality_summary
 from .pipeline.review import lesson_gate_report
+from .pipeline.revise import Revision, revise_lesson, state_from_course
 from .providers import ChatModel, Embedder
 from .providers.effects import Effects
 from .providers.embeddings import make_embedder
@@ -60,7 +61,7 @@ from .runtime import InProcessEffects
 
 log = logging.getLogger("courseforge.engine")
 
-__all__ = ["EffectsFactory", "Engine", "GenerationResult", "course_id_for"]
+__all__ = ["EffectsFactory", "Engine", "GenerationResult", "RevisionResult", "course_id_for"]
 
 #: Builds the effects of one course from (settings, model stacks, ledger, embedder).
 EffectsFactory = Callable[[Settings, Mapping[str, ChatModel], Ledger, Embedder], Effects]
@@ -71,6 +72,14 @@ class GenerationResult:
     course: Course | None
     report: Report
     state: CourseState | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class RevisionResult:
+    revision: Revision
+    #: The calls the revision made (replayed ones marked), in order.
+    calls: list[CallRecord]
+    decisions: list[Decision]
 
 
 def course_id_for(analysis: AnalysisResult) -> str:
@@ -276,6 +285,29 @@ class Engine:
         report.breakers = self.breaker_report()
         report.faults = course_events.fault_counts()
         return GenerationResult(result.course, report, result.state)
+
+    async def revise(
+        self,
+        analysis: AnalysisResult,
+        course: Course,
+        lesson_id: str,
+        *,
+        note: str,
+        tag: str,
+        spent_usd: Decimal,
+        effects_factory: EffectsFactory | None = None,
+    ) -> RevisionResult:
+        """Generate one lesson of a finished course again (a reviewer's request; see
+        `pipeline/revise.py`), under what is left of the course's budget."""
+        if self._stacks is None:
+            self._stacks = self._build_stacks()
+        cap = Decimal(analysis.budget_usd or self.settings.budget.per_course_usd)
+        ledger = Ledger(cap, spent_usd=min(spent_usd, cap))
+        effects = (effects_factory or InProcessEffects)(self.settings, self._stacks, ledger, self.embedder())
+        ctx = PipelineContext(self.settings, effects, cap)
+        state = state_from_course(analysis, course)
+        revision = await revise_lesson(state, lesson_id, note, tag, ctx)
+        return RevisionResult(revision, list(ledger.records), state.decisions)
 
     async def _warm_gates(self) -> None:
         """Best effort: a failure here resurfaces, with its real error, at the first gate."""

@@ -207,3 +207,84 @@ def test_service_resumes_unfinished_jobs_on_start(settings: Settings, tmp_path: 
         replayed = [c for c in report["calls"] if c["replayed"]]
         assert replayed and all(c["phase"] == "metadata" for c in replayed)
         assert not any(r.tags.get("phase") == "metadata" for m in models.values() for r in m.requests)
+
+
+NOTE = "Teach it with a shopping-list example."
+
+
+def _reviewer_sensitive_models(settings: Settings) -> tuple[dict[str, ScriptedModel], list[str]]:
+    """Lessons titled "... part 1)" drift off-topic, except when a reviewer's note is in the
+    prompt; the prompts of those regenerations are collected."""
+    drifting = CourseAuthor(off_topic=lambda brief: str(brief.get("lesson_title", "")).endswith("part 1)"))
+    careful = CourseAuthor()
+    regenerations: list[str] = []
+
+    def script(request: ChatRequest) -> str:
+        text = request.messages[-1].content
+        if "A reviewer asked for a new version" in text:
+            regenerations.append(text)
+            return careful(request)
+        return drifting(request)
+
+    return {m: ScriptedModel(script, model_id=m) for m in settings.models}, regenerations
+
+
+def _wait_review(client: object, review_id: str, status: str, timeout_s: float = 30) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        items = client.get("/v1/reviews", params={"status": status}, headers=AUTH).json()["reviews"]  # type: ignore[attr-defined]
+        found = [i for i in items if i["id"] == review_id]
+        if found:
+            return dict(found[0])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"review {review_id} never reached {status}")
+        time.sleep(0.05)
+
+
+def test_regenerate_writes_a_new_lesson_with_the_reviewers_note(settings: Settings, tmp_path: Path) -> None:
+    models, regenerations = _reviewer_sensitive_models(settings)
+    with service(settings, tmp_path, models=models) as client:
+        job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+        assert wait_for(client, job["id"])["course_status"] == "needs_review"
+        before_course = client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).json()
+        before_report = client.get(f"/v1/jobs/{job['id']}/report", headers=AUTH).json()
+        reviews = client.get("/v1/reviews", headers=AUTH).json()["reviews"]
+        item = next(r for r in reviews if r["target"].startswith("S"))
+        old = next(x for s in before_course["sections"] for x in s["lessons"] if x["id"] == item["target"])
+
+        r = client.post(
+            f"/v1/reviews/{item['id']}", json={"action": "regenerate", "note": NOTE}, headers=AUTH
+        )
+        assert r.status_code == 200 and r.json()["status"] == "regenerating"
+        done = _wait_review(client, item["id"], "regenerated")
+        history = done["resolution"]["history"]  # type: ignore[index]
+        assert [h["status"] for h in history] == ["accepted"] and history[0]["calls"] >= 1
+
+        # The model was asked again, with the reviewer's note, for this lesson only.
+        assert regenerations and all(NOTE in p and old["title"] in p for p in regenerations)
+        course = client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).json()
+        new = next(x for s in course["sections"] for x in s["lessons"] if x["id"] == item["target"])
+        assert new["content"] != old["content"] and new["title"] == old["title"]
+        assert f"lesson:{item['target']}" not in [f["target"] for f in course["review"]]
+        others = [x for s in course["sections"] for x in s["lessons"] if x["id"] != item["target"]]
+        assert others == [
+            x for s in before_course["sections"] for x in s["lessons"] if x["id"] != item["target"]
+        ]
+        # The report: the new calls appended under phase "review", totals recomputed over all.
+        report = client.get(f"/v1/jobs/{job['id']}/report", headers=AUTH).json()
+        added = report["calls"][len(before_report["calls"]) :]
+        assert added and all(
+            c["phase"] == "review" and c["task"].startswith(f"lesson:{item['target']}/review-") for c in added
+        )
+        assert report["calls"][: len(before_report["calls"])] == before_report["calls"]
+        total = sum(float(c["cost_usd"]) for c in report["calls"])
+        assert abs(float(report["total_cost_usd"]) - total) < 1e-9
+        assert float(report["total_cost_usd"]) > float(before_report["total_cost_usd"])
+        assert report["by_phase"]["review"]["calls"] == len(added)
+        assert report["summary"]["revisions"] == 1
+        # Answered: a second request on the same item is refused.
+        again = client.post(f"/v1/reviews/{item['id']}", json={"action": "regenerate"}, headers=AUTH)
+        assert again.status_code == 409
+        assert 'courseforge_revisions_total{status="regenerated"} 1.0' in client.get("/metrics").text

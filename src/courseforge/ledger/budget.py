@@ -58,11 +58,13 @@ class Reservation:
 class Ledger:
     """Spend, reservations and call records of one course."""
 
-    def __init__(self, cap_usd: Decimal) -> None:
+    def __init__(self, cap_usd: Decimal, *, spent_usd: Decimal = Decimal(0)) -> None:
+        """`spent_usd`: what the course already paid before this ledger (a later revision of a
+        finished course spends what is left under the same cap)."""
         if cap_usd <= 0:
             raise ValueError("budget cap must be positive")
         self.cap_usd = cap_usd
-        self._spent = Decimal(0)
+        self._spent = spent_usd
         self._reserved: dict[int, Decimal] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()

@@ -152,7 +152,7 @@ async def generate_lesson(
     outcomes = [(n, state.outcomes[n - 1]) for n in slot.outcome_numbers]
     siblings = [s.title for s in state.slots_in(slot.section_index) if s.id != slot.id]
     words = (ctx.settings.gates.lesson_min_words, ctx.settings.gates.lesson_max_words)
-    suffix = f"/r{slot.rounds}" if slot.rounds else ""
+    suffix = f"/{slot.task_tag}" if slot.task_tag else f"/r{slot.rounds}" if slot.rounds else ""
     task = f"lesson:{slot.id}{suffix}"
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)

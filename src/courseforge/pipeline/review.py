@@ -24,7 +24,15 @@ from .course_quality import course_duplicates
 from .lessons import generate_lessons
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
-__all__ = ["DUPLICATE_COSINE", "assemble_course", "check_completeness", "lesson_gate_report", "run_quality"]
+__all__ = [
+    "DUPLICATE_COSINE",
+    "assemble_course",
+    "check_completeness",
+    "lesson_gate_report",
+    "lesson_gates_of",
+    "lesson_of",
+    "run_quality",
+]
 
 #: Two lessons whose contents are this close are duplicates (MiniLM: paraphrases score ≥ 0.9).
 DUPLICATE_COSINE = 0.92
@@ -159,22 +167,49 @@ async def run_completeness(state: CourseState, ctx: PipelineContext) -> CourseSt
     return state
 
 
+def lesson_gates_of(slot: LessonSlot) -> LessonGates:
+    """The report's entry for one lesson: attempts, final tier and model, each gate's verdict."""
+    return LessonGates(
+        lesson_id=slot.id,
+        attempts=slot.attempts,
+        final_tier=slot.tier,
+        final_model=slot.model,
+        gates=[
+            GateScore(gate=g.gate, passed=g.passed, score=g.score, verdict=g.verdict, reasons=list(g.reasons))
+            for g in slot.gates
+        ],
+    )
+
+
 def lesson_gate_report(state: CourseState) -> list[LessonGates]:
-    return [
-        LessonGates(
-            lesson_id=s.id,
-            attempts=s.attempts,
-            final_tier=s.tier,
-            final_model=s.model,
-            gates=[
-                GateScore(
-                    gate=g.gate, passed=g.passed, score=g.score, verdict=g.verdict, reasons=list(g.reasons)
-                )
-                for g in s.gates
-            ],
+    return [lesson_gates_of(s) for s in state.slots.values()]
+
+
+def lesson_of(state: CourseState, slot: LessonSlot) -> Lesson:
+    """The course's lesson built from a generated slot (its draft must be set)."""
+    assert slot.draft is not None
+    ids = [state.outcome_id(n) for n in slot.outcome_numbers]
+    exercises = [
+        Exercise(
+            id=f"{slot.id}-E{k + 1}",
+            type=e.type,
+            question=e.question,
+            options=e.options,
+            answer=e.answer,
+            explanation=e.explanation,
+            outcome_ids=[state.outcome_id(e.outcome)] if 1 <= e.outcome <= len(state.outcomes) else ids,
         )
-        for s in state.slots.values()
+        for k, e in enumerate(slot.draft.exercises)
     ]
+    citations = [Citation(source_id=c) for c in slot.draft.citations] or None
+    return Lesson(
+        id=slot.id,
+        title=slot.title,
+        outcome_ids=ids,
+        content=slot.draft.content,
+        exercises=exercises,
+        citations=citations,
+    )
 
 
 def assemble_course(state: CourseState) -> Course:
@@ -194,32 +229,7 @@ def assemble_course(state: CourseState) -> Course:
                         score=next((g.score for g in slot.gates if g.gate == "similarity"), None),
                     )
                 )
-            ids = [state.outcome_id(n) for n in slot.outcome_numbers]
-            exercises = [
-                Exercise(
-                    id=f"{slot.id}-E{k + 1}",
-                    type=e.type,
-                    question=e.question,
-                    options=e.options,
-                    answer=e.answer,
-                    explanation=e.explanation,
-                    outcome_ids=[state.outcome_id(e.outcome)]
-                    if 1 <= e.outcome <= len(state.outcomes)
-                    else ids,
-                )
-                for k, e in enumerate(slot.draft.exercises)
-            ]
-            citations = [Citation(source_id=c) for c in slot.draft.citations] or None
-            lessons.append(
-                Lesson(
-                    id=slot.id,
-                    title=slot.title,
-                    outcome_ids=ids,
-                    content=slot.draft.content,
-                    exercises=exercises,
-                    citations=citations,
-                )
-            )
+            lessons.append(lesson_of(state, slot))
         sections.append(
             Section(id=plan.id, title=plan.title, section_type=plan.section_type, lessons=lessons)
         )

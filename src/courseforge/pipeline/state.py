@@ -110,6 +110,9 @@ class LessonSlot:
     #: Extra instruction for the next generation (e.g. "too close to lesson S1-L2").
     feedback: str = ""
     reason: str = ""
+    #: Names a generation outside the phases (a reviewer's request), so its calls get their own
+    #: step keys: "lesson:S1-L2/<tag>".
+    task_tag: str = ""
 
 
 @dataclass(slots=True)

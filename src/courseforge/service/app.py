@@ -131,7 +131,7 @@ class ReviewList(BaseModel):
 
 class ReviewAction(BaseModel):
     """approve: accept as is. edit: replace the lesson's markdown with `content`.
-    regenerate: ask for a new version (recorded; see docs/operations.md)."""
+    regenerate: generate the lesson again, with `note` as the reviewer's feedback."""
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["approve", "edit", "regenerate"]
@@ -372,7 +372,9 @@ def create_app(
     # -- review queue --------------------------------------------------------------------------
     @app.get("/v1/reviews", response_model=ReviewList, dependencies=auth, responses=_ERRORS)
     async def list_reviews(
-        status: Annotated[Literal["open", "approved", "edited", "regenerate_requested"], Query()] = "open",
+        status: Annotated[
+            Literal["open", "approved", "edited", "regenerating", "regenerated"], Query()
+        ] = "open",
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ReviewList:
         """Flagged lessons, most uncertain gate verdicts first."""
@@ -381,6 +383,9 @@ def create_app(
 
     @app.post("/v1/reviews/{review_id}", response_model=ReviewView, dependencies=auth, responses=_ERRORS)
     async def act_on_review(review_id: ReviewId, action: ReviewAction) -> ReviewView:
+        """approve / edit answer the item at once; regenerate answers 200 with the item
+        "regenerating" and generates the lesson again in the background (poll the item: it ends
+        "regenerated", or "open" again with the new reason when the new version is still flagged)."""
         item = await store.get_review(review_id)
         if item is None:
             raise ApiError(404, "no such review item", [("path.review_id", f"{review_id!r} not found")])
@@ -389,24 +394,35 @@ def create_app(
                 409, "review item already answered", [("path.review_id", f"item is {item.status}")]
             )
         course = await store.get_course(item.job_id)
-        resolution: dict[str, Any] = {"action": action.action, "note": action.note}
-        if action.action == "edit":
-            if action.content is None:
-                raise ApiError(422, "edit needs content", [("body.content", "required for action 'edit'")])
-            if course is None or not _replace_lesson(course, item.target, action.content):
-                raise ApiError(409, "target is not an editable lesson", [("path.review_id", item.target)])
-            resolution["content_chars"] = len(action.content)
-        status = {"approve": "approved", "edit": "edited", "regenerate": "regenerate_requested"}[
-            action.action
-        ]
-        await store.update_review(review_id, status=status, resolution=resolution)
-        if course is not None:
-            remaining = [
-                r for r in await store.list_reviews(status="open", limit=500) if r.job_id == item.job_id
-            ]
-            if not remaining and action.action != "regenerate":
-                course["status"] = "approved"
-            await store.update_course(item.job_id, course, course_status=str(course.get("status", "")))
+        resolution: dict[str, Any] = {**item.resolution, "action": action.action, "note": action.note}
+        if action.action == "regenerate":
+            if course is None or _find_lesson(course, item.target) is None:
+                raise ApiError(409, "target is not a lesson", [("path.review_id", item.target)])
+            await store.update_review(review_id, status="regenerating", resolution=resolution)
+            manager.schedule_revision(review_id)
+        else:
+            if action.action == "edit":
+                if action.content is None:
+                    raise ApiError(
+                        422, "edit needs content", [("body.content", "required for action 'edit'")]
+                    )
+                lesson = _find_lesson(course, item.target) if course is not None else None
+                if course is None or lesson is None:
+                    raise ApiError(409, "target is not an editable lesson", [("path.review_id", item.target)])
+                lesson["content"] = action.content
+                resolution["content_chars"] = len(action.content)
+            status = "approved" if action.action == "approve" else "edited"
+            await store.update_review(review_id, status=status, resolution=resolution)
+            if course is not None:
+                pending = [
+                    r
+                    for state in ("open", "regenerating")
+                    for r in await store.list_reviews(status=state, limit=100_000)
+                    if r.job_id == item.job_id
+                ]
+                if not pending:
+                    course["status"] = "approved"
+                await store.update_course(item.job_id, course, course_status=str(course.get("status", "")))
         updated = await store.get_review(review_id)
         assert updated is not None
         return ReviewView(**_fields(updated))
@@ -455,13 +471,12 @@ def _fields(item: Any) -> dict[str, Any]:
     return {k: getattr(item, k) for k in ReviewView.model_fields}
 
 
-def _replace_lesson(course: dict[str, Any], lesson_id: str, content: str) -> bool:
+def _find_lesson(course: dict[str, Any], lesson_id: str) -> dict[str, Any] | None:
     for section in course.get("sections", []):
         for lesson in section.get("lessons", []):
             if lesson.get("id") == lesson_id:
-                lesson["content"] = content
-                return True
-    return False
+                return lesson  # type: ignore[no-any-return]
+    return None
 
 
 def _sse(event: str, data: Any) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..domain import AnalysisResult
-from ..durable import JobRunner, ProgressTracker, new_job
+from ..durable import JobRunner, ProgressTracker, new_job, revise_review
 from ..engine import Engine
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
@@ -72,8 +72,11 @@ class JobManager:
                 if len(batch) < 500:
                     break
                 offset += 500
+        for item in await self.store.list_reviews(status="regenerating", limit=100_000):
+            self.schedule_revision(item.id)
+            resumed += 1
         if resumed:
-            log.info("resuming %d unfinished job(s)", resumed)
+            log.info("resuming %d unfinished job(s) and regeneration(s)", resumed)
         return resumed
 
     async def stop(self) -> None:
@@ -138,6 +141,39 @@ class JobManager:
         finally:
             self._tasks.pop(job.id, None)
             self._trackers.pop(job.id, None)
+
+    # -- reviewer-requested regenerations -----------------------------------------------------
+    def schedule_revision(self, review_id: str) -> None:
+        """Regenerate the lesson of review item `review_id` (already "regenerating") in the
+        background, in this process, through the same engine and a job slot."""
+        key = f"review:{review_id}"
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._revise(review_id, key), name=key)
+
+    async def _revise(self, review_id: str, key: str) -> None:
+        try:
+            async with self._slots:
+                self.running += 1
+                try:
+                    item = await revise_review(self.engine, self.store, review_id)
+                finally:
+                    self.running -= 1
+                self.metrics.revisions.labels(item.status).inc()
+        except asyncio.CancelledError:
+            raise  # stays "regenerating": resumed at the next start, finished calls replayed
+        except Exception as exc:
+            log.warning("regeneration for review %s failed: %s", review_id, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                current = await self.store.get_review(review_id)
+                if current is not None and current.status == "regenerating":
+                    await self.store.update_review(
+                        review_id,
+                        status="open",
+                        resolution={**current.resolution, "error": f"{type(exc).__name__}: {exc}"[:500]},
+                    )
+            self.metrics.revisions.labels("error").inc()
+        finally:
+            self._tasks.pop(key, None)
 
     def _finish(self, job_id: str, status: str) -> None:
         self.metrics.jobs_finished.labels(status).inc()

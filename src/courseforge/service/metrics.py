@@ -26,6 +26,13 @@ class ServiceMetrics:
         self.jobs_finished = Counter(
             "courseforge_jobs_finished", "Jobs that reached a final state.", ["status"], registry=r
         )
+        self.revisions = Counter(
+            "courseforge_revisions",
+            "Reviewer-requested lesson regenerations by result (regenerated, open: still flagged or "
+            "failed, error).",
+            ["status"],
+            registry=r,
+        )
         self.jobs_running = Gauge("courseforge_jobs_running", "Jobs generating now.", registry=r)
         self.jobs_queued = Gauge("courseforge_jobs_queued", "Jobs waiting for a slot.", registry=r)
         self.job_seconds = Histogram(

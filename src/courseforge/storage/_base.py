@@ -30,7 +30,7 @@ __all__ = [
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 #: A job in one of these will not run again by itself.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-ReviewStatus = Literal["open", "approved", "edited", "regenerate_requested"]
+ReviewStatus = Literal["open", "approved", "edited", "regenerating", "regenerated"]
 
 
 @dataclass(slots=True)
@@ -173,6 +173,25 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def update_course(self, job_id: str, course: Mapping[str, Any], *, course_status: str) -> None:
         """Replace a completed job's course (a reviewer's edit or approval)."""
+
+    @abc.abstractmethod
+    async def save_revision(
+        self,
+        job_id: str,
+        *,
+        run: int,
+        course: Mapping[str, Any],
+        course_status: str,
+        report: Mapping[str, Any],
+        calls: Sequence[Mapping[str, Any]],
+        review_id: str,
+        review_status: str,
+        review_reason: str,
+        resolution: Mapping[str, Any],
+    ) -> None:
+        """Write a reviewer-requested regeneration in one transaction: the course and report as
+        they now stand, the regeneration's call records appended to run `run`, and the review
+        item's new status, reason and resolution."""
 
     @abc.abstractmethod
     async def get_report(self, job_id: str) -> dict[str, Any] | None: ...

@@ -336,6 +336,44 @@ class SQLStore(Store):
             ]
         )
 
+    async def save_revision(
+        self,
+        job_id: str,
+        *,
+        run: int,
+        course: Mapping[str, Any],
+        course_status: str,
+        report: Mapping[str, Any],
+        calls: Sequence[Mapping[str, Any]],
+        review_id: str,
+        review_status: str,
+        review_reason: str,
+        resolution: Mapping[str, Any],
+    ) -> None:
+        now = time.time()
+        statements: list[Statement] = [
+            ("UPDATE courses SET body = ? WHERE job_id = ?", (_dumps(course), job_id)),
+            ("UPDATE reports SET body = ? WHERE job_id = ?", (_dumps(report), job_id)),
+        ]
+        for call in calls:
+            step_key = f"{call.get('phase')}/{call.get('task')}/{call.get('attempt')}/{call.get('tier')}"
+            statements.append(
+                (
+                    "INSERT INTO call_records (job_id, run, seq, step_key, replayed, body) "
+                    "SELECT ?, ?, COALESCE(MAX(seq), -1) + 1, ?, ?, ? FROM call_records "
+                    "WHERE job_id = ? AND run = ?",
+                    (job_id, run, step_key, int(bool(call.get("replayed"))), _dumps(call), job_id, run),
+                )
+            )
+        statements += [
+            (
+                "UPDATE review_items SET status = ?, reason = ?, resolution = ?, updated_at = ? WHERE id = ?",
+                (review_status, review_reason, _dumps(dict(resolution)), now, review_id),
+            ),
+            ("UPDATE jobs SET course_status = ?, updated_at = ? WHERE id = ?", (course_status, now, job_id)),
+        ]
+        await self._transaction(statements)
+
     async def get_report(self, job_id: str) -> dict[str, Any] | None:
         rows = await self._fetch("SELECT body FROM reports WHERE job_id = ?", (job_id,))
         return dict(json.loads(rows[0][0])) if rows else None
