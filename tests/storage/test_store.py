@@ -123,6 +123,48 @@ async def test_results_calls_and_review_queue(store: Store) -> None:
     assert await store.get_course("nope") is None
 
 
+async def test_save_revision_appends_calls_and_answers_the_item(store: Store) -> None:
+    await store.create_job(_job("j1"))
+    item = ReviewItem(id="j1:S1-L1", job_id="j1", target="S1-L1", reason="drifted", uncertainty=0.5)
+    first = [{"phase": "lessons", "task": "lesson:S1-L1", "attempt": k, "tier": "cheap"} for k in (1, 2)]
+    await store.save_result(
+        "j1",
+        run=1,
+        status="completed",
+        course={"v": 1},
+        report={"v": 1},
+        calls=first,
+        reviews=[item],
+        course_status="needs_review",
+    )
+    await store.update_review(item.id, status="regenerating", resolution={"note": "n"})
+    revision = [{"phase": "review", "task": "lesson:S1-L1/review-x-1", "attempt": 1, "tier": "cheap"}]
+    await store.save_revision(
+        "j1",
+        run=1,
+        course={"v": 2},
+        course_status="approved",
+        report={"v": 2},
+        calls=revision,
+        review_id=item.id,
+        review_status="regenerated",
+        review_reason="drifted",
+        resolution={"note": "n", "history": [{"status": "accepted"}]},
+    )
+    assert await store.get_course("j1") == {"v": 2} and await store.get_report("j1") == {"v": 2}
+    stored = await store.list_calls("j1")
+    assert [(c.seq, c.step_key) for c in stored] == [
+        (0, "lessons/lesson:S1-L1/1/cheap"),
+        (1, "lessons/lesson:S1-L1/2/cheap"),
+        (2, "review/lesson:S1-L1/review-x-1/1/cheap"),  # appended after the run's calls
+    ]
+    answered = await store.get_review(item.id)
+    assert answered is not None and answered.status == "regenerated"
+    assert answered.resolution["history"] == [{"status": "accepted"}]
+    job = await store.get_job("j1")
+    assert job is not None and job.course_status == "approved"
+
+
 def test_open_store_urls(tmp_path: Path) -> None:
     assert isinstance(open_store(f"sqlite:///{tmp_path}/a.db"), SQLiteStore)
     assert isinstance(open_store("postgresql://u@127.0.0.1:5/db"), PostgresStore)
