@@ -22,6 +22,8 @@ from courseforge.pipeline.metadata import (
     core_schema,
 )
 from courseforge.providers.embeddings import HashingEmbedder
+from courseforge.quality.base import GateContext
+from courseforge.quality.gates import OutcomesGate
 from engine_helpers import hosted_settings
 
 
@@ -164,3 +166,64 @@ def test_core_schema_asks_for_an_outcome_and_a_plan_per_section() -> None:
     many = core_schema(MAX_OUTCOMES + 3)
     assert many["properties"]["learning_outcomes"]["minItems"] == 3
     assert many["properties"]["sections"]["minItems"] == MAX_OUTCOMES + 3
+
+
+async def test_untaught_outcomes_go_only_to_lessons_that_can_still_assess_them() -> None:
+    """With two exercises per lesson, a lesson can assess at most two outcomes: the second
+    loops outcome, closest to the loops lesson, goes to the next closest lesson instead."""
+    state = _state()
+    settings = hosted_settings()
+    settings = settings.model_copy(update={"gates": settings.gates.model_copy(update={"max_exercises": 2})})
+    draft = _draft(
+        [
+            OutcomeDraft(text="Write a for loop over a list", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and values to store data", bloom_level="apply"),
+            OutcomeDraft(text="Explain when a while loop stops", bloom_level="understand"),
+            OutcomeDraft(text="Compare for loops with while loops", bloom_level="analyze"),
+        ],
+        [[1], [2]],
+    )
+    ctx = PipelineContext(settings, _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    placements, reassigned = await _placements(state, draft, ctx)
+    _normalise_structure(state, draft, placements, reassigned)
+    given = [lp.outcome_ids for p in state.plans for lp in p.lessons]
+    assert sorted(o for ids in given for o in ids) == ["LO1", "LO2", "LO3", "LO4"]  # all taught
+    assert [len(ids) for ids in given] == [2, 2]  # and none beyond two per lesson
+    assert "LO2" in given[1]  # the dictionaries lesson keeps its own outcome
+
+
+async def test_claims_beyond_what_a_lesson_can_assess_keep_the_closest() -> None:
+    state = _state()
+    settings = hosted_settings()
+    settings = settings.model_copy(update={"gates": settings.gates.model_copy(update={"max_exercises": 1})})
+    draft = _draft(
+        [
+            OutcomeDraft(text="Write a for loop over a list", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and values to store data", bloom_level="apply"),
+            OutcomeDraft(text="Write for loops and while loops", bloom_level="apply"),
+        ],
+        [[1, 3], [2]],
+    )
+    ctx = PipelineContext(settings, _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    _, reassigned = await _placements(state, draft, ctx)
+    assert len(reassigned[(0, 0)]) == 1 and reassigned[(0, 0)][0] in (1, 3)
+
+
+def test_understand_is_reworded_to_explain_and_then_passes_the_outcome_gate() -> None:
+    state = _state()
+    draft = _draft(
+        [
+            OutcomeDraft(text="Understand how a while loop stops", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and values to store data", bloom_level="apply"),
+            OutcomeDraft(text="Understanding matters when you write for loops", bloom_level="apply"),
+            OutcomeDraft(text="Compare for loops with while loops", bloom_level="analyze"),
+        ],
+        [[1], [2]],
+    )
+    _fix_bloom_levels(state, draft)
+    assert draft.learning_outcomes[0].text == "Explain how a while loop stops"
+    assert draft.learning_outcomes[0].bloom_level == "understand"  # then the level follows the verb
+    assert draft.learning_outcomes[2].text.startswith("Understanding")  # only the bare verb is reworded
+    assert any("'Understand' is not measurable" in d.reason for d in state.decisions)
+    kept = [o for i, o in enumerate(draft.learning_outcomes) if i != 2]
+    assert OutcomesGate().check(kept, GateContext()).passed

@@ -48,10 +48,27 @@ def _max_tokens(ctx: PipelineContext, tier: str, wanted: int) -> int:
     return min(model.max_output_tokens, wanted)
 
 
+#: Opening verbs that ask for comprehension without saying how it shows; rewritten to "Explain".
+_COMPREHENSION_VERBS = frozenset({"understand", "comprehend", "grasp"})
+
+
 def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
     """A measurable verb filed under the wrong level is corrected by rule (and logged), not
-    sent back: the verb is what the outcome asks of the learner."""
+    sent back: the verb is what the outcome asks of the learner. An outcome opening with
+    "Understand ..." is reworded to "Explain ..." first (the measurable form of the same ask)."""
     for i, outcome in enumerate(draft.learning_outcomes, start=1):
+        first, _, rest = outcome.text.strip().partition(" ")
+        if first.lower() in _COMPREHENSION_VERBS and rest:
+            # "Understand how X works" asks the learner to explain it: measurable wording.
+            before, outcome.text = outcome.text, f"Explain {rest}"
+            state.decisions.append(
+                Decision(
+                    task="metadata_core",
+                    action="fix",
+                    tier="",
+                    reason=f"outcome {i}: {first!r} is not measurable: {before!r} -> {outcome.text!r}",
+                )
+            )
         verb = main_verb(outcome.text)
         levels = levels_of(verb) if verb else []
         if levels and outcome.bloom_level not in levels:
@@ -147,7 +164,8 @@ async def _placements(
     """By meaning, never arbitrarily (a lesson handed an outcome it is not about can only fail its
     similarity gate): each lesson's claimed outcomes are checked against the closest outcome and
     replaced when implausible or missing; each outcome then taught by no lesson goes to the
-    closest lesson. Lessons are compared by their title, section and key concepts."""
+    closest lesson that can still assess it (a lesson holds at most `gates.max_exercises`
+    outcomes: one exercise each). Lessons are compared by their title, section and key concepts."""
     planned = _planned(state, draft)
     slots = [(si, li) for si, lessons in enumerate(planned) for li in range(len(lessons))]
     n_out = len(draft.learning_outcomes)
@@ -157,20 +175,27 @@ async def _placements(
     vectors = await ctx.effects.embed([o.text for o in draft.learning_outcomes] + lesson_texts)
     outcome_vecs, lesson_vecs = vectors[:n_out], vectors[n_out:]
 
+    # A lesson can assess at most `cap` outcomes (one per exercise), so it is never handed more.
+    cap = max(1, ctx.settings.gates.max_exercises)
     reassigned: dict[tuple[int, int], list[int]] = {}
     for k, (si, li) in enumerate(slots):
         scores = [cosine(outcome_vecs[n], lesson_vecs[k]) for n in range(n_out)]
         best = max(range(n_out), key=scores.__getitem__)
         claimed = planned[si][li][1]
         kept = [n for n in claimed if scores[n - 1] >= scores[best] - CLAIM_MARGIN]
+        kept = sorted(sorted(kept, key=lambda n: -scores[n - 1])[:cap])
         if kept != claimed or not kept:
             reassigned[(si, li)] = kept or [best + 1]
+    load = [len(reassigned.get((si, li), planned[si][li][1])) for si, li in slots]
     taught = {n for k, (si, li) in enumerate(slots) for n in reassigned.get((si, li), planned[si][li][1])}
-    to_lesson = {
-        n: slots[max(range(len(slots)), key=lambda k: cosine(outcome_vecs[n - 1], lesson_vecs[k]))]
-        for n in range(1, n_out + 1)
-        if n not in taught
-    }
+    to_lesson: dict[int, tuple[int, int]] = {}
+    for n in range(1, n_out + 1):
+        if n in taught:
+            continue
+        ranked = sorted(range(len(slots)), key=lambda k: -cosine(outcome_vecs[n - 1], lesson_vecs[k]))
+        k = next((k for k in ranked if load[k] < cap), ranked[0])
+        load[k] += 1
+        to_lesson[n] = slots[k]
     return to_lesson, reassigned
 
 
