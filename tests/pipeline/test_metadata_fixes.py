@@ -19,6 +19,7 @@ from courseforge.pipeline.metadata import (
     _fix_bloom_levels,
     _normalise_structure,
     _placements,
+    _retitle_misplaced,
     core_schema,
 )
 from courseforge.providers.embeddings import HashingEmbedder
@@ -227,3 +228,22 @@ def test_understand_is_reworded_to_explain_and_then_passes_the_outcome_gate() ->
     assert any("'Understand' is not measurable" in d.reason for d in state.decisions)
     kept = [o for i, o in enumerate(draft.learning_outcomes) if i != 2]
     assert OutcomesGate().check(kept, GateContext()).passed
+
+
+async def test_lesson_title_belonging_to_another_section_is_retitled() -> None:
+    state = _state()
+    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    draft = _draft(
+        [
+            OutcomeDraft(text="Write for loops and while loops", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and dictionary values", bloom_level="apply"),
+            OutcomeDraft(text="Compare for loops with while loops", bloom_level="analyze"),
+        ],
+        [[1], [2]],
+    )
+    # Shifted: the loops section got the dictionaries lesson's title.
+    draft.sections[0].lessons[0].title = "Storing data in dictionary keys and dictionary values"
+    fixes = await _retitle_misplaced(state, draft, ctx)
+    assert draft.sections[0].lessons[0].title == "Loops: for loops"
+    assert draft.sections[1].lessons[0].title == "Storing data in dictionary keys and values"  # fits: kept
+    assert len(fixes) == 1 and "S1-L1" in fixes[0].reason and "section 2" in fixes[0].reason

@@ -17,9 +17,16 @@ import pytest
 
 from courseforge.config.loader import load_config
 from courseforge.config.settings import GateSettings
-from courseforge.domain.drafts import ExerciseDraft, LessonDraft, MetadataCoreDraft, OutcomeDraft
+from courseforge.domain.drafts import (
+    ExerciseDraft,
+    LessonDraft,
+    LessonPlanDraft,
+    MetadataCoreDraft,
+    OutcomeDraft,
+    SectionPlanDraft,
+)
 from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
-from courseforge.pipeline.metadata import _unfitted_sections
+from courseforge.pipeline.metadata import _retitle_misplaced, _unfitted_sections
 from courseforge.providers.embeddings import CachedEmbedder, make_embedder
 from courseforge.quality import SimilarityGate, evaluate_lesson, lesson_similarity
 from courseforge.quality.base import GateContext
@@ -430,3 +437,35 @@ async def test_outcomes_that_miss_sections_are_caught_with_minilm(minilm: Cached
         "Define functions with parameters, return values and scope",
     ]
     assert await _unfitted_sections(state, draft(per_section), ctx) == []
+
+
+async def test_lesson_titles_shifted_by_a_section_are_retitled_with_minilm(minilm: CachedEmbedder) -> None:
+    """The lesson titles the 1.5B model wrote for python-basics in an offline run, shifted by one
+    section from section 2 on; only the shifted ones are replaced."""
+    settings = load_config("offline", env={}).settings
+    analysis = validate_analysis(json.loads(Path("examples/python-basics.json").read_text()))
+    state = CourseState(analysis=analysis, course_id="c", lesson_counts=[2] * 5)
+    ctx = PipelineContext(settings, _Embeds(minilm), Decimal(1))  # type: ignore[arg-type]
+    titles = [
+        ["Running Python", "Variables"],
+        ["If/elif/else", "For Loops"],
+        ["Lists", "Dictionaries"],
+        ["Defining Functions", "Parameters and Return Values"],
+        ["Review of Key Concepts"],
+    ]
+    draft = MetadataCoreDraft.model_construct(
+        sections=[
+            SectionPlanDraft.model_construct(
+                summary="s", lessons=[LessonPlanDraft.model_construct(title=t, outcomes=[1]) for t in ts]
+            )
+            for ts in titles
+        ]
+    )
+    fixes = await _retitle_misplaced(state, draft, ctx)
+    print("\n".join(f.reason for f in fixes))
+    after = [[lp.title for lp in plan.lessons] for plan in draft.sections]
+    assert after[0] == ["Running Python", "Variables"] and after[1][0] == "If/elif/else"
+    assert after[1][1].startswith("Making decisions: ")
+    assert all(t.startswith("Repeating work: ") for t in after[2])
+    assert all(t.startswith("Collections: ") for t in after[3])
+    assert len(set(after[2])) == 2 and len(set(after[3])) == 2  # siblings stay distinct

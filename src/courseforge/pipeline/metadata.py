@@ -153,6 +153,50 @@ def _planned(state: CourseState, draft: MetadataCoreDraft) -> Planned:
     return out
 
 
+#: A lesson title this much closer (cosine) to another section than to its own is misplaced.
+TITLE_MARGIN = 0.1
+
+
+async def _retitle_misplaced(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
+) -> list[Decision]:
+    """Small models sometimes shift lesson titles by a section ("For loops" under "Making
+    decisions"). A lesson writes about its title, so a misplaced title makes it miss its
+    section's outcome on every attempt: such a title is replaced by rule with "<section>: <a key
+    concept of the section no sibling title names>" (logged)."""
+    sections = state.analysis.sections
+    placed = [
+        (si, li, lp.title)
+        for si, plan in enumerate(draft.sections[: len(sections)])
+        for li, lp in enumerate(plan.lessons[: state.lesson_counts[si]])
+    ]
+    if len(sections) < 2 or not placed:
+        return []
+    vectors = await ctx.effects.embed([section_text(s) for s in sections] + [t for _, _, t in placed])
+    section_vecs, title_vecs = vectors[: len(sections)], vectors[len(sections) :]
+    fixes = []
+    for (si, li, title), vec in zip(placed, title_vecs, strict=True):
+        scores = [cosine(vec, sv) for sv in section_vecs]
+        other = max((j for j in range(len(sections)) if j != si), key=scores.__getitem__)
+        if scores[other] < scores[si] + TITLE_MARGIN:
+            continue
+        spec = sections[si]
+        siblings = " ".join(lp.title.lower() for lp in draft.sections[si].lessons)
+        unused = [c for c in spec.key_concepts if c.lower() not in siblings] or spec.key_concepts
+        new = f"{spec.title}: {unused[0]}"
+        draft.sections[si].lessons[li].title = new
+        fixes.append(
+            Decision(
+                task="metadata",
+                action="fix",
+                tier="",
+                reason=f"S{si + 1}-L{li + 1} title {title!r} is about section {other + 1} "
+                f"({scores[other]:.2f} vs {scores[si]:.2f} for its own): retitled {new!r}",
+            )
+        )
+    return fixes
+
+
 #: A model-claimed outcome is kept when its cosine to the lesson is within this of the best
 #: outcome's; further off, the claim is replaced by the best (small models number lessons).
 CLAIM_MARGIN = 0.1
@@ -352,6 +396,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
                 gate="metadata",
             )
         )
+    state.decisions += await _retitle_misplaced(state, core.value, ctx)
     to_lesson, reassigned = await _placements(state, core.value, ctx)
     state.decisions += _normalise_structure(state, core.value, to_lesson, reassigned)
     if extras.value is None:

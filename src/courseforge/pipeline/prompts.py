@@ -87,8 +87,8 @@ def metadata_core_messages(
     }
     n = len(analysis.sections)
     per_section = (
-        f"one per section, in section order ({n} in all), each about that section's key "
-        "concepts, so that outcome i is taught by the lessons of section i"
+        f"one per section, in section order ({n} in all), each naming all of that section's "
+        "key concepts, so that outcome i is taught by every lesson of section i"
         if 3 <= n <= MAX_OUTCOMES
         else "3 in all, about the sections' key concepts"
         if n < 3
