@@ -16,6 +16,7 @@ from courseforge.domain.drafts import (
 from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
 from courseforge.pipeline.metadata import (
     _check_core,
+    _drop_surplus_outcomes,
     _fix_bloom_levels,
     _normalise_structure,
     _placements,
@@ -247,3 +248,28 @@ async def test_lesson_title_belonging_to_another_section_is_retitled() -> None:
     assert draft.sections[0].lessons[0].title == "Loops: for loops"
     assert draft.sections[1].lessons[0].title == "Storing data in dictionary keys and values"  # fits: kept
     assert len(fixes) == 1 and "S1-L1" in fixes[0].reason and "section 2" in fixes[0].reason
+
+
+async def test_surplus_outcomes_that_fit_no_section_are_dropped_and_claims_renumbered() -> None:
+    state = _state()
+    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    draft = _draft(
+        [
+            OutcomeDraft(text="Write for loops and while loops", bloom_level="apply"),
+            OutcomeDraft(text="Deploy containers to a cloud cluster", bloom_level="apply"),
+            OutcomeDraft(text="Use dictionary keys and dictionary values", bloom_level="apply"),
+            OutcomeDraft(text="Configure a kubernetes ingress certificate", bloom_level="apply"),
+            OutcomeDraft(text="Compare for loops with while loops", bloom_level="analyze"),
+        ],
+        [[1, 2], [3, 4]],
+    )
+    fixes = await _drop_surplus_outcomes(state, draft, ctx)
+    assert [o.text for o in draft.learning_outcomes] == [
+        "Write for loops and while loops",
+        "Use dictionary keys and dictionary values",
+        "Compare for loops with while loops",
+    ]
+    assert [lp.outcomes for plan in draft.sections for lp in plan.lessons] == [[1], [2]]
+    assert len(fixes) == 2 and all("dropped" in f.reason for f in fixes)
+    # Never below one per section (or 3): nothing more to drop.
+    assert await _drop_surplus_outcomes(state, draft, ctx) == []

@@ -26,7 +26,7 @@ from courseforge.domain.drafts import (
     SectionPlanDraft,
 )
 from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
-from courseforge.pipeline.metadata import _retitle_misplaced, _unfitted_sections
+from courseforge.pipeline.metadata import _drop_surplus_outcomes, _retitle_misplaced, _unfitted_sections
 from courseforge.providers.embeddings import CachedEmbedder, make_embedder
 from courseforge.quality import SimilarityGate, evaluate_lesson, lesson_similarity
 from courseforge.quality.base import GateContext
@@ -469,3 +469,34 @@ async def test_lesson_titles_shifted_by_a_section_are_retitled_with_minilm(minil
     assert all(t.startswith("Repeating work: ") for t in after[2])
     assert all(t.startswith("Collections: ") for t in after[3])
     assert len(set(after[2])) == 2 and len(set(after[3])) == 2  # siblings stay distinct
+
+
+async def test_surplus_outcomes_seen_offline_are_dropped_with_minilm(minilm: CachedEmbedder) -> None:
+    """The nine outcomes the 1.5B model wrote for the five sections of python-basics in an
+    offline run: the two about subjects the course does not have are dropped."""
+    settings = load_config("offline", env={}).settings
+    analysis = validate_analysis(json.loads(Path("examples/python-basics.json").read_text()))
+    state = CourseState(analysis=analysis, course_id="c", lesson_counts=[2] * 5)
+    ctx = PipelineContext(settings, _Embeds(minilm), Decimal(1))  # type: ignore[arg-type]
+    texts = [
+        "identify the basics of Python programming",
+        "write simple Python scripts that read input and display output",
+        "use variables to store and manipulate data",
+        "write code that uses control flow to make decisions and repeat work",
+        "use loops to automate repetitive tasks",
+        "use lists and dictionaries to store and manipulate data",
+        "define and use functions to encapsulate reusable code",
+        "organise code into modules and packages",
+        "write unit tests to verify the correctness of code",
+    ]
+    draft = MetadataCoreDraft.model_construct(
+        learning_outcomes=[OutcomeDraft(text=t, bloom_level="apply") for t in texts], sections=[]
+    )
+    fixes = await _drop_surplus_outcomes(state, draft, ctx)
+    print("\n".join(f.reason for f in fixes))
+    kept = [o.text for o in draft.learning_outcomes]
+    assert "write unit tests to verify the correctness of code" not in kept
+    assert "organise code into modules and packages" not in kept
+    assert "use lists and dictionaries to store and manipulate data" in kept
+    assert "use loops to automate repetitive tasks" in kept
+    assert len(kept) >= 5

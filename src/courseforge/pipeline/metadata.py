@@ -115,6 +115,48 @@ async def _unfitted_sections(state: CourseState, draft: MetadataCoreDraft, ctx: 
     return problems
 
 
+async def _drop_surplus_outcomes(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
+) -> list[Decision]:
+    """Outcomes beyond the one per section asked for that fit no section (cosine to every
+    "section: key concepts" below the similarity pass threshold, e.g. "write unit tests" in a
+    course without testing) would be forced onto some lesson that cannot teach them and fail its
+    similarity gate on every attempt. They are dropped by rule, least fitting first, never below
+    one per section (or 3), each logged; lesson claims are renumbered."""
+    sections = state.analysis.sections
+    keep_at_least = max(3, len(sections))
+    outcomes = draft.learning_outcomes
+    if len(sections) > MAX_OUTCOMES or len(outcomes) <= keep_at_least:
+        return []
+    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).pass_at
+    vectors = await ctx.effects.embed([o.text for o in outcomes] + [section_text(x) for x in sections])
+    outcome_vecs, section_vecs = vectors[: len(outcomes)], vectors[len(outcomes) :]
+    fit = [max(cosine(v, sv) for sv in section_vecs) for v in outcome_vecs]
+    unfit = sorted((i for i in range(len(outcomes)) if fit[i] < pass_at), key=fit.__getitem__)
+    dropped = set(unfit[: len(outcomes) - keep_at_least])
+    if not dropped:
+        return []
+    renumber: dict[int, int] = {}
+    for old_index in range(len(outcomes)):
+        if old_index not in dropped:
+            renumber[old_index + 1] = len(renumber) + 1
+    fixes = [
+        Decision(
+            task="metadata",
+            action="fix",
+            tier="",
+            reason=f"outcome {i + 1} {outcomes[i].text!r} fits no section "
+            f"(closest {fit[i]:.2f} < {pass_at:.2f}) and is beyond one per section: dropped",
+        )
+        for i in sorted(dropped)
+    ]
+    draft.learning_outcomes = [o for i, o in enumerate(outcomes) if i not in dropped]
+    for plan in draft.sections:
+        for lp in plan.lessons:
+            lp.outcomes = [renumber[n] for n in lp.outcomes if n in renumber]
+    return fixes
+
+
 async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> Verdict:
     reasons: list[str] = []
     _fix_bloom_levels(state, draft)
@@ -396,6 +438,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
                 gate="metadata",
             )
         )
+    state.decisions += await _drop_surplus_outcomes(state, core.value, ctx)
     state.decisions += await _retitle_misplaced(state, core.value, ctx)
     to_lesson, reassigned = await _placements(state, core.value, ctx)
     state.decisions += _normalise_structure(state, core.value, to_lesson, reassigned)
