@@ -370,7 +370,9 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     _, standard = ctx.priority_for("metadata", False)
 
     def build_core(tier: str, attempt: int, feedback: str) -> ChatRequest:
-        wanted = 900 + 45 * n_lessons
+        # Room for the plan (a title per lesson) and one outcome per section: a cut-off answer is
+        # a wasted premium call (seen at 1,350 tokens for 10 lessons in 6 sections).
+        wanted = 1000 + 50 * n_lessons + 40 * len(analysis.sections)
         return ChatRequest(
             metadata_core_messages(analysis, state.lesson_counts, feedback),
             json_schema=core_schema(len(analysis.sections)),
