@@ -1,0 +1,141 @@
+"""Compare runs of the offline profiles: wall time, calls, escalation, gate figures and, with
+`--judge`, an independent quality score of every lesson by the 1.5B model as judge.
+
+    # one run per profile and example (each ~9-14 min on 2 cores), then:
+    .venv/bin/courseforge generate examples/python-basics.json -c offline \\
+        -o runs/offline-python-basics/course.json --report runs/offline-python-basics/report.json
+    .venv/bin/courseforge generate examples/python-basics.json -c offline-cascade \\
+        -o runs/offline-cascade-python-basics/course.json \\
+        --report runs/offline-cascade-python-basics/report.json
+    .venv/bin/python benchmarks/offline_profiles.py runs/* [--judge]
+
+Each argument is a directory holding `course.json` and `report.json` of one run (named
+`<profile>-<example>`). The table shows what the reports say; `--judge` then asks the offline
+profile's premium model (Qwen2.5-Coder-1.5B) for the seeds' composite (0.6 correctness + 0.2
+comprehensiveness + 0.2 readability, 1-5) of every lesson of every run, the same judge for all
+runs, so the cascade's cheap-tier lessons are scored on the same scale as the default's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from courseforge.config.loader import load_config
+from courseforge.domain import Course, Report
+from courseforge.domain.drafts import ExerciseDraft, LessonDraft
+from courseforge.engine import Engine
+from courseforge.ledger import Ledger
+from courseforge.pipeline.judging import judge_lesson
+from courseforge.pipeline.state import PipelineContext
+from courseforge.quality.judge import composite
+from courseforge.runtime import InProcessEffects
+
+
+def _load(run: Path) -> tuple[Course, Report]:
+    course = Course.model_validate(json.loads((run / "course.json").read_text()))
+    report = Report.model_validate(json.loads((run / "report.json").read_text()))
+    return course, report
+
+
+def _row(run: Path, course: Course, report: Report) -> dict[str, Any]:
+    q = report.quality
+    lessons_by_model = Counter(x.final_model for x in report.lessons if x.final_model)
+    return {
+        "run": run.name,
+        "status": report.status,
+        "wall_s": round(report.wall_time_s, 1),
+        "calls": len(report.calls),
+        "tokens_out": sum(c.output_tokens for c in report.calls),
+        "lessons": len(course.lessons()),
+        "first_pass": q.first_attempt_pass_rate if q else None,
+        "escalation": q.escalation_rate if q else None,
+        "similarity": q.similarity_mean if q else None,
+        "review_rate": q.human_review_rate if q else None,
+        "flags": len(course.review),
+        "final_models": dict(lessons_by_model),
+    }
+
+
+def _draft(lesson: Any, outcome_number: dict[str, int]) -> LessonDraft:
+    return LessonDraft.model_construct(
+        content=lesson.content,
+        exercises=[
+            ExerciseDraft.model_construct(
+                type=e.type,
+                question=e.question,
+                options=e.options,
+                answer=e.answer,
+                explanation=e.explanation,
+                outcome=outcome_number.get(e.outcome_ids[0], 1) if e.outcome_ids else 1,
+            )
+            for e in lesson.exercises
+        ],
+        citations=[c.source_id for c in lesson.citations or []],
+    )
+
+
+async def _judge_all(runs: list[tuple[Path, Course]]) -> dict[str, list[float]]:
+    settings = load_config("offline", env={}).settings
+    engine = Engine(settings, env={})
+    scores: dict[str, list[float]] = {}
+    try:
+        ledger = Ledger(Decimal("1"))
+        effects = InProcessEffects(settings, engine.model_stacks(), ledger, engine.embedder())
+        ctx = PipelineContext(settings, effects, Decimal("1"))
+        for run, course in runs:
+            texts = {o.id: o.text for o in course.metadata.learning_outcomes}
+            number = {o.id: i + 1 for i, o in enumerate(course.metadata.learning_outcomes)}
+            for lesson in course.lessons():
+                outcomes = {o: texts[o] for o in lesson.outcome_ids if o in texts}
+                verdict = await judge_lesson(
+                    ctx,
+                    phase="benchmark",
+                    lesson_id=f"{run.name}:{lesson.id}",
+                    lesson=_draft(lesson, number),
+                    outcomes=outcomes,
+                    tier="premium",
+                )
+                if verdict is not None:
+                    scores.setdefault(run.name, []).append(composite(verdict))
+                    print(
+                        f"  {run.name} {lesson.id}: composite {composite(verdict):.2f} "
+                        f"(correctness {verdict.correctness})",
+                        flush=True,
+                    )
+    finally:
+        await engine.aclose()
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--judge", action="store_true", help="judge every lesson with the 1.5B model")
+    args = parser.parse_args()
+    loaded = [(run, *_load(run)) for run in args.runs]
+    rows = [_row(run, course, report) for run, course, report in loaded]
+    keys = list(rows[0])
+    print("\t".join(keys))
+    for row in rows:
+        print("\t".join(str(row[k]) for k in keys))
+    if args.judge:
+        scores = asyncio.run(_judge_all([(run, course) for run, course, _ in loaded]))
+        print("run\tlessons judged\tcomposite mean\tcomposite min")
+        for run, _, _ in loaded:
+            got = scores.get(run.name, [])
+            mean = f"{statistics.mean(got):.2f}" if got else "-"
+            low = f"{min(got):.2f}" if got else "-"
+            print(f"{run.name}\t{len(got)}\t{mean}\t{low}")
+
+
+if __name__ == "__main__":
+    main()
