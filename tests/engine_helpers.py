@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from courseforge.config import Settings, load_config
 from courseforge.domain import AnalysisResult
 from courseforge.engine import Engine
 from courseforge.pipeline import validate_analysis
-from courseforge.providers import ChatModel, ChatRequest, Message
+from courseforge.providers import ChatModel, ChatRequest, Embedder, Message
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer, Script, ScriptedModel
 from courseforge.testing.loopback import LoopbackHandler
@@ -156,3 +156,17 @@ def loopback_config(base_url: str, **extra: Any) -> dict[str, Any]:
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(config), sort_keys=False), "utf-8")
     return path
+
+
+class EmbedOnly:
+    """The slice of Effects that rule-based repairs use: embeddings (hashing by default) and a
+    budget that is never used."""
+
+    def __init__(self, embedder: Embedder | None = None) -> None:
+        self.embedder = embedder or HashingEmbedder()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self.embedder.embed(list(texts))
+
+    def budget_fraction(self) -> float:
+        return 0.0

@@ -3,7 +3,6 @@ teaches goes to the lesson closest to it in meaning, never to an arbitrary one."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from decimal import Decimal
 
 from courseforge.domain.drafts import (
@@ -23,21 +22,9 @@ from courseforge.pipeline.metadata import (
     _retitle_misplaced,
     core_schema,
 )
-from courseforge.providers.embeddings import HashingEmbedder
 from courseforge.quality.base import GateContext
 from courseforge.quality.gates import OutcomesGate
-from engine_helpers import hosted_settings
-
-
-class _EmbedOnly:
-    def __init__(self) -> None:
-        self.embedder = HashingEmbedder()
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self.embedder.embed(list(texts))
-
-    def budget_fraction(self) -> float:
-        return 0.0
+from engine_helpers import EmbedOnly, hosted_settings
 
 
 def _state() -> CourseState:
@@ -100,7 +87,7 @@ async def test_untaught_outcome_goes_to_the_closest_lesson() -> None:
         ],
         [[1], [2]],  # outcome 3 is taught by no lesson
     )
-    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     placements, reassigned = await _placements(state, draft, ctx)
     # "variables" is implausible for the dictionaries lesson: it gets the dictionaries outcome,
     assert reassigned == {(1, 0): [3]}
@@ -122,7 +109,7 @@ async def test_lesson_without_a_valid_outcome_gets_the_closest_one() -> None:
         ],
         [[1, 3], [7, 9]],  # a small model numbered lessons, not outcomes: 7 and 9 do not exist
     )
-    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     placements, reassigned = await _placements(state, draft, ctx)
     assert reassigned[(1, 0)] == [2]  # the dictionaries lesson gets the dictionaries outcome
     assert 2 not in placements  # ... so LO2 is taught and needs no placement
@@ -132,7 +119,7 @@ async def test_lesson_without_a_valid_outcome_gets_the_closest_one() -> None:
 
 async def test_plan_whose_outcomes_miss_a_section_goes_back_with_the_section_named() -> None:
     state = _state()
-    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     loops_only = _draft(
         [
             OutcomeDraft(text="Write for loops and while loops over a list", bloom_level="apply"),
@@ -185,7 +172,7 @@ async def test_untaught_outcomes_go_only_to_lessons_that_can_still_assess_them()
         ],
         [[1], [2]],
     )
-    ctx = PipelineContext(settings, _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(settings, EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     placements, reassigned = await _placements(state, draft, ctx)
     _normalise_structure(state, draft, placements, reassigned)
     given = [lp.outcome_ids for p in state.plans for lp in p.lessons]
@@ -206,7 +193,7 @@ async def test_claims_beyond_what_a_lesson_can_assess_keep_the_closest() -> None
         ],
         [[1, 3], [2]],
     )
-    ctx = PipelineContext(settings, _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(settings, EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     _, reassigned = await _placements(state, draft, ctx)
     assert len(reassigned[(0, 0)]) == 1 and reassigned[(0, 0)][0] in (1, 3)
 
@@ -233,7 +220,7 @@ def test_understand_is_reworded_to_explain_and_then_passes_the_outcome_gate() ->
 
 async def test_lesson_title_belonging_to_another_section_is_retitled() -> None:
     state = _state()
-    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     draft = _draft(
         [
             OutcomeDraft(text="Write for loops and while loops", bloom_level="apply"),
@@ -252,7 +239,7 @@ async def test_lesson_title_belonging_to_another_section_is_retitled() -> None:
 
 async def test_surplus_outcomes_that_fit_no_section_are_dropped_and_claims_renumbered() -> None:
     state = _state()
-    ctx = PipelineContext(hosted_settings(), _EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     draft = _draft(
         [
             OutcomeDraft(text="Write for loops and while loops", bloom_level="apply"),

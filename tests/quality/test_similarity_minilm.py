@@ -30,6 +30,7 @@ from courseforge.pipeline.metadata import _drop_surplus_outcomes, _retitle_mispl
 from courseforge.providers.embeddings import CachedEmbedder, make_embedder
 from courseforge.quality import SimilarityGate, evaluate_lesson, lesson_similarity
 from courseforge.quality.base import GateContext
+from engine_helpers import EmbedOnly
 
 pytestmark = pytest.mark.slow
 
@@ -394,17 +395,6 @@ async def test_evaluate_lesson_end_to_end(minilm: CachedEmbedder, hosted_gates: 
     assert results[2].reasons[0].startswith("The lesson drifted from outcome LO3 ('Explain how plants")
 
 
-class _Embeds:
-    def __init__(self, embedder: CachedEmbedder) -> None:
-        self.embedder = embedder
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        return await self.embedder.embed(list(texts))
-
-    def budget_fraction(self) -> float:
-        return 0.0
-
-
 async def test_outcomes_that_miss_sections_are_caught_with_minilm(minilm: CachedEmbedder) -> None:
     """The outcomes the 1.5B model wrote for python-basics in an offline run: generic ones that
     left "Making decisions", "Repeating work" and "Functions" without an outcome (their lessons
@@ -412,7 +402,7 @@ async def test_outcomes_that_miss_sections_are_caught_with_minilm(minilm: Cached
     settings = load_config("offline", env={}).settings
     analysis = validate_analysis(json.loads(Path("examples/python-basics.json").read_text()))
     state = CourseState(analysis=analysis, course_id="c", lesson_counts=[2] * 5)
-    ctx = PipelineContext(settings, _Embeds(minilm), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(settings, EmbedOnly(minilm), Decimal(1))  # type: ignore[arg-type]
 
     def draft(texts: list[str]) -> MetadataCoreDraft:
         return MetadataCoreDraft.model_construct(
@@ -445,7 +435,7 @@ async def test_lesson_titles_shifted_by_a_section_are_retitled_with_minilm(minil
     settings = load_config("offline", env={}).settings
     analysis = validate_analysis(json.loads(Path("examples/python-basics.json").read_text()))
     state = CourseState(analysis=analysis, course_id="c", lesson_counts=[2] * 5)
-    ctx = PipelineContext(settings, _Embeds(minilm), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(settings, EmbedOnly(minilm), Decimal(1))  # type: ignore[arg-type]
     titles = [
         ["Running Python", "Variables"],
         ["If/elif/else", "For Loops"],
@@ -477,7 +467,7 @@ async def test_surplus_outcomes_seen_offline_are_dropped_with_minilm(minilm: Cac
     settings = load_config("offline", env={}).settings
     analysis = validate_analysis(json.loads(Path("examples/python-basics.json").read_text()))
     state = CourseState(analysis=analysis, course_id="c", lesson_counts=[2] * 5)
-    ctx = PipelineContext(settings, _Embeds(minilm), Decimal(1))  # type: ignore[arg-type]
+    ctx = PipelineContext(settings, EmbedOnly(minilm), Decimal(1))  # type: ignore[arg-type]
     texts = [
         "identify the basics of Python programming",
         "write simple Python scripts that read input and display output",

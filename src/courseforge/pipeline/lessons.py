@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+import itertools
 from typing import Any
 
 from ..domain import Decision
@@ -17,15 +18,16 @@ from ..domain.drafts import LessonDraft, json_schema_of
 from ..errors import RunError
 from ..ledger import estimate_input_tokens
 from ..providers import ChatRequest, Embedder
+from ..providers.embeddings import cosine
 from ..quality.base import GateResult
-from ..quality.gates import evaluate_lesson, feedback_text, repair_exercise
+from ..quality.gates import evaluate_lesson, feedback_text, repair_exercise, thresholds_for
 from ..routing import BLOOM_RANK, TaskProfile, Verdict, estimate_complexity, route_task, run_cascade
 from .lesson_quality import extra_lesson_gates, lesson_effects
 from .parsing import parser_for
 from .prompts import lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
-__all__ = ["EffectsEmbedder", "check_lesson", "create_slots", "generate_lessons"]
+__all__ = ["EffectsEmbedder", "check_lesson", "create_slots", "generate_lessons", "relabel_exercises"]
 
 _LESSON_MAX_TOKENS = 1800
 #: Characters per word (spaces included) used to turn the configured word range into the
@@ -110,6 +112,40 @@ def _exercise_coverage(draft: LessonDraft, numbers: list[int]) -> GateResult:
     )
 
 
+async def relabel_exercises(
+    state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
+) -> str | None:
+    """Small models often tag every exercise with the lesson's first outcome. When the lesson has
+    as many exercises as outcomes but some outcome is named by none, the exercises' `outcome`
+    labels are reassigned by meaning (the one-to-one match of exercises to outcomes with the
+    highest total cosine of "question answer" to outcome text), so that each outcome gets the
+    exercise closest to it; only when every newly assessed outcome gets an exercise at least at
+    the similarity gate's severe threshold (else the coverage gate still fails it). Returns what
+    changed, or None."""
+    wanted = sorted(set(slot.outcome_numbers))
+    exercises = draft.exercises
+    if len(wanted) < 2 or len(exercises) < len(wanted):
+        return None
+    before = [e.outcome for e in exercises]
+    if not set(wanted) - set(before):
+        return None
+    severe = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).severe_below
+    texts = [f"{e.question} {e.answer}" for e in exercises] + [state.outcomes[n - 1].text for n in wanted]
+    vectors = await ctx.effects.embed(texts)
+    ex_vecs, out_vecs = vectors[: len(exercises)], vectors[len(exercises) :]
+    score = [[cosine(ev, ov) for ov in out_vecs] for ev in ex_vecs]
+    best = max(
+        itertools.permutations(range(len(exercises)), len(wanted)),
+        key=lambda chosen: sum(score[e][o] for o, e in enumerate(chosen)),
+    )
+    if any(score[e][o] < severe for o, e in enumerate(best) if wanted[o] not in before):
+        return None
+    for o, e in enumerate(best):
+        exercises[e].outcome = wanted[o]
+    after = [e.outcome for e in exercises]
+    return f"exercise outcomes {before} relabelled by meaning to {after}"
+
+
 async def check_lesson(
     state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
 ) -> Verdict:
@@ -121,6 +157,9 @@ async def check_lesson(
                     task=f"lesson:{slot.id}", action="fix", tier="", reason=f"exercise {number}: {repaired}"
                 )
             )
+    relabelled = await relabel_exercises(state, slot, draft, ctx)
+    if relabelled:
+        state.decisions.append(Decision(task=f"lesson:{slot.id}", action="fix", tier="", reason=relabelled))
     outcomes = {state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers}
     results = await evaluate_lesson(draft, outcomes, EffectsEmbedder(ctx), ctx.settings.gates)
     results.append(_exercise_coverage(draft, slot.outcome_numbers))
