@@ -29,10 +29,10 @@ from typing import Any
 
 from courseforge.config.loader import load_config
 from courseforge.domain import Course, Report
-from courseforge.domain.drafts import ExerciseDraft, LessonDraft
 from courseforge.engine import Engine
 from courseforge.ledger import Ledger
 from courseforge.pipeline.judging import judge_lesson
+from courseforge.pipeline.revise import draft_of
 from courseforge.pipeline.state import PipelineContext
 from courseforge.quality.judge import composite
 from courseforge.runtime import InProcessEffects
@@ -63,24 +63,6 @@ def _row(run: Path, course: Course, report: Report) -> dict[str, Any]:
     }
 
 
-def _draft(lesson: Any, outcome_number: dict[str, int]) -> LessonDraft:
-    return LessonDraft.model_construct(
-        content=lesson.content,
-        exercises=[
-            ExerciseDraft.model_construct(
-                type=e.type,
-                question=e.question,
-                options=e.options,
-                answer=e.answer,
-                explanation=e.explanation,
-                outcome=outcome_number.get(e.outcome_ids[0], 1) if e.outcome_ids else 1,
-            )
-            for e in lesson.exercises
-        ],
-        citations=[c.source_id for c in lesson.citations or []],
-    )
-
-
 async def _judge_all(runs: list[tuple[Path, Course]]) -> dict[str, list[float]]:
     settings = load_config("offline", env={}).settings
     engine = Engine(settings, env={})
@@ -98,7 +80,7 @@ async def _judge_all(runs: list[tuple[Path, Course]]) -> dict[str, list[float]]:
                     ctx,
                     phase="benchmark",
                     lesson_id=f"{run.name}:{lesson.id}",
-                    lesson=_draft(lesson, number),
+                    lesson=draft_of(lesson, number),
                     outcomes=outcomes,
                     tier="premium",
                 )

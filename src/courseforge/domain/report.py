@@ -55,10 +55,15 @@ class Decision(Open):
     """A routing or escalation decision, with the inputs it was made from."""
 
     task: str
-    action: str  # route | accept | retry | escalate | fallback | flag | step_down
+    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate
     tier: str
     reason: str
     inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def fix(cls, task: str, reason: str) -> Decision:
+        """A rule-based repair (no model call, so no tier)."""
+        return cls(task=task, action="fix", tier="", reason=reason)
 
 
 class GateScore(Open):

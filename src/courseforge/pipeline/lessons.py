@@ -149,17 +149,14 @@ async def relabel_exercises(
 async def check_lesson(
     state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
 ) -> Verdict:
+    task = f"lesson:{slot.id}"
     for number, exercise in enumerate(draft.exercises, start=1):
         repaired = repair_exercise(exercise)
         if repaired:
-            state.decisions.append(
-                Decision(
-                    task=f"lesson:{slot.id}", action="fix", tier="", reason=f"exercise {number}: {repaired}"
-                )
-            )
+            state.decisions.append(Decision.fix(task, f"exercise {number}: {repaired}"))
     relabelled = await relabel_exercises(state, slot, draft, ctx)
     if relabelled:
-        state.decisions.append(Decision(task=f"lesson:{slot.id}", action="fix", tier="", reason=relabelled))
+        state.decisions.append(Decision.fix(task, relabelled))
     outcomes = {state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers}
     results = await evaluate_lesson(draft, outcomes, EffectsEmbedder(ctx), ctx.settings.gates)
     results.append(_exercise_coverage(draft, slot.outcome_numbers))

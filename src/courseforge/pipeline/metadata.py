@@ -62,11 +62,9 @@ def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
             # "Understand how X works" asks the learner to explain it: measurable wording.
             before, outcome.text = outcome.text, f"Explain {rest}"
             state.decisions.append(
-                Decision(
-                    task="metadata_core",
-                    action="fix",
-                    tier="",
-                    reason=f"outcome {i}: {first!r} is not measurable: {before!r} -> {outcome.text!r}",
+                Decision.fix(
+                    "metadata_core",
+                    f"outcome {i}: {first!r} is not measurable: {before!r} -> {outcome.text!r}",
                 )
             )
         verb = main_verb(outcome.text)
@@ -75,11 +73,9 @@ def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
             declared = BLOOM_RANK[outcome.bloom_level]
             level = min(levels, key=lambda lv: abs(BLOOM_RANK[lv] - declared))
             state.decisions.append(
-                Decision(
-                    task="metadata_core",
-                    action="fix",
-                    tier="",
-                    reason=f"outcome {i}: '{verb}' is a {level} verb; level {outcome.bloom_level} -> {level}",
+                Decision.fix(
+                    "metadata_core",
+                    f"outcome {i}: '{verb}' is a {level} verb; level {outcome.bloom_level} -> {level}",
                 )
             )
             outcome.bloom_level = level  # type: ignore[assignment]
@@ -88,6 +84,18 @@ def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
 def section_text(spec: SectionSpec) -> str:
     """What a section is about, for comparing outcomes and lessons with it by meaning."""
     return f"{spec.title}: {', '.join(spec.key_concepts)}"
+
+
+async def _outcome_section_fit(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
+) -> tuple[list[list[float]], float]:
+    """Cosine of each outcome (rows) to each "section: key concepts" (columns), and the
+    similarity gate's pass threshold they are held to."""
+    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).pass_at
+    texts = [o.text for o in draft.learning_outcomes]
+    vectors = await ctx.effects.embed(texts + [section_text(s) for s in state.analysis.sections])
+    outcome_vecs, section_vecs = vectors[: len(texts)], vectors[len(texts) :]
+    return [[cosine(o, sv) for sv in section_vecs] for o in outcome_vecs], pass_at
 
 
 async def _unfitted_sections(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> list[str]:
@@ -99,14 +107,10 @@ async def _unfitted_sections(state: CourseState, draft: MetadataCoreDraft, ctx: 
     sections = state.analysis.sections
     if len(sections) > MAX_OUTCOMES or not draft.learning_outcomes:
         return []
-    embedder_name = ctx.settings.gates.embedding_model
-    pass_at = thresholds_for(ctx.settings.gates, embedder_name).pass_at
-    texts = [o.text for o in draft.learning_outcomes]
-    vectors = await ctx.effects.embed(texts + [section_text(s) for s in sections])
-    outcome_vecs, section_vecs = vectors[: len(texts)], vectors[len(texts) :]
+    fit, pass_at = await _outcome_section_fit(state, draft, ctx)
     problems = []
-    for number, (spec, vec) in enumerate(zip(sections, section_vecs, strict=True), start=1):
-        best = max(cosine(vec, o) for o in outcome_vecs)
+    for number, spec in enumerate(sections, start=1):
+        best = max(row[number - 1] for row in fit)
         if best < pass_at:
             problems.append(
                 f"section {number} ({section_text(spec)}) is the subject of no outcome "
@@ -128,10 +132,8 @@ async def _drop_surplus_outcomes(
     outcomes = draft.learning_outcomes
     if len(sections) > MAX_OUTCOMES or len(outcomes) <= keep_at_least:
         return []
-    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).pass_at
-    vectors = await ctx.effects.embed([o.text for o in outcomes] + [section_text(x) for x in sections])
-    outcome_vecs, section_vecs = vectors[: len(outcomes)], vectors[len(outcomes) :]
-    fit = [max(cosine(v, sv) for sv in section_vecs) for v in outcome_vecs]
+    matrix, pass_at = await _outcome_section_fit(state, draft, ctx)
+    fit = [max(row) for row in matrix]
     unfit = sorted((i for i in range(len(outcomes)) if fit[i] < pass_at), key=fit.__getitem__)
     dropped = set(unfit[: len(outcomes) - keep_at_least])
     if not dropped:
@@ -141,11 +143,9 @@ async def _drop_surplus_outcomes(
         if old_index not in dropped:
             renumber[old_index + 1] = len(renumber) + 1
     fixes = [
-        Decision(
-            task="metadata",
-            action="fix",
-            tier="",
-            reason=f"outcome {i + 1} {outcomes[i].text!r} fits no section "
+        Decision.fix(
+            "metadata",
+            f"outcome {i + 1} {outcomes[i].text!r} fits no section "
             f"(closest {fit[i]:.2f} < {pass_at:.2f}) and is beyond one per section: dropped",
         )
         for i in sorted(dropped)
@@ -228,11 +228,9 @@ async def _retitle_misplaced(
         new = f"{spec.title}: {unused[0]}"
         draft.sections[si].lessons[li].title = new
         fixes.append(
-            Decision(
-                task="metadata",
-                action="fix",
-                tier="",
-                reason=f"S{si + 1}-L{li + 1} title {title!r} is about section {other + 1} "
+            Decision.fix(
+                "metadata",
+                f"S{si + 1}-L{li + 1} title {title!r} is about section {other + 1} "
                 f"({scores[other]:.2f} vs {scores[si]:.2f} for its own): retitled {new!r}",
             )
         )
@@ -300,7 +298,7 @@ def _normalise_structure(
     ]
 
     def fix(reason: str) -> None:
-        fixes.append(Decision(task="metadata", action="fix", tier="", reason=reason))
+        fixes.append(Decision.fix("metadata", reason))
 
     plans: list[SectionPlan] = []
     used: set[int] = set()

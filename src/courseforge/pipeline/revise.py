@@ -20,7 +20,7 @@ from .lessons import generate_lesson
 from .review import lesson_gates_of, lesson_of
 from .state import CourseState, LessonSlot, PipelineContext
 
-__all__ = ["Revision", "revise_lesson", "state_from_course"]
+__all__ = ["Revision", "draft_of", "revise_lesson", "state_from_course"]
 
 
 def state_from_course(analysis: AnalysisResult, course: Course) -> CourseState:
@@ -60,12 +60,14 @@ def state_from_course(analysis: AnalysisResult, course: Course) -> CourseState:
             )
             lesson = written.get(lp.id)
             if lesson is not None:
-                slot.draft, slot.status = _draft_of(lesson, number), "accepted"
+                slot.draft, slot.status = draft_of(lesson, number), "accepted"
             state.slots[lp.id] = slot
     return state
 
 
-def _draft_of(lesson: Lesson, number: dict[str, int]) -> LessonDraft:
+def draft_of(lesson: Lesson, number: dict[str, int]) -> LessonDraft:
+    """A course lesson back as the draft the gates and the judge read (`number`: outcome id ->
+    its 1-based number; an exercise without a known outcome gets 0)."""
     return LessonDraft.model_construct(
         content=lesson.content,
         exercises=[
