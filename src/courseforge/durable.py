@@ -56,6 +56,7 @@ __all__ = [
     "revise_review",
     "save_run",
     "tracked_run",
+    "unanswered_reviews",
 ]
 
 log = logging.getLogger("courseforge.durable")
@@ -371,6 +372,17 @@ class JobRunner:
         await self.store.update_job(job_id, status=status, progress=tracker.data)
 
 
+async def unanswered_reviews(store: Store, job_id: str, *, besides: str = "") -> list[ReviewItem]:
+    """The job's review items still waiting for a person or a regeneration (other than
+    `besides`): while there are any, its course stays needs_review."""
+    return [
+        r
+        for status in ("open", "regenerating")
+        for r in await store.list_reviews(status=status, limit=100_000, job_id=job_id)
+        if r.id != besides
+    ]
+
+
 def _revision_tag(item: ReviewItem) -> str:
     """Step-key tag of this item's next regeneration: the same one again after an interruption
     (so finished calls replay), a new one for each later request on the same item."""
@@ -451,17 +463,7 @@ async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewI
     resolution = {**item.resolution, "history": [*item.resolution.get("history", []), entry]}
     review_status = "regenerated" if revision.status == "accepted" else "open"
     review_reason = item.reason if revision.status == "accepted" else course.review[-1].reason
-    others_open = [
-        r
-        for r in await store.list_reviews(status="open", limit=100_000)
-        if r.job_id == job.id and r.id != item.id
-    ]
-    others_pending = [
-        r
-        for r in await store.list_reviews(status="regenerating", limit=100_000)
-        if r.job_id == job.id and r.id != item.id
-    ]
-    still_open = others_open or others_pending or review_status == "open"
+    still_open = await unanswered_reviews(store, job.id, besides=item.id) or review_status == "open"
     course.status = "needs_review" if still_open else "approved"
     report.summary["revisions"] = int(report.summary.get("revisions", 0)) + 1
     await store.save_revision(

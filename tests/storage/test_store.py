@@ -158,6 +158,12 @@ async def test_save_revision_appends_calls_and_answers_the_item(store: Store) ->
         (1, "lessons/lesson:S1-L1/2/cheap"),
         (2, "review/lesson:S1-L1/review-x-1/1/cheap"),  # appended after the run's calls
     ]
+    await store.create_job(_job("j2"))
+    other = ReviewItem(id="j2:S1-L1", job_id="j2", target="S1-L1", reason="drifted", uncertainty=0.9)
+    await store.save_result("j2", run=1, status="completed", course={}, report={}, calls=[], reviews=[other])
+    assert [r.id for r in await store.list_reviews(status="open", job_id="j2")] == ["j2:S1-L1"]
+    assert await store.list_reviews(status="open", job_id="j1") == []
+    assert [r.id for r in await store.list_reviews(status=None, job_id="j1")] == [item.id]
     answered = await store.get_review(item.id)
     assert answered is not None and answered.status == "regenerated"
     assert answered.resolution["history"] == [{"status": "accepted"}]

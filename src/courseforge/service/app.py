@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
 from ..domain import AnalysisResult
-from ..durable import input_digest
+from ..durable import input_digest, unanswered_reviews
 from ..engine import Engine
 from ..errors import UserError
 from ..pipeline import parse_analysis
@@ -414,13 +414,7 @@ def create_app(
             status = "approved" if action.action == "approve" else "edited"
             await store.update_review(review_id, status=status, resolution=resolution)
             if course is not None:
-                pending = [
-                    r
-                    for state in ("open", "regenerating")
-                    for r in await store.list_reviews(status=state, limit=100_000)
-                    if r.job_id == item.job_id
-                ]
-                if not pending:
+                if not await unanswered_reviews(store, item.job_id):
                     course["status"] = "approved"
                 await store.update_course(item.job_id, course, course_status=str(course.get("status", "")))
         updated = await store.get_review(review_id)

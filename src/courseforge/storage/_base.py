@@ -209,8 +209,10 @@ class Store(abc.ABC):
 
     # -- review queue --------------------------------------------------------------------------
     @abc.abstractmethod
-    async def list_reviews(self, *, status: str | None = "open", limit: int = 100) -> list[ReviewItem]:
-        """Review items ranked by uncertainty, highest first."""
+    async def list_reviews(
+        self, *, status: str | None = "open", limit: int = 100, job_id: str | None = None
+    ) -> list[ReviewItem]:
+        """Review items (of one job when `job_id` is given) ranked by uncertainty, highest first."""
 
     @abc.abstractmethod
     async def get_review(self, review_id: str) -> ReviewItem | None: ...

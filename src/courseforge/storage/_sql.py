@@ -441,8 +441,14 @@ class SQLStore(Store):
         return out
 
     # -- review queue --------------------------------------------------------------------------
-    async def list_reviews(self, *, status: str | None = "open", limit: int = 100) -> list[ReviewItem]:
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    async def list_reviews(
+        self, *, status: str | None = "open", limit: int = 100, job_id: str | None = None
+    ) -> list[ReviewItem]:
+        conditions = [
+            (sql, value) for sql, value in (("status = ?", status), ("job_id = ?", job_id)) if value
+        ]
+        where = ("WHERE " + " AND ".join(sql for sql, _ in conditions)) if conditions else ""
+        params = [value for _, value in conditions]
         rows = await self._fetch(
             f"SELECT {_REVIEW_COLUMNS} FROM review_items {where} "
             "ORDER BY uncertainty DESC, created_at, id LIMIT ?",
