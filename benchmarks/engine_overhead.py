@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from courseforge.durable import JobRunner, new_job
 
 from courseforge.config import Settings, load_config
-from courseforge.durable import JobRunner, new_job
 from courseforge.engine import Engine
 from courseforge.pipeline import parse_analysis
 from courseforge.providers import ChatModel, ChatRequest, ChatResponse, Message, OpenAICompatModel

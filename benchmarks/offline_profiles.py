@@ -27,6 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from courseforge.runtime import InProcessEffects
+
 from courseforge.config.loader import load_config
 from courseforge.domain import Course, Report
 from courseforge.engine import Engine
@@ -35,7 +37,6 @@ from courseforge.pipeline.judging import judge_lesson
 from courseforge.pipeline.revise import draft_of
 from courseforge.pipeline.state import PipelineContext
 from courseforge.quality.judge import composite
-from courseforge.runtime import InProcessEffects
 
 
 def _load(run: Path) -> tuple[Course, Report]:

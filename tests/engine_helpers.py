@@ -15,7 +15,8 @@ import yaml
 
 from courseforge.config import Settings, load_config
 from courseforge.domain import AnalysisResult
-from courseforge.engine import Engine
+from courseforge.engine import CourseCalls, Engine, Runtime
+from courseforge.ledger import Ledger
 from courseforge.pipeline import validate_analysis
 from courseforge.providers import ChatModel, ChatRequest, Embedder, Message
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
@@ -48,6 +49,23 @@ def scripted_models(
     (default: a fresh CourseAuthor)."""
     make = script_for or (lambda _model_id: CourseAuthor())
     return {m: ScriptedModel(make(m), model_id=m, latency_s=latency_s) for m in settings.models}
+
+
+def course_calls(
+    settings: Settings,
+    models: Mapping[str, ChatModel],
+    ledger: Ledger,
+    *,
+    chains: Mapping[str, Sequence[ChatModel]] | None = None,
+    embedder: Embedder | None = None,
+) -> CourseCalls:
+    """A course's metered calls straight on `models` (no resilience stack): each model id is
+    its own one-model chain unless `chains` says otherwise."""
+    runtime = Runtime(
+        chains=chains or {m: [model] for m, model in models.items()},
+        embedder=embedder or CachedEmbedder(HashingEmbedder()),
+    )
+    return CourseCalls(settings, runtime, ledger)
 
 
 def make_engine(settings: Settings, models: Mapping[str, ChatModel]) -> Engine:

@@ -156,7 +156,7 @@ async def test_course_through_a_worker_is_the_in_process_course(
 
 
 async def test_service_runs_jobs_on_temporal_when_configured(temporal_address: str, tmp_path: Path) -> None:
-    from courseforge.durable import ProgressTracker
+    from courseforge.jobs import ProgressTracker
     from courseforge.service.manager import JobManager
     from courseforge.service.metrics import ServiceMetrics
     from courseforge.storage import open_store

@@ -10,14 +10,13 @@ import pytest
 
 from courseforge.config import ModelSettings
 from courseforge.domain import CallRecord
+from courseforge.domain.tasks import TaskId
 from courseforge.errors import BudgetExceeded
 from courseforge.ledger import Ledger, estimate_input_tokens, price_of, worst_case_cost
 from courseforge.providers import ChatRequest, Message, Usage
 from courseforge.providers.effects import CallSpec
-from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
-from courseforge.runtime import InProcessEffects
 from courseforge.testing import CourseAuthor, ScriptedModel
-from engine_helpers import example_analysis, hosted_settings, make_engine, scripted_models
+from engine_helpers import course_calls, example_analysis, hosted_settings, make_engine, scripted_models
 
 D = Decimal
 
@@ -132,10 +131,12 @@ async def test_fifty_concurrent_calls_never_pass_the_cap() -> None:
     estimate = worst_case_cost(premium, estimate_input_tokens(request.messages), request.max_tokens)
     cap = estimate * D("12.5")  # room for 12 worst cases at once; real costs are far lower
     ledger = Ledger(cap)
-    effects = InProcessEffects(settings, models, ledger, CachedEmbedder(HashingEmbedder()))
+    effects = course_calls(settings, models, ledger)
 
     async def one(i: int) -> str:
-        spec = CallSpec(phase="lessons", task=f"lesson:{i}", tier="premium", attempt=1, request=request)
+        spec = CallSpec(
+            phase="lessons", task=TaskId.lesson_task(f"L{i}"), tier="premium", attempt=1, request=request
+        )
         try:
             await effects.call(spec)
         except BudgetExceeded:
@@ -153,7 +154,7 @@ async def test_fifty_concurrent_calls_never_pass_the_cap() -> None:
     assert len(ok) == outcomes.count("ok") >= 12
     assert all(r.cost_usd == 0 for r in blocked)
     assert ledger.spent == sum((r.cost_usd for r in ok), D(0))
-    assert {r.task for r in ledger.records} == {f"lesson:{i}" for i in range(50)}
+    assert {r.task for r in ledger.records} == {f"lesson:L{i}" for i in range(50)}
     assert sum(m.calls for m in models.values()) == len(ok)
 
 
@@ -168,8 +169,10 @@ async def test_cancelled_call_releases_its_reservation() -> None:
 
     models = {m: ScriptedModel(hang, model_id=m) for m in settings.models}
     ledger = Ledger(D("1"))
-    effects = InProcessEffects(settings, models, ledger, CachedEmbedder(HashingEmbedder()))
-    spec = CallSpec("lessons", "t", "cheap", 1, ChatRequest([Message("user", "x")], max_tokens=100))
+    effects = course_calls(settings, models, ledger)
+    spec = CallSpec(
+        "lessons", TaskId.lesson_task("t"), "cheap", 1, ChatRequest([Message("user", "x")], max_tokens=100)
+    )
     task = asyncio.create_task(effects.call(spec))
     await started.wait()
     assert ledger.committed > 0

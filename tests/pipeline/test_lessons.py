@@ -7,7 +7,7 @@ from decimal import Decimal
 from courseforge.domain import LearningOutcome
 from courseforge.domain.drafts import ExerciseDraft, LessonDraft
 from courseforge.pipeline import CourseState, PipelineContext, validate_analysis
-from courseforge.pipeline.lessons import relabel_exercises
+from courseforge.pipeline.lesson_checks import relabel_exercises
 from courseforge.pipeline.state import LessonSlot
 from engine_helpers import EmbedOnly, hosted_settings
 

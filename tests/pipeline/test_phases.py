@@ -1,4 +1,4 @@
-"""Phases 2-5 one at a time, with scripted models behind the real InProcessEffects and ledger."""
+"""Phases 2-5 one at a time, with scripted models behind the real metered calls and ledger."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from courseforge.domain import AnalysisResult
 from courseforge.errors import GenerationFailed, ProviderHTTPError
 from courseforge.ledger import Ledger
 from courseforge.pipeline import CourseState, PipelineContext, plan_lesson_counts, run_pipeline
+from courseforge.pipeline.assemble import assemble_course
+from courseforge.pipeline.completeness import check_completeness, run_completeness
+from courseforge.pipeline.course_checks import run_quality
 from courseforge.pipeline.lessons import create_slots, generate_lessons
 from courseforge.pipeline.metadata import run_metadata
 from courseforge.pipeline.prompts import parse_brief
-from courseforge.pipeline.review import assemble_course, check_completeness, run_completeness, run_quality
 from courseforge.providers import ChatRequest
-from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
-from courseforge.runtime import InProcessEffects
 from courseforge.testing import CourseAuthor, ScriptedModel
-from engine_helpers import example_analysis, hosted_settings
+from engine_helpers import course_calls, example_analysis, hosted_settings
 
 
 class Switch:
@@ -43,9 +43,7 @@ class Rig:
         self.script = Switch()
         self.models = {m: ScriptedModel(self.script, model_id=m) for m in self.settings.models}
         self.ledger = Ledger(Decimal("5"))
-        self.effects = InProcessEffects(
-            self.settings, self.models, self.ledger, CachedEmbedder(HashingEmbedder())
-        )
+        self.effects = course_calls(self.settings, self.models, self.ledger)
         self.ctx = PipelineContext(self.settings, self.effects, Decimal("5"))
         self.state = CourseState(
             analysis=self.analysis, course_id="test-course", lesson_counts=plan_lesson_counts(self.analysis)

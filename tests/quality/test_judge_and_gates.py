@@ -17,16 +17,21 @@ from courseforge.pipeline import PipelineContext
 from courseforge.pipeline.judging import judge_lesson, judge_tier
 from courseforge.pipeline.prompts import parse_brief
 from courseforge.providers import ChatRequest
-from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.quality.base import GateContext
 from courseforge.quality.calibrate import derive_thresholds
 from courseforge.quality.coverage import OutcomeCoverageGate
 from courseforge.quality.grounding import ClaimSupport, GroundingGate, factual_claims
 from courseforge.quality.judge import JudgeDraft, JudgeGate, composite, in_sample
 from courseforge.quality.redundancy import ConsistencyGate, min_pairwise_cosine
-from courseforge.runtime import InProcessEffects
 from courseforge.testing import CourseAuthor, ScriptedModel
-from engine_helpers import EXAMPLES, example_analysis, hosted_settings, make_engine, scripted_models
+from engine_helpers import (
+    EXAMPLES,
+    course_calls,
+    example_analysis,
+    hosted_settings,
+    make_engine,
+    scripted_models,
+)
 
 
 def verdict(c: int = 4, k: int = 4, r: int = 4, **extra: Any) -> JudgeDraft:
@@ -91,9 +96,7 @@ async def test_invalid_judge_output_is_reasked_with_the_validation_error() -> No
         "gemini-2.5-flash": model
     }
     ledger = Ledger(Decimal(1))
-    ctx = PipelineContext(
-        settings, InProcessEffects(settings, models, ledger, CachedEmbedder(HashingEmbedder())), Decimal(1)
-    )
+    ctx = PipelineContext(settings, course_calls(settings, models, ledger), Decimal(1))
     got = await judge_lesson(
         ctx,
         phase="lessons",

@@ -12,7 +12,7 @@ from courseforge.engine import Engine
 from courseforge.errors import ConfigError, ProviderHTTPError
 from courseforge.providers import ChatRequest
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
-from courseforge.resilience import FallbackModel, set_testing
+from courseforge.resilience import set_testing
 from courseforge.testing import CourseAuthor, ScriptedModel
 from engine_helpers import example_analysis, hosted_settings, scripted_models
 
@@ -30,10 +30,10 @@ def test_hosted_profile_chains_qwen_to_gpt_oss_120b_to_gemini() -> None:
     engine = Engine(
         settings, env={}, models=scripted_models(settings), embedder=CachedEmbedder(HashingEmbedder())
     )
-    stacks = engine._build_stacks()
-    premium = stacks["qwen3-max"]
-    assert isinstance(premium, FallbackModel)
-    assert premium.chain == ["qwen3-max", "gpt-oss-120b", "gemini-2.5-flash"]
+    chain = engine.runtime().chains["qwen3-max"]
+    assert [m.model_id for m in chain] == ["qwen3-max", "gpt-oss-120b", "gemini-2.5-flash"]
+    # each is its own model's stack: the same object as that model's chain head
+    assert chain[1] is engine.runtime().chains["gpt-oss-120b"][0]
 
 
 def test_unknown_fallback_is_a_config_error() -> None:

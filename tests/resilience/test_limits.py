@@ -7,13 +7,11 @@ import pytest
 from courseforge.errors import ProviderError, ProviderTimeout
 from courseforge.providers.base import ChatRequest, Message
 from courseforge.resilience import (
-    ConcurrencyLimitedModel,
     FakeClock,
-    RateLimitedModel,
+    LimitedModel,
     RateLimiter,
     RateLimitWait,
     RecordingHooks,
-    TimeoutModel,
     estimate_request_tokens,
 )
 from courseforge.testing import ScriptedModel, sequence
@@ -94,7 +92,7 @@ async def test_rate_limited_model_reports_waits(
     clock: FakeClock, hooks: RecordingHooks, request_: ChatRequest
 ) -> None:
     inner = ScriptedModel(sequence(["ok"]), model_id="cheap")
-    model = RateLimitedModel(inner, RateLimiter(rpm=2, clock=clock), hooks=hooks)
+    model = LimitedModel(inner, limiter=RateLimiter(rpm=2, clock=clock), hooks=hooks)
     for _ in range(3):
         assert (await model.complete(request_)).text == "ok"
     assert inner.calls == 3
@@ -104,7 +102,7 @@ async def test_rate_limited_model_reports_waits(
 
 async def test_rate_limited_model_uses_the_estimate(clock: FakeClock, request_: ChatRequest) -> None:
     limiter = RateLimiter(tpm=60, clock=clock)  # 1 token per second
-    model = RateLimitedModel(ScriptedModel(sequence(["ok"])), limiter, lambda _: 45)
+    model = LimitedModel(ScriptedModel(sequence(["ok"])), limiter=limiter, estimate_tokens=lambda _: 45)
     await model.complete(request_)
     await model.complete(request_)
     assert clock.sleeps == [pytest.approx(30.0)]
@@ -129,7 +127,7 @@ async def test_concurrency_never_exceeds_the_limit(request_: ChatRequest) -> Non
         return "ok"
 
     inner = ScriptedModel(busy)
-    limited = ConcurrencyLimitedModel(inner, asyncio.Semaphore(3))
+    limited = LimitedModel(inner, semaphore=asyncio.Semaphore(3))
     results = await asyncio.gather(*(limited.complete(request_) for _ in range(20)))
     assert [r.text for r in results] == ["ok"] * 20
     assert peak == 3
@@ -145,7 +143,7 @@ async def _hang(_: ChatRequest) -> str:
 
 
 async def test_request_timeout_maps_to_provider_timeout(request_: ChatRequest) -> None:
-    model = TimeoutModel(ScriptedModel(_hang, model_id="slow"), default_timeout_s=60.0)
+    model = LimitedModel(ScriptedModel(_hang, model_id="slow"), default_timeout_s=60.0)
     with pytest.raises(ProviderTimeout) as caught:
         await asyncio.wait_for(
             model.complete(ChatRequest(messages=request_.messages, timeout_s=0.005)), GUARD_S
@@ -156,19 +154,38 @@ async def test_request_timeout_maps_to_provider_timeout(request_: ChatRequest) -
 
 
 async def test_default_timeout_applies_when_request_has_none(request_: ChatRequest) -> None:
-    model = TimeoutModel(ScriptedModel(_hang), default_timeout_s=0.005)
+    model = LimitedModel(ScriptedModel(_hang), default_timeout_s=0.005)
     with pytest.raises(ProviderTimeout):
         await asyncio.wait_for(model.complete(request_), GUARD_S)
 
 
 async def test_no_timeout_passes_through(request_: ChatRequest) -> None:
-    model = TimeoutModel(ScriptedModel(sequence(["fast"])))
+    model = LimitedModel(ScriptedModel(sequence(["fast"])))
     assert (await model.complete(request_)).text == "fast"
 
 
 async def test_inner_provider_errors_pass_through_timeout(request_: ChatRequest) -> None:
     error = ProviderError("boom")
-    model = TimeoutModel(ScriptedModel(sequence([error])), default_timeout_s=1.0)
+    model = LimitedModel(ScriptedModel(sequence([error])), default_timeout_s=1.0)
     with pytest.raises(ProviderError) as caught:
         await model.complete(request_)
     assert caught.value is error
+
+
+async def test_queueing_for_a_slot_is_not_charged_to_the_timeout(request_: ChatRequest) -> None:
+    """The timeout bounds the call on the wire, not the wait for a slot among calls in flight."""
+    release = asyncio.Event()
+
+    async def slow_then_fast(request: ChatRequest) -> str:
+        if request.messages[-1].content == "first":
+            await release.wait()
+        return "done"
+
+    model = LimitedModel(ScriptedModel(slow_then_fast), semaphore=asyncio.Semaphore(1))
+    first = asyncio.ensure_future(model.complete(ChatRequest([Message("user", "first")])))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(model.complete(ChatRequest([Message("user", "second")], timeout_s=0.05)))
+    await asyncio.sleep(0.1)  # the second waited twice its timeout for the slot, never on the wire
+    release.set()
+    assert (await asyncio.wait_for(first, GUARD_S)).text == "done"
+    assert (await asyncio.wait_for(second, GUARD_S)).text == "done"

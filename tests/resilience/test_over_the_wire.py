@@ -14,23 +14,21 @@ from decimal import Decimal
 import pytest
 
 from courseforge.domain import CallRecord
+from courseforge.domain.tasks import TaskId
 from courseforge.errors import BudgetExceeded, ProviderError, ProviderHTTPError
 from courseforge.ledger import Ledger
 from courseforge.providers import ChatModel, ChatRequest, Message
 from courseforge.providers.effects import CallSpec
-from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.providers.openai_compat import OpenAICompatModel
 from courseforge.resilience import (
     BreakerRegistry,
     FakeClock,
-    FallbackModel,
     RecordingHooks,
     RetryingModel,
     StructuredOutputModel,
 )
-from courseforge.runtime import InProcessEffects
 from courseforge.sim import FaultRates, ModelProfile, SimProfile, SimServer
-from engine_helpers import hosted_settings
+from engine_helpers import course_calls, hosted_settings
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
 FAST = ModelProfile(ttft_ms=0, tokens_per_s=1e6, jitter=0)
@@ -85,12 +83,18 @@ async def test_calls_skip_an_open_model_and_probe_it_after_the_cooldown() -> Non
             inner = breakers.wrap(providers[-1])
             return StructuredOutputModel(RetryingModel(inner, max_retries=0, clock=clock))
 
-        chain = FallbackModel([stack("qwen3-max"), stack("gpt-oss-120b")])
+        chain = [stack("qwen3-max"), stack("gpt-oss-120b")]
         ledger = Ledger(Decimal("1"))
-        effects = InProcessEffects(settings, {"qwen3-max": chain}, ledger, CachedEmbedder(HashingEmbedder()))
+        effects = course_calls(settings, {}, ledger, chains={"qwen3-max": chain})
 
         async def call(n: int) -> CallRecord:
-            spec = CallSpec(phase="lessons", task=f"t{n}", tier="premium", attempt=1, request=request())
+            spec = CallSpec(
+                phase="lessons",
+                task=TaskId.lesson_task(f"t{n}"),
+                tier="premium",
+                attempt=1,
+                request=request(),
+            )
             return (await effects.call(spec)).record
 
         for n in range(3):
@@ -110,7 +114,7 @@ async def test_calls_skip_an_open_model_and_probe_it_after_the_cooldown() -> Non
             await provider.aclose()
     assert server.stats["qwen/qwen3-max", "ok"] == 1
     outcomes = [(r.task, r.model, r.outcome) for r in ledger.records]
-    assert ("t3", "qwen3-max", "skipped") in outcomes  # the skip is on the record, free
+    assert ("lesson:t3", "qwen3-max", "skipped") in outcomes  # the skip is on the record, free
     assert [t.new for t in hooks.transitions] == ["open", "half_open", "closed"]
 
 
@@ -126,12 +130,16 @@ async def test_budget_never_exceeded_with_50_calls_in_flight_and_retries() -> No
         model = StructuredOutputModel(RetryingModel(provider, max_retries=4, clock=FakeClock()))
         cap = Decimal("0.01")  # fits 14 worst cases of 0.00068 at once
         ledger = Ledger(cap)
-        effects = InProcessEffects(
-            settings, {"gpt-oss-120b": FallbackModel([model])}, ledger, CachedEmbedder(HashingEmbedder())
-        )
+        effects = course_calls(settings, {"gpt-oss-120b": model}, ledger)
 
         async def call(n: int) -> str:
-            spec = CallSpec(phase="lessons", task=f"t{n}", tier="mid", attempt=1, request=request(4000))
+            spec = CallSpec(
+                phase="lessons",
+                task=TaskId.lesson_task(f"t{n}"),
+                tier="mid",
+                attempt=1,
+                request=request(4000),
+            )
             try:
                 await effects.call(spec)
             except BudgetExceeded:

@@ -12,14 +12,12 @@ from courseforge.errors import CircuitOpen, ProviderHTTPError, ProviderTimeout, 
 from courseforge.providers.base import ChatModel, ChatRequest
 from courseforge.resilience import (
     BreakerRegistry,
-    ConcurrencyLimitedModel,
     FakeClock,
-    RateLimitedModel,
+    LimitedModel,
     RateLimiter,
     RecordingHooks,
     RetryingModel,
     SystemClock,
-    TimeoutModel,
     is_testing,
     set_testing,
 )
@@ -37,9 +35,11 @@ def _stack(
     *,
     max_retries: int,
 ) -> RetryingModel:
-    limited = RateLimitedModel(
-        ConcurrencyLimitedModel(TimeoutModel(provider, default_timeout_s=30.0), asyncio.Semaphore(4)),
-        RateLimiter(rpm=2, clock=clock),
+    limited = LimitedModel(
+        provider,
+        semaphore=asyncio.Semaphore(4),
+        limiter=RateLimiter(rpm=2, clock=clock),
+        default_timeout_s=30.0,
         hooks=hooks,
     )
     breaking = registry.wrap(limited)

@@ -1,4 +1,4 @@
-"""run_cascade through the real InProcessEffects and ledger, with scripted models per tier."""
+"""run_cascade through the real metered calls and ledger, with scripted models per tier."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from courseforge.config import Settings
+from courseforge.domain.tasks import TaskId
 from courseforge.errors import BadResponse, ProviderHTTPError
 from courseforge.ledger import Ledger
 from courseforge.providers import ChatRequest, Message
-from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.routing import Policy, Verdict, run_cascade
-from courseforge.runtime import InProcessEffects
 from courseforge.testing import ScriptedModel, sequence
-from engine_helpers import hosted_settings
+from engine_helpers import course_calls, hosted_settings
 
 SETTINGS: Settings = hosted_settings()
 TIERS = SETTINGS.routing.tiers
@@ -31,7 +30,7 @@ class Rig:
             for tier, model_id in TIERS.items()
         }
         self.ledger = Ledger(cap)
-        self.effects = InProcessEffects(SETTINGS, self.models, self.ledger, CachedEmbedder(HashingEmbedder()))
+        self.effects = course_calls(SETTINGS, self.models, self.ledger)
 
     def on(self, tier: str) -> ScriptedModel:
         return self.models[TIERS[tier]]
@@ -51,7 +50,7 @@ def parse(text: str) -> dict[str, Any]:
     return data
 
 
-async def check_score(value: dict[str, Any]) -> Verdict:
+async def check_score(value: dict[str, Any], _spec: Any = None) -> Verdict:
     score = float(value.get("score", 0))
     passed = score >= 0.5
     return Verdict(
@@ -72,13 +71,13 @@ async def run(
     pol = policy or Policy(ladder=tuple(SETTINGS.routing.ladder))
     return await run_cascade(
         phase="lessons",
-        task="lesson:S1-L1",
+        task=TaskId.lesson_task("S1-L1"),
         start_tier=start,
         policy=lambda: pol,
         build=build,
         parse=parse,
         check=check,
-        effects=rig.effects,
+        call=rig.effects.call,
     )
 
 
@@ -208,13 +207,13 @@ async def test_policy_is_read_fresh_each_step() -> None:
 
     result = await run_cascade(
         phase="lessons",
-        task="t",
+        task=TaskId.lesson_task("t"),
         start_tier="cheap",
         policy=policy,
         build=build,
         parse=parse,
         check=check_score,
-        effects=rig.effects,
+        call=rig.effects.call,
     )
     assert len(calls) == 2
     assert result.status == "flagged"
@@ -224,7 +223,7 @@ async def test_policy_is_read_fresh_each_step() -> None:
 async def test_verdict_without_score_still_keeps_a_usable_attempt() -> None:
     rig = Rig({"cheap": sequence([answer("x", 0.0)])})
 
-    async def never(_: Any) -> Verdict:
+    async def never(_: Any, __: Any) -> Verdict:
         return Verdict(False, feedback="no")
 
     result = await run(rig, policy=Policy(ladder=("cheap",), max_attempts=2), check=never)

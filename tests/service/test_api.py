@@ -10,7 +10,7 @@ import pytest
 from service_helpers import AUTH, body, service, wait_for
 
 from courseforge.config import Settings
-from courseforge.durable import new_job
+from courseforge.jobs import new_job
 from courseforge.pipeline import validate_analysis
 from courseforge.providers import ChatRequest
 from courseforge.storage import Checkpoint, open_store
@@ -180,9 +180,9 @@ def test_service_resumes_unfinished_jobs_on_start(settings: Settings, tmp_path: 
         await store.init()
         job, _ = await store.create_job(new_job("left-running", analysis))
         # A full run elsewhere gives us real checkpoints; keep only metadata's, as if killed in phase 3.
-        from courseforge.durable import JobRunner
+        from courseforge.jobs import InProcessRunner
 
-        await JobRunner(make_engine(settings, first_models), store).run(job, analysis=analysis)
+        await InProcessRunner(make_engine(settings, first_models), store).run(job, analysis=analysis)
         cps = await store.load_checkpoints(job.id)
         fresh = open_store(f"sqlite:///{tmp_path}/fresh.db")
         await fresh.init()

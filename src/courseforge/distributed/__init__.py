@@ -6,15 +6,15 @@ engine stays the default and needs no Temporal.
 """
 
 from .client import TemporalJobRunner, activity_options, generate_on_temporal, start_course, wait_for_course
-from .workflow import ActivityOptions, CourseWorkflow, TemporalEffects
+from .workflow import ActivityOptions, CourseWorkflow, temporal_runtime
 
 __all__ = [
     "ActivityOptions",
     "CourseWorkflow",
-    "TemporalEffects",
     "TemporalJobRunner",
     "activity_options",
     "generate_on_temporal",
     "start_course",
+    "temporal_runtime",
     "wait_for_course",
 ]

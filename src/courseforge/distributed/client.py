@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -22,9 +21,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
-from ..durable import ProgressTracker, input_digest, save_run, tracked_run
 from ..engine import GenerationResult, course_id_for
 from ..errors import RunError, UserError
+from ..jobs import ProgressTracker, input_digest, run_job
 from ..pipeline import ProgressEvent
 from ..storage import Job, Store
 from .codec import pinned_settings
@@ -220,9 +219,9 @@ async def generate_on_temporal(
 
 
 class TemporalJobRunner:
-    """The service's job runner when `service.temporal_address` is set: the same `run()` as
-    `durable.JobRunner`, but the course runs as a workflow on the worker fleet; this process
-    only starts it, mirrors its progress into the job (and SSE), and stores the result."""
+    """The service's job runner when `service.temporal_address` is set (a `jobs.JobRunner`): the
+    course runs as a workflow on the worker fleet; this process only starts it, mirrors its
+    progress into the job (and SSE), and stores the result through the shared `jobs.run_job`."""
 
     def __init__(
         self, settings: Settings, store: Store, *, client: Client | None = None, poll_s: float = 1.0
@@ -252,35 +251,25 @@ class TemporalJobRunner:
         progress: Callable[[ProgressEvent], None] | None = None,
         tracker: ProgressTracker | None = None,
     ) -> GenerationResult:
-        store = self.store
-        run_no = await store.start_run(job.id)
-        tracker = tracker or ProgressTracker()
         client = await self.client()
         handle = await start_course(
             client, self.settings, analysis, workflow_id=job.id, task_queue=self.task_queue
         )
-        async with tracked_run(
-            store,
-            job.id,
-            tracker,
+
+        async def execute(on_event: Callable[[ProgressEvent], None]) -> GenerationResult:
+            course, report = await wait_for_course(handle, progress=on_event, poll_s=self.poll_s)
+            return GenerationResult(course, report)
+
+        return await run_job(
+            self.store,
+            job,
+            self.settings,
+            execute=execute,
+            interrupted=lambda t: self._interrupted(handle, job.id, t),
+            progress=progress,
+            tracker=tracker,
             flush_interval_s=self.poll_s,
-            interrupted=lambda: self._interrupted(handle, job.id, tracker),
-        ):
-            course, report = await wait_for_course(
-                handle, progress=tracker.feeding(progress), poll_s=self.poll_s
-            )
-        replayed = [c for c in report.calls if c.replayed]
-        report.summary.update(
-            job_id=job.id,
-            run=run_no,
-            replayed_calls=len(replayed),
-            replayed_cost_usd=float(sum((c.cost_usd for c in replayed), Decimal(0))),
-            paid_this_run_usd=float(report.total_cost_usd),
         )
-        await save_run(
-            store, job.id, run=run_no, course=course, report=report, settings=self.settings, tracker=tracker
-        )
-        return GenerationResult(course, report)
 
     async def _interrupted(
         self, handle: WorkflowHandle[Any, Any], job_id: str, tracker: ProgressTracker

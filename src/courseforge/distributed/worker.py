@@ -28,7 +28,6 @@ from ..config import Settings
 from ..engine import Engine
 from ..errors import CourseforgeError, RunError
 from ..providers import ChatModel
-from ..resilience import FallbackModel
 from .codec import decode_request, encode_error, encode_response, encode_vectors
 from .workflow import EMBED_ACTIVITY, MODEL_CALL_ACTIVITY, CourseWorkflow
 
@@ -50,13 +49,10 @@ class WorkerActivities:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        stacks: dict[str, ChatModel] = {}
-        for tier_model in engine.model_stacks().values():
-            inner = tier_model.models if isinstance(tier_model, FallbackModel) else [tier_model]
-            for model in inner:
-                stacks.setdefault(model.model_id, model)
-        #: Each model's own stack (the workflow runs the fallback chain itself).
-        self.stacks = stacks
+        #: Each model's own stack, keyed by model id (the workflow walks the fallback chain).
+        self.stacks: dict[str, ChatModel] = {
+            model.model_id: model for chain in engine.stacks.chains().values() for model in chain
+        }
 
     async def _with_heartbeat(self, work: asyncio.Future[Any]) -> Any:
         timeout = activity.info().heartbeat_timeout
@@ -89,10 +85,10 @@ class WorkerActivities:
             try:
                 response = await self._with_heartbeat(work)
             except CourseforgeError as exc:
-                raise encode_error(exc, retries=len(events.retries), faults=events.fault_counts()) from None
+                raise encode_error(exc, retries=events.retry_count(), faults=events.fault_counts()) from None
         return {
             "response": encode_response(response),
-            "retries": len(events.retries),
+            "retries": events.retry_count(),
             "faults": events.fault_counts(),
         }
 

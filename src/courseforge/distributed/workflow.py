@@ -1,13 +1,13 @@
-"""The course as a Temporal workflow: the same `run_pipeline`, with effects whose model calls
-and embedding batches are activities.
+"""The course as a Temporal workflow: the same `engine.run_course`, on a runtime whose model
+calls and embedding batches are activities.
 
 Workflow code (deterministic; replayed from history after a worker dies):
-- `TemporalEffects` is `InProcessEffects` with two swaps: each model of a tier's fallback chain
-  is an `ActivityModel` (its `complete` runs the `courseforge.model_call` activity on a worker's
-  model stack), and the clock is the workflow's. So the ledger, its per-try reservations and
-  records, the fallback chain and the cascade run here, in workflow state, exactly as
-  in-process; only the provider stack (rate limits, breaker, retries, structured output) runs
-  in the activity.
+- `temporal_runtime` is the in-process runtime with three swaps: each model of a tier's chain is
+  an `ActivityModel` (its `complete` runs the `courseforge.model_call` activity on a worker's
+  model stack), the clock is the workflow's, and blocking gate work runs inline (a workflow's
+  loop has no thread executor). So the ledger, its per-try reservations and records, the
+  fallback chain and the cascade run here, in workflow state, exactly as in-process; only the
+  provider stack (rate limits, breaker, retries, structured output) runs in the activity.
 - Embeddings go through `courseforge.embed` activities, each text once per course.
 - Section fan-out is the pipeline's own `asyncio.gather`, on Temporal's deterministic loop.
 
@@ -18,11 +18,11 @@ again; only activities in flight when a worker died run again (after their heart
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from temporalio import workflow
@@ -31,14 +31,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, TemporalError
 
 with workflow.unsafe.imports_passed_through():
     from ..config import Settings
-    from ..engine import build_report
+    from ..engine import Runtime, run_course
     from ..errors import CourseforgeError, ProviderError, ProviderTimeout
-    from ..ledger import Ledger
-    from ..pipeline import PipelineContext, ProgressEvent, run_pipeline, validate_analysis
+    from ..pipeline import ProgressEvent, validate_analysis
     from ..pipeline.state import track_progress
     from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder
-    from ..resilience import BREAKER_COOLDOWN_S, FallbackModel
-    from ..runtime import InProcessEffects
+    from ..resilience import BREAKER_COOLDOWN_S
     from .codec import decode_error, decode_response, decode_vectors, encode_request, error_fields
 
 __all__ = [
@@ -47,7 +45,7 @@ __all__ = [
     "WORKFLOW_NAME",
     "ActivityOptions",
     "CourseWorkflow",
-    "TemporalEffects",
+    "temporal_runtime",
 ]
 
 WORKFLOW_NAME = "courseforge.course"
@@ -109,6 +107,12 @@ class _Counters:
     def add(self, data: dict[str, Any]) -> None:
         self.retries += int(data.get("retries", 0) or 0)
         self.faults.update({str(k): int(v) for k, v in (data.get("faults") or {}).items()})
+
+    def retry_count(self) -> int:
+        return self.retries
+
+    def fault_counts(self) -> dict[str, int]:
+        return dict(sorted(self.faults.items()))
 
 
 class ActivityModel(ChatModel):
@@ -188,36 +192,32 @@ class _WorkflowClock:
         await asyncio.sleep(max(seconds, 0.0))
 
 
-class TemporalEffects(InProcessEffects):
-    """`InProcessEffects` whose models are activities and whose clock is the workflow's."""
+async def _inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)
 
-    #: CPU-bound pipeline work runs inline: a workflow's loop has no thread executor.
-    inline_blocking = True
 
-    def __init__(self, settings: Settings, ledger: Ledger, options: ActivityOptions) -> None:
-        self.counters = _Counters()
-        clock = _WorkflowClock()
-        models = settings.models
-        tier_models = sorted(set(settings.routing.tiers.values()))
-        chains: dict[str, ChatModel] = {}
-        activity_models: dict[str, ChatModel] = {}
+def temporal_runtime(settings: Settings, options: ActivityOptions, counters: _Counters) -> Runtime:
+    """The runtime of a course inside the workflow (see the module docstring)."""
+    activity_models: dict[str, ChatModel] = {}
 
-        def one(model_id: str) -> ChatModel:
-            if model_id not in activity_models:
-                activity_models[model_id] = ActivityModel(model_id, options, self.counters)
-            return activity_models[model_id]
+    def one(model_id: str) -> ChatModel:
+        if model_id not in activity_models:
+            activity_models[model_id] = ActivityModel(model_id, options, counters)
+        return activity_models[model_id]
 
-        for m in tier_models:
-            chains[m] = FallbackModel(
-                [one(m), *(one(fb) for fb in models[m].fallbacks)],
-                max_open_wait_s=BREAKER_COOLDOWN_S,
-                clock=clock,
-            )
-        super().__init__(settings, chains, ledger, ActivityEmbedder(options, self.counters))
-        self._wf_t0 = workflow.time()
-
-    def now_ms(self) -> float:
-        return (workflow.time() - self._wf_t0) * 1000
+    models = settings.models
+    chains = {
+        m: [one(m), *(one(fb) for fb in models[m].fallbacks)]
+        for m in sorted(set(settings.routing.tiers.values()))
+    }
+    return Runtime(
+        chains=chains,
+        embedder=ActivityEmbedder(options, counters),
+        clock=_WorkflowClock(),
+        open_wait_s=BREAKER_COOLDOWN_S,
+        blocking=_inline,
+        events=lambda: contextlib.nullcontext(counters),
+    )
 
 
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[CourseforgeError])
@@ -261,34 +261,18 @@ class CourseWorkflow:
     async def _run(self, data: dict[str, Any]) -> dict[str, Any]:
         settings = Settings.model_validate(data["settings"])
         analysis = validate_analysis(data["analysis"])
-        course_id = str(data["course_id"])
-        options = ActivityOptions.from_data(data.get("options"))
-        cap = Decimal(str(analysis.budget_usd or settings.budget.per_course_usd))
-        ledger = Ledger(cap)
-        effects = TemporalEffects(settings, ledger, options)
-        ctx = PipelineContext(settings, effects, cap)
-        ctx.progress = self._on_progress
-        started = workflow.time()
-        result = await run_pipeline(analysis, course_id, ctx)
-        wall = workflow.time() - started
-        report = build_report(
-            result.state,
-            ledger,
-            settings,
-            wall,
-            cap=cap,
-            transport_retries=effects.counters.retries,
-            course=result.course,
-        )
-        report.faults = dict(sorted(effects.counters.faults.items()))
+        counters = _Counters()
+        runtime = temporal_runtime(settings, ActivityOptions.from_data(data.get("options")), counters)
+        result = await run_course(analysis, settings, runtime, progress=self._on_progress)
+        report = result.report
         info = workflow.info()
         report.summary.update(
             engine="temporal",
             workflow_id=info.workflow_id,
             run_id=info.run_id,
             task_queue=info.task_queue,
-            model_call_activities=effects.counters.model_calls,
-            embed_activities=effects.counters.embed_batches,
+            model_call_activities=counters.model_calls,
+            embed_activities=counters.embed_batches,
         )
         return {
             "course": result.course.model_dump(mode="json") if result.course else None,

@@ -99,6 +99,9 @@ class ReviewFlag(Open):
     reason: str
     gate: str = ""
     score: float | None = None
+    #: How close the deciding gates came to the other verdict: 1 a coin flip, 0 clear-cut
+    #: (see docs/report.md); the review queue is ranked by it.
+    uncertainty: float | None = None
 
 
 class Course(Open):

@@ -18,10 +18,11 @@ class QualitySummary(Open):
     similarity_mean: float | None = None
     #: Mean judge composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability, 1-5).
     composite_mean: float | None = None
+    #: Lessons accepted on the first call of their first generation / lessons.
     first_attempt_pass_rate: float | None = None
-    #: Share of lessons that climbed at least one tier.
+    #: Lessons whose final tier is above the tier they started on / lessons.
     escalation_rate: float | None = None
-    #: Share of lessons flagged for a person.
+    #: Lessons flagged for a person / lessons.
     human_review_rate: float | None = None
     review_flags: int = 0
     judge_calls: int = 0

@@ -30,7 +30,10 @@ class CallRecord(Open):
     """One model call (or one that was blocked before it was sent)."""
 
     phase: str
+    #: The task's key (`domain.tasks.TaskId.key()`), e.g. "lesson:S2-L1/r1".
     task: str
+    #: The phase's round: phase 5 (completeness) repeats; 0 for every other phase.
+    round: int = 0
     model: str
     tier: str
     attempt: int
@@ -70,16 +73,24 @@ class GateScore(Open):
     gate: str
     passed: bool
     score: float | None = None
+    #: The score the gate compares with (pass at or above it, unless the gate says otherwise).
+    threshold: float | None = None
     verdict: str = ""
     reasons: list[str] = Field(default_factory=list)
 
 
 class LessonGates(Open):
     lesson_id: str
+    #: Calls that wrote this lesson (every generation of it; samples count once per attempt).
     attempts: int
     final_tier: str
     final_model: str
     gates: list[GateScore]
+    #: accepted (every gate passed), flagged (best attempt kept for a person), failed (none
+    #: usable), or "" where nothing was generated (`courseforge check`).
+    status: str = ""
+    #: The tier its first generation started on.
+    start_tier: str = ""
 
 
 class Totals(Open):

@@ -14,16 +14,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..config import ModelSettings
-from ..domain import CallRecord, Totals
+from ..config import ModelSettings, Settings
+from ..domain import AnalysisResult, CallRecord, Totals
 from ..errors import BudgetExceeded
 from ..providers import Message, Usage
 
-__all__ = ["Ledger", "Reservation", "estimate_input_tokens", "price_of", "worst_case_cost"]
+__all__ = ["Ledger", "Reservation", "course_cap", "estimate_input_tokens", "price_of", "worst_case_cost"]
 
 _MILLION = Decimal(1_000_000)
 #: Per-message framing tokens (role markers) added to the estimate.
 _MESSAGE_OVERHEAD_TOKENS = 8
+
+
+def course_cap(analysis: AnalysisResult, settings: Settings) -> Decimal:
+    """A course's budget cap: the input's `budget_usd`, else the config's `budget.per_course_usd`."""
+    return Decimal(str(analysis.budget_usd or settings.budget.per_course_usd))
 
 
 def estimate_input_tokens(messages: Sequence[Message]) -> int:

@@ -15,8 +15,10 @@ from typing import Any
 
 from ..config import Settings
 from ..domain.drafts import LessonDraft, json_schema_of
+from ..domain.tasks import TaskId
 from ..errors import RunError
 from ..providers import ChatRequest, Message
+from ..providers.effects import CallSpec
 from ..quality.grounding import ClaimSupport
 from ..quality.judge import JudgeDraft
 from ..routing import Policy, Verdict, run_cascade
@@ -117,12 +119,15 @@ async def judge_lesson(
     tier: str,
     claims: Sequence[ClaimSupport] = (),
     sources: Mapping[str, str] | None = None,
-    label: str = "judge",
+    strong: bool = False,
+    round: int = 0,
 ) -> JudgeDraft | None:
     """One judge verdict on `tier` (re-asked on invalid output), or None when the judge could
-    not answer (the caller then keeps the embedding verdict)."""
+    not answer (the caller then keeps the embedding verdict). `strong`: the calibration
+    sample's stronger judge (its own task, `judge_strong:...`)."""
     js = ctx.settings.gates.judge
     model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
+    task = TaskId.judge_task(lesson_id, content_key(lesson), strong=strong)
 
     def build(tier_: str, attempt: int, feedback: str) -> ChatRequest:
         return ChatRequest(
@@ -131,22 +136,23 @@ async def judge_lesson(
             schema_name="judge",
             max_tokens=min(model.max_output_tokens, js.max_tokens),
             temperature=0.0,
-            tags={"phase": phase, "task": f"{label}:{lesson_id}", "max_retries": "1"},
+            tags={"phase": phase, "task": task.key(), "max_retries": "1"},
         )
 
-    async def accept(_: JudgeDraft) -> Verdict:
+    async def accept(_: JudgeDraft, __: CallSpec) -> Verdict:
         return Verdict(True, score=1.0)
 
     try:
         result = await run_cascade(
             phase=phase,
-            task=f"{label}:{lesson_id}:{content_key(lesson)}",
+            round=round,
+            task=task,
             start_tier=tier,
             policy=lambda: Policy(ladder=(tier,), max_attempts=js.max_attempts, escalate=False),
             build=build,
             parse=parser_for(JudgeDraft),
             check=accept,
-            effects=ctx.effects,
+            call=ctx.effects.call,
         )
     except RunError:
         return None

@@ -10,24 +10,22 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import itertools
 from typing import Any
 
 from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
+from ..domain.tasks import TaskId
 from ..errors import RunError
 from ..ledger import estimate_input_tokens
-from ..providers import ChatRequest, Embedder
-from ..providers.embeddings import cosine
-from ..quality.base import GateResult
-from ..quality.gates import evaluate_lesson, feedback_text, repair_exercise, thresholds_for
+from ..providers import ChatRequest
+from ..providers.effects import CallResult, CallSpec
 from ..routing import BLOOM_RANK, TaskProfile, Verdict, estimate_complexity, route_task, run_cascade
-from .lesson_quality import extra_lesson_gates, lesson_effects
+from .lesson_checks import check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
 from .prompts import lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
-__all__ = ["EffectsEmbedder", "check_lesson", "create_slots", "generate_lessons", "relabel_exercises"]
+__all__ = ["create_slots", "generate_lesson", "generate_lessons", "lesson_schema", "lesson_schema_for"]
 
 _LESSON_MAX_TOKENS = 1800
 #: Characters per word (spaces included) used to turn the configured word range into the
@@ -71,17 +69,6 @@ def lesson_schema_for(
     return schema
 
 
-class EffectsEmbedder(Embedder):
-    """The pipeline's embeddings go through Effects like every other effect."""
-
-    def __init__(self, ctx: PipelineContext) -> None:
-        self._ctx = ctx
-        self.name = ctx.settings.gates.embedding_model
-
-    async def embed(self, texts: list[str]) -> list[list[float]]:  # type: ignore[override]
-        return await self._ctx.effects.embed(texts)
-
-
 def create_slots(state: CourseState) -> None:
     for si, plan in enumerate(state.plans):
         for lp in plan.lessons:
@@ -91,96 +78,16 @@ def create_slots(state: CourseState) -> None:
             )
 
 
-def _exercise_coverage(draft: LessonDraft, numbers: list[int]) -> GateResult:
-    wanted = set(numbers)
-    named = [e.outcome for e in draft.exercises]
-    stray = sorted({n for n in named if n not in wanted})
-    missing = sorted(wanted - set(named))
-    reasons = []
-    if stray:
-        reasons.append(
-            f"exercises name outcome(s) {stray} that this lesson does not teach (use {sorted(wanted)})"
-        )
-    if missing:
-        reasons.append(f"no exercise assesses outcome(s) {missing}")
-    return GateResult(
-        "exercise_outcomes",
-        not reasons,
-        1.0 - len(missing) / len(wanted),
-        reasons,
-        "pass" if not reasons else "fail",
-    )
-
-
-async def relabel_exercises(
-    state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
-) -> str | None:
-    """Small models often tag every exercise with the lesson's first outcome. When the lesson has
-    as many exercises as outcomes but some outcome is named by none, the exercises' `outcome`
-    labels are reassigned by meaning (the one-to-one match of exercises to outcomes with the
-    highest total cosine of "question answer" to outcome text), so that each outcome gets the
-    exercise closest to it; only when every newly assessed outcome gets an exercise at least at
-    the similarity gate's severe threshold (else the coverage gate still fails it). Returns what
-    changed, or None."""
-    wanted = sorted(set(slot.outcome_numbers))
-    exercises = draft.exercises
-    if len(wanted) < 2 or len(exercises) < len(wanted):
-        return None
-    before = [e.outcome for e in exercises]
-    if not set(wanted) - set(before):
-        return None
-    severe = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).severe_below
-    texts = [f"{e.question} {e.answer}" for e in exercises] + [state.outcomes[n - 1].text for n in wanted]
-    vectors = await ctx.effects.embed(texts)
-    ex_vecs, out_vecs = vectors[: len(exercises)], vectors[len(exercises) :]
-    score = [[cosine(ev, ov) for ov in out_vecs] for ev in ex_vecs]
-    best = max(
-        itertools.permutations(range(len(exercises)), len(wanted)),
-        key=lambda chosen: sum(score[e][o] for o, e in enumerate(chosen)),
-    )
-    if any(score[e][o] < severe for o, e in enumerate(best) if wanted[o] not in before):
-        return None
-    for o, e in enumerate(best):
-        exercises[e].outcome = wanted[o]
-    after = [e.outcome for e in exercises]
-    return f"exercise outcomes {before} relabelled by meaning to {after}"
-
-
-async def check_lesson(
-    state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
-) -> Verdict:
-    task = f"lesson:{slot.id}"
-    for number, exercise in enumerate(draft.exercises, start=1):
-        repaired = repair_exercise(exercise)
-        if repaired:
-            state.decisions.append(Decision.fix(task, f"exercise {number}: {repaired}"))
-    relabelled = await relabel_exercises(state, slot, draft, ctx)
-    if relabelled:
-        state.decisions.append(Decision.fix(task, relabelled))
-    outcomes = {state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers}
-    results = await evaluate_lesson(draft, outcomes, EffectsEmbedder(ctx), ctx.settings.gates)
-    results.append(_exercise_coverage(draft, slot.outcome_numbers))
-    results = await extra_lesson_gates(state, slot, draft, ctx, results, outcomes)
-    sources = {m.id for m in state.analysis.source_material}
-    unknown = [c for c in draft.citations if c not in sources]
-    if unknown:
-        results.append(
-            GateResult("citations", False, None, [f"cites unknown source id(s) {unknown}"], "fail")
-        )
-    failed = [r for r in results if not r.passed]
-    similarity = next((r.score for r in results if r.gate == "similarity"), None)
-    return Verdict(
-        passed=not failed,
-        score=similarity,
-        severe=any(r.verdict == "severe" for r in failed),
-        feedback=feedback_text(failed) if failed else "",
-        details=results,
-    )
-
-
 async def generate_lesson(
-    state: CourseState, slot: LessonSlot, ctx: PipelineContext, sem: asyncio.Semaphore, phase: str
+    state: CourseState,
+    slot: LessonSlot,
+    ctx: PipelineContext,
+    sem: asyncio.Semaphore,
+    phase: str,
+    round: int = 0,
 ) -> None:
+    """Generate one slot through the cascade (`phase`/`round`: where it runs, for the report);
+    the slot ends accepted, flagged (best attempt kept) or failed. Never raises a RunError."""
     analysis = state.analysis
     spec = analysis.sections[slot.section_index]
     plan = state.plans[slot.section_index]
@@ -188,8 +95,7 @@ async def generate_lesson(
     outcomes = [(n, state.outcomes[n - 1]) for n in slot.outcome_numbers]
     siblings = [s.title for s in state.slots_in(slot.section_index) if s.id != slot.id]
     words = (ctx.settings.gates.lesson_min_words, ctx.settings.gates.lesson_max_words)
-    suffix = f"/{slot.task_tag}" if slot.task_tag else f"/r{slot.rounds}" if slot.rounds else ""
-    task = f"lesson:{slot.id}{suffix}"
+    task = TaskId.lesson_task(slot.id, round=0 if slot.task_tag else slot.rounds, tag=slot.task_tag)
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
     source_ids = [m.id for m in analysis.source_material]
@@ -219,12 +125,12 @@ async def generate_lesson(
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
             temperature=ctx.settings.routing.temperature,
             timeout_s=priority.timeout_s,
-            tags={"phase": phase, "task": task, "max_retries": str(priority.retries)},
+            tags={"phase": phase, "task": task.key(), "max_retries": str(priority.retries)},
         )
 
     probe = build(ctx.settings.routing.ladder[0], 1, "")
     profile = TaskProfile(
-        task=task,
+        task=task.key(),
         complexity=complexity,
         critical=spec.critical,
         section_type=spec.section_type,
@@ -239,7 +145,7 @@ async def generate_lesson(
         # Near the budget cap new tasks start no higher than the step-down tier.
         state.decisions.append(
             Decision(
-                task=task,
+                task=task.key(),
                 action="step_down",
                 tier=ceiling,
                 reason=f"budget {ctx.effects.budget_fraction():.0%} used: {start_tier} capped at {ceiling}",
@@ -248,24 +154,47 @@ async def generate_lesson(
         start_tier = ceiling
     state.decisions.append(
         Decision(
-            task=task,
+            task=task.key(),
             action="route",
             tier=route.tier,
             reason=route.reason,
             inputs={**route.inputs, "priority": priority_name},
         )
     )
+    if not slot.start_tier:
+        slot.start_tier = start_tier
+    # Self-consistency: on a sampled tier each attempt draws several answers; how far they
+    # disagreed travels with the chosen draft to its check (this lesson's own variable).
+    sampled = is_sampled(ctx, spec.section_type, spec.critical)
+    cs = ctx.settings.gates.consistency
+    agreement: float | None = None
+
+    async def sampling_call(attempt: CallSpec) -> CallResult:
+        nonlocal agreement
+        agreement = None
+        if attempt.tier not in cs.tiers:
+            return await ctx.effects.call(attempt)
+        outcome_texts = {state.outcome_id(n): o.text for n, o in outcomes}
+        result, agreement = await draw_samples(
+            ctx.effects.call, attempt, samples=cs.samples, ctx=ctx, outcomes=outcome_texts
+        )
+        return result
+
+    async def check(draft: LessonDraft, attempt: CallSpec) -> Verdict:
+        return await check_lesson(state, slot, draft, ctx, attempt, consistency=agreement)
+
     async with sem:
         try:
             result = await run_cascade(
                 phase=phase,
+                round=round,
                 task=task,
                 start_tier=start_tier,
                 policy=ctx.policy(priority),
                 build=build,
                 parse=parser_for(LessonDraft),
-                check=lambda d: check_lesson(state, slot, d, ctx),
-                effects=lesson_effects(state, slot, ctx),
+                check=check,
+                call=sampling_call if sampled else ctx.effects.call,
             )
         except RunError as exc:  # isolation: one lesson's failure is recorded, never raised
             slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"
@@ -283,14 +212,14 @@ async def generate_lesson(
 
 
 async def generate_lessons(
-    state: CourseState, ctx: PipelineContext, slots: list[LessonSlot], phase: str
+    state: CourseState, ctx: PipelineContext, slots: list[LessonSlot], phase: str, round: int = 0
 ) -> None:
     sem = asyncio.Semaphore(ctx.settings.routing.max_parallel_tasks)
     total, done = len(slots), 0
 
     async def one(slot: LessonSlot) -> None:
         nonlocal done
-        await generate_lesson(state, slot, ctx, sem, phase)
+        await generate_lesson(state, slot, ctx, sem, phase, round)
         done += 1
         ctx.progress(ProgressEvent(phase, "task_done", f"{slot.id} {slot.status}", slot.id, done, total))
 

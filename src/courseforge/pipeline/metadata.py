@@ -11,6 +11,7 @@ from typing import Any
 
 from ..domain import Decision, LearningOutcome, LessonPlan, ReviewFlag, SectionPlan, SectionSpec
 from ..domain.drafts import MAX_OUTCOMES, MetadataCoreDraft, MetadataExtrasDraft, json_schema_of
+from ..domain.tasks import TaskId
 from ..errors import GenerationFailed
 from ..providers import ChatRequest
 from ..providers.embeddings import cosine
@@ -405,30 +406,30 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
 
     core_task = run_cascade(
         phase="metadata",
-        task="metadata_core",
+        task=TaskId("metadata_core"),
         start_tier=routing.metadata_tier,
         policy=ctx.policy(critical),
         build=build_core,
         parse=parser_for(MetadataCoreDraft),
-        check=lambda d: _check_core(state, d, ctx),
-        effects=ctx.effects,
+        check=lambda d, _: _check_core(state, d, ctx),
+        call=ctx.effects.call,
     )
     extras_task = run_cascade(
         phase="metadata",
-        task="metadata_extras",
+        task=TaskId("metadata_extras"),
         start_tier=routing.metadata_extras_tier,
         policy=ctx.policy(standard),
         build=build_extras,
         parse=parser_for(MetadataExtrasDraft),
-        check=check_extras,
-        effects=ctx.effects,
+        check=lambda d, _: check_extras(d),
+        call=ctx.effects.call,
     )
     core: TaskResult[MetadataCoreDraft]
     extras: TaskResult[MetadataExtrasDraft]
     core, extras = await asyncio.gather(core_task, extras_task)
     state.decisions += core.decisions + extras.decisions
     if core.value is None:
-        raise GenerationFailed(f"metadata could not be generated: {core.reason}")
+        raise GenerationFailed(f"metadata could not be generated: {core.reason}") from core.exhausted()
     state.core = core.value
     if core.status == "flagged":
         state.flags.append(

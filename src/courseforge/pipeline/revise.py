@@ -13,14 +13,15 @@ import asyncio
 from dataclasses import dataclass
 
 from ..domain import AnalysisResult, Course, Lesson
-from ..domain.drafts import ExerciseDraft, LessonDraft, MetadataCoreDraft, MetadataExtrasDraft
+from ..domain.drafts import MetadataCoreDraft, MetadataExtrasDraft
 from ..domain.report import LessonGates
 from ..errors import UserError
+from ..quality.base import uncertainty
+from .assemble import draft_of, lesson_gates_of, lesson_of
 from .lessons import generate_lesson
-from .review import lesson_gates_of, lesson_of
 from .state import CourseState, LessonSlot, PipelineContext
 
-__all__ = ["Revision", "draft_of", "revise_lesson", "state_from_course"]
+__all__ = ["Revision", "revise_lesson", "state_from_course"]
 
 
 def state_from_course(analysis: AnalysisResult, course: Course) -> CourseState:
@@ -65,26 +66,6 @@ def state_from_course(analysis: AnalysisResult, course: Course) -> CourseState:
     return state
 
 
-def draft_of(lesson: Lesson, number: dict[str, int]) -> LessonDraft:
-    """A course lesson back as the draft the gates and the judge read (`number`: outcome id ->
-    its 1-based number; an exercise without a known outcome gets 0)."""
-    return LessonDraft.model_construct(
-        content=lesson.content,
-        exercises=[
-            ExerciseDraft.model_construct(
-                type=e.type,
-                question=e.question,
-                options=e.options,
-                answer=e.answer,
-                explanation=e.explanation,
-                outcome=number.get(e.outcome_ids[0], 0) if e.outcome_ids else 0,
-            )
-            for e in lesson.exercises
-        ],
-        citations=[c.source_id for c in lesson.citations or []],
-    )
-
-
 @dataclass(slots=True)
 class Revision:
     lesson_id: str
@@ -94,6 +75,8 @@ class Revision:
     reason: str = ""
     #: The report's entry for the new attempt (attempts, tier, model, every gate's verdict).
     gates: LessonGates | None = None
+    #: How close its failed gates came to passing (0 when none failed; docs/report.md).
+    uncertainty: float = 0.0
 
 
 async def revise_lesson(
@@ -113,5 +96,14 @@ async def revise_lesson(
     await asyncio.gather(*state.background, return_exceptions=True)
     if slot.draft is None or slot.status == "failed":
         slot.draft = previous
-        return Revision(lesson_id, "failed", None, slot.reason, lesson_gates_of(slot))
-    return Revision(lesson_id, slot.status, lesson_of(state, slot), slot.reason, lesson_gates_of(slot))
+        return Revision(
+            lesson_id, "failed", None, slot.reason, lesson_gates_of(slot), uncertainty(slot.gates)
+        )
+    return Revision(
+        lesson_id,
+        slot.status,
+        lesson_of(state, slot),
+        slot.reason,
+        lesson_gates_of(slot),
+        uncertainty(slot.gates),
+    )

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from ..domain import AnalysisResult, Course
 from ..errors import GenerationFailed
+from .assemble import assemble_course
+from .completeness import run_completeness
+from .course_checks import run_quality
 from .lessons import create_slots, generate_lessons
 from .metadata import run_metadata
-from .review import assemble_course, run_completeness, run_quality
 from .state import CourseState, PipelineContext, ProgressEvent
 from .validate import plan_lesson_counts
 

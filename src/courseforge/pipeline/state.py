@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -11,11 +11,20 @@ from typing import Any, Literal
 from ..config import PrioritySettings, Settings
 from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag, SectionPlan
 from ..domain.drafts import LessonDraft, MetadataCoreDraft, MetadataExtrasDraft
+from ..providers import Embedder
 from ..providers.effects import Effects
 from ..quality.base import GateResult
 from ..routing import Policy
 
-__all__ = ["CourseState", "LessonSlot", "PipelineContext", "ProgressEvent", "SlotStatus", "track_progress"]
+__all__ = [
+    "CourseState",
+    "EffectsEmbedder",
+    "LessonSlot",
+    "PipelineContext",
+    "ProgressEvent",
+    "SlotStatus",
+    "track_progress",
+]
 
 SlotStatus = Literal["pending", "accepted", "flagged", "failed"]
 
@@ -59,12 +68,27 @@ def track_progress(progress: dict[str, Any], event: ProgressEvent) -> None:
         progress["message"] = f"{event.phase}: {event.message}"[:300]
 
 
+class EffectsEmbedder(Embedder):
+    """The pipeline's embeddings go through Effects like every other effect."""
+
+    def __init__(self, effects: Effects, name: str) -> None:
+        self._effects = effects
+        self.name = name
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self._effects.embed(texts)
+
+
 @dataclass(slots=True)
 class PipelineContext:
     settings: Settings
     effects: Effects
     budget_usd: Decimal
     progress: Callable[[ProgressEvent], None] = lambda event: None
+
+    def embedder(self) -> Embedder:
+        """The configured embedding model, reached through `effects`."""
+        return EffectsEmbedder(self.effects, self.settings.gates.embedding_model)
 
     def priority_for(self, section_type: str, critical: bool) -> tuple[str, PrioritySettings]:
         routing = self.settings.routing
@@ -102,6 +126,8 @@ class LessonSlot:
     status: SlotStatus = "pending"
     draft: LessonDraft | None = None
     gates: list[GateResult] = field(default_factory=list)
+    #: The tier its first generation started on (escalation is measured from it).
+    start_tier: str = ""
     tier: str = ""
     model: str = ""
     attempts: int = 0

@@ -95,3 +95,6 @@ class Embedder(abc.ABC):
     @abc.abstractmethod
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One L2-normalised vector per text, in order."""
+
+    async def warm(self) -> None:
+        """Load what the first `embed` would (a model's weights) ahead of time. Optional."""

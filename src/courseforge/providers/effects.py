@@ -1,22 +1,23 @@
 """The one door through which the pipeline touches the world.
 
-Model calls, embeddings and the clock reach the pipeline only through `Effects`, so the same
-pipeline runs in-process (the engine's implementation reserves budget, records, checkpoints)
-and on a distributed engine (each call an activity) without a second copy. Every call carries
-a deterministic `step_key`, the identity under which a finished call is stored and replayed.
+Model calls, embeddings, the clock and CPU-bound work reach the pipeline only through
+`Effects`, so the same pipeline runs in-process and inside a Temporal workflow (each call an
+activity) without a second copy; `engine.calls.CourseCalls` is the implementation both use.
+Every call carries its task identity (`domain.tasks.TaskId`), from which the deterministic step
+key is derived: the identity under which a finished call is stored and replayed.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from ..domain import CallRecord
+from ..domain.tasks import TaskId, step_key
 from .base import ChatRequest, ChatResponse
 
-__all__ = ["CallResult", "CallSpec", "Effects", "run_blocking"]
+__all__ = ["CallResult", "CallSpec", "Effects"]
 
 T = TypeVar("T")
 
@@ -24,14 +25,16 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class CallSpec:
     phase: str
-    task: str
+    task: TaskId
     tier: str
     attempt: int
     request: ChatRequest
+    #: The phase's round (phase 5 runs up to `routing.completeness_rounds` rounds; 0 elsewhere).
+    round: int = 0
 
     @property
     def step_key(self) -> str:
-        return f"{self.phase}/{self.task}/{self.attempt}/{self.tier}"
+        return step_key(self.phase, self.task, self.attempt, self.tier)
 
 
 @dataclass(slots=True)
@@ -59,12 +62,7 @@ class Effects(Protocol):
         """Share of the course's cap spent or reserved (0..1)."""
         ...
 
-
-async def run_blocking(effects: object, fn: Callable[..., T], *args: Any) -> T:
-    """Run CPU-bound pipeline work (a gate loading a classifier) off the event loop where the
-    runtime has threads (in-process: `asyncio.to_thread`), or inline where it must stay on one
-    deterministic loop — a Temporal workflow, whose effects set `inline_blocking = True` (its
-    loop has no executor; the worker warms such gates up before taking work)."""
-    if getattr(effects, "inline_blocking", False):
-        return fn(*args)
-    return await asyncio.to_thread(fn, *args)
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound work (a gate loading a classifier) off the event loop where the runtime
+        has threads, or inline where it must stay on one deterministic loop (a workflow)."""
+        ...

@@ -220,10 +220,8 @@ class CachedEmbedder(Embedder):
         return CacheStats(hits=self._hits, misses=self._misses, size=len(self._cache))
 
     async def warm(self) -> None:
-        """Warm the inner embedder if it can be warmed."""
-        warm = getattr(self.inner, "warm", None)
-        if warm is not None:
-            await warm()
+        """Warm the inner embedder."""
+        await self.inner.warm()
         self.dimensions = self.inner.dimensions
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Gate", "GateContext", "GateResult"]
+__all__ = ["Gate", "GateContext", "GateResult", "uncertainty"]
 
 A = TypeVar("A")
 
@@ -27,10 +27,34 @@ class GateResult:
     reasons: Sequence[str] = ()
     #: "pass" | "borderline" | "fail" | "severe": severe failures escalate at once.
     verdict: str = ""
+    #: What `score` is compared with (None for a gate whose verdict is a rule, not a number).
+    threshold: float | None = None
 
     def feedback(self) -> str:
         """Short text the next attempt's prompt carries."""
         return "; ".join(self.reasons)
+
+    def margin(self) -> float | None:
+        """How far the score sat from its threshold, relative to the threshold: 0 on the line,
+        0.1 a tenth of the way (similarity 0.50 against 0.55 is 0.09). None without a number."""
+        if self.score is None or self.threshold is None:
+            return None
+        return abs(self.score - self.threshold) / max(abs(self.threshold), _MIN_SCALE)
+
+
+#: Smallest scale a margin is measured against (a threshold of 0 would divide by zero).
+_MIN_SCALE = 0.05
+
+
+def uncertainty(results: Sequence[GateResult]) -> float:
+    """How close the failed gates came to passing: 1 - the largest margin among them (capped
+    at 1), so one clear failure makes the verdict clear; a failure by rule (no number) is
+    clear-cut (0). 0 when nothing failed. The review queue is ranked by this."""
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return 0.0
+    clearest = max(min(1.0, m) if (m := r.margin()) is not None else 1.0 for r in failed)
+    return round(1.0 - clearest, 4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,26 @@ from typing import Any
 
 from .base import Gate, GateContext, GateResult
 
-__all__ = ["OutcomeCoverageGate"]
+__all__ = ["OutcomeCoverageGate", "completeness_problems", "outcome_problems"]
+
+
+def completeness_problems(*, lessons: int, min_lessons: int, empty_sections: Collection[str]) -> list[str]:
+    """The structural rules of phase 5: enough lessons, and no section without one."""
+    problems = []
+    if lessons < min_lessons:
+        problems.append(f"{lessons} usable lessons, minimum is {min_lessons}")
+    problems += [f"section {title!r} has no lessons" for title in empty_sections]
+    return problems
+
+
+def outcome_problems(ids: Collection[str], taught: Collection[str], assessed: Collection[str]) -> list[str]:
+    """Outcomes no lesson teaches, and outcomes no exercise assesses."""
+    problems = []
+    if missing := [i for i in ids if i not in taught]:
+        problems.append(f"outcomes taught by no lesson: {', '.join(missing)}")
+    if missing := [i for i in ids if i not in assessed]:
+        problems.append(f"outcomes assessed by no exercise: {', '.join(missing)}")
+    return problems
 
 
 class OutcomeCoverageGate(Gate[Any]):
@@ -31,12 +50,15 @@ class OutcomeCoverageGate(Gate[Any]):
             return GateResult(self.name, False, 0.0, ["the course has no learning outcomes"], "fail")
         served = [i for i in ids if i in taught and i in assessed]
         share = len(served) / len(ids)
-        reasons = []
-        if missing := [i for i in ids if i not in taught]:
-            reasons.append(f"outcomes taught by no lesson: {', '.join(missing)}")
-        if missing := [i for i in ids if i not in assessed]:
-            reasons.append(f"outcomes assessed by no exercise: {', '.join(missing)}")
+        reasons = outcome_problems(ids, taught, assessed)
         passed = share >= self.min_share
         if not passed:
             reasons.insert(0, f"outcome coverage {share:.0%} < {self.min_share:.0%}")
-        return GateResult(self.name, passed, round(share, 4), reasons, "pass" if passed else "fail")
+        return GateResult(
+            self.name,
+            passed,
+            round(share, 4),
+            reasons,
+            "pass" if passed else "fail",
+            threshold=self.min_share,
+        )

@@ -89,7 +89,9 @@ class LengthGate(Gate[LessonLike]):
             reasons.append(f"content has {n} words, needs at least {self.min_words}")
         elif n > self.max_words:
             reasons.append(f"content has {n} words, at most {self.max_words} allowed")
-        return GateResult(self.name, not reasons, float(n), reasons, _verdict(not reasons))
+        # The bound it is nearer to (the one it broke, if it broke one).
+        nearest = self.min_words if abs(n - self.min_words) <= abs(n - self.max_words) else self.max_words
+        return GateResult(self.name, not reasons, float(n), reasons, _verdict(not reasons), threshold=nearest)
 
 
 def _answer_matches(answer: str, options: Sequence[str]) -> bool:
@@ -199,7 +201,7 @@ class SimilarityGate(Gate[object]):
         score = float(similarity)
         pass_at, severe_below = self.thresholds.pass_at, self.thresholds.severe_below
         if score >= pass_at:
-            return GateResult(self.name, True, score, (), "pass")
+            return GateResult(self.name, True, score, (), "pass", threshold=pass_at)
         per_outcome: Mapping[str, float] = context.values.get("per_outcome") or {}
         if per_outcome:
             weakest = min(per_outcome, key=lambda oid: per_outcome[oid])
@@ -216,7 +218,9 @@ class SimilarityGate(Gate[object]):
         severe = score < severe_below
         if severe:
             reason += f", below the severe threshold {severe_below:.2f}"
-        return GateResult(self.name, False, score, [reason], "severe" if severe else "fail")
+        return GateResult(
+            self.name, False, score, [reason], "severe" if severe else "fail", threshold=pass_at
+        )
 
 
 class OutcomesGate(Gate[Sequence[OutcomeLike]]):

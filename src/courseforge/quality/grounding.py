@@ -217,11 +217,11 @@ class GroundingGate(Gate[Any]):
         good = sum(c.status == "supported" for c in claims)
         coverage = good / len(claims)
         if coverage >= self.min_coverage:
-            return GateResult(self.name, True, round(coverage, 4), (), "pass")
+            return GateResult(self.name, True, round(coverage, 4), (), "pass", threshold=self.min_coverage)
         bad = [c for c in claims if c.status != "supported"]
         reasons = [
             f"only {good} of {len(claims)} factual claims are supported by the sources "
             f"({coverage:.0%} < {self.min_coverage:.0%}); keep to the sources and cite them"
         ]
         reasons += [f"{c.status}: {_short(c.claim)!r}" for c in bad[: self.max_listed]]
-        return GateResult(self.name, False, round(coverage, 4), reasons, "fail")
+        return GateResult(self.name, False, round(coverage, 4), reasons, "fail", threshold=self.min_coverage)

@@ -125,4 +125,4 @@ class JudgeGate(Gate[object]):
             reasons.append("judge notes: " + "; ".join(draft.reasons[:3]))
         passed = not reasons
         verdict: Verdict = "pass" if passed else ("severe" if score < 3.0 else "fail")
-        return GateResult(self.name, passed, score, reasons, verdict)
+        return GateResult(self.name, passed, score, reasons, verdict, threshold=self.pass_composite)

@@ -16,13 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.quality_settings import RedundancySettings
+from ..providers.base import Embedder
 from ..providers.embeddings import cosine
 from .base import Gate, GateContext, GateResult
 
 __all__ = [
     "ConsistencyGate",
+    "CourseLesson",
     "Duplicate",
     "RedundancyGate",
+    "course_duplicates",
     "find_duplicates",
     "min_pairwise_cosine",
     "question_ratio",
@@ -136,12 +140,12 @@ class ConsistencyGate(Gate[Any]):
             raise ValueError("ConsistencyGate needs context.values['consistency']")
         score = float(value)
         if score >= self.min_cosine:
-            return GateResult(self.name, True, score, (), "pass")
+            return GateResult(self.name, True, score, (), "pass", threshold=self.min_cosine)
         reason = (
             f"samples of this lesson disagree (lowest pairwise cosine {score:.2f} < {self.min_cosine:.2f}): "
             "the model is unsure; state the facts plainly and follow the brief"
         )
-        return GateResult(self.name, False, score, [reason], "severe")
+        return GateResult(self.name, False, score, [reason], "severe", threshold=self.min_cosine)
 
 
 _CHUNK_WORDS = 120
@@ -173,3 +177,49 @@ async def text_vectors(texts: Sequence[str], embedder: Any) -> list[list[float]]
         norm = math.sqrt(math.fsum(map(operator.mul, row, row)))
         out.append([x / norm for x in row] if norm else row)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class CourseLesson:
+    """A lesson as the course-wide check sees it; its exercises are `<id>-E1`, `<id>-E2`, …"""
+
+    id: str
+    content: str
+    questions: Sequence[str] = ()
+
+
+def owner_of(item_id: str) -> str:
+    """The lesson a duplicate's id belongs to (an exercise id `S1-L2-E1` -> `S1-L2`)."""
+    head, sep, tail = item_id.rpartition("-E")
+    return head if sep and tail.isdigit() else item_id
+
+
+async def course_duplicates(
+    lessons: Sequence[CourseLesson], embedder: Embedder, settings: RedundancySettings
+) -> list[Duplicate]:
+    """Later lessons (and lessons with a later exercise) that repeat an earlier one, in course
+    order, at the embedder's `gates.redundancy` thresholds. Exercises of one lesson repeating
+    each other are that lesson's business (the exercise gate); across lessons they count."""
+    name = embedder.name
+    vectors = await text_vectors([x.content for x in lessons], embedder)
+    found = find_duplicates(
+        [(x.id, x.content) for x in lessons],
+        vectors,
+        cosine_at=settings.lesson_cosine.get(name, 0.92),
+        lexical_at=settings.lesson_lexical,
+    )
+    exercises = [(f"{x.id}-E{k + 1}", q) for x in lessons for k, q in enumerate(x.questions)]
+    if len(exercises) > 1:
+        qvecs = await embedder.embed([q for _, q in exercises])
+        found += [
+            d
+            for d in find_duplicates(
+                exercises,
+                qvecs,
+                cosine_at=settings.exercise_cosine.get(name, 0.95),
+                lexical_at=settings.exercise_lexical,
+                kind="exercise",
+            )
+            if owner_of(d.later) != owner_of(d.earlier)
+        ]
+    return found

@@ -1,15 +1,14 @@
 """Retries, circuit breakers, rate and concurrency limits, timeouts: ChatModels around ChatModels.
 
-The engine stacks them, outermost first::
+The engine stacks them per model, outermost first::
 
-    FallbackModel([stack(model), stack(fallback 1), ...])           per tier model (`fallbacks:`)
-    stack(m) = StructuredOutputModel(RetryingModel(BreakingModel(
-                   RateLimitedModel(ConcurrencyLimitedModel(TimeoutModel(provider))))))
+    StructuredOutputModel(RetryingModel(BreakingModel(LimitedModel(provider))))
 
-so a retry goes back through the breaker (which may refuse it), waits for rate capacity and a
-slot, and gets a fresh per-attempt timeout; a bad answer or an exhausted model moves the chain
-to the next model, each try metered on the course's ledger (`metering`). Every wrapper keeps
-the inner `model_id`.
+so every answer's content is checked once, a retry goes back through the breaker (which may
+refuse it), waits for rate capacity and a slot, and gets a fresh per-attempt timeout. A tier's
+fallbacks are other models' stacks; the engine walks that chain itself, because each model
+tried must be reserved and billed on the course's ledger (`engine.calls`). Nothing here knows
+the ledger. Every wrapper keeps the inner `model_id`.
 """
 
 from ._constants import (
@@ -23,10 +22,10 @@ from ._constants import (
 from .breaker import BreakerRegistry, BreakerSnapshot, BreakingModel, CircuitBreaker, Permit, counts_as_outage
 from .clock import Clock, FakeClock, SystemClock, is_testing, set_testing
 from .content import check_content
-from .fallback import FallbackModel
 from .hooks import (
     BreakerState,
     BreakerTransition,
+    EventCounts,
     FallbackTaken,
     FaultObserved,
     Hooks,
@@ -41,15 +40,7 @@ from .hooks import (
     log_event,
     no_hooks,
 )
-from .limits import (
-    ConcurrencyLimitedModel,
-    Limiter,
-    RateLimitedModel,
-    RateLimiter,
-    TimeoutModel,
-    estimate_request_tokens,
-)
-from .metering import Meter, call_metered, metered_complete, use_meter
+from .limits import LimitedModel, Limiter, RateLimiter, estimate_request_tokens
 from .redis_limits import RedisRateLimiter
 from .retry import RetryingModel, RetryPredicate, is_transient, retry_delay_s
 from .structured import SCHEMA_MISSES_TO_DOWNGRADE, StructuredOutputModel, weaker_mode
@@ -69,18 +60,16 @@ __all__ = [
     "BreakingModel",
     "CircuitBreaker",
     "Clock",
-    "ConcurrencyLimitedModel",
+    "EventCounts",
     "FakeClock",
-    "FallbackModel",
     "FallbackTaken",
     "FaultObserved",
     "Hooks",
+    "LimitedModel",
     "Limiter",
-    "Meter",
     "OutputModeChanged",
     "Permit",
     "RateLimitWait",
-    "RateLimitedModel",
     "RateLimiter",
     "RecordingHooks",
     "RedisRateLimiter",
@@ -91,8 +80,6 @@ __all__ = [
     "ScopedHooks",
     "StructuredOutputModel",
     "SystemClock",
-    "TimeoutModel",
-    "call_metered",
     "check_content",
     "counts_as_outage",
     "estimate_request_tokens",
@@ -101,10 +88,8 @@ __all__ = [
     "is_testing",
     "is_transient",
     "log_event",
-    "metered_complete",
     "no_hooks",
     "retry_delay_s",
     "set_testing",
-    "use_meter",
     "weaker_mode",
 ]

@@ -30,6 +30,7 @@ from ..errors import (
 __all__ = [
     "BreakerState",
     "BreakerTransition",
+    "EventCounts",
     "FallbackTaken",
     "FaultObserved",
     "Hooks",
@@ -116,6 +117,14 @@ class Hooks(Protocol):
     def __call__(self, event: ResilienceEvent) -> None: ...
 
 
+class EventCounts(Protocol):
+    """What a course's report counts of the resilience events its calls met."""
+
+    def retry_count(self) -> int: ...
+
+    def fault_counts(self) -> dict[str, int]: ...
+
+
 def no_hooks(event: ResilienceEvent) -> None:
     """The default hook: ignores every event."""
 
@@ -170,6 +179,10 @@ class RecordingHooks:
     def fault_counts(self) -> dict[str, int]:
         """Faults seen per class, retried or not, e.g. {"rate_limited": 3, "http_503": 1}."""
         return dict(sorted(Counter(f.kind for f in self.faults).items()))
+
+    def retry_count(self) -> int:
+        """Transport retries scheduled."""
+        return len(self.retries)
 
 
 def fan_out(*hooks: Hooks) -> Hooks:

@@ -1,4 +1,5 @@
-"""Staying inside a provider's limits: request/token rates, calls in flight, time per call.
+"""Staying inside a provider's limits: request/token rates, calls in flight, time per call
+(`LimitedModel`, one wrapper for all three).
 
 `RateLimiter` keeps two token buckets (requests and tokens per minute) in this process; a caller
 that finds no capacity waits for it instead of failing, because a 429 costs a round trip and
@@ -9,6 +10,7 @@ shared, Redis-backed limiter can replace it when several workers share one API k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -18,14 +20,7 @@ from ._wrapper import WrapperModel
 from .clock import Clock, SystemClock
 from .hooks import Hooks, RateLimitWait, no_hooks
 
-__all__ = [
-    "ConcurrencyLimitedModel",
-    "Limiter",
-    "RateLimitedModel",
-    "RateLimiter",
-    "TimeoutModel",
-    "estimate_request_tokens",
-]
+__all__ = ["LimitedModel", "Limiter", "RateLimiter", "estimate_request_tokens"]
 
 #: Float slack when comparing a refilled bucket with a need, so 0.9999999 of 1 does not wait.
 _EPSILON = 1e-9
@@ -107,60 +102,43 @@ def estimate_request_tokens(request: ChatRequest) -> int:
     return chars // _CHARS_PER_TOKEN + 1 + request.max_tokens
 
 
-class RateLimitedModel(WrapperModel):
-    """Waits for the limiter's capacity before each call; waits are reported to hooks."""
+class LimitedModel(WrapperModel):
+    """A provider's limits around one model, in the order a call meets them: rate capacity
+    (waited for, reported to hooks), a slot among the provider's calls in flight (a semaphore
+    shared per provider), then the call itself bounded by `request.timeout_s` (else
+    `default_timeout_s`; None: no bound). Time spent queueing for capacity or a slot is not
+    charged to the call's timeout."""
 
     def __init__(
         self,
         inner: ChatModel,
-        limiter: Limiter,
-        estimate_tokens: Callable[[ChatRequest], int] = estimate_request_tokens,
         *,
+        semaphore: asyncio.Semaphore | None = None,
+        limiter: Limiter | None = None,
+        estimate_tokens: Callable[[ChatRequest], int] = estimate_request_tokens,
+        default_timeout_s: float | None = None,
         hooks: Hooks = no_hooks,
     ) -> None:
+        if default_timeout_s is not None and default_timeout_s <= 0:
+            raise ValueError("default_timeout_s must be > 0 or None")
         super().__init__(inner)
+        self.semaphore = semaphore
         self.limiter = limiter
+        self.default_timeout_s = default_timeout_s
         self._estimate_tokens = estimate_tokens
         self._hooks = hooks
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        waited_s = await self.limiter.acquire(self._estimate_tokens(request))
-        if waited_s > 0:
-            self._hooks(RateLimitWait(self.model_id, waited_s))
-        return await self.inner.complete(request)
-
-
-class ConcurrencyLimitedModel(WrapperModel):
-    """At most the semaphore's value of calls in flight; share one semaphore per provider."""
-
-    def __init__(self, inner: ChatModel, semaphore: asyncio.Semaphore) -> None:
-        super().__init__(inner)
-        self.semaphore = semaphore
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        async with self.semaphore:
-            return await self.inner.complete(request)
-
-
-class TimeoutModel(WrapperModel):
-    """Bounds each call by `request.timeout_s`, else `default_timeout_s` (None: no bound).
-
-    Placed innermost, it times one attempt on the wire: time spent queueing for rate or
-    concurrency capacity, or between retries, is not charged to the call.
-    """
-
-    def __init__(self, inner: ChatModel, default_timeout_s: float | None = None) -> None:
-        if default_timeout_s is not None and default_timeout_s <= 0:
-            raise ValueError("default_timeout_s must be > 0 or None")
-        super().__init__(inner)
-        self.default_timeout_s = default_timeout_s
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
+        if self.limiter is not None:
+            waited_s = await self.limiter.acquire(self._estimate_tokens(request))
+            if waited_s > 0:
+                self._hooks(RateLimitWait(self.model_id, waited_s))
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
-        if timeout_s is None:
-            return await self.inner.complete(request)
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self.inner.complete(request)
-        except TimeoutError as error:
-            raise ProviderTimeout(f"no answer within {timeout_s:g}s", model=self.model_id) from error
+        async with self.semaphore if self.semaphore is not None else contextlib.nullcontext():
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await self.inner.complete(request)
+            except TimeoutError as error:
+                if timeout_s is None:
+                    raise  # not ours: the provider's own
+                raise ProviderTimeout(f"no answer within {timeout_s:g}s", model=self.model_id) from error

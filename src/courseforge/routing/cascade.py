@@ -3,7 +3,8 @@
 The cascade falls back on provider errors *and* on answers a check rejects; a rejected
 answer's call record stays on the ledger marked `rejected`, so the bill shows every attempt.
 It knows nothing about lessons or gates: the caller gives it `build` (tier, attempt, feedback
--> request), `parse` (text -> value) and `check` (value -> Verdict).
+-> request), `parse` (text -> value), `check` (value, the call that produced it -> Verdict) and
+`call` (the metered call: `Effects.call`, or a function around it such as sampling).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from ..domain import Decision
-from ..errors import BadResponse, BudgetExceeded, ProviderError
+from ..domain.tasks import TaskId
+from ..errors import BadResponse, BudgetExceeded, CascadeExhausted, GateFailed, ProviderError
 from ..providers import ChatRequest
-from ..providers.effects import CallSpec, Effects
+from ..providers.effects import CallResult, CallSpec
 from .ladder import Attempt, Policy, next_step
 
 __all__ = ["TaskResult", "Verdict", "run_cascade"]
@@ -46,7 +48,15 @@ class TaskResult(Generic[T]):
     attempts: int
     reason: str
     decisions: list[Decision] = field(default_factory=list)
+    #: Why each attempt that did not pass failed, in order (provider errors, schema errors,
+    #: `GateFailed` for a gate's rejection, `BudgetExceeded`).
     errors: list[Exception] = field(default_factory=list)
+
+    def exhausted(self) -> CascadeExhausted | None:
+        """For a task that ended without a usable value: every attempt's error as one group."""
+        if self.status != "failed" or not self.errors:
+            return None
+        return CascadeExhausted(f"every attempt failed: {self.reason}", self.errors)
 
 
 def _schema_feedback(exc: Exception) -> str:
@@ -59,13 +69,14 @@ def _schema_feedback(exc: Exception) -> str:
 async def run_cascade(
     *,
     phase: str,
-    task: str,
+    task: TaskId,
     start_tier: str,
     policy: Callable[[], Policy],
     build: Callable[[str, int, str], ChatRequest],
     parse: Callable[[str], T],
-    check: Callable[[T], Awaitable[Verdict]],
-    effects: Effects,
+    check: Callable[[T, CallSpec], Awaitable[Verdict]],
+    call: Callable[[CallSpec], Awaitable[CallResult]],
+    round: int = 0,
 ) -> TaskResult[T]:
     history: list[Attempt] = []
     decisions: list[Decision] = []
@@ -75,9 +86,9 @@ async def run_cascade(
     while True:
         attempt_no = len(history) + 1
         request = build(tier, attempt_no, feedback)
-        spec = CallSpec(phase=phase, task=task, tier=tier, attempt=attempt_no, request=request)
+        spec = CallSpec(phase=phase, task=task, tier=tier, attempt=attempt_no, request=request, round=round)
         try:
-            result = await effects.call(spec)
+            result = await call(spec)
         except BudgetExceeded as exc:
             errors.append(exc)
             history.append(Attempt(tier, "budget"))
@@ -97,13 +108,13 @@ async def run_cascade(
                 history.append(Attempt(tier, "schema"))
                 feedback = _schema_feedback(exc)
             else:
-                verdict = await check(value)
+                verdict = await check(value, spec)
                 score = verdict.score if verdict.score is not None else (1.0 if verdict.passed else 0.0)
                 if verdict.passed:
                     history.append(Attempt(tier, "ok", score=verdict.score))
                     decisions.append(
                         Decision(
-                            task=task,
+                            task=task.key(),
                             action="accept",
                             tier=tier,
                             reason="gates passed",
@@ -114,6 +125,7 @@ async def run_cascade(
                         "accepted", value, verdict, tier, model, attempt_no, "gates passed", decisions, errors
                     )
                 result.reject(f"gate: {verdict.feedback}")
+                errors.append(GateFailed([verdict.feedback] if verdict.feedback else [], score=verdict.score))
                 if best is None or score > best[0]:
                     best = (score, value, verdict, tier, model)
                 history.append(Attempt(tier, "gate", severe=verdict.severe, score=verdict.score))
@@ -123,7 +135,7 @@ async def run_cascade(
         last = history[-1]
         decisions.append(
             Decision(
-                task=task,
+                task=task.key(),
                 action=step.action,
                 tier=step.tier or tier,
                 reason=step.reason,

@@ -27,9 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import Settings
 from ..domain import AnalysisResult
-from ..durable import input_digest, unanswered_reviews
 from ..engine import Engine
 from ..errors import UserError
+from ..jobs import input_digest, unanswered_reviews
 from ..pipeline import parse_analysis
 from ..storage import Job, Store
 from .limits import BodySizeLimit

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..domain import AnalysisResult
-from ..durable import JobRunner, ProgressTracker, new_job, revise_review
 from ..engine import Engine
+from ..jobs import InProcessRunner, JobRunner, ProgressTracker, new_job, revise_review
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
 
 if TYPE_CHECKING:
-    from ..distributed import TemporalJobRunner
+    pass
 
 __all__ = ["JobManager"]
 
@@ -40,7 +40,7 @@ class JobManager:
         self.store = store
         self.engine = engine
         self.metrics = metrics
-        self.runner: JobRunner | TemporalJobRunner = JobRunner(engine, store)
+        self.runner: JobRunner = InProcessRunner(engine, store)
         if settings.service.temporal_address:
             # The worker fleet generates; this process starts each workflow, follows it, stores
             # its result. The slots then bound workflows followed, not courses generated here.

@@ -14,14 +14,22 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from .cli import EXIT_INVALID, ConfigOpt, ReportOpt, _fail_user, _read_input, app, err, write_atomic
-from .config import load_config
-from .domain import Course
-from .errors import UserError
+from ..config import load_config
+from ..domain import Course
+from ..errors import UserError
+from ._common import (
+    EXIT_FLAGGED,
+    EXIT_INVALID,
+    ConfigOpt,
+    ReportOpt,
+    app,
+    err,
+    fail_user,
+    read_input,
+    write_atomic,
+)
 
 __all__ = ["calibrate", "check"]
-
-EXIT_FLAGGED = 1
 
 
 @app.command()
@@ -32,13 +40,13 @@ def check(
     config: ConfigOpt = None,
 ) -> None:
     """Run the phase 4 and 5 gates on a course. Exit 0 all pass, 1 flagged, 2 invalid files."""
-    from .engine import dumps
-    from .pipeline.audit import check_course
-    from .providers.embeddings import make_embedder
+    from ..engine import dumps
+    from ..pipeline.check import check_course
+    from ..providers.embeddings import make_embedder
 
     try:
         settings = load_config(config).settings
-        analysis = _read_input(input_file, settings.max_input_bytes)
+        analysis = read_input(input_file, settings.max_input_bytes)
         try:
             course = Course.model_validate_json(course_file.read_bytes())
         except OSError as exc:
@@ -47,12 +55,12 @@ def check(
             problems = [("$." + ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()[:20]]
             raise UserError("invalid course", problems) from exc
     except UserError as exc:
-        raise _fail_user(exc) from exc
+        raise fail_user(exc) from exc
     embedder = make_embedder(settings.gates.embedding_model, batch_size=settings.gates.embedding_batch_size)
     try:
         report, flags = asyncio.run(check_course(course, analysis, settings, embedder))
     except UserError as exc:
-        raise _fail_user(exc) from exc
+        raise fail_user(exc) from exc
     if report_path:
         write_atomic(report_path, dumps(report))
     for flag in flags:
@@ -81,8 +89,8 @@ def _label(value: Any) -> bool:
 
 async def _scores(rows: list[dict[str, Any]], model: str) -> list[float]:
     """Each row's score: given, or the similarity of its content to its outcome(s)."""
-    from .providers.embeddings import make_embedder
-    from .quality.gates import lesson_similarity
+    from ..providers.embeddings import make_embedder
+    from ..quality.gates import lesson_similarity
 
     embedder = make_embedder(model)
     out = []
@@ -108,7 +116,7 @@ def calibrate(
     config: ConfigOpt = None,
 ) -> None:
     """Derive pass / borderline / fail thresholds from labelled examples; print precision/recall."""
-    from .quality.calibrate import derive_thresholds
+    from ..quality.calibrate import derive_thresholds
 
     try:
         settings = load_config(config).settings
@@ -124,9 +132,9 @@ def calibrate(
             row["_good"] = _label(row["label"])
             rows.append(row)
     except OSError as exc:
-        raise _fail_user(UserError("cannot read labelled file", [(str(labelled), str(exc))])) from exc
+        raise fail_user(UserError("cannot read labelled file", [(str(labelled), str(exc))])) from exc
     except (ValueError, KeyError) as exc:
-        raise _fail_user(
+        raise fail_user(
             UserError("invalid labelled file", [(str(labelled), f"line {len(rows) + 1}: {exc}")])
         ) from exc
     model = settings.gates.embedding_model
@@ -136,7 +144,7 @@ def calibrate(
             [(s, r["_good"]) for s, r in zip(scores, rows, strict=True)], target_precision=target_precision
         )
     except ValueError as exc:
-        raise _fail_user(UserError("cannot calibrate", [(str(labelled), str(exc))])) from exc
+        raise fail_user(UserError("cannot calibrate", [(str(labelled), str(exc))])) from exc
     m, sv = cal.at_pass, cal.at_severe
     typer.echo(f"gate {gate}, embedding model {model}: {cal.positives} good, {cal.negatives} bad examples")
     typer.echo(

@@ -12,8 +12,8 @@ import pytest
 
 from courseforge.config import Settings
 from courseforge.domain import AnalysisResult
-from courseforge.durable import JobRunner, generate_durably, new_job, resolve_job, revise_review
 from courseforge.errors import UserError
+from courseforge.jobs import InProcessRunner, generate_durably, new_job, resolve_job, revise_review
 from courseforge.providers import ChatRequest
 from courseforge.storage import Store, open_store
 from courseforge.testing import CourseAuthor, ScriptedModel
@@ -42,7 +42,7 @@ async def test_second_run_replays_everything_for_free(
     models = scripted_models(settings)
     engine = make_engine(settings, models)
     job, _ = await store.create_job(new_job("job-1", analysis))
-    first = await JobRunner(engine, store).run(job, analysis=analysis)
+    first = await InProcessRunner(engine, store).run(job, analysis=analysis)
     calls_first = sum(m.calls for m in models.values())
     assert first.course is not None and calls_first > 0
     assert first.report.summary["replayed_calls"] == 0
@@ -50,7 +50,7 @@ async def test_second_run_replays_everything_for_free(
         1 for c in first.report.calls if c.outcome in ("ok", "rejected")
     )
 
-    second = await JobRunner(engine, store).run(job, analysis=analysis)
+    second = await InProcessRunner(engine, store).run(job, analysis=analysis)
     assert sum(m.calls for m in models.values()) == calls_first  # not one provider call more
     assert second.course is not None
     assert second.course.model_dump() == first.course.model_dump()
@@ -92,7 +92,7 @@ async def test_interrupted_run_resumes_without_repeating_finished_calls(
     models = {m: ScriptedModel(script, model_id=m) for m in settings.models}
     engine = make_engine(settings, models)
     job, _ = await store.create_job(new_job("job-2", analysis))
-    task = asyncio.create_task(JobRunner(engine, store).run(job, analysis=analysis))
+    task = asyncio.create_task(InProcessRunner(engine, store).run(job, analysis=analysis))
     await asyncio.wait_for(started.wait(), 10)
     await asyncio.sleep(0.05)
     task.cancel()
@@ -104,7 +104,7 @@ async def test_interrupted_run_resumes_without_repeating_finished_calls(
 
     # Resume with a well-behaved provider.
     resumed_models = scripted_models(settings)
-    result = await JobRunner(make_engine(settings, resumed_models), store).run(job, analysis=analysis)
+    result = await InProcessRunner(make_engine(settings, resumed_models), store).run(job, analysis=analysis)
     assert result.course is not None
     replayed = [c for c in result.report.calls if c.replayed]
     assert len(replayed) == len(checkpointed)
@@ -120,7 +120,7 @@ async def test_changed_request_is_not_replayed(
 ) -> None:
     models = scripted_models(settings)
     job, _ = await store.create_job(new_job("job-3", analysis))
-    await JobRunner(make_engine(settings, models), store).run(job, analysis=analysis)
+    await InProcessRunner(make_engine(settings, models), store).run(job, analysis=analysis)
 
     # Judge requests (temperature 0, same lesson text) do not change with the routing temperature,
     # so they are rightly replayed: count the generation requests only.
@@ -131,7 +131,7 @@ async def test_changed_request_is_not_replayed(
     routing = settings.routing.model_copy(update={"temperature": 0.1})
     other = settings.model_copy(update={"routing": routing})
     models2 = scripted_models(other)
-    result = await JobRunner(make_engine(other, models2), store).run(job, analysis=analysis)
+    result = await InProcessRunner(make_engine(other, models2), store).run(job, analysis=analysis)
     assert generation_calls(models2) == before
     assert not any(c.replayed for c in result.report.calls if not c.task.startswith("judge"))
 
@@ -182,7 +182,7 @@ async def test_interrupted_regeneration_resumes_without_paying_twice(
     drifting = CourseAuthor(off_topic=_drifts)
     engine = make_engine(settings, scripted_models(settings, lambda _m: drifting))
     job, _ = await store.create_job(new_job("job-r", analysis))
-    first = await JobRunner(engine, store).run(job, analysis=analysis)
+    first = await InProcessRunner(engine, store).run(job, analysis=analysis)
     assert first.course is not None and first.course.status == "needs_review"
     item = next(r for r in await store.list_reviews(status="open") if r.target.startswith("S"))
     await store.update_review(

@@ -1,0 +1,32 @@
+"""courseforge: generate whole courses through a quality-gated cascade of LLMs.
+
+Sync only at this edge. Each command lives in the module named for it and registers on `app`:
+`generate` (generate.py), `check` and `calibrate` (quality.py), `serve`, `worker` and
+`sim serve` (serve.py), `validate`, `schema` and `config show` (inspect.py).
+
+Exit codes: 0 done (the course's status says approved or needs_review); 1 `check` flagged
+something; 2 invalid input or config (no model called, nothing written); 3 generation failed
+(the report is written, the course is not).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import CourseforgeError
+from . import generate, inspect, quality, serve
+from ._common import EXIT_FAILED, app, err, write_atomic
+
+__all__ = ["app", "generate", "inspect", "main", "quality", "serve", "write_atomic"]
+
+
+def main() -> None:
+    try:
+        app()
+    except CourseforgeError as exc:  # a run-time failure that escaped: still exit 3, never a traceback
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""`courseforge generate`: one course as a durable job (or on Temporal), with progress on
+stderr — a live bar on a terminal, one line per finished lesson when piped — and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..config import load_config
+from ..domain import Course, Report
+from ..errors import UserError
+from ..pipeline import ProgressEvent
+from ._common import EXIT_FAILED, ConfigOpt, ReportOpt, app, err, fail_user, read_input, write_atomic
+
+__all__ = ["generate", "summary_table"]
+
+
+class _Progress:
+    """Rich progress on a terminal; silence when stderr is piped."""
+
+    def __init__(self, enabled: bool, lines: bool = False) -> None:
+        self.enabled = enabled
+        #: Plain one-line-per-event progress (``--verbose`` when stderr is not a terminal).
+        self.lines = lines and not enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.lines:
+            detail = f" {event.done}/{event.total}" if event.kind == "task_done" else ""
+            err.print(f"{event.phase} {event.kind}{detail} {event.message}".rstrip())
+        if self._progress is None:
+            return
+        if event.kind == "start":
+            self._task = self._progress.add_task(event.phase, total=event.total or None)
+        elif event.kind == "task_done" and self._task is not None:
+            self._progress.update(
+                self._task,
+                completed=event.done,
+                total=event.total,
+                description=f"{event.phase} {event.message}",
+            )
+        elif event.kind == "done":
+            if self._task is not None:
+                self._progress.update(self._task, description=f"{event.phase} done", completed=1, total=1)
+            else:
+                self._progress.console.print(f"{event.phase}: {event.message}")
+            self._task = None
+        elif event.kind == "info":
+            self._progress.console.print(f"{event.phase}: {event.message}")
+
+
+def summary_table(report: Report) -> Table:
+    table = Table(title=f"{report.course_id}: {report.status}", show_lines=False)
+    table.add_column("part")
+    table.add_column("calls", justify="right")
+    table.add_column("tokens in/out", justify="right")
+    table.add_column("cost USD", justify="right")
+    for label, totals in [
+        *(("phase " + k, v) for k, v in report.by_phase.items()),
+        *(("model " + k, v) for k, v in report.by_model.items()),
+    ]:
+        table.add_row(
+            label,
+            str(totals.calls),
+            f"{totals.input_tokens}/{totals.output_tokens}",
+            f"{totals.cost_usd:.6f}",
+        )
+    table.add_row(
+        "total",
+        str(sum(t.calls for t in report.by_phase.values())),
+        "",
+        f"{report.total_cost_usd:.6f} of {report.budget_usd}",
+    )
+    s = report.summary
+    table.caption = (
+        f"lessons {s.get('lessons')}  escalations {report.escalations}  retries {report.retries}  "
+        f"review flags {report.review_flags}  similarity mean {s.get('similarity_mean')}  "
+        f"wall {report.wall_time_s:.1f}s"
+    )
+    return table
+
+
+@app.command()
+def generate(
+    file: Annotated[Path, typer.Argument(help="analysis_result JSON file")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the course JSON")],
+    report_path: ReportOpt = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress lines even when piped.")] = False,
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            help="Job id in the store (default: the input's course_id). Running again with the same "
+            "id resumes an unfinished job, replaying finished calls instead of paying for them again.",
+        ),
+    ] = None,
+    temporal: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal",
+            help="Run on the worker fleet of this Temporal frontend (HOST:PORT) instead of in-process; "
+            "the job id names the workflow.",
+        ),
+    ] = None,
+) -> None:
+    """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
+    from ..engine import dumps
+    from ..jobs import generate_durably
+
+    try:
+        loaded = load_config(config)
+        analysis = read_input(file, loaded.settings.max_input_bytes)
+    except UserError as exc:
+        raise fail_user(exc) from exc
+    err.print(f"config: {loaded.reason}")
+    report_path = report_path or output.with_name(output.stem + ".report.json")
+
+    async def run() -> tuple[Course | None, Report]:
+        with _Progress(err.is_terminal, verbose) as progress:
+            if temporal:
+                from ..distributed import generate_on_temporal
+
+                return await generate_on_temporal(
+                    loaded.settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
+                )
+            return await generate_durably(
+                loaded.settings, analysis, job_id=job, progress=progress, say=err.print
+            )
+
+    try:
+        course, report = asyncio.run(run())
+    except UserError as exc:
+        raise fail_user(exc) from exc
+    write_atomic(report_path, dumps(report))
+    err.print(summary_table(report))
+    if course is None:
+        err.print(f"[red]generation failed:[/red] {report.failure_reason}")
+        err.print(f"report: {report_path}")
+        raise typer.Exit(EXIT_FAILED)
+    write_atomic(output, dumps(course))
+    err.print(f"course: {output} ({course.status})\nreport: {report_path}")

@@ -1,0 +1,129 @@
+"""Task identity: what a model call is for, as one typed value.
+
+A task names the unit of work a call belongs to (the course metadata, one lesson, one judge
+verdict). Its string form (`TaskId.key()`) is written into every call record and decision and
+into the checkpoint step key (`step_key`), so a resumed job finds the calls it already paid for.
+The format below is therefore a protocol: `tests/domain/test_tasks.py` pins it, and a change to
+it needs a store migration.
+
+    metadata_core                  the critical metadata (outcomes, strategy, structure)
+    metadata_extras                the non-critical metadata fields
+    lesson:S1-L2                   a lesson's first generation
+    lesson:S1-L2/r1                ... sent back once (phase 4 or 5; r counts its regenerations)
+    lesson:S1-L2/review-ab12-1     ... generated again at a reviewer's request (a tag)
+    lesson:S1-L2#s2                ... its second self-consistency sample (any form above + #sK)
+    judge:S1-L2:3f2a9c1d           the judge's verdict on one text of the lesson (content digest)
+    judge_strong:S1-L2:3f2a9c1d    the stronger judge's verdict on the same text
+
+A step key is `phase/task/attempt/tier` (e.g. `lessons/lesson:S1-L2/2/mid`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+__all__ = ["TaskId", "TaskKind", "step_key"]
+
+TaskKind = Literal["metadata_core", "metadata_extras", "lesson", "judge", "judge_strong"]
+_KINDS: tuple[TaskKind, ...] = ("metadata_core", "metadata_extras", "lesson", "judge", "judge_strong")
+_ROUND = re.compile(r"r(\d+)")
+_SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskId:
+    kind: TaskKind
+    #: The lesson id, for lesson and judge tasks.
+    lesson: str = ""
+    #: How many times the lesson was sent back before this generation (0: its first).
+    round: int = 0
+    #: Names a generation outside the phases (a reviewer's request); excludes `round`.
+    tag: str = ""
+    #: Self-consistency sample number (2, 3, ...); 0 for the first or only answer.
+    sample: int = 0
+    #: Judge tasks: a digest of the judged text, so each text has its own verdict.
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown task kind {self.kind!r}")
+        needs_lesson = self.kind in ("lesson", "judge", "judge_strong")
+        if needs_lesson != bool(self.lesson):
+            raise ValueError(f"{self.kind} task {'needs' if needs_lesson else 'takes no'} lesson id")
+        if self.lesson and not _SUBJECT.fullmatch(self.lesson):
+            raise ValueError(f"lesson id {self.lesson!r} is not a plain id")
+        if self.round < 0 or self.sample < 0 or self.sample == 1:
+            raise ValueError("round counts from 0; samples are numbered from 2")
+        if self.kind != "lesson" and (self.round or self.tag or self.sample):
+            raise ValueError("only lesson tasks have rounds, tags and samples")
+        if self.tag and (self.round or not _SUBJECT.fullmatch(self.tag) or _ROUND.fullmatch(self.tag)):
+            raise ValueError(f"tag {self.tag!r} must be a plain name and excludes a round")
+        if (self.kind in ("judge", "judge_strong")) != bool(self.digest):
+            raise ValueError("judge tasks, and only they, carry a digest")
+
+    @classmethod
+    def lesson_task(cls, lesson: str, *, round: int = 0, tag: str = "") -> TaskId:
+        return cls("lesson", lesson, round=round, tag=tag)
+
+    @classmethod
+    def judge_task(cls, lesson: str, digest: str, *, strong: bool = False) -> TaskId:
+        return cls("judge_strong" if strong else "judge", lesson, digest=digest)
+
+    def with_sample(self, sample: int) -> TaskId:
+        return replace(self, sample=sample)
+
+    @property
+    def base(self) -> TaskId:
+        """The same task without its sample number (the generation it belongs to)."""
+        return replace(self, sample=0)
+
+    def key(self) -> str:
+        """The string form: in call records, decisions and checkpoint step keys."""
+        if self.kind in ("metadata_core", "metadata_extras"):
+            return self.kind
+        if self.kind != "lesson":
+            return f"{self.kind}:{self.lesson}:{self.digest}"
+        text = f"lesson:{self.lesson}"
+        if self.tag:
+            text += f"/{self.tag}"
+        elif self.round:
+            text += f"/r{self.round}"
+        return f"{text}#s{self.sample}" if self.sample else text
+
+    def __str__(self) -> str:
+        return self.key()
+
+    @classmethod
+    def parse(cls, text: str) -> TaskId:
+        """The inverse of `key()`; ValueError for anything `key()` cannot produce."""
+        if text in ("metadata_core", "metadata_extras"):
+            return cls(text)  # type: ignore[arg-type]
+        kind, sep, rest = text.partition(":")
+        if not sep:
+            raise ValueError(f"not a task id: {text!r}")
+        if kind in ("judge", "judge_strong"):
+            lesson, _, digest = rest.partition(":")
+            return cls(kind, lesson, digest=digest)  # type: ignore[arg-type]
+        if kind != "lesson":
+            raise ValueError(f"not a task id: {text!r}")
+        rest, _, sample = rest.partition("#s")
+        lesson, _, suffix = rest.partition("/")
+        round_, tag = 0, ""
+        if match := _ROUND.fullmatch(suffix):
+            round_ = int(match.group(1))
+        else:
+            tag = suffix
+        try:
+            task = cls("lesson", lesson, round=round_, tag=tag, sample=int(sample) if sample else 0)
+        except ValueError as exc:
+            raise ValueError(f"not a task id: {text!r} ({exc})") from None
+        if task.key() != text:
+            raise ValueError(f"not a canonical task id: {text!r}")
+        return task
+
+
+def step_key(phase: str, task: TaskId, attempt: int, tier: str) -> str:
+    """The identity under which a finished call is checkpointed and replayed."""
+    return f"{phase}/{task.key()}/{attempt}/{tier}"

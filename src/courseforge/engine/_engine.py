@@ -1,0 +1,160 @@
+"""The engine: one config's model stacks, breakers and embedder, shared by the courses it runs.
+
+What is shared between courses is meant to be (the providers and their connections, the rate
+limiters, the circuit breakers, the embedder and its cache) and is held here, passed
+explicitly to each course as its `Runtime`; everything a course owns (ledger, state, decisions,
+samples) lives in that course's `run_course` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from decimal import Decimal
+
+from ..config import Settings
+from ..domain import AnalysisResult, BreakerReport, Course
+from ..ledger import Ledger, course_cap
+from ..pipeline import PipelineContext, ProgressEvent
+from ..pipeline.revise import revise_lesson, state_from_course
+from ..providers import ChatModel, Embedder
+from ..providers.embeddings import make_embedder
+from ..resilience import (
+    BREAKER_COOLDOWN_S,
+    BreakerRegistry,
+    Clock,
+    EventCounts,
+    RecordingHooks,
+    ScopedHooks,
+    fan_out,
+    log_event,
+)
+from .calls import Checkpoints, CourseCalls, Runtime
+from .course import GenerationResult, RevisionResult, run_course
+from .stacks import ModelStacks
+
+log = logging.getLogger("courseforge.engine")
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Generates courses. Build once, run many courses, `aclose()` at the end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: Mapping[str, str] | None = None,
+        models: Mapping[str, ChatModel] | None = None,
+        embedder: Embedder | None = None,
+        clock: Clock | None = None,
+        breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
+    ) -> None:
+        """`models` injects providers by model id (tests, doubles); `clock` drives the breakers
+        (tests pass a FakeClock); `breaker_cooldown_s` is how long an opened breaker skips its
+        model (a time-compressed benchmark compresses it too)."""
+        self.settings = settings
+        #: Every resilience event of the engine's life; each course also counts its own.
+        self.hooks = RecordingHooks()
+        self._scoped = ScopedHooks()
+        self._events = fan_out(self.hooks, self._scoped, log_event)
+        self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
+        self.stacks = ModelStacks(
+            settings,
+            env=os.environ if env is None else env,
+            breakers=self.breakers,
+            hooks=self._events,
+            models=models,
+        )
+        self._clock = clock
+        self._breaker_cooldown_s = breaker_cooldown_s
+        self._embedder = embedder
+        self._runtime: Runtime | None = None
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            gates = self.settings.gates
+            self._embedder = make_embedder(gates.embedding_model, batch_size=gates.embedding_batch_size)
+        return self._embedder
+
+    def runtime(self) -> Runtime:
+        """What this engine's courses run on (built once; building the stacks checks API keys)."""
+        if self._runtime is None:
+            self._runtime = Runtime(
+                chains=self.stacks.chains(),
+                embedder=self.embedder(),
+                hooks=self._events,
+                open_wait_s=self._breaker_cooldown_s,
+                events=self.event_scope,
+                warm=self._warm_gates,
+                breakers=self.breaker_report,
+            )
+            if self._clock is not None:
+                self._runtime.clock = self._clock
+        return self._runtime
+
+    def breaker_report(self) -> dict[str, BreakerReport]:
+        """Every breaker's state now (the report and the metrics read this)."""
+        return {
+            model_id: BreakerReport(state=s.state, consecutive_failures=s.consecutive_failures, opens=s.opens)
+            for model_id, s in self.breakers.snapshots().items()
+        }
+
+    def event_scope(self) -> AbstractContextManager[EventCounts]:
+        """`with engine.event_scope() as events:` counts the resilience events of the calls made
+        inside it (and in tasks it starts) — one course's, or one activity's."""
+        return self._scoped.scope()
+
+    async def generate(
+        self,
+        analysis: AnalysisResult,
+        *,
+        progress: Callable[[ProgressEvent], None] | None = None,
+        checkpoints: Checkpoints | None = None,
+    ) -> GenerationResult:
+        """One course on this engine; `checkpoints` replays and records a durable job's calls."""
+        return await run_course(
+            analysis, self.settings, self.runtime(), checkpoints=checkpoints, progress=progress
+        )
+
+    async def revise(
+        self,
+        analysis: AnalysisResult,
+        course: Course,
+        lesson_id: str,
+        *,
+        note: str,
+        tag: str,
+        spent_usd: Decimal,
+        checkpoints: Checkpoints | None = None,
+    ) -> RevisionResult:
+        """Generate one lesson of a finished course again (a reviewer's request; see
+        `pipeline/revise.py`), under what is left of the course's budget."""
+        cap = course_cap(analysis, self.settings)
+        ledger = Ledger(cap, spent_usd=min(spent_usd, cap))
+        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints)
+        state = state_from_course(analysis, course)
+        revision = await revise_lesson(
+            state, lesson_id, note, tag, PipelineContext(self.settings, calls, cap)
+        )
+        return RevisionResult(revision, list(ledger.records), state.decisions)
+
+    async def _warm_gates(self) -> None:
+        """Best effort: a failure here resurfaces, with its real error, at the first gate."""
+        from ..quality.safety import prewarm
+
+        gates = self.settings.gates
+        embedder = self.embedder()
+        try:
+            if gates.safety.enabled:
+                await asyncio.to_thread(prewarm, gates.safety.allow_words)
+            await embedder.warm()
+        except Exception as exc:  # warming must never fail a course
+            log.debug("warming the gates failed: %s", exc)
+
+    async def aclose(self) -> None:
+        await self.stacks.aclose()

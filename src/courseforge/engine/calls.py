@@ -1,0 +1,324 @@
+"""Where the money is spent: every model call of a course, metered in one place.
+
+`CourseCalls` is the `Effects` a course runs with (in-process, and inside the Temporal
+workflow). One call of the pipeline (`call(spec)`) goes:
+
+    checkpoint?  -- a finished call of an earlier run of this job: replayed, not paid again
+    for each model of the tier's chain (its own stack, then its fallbacks' stacks):
+        reserve its worst case on the ledger   (BudgetExceeded: the primary stops the call,
+                                                a fallback that does not fit is skipped)
+        send it through that model's stack      (structured output, retries, breaker, limits)
+        settle and record it                    (ok / rejected: answered but unusable, still
+                                                billed / error / skipped by an open breaker)
+        ok: checkpoint it and hand it back; otherwise move on to the next model
+    every model skipped by an open breaker: wait for the soonest probe (bounded), then again
+
+The resilience stacks know nothing of the ledger; nothing here is reached through a context
+variable. A fallback's answer is recorded under its own model with "fallback for <primary>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..config import ModelSettings, Settings
+from ..domain import BreakerReport, CallRecord
+from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
+from ..ledger import Ledger, Reservation, estimate_input_tokens, price_of, worst_case_cost
+from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage
+from ..providers.effects import CallResult, CallSpec
+from ..resilience import (
+    Clock,
+    EventCounts,
+    FallbackTaken,
+    Hooks,
+    RecordingHooks,
+    SystemClock,
+    fault_kind,
+    no_hooks,
+)
+from ..storage import Checkpoint, Store
+
+__all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
+
+T = TypeVar("T")
+
+#: Times a call whose whole chain is open waits for a probe before it gives up.
+OPEN_CHAIN_ROUNDS = 2
+#: Share of `Runtime.open_wait_s` waited when a breaker is half-open with its probe in flight.
+_PROBE_WAIT_SHARE = 0.05
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(fn, *args)
+
+
+@contextlib.contextmanager
+def _no_events() -> Iterator[EventCounts]:
+    yield RecordingHooks()
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What courses run on; shared by every course of an engine (or of a workflow)."""
+
+    #: Tier model id -> the stacks tried in order: its own, then its configured fallbacks'.
+    chains: Mapping[str, Sequence[ChatModel]]
+    embedder: Embedder
+    clock: Clock = field(default_factory=SystemClock)
+    hooks: Hooks = no_hooks
+    #: Longest wait for a probe when every model of a chain is skipped by its open breaker.
+    open_wait_s: float = 0.0
+    #: How CPU-bound gate work leaves the event loop (a worker thread; inline in a workflow).
+    blocking: Callable[..., Awaitable[Any]] = _in_thread
+    #: Opens the scope in which one course's resilience events are counted.
+    events: Callable[[], AbstractContextManager[EventCounts]] = _no_events
+    #: Loads what the gates need (embedding model, safety classifier) while phase 2 runs.
+    warm: Callable[[], Awaitable[None]] | None = None
+    #: The breakers' states for the report (in-process only: a workflow's are in its workers).
+    breakers: Callable[[], dict[str, BreakerReport]] | None = None
+
+
+def request_digest(model_id: str, request: ChatRequest) -> str:
+    """Identity of a request's content (not its timeout or log tags)."""
+    payload = {
+        "model": model_id,
+        "messages": [[m.role, m.content] for m in request.messages],
+        "schema": request.json_schema,
+        "schema_name": request.schema_name,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Checkpoints:
+    """A job's finished calls in the store, by step key. A checkpoint replays only for an
+    identical request to the same model; only answered calls are written (both accepted and
+    gate-rejected answers were paid for; a provider error was not, and may succeed now)."""
+
+    def __init__(self, store: Store, job_id: str, loaded: Mapping[str, Checkpoint]) -> None:
+        self.store = store
+        self.job_id = job_id
+        self._by_key = dict(loaded)
+
+    @classmethod
+    async def load(cls, store: Store, job_id: str) -> Checkpoints:
+        return cls(store, job_id, await store.load_checkpoints(job_id))
+
+    def find(self, key: str, model_id: str, digest: str) -> Checkpoint | None:
+        cp = self._by_key.get(key)
+        return cp if cp is not None and cp.model == model_id and cp.request_digest == digest else None
+
+    async def save(self, key: str, digest: str, result: CallResult) -> None:
+        response, record = result.response, result.record
+        checkpoint = Checkpoint(
+            job_id=self.job_id,
+            step_key=key,
+            request_digest=digest,
+            model=record.model,
+            text=response.text,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cached_tokens=response.usage.cached_tokens,
+            cost_usd=record.cost_usd,
+            cost_source=record.cost_source,
+            latency_ms=record.latency_ms,
+            response_model=response.model,
+            finish_reason=response.finish_reason,
+        )
+        # Shielded: a cancelled job still keeps what it has paid for.
+        await asyncio.shield(self.store.put_checkpoint(checkpoint))
+        self._by_key[key] = checkpoint
+
+
+class CourseCalls:
+    """The `Effects` of one course: metered model calls, embeddings, the clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        ledger: Ledger,
+        *,
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self.ledger = ledger
+        self._checkpoints = checkpoints
+        self._t0 = runtime.clock.monotonic()
+
+    def now_ms(self) -> float:
+        return (self._runtime.clock.monotonic() - self._t0) * 1000
+
+    def budget_fraction(self) -> float:
+        return self.ledger.fraction_used
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await self._runtime.embedder.embed(list(texts))
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._runtime.blocking(fn, *args)
+        return result
+
+    async def call(self, spec: CallSpec) -> CallResult:
+        model_id = self._settings.routing.tiers[spec.tier]
+        if self._checkpoints is None:
+            return await self._send(spec, model_id)
+        key, digest = spec.step_key, request_digest(model_id, spec.request)
+        found = self._checkpoints.find(key, model_id, digest)
+        if found is not None:
+            return self._replay(spec, found)
+        result = await self._send(spec, model_id)
+        await self._checkpoints.save(key, digest, result)
+        return result
+
+    # -- the chain -------------------------------------------------------------------------
+    async def _send(self, spec: CallSpec, primary: str) -> CallResult:
+        chain = self._runtime.chains[primary]
+        for round_no in range(OPEN_CHAIN_ROUNDS + 1):
+            last: ProviderError | None = None
+            blocked: BudgetExceeded | None = None
+            reopens: list[float] = []
+            for i, model in enumerate(chain):
+                if last is not None:
+                    self._runtime.hooks(
+                        FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
+                    )
+                try:
+                    return await self._try(spec, model, primary)
+                except BudgetExceeded as exc:
+                    if i == 0:
+                        raise
+                    blocked = exc
+                except ProviderError as exc:
+                    last = exc
+                    if isinstance(exc, CircuitOpen):
+                        reopens.append(exc.reopens_in_s)
+            if last is None:
+                assert blocked is not None
+                raise blocked
+            every_open = len(reopens) == len(chain)
+            soonest = min(reopens, default=0.0)
+            if every_open and round_no < OPEN_CHAIN_ROUNDS and soonest <= self._runtime.open_wait_s:
+                await self._runtime.clock.sleep(soonest or self._runtime.open_wait_s * _PROBE_WAIT_SHARE)
+                continue
+            if len(chain) > 1:
+                last.add_note(f"fallback chain {' -> '.join(m.model_id for m in chain)}: every model failed")
+            raise last
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _try(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
+        """One model of the chain: reserve, send, settle, record."""
+        settings = self._settings.models[model.model_id]
+        request = spec.request
+        started = self.now_ms()
+        base: dict[str, Any] = dict(
+            phase=spec.phase,
+            task=spec.task.key(),
+            round=spec.round,
+            model=model.model_id,
+            tier=spec.tier,
+            attempt=spec.attempt,
+            started_ms=round(started, 1),
+        )
+        estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
+        try:
+            reservation = self.ledger.reserve(estimate)
+        except BudgetExceeded as exc:
+            self.ledger.record(
+                CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
+            )
+            raise
+        try:
+            response = await model.complete(request)
+        except ProviderError as error:
+            self._settle_failure(reservation, base, settings, error, self.now_ms() - started)
+            raise
+        except BaseException:  # cancelled, or a bug of ours: nothing was billed that we know of
+            self.ledger.release(reservation)
+            raise
+        cost, source = price_of(settings, response.usage)
+        record = CallRecord(
+            **base,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cached_tokens=response.usage.cached_tokens,
+            cost_usd=cost,
+            latency_ms=round(self.now_ms() - started, 1),
+            outcome="ok",
+            reason="" if model.model_id == primary else f"fallback for {primary}",
+            cost_source=source,
+        )
+        return CallResult(response, self.ledger.settle(reservation, record))
+
+    def _settle_failure(
+        self,
+        reservation: Reservation,
+        base: dict[str, Any],
+        settings: ModelSettings,
+        error: ProviderError,
+        latency_ms: float,
+    ) -> None:
+        reason = f"{type(error).__name__}: {error}"[:500]
+        if isinstance(error, CircuitOpen):
+            self.ledger.release(reservation)
+            self.ledger.record(
+                CallRecord(
+                    **base, outcome="skipped", reason=f"CircuitOpen: {error}"[:500], cost_source="none"
+                )
+            )
+            return
+        usage = error.usage if isinstance(error, BadResponse) else None
+        if isinstance(usage, Usage):
+            # Answered and billed, but unusable (empty, cut off, not JSON, schema-invalid).
+            cost, source = price_of(settings, usage)
+            record = CallRecord(
+                **base,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                cost_usd=cost,
+                latency_ms=round(latency_ms, 1),
+                outcome="rejected",
+                reason=reason,
+                cost_source=source,
+            )
+        else:
+            record = CallRecord(
+                **base, outcome="error", reason=reason, latency_ms=round(latency_ms, 1), cost_source="none"
+            )
+        self.ledger.settle(reservation, record)
+
+    def _replay(self, spec: CallSpec, cp: Checkpoint) -> CallResult:
+        record = CallRecord(
+            phase=spec.phase,
+            task=spec.task.key(),
+            round=spec.round,
+            model=cp.model,
+            tier=spec.tier,
+            attempt=spec.attempt,
+            input_tokens=cp.input_tokens,
+            output_tokens=cp.output_tokens,
+            cached_tokens=cp.cached_tokens,
+            cost_usd=cp.cost_usd,
+            latency_ms=0.0,
+            outcome="ok",
+            reason=f"replayed from checkpoint (paid in an earlier run; took {cp.latency_ms:.0f} ms then)",
+            started_ms=round(self.now_ms(), 1),
+            replayed=True,
+            cost_source=cp.cost_source,
+        )
+        # Counted as spent (the course did pay it, once) but never reserved or sent again.
+        self.ledger.record(record)
+        usage = Usage(cp.input_tokens, cp.output_tokens, cp.cached_tokens, None)
+        return CallResult(ChatResponse(cp.text, usage, 0.0, cp.response_model, cp.finish_reason), record)

@@ -1,0 +1,91 @@
+"""Running one course: the one function every runner calls.
+
+`run_course` is the whole of it — the course's ledger and metered calls, the five phases, the
+report — for the CLI's durable jobs, the service and the Temporal workflow alike; they differ
+only in the `Runtime` they pass (in-process stacks, or activities) and in whether finished calls
+are checkpointed (`Checkpoints`: in-process jobs; a workflow's history does that itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..domain import AnalysisResult, CallRecord, Course, Decision, Report
+from ..ledger import Ledger, course_cap
+from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
+from ..pipeline.report import build_report
+from ..pipeline.revise import Revision
+from .calls import Checkpoints, CourseCalls, Runtime
+
+__all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
+
+
+@dataclass(slots=True)
+class GenerationResult:
+    course: Course | None
+    report: Report
+    state: CourseState | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class RevisionResult:
+    revision: Revision
+    #: The calls the revision made (replayed ones marked), in order.
+    calls: list[CallRecord]
+    decisions: list[Decision]
+
+
+def course_id_for(analysis: AnalysisResult) -> str:
+    """The input's course_id, else a stable id from the topic and the input's digest."""
+    if analysis.course_id:
+        return analysis.course_id
+    slug = re.sub(r"[^a-z0-9]+", "-", analysis.topic.lower()).strip("-")[:40] or "course"
+    digest = hashlib.sha256(analysis.model_dump_json().encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+async def run_course(
+    analysis: AnalysisResult,
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    checkpoints: Checkpoints | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> GenerationResult:
+    """Generate one course (phase 1, validation, happened when `analysis` was built)."""
+    ledger = Ledger(course_cap(analysis, settings))
+    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints)
+    ctx = PipelineContext(settings, calls, ledger.cap_usd)
+    if progress is not None:
+        ctx.progress = progress
+    # This course's resilience events only, even when other courses share the runtime.
+    with runtime.events() as seen:
+        started = runtime.clock.monotonic()
+        # The gates' models load while metadata is generated: off the critical path.
+        warming = asyncio.ensure_future(runtime.warm()) if runtime.warm else None
+        try:
+            result = await run_pipeline(analysis, course_id_for(analysis), ctx)
+        finally:
+            if warming is not None:  # best effort: never keep a finished run waiting for it
+                warming.cancel()
+                with contextlib.suppress(BaseException):
+                    await warming
+        wall = runtime.clock.monotonic() - started
+    report = build_report(
+        result.state,
+        result.course,
+        ledger,
+        settings,
+        wall_s=wall,
+        transport_retries=seen.retry_count(),
+        faults=seen.fault_counts(),
+    )
+    if runtime.breakers is not None:
+        report.breakers = runtime.breakers()
+    return GenerationResult(result.course, report, result.state)

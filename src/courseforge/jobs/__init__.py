@@ -1,0 +1,31 @@
+"""Durable course jobs: runners (in-process and on Temporal, one protocol), progress, and the
+human-review queue."""
+
+from .progress import ProgressTracker, tracked_run
+from .reviews import review_items, revise_review, unanswered_reviews
+from .runner import (
+    InProcessRunner,
+    JobRunner,
+    generate_durably,
+    input_digest,
+    new_job,
+    resolve_job,
+    run_job,
+    save_run,
+)
+
+__all__ = [
+    "InProcessRunner",
+    "JobRunner",
+    "ProgressTracker",
+    "generate_durably",
+    "input_digest",
+    "new_job",
+    "resolve_job",
+    "review_items",
+    "revise_review",
+    "run_job",
+    "save_run",
+    "tracked_run",
+    "unanswered_reviews",
+]

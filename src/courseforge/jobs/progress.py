@@ -1,0 +1,92 @@
+"""A job's progress as JSON data, fed by the pipeline's progress events, and saved while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+from ..pipeline import PHASES, ProgressEvent
+from ..pipeline.state import track_progress
+from ..storage import Store
+
+__all__ = ["ProgressTracker", "tracked_run"]
+
+log = logging.getLogger("courseforge.jobs")
+
+
+class ProgressTracker:
+    """Per-phase progress of one job as JSON data, fed by the pipeline's progress events."""
+
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        self.data: dict[str, Any] = json.loads(json.dumps(initial or self.initial()))
+        self.dirty = False
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    @staticmethod
+    def initial() -> dict[str, Any]:
+        return {
+            "phases": {p: {"state": "pending", "done": 0, "total": 0} for p in PHASES},
+            "message": "",
+        }
+
+    def __call__(self, event: ProgressEvent) -> None:
+        track_progress(self.data, event)
+        self.dirty = True
+        payload = event.as_data()
+        for listener in list(self.listeners):
+            listener(payload)
+
+    def feeding(self, progress: Callable[[ProgressEvent], None] | None) -> Callable[[ProgressEvent], None]:
+        """A progress callback that updates this tracker, then calls `progress` (when given)."""
+
+        def on_event(event: ProgressEvent) -> None:
+            self(event)
+            if progress:
+                progress(event)
+
+        return on_event
+
+
+@contextlib.asynccontextmanager
+async def tracked_run(
+    store: Store,
+    job_id: str,
+    tracker: ProgressTracker,
+    *,
+    flush_interval_s: float,
+    interrupted: Callable[[], Awaitable[None]],
+) -> AsyncIterator[None]:
+    """Around one run of a job: saves the tracker's progress every `flush_interval_s` (best
+    effort); a cancelled run awaits `interrupted()` (shielded, its errors ignored) before the
+    cancellation goes on; a failed run marks the job failed."""
+    flusher = asyncio.create_task(_flush_progress(store, job_id, tracker, flush_interval_s))
+    try:
+        yield
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(interrupted())
+        raise
+    except Exception as exc:
+        await store.update_job(
+            job_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:1000], progress=tracker.data
+        )
+        raise
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+
+
+async def _flush_progress(store: Store, job_id: str, tracker: ProgressTracker, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        if tracker.dirty:
+            tracker.dirty = False
+            try:
+                await store.update_job(job_id, progress=tracker.data)
+            except Exception:  # progress is best effort; the result write is not
+                log.warning("could not save progress of job %s", job_id, exc_info=True)

@@ -1,0 +1,145 @@
+"""The human-review queue: what a person should look at, and a reviewer's "regenerate".
+
+Every review flag of a finished course becomes an item with the flag's uncertainty (how close
+its deciding gates came to the other verdict, docs/report.md), so the queue ranks the coin
+flips first. "regenerate" generates the lesson again with the reviewer's note as feedback,
+checkpointed under the job (an interrupted regeneration resumes paying only for what had not
+finished), and saves the new lesson, the report and the item in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+from ..domain import Course, Report, ReviewFlag
+from ..engine import Checkpoints, Engine
+from ..errors import UserError
+from ..pipeline import validate_analysis
+from ..pipeline.report import recompute_totals
+from ..storage import ReviewItem, Store
+
+__all__ = ["review_items", "revise_review", "unanswered_reviews"]
+
+
+def review_items(job_id: str, course: Course) -> list[ReviewItem]:
+    """The review queue's items for a finished course: one per flag."""
+    return [
+        ReviewItem(
+            id=f"{job_id}:{i}:{flag.target.removeprefix('lesson:')}",
+            job_id=job_id,
+            target=flag.target.removeprefix("lesson:"),
+            reason=flag.reason,
+            gate=flag.gate,
+            uncertainty=flag.uncertainty or 0.0,
+        )
+        for i, flag in enumerate(course.review)
+    ]
+
+
+async def unanswered_reviews(store: Store, job_id: str, *, besides: str = "") -> list[ReviewItem]:
+    """The job's review items still waiting for a person or a regeneration (other than
+    `besides`): while there are any, its course stays needs_review."""
+    return [
+        r
+        for status in ("open", "regenerating")
+        for r in await store.list_reviews(status=status, limit=100_000, job_id=job_id)
+        if r.id != besides
+    ]
+
+
+def _revision_tag(item: ReviewItem) -> str:
+    """Step-key tag of this item's next regeneration: the same one again after an interruption
+    (so finished calls replay), a new one for each later request on the same item."""
+    digest = hashlib.sha256(item.id.encode()).hexdigest()[:10]
+    return f"review-{digest}-{len(item.resolution.get('history', [])) + 1}"
+
+
+async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewItem:
+    """Carry out a reviewer's "regenerate" on item `review_id` (status "regenerating", the
+    reviewer's note in its resolution): the lesson is generated again with the note as feedback,
+    through checkpointing effects under the job's id, so running this again after a crash pays
+    only for calls that had not finished. Then, in one transaction: the lesson replaced in the
+    stored course (only when the new one was generated), the calls appended to the job's records
+    and report (totals recomputed), and the item "regenerated" (every gate passed) or "open" again
+    with the new reason (still flagged, or the regeneration failed). Returns the updated item."""
+    item = await store.get_review(review_id)
+    if item is None or item.status != "regenerating":
+        raise UserError("nothing to regenerate", [("review_id", f"{review_id!r} is not regenerating")])
+    job = await store.get_job(item.job_id)
+    course_data, report_data = await store.get_course(item.job_id), await store.get_report(item.job_id)
+    if job is None or course_data is None or report_data is None:
+        raise UserError("the job has no stored course", [("review_id", f"job {item.job_id!r}")])
+    analysis = validate_analysis(job.analysis)
+    course, report = Course.model_validate(course_data), Report.model_validate(report_data)
+    checkpoints = await Checkpoints.load(store, job.id)
+    note = str(item.resolution.get("note", ""))
+    tag = _revision_tag(item)
+    result = await engine.revise(
+        analysis,
+        course,
+        item.target,
+        note=note,
+        tag=tag,
+        spent_usd=report.total_cost_usd,
+        checkpoints=checkpoints,
+    )
+    revision = result.revision
+    if revision.lesson is not None:
+        for section in course.sections:
+            section.lessons = [revision.lesson if x.id == revision.lesson.id else x for x in section.lessons]
+    target = f"lesson:{item.target}"
+    course.review = [f for f in course.review if f.target != target]
+    if revision.status != "accepted":
+        reason = (
+            f"regenerated, still flagged: {revision.reason}"
+            if revision.lesson is not None
+            else f"regeneration failed: {revision.reason}"
+        )
+        gates = revision.gates.gates if revision.gates is not None else []
+        course.review.append(
+            ReviewFlag(
+                target=target,
+                reason=reason[:1000],
+                gate="lesson",
+                score=next((g.score for g in gates if g.gate == "similarity"), None),
+                uncertainty=revision.uncertainty,
+            )
+        )
+    # The report: every call counted once, totals recomputed over all of them.
+    report.calls += result.calls
+    report.decisions += result.decisions
+    recompute_totals(report)
+    if revision.gates is not None:
+        report.lessons = [revision.gates if x.lesson_id == item.target else x for x in report.lessons]
+    report.review_flags = len(course.review)
+    paid = sum((c.cost_usd for c in result.calls if not c.replayed), Decimal(0))
+    entry = {
+        "tag": tag,
+        "status": revision.status,
+        "reason": revision.reason[:500],
+        "calls": len(result.calls),
+        "replayed_calls": sum(1 for c in result.calls if c.replayed),
+        "paid_usd": float(paid),
+    }
+    resolution = {**item.resolution, "history": [*item.resolution.get("history", []), entry]}
+    review_status = "regenerated" if revision.status == "accepted" else "open"
+    review_reason = item.reason if revision.status == "accepted" else course.review[-1].reason
+    still_open = await unanswered_reviews(store, job.id, besides=item.id) or review_status == "open"
+    course.status = "needs_review" if still_open else "approved"
+    report.summary["revisions"] = int(report.summary.get("revisions", 0)) + 1
+    await store.save_revision(
+        job.id,
+        run=max(job.runs, 1),
+        course=course.model_dump(mode="json"),
+        course_status=course.status,
+        report=report.model_dump(mode="json"),
+        calls=[c.model_dump(mode="json") for c in result.calls],
+        review_id=item.id,
+        review_status=review_status,
+        review_reason=review_reason,
+        resolution=resolution,
+    )
+    updated = await store.get_review(item.id)
+    assert updated is not None
+    return updated

@@ -1,0 +1,263 @@
+"""Durable course jobs: one job-runner protocol, run in-process or on Temporal.
+
+A job is an analysis_result stored under an id. Running it (`JobRunner.run`) is `run_job`, the
+job accounting both runners share — a new run number, progress saved while it runs, the job
+marked queued/cancelled on interruption and failed on a crash, then the course, report, call
+records and review items saved in one step — around the runner's own way of producing the
+course: `InProcessRunner` runs `engine.run_course` here with every finished model call
+checkpointed in the store (a resumed job replays them instead of paying again);
+`distributed.TemporalJobRunner` submits the course to the worker fleet and waits for it.
+
+Replay rules (in-process): a checkpoint replays only when the new request is identical (same
+model, messages, schema, limits: `engine.request_digest`); only answered calls are checkpointed
+(accepted or later rejected by a gate: both were paid); embeddings are recomputed (free and
+deterministic). The window between a provider's answer and the checkpoint commit (one local
+transaction) is the only place a kill can make a call be paid twice. The budget cap covers the
+whole course across runs; the report's money figures are defined in docs/report.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from ..config import Settings
+from ..domain import AnalysisResult, Course, Report
+from ..engine import Checkpoints, Engine, GenerationResult, course_id_for
+from ..errors import UserError
+from ..pipeline import ProgressEvent
+from ..storage import Job, Store
+from .progress import ProgressTracker, tracked_run
+from .reviews import review_items
+
+__all__ = [
+    "InProcessRunner",
+    "JobRunner",
+    "generate_durably",
+    "input_digest",
+    "new_job",
+    "resolve_job",
+    "run_job",
+    "save_run",
+]
+
+Progress = Callable[[ProgressEvent], None]
+
+
+class JobRunner(Protocol):
+    async def run(
+        self,
+        job: Job,
+        *,
+        analysis: AnalysisResult,
+        progress: Progress | None = None,
+        tracker: ProgressTracker | None = None,
+    ) -> GenerationResult:
+        """Run (or resume) `job`; its course, report, call records and review items are saved
+        and the job ends completed, failed, or (if this task is cancelled) cancelled/queued."""
+        ...
+
+
+def input_digest(analysis: Mapping[str, Any]) -> str:
+    raw = json.dumps(analysis, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def new_job(job_id: str, analysis: AnalysisResult, *, idempotency_key: str | None = None) -> Job:
+    data = analysis.model_dump(mode="json", exclude_unset=True)
+    return Job(
+        id=job_id,
+        course_id=course_id_for(analysis),
+        analysis=data,
+        input_digest=input_digest(data),
+        idempotency_key=idempotency_key,
+        progress=ProgressTracker.initial(),
+    )
+
+
+async def save_run(
+    store: Store,
+    job_id: str,
+    *,
+    run: int,
+    course: Course | None,
+    report: Report,
+    settings: Settings,
+    tracker: ProgressTracker,
+) -> None:
+    """Store a finished run: its progress, course (None: generation failed), report, call
+    records and review items; the job ends completed or failed."""
+    await store.update_job(job_id, progress=tracker.data)
+    await store.save_result(
+        job_id,
+        run=run,
+        status="completed" if course else "failed",
+        course=course.model_dump(mode="json") if course else None,
+        report=report.model_dump(mode="json"),
+        calls=[c.model_dump(mode="json") for c in report.calls],
+        reviews=review_items(job_id, course) if course else (),
+        error="" if course else report.failure_reason,
+        course_status=course.status if course else "",
+    )
+
+
+async def run_job(
+    store: Store,
+    job: Job,
+    settings: Settings,
+    *,
+    execute: Callable[[Progress], Awaitable[GenerationResult]],
+    interrupted: Callable[[ProgressTracker], Awaitable[None]],
+    progress: Progress | None = None,
+    tracker: ProgressTracker | None = None,
+    flush_interval_s: float = 0.5,
+) -> GenerationResult:
+    """The job accounting every runner shares, around `execute(progress)`, which produces the
+    course (see the module docstring)."""
+    run_no = await store.start_run(job.id)
+    tracker = tracker or ProgressTracker()
+    async with tracked_run(
+        store, job.id, tracker, flush_interval_s=flush_interval_s, interrupted=lambda: interrupted(tracker)
+    ):
+        result = await execute(tracker.feeding(progress))
+    result.report.summary.update(job_id=job.id, run=run_no)
+    await save_run(
+        store,
+        job.id,
+        run=run_no,
+        course=result.course,
+        report=result.report,
+        settings=settings,
+        tracker=tracker,
+    )
+    return result
+
+
+class InProcessRunner:
+    """Runs stored jobs on an engine in this process, checkpointing every finished call."""
+
+    def __init__(self, engine: Engine, store: Store, *, flush_interval_s: float = 0.5) -> None:
+        self.engine = engine
+        self.store = store
+        self.flush_interval_s = flush_interval_s
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        analysis: AnalysisResult,
+        progress: Progress | None = None,
+        tracker: ProgressTracker | None = None,
+    ) -> GenerationResult:
+        async def execute(on_event: Progress) -> GenerationResult:
+            checkpoints = await Checkpoints.load(self.store, job.id)
+            return await self.engine.generate(analysis, progress=on_event, checkpoints=checkpoints)
+
+        return await run_job(
+            self.store,
+            job,
+            self.engine.settings,
+            execute=execute,
+            interrupted=lambda t: self._interrupted(job.id, t),
+            progress=progress,
+            tracker=tracker,
+            flush_interval_s=self.flush_interval_s,
+        )
+
+    async def _interrupted(self, job_id: str, tracker: ProgressTracker) -> None:
+        """Cancelled on request -> "cancelled"; stopped for any other reason (shutdown, Ctrl-C)
+        -> back to "queued", resumed by the next run or service start."""
+        current = await self.store.get_job(job_id)
+        status = "cancelled" if current is not None and current.cancel_requested else "queued"
+        await self.store.update_job(job_id, status=status, progress=tracker.data)
+
+
+async def resolve_job(store: Store, analysis: AnalysisResult, job_id: str | None) -> tuple[Job, str]:
+    """The job a `generate` command runs, and a line saying what happens.
+
+    Named (`--job ID`): resumed when unfinished, reused (nothing regenerated) when completed;
+    an input that differs from the job's is a UserError. Unnamed: the input's course id (else a
+    stable id from the topic), resumed when unfinished; when that job is completed or holds
+    another input, the next free `<id>-2`, `<id>-3`…"""
+    fresh = new_job(job_id or course_id_for(analysis), analysis)
+    base, n = fresh.id, 1
+    while True:
+        existing = await store.get_job(fresh.id)
+        if existing is None:
+            job, created = await store.create_job(fresh)
+            if created:
+                return job, f"job {job.id}: new"
+            continue  # another process took the id between the read and the write
+        same_input = existing.input_digest == fresh.input_digest
+        if job_id is not None:
+            if not same_input:
+                raise UserError(
+                    "job belongs to another input",
+                    [
+                        (
+                            "--job",
+                            f"job {job_id!r} was created from a different analysis_result; use another id",
+                        )
+                    ],
+                )
+            if existing.status == "completed":
+                return existing, f"job {existing.id}: already completed; writing its stored course"
+            return (
+                existing,
+                f"job {existing.id}: resuming ({existing.status}, {existing.runs} earlier run(s))",
+            )
+        if same_input and existing.status != "completed":
+            return (
+                existing,
+                f"job {existing.id}: resuming ({existing.status}, {existing.runs} earlier run(s))",
+            )
+        n += 1
+        fresh = new_job(f"{base}-{n}", analysis)
+
+
+async def generate_durably(
+    settings: Settings,
+    analysis: AnalysisResult,
+    *,
+    job_id: str | None,
+    progress: Progress | None = None,
+    say: Callable[[str], object] = print,
+    engine: Engine | None = None,
+    store: Store | None = None,
+) -> tuple[Course | None, Report]:
+    """The CLI's `generate`: resolve the job in the configured store, then run or resume it
+    (a completed job hands back its stored course and report)."""
+    from ..storage import masked_url, open_store, storage_url
+
+    own_store = store is None
+    if store is None:
+        url = storage_url(settings.storage.url)
+        store = open_store(url)
+        say(f"store: {masked_url(url)}")
+    own_engine = engine is None
+    try:
+        await store.init()
+        job, message = await resolve_job(store, analysis, job_id)
+        say(message)
+        if job.status == "completed":
+            course_data, report_data = await store.get_course(job.id), await store.get_report(job.id)
+            if course_data is not None and report_data is not None:
+                return Course.model_validate(course_data), Report.model_validate(report_data)
+        engine = engine or Engine(settings)
+        try:
+            result = await InProcessRunner(engine, store).run(job, analysis=analysis, progress=progress)
+        finally:
+            if own_engine:
+                await engine.aclose()
+        replayed = result.report.summary.get("replayed_calls", 0)
+        if replayed:
+            say(
+                f"job {job.id}: {replayed} call(s) replayed from the store "
+                f"(${result.report.summary.get('replayed_cost_usd', 0):.6f} not paid again)"
+            )
+        return result.course, result.report
+    finally:
+        if own_store:
+            await store.close()

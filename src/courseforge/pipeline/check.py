@@ -1,0 +1,121 @@
+"""`courseforge check`: the gates on an existing course (generated or edited by a person),
+generating nothing.
+
+Each lesson goes through the same gate list as phase 3 (`quality.lesson_gates`), without the
+LLM judge and without self-consistency (both need model calls: uncertain claims stay
+uncertain); then the course-wide checks of phases 4 and 5: duplicates across lessons (the later
+lesson is flagged), well-formed learning outcomes, outcome coverage and the completeness rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from ..config import Settings
+from ..domain import AnalysisResult, Course, LessonGates, Report, ReviewFlag
+from ..domain.quality import QualitySummary
+from ..providers import Embedder
+from ..quality.base import GateContext, GateResult, uncertainty
+from ..quality.coverage import OutcomeCoverageGate, completeness_problems
+from ..quality.gates import OutcomesGate
+from ..quality.lesson_gates import LessonUnderTest, run_lesson_gates
+from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates, owner_of
+from .assemble import draft_of, gate_score
+from .report import quality_summary
+
+__all__ = ["check_course"]
+
+
+async def _to_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
+
+def _flag(target: str, g: GateResult) -> ReviewFlag:
+    return ReviewFlag(
+        target=target, gate=g.gate, reason="; ".join(g.reasons), score=g.score, uncertainty=uncertainty([g])
+    )
+
+
+async def check_course(
+    course: Course, analysis: AnalysisResult, settings: Settings, embedder: Embedder
+) -> tuple[Report, list[ReviewFlag]]:
+    """The gate report of `course` (made from `analysis`) and the flags a person should see."""
+    gates = settings.gates
+    outcomes = {o.id: o.text for o in course.metadata.learning_outcomes}
+    number = {o.id: i + 1 for i, o in enumerate(course.metadata.learning_outcomes)}
+    sources = {m.id: m.text for m in analysis.source_material}
+    lessons = course.lessons()
+    per_lesson: dict[str, list[GateResult]] = {}
+    for lesson in lessons:
+        known = [o for o in lesson.outcome_ids if o in outcomes] or list(outcomes)
+        under_test = LessonUnderTest(
+            lesson_id=lesson.id,
+            draft=draft_of(lesson, number),
+            outcome_numbers=[number[o] for o in known],
+            outcomes={o: outcomes[o] for o in known},
+            sources=sources,
+        )
+        per_lesson[lesson.id] = await run_lesson_gates(
+            under_test, settings=settings, embedder=embedder, blocking=_to_thread
+        )
+
+    # Redundancy across the course: the later lesson of a pair is flagged.
+    if len(lessons) > 1:
+        dups = await course_duplicates(
+            [CourseLesson(x.id, x.content, [e.question for e in x.exercises]) for x in lessons],
+            embedder,
+            gates.redundancy,
+        )
+        for lesson in lessons:
+            mine = [d for d in dups if owner_of(d.later) == lesson.id]
+            per_lesson[lesson.id].append(
+                RedundancyGate().check(lesson, GateContext(values={"duplicates": mine}))
+            )
+
+    taught = {o for x in lessons for o in x.outcome_ids}
+    assessed = {o for x in lessons for e in x.exercises for o in e.outcome_ids}
+    problems = completeness_problems(
+        lessons=len(lessons),
+        min_lessons=analysis.min_lessons,
+        empty_sections=[s.title for s in course.sections if not s.lessons],
+    )
+    course_results: list[GateResult] = [
+        OutcomesGate().check(course.metadata.learning_outcomes, GateContext()),
+        OutcomeCoverageGate(gates.outcome_coverage).check(
+            course, GateContext(outcomes=outcomes, values={"taught": taught, "assessed": assessed})
+        ),
+        GateResult("completeness", not problems, float(len(lessons)), problems),
+    ]
+
+    flags = [
+        _flag(f"lesson:{lid}", g) for lid, results in per_lesson.items() for g in results if not g.passed
+    ]
+    flags += [_flag("course", g) for g in course_results if not g.passed]
+    gate_report = [
+        LessonGates(
+            lesson_id=lid, attempts=0, final_tier="", final_model="", gates=[gate_score(g) for g in results]
+        )
+        for lid, results in per_lesson.items()
+    ]
+    summary: dict[str, Any] = {
+        "lessons": len(lessons),
+        "course_gates": [gate_score(g).model_dump() for g in course_results],
+        "flags": [f.model_dump() for f in flags],
+        "embedding_model": embedder.name,
+    }
+    quality = quality_summary(gate_report, [], None, len(flags))
+    for key in ("first_attempt_pass_rate", "escalation_rate", "human_review_rate"):
+        quality[key] = None  # nothing was generated here
+    report = Report(
+        course_id=course.course_id,
+        status="needs_review" if flags else "approved",
+        profile=settings.profile,
+        budget_usd=Decimal(0),
+        lessons=gate_report,
+        review_flags=len(flags),
+        summary=summary,
+        quality=QualitySummary.model_validate(quality),
+    )
+    return report, flags

@@ -1,0 +1,306 @@
+"""How phase 3 checks one lesson attempt: rule repairs, then the one gate list
+(`quality.lesson_gates`) with the LLM judge where it is wanted, and self-consistency sampling.
+
+- Repairs by rule (answer-key slips, exercise labels by meaning) are logged as `fix` decisions
+  and cost no regeneration.
+- The judge gates a lesson whose similarity is borderline, whose claims the embeddings cannot
+  settle, or every lesson when `gates.judge.always`; a lesson only in the calibration sample is
+  judged beside the pipeline (seed 000's stronger judge as ground truth), never gating it.
+- Self-consistency: a lesson of a configured section type draws several samples per call on a
+  sampled tier; the best-scoring one goes on, the others stay on the bill as rejected, and how
+  far the samples disagreed is handed to the consistency gate with that draft.
+
+Everything a check needs travels in its arguments (the attempt's `CallSpec` says its phase,
+round and tier): nothing is kept between courses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+from ..domain import Decision
+from ..domain.drafts import LessonDraft
+from ..errors import BadResponse, ProviderError
+from ..providers.effects import CallResult, CallSpec
+from ..providers.embeddings import cosine
+from ..quality.base import GateContext, GateResult
+from ..quality.gates import feedback_text, lesson_similarity, repair_exercise, thresholds_for
+from ..quality.grounding import ClaimSupport, apply_judgement
+from ..quality.judge import JudgeDraft, JudgeGate, composite, in_sample
+from ..quality.lesson_gates import JudgeOutcome, LessonUnderTest, run_lesson_gates
+from ..quality.redundancy import min_pairwise_cosine, text_vectors
+from ..routing import Verdict
+from .judging import judge_lesson, judge_tier
+from .parsing import parser_for
+from .state import CourseState, LessonSlot, PipelineContext
+
+__all__ = ["LessonJudge", "check_lesson", "draw_samples", "is_sampled", "relabel_exercises"]
+
+Call = Callable[[CallSpec], Awaitable[CallResult]]
+
+
+async def relabel_exercises(
+    state: CourseState, slot: LessonSlot, draft: LessonDraft, ctx: PipelineContext
+) -> str | None:
+    """Small models often tag every exercise with the lesson's first outcome. When the lesson has
+    as many exercises as outcomes but some outcome is named by none, the exercises' `outcome`
+    labels are reassigned by meaning (the one-to-one match of exercises to outcomes with the
+    highest total cosine of "question answer" to outcome text), so that each outcome gets the
+    exercise closest to it; only when every newly assessed outcome gets an exercise at least at
+    the similarity gate's severe threshold (else the coverage gate still fails it). Returns what
+    changed, or None."""
+    wanted = sorted(set(slot.outcome_numbers))
+    exercises = draft.exercises
+    if len(wanted) < 2 or len(exercises) < len(wanted):
+        return None
+    before = [e.outcome for e in exercises]
+    if not set(wanted) - set(before):
+        return None
+    severe = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).severe_below
+    texts = [f"{e.question} {e.answer}" for e in exercises] + [state.outcomes[n - 1].text for n in wanted]
+    vectors = await ctx.effects.embed(texts)
+    ex_vecs, out_vecs = vectors[: len(exercises)], vectors[len(exercises) :]
+    score = [[cosine(ev, ov) for ov in out_vecs] for ev in ex_vecs]
+    best = max(
+        itertools.permutations(range(len(exercises)), len(wanted)),
+        key=lambda chosen: sum(score[e][o] for o, e in enumerate(chosen)),
+    )
+    if any(score[e][o] < severe for o, e in enumerate(best) if wanted[o] not in before):
+        return None
+    for o, e in enumerate(best):
+        exercises[e].outcome = wanted[o]
+    after = [e.outcome for e in exercises]
+    return f"exercise outcomes {before} relabelled by meaning to {after}"
+
+
+def lesson_under_test(
+    state: CourseState, slot: LessonSlot, draft: LessonDraft, consistency: float | None = None
+) -> LessonUnderTest:
+    return LessonUnderTest(
+        lesson_id=slot.id,
+        draft=draft,
+        outcome_numbers=list(slot.outcome_numbers),
+        outcomes={state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers},
+        sources={m.id: m.text for m in state.analysis.source_material},
+        consistency=consistency,
+    )
+
+
+async def check_lesson(
+    state: CourseState,
+    slot: LessonSlot,
+    draft: LessonDraft,
+    ctx: PipelineContext,
+    spec: CallSpec,
+    *,
+    consistency: float | None = None,
+) -> Verdict:
+    """The verdict on one attempt (`spec`: the call that wrote `draft`)."""
+    task = f"lesson:{slot.id}"
+    for number, exercise in enumerate(draft.exercises, start=1):
+        repaired = repair_exercise(exercise)
+        if repaired:
+            state.decisions.append(Decision.fix(task, f"exercise {number}: {repaired}"))
+    relabelled = await relabel_exercises(state, slot, draft, ctx)
+    if relabelled:
+        state.decisions.append(Decision.fix(task, relabelled))
+    judge = LessonJudge(state, ctx, spec) if ctx.settings.gates.judge.enabled else None
+    results = await run_lesson_gates(
+        lesson_under_test(state, slot, draft, consistency),
+        settings=ctx.settings,
+        embedder=ctx.embedder(),
+        blocking=ctx.effects.run_blocking,
+        judge=judge,
+    )
+    failed = [r for r in results if not r.passed]
+    similarity = next((r.score for r in results if r.gate == "similarity"), None)
+    return Verdict(
+        passed=not failed,
+        score=similarity,
+        severe=any(r.verdict == "severe" for r in failed),
+        feedback=feedback_text(failed) if failed else "",
+        details=results,
+    )
+
+
+class LessonJudge:
+    """The judge as phase 3 runs it for one attempt (see the module docstring)."""
+
+    def __init__(self, state: CourseState, ctx: PipelineContext, spec: CallSpec) -> None:
+        self.state, self.ctx, self.spec = state, ctx, spec
+
+    async def __call__(
+        self, lesson: LessonUnderTest, first: Sequence[GateResult], claims: list[ClaimSupport]
+    ) -> JudgeOutcome:
+        ctx, settings = self.ctx, self.ctx.settings
+        js, gs = settings.gates.judge, settings.gates.grounding
+        tier = judge_tier(settings, self.spec.tier)
+        sim = next((r for r in first if r.gate == "similarity"), None)
+        similarity = sim.score if sim is not None else None
+        band = js.borderline.get(ctx.embedder().name)
+        borderline = bool(band and similarity is not None and band[0] <= similarity < band[1])
+        uncertain = [i for i, c in enumerate(claims) if c.status == "uncertain"][: gs.max_judged_claims]
+        asked = [claims[i] for i in uncertain] if gs.judge_uncertain else []
+        sampled = in_sample(f"{self.state.course_id}/{lesson.lesson_id}", js.sample_rate)
+        if tier is None:
+            return JudgeOutcome(None, None, claims)
+        if js.always or borderline or asked:
+            gate, settled, judged = await self._judge(
+                lesson, first, claims, tier, borderline, asked, uncertain, sampled
+            )
+            return JudgeOutcome(gate, settled, judged)
+        if sampled:
+            # Calibration only: judged beside the pipeline, counted in the report, never gating
+            # this lesson, so it stays off the critical path. Awaited before assembly.
+            async def calibrate() -> None:
+                await self._judge(lesson, first, claims, tier, False, [], [], True, background=True)
+
+            self.state.background.append(asyncio.ensure_future(calibrate()))
+        return JudgeOutcome(None, None, claims)
+
+    async def _judge(
+        self,
+        lesson: LessonUnderTest,
+        first: Sequence[GateResult],
+        claims: list[ClaimSupport],
+        tier: str,
+        borderline: bool,
+        asked: list[ClaimSupport],
+        uncertain: list[int],
+        sampled: bool,
+        *,
+        background: bool = False,
+    ) -> tuple[GateResult | None, GateResult | None, list[ClaimSupport]]:
+        settings, js, spec = self.ctx.settings, self.ctx.settings.gates.judge, self.spec
+        strong = judge_tier(settings, None, strong=True) if sampled else None
+        tiers = [tier] + ([strong] if strong and strong != tier else [])
+        sources = lesson.sources if asked else None
+        verdicts = await asyncio.gather(
+            *(
+                judge_lesson(
+                    self.ctx,
+                    phase=spec.phase,
+                    round=spec.round,
+                    lesson_id=lesson.lesson_id,
+                    lesson=lesson.draft,
+                    outcomes=lesson.outcomes,
+                    tier=t,
+                    claims=asked,
+                    sources=sources,
+                    strong=t != tier,
+                )
+                for t in tiers
+            )
+        )
+        verdict, strong_verdict = verdicts[0], (verdicts[1] if len(verdicts) > 1 else None)
+        if verdict is None and strong_verdict is None:
+            return None, None, claims
+        gate = JudgeGate(js.pass_composite, js.min_correctness)
+        values = {"judge": verdict or strong_verdict, "judge_strong": strong_verdict}
+        judged = gate.check(lesson.draft, GateContext(values=values))
+        sim = next((r for r in first if r.gate == "similarity"), None)
+        settled = None
+        if borderline and sim is not None and not sim.passed:
+            assert sim.score is not None
+            note = f"borderline similarity {sim.score:.2f}: judge composite {judged.score:.2f} " + (
+                "accepts it" if judged.passed else "rejects it"
+            )
+            settled = replace(
+                sim,
+                passed=judged.passed,
+                verdict="borderline",
+                reasons=[note] if judged.passed else [*sim.reasons, note],
+            )
+        final = strong_verdict or verdict
+        assert final is not None
+        answers = {uncertain[c.number - 1]: c.supported for c in final.claims if c.number <= len(uncertain)}
+        claims = apply_judgement(claims, answers)
+
+        def passes(v: JudgeDraft | None) -> bool | None:
+            return gate.check(lesson.draft, GateContext(values={"judge": v})).passed if v else None
+
+        why = [
+            w
+            for w, on in (
+                ("borderline similarity", borderline),
+                ("uncertain claims", asked),
+                ("calibration sample", sampled),
+                ("always", js.always),
+            )
+            if on
+        ]
+        self.state.decisions.append(
+            Decision(
+                task=f"lesson:{lesson.lesson_id}",
+                action="judge_calibration" if background else "judge_sample" if sampled else "judge",
+                tier=tier,
+                reason=", ".join(why),
+                inputs={
+                    "gates_passed": all(r.passed for r in first),
+                    "similarity": sim.score if sim is not None else None,
+                    "judge_passed": passes(verdict),
+                    "judge_composite": composite(verdict) if verdict else None,
+                    **(
+                        {
+                            "strong_tier": tiers[1],
+                            "strong_passed": passes(strong_verdict),
+                            "strong_composite": composite(strong_verdict) if strong_verdict else None,
+                        }
+                        if len(tiers) > 1
+                        else {}
+                    ),
+                },
+            )
+        )
+        return judged, settled, claims
+
+
+# -- self-consistency ---------------------------------------------------------------------------
+def is_sampled(ctx: PipelineContext, section_type: str, critical: bool) -> bool:
+    """Does a lesson of this section draw self-consistency samples (`gates.consistency`)?"""
+    cs = ctx.settings.gates.consistency
+    return cs.all_sections or section_type in cs.section_types or (cs.critical and critical)
+
+
+async def draw_samples(
+    call: Call,
+    spec: CallSpec,
+    *,
+    samples: int,
+    ctx: PipelineContext,
+    outcomes: dict[str, str],
+) -> tuple[CallResult, float | None]:
+    """`samples` answers to one attempt, sent together: the one closest to the outcomes goes on,
+    the others are marked rejected (they stay on the bill). Returns the chosen call and the
+    lowest pairwise cosine of the usable samples (None when fewer than two parsed)."""
+    extra = [replace(spec, task=spec.task.with_sample(k)) for k in range(2, samples + 1)]
+    first, *others = await asyncio.gather(call(spec), *(call(s) for s in extra), return_exceptions=True)
+    if isinstance(first, BaseException):
+        raise first
+    parse = parser_for(LessonDraft)
+    candidates: list[tuple[CallResult, LessonDraft]] = []
+    for result in [first, *others]:
+        if isinstance(result, BaseException):
+            if not isinstance(result, ProviderError):
+                raise result
+            continue
+        try:
+            candidates.append((result, parse(result.response.text)))
+        except (ValueError, BadResponse):
+            continue
+    if len(candidates) < 2:
+        return first, None
+    vectors = await text_vectors([d.content for _, d in candidates], ctx.effects)
+    agreement = min_pairwise_cosine(vectors)
+    embedder = ctx.embedder()
+    scores = [
+        float((await lesson_similarity(d.content, outcomes, embedder))["similarity"]) for _, d in candidates
+    ]
+    best = max(range(len(candidates)), key=scores.__getitem__)
+    for i, (result, _) in enumerate(candidates):
+        if i != best:
+            result.reject(f"self-consistency: sample {i + 1} of {len(candidates)} not kept")
+    return candidates[best][0], round(agreement, 4)

@@ -1,0 +1,248 @@
+"""The generation report, built in one place: totals, the critical path, every summary and
+quality figure. docs/report.md defines each figure; tests/pipeline/test_report.py works them
+out by hand on a small course.
+
+Every runner (in-process, durable job, Temporal workflow) and `courseforge check` build their
+report here, so a figure means the same wherever it was made.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from ..config import Settings
+from ..domain import CallRecord, Course, Decision, LessonGates, Report
+from ..domain.quality import QualitySummary
+from ..domain.tasks import TaskId
+from ..ledger import Ledger
+from .assemble import lesson_gate_report
+from .state import CourseState
+
+__all__ = [
+    "build_report",
+    "critical_path_s",
+    "lesson_rates",
+    "quality_summary",
+    "recompute_totals",
+    "tier_rank",
+]
+
+
+def tier_rank(ladder: Sequence[str], tier: str) -> int:
+    """A tier's place on the ladder; a tier off it (long context) counts as the top."""
+    return ladder.index(tier) if tier in ladder else len(ladder) - 1
+
+
+def _rate(count: int, of: int) -> float | None:
+    return round(count / of, 4) if of else None
+
+
+def lesson_rates(lessons: Sequence[LessonGates], ladder: Sequence[str]) -> dict[str, Any]:
+    """The per-lesson rates (docs/report.md): first-attempt pass, escalation."""
+    n = len(lessons)
+    first = sum(1 for lg in lessons if lg.status == "accepted" and lg.attempts == 1)
+    escalated = sum(
+        1
+        for lg in lessons
+        if lg.start_tier
+        and lg.final_tier
+        and tier_rank(ladder, lg.final_tier) > tier_rank(ladder, lg.start_tier)
+    )
+    return {
+        "first_attempt_pass_rate": _rate(first, n),
+        "escalation_rate": _rate(escalated, n),
+        "lessons_escalated": escalated,
+    }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def quality_summary(
+    lessons: Sequence[LessonGates],
+    decisions: Sequence[Decision],
+    course: Course | None,
+    flags: int,
+    ladder: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The seeds' per-course figures and the judge's bookkeeping, for `Report.quality`."""
+    sims = [g.score for lg in lessons for g in lg.gates if g.gate == "similarity" and g.score is not None]
+    comps = [g.score for lg in lessons for g in lg.gates if g.gate == "judge" and g.score is not None]
+    samples = [d for d in decisions if d.action in ("judge_sample", "judge_calibration")]
+    judged = [d for d in decisions if d.action == "judge"]
+    reviewed = {f.target for f in course.review} if course else set()
+    lesson_reviews = sum(1 for t in reviewed if t.startswith("lesson:"))
+
+    def disagree(d: Decision, a: str, b: str) -> bool:
+        x, y = d.inputs.get(a), d.inputs.get(b)
+        return x is not None and y is not None and x != y
+
+    ungrounded = [
+        {"lesson_id": lg.lesson_id, "claim": r.split(": ", 1)[1].strip("'\"")}
+        for lg in lessons
+        for g in lg.gates
+        if g.gate == "grounding" and not g.passed
+        for r in g.reasons
+        if r.startswith(("unsupported: ", "uncertain: "))
+    ]
+    rates = lesson_rates(lessons, ladder)
+    gate_failures: dict[str, int] = defaultdict(int)
+    for lg in lessons:
+        for g in lg.gates:
+            if not g.passed:
+                gate_failures[g.gate] += 1
+    return {
+        "similarity_mean": _mean(sims),
+        "composite_mean": _mean(
+            [*comps, *(d.inputs["judge_composite"] for d in samples if d.inputs.get("judge_composite"))]
+        ),
+        "first_attempt_pass_rate": rates["first_attempt_pass_rate"],
+        "escalation_rate": rates["escalation_rate"],
+        "human_review_rate": _rate(lesson_reviews, len(lessons)),
+        "review_flags": flags,
+        "judge_calls": len(judged),
+        "judge_sample": len(samples),
+        "judge_vs_gate_disagreements": sum(
+            disagree(d, "judge_passed", "gates_passed") for d in [*judged, *samples]
+        ),
+        "judge_vs_strong_disagreements": sum(disagree(d, "judge_passed", "strong_passed") for d in samples),
+        "gate_failures": dict(sorted(gate_failures.items())),
+        "ungrounded_claims": ungrounded,
+    }
+
+
+def critical_path_s(records: Sequence[CallRecord], decisions: Sequence[Decision]) -> float:
+    """The longest chain of calls that had to follow each other (docs/report.md).
+
+    Stages (a phase in one round) follow one another. Within a stage every task runs
+    concurrently; a task's chain is its attempts in order, each attempt as long as the slowest
+    of its self-consistency samples (each sample's fallback tries in sequence), followed by the
+    judge calls on the lesson's texts (the judge and the stronger judge of one text run
+    together). A lesson only in the calibration sample is judged beside the later stages: it
+    forms its own path (the stages before its own, its chain, then the judge)."""
+    # stage -> chain -> attempt -> sample -> ms
+    tries: dict[tuple[str, int], dict[str, dict[int, dict[int, float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    )
+    judged: dict[tuple[tuple[str, int], str, str], float] = defaultdict(float)
+    calibration = {d.task.removeprefix("lesson:") for d in decisions if d.action == "judge_calibration"}
+    for r in records:
+        stage = (r.phase, r.round)
+        try:
+            task = TaskId.parse(r.task)
+        except ValueError:
+            tries[stage][r.task][r.attempt][0] += r.latency_ms
+            continue
+        if task.kind in ("judge", "judge_strong"):
+            key = (stage, task.lesson, task.digest)
+            judged[key] = max(judged[key], r.latency_ms)
+            continue
+        chain = task.lesson or task.kind
+        tries[stage][chain][r.attempt][task.sample] += r.latency_ms
+    chains: dict[tuple[str, int], dict[str, float]] = {
+        stage: {
+            chain: sum(max(samples.values()) for samples in attempts.values())
+            for chain, attempts in by_chain.items()
+        }
+        for stage, by_chain in tries.items()
+    }
+    side: list[tuple[tuple[str, int], str, float]] = []
+    for (stage, lesson, _), latency in judged.items():
+        if lesson in calibration:
+            side.append((stage, lesson, latency))
+        else:
+            chains.setdefault(stage, {})
+            chains[stage][lesson] = chains[stage].get(lesson, 0.0) + latency
+    stages = list(chains)  # in order of first record: the order the stages ran
+    main = sum(max(by_chain.values(), default=0.0) for by_chain in chains.values())
+    paths = [main]
+    for stage, lesson, latency in side:
+        if stage in chains:
+            before = sum(max(chains[s].values(), default=0.0) for s in stages[: stages.index(stage)])
+            paths.append(before + chains[stage].get(lesson, 0.0) + latency)
+    return max(paths) / 1000
+
+
+def recompute_totals(report: Report) -> None:
+    """Totals and money figures from the report's calls (after calls were appended to it)."""
+    calls = report.calls
+    report.total_cost_usd = sum((c.cost_usd for c in calls), Decimal(0))
+    report.by_phase = Ledger.totals(calls, "phase")
+    report.by_model = Ledger.totals(calls, "model")
+    report.cache_hits = sum(1 for c in calls if c.cache_hit)
+    report.summary.update(_money(calls))
+
+
+def _money(calls: Sequence[CallRecord]) -> dict[str, Any]:
+    replayed = [c for c in calls if c.replayed]
+    replayed_cost = sum((c.cost_usd for c in replayed), Decimal(0))
+    total = sum((c.cost_usd for c in calls), Decimal(0))
+    return {
+        "replayed_calls": len(replayed),
+        "replayed_cost_usd": float(replayed_cost),
+        "paid_this_run_usd": float(total - replayed_cost),
+        "cache_hits": sum(1 for c in calls if c.cache_hit),
+        "cached_input_tokens": sum(c.cached_tokens for c in calls),
+    }
+
+
+def build_report(
+    state: CourseState,
+    course: Course | None,
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    wall_s: float,
+    transport_retries: int,
+    faults: dict[str, int] | None = None,
+) -> Report:
+    records = list(ledger.records)
+    decisions = state.decisions
+    ladder = settings.routing.ladder
+    lessons = lesson_gate_report(state)
+    flags = len(course.review) if course else len(state.flags)
+    quality = quality_summary(lessons, decisions, course, flags, ladder)
+    kind_of = {d.task: d.task.partition(":")[0] for d in decisions}
+    escalations = [d for d in decisions if d.action == "escalate"]
+    summary: dict[str, Any] = {
+        "lessons": sum(len(s.lessons) for s in course.sections) if course else len(state.usable_slots()),
+        "similarity_mean": quality["similarity_mean"],
+        **lesson_rates(lessons, ladder),
+        "metadata_escalations": sum(1 for d in escalations if kind_of[d.task].startswith("metadata")),
+        "judge_escalations": sum(1 for d in escalations if kind_of[d.task].startswith("judge")),
+        "same_tier_retries": sum(1 for d in decisions if d.action == "retry"),
+        "fallbacks": sum(1 for d in decisions if d.action == "fallback"),
+        "rejected_calls": sum(1 for r in records if r.outcome == "rejected"),
+        "peak_committed_usd": float(ledger.peak_committed),
+        "calls_by_tier": dict(
+            sorted({r.tier: sum(1 for x in records if x.tier == r.tier) for r in records}.items())
+        ),
+        **_money(records),
+    }
+    return Report(
+        course_id=state.course_id,
+        status=course.status if course else "failed",
+        failure_reason=state.failure,
+        profile=settings.profile,
+        total_cost_usd=ledger.spent,
+        budget_usd=ledger.cap_usd,
+        by_phase=Ledger.totals(records, "phase"),
+        by_model=Ledger.totals(records, "model"),
+        calls=records,
+        decisions=list(decisions),
+        escalations=len(escalations),
+        retries=transport_retries,
+        cache_hits=summary["cache_hits"],
+        lessons=lessons,
+        review_flags=flags,
+        wall_time_s=round(wall_s, 3),
+        sum_call_latency_s=round(sum(r.latency_ms for r in records) / 1000, 3),
+        critical_path_s=round(critical_path_s(records, decisions), 3),
+        summary=summary,
+        quality=QualitySummary.model_validate(quality),
+        faults=dict(sorted((faults or {}).items())),
+    )

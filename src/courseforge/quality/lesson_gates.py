@@ -1,0 +1,161 @@
+"""The one list of lesson gates: what phase 3 judges every attempt with, and what
+`courseforge check` judges an existing course with.
+
+In order: length, exercises and answer keys, similarity to the lesson's outcomes, exercises
+naming the lesson's own outcomes (and every outcome assessed), safety, self-consistency (only
+where samples were drawn), the LLM judge (only where a `Judge` is given: generation has models,
+`check` does not), grounding in the sources, and citations of known sources. Embeddings and any
+blocking work come through the arguments, so the same list runs in-process, in a workflow and
+in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from ..config import Settings
+from ..domain.drafts import LessonDraft
+from ..providers.base import Embedder
+from .base import GateContext, GateResult
+from .gates import evaluate_lesson
+from .grounding import ClaimSupport, GroundingGate, factual_claims, ground_claims
+from .redundancy import ConsistencyGate
+from .safety import SafetyGate
+
+__all__ = [
+    "Judge",
+    "JudgeOutcome",
+    "LessonUnderTest",
+    "exercise_coverage",
+    "lesson_claims",
+    "run_lesson_gates",
+    "safety_gate",
+]
+
+T = TypeVar("T")
+Blocking = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class LessonUnderTest:
+    """A lesson as the gates see it: its draft and what it is judged against."""
+
+    lesson_id: str
+    draft: LessonDraft
+    #: The outcomes this lesson teaches, by number (1-based, the draft's exercise labels).
+    outcome_numbers: Sequence[int]
+    #: Outcome id -> text, for those outcomes.
+    outcomes: Mapping[str, str]
+    #: Source id -> text (empty: no grounding, and a lesson may cite nothing).
+    sources: Mapping[str, str] = field(default_factory=dict)
+    #: Lowest pairwise cosine of the samples this draft was chosen from (None: not sampled).
+    consistency: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeOutcome:
+    """What a judge added: its gate (None: it did not judge), the similarity verdict (possibly
+    settled by the judge on a borderline score), and the claims with its answers applied."""
+
+    gate: GateResult | None
+    similarity: GateResult | None
+    claims: list[ClaimSupport]
+
+
+class Judge(Protocol):
+    async def __call__(
+        self, lesson: LessonUnderTest, first: Sequence[GateResult], claims: list[ClaimSupport]
+    ) -> JudgeOutcome:
+        """Judge `lesson` given the first gates' results and its grounded claims."""
+        ...
+
+
+def safety_gate(settings: Settings) -> SafetyGate:
+    """The safety gate as `gates.safety` configures it."""
+    s = settings.gates.safety
+    return SafetyGate(
+        s.pii,
+        region=s.phone_region,
+        profanity=s.profanity,
+        classifier=s.classifier,
+        threshold=s.classifier_threshold,
+        allowed=s.allow_words,
+    )
+
+
+async def lesson_claims(
+    content: str, sources: Mapping[str, str], embedder: Embedder, settings: Settings
+) -> list[ClaimSupport]:
+    """A lesson's factual claims grounded in `sources` at the embedder's `gates.grounding`
+    thresholds."""
+    gs = settings.gates.grounding
+    return await ground_claims(
+        factual_claims(content),
+        sources,
+        embedder,
+        supported=gs.supported.get(embedder.name, 0.6),
+        unsupported=gs.unsupported.get(embedder.name, 0.4),
+    )
+
+
+def exercise_coverage(draft: LessonDraft, numbers: Sequence[int]) -> GateResult:
+    """Every exercise names an outcome this lesson teaches, and every such outcome is assessed."""
+    wanted = set(numbers)
+    named = [e.outcome for e in draft.exercises]
+    stray = sorted({n for n in named if n not in wanted})
+    missing = sorted(wanted - set(named))
+    reasons = []
+    if stray:
+        reasons.append(
+            f"exercises name outcome(s) {stray} that this lesson does not teach (use {sorted(wanted)})"
+        )
+    if missing:
+        reasons.append(f"no exercise assesses outcome(s) {missing}")
+    score = 1.0 - len(missing) / len(wanted) if wanted else 1.0
+    return GateResult("exercise_outcomes", not reasons, score, reasons, "pass" if not reasons else "fail")
+
+
+async def run_lesson_gates(
+    lesson: LessonUnderTest,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    blocking: Blocking,
+    judge: Judge | None = None,
+) -> list[GateResult]:
+    """Every lesson gate, in the order of the module docstring. `blocking(fn, *args)` runs
+    CPU-bound work (the safety classifier) off the event loop where the caller can."""
+    gates = settings.gates
+    draft = lesson.draft
+    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates)
+    results.append(exercise_coverage(draft, lesson.outcome_numbers))
+    if gates.safety.enabled:
+        results.append(await blocking(safety_gate(settings).check, draft, GateContext()))
+    if lesson.consistency is not None:
+        bound = gates.consistency.min_cosine.get(embedder.name, 0.85)
+        results.append(
+            ConsistencyGate(bound).check(draft, GateContext(values={"consistency": lesson.consistency}))
+        )
+    grounded = bool(lesson.sources) and gates.grounding.enabled
+    claims = await lesson_claims(draft.content, lesson.sources, embedder, settings) if grounded else []
+    if judge is not None:
+        outcome = await judge(lesson, list(results), claims)
+        claims = outcome.claims
+        if outcome.similarity is not None:
+            results = [outcome.similarity if r.gate == "similarity" else r for r in results]
+        if outcome.gate is not None:
+            results.append(outcome.gate)
+    if grounded:
+        results.append(
+            GroundingGate(gates.grounding.min_coverage).check(
+                draft, GateContext(values={"grounding": claims})
+            )
+        )
+    unknown = [c for c in draft.citations if c not in lesson.sources]
+    if unknown:
+        results.append(
+            GateResult("citations", False, None, [f"cites unknown source id(s) {unknown}"], "fail")
+        )
+    return results

@@ -1,0 +1,156 @@
+"""A course's metered calls: the fallback chain moves on at provider errors *and* bad answers,
+and every model tried is reserved, settled and recorded on the ledger (engine.calls)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from courseforge.domain.tasks import TaskId
+from courseforge.engine import CourseCalls, Runtime
+from courseforge.errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderHTTPError
+from courseforge.ledger import Ledger, estimate_input_tokens, worst_case_cost
+from courseforge.providers import ChatModel, ChatRequest, Message
+from courseforge.providers.effects import CallSpec
+from courseforge.providers.embeddings import HashingEmbedder
+from courseforge.resilience import (
+    BreakerRegistry,
+    FakeClock,
+    FallbackTaken,
+    RecordingHooks,
+    StructuredOutputModel,
+)
+from courseforge.testing import ScriptedModel, sequence
+from engine_helpers import hosted_settings
+
+SETTINGS = hosted_settings()
+SCHEMA = {
+    "type": "object",
+    "required": ["answer"],
+    "properties": {"answer": {"type": "string", "minLength": 2}},
+}
+GOOD = '{"answer": "forty-two"}'
+
+
+def checked(answers: list[Any], model_id: str) -> StructuredOutputModel:
+    return StructuredOutputModel(ScriptedModel(sequence(answers), model_id=model_id))
+
+
+def request() -> ChatRequest:
+    return ChatRequest([Message("user", "q")], json_schema=SCHEMA, max_tokens=100)
+
+
+def spec(tier: str = "premium") -> CallSpec:
+    return CallSpec("lessons", TaskId.lesson_task("S1-L1"), tier, 1, request())
+
+
+def calls(primary: str, chain: list[ChatModel], cap: str = "1", **runtime: Any) -> tuple[CourseCalls, Ledger]:
+    ledger = Ledger(Decimal(cap))
+    rt = Runtime(chains={primary: chain}, embedder=HashingEmbedder(), **runtime)
+    return CourseCalls(SETTINGS, rt, ledger), ledger
+
+
+def worst(model_id: str) -> Decimal:
+    r = request()
+    return worst_case_cost(SETTINGS.models[model_id], estimate_input_tokens(r.messages), r.max_tokens)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [ProviderHTTPError(503, "down"), "", "not json at all", '{"answer": 7}', '{"other": "x"}'],
+    ids=["http_503", "empty", "unparseable", "wrong_type", "missing_key"],
+)
+async def test_moves_on_at_errors_and_bad_content(bad: Any) -> None:
+    hooks = RecordingHooks()
+    course, ledger = calls(
+        "qwen3-max", [checked([bad], "qwen3-max"), checked([GOOD], "gpt-oss-120b")], hooks=hooks
+    )
+    result = await course.call(spec())
+    assert result.response.text == GOOD
+    first = "error" if isinstance(bad, Exception) else "rejected"  # bad answers were billed
+    assert [(r.model, r.outcome) for r in ledger.records] == [("qwen3-max", first), ("gpt-oss-120b", "ok")]
+    assert result.record is ledger.records[-1] and result.record.reason == "fallback for qwen3-max"
+    assert (ledger.records[0].cost_usd > 0) == (first == "rejected")
+    assert ledger.spent == sum((r.cost_usd for r in ledger.records), Decimal(0))
+    assert ledger.committed == ledger.spent  # no reservation left behind
+    assert [(e.model_id, e.to_model) for e in hooks.of_type(FallbackTaken)] == [("qwen3-max", "gpt-oss-120b")]
+
+
+async def test_every_model_failing_raises_the_last_error_naming_the_chain() -> None:
+    chain: list[ChatModel] = [
+        checked([ProviderHTTPError(502, "x")], "qwen3-max"),
+        checked([""], "gpt-oss-120b"),
+        checked(["{}"], "gpt-oss-20b"),
+    ]
+    course, ledger = calls("qwen3-max", chain)
+    with pytest.raises(BadResponse) as caught:
+        await course.call(spec())
+    assert caught.value.kind == "schema"
+    assert "qwen3-max -> gpt-oss-120b -> gpt-oss-20b" in "".join(caught.value.__notes__)
+    assert [(r.model, r.outcome) for r in ledger.records] == [
+        ("qwen3-max", "error"),
+        ("gpt-oss-120b", "rejected"),
+        ("gpt-oss-20b", "rejected"),
+    ]
+
+
+async def test_budget_blocks_the_primary_at_once_and_skips_a_fallback() -> None:
+    primary, fallback = checked([GOOD], "qwen3-max"), checked([GOOD], "gpt-oss-120b")
+    course, ledger = calls("qwen3-max", [primary, fallback], cap=str(worst("qwen3-max") / 2))
+    with pytest.raises(BudgetExceeded):
+        await course.call(spec())
+    assert primary.inner.calls == 0 and fallback.inner.calls == 0  # type: ignore[attr-defined]
+    assert [(r.model, r.outcome) for r in ledger.records] == [("qwen3-max", "budget_blocked")]
+
+    # A cheap primary fails; the expensive fallback does not fit and is skipped; the cheap one answers.
+    cap = worst("gpt-oss-20b") + worst("gpt-oss-120b")
+    assert cap < worst("qwen3-max")
+    chain: list[ChatModel] = [
+        checked([ProviderHTTPError(503, "down")], "gpt-oss-20b"),
+        checked([GOOD], "qwen3-max"),
+        checked([GOOD], "gpt-oss-120b"),
+    ]
+    course, ledger = calls("gpt-oss-20b", chain, cap=str(cap))
+    result = await course.call(spec("cheap"))
+    assert result.response.text == GOOD
+    assert [(r.model, r.outcome) for r in ledger.records] == [
+        ("gpt-oss-20b", "error"),
+        ("qwen3-max", "budget_blocked"),
+        ("gpt-oss-120b", "ok"),
+    ]
+    assert ledger.peak_committed <= ledger.cap_usd
+
+
+async def test_a_call_whose_whole_chain_is_open_waits_for_the_probe() -> None:
+    clock = FakeClock()
+    breakers = BreakerRegistry(clock=clock, cooldown_s=10.0)
+    models: list[ChatModel] = [
+        breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("qwen3-max", "gpt-oss-120b")
+    ]
+
+    def open_both() -> None:
+        for m in ("qwen3-max", "gpt-oss-120b"):
+            breaker = breakers.breaker(m)
+            for _ in range(3):
+                permit = breaker.allow()
+                if permit is not None:
+                    breaker.record_failure(permit)
+
+    open_both()
+    clock.advance(4.0)  # both reopen in 6 s
+    course, ledger = calls("qwen3-max", models, clock=clock, open_wait_s=10.0)
+    assert (await course.call(spec())).response.text == GOOD
+    assert clock.sleeps == [6.0]
+    assert breakers.breaker("qwen3-max").state == "closed"  # the probe went to the primary
+    assert [(r.model, r.outcome) for r in ledger.records] == [
+        ("qwen3-max", "skipped"),
+        ("gpt-oss-120b", "skipped"),
+        ("qwen3-max", "ok"),
+    ]
+
+    open_both()
+    impatient, _ = calls("qwen3-max", models, clock=clock, open_wait_s=0.0)
+    with pytest.raises(CircuitOpen):
+        await impatient.call(spec())

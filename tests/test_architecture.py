@@ -1,0 +1,147 @@
+"""The layers of docs/architecture.md, enforced: every module of src/courseforge sits in one
+layer of the table there, imports only point down (or sideways within a layer), and no import
+cycle exists between modules — lateral ones included. Imports inside functions count."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import courseforge
+
+SRC = Path(courseforge.__file__).resolve().parent
+DOC = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
+
+
+def layers_from_doc() -> dict[str, int]:
+    """Package -> rank (0 = the top layer), from the table after the `layers` marker."""
+    text = DOC.read_text("utf-8")
+    table = text[text.index("<!-- layers:") :].split("\n\n", 1)[0]
+    rank: dict[str, int] = {}
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    for i, row in enumerate(rows):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for name in re.findall(r"`([a-z_]+)`", cells[1]):
+            assert name not in rank, f"{name} is in two layers of docs/architecture.md"
+            rank[name] = i
+    return rank
+
+
+RANK = layers_from_doc()
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["courseforge", *parts])
+
+
+MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def package_of(module: str) -> str:
+    """The top-level package (or module) a module belongs to: its layer's unit."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def resolve(name: str) -> str | None:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(module: str) -> set[str]:
+    path = MODULES[module]
+    is_package = path.name == "__init__.py"
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                prefix = ".".join(
+                    base[: len(base) - (node.level - 1)] + ([node.module] if node.module else [])
+                )
+            else:
+                prefix = node.module or ""
+            targets = [f"{prefix}.{a.name}" for a in node.names] + [prefix]
+        for target in targets:
+            if target.startswith("courseforge"):
+                resolved = resolve(target)
+                # a package's __init__ re-exporting its own children is not a dependency of design
+                if resolved and resolved != module and not (is_package and resolved.startswith(module + ".")):
+                    found.add(resolved)
+    return found
+
+
+GRAPH = {m: imports_of(m) for m in MODULES}
+
+
+def test_every_module_is_in_a_layer_and_every_layer_exists() -> None:
+    packages = {package_of(m) for m in MODULES}
+    assert packages - set(RANK) == set(), "modules of these packages are in no layer of docs/architecture.md"
+    assert set(RANK) - packages == set(), "docs/architecture.md names packages that do not exist"
+
+
+def test_imports_point_down_the_layers() -> None:
+    upward = sorted(
+        f"{m} ({package_of(m)}) imports {t} ({package_of(t)})"
+        for m, targets in GRAPH.items()
+        for t in targets
+        if RANK[package_of(t)] < RANK[package_of(m)]
+    )
+    assert upward == [], "\n".join(upward)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+
+    def visit(v: str) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_no_import_cycles_between_modules() -> None:
+    assert cycles(GRAPH) == []
+
+
+def test_the_cycle_finder_finds_a_lateral_cycle() -> None:
+    graph = {"a.x": {"a.y"}, "a.y": {"a.z"}, "a.z": {"a.x"}, "b": {"a.x"}}
+    assert cycles(graph) == [["a.x", "a.y", "a.z"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
