@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from courseforge.durable import JobRunner, new_job
+from courseforge.jobs import InProcessRunner, new_job
 
 from courseforge.config import Settings, load_config
 from courseforge.engine import Engine
@@ -244,7 +244,7 @@ async def run_course(variant: Variant, example: bytes, workdir: Path, tag: str) 
         gc_timer.total = 0.0
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if store is not None:
-            result = await JobRunner(engine, store).run(job, analysis=analysis)
+            result = await InProcessRunner(engine, store).run(job, analysis=analysis)
         else:
             result = await engine.generate(analysis)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

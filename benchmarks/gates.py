@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from courseforge.pipeline.audit import check_course
-
+from courseforge.pipeline.check import check_course
 from courseforge.providers.embeddings import make_embedder
 from courseforge.quality.safety import SafetyGate
 from engine_helpers import example_analysis, hosted_settings, make_engine, scripted_models

@@ -21,20 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from courseforge.runtime import InProcessEffects
-
 from courseforge.config.loader import load_config
 from courseforge.domain import Course, Report
-from courseforge.engine import Engine
+from courseforge.engine import CourseCalls, Engine
 from courseforge.ledger import Ledger
+from courseforge.pipeline.assemble import draft_of
 from courseforge.pipeline.judging import judge_lesson
-from courseforge.pipeline.revise import draft_of
 from courseforge.pipeline.state import PipelineContext
 from courseforge.quality.judge import composite
 
@@ -70,7 +69,7 @@ async def _judge_all(runs: list[tuple[Path, Course]]) -> dict[str, list[float]]:
     scores: dict[str, list[float]] = {}
     try:
         ledger = Ledger(Decimal("1"))
-        effects = InProcessEffects(settings, engine.model_stacks(), ledger, engine.embedder())
+        effects = CourseCalls(settings, engine.runtime(), ledger)
         ctx = PipelineContext(settings, effects, Decimal("1"))
         for run, course in runs:
             texts = {o.id: o.text for o in course.metadata.learning_outcomes}
@@ -80,7 +79,7 @@ async def _judge_all(runs: list[tuple[Path, Course]]) -> dict[str, list[float]]:
                 verdict = await judge_lesson(
                     ctx,
                     phase="benchmark",
-                    lesson_id=f"{run.name}:{lesson.id}",
+                    lesson_id=re.sub(r"[^A-Za-z0-9._-]", "-", f"{run.name}-{lesson.id}"),
                     lesson=draft_of(lesson, number),
                     outcomes=outcomes,
                     tier="premium",

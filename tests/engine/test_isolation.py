@@ -20,13 +20,17 @@ DRIFT = "Gardening in spring: soil, seeds, watering cans and the weather for pla
 
 def sampled_settings():  # type: ignore[no-untyped-def]
     settings = hosted_settings()
-    consistency = settings.gates.consistency.model_copy(update={"all_sections": True, "tiers": ["cheap", "mid"]})
+    consistency = settings.gates.consistency.model_copy(
+        update={"all_sections": True, "tiers": ["cheap", "mid"]}
+    )
     gates = settings.gates.model_copy(update={"consistency": consistency})
     return settings.model_copy(update={"gates": gates})
 
 
 def consistency_scores(report: Report) -> list[float]:
-    return [g.score for lg in report.lessons for g in lg.gates if g.gate == "consistency" and g.score is not None]
+    return [
+        g.score for lg in report.lessons for g in lg.gates if g.gate == "consistency" and g.score is not None
+    ]
 
 
 async def test_two_courses_at_once_never_mix_samples_decisions_or_costs() -> None:
