@@ -7,9 +7,10 @@ litellm. `benchmarks/engine_overhead.py` starts it against its loopback server a
 A `Router` with two deployments, like a cascade with one fallback: `primary`
 (`openai/gpt-oss-120b`) falls back to `fallback` (`openai/qwen3-max`), both through `api_base`,
 with their prices set so every call's cost is computed (courseforge bills every call too).
-Each call sends the same request (`--request FILE`: `messages`, `response_format`, `max_tokens`,
-`temperature`; engine_overhead.py writes a lesson request courseforge sent; the default is a
-lesson-sized request with a json_schema `response_format`). After `--warmup` calls, a run makes
+The requests come from `--request FILE`: one JSON request body (`messages`, `response_format`,
+`max_tokens`, `temperature`) or a list of them, sent in turn (engine_overhead.py writes the
+requests one course made through courseforge, so both send the same mix); the default is one
+lesson-sized request with a json_schema `response_format`. After `--warmup` calls, a run makes
 `--calls` calls with `--concurrency` in flight and measures this process's CPU
 (`time.process_time()`, every thread: LiteLLM's logging and callback threads included) and wall.
 
@@ -101,7 +102,8 @@ DEFAULT_REQUEST: dict[str, Any] = {
             "content": "Course: Photosynthesis for beginners. Section: The light reactions. "
             "Lesson: Where the energy comes from. Outcomes: explain how chlorophyll absorbs light; "
             "describe the products of the light reactions. "
-            + "Key concepts: chlorophyll, thylakoid membrane, ATP, NADPH, water splitting. " * 25,
+            + "Key concepts: chlorophyll, thylakoid membrane, ATP, NADPH, water splitting. "
+            * 25,
         },
     ],
     "response_format": {
@@ -136,8 +138,11 @@ def make_router(base_url: str, *, timeout_s: float = 60.0) -> Router:
     )
 
 
-async def _calls(router: Router, request: dict[str, Any], calls: int, concurrency: int) -> tuple[int, float]:
-    """Make `calls` calls, `concurrency` in flight; (calls answered with content, cost USD)."""
+async def _calls(
+    router: Router, requests: list[dict[str, Any]], calls: int, concurrency: int
+) -> tuple[int, float]:
+    """Make `calls` calls (the requests in turn), `concurrency` in flight; (calls answered with
+    content, their cost in USD)."""
     remaining = calls
     answered = 0
     cost = 0.0
@@ -146,7 +151,7 @@ async def _calls(router: Router, request: dict[str, Any], calls: int, concurrenc
         nonlocal remaining, answered, cost
         while remaining > 0:
             remaining -= 1
-            response = await router.acompletion(model="primary", **request)
+            response = await router.acompletion(model="primary", **requests[remaining % len(requests)])
             if response.choices[0].message.content:
                 answered += 1
             cost += float(getattr(response, "_hidden_params", {}).get("response_cost") or 0.0)
@@ -155,9 +160,11 @@ async def _calls(router: Router, request: dict[str, Any], calls: int, concurrenc
     return answered, cost
 
 
-async def measure(router: Router, request: dict[str, Any], calls: int, concurrency: int) -> dict[str, Any]:
+async def measure(
+    router: Router, requests: list[dict[str, Any]], calls: int, concurrency: int
+) -> dict[str, Any]:
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    answered, cost = await _calls(router, request, calls, concurrency)
+    answered, cost = await _calls(router, requests, calls, concurrency)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return {
         "calls": calls,
@@ -190,6 +197,18 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def load_requests(path: Path | None) -> list[dict[str, Any]]:
+    """The request bodies in `path` (one object or a list), without the keys the Router sets."""
+    if path is None:
+        return [DEFAULT_REQUEST]
+    data = json.loads(path.read_text())
+    bodies = data if isinstance(data, list) else [data]
+    if not bodies:
+        raise SystemExit(f"{path}: no request")
+    keep = ("messages", "response_format", "max_tokens", "temperature")
+    return [{k: body[k] for k in keep if k in body} for body in bodies]
+
+
 def litellm_version() -> str:
     from importlib.metadata import version
 
@@ -202,10 +221,10 @@ def _emit(obj: dict[str, Any]) -> None:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    request = json.loads(args.request.read_text()) if args.request else DEFAULT_REQUEST
+    requests = load_requests(args.request)
     router = make_router(args.base_url)
     if args.warmup:
-        answered, _ = await _calls(router, request, args.warmup, args.concurrency)
+        answered, _ = await _calls(router, requests, args.warmup, args.concurrency)
         if answered < args.warmup:
             raise SystemExit(f"warm-up: only {answered}/{args.warmup} calls answered with content")
     runs: list[dict[str, Any]] = []
@@ -213,11 +232,11 @@ async def _main(args: argparse.Namespace) -> None:
         _emit({"ready": True, "peer": f"litellm {litellm_version()} Router", "import_s": round(IMPORT_S, 3)})
         loop = asyncio.get_running_loop()
         while await loop.run_in_executor(None, sys.stdin.readline):
-            runs.append(await measure(router, request, args.calls, args.concurrency))
+            runs.append(await measure(router, requests, args.calls, args.concurrency))
             _emit({"run": len(runs), **runs[-1]})
     else:
         for i in range(args.runs):
-            runs.append(await measure(router, request, args.calls, args.concurrency))
+            runs.append(await measure(router, requests, args.calls, args.concurrency))
             _emit({"run": i + 1, **runs[-1]})
     if runs:
         _emit(summary(runs))
