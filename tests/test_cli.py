@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,16 @@ def test_generate_success_writes_course_and_report(tmp_path: Path) -> None:
     assert report["profile"] == "loopback-test"
     assert "course:" in result.stderr and str(out) in result.stderr
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+    # Piped (no terminal): one line per finished lesson, with its verdict, tier, attempts, time.
+    lesson_lines = [line for line in result.stderr.splitlines() if re.search(r"\] lessons \d+/\d+: ", line)]
+    assert len(lesson_lines) == len(report["lessons"]) >= 10  # phase 3 finishes every slot once
+    assert all(
+        re.search(r"S\d+-L\d+ (accepted|flagged|failed) \(\w+, \d+ attempts?, \d+\.\d s\)", x)
+        for x in lesson_lines
+    )
+    assert re.search(r"\] metadata started", result.stderr) and re.search(
+        r"\] completeness done", result.stderr
+    )
 
 
 def test_generate_default_report_path_is_next_to_the_course(tmp_path: Path) -> None:

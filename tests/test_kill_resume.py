@@ -71,7 +71,7 @@ def _lesson_checkpoints(db: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) -> None:
     provider = CountingProvider()
     db = tmp_path / "store.db"

@@ -41,7 +41,7 @@ from engine_helpers import (
     write_config,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.server_binary
 
 CLI = Path(sys.executable).with_name("courseforge")
 

@@ -1,4 +1,4 @@
-"""Embedders: the hashing stand-in's properties, the cache, the helpers, and (slow) the real model
+"""Embedders: the hashing stand-in's properties, the cache, the helpers, and (embedding_model) the real model
 loading lazily off the event loop."""
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ async def test_embedding_nothing_does_not_load_the_model() -> None:
     assert await SentenceTransformerEmbedder("no-such/model-for-tests").embed([]) == []
 
 
-@pytest.mark.slow
+@pytest.mark.embedding_model
 async def test_unknown_model_name_raises_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         await SentenceTransformerEmbedder("/nonexistent/embedding-model").embed(["hello"])
@@ -154,7 +154,7 @@ async def test_unknown_model_name_raises_config_error() -> None:
     assert path == "gates.embedding_model" and "/nonexistent/embedding-model" in reason
 
 
-@pytest.mark.slow
+@pytest.mark.embedding_model
 async def test_minilm_vectors_are_unit_length() -> None:
     embedder = SentenceTransformerEmbedder()
     python, python_2, baking = await embedder.embed([PYTHON, PYTHON_2, BAKING])
@@ -163,7 +163,7 @@ async def test_minilm_vectors_are_unit_length() -> None:
     assert cosine(python, python_2) > cosine(python, baking) + 0.4
 
 
-@pytest.mark.slow
+@pytest.mark.embedding_model
 async def test_embed_does_not_block_the_event_loop() -> None:
     """A ticker keeps ticking while the model loads (if not yet loaded) and encodes 96 texts.
 

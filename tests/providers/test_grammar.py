@@ -26,9 +26,8 @@ except ImportError:  # pragma: no cover - depends on the optional extra
 else:
     HAVE_LLAMA = True
 
-needs_llama = pytest.mark.skipif(
-    not HAVE_LLAMA, reason="llama-cpp-python is not installed (pip install llama-cpp-python==0.3.36)"
-)
+#: Compiling a grammar needs the llama.cpp binding: left out of the fast suite, run by `make test`.
+needs_llama = pytest.mark.local_model
 
 DRAFTS = [
     obj

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.local_model, pytest.mark.server_binary]
 
 llama_cpp = pytest.importorskip("llama_cpp")
 pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")

@@ -42,7 +42,7 @@ def model() -> LocalLlamaModel:
     return LocalLlamaModel.from_settings(MODEL_ID, settings.models[MODEL_ID], settings.cache_dir)
 
 
-@pytest.mark.slow
+@pytest.mark.local_model
 async def test_tiny_max_tokens_gives_a_clean_truncation(model: LocalLlamaModel) -> None:
     request = ChatRequest(
         LESSON_PROMPT, json_schema=json_schema_of(LessonDraft), max_tokens=24, temperature=0.2
@@ -59,7 +59,7 @@ async def test_tiny_max_tokens_gives_a_clean_truncation(model: LocalLlamaModel) 
     assert len(text) < 24 * 16  # 24 tokens, never a runaway
 
 
-@pytest.mark.slow
+@pytest.mark.local_model
 async def test_generates_a_valid_lesson_without_blocking_the_loop(model: LocalLlamaModel) -> None:
     loop = asyncio.get_running_loop()
     ticks: list[float] = []
@@ -95,7 +95,7 @@ async def test_generates_a_valid_lesson_without_blocking_the_loop(model: LocalLl
     )
 
 
-@pytest.mark.slow
+@pytest.mark.local_model
 async def test_prompt_longer_than_the_context_is_refused(model: LocalLlamaModel) -> None:
     request = ChatRequest([Message("user", "word " * 6000)], max_tokens=16)
     with pytest.raises(BadResponse) as info:
@@ -103,7 +103,7 @@ async def test_prompt_longer_than_the_context_is_refused(model: LocalLlamaModel)
     assert info.value.kind == "context" and not info.value.retryable
 
 
-@pytest.mark.slow
+@pytest.mark.local_model
 async def test_models_on_one_file_share_the_weights(model: LocalLlamaModel) -> None:
     twin = LocalLlamaModel("twin", model.path, n_ctx=model.n_ctx)
     assert await twin._model() is await model._model()

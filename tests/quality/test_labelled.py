@@ -2,7 +2,7 @@
 this purpose: on-topic, off-topic, related-but-wrong, duplicated, ungrounded, PII-bearing, toxic
 and clean look-alikes). Gates are classifiers, so each is held to precision and recall >= 0.9
 at finding what it must reject. Rule-based gates run in the default suite; the embedding gates
-use the real all-MiniLM-L6-v2 and are marked slow. Run with -s to see the figures
+use the real all-MiniLM-L6-v2 and are marked embedding_model. Run with -s to see the figures
 (they are quoted in docs/quality.md)."""
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_redundancy_lexical_catches_verbatim_copies() -> None:
     assert result.precision >= 0.9 and result.recall >= 0.9
 
 
-# -- embedding gates with the real MiniLM (slow) -------------------------------------------------
+# -- embedding gates with the real MiniLM (embedding_model) -------------------------------------------------
 @pytest.fixture(scope="module")
 def minilm() -> CachedEmbedder:
     return make_embedder("all-MiniLM-L6-v2")
@@ -127,7 +127,7 @@ def gates() -> GateSettings:
     return load_config("hosted", env={}).settings.gates
 
 
-@pytest.mark.slow
+@pytest.mark.embedding_model
 def test_similarity_gate(minilm: CachedEmbedder, gates: GateSettings) -> None:
     gate = SimilarityGate(gates.similarity["all-MiniLM-L6-v2"])
 
@@ -148,7 +148,7 @@ def test_similarity_gate(minilm: CachedEmbedder, gates: GateSettings) -> None:
     assert result.precision >= 0.9 and result.recall >= 0.9
 
 
-@pytest.mark.slow
+@pytest.mark.embedding_model
 def test_redundancy_gate(minilm: CachedEmbedder, gates: GateSettings) -> None:
     rs = gates.redundancy
 
@@ -180,7 +180,7 @@ def test_redundancy_gate(minilm: CachedEmbedder, gates: GateSettings) -> None:
     assert result.precision >= 0.9 and result.recall >= 0.9
 
 
-@pytest.mark.slow
+@pytest.mark.embedding_model
 def test_grounding_gate(minilm: CachedEmbedder, gates: GateSettings) -> None:
     gs = gates.grounding
     data = rows("grounding")

@@ -32,7 +32,7 @@ from courseforge.quality import SimilarityGate, evaluate_lesson, lesson_similari
 from courseforge.quality.base import GateContext
 from engine_helpers import EmbedOnly
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.embedding_model
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "chaos.py"
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 def test_ten_chaos_courses_end_with_a_report_and_within_budget() -> None:
     run = subprocess.run(
         [sys.executable, str(SCRIPT), "--courses", "10", "--parallel", "5", "--seed", "11"],

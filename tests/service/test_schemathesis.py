@@ -18,7 +18,7 @@ from engine_helpers import make_engine, scripted_models
 ST = Path(sys.executable).with_name("st")
 
 
-@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.skipif(not ST.exists(), reason="schemathesis is not installed (pip install -e '.[dev]')")
 def test_no_server_errors_under_schemathesis(settings: Settings, tmp_path: Path) -> None:
     service = settings.service.model_copy(update={"max_concurrent_jobs": 2})

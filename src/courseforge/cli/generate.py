@@ -4,6 +4,7 @@ stderr — a live bar on a terminal, one line per finished lesson when piped —
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,17 +21,20 @@ __all__ = ["generate", "summary_table"]
 
 
 class _Progress:
-    """Rich progress on a terminal; silence when stderr is piped."""
+    """Rich progress bars on a terminal; when stderr is piped (a log, CI), plain lines: each
+    phase starting and ending, and one line per finished lesson with its verdict, tier,
+    attempts and time, each stamped with the time since the run started. `--verbose` adds the
+    lines on a terminal too."""
 
-    def __init__(self, enabled: bool, lines: bool = False) -> None:
-        self.enabled = enabled
-        #: Plain one-line-per-event progress (``--verbose`` when stderr is not a terminal).
-        self.lines = lines and not enabled
+    def __init__(self, terminal: bool, verbose: bool = False) -> None:
+        self.terminal = terminal
+        self.lines = verbose or not terminal
         self._progress: Any = None
         self._task: Any = None
+        self._t0 = time.monotonic()
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        if self.terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
@@ -48,10 +52,24 @@ class _Progress:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
+    def line(self, event: ProgressEvent) -> str:
+        """The plain line for an event, e.g. `[  41.2 s] lessons 3/10: S1-L2 accepted (cheap, 1
+        attempt, 38.0 s)`."""
+        stamp = f"[{time.monotonic() - self._t0:7.1f} s]"
+        if event.kind == "task_done":
+            return f"{stamp} {event.phase} {event.done}/{event.total}: {event.message}"
+        what = {"start": "started", "done": "done", "info": ""}.get(event.kind, event.kind)
+        return " ".join(p for p in (stamp, event.phase, what) if p) + (
+            f": {event.message}" if event.message else ""
+        )
+
     def __call__(self, event: ProgressEvent) -> None:
         if self.lines:
-            detail = f" {event.done}/{event.total}" if event.kind == "task_done" else ""
-            err.print(f"{event.phase} {event.kind}{detail} {event.message}".rstrip())
+            text = self.line(event)
+            if self._progress is not None:
+                self._progress.console.print(text, markup=False, highlight=False)
+            else:
+                err.print(text, markup=False, highlight=False, soft_wrap=True)
         if self._progress is None:
             return
         if event.kind == "start":
@@ -66,10 +84,10 @@ class _Progress:
         elif event.kind == "done":
             if self._task is not None:
                 self._progress.update(self._task, description=f"{event.phase} done", completed=1, total=1)
-            else:
+            elif not self.lines:
                 self._progress.console.print(f"{event.phase}: {event.message}")
             self._task = None
-        elif event.kind == "info":
+        elif event.kind == "info" and not self.lines:
             self._progress.console.print(f"{event.phase}: {event.message}")
 
 
@@ -110,7 +128,9 @@ def generate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the course JSON")],
     report_path: ReportOpt = None,
     config: ConfigOpt = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress lines even when piped.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Progress lines on a terminal too (always when piped).")
+    ] = False,
     job: Annotated[
         str | None,
         typer.Option(

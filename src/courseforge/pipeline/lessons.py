@@ -8,7 +8,6 @@ check. A failing lesson never sinks the others: its slot is marked failed and ph
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 from typing import Any
 
@@ -56,17 +55,23 @@ def lesson_schema_for(
     """`base` narrowed to one lesson: an exercise may only name an outcome this lesson teaches,
     and citations may only name the input's source ids (none without sources). Constraints the
     schema can carry are enforced by the model's structured output (and by a local grammar)
-    instead of being discovered by a gate after a paid call."""
-    schema = copy.deepcopy(base)
-    exercise = schema["properties"]["exercises"]["items"]["properties"]
-    exercise["outcome"] = {"type": "integer", "enum": sorted(set(outcome_numbers))}
-    citations = schema["properties"]["citations"]
+    instead of being discovered by a gate after a paid call. Only the changed paths are copied:
+    the rest is shared with `base`, so neither may be mutated."""
+    props = base["properties"]
+    exercises = props["exercises"]
+    items = exercises["items"]
+    outcome = {"type": "integer", "enum": sorted(set(outcome_numbers))}
+    citations = dict(props["citations"])
     if source_ids:
         citations["items"] = {"type": "string", "enum": list(source_ids)}
         citations["maxItems"] = min(citations.get("maxItems", len(source_ids)), len(source_ids))
     else:
         citations["maxItems"] = 0
-    return schema
+    narrowed_items = {**items, "properties": {**items["properties"], "outcome": outcome}}
+    return {
+        **base,
+        "properties": {**props, "exercises": {**exercises, "items": narrowed_items}, "citations": citations},
+    }
 
 
 def create_slots(state: CourseState) -> None:
@@ -219,8 +224,14 @@ async def generate_lessons(
 
     async def one(slot: LessonSlot) -> None:
         nonlocal done
+        started = ctx.effects.now_ms()
+        attempts = slot.attempts
         await generate_lesson(state, slot, ctx, sem, phase, round)
         done += 1
-        ctx.progress(ProgressEvent(phase, "task_done", f"{slot.id} {slot.status}", slot.id, done, total))
+        took = (ctx.effects.now_ms() - started) / 1000
+        tried = slot.attempts - attempts
+        where = f"{slot.tier}, " if slot.tier else ""
+        message = f"{slot.id} {slot.status} ({where}{tried} attempt{'s' if tried != 1 else ''}, {took:.1f} s)"
+        ctx.progress(ProgressEvent(phase, "task_done", message, slot.id, done, total))
 
     await asyncio.gather(*(one(s) for s in slots))

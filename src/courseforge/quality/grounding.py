@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..providers.base import Embedder
-from ..providers.embeddings import cosine
+from ..providers.embeddings import cosine_matrix
 from .base import Gate, GateContext, GateResult
 from .safety import sentences
 
@@ -166,8 +166,7 @@ async def ground_claims(
     claim_vecs, unit_vecs = vectors[: len(claims)], vectors[len(claims) :]
     unit_words = [_content_words(u[1]) for u in units]  # once, not once per claim
     out = []
-    for claim, cv in zip(claims, claim_vecs, strict=True):
-        scores = [cosine(cv, uv) for uv in unit_vecs]
+    for claim, scores in zip(claims, cosine_matrix(claim_vecs, unit_vecs), strict=True):
         best = max(range(len(units)), key=scores.__getitem__)
         words = _content_words(claim)  # as _lexical(claim, passage), best passage
         lex = max(len(words & uw) / len(words) for uw in unit_words) if words else 0.0

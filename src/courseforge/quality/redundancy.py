@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config.quality_settings import RedundancySettings
 from ..providers.base import Embedder
-from ..providers.embeddings import cosine
+from ..providers.embeddings import cosine, cosine_matrix
 from .base import Gate, GateContext, GateResult
 
 __all__ = [
@@ -90,9 +90,10 @@ def find_duplicates(
             return question_ratio(items[i][1], items[j][1])
 
     found = []
+    cosines = cosine_matrix(vectors, vectors)
     for j in range(1, len(items)):
         for i in range(j):
-            cos = cosine(vectors[i], vectors[j])
+            cos = cosines[i][j]
             lex = lexical(i, j)
             if cos >= cosine_at or lex >= lexical_at:
                 found.append(Duplicate(items[j][0], items[i][0], round(cos, 4), round(lex, 1), kind))

@@ -336,17 +336,74 @@ _CLASSIFIER: Any = None
 _CLASSIFIER_LOCK = threading.Lock()
 
 
+class _ToxicityModel:
+    """alt-profanity-check's classifier with its arithmetic done directly: its TF-IDF features
+    (word counts × idf, l2-normalised), then each of the calibrated linear SVMs (decision
+    d = x·w + c, probability 1 / (1 + exp(a·d + b))) averaged — what the library's
+    `TfidfVectorizer.transform` and `CalibratedClassifierCV.predict_proba` compute, without
+    scikit-learn's per-call input validation (90 % of a lesson's safety check).
+    `tests/quality/test_safety_classifier.py` holds it equal to the library's `predict_prob`."""
+
+    def __init__(self, vectorizer: Any, model: Any) -> None:
+        import numpy as np
+
+        params = vectorizer.get_params()
+        expected = {"norm": "l2", "use_idf": True, "sublinear_tf": False, "binary": False, "analyzer": "word"}
+        members = model.calibrated_classifiers_
+        if (
+            any(params.get(k) != v for k, v in expected.items())
+            or model.classes_.tolist() != [0, 1]
+            or any(len(m.calibrators) != 1 for m in members)
+        ):
+            raise TypeError("unexpected profanity model: its arithmetic is not the one reproduced here")
+        self._np = np
+        self._analyze = vectorizer.build_analyzer()
+        self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self._idf = vectorizer.idf_
+        self._weights = np.vstack([m.estimator.coef_.ravel() for m in members]).T  # features x members
+        self._intercepts = np.array([float(m.estimator.intercept_[0]) for m in members])
+        self._a = np.array([float(m.calibrators[0].a_) for m in members])
+        self._b = np.array([float(m.calibrators[0].b_) for m in members])
+
+    def __call__(self, texts: Sequence[str]) -> list[float]:
+        """P(toxic) of each text; all texts in one pass of array arithmetic."""
+        np = self._np
+        rows: list[int] = []
+        columns: list[int] = []
+        counts: list[int] = []
+        for row, text in enumerate(texts):
+            seen: dict[int, int] = {}
+            for token in self._analyze(text):
+                column = self._vocabulary.get(token)
+                if column is not None:
+                    seen[column] = seen.get(column, 0) + 1
+            rows += [row] * len(seen)
+            columns += seen
+            counts += seen.values()
+        n = len(texts)
+        decisions = np.tile(self._intercepts, (n, 1))
+        if columns:
+            row_of, column_of = np.array(rows), np.array(columns)
+            values = np.array(counts, dtype=float) * self._idf[column_of]
+            norms = np.sqrt(np.bincount(row_of, weights=values * values, minlength=n))
+            values /= norms[row_of]
+            np.add.at(decisions, row_of, values[:, None] * self._weights[column_of])
+        probs = 1.0 / (1.0 + np.exp(decisions * self._a + self._b))
+        return [float(p) for p in probs.mean(axis=1)]
+
+
 def _classifier() -> Any:
-    """alt-profanity-check's `predict_prob`, loaded once (≈ 0.3 s), or False when not installed."""
+    """The toxicity classifier (a callable: sentences -> probabilities), loaded once (≈ 0.3 s),
+    or False when alt-profanity-check is not installed."""
     global _CLASSIFIER
     if _CLASSIFIER is not None:  # loaded: no lock (every safety check in every thread asks)
         return _CLASSIFIER
     with _CLASSIFIER_LOCK:
         if _CLASSIFIER is None:
             try:
-                from profanity_check import predict_prob
+                from profanity_check import profanity_check as library
 
-                _CLASSIFIER = predict_prob
+                _CLASSIFIER = _ToxicityModel(library.vectorizer, library.model)
             except ImportError:
                 _CLASSIFIER = False
         return _CLASSIFIER
