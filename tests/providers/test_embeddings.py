@@ -192,3 +192,40 @@ async def test_embed_does_not_block_the_event_loop() -> None:
     assert elapsed > 0.5, "too fast to tell; use more texts"
     assert max(gaps) < 0.6, f"event loop blocked for {max(gaps):.2f}s"
     assert len(ticks) > elapsed / 0.01 * 0.3
+
+
+class CountingEncoder(SentenceTransformerEmbedder):
+    """The real batching with a fake model: each text's vector is its length, one batch a call."""
+
+    def __init__(self) -> None:
+        super().__init__("fake-model")
+        self.batches: list[list[str]] = []
+        self.fail_next = False
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        self.batches.append(list(texts))
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("model crashed")
+        return [[float(len(t)), 1.0] for t in texts]
+
+
+async def test_concurrent_requests_are_encoded_as_one_batch() -> None:
+    embedder = CountingEncoder()
+    asks = [[f"lesson {i} chunk {k}" for k in range(4)] + ["shared outcome"] for i in range(12)]
+    results = await asyncio.gather(*(embedder.embed(texts) for texts in asks))
+    assert len(embedder.batches) == 1  # twelve lessons' gates, one encode
+    assert len(embedder.batches[0]) == 12 * 4 + 1  # the shared text once
+    for texts, vectors in zip(asks, results, strict=True):
+        assert vectors == [[float(len(t)), 1.0] for t in texts]
+    # Later requests start a new batch.
+    assert await embedder.embed(["again"]) == [[5.0, 1.0]]
+    assert len(embedder.batches) == 2
+
+
+async def test_a_failed_batch_fails_its_callers_and_the_next_batch_works() -> None:
+    embedder = CountingEncoder()
+    embedder.fail_next = True
+    results = await asyncio.gather(embedder.embed(["a"]), embedder.embed(["bb"]), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert await embedder.embed(["ccc"]) == [[3.0, 1.0]]

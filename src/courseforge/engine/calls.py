@@ -140,6 +140,19 @@ class Checkpoints:
         self._by_key[key] = checkpoint
 
 
+def _identity(spec: CallSpec, model_id: str, started_ms: float) -> dict[str, Any]:
+    """The fields naming one call in its record: where it ran, for what, on which model."""
+    return dict(
+        phase=spec.phase,
+        task=spec.task.key(),
+        round=spec.round,
+        model=model_id,
+        tier=spec.tier,
+        attempt=spec.attempt,
+        started_ms=round(started_ms, 1),
+    )
+
+
 class CourseCalls:
     """The `Effects` of one course: metered model calls, embeddings, the clock."""
 
@@ -222,15 +235,7 @@ class CourseCalls:
         settings = self._settings.models[model.model_id]
         request = spec.request
         started = self.now_ms()
-        base: dict[str, Any] = dict(
-            phase=spec.phase,
-            task=spec.task.key(),
-            round=spec.round,
-            model=model.model_id,
-            tier=spec.tier,
-            attempt=spec.attempt,
-            started_ms=round(started, 1),
-        )
+        base = _identity(spec, model.model_id, started)
         estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
         try:
             reservation = self.ledger.reserve(estimate)
@@ -301,12 +306,7 @@ class CourseCalls:
 
     def _replay(self, spec: CallSpec, cp: Checkpoint) -> CallResult:
         record = CallRecord(
-            phase=spec.phase,
-            task=spec.task.key(),
-            round=spec.round,
-            model=cp.model,
-            tier=spec.tier,
-            attempt=spec.attempt,
+            **_identity(spec, cp.model, self.now_ms()),
             input_tokens=cp.input_tokens,
             output_tokens=cp.output_tokens,
             cached_tokens=cp.cached_tokens,
@@ -314,7 +314,6 @@ class CourseCalls:
             latency_ms=0.0,
             outcome="ok",
             reason=f"replayed from checkpoint (paid in an earlier run; took {cp.latency_ms:.0f} ms then)",
-            started_ms=round(self.now_ms(), 1),
             replayed=True,
             cost_source=cp.cost_source,
         )

@@ -48,6 +48,11 @@ _ANGLES = (
 )
 
 
+def _clip(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
+
+
 class CourseAuthor:
     """Callable script: `ScriptedModel(CourseAuthor())`."""
 
@@ -162,13 +167,17 @@ class CourseAuthor:
                 "question": _QUESTIONS[sum(map(ord, brief["lesson_title"])) % len(_QUESTIONS)].format(
                     title=brief["lesson_title"]
                 ),
+                # Within the schema's bounds (options 160, answers 200 characters) even for long
+                # titles and outcomes: the right option and the answer are the same words.
                 "options": [
-                    f"{brief['lesson_title']}: {o['text']}",
-                    f"{brief['lesson_title']} is unrelated to {brief['section']}",
+                    _clip(f"{brief['lesson_title']}: {o['text']}", 150),
+                    _clip(f"{brief['lesson_title']} is unrelated to {brief['section']}", 150),
                     "None of the above",
                 ],
-                "answer": f"{brief['lesson_title']}: {o['text']}",
-                "explanation": f"{brief['lesson_title']} shows how to {o['text'][0].lower()}{o['text'][1:]}.",
+                "answer": _clip(f"{brief['lesson_title']}: {o['text']}", 150),
+                "explanation": _clip(
+                    f"{brief['lesson_title']} shows how to {o['text'][0].lower()}{o['text'][1:]}.", 290
+                ),
                 "outcome": o["number"],
             }
             for o in outcomes[:4]
