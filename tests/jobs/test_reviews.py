@@ -47,9 +47,8 @@ async def test_the_stored_queue_puts_the_borderline_lesson_first(tmp_path: Path)
             return answer
         data = json.loads(answer)
         lead = data["content"].split()[:100]  # on topic; then short filler within the schema's bound
-        data["content"] = " ".join(
-            lead + [w for w in title.lower().split() if len(w) < 4][:1] * (words - 100)
-        )
+        filler = [w for w in title.lower().split() if len(w) < 4][:1] * (words - 100)
+        data["content"] = " ".join(lead + filler) + "."  # ends with a full stop: nothing to trim
         return json.dumps(data)
 
     engine = make_engine(settings, scripted_models(settings, lambda _m: script))

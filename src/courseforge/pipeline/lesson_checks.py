@@ -27,7 +27,14 @@ from ..errors import BadResponse, ProviderError
 from ..providers.effects import CallResult, CallSpec
 from ..providers.embeddings import cosine
 from ..quality.base import GateContext, GateResult
-from ..quality.gates import feedback_text, lesson_similarity, repair_exercise, thresholds_for
+from ..quality.gates import (
+    feedback_text,
+    lesson_similarity,
+    repair_exercise,
+    thresholds_for,
+    trim_to_complete,
+    word_count,
+)
 from ..quality.grounding import ClaimSupport, apply_judgement
 from ..quality.judge import JudgeDraft, JudgeGate, composite, in_sample
 from ..quality.lesson_gates import JudgeOutcome, LessonUnderTest, run_lesson_gates
@@ -100,6 +107,16 @@ async def check_lesson(
 ) -> Verdict:
     """The verdict on one attempt (`spec`: the call that wrote `draft`)."""
     task = f"lesson:{slot.id}"
+    trimmed = trim_to_complete(draft.content)
+    if trimmed is not None:
+        before = word_count(draft.content)
+        draft.content = trimmed
+        state.decisions.append(
+            Decision.fix(
+                task,
+                f"content cut off mid-sentence: trimmed to its last complete sentence ({before} -> {word_count(trimmed)} words)",
+            )
+        )
     for number, exercise in enumerate(draft.exercises, start=1):
         repaired = repair_exercise(exercise)
         if repaired:

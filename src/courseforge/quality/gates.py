@@ -26,6 +26,7 @@ from .base import Gate, GateContext, GateResult
 from .bloom import BLOOM_VERBS, EXAMPLES, NOT_MEASURABLE, levels_of, main_verb
 
 __all__ = [
+    "EndingGate",
     "ExercisesGate",
     "LengthGate",
     "OutcomesGate",
@@ -35,6 +36,8 @@ __all__ = [
     "lesson_similarity",
     "repair_exercise",
     "thresholds_for",
+    "trim_to_complete",
+    "unfinished",
     "word_count",
 ]
 
@@ -92,6 +95,79 @@ class LengthGate(Gate[LessonLike]):
         # The bound it is nearer to (the one it broke, if it broke one).
         nearest = self.min_words if abs(n - self.min_words) <= abs(n - self.max_words) else self.max_words
         return GateResult(self.name, not reasons, float(n), reasons, _verdict(not reasons), threshold=nearest)
+
+
+#: A line that ends a text cleanly: a sentence end (with closing quotes, brackets or a code
+#: span after it), a closed code fence, a heading, a list item or a table row.
+_CLEAN_END = re.compile(r"""(?:[.!?…:;][)\]"'”’»`*_]*|```|^\s*(?:#+\s.*|[-*+]\s.*|\d+[.)]\s.*|\|.*\|))\s*$""")
+_FENCE = re.compile(r"^\s*```", re.MULTILINE)
+_SENTENCE_END = re.compile(r"""[.!?…][)\]"'”’»`*_]*(?=\s)""")
+#: Words a period follows without ending the sentence.
+_ABBREVIATIONS = frozenset(
+    ["dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "cf", "fig", "no", "approx"]
+)
+_WORD_BEFORE = re.compile(r"([\w.]+)[.!?…][)\]\"'”’»`*_]*$")
+
+
+def unfinished(content: str) -> str | None:
+    """Why `content` stops before it ends — inside a code block, or mid-sentence — or None.
+    (A length bound, a token limit or a model that gave up can all cut a lesson off.)"""
+    if len(_FENCE.findall(content)) % 2:
+        return "it ends inside an unfinished code block"
+    lines = [line for line in content.rstrip().splitlines() if line.strip()]
+    if lines and not _CLEAN_END.search(lines[-1]):
+        return f"it ends mid-sentence ('…{_short(lines[-1][-40:], 40)}')"
+    return None
+
+
+def trim_to_complete(content: str) -> str | None:
+    """`content` cut back to its last complete sentence when it stops mid-sentence or inside an
+    unfinished code block (the unfinished block goes whole, never half of it), or None when it
+    ends cleanly already or nothing complete is left. A rule-based repair: the length gate then
+    judges what is left."""
+    if unfinished(content) is None:
+        return None
+    text = content.rstrip()
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    if len(fences) % 2:
+        text = text[: fences[-1]].rstrip()
+    if unfinished(text) is None:
+        return text or None
+    # Where the text may end: after a sentence that is not inside a code block, or right after
+    # the last closed code block.
+    closed = fences[: len(fences) - len(fences) % 2]
+    floor = text.find("\n", closed[-1] + 3) if closed else 0
+    floor = len(text) if floor < 0 else floor
+    ends = [
+        m.end()
+        for m in _SENTENCE_END.finditer(text + " ")
+        if m.end() > floor and not _abbreviation(text[: m.end()])
+    ]
+    if closed:
+        ends.append(floor)
+    for end in sorted(ends, reverse=True):
+        trimmed = text[:end].rstrip()
+        if trimmed and unfinished(trimmed) is None:
+            return trimmed
+    return None
+
+
+def _abbreviation(text: str) -> bool:
+    """Does `text` end with an abbreviation's period ("Dr.", "e.g.") or an initial ("J.")?"""
+    match = _WORD_BEFORE.search(text)
+    word = match.group(1).casefold() if match else ""
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+class EndingGate(Gate[LessonLike]):
+    """The lesson ends where its author ended it: not mid-sentence, not inside a code block."""
+
+    name = "ending"
+
+    def check(self, artifact: LessonLike, context: GateContext) -> GateResult:
+        problem = unfinished(artifact.content)
+        reasons = [f"the lesson is cut off: {problem}; write a complete, shorter lesson"] if problem else []
+        return GateResult(self.name, not reasons, None, reasons, _verdict(not reasons))
 
 
 def _answer_matches(answer: str, options: Sequence[str]) -> bool:
@@ -368,6 +444,8 @@ _ADVICE = {
     "consistency": "Be precise and stick to well-established facts.",
     "redundancy": "Teach something the other lesson does not.",
     "exercise_outcomes": "Match each exercise to an outcome of this lesson.",
+    "ending": "End with a complete sentence.",
+    "answer_keys": "Make each explanation agree with its answer.",
 }
 _ORDER = {"severe": 0, "fail": 1, "borderline": 2}
 

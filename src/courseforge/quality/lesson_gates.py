@@ -1,8 +1,10 @@
 """The one list of lesson gates: what phase 3 judges every attempt with, and what
 `courseforge check` judges an existing course with.
 
-In order: length, exercises and answer keys, similarity to the lesson's outcomes, exercises
-naming the lesson's own outcomes (and every outcome assessed), safety, self-consistency (only
+In order: length, exercises and answer keys, similarity to the lesson's outcomes, a complete
+ending (not cut off mid-sentence or inside a code block), explanations that agree with their
+answer keys, exercises naming the lesson's own outcomes (and every outcome assessed), safety,
+self-consistency (only
 where samples were drawn), the LLM judge (only where a `Judge` is given: generation has models,
 `check` does not), grounding in the sources, and citations of known sources. Embeddings and any
 blocking work come through the arguments, so the same list runs in-process, in a workflow and
@@ -18,8 +20,9 @@ from typing import Any, Protocol, TypeVar
 from ..config import Settings
 from ..domain.drafts import LessonDraft
 from ..providers.base import Embedder
+from .answer_keys import AnswerKeyGate
 from .base import GateContext, GateResult
-from .gates import evaluate_lesson
+from .gates import EndingGate, evaluate_lesson
 from .grounding import ClaimSupport, GroundingGate, factual_claims, ground_claims
 from .redundancy import ConsistencyGate
 from .safety import SafetyGate
@@ -130,6 +133,8 @@ async def run_lesson_gates(
     gates = settings.gates
     draft = lesson.draft
     results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates)
+    results.append(EndingGate().check(draft, GateContext()))
+    results.append(AnswerKeyGate().check(draft, GateContext()))
     results.append(exercise_coverage(draft, lesson.outcome_numbers))
     if gates.safety.enabled:
         results.append(await blocking(safety_gate(settings).check, draft, GateContext()))

@@ -156,6 +156,10 @@ class CourseAuthor:
             )
         words = body.split()
         content_words = [words[i % len(words)] for i in range(target)]
+        # Ends with its last complete sentence, as a writer would (the ending gate checks it).
+        ends = [i for i, w in enumerate(content_words) if w.endswith(".")]
+        if ends and ends[-1] + 1 >= low:
+            content_words = content_words[: ends[-1] + 1]
         content = " ".join(content_words)
         # With sources, the lesson restates them (so grounding finds its claims supported).
         excerpts = " ".join(s["excerpt"] for s in brief.get("sources", [])[:1])

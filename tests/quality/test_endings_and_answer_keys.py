@@ -1,0 +1,140 @@
+"""A lesson cut off mid-sentence is trimmed or caught; an explanation that contradicts its own
+answer key is caught (issue 13's examples among the cases)."""
+
+from __future__ import annotations
+
+import pytest
+
+from courseforge.domain.drafts import ExerciseDraft, LessonDraft
+from courseforge.quality.answer_keys import AnswerKeyGate, contradiction
+from courseforge.quality.base import GateContext
+from courseforge.quality.gates import EndingGate, trim_to_complete, unfinished
+
+# -- endings --------------------------------------------------------------------------------------
+
+CUT = [
+    # Seen offline: the grammar's character bound cut the prose.
+    ("To print text, type the following code: ```python print(", "mid-sentence"),
+    ("An if statement chooses a branch. In this example, the program", "mid-sentence"),
+    ("Loops repeat work.\n\n```python\nfor i in range(3):\n    print(i)", "code block"),
+    ("Dictionaries map keys to values. Use `d[key] =", "mid-sentence"),
+]
+CLEAN = [
+    "A loop repeats work. It stops when the condition is false.",
+    "Run it:\n\n```python\nprint('hi')\n```",
+    "Remember:\n\n- use four spaces\n- end a block with a blank line",
+    'He said "stop."',
+    "The list is [1, 2, 3].",
+    "## Summary\n\nThat is all!",
+    "Try these steps:",
+]
+
+
+@pytest.mark.parametrize(("content", "why"), CUT)
+def test_cut_off_lessons_are_recognised(content: str, why: str) -> None:
+    problem = unfinished(content)
+    assert problem is not None and why in problem
+
+
+@pytest.mark.parametrize("content", CLEAN)
+def test_complete_lessons_are_left_alone(content: str) -> None:
+    assert unfinished(content) is None
+    assert trim_to_complete(content) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "trimmed"),
+    [
+        (CUT[0][0], None),  # nothing complete before the cut: the length gate will send it back
+        (CUT[1][0], "An if statement chooses a branch."),
+        (CUT[2][0], "Loops repeat work."),  # the unfinished code block goes whole
+        ("Intro.\n\n```python\nx = 1\n```\n\nThen the program", "Intro.\n\n```python\nx = 1\n```"),
+        ("We met Dr. Smith. He said hi and", "We met Dr. Smith."),  # not cut after "Dr."
+    ],
+)
+def test_trimming_ends_at_the_last_complete_sentence(content: str, trimmed: str | None) -> None:
+    assert trim_to_complete(content) == trimmed
+    if trimmed:
+        assert unfinished(trimmed) is None
+
+
+def test_the_ending_gate() -> None:
+    cut = LessonDraft.model_construct(content=CUT[1][0], exercises=[], citations=[])
+    done = LessonDraft.model_construct(content=CLEAN[0], exercises=[], citations=[])
+    failed = EndingGate().check(cut, GateContext())
+    assert not failed.passed and "cut off" in failed.reasons[0]
+    assert EndingGate().check(done, GateContext()).passed
+
+
+# -- answer keys ----------------------------------------------------------------------------------
+
+
+def ex(type_: str, answer: str, explanation: str, options: list[str] | None = None) -> ExerciseDraft:
+    return ExerciseDraft.model_construct(
+        type=type_,
+        question="What happens here?",
+        options=options,
+        answer=answer,
+        explanation=explanation,
+        outcome=1,
+    )
+
+
+CONTRADICTIONS = [
+    ex("true_false", "true", "False: the else branch runs only when the condition is false."),
+    ex("true_false", "false", "This is true, because Python counts from zero."),
+    ex(
+        "multiple_choice",
+        "if",
+        "The correct answer is B: else runs when the condition fails.",
+        ["if", "else", "elif"],
+    ),
+    ex(
+        "multiple_choice",
+        "A) 3",
+        "Option C is correct, since range(4) has four items.",
+        ["A) 3", "B) 5", "C) 4"],
+    ),
+    ex("multiple_choice", "x = 2", "The answer is x = 3 because the loop adds one.", ["x = 2", "x = 3"]),
+    ex("short_answer", "4", "The loop runs five times, so it prints 5."),
+    ex("short_answer", "10", "The result is 12: 3 times 4."),
+]
+AGREEMENTS = [
+    ex("true_false", "true", "True: an if statement runs its block when the condition holds."),
+    ex("true_false", "false", "The statement is false; lists are mutable."),
+    ex(
+        "multiple_choice",
+        "else",
+        "The correct answer is B: else runs when the condition fails.",
+        ["if", "else", "elif"],
+    ),
+    # Explaining why the wrong options are wrong is not asserting them.
+    ex(
+        "multiple_choice",
+        "else",
+        "if would run only when it is true, and elif needs a condition.",
+        ["if", "else", "elif"],
+    ),
+    ex("short_answer", "4", "range(4) gives 0, 1, 2 and 3, so the loop prints 4 lines."),
+    ex("short_answer", "6", "x = 5 first, then x + 1 makes the answer 6."),
+    ex("short_answer", "print", "print shows a value on the screen."),
+]
+
+
+@pytest.mark.parametrize("exercise", CONTRADICTIONS, ids=[e.explanation[:30] for e in CONTRADICTIONS])
+def test_contradictions_are_caught(exercise: ExerciseDraft) -> None:
+    assert contradiction(exercise) is not None
+
+
+@pytest.mark.parametrize("exercise", AGREEMENTS, ids=[e.explanation[:30] for e in AGREEMENTS])
+def test_agreeing_explanations_pass(exercise: ExerciseDraft) -> None:
+    assert contradiction(exercise) is None
+
+
+def test_the_answer_key_gate_names_the_exercise() -> None:
+    lesson = LessonDraft.model_construct(
+        content="x", exercises=[AGREEMENTS[0], CONTRADICTIONS[5]], citations=[]
+    )
+    result = AnswerKeyGate().check(lesson, GateContext())
+    assert not result.passed and result.score == 0.5
+    assert result.reasons[0].startswith("exercise 2: the answer key is 4 but the explanation gives 5")
