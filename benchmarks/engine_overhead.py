@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import importlib.util
 import io
 import json
 import multiprocessing as mp
@@ -500,7 +501,9 @@ async def _bench(args: argparse.Namespace, base_url: str) -> int:
             Variant("http      gates on (hashing)", gated, http()),
             Variant("http      gates on + durable store", gated, http(), durable=True),
         ]
-        if not args.no_minilm:
+        if not args.no_minilm and importlib.util.find_spec("torch") is None:
+            print("breakdown: no MiniLM variant (torch is not installed: `make setup` installs it)")
+        elif not args.no_minilm:
             minilm = bench_settings(base_url, gates_on=True, embedding="all-MiniLM-L6-v2")
             variants.append(Variant("http      gates on (MiniLM)", minilm, http(), minilm=True))
     if args.profile:
