@@ -8,12 +8,11 @@ verdict is a plain function of numbers and thresholds, testable with tables.
 
 from __future__ import annotations
 
-import math
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from ..config.settings import GateSettings, SimilarityThresholds
@@ -21,7 +20,6 @@ from ..domain.course import Exercise, LearningOutcome, Lesson
 from ..domain.drafts import ExerciseDraft, LessonDraft, OutcomeDraft
 from ..errors import ConfigError
 from ..providers.base import Embedder
-from ..providers.embeddings import cosine
 from .base import Gate, GateContext, GateResult
 from .bloom import BLOOM_VERBS, EXAMPLES, NOT_MEASURABLE, levels_of, main_verb
 
@@ -154,7 +152,7 @@ def trim_to_complete(content: str) -> str | None:
 
 def _abbreviation(text: str) -> bool:
     """Does `text` end with an abbreviation's period ("Dr.", "e.g.") or an initial ("J.")?"""
-    match = _WORD_BEFORE.search(text)
+    match = _WORD_BEFORE.search(text[-24:])  # the last word is all it looks at
     word = match.group(1).casefold() if match else ""
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
@@ -398,12 +396,13 @@ async def lesson_similarity(content: str, outcomes: Mapping[str, str], embedder:
     ids = list(outcomes)
     vectors = await embedder.embed([*chunks, *(outcomes[i] for i in ids)])
     chunk_vectors, outcome_vectors = vectors[: len(chunks)], vectors[len(chunks) :]
-    weights = [max(1, len(c.split())) for c in chunks]
-    # Per dimension, the words-weighted sum over chunks (columns of the chunk vectors).
-    summed = [math.fsum(map(operator.mul, weights, column)) for column in zip(*chunk_vectors, strict=True)]
-    norm = math.sqrt(math.fsum(map(operator.mul, summed, summed)))
-    lesson_vector = [x / norm for x in summed] if norm else summed
-    per_outcome = {oid: cosine(lesson_vector, vec) for oid, vec in zip(ids, outcome_vectors, strict=True)}
+    weights = np.array([max(1, len(c.split())) for c in chunks], dtype=float)
+    # The words-weighted sum of the chunk vectors, re-normalised.
+    summed = weights @ np.asarray(chunk_vectors, dtype=float)
+    norm = float(np.sqrt(summed @ summed))
+    lesson_vector = summed / norm if norm else summed
+    cosines = (np.asarray(outcome_vectors, dtype=float) @ lesson_vector).tolist()
+    per_outcome = dict(zip(ids, cosines, strict=True))
     return {"similarity": min(per_outcome.values()), "per_outcome": per_outcome}
 
 

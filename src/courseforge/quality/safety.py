@@ -108,10 +108,24 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
 
 
+#: A run of at least four digits, separators allowed between them: every phone number of every
+#: region has one (the shortest national numbers have four digits).
+_DIGIT_RUN = re.compile(r"\d(?:[\s().+/-]{0,3}\d){3,}")
+
+
 def _phones(text: str, region: str) -> Iterable[Finding]:
+    """Phone numbers (`phonenumbers`' matcher, leniency VALID). The matcher runs on the lines
+    that hold a run of four or more digits only: a number never spans lines, and most lesson
+    lines hold none, so it finds the same numbers at a fraction of its cost (it was a fifth of
+    the engine's CPU per call)."""
     import phonenumbers
 
-    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+    lines = [line for line in text.splitlines() if _DIGIT_RUN.search(line)]
+    if not lines:
+        return
+    for match in phonenumbers.PhoneNumberMatcher(
+        "\n".join(lines), region, leniency=phonenumbers.Leniency.VALID
+    ):
         yield Finding("phone", match.raw_string)
 
 

@@ -156,15 +156,15 @@ class CourseAuthor:
             )
         words = body.split()
         content_words = [words[i % len(words)] for i in range(target)]
+        # With sources, the lesson restates them first (so grounding finds its claims supported).
+        excerpts = " ".join(s["excerpt"] for s in brief.get("sources", [])[:1])
+        lead = excerpts.split() if excerpts and not self._off_topic(brief) else []
+        content_words = content_words[: max(0, target - len(lead))]
         # Ends with its last complete sentence, as a writer would (the ending gate checks it).
         ends = [i for i, w in enumerate(content_words) if w.endswith(".")]
-        if ends and ends[-1] + 1 >= low:
+        if ends and len(lead) + ends[-1] + 1 >= low:
             content_words = content_words[: ends[-1] + 1]
-        content = " ".join(content_words)
-        # With sources, the lesson restates them (so grounding finds its claims supported).
-        excerpts = " ".join(s["excerpt"] for s in brief.get("sources", [])[:1])
-        if excerpts and not self._off_topic(brief):
-            content = excerpts + "\n\n" + " ".join(content_words[: max(0, target - len(excerpts.split()))])
+        content = (" ".join(lead) + "\n\n" if lead else "") + " ".join(content_words)
         exercises = [
             {
                 "type": "multiple_choice",
