@@ -10,6 +10,7 @@ has no judge and leaves them uncertain. Coverage = supported / all claims (seed 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -130,12 +131,19 @@ def factual_claims(content: str) -> list[str]:
 
 def source_windows(sources: Mapping[str, str]) -> list[tuple[str, str]]:
     """(source id, text) for every sentence and every pair of adjacent sentences of the sources."""
+    return list(_windows(tuple(sources.items()))[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(sources: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[str, str], ...], tuple[frozenset[str], ...]]:
+    """The windows of `sources` and each window's content words. Memoised: every lesson of a
+    course is grounded in the same sources (a pure function of them, not state of a course)."""
     units: list[tuple[str, str]] = []
-    for sid, text in sources.items():
+    for sid, text in sources:
         parts = sentences(text)
         units += [(sid, p) for p in parts]
         units += [(sid, f"{a} {b}") for a, b in itertools.pairwise(parts)]
-    return units
+    return tuple(units), tuple(frozenset(_content_words(u[1])) for u in units)
 
 
 def _content_words(text: str) -> set[str]:
@@ -159,12 +167,11 @@ async def ground_claims(
     """Each claim's best supporting passage and status. One batched embedding call."""
     if not claims:
         return []
-    units = source_windows(sources)
+    units, unit_words = _windows(tuple(sources.items()))
     if not units:
         return [ClaimSupport(c, "unsupported", 0.0, 0.0) for c in claims]
     vectors = await embedder.embed([*claims, *(u[1] for u in units)])
     claim_vecs, unit_vecs = vectors[: len(claims)], vectors[len(claims) :]
-    unit_words = [_content_words(u[1]) for u in units]  # once, not once per claim
     out = []
     for claim, scores in zip(claims, cosine_matrix(claim_vecs, unit_vecs), strict=True):
         best = max(range(len(units)), key=scores.__getitem__)
