@@ -28,6 +28,7 @@ Status = Literal["supported", "uncertain", "unsupported"]
 
 _CODE = re.compile(r"```.*?```", re.S)
 _MARK = re.compile(r"[*_`#>]+")
+_NUMBERED = re.compile(r"^\d+\.\s+")
 _WORD = re.compile(r"[a-z0-9]+")
 #: Sentences that speak to the learner rather than state a fact.
 _INSTRUCTION = re.compile(
@@ -120,7 +121,7 @@ def factual_claims(content: str) -> list[str]:
     claims = []
     for sentence in sentences(text):
         line = _MARK.sub("", sentence).strip(" -•\t")
-        line = re.sub(r"^\d+\.\s+", "", line)
+        line = _NUMBERED.sub("", line)
         if len(line.split()) < _MIN_WORDS or line.endswith("?") or line.endswith(":"):
             continue
         if _INSTRUCTION.match(line):
@@ -135,7 +136,9 @@ def source_windows(sources: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _windows(sources: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[str, str], ...], tuple[frozenset[str], ...]]:
+def _windows(
+    sources: tuple[tuple[str, str], ...],
+) -> tuple[tuple[tuple[str, str], ...], tuple[frozenset[str], ...]]:
     """The windows of `sources` and each window's content words. Memoised: every lesson of a
     course is grounded in the same sources (a pure function of them, not state of a course)."""
     units: list[tuple[str, str]] = []

@@ -156,8 +156,7 @@ async def text_vectors(texts: Sequence[str], embedder: Any) -> list[list[float]]
     """One unit vector per text, averaged over 120-word pieces (MiniLM reads ≈ 190 words and
     drops the rest, so a long lesson embedded whole would be compared on its opening only).
     One batched `embed` call for every piece of every text."""
-    import math
-    import operator
+    import numpy as np
 
     from .gates import _chunks  # the similarity gate's pieces: same texts, so cache hits
 
@@ -168,16 +167,19 @@ async def text_vectors(texts: Sequence[str], embedder: Any) -> list[list[float]]
             pieces.append(piece)
             owners.append(i)
     vectors = await embedder.embed(pieces)
-    dims = len(vectors[0]) if vectors else 0
-    sums = [[0.0] * dims for _ in texts]
-    for owner, piece, vec in zip(owners, pieces, vectors, strict=True):
-        weight = max(1, len(piece.split()))
-        sums[owner] = [r + weight * v for r, v in zip(sums[owner], vec, strict=True)]
-    out = []
-    for row in sums:
-        norm = math.sqrt(math.fsum(map(operator.mul, row, row)))
-        out.append([x / norm for x in row] if norm else row)
-    return out
+    if not vectors:
+        return [[] for _ in texts]
+    weighted = (
+        np.asarray(vectors, dtype=float)
+        * np.array([max(1, len(p.split())) for p in pieces], dtype=float)[:, None]
+    )
+    sums = np.zeros((len(texts), weighted.shape[1]))
+    np.add.at(sums, np.array(owners), weighted)
+    norms = np.sqrt((sums * sums).sum(axis=1))
+    unit: list[list[float]] = np.where(
+        norms[:, None] > 0, sums / np.where(norms > 0, norms, 1.0)[:, None], sums
+    ).tolist()
+    return unit
 
 
 @dataclass(frozen=True, slots=True)

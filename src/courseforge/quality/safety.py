@@ -24,6 +24,7 @@ import json
 import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,6 +82,7 @@ _STREET = re.compile(
     r"(?:,?\s*(?:Apt|Suite|Unit|#)\s*\w+)?"
 )
 _ANY_DIGIT = re.compile(r"\d")
+_NOT_DIGIT = re.compile(r"\D")
 #: What each pattern cannot match without: a card's 13 digits, an SSN's ddd-dd-dddd, an IBAN's
 #: country and check digits, an NI number's three digit pairs, a postcode's inward part; a street
 #: address's number before a capitalised word.
@@ -160,7 +162,7 @@ def find_pii(text: str, kinds: Sequence[str] = PII_KINDS, *, region: str = "US")
         ]
     if "card" in kinds and has["card"]:
         for m in _CARD.finditer(numbered):
-            digits = re.sub(r"\D", "", m.group(0))
+            digits = _NOT_DIGIT.sub("", m.group(0))
             if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_ok(digits):
                 found.append(Finding("card", m.group(0)))
     if "ssn" in kinds and has["ssn"]:
@@ -178,11 +180,9 @@ def find_pii(text: str, kinds: Sequence[str] = PII_KINDS, *, region: str = "US")
         ):
             if needed:
                 found += [Finding("address", m.group(0).strip()) for m in pattern.finditer(where)]
-    if "phone" in kinds:
-        taken = " ".join(f.text for f in found if f.kind in ("card", "ssn", "iban"))
-        found += [
-            f for f in _phones(text, region) if re.sub(r"\D", "", f.text) not in re.sub(r"\D", "", taken)
-        ]
+    if "phone" in kinds and numbered:
+        taken = _NOT_DIGIT.sub("", " ".join(f.text for f in found if f.kind in ("card", "ssn", "iban")))
+        found += [f for f in _phones(numbered, region) if _NOT_DIGIT.sub("", f.text) not in taken]
     return found
 
 
@@ -404,8 +404,11 @@ class _ToxicityModel:
         if params.get("ngram_range") != (1, 1) or params.get("strip_accents") or params.get("preprocessor"):
             raise TypeError("unexpected profanity vectorizer: only lowercase unigrams are reproduced")
         self._token = re.compile(params["token_pattern"])
-        self._stop = frozenset(vectorizer.get_stop_words() or ())
         self._vocabulary: dict[str, int] = vectorizer.vocabulary_
+        # Fitting removed the stop words, so none is in the vocabulary: looking a token up in it
+        # is the stop-word filter as well.
+        if set(vectorizer.get_stop_words() or ()) & self._vocabulary.keys():
+            raise TypeError("unexpected profanity vectorizer: stop words in its vocabulary")
         self._idf = vectorizer.idf_
         self._weights = np.vstack([m.estimator.coef_.ravel() for m in members]).T  # features x members
         self._intercepts = np.array([float(m.estimator.intercept_[0]) for m in members])
@@ -418,17 +421,16 @@ class _ToxicityModel:
         rows: list[int] = []
         columns: list[int] = []
         counts: list[int] = []
+        vocabulary = self._vocabulary
         for row, text in enumerate(texts):
-            seen: dict[int, int] = {}
-            for token in self._token.findall(text.lower()):
-                if token in self._stop:
-                    continue
-                column = self._vocabulary.get(token)
-                if column is not None:
-                    seen[column] = seen.get(column, 0) + 1
+            seen = [
+                (vocabulary[t], n)
+                for t, n in Counter(self._token.findall(text.lower())).items()
+                if t in vocabulary
+            ]
             rows += [row] * len(seen)
-            columns += seen
-            counts += seen.values()
+            columns += [c for c, _ in seen]
+            counts += [n for _, n in seen]
         n = len(texts)
         decisions = np.tile(self._intercepts, (n, 1))
         if columns:
