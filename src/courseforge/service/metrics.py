@@ -58,7 +58,11 @@ class ServiceMetrics:
             ["phase", "model", "tier", "outcome"],
             registry=r,
         )
-        self.escalations = Counter("courseforge_escalations", "Tasks moved to a stronger tier.", registry=r)
+        self.escalations = Counter(
+            "courseforge_escalations",
+            "Escalate decisions: a task moved to a stronger tier (every task kind).",
+            registry=r,
+        )
         self.retries = Counter("courseforge_retries", "Transport retries (429, 5xx, timeouts).", registry=r)
         self.gate_checks = Counter(
             "courseforge_gate_checks", "Final gate verdicts per lesson.", ["gate", "result"], registry=r
