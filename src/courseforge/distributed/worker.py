@@ -113,16 +113,6 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
-def warm_up(settings: Settings) -> None:
-    """Load what workflow code would otherwise load lazily on its first use (the safety gate's
-    word list and classifier, ~1.5 s): a workflow task that blocks over 2 s trips Temporal's
-    deadlock detector, and in a workflow the gate runs inline (no thread executor)."""
-    from ..quality.safety import prewarm
-
-    if settings.gates.safety.enabled:
-        prewarm(settings.gates.safety.allow_words)
-
-
 def build_worker(
     client: Client,
     engine: Engine,
@@ -156,9 +146,13 @@ async def run_worker(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """Run a worker until cancelled (Ctrl-C / SIGTERM): finishes or hands back its tasks."""
-    await asyncio.to_thread(warm_up, settings)
     client = await connect(address, namespace)
     engine = Engine(settings, env=env)
+    # Load what workflow code would otherwise load lazily on first use (the safety gate's word
+    # list and classifier, ~1.5 s: a workflow task blocking over 2 s trips Temporal's deadlock
+    # detector, and in a workflow the gate runs inline), and the embedding model the embed
+    # activities use, before taking work.
+    await engine.warm()
     try:
         worker = build_worker(
             client, engine, task_queue=task_queue, max_concurrent_activities=max_concurrent_activities

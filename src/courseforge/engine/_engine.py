@@ -90,7 +90,7 @@ class Engine:
                 hooks=self._events,
                 open_wait_s=self._breaker_cooldown_s,
                 events=self.event_scope,
-                warm=self._warm_gates,
+                warm=self.warm,
                 breakers=self.breaker_report,
             )
             if self._clock is not None:
@@ -143,8 +143,11 @@ class Engine:
         )
         return RevisionResult(revision, list(ledger.records), state.decisions)
 
-    async def _warm_gates(self) -> None:
-        """Best effort: a failure here resurfaces, with its real error, at the first gate."""
+    async def warm(self) -> None:
+        """Load what the gates need (the safety classifier, the embedding model) in worker
+        threads. Every course starts this beside phase 2; a service calls it at start-up, so its
+        first course finds them loaded. Best effort: a failure resurfaces, with its real error,
+        at the first gate."""
         from ..quality.safety import prewarm
 
         gates = self.settings.gates

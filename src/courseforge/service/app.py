@@ -189,11 +189,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.init()
+        # The gates' models load while the service starts taking requests, not in its first job.
+        warming = asyncio.create_task(engine.warm())
         if resume:
             await manager.start()
         try:
             yield
         finally:
+            warming.cancel()
+            with contextlib.suppress(BaseException):
+                await warming
             await manager.stop()
             if close_on_shutdown:
                 await engine.aclose()
