@@ -165,6 +165,8 @@ class Engine:
                 n_ctx=ms.local.n_ctx,
                 n_threads=ms.local.n_threads,
                 max_output_tokens=ms.max_output_tokens,
+                n_parallel=ms.local.n_parallel,
+                prefix_cache=ms.local.prefix_cache,
             )
         else:
             raise ConfigError(
