@@ -37,15 +37,17 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from courseforge.config.loader import load_config
 from courseforge.domain import AnalysisResult, LearningOutcome
 from courseforge.domain.drafts import ExerciseDraft, json_schema_of
+from courseforge.errors import BadResponse
 from courseforge.pipeline.lessons import lesson_schema, lesson_schema_for
 from courseforge.pipeline.prompts import lesson_messages
-from courseforge.providers.base import ChatRequest, ChatResponse, Message
+from courseforge.providers.base import ChatRequest, Message, Usage
 from courseforge.providers.grammar import gbnf_for_schema
 from courseforge.providers.local_engine import EngineJob
 from courseforge.providers.local_llama import LocalLlamaModel, release_loaded_models
@@ -104,6 +106,14 @@ EXERCISES_SCHEMA = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    usage: Usage
+    finish_reason: str
+    latency_s: float
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         settings = load_config(args.profile, env={}).settings
@@ -115,74 +125,89 @@ class Bench:
         self.prompts = lesson_prompts()
         self.rows: list[dict[str, Any]] = []
 
-    def model(self, n_parallel: int, prefix_cache: bool = True) -> LocalLlamaModel:
+    def model(
+        self, n_parallel: int, prefix_cache: bool = True, threads: int | None = None
+    ) -> LocalLlamaModel:
         release_loaded_models(self.path)
         return LocalLlamaModel(
             self.args.model,
             self.path,
             n_ctx=self.n_ctx,
-            n_threads=self.args.threads,
+            n_threads=threads or self.args.threads[0],
             max_output_tokens=4096,
             n_parallel=n_parallel,
             prefix_cache=prefix_cache,
         )
 
-    async def wave(
-        self, model: LocalLlamaModel, requests: list[ChatRequest]
-    ) -> tuple[float, list[ChatResponse]]:
+    async def wave(self, model: LocalLlamaModel, requests: list[ChatRequest]) -> tuple[float, list[Answer]]:
+        """All `requests` at once; each answer's latency runs from the wave's start to its end."""
         started = time.perf_counter()
-        answers = await asyncio.gather(*(model.complete(r) for r in requests), return_exceptions=True)
-        wall = time.perf_counter() - started
-        good = [a for a in answers if isinstance(a, ChatResponse)]
-        for a in answers:
-            if not isinstance(a, ChatResponse):
-                print(f"  ! {type(a).__name__}: {str(a)[:160]}", flush=True)
-        return wall, good
+
+        async def one(request: ChatRequest) -> Answer | None:
+            try:
+                r = await model.complete(request)
+                usage, text, finish = r.usage, r.text, r.finish_reason
+            except BadResponse as exc:  # a grammar answer cut at max_tokens still decoded its tokens
+                if exc.kind != "truncated" or not isinstance(exc.usage, Usage):
+                    print(f"  ! {exc}", flush=True)
+                    return None
+                usage, text, finish = exc.usage, exc.text, "length"
+            return Answer(text, usage, finish, time.perf_counter() - started)
+
+        answers = await asyncio.gather(*(one(r) for r in requests))
+        return time.perf_counter() - started, [a for a in answers if a is not None]
 
     # -- sections ------------------------------------------------------------------------------
 
     async def parallel(self) -> None:
         top = max(self.args.parallel)
-        model = self.model(top)
-        await model.complete(ChatRequest(fresh(self.prompts[0]), max_tokens=8))  # load and warm up
-        results: dict[tuple[int, bool], list[tuple[float, float]]] = {}
+        results: dict[tuple[int, int, bool], list[tuple[float, float]]] = {}
         for rep in range(self.args.reps):
-            order = self.args.parallel if rep % 2 == 0 else list(reversed(self.args.parallel))
-            for k in order:
-                for grammar in (False, True):
-                    requests = [
-                        ChatRequest(
-                            fresh(self.prompts[(rep * top + i) % len(self.prompts)]),
-                            json_schema=LESSON_SCHEMA if grammar else None,
-                            max_tokens=self.args.max_tokens,
-                            temperature=0.2,
+            threads = self.args.threads if rep % 2 == 0 else list(reversed(self.args.threads))
+            for th in threads:
+                model = self.model(top, threads=th)
+                await model.complete(ChatRequest(fresh(self.prompts[0]), max_tokens=8))  # load, warm up
+                order = self.args.parallel if rep % 2 == 0 else list(reversed(self.args.parallel))
+                for k in order:
+                    for grammar in (False, True):
+                        requests = [
+                            ChatRequest(
+                                fresh(self.prompts[(rep * top + i) % len(self.prompts)]),
+                                json_schema=LESSON_SCHEMA if grammar else None,
+                                max_tokens=self.args.max_tokens,
+                                temperature=0.2,
+                            )
+                            for i in range(k)
+                        ]
+                        wall, answers = await self.wave(model, requests)
+                        tokens = sum(a.usage.output_tokens for a in answers)
+                        latency = statistics.median(a.latency_s for a in answers) if answers else 0.0
+                        results.setdefault((th, k, grammar), []).append((tokens / wall, latency))
+                        print(
+                            f"  rep {rep} threads={th} k={k} grammar={grammar}: {tokens} tok in {wall:.1f}s "
+                            f"= {tokens / wall:.2f} tok/s, median latency {latency:.1f}s (load {load_avg():.1f})",
+                            flush=True,
                         )
-                        for i in range(k)
-                    ]
-                    wall, answers = await self.wave(model, requests)
-                    tokens = sum(a.usage.output_tokens for a in answers)
-                    latency = statistics.median(a.latency_ms / 1000 for a in answers) if answers else 0.0
-                    results.setdefault((k, grammar), []).append((tokens / wall, latency))
-                    print(
-                        f"  rep {rep} k={k} grammar={grammar}: {tokens} tok in {wall:.1f}s = "
-                        f"{tokens / wall:.2f} tok/s, median latency {latency:.1f}s (load {load_avg():.1f})",
-                        flush=True,
+        base_free = statistics.median(
+            t for t, _ in results[(self.args.threads[0], self.args.parallel[0], False)]
+        )
+        for th in self.args.threads:
+            for grammar in (False, True):
+                base = statistics.median(t for t, _ in results[(th, self.args.parallel[0], grammar)])
+                for k in self.args.parallel:
+                    tps = statistics.median(t for t, _ in results[(th, k, grammar)])
+                    lat = statistics.median(lat for _, lat in results[(th, k, grammar)])
+                    self.rows.append(
+                        {
+                            "section": "parallel",
+                            "case": f"threads={th} k={k} {'grammar' if grammar else 'free'}",
+                            "total_tok_s": round(tps, 2),
+                            "per_seq_tok_s": round(tps / k, 2),
+                            "latency_s": round(lat, 1),
+                            "vs_k1": round(tps / base, 2),
+                            "vs_first_row": round(tps / base_free, 2),
+                        }
                     )
-        for grammar in (False, True):
-            base = statistics.median(t for t, _ in results[(self.args.parallel[0], grammar)])
-            for k in self.args.parallel:
-                tps = statistics.median(t for t, _ in results[(k, grammar)])
-                lat = statistics.median(lat for _, lat in results[(k, grammar)])
-                self.rows.append(
-                    {
-                        "section": "parallel",
-                        "case": f"k={k} {'grammar' if grammar else 'free'}",
-                        "total_tok_s": round(tps, 2),
-                        "per_seq_tok_s": round(tps / k, 2),
-                        "latency_s": round(lat, 1),
-                        "ratio": round(tps / base, 2),
-                    }
-                )
 
     async def prompt(self) -> None:
         model = self.model(1)
@@ -303,7 +328,7 @@ class Bench:
                     figures.append(
                         (
                             tokens / wall,
-                            statistics.median(a.latency_ms / 1000 for a in answers),
+                            statistics.median(a.latency_s for a in answers),
                             tokens / n,
                             words,
                             ended,
@@ -328,7 +353,7 @@ class Bench:
         await self.stops(model, prose)
 
     @staticmethod
-    def words_of(answer: ChatResponse, schema: dict[str, Any] | None) -> str:
+    def words_of(answer: Answer, schema: dict[str, Any] | None) -> str:
         if schema is None:
             return answer.text
         try:
@@ -382,23 +407,17 @@ class Bench:
                 else:
                     for key, schema in (("free", None), ("grammar", LESSON_SCHEMA)):
                         msgs = [Message(m["role"], m["content"]) for m in batch[0 if key == "free" else 1]]
-                        prompt_only = await model.complete(
-                            ChatRequest(fresh(msgs), max_tokens=1, temperature=0.2)
+                        _, (prompt_only,) = await self.wave(
+                            model, [ChatRequest(fresh(msgs), max_tokens=1, temperature=0.2)]
                         )
-                        answer = await model.complete(
-                            ChatRequest(
-                                fresh(msgs),
-                                json_schema=schema,
-                                max_tokens=self.args.max_tokens,
-                                temperature=0.2,
-                            )
+                        request = ChatRequest(
+                            fresh(msgs), json_schema=schema, max_tokens=self.args.max_tokens, temperature=0.2
                         )
-                        gen_s = (answer.latency_ms - prompt_only.latency_ms) / 1000
+                        _, (answer,) = await self.wave(model, [request])
+                        gen_s = answer.latency_s - prompt_only.latency_s
                         ours[key].append((answer.usage.output_tokens - 1) / gen_s)
                         if key == "free":
-                            ours["prompt"].append(
-                                prompt_only.usage.input_tokens / (prompt_only.latency_ms / 1000)
-                            )
+                            ours["prompt"].append(prompt_only.usage.input_tokens / prompt_only.latency_s)
                 print(
                     f"  rep {rep} {side}: "
                     + json.dumps(
@@ -432,7 +451,7 @@ class Bench:
                         "batch": batch,
                         "gbnf": gbnf,
                         "max_tokens": self.args.max_tokens,
-                        "threads": self.args.threads or os.cpu_count(),
+                        "threads": self.args.threads[0],
                     }
                 )
             )
@@ -494,12 +513,17 @@ async def main() -> None:
     parser.add_argument("--parallel", default="1,2,3,4", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--threads",
+        default=[os.cpu_count() or 1],
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="llama.cpp threads; a list (1,2) compares them in the parallel section",
+    )
     parser.add_argument("--only", default="parallel,prompt,prefix,shapes,binding")
     parser.add_argument("--baseline-python", default="", help="a Python with llama-cpp-python installed")
     args = parser.parse_args()
     bench = Bench(args)
-    print(f"model {args.model}, threads {args.threads or os.cpu_count()}, load {load_avg():.1f}", flush=True)
+    print(f"model {args.model}, threads {args.threads}, load {load_avg():.1f}", flush=True)
     for section in args.only.split(","):
         print(f"# {section}", flush=True)
         await getattr(bench, section)()
