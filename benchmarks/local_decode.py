@@ -10,7 +10,7 @@ Sections (`--only`, comma-separated):
   loaded with n_parallel = N, free text and under the lesson grammar, every request held to the
   same `--max-tokens`: total output tok/s, median latency per request, and the ratio to k = 1.
   The order of k alternates between reps, so load from other processes hits every k alike.
-- `prompt`: prompt processing tok/s (a ~700-token prompt, one output token).
+- `prompt`: prompt processing tok/s (a ~1,100-token prompt, one output token).
 - `prefix`: two waves of k requests that share a ~500-token prefix, with the prefix cache on and
   off (the model reloaded between the two): wall time, prompt tokens served from the cache.
 - `shapes`: (a) free-text lesson prose of ~350 words, (b) a grammar-bound JSON of 3 exercises,
@@ -221,7 +221,7 @@ class Bench:
         self.rows.append(
             {
                 "section": "prompt",
-                "case": "~700-token prompt",
+                "case": "~1,100-token prompt",
                 "prompt_tok_s": round(statistics.median(rates), 1),
             }
         )
@@ -305,7 +305,7 @@ class Bench:
             ("(a) prose ~350 words", prose, None, 900),
             ("(b) 3 exercises JSON", exercises, EXERCISES_SCHEMA, 900),
             ("(c) lesson JSON today", None, LESSON_SCHEMA, 1600),
-            ("(c') lesson JSON 250-500w x3", None, TARGET_LESSON_SCHEMA, 2400),
+            ("(c') lesson JSON 250-500w x3", None, TARGET_LESSON_SCHEMA, 1600),
         ]
         await model.complete(ChatRequest(fresh(prose), max_tokens=4))
         for name, messages, schema, max_tokens in shapes:
