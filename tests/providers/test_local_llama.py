@@ -242,6 +242,27 @@ async def test_length_under_a_schema_is_a_truncation_carrying_usage(tmp_path: Pa
     assert engines[0].jobs[0].grammar is None
 
 
+@needs_binding
+async def test_the_grammar_keeps_the_schema_property_order(tmp_path: Path) -> None:
+    model, engines = scripted(tmp_path)
+    schema = {
+        "type": "object",
+        "properties": {
+            "question": {"type": "string", "maxLength": 9},
+            "answer": {"type": "string", "maxLength": 9},
+        },
+        "required": ["question", "answer"],
+        "additionalProperties": False,
+    }
+    call = asyncio.create_task(model.complete(ask(json_schema=schema)))
+    await wait_for(lambda: bool(engines))
+    engines[0].gate.set()
+    await call
+    grammar = engines[0].jobs[0].grammar
+    assert grammar is not None
+    assert grammar.index('\\"question\\"') < grammar.index('\\"answer\\"')  # question first, as written
+
+
 async def test_engine_errors_map_to_the_provider_errors(tmp_path: Path) -> None:
     def refuse(job: EngineJob) -> EngineResult:
         kind = job.messages[0]["content"]
@@ -340,8 +361,9 @@ async def test_generates_a_valid_lesson_without_blocking_the_loop(model: LocalLl
             ticks.append(loop.time())
             await asyncio.sleep(0.05)
 
+    # Room for the grammar's longest answer: the test is about validity, not length.
     request = ChatRequest(
-        LESSON_PROMPT, json_schema=json_schema_of(LessonDraft), max_tokens=1200, temperature=0.2
+        LESSON_PROMPT, json_schema=json_schema_of(LessonDraft), max_tokens=2400, temperature=0.2
     )
     tick_task = asyncio.create_task(ticker())
     started = time.perf_counter()

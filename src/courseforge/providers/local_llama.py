@@ -128,7 +128,9 @@ def _checked_gbnf(schema_json: str) -> str:
 
 def _grammar_for(schema: Mapping[str, Any], model_id: str) -> str:
     try:
-        return _checked_gbnf(json.dumps(schema, sort_keys=True))
+        # Keyed by the schema as written: property order is the order the model must write them
+        # in (content before exercises, question before answer), so it is part of the grammar.
+        return _checked_gbnf(json.dumps(schema))
     except ValueError as exc:
         raise ConfigError(
             f"model {model_id!r} cannot constrain output to this schema; use output_mode: prompt",
