@@ -1,8 +1,7 @@
 # One-command set-up: `make demo` (generate a course offline) and `make test` (the whole suite).
-# Everything installs into .venv; nothing else on the machine is needed but python3 and a C/C++
-# toolchain with cmake (llama-cpp-python builds from source, ~8 min once; pip caches the wheel).
-# `make test-fast` installs only the core (no torch, no llama.cpp, no model weights) and runs
-# the fast suite.
+# Everything installs into .venv from prebuilt wheels (llama.cpp comes as the xllamacpp wheel);
+# nothing else on the machine is needed but python3. `make test-fast` installs only the core
+# (no torch, no llama.cpp, no model weights) and runs the fast suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -2,7 +2,8 @@
 
 Acceptance is checked without a model: our grammars are never recursive, so a small converter
 below turns them into one Python regex (rule references inlined), and hypothesis draws JSON
-instances from the same schemas. llama.cpp itself parses every grammar (`check_gbnf`).
+instances from the same schemas. llama.cpp itself parses every grammar (`check_gbnf`), through the
+same binding the local model runs on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import courseforge.domain.drafts as drafts
 from courseforge.providers.grammar import gbnf_for_schema
 
 try:
-    import llama_cpp  # noqa: F401
+    import xllamacpp  # noqa: F401
 except ImportError:  # pragma: no cover - depends on the optional extra
     HAVE_LLAMA = False
 else:

@@ -17,6 +17,7 @@ from .quality_settings import (
 )
 
 __all__ = [
+    "DEFAULT_N_PARALLEL",
     "BudgetSettings",
     "GateSettings",
     "LocalModelSettings",
@@ -61,6 +62,12 @@ class ProviderSettings(_S):
     read_timeout_s: float | None = Field(default=300.0, gt=0)
 
 
+#: Sequences one local model decodes at once. benchmarks/local_decode.py on 2 cores: 4 gives
+#: 1.3-1.4x the total tok/s of 1 (2 and 3 gain little: llama.cpp's repacked Q4_K kernels work
+#: on 4 rows at a time), at 3x the latency of each request.
+DEFAULT_N_PARALLEL = 4
+
+
 class LocalModelSettings(_S):
     """A GGUF file assembled from PyPI part packages (offline profile)."""
 
@@ -70,8 +77,15 @@ class LocalModelSettings(_S):
     path: str | None = None
     sha256: str = ""
     size_bytes: int | None = None
-    n_ctx: int = Field(default=4096, ge=512)
-    n_threads: int | None = None
+    #: Tokens one request may hold, prompt and answer together (each parallel sequence gets this
+    #: many; memory grows with n_ctx × n_parallel).
+    n_ctx: int = Field(default=4096, ge=512, le=131072)
+    n_threads: int | None = Field(default=None, ge=1, le=256)
+    #: Requests decoded at once in the model's one llama.cpp context (continuous batching). The
+    #: provider's max_concurrency must be at least this for the batch to fill.
+    n_parallel: int = Field(default=DEFAULT_N_PARALLEL, ge=1, le=16)
+    #: Reuse the KV cache for a prompt prefix already decoded (e.g. a shared system prompt).
+    prefix_cache: bool = True
 
 
 class ModelSettings(_S):

@@ -136,18 +136,8 @@ class ModelStacks:
             )
         elif provider.kind == "local":
             from ..providers.local_llama import LocalLlamaModel
-            from ..providers.model_files import assemble_model
 
-            if ms.local is None:
-                raise ConfigError("local model without files", [(f"models.{model_id}.local", "required")])
-            path = assemble_model(ms.local, Path(self.settings.cache_dir).expanduser())
-            model = LocalLlamaModel(
-                model_id=model_id,
-                path=path,
-                n_ctx=ms.local.n_ctx,
-                n_threads=ms.local.n_threads,
-                max_output_tokens=ms.max_output_tokens,
-            )
+            model = LocalLlamaModel.from_settings(model_id, ms, Path(self.settings.cache_dir).expanduser())
         else:
             raise ConfigError(
                 "provider has no implementation here",
