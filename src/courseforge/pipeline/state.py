@@ -85,10 +85,13 @@ class PipelineContext:
     effects: Effects
     budget_usd: Decimal
     progress: Callable[[ProgressEvent], None] = lambda event: None
+    _embedder: Embedder | None = field(default=None, repr=False)
 
     def embedder(self) -> Embedder:
-        """The configured embedding model, reached through `effects`."""
-        return EffectsEmbedder(self.effects, self.settings.gates.embedding_model)
+        """The configured embedding model, reached through `effects` (one object per course)."""
+        if self._embedder is None:
+            self._embedder = EffectsEmbedder(self.effects, self.settings.gates.embedding_model)
+        return self._embedder
 
     def priority_for(self, section_type: str, critical: bool) -> tuple[str, PrioritySettings]:
         routing = self.settings.routing

@@ -13,12 +13,14 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from ..providers.base import Embedder
-from ..providers.embeddings import cosine_matrix
 from .base import Gate, GateContext, GateResult
 from .safety import sentences
 
@@ -135,6 +137,16 @@ def source_windows(sources: Mapping[str, str]) -> list[tuple[str, str]]:
     return list(_windows(tuple(sources.items()))[0])
 
 
+#: The embedded windows of recent sources, per embedder object: every lesson of a course is
+#: grounded in the same sources. Kept with the embedder it came from (a course's own, in the
+#: pipeline), so it lives and dies with it, and whether a window is embedded again depends on
+#: that embedder's history only (a Temporal workflow replays it identically).
+_UNIT_VECTORS: weakref.WeakKeyDictionary[Embedder, dict[tuple[tuple[str, str], ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_UNIT_VECTORS_KEPT = 16
+
+
 @functools.lru_cache(maxsize=64)
 def _windows(
     sources: tuple[tuple[str, str], ...],
@@ -170,13 +182,24 @@ async def ground_claims(
     """Each claim's best supporting passage and status. One batched embedding call."""
     if not claims:
         return []
-    units, unit_words = _windows(tuple(sources.items()))
+    key = tuple(sources.items())
+    units, unit_words = _windows(key)
     if not units:
         return [ClaimSupport(c, "unsupported", 0.0, 0.0) for c in claims]
-    vectors = await embedder.embed([*claims, *(u[1] for u in units)])
-    claim_vecs, unit_vecs = vectors[: len(claims)], vectors[len(claims) :]
+    memo = _UNIT_VECTORS.setdefault(embedder, {})
+    unit_matrix = memo.get(key)
+    if unit_matrix is None:
+        vectors = await embedder.embed([*claims, *(u[1] for u in units)])
+        claim_vecs, unit_matrix = vectors[: len(claims)], np.asarray(vectors[len(claims) :], dtype=float)
+        memo[key] = unit_matrix
+        while len(memo) > _UNIT_VECTORS_KEPT:
+            memo.pop(next(iter(memo)))
+    else:
+        claim_vecs = await embedder.embed(list(claims))
     out = []
-    for claim, scores in zip(claims, cosine_matrix(claim_vecs, unit_vecs), strict=True):
+    for claim, scores in zip(
+        claims, (np.asarray(claim_vecs, dtype=float) @ unit_matrix.T).tolist(), strict=True
+    ):
         best = max(range(len(units)), key=scores.__getitem__)
         words = _content_words(claim)  # as _lexical(claim, passage), best passage
         lex = max(len(words & uw) / len(words) for uw in unit_words) if words else 0.0

@@ -24,7 +24,6 @@ import json
 import re
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -420,22 +419,18 @@ class _ToxicityModel:
         np = self._np
         rows: list[int] = []
         columns: list[int] = []
-        counts: list[int] = []
         vocabulary = self._vocabulary
         for row, text in enumerate(texts):
-            seen = [
-                (vocabulary[t], n)
-                for t, n in Counter(self._token.findall(text.lower())).items()
-                if t in vocabulary
-            ]
-            rows += [row] * len(seen)
-            columns += [c for c, _ in seen]
-            counts += [n for _, n in seen]
+            found = [vocabulary[t] for t in self._token.findall(text.lower()) if t in vocabulary]
+            rows += [row] * len(found)
+            columns += found
         n = len(texts)
         decisions = np.tile(self._intercepts, (n, 1))
         if columns:
-            row_of, column_of = np.array(rows), np.array(columns)
-            values = np.array(counts, dtype=float) * self._idf[column_of]
+            # Each (text, word) once, with how often the word occurs in the text.
+            keys, counts = np.unique(np.array(rows) * len(vocabulary) + np.array(columns), return_counts=True)
+            row_of, column_of = keys // len(vocabulary), keys % len(vocabulary)
+            values = counts.astype(float) * self._idf[column_of]
             norms = np.sqrt(np.bincount(row_of, weights=values * values, minlength=n))
             values /= norms[row_of]
             np.add.at(decisions, row_of, values[:, None] * self._weights[column_of])
