@@ -14,6 +14,7 @@ import functools
 import itertools
 import re
 import weakref
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -150,15 +151,20 @@ _UNIT_VECTORS_KEPT = 16
 @functools.lru_cache(maxsize=64)
 def _windows(
     sources: tuple[tuple[str, str], ...],
-) -> tuple[tuple[tuple[str, str], ...], tuple[frozenset[str], ...]]:
-    """The windows of `sources` and each window's content words. Memoised: every lesson of a
-    course is grounded in the same sources (a pure function of them, not state of a course)."""
+) -> tuple[tuple[tuple[str, str], ...], dict[str, tuple[int, ...]]]:
+    """The windows of `sources`, and for each content word the windows it occurs in (to count a
+    claim's words per window without intersecting its words with every window). Memoised: every
+    lesson of a course is grounded in the same sources (a pure function of them)."""
     units: list[tuple[str, str]] = []
     for sid, text in sources:
         parts = sentences(text)
         units += [(sid, p) for p in parts]
         units += [(sid, f"{a} {b}") for a, b in itertools.pairwise(parts)]
-    return tuple(units), tuple(frozenset(_content_words(u[1])) for u in units)
+    postings: dict[str, list[int]] = {}
+    for i, (_, text) in enumerate(units):
+        for word in _content_words(text):
+            postings.setdefault(word, []).append(i)
+    return tuple(units), {w: tuple(ix) for w, ix in postings.items()}
 
 
 def _content_words(text: str) -> set[str]:
@@ -183,7 +189,7 @@ async def ground_claims(
     if not claims:
         return []
     key = tuple(sources.items())
-    units, unit_words = _windows(key)
+    units, postings = _windows(key)
     if not units:
         return [ClaimSupport(c, "unsupported", 0.0, 0.0) for c in claims]
     memo = _UNIT_VECTORS.setdefault(embedder, {})
@@ -202,7 +208,8 @@ async def ground_claims(
     ):
         best = max(range(len(units)), key=scores.__getitem__)
         words = _content_words(claim)  # as _lexical(claim, passage), best passage
-        lex = max(len(words & uw) / len(words) for uw in unit_words) if words else 0.0
+        hits = Counter(i for w in words for i in postings.get(w, ()))
+        lex = max(hits.values(), default=0) / len(words) if words else 0.0
         cos = scores[best]
         status: Status
         if cos >= supported or (cos >= unsupported and lex >= lexical_support):

@@ -25,7 +25,7 @@ from .base import GateContext, GateResult
 from .gates import EndingGate, evaluate_lesson
 from .grounding import ClaimSupport, GroundingGate, factual_claims, ground_claims
 from .redundancy import ConsistencyGate
-from .safety import SafetyGate
+from .safety import SafetyGate, is_warm
 
 __all__ = [
     "Judge",
@@ -137,7 +137,14 @@ async def run_lesson_gates(
     results.append(AnswerKeyGate().check(draft, GateContext()))
     results.append(exercise_coverage(draft, lesson.outcome_numbers))
     if gates.safety.enabled:
-        results.append(await blocking(safety_gate(settings).check, draft, GateContext()))
+        # In a worker thread while its word list and classifier still have to load (~1.5 s,
+        # which must not stall every other lesson on the event loop); inline once they have
+        # (a millisecond or two, like the other gates: the hop to a thread costs as much).
+        check = safety_gate(settings).check
+        if is_warm(gates.safety.allow_words):
+            results.append(check(draft, GateContext()))
+        else:
+            results.append(await blocking(check, draft, GateContext()))
     if lesson.consistency is not None:
         bound = gates.consistency.min_cosine.get(embedder.name, 0.85)
         results.append(

@@ -39,6 +39,7 @@ __all__ = [
     "SafetyGate",
     "find_pii",
     "find_toxic",
+    "is_warm",
     "luhn_ok",
     "prewarm",
     "sentences",
@@ -455,12 +456,24 @@ def _classifier() -> Any:
         return _CLASSIFIER
 
 
+def is_warm(allowed: Iterable[str] = ()) -> bool:
+    """Has everything a check with these allowed words needs been loaded (see `prewarm`)?"""
+    key = DEFAULT_ALLOWED | frozenset(allowed)
+    return _CLASSIFIER is not None and key in _WARM
+
+
+#: The allowed-word sets whose pattern is built (and the fold table with it).
+_WARM: set[frozenset[str]] = set()
+
+
 def prewarm(allowed: Iterable[str] = ()) -> None:
     """Load the word list and the classifier now (blocking: call from a worker thread), so the
     first lesson check does not pay for them."""
-    _profanity_pattern(DEFAULT_ALLOWED | frozenset(allowed))
+    key = DEFAULT_ALLOWED | frozenset(allowed)
+    _profanity_pattern(key)
     _ascii_fold()
     _classifier()
+    _WARM.add(key)
 
 
 def find_toxic(
