@@ -498,10 +498,12 @@ def find_toxic(
         if predict is False:
             notes.append("toxicity classifier unavailable (install alt-profanity-check)")
         else:
-            parts = sentences(text)
+            # A sentence is toxic when the classifier says so *and* it targets someone: only
+            # targeting sentences are worth classifying (each is classified on its own).
+            parts = [s for s in sentences(text) if _TARGETED.search(s)] if _TARGETED.search(text) else []
             if parts:
                 for sentence, prob in zip(parts, predict(parts), strict=True):
-                    if prob >= threshold and _TARGETED.search(sentence):
+                    if prob >= threshold:
                         found.append(Finding("toxicity", sentence, f"p={prob:.2f}"))
     return found, notes
 
