@@ -101,12 +101,13 @@ async def test_cache_evicts_least_recently_used() -> None:
     assert cached.stats().size == 2
 
 
-async def test_cache_returns_copies() -> None:
+async def test_cache_hands_out_vectors_nobody_can_change() -> None:
     cached = CachedEmbedder(CountingEmbedder())
     (vec,) = await cached.embed([PYTHON])
-    vec[0] = 99.0
+    with pytest.raises(TypeError):
+        vec[0] = 99.0  # type: ignore[index]
     (again,) = await cached.embed([PYTHON])
-    assert again[0] != 99.0
+    assert again == vec and again[0] != 99.0
 
 
 async def test_cache_of_nothing_calls_nothing() -> None:

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from ..errors import CourseforgeError, ProviderError, ProviderTimeout
     from ..pipeline import ProgressEvent, validate_analysis
     from ..pipeline.state import track_progress
-    from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder
+    from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Vector
     from ..resilience import BREAKER_COOLDOWN_S
     from .codec import decode_error, decode_response, decode_vectors, encode_request, error_fields
 
@@ -166,7 +166,7 @@ class ActivityEmbedder(Embedder):
         self._counters = counters
         self._cache: dict[str, list[float]] = {}
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         for start in range(0, len(missing), EMBED_BATCH):
             batch = missing[start : start + EMBED_BATCH]
@@ -179,7 +179,7 @@ class ActivityEmbedder(Embedder):
                 raise _provider_error(exc, "embedder") from None
             for text, vector in zip(batch, decode_vectors(result["vectors"]), strict=True):
                 self._cache[text] = vector
-        return [list(self._cache[t]) for t in texts]
+        return [self._cache[t] for t in texts]
 
 
 class _WorkflowClock:

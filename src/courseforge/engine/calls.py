@@ -32,7 +32,7 @@ from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
 from ..ledger import Ledger, Reservation, estimate_input_tokens, price_of, worst_case_cost
-from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage
+from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage, Vector
 from ..providers.effects import CallResult, CallSpec
 from ..resilience import (
     Clock,
@@ -176,7 +176,7 @@ class CourseCalls:
     def budget_fraction(self) -> float:
         return self.ledger.fraction_used
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
         return await self._runtime.embedder.embed(list(texts))
 
     async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from ..config import PrioritySettings, Settings
 from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag, SectionPlan
 from ..domain.drafts import LessonDraft, MetadataCoreDraft, MetadataExtrasDraft
-from ..providers import Embedder
+from ..providers import Embedder, Vector
 from ..providers.effects import Effects
 from ..quality.base import GateResult
 from ..routing import Policy
@@ -75,7 +75,7 @@ class EffectsEmbedder(Embedder):
         self._effects = effects
         self.name = name
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
         return await self._effects.embed(texts)
 
 

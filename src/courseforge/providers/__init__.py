@@ -1,6 +1,6 @@
 """Models behind one interface: OpenAI-compatible HTTP, in-process llama.cpp, embeddings."""
 
-from .base import ChatModel, ChatRequest, ChatResponse, Embedder, Message, OutputMode, Usage
+from .base import ChatModel, ChatRequest, ChatResponse, Embedder, Message, OutputMode, Usage, Vector
 from .jsontext import extract_json
 from .openai_compat import OpenAICompatModel
 
@@ -13,5 +13,6 @@ __all__ = [
     "OpenAICompatModel",
     "OutputMode",
     "Usage",
+    "Vector",
     "extract_json",
 ]

@@ -23,9 +23,12 @@ __all__ = [
     "Message",
     "OutputMode",
     "Usage",
+    "Vector",
 ]
 
 OutputMode = Literal["json_schema", "json_object", "prompt"]
+#: An embedding: unit length, read-only.
+Vector = Sequence[float]
 Role = Literal["system", "user", "assistant"]
 
 
@@ -93,8 +96,9 @@ class Embedder(abc.ABC):
     dimensions: int = 0
 
     @abc.abstractmethod
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One L2-normalised vector per text, in order."""
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        """One L2-normalised vector per text, in order. Read-only: a caching embedder hands out
+        the vectors it keeps (as tuples), not copies."""
 
     async def warm(self) -> None:
         """Load what the first `embed` would (a model's weights) ahead of time. Optional."""

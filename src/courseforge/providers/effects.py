@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..domain import CallRecord
 from ..domain.tasks import TaskId, step_key
-from .base import ChatRequest, ChatResponse
+from .base import ChatRequest, ChatResponse, Vector
 
 __all__ = ["CallResult", "CallSpec", "Effects"]
 
@@ -54,7 +54,7 @@ class Effects(Protocol):
         Raises ProviderError subclasses or BudgetExceeded."""
         ...
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    async def embed(self, texts: Sequence[str]) -> list[Vector]: ...
 
     def now_ms(self) -> float: ...
 

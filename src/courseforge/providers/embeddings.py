@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Embedder
+from .base import Embedder, Vector
 
 __all__ = [
     "CacheStats",
@@ -108,18 +108,18 @@ class SentenceTransformerEmbedder(Embedder):
         self.name = model
         self.dimensions = 384 if model == MINILM else 0  # others: known once loaded
         self._batch_size = batch_size
-        self._waiting: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        self._waiting: list[tuple[list[str], asyncio.Future[list[Vector]]]] = []
         self._draining: asyncio.Task[None] | None = None
 
     async def warm(self) -> None:
         """Load the model now (in a worker thread), so the first gate check does not pay for it."""
         await asyncio.to_thread(self._model)
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
         if not texts:
             return []
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[list[float]]] = loop.create_future()
+        future: asyncio.Future[list[Vector]] = loop.create_future()
         self._waiting.append((list(texts), future))
         if self._draining is None or self._draining.done() or self._draining.get_loop() is not loop:
             self._draining = loop.create_task(self._drain())
@@ -146,7 +146,7 @@ class SentenceTransformerEmbedder(Embedder):
             by_text = dict(zip(unique, vectors, strict=True))
             for texts, future in batch:
                 if not future.done():
-                    future.set_result([list(by_text[t]) for t in texts])
+                    future.set_result([by_text[t] for t in texts])
 
     def _model(self) -> Any:
         model = _load_model(self.name)
@@ -213,7 +213,7 @@ class HashingEmbedder(Embedder):
             raise ValueError("dimensions must be >= 2")
         self.dimensions = dimensions
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
         return [self._embed_one(text) for text in texts]
 
     def _embed_one(self, text: str) -> list[float]:
@@ -260,7 +260,7 @@ class CachedEmbedder(Embedder):
         await self.inner.warm()
         self.dimensions = self.inner.dimensions
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
         keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
         found: dict[bytes, tuple[float, ...]] = {}
         missing: dict[bytes, str] = {}  # dict keeps order and de-duplicates within the call
@@ -282,7 +282,7 @@ class CachedEmbedder(Embedder):
                 found[key] = self._cache[key] = tuple(new)
             while len(self._cache) > self._max_items:
                 self._cache.popitem(last=False)
-        return [list(found[key]) for key in keys]
+        return [found[key] for key in keys]
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
