@@ -81,7 +81,7 @@ def lesson_prompts() -> list[list[Message]]:
                     sibling_titles=["Another lesson"],
                     words=(80, 200),
                     style="",
-                    max_exercises=2,
+                    exercises=(1, 2),
                 )
             )
     return prompts

@@ -35,7 +35,9 @@ _CHARS_PER_WORD_MIN, _CHARS_PER_WORD_MAX = 7, 5
 
 
 @functools.lru_cache(maxsize=8)
-def lesson_schema(min_words: int, max_words: int, max_exercises: int = 4) -> dict[str, Any]:
+def lesson_schema(
+    min_words: int, max_words: int, max_exercises: int = 4, min_exercises: int = 1
+) -> dict[str, Any]:
     """The lesson schema with `content` bounded by the configured word range, so a grammar-
     constrained model physically cannot run long, and a hosted one is told the same bounds."""
     schema = json_schema_of(LessonDraft)
@@ -46,6 +48,7 @@ def lesson_schema(min_words: int, max_words: int, max_exercises: int = 4) -> dic
     )
     exercises = schema["properties"]["exercises"]
     exercises["maxItems"] = max(exercises["minItems"], min(exercises["maxItems"], max_exercises))
+    exercises["minItems"] = min(exercises["maxItems"], max(exercises["minItems"], min_exercises))
     return schema
 
 
@@ -99,7 +102,9 @@ async def generate_lesson(
     assert state.core is not None and state.extras is not None
     outcomes = [(n, state.outcomes[n - 1]) for n in slot.outcome_numbers]
     siblings = [s.title for s in state.slots_in(slot.section_index) if s.id != slot.id]
-    words = (ctx.settings.gates.lesson_min_words, ctx.settings.gates.lesson_max_words)
+    gates = ctx.settings.gates
+    words = (gates.lesson_min_words, gates.lesson_max_words)
+    outline = [(p.title, [lp.title for lp in p.lessons]) for p in state.plans]
     task = TaskId.lesson_task(slot.id, round=0 if slot.task_tag else slot.rounds, tag=slot.task_tag)
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
@@ -118,13 +123,16 @@ async def generate_lesson(
             sibling_titles=siblings,
             words=words,
             style=state.extras.style_guidelines if state.extras else "",
+            outline=outline,
             feedback=note,
-            max_exercises=ctx.settings.gates.max_exercises,
+            exercises=(gates.min_exercises, gates.max_exercises),
         )
         return ChatRequest(
             messages,
             json_schema=lesson_schema_for(
-                lesson_schema(*words, ctx.settings.gates.max_exercises), slot.outcome_numbers, source_ids
+                lesson_schema(*words, gates.max_exercises, gates.min_exercises),
+                slot.outcome_numbers,
+                source_ids,
             ),
             schema_name="lesson",
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),

@@ -126,6 +126,25 @@ def metadata_extras_messages(analysis: AnalysisResult, lessons: int, feedback: s
     return [_system(analysis), Message("user", _with_brief(text, brief, feedback))]
 
 
+def course_context(
+    analysis: AnalysisResult, course_title: str, outline: Sequence[tuple[str, Sequence[str]]], style: str
+) -> Message:
+    """The system message every lesson of a course shares, word for word: who the course is
+    for, its title, and its outline (each section with its lesson titles). Shared, it is a
+    prefix a local model decodes once and a hosted provider can cache; the lesson's own brief
+    follows in the user message."""
+    base = _system(analysis, style).content
+    lines = [
+        f"{base}",
+        "",
+        f"You are writing one lesson of the course {course_title!r} on {analysis.topic!r}.",
+        "Outline:",
+    ]
+    for number, (section, lessons) in enumerate(outline, start=1):
+        lines.append(f"{number}. {section}: " + "; ".join(lessons))
+    return Message("system", "\n".join(lines))
+
+
 def lesson_messages(
     *,
     analysis: AnalysisResult,
@@ -137,8 +156,9 @@ def lesson_messages(
     sibling_titles: Sequence[str],
     words: tuple[int, int],
     style: str,
+    outline: Sequence[tuple[str, Sequence[str]]] = (),
     feedback: str = "",
-    max_exercises: int = 4,
+    exercises: tuple[int, int] = (1, 4),
 ) -> list[Message]:
     brief: dict[str, Any] = {
         "task": "lesson",
@@ -160,14 +180,18 @@ def lesson_messages(
             {"id": m.id, "title": m.title, "excerpt": m.text[:600]} for m in analysis.source_material[:6]
         ]
     numbers = ", ".join(str(n) for n, _ in outcomes)
+    count = f"{exercises[0]}" if exercises[0] == exercises[1] else f"{exercises[0]} to {exercises[1]}"
     text = (
-        f"Write the lesson {lesson_title!r} in the section {section.title!r} of the course "
-        f"{course_title!r}. The content is markdown of {words[0]} to {words[1]} words that teaches "
-        f"the lesson's outcomes ({numbers}) directly, with a concrete example. Then write 1 to "
-        f"{max_exercises} exercises; each names in `outcome` the number of the outcome it assesses, and together "
-        "they assess every outcome of this lesson. A multiple_choice exercise has 3-5 options and "
-        "its answer is one option copied exactly. Do not repeat the other lessons of the section."
+        f"Write the lesson {lesson_title!r} in the section {section.title!r}. The content is markdown "
+        f"of {words[0]} to {words[1]} words that teaches the lesson's outcomes ({numbers}) directly: "
+        "a short introduction, the explanation, a concrete worked example, a common mistake to "
+        "avoid, and a one-paragraph summary; end with a complete sentence. Then write "
+        f"{count} exercises; each names in `outcome` the number of the outcome it assesses, and "
+        "together they assess every outcome of this lesson. A multiple_choice exercise has 3-5 "
+        "options and its answer is one option copied exactly; every explanation justifies its "
+        "own answer. Do not repeat the other lessons of the section."
     )
     if analysis.source_material:
         text += " Base facts on the sources and list the ids of the sources you used in `citations`."
-    return [_system(analysis, style), Message("user", _with_brief(text, brief, feedback))]
+    system = course_context(analysis, course_title, outline, style) if outline else _system(analysis, style)
+    return [system, Message("user", _with_brief(text, brief, feedback))]
