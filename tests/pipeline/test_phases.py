@@ -368,6 +368,34 @@ async def test_failed_slot_is_regenerated_in_a_later_round() -> None:
     assert [len(s.lessons) for s in course.sections] == rig.state.lesson_counts
 
 
+async def test_a_failed_lesson_is_regenerated_a_tier_above_where_it_failed() -> None:
+    # S1 is a warmup section: its supplementary lessons start on the cheap tier and may not
+    # escalate within an attempt. A lesson the cheap model can never answer in JSON fails
+    # phase 3; repeating the same calls in phase 5 would pay for the same failure again.
+    rig = Rig()
+    author = CourseAuthor()
+    cheap = rig.settings.routing.tiers["cheap"]
+
+    def cheap_writes_prose(request: ChatRequest) -> Any:
+        if request.tags.get("task", "").startswith("lesson:S1-L2"):
+            return "Sorry, I would rather write prose."
+        return author(request)
+
+    rig.models[cheap]._script = cheap_writes_prose
+    await rig.through_lessons()
+    slot = rig.state.slots["S1-L2"]
+    assert slot.status == "failed"
+    assert {rig.tier_of(r.model) for r in rig.records("lesson:S1-L2", phase="lessons")} == {"cheap"}
+    await run_quality(rig.state, rig.ctx)
+    await run_completeness(rig.state, rig.ctx)
+    assert slot.status == "accepted" and slot.start_tier == "cheap" and slot.tier == "mid"
+    again = rig.records("lesson:S1-L2/r1")
+    assert again and {rig.tier_of(r.model) for r in again} == {"mid"}
+    [step] = [d for d in rig.state.decisions if d.task == "lesson:S1-L2/r1" and d.action == "escalate"]
+    assert step.tier == "mid" and step.inputs["from_tier"] == "cheap"
+    assert not rig.state.failure
+
+
 async def test_section_that_never_works_fails_the_course_naming_it() -> None:
     rig = Rig()
     author = CourseAuthor()

@@ -11,6 +11,7 @@ from ..domain import ReviewFlag
 from ..domain.report import Decision
 from ..quality.base import GateResult, uncertainty
 from ..quality.coverage import completeness_problems, outcome_problems
+from ..routing import next_tier
 from .lessons import generate_lessons
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
@@ -55,9 +56,11 @@ async def run_completeness(state: CourseState, ctx: PipelineContext) -> CourseSt
             break
         ctx.progress(ProgressEvent("completeness", "info", f"round {round_no}: " + "; ".join(problems)))
         todo: list[LessonSlot] = []
+        ladder = ctx.settings.routing.ladder
         for slot in failed:
             slot.rounds += 1
             slot.feedback = "An earlier attempt at this lesson failed; follow the brief exactly."
+            slot.floor_tier = next_tier(ladder, slot.round_start_tier)
             todo.append(slot)
         _, assessed = coverage(state)
         retry_ids = {s.id for s in todo}

@@ -18,7 +18,15 @@ from ..errors import RunError
 from ..ledger import estimate_input_tokens
 from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
-from ..routing import BLOOM_RANK, TaskProfile, Verdict, estimate_complexity, route_task, run_cascade
+from ..routing import (
+    BLOOM_RANK,
+    TaskProfile,
+    Verdict,
+    estimate_complexity,
+    route_task,
+    run_cascade,
+    tier_rank,
+)
 from .lesson_checks import check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
 from .prompts import lesson_messages
@@ -154,6 +162,26 @@ async def generate_lesson(
     start_tier = route.tier
     ceiling = ctx.policy(priority)().ceiling
     ladder = ctx.settings.routing.ladder
+    state.decisions.append(
+        Decision(
+            task=task.key(),
+            action="route",
+            tier=route.tier,
+            reason=route.reason,
+            inputs={**route.inputs, "priority": priority_name},
+        )
+    )
+    if slot.floor_tier and tier_rank(ladder, start_tier) < tier_rank(ladder, slot.floor_tier):
+        state.decisions.append(
+            Decision(
+                task=task.key(),
+                action="escalate",
+                tier=slot.floor_tier,
+                reason=f"its generation from {slot.round_start_tier} failed: starting a tier higher",
+                inputs={"from_tier": start_tier, "round": round},
+            )
+        )
+        start_tier = slot.floor_tier
     if ceiling and start_tier in ladder and ladder.index(start_tier) > ladder.index(ceiling):
         # Near the budget cap new tasks start no higher than the step-down tier.
         state.decisions.append(
@@ -165,17 +193,9 @@ async def generate_lesson(
             )
         )
         start_tier = ceiling
-    state.decisions.append(
-        Decision(
-            task=task.key(),
-            action="route",
-            tier=route.tier,
-            reason=route.reason,
-            inputs={**route.inputs, "priority": priority_name},
-        )
-    )
     if not slot.start_tier:
         slot.start_tier = start_tier
+    slot.round_start_tier = start_tier
     # Self-consistency: on a sampled tier each attempt draws several answers; how far they
     # disagreed travels with the chosen draft to its check (this lesson's own variable).
     sampled = is_sampled(ctx, spec.section_type, spec.critical)

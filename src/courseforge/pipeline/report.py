@@ -18,6 +18,7 @@ from ..domain import CallRecord, Course, Decision, LessonGates, Report
 from ..domain.quality import QualitySummary
 from ..domain.tasks import TaskId
 from ..ledger import Ledger
+from ..routing import tier_rank
 from .assemble import lesson_gate_report
 from .state import CourseState
 
@@ -27,13 +28,7 @@ __all__ = [
     "lesson_rates",
     "quality_summary",
     "recompute_totals",
-    "tier_rank",
 ]
-
-
-def tier_rank(ladder: Sequence[str], tier: str) -> int:
-    """A tier's place on the ladder; a tier off it (long context) counts as the top."""
-    return ladder.index(tier) if tier in ladder else len(ladder) - 1
 
 
 def _rate(count: int, of: int) -> float | None:

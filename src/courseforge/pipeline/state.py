@@ -131,6 +131,11 @@ class LessonSlot:
     gates: list[GateResult] = field(default_factory=list)
     #: The tier its first generation started on (escalation is measured from it).
     start_tier: str = ""
+    #: The tier its latest generation started on.
+    round_start_tier: str = ""
+    #: The lowest tier its next generation may start on: a failed lesson is regenerated a tier
+    #: above where it failed, never by repeating the calls that failed (seed 000: limited escalation).
+    floor_tier: str = ""
     tier: str = ""
     model: str = ""
     attempts: int = 0

@@ -1,7 +1,7 @@
 """Pre-routing (a score and thresholds) and the cascade (falls back on errors and rejections)."""
 
 from .cascade import TaskResult, Verdict, run_cascade
-from .ladder import Attempt, Policy, Step, next_step
+from .ladder import Attempt, Policy, Step, next_step, next_tier, tier_rank
 from .prerouting import BLOOM_RANK, Route, TaskProfile, estimate_complexity, route_score, route_task
 
 __all__ = [
@@ -15,7 +15,9 @@ __all__ = [
     "Verdict",
     "estimate_complexity",
     "next_step",
+    "next_tier",
     "route_score",
     "route_task",
     "run_cascade",
+    "tier_rank",
 ]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Attempt", "AttemptKind", "Policy", "Step", "StepAction", "next_step"]
+__all__ = ["Attempt", "AttemptKind", "Policy", "Step", "StepAction", "next_step", "next_tier", "tier_rank"]
 
 AttemptKind = Literal["ok", "schema", "gate", "provider", "budget"]
 StepAction = Literal["accept", "retry", "escalate", "fallback", "flag", "fail"]
@@ -44,9 +44,17 @@ class Step:
     reason: str
 
 
-def _index(ladder: Sequence[str], tier: str) -> int:
-    # A tier off the ladder (long_context) counts as the top: there is nothing above it.
+def tier_rank(ladder: Sequence[str], tier: str) -> int:
+    """A tier's place on the ladder; a tier off it (long context) counts as the top: there is
+    nothing above it."""
     return ladder.index(tier) if tier in ladder else len(ladder) - 1
+
+
+def next_tier(ladder: Sequence[str], tier: str) -> str:
+    """The tier above `tier` (the top, or a tier off the ladder, stays where it is)."""
+    if tier not in ladder:
+        return tier
+    return ladder[min(ladder.index(tier) + 1, len(ladder) - 1)]
 
 
 def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -> Step:
@@ -72,8 +80,8 @@ def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -
     if policy.ceiling is not None and policy.ceiling in ladder:
         top = min(top, ladder.index(policy.ceiling))
     if not policy.escalate:
-        top = min(top, _index(ladder, history[0].tier))
-    here = _index(ladder, last.tier)
+        top = min(top, tier_rank(ladder, history[0].tier))
+    here = tier_rank(ladder, last.tier)
     higher = ladder[here + 1] if here + 1 <= top and last.tier in ladder else None
     same_tier = sum(1 for a in history if a.tier == last.tier)
 
@@ -94,8 +102,8 @@ def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -
         if higher:
             return Step("escalate", higher, "schema validation failed: escalating at once")
         if same_tier < policy.per_tier_attempts:
-            return Step("retry", last.tier, "schema validation failed on the top tier: retrying")
-        return give_up("schema validation kept failing on the top tier")
+            return Step("retry", last.tier, "schema validation failed on the highest tier allowed: retrying")
+        return give_up("schema validation kept failing on the highest tier allowed")
 
     # A gate rejected the answer.
     if last.severe and higher:
