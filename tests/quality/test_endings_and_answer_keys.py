@@ -14,19 +14,29 @@ from courseforge.quality.gates import EndingGate, trim_to_complete, unfinished
 
 CUT = [
     # Seen offline: the grammar's character bound cut the prose.
-    ("To print text, type the following code: ```python print(", "mid-sentence"),
+    ("To print text, type the following code: ```python print(", "code span"),
     ("An if statement chooses a branch. In this example, the program", "mid-sentence"),
     ("Loops repeat work.\n\n```python\nfor i in range(3):\n    print(i)", "code block"),
-    ("Dictionaries map keys to values. Use `d[key] =", "mid-sentence"),
+    ("Dictionaries map keys to values. Use `d[key] =", "code span"),
+    # Seen offline at 80-200 words (issue 13's second demo): a list item, an announcement, a
+    # code span the bound cut.
+    ("Practice:\n\n1. Print a list.\n2. Write a function `add_to_list` that takes", "mid-sentence"),
+    ("Dictionaries store pairs. Here's an example of how to use dictionaries in Python:", "announcing"),
+    ("In the `script.py` file, write the following code:", "announcing"),
+    ("Lists hold items.\n\nThe method `append", "code span"),
+    ("Remember:\n\n- use four spaces\n- end a block with a blank line", "mid-sentence"),
+    ("Loops repeat work.\n\n## Summary", "mid-sentence"),
 ]
 CLEAN = [
     "A loop repeats work. It stops when the condition is false.",
     "Run it:\n\n```python\nprint('hi')\n```",
-    "Remember:\n\n- use four spaces\n- end a block with a blank line",
+    "Remember:\n\n- use four spaces.\n- end a block with a blank line.",
     'He said "stop."',
     "The list is [1, 2, 3].",
     "## Summary\n\nThat is all!",
-    "Try these steps:",
+    "Call `print()`.",
+    "| loop | repeats |\n|---|---|\n| for | items |",
+    "It ran in 2020.",
 ]
 
 
@@ -50,6 +60,13 @@ def test_complete_lessons_are_left_alone(content: str) -> None:
         (CUT[2][0], "Loops repeat work."),  # the unfinished code block goes whole
         ("Intro.\n\n```python\nx = 1\n```\n\nThen the program", "Intro.\n\n```python\nx = 1\n```"),
         ("We met Dr. Smith. He said hi and", "We met Dr. Smith."),  # not cut after "Dr."
+        (
+            "Lists hold items.\n\n1. Append one.\n2. Write a function that",
+            "Lists hold items.\n\n1. Append one.",
+        ),
+        ("It ran in 2020. Then the", "It ran in 2020."),  # a year's period ends a sentence
+        ("Intro.\n\n3. Write the", "Intro."),  # a list marker's period does not
+        (CUT[5][0], "Dictionaries store pairs."),  # the announcement goes
     ],
 )
 def test_trimming_ends_at_the_last_complete_sentence(content: str, trimmed: str | None) -> None:

@@ -415,3 +415,22 @@ def test_repair_exercise_does_not_snap_when_two_options_are_equally_close() -> N
     assert reason is not None and "short_answer" in reason
     assert exercise.type == "short_answer" and exercise.answer == "A for loop"
     assert not quality.gates._exercise_problems(exercise)
+
+
+@pytest.mark.parametrize(
+    ("answer", "fixed"),
+    [("Yes", "true"), ("no.", "false"), ("Incorrect", "false"), ("True", "True"), ("C", "C")],
+)
+def test_repair_exercise_writes_a_yes_no_true_false_answer_as_true_or_false(answer: str, fixed: str) -> None:
+    # Seen offline: the 1.5B model answered true_false exercises "Yes" (issue 13's second demo).
+    exercise = ExerciseDraft(
+        type="true_false",
+        question="A for loop can visit every item of a list.",
+        answer=answer,
+        explanation="A for loop visits each item in turn.",
+        outcome=1,
+    )
+    reason = quality.gates.repair_exercise(exercise)
+    assert exercise.answer == fixed
+    assert (reason is not None) == (fixed != answer)
+    assert bool(quality.gates._exercise_problems(exercise)) == (fixed == "C")

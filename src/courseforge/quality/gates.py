@@ -95,9 +95,12 @@ class LengthGate(Gate[LessonLike]):
         return GateResult(self.name, not reasons, float(n), reasons, _verdict(not reasons), threshold=nearest)
 
 
-#: A line that ends a text cleanly: a sentence end (with closing quotes, brackets or a code
-#: span after it), a closed code fence, a heading, a list item or a table row.
-_CLEAN_END = re.compile(r"""(?:[.!?…:;][)\]"'”’»`*_]*|```|^\s*(?:#+\s.*|[-*+]\s.*|\d+[.)]\s.*|\|.*\|))\s*$""")
+#: A last line that ends a text cleanly: a sentence end other than a colon (with closing
+#: quotes, brackets, emphasis or a code span after it), a closed code fence, or a table row. A
+#: heading or a list item ends a lesson only as a sentence does: "3. Write a function that takes"
+#: was cut, and so was a lesson whose last line announces ("…the following code:") what never came.
+_CLEAN_END = re.compile(r"""(?:[.!?…;][)\]"'”’»`*_]*|```|^\s*\|.*\|)\s*$""")
+_ANNOUNCES = re.compile(r""":[)\]"'”’»`*_]*\s*$""")
 _FENCE = re.compile(r"^\s*```", re.MULTILINE)
 _SENTENCE_END = re.compile(r"""[.!?…][)\]"'”’»`*_]*(?=\s)""")
 #: Words a period follows without ending the sentence.
@@ -105,17 +108,26 @@ _ABBREVIATIONS = frozenset(
     ["dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "cf", "fig", "no", "approx"]
 )
 _WORD_BEFORE = re.compile(r"([\w.]+)[.!?…][)\]\"'”’»`*_]*$")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s*$")
 
 
 def unfinished(content: str) -> str | None:
-    """Why `content` stops before it ends — inside a code block, or mid-sentence — or None.
-    (A length bound, a token limit or a model that gave up can all cut a lesson off.)"""
+    """Why `content` stops before it ends — inside a code block or a code span, mid-sentence,
+    or announcing what never comes — or None. (A length bound, a token limit or a model that
+    gave up can all cut a lesson off.)"""
     if len(_FENCE.findall(content)) % 2:
         return "it ends inside an unfinished code block"
     lines = [line for line in content.rstrip().splitlines() if line.strip()]
-    if lines and not _CLEAN_END.search(lines[-1]):
-        return f"it ends mid-sentence ('…{_short(lines[-1][-40:], 40)}')"
-    return None
+    if not lines:
+        return None
+    last = lines[-1]
+    if not last.strip().startswith("```") and last.count("`") % 2:
+        return f"it ends inside a code span ('…{_short(last[-40:], 40)}')"
+    if _CLEAN_END.search(last) and not _LIST_MARKER.match(last):
+        return None
+    if _ANNOUNCES.search(last):
+        return f"it ends announcing what never comes ('…{_short(last[-40:], 40)}')"
+    return f"it ends mid-sentence ('…{_short(last[-40:], 40)}')"
 
 
 def trim_to_complete(content: str) -> str | None:
@@ -139,7 +151,7 @@ def trim_to_complete(content: str) -> str | None:
     ends = [
         m.end()
         for m in _SENTENCE_END.finditer(text + " ")
-        if m.end() > floor and not _abbreviation(text[: m.end()])
+        if m.end() > floor and not _abbreviation(text[: m.end()]) and not _list_marker_at(text, m.end())
     ]
     if closed:
         ends.append(floor)
@@ -148,6 +160,11 @@ def trim_to_complete(content: str) -> str | None:
         if trimmed and unfinished(trimmed) is None:
             return trimmed
     return None
+
+
+def _list_marker_at(text: str, end: int) -> bool:
+    """Is the "sentence end" before `end` only a numbered list's marker ("3.")?"""
+    return bool(_LIST_MARKER.match(text[text.rfind("\n", 0, end) + 1 : end]))
 
 
 def _abbreviation(text: str) -> bool:
@@ -208,12 +225,22 @@ def _exercise_problems(exercise: ExerciseLike) -> list[str]:
 SNAP_RATIO = 90.0
 
 
+_TRUE_FALSE_WORDS = {"yes": "true", "no": "false", "correct": "true", "incorrect": "false"}
+
+
 def repair_exercise(exercise: ExerciseDraft) -> str | None:
     """Rule fixes for the answer-key slips small models make, so they cost no regeneration:
     an answer that is one option with a slip is snapped to it; a multiple_choice with fewer than
     two distinct options, or an answer matching none, becomes a short_answer keeping the model's
     own question and answer (options it did not answer from are dropped, never invented).
+    A true_false answered "yes"/"no" (or "correct"/"incorrect") becomes "true"/"false".
     Returns what was changed (for the decision log), or None."""
+    if exercise.type == "true_false":
+        meant = _TRUE_FALSE_WORDS.get(_norm(exercise.answer).rstrip(".!"))
+        if meant is None:
+            return None
+        before, exercise.answer = exercise.answer, meant
+        return f"true_false answer {_short(before, 40)!r} written as {meant!r}"
     if exercise.type != "multiple_choice" or not exercise.answer.strip():
         return None
     options = list(exercise.options or [])
