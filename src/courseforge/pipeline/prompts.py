@@ -135,7 +135,7 @@ def course_context(
     follows in the user message."""
     base = _system(analysis, style).content
     lines = [
-        f"{base}",
+        base,
         "",
         f"You are writing one lesson of the course {course_title!r} on {analysis.topic!r}.",
         "Outline:",
