@@ -12,11 +12,13 @@ OUT ?= out
 
 .PHONY: setup setup-core deps-system demo test test-fast lint bench clean
 
-# Debian packages the tests start servers from (PostgreSQL and Redis on 127.0.0.1). Idempotent: installs
-# only what is missing, and only as root (elsewhere it says what to install and goes on; the
-# tests that need a missing server skip and name it).
-SYSTEM_PACKAGES ?= postgresql redis-server
-SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server
+# Debian packages the tests start servers and programs from (PostgreSQL and Redis on 127.0.0.1,
+# headless Chromium for the browser tests, Prometheus and promtool for the metrics and alert
+# rules, Node.js for the SCORM run-time). Idempotent: installs only what is missing, and only as
+# root (elsewhere it says what to install and goes on; the tests that need a missing program skip
+# and name it).
+SYSTEM_PACKAGES ?= postgresql redis-server chromium prometheus
+SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/bin/chromium /usr/bin/promtool
 
 deps-system:
 	@missing=""; for b in $(SYSTEM_BINARIES); do [ -e "$$b" ] || missing=yes; done; \
