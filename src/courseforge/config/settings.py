@@ -151,6 +151,10 @@ class RoutingSettings(_S):
     )
     #: Lesson generations in flight at once across the course.
     max_parallel_tasks: int = Field(default=16, ge=1, le=512)
+    #: Lessons whose parallel run failed are retried one at a time before phase 5 (seed 003).
+    sequential_fallback: bool = True
+    #: The sequential retry's per-call timeout: this times the priority's `timeout_s`.
+    sequential_timeout_factor: float = Field(default=2.0, ge=1, le=10)
     #: Rounds of phase-5 repair (generate missing, regenerate failed) before giving up.
     completeness_rounds: int = Field(default=2, ge=0, le=5)
     temperature: float = Field(default=0.7, ge=0, le=2)

@@ -14,7 +14,7 @@ from typing import Any
 from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
-from ..errors import RunError
+from ..errors import BadResponse, ProviderError
 from ..ledger import estimate_input_tokens
 from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
@@ -101,9 +101,14 @@ async def generate_lesson(
     sem: asyncio.Semaphore,
     phase: str,
     round: int = 0,
+    *,
+    sequential: bool = False,
 ) -> None:
     """Generate one slot through the cascade (`phase`/`round`: where it runs, for the report);
-    the slot ends accepted, flagged (best attempt kept) or failed. Never raises a RunError."""
+    the slot ends accepted, flagged (best attempt kept) or failed. Never raises an `Exception`
+    (a provider error, an embedder crash, a bug in a gate): that lesson fails, the course goes on.
+    `sequential`: the fallback run after a failed parallel one, with the priority's longer
+    timeout (`routing.sequential_timeout_factor` times its `timeout_s`)."""
     analysis = state.analysis
     spec = analysis.sections[slot.section_index]
     plan = state.plans[slot.section_index]
@@ -117,6 +122,9 @@ async def generate_lesson(
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
     source_ids = [m.id for m in analysis.source_material]
+    timeout_s = priority.timeout_s
+    if sequential and timeout_s is not None:
+        timeout_s *= ctx.settings.routing.sequential_timeout_factor
 
     def build(tier: str, attempt: int, feedback: str) -> ChatRequest:
         model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
@@ -145,7 +153,7 @@ async def generate_lesson(
             schema_name="lesson",
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
             temperature=ctx.settings.routing.temperature,
-            timeout_s=priority.timeout_s,
+            timeout_s=timeout_s,
             tags={"phase": phase, "task": task.key(), "max_retries": str(priority.retries)},
         )
 
@@ -229,15 +237,26 @@ async def generate_lesson(
                 check=check,
                 call=sampling_call if sampled else ctx.effects.call,
             )
-        except RunError as exc:  # isolation: one lesson's failure is recorded, never raised
-            slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
+            slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
+            slot.transient_failure = True
+            state.decisions.append(
+                Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
+            )
             return
     state.decisions += result.decisions
     slot.attempts += result.attempts
     slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
     if result.value is None:
         slot.status = "failed"
+        # A model that answered badly (or a refusal) would answer so again: only transport
+        # failures are worth the sequential fallback.
+        slot.transient_failure = any(
+            isinstance(e, ProviderError) and e.retryable and not isinstance(e, BadResponse)
+            for e in result.errors
+        )
         return
+    slot.transient_failure = False
     slot.draft = result.value
     slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
     slot.status = "accepted" if result.status == "accepted" else "flagged"
@@ -247,19 +266,46 @@ async def generate_lesson(
 async def generate_lessons(
     state: CourseState, ctx: PipelineContext, slots: list[LessonSlot], phase: str, round: int = 0
 ) -> None:
+    """`slots` generated concurrently; those whose parallel run failed for a transient reason (a
+    timeout, a dropped connection, a rate limit, an exception) are then retried one at a time
+    with the longer timeout (seed 003, risk 3: fall back to sequential for failed sections)
+    before phase 5 sees them failed. A lesson the model answered badly is not: repeating those
+    calls would pay for the same failure again (phase 5 regenerates it a tier higher)."""
     sem = asyncio.Semaphore(ctx.settings.routing.max_parallel_tasks)
     total, done = len(slots), 0
 
-    async def one(slot: LessonSlot) -> None:
+    async def one(slot: LessonSlot, lock: asyncio.Semaphore, sequential: bool = False) -> None:
         nonlocal done
         started = ctx.effects.now_ms()
         attempts = slot.attempts
-        await generate_lesson(state, slot, ctx, sem, phase, round)
+        await generate_lesson(state, slot, ctx, lock, phase, round, sequential=sequential)
         done += 1
         took = (ctx.effects.now_ms() - started) / 1000
         tried = slot.attempts - attempts
         where = f"{slot.tier}, " if slot.tier else ""
-        message = f"{slot.id} {slot.status} ({where}{tried} attempt{'s' if tried != 1 else ''}, {took:.1f} s)"
+        how = "sequential fallback: " if sequential else ""
+        message = (
+            f"{how}{slot.id} {slot.status} ({where}{tried} attempt{'s' if tried != 1 else ''}, {took:.1f} s)"
+        )
         ctx.progress(ProgressEvent(phase, "task_done", message, slot.id, done, total))
 
-    await asyncio.gather(*(one(s) for s in slots))
+    await asyncio.gather(*(one(s, sem) for s in slots))
+    failed = [s for s in slots if s.status == "failed" and s.transient_failure]
+    if not failed or not ctx.settings.routing.sequential_fallback:
+        return
+    total += len(failed)
+    alone = asyncio.Semaphore(1)
+    for slot in failed:
+        # A new round of its own (new step keys): the failed calls are not replayed as failures.
+        slot.rounds += 1
+        state.decisions.append(
+            Decision(
+                task=f"lesson:{slot.id}",
+                action="sequential_fallback",
+                tier="",
+                reason=f"parallel run failed ({slot.reason or 'no usable draft'}): retried alone "
+                f"with {ctx.settings.routing.sequential_timeout_factor:g}x the priority's timeout",
+                inputs={"phase": phase, "round": round},
+            )
+        )
+        await one(slot, alone, sequential=True)

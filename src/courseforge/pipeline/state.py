@@ -144,6 +144,9 @@ class LessonSlot:
     #: Extra instruction for the next generation (e.g. "too close to lesson S1-L2").
     feedback: str = ""
     reason: str = ""
+    #: Its last run failed for a reason another run may not meet (a timeout, a dropped
+    #: connection, a rate limit, an exception): worth the sequential fallback (seed 003, risk 3).
+    transient_failure: bool = False
     #: Names a generation outside the phases (a reviewer's request), so its calls get their own
     #: step keys: "lesson:S1-L2/<tag>".
     task_tag: str = ""
