@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "CompletenessSettings",
     "ConsistencySettings",
     "GroundingSettings",
     "JudgeSettings",
@@ -102,6 +103,23 @@ class RedundancySettings(_S):
         default_factory=lambda: {"all-MiniLM-L6-v2": 0.90, "hashing": 0.9}
     )
     exercise_lexical: float = Field(default=80, ge=0, le=100)
+
+
+class CompletenessSettings(_S):
+    """Phase 5 beyond counting (seed 000): gap lessons, token bounds, course-level similarity."""
+
+    #: Tier that identifies the missing lessons (seed 000: OSS 120B, the mid tier).
+    gap_tier: str = "mid"
+    #: Most lessons phase 5 may add to one course.
+    max_gap_lessons: int = Field(default=10, ge=0, le=50)
+    #: Tokens of one lesson (content and exercises) outside [low, high] flag it.
+    lesson_tokens: tuple[int, int] = (60, 3000)
+    #: Tokens of the whole course's lessons outside [low, high] flag the course.
+    course_tokens: tuple[int, int] = (300, 250_000)
+    #: Mean lesson-to-outcome similarity the course needs, per embedding model (seed 000: 0.75
+    #: for its model). Missing model: that model's `gates.similarity` pass mark. Below it, the
+    #: lessons under it are regenerated on the top ladder tier, once (targeted regeneration).
+    course_similarity: dict[str, float] = Field(default_factory=dict)
 
 
 class SafetySettings(_S):

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .quality_settings import (
+    CompletenessSettings,
     ConsistencySettings,
     GroundingSettings,
     JudgeSettings,
@@ -202,6 +203,7 @@ class GateSettings(_S):
     grounding: GroundingSettings = Field(default_factory=GroundingSettings)
     redundancy: RedundancySettings = Field(default_factory=RedundancySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
 
 
 class BudgetSettings(_S):

@@ -71,6 +71,8 @@ class CourseAuthor:
             return json.dumps(self.lesson(brief))
         if task == "judge":
             return json.dumps(self.judge(brief))
+        if task == "gaps":
+            return json.dumps(self.gaps(brief))
         raise ValueError(f"CourseAuthor cannot answer task {task!r}")
 
     def metadata_core(self, brief: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +125,37 @@ class CourseAuthor:
             "time_estimate_minutes": 25 * int(brief["lessons"]),
             "style_guidelines": "Short paragraphs, one concrete example per idea, plain language.",
         }
+
+    def gaps(self, brief: dict[str, Any]) -> dict[str, Any]:
+        """Phase 5's missing lessons: one per empty section and untaught outcome, then enough
+        more (in the sections with fewest lessons) to reach `needed`; outcome k belongs to
+        section k, as `metadata_core` writes them."""
+        sections, n_out = brief["sections"], max(1, len(brief["outcomes"]))
+        counts = [len(s["lessons"]) for s in sections]
+        planned: list[dict[str, Any]] = []
+
+        def add(si: int, outcome: int) -> None:
+            s = sections[si]
+            counts[si] += 1
+            concept = s["key_concepts"][counts[si] % len(s["key_concepts"])]
+            angle = _ANGLES[counts[si] % len(_ANGLES)]
+            planned.append(
+                {
+                    "section": si + 1,
+                    "title": f"{concept.capitalize()}: {angle} ({s['title']}, part {counts[si]})",
+                    "outcomes": [outcome],
+                }
+            )
+
+        for number in brief.get("empty_sections", []):
+            add(number - 1, min(number, n_out))
+        for n in brief.get("untaught", []):
+            if not any(n in p["outcomes"] for p in planned):
+                add((n - 1) % len(sections), n)
+        while len(planned) < brief.get("needed", 0):
+            si = min(range(len(sections)), key=counts.__getitem__)
+            add(si, min(si + 1, n_out))
+        return {"lessons": planned}
 
     def judge(self, brief: dict[str, Any]) -> dict[str, Any]:
         """A satisfied reviewer: 4/4/4, every answer key right, every claim supported."""
