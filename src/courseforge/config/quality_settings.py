@@ -33,8 +33,10 @@ class JudgeSettings(_S):
     prefer_other_family: bool = True
     #: Tiers the judge may be moved to for a different family (empty: every configured tier).
     candidate_tiers: list[str] = Field(default_factory=list)
-    #: Stronger tier re-judging the calibration sample (seed 000: OSS 120B on a sample).
-    strong_tier: str | None = "mid"
+    #: Reference judge of the calibration sample (seed 000: "a stronger model as ground truth"):
+    #: this tier, unless its model is of the generator's family (then the dearest tier of
+    #: another family at least as dear as the judge). Its verdict is recorded, never substituted.
+    strong_tier: str | None = "premium"
     #: Share of lessons judged by both judges (seed 000/issue: 10 %); deterministic per lesson.
     sample_rate: float = Field(default=0.1, ge=0, le=1)
     #: Judge every lesson, not only the borderline and sampled ones.

@@ -30,6 +30,10 @@ class QualitySummary(Open):
     judge_sample: int = 0
     judge_vs_gate_disagreements: int = 0
     judge_vs_strong_disagreements: int = 0
+    #: Calibration-sample lessons both the judge and the reference judge (premium, another
+    #: family than the generator's) answered for, and the share on which their verdicts differ.
+    judge_reference_samples: int = 0
+    judge_reference_disagreement_rate: float | None = None
     #: Gate name -> lessons whose final verdict failed it.
     gate_failures: dict[str, int] = Field(default_factory=dict)
     ungrounded_claims: list[UngroundedClaim] = Field(default_factory=list)

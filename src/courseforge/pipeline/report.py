@@ -69,6 +69,11 @@ def quality_summary(
     comps = [g.score for lg in lessons for g in lg.gates if g.gate == "judge" and g.score is not None]
     samples = [d for d in decisions if d.action in ("judge_sample", "judge_calibration")]
     judged = [d for d in decisions if d.action == "judge"]
+    referenced = [
+        d
+        for d in samples
+        if d.inputs.get("judge_passed") is not None and d.inputs.get("strong_passed") is not None
+    ]
     reviewed = {f.target for f in course.review} if course else set()
     lesson_reviews = sum(1 for t in reviewed if t.startswith("lesson:"))
 
@@ -105,6 +110,12 @@ def quality_summary(
             disagree(d, "judge_passed", "gates_passed") for d in [*judged, *samples]
         ),
         "judge_vs_strong_disagreements": sum(disagree(d, "judge_passed", "strong_passed") for d in samples),
+        # Seed 000's calibration: the gating judge against the reference judge, on the sampled
+        # lessons both answered for (None: no such lesson in this course).
+        "judge_reference_samples": len(referenced),
+        "judge_reference_disagreement_rate": _rate(
+            sum(disagree(d, "judge_passed", "strong_passed") for d in referenced), len(referenced)
+        ),
         "gate_failures": dict(sorted(gate_failures.items())),
         "ungrounded_claims": ungrounded,
     }

@@ -67,6 +67,13 @@ class ServiceMetrics:
         self.gate_checks = Counter(
             "courseforge_gate_checks", "Final gate verdicts per lesson.", ["gate", "result"], registry=r
         )
+        self.judge_reference = Counter(
+            "courseforge_judge_reference_samples",
+            "Calibration-sample lessons judged by both the gating judge and the reference judge, by "
+            "whether their verdicts agree (the disagreement rate is disagree / all).",
+            ["agreement"],
+            registry=r,
+        )
         self.latency = Histogram(
             "courseforge_call_latency_seconds",
             "Latency of paid model calls.",
@@ -98,6 +105,13 @@ class ServiceMetrics:
                 self.latency.labels(c.model).observe(c.latency_ms / 1000)
         self.escalations.inc(report.escalations)
         self.retries.inc(report.retries)
+        quality = report.quality
+        referenced = quality.judge_reference_samples if quality else 0
+        rate = (quality.judge_reference_disagreement_rate if quality else None) or 0.0
+        disagreed = round(referenced * rate)
+        if referenced:
+            self.judge_reference.labels("disagree").inc(disagreed)
+            self.judge_reference.labels("agree").inc(referenced - disagreed)
         for lesson in report.lessons:
             for g in lesson.gates:
                 self.gate_checks.labels(g.gate, "pass" if g.passed else "fail").inc()
