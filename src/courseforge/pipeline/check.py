@@ -25,7 +25,7 @@ from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates
 from .assemble import draft_of, gate_score
 from .report import quality_summary
 
-__all__ = ["check_course"]
+__all__ = ["check_course", "check_one_lesson"]
 
 
 async def _to_thread(fn: Any, *args: Any) -> Any:
@@ -38,17 +38,23 @@ def _flag(target: str, g: GateResult) -> ReviewFlag:
     )
 
 
-async def check_course(
-    course: Course, analysis: AnalysisResult, settings: Settings, embedder: Embedder
-) -> tuple[Report, list[ReviewFlag]]:
-    """The gate report of `course` (made from `analysis`) and the flags a person should see."""
-    gates = settings.gates
+async def _lesson_results(
+    course: Course,
+    analysis: AnalysisResult,
+    settings: Settings,
+    embedder: Embedder,
+    only: str | None = None,
+) -> dict[str, list[GateResult]]:
+    """Each lesson's (or only lesson `only`'s) phase-3 gate list, and redundancy across the
+    course (the later lesson of a pair is flagged; `only` is compared with every other)."""
     outcomes = {o.id: o.text for o in course.metadata.learning_outcomes}
     number = {o.id: i + 1 for i, o in enumerate(course.metadata.learning_outcomes)}
     sources = {m.id: m.text for m in analysis.source_material}
     lessons = course.lessons()
     per_lesson: dict[str, list[GateResult]] = {}
     for lesson in lessons:
+        if only is not None and lesson.id != only:
+            continue
         known = [o for o in lesson.outcome_ids if o in outcomes] or list(outcomes)
         under_test = LessonUnderTest(
             lesson_id=lesson.id,
@@ -60,19 +66,41 @@ async def check_course(
         per_lesson[lesson.id] = await run_lesson_gates(
             under_test, settings=settings, embedder=embedder, blocking=_to_thread
         )
-
-    # Redundancy across the course: the later lesson of a pair is flagged.
     if len(lessons) > 1:
         dups = await course_duplicates(
             [CourseLesson(x.id, x.content, [e.question for e in x.exercises]) for x in lessons],
             embedder,
-            gates.redundancy,
+            settings.gates.redundancy,
         )
         for lesson in lessons:
-            mine = [d for d in dups if owner_of(d.later) == lesson.id]
+            if lesson.id not in per_lesson:
+                continue
+            # An edited lesson repeating any other is its problem, whichever comes first.
+            mine = [
+                d for d in dups if owner_of(d.later) == lesson.id or (only and owner_of(d.earlier) == only)
+            ]
             per_lesson[lesson.id].append(
                 RedundancyGate().check(lesson, GateContext(values={"duplicates": mine}))
             )
+    return per_lesson
+
+
+async def check_one_lesson(
+    course: Course, analysis: AnalysisResult, settings: Settings, embedder: Embedder, lesson_id: str
+) -> list[GateResult]:
+    """The gates of lesson `lesson_id` of `course` as `check_course` runs them (a reviewer's
+    edit goes through the same gates as a generated lesson). KeyError: no such lesson."""
+    return (await _lesson_results(course, analysis, settings, embedder, only=lesson_id))[lesson_id]
+
+
+async def check_course(
+    course: Course, analysis: AnalysisResult, settings: Settings, embedder: Embedder
+) -> tuple[Report, list[ReviewFlag]]:
+    """The gate report of `course` (made from `analysis`) and the flags a person should see."""
+    gates = settings.gates
+    outcomes = {o.id: o.text for o in course.metadata.learning_outcomes}
+    lessons = course.lessons()
+    per_lesson = await _lesson_results(course, analysis, settings, embedder)
 
     taught = {o for x in lessons for o in x.outcome_ids}
     assessed = {o for x in lessons for e in x.exercises for o in e.outcome_ids}

@@ -30,8 +30,9 @@ from ..domain import AnalysisResult
 from ..engine import Engine
 from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
+from ..jobs.reviews import edit_verdicts
 from ..pipeline import parse_analysis
-from ..storage import Job, Store
+from ..storage import Job, ReviewItem, Store
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
@@ -130,13 +131,16 @@ class ReviewList(BaseModel):
 
 
 class ReviewAction(BaseModel):
-    """approve: accept as is. edit: replace the lesson's markdown with `content`.
-    regenerate: generate the lesson again, with `note` as the reviewer's feedback."""
+    """approve: accept as is. edit: replace the lesson's markdown with `content`; the edit goes
+    through the lesson's gates first and, failing any, is refused (409, each failing gate named)
+    unless `approve_anyway` with the reason in `note`. regenerate: generate the lesson again,
+    with `note` as the reviewer's feedback."""
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["approve", "edit", "regenerate"]
     note: str = Field(default="", max_length=2000)
     content: str | None = Field(default=None, min_length=1, max_length=200_000)
+    approve_anyway: bool = False
 
 
 class Health(BaseModel):
@@ -414,6 +418,7 @@ def create_app(
                 lesson = _find_lesson(course, item.target) if course is not None else None
                 if course is None or lesson is None:
                     raise ApiError(409, "target is not an editable lesson", [("path.review_id", item.target)])
+                resolution.update(await _gated_edit(engine, store, item, course, action))
                 lesson["content"] = action.content
                 resolution["content_chars"] = len(action.content)
             status = "approved" if action.action == "approve" else "edited"
@@ -468,6 +473,29 @@ def _set_schema(app: FastAPI) -> dict[str, Any]:
 
 def _fields(item: Any) -> dict[str, Any]:
     return {k: getattr(item, k) for k in ReviewView.model_fields}
+
+
+async def _gated_edit(
+    engine: Engine, store: Store, item: ReviewItem, course: dict[str, Any], action: ReviewAction
+) -> dict[str, Any]:
+    """An edit's gate verdicts for the item's resolution; ApiError when a gate fails and the
+    reviewer has not approved it anyway with a reason (`note`)."""
+    assert action.content is not None
+    verdicts = await edit_verdicts(engine, store, item, course, action.content)
+    failed = [v for v in verdicts if not v["passed"]]
+    if failed and not action.approve_anyway:
+        problems = [(f"gates.{v['gate']}", "; ".join(v["reasons"])[:300] or "failed") for v in failed]
+        raise ApiError(
+            409, "the edited lesson fails its gates (approve_anyway with a note to keep it)", problems
+        )
+    if failed and not action.note.strip():
+        raise ApiError(
+            422, "approving a failing edit needs a reason", [("body.note", "required with approve_anyway")]
+        )
+    extra: dict[str, Any] = {"gates": verdicts}
+    if failed:
+        extra["approved_anyway"] = {"reason": action.note, "failed_gates": [v["gate"] for v in failed]}
+    return extra
 
 
 def _find_lesson(course: dict[str, Any], lesson_id: str) -> dict[str, Any] | None:
