@@ -190,7 +190,9 @@ def test_an_edit_that_passes_its_gates_needs_no_override(settings: Settings, tmp
         focus = " ".join(outcomes[o] for o in lesson["outcome_ids"])
         sentence = f"{lesson['title']}: in this lesson we {focus[0].lower()}{focus[1:]}, step by step. "
         content = sentence * max(1, 200 // len(sentence.split()) + 1)
-        r = client.post(f"/v1/reviews/{item['id']}", json={"action": "edit", "content": content}, headers=AUTH)
+        r = client.post(
+            f"/v1/reviews/{item['id']}", json={"action": "edit", "content": content}, headers=AUTH
+        )
         assert r.status_code == 200, r.json()
         resolution = r.json()["resolution"]
         assert resolution["gates"] and all(g["passed"] for g in resolution["gates"])

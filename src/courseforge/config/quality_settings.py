@@ -14,6 +14,7 @@ __all__ = [
     "ConsistencySettings",
     "GroundingSettings",
     "JudgeSettings",
+    "MetadataGateSettings",
     "RedundancySettings",
     "SafetySettings",
 ]
@@ -105,6 +106,28 @@ class RedundancySettings(_S):
         default_factory=lambda: {"all-MiniLM-L6-v2": 0.90, "hashing": 0.9}
     )
     exercise_lexical: float = Field(default=80, ge=0, le=100)
+
+
+class MetadataGateSettings(_S):
+    """Phase 2's metadata quality gate (seeds 000, 001): completeness, coherence, alignment."""
+
+    enabled: bool = True
+    #: Share of the plan's checks met: every section planned, every key concept planned (named
+    #: or, by cosine, at the similarity pass mark), every outcome measurable and mapped to a
+    #: lesson (seed 000: completeness >= 0.85).
+    completeness: float = Field(default=0.85, ge=0, le=1)
+    #: Cosine of title + description + strategy to the outcomes and the section titles, per
+    #: embedding model. MiniLM, measured (tests/pipeline/test_metadata_gate.py): coherent plans
+    #: 0.43-0.51, another course's title and description 0.03-0.17, another course's outcomes
+    #: 0.11-0.35. The lexical hashing stand-in cannot separate them (0.14-0.25 both): 0, off.
+    coherence: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.38, "hashing": 0.0})
+    #: Cosine of the outcomes (mean vector) to the analysis' goals, topic and audience. MiniLM:
+    #: aligned 0.25-0.38, another course's outcomes 0.06-0.10. Hashing: 0, off.
+    alignment: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.17, "hashing": 0.0})
+    #: Cosine of the non-critical audience detail to the analysis' topic and audience: below it
+    #: the extras escalate a tier. MiniLM: this course's 0.95-0.97, another course's 0.10-0.31,
+    #: "People." 0.08-0.15; hashing: 0.90-0.92 vs <= 0.14.
+    extras: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.45, "hashing": 0.3})
 
 
 class CompletenessSettings(_S):

@@ -13,6 +13,7 @@ from .quality_settings import (
     ConsistencySettings,
     GroundingSettings,
     JudgeSettings,
+    MetadataGateSettings,
     RedundancySettings,
     SafetySettings,
 )
@@ -141,7 +142,9 @@ class RoutingSettings(_S):
     #: Tier for the critical metadata fields (seed 000: always premium).
     metadata_tier: Tier = "premium"
     #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
-    metadata_extras_tier: Tier = "mid"
+    metadata_extras_tier: Tier = "cheap"
+    #: Attempts at the critical metadata on its tier before human review (seed 000: 2).
+    metadata_max_attempts: int = Field(default=2, ge=1, le=10)
     section_types: dict[str, SectionTypeSettings] = Field(default_factory=dict)
     priorities: dict[Priority, PrioritySettings] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
@@ -204,6 +207,7 @@ class GateSettings(_S):
     redundancy: RedundancySettings = Field(default_factory=RedundancySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
+    metadata: MetadataGateSettings = Field(default_factory=MetadataGateSettings)
 
 
 class BudgetSettings(_S):

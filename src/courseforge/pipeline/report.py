@@ -19,7 +19,7 @@ from ..domain.quality import QualitySummary
 from ..domain.tasks import TaskId
 from ..ledger import Ledger
 from ..routing import tier_rank
-from .assemble import lesson_gate_report
+from .assemble import gate_score, lesson_gate_report
 from .state import CourseState
 
 __all__ = [
@@ -219,6 +219,8 @@ def build_report(
         "similarity_mean": quality["similarity_mean"],
         **lesson_rates(lessons, ladder),
         "metadata_escalations": sum(1 for d in escalations if kind_of[d.task].startswith("metadata")),
+        # Phase 2's quality gate on the accepted metadata: completeness, coherence, alignment.
+        "metadata_gates": [gate_score(g).model_dump(mode="json") for g in state.metadata_gates],
         "judge_escalations": sum(1 for d in escalations if kind_of[d.task].startswith("judge")),
         "same_tier_retries": sum(1 for d in decisions if d.action == "retry"),
         "fallbacks": sum(1 for d in decisions if d.action == "fallback"),

@@ -165,6 +165,8 @@ class CourseState:
     slots: dict[str, LessonSlot] = field(default_factory=dict)
     flags: list[ReviewFlag] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    #: The metadata quality gate's verdicts on the accepted (or last) metadata (phase 2).
+    metadata_gates: list[GateResult] = field(default_factory=list)
     #: Set when the course cannot be completed.
     failure: str = ""
     #: Work that runs beside the phases (calibration judging); awaited before assembly.
