@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from courseforge.domain.drafts import MetadataCoreDraft
 from courseforge.ledger import Ledger
 from courseforge.pipeline import CourseState, PipelineContext, plan_lesson_counts, run_pipeline
@@ -158,3 +160,65 @@ async def test_metadata_gates_are_in_the_report() -> None:
     )  # type: ignore[attr-defined]
     gates = {g["gate"]: g for g in report.summary["metadata_gates"]}
     assert gates["metadata_completeness"]["passed"] and gates["metadata_completeness"]["threshold"] == 0.85
+
+
+# -- calibration (docs/quality.md's table) ------------------------------------------------------
+
+
+async def calibration_rows(model: str) -> list[tuple[str, str, dict[str, float]]]:
+    """(kind, example, {score: value}) for the three examples' metadata as CourseAuthor writes
+    it ("good") and with another example's title and description ("bad-head") or outcomes
+    ("bad-outcomes") swapped in, gated with embedding model `model`."""
+    from courseforge.providers.embeddings import make_embedder
+
+    base = hosted_settings()
+    settings = base.model_copy(update={"gates": base.gates.model_copy(update={"embedding_model": model})})
+    ctx = PipelineContext(settings, EmbedOnly(make_embedder(model)), Decimal(1))  # type: ignore[arg-type]
+    names = ["python-basics", "photosynthesis-sourced", "spanish-a1"]
+    drafts, states = {}, {}
+    for n in names:
+        analysis = example_analysis(n)
+        states[n] = CourseState(analysis=analysis, course_id="c", lesson_counts=plan_lesson_counts(analysis))
+        brief = parse_brief(metadata_core_messages(analysis, states[n].lesson_counts, ""))
+        drafts[n] = MetadataCoreDraft.model_validate(CourseAuthor().metadata_core(brief))
+    variants: list[tuple[str, str, MetadataCoreDraft]] = []
+    for i, n in enumerate(names):
+        other = drafts[names[(i + 1) % len(names)]]
+        variants.append(("good", n, drafts[n]))
+        head = {"course_title": other.course_title, "description": other.description}
+        variants.append(("bad-head", n, drafts[n].model_copy(update=head)))
+        variants.append(
+            ("bad-outcomes", n, drafts[n].model_copy(update={"learning_outcomes": other.learning_outcomes}))
+        )
+    rows = []
+    for kind, n, draft in variants:
+        scores = {
+            g.gate.removeprefix("metadata_"): g.score or 0.0
+            for g in await metadata_quality(states[n], draft, ctx)
+        }
+        print(model, kind, n, scores)
+        rows.append((kind, n, scores))
+    return rows
+
+
+async def test_calibration_rows_hashing() -> None:
+    rows = await calibration_rows("hashing")
+    assert len(rows) == 9
+    assert all(s["completeness"] == 1.0 for kind, _, s in rows if kind == "good")
+
+
+@pytest.mark.embedding_model
+async def test_calibration_minilm_separates_coherent_from_swapped_metadata() -> None:
+    """`pytest -m embedding_model -s tests/pipeline/test_metadata_gate.py` prints the figures."""
+    rows = await calibration_rows("all-MiniLM-L6-v2")
+    cfg = hosted_settings().gates.metadata
+    good = [s for kind, _, s in rows if kind == "good"]
+    assert min(s["coherence"] for s in good) >= cfg.coherence["all-MiniLM-L6-v2"]
+    assert min(s["alignment"] for s in good) >= cfg.alignment["all-MiniLM-L6-v2"]
+    assert (
+        max(s["coherence"] for kind, _, s in rows if kind == "bad-head") < cfg.coherence["all-MiniLM-L6-v2"]
+    )
+    assert (
+        max(s["alignment"] for kind, _, s in rows if kind == "bad-outcomes")
+        < cfg.alignment["all-MiniLM-L6-v2"]
+    )
