@@ -200,6 +200,9 @@ class GateSettings(_S):
     #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
     outcome_coverage: float = Field(default=0.9, ge=0, le=1)
     embedding_batch_size: int = Field(default=32, ge=1)
+    #: Cross-artifact consistency of the assembled course (exercise answerable from its lesson,
+    #: every outcome taught and assessed, the plan's prerequisite order): flags for review.
+    cross_artifact: bool = True
     #: Issue-4 gates (config/quality_settings.py documents each key).
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)

@@ -4,7 +4,8 @@ generating nothing.
 Each lesson goes through the same gate list as phase 3 (`quality.lesson_gates`), without the
 LLM judge and without self-consistency (both need model calls: uncertain claims stay
 uncertain); then the course-wide checks of phases 4 and 5: duplicates across lessons (the later
-lesson is flagged), well-formed learning outcomes, outcome coverage and the completeness rules.
+lesson is flagged), well-formed learning outcomes, outcome coverage and the completeness rules;
+then cross-artifact consistency (`quality.cross_checks`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..quality.gates import OutcomesGate
 from ..quality.lesson_gates import LessonUnderTest, run_lesson_gates
 from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates, owner_of
 from .assemble import draft_of, gate_score
+from .course_checks import cross_artifact_flags
 from .report import quality_summary
 
 __all__ = ["check_course", "check_one_lesson"]
@@ -121,6 +123,7 @@ async def check_course(
         _flag(f"lesson:{lid}", g) for lid, results in per_lesson.items() for g in results if not g.passed
     ]
     flags += [_flag("course", g) for g in course_results if not g.passed]
+    flags += await cross_artifact_flags(course, settings, embedder)
     gate_report = [
         LessonGates(
             lesson_id=lid, attempts=0, final_tier="", final_model="", gates=[gate_score(g) for g in results]
