@@ -55,3 +55,17 @@ async def test_disagreeing_samples_escalate() -> None:
     escalations = [d for d in result.report.decisions if d.action == "escalate"]
     assert escalations, "disagreeing samples must escalate"
     assert any(c.tier == "premium" and c.phase == "lessons" for c in result.report.calls)
+
+
+async def test_hosted_profile_samples_its_critical_lessons_only() -> None:
+    settings = hosted_settings()
+    cs = settings.gates.consistency
+    assert cs.samples == 2 and cs.critical
+    engine = make_engine(settings, scripted_models(settings))
+    analysis = example_analysis()  # section 4 ("Collections") is the critical one
+    result = await engine.generate(analysis)
+    await engine.aclose()
+    assert result.course is not None
+    critical = {f"S{i + 1}" for i, s in enumerate(analysis.sections) if s.critical}
+    sampled = {c.task.split(":")[1].split("-")[0] for c in result.report.calls if "#s2" in c.task}
+    assert sampled == critical
