@@ -302,8 +302,6 @@ async def draw_samples(
     lowest pairwise cosine of the usable samples (None when fewer than two parsed)."""
     extra = [replace(spec, task=spec.task.with_sample(k)) for k in range(2, samples + 1)]
     first, *others = await asyncio.gather(call(spec), *(call(s) for s in extra), return_exceptions=True)
-    if isinstance(first, BaseException):
-        raise first
     parse = parser_for(LessonDraft)
     candidates: list[tuple[CallResult, LessonDraft]] = []
     for result in [first, *others]:
@@ -316,6 +314,13 @@ async def draw_samples(
         except (ValueError, BadResponse):
             continue
     if len(candidates) < 2:
+        # One usable sample (the others broken, truncated or failed): it goes on, no retry.
+        if candidates and candidates[0][0] is not first:
+            if not isinstance(first, BaseException):
+                first.reject("self-consistency: sample 1 unusable, another sample kept")
+            return candidates[0][0], None
+        if isinstance(first, BaseException):
+            raise first
         return first, None
     vectors = await text_vectors([d.content for _, d in candidates], ctx.effects)
     agreement = min_pairwise_cosine(vectors)
