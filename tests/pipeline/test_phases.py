@@ -216,7 +216,8 @@ async def test_every_lesson_generated_with_outcomes_and_exercises() -> None:
         assert {e.outcome for e in slot.draft.exercises} == set(slot.outcome_numbers)
         assert slot.attempts == 1 and slot.model == rig.settings.routing.tiers[slot.tier]
         assert {g.gate for g in slot.gates} >= {"length", "exercises", "similarity", "exercise_outcomes"}
-    lesson_records = rig.records("lesson:", phase="lessons")
+    # One call per lesson (the critical section's self-consistency second samples aside).
+    lesson_records = [r for r in rig.records("lesson:", phase="lessons") if "#s" not in r.task]
     assert len(lesson_records) == 10 and all(r.outcome == "ok" for r in lesson_records)
     routes = [d for d in rig.state.decisions if d.action == "route"]
     assert len(routes) == 10

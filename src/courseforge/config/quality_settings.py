@@ -82,6 +82,9 @@ class GroundingSettings(_S):
     unsupported: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.40, "hashing": 0.2})
     #: Ask the judge about uncertain claims (in the pipeline; `check` reports them as uncertain).
     judge_uncertain: bool = True
+    #: Tokens of source excerpts a lesson is shown: the sentences most relevant to it, best
+    #: first (`pipeline/context.py`); the grounding gate and the judge grade against them.
+    excerpt_tokens: int = Field(default=900, ge=50, le=900_000)
     #: Claims judged per lesson at most (the rest stay uncertain).
     max_judged_claims: int = Field(default=6, ge=0, le=40)
 

@@ -136,6 +136,11 @@ class RoutingSettings(_S):
     ladder: list[Tier]
     #: Tier for prompts larger than the chosen model's context window.
     long_context_tier: Tier | None = "long_context"
+    #: Seed 000's tier 3: a request (prompt + answer room, counted by `ledger.tokens`) at or over
+    #: this many tokens, or over the chosen model's window less `context_margin`, goes to
+    #: `long_context_tier` — metadata, lesson and judge calls alike.
+    long_context_at_tokens: int = Field(default=120_000, ge=1000)
+    context_margin: float = Field(default=0.1, ge=0, lt=1)
     #: Pre-routing: score >= mid -> ladder[1]; score >= premium -> ladder[-1]; else ladder[0].
     threshold_mid: float = Field(default=0.3, ge=0, le=1)
     threshold_premium: float = Field(default=0.75, ge=0, le=1)

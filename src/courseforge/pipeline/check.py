@@ -24,6 +24,7 @@ from ..quality.gates import OutcomesGate
 from ..quality.lesson_gates import LessonUnderTest, run_lesson_gates
 from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates, owner_of
 from .assemble import draft_of, gate_score
+from .context import lesson_query, select_excerpts, source_index
 from .course_checks import cross_artifact_flags
 from .report import quality_summary
 
@@ -54,16 +55,29 @@ async def _lesson_results(
     sources = {m.id: m.text for m in analysis.source_material}
     lessons = course.lessons()
     per_lesson: dict[str, list[GateResult]] = {}
+    index = await source_index(analysis, embedder.embed) if sources else None
+    section_of = {x.id: si for si, sec in enumerate(course.sections) for x in sec.lessons}
     for lesson in lessons:
         if only is not None and lesson.id != only:
             continue
         known = [o for o in lesson.outcome_ids if o in outcomes] or list(outcomes)
+        shown = sources
+        si = section_of[lesson.id]
+        if index is not None and si < len(analysis.sections):
+            # Graded against what generation showed the lesson: the same retrieval.
+            query = lesson_query(
+                analysis, si, lesson.title, [outcomes[o] for o in lesson.outcome_ids if o in outcomes]
+            )
+            picked = await select_excerpts(
+                analysis, index, embedder.embed, query, settings.gates.grounding.excerpt_tokens
+            )
+            shown = {sid: text for sid, _, text in picked}
         under_test = LessonUnderTest(
             lesson_id=lesson.id,
             draft=draft_of(lesson, number),
             outcome_numbers=[number[o] for o in known],
             outcomes={o: outcomes[o] for o in known},
-            sources=sources,
+            sources=shown,
         )
         per_lesson[lesson.id] = await run_lesson_gates(
             under_test, settings=settings, embedder=embedder, blocking=_to_thread

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..config import Settings
+from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
 from ..errors import RunError
@@ -25,6 +26,7 @@ from ..providers.effects import CallSpec
 from ..quality.grounding import ClaimSupport
 from ..quality.judge import JudgeDraft
 from ..routing import Policy, Verdict, run_cascade
+from .context import fit_context
 from .parsing import parser_for
 from .prompts import BRIEF_MARKER
 from .state import PipelineContext
@@ -127,7 +129,8 @@ def judge_messages(
             "only if the sources state it):\n" + json.dumps(numbered, ensure_ascii=False)
         )
         if sources:
-            text += "\n\nSOURCES:\n" + "\n".join(f"[{k}] {v[:1500]}" for k, v in sources.items())
+            # What the lesson was shown (its excerpts, `context.lesson_excerpts`), not more.
+            text += "\n\nSOURCES:\n" + "\n".join(f"[{k}] {v}" for k, v in sources.items())
     if feedback:
         text += f"\n\nYour previous answer was rejected: {feedback}"
     text += f"\n\n{BRIEF_MARKER}\n{json.dumps(brief, ensure_ascii=False)}"
@@ -152,13 +155,19 @@ async def judge_lesson(
     sources: Mapping[str, str] | None = None,
     strong: bool = False,
     round: int = 0,
+    decisions: list[Decision] | None = None,
 ) -> JudgeDraft | None:
     """One judge verdict on `tier` (re-asked on invalid output), or None when the judge could
     not answer (the caller then keeps the embedding verdict). `strong`: the calibration
     sample's stronger judge (its own task, `judge_strong:...`)."""
     js = ctx.settings.gates.judge
-    model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
     task = TaskId.judge_task(lesson_id, content_key(lesson), strong=strong)
+    # A judge prompt too large for its tier goes to the long-context tier, like any call.
+    probe = judge_messages(lesson, outcomes, claims, sources)
+    tier, moved = fit_context(ctx, tier, probe, js.max_tokens, task.key())
+    if moved is not None and decisions is not None:
+        decisions.append(moved)
+    model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
 
     def build(tier_: str, attempt: int, feedback: str) -> ChatRequest:
         return ChatRequest(

@@ -91,7 +91,12 @@ def lesson_under_test(
         draft=draft,
         outcome_numbers=list(slot.outcome_numbers),
         outcomes={state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers},
-        sources={m.id: m.text for m in state.analysis.source_material},
+        # Graded against what the lesson was shown (its excerpts), not every source's full text.
+        sources=(
+            {sid: text for sid, _, text in slot.excerpts}
+            if slot.excerpts is not None
+            else {m.id: m.text for m in state.analysis.source_material}
+        ),
         consistency=consistency,
     )
 
@@ -210,6 +215,7 @@ class LessonJudge:
                     claims=asked,
                     sources=sources,
                     strong=t != tier,
+                    decisions=self.state.decisions,
                 )
                 for t in tiers
             )

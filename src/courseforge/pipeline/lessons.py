@@ -15,7 +15,6 @@ from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
 from ..errors import BadResponse, ProviderError
-from ..ledger import estimate_input_tokens
 from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
@@ -27,6 +26,7 @@ from ..routing import (
     run_cascade,
     tier_rank,
 )
+from .context import fit_context, lesson_excerpts, request_tokens
 from .lesson_checks import check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
 from .prompts import lesson_messages
@@ -122,6 +122,8 @@ async def generate_lesson(
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
     source_ids = [m.id for m in analysis.source_material]
+    # The sources' passages relevant to this lesson: shown to it, and graded against.
+    excerpts = await lesson_excerpts(state, slot, ctx)
     timeout_s = priority.timeout_s
     if sequential and timeout_s is not None:
         timeout_s *= ctx.settings.routing.sequential_timeout_factor
@@ -142,6 +144,7 @@ async def generate_lesson(
             outline=outline,
             feedback=note,
             exercises=(gates.min_exercises, gates.max_exercises),
+            sources=excerpts,
         )
         return ChatRequest(
             messages,
@@ -164,7 +167,7 @@ async def generate_lesson(
         critical=spec.critical,
         section_type=spec.section_type,
         bloom_rank=max(BLOOM_RANK[o.bloom_level] for _, o in outcomes),
-        context_tokens=estimate_input_tokens(probe.messages) + probe.max_tokens,
+        context_tokens=request_tokens(probe.messages, probe.max_tokens),
     )
     route = route_task(profile, ctx.settings.routing, ctx.settings.models)
     start_tier = route.tier
@@ -201,6 +204,11 @@ async def generate_lesson(
             )
         )
         start_tier = ceiling
+    # Seed 000's tier 3: a prompt too large for the starting tier goes to the long-context tier.
+    probe = build(start_tier, 1, "")
+    start_tier, moved = fit_context(ctx, start_tier, probe.messages, probe.max_tokens, task.key())
+    if moved is not None:
+        state.decisions.append(moved)
     if not slot.start_tier:
         slot.start_tier = start_tier
     slot.round_start_tier = start_tier

@@ -20,6 +20,7 @@ from ..quality.base import GateContext, GateResult
 from ..quality.bloom import levels_of, main_verb
 from ..quality.gates import OutcomesGate, thresholds_for
 from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
+from .context import fit_context
 from .parsing import parser_for
 from .prompts import metadata_core_messages, metadata_extras_messages
 from .state import CourseState, PipelineContext
@@ -530,10 +531,21 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     # Seed 000: the critical fields on the premium tier, at most `metadata_max_attempts` (2)
     # attempts, then human review (the best attempt is kept and flagged).
     core_priority = critical.model_copy(update={"max_attempts": routing.metadata_max_attempts})
+
+    # Seed 000's tier 3 for metadata too: a prompt too large for its tier goes long-context.
+    def fitted(task: str, tier: str, build: Any) -> str:
+        probe = build(tier, 1, "")
+        fitted_tier, moved = fit_context(ctx, tier, probe.messages, probe.max_tokens, task)
+        if moved is not None:
+            state.decisions.append(moved)
+        return str(fitted_tier)
+
+    core_tier = fitted("metadata_core", routing.metadata_tier, build_core)
+    extras_tier = fitted("metadata_extras", routing.metadata_extras_tier, build_extras)
     core_task = run_cascade(
         phase="metadata",
         task=TaskId("metadata_core"),
-        start_tier=routing.metadata_tier,
+        start_tier=core_tier,
         policy=ctx.policy(core_priority),
         build=build_core,
         parse=parser_for(MetadataCoreDraft),
@@ -543,7 +555,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     extras_task = run_cascade(
         phase="metadata",
         task=TaskId("metadata_extras"),
-        start_tier=routing.metadata_extras_tier,
+        start_tier=extras_tier,
         policy=ctx.policy(standard),
         build=build_extras,
         parse=parser_for(MetadataExtrasDraft),

@@ -191,7 +191,8 @@ class CourseAuthor:
         content_words = [words[i % len(words)] for i in range(target)]
         # With sources, the lesson restates them first (so grounding finds its claims supported).
         excerpts = " ".join(s["excerpt"] for s in brief.get("sources", [])[:1])
-        lead = excerpts.split() if excerpts and not self._off_topic(brief) else []
+        # At most ~90 words of them (a long excerpt would run the lesson past its bounds).
+        lead = excerpts.split()[:90] if excerpts and not self._off_topic(brief) else []
         content_words = content_words[: max(0, target - len(lead))]
         # Ends with its last complete sentence, as a writer would (the ending gate checks it).
         ends = [i for i, w in enumerate(content_words) if w.endswith(".")]
