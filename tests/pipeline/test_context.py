@@ -69,7 +69,10 @@ async def test_200k_tokens_of_sources_shown_to_lessons_take_the_long_context_rou
     sources = _sources(200_000)
     assert sum(count_text_tokens(s["text"]) for s in sources) >= 200_000
     analysis = _analysis(source_material=sources)
-    settings, ctx, ledger = _rig(_with(hosted_settings(), excerpt_tokens=132_000))
+    # Every sentence counts as relevant here (no relevance floor): the prompt is as big as the budget.
+    settings, ctx, ledger = _rig(
+        _with(hosted_settings(), excerpt_tokens=132_000, unsupported={"hashing": -1.0})
+    )
     result = await run_pipeline(analysis, "big", ctx)
     decisions = result.state.decisions
     moved = [d for d in decisions if d.action == "long_context" and d.task.startswith("lesson:")]
@@ -177,3 +180,43 @@ def test_threshold_and_margin_are_configurable() -> None:
     assert (
         tier == "long_context" and decision is not None and decision.inputs["threshold"] == int(131072 * 0.03)
     )
+
+
+async def test_lessons_are_graded_against_the_excerpts_they_were_shown() -> None:
+    from courseforge.pipeline import CourseState
+    from courseforge.pipeline.lesson_checks import lesson_under_test
+    from courseforge.pipeline.lessons import create_slots
+    from courseforge.pipeline.metadata import run_metadata
+    from courseforge.quality.lesson_gates import lesson_claims
+
+    relevant = {"id": "leaf", "title": "Leaves", "text": "Chlorophyll in the leaf absorbs light. " * 3}
+    stray = {"id": "bees", "title": "Bees", "text": "Honey bees visit thousands of flowers in one day. " * 40}
+    analysis = _analysis(source_material=[relevant, stray])
+    settings, ctx, _ = _rig(_with(hosted_settings(), excerpt_tokens=60))
+    state = CourseState(analysis=analysis, course_id="g", lesson_counts=[1, 1, 1, 1])
+    await run_metadata(state, ctx)
+    create_slots(state)
+    slot = next(iter(state.slots.values()))
+    from courseforge.pipeline.context import lesson_excerpts
+
+    shown = await lesson_excerpts(state, slot, ctx)
+    assert [sid for sid, _, _ in shown] == ["leaf"]  # the bee passage is not relevant: not shown
+    draft = LessonDraft(
+        content="Honey bees visit thousands of flowers in one day. Chlorophyll in the leaf absorbs light. "
+        * 5,
+        exercises=[
+            ExerciseDraft(
+                type="short_answer",
+                question="What absorbs light?",
+                answer="chlorophyll",
+                explanation="The leaf's chlorophyll does.",
+                outcome=slot.outcome_numbers[0],
+            )
+        ],
+        citations=["leaf"],
+    )
+    under_test = lesson_under_test(state, slot, draft)
+    assert set(under_test.sources) == {"leaf"}
+    claims = await lesson_claims(draft.content, under_test.sources, ctx.embedder(), settings)
+    status = {c.claim.split()[0]: c.status for c in claims}
+    assert status["Honey"] != "supported" and status["Chlorophyll"] == "supported"

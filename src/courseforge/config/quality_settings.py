@@ -76,6 +76,9 @@ class GroundingSettings(_S):
     enabled: bool = True
     #: Share of factual claims that must be supported (seed 000: citation coverage >= 80 %).
     min_coverage: float = Field(default=0.8, ge=0, le=1)
+    #: Share of factual claims supported by a source the lesson cites (citation coverage,
+    #: reported and gated apart from support).
+    min_citation_coverage: float = Field(default=0.8, ge=0, le=1)
     #: Per embedding model: cosine of claim to best passage sentence at/above `supported` is
     #: supported, below `unsupported` is not, in between is uncertain (the judge decides).
     supported: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.62, "hashing": 0.45})

@@ -16,6 +16,10 @@ class UngroundedClaim(Open):
 
 class QualitySummary(Open):
     similarity_mean: float | None = None
+    #: Mean share of a lesson's factual claims its shown sources support, and (apart from it)
+    #: mean share backed by a source the lesson cites.
+    grounding_support_mean: float | None = None
+    citation_coverage_mean: float | None = None
     #: Mean judge composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability, 1-5).
     composite_mean: float | None = None
     #: Lessons accepted on the first call of their first generation / lessons.

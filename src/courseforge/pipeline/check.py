@@ -24,7 +24,7 @@ from ..quality.gates import OutcomesGate
 from ..quality.lesson_gates import LessonUnderTest, run_lesson_gates
 from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates, owner_of
 from .assemble import draft_of, gate_score
-from .context import lesson_query, select_excerpts, source_index
+from .context import excerpt_bounds, lesson_query, select_excerpts, source_index
 from .course_checks import cross_artifact_flags
 from .report import quality_summary
 
@@ -68,9 +68,7 @@ async def _lesson_results(
             query = lesson_query(
                 analysis, si, lesson.title, [outcomes[o] for o in lesson.outcome_ids if o in outcomes]
             )
-            picked = await select_excerpts(
-                analysis, index, embedder.embed, query, settings.gates.grounding.excerpt_tokens
-            )
+            picked = await select_excerpts(analysis, index, embedder.embed, query, *excerpt_bounds(settings))
             shown = {sid: text for sid, _, text in picked}
         under_test = LessonUnderTest(
             lesson_id=lesson.id,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from ..config import Settings
 from ..domain import AnalysisResult, Decision
 from ..ledger.tokens import ESTIMATE, count_text_tokens
 from ..providers import Message
@@ -23,6 +24,7 @@ from .state import CourseState, LessonSlot, PipelineContext
 
 __all__ = [
     "Excerpt",
+    "excerpt_bounds",
     "fit_context",
     "lesson_excerpts",
     "lesson_query",
@@ -85,24 +87,36 @@ async def source_index(analysis: AnalysisResult, embed: Embed) -> SourceIndex:
     return units, vectors
 
 
+def excerpt_bounds(settings: Settings) -> tuple[int, float]:
+    """(token budget, least relevance) of a lesson's excerpts: `gates.grounding.excerpt_tokens`
+    and the grounding `unsupported` cosine of the embedding model (below it a sentence is no
+    support for anything, so it is not shown either)."""
+    g = settings.gates.grounding
+    return g.excerpt_tokens, g.unsupported.get(settings.gates.embedding_model, 0.0)
+
+
 def lesson_query(analysis: AnalysisResult, section_index: int, title: str, outcomes: Sequence[str]) -> str:
     """What a lesson's excerpts are retrieved by: its title, outcomes and section key concepts."""
     return " ".join([title, *outcomes, *analysis.sections[section_index].key_concepts])
 
 
 async def select_excerpts(
-    analysis: AnalysisResult, index: SourceIndex, embed: Embed, query: str, budget: int
+    analysis: AnalysisResult, index: SourceIndex, embed: Embed, query: str, budget: int, min_cosine: float
 ) -> list[Excerpt]:
-    """The sentences closest to `query` by cosine, best first up to `budget` tokens, grouped by
-    source and put back in source order. Deterministic: `check` retrieves the same ones."""
+    """The sentences closest to `query` by cosine, best first up to `budget` tokens, those under
+    `min_cosine` left out (the best one is always shown), grouped by source and put back in
+    source order. Deterministic: `check` retrieves the same ones."""
     units, vectors = index
     if not units:
         return []
     [qv] = await embed([query])
-    ranked = sorted(range(len(units)), key=lambda k: (-cosine(qv, vectors[k]), k))
+    score = {k: cosine(qv, vectors[k]) for k in range(len(units))}
+    ranked = sorted(range(len(units)), key=lambda k: (-score[k], k))
     chosen: list[int] = []
     used = 0
     for k in ranked:
+        if chosen and score[k] < min_cosine:
+            break
         cost = count_text_tokens(units[k][2]) + 1
         if used + cost > budget:
             if chosen:
@@ -133,6 +147,6 @@ async def lesson_excerpts(state: CourseState, slot: LessonSlot, ctx: PipelineCon
         analysis, slot.section_index, slot.title, [state.outcomes[n - 1].text for n in slot.outcome_numbers]
     )
     slot.excerpts = await select_excerpts(
-        analysis, state.source_units, ctx.effects.embed, query, ctx.settings.gates.grounding.excerpt_tokens
+        analysis, state.source_units, ctx.effects.embed, query, *excerpt_bounds(ctx.settings)
     )
     return slot.excerpts

@@ -95,8 +95,16 @@ def quality_summary(
         for g in lg.gates:
             if not g.passed:
                 gate_failures[g.gate] += 1
+    support = [g.score for lg in lessons for g in lg.gates if g.gate == "grounding" and g.score is not None]
+    cited = [
+        g.score for lg in lessons for g in lg.gates if g.gate == "citation_coverage" and g.score is not None
+    ]
     return {
         "similarity_mean": _mean(sims),
+        # Grounding: the share of claims the sources support, and apart from it the share
+        # backed by a source the lesson cites (seed 000's citation coverage).
+        "grounding_support_mean": _mean(support),
+        "citation_coverage_mean": _mean(cited),
         "composite_mean": _mean(
             [*comps, *(d.inputs["judge_composite"] for d in samples if d.inputs.get("judge_composite"))]
         ),
