@@ -224,6 +224,15 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
     assert "safety" in result.stdout and "teacher.jones@gmail.com" in result.stdout
     data = json.loads(report.read_text("utf-8"))
     assert data["status"] == "needs_review" and data["quality"]["similarity_mean"] is not None
+    # check says which profile's policy it judged by; --config chooses it.
+    policy = data["summary"]["policy"]
+    assert policy["profile"] == "hosted" and policy["lesson_words"] == [120, 900]
+    assert "judged by the 'hosted' profile's policy: lessons 120-900 words" in result.output
+    offline = runner.invoke(
+        app,
+        ["check", str(course_path), "--input", str(EXAMPLES / "python-basics.json"), "--config", "offline"],
+    )
+    assert "judged by the 'offline' profile's policy" in offline.output
 
 
 def test_calibrate_command(tmp_path: Path) -> None:

@@ -28,7 +28,39 @@ from .context import excerpt_bounds, lesson_query, select_excerpts, source_index
 from .course_checks import cross_artifact_flags
 from .report import quality_summary
 
-__all__ = ["check_course", "check_one_lesson"]
+__all__ = ["check_course", "check_one_lesson", "policy_of", "policy_text"]
+
+
+def policy_of(settings: Settings) -> dict[str, Any]:
+    """The policy a course is judged by: the profile, its word bounds and gate thresholds."""
+    gates = settings.gates
+    sim = gates.similarity.get(gates.embedding_model)
+    return {
+        "profile": settings.profile,
+        "embedding_model": gates.embedding_model,
+        "lesson_words": [gates.lesson_min_words, gates.lesson_max_words],
+        "exercises": [gates.min_exercises, gates.max_exercises],
+        "similarity": {"pass_at": sim.pass_at, "severe_below": sim.severe_below} if sim else None,
+        "outcome_coverage": gates.outcome_coverage,
+        "grounding_min_coverage": gates.grounding.min_coverage,
+        "citation_min_coverage": gates.grounding.min_citation_coverage,
+    }
+
+
+def policy_text(settings: Settings) -> str:
+    p = policy_of(settings)
+    sim = p["similarity"]
+    similarity = (
+        f"similarity pass >= {sim['pass_at']:.2f}, severe < {sim['severe_below']:.2f}"
+        if sim
+        else "similarity: no thresholds"
+    )
+    words = p["lesson_words"]
+    return (
+        f"judged by the {p['profile']!r} profile's policy: lessons {words[0]}-{words[1]} words, "
+        f"{similarity} ({p['embedding_model']}), outcome coverage >= {p['outcome_coverage']:.0%}, "
+        f"grounding >= {p['grounding_min_coverage']:.0%}"
+    )
 
 
 async def _to_thread(fn: Any, *args: Any) -> Any:
@@ -147,6 +179,8 @@ async def check_course(
         "course_gates": [gate_score(g).model_dump() for g in course_results],
         "flags": [f.model_dump() for f in flags],
         "embedding_model": embedder.name,
+        # Which profile's policy (word bounds, thresholds) the verdicts above follow.
+        "policy": policy_of(settings),
     }
     quality = quality_summary(gate_report, [], None, len(flags))
     for key in ("first_attempt_pass_rate", "escalation_rate", "human_review_rate"):
