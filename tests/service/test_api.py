@@ -126,12 +126,17 @@ def test_cancel_and_sse(settings: Settings, tmp_path: Path) -> None:
         assert client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).status_code == 404
 
 
-def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) -> None:
+def _first_parts_off_topic(settings: Settings) -> dict[str, ScriptedModel]:
+    """Models whose first lesson of every section drifts off topic (flagged for review)."""
+
     def off_topic(brief: dict[str, object]) -> bool:
         return str(brief.get("lesson_title", "")).endswith("part 1)")
 
-    models = scripted_models(settings, lambda _m: CourseAuthor(off_topic=off_topic))
-    with service(settings, tmp_path, models=models) as client:
+    return scripted_models(settings, lambda _m: CourseAuthor(off_topic=off_topic))
+
+
+def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path, models=_first_parts_off_topic(settings)) as client:
         job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
         done = wait_for(client, job["id"])
         assert done["course_status"] == "needs_review"
@@ -175,11 +180,7 @@ def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) ->
 
 
 def test_an_edit_that_passes_its_gates_needs_no_override(settings: Settings, tmp_path: Path) -> None:
-    def off_topic(brief: dict[str, object]) -> bool:
-        return str(brief.get("lesson_title", "")).endswith("part 1)")
-
-    models = scripted_models(settings, lambda _m: CourseAuthor(off_topic=off_topic))
-    with service(settings, tmp_path, models=models) as client:
+    with service(settings, tmp_path, models=_first_parts_off_topic(settings)) as client:
         job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
         wait_for(client, job["id"])
         reviews = client.get("/v1/reviews", headers=AUTH).json()["reviews"]
