@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ..domain.drafts import MAX_OUTCOMES
 from ..pipeline.prompts import parse_brief
 from ..providers import ChatRequest
 
@@ -81,17 +82,18 @@ class CourseAuthor:
         levels = ["understand", "apply", "analyze", "apply", "evaluate", "create"]
         # As the prompt asks: one outcome per section, about its key concepts (at least 3).
         n_sections = len(brief["sections"])
-        n_out = max(3, n_sections)
+        # At most 12 outcomes (the schema's bound): beyond 12 sections, sections share them.
+        n_out = min(MAX_OUTCOMES, max(3, n_sections))
         outcomes = []
         for i in range(n_out):
             section = brief["sections"][i % n_sections]
             focus = section["key_concepts"][(i // n_sections) % len(section["key_concepts"])]
-            outcomes.append(
-                {
-                    "text": f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example",
-                    "bloom_level": levels[i % 6],
-                }
-            )
+            text = f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example"
+            if n_sections > n_out:  # outcome i also covers sections i + 12, i + 24, ...
+                shared = [brief["sections"][j] for j in range(i, n_sections, n_out)]
+                text = f"{_BLOOM_VERBS[levels[i % 6]]} " + ", ".join(x["key_concepts"][0] for x in shared)
+                text = _clip(text, 200) + " with worked examples"
+            outcomes.append({"text": text, "bloom_level": levels[i % 6]})
         sections = []
         for si, s in enumerate(brief["sections"]):
             lessons = []
@@ -102,7 +104,10 @@ class CourseAuthor:
                         "title": f"{concept.capitalize()}: {_ANGLES[j % len(_ANGLES)]} ({s['title']}, part {j + 1})",
                         # The section's own outcome, and the extra ones written from its concepts.
                         "outcomes": sorted(
-                            {si + 1, *(k + 1 for k in range(n_sections, n_out) if k % n_sections == si)}
+                            {
+                                si % n_out + 1,
+                                *(k + 1 for k in range(n_sections, n_out) if k % n_sections == si),
+                            }
                         ),
                     }
                 )
