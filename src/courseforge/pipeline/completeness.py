@@ -277,9 +277,15 @@ def course_similarity(state: CourseState) -> tuple[float | None, dict[str, float
 
 
 def _similarity_bar(ctx: PipelineContext) -> float:
+    """The course's similarity bar: `gates.completeness.course_similarity[model]`, else the low
+    end of the judge's borderline band (lessons the judge accepted there are accepted lessons,
+    and a bar above them would flag a course of accepted lessons), else the pass mark."""
     gates = ctx.settings.gates
     bar = gates.completeness.course_similarity.get(gates.embedding_model)
-    return bar if bar is not None else thresholds_for(gates, gates.embedding_model).pass_at
+    if bar is not None:
+        return bar
+    band = gates.judge.borderline.get(gates.embedding_model) if gates.judge.enabled else None
+    return band[0] if band else thresholds_for(gates, gates.embedding_model).pass_at
 
 
 async def _targeted_regeneration(state: CourseState, ctx: PipelineContext) -> None:
