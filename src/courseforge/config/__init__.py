@@ -4,26 +4,31 @@ from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, ma
 from .settings import (
     BudgetSettings,
     GateSettings,
+    HedgingSettings,
     LocalModelSettings,
     ModelSettings,
     PrioritySettings,
     ProviderSettings,
     RoutingSettings,
+    SecondProviderSettings,
     SectionTypeSettings,
     Settings,
     SimilarityThresholds,
+    second_model_id,
 )
 
 __all__ = [
     "BUNDLED_PROFILES",
     "BudgetSettings",
     "GateSettings",
+    "HedgingSettings",
     "LoadedConfig",
     "LocalModelSettings",
     "ModelSettings",
     "PrioritySettings",
     "ProviderSettings",
     "RoutingSettings",
+    "SecondProviderSettings",
     "SectionTypeSettings",
     "Settings",
     "SimilarityThresholds",
@@ -31,4 +36,5 @@ __all__ = [
     "load_config",
     "masked",
     "parse_config",
+    "second_model_id",
 ]

@@ -92,6 +92,7 @@ class Engine:
                 events=self.event_scope,
                 warm=self.warm,
                 breakers=self.breaker_report,
+                success_rate=self.breakers.success_rate,
             )
             if self._clock is not None:
                 self._runtime.clock = self._clock
@@ -100,7 +101,16 @@ class Engine:
     def breaker_report(self) -> dict[str, BreakerReport]:
         """Every breaker's state now (the report and the metrics read this)."""
         return {
-            model_id: BreakerReport(state=s.state, consecutive_failures=s.consecutive_failures, opens=s.opens)
+            model_id: BreakerReport(
+                state=s.state,
+                consecutive_failures=s.consecutive_failures,
+                opens=s.opens,
+                failure_rate=s.failure_rate,
+                window_calls=s.window_calls,
+                health=s.health,
+                cooldown_s=s.cooldown_s,
+                reason=s.reason,
+            )
             for model_id, s in self.breakers.snapshots().items()
         }
 

@@ -126,6 +126,8 @@ def critical_path_s(records: Sequence[CallRecord], decisions: Sequence[Decision]
     judged: dict[tuple[tuple[str, int], str, str], float] = defaultdict(float)
     calibration = {d.task.removeprefix("lesson:") for d in decisions if d.action == "judge_calibration"}
     for r in records:
+        if r.outcome == "cancelled":
+            continue  # a hedge leg that lost ran beside the one that answered
         stage = (r.phase, r.round)
         try:
             task = TaskId.parse(r.task)

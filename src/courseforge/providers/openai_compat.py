@@ -64,6 +64,7 @@ class OpenAICompatModel(ChatModel):
         session: aiohttp.ClientSession | None = None,
         max_output_tokens: int | None = None,
         usage_accounting: bool | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         if output_mode not in ("json_schema", "json_object", "prompt"):
             raise ValueError(f"unknown output_mode {output_mode!r}")
@@ -83,6 +84,8 @@ class OpenAICompatModel(ChatModel):
         self._usage_accounting = usage_accounting
         self._session = session
         self._owns_session = session is None
+        #: Top-level keys added to every request body (e.g. OpenRouter's `provider` routing).
+        self._extra_body = dict(extra_body or {})
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +135,8 @@ class OpenAICompatModel(ChatModel):
                 _add_system_instruction(messages, schema_instruction(schema))
         if self._usage_accounting:
             payload["usage"] = {"include": True}
+        for key, value in self._extra_body.items():
+            payload.setdefault(key, value)
         return payload
 
     async def complete(self, request: ChatRequest) -> ChatResponse:

@@ -80,6 +80,18 @@ class ServiceMetrics:
             ["model"],
             registry=r,
         )
+        self.breaker_failure_rate = Gauge(
+            "courseforge_breaker_failure_rate",
+            "Share of failed calls in the breaker's sliding window (models, and provider:<name>).",
+            ["model"],
+            registry=r,
+        )
+        self.breaker_down = Gauge(
+            "courseforge_breaker_down",
+            "1 when the breaker last opened judging its model or provider down, 0 flaky or never.",
+            ["model"],
+            registry=r,
+        )
         self.review_open = Gauge(
             "courseforge_review_queue_open", "Review items waiting for a person.", registry=r
         )
@@ -107,6 +119,12 @@ class ServiceMetrics:
         for model, state in states:
             self.breaker_open.labels(model).set(value.get(state, 0.0))
 
+    def set_breaker_health(self, health: Iterable[tuple[str, float, bool]]) -> None:
+        """(breaker name, window failure rate, judged down) per model and provider breaker."""
+        for name, rate, down in health:
+            self.breaker_failure_rate.labels(name).set(rate)
+            self.breaker_down.labels(name).set(1.0 if down else 0.0)
+
     def refresh(
         self,
         *,
@@ -114,8 +132,11 @@ class ServiceMetrics:
         running: int,
         reviews_open: int,
         breakers: Callable[[], Iterable[tuple[str, str]]],
+        health: Callable[[], Iterable[tuple[str, float, bool]]] | None = None,
     ) -> None:
         self.jobs_queued.set(queued)
         self.jobs_running.set(running)
         self.review_open.set(reviews_open)
         self.set_breakers(breakers())
+        if health is not None:
+            self.set_breaker_health(health())
