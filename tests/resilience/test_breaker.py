@@ -196,7 +196,8 @@ def test_counts_as_outage(error: BaseException, counts: bool) -> None:
 
 def test_stale_outcomes_are_ignored(clock: FakeClock) -> None:
     """A call let through before the breaker opened cannot move it when it finally returns."""
-    breaker = CircuitBreaker(clock=clock)
+    # (The straggler in flight makes the opening "flaky"; one cooldown either way here.)
+    breaker = CircuitBreaker(clock=clock, policy=BreakerPolicy(flaky_cooldown_s=BREAKER_COOLDOWN_S))
     straggler = breaker.allow()
     assert straggler is not None
     for _ in range(3):
@@ -371,3 +372,16 @@ async def test_provider_breaker_opens_only_when_its_models_look_down(
         await fresh.complete(request_)  # a model never called is refused: its provider is down
     assert caught.value.down and "provider provider:q" in caught.value.reason
     assert "provider:q" in registry.snapshots()
+
+
+def test_fast_failures_among_calls_in_flight_are_flaky_not_down(clock: FakeClock) -> None:
+    """Twenty calls start together; three 503s come back first (errors are fast), the other
+    seventeen are still on their way: that is a flaky provider, not a down one."""
+    breaker = CircuitBreaker(clock=clock)
+    permits = [breaker.allow() for _ in range(20)]
+    assert all(p is not None for p in permits)
+    for p in permits[:3]:
+        assert p is not None
+        breaker.record_failure(p)
+    snap = breaker.snapshot()
+    assert (snap.state, snap.health, snap.cooldown_s) == ("open", "flaky", BREAKER_FLAKY_COOLDOWN_S)

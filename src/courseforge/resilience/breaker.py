@@ -183,6 +183,8 @@ class CircuitBreaker:
         self._health: Health = ""
         self._reason = ""
         self._window: deque[tuple[float, bool]] = deque()
+        # Permits handed out whose outcome has not come back yet.
+        self._in_flight = 0
 
     @property
     def state(self) -> BreakerState:
@@ -191,9 +193,17 @@ class CircuitBreaker:
 
     @property
     def health(self) -> Health:
-        """What the window says now: "down", "flaky" (some failures), or "" (no failures)."""
+        """What the window says now: "down", "flaky" (some failures), or "" (no failures).
+
+        Calls still in flight count against "down": errors come back in milliseconds while
+        answers take seconds, so when many calls start together the first outcomes are the
+        failures; a provider is down only when its calls in flight are failing too."""
         rate, n = self.failure_rate()
-        if n >= (self.policy.min_calls or self.policy.failure_threshold) and rate >= self.policy.down_rate:
+        failed = rate * n
+        if (
+            n >= (self.policy.min_calls or self.policy.failure_threshold)
+            and failed >= self.policy.down_rate * (n + self._in_flight) - 1e-9
+        ):
             return "down"
         return "flaky" if rate > 0 else ""
 
@@ -236,14 +246,17 @@ class CircuitBreaker:
 
         `force` lets a call through an open breaker whose last opening was "flaky", not "down"."""
         self._tick()
+        permit = None
         if self._state == "closed":
-            return Permit(self._generation, probe=False)
-        if self._state == "half_open" and self._probes_in_flight < self.policy.half_open_probes:
+            permit = Permit(self._generation, probe=False)
+        elif self._state == "half_open" and self._probes_in_flight < self.policy.half_open_probes:
             self._probes_in_flight += 1
-            return Permit(self._generation, probe=True)
-        if force and self._health == "flaky" and self.health != "down":
-            return Permit(self._generation, probe=False, forced=True)
-        return None
+            permit = Permit(self._generation, probe=True)
+        elif force and self._health == "flaky" and self.health != "down":
+            permit = Permit(self._generation, probe=False, forced=True)
+        if permit is not None:
+            self._in_flight += 1
+        return permit
 
     def record_success(self, permit: Permit) -> None:
         self._observe(permit, failed=False)
@@ -273,11 +286,13 @@ class CircuitBreaker:
 
     def release(self, permit: Permit) -> None:
         """The call ended with no verdict on the provider (cancelled, or a bug of ours)."""
+        self._in_flight = max(0, self._in_flight - 1)
         if permit.probe and self._is_current(permit):
             self._probes_in_flight = max(0, self._probes_in_flight - 1)
 
     def _observe(self, permit: Permit, *, failed: bool) -> None:
         # Every outcome informs the window, stale or not: it is what the provider did.
+        self._in_flight = max(0, self._in_flight - 1)
         self._window.append((self._clock.monotonic(), failed))
         self._prune()
 
