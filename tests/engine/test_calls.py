@@ -17,6 +17,7 @@ from courseforge.providers.effects import CallSpec
 from courseforge.providers.embeddings import HashingEmbedder
 from courseforge.resilience import (
     BREAKER_FLAKY_COOLDOWN_S,
+    BreakerPolicy,
     BreakerRegistry,
     FakeClock,
     FallbackTaken,
@@ -126,7 +127,8 @@ async def test_budget_blocks_the_primary_at_once_and_skips_a_fallback() -> None:
 
 async def test_a_call_whose_whole_chain_is_open_waits_for_the_probe() -> None:
     clock = FakeClock()
-    breakers = BreakerRegistry(clock=clock, cooldown_s=10.0)
+    # Three failures with nothing else in the window say "down" here (seed 001's breaker).
+    breakers = BreakerRegistry(clock=clock, policy=BreakerPolicy(cooldown_s=10.0, min_calls=3))
     models: list[ChatModel] = [
         breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("qwen3-max", "gpt-oss-120b")
     ]
@@ -195,7 +197,7 @@ async def test_a_flaky_chain_is_sent_again_to_the_model_that_succeeds_most() -> 
 
 async def test_a_chain_with_a_down_model_still_waits_for_its_probe() -> None:
     clock = FakeClock()
-    breakers = BreakerRegistry(clock=clock)
+    breakers = BreakerRegistry(clock=clock, policy=BreakerPolicy(min_calls=3))
     models: list[ChatModel] = [
         breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("qwen3-max", "gpt-oss-120b")
     ]

@@ -34,11 +34,16 @@ def _core(snap: BreakerSnapshot) -> tuple[object, ...]:
     return (snap.state, snap.consecutive_failures, snap.opened_at, snap.reopens_in_s, snap.opens)
 
 
+#: Seed 001's breaker, as the state-machine tests below exercise it: three failures with nothing
+#: else in the window already say "down" (the default policy wants ten outcomes for that).
+SEED = BreakerPolicy(min_calls=3)
+
+
 def _model(
-    answers: list[Answer], clock: FakeClock, hooks: RecordingHooks
+    answers: list[Answer], clock: FakeClock, hooks: RecordingHooks, policy: BreakerPolicy = SEED
 ) -> tuple[ScriptedModel, BreakingModel]:
     inner = ScriptedModel(sequence(answers), model_id="m")
-    return inner, BreakingModel(inner, CircuitBreaker(model_id="m", clock=clock, hooks=hooks))
+    return inner, BreakingModel(inner, CircuitBreaker(model_id="m", clock=clock, hooks=hooks, policy=policy))
 
 
 async def _fail(model: BreakingModel, request: ChatRequest, times: int) -> None:
@@ -217,7 +222,9 @@ def test_stale_outcomes_are_ignored(clock: FakeClock) -> None:
 
 
 def test_registry_shares_one_breaker_per_model(clock: FakeClock, hooks: RecordingHooks) -> None:
-    registry = BreakerRegistry(failure_threshold=1, cooldown_s=5.0, clock=clock, hooks=hooks)
+    registry = BreakerRegistry(
+        clock=clock, hooks=hooks, policy=BreakerPolicy(failure_threshold=1, cooldown_s=5.0, min_calls=1)
+    )
     a1 = registry.wrap(ScriptedModel(sequence(["x"]), model_id="a"))
     a2 = registry.wrap(ScriptedModel(sequence(["y"]), model_id="a"))
     b = registry.wrap(ScriptedModel(sequence(["z"]), model_id="b"))
@@ -296,17 +303,28 @@ def test_the_flaky_cooldown_never_passes_the_down_one(clock: FakeClock) -> None:
     assert breaker.snapshot().cooldown_s == 5.0
 
 
-def test_a_down_model_keeps_the_seed_rule(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(model_id="m", clock=clock)
-    _outcomes(breaker, ".xxx")  # opens on the third failure in a row; 3 of 4 failed: flaky
+def test_three_failures_alone_are_flaky_ten_mostly_failed_are_down(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(model_id="m", clock=clock, policy=BreakerPolicy(window_s=1000.0))
+    _outcomes(breaker, "xxx")  # a fresh model's first three calls fail: not proof it is down
     assert breaker.snapshot().health == "flaky"
-    clock.advance(breaker.reopens_in_s)
-    _outcomes(breaker, "x")  # the probe fails: 4 of 5 failed, down
-    snap = breaker.snapshot()
-    assert (snap.state, snap.health, snap.cooldown_s) == ("open", "down", BREAKER_COOLDOWN_S)
-    clock.advance(BREAKER_COOLDOWN_S)  # the window ages out during the long cooldown
+    cooldowns = [breaker.snapshot().cooldown_s]
+    for _ in range(7):  # every probe fails too
+        clock.advance(breaker.reopens_in_s)
+        _outcomes(breaker, "x")
+        cooldowns.append(breaker.snapshot().cooldown_s)
+    f = BREAKER_FLAKY_COOLDOWN_S
+    # 1, 2, 4, 8, 16, 32 s while flaky; the tenth failure in a row proves it down: the seed's 60 s
+    assert cooldowns == [f, 2 * f, 4 * f, 8 * f, 16 * f, 32 * f, 60.0, 60.0]
+    assert breaker.snapshot().health == "down" == breaker.health
+
+
+def test_a_down_model_stays_down_after_its_window_ages_out(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(model_id="m", clock=clock, policy=SEED)
+    _outcomes(breaker, "xxx")
+    assert (breaker.snapshot().health, breaker.snapshot().cooldown_s) == ("down", BREAKER_COOLDOWN_S)
+    clock.advance(BREAKER_COOLDOWN_S)  # the window (60 s) ages out during the cooldown
     _outcomes(breaker, "x")  # the probe fails: still down, not a fresh short cooldown
-    assert breaker.snapshot().cooldown_s == BREAKER_COOLDOWN_S
+    assert (breaker.snapshot().health, breaker.snapshot().cooldown_s) == ("down", BREAKER_COOLDOWN_S)
 
 
 def test_the_window_forgets_old_outcomes(clock: FakeClock) -> None:
@@ -328,7 +346,7 @@ def test_force_passes_a_flaky_open_breaker_but_never_a_down_one(clock: FakeClock
     flaky.record_success(permit)  # a forced call that answers closes it
     assert flaky.state == "closed"
 
-    down = CircuitBreaker(clock=clock)
+    down = CircuitBreaker(clock=clock, policy=SEED)
     _outcomes(down, "xxx")
     assert down.snapshot().health == "down"
     assert down.allow(force=True) is None
@@ -360,11 +378,17 @@ async def test_provider_breaker_opens_only_when_its_models_look_down(
     assert (await b.complete(request_)).text == "ok"
     assert registry.provider_breaker("p").state == "closed"
 
-    down_a = registry.wrap(ScriptedModel(sequence([DOWN]), model_id="c"), provider="q")
-    down_b = registry.wrap(ScriptedModel(sequence([DOWN]), model_id="d"), provider="q")
-    for _ in range(3):
+    # Model breakers that never trip, so the provider's window alone decides.
+    patient = BreakerRegistry(clock=clock, policy=BreakerPolicy(failure_threshold=100))
+    down_a = patient.wrap(ScriptedModel(sequence([DOWN]), model_id="c"), provider="q")
+    down_b = patient.wrap(ScriptedModel(sequence([DOWN]), model_id="d"), provider="q")
+    for _ in range(4):
         await _fail(down_a, request_, 1)
         await _fail(down_b, request_, 1)
+    assert patient.provider_breaker("q").state == "closed"  # 8 outcomes: not enough to judge
+    await _fail(down_a, request_, 1)
+    await _fail(down_b, request_, 1)
+    registry = patient
     provider = registry.provider_breaker("q")
     assert (provider.state, provider.snapshot().health) == ("open", "down")
     fresh = registry.wrap(ScriptedModel(sequence(["never"]), model_id="e"), provider="q")

@@ -13,6 +13,7 @@ the ledger. Every wrapper keeps the inner `model_id`.
 
 from ._constants import (
     BREAKER_COOLDOWN_S,
+    BREAKER_DOWN_MIN_CALLS,
     BREAKER_DOWN_RATE,
     BREAKER_FAILURE_THRESHOLD,
     BREAKER_FLAKY_COOLDOWN_S,
@@ -60,6 +61,7 @@ from .structured import SCHEMA_MISSES_TO_DOWNGRADE, StructuredOutputModel, weake
 
 __all__ = [
     "BREAKER_COOLDOWN_S",
+    "BREAKER_DOWN_MIN_CALLS",
     "BREAKER_DOWN_RATE",
     "BREAKER_FAILURE_THRESHOLD",
     "BREAKER_FLAKY_COOLDOWN_S",

@@ -10,8 +10,11 @@ streak of consecutive failures. It trips on `failure_threshold` consecutive fail
 model's breaker) or, for a provider's breaker, only when the window says "down". What the
 window's failure rate says decides the cooldown:
 
-- **down** (rate >= `down_rate`, at least `min_calls` outcomes): seed 001's rule, 3 consecutive
-  failures -> `cooldown_s` (60 s); every call is skipped until a probe answers.
+- **down** (rate >= `down_rate`, 90 %, over at least `min_calls`, 10, outcomes, calls in flight
+  counted as not failed): seed 001's rule, 3 consecutive failures -> `cooldown_s` (60 s); every
+  call is skipped until a probe answers. Three failures alone do not prove a provider down (at
+  30 % random 5xx they happen about once in 37 calls); ten outcomes, about three calls with
+  their retries, mostly do.
 - **flaky** (rate below that: the model still answers most calls): a short first cooldown
   (`flaky_cooldown_s`, 1 s) that doubles each time the breaker re-opens without having closed,
   up to `cooldown_s`. A caller with nowhere else to go may force a call through a flaky open
@@ -39,6 +42,7 @@ from ..errors import BadResponse, CircuitOpen, ProviderError
 from ..providers.base import ChatModel, ChatRequest, ChatResponse
 from ._constants import (
     BREAKER_COOLDOWN_S,
+    BREAKER_DOWN_MIN_CALLS,
     BREAKER_DOWN_RATE,
     BREAKER_FAILURE_THRESHOLD,
     BREAKER_FLAKY_COOLDOWN_S,
@@ -93,7 +97,7 @@ class BreakerPolicy:
     window_s: float = BREAKER_WINDOW_S
     down_rate: float = BREAKER_DOWN_RATE
     #: Outcomes the window needs before its rate can say "down" (0: the streak's length).
-    min_calls: int = 0
+    min_calls: int = BREAKER_DOWN_MIN_CALLS
     half_open_probes: int = BREAKER_HALF_OPEN_PROBES
     #: Trip on the streak (a model), or only when the window says down (a provider: many models
     #: share it, and a streak across them says less than their combined rate).
