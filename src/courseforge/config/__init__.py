@@ -2,6 +2,7 @@
 
 from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
 from .settings import (
+    BreakerSettings,
     BudgetSettings,
     GateSettings,
     HedgingSettings,
@@ -19,6 +20,7 @@ from .settings import (
 
 __all__ = [
     "BUNDLED_PROFILES",
+    "BreakerSettings",
     "BudgetSettings",
     "GateSettings",
     "HedgingSettings",

@@ -18,6 +18,7 @@ from .quality_settings import (
 
 __all__ = [
     "DEFAULT_N_PARALLEL",
+    "BreakerSettings",
     "BudgetSettings",
     "GateSettings",
     "HedgingSettings",
@@ -178,6 +179,32 @@ class HedgingSettings(_S):
     max_delay_s: float = Field(default=60.0, gt=0)
 
 
+class BreakerSettings(_S):
+    """Circuit breakers, one per model and one per provider (docs/resilience.md). A breaker
+    opens on `failure_threshold` consecutive failures; its sliding window says for how long:
+    "down" (>= `down_rate` of at least `down_min_calls` outcomes failed, calls in flight counted
+    as not failed) keeps seed 001's `cooldown_s`; otherwise "flaky": `flaky_cooldown_s`,
+    doubling while probes fail, at most `cooldown_s`. A provider's breaker opens only when its
+    window says down."""
+
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    cooldown_s: float = Field(default=60.0, ge=0)
+    flaky_cooldown_s: float = Field(default=1.0, ge=0)
+    down_rate: float = Field(default=0.9, gt=0, le=1)
+    down_min_calls: int = Field(default=10, ge=1, le=1000)
+    #: Outcomes kept in the window, and their age limit.
+    window_calls: int = Field(default=20, ge=1, le=10000)
+    window_s: float = Field(default=60.0, gt=0)
+    #: Calls let through at once when half-open.
+    half_open_probes: int = Field(default=3, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _window_holds_enough(self) -> BreakerSettings:
+        if self.down_min_calls > self.window_calls:
+            raise ValueError("down_min_calls must not exceed window_calls (the window could never say down)")
+        return self
+
+
 class PrioritySettings(_S):
     #: Total attempts per task before it is flagged for review (seed 000: 3).
     max_attempts: int = Field(default=3, ge=1, le=10)
@@ -322,6 +349,7 @@ class Settings(_S):
     cache_dir: Path = Path("~/.cache/courseforge")
     storage: StorageSettings = Field(default_factory=StorageSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
 
     @model_validator(mode="before")
     @classmethod

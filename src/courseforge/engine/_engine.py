@@ -23,7 +23,7 @@ from ..pipeline.revise import revise_lesson, state_from_course
 from ..providers import ChatModel, Embedder
 from ..providers.embeddings import make_embedder
 from ..resilience import (
-    BREAKER_COOLDOWN_S,
+    BreakerPolicy,
     BreakerRegistry,
     Clock,
     EventCounts,
@@ -52,17 +52,21 @@ class Engine:
         models: Mapping[str, ChatModel] | None = None,
         embedder: Embedder | None = None,
         clock: Clock | None = None,
-        breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
+        breaker_cooldown_s: float | None = None,
     ) -> None:
         """`models` injects providers by model id (tests, doubles); `clock` drives the breakers
-        (tests pass a FakeClock); `breaker_cooldown_s` is how long an opened breaker skips its
-        model (a time-compressed benchmark compresses it too)."""
+        (tests pass a FakeClock); `breaker_cooldown_s` replaces `breakers.cooldown_s`, how long a
+        breaker that judged its model down skips it (a time-compressed benchmark compresses it,
+        and the flaky cooldown with it)."""
         self.settings = settings
         #: Every resilience event of the engine's life; each course also counts its own.
         self.hooks = RecordingHooks()
         self._scoped = ScopedHooks()
         self._events = fan_out(self.hooks, self._scoped, log_event)
-        self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
+        policy = BreakerPolicy.from_settings(settings.breakers, breaker_cooldown_s)
+        self.breakers = BreakerRegistry(
+            hooks=self._events, clock=clock, policy=policy, provider_policy=policy.for_provider()
+        )
         self.stacks = ModelStacks(
             settings,
             env=os.environ if env is None else env,
@@ -71,7 +75,7 @@ class Engine:
             models=models,
         )
         self._clock = clock
-        self._breaker_cooldown_s = breaker_cooldown_s
+        self._breaker_cooldown_s = policy.cooldown_s
         self._embedder = embedder
         self._runtime: Runtime | None = None
 

@@ -35,9 +35,10 @@ ignored, so stragglers that were in flight when it opened cannot re-open or clos
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from ..config import BreakerSettings
 from ..errors import BadResponse, CircuitOpen, ProviderError
 from ..providers.base import ChatModel, ChatRequest, ChatResponse
 from ._constants import (
@@ -117,6 +118,26 @@ class BreakerPolicy:
     def provider(cls, cooldown_s: float = BREAKER_COOLDOWN_S) -> BreakerPolicy:
         """A provider's breaker: opens only when its models together look down."""
         return cls(cooldown_s=cooldown_s, min_calls=PROVIDER_BREAKER_MIN_CALLS, trip_on_streak=False)
+
+    @classmethod
+    def from_settings(cls, s: BreakerSettings, cooldown_s: float | None = None) -> BreakerPolicy:
+        """A model's policy from the config; `cooldown_s` replaces the configured one (a
+        time-compressed benchmark), and the flaky cooldown shrinks in proportion."""
+        scale = 1.0 if cooldown_s is None or not s.cooldown_s else cooldown_s / s.cooldown_s
+        return cls(
+            failure_threshold=s.failure_threshold,
+            cooldown_s=s.cooldown_s if cooldown_s is None else cooldown_s,
+            flaky_cooldown_s=s.flaky_cooldown_s * min(1.0, scale),
+            window_calls=s.window_calls,
+            window_s=s.window_s,
+            down_rate=s.down_rate,
+            min_calls=s.down_min_calls,
+            half_open_probes=s.half_open_probes,
+        )
+
+    def for_provider(self) -> BreakerPolicy:
+        """The same judgement for a provider's breaker, which trips only on "down"."""
+        return replace(self, trip_on_streak=False)
 
 
 @dataclass(frozen=True, slots=True)
