@@ -93,6 +93,9 @@ class Runtime:
     success_rate: Callable[[str], float] = lambda _model_id: 1.0
     #: Each model's recent answered latencies: the hedge delay is their p95.
     latency: LatencyTracker = field(default_factory=LatencyTracker)
+    #: May `routing.hedging` send hedges here? (Not inside a Temporal workflow: a hedge's timer
+    #: and cancelled activity would change the workflow's history; docs/resilience.md.)
+    hedge: bool = True
 
 
 def request_digest(model_id: str, request: ChatRequest) -> str:
@@ -250,7 +253,7 @@ class CourseCalls:
         model = best_model(chain, self._runtime.success_rate)
         request = forced(spec.request)
         for n in range(1, DEGRADED_ROUNDS + 1):
-            delay = degraded_delay_s(n)
+            delay = degraded_delay_s(n, spec.step_key)
             self._runtime.hooks(RetryScheduled(model.model_id, n, delay, "degraded_chain"))
             await self._runtime.clock.sleep(delay)
             try:
@@ -265,7 +268,7 @@ class CourseCalls:
     async def _try_hedged(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
         """`_try`, hedged when `routing.hedging` covers the call's phase (resilience.hedge)."""
         hedging = self._settings.routing.hedging
-        if not hedging.enabled or spec.phase not in hedging.phases:
+        if not (hedging.enabled and self._runtime.hedge) or spec.phase not in hedging.phases:
             return await self._try(spec, model, primary)
         delay = hedge_delay_s(self._runtime.latency, model.model_id, hedging)
         return await race(

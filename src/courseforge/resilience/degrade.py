@@ -25,8 +25,6 @@ __all__ = ["DEGRADED_ROUNDS", "best_model", "degraded_delay_s", "forced", "shoul
 #: Forced sends to the best model after the chain failed, before the call gives up.
 DEGRADED_ROUNDS: Final = 3
 
-_rng = random.Random()
-
 
 def should_force(errors: Sequence[ProviderError]) -> bool:
     """Every model failed transiently or was skipped by a flaky breaker, at least one of them
@@ -42,9 +40,11 @@ def best_model(chain: Sequence[ChatModel], success_rate: Callable[[str], float])
     return max(enumerate(chain), key=lambda im: (success_rate(im[1].model_id), -im[0]))[1]
 
 
-def degraded_delay_s(round_no: int, rng: random.Random | None = None) -> float:
-    """Full-jitter backoff before forced send number `round_no` (1 for the first)."""
-    return retry_delay_s(round_no, None, rng or _rng)
+def degraded_delay_s(round_no: int, key: str) -> float:
+    """Full-jitter backoff before forced send number `round_no` (1 for the first). The jitter
+    is drawn from `key` (the call's step key): calls that failed together spread apart, and the
+    same call waits the same (a Temporal workflow replays it deterministically)."""
+    return retry_delay_s(round_no, None, random.Random(f"{key}:{round_no}"))
 
 
 def forced(request: ChatRequest) -> ChatRequest:
