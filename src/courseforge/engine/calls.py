@@ -255,7 +255,8 @@ class CourseCalls:
         for n in range(1, DEGRADED_ROUNDS + 1):
             delay = degraded_delay_s(n, spec.step_key)
             self._runtime.hooks(RetryScheduled(model.model_id, n, delay, "degraded_chain"))
-            await self._runtime.clock.sleep(delay)
+            if delay:
+                await self._runtime.clock.sleep(delay)
             try:
                 return await self._try(spec, model, primary, request)
             except ProviderError as exc:

@@ -3,7 +3,7 @@
 Waiting out breaker cooldowns stalls a course on a provider that still answers most calls;
 sending again, with backoff, to the model of the chain that still succeeds most costs seconds.
 `engine/calls.py` asks `should_force` after a round of its chain in which every model failed;
-when it says yes it waits `degraded_delay_s` and sends the call once more to `best_model`,
+when it says yes it sends the call once more to `best_model` (at once, then after a backoff),
 tagged `FORCE_TAG` so a flaky open breaker lets it through (`resilience/breaker.py`). A chain
 with any model judged down keeps the seed rule: wait for the soonest probe.
 """
@@ -41,10 +41,13 @@ def best_model(chain: Sequence[ChatModel], success_rate: Callable[[str], float])
 
 
 def degraded_delay_s(round_no: int, key: str) -> float:
-    """Full-jitter backoff before forced send number `round_no` (1 for the first). The jitter
-    is drawn from `key` (the call's step key): calls that failed together spread apart, and the
-    same call waits the same (a Temporal workflow replays it deterministically)."""
-    return retry_delay_s(round_no, None, random.Random(f"{key}:{round_no}"))
+    """Seconds before forced send number `round_no` (1 for the first). The first goes at once:
+    the models were skipped, not tried, and the forced send's own retries back off inside it.
+    Later ones wait a full-jitter backoff drawn from `key` (the call's step key): calls that
+    failed together spread apart, and a Temporal workflow replays the same wait."""
+    if round_no <= 1:
+        return 0.0
+    return retry_delay_s(round_no - 1, None, random.Random(f"{key}:{round_no}"))
 
 
 def forced(request: ChatRequest) -> ChatRequest:
