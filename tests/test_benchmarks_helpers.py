@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from courseforge.sim.profiles import SimProfile
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -71,8 +74,6 @@ def dp() -> ModuleType:
 
 
 def _rows(**updates: object) -> dict[str, object]:
-    from decimal import Decimal
-
     row = {
         "outcome": "approved",
         "cost": Decimal("0.1"),
@@ -104,8 +105,6 @@ def test_degraded_row_ratios_and_outcomes(dp: ModuleType) -> None:
 
 
 def test_degraded_verdict_fails_on_a_failed_or_over_cap_course(dp: ModuleType) -> None:
-    from decimal import Decimal
-
     result = {
         "scenario": "5xx-0.1",
         "courses": 2,
@@ -121,8 +120,6 @@ def test_degraded_verdict_fails_on_a_failed_or_over_cap_course(dp: ModuleType) -
 
 
 def test_flaky_profile_is_a_valid_simulator_profile(dp: ModuleType) -> None:
-    from courseforge.sim.profiles import SimProfile
-
     profile = SimProfile.model_validate(dp.flaky_profile(0.3))
     assert profile.defaults.faults.server_error == 0.3
     assert [s.name for s in dp.scenarios([0.0, 0.3], 20, True)] == ["5xx-0", "5xx-0.3", "chaos"] * 2
