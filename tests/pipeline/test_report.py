@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 
 from courseforge.domain import CallRecord, Decision, GateScore, LessonGates, Report
-from courseforge.pipeline.report import critical_path, critical_path_s, lesson_rates, quality_summary, recompute_totals
+from courseforge.pipeline.report import (
+    critical_path,
+    critical_path_s,
+    lesson_rates,
+    quality_summary,
+    recompute_totals,
+)
 
 LADDER = ("cheap", "mid", "premium")
 

@@ -180,8 +180,8 @@ def critical_path(
             chains[stage][lesson] = add(chains[stage].get(lesson, (0.0, [])), judge)
     stages = list(chains)  # in order of first record: the order the stages ran
     main: Leg = (0.0, [])
-    for by_chain in chains.values():
-        main = add(main, longest(by_chain.values()))
+    for stage_chains in chains.values():
+        main = add(main, longest(stage_chains.values()))
     paths = [main]
     for stage, lesson, judge in side:
         if stage in chains:
