@@ -141,7 +141,9 @@ def generate(
     ] = None,
     html: Annotated[
         Path | None,
-        typer.Option("--html", help="Also write the report's views (charts) to this self-contained HTML file."),
+        typer.Option(
+            "--html", help="Also write the report's views (charts) to this self-contained HTML file."
+        ),
     ] = None,
     temporal: Annotated[
         str | None,

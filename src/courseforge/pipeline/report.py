@@ -116,9 +116,7 @@ def critical_path_s(records: Sequence[CallRecord], decisions: Sequence[Decision]
     return critical_path(records, decisions)[0]
 
 
-def critical_path(
-    records: Sequence[CallRecord], decisions: Sequence[Decision]
-) -> tuple[float, list[int]]:
+def critical_path(records: Sequence[CallRecord], decisions: Sequence[Decision]) -> tuple[float, list[int]]:
     """The longest chain of calls that had to follow each other, and the indexes in `records`
     of the calls on it (the dashboard marks them).
 
