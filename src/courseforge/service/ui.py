@@ -327,7 +327,7 @@ def ui_router(
             f'<tr data-phase="{esc(name)}"><th scope="row">{esc(name)}</th>'
             f"<td data-state>{esc(p.get('state', ''))}</td>"
             f'<td><progress max="{max(1, int(p.get("total") or 0))}" value="{int(p.get("done") or 0)}" '
-            f'aria-label="{esc(name)} progress"></progress> <span data-count>{int(p.get("done") or 0)}/{int(p.get("total") or 0)}</span></td></tr>'
+            f'aria-label="{esc(name)} progress"></progress> <span data-count>{_count(p)}</span></td></tr>'
             for name, p in phases.items()
         )
         report = await store.get_report(job.id)
@@ -549,6 +549,11 @@ def ui_router(
         return page("Evals", f"<h1>Eval results</h1>{where}{evals_html(runs)}", session)
 
     return router
+
+
+def _count(phase: dict[str, Any]) -> str:
+    total = int(phase.get("total") or 0)
+    return f"{int(phase.get('done') or 0)}/{total}" if total else ""
 
 
 def _lesson(course: dict[str, Any] | None, lesson_id: str) -> dict[str, Any] | None:

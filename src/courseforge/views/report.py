@@ -169,8 +169,8 @@ def _gates(report: Report) -> str:
         for g in lg.gates:
             if g.gate not in gates:
                 gates.append(g.gate)
-    label_w, col_w, row_h, head_h = 130, 92, 22, 60
-    width = label_w + col_w * len(gates) + 120
+    label_w, col_w, row_h, head_h = 130, 104, 22, 60
+    width = label_w + col_w * len(gates) + 230
     height = head_h + row_h * len(report.lessons) + 6
     parts = [
         f'<svg class="chart gates" viewBox="0 0 {width} {height}" role="img" aria-labelledby="gates-t">'

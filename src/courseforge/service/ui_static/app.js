@@ -29,7 +29,7 @@
     bar.max = total;
     bar.value = Math.min(phase.done || 0, total);
     row.querySelector("[data-state]").textContent = phase.state || "";
-    row.querySelector("[data-count]").textContent = (phase.done || 0) + "/" + (phase.total || 0);
+    row.querySelector("[data-count]").textContent = phase.total ? (phase.done || 0) + "/" + phase.total : "";
   }
 
   function jobPage(root) {
