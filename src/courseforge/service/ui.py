@@ -379,33 +379,40 @@ def ui_router(
             await manager.cancel(job.id)
         return _redirect(f"/ui/jobs/{job.id}")
 
-    @router.get("/jobs/{job_id}/course")
-    async def course_page(request: Request, job_id: str) -> Response:
+    async def stored_page(
+        request: Request,
+        job_id: str,
+        what: str,
+        load: Callable[[str], Awaitable[dict[str, Any] | None]],
+        render: Callable[[Job, dict[str, Any]], tuple[str, str]],
+    ) -> Response:
+        """A page of a job's stored course or report (404 while the job has none)."""
         session, job, refusal = await known_job(request, job_id)
         if refusal is not None or job is None or session is None:
             return refusal or refused(request)
-        data = await store.get_course(job.id)
+        data = await load(job.id)
         if data is None:
-            return page(
-                "No course", f"<h1>No course yet</h1><p>The job is {esc(job.status)}.</p>", session, 404
-            )
-        titles = {s["id"]: s["title"] for s in job.analysis.get("source_material") or [] if "id" in s}
+            body = f"<h1>No {what} yet</h1><p>The job is {esc(job.status)}.</p>"
+            return page(f"No {what}", body, session, 404)
+        title, body = render(job, data)
         back = f'<p><a href="/ui/jobs/{esc(job.id)}">← job {esc(job.id)}</a></p>'
-        return page(job.course_id, back + course_html(Course.model_validate(data), titles), session)
+        return page(title, back + body, session)
+
+    def render_course(job: Job, data: dict[str, Any]) -> tuple[str, str]:
+        titles = {s["id"]: s["title"] for s in job.analysis.get("source_material") or [] if "id" in s}
+        return job.course_id, course_html(Course.model_validate(data), titles)
+
+    def render_report(job: Job, data: dict[str, Any]) -> tuple[str, str]:
+        body = f"<h1>Report: {esc(job.course_id)}</h1>{report_html(Report.model_validate(data))}"
+        return f"Report {job.course_id}", body
+
+    @router.get("/jobs/{job_id}/course")
+    async def course_page(request: Request, job_id: str) -> Response:
+        return await stored_page(request, job_id, "course", store.get_course, render_course)
 
     @router.get("/jobs/{job_id}/report")
     async def report_page(request: Request, job_id: str) -> Response:
-        session, job, refusal = await known_job(request, job_id)
-        if refusal is not None or job is None or session is None:
-            return refusal or refused(request)
-        data = await store.get_report(job.id)
-        if data is None:
-            return page(
-                "No report", f"<h1>No report yet</h1><p>The job is {esc(job.status)}.</p>", session, 404
-            )
-        back = f'<p><a href="/ui/jobs/{esc(job.id)}">← job {esc(job.id)}</a></p>'
-        body = f"{back}<h1>Report: {esc(job.course_id)}</h1>{report_html(Report.model_validate(data))}"
-        return page(f"Report {job.course_id}", body, session)
+        return await stored_page(request, job_id, "report", store.get_report, render_report)
 
     # -- review queue ------------------------------------------------------------------------
     @router.get("/reviews")
