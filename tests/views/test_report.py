@@ -61,6 +61,9 @@ def test_report_views() -> None:
     assert sum("critical" in b for b in bars) == len(path) > 0
     assert [b.split()[0] for b in bars] == [f"k-{k}" for k in call_kinds(CALLS)]
     assert sum("rejected" in b for b in bars) == 1
+    # the same calls as a table (for keyboards and screen readers), critical ones marked
+    assert out.count('<tr><th scope="row">') == len(CALLS)
+    assert out.count("<td>yes</td></tr>") == len(path)
     # lanes: one per task, the sample folded into its lesson
     assert out.count('class="lane">lesson:S1-L2<') == 1 and "S1-L2#s2</text>" not in out
     # cost bars: one per phase and per model

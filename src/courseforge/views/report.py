@@ -158,7 +158,20 @@ def _timeline(report: Report) -> str:
         f'<li><span class="swatch rejected-swatch" aria-hidden="true"></span>answer rejected by a gate '
         f"or the schema ({sum(1 for c in calls if c.outcome == 'rejected')})</li>"
     )
-    return "".join(parts) + f'<ul class="legend">{legend}</ul>'
+    rows = "".join(
+        f'<tr><th scope="row">{esc(c.task)}</th><td>{c.attempt}</td><td>{esc(c.model)}</td><td>{esc(c.tier)}</td>'
+        f"<td>{esc(c.outcome)}</td><td>{esc(CALL_KINDS[kind])}</td><td>{c.started_ms / 1000:.2f}</td>"
+        f"<td>{c.latency_ms:.0f}</td><td>{esc(_usd(c.cost_usd))}</td><td>{'yes' if i in on_path else ''}</td></tr>"
+        for i, (c, kind) in enumerate(zip(calls, kinds, strict=True))
+    )
+    table = (
+        '<details class="calls"><summary>Every call as a table</summary><div class="scroll"><table>'
+        '<thead><tr><th scope="col">task</th><th scope="col">attempt</th><th scope="col">model</th>'
+        '<th scope="col">tier</th><th scope="col">outcome</th><th scope="col">kind</th>'
+        '<th scope="col">start s</th><th scope="col">ms</th><th scope="col">cost</th>'
+        f'<th scope="col">critical path</th></tr></thead><tbody>{rows}</tbody></table></div></details>'
+    )
+    return "".join(parts) + f'<ul class="legend">{legend}</ul>{table}'
 
 
 def _gates(report: Report) -> str:
@@ -251,7 +264,7 @@ def report_html(report: Report) -> str:
         f'<section aria-labelledby="model-h"><h2 id="model-h">Cost by model</h2>'
         f"{_bars('by-model', 'Cost by model', report.by_model)}</section>"
         f'<section aria-labelledby="tl-h"><h2 id="tl-h">Call timeline</h2>'
-        '<p class="hint">Hover or focus a bar for the call; the outlined bars are the critical path.</p>'
+        '<p class="hint">Hover a bar for its call (or open the table below it); the black-outlined bars are the critical path.</p>'
         f"{_timeline(report)}</section>"
         f'<section aria-labelledby="gates-h"><h2 id="gates-h">Gate scores per lesson</h2>{_gates(report)}</section>'
     )
