@@ -133,6 +133,7 @@ def test_a_reviewer_walks_through_the_dashboard(tmp_path: Path, artefacts: Path)
             timeout=120_000,
         )
         assert page.locator("[data-status]").inner_text() in ("running", "queued")
+        live_lines = page.locator("[data-lessons] li").count()
         shot("02-job-live.png", full=True)
         page.get_by_role("link", name="Report", exact=True).wait_for(timeout=180_000)
         assert page.locator("[data-status]").inner_text() == "completed"
@@ -155,6 +156,7 @@ def test_a_reviewer_walks_through_the_dashboard(tmp_path: Path, artefacts: Path)
         bars = timeline.locator("rect.call").count()
         assert bars > 0 and timeline.locator("rect.critical").count() >= 1
         assert page.locator("svg.gates rect").count() > 0
+        critical = timeline.locator("rect.critical").count()
         shot("05-report.png", full=True)
 
         page.get_by_role("link", name="Review queue", exact=True).click()
@@ -185,11 +187,17 @@ def test_a_reviewer_walks_through_the_dashboard(tmp_path: Path, artefacts: Path)
                 break
             page.wait_for_timeout(500)
         assert done or reopened
+        outcome = "regenerated" if done else "open again (regenerated, still flagged)"
         page.goto(f"{base}/ui/reviews?status=approved")
         assert page.locator("article.review h2", has_text=first).count() == 1
         shot("08-approved.png")
 
         assert "cf_session" not in page.evaluate("document.cookie")  # HttpOnly
+    print(
+        f"  live lesson lines before the job ended: {live_lines}; timeline bars {bars}, on the "
+        f"critical path {critical}; review items {len(targets)}; approved {first}; regenerated "
+        f"{second}: {outcome}; requests {len(urls)}, pages checked for the token {len(sources)}"
+    )
     assert urls and sources
     assert not [u for u in urls if TOKEN in u]
     assert not [s for s in sources if TOKEN in s]

@@ -326,7 +326,7 @@ def ui_router(
         rows = "".join(
             f'<tr data-phase="{esc(name)}"><th scope="row">{esc(name)}</th>'
             f"<td data-state>{esc(p.get('state', ''))}</td>"
-            f'<td><progress max="{max(1, int(p.get("total") or 0))}" value="{int(p.get("done") or 0)}" '
+            f'<td><progress max="{max(1, int(p.get("total") or 0))}" value="{_done(p)}" '
             f'aria-label="{esc(name)} progress"></progress> <span data-count>{_count(p)}</span></td></tr>'
             for name, p in phases.items()
         )
@@ -556,6 +556,12 @@ def ui_router(
         return page("Evals", f"<h1>Eval results</h1>{where}{evals_html(runs)}", session)
 
     return router
+
+
+def _done(phase: dict[str, Any]) -> int:
+    """The bar's value: a finished phase without tasks shows full."""
+    done = int(phase.get("done") or 0)
+    return 1 if phase.get("state") == "done" and not phase.get("total") else done
 
 
 def _count(phase: dict[str, Any]) -> str:

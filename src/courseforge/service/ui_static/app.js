@@ -27,7 +27,7 @@
     var bar = row.querySelector("progress");
     var total = Math.max(1, phase.total || 0);
     bar.max = total;
-    bar.value = Math.min(phase.done || 0, total);
+    bar.value = phase.state === "done" && !phase.total ? 1 : Math.min(phase.done || 0, total);
     row.querySelector("[data-state]").textContent = phase.state || "";
     row.querySelector("[data-count]").textContent = phase.total ? (phase.done || 0) + "/" + phase.total : "";
   }
