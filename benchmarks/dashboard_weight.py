@@ -29,6 +29,8 @@ import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-not-secret"
+#: The last size seen of each URL's last path segment (the shared assets are the same on every page).
+ASSETS: dict[str, int] = {}
 TIMING = """() => {
   const nav = performance.getEntriesByType('navigation')[0];
   const paint = performance.getEntriesByType('paint').find(p => p.name === 'first-contentful-paint');
@@ -96,6 +98,7 @@ def _load(page: Any, url: str) -> dict[str, Any]:
             sizes.append(len(response.body()))
         except Exception:  # a response without a body (a redirect)
             sizes.append(0)
+        ASSETS[response.url.rsplit("/", 1)[-1]] = sizes[-1]
 
     page.on("response", on_response)
     page.goto(url, wait_until="load")
