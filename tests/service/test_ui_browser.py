@@ -42,7 +42,7 @@ def simulator(off_topic: float) -> Iterator[str]:
     """The provider simulator (quick answers, a share of them off topic) in a thread."""
     faults = FaultRates(off_topic=off_topic)
     profile = SimProfile(
-        name="ui", defaults=ModelProfile(ttft_ms=150, tokens_per_s=1500, jitter=0.1, faults=faults)
+        name="ui", defaults=ModelProfile(ttft_ms=300, tokens_per_s=1500, jitter=0.1, faults=faults)
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -135,6 +135,18 @@ def test_a_reviewer_walks_through_the_dashboard(tmp_path: Path, artefacts: Path)
         assert page.locator("[data-status]").inner_text() in ("running", "queued")
         live_lines = page.locator("[data-lessons] li").count()
         shot("02-job-live.png", full=True)
+        # The jobs list follows the running job too: its row turns "completed" without a reload.
+        job_id = page.url.rsplit("/", 1)[1]
+        listing = page.context.new_page()
+        listing.goto(f"{base}/ui/")
+        row = listing.locator(f'tr[data-live-job="{job_id}"]')
+        assert row.count() == 1  # still running when the list loaded
+        listing.evaluate("window.notReloaded = true")
+        row.locator("[data-status]", has_text="completed").wait_for(timeout=180_000)
+        assert listing.evaluate("window.notReloaded === true")
+        sources.append(listing.content())
+        listing.screenshot(path=str(artefacts / "02b-jobs-list-live.png"))
+        listing.close()
         page.get_by_role("link", name="Report", exact=True).wait_for(timeout=180_000)
         assert page.locator("[data-status]").inner_text() == "completed"
         assert page.locator("[data-lessons] li").count() > 0
@@ -201,7 +213,7 @@ def test_a_reviewer_walks_through_the_dashboard(tmp_path: Path, artefacts: Path)
     assert urls and sources
     assert not [u for u in urls if TOKEN in u]
     assert not [s for s in sources if TOKEN in s]
-    assert len(list(artefacts.glob("*.png"))) >= 8
+    assert len(list(artefacts.glob("*.png"))) >= 9
 
 
 def test_pages_refuse_without_a_session_and_never_show_the_token(tmp_path: Path, artefacts: Path) -> None:

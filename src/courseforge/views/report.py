@@ -192,7 +192,7 @@ def _gates(report: Report) -> str:
     for j, gate in enumerate(gates):
         x = label_w + j * col_w + col_w / 2
         parts.append(
-            f'<text x="{x:.0f}" y="{head_h - 10}" text-anchor="middle" class="axis">{esc(gate)}</text>'
+            f'<text x="{x:.0f}" y="{head_h - 10}" text-anchor="middle" class="axis">{esc(gate.replace("_", " "))}</text>'
         )
     parts.append(f'<text x="{label_w + col_w * len(gates) + 8}" y="{head_h - 10}" class="axis">lesson</text>')
     for i, lg in enumerate(report.lessons):
