@@ -247,7 +247,7 @@ async def records_from_store(store: Store) -> list[CourseRecord]:
             if course_data is None:
                 continue
             report_data = await store.get_report(job.id)
-            reviews = {
+            reviews: dict[str, str] = {
                 r.target: r.status
                 for r in await store.list_reviews(status=None, limit=100_000, job_id=job.id)
             }
