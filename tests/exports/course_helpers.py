@@ -36,7 +36,9 @@ def sample_course_data() -> dict[str, Any]:
             "S1-L1",
             "Running code",
             [
-                _ex("E1", "multiple_choice", "Which function prints text?", "print", ["input", "print", "len"]),
+                _ex(
+                    "E1", "multiple_choice", "Which function prints text?", "print", ["input", "print", "len"]
+                ),
                 _ex("E2", "true_false", "Python runs statements from top to bottom.", "True"),
             ],
         ),
@@ -59,10 +61,20 @@ def sample_course_data() -> dict[str, Any]:
         )
     ]
     plans = [
-        {"id": "S1", "title": "Basics", "section_type": "core", "summary": "The basics.",
-         "lessons": [{"id": x["id"], "title": x["title"], "outcome_ids": ["LO1"]} for x in lessons1]},
-        {"id": "S2", "title": "Loops", "section_type": "core", "summary": "Repeating.",
-         "lessons": [{"id": x["id"], "title": x["title"], "outcome_ids": ["LO1"]} for x in lessons2]},
+        {
+            "id": "S1",
+            "title": "Basics",
+            "section_type": "core",
+            "summary": "The basics.",
+            "lessons": [{"id": x["id"], "title": x["title"], "outcome_ids": ["LO1"]} for x in lessons1],
+        },
+        {
+            "id": "S2",
+            "title": "Loops",
+            "section_type": "core",
+            "summary": "Repeating.",
+            "lessons": [{"id": x["id"], "title": x["title"], "outcome_ids": ["LO1"]} for x in lessons2],
+        },
     ]
     return {
         "course_id": "sample",
@@ -70,7 +82,9 @@ def sample_course_data() -> dict[str, Any]:
         "metadata": {
             "course_title": "Sample: Python <first> steps",
             "description": "A tiny course.",
-            "learning_outcomes": [{"id": "LO1", "text": "Explain how Python runs code.", "bloom_level": "understand"}],
+            "learning_outcomes": [
+                {"id": "LO1", "text": "Explain how Python runs code.", "bloom_level": "understand"}
+            ],
             "pedagogical_strategy": "Examples first.",
             "course_structure": plans,
             "domain_taxonomy": ["python"],

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from course_helpers import sample_course
 
 from courseforge.config.settings import ExportSettings
 from courseforge.exports import export_course
-from course_helpers import sample_course
 
 RUNTIME = Path(__file__).resolve().parents[2] / "lms" / "node_modules" / "scorm-again" / "dist"
 
@@ -76,10 +76,24 @@ def test_sco_reports_to_a_real_scorm_runtime(tmp_path: Path, version: str) -> No
     zipfile.ZipFile(package).extractall(site / "pkg")
     script = "scorm12.js" if version == "1.2" else "scorm2004.js"
     shutil.copy(RUNTIME / script, site / script)
-    names = dict(
-        cls="Scorm12API", init="LMSInitialize", commit="LMSCommit", finish="LMSFinish", set="LMSSetValue", glob="API"
-    ) if version == "1.2" else dict(
-        cls="Scorm2004API", init="Initialize", commit="Commit", finish="Terminate", set="SetValue", glob="API_1484_11"
+    names = (
+        dict(
+            cls="Scorm12API",
+            init="LMSInitialize",
+            commit="LMSCommit",
+            finish="LMSFinish",
+            set="LMSSetValue",
+            glob="API",
+        )
+        if version == "1.2"
+        else dict(
+            cls="Scorm2004API",
+            init="Initialize",
+            commit="Commit",
+            finish="Terminate",
+            set="SetValue",
+            glob="API_1484_11",
+        )
     )
     glob = names.pop("glob")
     (site / f"lms-{version}.html").write_text(

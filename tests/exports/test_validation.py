@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from course_helpers import sample_course, sample_course_data
+from xsd_helpers import cp_schema, errors, qti_schema, scorm_schema
 
 from courseforge.errors import UserError
 from courseforge.exports import export_course, load_course
-from course_helpers import sample_course, sample_course_data
-from xsd_helpers import cp_schema, errors, qti_schema, scorm_schema
 
 
 def _zip(path: Path) -> zipfile.ZipFile:
@@ -32,7 +32,12 @@ def test_scorm_manifest_is_valid_against_the_adl_schemas(tmp_path: Path, fmt: st
     names = _zip(out).namelist()
     assert sum(1 for n in names if n.endswith(".html")) == 3 and "courseforge-sco.js" in names
     # the schema does reject a broken manifest (the check can fail)
-    assert errors(scorm_schema(version), manifest.replace(b"<organizations", b"<organisations", 1).replace(b"</organizations>", b"</organisations>"))
+    assert errors(
+        scorm_schema(version),
+        manifest.replace(b"<organizations", b"<organisations", 1).replace(
+            b"</organizations>", b"</organisations>"
+        ),
+    )
 
 
 def test_qti_items_tests_and_manifest_are_valid(tmp_path: Path) -> None:
@@ -65,7 +70,10 @@ def test_cc_package_holds_lessons_and_quizzes(tmp_path: Path) -> None:
         for f in r.findall("cp:file", ns):
             assert f.get("href") in archive.namelist()
     items = [etree.fromstring(archive.read(n)) for n in archive.namelist() if n.endswith("assessment.xml")]
-    assert sum(len(x.findall(".//{http://www.imsglobal.org/xsd/ims_qtiasiv1p2}item")) for x in items) == result.exercises
+    assert (
+        sum(len(x.findall(".//{http://www.imsglobal.org/xsd/ims_qtiasiv1p2}item")) for x in items)
+        == result.exercises
+    )
 
 
 def test_gift_parses_back_with_pygiftparser(tmp_path: Path) -> None:
@@ -96,7 +104,17 @@ def test_moodle_xml_parses_back_and_keeps_every_type(tmp_path: Path) -> None:
     from lxml import etree
 
     kinds = [q.get("type") for q in etree.fromstring(text.encode()).findall("question")]
-    assert kinds == ["category", "multichoice", "truefalse", "category", "shortanswer", "essay", "essay", "category", "truefalse"]
+    assert kinds == [
+        "category",
+        "multichoice",
+        "truefalse",
+        "category",
+        "shortanswer",
+        "essay",
+        "essay",
+        "category",
+        "truefalse",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["gift", "moodle-xml", "qti", "cc", "scorm12", "scorm2004"])
@@ -105,7 +123,9 @@ def test_what_a_format_cannot_hold_is_reported(tmp_path: Path, fmt: str) -> None
     report = result.to_dict()
     assert report["skipped"] == 1 and report["ungraded"] == 2
     [skipped] = result.skipped
-    assert skipped.path == "sections[0].lessons[1].exercises[3]" and "not one of its options" in skipped.reason
+    assert (
+        skipped.path == "sections[0].lessons[1].exercises[3]" and "not one of its options" in skipped.reason
+    )
     assert report["exercises"] + report["skipped"] == sum(len(x.exercises) for x in sample_course().lessons())
 
 
@@ -147,7 +167,9 @@ def test_cli_export_prints_issues_and_writes_the_result(tmp_path: Path) -> None:
     course = tmp_path / "course.json"
     course.write_text(json.dumps(sample_course_data()), "utf-8")
     out, result_file = tmp_path / "bank.gift", tmp_path / "result.json"
-    ran = CliRunner().invoke(app, ["export", str(course), "--format", "gift", "-o", str(out), "--result", str(result_file)])
+    ran = CliRunner().invoke(
+        app, ["export", str(course), "--format", "gift", "-o", str(out), "--result", str(result_file)]
+    )
     assert ran.exit_code == 0, ran.output
     assert "skipped" in ran.output and "sections[0].lessons[1].exercises[3]" in ran.output
     assert json.loads(result_file.read_text())["skipped"] == 1

@@ -67,7 +67,8 @@ def scorm_schema(version: str) -> etree.XMLSchema:
 @functools.cache
 def qti_schema() -> etree.XMLSchema:
     return _schema_from(
-        _wrapper([("http://www.imsglobal.org/xsd/imsqti_v2p1", "www.imsglobal.org/xsd/imsqti_v2p1.xsd")]), QTI_XSD
+        _wrapper([("http://www.imsglobal.org/xsd/imsqti_v2p1", "www.imsglobal.org/xsd/imsqti_v2p1.xsd")]),
+        QTI_XSD,
     )
 
 
