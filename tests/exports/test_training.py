@@ -83,4 +83,9 @@ async def test_training_file_from_a_batch_of_simulated_courses(tmp_path: Path) -
             and meta["gates"]
             and meta["accepted_by"] in ("course", "gates", "reviewer")
         )
+    # the rebuilt request is the one sent: its digest is a first attempt's checkpointed digest
+    assert result.verified > 0
+    verified = [e for e in lines + held if e["metadata"]["messages_verified"]]
+    assert len(verified) == result.verified
+    assert all(e["metadata"]["attempts"] >= 1 for e in verified)
     assert "jane.doe@gmail.com" not in out.read_text() + result.validation_path.read_text()

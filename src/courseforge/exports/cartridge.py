@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..domain import Course, Lesson
-from ._base import ExportResult, QuizItem, atomic_zip, ident, quiz_items
+from ._base import ExportIssue, ExportResult, QuizItem, atomic_zip, ident, quiz_items
 from .pages import lesson_body_html, page
 from .qti import XSI, xml_text
 
@@ -44,11 +44,10 @@ def _cc_item(section: ET.Element, item: QuizItem) -> None:
 
     ex = item.exercise
     node = ET.SubElement(section, q("item"), ident=ident(item.lesson_id, ex.id), title=ex.question[:120])
-    _field(
-        ET.SubElement(ET.SubElement(node, q("itemmetadata")), q("qtimetadata")),
-        "cc_profile",
-        _CC_PROFILE[ex.type],
-    )
+    meta = ET.SubElement(ET.SubElement(node, q("itemmetadata")), q("qtimetadata"))
+    _field(meta, "cc_profile", _CC_PROFILE[ex.type])
+    if not item.graded:
+        _field(meta, "qmd_computerscored", "No")  # the CC profile's rule for an essay
     presentation = ET.SubElement(node, q("presentation"))
     _mattext(presentation, ex.question)
     choice = ex.type in ("multiple_choice", "true_false")
@@ -78,6 +77,8 @@ def _cc_item(section: ET.Element, item: QuizItem) -> None:
         ET.SubElement(condition, q("setvar"), action="Set", varname="SCORE").text = "100"
     else:
         ET.SubElement(conditionvar, q("other"))
+    # The explanation is item feedback, shown by a trigger (an itemfeedback needs one in CC).
+    ET.SubElement(condition, q("displayfeedback"), feedbacktype="Response", linkrefid="general_fb")
     feedback = ET.SubElement(node, q("itemfeedback"), ident="general_fb")
     flow = ET.SubElement(feedback, q("flow_mat"))
     _mattext(flow, ex.explanation if item.graded else f"Model answer: {ex.answer}\n{ex.explanation}")
@@ -150,6 +151,11 @@ def _manifest(course: Course, resources: list[tuple[str, str, str, str, str]]) -
 def export_cc(course: Course, out: Path) -> ExportResult:
     result = ExportResult("cc", out)
     items = quiz_items(course, "cc", result.issues)
+    for keyed in items.values():  # CC's multiple_choice profile needs three options or more
+        for item in [i for i in keyed if i.exercise.type == "multiple_choice" and len(i.options) < 3]:
+            keyed.remove(item)
+            reason = "Common Cartridge's cc.multiple_choice needs at least 3 options"
+            result.issues.append(ExportIssue(item.path, item.exercise.type, "skipped", reason))
     members: dict[str, str | bytes] = {}
     resources: list[tuple[str, str, str, str, str]] = []
     for lesson in course.lessons():

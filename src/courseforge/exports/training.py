@@ -25,12 +25,16 @@ from typing import Any
 
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
+from ..domain.tasks import TaskId, step_key
+from ..engine import request_digest
 from ..errors import UserError
 from ..pipeline import validate_analysis
 from ..pipeline.assemble import draft_of
+from ..pipeline.lessons import _LESSON_MAX_TOKENS, lesson_schema, lesson_schema_for
 from ..pipeline.prompts import lesson_messages
+from ..providers import ChatRequest, Message
 from ..quality.safety import find_pii
-from ..storage import Store
+from ..storage import Checkpoint, Store
 from ._base import load_course, write_text_atomic
 
 __all__ = [
@@ -56,6 +60,9 @@ class CourseRecord:
     report: Report | None = None
     #: lesson id -> the reviewer's verdict ("approved", "edited", "regenerated", "open", ...).
     reviews: dict[str, str] = field(default_factory=dict)
+    #: The job's checkpoints by step key (a store source only): each holds a digest of the
+    #: request as sent, against which the rebuilt messages are checked.
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -69,6 +76,8 @@ class TrainingResult:
     not_accepted: int = 0
     duplicates: int = 0
     pii_dropped: int = 0
+    #: Examples whose rebuilt request has the digest of a request the store says was sent.
+    verified: int = 0
     train_bytes: int = 0
     validation_bytes: int = 0
     dropped: list[dict[str, str]] = field(default_factory=list)
@@ -84,6 +93,7 @@ class TrainingResult:
             "not_accepted": self.not_accepted,
             "duplicates": self.duplicates,
             "pii_dropped": self.pii_dropped,
+            "verified": self.verified,
             "train_bytes": self.train_bytes,
             "validation_bytes": self.validation_bytes,
             "dropped": self.dropped,
@@ -106,9 +116,7 @@ def _accepted(record: CourseRecord, lesson_id: str) -> str:
     return ""
 
 
-def _messages(
-    record: CourseRecord, section_index: int, lesson_id: str, settings: Settings
-) -> list[dict[str, str]]:
+def _messages(record: CourseRecord, section_index: int, lesson_id: str, settings: Settings) -> list[Message]:
     analysis, meta = record.analysis, record.course.metadata
     plans = meta.course_structure
     if section_index >= len(plans) or section_index >= len(analysis.sections):
@@ -135,7 +143,49 @@ def _messages(
         outline=[(p.title, [lp.title for lp in p.lessons]) for p in plans],
         exercises=(gates.min_exercises, gates.max_exercises),
     )
-    return [{"role": m.role, "content": m.content} for m in messages]
+    return messages
+
+
+def _verified(
+    record: CourseRecord, lesson_id: str, messages: list[Message], settings: Settings
+) -> bool:
+    """Whether the rebuilt messages are those of a first attempt the store checkpointed: the
+    request digest (model, messages, schema, bounds) of some tier's first attempt matches."""
+    if not record.checkpoints:
+        return False
+    gates = settings.gates
+    numbers = [int(o.removeprefix("LO")) for o in _plan_outcomes(record, lesson_id)]
+    schema = lesson_schema_for(
+        lesson_schema(
+            gates.lesson_min_words, gates.lesson_max_words, gates.max_exercises, gates.min_exercises
+        ),
+        numbers,
+        [m.id for m in record.analysis.source_material],
+    )
+    task = TaskId.lesson_task(lesson_id)
+    for tier, model_id in settings.routing.tiers.items():
+        found = record.checkpoints.get(step_key("lessons", task, 1, tier))
+        model = settings.models.get(model_id)
+        if found is None or model is None:
+            continue
+        request = ChatRequest(
+            list(messages),
+            json_schema=schema,
+            schema_name="lesson",
+            max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
+            temperature=settings.routing.temperature,
+        )
+        if request_digest(model_id, request) == found.request_digest:
+            return True
+    return False
+
+
+def _plan_outcomes(record: CourseRecord, lesson_id: str) -> list[str]:
+    for plan in record.course.metadata.course_structure:
+        for lp in plan.lessons:
+            if lp.id == lesson_id:
+                return lp.outcome_ids
+    return []
 
 
 def _in_validation(course_id: str, share: float) -> bool:
@@ -165,7 +215,8 @@ def build_examples(
                 if not by:
                     result.not_accepted += 1
                     continue
-                messages = _messages(record, si, lesson.id, settings)
+                sent = _messages(record, si, lesson.id, settings)
+                messages = [{"role": m.role, "content": m.content} for m in sent]
                 answer = json.dumps(draft_of(lesson, numbers).model_dump(mode="json"), ensure_ascii=False)
                 key = hashlib.sha256(
                     json.dumps([messages[1:], answer], ensure_ascii=False).encode()
@@ -188,6 +239,8 @@ def build_examples(
                     if record.report
                     else None
                 )
+                verified = _verified(record, lesson.id, sent, settings)
+                result.verified += verified
                 example = {
                     "messages": [*messages, {"role": "assistant", "content": answer}],
                     "metadata": {
@@ -200,6 +253,7 @@ def build_examples(
                         "attempts": gates.attempts if gates else 0,
                         "gates": {g.gate: g.score for g in gates.gates} if gates else {},
                         "messages_rebuilt": True,
+                        "messages_verified": verified,
                     },
                 }
                 (validation if record.course.course_id in held_out else train).append(example)
@@ -258,6 +312,7 @@ async def records_from_store(store: Store) -> list[CourseRecord]:
                     course=load_course(course_data),
                     report=Report.model_validate(report_data) if report_data else None,
                     reviews=reviews,
+                    checkpoints=await store.load_checkpoints(job.id),
                 )
             )
 
