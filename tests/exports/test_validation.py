@@ -175,3 +175,18 @@ def test_cli_export_prints_issues_and_writes_the_result(tmp_path: Path) -> None:
     assert json.loads(result_file.read_text())["skipped"] == 1
     bad = CliRunner().invoke(app, ["export", str(course), "--format", "pdf", "-o", str(out)])
     assert bad.exit_code == 2 and "format" in bad.output
+
+
+def test_the_documented_type_table_is_the_code_s() -> None:
+    from courseforge.exports import FORMATS, TYPE_MAP
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "exports.md").read_text("utf-8")
+    types = ["multiple_choice", "true_false", "short_answer", "coding", "open"]
+    header = "| format | " + " | ".join(f"`{t}`" for t in types) + " |"
+    table = doc.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    rows = {
+        line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:-1]] for line in table
+    }
+    assert set(rows) == set(FORMATS)
+    for fmt in FORMATS:
+        assert rows[fmt] == [TYPE_MAP[fmt][t] for t in types], fmt
