@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 from ..domain import Course
@@ -54,13 +55,21 @@ def gift_text(course: Course, items: dict[str, list[QuizItem]]) -> tuple[str, in
     return "\n\n".join(blocks) + "\n", count
 
 
-def export_gift(course: Course, out: Path) -> ExportResult:
-    result = ExportResult("gift", out)
-    items = quiz_items(course, "gift", result.issues)
-    text, result.exercises = gift_text(course, items)
+def _export_bank(
+    course: Course,
+    out: Path,
+    fmt: str,
+    render: Callable[[Course, dict[str, list[QuizItem]]], tuple[str, int]],
+) -> ExportResult:
+    result = ExportResult(fmt, out)
+    text, result.exercises = render(course, quiz_items(course, fmt, result.issues))
     write_text_atomic(out, text)
     result.lessons, result.files = len(course.lessons()), [out.name]
     return result
+
+
+def export_gift(course: Course, out: Path) -> ExportResult:
+    return _export_bank(course, out, "gift", gift_text)
 
 
 def _text(parent: ET.Element, tag: str, text: str, *, html_format: bool = False) -> ET.Element:
@@ -128,9 +137,4 @@ def moodle_xml_text(course: Course, items: dict[str, list[QuizItem]]) -> tuple[s
 
 
 def export_moodle_xml(course: Course, out: Path) -> ExportResult:
-    result = ExportResult("moodle-xml", out)
-    items = quiz_items(course, "moodle-xml", result.issues)
-    text, result.exercises = moodle_xml_text(course, items)
-    write_text_atomic(out, text)
-    result.lessons, result.files = len(course.lessons()), [out.name]
-    return result
+    return _export_bank(course, out, "moodle-xml", moodle_xml_text)

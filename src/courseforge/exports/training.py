@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,21 +83,8 @@ class TrainingResult:
     dropped: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "train_path": str(self.train_path),
-            "validation_path": str(self.validation_path),
-            "courses": self.courses,
-            "lessons_seen": self.lessons_seen,
-            "train": self.train,
-            "validation": self.validation,
-            "not_accepted": self.not_accepted,
-            "duplicates": self.duplicates,
-            "pii_dropped": self.pii_dropped,
-            "verified": self.verified,
-            "train_bytes": self.train_bytes,
-            "validation_bytes": self.validation_bytes,
-            "dropped": self.dropped,
-        }
+        data = asdict(self)
+        return {**data, "train_path": str(self.train_path), "validation_path": str(self.validation_path)}
 
 
 def _accepted(record: CourseRecord, lesson_id: str) -> str:
@@ -146,9 +133,7 @@ def _messages(record: CourseRecord, section_index: int, lesson_id: str, settings
     return messages
 
 
-def _verified(
-    record: CourseRecord, lesson_id: str, messages: list[Message], settings: Settings
-) -> bool:
+def _verified(record: CourseRecord, lesson_id: str, messages: list[Message], settings: Settings) -> bool:
     """Whether the rebuilt messages are those of a first attempt the store checkpointed: the
     request digest (model, messages, schema, bounds) of some tier's first attempt matches."""
     if not record.checkpoints:
