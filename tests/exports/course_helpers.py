@@ -102,3 +102,21 @@ def sample_course_data() -> dict[str, Any]:
 
 def sample_course() -> Course:
     return Course.model_validate(sample_course_data())
+
+
+async def generated_course(name: str = "python-basics") -> Course:
+    """A course generated end to end on the loopback simulator (CourseAuthor behind a real
+    OpenAI-compatible socket), as `courseforge generate` would write it."""
+    from courseforge.config import Settings
+    from courseforge.engine import Engine
+    from courseforge.testing import CourseAuthor, LoopbackServer
+    from engine_helpers import author_reply, example_analysis, loopback_config
+
+    async with LoopbackServer(author_reply(CourseAuthor())) as server:
+        engine = Engine(Settings.model_validate(loopback_config(server.base_url)), env={})
+        try:
+            result = await engine.generate(example_analysis(name))
+        finally:
+            await engine.aclose()
+    assert result.course is not None, result.report.failure_reason
+    return result.course

@@ -190,3 +190,35 @@ def test_the_documented_type_table_is_the_code_s() -> None:
     assert set(rows) == set(FORMATS)
     for fmt in FORMATS:
         assert rows[fmt] == [TYPE_MAP[fmt][t] for t in types], fmt
+
+
+async def test_a_generated_course_exports_valid_in_every_format(tmp_path: Path) -> None:
+    from course_helpers import generated_course
+    from lxml import etree
+
+    course = await generated_course("photosynthesis-sourced")
+    exercises = sum(len(x.exercises) for x in course.lessons())
+    found: dict[str, int] = {}
+    for fmt, version in (("scorm12", "1.2"), ("scorm2004", "2004")):
+        export_course(course, fmt, tmp_path / f"{fmt}.zip")
+        assert errors(scorm_schema(version), _zip(tmp_path / f"{fmt}.zip").read("imsmanifest.xml")) == []
+    result = export_course(course, "qti", tmp_path / "qti.zip")
+    archive = _zip(tmp_path / "qti.zip")
+    assert errors(cp_schema(), archive.read("imsmanifest.xml")) == []
+    for name in archive.namelist()[1:]:
+        assert errors(qti_schema(), archive.read(name)) == [], name
+    found["qti"] = result.exercises
+    parser = pytest.importorskip("pygiftparser.parser")
+    export_course(course, "gift", tmp_path / "bank.gift")
+    questions = parser.parseFile(io.StringIO((tmp_path / "bank.gift").read_text("utf-8")))
+    assert all(q.valid for q in questions)
+    found["gift"] = len(questions)
+    export_course(course, "moodle-xml", tmp_path / "bank.xml")
+    bank = etree.parse(str(tmp_path / "bank.xml")).getroot()
+    found["moodle-xml"] = sum(1 for q in bank.findall("question") if q.get("type") != "category")
+    cc = export_course(course, "cc", tmp_path / "course.imscc")
+    found["cc"] = cc.exercises + len(cc.skipped)  # every exercise in the cartridge or reported
+    print(
+        {"lessons": len(course.lessons()), "exercises": exercises, **found}
+    )  # the evidence in the closing note
+    assert found == {"qti": exercises, "gift": exercises, "moodle-xml": exercises, "cc": exercises}
