@@ -60,6 +60,18 @@ def _launch(page: Any, base: str, version: str, answers: dict[str, str]) -> list
     return calls
 
 
+def _leave(page: Any, base: str, version: str, finish: str) -> list[list[str]]:
+    """Open the lesson, then leave it without submitting (the LMS unloads the SCO's frame)."""
+    page.goto(f"{base}/lms-{version}.html")
+    page.frame_locator("#sco").locator("#sco-submit").wait_for()
+    page.evaluate("document.getElementById('sco').src = 'about:blank'")
+    page.wait_for_function(
+        f"window.calls.length > 0 && window.calls[window.calls.length - 1][0] === '{finish}'"
+    )
+    calls: list[list[str]] = page.evaluate("window.calls")
+    return calls
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("version", ["1.2", "2004"])
 def test_sco_reports_to_a_real_scorm_runtime(tmp_path: Path, version: str) -> None:
@@ -108,9 +120,16 @@ def test_sco_reports_to_a_real_scorm_runtime(tmp_path: Path, version: str) -> No
                 "right": _launch(browser.new_page(), base, version, right),
                 "wrong": _launch(browser.new_page(), base, version, wrong),
             }
+            left = _leave(browser.new_page(), base, version, names["finish"])
         finally:
             browser.close()
-    print({k: v for k, v in observed.items()})  # the evidence in the closing note
+    print({**observed, "left": left})  # the evidence in the closing note
+    # leaving without submitting: still incomplete, no score, suspended, committed and ended
+    assert [c[0] for c in left][-2:] == [names["commit"], names["finish"]]
+    left_values = {c[1]: c[2] for c in left if c[0] == names["set"]}
+    status_key = "cmi.core.lesson_status" if version == "1.2" else "cmi.completion_status"
+    assert left_values[status_key] == "incomplete" and not any("score" in k for k in left_values)
+    assert left_values["cmi.core.exit" if version == "1.2" else "cmi.exit"] == "suspend"
     for outcome, calls in observed.items():
         kinds = [c[0] for c in calls]
         assert kinds[0] == names["init"] and kinds[-2:] == [names["commit"], names["finish"]], calls

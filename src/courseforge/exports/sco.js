@@ -45,6 +45,14 @@
   }
 
   var done = false;
+  // Leaving without submitting: what was reported (incomplete) is committed and the session ends.
+  window.addEventListener("pagehide", function () {
+    if (done) { return; }
+    done = true;
+    if (v12) { set("cmi.core.exit", "suspend"); } else { set("cmi.exit", "suspend"); }
+    commit();
+    finish();
+  });
   document.getElementById("sco-submit").addEventListener("click", function () {
     if (done) { return; }
     done = true;
