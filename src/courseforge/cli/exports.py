@@ -131,3 +131,10 @@ def _print_training(result: TrainingResult) -> None:
     )
     for dropped in result.dropped:
         err.print(f"  dropped {dropped['lesson']}: {dropped['reason']}")
+    kept = result.train + result.validation
+    if kept:
+        err.print(
+            f"{result.verified} of {kept} examples' rebuilt requests match the digest of a request that was "
+            "sent (none can for a folder source; too few from a store means another --config than the "
+            "courses were generated with)"
+        )

@@ -203,9 +203,7 @@ def build_examples(
                 sent = _messages(record, si, lesson.id, settings)
                 messages = [{"role": m.role, "content": m.content} for m in sent]
                 answer = json.dumps(draft_of(lesson, numbers).model_dump(mode="json"), ensure_ascii=False)
-                key = hashlib.sha256(
-                    json.dumps([messages[1:], answer], ensure_ascii=False).encode()
-                ).hexdigest()
+                key = hashlib.sha256(json.dumps([messages, answer], ensure_ascii=False).encode()).hexdigest()
                 where = f"{record.source}:{lesson.id}"
                 if key in seen:
                     result.duplicates += 1
