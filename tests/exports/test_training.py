@@ -89,3 +89,41 @@ async def test_training_file_from_a_batch_of_simulated_courses(tmp_path: Path) -
     assert len(verified) == result.verified
     assert all(e["metadata"]["attempts"] >= 1 for e in verified)
     assert "jane.doe@gmail.com" not in out.read_text() + result.validation_path.read_text()
+
+
+async def test_cli_from_a_folder_and_bad_sources(tmp_path: Path) -> None:
+    from course_helpers import generated_course
+    from typer.testing import CliRunner
+
+    from courseforge.cli import app
+
+    course = await generated_course("python-basics")
+    folder = tmp_path / "courses"
+    folder.mkdir()
+    (folder / "py.course.json").write_text(course.model_dump_json(), "utf-8")
+    (folder / "py.analysis.json").write_text(example_analysis().model_dump_json(), "utf-8")
+    out = tmp_path / "train.jsonl"
+    # the courses were generated with the loopback config: rebuild their prompts with it too
+    config = tmp_path / "config.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(loopback_config("http://127.0.0.1:9/v1")), "utf-8")
+    ran = CliRunner().invoke(
+        app, ["export-training", "--from", str(folder), "-o", str(out), "-c", str(config)]
+    )
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.stdout.strip().splitlines()[-1])
+    lines = out.read_text().splitlines()
+    assert summary["train"] == len(lines) == len(course.lessons())  # approved: every lesson
+    assert summary["verified"] == 0  # a folder keeps no request digests
+    bad = CliRunner().invoke(app, ["export-training", "--from", str(tmp_path / "nope"), "-o", str(out)])
+    assert bad.exit_code == 2 and "--from" in bad.output
+    (folder / "py.analysis.json").unlink()
+    missing = CliRunner().invoke(
+        app, ["export-training", "--from", str(folder), "-o", str(out), "-c", str(config)]
+    )
+    assert missing.exit_code == 2 and "py.analysis.json" in missing.output
+    wrong = CliRunner().invoke(
+        app, ["export-training", "--from", str(folder), "--format", "alpaca", "-o", str(out)]
+    )
+    assert wrong.exit_code == 2 and "--format" in wrong.output
