@@ -74,6 +74,21 @@ def test_cc_package_holds_lessons_and_quizzes(tmp_path: Path) -> None:
         sum(len(x.findall(".//{http://www.imsglobal.org/xsd/ims_qtiasiv1p2}item")) for x in items)
         == result.exercises
     )
+    # the CC QTI profile's rules: every item feedback has its trigger, essays are not computer-scored
+    asi = "{http://www.imsglobal.org/xsd/ims_qtiasiv1p2}"
+    all_items = [i for x in items for i in x.iter(f"{asi}item")]
+    assert all(i.find(f".//{asi}displayfeedback").get("linkrefid") == "general_fb" for i in all_items)
+    labels = [f.findtext(f"{asi}fieldlabel") for i in all_items for f in i.iter(f"{asi}qtimetadatafield")]
+    assert labels.count("qmd_computerscored") == 2  # the coding and the open exercise
+    # a two-option multiple choice is reported for cc (its profile needs three), kept elsewhere
+    data = sample_course_data()
+    data["sections"][1]["lessons"][0]["exercises"].append(
+        {**data["sections"][0]["lessons"][0]["exercises"][0], "id": "E9", "options": ["input", "print"]}
+    )
+    two = export_course(load_course(data), "cc", tmp_path / "two.imscc")
+    assert [i.path for i in two.skipped][-1] == "sections[1].lessons[0].exercises[1]"
+    assert "3 options" in two.skipped[-1].reason
+    assert export_course(load_course(data), "gift", tmp_path / "two.gift").exercises == result.exercises + 1
 
 
 def test_gift_parses_back_with_pygiftparser(tmp_path: Path) -> None:
