@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
 from ..pipeline import parse_analysis
 from ..storage import Job, Store
+from .exports import export_router
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
@@ -428,6 +429,8 @@ def create_app(
         return ReviewView(**_fields(updated))
 
     # -- operations ----------------------------------------------------------------------------
+    app.include_router(export_router(settings, store, auth))  # GET /v1/jobs/{id}/export
+
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         try:
