@@ -1,0 +1,224 @@
+"""Prometheus metrics of model calls and courses, updated as calls happen.
+
+`CallMetrics` is a `Hooks` callable: added to an engine's hooks (`Engine.add_hook`) it counts
+every call the moment it is recorded on a course's ledger (`CallRecorded`), and every retry,
+provider fault, fallback and breaker transition of the engine's model stacks. A Temporal worker
+counts its activities' calls with `observe_call` (the ledger lives in the workflow there);
+`observe_course` adds a finished course's outcome. One registry per object: the service, a
+worker and a CLI run each own theirs, and tests never share counters.
+
+No label carries a token, a key or course content: only phase, model, tier, outcome, fault
+class, breaker state and gate names. docs/operations.md lists every metric.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+
+from ..domain import CallRecord, Report
+from ..resilience import (
+    BreakerTransition,
+    CallRecorded,
+    FallbackTaken,
+    FaultObserved,
+    ResilienceEvent,
+    RetryScheduled,
+)
+from .tracing import is_cached
+
+__all__ = ["LATENCY_BUCKETS_S", "CallMetrics", "breaker_value"]
+
+#: Call latency buckets, seconds: P50/P95/P99 come from these (the P95 alert is at 10 s).
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 40, 80, 160)
+_COST_BUCKETS_USD = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0, 2.0)
+_SIMILARITY_BUCKETS = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def breaker_value(state: str) -> float:
+    """A breaker state as a gauge value: 0 closed, 1 open (calls skipped), 0.5 anything between
+    (half-open: probing; any state a later breaker adds that is neither)."""
+    if state == "closed":
+        return 0.0
+    return 1.0 if state == "open" else 0.5
+
+
+class CallMetrics:
+    """Per-call and per-course metrics on one registry (`registry`)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.calls = Counter(
+            "courseforge_calls",
+            "Model calls as they are recorded, by outcome (ok, rejected: answered but unusable, error, "
+            "budget_blocked, skipped: breaker open, replayed).",
+            ["phase", "model", "tier", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "courseforge_call_latency_seconds",
+            "Latency of answered model calls (retries included), by model and tier.",
+            ["model", "tier"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "courseforge_tokens",
+            "Tokens of paid calls: input, output, and cached (input served from a provider's cache).",
+            ["model", "tier", "direction"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "courseforge_cost_usd",
+            "USD paid to providers (replayed calls excluded: they were paid once, earlier).",
+            ["phase", "model", "tier"],
+            registry=r,
+        )
+        self.replayed_cost = Counter(
+            "courseforge_replayed_cost_usd",
+            "USD of calls replayed from checkpoints (not paid again).",
+            registry=r,
+        )
+        self.cache_hits = Counter(
+            "courseforge_cache_hits", "Calls answered from the response cache.", ["model", "tier"], registry=r
+        )
+        self.budget_blocks = Counter(
+            "courseforge_budget_blocks",
+            "Calls not sent because the course's budget cap would have been exceeded.",
+            ["phase", "tier"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "courseforge_retries",
+            "Transport retries scheduled (429, 5xx, timeouts, unusable answers), by fault class.",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.faults = Counter(
+            "courseforge_provider_faults",
+            "Provider sends that failed, retried or not, by fault class (rate_limited, http_503, timeout, "
+            "bad_response_*, ...).",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "courseforge_fallbacks",
+            "A model of a tier's chain failed and the call moved on to the next.",
+            ["model", "to_model", "kind"],
+            registry=r,
+        )
+        self.breaker_changes = Counter(
+            "courseforge_breaker_transitions",
+            "Circuit-breaker state changes.",
+            ["model", "from_state", "to_state"],
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "courseforge_breaker_open",
+            "1 when the model's circuit breaker is open (calls skipped), 0.5 half-open, 0 closed.",
+            ["model"],
+            registry=r,
+        )
+        self.courses = Counter(
+            "courseforge_courses",
+            "Courses finished, by status (approved, needs_review, failed).",
+            ["status"],
+            registry=r,
+        )
+        self.course_cost = Histogram(
+            "courseforge_course_cost_usd",
+            "Total cost of one finished course.",
+            buckets=_COST_BUCKETS_USD,
+            registry=r,
+        )
+        self.course_similarity = Histogram(
+            "courseforge_course_similarity_mean",
+            "A finished course's mean lesson-to-outcome similarity.",
+            buckets=_SIMILARITY_BUCKETS,
+            registry=r,
+        )
+        self.lessons = Counter("courseforge_lessons", "Lessons of finished courses.", registry=r)
+        self.lessons_escalated = Counter(
+            "courseforge_lessons_escalated",
+            "Lessons of finished courses whose final tier is above the tier they started on.",
+            registry=r,
+        )
+        self.escalations = Counter(
+            "courseforge_escalations",
+            "Escalate decisions of finished courses: a task moved to a stronger tier (every task kind).",
+            registry=r,
+        )
+        self.review_flags = Counter(
+            "courseforge_review_flags", "Review flags raised by finished courses.", registry=r
+        )
+        self.gate_checks = Counter(
+            "courseforge_gate_checks", "Final gate verdicts per lesson.", ["gate", "result"], registry=r
+        )
+        self.review_open = Gauge(
+            "courseforge_review_queue_open", "Review items waiting for a person.", registry=r
+        )
+
+    # -- as calls happen ------------------------------------------------------------------------
+    def __call__(self, event: ResilienceEvent) -> None:
+        """The hook: every call recorded, and the model stacks' resilience events."""
+        if isinstance(event, CallRecorded):
+            self.observe_call(event.record)
+        elif isinstance(event, RetryScheduled):
+            self.retries.labels(event.model_id, event.error_kind).inc()
+        elif isinstance(event, FaultObserved):
+            self.faults.labels(event.model_id, event.kind).inc()
+        elif isinstance(event, FallbackTaken):
+            self.fallbacks.labels(event.model_id, event.to_model, event.kind).inc()
+        elif isinstance(event, BreakerTransition):
+            self.breaker_changes.labels(event.model_id, event.old, event.new).inc()
+            self.breaker_open.labels(event.model_id).set(breaker_value(event.new))
+
+    def observe_call(self, c: CallRecord) -> None:
+        if c.replayed:
+            self.calls.labels(c.phase, c.model, c.tier, "replayed").inc()
+            self.replayed_cost.inc(float(c.cost_usd))
+            return
+        self.calls.labels(c.phase, c.model, c.tier, c.outcome).inc()
+        if c.outcome == "budget_blocked":
+            self.budget_blocks.labels(c.phase, c.tier).inc()
+            return
+        if is_cached(c):
+            self.cache_hits.labels(c.model, c.tier).inc()
+        if c.cost_usd:
+            self.cost.labels(c.phase, c.model, c.tier).inc(float(c.cost_usd))
+        if c.input_tokens or c.output_tokens:
+            self.tokens.labels(c.model, c.tier, "input").inc(c.input_tokens)
+            self.tokens.labels(c.model, c.tier, "output").inc(c.output_tokens)
+            self.tokens.labels(c.model, c.tier, "cached").inc(c.cached_tokens)
+        if c.outcome in ("ok", "rejected"):
+            self.latency.labels(c.model, c.tier).observe(c.latency_ms / 1000)
+
+    # -- when a course ends ---------------------------------------------------------------------
+    def observe_course(self, report: Report) -> None:
+        """A finished course's outcome: status, cost, similarity, escalation, flags, gates."""
+        self.courses.labels(report.status).inc()
+        self.course_cost.observe(float(report.total_cost_usd))
+        quality = report.quality
+        if quality is not None and quality.similarity_mean is not None:
+            self.course_similarity.observe(quality.similarity_mean)
+        lessons = len(report.lessons)
+        self.lessons.inc(lessons)
+        if quality is not None and quality.escalation_rate is not None:
+            self.lessons_escalated.inc(round(quality.escalation_rate * lessons))
+        self.escalations.inc(report.escalations)
+        self.review_flags.inc(report.review_flags)
+        for lesson in report.lessons:
+            for g in lesson.gates:
+                self.gate_checks.labels(g.gate, "pass" if g.passed else "fail").inc()
+
+    def set_breakers(self, states: list[tuple[str, str]]) -> None:
+        for model, state in states:
+            self.breaker_open.labels(model).set(breaker_value(state))
+
+    def write_textfile(self, path: Path) -> None:
+        """Write every metric for a node-exporter textfile collector: to a temporary file beside
+        `path`, then renamed over it, so the collector never reads half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(os.fspath(path), self.registry)
