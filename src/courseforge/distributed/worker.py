@@ -175,9 +175,9 @@ def send_record(
     )
 
 
-def start_metrics_server(metrics: CallMetrics, host: str, port: int) -> Callable[[], None]:
-    """Serve `metrics` for Prometheus at http://host:port/metrics (any path) in a thread;
-    returns the function that stops it."""
+def start_metrics_server(metrics: CallMetrics, host: str, port: int) -> tuple[int, Callable[[], None]]:
+    """Serve `metrics` for Prometheus at http://host:port/metrics in a thread (port 0: any free
+    one); returns the port listened on and the function that stops it."""
     from prometheus_client import start_http_server
 
     try:
@@ -192,7 +192,7 @@ def start_metrics_server(metrics: CallMetrics, host: str, port: int) -> Callable
         server.server_close()
         thread.join(timeout=5)
 
-    return stop
+    return int(server.server_port), stop
 
 
 def _config_error(reason: str) -> CourseforgeError:
@@ -259,8 +259,8 @@ async def run_worker(
     stop_metrics = None
     try:
         if metrics is not None and metrics_port is not None:
-            stop_metrics = start_metrics_server(metrics, metrics_host, metrics_port)
-            say(f"worker: metrics on http://{metrics_host}:{metrics_port}/metrics")
+            port, stop_metrics = start_metrics_server(metrics, metrics_host, metrics_port)
+            say(f"worker: metrics on http://{metrics_host}:{port}/metrics")
         worker = build_worker(
             client,
             engine,
