@@ -72,7 +72,9 @@ async def test_model_calls_of_a_worker_are_counted_and_served(settings: Settings
     assert latency[(("model", cheap), ("tier", "cheap"))] == 1
     faults = samples(text, "courseforge_provider_faults_total")
     retries = samples(text, "courseforge_retries_total")
-    assert faults[(("kind", "http_500"), ("model", mid))] == retries[(("kind", "http_500"), ("model", mid))] > 0
+    assert (
+        faults[(("kind", "http_500"), ("model", mid))] == retries[(("kind", "http_500"), ("model", mid))] > 0
+    )
 
 
 def test_a_taken_metrics_port_is_a_clear_error() -> None:

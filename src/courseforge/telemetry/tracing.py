@@ -24,6 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 from ..domain import CallRecord
@@ -88,6 +89,7 @@ class SpanHandle:
 
 
 _OFF = SpanHandle()
+_OFF_BLOCK = contextlib.nullcontext(_OFF)
 
 
 def is_cached(record: CallRecord) -> bool:
@@ -96,24 +98,47 @@ def is_cached(record: CallRecord) -> bool:
     return bool(record.cache_hit or getattr(record, "cached", False))
 
 
+_cached: tuple[Any, Any] = (None, None)
+_UNKNOWN = object()
+
+
 def _tracer() -> Any:
-    return _trace.get_tracer(TRACER_NAME) if _trace is not None else None
+    """The tracer of the process's provider, or None while no SDK provider is set (tracing
+    off: a span then costs a function call, not the API's non-recording span and context)."""
+    global _cached
+    if _trace is None:
+        return None
+    # The API's global, read directly: `get_tracer_provider()` looks at the environment on
+    # every call while none is set, which would cost more than the rest of a call's metering.
+    provider: Any = getattr(_trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:  # an API version without it: ask the slow way
+        provider = _trace.get_tracer_provider()
+    if provider is None or isinstance(provider, _trace.ProxyTracerProvider | _trace.NoOpTracerProvider):
+        return None
+    if _cached[0] is not provider:
+        _cached = (provider, provider.get_tracer(TRACER_NAME))
+    return _cached[1]
 
 
-@contextlib.contextmanager
 def span(
     name: str,
     attributes: Mapping[str, AttrValue | None] | None = None,
     *,
     kind: Literal["internal", "client"] = "internal",
-) -> Iterator[SpanHandle]:
+) -> AbstractContextManager[SpanHandle]:
     """A span around the block, current for it (spans opened inside, and in tasks it starts,
-    are its children). An exception leaving the block marks it failed with its class name,
-    except cancellation, which is recorded as `error.type=cancelled`."""
+    are its children). An exception leaving the block marks it failed with its fault class
+    (`fault_kind`; cancellation is `cancelled`)."""
     tracer = _tracer()
     if tracer is None:
-        yield _OFF
-        return
+        return _OFF_BLOCK
+    return _live_span(tracer, name, attributes, kind)
+
+
+@contextlib.contextmanager
+def _live_span(
+    tracer: Any, name: str, attributes: Mapping[str, AttrValue | None] | None, kind: str
+) -> Iterator[SpanHandle]:
     span_kind = SpanKind.CLIENT if kind == "client" else SpanKind.INTERNAL
     with tracer.start_as_current_span(
         name, kind=span_kind, record_exception=False, set_status_on_exception=False
@@ -217,7 +242,6 @@ class ModelCallSpan(SpanHandle):
         )
 
 
-@contextlib.contextmanager
 def model_call_span(
     *,
     model_id: str,
@@ -229,13 +253,12 @@ def model_call_span(
     attempt: int,
     round: int = 0,
     fallback_for: str = "",
-) -> Iterator[ModelCallSpan]:
+) -> AbstractContextManager[ModelCallSpan]:
     """The span of one call to one model (`chat {request_model}`, kind CLIENT). A provider
     error leaving the block sets `error.type` to its fault class (`http_503`, `timeout`, ...)."""
     tracer = _tracer()
     if tracer is None:
-        yield ModelCallSpan(None, False)
-        return
+        return _OFF_CALL_BLOCK
     attributes: dict[str, AttrValue] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": provider,
@@ -249,8 +272,13 @@ def model_call_span(
         # The routing decision that put this call on this model: the task's tier, or a fallback.
         "courseforge.routing.decision": f"fallback for {fallback_for}" if fallback_for else "tier",
     }
+    return _live_call_span(tracer, f"chat {request_model}", attributes)
+
+
+@contextlib.contextmanager
+def _live_call_span(tracer: Any, name: str, attributes: dict[str, AttrValue]) -> Iterator[ModelCallSpan]:
     with tracer.start_as_current_span(
-        f"chat {request_model}",
+        name,
         kind=SpanKind.CLIENT,
         attributes=attributes,
         record_exception=False,
@@ -264,6 +292,9 @@ def model_call_span(
                 raise
             handle.error("cancelled" if _is_cancel(exc) else fault_kind(exc), str(exc))
             raise
+
+
+_OFF_CALL_BLOCK = contextlib.nullcontext(ModelCallSpan(None, False))
 
 
 def tracing_wanted(env: Mapping[str, str]) -> str | None:
