@@ -89,10 +89,17 @@ class Engine:
         for hook in self._observers:
             hook(event)
 
-    def add_hook(self, hook: Hooks) -> None:
+    def add_hook(self, hook: Hooks) -> Callable[[], None]:
         """Send every event of this engine from now on to `hook` too: each call as it is
-        recorded (`CallRecorded`), retries, faults, fallbacks, breaker transitions."""
+        recorded (`CallRecorded`), retries, faults, fallbacks, breaker transitions. Returns the
+        function that stops it (an app's metrics leave with the app; the engine may outlive it)."""
         self._observers.append(hook)
+
+        def remove() -> None:
+            if hook in self._observers:
+                self._observers.remove(hook)
+
+        return remove
 
     def embedder(self) -> Embedder:
         if self._embedder is None:

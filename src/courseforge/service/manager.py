@@ -40,8 +40,6 @@ class JobManager:
         self.store = store
         self.engine = engine
         self.metrics = metrics
-        # Every call of this process's courses counted as it is recorded, every breaker change.
-        engine.add_hook(metrics)
         self.runner: JobRunner = InProcessRunner(engine, store)
         if settings.service.temporal_address:
             # The worker fleet generates; this process starts each workflow, follows it, stores

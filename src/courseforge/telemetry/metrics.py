@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
 
@@ -159,6 +160,7 @@ class CallMetrics:
         self.review_open = Gauge(
             "courseforge_review_queue_open", "Review items waiting for a person.", registry=r
         )
+        self._bound: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
 
     # -- as calls happen ------------------------------------------------------------------------
     def __call__(self, event: ResilienceEvent) -> None:
@@ -180,20 +182,39 @@ class CallMetrics:
             self.calls.labels(c.phase, c.model, c.tier, "replayed").inc()
             self.replayed_cost.inc(float(c.cost_usd))
             return
-        self.calls.labels(c.phase, c.model, c.tier, c.outcome).inc()
+        bound = self._bound.get((c.phase, c.model, c.tier, c.outcome))
+        if bound is None:
+            bound = self._bind(c)
+        calls, latency, tokens_in, tokens_out, tokens_cached, cost = bound
+        calls.inc()
         if c.outcome == "budget_blocked":
             self.budget_blocks.labels(c.phase, c.tier).inc()
             return
-        if is_cached(c):
+        if is_cached(c):  # answered by our cache, not a provider: no latency or tokens of one
             self.cache_hits.labels(c.model, c.tier).inc()
+            return
         if c.cost_usd:
-            self.cost.labels(c.phase, c.model, c.tier).inc(float(c.cost_usd))
+            cost.inc(float(c.cost_usd))
         if c.input_tokens or c.output_tokens:
-            self.tokens.labels(c.model, c.tier, "input").inc(c.input_tokens)
-            self.tokens.labels(c.model, c.tier, "output").inc(c.output_tokens)
-            self.tokens.labels(c.model, c.tier, "cached").inc(c.cached_tokens)
+            tokens_in.inc(c.input_tokens)
+            tokens_out.inc(c.output_tokens)
+            tokens_cached.inc(c.cached_tokens)
         if c.outcome in ("ok", "rejected"):
-            self.latency.labels(c.model, c.tier).observe(c.latency_ms / 1000)
+            latency.observe(c.latency_ms / 1000)
+
+    def _bind(self, c: CallRecord) -> tuple[Any, ...]:
+        """The labelled series one kind of call updates, looked up once (a `labels()` lookup
+        costs more than the update itself, and this runs for every call)."""
+        bound = (
+            self.calls.labels(c.phase, c.model, c.tier, c.outcome),
+            self.latency.labels(c.model, c.tier),
+            self.tokens.labels(c.model, c.tier, "input"),
+            self.tokens.labels(c.model, c.tier, "output"),
+            self.tokens.labels(c.model, c.tier, "cached"),
+            self.cost.labels(c.phase, c.model, c.tier),
+        )
+        self._bound[c.phase, c.model, c.tier, c.outcome] = bound
+        return bound
 
     # -- when a course ends ---------------------------------------------------------------------
     def observe_course(self, report: Report) -> None:
