@@ -64,7 +64,10 @@ def test_one_simulator_course_is_one_trace_at_the_otlp_receiver(tmp_path: Path) 
     assert "traces: exporting with otlp" in done.stderr
 
     names = Counter(s.name for s in spans)
-    print(f"OTLP receiver: {len(spans)} spans in {receiver.requests} export request(s)")
+    print(
+        f"OTLP receiver: {len(spans)} spans in {receiver.requests} export request(s); the course: "
+        f"{report['status']}, {len(report['calls'])} calls, {len(report['lessons'])} lessons"
+    )
     for name, n in sorted(names.items()):
         print(f"  {n:4d}  {name}")
     assert len({s.trace_id for s in spans}) == 1
