@@ -1,4 +1,4 @@
-"""A real Prometheus server (Debian's /usr/bin/prometheus) scrapes a running service and is
+"""A real Prometheus server (Debian's `prometheus`, found on PATH) scrapes a running service and is
 asked, through its HTTP API, for a per-call metric of the job the service ran."""
 
 from __future__ import annotations

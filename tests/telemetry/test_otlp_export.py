@@ -3,47 +3,28 @@ OTLP/HTTP to a real receiver on 127.0.0.1 and decoded there."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from courseforge.sim import SimServer, load_profile
-from engine_helpers import EXAMPLES, loopback_config, write_config
+from engine_helpers import EXAMPLES, in_thread, loopback_config, write_config
 from telemetry.otlp_receiver import otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = "import sys; from courseforge.cli import main; sys.argv[0] = 'courseforge'; main()"
 
 
-@contextmanager
-def simulator_in_thread() -> Iterator[SimServer]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = SimServer(load_profile("ideal"), seed=1, time_scale=0.01)
-    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    try:
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.mark.subprocess
 def test_one_simulator_course_is_one_trace_at_the_otlp_receiver(tmp_path: Path) -> None:
     out, rep = tmp_path / "course.json", tmp_path / "report.json"
-    with otlp_receiver() as (endpoint, receiver), simulator_in_thread() as sim:
+    simulator = SimServer(load_profile("ideal"), seed=1, time_scale=0.01)
+    with otlp_receiver() as (endpoint, receiver), in_thread(simulator) as sim:
         config = write_config(tmp_path / "c.yaml", loopback_config(sim.base_url))
         env = {
             **os.environ,

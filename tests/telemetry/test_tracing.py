@@ -19,7 +19,7 @@ from courseforge.errors import ProviderHTTPError
 from courseforge.ledger import Ledger
 from courseforge.providers import ChatRequest, Message
 from courseforge.providers.effects import CallSpec
-from courseforge.telemetry import CAPTURE_CONTENT_ENV, configure_tracing, tracing_wanted
+from courseforge.telemetry.tracing import CAPTURE_CONTENT_ENV, configure_tracing, tracing_wanted
 from courseforge.testing import ScriptedModel
 from engine_helpers import course_calls, example_analysis, make_engine, scripted_models
 from telemetry.conftest import named

@@ -51,115 +51,97 @@ class CallMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
-        self.calls = Counter(
-            "courseforge_calls",
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"courseforge_{name}", doc, labels, registry=r)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(f"courseforge_{name}", doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(f"courseforge_{name}", doc, labels, buckets=buckets, registry=r)
+
+        # -- per call, as it is recorded (or sent, in a worker)
+        self.calls = counter(
+            "calls",
             "Model calls as they are recorded, by outcome (ok, rejected: answered but unusable, error, "
             "budget_blocked, skipped: breaker open, replayed).",
-            ["phase", "model", "tier", "outcome"],
-            registry=r,
+            *("phase", "model", "tier", "outcome"),
         )
-        self.latency = Histogram(
-            "courseforge_call_latency_seconds",
+        self.latency = histogram(
+            "call_latency_seconds",
             "Latency of answered model calls (retries included), by model and tier.",
-            ["model", "tier"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
+            LATENCY_BUCKETS_S,
+            *("model", "tier"),
         )
-        self.tokens = Counter(
-            "courseforge_tokens",
+        self.tokens = counter(
+            "tokens",
             "Tokens of paid calls: input, output, and cached (input served from a provider's cache).",
-            ["model", "tier", "direction"],
-            registry=r,
+            *("model", "tier", "direction"),
         )
-        self.cost = Counter(
-            "courseforge_cost_usd",
+        self.cost = counter(
+            "cost_usd",
             "USD paid to providers (replayed calls excluded: they were paid once, earlier).",
-            ["phase", "model", "tier"],
-            registry=r,
+            *("phase", "model", "tier"),
         )
-        self.replayed_cost = Counter(
-            "courseforge_replayed_cost_usd",
-            "USD of calls replayed from checkpoints (not paid again).",
-            registry=r,
+        self.replayed_cost = counter(
+            "replayed_cost_usd", "USD of calls replayed from checkpoints (not paid again)."
         )
-        self.cache_hits = Counter(
-            "courseforge_cache_hits", "Calls answered from the response cache.", ["model", "tier"], registry=r
-        )
-        self.budget_blocks = Counter(
-            "courseforge_budget_blocks",
+        self.cache_hits = counter("cache_hits", "Calls answered from the response cache.", "model", "tier")
+        self.budget_blocks = counter(
+            "budget_blocks",
             "Calls not sent because the course's budget cap would have been exceeded.",
-            ["phase", "tier"],
-            registry=r,
+            *("phase", "tier"),
         )
-        self.retries = Counter(
-            "courseforge_retries",
+        # -- the model stacks' resilience events
+        self.retries = counter(
+            "retries",
             "Transport retries scheduled (429, 5xx, timeouts, unusable answers), by fault class.",
-            ["model", "kind"],
-            registry=r,
+            *("model", "kind"),
         )
-        self.faults = Counter(
-            "courseforge_provider_faults",
+        self.faults = counter(
+            "provider_faults",
             "Provider sends that failed, retried or not, by fault class (rate_limited, http_503, timeout, "
             "bad_response_*, ...).",
-            ["model", "kind"],
-            registry=r,
+            *("model", "kind"),
         )
-        self.fallbacks = Counter(
-            "courseforge_fallbacks",
+        self.fallbacks = counter(
+            "fallbacks",
             "A model of a tier's chain failed and the call moved on to the next.",
-            ["model", "to_model", "kind"],
-            registry=r,
+            *("model", "to_model", "kind"),
         )
-        self.breaker_changes = Counter(
-            "courseforge_breaker_transitions",
-            "Circuit-breaker state changes.",
-            ["model", "from_state", "to_state"],
-            registry=r,
+        self.breaker_changes = counter(
+            "breaker_transitions", "Circuit-breaker state changes.", "model", "from_state", "to_state"
         )
-        self.breaker_open = Gauge(
-            "courseforge_breaker_open",
+        self.breaker_open = gauge(
+            "breaker_open",
             "1 when the model's circuit breaker is open (calls skipped), 0.5 half-open, 0 closed.",
-            ["model"],
-            registry=r,
+            "model",
         )
-        self.courses = Counter(
-            "courseforge_courses",
-            "Courses finished, by status (approved, needs_review, failed).",
-            ["status"],
-            registry=r,
+        # -- per finished course
+        self.courses = counter(
+            "courses", "Courses finished, by status (approved, needs_review, failed).", "status"
         )
-        self.course_cost = Histogram(
-            "courseforge_course_cost_usd",
-            "Total cost of one finished course.",
-            buckets=_COST_BUCKETS_USD,
-            registry=r,
+        self.course_cost = histogram(
+            "course_cost_usd", "Total cost of one finished course.", _COST_BUCKETS_USD
         )
-        self.course_similarity = Histogram(
-            "courseforge_course_similarity_mean",
+        self.course_similarity = histogram(
+            "course_similarity_mean",
             "A finished course's mean lesson-to-outcome similarity.",
-            buckets=_SIMILARITY_BUCKETS,
-            registry=r,
+            _SIMILARITY_BUCKETS,
         )
-        self.lessons = Counter("courseforge_lessons", "Lessons of finished courses.", registry=r)
-        self.lessons_escalated = Counter(
-            "courseforge_lessons_escalated",
+        self.lessons = counter("lessons", "Lessons of finished courses.")
+        self.lessons_escalated = counter(
+            "lessons_escalated",
             "Lessons of finished courses whose final tier is above the tier they started on.",
-            registry=r,
         )
-        self.escalations = Counter(
-            "courseforge_escalations",
+        self.escalations = counter(
+            "escalations",
             "Escalate decisions of finished courses: a task moved to a stronger tier (every task kind).",
-            registry=r,
         )
-        self.review_flags = Counter(
-            "courseforge_review_flags", "Review flags raised by finished courses.", registry=r
-        )
-        self.gate_checks = Counter(
-            "courseforge_gate_checks", "Final gate verdicts per lesson.", ["gate", "result"], registry=r
-        )
-        self.review_open = Gauge(
-            "courseforge_review_queue_open", "Review items waiting for a person.", registry=r
-        )
+        self.review_flags = counter("review_flags", "Review flags raised by finished courses.")
+        self.gate_checks = counter("gate_checks", "Final gate verdicts per lesson.", "gate", "result")
+        self.review_open = gauge("review_queue_open", "Review items waiting for a person.")
         self._bound: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
 
     # -- as calls happen ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..domain import CallRecord
 from ..providers import ChatRequest, ChatResponse
@@ -132,20 +132,29 @@ def span(
     tracer = _tracer()
     if tracer is None:
         return _OFF_BLOCK
-    return _live_span(tracer, name, attributes, kind)
+    return _live(tracer, name, attributes, kind, SpanHandle)
+
+
+H = TypeVar("H", bound=SpanHandle)
 
 
 @contextlib.contextmanager
-def _live_span(
-    tracer: Any, name: str, attributes: Mapping[str, AttrValue | None] | None, kind: str
-) -> Iterator[SpanHandle]:
-    span_kind = SpanKind.CLIENT if kind == "client" else SpanKind.INTERNAL
+def _live(
+    tracer: Any,
+    name: str,
+    attributes: Mapping[str, AttrValue | None] | None,
+    kind: str,
+    handle_of: Callable[[Any], H],
+) -> Iterator[H]:
+    """A recording span, current for the block; an exception leaving it marks it failed."""
     with tracer.start_as_current_span(
-        name, kind=span_kind, record_exception=False, set_status_on_exception=False
+        name,
+        kind=SpanKind.CLIENT if kind == "client" else SpanKind.INTERNAL,
+        attributes={k: v for k, v in (attributes or {}).items() if v is not None},
+        record_exception=False,
+        set_status_on_exception=False,
     ) as raw:
-        handle = SpanHandle(raw)
-        if attributes:
-            handle.set(attributes)
+        handle = handle_of(raw)
         try:
             yield handle
         except BaseException as exc:
@@ -272,26 +281,11 @@ def model_call_span(
         # The routing decision that put this call on this model: the task's tier, or a fallback.
         "courseforge.routing.decision": f"fallback for {fallback_for}" if fallback_for else "tier",
     }
-    return _live_call_span(tracer, f"chat {request_model}", attributes)
+    return _live(tracer, f"chat {request_model}", attributes, "client", _call_handle)
 
 
-@contextlib.contextmanager
-def _live_call_span(tracer: Any, name: str, attributes: dict[str, AttrValue]) -> Iterator[ModelCallSpan]:
-    with tracer.start_as_current_span(
-        name,
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as raw:
-        handle = ModelCallSpan(raw, raw.is_recording() and capture_content())
-        try:
-            yield handle
-        except BaseException as exc:
-            if isinstance(exc, GeneratorExit):
-                raise
-            handle.error("cancelled" if _is_cancel(exc) else fault_kind(exc), str(exc))
-            raise
+def _call_handle(raw: Any) -> ModelCallSpan:
+    return ModelCallSpan(raw, raw.is_recording() and capture_content())
 
 
 _OFF_CALL_BLOCK = contextlib.nullcontext(ModelCallSpan(None, False))
