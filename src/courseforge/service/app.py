@@ -191,6 +191,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.init()
+        # Every call of this app's jobs counted as it is recorded, every breaker change.
+        unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
         if resume:
@@ -198,6 +200,7 @@ def create_app(
         try:
             yield
         finally:
+            unhook()
             warming.cancel()
             with contextlib.suppress(BaseException):
                 await warming
