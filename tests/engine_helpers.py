@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -96,10 +96,26 @@ def author_reply(author: CourseAuthor | None = None) -> Callable[[dict[str, Any]
 @contextmanager
 def loopback_in_thread(handler: LoopbackHandler) -> Iterator[LoopbackServer]:
     """A LoopbackServer on its own event loop in a thread, for synchronous callers (the CLI)."""
+    with in_thread(LoopbackServer(handler)) as server:
+        yield server
+
+
+S = TypeVar("S", bound="_StartStop")
+
+
+class _StartStop(Protocol):
+    async def start(self) -> Any: ...
+
+    async def stop(self) -> Any: ...
+
+
+@contextmanager
+def in_thread(server: S) -> Iterator[S]:
+    """Any server with async `start`/`stop` (LoopbackServer, SimServer) on its own event loop
+    in a thread, while the block runs."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = LoopbackServer(handler)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     try:
         yield server

@@ -25,9 +25,12 @@ from ..providers.embeddings import make_embedder
 from ..resilience import (
     BreakerPolicy,
     BreakerRegistry,
+    CallRecorded,
     Clock,
     EventCounts,
+    Hooks,
     RecordingHooks,
+    ResilienceEvent,
     ScopedHooks,
     fan_out,
     log_event,
@@ -62,7 +65,9 @@ class Engine:
         #: Every resilience event of the engine's life; each course also counts its own.
         self.hooks = RecordingHooks()
         self._scoped = ScopedHooks()
-        self._events = fan_out(self.hooks, self._scoped, log_event)
+        #: Hooks added later (`add_hook`: metrics), called with every event after these.
+        self._observers: list[Hooks] = []
+        self._events = fan_out(self._keep, self._scoped, log_event, self._observe)
         policy = BreakerPolicy.from_settings(settings.breakers, breaker_cooldown_s)
         self.breakers = BreakerRegistry(
             hooks=self._events, clock=clock, policy=policy, provider_policy=policy.for_provider()
@@ -78,6 +83,27 @@ class Engine:
         self._breaker_cooldown_s = policy.cooldown_s
         self._embedder = embedder
         self._runtime: Runtime | None = None
+
+    def _keep(self, event: ResilienceEvent) -> None:
+        # Call records belong to their course's ledger; the engine's own list would only grow.
+        if not isinstance(event, CallRecorded):
+            self.hooks(event)
+
+    def _observe(self, event: ResilienceEvent) -> None:
+        for hook in self._observers:
+            hook(event)
+
+    def add_hook(self, hook: Hooks) -> Callable[[], None]:
+        """Send every event of this engine from now on to `hook` too: each call as it is
+        recorded (`CallRecorded`), retries, faults, fallbacks, breaker transitions. Returns the
+        function that stops it (an app's metrics leave with the app; the engine may outlive it)."""
+        self._observers.append(hook)
+
+        def remove() -> None:
+            if hook in self._observers:
+                self._observers.remove(hook)
+
+        return remove
 
     def embedder(self) -> Embedder:
         if self._embedder is None:

@@ -37,6 +37,7 @@ from ..ledger import Ledger, Reservation, estimate_input_tokens, price_of, worst
 from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage, Vector
 from ..providers.effects import CallResult, CallSpec
 from ..resilience import (
+    CallRecorded,
     Clock,
     EventCounts,
     FallbackTaken,
@@ -50,6 +51,7 @@ from ..resilience import (
 from ..resilience.degrade import DEGRADED_ROUNDS, best_model, degraded_delay_s, forced, should_force
 from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
 from ..storage import Checkpoint, Store
+from ..telemetry import ModelCallSpan, model_call_span
 
 __all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
 
@@ -287,62 +289,97 @@ class CourseCalls:
         *,
         hedge_leg: bool = False,
     ) -> CallResult:
-        """One model of the chain: reserve, send, settle, record. A hedge leg cancelled because
-        the other leg answered first is recorded `cancelled`, its prompt billed (the provider
-        has read it; what it generated before the cancel is not known)."""
+        """One model of the chain, in its model-call span: reserve, send, settle, record. A
+        hedge leg cancelled because the other leg answered first is recorded `cancelled`, its
+        prompt billed (the provider has read it; what it generated before the cancel is not
+        known)."""
         settings = self._settings.models[model.model_id]
         request = request or spec.request
-        started = self.now_ms()
-        base = _identity(spec, model.model_id, started)
-        estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
-        try:
-            reservation = self.ledger.reserve(estimate)
-        except BudgetExceeded as exc:
-            self.ledger.record(
-                CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
-            )
-            raise
-        try:
-            response = await model.complete(request)
-        except ProviderError as error:
-            self._settle_failure(reservation, base, settings, error, self.now_ms() - started)
-            raise
-        except asyncio.CancelledError:
-            if not hedge_leg:
+        with self._span(spec, model.model_id, primary) as span:
+            span.request(request)
+            started = self.now_ms()
+            base = _identity(spec, model.model_id, started)
+            estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
+            try:
+                reservation = self.ledger.reserve(estimate)
+            except BudgetExceeded as exc:
+                blocked = CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
+                self._recorded(self.ledger.record(blocked), span)
+                raise
+            try:
+                response = await model.complete(request)
+            except ProviderError as error:
+                latency_ms = self.now_ms() - started
+                self._recorded(self._settle_failure(reservation, base, settings, error, latency_ms), span)
+                raise
+            except asyncio.CancelledError:
+                if hedge_leg:
+                    self._recorded(
+                        self._settle_cancelled(reservation, base, settings, request, started), span
+                    )
+                else:
+                    self.ledger.release(reservation)
+                raise
+            except BaseException:  # a bug of ours: nothing was billed that we know of
                 self.ledger.release(reservation)
                 raise
-            usage = Usage(estimate_input_tokens(request.messages), 0)
-            cost, source = price_of(settings, usage)
-            self.ledger.settle(
-                reservation,
-                CallRecord(
-                    **base,
-                    input_tokens=usage.input_tokens,
-                    cost_usd=cost,
-                    latency_ms=round(self.now_ms() - started, 1),
-                    outcome="cancelled",
-                    reason="hedge lost: the other request answered first; prompt tokens estimated",
-                    cost_source=source,
-                ),
+            cost, source = price_of(settings, response.usage)
+            record = CallRecord(
+                **base,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                cached_tokens=response.usage.cached_tokens,
+                cost_usd=cost,
+                latency_ms=round(self.now_ms() - started, 1),
+                outcome="ok",
+                reason="" if model.model_id == primary else f"fallback for {primary}",
+                cost_source=source,
             )
-            raise
-        except BaseException:  # a bug of ours: nothing was billed that we know of
-            self.ledger.release(reservation)
-            raise
-        cost, source = price_of(settings, response.usage)
+            span.response(response)
+            self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
+            return CallResult(response, self._recorded(self.ledger.settle(reservation, record), span))
+
+    def _settle_cancelled(
+        self,
+        reservation: Reservation,
+        base: dict[str, Any],
+        settings: ModelSettings,
+        request: ChatRequest,
+        started_ms: float,
+    ) -> CallRecord:
+        """A hedge leg that lost: its prompt tokens at the input price stay on the ledger."""
+        usage = Usage(estimate_input_tokens(request.messages), 0)
+        cost, source = price_of(settings, usage)
         record = CallRecord(
             **base,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cached_tokens=response.usage.cached_tokens,
+            input_tokens=usage.input_tokens,
             cost_usd=cost,
-            latency_ms=round(self.now_ms() - started, 1),
-            outcome="ok",
-            reason="" if model.model_id == primary else f"fallback for {primary}",
+            latency_ms=round(self.now_ms() - started_ms, 1),
+            outcome="cancelled",
+            reason="hedge lost: the other request answered first; prompt tokens estimated",
             cost_source=source,
         )
-        self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
-        return CallResult(response, self.ledger.settle(reservation, record))
+        return self.ledger.settle(reservation, record)
+
+    def _span(self, spec: CallSpec, model_id: str, primary: str) -> AbstractContextManager[ModelCallSpan]:
+        settings = self._settings.models[model_id]
+        return model_call_span(
+            model_id=model_id,
+            provider=settings.provider,
+            request_model=settings.name,
+            phase=spec.phase,
+            task=spec.task.key(),
+            tier=spec.tier,
+            attempt=spec.attempt,
+            round=spec.round,
+            fallback_for="" if model_id == primary else primary,
+        )
+
+    def _recorded(self, record: CallRecord, span: ModelCallSpan) -> CallRecord:
+        """Every record of a call passes here once: onto its span, and out to the hooks (metrics)."""
+        span.record(record)
+        self._runtime.hooks(CallRecorded(record))
+        return record
 
     def _settle_failure(
         self,
@@ -351,16 +388,15 @@ class CourseCalls:
         settings: ModelSettings,
         error: ProviderError,
         latency_ms: float,
-    ) -> None:
+    ) -> CallRecord:
         reason = f"{type(error).__name__}: {error}"[:500]
         if isinstance(error, CircuitOpen):
             self.ledger.release(reservation)
-            self.ledger.record(
+            return self.ledger.record(
                 CallRecord(
                     **base, outcome="skipped", reason=f"CircuitOpen: {error}"[:500], cost_source="none"
                 )
             )
-            return
         usage = error.usage if isinstance(error, BadResponse) else None
         if isinstance(usage, Usage):
             # Answered and billed, but unusable (empty, cut off, not JSON, schema-invalid).
@@ -380,7 +416,7 @@ class CourseCalls:
             record = CallRecord(
                 **base, outcome="error", reason=reason, latency_ms=round(latency_ms, 1), cost_source="none"
             )
-        self.ledger.settle(reservation, record)
+        return self.ledger.settle(reservation, record)
 
     def _replay(self, spec: CallSpec, cp: Checkpoint) -> CallResult:
         record = CallRecord(
@@ -396,6 +432,7 @@ class CourseCalls:
             cost_source=cp.cost_source,
         )
         # Counted as spent (the course did pay it, once) but never reserved or sent again.
-        self.ledger.record(record)
+        with self._span(spec, cp.model, self._settings.routing.tiers[spec.tier]) as span:
+            self._recorded(self.ledger.record(record), span)
         usage = Usage(cp.input_tokens, cp.output_tokens, cp.cached_tokens, None)
         return CallResult(ChatResponse(cp.text, usage, 0.0, cp.response_model, cp.finish_reason), record)

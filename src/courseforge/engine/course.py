@@ -21,6 +21,7 @@ from ..ledger import Ledger, course_cap
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
+from ..telemetry import SpanHandle, span
 from .calls import Checkpoints, CourseCalls, Runtime
 
 __all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
@@ -64,8 +65,9 @@ async def run_course(
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress
+    traced = {"courseforge.course_id": course_id_for(analysis), "courseforge.profile": settings.profile}
     # This course's resilience events only, even when other courses share the runtime.
-    with runtime.events() as seen:
+    with span("course", traced) as course_span, runtime.events() as seen:
         started = runtime.clock.monotonic()
         # The gates' models load while metadata is generated: off the critical path.
         warming = asyncio.ensure_future(runtime.warm()) if runtime.warm else None
@@ -77,6 +79,7 @@ async def run_course(
                 with contextlib.suppress(BaseException):
                     await warming
         wall = runtime.clock.monotonic() - started
+        _trace_outcome(course_span, result.course, result.state.failure, ledger)
     report = build_report(
         result.state,
         result.course,
@@ -89,3 +92,17 @@ async def run_course(
     if runtime.breakers is not None:
         report.breakers = runtime.breakers()
     return GenerationResult(result.course, report, result.state)
+
+
+def _trace_outcome(course_span: SpanHandle, course: Course | None, failure: str, ledger: Ledger) -> None:
+    """The course's outcome on its span: status, what it cost, how many calls."""
+    course_span.set(
+        {
+            "courseforge.status": course.status if course is not None else "failed",
+            "courseforge.cost_usd": float(ledger.spent),
+            "courseforge.budget_usd": float(ledger.cap_usd),
+            "courseforge.calls": len(ledger.records),
+        }
+    )
+    if course is None:
+        course_span.error("generation_failed", failure)

@@ -39,6 +39,7 @@ from .content import check_content
 from .hooks import (
     BreakerState,
     BreakerTransition,
+    CallRecorded,
     EventCounts,
     FallbackTaken,
     FaultObserved,
@@ -78,6 +79,7 @@ __all__ = [
     "BreakerState",
     "BreakerTransition",
     "BreakingModel",
+    "CallRecorded",
     "CircuitBreaker",
     "Clock",
     "EventCounts",

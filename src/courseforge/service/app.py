@@ -32,9 +32,11 @@ from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
 from ..pipeline import parse_analysis
 from ..storage import Job, Store
+from .exports import export_router
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
+from .ui import ui_router
 
 __all__ = ["ApiError", "create_app"]
 
@@ -189,6 +191,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.init()
+        # Every call of this app's jobs counted as it is recorded, every breaker change.
+        unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
         if resume:
@@ -196,6 +200,7 @@ def create_app(
         try:
             yield
         finally:
+            unhook()
             warming.cancel()
             with contextlib.suppress(BaseException):
                 await warming
@@ -427,6 +432,8 @@ def create_app(
         return ReviewView(**_fields(updated))
 
     # -- operations ----------------------------------------------------------------------------
+    app.include_router(export_router(settings, store, auth))  # GET /v1/jobs/{id}/export
+
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         try:
@@ -460,6 +467,20 @@ def create_app(
             ],
         )
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- the dashboard (/ui/): the same SSE and review handlers, behind a session cookie --------
+    app.include_router(
+        ui_router(
+            settings,
+            store=store,
+            manager=manager,
+            engine=engine,
+            tokens=accepted,
+            job_events=job_events,
+            review_action=act_on_review,
+            review_model=ReviewAction,
+        )
+    )
 
     app.openapi = lambda: app.openapi_schema or _set_schema(app)  # type: ignore[method-assign]
     return app

@@ -8,6 +8,7 @@ from ..config import Settings
 from ..engine import Engine
 from ..errors import ConfigError
 from ..storage import masked_url, open_store, storage_url
+from ..telemetry import configure_tracing
 from . import tokens_from_env
 from .app import create_app
 
@@ -31,4 +32,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
     logging.getLogger("courseforge.service").info(
         "serving on http://%s:%d, store %s, %d token(s)", host, port, masked_url(url), len(tokens)
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True)
+    # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
+    stop_tracing = configure_tracing(say=logging.getLogger("courseforge.service").info)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True)
+    finally:
+        stop_tracing()
