@@ -26,6 +26,7 @@ course (not in the table) runs first, so the first row does not pay for the proc
     python benchmarks/degraded_provider.py [--courses 20] [--rates 0,0.1,0.3,0.5] [--no-chaos]
                                            [--no-single] [--sections 3] [--seed 5] [--only 5xx-0.3]
                                            [--course-timeout 900] [--json PATH]
+                                           [--hedge metadata,lessons]
     python benchmarks/degraded_provider.py --render ROWS.json [ROWS.json ...]
 
 `--render` prints one table from the rows of several runs (e.g. one run per scenario in
@@ -116,15 +117,25 @@ def course_inputs(n: int, sections: int, tag: str) -> list[Any]:
     return out
 
 
-def bench_settings(env: dict[str, str]) -> Settings:
-    """The bundled hosted profile as a user runs it, with the hashing embedder."""
+def bench_settings(env: dict[str, str], hedge: list[str] | None = None) -> Settings:
+    """The bundled hosted profile as a user runs it, with the hashing embedder; `hedge` replaces
+    the phases whose calls are hedged (`routing.hedging.phases`; [] turns hedging off)."""
     settings = load_config("hosted", env=env).settings
+    routing = settings.routing
+    if hedge is not None:
+        hedging = routing.hedging.model_copy(update={"enabled": bool(hedge), "phases": hedge})
+        routing = routing.model_copy(update={"hedging": hedging})
     return settings.model_copy(
-        update={"gates": settings.gates.model_copy(update={"embedding_model": "hashing"})}
+        update={
+            "gates": settings.gates.model_copy(update={"embedding_model": "hashing"}),
+            "routing": routing,
+        }
     )
 
 
-def run_scenario(sc: Scenario, sections: int, seed: int, course_timeout_s: float) -> dict[str, Any]:
+def run_scenario(
+    sc: Scenario, sections: int, seed: int, course_timeout_s: float, hedge: list[str] | None = None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         profile = sc.profile
         if isinstance(profile, dict):
@@ -147,7 +158,7 @@ def run_scenario(sc: Scenario, sections: int, seed: int, course_timeout_s: float
                     sc.courses,
                     1.0,
                     course_timeout_s,
-                    settings=bench_settings(env),
+                    settings=bench_settings(env, hedge),
                     inputs=inputs,
                 )
             )
@@ -237,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--course-timeout", type=float, default=900.0, help="watchdog per course (s)")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument(
+        "--hedge", help="phases to hedge, comma-separated ('' for none; default: the profile's)"
+    )
+    parser.add_argument(
         "--render", type=Path, nargs="+", help="print one table from rows saved by --json, run nothing"
     )
     args = parser.parse_args(argv)
@@ -254,18 +268,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --courses >= 1, --sections >= 1 and every rate in [0, 1]")
     if 0.0 not in rates:
         rates.insert(0, 0.0)  # the baseline of the "vs 0%" column
+    hedge = None if args.hedge is None else [p for p in args.hedge.split(",") if p]
     rows: list[dict[str, Any]] = []
     baseline: dict[int, float] = {}
     # The first course of a process pays for imports and for warming the gates (the safety
     # classifier); a warm-up course keeps that out of the first measured row (the 0 % baseline).
     print("warm-up: one course at 0 % 5xx, not in the table", file=sys.stderr, flush=True)
-    run_scenario(Scenario("warm-up", flaky_profile(0.0), 1, 0.0), 1, args.seed, args.course_timeout)
+    run_scenario(Scenario("warm-up", flaky_profile(0.0), 1, 0.0), 1, args.seed, args.course_timeout, hedge)
     for sc in scenarios(rates, args.courses, not args.no_chaos, not args.no_single):
         if args.only and sc.name not in args.only and sc.rate != 0.0:
             continue
         started = time.perf_counter()
         print(f"{sc.name}, {sc.courses} course(s) ...", file=sys.stderr, flush=True)
-        result = run_scenario(sc, args.sections, args.seed, args.course_timeout)
+        result = run_scenario(sc, args.sections, args.seed, args.course_timeout, hedge)
         r = row(result, baseline.get(sc.courses))
         if sc.rate == 0.0:
             baseline[sc.courses] = result["wall_s"]
