@@ -1,0 +1,125 @@
+"""An eval on the simulator, end to end: every (input, config, repeat) a durable job, the
+reference judge on every config's lessons, and an interrupted eval that resumes without paying
+for any finished call twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from courseforge.errors import UserError
+from courseforge.evals import EvalInput, ReferenceJudge, load_eval_config
+from courseforge.evals.session import EvalPlan, SimOptions, run_eval, write_outputs
+from courseforge.pipeline import parse_analysis
+from courseforge.storage import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+SET = REPO / "evals" / "set"
+CONFIGS = REPO / "evals" / "configs"
+
+
+def inputs(*names: str) -> list[EvalInput]:
+    return [
+        EvalInput(n, parse_analysis((SET / f"{n}.json").read_bytes(), max_bytes=2_000_000)) for n in names
+    ]
+
+
+def configs(*names: str) -> list:  # type: ignore[type-arg]
+    return [load_eval_config(str(CONFIGS / f"{n}.yaml"), env={}) for n in names]
+
+
+def eval_plan(out: Path, **kw: object) -> EvalPlan:
+    base: dict[str, object] = dict(
+        inputs=inputs("python-basics", "one-section-budgeting"),
+        configs=configs("hosted", "always-premium"),
+        out_dir=out,
+        sim=SimOptions("ideal", seed=1, time_scale=0.0),
+        concurrency=2,
+    )
+    return EvalPlan(**{**base, **kw})  # type: ignore[arg-type]
+
+
+async def test_eval_of_two_configs_on_the_simulator(tmp_path: Path) -> None:
+    doc, runs = await run_eval(eval_plan(tmp_path / "out"), say=lambda _: None)
+    assert len(runs) == 4 and {r.status for r in runs} <= {"approved", "needs_review"}
+    by = {(r.input, r.config): r for r in runs}
+    # The 1-section course still reaches min_lessons (10).
+    assert by["one-section-budgeting", "hosted"].lessons >= 10
+    # Premium for everything costs more, on every input; the calls say which models ran.
+    for name in ("python-basics", "one-section-budgeting"):
+        assert by[name, "always-premium"].cost_per_course > by[name, "hosted"].cost_per_course
+    premium = by["python-basics", "always-premium"]
+    assert set(premium.lessons_by_tier) and "gpt-oss-20b" not in premium.calls_by_model
+    assert "gpt-oss-20b" in by["python-basics", "hosted"].calls_by_model
+    # One reference judge scored every config's lessons.
+    for r in runs:
+        assert r.judge_model == "qwen3-max" and r.judge_composite is not None
+        assert all(s.composite is not None for s in r.lesson_scores) and len(r.lesson_scores) == r.lessons
+        assert r.critical_path_s > 0 and r.wall_over_critical == pytest.approx(
+            r.wall_s / r.critical_path_s, rel=1e-3
+        )
+    cost = next(d for d in doc["differences"] if d["figure"] == "cost_per_course")
+    assert cost["config"] == "always-premium" and cost["ratio"]["value"] > 1 and cost["ratio"]["n"] == 2
+    assert (
+        doc["configs"]["hosted"]["figures"]["cost_per_course"]["p95"]
+        >= doc["configs"]["hosted"]["figures"]["cost_per_course"]["p50"]
+    )
+    assert set(doc["inputs"]["python-basics"]) == {"hosted", "always-premium"}
+    data, page = write_outputs(tmp_path / "out", doc)
+    assert json.loads(data.read_text())["schema"] == "courseforge.eval/1"
+    assert "<svg" in page.read_text()
+
+
+async def test_an_interrupted_eval_resumes_and_pays_no_finished_call_twice(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    plan = eval_plan(out, configs=configs("hosted"), repeat=2, concurrency=1)
+    store_url = f"sqlite:///{out / 'store.db'}"
+    task = asyncio.create_task(run_eval(plan, say=lambda _: None))
+    # Let the first job finish and the second pay for a call, then interrupt (as Ctrl-C would).
+    store = open_store(store_url)
+    await store.init()
+    try:
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            jobs = await store.list_jobs(limit=100) if (out / "store.db").exists() else []
+            running = [j for j in jobs if j.status == "running"]
+            if any(j.status == "completed" for j in jobs) and running:
+                if await store.load_checkpoints(running[0].id):  # it has paid for something
+                    break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        before = {j.id: j.status for j in await store.list_jobs(limit=100)}
+        assert "completed" in before.values() and len(before) < 4  # cut short
+        doc, runs = await run_eval(plan, say=lambda _: None)
+        assert len(runs) == 4 and all(r.status != "failed" for r in runs)
+        jobs = {j.id: j for j in await store.list_jobs(limit=100)}
+        assert all(j.status == "completed" for j in jobs.values())
+        for job_id, status in before.items():
+            if status == "completed":
+                assert jobs[job_id].runs == 1  # reused, not run again
+        assert any(j.runs == 2 for j in jobs.values())  # the interrupted job was resumed
+        # Across every run of every job, each answered step was paid (not replayed) once.
+        paid: Counter[tuple[str, str]] = Counter()
+        for job_id in jobs:
+            for call in await store.list_calls(job_id):
+                if not call.replayed and call.record["outcome"] in ("ok", "rejected"):
+                    paid[job_id, call.step_key] += 1
+        assert paid and max(paid.values()) == 1
+        replayed = [c for j in jobs for c in await store.list_calls(j) if c.replayed]
+        assert replayed  # what the interrupted job had paid for came back from the store
+    finally:
+        await store.close()
+
+
+def test_reference_judge_must_be_a_model_of_some_config() -> None:
+    cfgs = configs("hosted", "always-premium")
+    assert ReferenceJudge.pick(None, cfgs)[0] == "qwen3-max"
+    assert ReferenceJudge.pick("gpt-oss-120b", cfgs) == ("gpt-oss-120b", cfgs[0])
+    with pytest.raises(UserError) as info:
+        ReferenceJudge.pick("no-such-model", cfgs)
+    assert info.value.problems[0][0] == "--reference-judge"
