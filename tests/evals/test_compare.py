@@ -63,3 +63,13 @@ def test_bad_tolerance_flags_name_the_flag(bad: str) -> None:
         parse_tolerances([bad])
     assert info.value.problems[0][0] == "--tolerance"
     assert parse_tolerances(["wall_s=0.5"]) == {"wall_s": 0.5}
+
+
+def test_wall_time_is_gated_only_when_asked_and_failures_always() -> None:
+    old = runs("a", 0.01, 0.9)
+    slow = [r.model_copy(update={"wall_s": 10.0}) for r in old]
+    base = read_baseline(baseline_of([r.model_copy(update={"wall_s": 1.0}) for r in old], {"a": "d"}), "mem")
+    assert find_regressions(slow, base, {}) == []  # machine load, not the config: off by default
+    assert [r.figure for r in find_regressions(slow, base, {"a": {"wall_s": 0.25}})] == ["wall_s"]
+    failing = [r.model_copy(update={"failure_rate": 1.0}) for r in old]
+    assert [r.figure for r in find_regressions(failing, base, {})] == ["failure_rate"]

@@ -87,15 +87,19 @@ async def test_an_interrupted_eval_resumes_and_pays_no_finished_call_twice(tmp_p
             await asyncio.sleep(0.05)
             jobs = await store.list_jobs(limit=100) if (out / "store.db").exists() else []
             running = [j for j in jobs if j.status == "running"]
-            if any(j.status == "completed" for j in jobs) and running:
-                if await store.load_checkpoints(running[0].id):  # it has paid for something
-                    break
+            # ... and the running one has paid for something.
+            if (
+                any(j.status == "completed" for j in jobs)
+                and running
+                and await store.load_checkpoints(running[0].id)
+            ):
+                break
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         before = {j.id: j.status for j in await store.list_jobs(limit=100)}
         assert "completed" in before.values() and len(before) < 4  # cut short
-        doc, runs = await run_eval(plan, say=lambda _: None)
+        _, runs = await run_eval(plan, say=lambda _: None)
         assert len(runs) == 4 and all(r.status != "failed" for r in runs)
         jobs = {j.id: j for j in await store.list_jobs(limit=100)}
         assert all(j.status == "completed" for j in jobs.values())

@@ -6,7 +6,7 @@ Sync only at this edge. Each command lives in the module named for it and regist
 (evals.py).
 
 Exit codes: 0 done (the course's status says approved or needs_review); 1 `check` flagged
-something; 2 invalid input or config (no model called, nothing written); 3 generation failed
+something, or `eval` found a regression; 2 invalid input or config (no model called, nothing written); 3 generation failed
 (the report is written, the course is not).
 """
 

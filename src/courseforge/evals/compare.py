@@ -7,7 +7,7 @@ new / baseline for cost and time — lies past the tolerance on the worse side: 
 lower-is-better relative figure, `ratio.low > 1 + tolerance`; absolute, `difference.low >
 tolerance`; for higher-is-better, `difference.high < -tolerance` (or `ratio.high < 1 -
 tolerance`). Tolerances: `--tolerance FIGURE=X`, else the config's `eval.tolerances`, else the
-figure's default (`evals.model.FIGURES`).
+figure's default (`evals.model.FIGURES`; wall-time figures have none: not gated unless asked).
 """
 
 from __future__ import annotations
@@ -148,6 +148,8 @@ def find_regressions(
             old = baseline[config].get(f.name, {})
             new = per_input(runs, config, f.name)
             tol = tolerances.get(config, {}).get(f.name, f.default_tolerance)
+            if tol is None:
+                continue
             relative = f.tolerance_kind == "relative"
             interval = paired_difference(old, new, ratio=relative, seed=seed)
             if interval is None:

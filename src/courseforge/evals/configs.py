@@ -21,13 +21,11 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..config import BUNDLED_PROFILES, Settings, parse_config
+from ..config import BUNDLED_PROFILES, Settings
+from ..config.loader import bundled_text, settings_from, yaml_mapping
 from ..errors import ConfigError
 
 __all__ = ["EvalConfig", "deep_merge", "load_eval_config"]
@@ -66,28 +64,16 @@ def _read(ref: str, relative_to: Path | None) -> tuple[dict[str, Any], str, Path
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
     if ref in BUNDLED_PROFILES and not path.exists():
-        text = resources.files("courseforge.config").joinpath(f"profiles/{ref}.yaml").read_text("utf-8")
-        source, directory = f"bundled:{ref}", None
-    else:
-        try:
-            text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                "config not found",
-                [
-                    (
-                        str(path),
-                        f"{getattr(exc, 'strerror', None) or exc}; bundled: {', '.join(BUNDLED_PROFILES)}",
-                    )
-                ],
-            ) from exc
-        source, directory = str(path), path.parent
+        return yaml_mapping(bundled_text(ref), ref), f"bundled:{ref}", None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {source} is not valid YAML", [("(file)", str(exc))]) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {source} must be a mapping", [("(root)", "not a mapping")])
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            "config not found", [(str(path), f"{reason}; bundled: {', '.join(BUNDLED_PROFILES)}")]
+        ) from exc
+    source, directory = str(path), path.parent
+    data = yaml_mapping(text, source)
     return data, source, directory
 
 
@@ -136,7 +122,7 @@ def load_eval_config(
     env = os.environ if env is None else env
     data, source = _resolve(ref, None, ())
     tolerances = _tolerances(data.pop("eval", None), source)
-    settings = parse_config(yaml.safe_dump(data, sort_keys=False), source, env)
+    settings = settings_from(data, source, env)
     dumped = settings.model_dump(mode="json")
     for provider in dumped["providers"].values():  # where calls go is not what they ask
         provider.pop("base_url", None)
