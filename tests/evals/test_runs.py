@@ -127,3 +127,34 @@ def test_reference_judge_must_be_a_model_of_some_config() -> None:
     with pytest.raises(UserError) as info:
         ReferenceJudge.pick("no-such-model", cfgs)
     assert info.value.problems[0][0] == "--reference-judge"
+
+
+async def test_no_more_than_concurrency_courses_run_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    from courseforge.domain import Report
+    from courseforge.evals import plan, run_matrix
+    from courseforge.evals import runs as runs_module
+
+    running, peak = 0, 0
+
+    async def fake(settings: object, analysis: object, *, job_id: str, **_: object) -> tuple[None, Report]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return None, Report(course_id=job_id, status="failed", budget_usd=Decimal("1"), failure_reason="fake")
+
+    monkeypatch.setattr(runs_module, "generate_durably", fake)
+    specs = plan(
+        inputs("python-basics", "spanish-a1", "intro-ethics"), configs("hosted", "always-premium"), 2
+    )
+    engines = {"hosted": None, "always-premium": None}  # never reached: the fake runs nothing
+    results = await run_matrix(
+        specs, store=None, engines=engines, judge=None, concurrency=3, say=lambda _: None
+    )  # type: ignore[arg-type]
+    assert peak == 3 and len(results) == 12
+    assert [r.job_id for r in results] == [s.job_id for s in specs]  # in plan order
+    assert all(r.failure_rate == 1.0 for r in results)
+    assert len({s.job_id for s in specs}) == 12  # every (input, config, repeat) its own job

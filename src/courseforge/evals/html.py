@@ -250,7 +250,9 @@ def render_html(doc: Mapping[str, Any]) -> str:
             for r in regress
         )
         regress_html = f"<section><h2>Against the baseline</h2>{'<ul class=bad>' + items + '</ul>' if items else '<p>No regression beyond the intervals.</p>'}</section>"
-    judge = next((c["judge_model"] for c in configs.values() if c["judge_model"]), "")
+    judge = doc.get("reference_judge") or next(
+        (c["judge_model"] for c in configs.values() if c["judge_model"]), ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>courseforge eval: {_e(" vs ".join(names))}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
