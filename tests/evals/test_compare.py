@@ -73,3 +73,20 @@ def test_wall_time_is_gated_only_when_asked_and_failures_always() -> None:
     assert [r.figure for r in find_regressions(slow, base, {"a": {"wall_s": 0.25}})] == ["wall_s"]
     failing = [r.model_copy(update={"failure_rate": 1.0}) for r in old]
     assert [r.figure for r in find_regressions(failing, base, {})] == ["failure_rate"]
+
+
+def test_the_committed_baseline_covers_the_bundled_set() -> None:
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    base = read_baseline(
+        json.loads((repo / "evals" / "baselines" / "simulator.json").read_text()), "simulator.json"
+    )
+    names = {p.stem for p in (repo / "evals" / "set").glob("*.json")}
+    assert len(names) >= 20
+    for config in ("hosted", "always-premium"):
+        assert set(base[config]["cost_per_course"]) == names
+    assert all(
+        base["always-premium"]["cost_per_course"][n] > base["hosted"]["cost_per_course"][n] for n in names
+    )

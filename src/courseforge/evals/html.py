@@ -122,7 +122,7 @@ def cost_by_phase_plot(doc: Mapping[str, Any]) -> str:
         )
     legend_y = 28 + row_h * len(configs)
     for j, phase in enumerate(phases):
-        lx = 120 + j * 90
+        lx = 120 + j * 84
         parts += [
             f'<rect x="{lx}" y="{legend_y}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>',
             f'<text x="{lx + 14}" y="{legend_y + 9}" class="tick">{_e(phase)}</text>',
