@@ -158,3 +158,14 @@ async def test_no_more_than_concurrency_courses_run_at_once(monkeypatch: pytest.
     assert [r.job_id for r in results] == [s.job_id for s in specs]  # in plan order
     assert all(r.failure_rate == 1.0 for r in results)
     assert len({s.job_id for s in specs}) == 12  # every (input, config, repeat) its own job
+
+
+def test_job_ids_name_the_input_its_content_the_config_and_the_repeat() -> None:
+    from courseforge.evals import job_id_for
+
+    (item,) = inputs("python-basics")
+    hosted, premium = configs("hosted", "always-premium")
+    ids = {job_id_for(item, c, r) for c in (hosted, premium) for r in (1, 2)}
+    assert len(ids) == 4 and all(i.startswith("eval-python-basics-") for i in ids)
+    edited = EvalInput(item.name, item.analysis.model_copy(update={"topic": "Python, revised"}))
+    assert job_id_for(edited, hosted, 1) != job_id_for(item, hosted, 1)

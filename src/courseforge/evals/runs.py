@@ -1,10 +1,10 @@
 """Running an eval: every (input, config, repeat) as a durable job of the store
 (`jobs.generate_durably`), a bounded number at once, then the reference judge on each course.
 
-Job ids are `eval-<input>-<config>-<digest>-r<repeat>`: running the same eval again resumes the
-unfinished jobs (their finished calls replay from the store's checkpoints, never paid twice)
-and reuses the completed ones; a changed config has another digest, so it never reuses
-another config's results. The reference judge's calls are checkpointed under
+Job ids are `eval-<input>-<input digest>-<config>-<config digest>-r<repeat>`: running the same
+eval again resumes the unfinished jobs (their finished calls replay from the store's
+checkpoints, never paid twice) and reuses the completed ones; an edited input or a changed
+config has another digest, so it never reuses another's results. The reference judge's calls are checkpointed under
 `<job id>:judge` the same way.
 """
 
@@ -20,7 +20,7 @@ from ..config import Settings
 from ..domain import AnalysisResult, Course, Lesson
 from ..engine import Checkpoints, CourseCalls, Engine, Runtime
 from ..errors import UserError
-from ..jobs import generate_durably
+from ..jobs import generate_durably, input_digest
 from ..ledger import Ledger
 from ..pipeline.assemble import draft_of
 from ..pipeline.judging import judge_lesson
@@ -42,6 +42,11 @@ class EvalInput:
     name: str
     analysis: AnalysisResult
 
+    @property
+    def digest(self) -> str:
+        """Of the input as a job stores it: an edited file under the same name is a new job."""
+        return input_digest(self.analysis.model_dump(mode="json", exclude_unset=True))[:8]
+
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
@@ -51,15 +56,15 @@ class RunSpec:
 
     @property
     def job_id(self) -> str:
-        return job_id_for(self.input.name, self.config, self.repeat)
+        return job_id_for(self.input, self.config, self.repeat)
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "x"
 
 
-def job_id_for(input_name: str, config: EvalConfig, repeat: int) -> str:
-    return f"eval-{_slug(input_name)}-{_slug(config.name)}-{config.digest}-r{repeat}"
+def job_id_for(item: EvalInput, config: EvalConfig, repeat: int) -> str:
+    return f"eval-{_slug(item.name)}-{item.digest}-{_slug(config.name)}-{config.digest}-r{repeat}"
 
 
 def plan(inputs: Sequence[EvalInput], configs: Sequence[EvalConfig], repeat: int) -> list[RunSpec]:
