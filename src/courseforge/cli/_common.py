@@ -12,8 +12,8 @@ from rich.console import Console
 
 from ..domain import AnalysisResult
 from ..errors import UserError
+from ..exports import write_text_atomic as write_atomic
 from ..pipeline import parse_analysis
-from ..storage.files import write_atomic
 
 __all__ = [
     "EXIT_FAILED",

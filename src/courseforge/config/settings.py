@@ -254,6 +254,15 @@ class ServiceSettings(_S):
     shadow: ShadowSettings | None = None
 
 
+class ExportSettings(_S):
+    """LMS exports and fine-tuning data (`courseforge export`, `export-training`)."""
+
+    #: Score (0-100) a SCORM learner needs to pass a lesson's quiz, when the LMS gives none.
+    mastery_score: float = Field(default=80.0, ge=0, le=100)
+    #: Share of courses (not lessons) held out as the validation split of `export-training`.
+    validation_share: float = Field(default=0.1, ge=0, lt=1)
+
+
 class Settings(_S):
     #: Profile name, for the report and `config show`.
     profile: str = "custom"
@@ -268,6 +277,7 @@ class Settings(_S):
     cache_dir: Path = Path("~/.cache/courseforge")
     storage: StorageSettings = Field(default_factory=StorageSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    exports: ExportSettings = Field(default_factory=ExportSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

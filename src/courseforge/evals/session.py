@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engine
+from ..exports import write_text_atomic as write_atomic
 from ..storage import masked_url, open_store
-from ..storage.files import write_atomic
 from .configs import EvalConfig
 from .html import render_html
 from .model import RunResult

@@ -27,8 +27,8 @@ from typing import Any
 from ..config import Settings
 from ..domain import AnalysisResult
 from ..engine import Checkpoints, Engine, GenerationResult
+from ..exports import write_text_atomic as write_atomic
 from ..storage import Job, Store
-from ..storage.files import write_atomic
 from .configs import EvalConfig, load_eval_config
 from .html import render_html
 from .model import RunResult, run_result
