@@ -69,6 +69,12 @@ async def test_eval_of_two_configs_on_the_simulator(tmp_path: Path) -> None:
         >= doc["configs"]["hosted"]["figures"]["cost_per_course"]["p50"]
     )
     assert set(doc["inputs"]["python-basics"]) == {"hosted", "always-premium"}
+    summary = doc["summary"]  # flat, for the dashboard's table of evals
+    assert (
+        summary["hosted.runs"] == 2 and summary["always-premium/hosted.cost_ratio"] == cost["ratio"]["value"]
+    )
+    assert summary["hosted.cost_per_course"] == doc["configs"]["hosted"]["figures"]["cost_per_course"]["mean"]
+    assert all(v is None or isinstance(v, int | float) for v in summary.values())
     data, page = write_outputs(tmp_path / "out", doc)
     assert json.loads(data.read_text())["schema"] == "courseforge.eval/1"
     assert "<svg" in page.read_text()

@@ -10,7 +10,7 @@ from typing import Any
 from .model import FIGURES, SCHEMA, RunResult
 from .stats import bootstrap_mean, paired_difference, percentile
 
-__all__ = ["build_eval", "config_summary", "differences", "per_input"]
+__all__ = ["build_eval", "config_summary", "differences", "headline", "per_input"]
 
 
 def per_input(runs: Sequence[RunResult], config: str, figure: str) -> dict[str, float]:
@@ -92,6 +92,25 @@ def differences(runs: Sequence[RunResult], configs: Sequence[str], *, seed: int 
     return out
 
 
+def headline(
+    summaries: Mapping[str, Mapping[str, Any]], found: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Flat scalars for a table of evals (the dashboard's Evals page flattens one level):
+    `CONFIG.runs`, `CONFIG.FIGURE` (the mean), and `B/A.cost_ratio` with its interval."""
+    out: dict[str, Any] = {}
+    for name, c in summaries.items():
+        out[f"{name}.runs"] = c["runs"]
+        for figure, value in c["figures"].items():
+            out[f"{name}.{figure}"] = value["mean"]
+    for d in found:
+        if d["figure"] == "cost_per_course" and d["ratio"] is not None:
+            key = f"{d['config']}/{d['against']}.cost_ratio"
+            out[key], out[key + "_low"], out[key + "_high"] = (
+                d["ratio"][k] for k in ("value", "low", "high")
+            )
+    return out
+
+
 def build_eval(
     runs: Sequence[RunResult],
     configs: Sequence[Mapping[str, Any]],
@@ -116,21 +135,21 @@ def build_eval(
                 **{f.name: per_input(mine, config, f.name).get(name) for f in FIGURES},
             }
         inputs[name] = row
+    summaries = {
+        str(c["name"]): {**dict(c), **config_summary([r for r in runs if r.config == c["name"]], seed=seed)}
+        for c in configs
+    }
+    found = differences(runs, names, seed=seed)
     return {
         "schema": SCHEMA,
         **dict(meta),
-        "configs": {
-            str(c["name"]): {
-                **dict(c),
-                **config_summary([r for r in runs if r.config == c["name"]], seed=seed),
-            }
-            for c in configs
-        },
+        "summary": headline(summaries, found),
+        "configs": summaries,
         "figures": [
             {"name": f.name, "label": f.label, "better": f.better, "tolerance_kind": f.tolerance_kind}
             for f in FIGURES
         ],
         "inputs": inputs,
-        "differences": differences(runs, names, seed=seed),
+        "differences": found,
         "runs": [r.model_dump(mode="json") for r in runs],
     }
