@@ -11,6 +11,7 @@ from .settings import (
     RoutingSettings,
     SectionTypeSettings,
     Settings,
+    ShadowSettings,
     SimilarityThresholds,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "RoutingSettings",
     "SectionTypeSettings",
     "Settings",
+    "ShadowSettings",
     "SimilarityThresholds",
     "api_key_for",
     "load_config",

@@ -28,6 +28,7 @@ __all__ = [
     "SectionTypeSettings",
     "ServiceSettings",
     "Settings",
+    "ShadowSettings",
     "SimilarityThresholds",
     "StorageSettings",
 ]
@@ -216,6 +217,21 @@ class StorageSettings(_S):
     url: str = "sqlite:///~/.cache/courseforge/courseforge.db"
 
 
+class ShadowSettings(_S):
+    """Shadow runs (docs/evals.md): a share of the service's finished jobs re-run under another
+    config, their figures paired with the real run's in the eval format. The job's result is
+    never changed, and a shadow never spends past the job's own budget cap."""
+
+    #: The other config: a YAML path (an eval config: `extends:` allowed) or a bundled profile.
+    config: str
+    #: Share of completed jobs re-run, chosen by a hash of the job id (0.1 = one in ten).
+    rate: float = Field(default=0.1, ge=0, le=1)
+    #: Where the pairs accumulate: `runs.jsonl`, `eval.json`, `index.html`.
+    dir: str = "~/.cache/courseforge/shadow"
+    #: Shadow runs at once (they run after their job, beside the service's own jobs).
+    max_concurrent: int = Field(default=1, ge=1, le=64)
+
+
 class ServiceSettings(_S):
     """The HTTP service (`courseforge serve`)."""
 
@@ -234,6 +250,8 @@ class ServiceSettings(_S):
     #: Temporal-level attempts per activity (lost worker, unexpected error); provider errors are
     #: retried by the model stack, never by Temporal.
     temporal_max_attempts: int = Field(default=3, ge=1, le=20)
+    #: Re-run a share of finished jobs under another config, for comparison (None: off).
+    shadow: ShadowSettings | None = None
 
 
 class ExportSettings(_S):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..domain import AnalysisResult
 from ..engine import Engine
+from ..evals.shadow import ShadowRunner
 from ..jobs import InProcessRunner, JobRunner, ProgressTracker, new_job, revise_review
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
@@ -49,6 +50,8 @@ class JobManager:
             self.runner = TemporalJobRunner(settings, store)
             max_concurrent = max(max_concurrent, 1024)
         self._slots = asyncio.Semaphore(max_concurrent)
+        #: A share of finished jobs re-run under another config (docs/evals.md), or None.
+        self.shadow = ShadowRunner(settings, store) if settings.service.shadow else None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, ProgressTracker] = {}
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
@@ -87,6 +90,8 @@ class JobManager:
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        if self.shadow is not None:
+            await self.shadow.stop()
 
     async def submit(
         self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None
@@ -125,6 +130,8 @@ class JobManager:
                     self.running -= 1
                 self.metrics.job_seconds.observe(time.perf_counter() - started)
                 self.metrics.observe_report(result.report)
+                if self.shadow is not None:
+                    self.shadow.offer(current, analysis, result)
                 self._finish(job.id, "completed" if result.course else "failed")
         except asyncio.CancelledError:
             final = await asyncio.shield(self.store.get_job(job.id))
