@@ -147,9 +147,17 @@ def generate(
             "the job id names the workflow.",
         ),
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Send every call to the provider: neither read nor fill the response cache "
+            "(the config's `cache: {mode: off}` for this run).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
-    from ..engine import dumps
+    from ..engine import dumps, without_cache
     from ..jobs import generate_durably
 
     try:
@@ -158,6 +166,7 @@ def generate(
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
+    settings = without_cache(loaded.settings) if no_cache else loaded.settings
     report_path = report_path or output.with_name(output.stem + ".report.json")
 
     async def run() -> tuple[Course | None, Report]:
@@ -166,11 +175,9 @@ def generate(
                 from ..distributed import generate_on_temporal
 
                 return await generate_on_temporal(
-                    loaded.settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
+                    settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
                 )
-            return await generate_durably(
-                loaded.settings, analysis, job_id=job, progress=progress, say=err.print
-            )
+            return await generate_durably(settings, analysis, job_id=job, progress=progress, say=err.print)
 
     try:
         course, report = asyncio.run(run())

@@ -3,6 +3,7 @@
 from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
 from .settings import (
     BudgetSettings,
+    CacheSettings,
     GateSettings,
     LocalModelSettings,
     ModelSettings,
@@ -17,6 +18,7 @@ from .settings import (
 __all__ = [
     "BUNDLED_PROFILES",
     "BudgetSettings",
+    "CacheSettings",
     "GateSettings",
     "LoadedConfig",
     "LocalModelSettings",

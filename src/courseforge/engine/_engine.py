@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, BreakerReport, Course
 from ..ledger import Ledger, course_cap
@@ -115,10 +116,12 @@ class Engine:
         *,
         progress: Callable[[ProgressEvent], None] | None = None,
         checkpoints: Checkpoints | None = None,
+        cache: ResponseCache | None = None,
     ) -> GenerationResult:
-        """One course on this engine; `checkpoints` replays and records a durable job's calls."""
+        """One course on this engine; `checkpoints` replays and records a durable job's calls,
+        `cache` serves (and keeps) answers across jobs."""
         return await run_course(
-            analysis, self.settings, self.runtime(), checkpoints=checkpoints, progress=progress
+            analysis, self.settings, self.runtime(), checkpoints=checkpoints, progress=progress, cache=cache
         )
 
     async def revise(

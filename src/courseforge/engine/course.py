@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, CallRecord, Course, Decision, Report
 from ..ledger import Ledger, course_cap
@@ -57,10 +58,12 @@ async def run_course(
     *,
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
+    cache: ResponseCache | None = None,
 ) -> GenerationResult:
-    """Generate one course (phase 1, validation, happened when `analysis` was built)."""
+    """Generate one course (phase 1, validation, happened when `analysis` was built);
+    `cache` serves answers kept by earlier jobs (see `engine.caching`)."""
     ledger = Ledger(course_cap(analysis, settings))
-    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints)
+    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache)
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress

@@ -23,9 +23,10 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
-from ..engine import Checkpoints, Engine, GenerationResult, course_id_for
+from ..engine import Checkpoints, Engine, GenerationResult, course_id_for, open_response_cache
 from ..errors import UserError
 from ..pipeline import ProgressEvent
 from ..storage import Job, Store
@@ -136,12 +137,31 @@ async def run_job(
 
 
 class InProcessRunner:
-    """Runs stored jobs on an engine in this process, checkpointing every finished call."""
+    """Runs stored jobs on an engine in this process, checkpointing every finished call and
+    serving the response cache (`cache.mode`; entries in the same store) across jobs."""
 
-    def __init__(self, engine: Engine, store: Store, *, flush_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        *,
+        flush_interval_s: float = 0.5,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        """`cache`: a response cache of its own (a tenant's namespace); default: the config's."""
         self.engine = engine
         self.store = store
         self.flush_interval_s = flush_interval_s
+        self._cache = cache
+        self._cache_ready = cache is not None
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache the jobs share (opened at first use)."""
+        if not self._cache_ready:
+            self._cache = open_response_cache(self.engine.settings, self.store)
+            self._cache_ready = True
+        return self._cache
 
     async def run(
         self,
@@ -153,7 +173,9 @@ class InProcessRunner:
     ) -> GenerationResult:
         async def execute(on_event: Progress) -> GenerationResult:
             checkpoints = await Checkpoints.load(self.store, job.id)
-            return await self.engine.generate(analysis, progress=on_event, checkpoints=checkpoints)
+            return await self.engine.generate(
+                analysis, progress=on_event, checkpoints=checkpoints, cache=self.cache
+            )
 
         return await run_job(
             self.store,
@@ -251,6 +273,12 @@ async def generate_durably(
         finally:
             if own_engine:
                 await engine.aclose()
+        hits = result.report.cache_hits
+        if hits:
+            say(
+                f"job {job.id}: {hits} call(s) answered from the response cache "
+                f"(${result.report.summary.get('cache_saved_usd', 0):.6f} saved)"
+            )
         replayed = result.report.summary.get("replayed_calls", 0)
         if replayed:
             say(

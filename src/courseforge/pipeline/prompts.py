@@ -17,6 +17,7 @@ from ..providers import Message
 
 __all__ = [
     "BRIEF_MARKER",
+    "TEMPLATES_VERSION",
     "lesson_messages",
     "metadata_core_messages",
     "metadata_extras_messages",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 BRIEF_MARKER = "BRIEF (JSON):"
+#: Part of every response-cache key: bump it when a prompt changes in a way its messages do not
+#: show (how an answer is parsed or repaired), so answers kept for the old prompts stop matching.
+TEMPLATES_VERSION = "2026-12-01"
 
 _SYSTEM = (
     "You are an expert instructional designer writing a course for {audience} "

@@ -11,7 +11,17 @@ import os
 from collections.abc import Mapping
 
 from ..errors import ConfigError
-from ._base import TERMINAL_STATUSES, Checkpoint, Job, JobStatus, ReviewItem, ReviewStatus, Store, StoredCall
+from ._base import (
+    TERMINAL_STATUSES,
+    CachedResponse,
+    Checkpoint,
+    Job,
+    JobStatus,
+    ReviewItem,
+    ReviewStatus,
+    Store,
+    StoredCall,
+)
 from ._postgres import PostgresStore, masked_url
 from ._sql import MIGRATIONS
 from ._sqlite import SQLiteStore
@@ -19,6 +29,7 @@ from ._sqlite import SQLiteStore
 __all__ = [
     "MIGRATIONS",
     "TERMINAL_STATUSES",
+    "CachedResponse",
     "Checkpoint",
     "Job",
     "JobStatus",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "CachedResponse",
     "Checkpoint",
     "Job",
     "JobStatus",
@@ -78,6 +79,28 @@ class Checkpoint:
     response_model: str = ""
     finish_reason: str = ""
     created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A provider's answer kept for any later identical request (across jobs; the response
+    cache, `cache/`), under a namespace (a tenant, or a config's digest) and a request key."""
+
+    namespace: str
+    key: str
+    model: str
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    #: What the answer cost when it was paid for (what a hit saves).
+    cost_usd: Decimal
+    latency_ms: float
+    response_model: str = ""
+    finish_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+    #: Epoch seconds after which the entry is not served (None: never expires).
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +229,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def load_checkpoints(self, job_id: str) -> dict[str, Checkpoint]: ...
+
+    # -- response cache ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_cached_response(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
+        """The entry of (namespace, key) unless it expired before `now`."""
+
+    @abc.abstractmethod
+    async def put_cached_response(self, entry: CachedResponse, *, max_entries: int) -> None:
+        """Write (or overwrite) an entry, then keep at most `max_entries` of its namespace
+        (the oldest go first) and drop its expired ones."""
+
+    @abc.abstractmethod
+    async def clear_cached_responses(self, namespace: str) -> int:
+        """Drop every entry of a namespace; returns how many there were."""
 
     # -- review queue --------------------------------------------------------------------------
     @abc.abstractmethod
