@@ -89,3 +89,23 @@ async def test_a_namespace_does_not_see_another_namespace(sim: SimServer, store:
     other = Settings.model_validate(loopback_config(sim.base_url, cache={"namespace": "tenant-b"}))
     _, report = await generate(other, store, "second")
     assert report.cache_hits == 0 and requests_seen(sim) == 2 * sent
+
+
+async def test_lesson_calls_read_their_shared_prefix_from_the_provider_cache(store: Store) -> None:
+    profile = load_profile("ideal")
+    profile = profile.model_copy(
+        update={"defaults": profile.defaults.model_copy(update={"prompt_cache_min_tokens": 128})}
+    )
+    async with SimServer(profile, time_scale=0.0) as sim:
+        config = loopback_config(sim.base_url)
+        for m in config["models"].values():
+            m["price_cache_read_per_m"] = "0.01"
+        settings = Settings.model_validate(config)
+        _, report = await generate(without_cache(settings), store, "prefix")
+    lessons = [c for c in report.calls if c.phase == "lessons" and c.task.startswith("lesson:")]
+    assert sum(1 for c in lessons if c.cached_tokens > 0) >= len(lessons) - 3  # the first per model pays
+    assert report.summary["cached_input_tokens"] == sum(c.cached_tokens for c in report.calls) > 0
+    assert report.summary["prompt_cache_saved_usd"] == pytest.approx(
+        float(sum(c.saved_usd for c in report.calls))
+    )
+    assert report.summary["prompt_cache_saved_usd"] > 0

@@ -35,7 +35,14 @@ from ..cache import ResponseCache
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
-from ..ledger import Ledger, Reservation, estimate_input_tokens, price_of, worst_case_cost
+from ..ledger import (
+    Ledger,
+    Reservation,
+    estimate_input_tokens,
+    price_of,
+    prompt_cache_saving,
+    worst_case_cost,
+)
 from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage, Vector
 from ..providers.effects import CallResult, CallSpec
 from ..resilience import (
@@ -310,6 +317,8 @@ class CourseCalls:
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
             cached_tokens=response.usage.cached_tokens,
+            cache_write_tokens=response.usage.cache_write_tokens,
+            saved_usd=prompt_cache_saving(settings, response.usage),
             cost_usd=cost,
             latency_ms=round(self.now_ms() - started, 1),
             outcome="ok",

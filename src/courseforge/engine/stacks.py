@@ -133,6 +133,7 @@ class ModelStacks:
                 headers=provider.headers,
                 session=self._sessions[ms.provider],
                 max_output_tokens=ms.max_output_tokens,
+                prompt_cache=ms.prompt_cache,
             )
         elif provider.kind == "local":
             from ..providers.local_llama import LocalLlamaModel

@@ -26,8 +26,17 @@ from typing import Any
 from aiohttp import web
 
 from ..testing._openai_wire import LocalOpenAIServer, completion_body, error_response, models_body
-from .content import count_tokens, malformed, request_schema, schema_violating, truncated, valid_answer
+from .content import (
+    count_tokens,
+    malformed,
+    message_text,
+    request_schema,
+    schema_violating,
+    truncated,
+    valid_answer,
+)
 from .profiles import FAULT_CLASSES, ModelProfile, SimProfile
+from .prompt_cache import PromptCache
 
 __all__ = ["SimServer"]
 
@@ -75,6 +84,7 @@ class SimServer(LocalOpenAIServer):
         self.stats: collections.Counter[tuple[str, str]] = collections.Counter()
         self._counters: collections.Counter[str] = collections.Counter()
         self._windows: dict[str, _Window] = {}
+        self.prompt_cache = PromptCache(_message_tokens)
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -113,11 +123,8 @@ class SimServer(LocalOpenAIServer):
         n = self._counters[model]
         self._counters[model] += 1
         rng = random.Random(f"{self.seed}:{model}:{n}")
-        prompt_tokens = sum(
-            count_tokens(str(m.get("content") or "")) + _TOKENS_PER_MESSAGE
-            for m in payload["messages"]
-            if isinstance(m, dict)
-        )
+        messages = [m for m in payload["messages"] if isinstance(m, dict)]
+        prompt_tokens = sum(_message_tokens(m) for m in messages)
         max_tokens = int(payload.get("max_tokens") or payload.get("max_completion_tokens") or 4096)
         jitter = 1.0 + mp.jitter * (2 * rng.random() - 1)
 
@@ -166,11 +173,14 @@ class SimServer(LocalOpenAIServer):
         self._record_usage(model, prompt_tokens + completion_tokens)
         ttft_s = mp.ttft_ms / 1000 * jitter
         gen_s = completion_tokens / mp.tokens_per_s * jitter
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+        cached, written = self.prompt_cache.usage(model, messages, mp)
+        if cached or written:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}
         if payload.get("stream"):
             include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
             return await self._stream(
@@ -222,7 +232,7 @@ class SimServer(LocalOpenAIServer):
         model: str,
         text: str,
         finish: str,
-        usage: dict[str, int] | None,
+        usage: dict[str, Any] | None,
         ttft_s: float,
         gen_s: float,
     ) -> web.StreamResponse:
@@ -251,6 +261,10 @@ class SimServer(LocalOpenAIServer):
         return resp
 
 
+def _message_tokens(message: Mapping[str, Any]) -> int:
+    return count_tokens(message_text(message.get("content"))) + _TOKENS_PER_MESSAGE
+
+
 def _mode(payload: Mapping[str, Any]) -> str:
     fmt = payload.get("response_format")
     return str(fmt.get("type", "")) if isinstance(fmt, Mapping) else "prompt"
@@ -269,7 +283,7 @@ def _error(status: int, message: str, kind: str, *, retry_after_s: float | None 
     return error_response(status, message, kind=kind, retry_after_s=retry_after_s)
 
 
-def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
+def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, Any]) -> dict[str, Any]:
     return completion_body(
         completion_id=f"chatcmpl-sim-{n}",
         model=model,
