@@ -80,6 +80,12 @@ async def test_no_cache_sends_every_call_again(sim: SimServer, store: Store) -> 
     assert requests_seen(sim) == 2 * sent
     off = Settings.model_validate(loopback_config(sim.base_url, cache={"mode": "off"}))
     assert open_response_cache(off, store) is None
+    semantic = Settings.model_validate(loopback_config(sim.base_url, cache={"mode": "semantic"}))
+    opened = open_response_cache(semantic, store)
+    assert opened is not None and opened.semantic is not None
+    assert opened.semantic.threshold == semantic.cache.semantic_threshold
+    exact = open_response_cache(settings, store)
+    assert exact is not None and exact.semantic is None
 
 
 async def test_a_namespace_does_not_see_another_namespace(sim: SimServer, store: Store) -> None:

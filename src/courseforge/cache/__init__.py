@@ -7,6 +7,7 @@ user. Keys are in `keys`, backends (job store, Redis, memory) in `exact`.
 
 from .exact import CacheBackend, MemoryBackend, RedisBackend, ResponseCache, StoreBackend
 from .keys import KEY_VERSION, canonical_request, config_namespace, request_key
+from .semantic import SemanticIndex, SemanticView, guard_terms, split_request
 
 __all__ = [
     "KEY_VERSION",
@@ -14,8 +15,12 @@ __all__ = [
     "MemoryBackend",
     "RedisBackend",
     "ResponseCache",
+    "SemanticIndex",
+    "SemanticView",
     "StoreBackend",
     "canonical_request",
     "config_namespace",
+    "guard_terms",
     "request_key",
+    "split_request",
 ]

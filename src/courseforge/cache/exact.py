@@ -19,7 +19,8 @@ from typing import Any, Protocol
 from ..config import ModelSettings
 from ..providers import ChatRequest, ChatResponse
 from ..storage import CachedResponse, Store
-from .keys import request_key
+from .keys import canonical_request, request_key
+from .semantic import SemanticIndex, SemanticView, split_request
 
 __all__ = ["CacheBackend", "MemoryBackend", "RedisBackend", "ResponseCache", "StoreBackend"]
 
@@ -130,8 +131,11 @@ class ResponseCache:
         ttl_s: float | None = None,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.time,
+        semantic: SemanticIndex | None = None,
     ) -> None:
+        """`semantic`: also serve near-duplicate requests (`cache.mode: semantic`)."""
         self.backend = backend
+        self.semantic = semantic
         self.namespace = namespace
         self.templates = templates
         self.ttl_s = ttl_s
@@ -147,6 +151,7 @@ class ResponseCache:
             ttl_s=self.ttl_s,
             max_entries=self.max_entries,
             clock=self._clock,
+            semantic=self.semantic,
         )
 
     def key(self, model: ModelSettings, request: ChatRequest, *, attempt: int, sample: int) -> str:
@@ -157,10 +162,20 @@ class ResponseCache:
     ) -> CachedResponse | None:
         key = self.key(model, request, attempt=attempt, sample=sample)
         try:
-            return await self.backend.get(self.namespace, key, now=self._clock())
+            found = await self.backend.get(self.namespace, key, now=self._clock())
+            if found is None and self.semantic is not None:
+                near = await self.semantic.find(self.namespace, self._view(model, request, attempt, sample))
+                if near is not None:
+                    found = await self.backend.get(self.namespace, near[0], now=self._clock())
+            return found
         except Exception as exc:  # a cache that cannot answer is a miss
             log.warning("response cache lookup failed (%s): treated as a miss", exc)
             return None
+
+    def _view(self, model: ModelSettings, request: ChatRequest, attempt: int, sample: int) -> SemanticView:
+        exact = canonical_request(model, request, templates=self.templates, attempt=attempt, sample=sample)
+        del exact["messages"]
+        return split_request(request, exact)
 
     async def keep(
         self,
@@ -192,5 +207,9 @@ class ResponseCache:
         )
         try:
             await self.backend.put(entry, max_entries=self.max_entries)
+            if self.semantic is not None:
+                await self.semantic.add(
+                    self.namespace, self._view(model, request, attempt, sample), entry.key
+                )
         except Exception as exc:
             log.warning("response cache write failed (%s): answer not kept", exc)

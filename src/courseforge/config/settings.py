@@ -246,7 +246,7 @@ class CacheSettings(_S):
     namespace: str = ""
     #: Semantic mode: least cosine between two requests' free text for a hit (calibrated on
     #: `src/courseforge/cache/data/near_duplicates.jsonl`, see docs/caching.md).
-    semantic_threshold: float = Field(default=0.97, ge=0, le=1)
+    semantic_threshold: float = Field(default=0.6, ge=0, le=1)
     #: Semantic mode: the embedder of the free text (names as `gates.embedding_model`).
     semantic_embedding_model: str = "hashing"
 

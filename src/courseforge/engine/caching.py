@@ -9,8 +9,10 @@ own), keyed with the version of our prompt templates.
 from __future__ import annotations
 
 from ..cache import CacheBackend, MemoryBackend, RedisBackend, ResponseCache, StoreBackend, config_namespace
+from ..cache.semantic import SemanticIndex
 from ..config import Settings
 from ..pipeline.prompts import TEMPLATES_VERSION
+from ..providers.embeddings import make_embedder
 from ..storage import Store
 
 __all__ = ["open_response_cache", "without_cache"]
@@ -30,8 +32,12 @@ def open_response_cache(
         backend = StoreBackend(store)
     else:
         backend = MemoryBackend()
+    semantic = None
+    if cfg.mode == "semantic":
+        semantic = SemanticIndex(make_embedder(cfg.semantic_embedding_model), cfg.semantic_threshold)
     return ResponseCache(
         backend,
+        semantic=semantic,
         namespace=namespace or cfg.namespace or config_namespace(settings),
         templates=TEMPLATES_VERSION,
         ttl_s=cfg.ttl_s,
