@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -21,7 +21,10 @@ from courseforge.pipeline import validate_analysis
 from courseforge.providers import ChatModel, ChatRequest, Embedder, Message
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer, Script, ScriptedModel
+from courseforge.testing._openai_wire import LocalOpenAIServer
 from courseforge.testing.loopback import LoopbackHandler
+
+S = TypeVar("S", bound=LocalOpenAIServer)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -96,10 +99,16 @@ def author_reply(author: CourseAuthor | None = None) -> Callable[[dict[str, Any]
 @contextmanager
 def loopback_in_thread(handler: LoopbackHandler) -> Iterator[LoopbackServer]:
     """A LoopbackServer on its own event loop in a thread, for synchronous callers (the CLI)."""
+    with server_in_thread(LoopbackServer(handler)) as server:
+        yield server
+
+
+@contextmanager
+def server_in_thread(server: S) -> Iterator[S]:
+    """Any of our 127.0.0.1 servers (loopback, simulator) on its own event loop in a thread."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = LoopbackServer(handler)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     try:
         yield server

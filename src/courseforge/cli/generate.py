@@ -155,6 +155,14 @@ def generate(
             "(the config's `cache: {mode: off}` for this run).",
         ),
     ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send calls through the providers' batch APIs (typically half price, answers "
+            "within the batch window instead of seconds); a request a batch fails takes the normal path.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
     from ..engine import dumps, without_cache
@@ -167,6 +175,10 @@ def generate(
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
     settings = without_cache(loaded.settings) if no_cache else loaded.settings
+    if batch and temporal:
+        raise fail_user(
+            UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
+        )
     report_path = report_path or output.with_name(output.stem + ".report.json")
 
     async def run() -> tuple[Course | None, Report]:
@@ -177,7 +189,9 @@ def generate(
                 return await generate_on_temporal(
                     settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
                 )
-            return await generate_durably(settings, analysis, job_id=job, progress=progress, say=err.print)
+            return await generate_durably(
+                settings, analysis, job_id=job, progress=progress, say=err.print, batch=batch
+            )
 
     try:
         course, report = asyncio.run(run())

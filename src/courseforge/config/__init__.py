@@ -2,6 +2,7 @@
 
 from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
 from .settings import (
+    BatchSettings,
     BudgetSettings,
     CacheSettings,
     GateSettings,
@@ -17,6 +18,7 @@ from .settings import (
 
 __all__ = [
     "BUNDLED_PROFILES",
+    "BatchSettings",
     "BudgetSettings",
     "CacheSettings",
     "GateSettings",

@@ -18,6 +18,7 @@ from .quality_settings import (
 
 __all__ = [
     "DEFAULT_N_PARALLEL",
+    "BatchSettings",
     "BudgetSettings",
     "CacheSettings",
     "GateSettings",
@@ -251,6 +252,20 @@ class CacheSettings(_S):
     semantic_embedding_model: str = "hashing"
 
 
+class BatchSettings(_S):
+    """Batch mode (`courseforge generate --batch`, service jobs with `"mode": "batch"`): calls go
+    through the provider's batch API at its batch price, one batch per model per round."""
+
+    #: Seconds without a new request after which a model's round is sent as one batch.
+    collect_s: float = Field(default=0.5, gt=0)
+    #: Longest a round collects before it is sent, however many requests still arrive.
+    max_collect_s: float = Field(default=5.0, gt=0)
+    #: Seconds between polls of a batch's status.
+    poll_s: float = Field(default=30.0, gt=0)
+    #: The completion window asked for (OpenRouter: "24h").
+    completion_window: str = "24h"
+
+
 class ServiceSettings(_S):
     """The HTTP service (`courseforge serve`)."""
 
@@ -286,6 +301,7 @@ class Settings(_S):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

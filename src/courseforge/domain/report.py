@@ -58,6 +58,8 @@ class CallRecord(Open):
     saved_usd: Money = Decimal(0)
     #: Prompt tokens the provider wrote into its prompt cache (priced at the cache-write price).
     cache_write_tokens: int = 0
+    #: The provider batch that answered (batch mode; priced at the model's batch multiplier).
+    batch_id: str = ""
     cost_source: Literal["provider", "price_table", "none"] = "price_table"
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from ..cache import ResponseCache
+from ..cache import ResponseCache, request_key
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
@@ -56,6 +56,7 @@ from ..resilience import (
     no_hooks,
 )
 from ..storage import CachedResponse, Checkpoint, Store
+from .batching import Batcher
 
 __all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
 
@@ -175,12 +176,16 @@ class CourseCalls:
         *,
         checkpoints: Checkpoints | None = None,
         cache: ResponseCache | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
+        """`batcher`: batch mode — each primary model's call goes through its provider's batch
+        API (at the batch price), its normal path when the batch fails it."""
         self._settings = settings
         self._runtime = runtime
         self.ledger = ledger
         self._checkpoints = checkpoints
         self._cache = cache
+        self._batcher = batcher
         self._t0 = runtime.clock.monotonic()
 
     def now_ms(self) -> float:
@@ -304,14 +309,21 @@ class CourseCalls:
             )
             raise
         try:
-            response = await model.complete(request)
+            if self._batcher is not None and model.model_id == primary:
+                custom_id = request_key(
+                    settings, request, templates="", attempt=spec.attempt, sample=spec.task.sample
+                )
+                response = await self._batcher.complete(model.model_id, model, request, custom_id)
+            else:
+                response = await model.complete(request)
         except ProviderError as error:
             self._settle_failure(reservation, base, settings, error, self.now_ms() - started)
             raise
         except BaseException:  # cancelled, or a bug of ours: nothing was billed that we know of
             self.ledger.release(reservation)
             raise
-        cost, source = price_of(settings, response.usage)
+        cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
+        reason = "" if model.model_id == primary else f"fallback for {primary}"
         record = CallRecord(
             **base,
             input_tokens=response.usage.input_tokens,
@@ -322,8 +334,9 @@ class CourseCalls:
             cost_usd=cost,
             latency_ms=round(self.now_ms() - started, 1),
             outcome="ok",
-            reason="" if model.model_id == primary else f"fallback for {primary}",
+            reason=reason,
             cost_source=source,
+            batch_id=response.batch_id,
         )
         return CallResult(response, self.ledger.settle(reservation, record))
 

@@ -22,6 +22,7 @@ from ..ledger import Ledger, course_cap
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
+from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 
 __all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
@@ -59,11 +60,12 @@ async def run_course(
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
     cache: ResponseCache | None = None,
+    batcher: Batcher | None = None,
 ) -> GenerationResult:
     """Generate one course (phase 1, validation, happened when `analysis` was built);
     `cache` serves answers kept by earlier jobs (see `engine.caching`)."""
     ledger = Ledger(course_cap(analysis, settings))
-    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache)
+    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress

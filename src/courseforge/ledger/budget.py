@@ -51,10 +51,11 @@ def _cache_prices(model: ModelSettings) -> tuple[Decimal, Decimal]:
     return read, write
 
 
-def price_of(model: ModelSettings, usage: Usage) -> tuple[Decimal, str]:
+def price_of(model: ModelSettings, usage: Usage, *, batch: bool = False) -> tuple[Decimal, str]:
     """Cost of a finished call and where the figure came from. The provider's own wins; else
     prompt tokens served from the provider's cache are priced at the cache-read price, those
-    written into it at the cache-write price (both default to the input price)."""
+    written into it at the cache-write price (both default to the input price), and a call a
+    provider batch answered (`batch`) at the model's `batch_price_multiplier` of it all."""
     if usage.cost_usd is not None:
         return usage.cost_usd, "provider"
     read, write = _cache_prices(model)
@@ -67,6 +68,8 @@ def price_of(model: ModelSettings, usage: Usage) -> tuple[Decimal, str]:
         + Decimal(written) * write
         + Decimal(usage.output_tokens) * model.price_out_per_m
     ) / _MILLION
+    if batch:
+        cost *= model.batch_price_multiplier
     return cost, "price_table"
 
 

@@ -75,6 +75,8 @@ class ChatResponse:
     #: The model name the provider says answered (may differ from the one asked for).
     model: str = ""
     finish_reason: str = ""
+    #: The provider batch that answered (batch mode), or "" for a call of its own.
+    batch_id: str = ""
 
 
 class ChatModel(abc.ABC):

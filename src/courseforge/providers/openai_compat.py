@@ -171,6 +171,44 @@ class OpenAICompatModel(ChatModel):
             raise ProviderHTTPError(status, text, model=self.model_id)
         return self._parse(raw, request, latency_ms)
 
+    async def request_json(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One JSON call to another endpoint of the same API (`{base_url}{path}`: the batch
+        API), on this model's session and headers, failures mapped as `complete` maps them."""
+        session = self._get_session()
+        data = None if body is None else json.dumps(body, default=_json_default).encode()
+        try:
+            async with session.request(
+                method, self.base_url + path, data=data, headers=self._headers
+            ) as resp:
+                raw, status, resp_headers = await resp.read(), resp.status, resp.headers
+        except TimeoutError as exc:
+            raise ProviderTimeout(f"no answer from {self.base_url}{path}", model=self.model_id) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderConnectionError(
+                self._scrub(f"{type(exc).__name__} talking to {self.base_url}: {exc}"), model=self.model_id
+            ) from None
+        if not 200 <= status < 300:
+            text = self._scrub(raw.decode("utf-8", "replace"))
+            if status == 429:
+                raise RateLimited(text, retry_after_s=retry_after_seconds(resp_headers), model=self.model_id)
+            raise ProviderHTTPError(status, text, model=self.model_id)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise BadResponse("response body is not a JSON object", model=self.model_id, kind="unparseable")
+        return parsed
+
+    def parse_completion(
+        self, body: Mapping[str, Any], request: ChatRequest, latency_ms: float
+    ) -> ChatResponse:
+        """A chat completion body received another way (a batch result), checked as `complete`
+        checks its own."""
+        return self._parse(json.dumps(body, default=_json_default).encode(), request, latency_ms)
+
     def _parse(self, raw: bytes, request: ChatRequest, latency_ms: float) -> ChatResponse:
         try:
             data = json.loads(raw)

@@ -104,6 +104,12 @@ class ModelProfile(_P):
     #: `cache_write_tokens`.
     prompt_cache_min_tokens: int = Field(default=1024, ge=0)
     prompt_cache_block_tokens: int = Field(default=128, ge=1)
+    #: Batch API (`POST /v1/batches`, `GET /v1/batches/{id}`): simulated seconds from creation
+    #: until a batch completes, the share of its requests that fail inside a completed batch,
+    #: and the probability that a batch expires instead of completing.
+    batch_delay_s: float = Field(default=60.0, ge=0)
+    batch_failed_request: float = Field(default=0.0, ge=0, le=1)
+    batch_expire: float = Field(default=0.0, ge=0, le=1)
     #: Where the latency figures come from (free text, shown by `sim serve`).
     source: str = ""
 

@@ -4,7 +4,8 @@
         model = OpenAICompatModel(..., base_url=sim.base_url)
 
 Routes: `GET /v1/models`, `POST /v1/chat/completions` (JSON or, with `"stream": true`,
-server-sent events), and `GET /sim/stats` (what was injected, per model and class).
+server-sent events), the batch API (`POST /v1/batches`, `GET /v1/batches/{id}`: see
+`sim/batches.py`), and `GET /sim/stats` (what was injected, per model and class).
 
 Determinism: the n-th request to a model draws its fate from `Random(f"{seed}:{model}:{n}")`,
 so under one seed the same sequence of requests to a model meets the same faults and latencies,
@@ -26,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from ..testing._openai_wire import LocalOpenAIServer, completion_body, error_response, models_body
+from .batches import BatchDesk
 from .content import (
     count_tokens,
     malformed,
@@ -85,12 +87,15 @@ class SimServer(LocalOpenAIServer):
         self._counters: collections.Counter[str] = collections.Counter()
         self._windows: dict[str, _Window] = {}
         self.prompt_cache = PromptCache(_message_tokens)
+        self.batches = BatchDesk(self)
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/sim/stats", self._stats)
+        app.router.add_post("/v1/batches", self.batches.create)
+        app.router.add_get("/v1/batches/{id}", self.batches.get)
         return app
 
     def fault_counts(self) -> dict[str, int]:
@@ -188,6 +193,26 @@ class SimServer(LocalOpenAIServer):
             )
         await self._sleep(ttft_s + gen_s)
         return web.json_response(_completion(model, n, text, finish, usage))
+
+    def answer_body(self, payload: Mapping[str, Any], n: int, rng: random.Random) -> dict[str, Any]:
+        """A good completion body for `payload`, as `_chat` builds one, with no latency and no
+        transport faults (a batch result)."""
+        model = str(payload.get("model") or "sim-model")
+        mp = self.profile.for_model(model)
+        messages = [m for m in payload.get("messages", []) if isinstance(m, dict)]
+        prompt_tokens = sum(_message_tokens(m) for m in messages)
+        _, text = valid_answer(payload, off_topic=rng.random() < mp.faults.off_topic)
+        max_tokens = int(payload.get("max_tokens") or 4096)
+        completion_tokens = min(count_tokens(text), max_tokens)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        cached, written = self.prompt_cache.usage(model, messages, mp)
+        if cached or written:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}
+        return _completion(model, n, text, "stop", usage)
 
     # -- helpers -------------------------------------------------------------------------------
     async def _sleep(self, simulated_s: float) -> None:

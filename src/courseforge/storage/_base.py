@@ -22,6 +22,7 @@ __all__ = [
     "Checkpoint",
     "Job",
     "JobStatus",
+    "PendingBatch",
     "ReviewItem",
     "ReviewStatus",
     "Store",
@@ -101,6 +102,19 @@ class CachedResponse:
     created_at: float = field(default_factory=time.time)
     #: Epoch seconds after which the entry is not served (None: never expires).
     expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A provider batch sent and not yet read back (batch mode): a process that dies while it
+    runs finds it here and polls it again instead of paying for its requests twice."""
+
+    id: str
+    #: Our model id.
+    model: str
+    #: The batch's requests by custom id (a digest of the request and its draw).
+    custom_ids: tuple[str, ...]
+    created_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +257,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def clear_cached_responses(self, namespace: str) -> int:
         """Drop every entry of a namespace; returns how many there were."""
+
+    # -- provider batches ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def save_batch(self, batch: PendingBatch) -> None:
+        """Record a batch just created at the provider; durable when it returns."""
+
+    @abc.abstractmethod
+    async def pending_batches(self) -> list[PendingBatch]:
+        """Batches created and not yet closed, oldest first."""
+
+    @abc.abstractmethod
+    async def close_batch(self, batch_id: str) -> None:
+        """The batch's results were read (or it failed or expired): forget it."""
 
     # -- review queue --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ._base import CachedResponse, Checkpoint, Job, ReviewItem, Store, StoredCall
+from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, Store, StoredCall
 
 __all__ = ["MIGRATIONS", "SQLStore"]
 
@@ -116,6 +116,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (namespace, key)
             )""",
             "CREATE INDEX response_cache_age ON response_cache (namespace, created_at)",
+            # Provider batches in flight (batch mode), so a restarted process polls them again.
+            """CREATE TABLE pending_batches (
+                id TEXT PRIMARY KEY,
+                model TEXT NOT NULL,
+                custom_ids TEXT NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
         ],
     ),
 ]
@@ -539,6 +546,27 @@ class SQLStore(Store):
             [("DELETE FROM response_cache WHERE namespace = ?", (namespace,))]
         )
         return deleted
+
+    # -- provider batches ----------------------------------------------------------------------
+    async def save_batch(self, batch: PendingBatch) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO pending_batches (id, model, custom_ids, created_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (batch.id, batch.model, _dumps(list(batch.custom_ids)), batch.created_at),
+                )
+            ]
+        )
+
+    async def pending_batches(self) -> list[PendingBatch]:
+        rows = await self._fetch(
+            "SELECT id, model, custom_ids, created_at FROM pending_batches ORDER BY created_at, id"
+        )
+        return [PendingBatch(r[0], r[1], tuple(json.loads(r[2])), float(r[3])) for r in rows]
+
+    async def close_batch(self, batch_id: str) -> None:
+        await self._transaction([("DELETE FROM pending_batches WHERE id = ?", (batch_id,))])
 
     # -- review queue --------------------------------------------------------------------------
     async def list_reviews(
