@@ -4,9 +4,7 @@ round shared by concurrent courses, failures take the normal path, a restart pol
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +21,7 @@ from courseforge.providers.effects import CallSpec
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.providers.openai_compat import OpenAICompatModel
 from courseforge.sim import ModelProfile, SimProfile, SimServer
-from courseforge.storage import Store, open_store
+from courseforge.storage import Store
 from engine_helpers import example_analysis, loopback_config
 
 
@@ -36,16 +34,6 @@ def profile(**batch: Any) -> SimProfile:
 def settings_for(sim: SimServer) -> Settings:
     config = loopback_config(sim.base_url, batch={"collect_s": 0.05, "max_collect_s": 1.0, "poll_s": 0.05})
     return without_cache(Settings.model_validate(config))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path}/jobs.db")
-    await s.init()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def engine_for(settings: Settings) -> Engine:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from courseforge.engine import Engine, open_response_cache, without_cache
 from courseforge.jobs import generate_durably
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.sim import SimServer, load_profile
-from courseforge.storage import Store, open_store
+from courseforge.storage import Store
 from engine_helpers import example_analysis, loopback_config
 
 
@@ -22,16 +21,6 @@ from engine_helpers import example_analysis, loopback_config
 async def sim() -> AsyncIterator[SimServer]:
     async with SimServer(load_profile("ideal"), time_scale=0.0) as server:
         yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path}/jobs.db")
-    await s.init()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def requests_seen(sim: SimServer) -> int:

@@ -178,14 +178,7 @@ class SimServer(LocalOpenAIServer):
         self._record_usage(model, prompt_tokens + completion_tokens)
         ttft_s = mp.ttft_ms / 1000 * jitter
         gen_s = completion_tokens / mp.tokens_per_s * jitter
-        usage: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        cached, written = self.prompt_cache.usage(model, messages, mp)
-        if cached or written:
-            usage["prompt_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}
+        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens)
         if payload.get("stream"):
             include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
             return await self._stream(
@@ -204,15 +197,22 @@ class SimServer(LocalOpenAIServer):
         _, text = valid_answer(payload, off_topic=rng.random() < mp.faults.off_topic)
         max_tokens = int(payload.get("max_tokens") or 4096)
         completion_tokens = min(count_tokens(text), max_tokens)
+        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens)
+        return _completion(model, n, text, "stop", usage)
+
+    def _usage(
+        self, model: str, messages: list[dict[str, Any]], mp: ModelProfile, prompt: int, completion: int
+    ) -> dict[str, Any]:
+        """The answer's `usage`, with what the prompt cache served or took in."""
         usage: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         }
         cached, written = self.prompt_cache.usage(model, messages, mp)
         if cached or written:
             usage["prompt_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}
-        return _completion(model, n, text, "stop", usage)
+        return usage
 
     # -- helpers -------------------------------------------------------------------------------
     async def _sleep(self, simulated_s: float) -> None:
