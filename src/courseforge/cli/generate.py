@@ -139,6 +139,12 @@ def generate(
             "id resumes an unfinished job, replaying finished calls instead of paying for them again.",
         ),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="Also write the report's views (charts) to this self-contained HTML file."
+        ),
+    ] = None,
     temporal: Annotated[
         str | None,
         typer.Option(
@@ -199,9 +205,16 @@ def generate(
         raise fail_user(exc) from exc
     write_atomic(report_path, dumps(report))
     err.print(summary_table(report))
+    if html is not None:
+        from ..views import report_document
+
+        write_atomic(html, report_document(report))
+        views = f"html report: {html}"
+    else:
+        views = f"html report: courseforge report {report_path} --html {report_path.with_suffix('.html')}"
     if course is None:
         err.print(f"[red]generation failed:[/red] {report.failure_reason}")
-        err.print(f"report: {report_path}")
+        err.print(f"report: {report_path}\n{views}")
         raise typer.Exit(EXIT_FAILED)
     write_atomic(output, dumps(course))
-    err.print(f"course: {output} ({course.status})\nreport: {report_path}")
+    err.print(f"course: {output} ({course.status})\nreport: {report_path}\n{views}")

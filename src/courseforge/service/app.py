@@ -35,6 +35,7 @@ from ..storage import Job, Store
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
+from .ui import ui_router
 
 __all__ = ["ApiError", "create_app"]
 
@@ -458,6 +459,20 @@ def create_app(
             breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
         )
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- the dashboard (/ui/): the same SSE and review handlers, behind a session cookie --------
+    app.include_router(
+        ui_router(
+            settings,
+            store=store,
+            manager=manager,
+            engine=engine,
+            tokens=accepted,
+            job_events=job_events,
+            review_action=act_on_review,
+            review_model=ReviewAction,
+        )
+    )
 
     app.openapi = lambda: app.openapi_schema or _set_schema(app)  # type: ignore[method-assign]
     return app
