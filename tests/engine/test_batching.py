@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from courseforge.cache import request_key
 from courseforge.config import Settings
 from courseforge.domain import Report
 from courseforge.domain.tasks import TaskId
@@ -21,7 +22,7 @@ from courseforge.providers.effects import CallSpec
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.providers.openai_compat import OpenAICompatModel
 from courseforge.sim import ModelProfile, SimProfile, SimServer
-from courseforge.storage import Store
+from courseforge.storage import PendingBatch, Store
 from engine_helpers import example_analysis, loopback_config
 
 
@@ -195,4 +196,28 @@ async def test_a_restart_polls_the_batch_in_flight_instead_of_paying_again(store
     created = sim.batches.batches
     asked = [item["custom_id"] for b in created.values() for item in b["requests"]]
     assert len(asked) == len(set(asked))  # no request was sent in a second batch
+    assert await store.pending_batches() == []
+
+
+async def test_a_recorded_batch_the_provider_no_longer_knows_takes_the_normal_path(store: Store) -> None:
+    async with SimServer(profile(batch_delay_s=0)) as sim:
+        settings = settings_for(sim)
+        ms = settings.models["small"]
+        model = OpenAICompatModel(model_id="small", model_name=ms.name, base_url=sim.base_url)
+        request = ChatRequest([Message("user", "question")], max_tokens=50)
+        custom_id = request_key(ms, request, templates="", attempt=1, sample=0)
+        await store.save_batch(PendingBatch("batch-gone", "small", (custom_id,)))
+        batcher = Batcher(settings, lambda _m: model, store=store)
+        calls = CourseCalls(
+            settings,
+            Runtime(chains={"small": [model]}, embedder=HashingEmbedder()),
+            Ledger(Decimal(1)),
+            batcher=batcher,
+        )
+        try:
+            result = await calls.call(CallSpec("lessons", TaskId("lesson", "S1-L1"), "cheap", 1, request))
+        finally:
+            await model.aclose()
+    assert result.record.batch_id == "" and result.record.outcome == "ok"
+    assert count(sim, "ok") == 1 and count(sim, "batch_created") == 0  # answered on the normal path
     assert await store.pending_batches() == []

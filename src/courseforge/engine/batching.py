@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import ProviderError
+from ..errors import ProviderError, ProviderHTTPError
 from ..providers import ChatModel, ChatRequest, ChatResponse
 from ..providers.openai_compat import OpenAICompatModel
 from ..storage import PendingBatch, Store
@@ -38,6 +38,8 @@ __all__ = ["BatchFailed", "Batcher"]
 log = logging.getLogger("courseforge.batch")
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+#: Polls in a row that fail (a network or server error) before a batch is given up on.
+_MAX_POLL_ERRORS = 10
 
 
 class BatchFailed(Exception):
@@ -75,7 +77,7 @@ class Batcher:
         self._loading = asyncio.Lock()
         self._waiting: dict[str, dict[str, list[asyncio.Future[dict[str, Any]]]]] = {}
         self._polling: set[str] = set()
-        self._results: dict[str, dict[str, Any] | BatchFailed] = {}
+        self._results: dict[str, tuple[dict[str, Any] | BatchFailed, str]] = {}
         #: Batches created, by model (for reports and tests).
         self.created: list[tuple[str, str, int]] = []
 
@@ -103,14 +105,15 @@ class Batcher:
     async def _join(
         self, model_id: str, api: OpenAICompatModel, request: ChatRequest, custom_id: str
     ) -> tuple[dict[str, Any], str]:
+        read = self._results.pop(custom_id, None)  # a resumed batch read before this request came
+        if read is not None:
+            outcome, read_from = read
+            if isinstance(outcome, BatchFailed):
+                raise outcome
+            return outcome, read_from
         resumed = await self._resumed(custom_id)
         if resumed is not None:
             batch_id, model = resumed
-            done = self._results.pop(custom_id, None)
-            if isinstance(done, BatchFailed):
-                raise done
-            if done is not None:
-                return done, batch_id
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(batch_id, {}).setdefault(custom_id, []).append(fut)
             if batch_id not in self._polling:
@@ -177,21 +180,33 @@ class Batcher:
     async def _poll(self, batch_id: str, api: OpenAICompatModel, *, resumed_ids: bool = False) -> None:
         self._polling.add(batch_id)
         try:
+            errors = 0
             while True:
                 try:
                     batch = await api.request_json("GET", f"/batches/{batch_id}")
+                    errors = 0
                 except ProviderError as exc:
+                    errors += 1
+                    gone = isinstance(exc, ProviderHTTPError) and 400 <= exc.status < 500 and exc.status != 429
+                    if gone or errors >= _MAX_POLL_ERRORS:
+                        log.warning("batch %s cannot be read (%s): its requests take the normal path", batch_id, exc)
+                        batch = {"status": "unreadable"}
+                        break
                     log.info("polling batch %s failed (%s); polling again", batch_id, exc)
                     batch = {}
                 status = str(batch.get("status", ""))
                 if status in _TERMINAL:
                     break
                 await asyncio.sleep(self.settings.batch.poll_s)
+            status = str(batch.get("status", ""))
             results = {str(r.get("custom_id")): r for r in batch.get("results") or [] if isinstance(r, dict)}
             waiting = self._waiting.pop(batch_id, {})
             ids = set(waiting)
             if resumed_ids and self._resumable is not None:
-                ids |= {cid for cid, (bid, _) in self._resumable.items() if bid == batch_id}
+                mine = {cid for cid, (bid, _) in self._resumable.items() if bid == batch_id}
+                ids |= mine
+                for cid in mine:  # read back: later requests are new draws of a new round
+                    del self._resumable[cid]
             for cid in ids:
                 outcome = _outcome(status, results.get(cid), batch_id)
                 futures = waiting.get(cid)
@@ -204,7 +219,7 @@ class Batcher:
                         else:
                             fut.set_result(outcome)
                 else:
-                    self._results[cid] = outcome
+                    self._results[cid] = (outcome, batch_id)
             if self.store is not None:
                 await asyncio.shield(self.store.close_batch(batch_id))
         finally:
