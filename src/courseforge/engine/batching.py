@@ -187,9 +187,13 @@ class Batcher:
                     errors = 0
                 except ProviderError as exc:
                     errors += 1
-                    gone = isinstance(exc, ProviderHTTPError) and 400 <= exc.status < 500 and exc.status != 429
+                    gone = (
+                        isinstance(exc, ProviderHTTPError) and 400 <= exc.status < 500 and exc.status != 429
+                    )
                     if gone or errors >= _MAX_POLL_ERRORS:
-                        log.warning("batch %s cannot be read (%s): its requests take the normal path", batch_id, exc)
+                        log.warning(
+                            "batch %s cannot be read (%s): its requests take the normal path", batch_id, exc
+                        )
                         batch = {"status": "unreadable"}
                         break
                     log.info("polling batch %s failed (%s); polling again", batch_id, exc)
