@@ -60,3 +60,11 @@ def test_mistakes_name_the_field(tmp_path: Path, text: str, where: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_eval_config(str(path), env={})
     assert any(where in p for p, _ in info.value.problems), info.value.problems
+
+
+def test_the_response_cache_is_off_in_every_eval_run_whatever_the_config_says(tmp_path: Path) -> None:
+    # A repeat served from the cache would report $0 for a course never redone.
+    path = tmp_path / "cached.yaml"
+    path.write_text(f"extends: {CONFIGS / 'hosted.yaml'}\ncache: {{mode: exact}}\n")
+    assert load_eval_config(str(path), env={}).settings.cache.mode == "off"
+    assert load_eval_config("hosted", env={}).settings.cache.mode == "off"

@@ -2,7 +2,9 @@
 
 from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
 from .settings import (
+    BatchSettings,
     BudgetSettings,
+    CacheSettings,
     GateSettings,
     LocalModelSettings,
     ModelSettings,
@@ -17,7 +19,9 @@ from .settings import (
 
 __all__ = [
     "BUNDLED_PROFILES",
+    "BatchSettings",
     "BudgetSettings",
+    "CacheSettings",
     "GateSettings",
     "LoadedConfig",
     "LocalModelSettings",

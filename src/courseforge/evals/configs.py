@@ -26,6 +26,7 @@ from typing import Any
 
 from ..config import BUNDLED_PROFILES, Settings
 from ..config.loader import bundled_text, settings_from, yaml_mapping
+from ..engine import without_cache
 from ..errors import ConfigError
 
 __all__ = ["EvalConfig", "deep_merge", "load_eval_config"]
@@ -118,11 +119,15 @@ def _tolerances(block: object, source: str) -> dict[str, float]:
 def load_eval_config(
     ref: str, env: Mapping[str, str] | None = None, *, name: str | None = None
 ) -> EvalConfig:
-    """A bundled profile name or a config path (with `extends:` and `eval:` resolved)."""
+    """A bundled profile name or a config path (with `extends:` and `eval:` resolved).
+
+    The response cache is off in every eval and shadow run: an eval measures what a course
+    costs cold, and a repeat (or a second config with the same models) served from the cache
+    would report $0 for work that was never redone."""
     env = os.environ if env is None else env
     data, source = _resolve(ref, None, ())
     tolerances = _tolerances(data.pop("eval", None), source)
-    settings = settings_from(data, source, env)
+    settings = without_cache(settings_from(data, source, env))
     dumped = settings.model_dump(mode="json")
     for provider in dumped["providers"].values():  # where calls go is not what they ask
         provider.pop("base_url", None)
