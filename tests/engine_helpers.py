@@ -21,7 +21,10 @@ from courseforge.pipeline import validate_analysis
 from courseforge.providers import ChatModel, ChatRequest, Embedder, Message
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer, Script, ScriptedModel
+from courseforge.testing._openai_wire import LocalOpenAIServer
 from courseforge.testing.loopback import LoopbackHandler
+
+S = TypeVar("S", bound=LocalOpenAIServer)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -177,9 +177,25 @@ def generate(
             envvar="COURSEFORGE_METRICS_FILE",
         ),
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Send every call to the provider: neither read nor fill the response cache "
+            "(the config's `cache: {mode: off}` for this run).",
+        ),
+    ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send calls through the providers' batch APIs (typically half price, answers "
+            "within the batch window instead of seconds); a request a batch fails takes the normal path.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
-    from ..engine import dumps
+    from ..engine import dumps, without_cache
     from ..jobs import generate_durably
 
     try:
@@ -188,6 +204,11 @@ def generate(
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
+    settings = without_cache(loaded.settings) if no_cache else loaded.settings
+    if batch and temporal:
+        raise fail_user(
+            UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
+        )
     report_path = report_path or output.with_name(output.stem + ".report.json")
 
     metrics = _metrics_for(metrics_file)
@@ -198,17 +219,23 @@ def generate(
                 from ..distributed import generate_on_temporal
 
                 return await generate_on_temporal(
-                    loaded.settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
+                    settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
                 )
             engine = None
             if metrics is not None:
                 from ..engine import Engine
 
-                engine = Engine(loaded.settings)
+                engine = Engine(settings)
                 engine.add_hook(metrics)
             try:
                 return await generate_durably(
-                    loaded.settings, analysis, job_id=job, progress=progress, say=err.print, engine=engine
+                    settings,
+                    analysis,
+                    job_id=job,
+                    progress=progress,
+                    say=err.print,
+                    engine=engine,
+                    batch=batch,
                 )
             finally:
                 if engine is not None:

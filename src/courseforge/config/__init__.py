@@ -2,8 +2,10 @@
 
 from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
 from .settings import (
+    BatchSettings,
     BreakerSettings,
     BudgetSettings,
+    CacheSettings,
     GateSettings,
     HedgingSettings,
     LocalModelSettings,
@@ -14,14 +16,17 @@ from .settings import (
     SecondProviderSettings,
     SectionTypeSettings,
     Settings,
+    ShadowSettings,
     SimilarityThresholds,
     second_model_id,
 )
 
 __all__ = [
     "BUNDLED_PROFILES",
+    "BatchSettings",
     "BreakerSettings",
     "BudgetSettings",
+    "CacheSettings",
     "GateSettings",
     "HedgingSettings",
     "LoadedConfig",
@@ -33,6 +38,7 @@ __all__ = [
     "SecondProviderSettings",
     "SectionTypeSettings",
     "Settings",
+    "ShadowSettings",
     "SimilarityThresholds",
     "api_key_for",
     "load_config",

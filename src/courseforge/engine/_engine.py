@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, BreakerReport, Course
 from ..ledger import Ledger, course_cap
@@ -35,6 +36,8 @@ from ..resilience import (
     fan_out,
     log_event,
 )
+from ..storage import Store
+from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 from .course import GenerationResult, RevisionResult, run_course
 from .stacks import ModelStacks
@@ -83,6 +86,7 @@ class Engine:
         self._breaker_cooldown_s = policy.cooldown_s
         self._embedder = embedder
         self._runtime: Runtime | None = None
+        self._batcher: Batcher | None = None
 
     def _keep(self, event: ResilienceEvent) -> None:
         # Call records belong to their course's ledger; the engine's own list would only grow.
@@ -128,6 +132,16 @@ class Engine:
                 self._runtime.clock = self._clock
         return self._runtime
 
+    def batcher(self, store: Store | None = None) -> Batcher:
+        """The provider batches every batch-mode course of this engine shares (one per model
+        per round); `store` records batches in flight so a restart polls them again."""
+        if self._batcher is None:
+            self.runtime()  # the providers exist once the stacks are built
+            self._batcher = Batcher(self.settings, self.stacks.provider, store=store)
+        elif store is not None and self._batcher.store is None:
+            self._batcher.store = store
+        return self._batcher
+
     def breaker_report(self) -> dict[str, BreakerReport]:
         """Every breaker's state now (the report and the metrics read this)."""
         return {
@@ -155,10 +169,19 @@ class Engine:
         *,
         progress: Callable[[ProgressEvent], None] | None = None,
         checkpoints: Checkpoints | None = None,
+        cache: ResponseCache | None = None,
+        batcher: Batcher | None = None,
     ) -> GenerationResult:
-        """One course on this engine; `checkpoints` replays and records a durable job's calls."""
+        """One course on this engine; `checkpoints` replays and records a durable job's calls,
+        `cache` serves (and keeps) answers across jobs, `batcher` runs it in batch mode."""
         return await run_course(
-            analysis, self.settings, self.runtime(), checkpoints=checkpoints, progress=progress
+            analysis,
+            self.settings,
+            self.runtime(),
+            checkpoints=checkpoints,
+            progress=progress,
+            cache=cache,
+            batcher=batcher,
         )
 
     async def revise(
@@ -200,4 +223,6 @@ class Engine:
             log.debug("warming the gates failed: %s", exc)
 
     async def aclose(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.aclose()
         await self.stacks.aclose()

@@ -4,6 +4,8 @@
 workflow). One call of the pipeline (`call(spec)`) goes:
 
     checkpoint?  -- a finished call of an earlier run of this job: replayed, not paid again
+    response cache?  -- the same request answered before, by any job of the namespace: served
+                        free (`cache_hit`, what it saved), through the same gates as a fresh one
     for each model of the tier's chain (its own stack, then its fallbacks' stacks):
         reserve its worst case on the ledger   (BudgetExceeded: the primary stops the call,
                                                 a fallback that does not fit is skipped)
@@ -28,12 +30,21 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from ..cache import ResponseCache, request_key
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
-from ..ledger import Ledger, Reservation, estimate_input_tokens, price_of, worst_case_cost
+from ..ledger import (
+    Ledger,
+    Reservation,
+    estimate_input_tokens,
+    price_of,
+    prompt_cache_saving,
+    worst_case_cost,
+)
 from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage, Vector
 from ..providers.effects import CallResult, CallSpec
 from ..resilience import (
@@ -50,8 +61,9 @@ from ..resilience import (
 )
 from ..resilience.degrade import DEGRADED_ROUNDS, best_model, degraded_delay_s, forced, should_force
 from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
-from ..storage import Checkpoint, Store
+from ..storage import CachedResponse, Checkpoint, Store
 from ..telemetry import ModelCallSpan, model_call_span
+from .batching import Batcher
 
 __all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
 
@@ -177,11 +189,17 @@ class CourseCalls:
         ledger: Ledger,
         *,
         checkpoints: Checkpoints | None = None,
+        cache: ResponseCache | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
+        """`batcher`: batch mode — each primary model's call goes through its provider's batch
+        API (at the batch price), its normal path when the batch fails it."""
         self._settings = settings
         self._runtime = runtime
         self.ledger = ledger
         self._checkpoints = checkpoints
+        self._cache = cache
+        self._batcher = batcher
         self._t0 = runtime.clock.monotonic()
 
     def now_ms(self) -> float:
@@ -200,14 +218,62 @@ class CourseCalls:
     async def call(self, spec: CallSpec) -> CallResult:
         model_id = self._settings.routing.tiers[spec.tier]
         if self._checkpoints is None:
-            return await self._send(spec, model_id)
+            return await self._cached_or_sent(spec, model_id)
         key, digest = spec.step_key, request_digest(model_id, spec.request)
         found = self._checkpoints.find(key, model_id, digest)
         if found is not None:
             return self._replay(spec, found)
-        result = await self._send(spec, model_id)
+        result = await self._cached_or_sent(spec, model_id)
         await self._checkpoints.save(key, digest, result)
         return result
+
+    # -- the chain -------------------------------------------------------------------------
+    async def _cached_or_sent(self, spec: CallSpec, model_id: str) -> CallResult:
+        """The response cache's answer, else the chain's (kept when the primary answered)."""
+        cache = self._cache
+        if cache is None:
+            return await self._send(spec, model_id)
+        settings = self._settings.models[model_id]
+        started = self.now_ms()
+        draw = {"attempt": spec.attempt, "sample": spec.task.sample}
+        hit = await cache.lookup(settings, spec.request, **draw)
+        if hit is not None:
+            return self._serve_cached(spec, model_id, hit, started)
+        result = await self._send(spec, model_id)
+        if result.record.model == model_id:  # a fallback's answer is not the primary's
+            response = result.response
+            await asyncio.shield(
+                cache.keep(
+                    model_id,
+                    settings,
+                    spec.request,
+                    response,
+                    cost_usd=result.record.cost_usd,
+                    latency_ms=result.record.latency_ms,
+                    **draw,
+                )
+            )
+        return result
+
+    def _serve_cached(self, spec: CallSpec, model_id: str, hit: CachedResponse, started: float) -> CallResult:
+        record = CallRecord(
+            **_identity(spec, model_id, started),
+            input_tokens=hit.input_tokens,
+            output_tokens=hit.output_tokens,
+            cached_tokens=hit.cached_tokens,
+            cost_usd=Decimal(0),
+            saved_usd=hit.cost_usd,
+            latency_ms=round(self.now_ms() - started, 1),
+            outcome="ok",
+            reason=f"response cache hit (paid ${hit.cost_usd} and took {hit.latency_ms:.0f} ms then)",
+            cache_hit=True,
+            cost_source="none",
+        )
+        with self._span(spec, model_id, model_id) as span:
+            self._recorded(self.ledger.record(record), span)
+        usage = Usage(hit.input_tokens, hit.output_tokens, hit.cached_tokens, Decimal(0))
+        response = ChatResponse(hit.text, usage, record.latency_ms, hit.response_model, hit.finish_reason)
+        return CallResult(response, record)
 
     # -- the chain -------------------------------------------------------------------------
     async def _send(self, spec: CallSpec, primary: str) -> CallResult:
@@ -271,7 +337,9 @@ class CourseCalls:
     async def _try_hedged(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
         """`_try`, hedged when `routing.hedging` covers the call's phase (resilience.hedge)."""
         hedging = self._settings.routing.hedging
-        if not (hedging.enabled and self._runtime.hedge) or spec.phase not in hedging.phases:
+        # Not in batch mode: a batched call is slow by design, and a hedge would pay twice.
+        off = not (hedging.enabled and self._runtime.hedge) or self._batcher is not None
+        if off or spec.phase not in hedging.phases:
             return await self._try(spec, model, primary)
         delay = hedge_delay_s(self._runtime.latency, model.model_id, hedging)
         return await race(
@@ -307,7 +375,13 @@ class CourseCalls:
                 self._recorded(self.ledger.record(blocked), span)
                 raise
             try:
-                response = await model.complete(request)
+                if self._batcher is not None and model.model_id == primary:
+                    custom_id = request_key(
+                        settings, request, templates="", attempt=spec.attempt, sample=spec.task.sample
+                    )
+                    response = await self._batcher.complete(model.model_id, model, request, custom_id)
+                else:
+                    response = await model.complete(request)
             except ProviderError as error:
                 latency_ms = self.now_ms() - started
                 self._recorded(self._settle_failure(reservation, base, settings, error, latency_ms), span)
@@ -323,20 +397,24 @@ class CourseCalls:
             except BaseException:  # a bug of ours: nothing was billed that we know of
                 self.ledger.release(reservation)
                 raise
-            cost, source = price_of(settings, response.usage)
+            cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
             record = CallRecord(
                 **base,
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 cached_tokens=response.usage.cached_tokens,
+                cache_write_tokens=response.usage.cache_write_tokens,
+                saved_usd=prompt_cache_saving(settings, response.usage),
                 cost_usd=cost,
                 latency_ms=round(self.now_ms() - started, 1),
                 outcome="ok",
                 reason="" if model.model_id == primary else f"fallback for {primary}",
                 cost_source=source,
+                batch_id=response.batch_id,
             )
             span.response(response)
-            self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
+            if not response.batch_id:  # a batch's hours say nothing of the model's latency
+                self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
             return CallResult(response, self._recorded(self.ledger.settle(reservation, record), span))
 
     def _settle_cancelled(

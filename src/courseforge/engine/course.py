@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, CallRecord, Course, Decision, Report
 from ..ledger import Ledger, course_cap
@@ -22,6 +23,7 @@ from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
 from ..telemetry import SpanHandle, span
+from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 
 __all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
@@ -58,10 +60,13 @@ async def run_course(
     *,
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
+    cache: ResponseCache | None = None,
+    batcher: Batcher | None = None,
 ) -> GenerationResult:
-    """Generate one course (phase 1, validation, happened when `analysis` was built)."""
+    """Generate one course (phase 1, validation, happened when `analysis` was built);
+    `cache` serves answers kept by earlier jobs (see `engine.caching`)."""
     ledger = Ledger(course_cap(analysis, settings))
-    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints)
+    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress

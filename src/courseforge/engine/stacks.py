@@ -120,6 +120,10 @@ class ModelStacks:
                 self._limiters[name] = RateLimiter(rpm=provider.rpm, tpm=provider.tpm)
         return self._limiters[name]
 
+    def provider(self, model_id: str) -> ChatModel:
+        """The model's innermost provider, without its resilience stack (batch mode's client)."""
+        return self._provider(model_id)
+
     def _provider(self, model_id: str) -> ChatModel:
         if model_id in self._providers:
             return self._providers[model_id]
@@ -150,6 +154,7 @@ class ModelStacks:
                 headers=provider.headers,
                 session=self._sessions[ms.provider],
                 max_output_tokens=ms.max_output_tokens,
+                prompt_cache=ms.prompt_cache,
                 extra_body={"provider": ms.provider_routing} if ms.provider_routing else None,
             )
         elif provider.kind == "local":

@@ -212,7 +212,12 @@ def _money(calls: Sequence[CallRecord]) -> dict[str, Any]:
         "replayed_cost_usd": float(replayed_cost),
         "paid_this_run_usd": float(total - replayed_cost),
         "cache_hits": sum(1 for c in calls if c.cache_hit),
-        "cached_input_tokens": sum(c.cached_tokens for c in calls),
+        "cache_saved_usd": float(sum((c.saved_usd for c in calls if c.cache_hit), Decimal(0))),
+        "cached_input_tokens": sum(c.cached_tokens for c in calls if not c.cache_hit),
+        "cache_write_tokens": sum(c.cache_write_tokens for c in calls if not c.cache_hit),
+        "prompt_cache_saved_usd": float(sum((c.saved_usd for c in calls if not c.cache_hit), Decimal(0))),
+        "batch_calls": sum(1 for c in calls if c.batch_id),
+        "batches": len({c.batch_id for c in calls if c.batch_id}),
     }
 
 

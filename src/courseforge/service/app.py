@@ -255,9 +255,11 @@ def create_app(
     async def submit_job(
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        mode: Annotated[Literal["normal", "batch"], Query()] = "normal",
     ) -> JSONResponse:
         """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
-        body returns the first job (200); with another body, 409."""
+        body returns the first job (200); with another body, 409. `?mode=batch` generates it
+        through the providers' batch APIs (half price, slower; `progress.mode` says so)."""
         raw = await request.body()
         try:
             analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
@@ -274,7 +276,7 @@ def create_app(
             existing = await store.find_job_by_key(key)
             if existing is not None:
                 return _same_or_conflict(existing, analysis)
-        job, created = await manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", key)
+        job, created = await manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", key, mode=mode)
         if not created:
             return _same_or_conflict(job, analysis)
         return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
