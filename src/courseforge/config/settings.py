@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,20 +19,24 @@ from .quality_settings import (
 __all__ = [
     "DEFAULT_N_PARALLEL",
     "BatchSettings",
+    "BreakerSettings",
     "BudgetSettings",
     "CacheSettings",
     "GateSettings",
+    "HedgingSettings",
     "LocalModelSettings",
     "ModelSettings",
     "PrioritySettings",
     "ProviderSettings",
     "RoutingSettings",
+    "SecondProviderSettings",
     "SectionTypeSettings",
     "ServiceSettings",
     "Settings",
     "ShadowSettings",
     "SimilarityThresholds",
     "StorageSettings",
+    "second_model_id",
 ]
 
 Tier = str
@@ -91,6 +95,25 @@ class LocalModelSettings(_S):
     prefix_cache: bool = True
 
 
+class SecondProviderSettings(_S):
+    """The same model served by another provider, tried right after it (before `fallbacks`).
+
+    Either another OpenAI-compatible endpoint (`provider`: another `providers` entry) or the
+    same gateway routed elsewhere (`provider_routing`: OpenRouter's provider routing object,
+    e.g. `{order: [DeepInfra], allow_fallbacks: false}`). It becomes a model of its own,
+    `model_id` (default `<model>@second`), with its own breaker, prices and report lines."""
+
+    provider: str
+    #: The second provider's name for the model; None: the same as the first.
+    name: str | None = None
+    provider_routing: dict[str, Any] | None = None
+    #: Prices at the second provider; None: the same as the first.
+    price_in_per_m: Decimal | None = Field(default=None, ge=0)
+    price_out_per_m: Decimal | None = Field(default=None, ge=0)
+    #: Its model id in the report and in `fallbacks`; "": `<model>@second`.
+    model_id: str = ""
+
+
 class ModelSettings(_S):
     provider: str
     #: The provider's name for the model (e.g. "openai/gpt-oss-120b").
@@ -120,6 +143,80 @@ class ModelSettings(_S):
     #: Model ids tried in order when this one fails or answers badly (empty, not JSON, schema-
     #: invalid) within one call; every try is billed and recorded (seed 001).
     fallbacks: list[str] = Field(default_factory=list)
+    #: OpenRouter's provider routing, sent as the request's `provider` object (`order`, `only`,
+    #: `ignore`, `allow_fallbacks`, `sort`, ...); None sends none. Any other endpoint ignores it.
+    provider_routing: dict[str, Any] | None = None
+    #: The same model at a second provider, tried first when this one fails (its own breaker).
+    second_provider: SecondProviderSettings | None = None
+    #: Set on the entry a `second_provider` expands into: the model it stands in for.
+    second_of: str | None = None
+
+
+def second_model_id(model_id: str, second: SecondProviderSettings) -> str:
+    return second.model_id or f"{model_id}@second"
+
+
+def _expand_second_providers(models: dict[str, Any]) -> dict[str, Any]:
+    """Each `second_provider` as a model entry of its own, next to the model it stands in for."""
+    out = dict(models)
+    for mid, raw in models.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("second_provider"), dict):
+            continue
+        second = SecondProviderSettings.model_validate(raw["second_provider"])
+        entry = {
+            k: v for k, v in raw.items() if k not in ("second_provider", "fallbacks", "provider_routing")
+        }
+        entry.update(provider=second.provider, second_of=mid, provider_routing=second.provider_routing)
+        for key in ("name", "price_in_per_m", "price_out_per_m"):
+            value = getattr(second, key)
+            if value is not None:
+                entry[key] = value
+        out.setdefault(second_model_id(mid, second), entry)
+    return out
+
+
+class HedgingSettings(_S):
+    """Hedged requests: a second identical request when the first is slower than the model's
+    observed p95 latency; the first answer wins, the other is cancelled and its cost (if any)
+    stays on the ledger."""
+
+    enabled: bool = False
+    #: Phases whose calls are hedged (they sit on the course's critical path).
+    phases: list[str] = Field(default_factory=lambda: ["metadata"])
+    #: Latency quantile of the model's recent answered calls after which the hedge is sent.
+    quantile: float = Field(default=0.95, gt=0, lt=1)
+    #: Answered calls the model needs before its quantile is trusted; until then `initial_delay_s`.
+    min_samples: int = Field(default=8, ge=1)
+    initial_delay_s: float = Field(default=10.0, gt=0)
+    #: Bounds on the hedge delay, whatever the quantile says.
+    min_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=60.0, gt=0)
+
+
+class BreakerSettings(_S):
+    """Circuit breakers, one per model and one per provider (docs/resilience.md). A breaker
+    opens on `failure_threshold` consecutive failures; its sliding window says for how long:
+    "down" (>= `down_rate` of at least `down_min_calls` outcomes failed, calls in flight counted
+    as not failed) keeps seed 001's `cooldown_s`; otherwise "flaky": `flaky_cooldown_s`,
+    doubling while probes fail, at most `cooldown_s`. A provider's breaker opens only when its
+    window says down."""
+
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    cooldown_s: float = Field(default=60.0, ge=0)
+    flaky_cooldown_s: float = Field(default=1.0, ge=0)
+    down_rate: float = Field(default=0.9, gt=0, le=1)
+    down_min_calls: int = Field(default=10, ge=1, le=1000)
+    #: Outcomes kept in the window, and their age limit.
+    window_calls: int = Field(default=20, ge=1, le=10000)
+    window_s: float = Field(default=60.0, gt=0)
+    #: Calls let through at once when half-open.
+    half_open_probes: int = Field(default=3, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _window_holds_enough(self) -> BreakerSettings:
+        if self.down_min_calls > self.window_calls:
+            raise ValueError("down_min_calls must not exceed window_calls (the window could never say down)")
+        return self
 
 
 class PrioritySettings(_S):
@@ -167,6 +264,8 @@ class RoutingSettings(_S):
     max_parallel_tasks: int = Field(default=16, ge=1, le=512)
     #: Rounds of phase-5 repair (generate missing, regenerate failed) before giving up.
     completeness_rounds: int = Field(default=2, ge=0, le=5)
+    #: Hedged requests on the critical path (off by default; the hosted profile hedges metadata).
+    hedging: HedgingSettings = Field(default_factory=HedgingSettings)
     temperature: float = Field(default=0.7, ge=0, le=2)
 
     @model_validator(mode="after")
@@ -330,13 +429,26 @@ class Settings(_S):
     exports: ExportSettings = Field(default_factory=ExportSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _second_providers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("models"), dict):
+            return {**data, "models": _expand_second_providers(data["models"])}
+        return data
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
         problems = [
+            f"models.{mid}.second_provider.provider: unknown provider {m.second_provider.provider!r}"
+            for mid, m in self.models.items()
+            if m.second_provider is not None and m.second_provider.provider not in self.providers
+        ]
+        problems += [
             f"models.{mid}.provider: unknown provider {m.provider!r}"
             for mid, m in self.models.items()
-            if m.provider not in self.providers
+            if m.provider not in self.providers and m.second_of is None
         ]
         problems += [
             f"routing.tiers.{tier}: unknown model {mid!r}"

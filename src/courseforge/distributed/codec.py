@@ -168,7 +168,7 @@ def encode_error(
         fields.update(kind=exc.kind, text=exc.text)
         fields["usage"] = _encode_usage(exc.usage) if isinstance(exc.usage, Usage) else None
     if isinstance(exc, E.CircuitOpen):
-        fields["reopens_in_s"] = exc.reopens_in_s
+        fields.update(reopens_in_s=exc.reopens_in_s, down=exc.down, reason=exc.reason)
     if isinstance(exc, E.UserError):
         fields["problems"] = [list(p) for p in exc.problems]
         fields["message"] = exc.headline
@@ -214,7 +214,12 @@ def decode_error(fields: Mapping[str, Any]) -> E.CourseforgeError:
             usage=_decode_usage(usage) if isinstance(usage, Mapping) else None,
         )
     elif cls == "CircuitOpen":
-        exc = E.CircuitOpen(model=model, reopens_in_s=float(fields.get("reopens_in_s", 0.0)))
+        exc = E.CircuitOpen(
+            model=model,
+            reopens_in_s=float(fields.get("reopens_in_s", 0.0)),
+            down=bool(fields.get("down", True)),
+            reason=str(fields.get("reason", "")),
+        )
     elif cls == "ProviderTimeout":
         exc = E.ProviderTimeout(message, model=model)
     elif cls == "ProviderConnectionError":

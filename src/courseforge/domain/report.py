@@ -22,7 +22,7 @@ __all__ = [
     "Totals",
 ]
 
-CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped"]
+CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped", "cancelled"]
 ReportStatus = Literal["approved", "needs_review", "failed"]
 
 
@@ -43,7 +43,8 @@ class CallRecord(Open):
     cost_usd: Money = Decimal(0)
     latency_ms: float = 0.0
     #: ok: accepted; rejected: answered but a gate or the schema refused it (still billed);
-    #: error: provider failure; budget_blocked: not sent, the cap would be exceeded.
+    #: error: provider failure; budget_blocked: not sent, the cap would be exceeded;
+    #: skipped: its breaker was open; cancelled: a hedge leg that lost (its cost, if any, kept).
     outcome: CallOutcome
     reason: str = ""
     #: Milliseconds since the run started, when the call was sent.
@@ -116,6 +117,15 @@ class BreakerReport(Open):
     state: Literal["closed", "open", "half_open"]
     consecutive_failures: int = 0
     opens: int = 0
+    #: Share of failed calls in its sliding window, and how many calls that window holds.
+    failure_rate: float = 0.0
+    window_calls: int = 0
+    #: What the window said when it last opened: "down" (the seed rule's 60 s cooldown),
+    #: "flaky" (a short cooldown that grows while failures continue), "" (never opened).
+    health: Literal["", "flaky", "down"] = ""
+    #: The cooldown it last opened with, and why it opened.
+    cooldown_s: float = 0.0
+    reason: str = ""
 
 
 class Report(Open):

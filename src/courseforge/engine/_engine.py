@@ -24,7 +24,7 @@ from ..pipeline.revise import revise_lesson, state_from_course
 from ..providers import ChatModel, Embedder
 from ..providers.embeddings import make_embedder
 from ..resilience import (
-    BREAKER_COOLDOWN_S,
+    BreakerPolicy,
     BreakerRegistry,
     CallRecorded,
     Clock,
@@ -58,11 +58,12 @@ class Engine:
         models: Mapping[str, ChatModel] | None = None,
         embedder: Embedder | None = None,
         clock: Clock | None = None,
-        breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
+        breaker_cooldown_s: float | None = None,
     ) -> None:
         """`models` injects providers by model id (tests, doubles); `clock` drives the breakers
-        (tests pass a FakeClock); `breaker_cooldown_s` is how long an opened breaker skips its
-        model (a time-compressed benchmark compresses it too)."""
+        (tests pass a FakeClock); `breaker_cooldown_s` replaces `breakers.cooldown_s`, how long a
+        breaker that judged its model down skips it (a time-compressed benchmark compresses it,
+        and the flaky cooldown with it)."""
         self.settings = settings
         #: Every resilience event of the engine's life; each course also counts its own.
         self.hooks = RecordingHooks()
@@ -70,7 +71,10 @@ class Engine:
         #: Hooks added later (`add_hook`: metrics), called with every event after these.
         self._observers: list[Hooks] = []
         self._events = fan_out(self._keep, self._scoped, log_event, self._observe)
-        self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
+        policy = BreakerPolicy.from_settings(settings.breakers, breaker_cooldown_s)
+        self.breakers = BreakerRegistry(
+            hooks=self._events, clock=clock, policy=policy, provider_policy=policy.for_provider()
+        )
         self.stacks = ModelStacks(
             settings,
             env=os.environ if env is None else env,
@@ -79,7 +83,7 @@ class Engine:
             models=models,
         )
         self._clock = clock
-        self._breaker_cooldown_s = breaker_cooldown_s
+        self._breaker_cooldown_s = policy.cooldown_s
         self._embedder = embedder
         self._runtime: Runtime | None = None
         self._batcher: Batcher | None = None
@@ -122,6 +126,7 @@ class Engine:
                 events=self.event_scope,
                 warm=self.warm,
                 breakers=self.breaker_report,
+                success_rate=self.breakers.success_rate,
             )
             if self._clock is not None:
                 self._runtime.clock = self._clock
@@ -140,7 +145,16 @@ class Engine:
     def breaker_report(self) -> dict[str, BreakerReport]:
         """Every breaker's state now (the report and the metrics read this)."""
         return {
-            model_id: BreakerReport(state=s.state, consecutive_failures=s.consecutive_failures, opens=s.opens)
+            model_id: BreakerReport(
+                state=s.state,
+                consecutive_failures=s.consecutive_failures,
+                opens=s.opens,
+                failure_rate=s.failure_rate,
+                window_calls=s.window_calls,
+                health=s.health,
+                cooldown_s=s.cooldown_s,
+                reason=s.reason,
+            )
             for model_id, s in self.breakers.snapshots().items()
         }
 

@@ -14,6 +14,8 @@ workflow). One call of the pipeline (`call(spec)`) goes:
                                                 billed / error / skipped by an open breaker)
         ok: checkpoint it and hand it back; otherwise move on to the next model
     every model skipped by an open breaker: wait for the soonest probe (bounded), then again
+    every model failed on a flaky provider (none down): back off and send again to the model
+    that still succeeds most, through its flaky breaker (`resilience.degrade`)
 
 The resilience stacks know nothing of the ledger; nothing here is reached through a context
 variable. A fallback's answer is recorded under its own model with "fallback for <primary>".
@@ -52,10 +54,13 @@ from ..resilience import (
     FallbackTaken,
     Hooks,
     RecordingHooks,
+    RetryScheduled,
     SystemClock,
     fault_kind,
     no_hooks,
 )
+from ..resilience.degrade import DEGRADED_ROUNDS, best_model, degraded_delay_s, forced, should_force
+from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
 from ..storage import CachedResponse, Checkpoint, Store
 from ..telemetry import ModelCallSpan, model_call_span
 from .batching import Batcher
@@ -98,6 +103,13 @@ class Runtime:
     warm: Callable[[], Awaitable[None]] | None = None
     #: The breakers' states for the report (in-process only: a workflow's are in its workers).
     breakers: Callable[[], dict[str, BreakerReport]] | None = None
+    #: Model id -> share of its recent calls answered (the breaker's window; 1.0 unknown).
+    success_rate: Callable[[str], float] = lambda _model_id: 1.0
+    #: Each model's recent answered latencies: the hedge delay is their p95.
+    latency: LatencyTracker = field(default_factory=LatencyTracker)
+    #: May `routing.hedging` send hedges here? (Not inside a Temporal workflow: a hedge's timer
+    #: and cancelled activity would change the workflow's history; docs/resilience.md.)
+    hedge: bool = True
 
 
 def request_digest(model_id: str, request: ChatRequest) -> str:
@@ -270,24 +282,28 @@ class CourseCalls:
             last: ProviderError | None = None
             blocked: BudgetExceeded | None = None
             reopens: list[float] = []
+            errors: list[ProviderError] = []
             for i, model in enumerate(chain):
                 if last is not None:
                     self._runtime.hooks(
                         FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
                     )
                 try:
-                    return await self._try(spec, model, primary)
+                    return await self._try_hedged(spec, model, primary)
                 except BudgetExceeded as exc:
                     if i == 0:
                         raise
                     blocked = exc
                 except ProviderError as exc:
                     last = exc
+                    errors.append(exc)
                     if isinstance(exc, CircuitOpen):
                         reopens.append(exc.reopens_in_s)
             if last is None:
                 assert blocked is not None
                 raise blocked
+            if should_force(errors):
+                return await self._force(spec, chain, primary, last)
             every_open = len(reopens) == len(chain)
             soonest = min(reopens, default=0.0)
             if every_open and round_no < OPEN_CHAIN_ROUNDS and soonest <= self._runtime.open_wait_s:
@@ -298,10 +314,55 @@ class CourseCalls:
             raise last
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _try(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
-        """One model of the chain, in its model-call span: reserve, send, settle, record."""
+    async def _force(
+        self, spec: CallSpec, chain: Sequence[ChatModel], primary: str, last: ProviderError
+    ) -> CallResult:
+        """Every model failed on a flaky provider: back off, send again to the best one."""
+        model = best_model(chain, self._runtime.success_rate)
+        request = forced(spec.request)
+        for n in range(1, DEGRADED_ROUNDS + 1):
+            delay = degraded_delay_s(n, spec.step_key)
+            self._runtime.hooks(RetryScheduled(model.model_id, n, delay, "degraded_chain"))
+            if delay:
+                await self._runtime.clock.sleep(delay)
+            try:
+                return await self._try(spec, model, primary, request)
+            except ProviderError as exc:
+                last = exc
+                if isinstance(exc, CircuitOpen) and exc.down:
+                    break
+        last.add_note(f"{model.model_id}: still failing after {DEGRADED_ROUNDS} forced sends")
+        raise last
+
+    async def _try_hedged(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
+        """`_try`, hedged when `routing.hedging` covers the call's phase (resilience.hedge)."""
+        hedging = self._settings.routing.hedging
+        # Not in batch mode: a batched call is slow by design, and a hedge would pay twice.
+        off = not (hedging.enabled and self._runtime.hedge) or self._batcher is not None
+        if off or spec.phase not in hedging.phases:
+            return await self._try(spec, model, primary)
+        delay = hedge_delay_s(self._runtime.latency, model.model_id, hedging)
+        return await race(
+            lambda: self._try(spec, model, primary, hedge_leg=True),
+            lambda: self._try(spec, model, primary, hedge_leg=True),
+            delay,
+        )
+
+    async def _try(
+        self,
+        spec: CallSpec,
+        model: ChatModel,
+        primary: str,
+        request: ChatRequest | None = None,
+        *,
+        hedge_leg: bool = False,
+    ) -> CallResult:
+        """One model of the chain, in its model-call span: reserve, send, settle, record. A
+        hedge leg cancelled because the other leg answered first is recorded `cancelled`, its
+        prompt billed (the provider has read it; what it generated before the cancel is not
+        known)."""
         settings = self._settings.models[model.model_id]
-        request = spec.request
+        request = request or spec.request
         with self._span(spec, model.model_id, primary) as span:
             span.request(request)
             started = self.now_ms()
@@ -325,7 +386,15 @@ class CourseCalls:
                 latency_ms = self.now_ms() - started
                 self._recorded(self._settle_failure(reservation, base, settings, error, latency_ms), span)
                 raise
-            except BaseException:  # cancelled, or a bug of ours: nothing was billed that we know of
+            except asyncio.CancelledError:
+                if hedge_leg:
+                    self._recorded(
+                        self._settle_cancelled(reservation, base, settings, request, started), span
+                    )
+                else:
+                    self.ledger.release(reservation)
+                raise
+            except BaseException:  # a bug of ours: nothing was billed that we know of
                 self.ledger.release(reservation)
                 raise
             cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
@@ -344,7 +413,31 @@ class CourseCalls:
                 batch_id=response.batch_id,
             )
             span.response(response)
+            if not response.batch_id:  # a batch's hours say nothing of the model's latency
+                self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
             return CallResult(response, self._recorded(self.ledger.settle(reservation, record), span))
+
+    def _settle_cancelled(
+        self,
+        reservation: Reservation,
+        base: dict[str, Any],
+        settings: ModelSettings,
+        request: ChatRequest,
+        started_ms: float,
+    ) -> CallRecord:
+        """A hedge leg that lost: its prompt tokens at the input price stay on the ledger."""
+        usage = Usage(estimate_input_tokens(request.messages), 0)
+        cost, source = price_of(settings, usage)
+        record = CallRecord(
+            **base,
+            input_tokens=usage.input_tokens,
+            cost_usd=cost,
+            latency_ms=round(self.now_ms() - started_ms, 1),
+            outcome="cancelled",
+            reason="hedge lost: the other request answered first; prompt tokens estimated",
+            cost_source=source,
+        )
+        return self.ledger.settle(reservation, record)
 
     def _span(self, spec: CallSpec, model_id: str, primary: str) -> AbstractContextManager[ModelCallSpan]:
         settings = self._settings.models[model_id]

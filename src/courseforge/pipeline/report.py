@@ -144,6 +144,8 @@ def critical_path(records: Sequence[CallRecord], decisions: Sequence[Decision]) 
     judged: dict[tuple[tuple[str, int], str, str], Leg] = {}
     calibration = {d.task.removeprefix("lesson:") for d in decisions if d.action == "judge_calibration"}
     for i, r in enumerate(records):
+        if r.outcome == "cancelled":
+            continue  # a hedge leg that lost ran beside the one that answered
         stage = (r.phase, r.round)
         try:
             task = TaskId.parse(r.task)

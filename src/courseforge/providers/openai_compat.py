@@ -65,6 +65,7 @@ class OpenAICompatModel(ChatModel):
         max_output_tokens: int | None = None,
         usage_accounting: bool | None = None,
         prompt_cache: str = "auto",
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         """`prompt_cache`: `cache_control` marks the first system message (the prefix a
         course's calls share) as an explicit cache breakpoint, as OpenRouter documents for
@@ -88,6 +89,8 @@ class OpenAICompatModel(ChatModel):
         self._usage_accounting = usage_accounting
         self._session = session
         self._owns_session = session is None
+        #: Top-level keys added to every request body (e.g. OpenRouter's `provider` routing).
+        self._extra_body = dict(extra_body or {})
 
     def __repr__(self) -> str:
         return (
@@ -139,6 +142,8 @@ class OpenAICompatModel(ChatModel):
             _mark_cache_breakpoint(messages)
         if self._usage_accounting:
             payload["usage"] = {"include": True}
+        for key, value in self._extra_body.items():
+            payload.setdefault(key, value)
         return payload
 
     async def complete(self, request: ChatRequest) -> ChatResponse:

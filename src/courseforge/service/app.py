@@ -463,6 +463,10 @@ def create_app(
             running=manager.running,
             reviews_open=open_reviews,
             breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
+            health=lambda: [
+                (name, snap.failure_rate, snap.health == "down")
+                for name, snap in engine.breakers.snapshots().items()
+            ],
         )
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -42,10 +42,28 @@ class ServiceMetrics(CallMetrics):
         self.job_seconds = Histogram(
             "courseforge_job_duration_seconds", "Wall time of one job run.", buckets=_JOB_BUCKETS, registry=r
         )
+        self.breaker_failure_rate = Gauge(
+            "courseforge_breaker_failure_rate",
+            "Share of failed calls in the breaker's sliding window (models, and provider:<name>).",
+            ["model"],
+            registry=r,
+        )
+        self.breaker_down = Gauge(
+            "courseforge_breaker_down",
+            "1 when the breaker last opened judging its model or provider down, 0 flaky or never.",
+            ["model"],
+            registry=r,
+        )
 
     def observe_report(self, report: Report) -> None:
         """A job's run ended: its course's outcome (its calls were counted as they happened)."""
         self.observe_course(report)
+
+    def set_breaker_health(self, health: Iterable[tuple[str, float, bool]]) -> None:
+        """(breaker name, window failure rate, judged down) per model and provider breaker."""
+        for name, rate, down in health:
+            self.breaker_failure_rate.labels(name).set(rate)
+            self.breaker_down.labels(name).set(1.0 if down else 0.0)
 
     def refresh(
         self,
@@ -54,8 +72,11 @@ class ServiceMetrics(CallMetrics):
         running: int,
         reviews_open: int,
         breakers: Callable[[], Iterable[tuple[str, str]]],
+        health: Callable[[], Iterable[tuple[str, float, bool]]] | None = None,
     ) -> None:
         self.jobs_queued.set(queued)
         self.jobs_running.set(running)
         self.review_open.set(reviews_open)
         self.set_breakers(list(breakers()))
+        if health is not None:
+            self.set_breaker_health(health())
