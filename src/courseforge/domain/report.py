@@ -58,7 +58,7 @@ class Decision(Open):
     """A routing or escalation decision, with the inputs it was made from."""
 
     task: str
-    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate
+    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate | repair
     tier: str
     reason: str
     inputs: dict[str, Any] = Field(default_factory=dict)
