@@ -31,7 +31,7 @@ from ..engine import Engine
 from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
 from ..pipeline import parse_analysis
-from ..storage import Job, Store
+from ..storage import Job, Store, StoreConflict
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
@@ -147,8 +147,10 @@ class Health(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 412, 413, 422, 503)
 }
+#: Times a review action is re-applied to a course another action changed first.
+_COURSE_WRITE_ATTEMPTS = 8
 
 
 def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
@@ -357,8 +359,13 @@ def create_app(
 
     @app.get("/v1/jobs/{job_id}/course", dependencies=auth, responses=_ERRORS)
     async def get_course(job_id: JobId) -> JSONResponse:
-        """The course JSON (404 until the job has completed)."""
-        return await _stored(job_id, store.get_course, "course")
+        """The course JSON (404 until the job has completed), with its version as `ETag` (send it
+        back as `If-Match` on a review action to make the action conditional on it)."""
+        job = await _job(job_id)
+        stored = await store.get_course_version(job_id)
+        if stored is None:
+            raise ApiError(404, "no course yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(stored[0], headers={"ETag": _etag(stored[1])})
 
     @app.get("/v1/jobs/{job_id}/report", dependencies=auth, responses=_ERRORS)
     async def get_report(job_id: JobId) -> JSONResponse:
@@ -387,10 +394,19 @@ def create_app(
         return ReviewList(reviews=[ReviewView(**_fields(i)) for i in items])
 
     @app.post("/v1/reviews/{review_id}", response_model=ReviewView, dependencies=auth, responses=_ERRORS)
-    async def act_on_review(review_id: ReviewId, action: ReviewAction) -> ReviewView:
+    async def act_on_review(
+        review_id: ReviewId,
+        action: ReviewAction,
+        if_match: Annotated[str | None, Header(max_length=100)] = None,
+    ) -> ReviewView:
         """approve / edit answer the item at once; regenerate answers 200 with the item
         "regenerating" and generates the lesson again in the background (poll the item: it ends
-        "regenerated", or "open" again with the new reason when the new version is still flagged)."""
+        "regenerated", or "open" again with the new reason when the new version is still flagged).
+
+        Each action is atomic: of concurrent actions on one item one wins and the others get 409;
+        concurrent edits of different lessons of one course all land. `If-Match` with the course's
+        `ETag` (from GET .../course) makes the action conditional on the course not having changed
+        since (412 when it has)."""
         item = await store.get_review(review_id)
         if item is None:
             raise ApiError(404, "no such review item", [("path.review_id", f"{review_id!r} not found")])
@@ -398,30 +414,54 @@ def create_app(
             raise ApiError(
                 409, "review item already answered", [("path.review_id", f"item is {item.status}")]
             )
-        course = await store.get_course(item.job_id)
         resolution: dict[str, Any] = {**item.resolution, "action": action.action, "note": action.note}
-        if action.action == "regenerate":
-            if course is None or _find_lesson(course, item.target) is None:
+        if action.action == "edit" and action.content is None:
+            raise ApiError(422, "edit needs content", [("body.content", "required for action 'edit'")])
+        new_status = {"approve": "approved", "edit": "edited", "regenerate": "regenerating"}[action.action]
+        for _ in range(_COURSE_WRITE_ATTEMPTS):
+            stored = await store.get_course_version(item.job_id)
+            if if_match is not None and (stored is None or if_match.strip() != _etag(stored[1])):
+                raise ApiError(
+                    412,
+                    "the course changed since it was read",
+                    [("header.If-Match", f"the course is now {_etag(stored[1]) if stored else 'absent'}")],
+                )
+            course = stored[0] if stored is not None else None
+            lesson = _find_lesson(course, item.target) if course is not None else None
+            if action.action != "approve" and lesson is None:
                 raise ApiError(409, "target is not a lesson", [("path.review_id", item.target)])
-            await store.update_review(review_id, status="regenerating", resolution=resolution)
-            manager.schedule_revision(review_id)
-        else:
-            if action.action == "edit":
-                if action.content is None:
-                    raise ApiError(
-                        422, "edit needs content", [("body.content", "required for action 'edit'")]
-                    )
-                lesson = _find_lesson(course, item.target) if course is not None else None
-                if course is None or lesson is None:
-                    raise ApiError(409, "target is not an editable lesson", [("path.review_id", item.target)])
-                lesson["content"] = action.content
-                resolution["content_chars"] = len(action.content)
-            status = "approved" if action.action == "approve" else "edited"
-            await store.update_review(review_id, status=status, resolution=resolution)
-            if course is not None:
-                if not await unanswered_reviews(store, item.job_id):
+            write: tuple[str, dict[str, Any], str, int] | None = None
+            if action.action == "regenerate":
+                pass  # the course changes when the regeneration ends (jobs.revise_review)
+            elif stored is not None and course is not None:
+                if action.action == "edit" and lesson is not None and action.content is not None:
+                    lesson["content"] = action.content
+                    resolution["content_chars"] = len(action.content)
+                if not await unanswered_reviews(store, item.job_id, besides=item.id):
                     course["status"] = "approved"
-                await store.update_course(item.job_id, course, course_status=str(course.get("status", "")))
+                write = (item.job_id, course, str(course.get("status", "")), stored[1])
+            try:
+                await store.answer_review(
+                    review_id, expect_status="open", status=new_status, resolution=resolution, course=write
+                )
+            except StoreConflict as conflict:
+                if conflict.what == "course" and if_match is None:
+                    continue  # another edit of this course landed first: apply this one to the new course
+                if conflict.what == "course":
+                    raise ApiError(
+                        412, "the course changed since it was read", [("header.If-Match", str(conflict))]
+                    ) from None
+                current = await store.get_review(review_id)
+                raise ApiError(
+                    409,
+                    "review item already answered",
+                    [("path.review_id", f"item is {current.status if current else 'gone'}")],
+                ) from None
+            break
+        else:
+            raise ApiError(409, "the course kept changing", [("path.review_id", "try again")])
+        if action.action == "regenerate":
+            manager.schedule_revision(review_id)
         updated = await store.get_review(review_id)
         assert updated is not None
         return ReviewView(**_fields(updated))
@@ -464,6 +504,10 @@ def create_app(
 def _set_schema(app: FastAPI) -> dict[str, Any]:
     app.openapi_schema = _analysis_openapi(app)
     return app.openapi_schema
+
+
+def _etag(version: int) -> str:
+    return f'"course-v{version}"'
 
 
 def _fields(item: Any) -> dict[str, Any]:

@@ -11,7 +11,17 @@ import os
 from collections.abc import Mapping
 
 from ..errors import ConfigError
-from ._base import TERMINAL_STATUSES, Checkpoint, Job, JobStatus, ReviewItem, ReviewStatus, Store, StoredCall
+from ._base import (
+    TERMINAL_STATUSES,
+    Checkpoint,
+    Job,
+    JobStatus,
+    ReviewItem,
+    ReviewStatus,
+    Store,
+    StoreConflict,
+    StoredCall,
+)
 from ._postgres import PostgresStore, masked_url
 from ._sql import MIGRATIONS
 from ._sqlite import SQLiteStore
@@ -27,6 +37,7 @@ __all__ = [
     "ReviewStatus",
     "SQLiteStore",
     "Store",
+    "StoreConflict",
     "StoredCall",
     "masked_url",
     "open_store",

@@ -1,0 +1,101 @@
+"""One user cannot break another: atomic review actions, queued cancels, hostile bodies."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from service_helpers import AUTH, body, service, wait_for
+
+from courseforge.config import Settings
+from courseforge.testing import CourseAuthor
+from engine_helpers import scripted_models
+
+
+def _flag_every_lesson(settings: Settings) -> dict[str, Any]:
+    return scripted_models(settings, lambda _m: CourseAuthor(off_topic=lambda _brief: True))
+
+
+def _lessons(course: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {x["id"]: x for s in course["sections"] for x in s["lessons"]}
+
+
+def _finished_with_reviews(client: TestClient) -> tuple[str, list[dict[str, Any]]]:
+    job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+    assert wait_for(client, job["id"])["course_status"] == "needs_review"
+    reviews = client.get("/v1/reviews", params={"limit": 500}, headers=AUTH).json()["reviews"]
+    return job["id"], [r for r in reviews if r["target"].startswith("S")]
+
+
+def test_concurrent_edits_of_different_lessons_all_land(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path, models=_flag_every_lesson(settings)) as client:
+        job_id, items = _finished_with_reviews(client)
+        assert len(items) >= 6
+        items = items[:6]
+
+        def edit(item: dict[str, Any]) -> int:
+            content = f"# Edited {item['target']}\nNew text for {item['target']}."
+            r = client.post(
+                f"/v1/reviews/{item['id']}", json={"action": "edit", "content": content}, headers=AUTH
+            )
+            return r.status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(edit, items))
+        assert statuses == [200] * 6
+        lessons = _lessons(client.get(f"/v1/jobs/{job_id}/course", headers=AUTH).json())
+        for item in items:
+            assert (
+                lessons[item["target"]]["content"]
+                == f"# Edited {item['target']}\nNew text for {item['target']}."
+            )
+
+
+def test_concurrent_actions_on_one_item_one_wins_the_rest_409(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path, models=_flag_every_lesson(settings)) as client:
+        job_id, items = _finished_with_reviews(client)
+        item = items[0]
+
+        def act(n: int) -> tuple[int, str]:
+            content = f"# Version {n}\nText {n}."
+            r = client.post(
+                f"/v1/reviews/{item['id']}", json={"action": "edit", "content": content}, headers=AUTH
+            )
+            return r.status_code, content
+
+        with ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(act, range(10)))
+        winners = [content for status, content in results if status == 200]
+        assert len(winners) == 1
+        assert sorted(status for status, _ in results) == [200] + [409] * 9
+        lessons = _lessons(client.get(f"/v1/jobs/{job_id}/course", headers=AUTH).json())
+        assert lessons[item["target"]]["content"] == winners[0]  # the winner's edit landed
+        assert client.get("/v1/reviews", params={"status": "edited"}, headers=AUTH).json()["reviews"][0][
+            "resolution"
+        ]["content_chars"] == len(winners[0])
+
+
+def test_if_match_makes_an_action_conditional_on_the_course_version(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with service(settings, tmp_path, models=_flag_every_lesson(settings)) as client:
+        job_id, items = _finished_with_reviews(client)
+        first = client.get(f"/v1/jobs/{job_id}/course", headers=AUTH)
+        etag = first.headers["ETag"]
+        r = client.post(
+            f"/v1/reviews/{items[0]['id']}",
+            json={"action": "edit", "content": "# One\nOne."},
+            headers={**AUTH, "If-Match": etag},
+        )
+        assert r.status_code == 200
+        assert client.get(f"/v1/jobs/{job_id}/course", headers=AUTH).headers["ETag"] != etag
+        stale = client.post(
+            f"/v1/reviews/{items[1]['id']}",
+            json={"action": "edit", "content": "# Two\nTwo."},
+            headers={**AUTH, "If-Match": etag},
+        )
+        assert stale.status_code == 412
+        assert stale.json()["error"]["problems"][0]["path"] == "header.If-Match"
+        assert client.get("/v1/reviews", headers=AUTH).json()["reviews"][0]["status"] == "open"
