@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,8 @@ from fastapi.testclient import TestClient
 from service_helpers import AUTH, body, service, wait_for
 
 from courseforge.config import Settings
-from courseforge.testing import CourseAuthor
+from courseforge.providers import ChatRequest
+from courseforge.testing import CourseAuthor, ScriptedModel
 from engine_helpers import scripted_models
 
 
@@ -99,3 +102,64 @@ def test_if_match_makes_an_action_conditional_on_the_course_version(
         assert stale.status_code == 412
         assert stale.json()["error"]["problems"][0]["path"] == "header.If-Match"
         assert client.get("/v1/reviews", headers=AUTH).json()["reviews"][0]["status"] == "open"
+
+
+def _lessons_hang(settings: Settings) -> dict[str, Any]:
+    """Metadata answers at once; every lesson call hangs until cancelled."""
+    author = CourseAuthor()
+
+    async def script(request: ChatRequest) -> str:
+        if request.tags.get("phase") == "lessons":
+            await asyncio.sleep(60)
+        return author(request)
+
+    return {m: ScriptedModel(script, model_id=m) for m in settings.models}
+
+
+def test_cancelling_a_queued_job_ends_it_cancelled_at_once_and_ends_its_sse(
+    settings: Settings, tmp_path: Path
+) -> None:
+    one_slot = settings.model_copy(
+        update={"service": settings.service.model_copy(update={"max_concurrent_jobs": 1})}
+    )
+    with service(one_slot, tmp_path, models=_lessons_hang(one_slot)) as client:
+        running = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+        wait_for(client, running["id"], ("running",))
+        queued = client.post("/v1/jobs", json=body(topic="Another topic entirely"), headers=AUTH).json()
+        assert client.get(f"/v1/jobs/{queued['id']}", headers=AUTH).json()["status"] == "queued"
+        assert client.get("/health").json()["jobs_queued"] == 1
+        with client.stream("GET", f"/v1/jobs/{queued['id']}/events", headers=AUTH) as events:
+            lines = events.iter_lines()
+            assert next(lines) == "event: snapshot"
+            started = time.monotonic()
+            r = client.post(f"/v1/jobs/{queued['id']}/cancel", headers=AUTH)
+            assert r.status_code == 200 and r.json()["status"] == "cancelled"
+            rest = list(lines)  # the stream ends: no hanging subscriber
+            assert time.monotonic() - started < 5
+        assert "event: status" in rest and any('"cancelled"' in line for line in rest)
+        assert client.get(f"/v1/jobs/{queued['id']}", headers=AUTH).json()["status"] == "cancelled"
+        assert client.get("/health").json()["jobs_queued"] == 0
+
+        # The running job: cancelled with lesson requests in flight; its spend is reported.
+        assert client.post(f"/v1/jobs/{running['id']}/cancel", headers=AUTH).json()["status"] == "cancelled"
+        report = client.get(f"/v1/jobs/{running['id']}/report", headers=AUTH).json()
+        assert report["status"] == "cancelled"
+        outcomes = [c["outcome"] for c in report["calls"]]
+        assert "ok" in outcomes  # metadata, paid
+        in_flight = outcomes.count("cancelled")
+        assert in_flight >= 1 and report["summary"]["cancelled_in_flight"] == in_flight
+        assert float(report["total_cost_usd"]) > 0
+        metrics = client.get("/metrics").text
+        cancelled_calls = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("courseforge_calls_total{") and 'outcome="cancelled"' in line
+        )
+        assert cancelled_calls == in_flight
+        paid = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("courseforge_cost_usd_total{")
+        )
+        assert abs(paid - float(report["total_cost_usd"])) < 1e-6
+        assert 'courseforge_jobs_finished_total{status="cancelled"} 2.0' in metrics

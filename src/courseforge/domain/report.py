@@ -22,8 +22,9 @@ __all__ = [
     "Totals",
 ]
 
-CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped"]
-ReportStatus = Literal["approved", "needs_review", "failed"]
+#: "cancelled": sent, then the job was cancelled before the answer came (its usage is unknown).
+CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped", "cancelled"]
+ReportStatus = Literal["approved", "needs_review", "failed", "cancelled"]
 
 
 class CallRecord(Open):

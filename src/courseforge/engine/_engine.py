@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 
 from ..config import Settings
-from ..domain import AnalysisResult, BreakerReport, Course
+from ..domain import AnalysisResult, BreakerReport, Course, Report
 from ..ledger import Ledger, course_cap
 from ..pipeline import PipelineContext, ProgressEvent
 from ..pipeline.revise import revise_lesson, state_from_course
@@ -115,10 +115,17 @@ class Engine:
         *,
         progress: Callable[[ProgressEvent], None] | None = None,
         checkpoints: Checkpoints | None = None,
+        on_cancel: Callable[[Report], None] | None = None,
     ) -> GenerationResult:
-        """One course on this engine; `checkpoints` replays and records a durable job's calls."""
+        """One course on this engine; `checkpoints` replays and records a durable job's calls;
+        `on_cancel` gets the spend report of a cancelled run (see `run_course`)."""
         return await run_course(
-            analysis, self.settings, self.runtime(), checkpoints=checkpoints, progress=progress
+            analysis,
+            self.settings,
+            self.runtime(),
+            checkpoints=checkpoints,
+            progress=progress,
+            on_cancel=on_cancel,
         )
 
     async def revise(

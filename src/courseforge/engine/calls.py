@@ -249,7 +249,21 @@ class CourseCalls:
         except ProviderError as error:
             self._settle_failure(reservation, base, settings, error, self.now_ms() - started)
             raise
-        except BaseException:  # cancelled, or a bug of ours: nothing was billed that we know of
+        except asyncio.CancelledError:
+            # The job was cancelled with this request in flight: no usage is known, but the request
+            # was sent (a provider may bill it), so the report lists it.
+            self.ledger.release(reservation)
+            self.ledger.record(
+                CallRecord(
+                    **base,
+                    outcome="cancelled",
+                    reason="cancelled in flight; the provider's usage is unknown",
+                    latency_ms=round(self.now_ms() - started, 1),
+                    cost_source="none",
+                )
+            )
+            raise
+        except BaseException:  # a bug of ours: nothing was billed that we know of
             self.ledger.release(reservation)
             raise
         cost, source = price_of(settings, response.usage)

@@ -21,6 +21,7 @@ from ..ledger import Ledger, course_cap
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
+from ..resilience import EventCounts
 from .calls import Checkpoints, CourseCalls, Runtime
 
 __all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
@@ -41,6 +42,25 @@ class RevisionResult:
     decisions: list[Decision]
 
 
+def _cancelled_report(
+    analysis: AnalysisResult, settings: Settings, ledger: Ledger, wall_s: float, seen: EventCounts
+) -> Report:
+    state = CourseState(analysis=analysis, course_id=course_id_for(analysis), lesson_counts=[])
+    state.failure = "cancelled while running"
+    report = build_report(
+        state,
+        None,
+        ledger,
+        settings,
+        wall_s=wall_s,
+        transport_retries=seen.retry_count(),
+        faults=seen.fault_counts(),
+    )
+    report.status = "cancelled"
+    report.summary["cancelled_in_flight"] = sum(1 for r in report.calls if r.outcome == "cancelled")
+    return report
+
+
 def course_id_for(analysis: AnalysisResult) -> str:
     """The input's course_id, else a stable id from the topic and the input's digest."""
     if analysis.course_id:
@@ -57,8 +77,12 @@ async def run_course(
     *,
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
+    on_cancel: Callable[[Report], None] | None = None,
 ) -> GenerationResult:
-    """Generate one course (phase 1, validation, happened when `analysis` was built)."""
+    """Generate one course (phase 1, validation, happened when `analysis` was built).
+
+    Cancelled, it hands `on_cancel` the report of what the run had spent (every call sent,
+    those in flight marked "cancelled"), status "cancelled", before the cancellation goes on."""
     ledger = Ledger(course_cap(analysis, settings))
     calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints)
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
@@ -71,6 +95,12 @@ async def run_course(
         warming = asyncio.ensure_future(runtime.warm()) if runtime.warm else None
         try:
             result = await run_pipeline(analysis, course_id_for(analysis), ctx)
+        except asyncio.CancelledError:
+            if on_cancel is not None:
+                on_cancel(
+                    _cancelled_report(analysis, settings, ledger, runtime.clock.monotonic() - started, seen)
+                )
+            raise
         finally:
             if warming is not None:  # best effort: never keep a finished run waiting for it
                 warming.cancel()

@@ -151,27 +151,45 @@ class InProcessRunner:
         progress: Progress | None = None,
         tracker: ProgressTracker | None = None,
     ) -> GenerationResult:
+        spent: list[Report] = []
+
         async def execute(on_event: Progress) -> GenerationResult:
             checkpoints = await Checkpoints.load(self.store, job.id)
-            return await self.engine.generate(analysis, progress=on_event, checkpoints=checkpoints)
+            return await self.engine.generate(
+                analysis, progress=on_event, checkpoints=checkpoints, on_cancel=spent.append
+            )
 
         return await run_job(
             self.store,
             job,
             self.engine.settings,
             execute=execute,
-            interrupted=lambda t: self._interrupted(job.id, t),
+            interrupted=lambda t: self._interrupted(job.id, t, spent[-1] if spent else None),
             progress=progress,
             tracker=tracker,
             flush_interval_s=self.flush_interval_s,
         )
 
-    async def _interrupted(self, job_id: str, tracker: ProgressTracker) -> None:
-        """Cancelled on request -> "cancelled"; stopped for any other reason (shutdown, Ctrl-C)
-        -> back to "queued", resumed by the next run or service start."""
+    async def _interrupted(self, job_id: str, tracker: ProgressTracker, spent: Report | None) -> None:
+        """Cancelled on request -> "cancelled", with the run's spend stored as its report (status
+        "cancelled": every call sent, in-flight ones marked); stopped for any other reason
+        (shutdown, Ctrl-C) -> back to "queued", resumed by the next run or service start."""
         current = await self.store.get_job(job_id)
-        status = "cancelled" if current is not None and current.cancel_requested else "queued"
-        await self.store.update_job(job_id, status=status, progress=tracker.data)
+        cancelled = current is not None and current.cancel_requested
+        await self.store.update_job(
+            job_id, status="cancelled" if cancelled else "queued", progress=tracker.data
+        )
+        if cancelled and current is not None and spent is not None:
+            spent.summary.update(job_id=job_id, run=current.runs)
+            await self.store.save_result(
+                job_id,
+                run=current.runs,
+                status="cancelled",
+                course=None,
+                report=spent.model_dump(mode="json"),
+                calls=[c.model_dump(mode="json") for c in spent.calls],
+                error="cancelled on request",
+            )
 
 
 async def resolve_job(store: Store, analysis: AnalysisResult, job_id: str | None) -> tuple[Job, str]:

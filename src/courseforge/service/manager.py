@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..domain import AnalysisResult
+from ..domain import AnalysisResult, Report
 from ..engine import Engine
 from ..jobs import InProcessRunner, JobRunner, ProgressTracker, new_job, revise_review
 from ..pipeline import validate_analysis
@@ -127,9 +127,7 @@ class JobManager:
                 self.metrics.observe_report(result.report)
                 self._finish(job.id, "completed" if result.course else "failed")
         except asyncio.CancelledError:
-            final = await asyncio.shield(self.store.get_job(job.id))
-            if final is not None and final.status == "cancelled":
-                self._finish(job.id, "cancelled")
+            await asyncio.shield(self._cancelled(job.id))
             raise
         except Exception as exc:  # recorded on the job by the runner; the service carries on
             log.warning("job %s failed: %s", job.id, type(exc).__name__)
@@ -175,6 +173,20 @@ class JobManager:
         finally:
             self._tasks.pop(key, None)
 
+    async def _cancelled(self, job_id: str) -> None:
+        """After the job's task was cancelled: a cancel request ends the job "cancelled" (one
+        still waiting for a slot never ran, so nothing else would), its run's spend counted in
+        the metrics; a shutdown leaves it resumable."""
+        final = await self.store.get_job(job_id)
+        if final is None or not (final.cancel_requested or final.status == "cancelled"):
+            return
+        if final.status != "cancelled":
+            await self.store.update_job(job_id, status="cancelled")
+        report = await self.store.get_report(job_id) if final.status == "cancelled" else None
+        if report is not None and report.get("status") == "cancelled":
+            self.metrics.observe_report(Report.model_validate(report))
+        self._finish(job_id, "cancelled")
+
     def _finish(self, job_id: str, status: str) -> None:
         self.metrics.jobs_finished.labels(status).inc()
         self._publish(job_id, "status", {"status": status})
@@ -191,6 +203,7 @@ class JobManager:
                 await asyncio.wait_for(asyncio.shield(task), 10)
         else:
             await self.store.update_job(job_id, status="cancelled")
+            self._finish(job_id, "cancelled")
         return await self.store.get_job(job_id)
 
     def is_active(self, job_id: str) -> bool:

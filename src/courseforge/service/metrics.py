@@ -54,7 +54,7 @@ class ServiceMetrics:
         )
         self.calls = Counter(
             "courseforge_calls",
-            "Model calls by outcome (ok, rejected, error, budget_blocked, replayed).",
+            "Model calls by outcome (ok, rejected, error, budget_blocked, cancelled: in flight when its job was cancelled, replayed).",
             ["phase", "model", "tier", "outcome"],
             registry=r,
         )
