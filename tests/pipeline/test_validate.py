@@ -285,3 +285,31 @@ def test_wrong_types_are_rejected_not_coerced(patch: dict[str, object], path: st
     with pytest.raises(InputError) as info:
         validate_analysis(data)
     assert path in [p for p, _ in info.value.problems]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="arrays-100k-deep"),
+        pytest.param(b'{"a":' * 100_000 + b"1" + b"}" * 100_000, id="objects-100k-deep"),
+        pytest.param(b'{"topic": ' + b"[" * 40 + b"]" * 40 + b"}", id="past-the-limit"),
+    ],
+)
+def test_deep_nesting_is_an_input_error_naming_the_input(raw: bytes) -> None:
+    with pytest.raises(InputError) as info:
+        parse_analysis(raw, max_bytes=10_000_000)
+    assert info.value.headline == "input is nested too deeply"
+    assert info.value.problems[0][0] == "$"
+
+
+def test_a_repeated_key_is_an_input_error_naming_its_path() -> None:
+    raw = b'{"topic": "a", "sections": [{"title": "x", "key_concepts": ["k"], "title": "y"}], "topic": "b"}'
+    with pytest.raises(InputError) as info:
+        parse_analysis(raw, max_bytes=10_000)
+    assert info.value.problems == [("$.topic", "duplicate key 'topic' (each key may appear once)")]
+    inner = b'{"topic": "a", "sections": [{"title": "x", "key_concepts": ["k"], "title": "y"}]}'
+    with pytest.raises(InputError) as info:
+        parse_analysis(inner, max_bytes=10_000)
+    assert info.value.problems == [
+        ("$.sections[0].title", "duplicate key 'title' (each key may appear once)")
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -163,3 +164,33 @@ def test_cancelling_a_queued_job_ends_it_cancelled_at_once_and_ends_its_sse(
         )
         assert abs(paid - float(report["total_cost_usd"])) < 1e-6
         assert 'courseforge_jobs_finished_total{status="cancelled"} 2.0' in metrics
+
+
+def test_deeply_nested_bodies_are_422_naming_the_body(
+    settings: Settings, tmp_path: Path, caplog: Any
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with service(settings, tmp_path) as client:
+        r = client.post("/v1/jobs", content=deep, headers={**AUTH, "Content-Type": "application/json"})
+        assert r.status_code == 422
+        (problem,) = r.json()["error"]["problems"]
+        assert problem["path"] == "body" and "nested" in problem["reason"]
+        r = client.post(
+            "/v1/reviews/x:1",
+            content=b'{"action":' + deep + b"}",
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422 and r.json()["error"]["problems"][0]["path"] == "body"
+        assert "unexpected" not in caplog.text
+
+
+def test_a_repeated_key_is_refused_naming_it(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path) as client:
+        raw = json.dumps(body())[:-1] + ', "topic": "another topic"}'
+        r = client.post(
+            "/v1/jobs", content=raw.encode(), headers={**AUTH, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 422
+        assert r.json()["error"]["problems"] == [
+            {"path": "body.topic", "reason": "duplicate key 'topic' (each key may appear once)"}
+        ]

@@ -240,6 +240,11 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and str(exc.detail).startswith("There was an error parsing the body"):
+            # FastAPI's answer when its JSON parser raised something other than a syntax error
+            # (RecursionError for a body nested 100,000 deep): the body is at fault, say so.
+            problem = ("body", "cannot be parsed (nested too deeply, or not JSON)")
+            return JSONResponse(_error_body("invalid request", [problem]), status_code=422)
         return JSONResponse(_error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
