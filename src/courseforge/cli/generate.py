@@ -15,7 +15,17 @@ from ..config import load_config
 from ..domain import Course, Report
 from ..errors import UserError
 from ..pipeline import ProgressEvent
-from ._common import EXIT_FAILED, ConfigOpt, ReportOpt, app, err, fail_user, read_input, write_atomic
+from ._common import (
+    EXIT_FAILED,
+    ConfigOpt,
+    ReportOpt,
+    app,
+    check_outputs,
+    err,
+    fail_user,
+    read_input,
+    write_atomic,
+)
 
 __all__ = ["generate", "summary_table"]
 
@@ -152,13 +162,15 @@ def generate(
     from ..engine import dumps
     from ..jobs import generate_durably
 
+    report_path = report_path or output.with_name(output.stem + ".report.json")
     try:
         loaded = load_config(config)
         analysis = read_input(file, loaded.settings.max_input_bytes)
+        # Checked before the first model call: a course is never paid for and then not written.
+        check_outputs([("--output", output), ("--report", report_path)], inputs=[file])
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
-    report_path = report_path or output.with_name(output.stem + ".report.json")
 
     async def run() -> tuple[Course | None, Report]:
         with _Progress(err.is_terminal, verbose) as progress:
