@@ -47,10 +47,11 @@ def wait_for(
     job_id: str,
     statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
     timeout_s: float = 30,
+    headers: Mapping[str, str] = AUTH,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=dict(headers)).json()
         if job["status"] in statuses:
             return job
         if time.monotonic() > deadline:

@@ -116,9 +116,11 @@ class Engine:
         progress: Callable[[ProgressEvent], None] | None = None,
         checkpoints: Checkpoints | None = None,
         on_cancel: Callable[[Report], None] | None = None,
+        tenant: str = "",
     ) -> GenerationResult:
         """One course on this engine; `checkpoints` replays and records a durable job's calls;
-        `on_cancel` gets the spend report of a cancelled run (see `run_course`)."""
+        `on_cancel` gets the spend report of a cancelled run (see `run_course`); `tenant` is
+        the job's tenant (`CourseCalls.tenant`)."""
         return await run_course(
             analysis,
             self.settings,
@@ -126,6 +128,7 @@ class Engine:
             checkpoints=checkpoints,
             progress=progress,
             on_cancel=on_cancel,
+            tenant=tenant,
         )
 
     async def revise(
@@ -138,12 +141,13 @@ class Engine:
         tag: str,
         spent_usd: Decimal,
         checkpoints: Checkpoints | None = None,
+        tenant: str = "",
     ) -> RevisionResult:
         """Generate one lesson of a finished course again (a reviewer's request; see
         `pipeline/revise.py`), under what is left of the course's budget."""
         cap = course_cap(analysis, self.settings)
         ledger = Ledger(cap, spent_usd=min(spent_usd, cap))
-        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints)
+        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints, tenant=tenant)
         state = state_from_course(analysis, course)
         revision = await revise_lesson(
             state, lesson_id, note, tag, PipelineContext(self.settings, calls, cap)

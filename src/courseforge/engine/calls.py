@@ -163,11 +163,15 @@ class CourseCalls:
         ledger: Ledger,
         *,
         checkpoints: Checkpoints | None = None,
+        tenant: str = "",
     ) -> None:
         self._settings = settings
         self._runtime = runtime
         self.ledger = ledger
         self._checkpoints = checkpoints
+        #: The tenant whose job these calls serve ("" the default tenant): what anything shared
+        #: between jobs (a response cache) must be namespaced by, so tenants never share answers.
+        self.tenant = tenant
         self._t0 = runtime.clock.monotonic()
 
     def now_ms(self) -> float:

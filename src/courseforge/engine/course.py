@@ -78,13 +78,15 @@ async def run_course(
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
     on_cancel: Callable[[Report], None] | None = None,
+    tenant: str = "",
 ) -> GenerationResult:
     """Generate one course (phase 1, validation, happened when `analysis` was built).
 
     Cancelled, it hands `on_cancel` the report of what the run had spent (every call sent,
-    those in flight marked "cancelled"), status "cancelled", before the cancellation goes on."""
+    those in flight marked "cancelled"), status "cancelled", before the cancellation goes on.
+    `tenant` is the job's tenant, kept on the course's `CourseCalls`."""
     ledger = Ledger(course_cap(analysis, settings))
-    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints)
+    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, tenant=tenant)
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress

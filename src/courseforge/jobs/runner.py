@@ -65,7 +65,9 @@ def input_digest(analysis: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def new_job(job_id: str, analysis: AnalysisResult, *, idempotency_key: str | None = None) -> Job:
+def new_job(
+    job_id: str, analysis: AnalysisResult, *, idempotency_key: str | None = None, tenant: str = ""
+) -> Job:
     data = analysis.model_dump(mode="json", exclude_unset=True)
     return Job(
         id=job_id,
@@ -73,6 +75,7 @@ def new_job(job_id: str, analysis: AnalysisResult, *, idempotency_key: str | Non
         analysis=data,
         input_digest=input_digest(data),
         idempotency_key=idempotency_key,
+        tenant=tenant,
         progress=ProgressTracker.initial(),
     )
 
@@ -156,7 +159,11 @@ class InProcessRunner:
         async def execute(on_event: Progress) -> GenerationResult:
             checkpoints = await Checkpoints.load(self.store, job.id)
             return await self.engine.generate(
-                analysis, progress=on_event, checkpoints=checkpoints, on_cancel=spent.append
+                analysis,
+                progress=on_event,
+                checkpoints=checkpoints,
+                on_cancel=spent.append,
+                tenant=job.tenant,
             )
 
         return await run_job(

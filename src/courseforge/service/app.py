@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI): jobs, their events, courses and reports, the review queue, metrics.
 
 Every /v1 endpoint needs `Authorization: Bearer <token>` with a token from
-`$COURSEFORGE_API_TOKENS` (comma-separated); /health and /metrics do not. Bad input is a 4xx
+`$COURSEFORGE_API_TOKENS` (comma-separated) or a tenant's variable (`service.tenants`, see
+`tenants.py`: each caller sees only its tenant's jobs and reviews); /health and /metrics do not. Bad input is a 4xx
 whose body names the field: `{"error": {"message", "problems": [{"path", "reason"}]}}`.
 Anything unexpected is logged (type only) and answered 503, never a 500 with a traceback.
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -35,6 +36,7 @@ from ..storage import Job, Store, StoreConflict
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
+from .tenants import Caller, TenantDirectory, TenantLimits, current_caller, may_see, set_caller
 
 __all__ = ["ApiError", "create_app"]
 
@@ -80,6 +82,8 @@ class JobView(BaseModel):
     error: str = ""
     runs: int = 0
     cancel_requested: bool = False
+    #: The tenant that submitted it ("" the default tenant, the CLI's).
+    tenant: str = ""
     created_at: float
     updated_at: float
     links: dict[str, str] = Field(default_factory=dict)
@@ -96,6 +100,7 @@ class JobView(BaseModel):
             error=job.error,
             runs=job.runs,
             cancel_requested=job.cancel_requested,
+            tenant=job.tenant,
             created_at=job.created_at,
             updated_at=job.updated_at,
             links={
@@ -147,7 +152,7 @@ class Health(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 412, 413, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 402, 404, 409, 412, 413, 422, 429, 503)
 }
 #: Times a review action is re-applied to a course another action changed first.
 _COURSE_WRITE_ATTEMPTS = 8
@@ -177,12 +182,16 @@ def create_app(
     *,
     store: Store,
     engine: Engine,
-    tokens: Sequence[str],
+    tokens: Sequence[str] | Mapping[str, str],
     resume: bool = True,
     close_on_shutdown: bool = False,
 ) -> FastAPI:
-    """The ASGI app. `tokens`: accepted bearer tokens (empty: every /v1 request is refused)."""
-    accepted = [t.encode() for t in tokens if t]
+    """The ASGI app. `tokens`: accepted bearer tokens, as token -> tenant (`tenants.tenant_tokens`)
+    or a list (all of the default tenant ""); empty: every /v1 request is refused."""
+    directory = TenantDirectory(
+        tokens if isinstance(tokens, Mapping) else dict.fromkeys(tokens, ""), settings
+    )
+    limits = TenantLimits(settings, store)
     metrics = ServiceMetrics()
     manager = JobManager(
         settings, store, engine, metrics, max_concurrent=settings.service.max_concurrent_jobs
@@ -216,15 +225,17 @@ def create_app(
     app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
 
-    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        # async: it runs in the request's own context, so the caller it sets is the endpoint's.
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(
                 401, "missing bearer token", [("header.Authorization", "expected 'Bearer <token>'")]
             )
-        given = token.strip().encode()
-        if not any(hmac.compare_digest(given, t) for t in accepted):
+        caller = directory.caller_for(token.strip())
+        if caller is None:
             raise ApiError(401, "invalid token", [("header.Authorization", "token not accepted")])
+        set_caller(caller)
 
     auth = [Depends(require_token)]
 
@@ -272,14 +283,46 @@ def create_app(
             raise ApiError(
                 400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
             )
+        caller = current_caller()
         if key:
-            existing = await store.find_job_by_key(key)
+            existing = await store.find_job_by_key(key, tenant=caller.tenant)
             if existing is not None:
                 return _same_or_conflict(existing, analysis)
-        job, created = await manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", key)
+        await _within_tenant_limits(caller, analysis)
+        job, created = await manager.submit(
+            analysis, f"job-{uuid.uuid4().hex[:16]}", key, tenant=caller.tenant
+        )
         if not created:
             return _same_or_conflict(job, analysis)
         return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+    async def _within_tenant_limits(caller: Caller, analysis: AnalysisResult) -> None:
+        wait = limits.rate_exceeded(caller.tenant)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too many jobs submitted",
+                [
+                    (
+                        "tenant",
+                        f"{caller.tenant!r} may submit again in {wait:.0f} s (service.tenants jobs_per_minute)",
+                    )
+                ],
+            )
+        left = await limits.budget_left(caller.tenant)
+        cap = limits.cap_of(analysis.model_dump(mode="json"))
+        if left is not None and cap > left:
+            raise ApiError(
+                402,
+                "tenant budget exhausted",
+                [
+                    (
+                        "tenant",
+                        f"{caller.tenant!r} has {max(left, Decimal(0)):.4f} USD left of its 24-hour budget; "
+                        f"this job may spend up to {cap} USD",
+                    )
+                ],
+            )
 
     def _same_or_conflict(job: Job, analysis: AnalysisResult) -> JSONResponse:
         digest = input_digest(analysis.model_dump(mode="json", exclude_unset=True))
@@ -299,12 +342,15 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> JobList:
-        jobs = await store.list_jobs(status=status, limit=limit, offset=offset)
+        jobs = await store.list_jobs(
+            status=status, limit=limit, offset=offset, tenant=current_caller().scope()
+        )
         return JobList(jobs=[JobView.of(j) for j in jobs])
 
     async def _job(job_id: str) -> Job:
+        """The job, if the caller may see it (another tenant's answers 404, as if absent)."""
         job = await store.get_job(job_id)
-        if job is None:
+        if job is None or not may_see(job):
             raise ApiError(404, "no such job", [("path.job_id", f"{job_id!r} not found")])
         return job
 
@@ -395,7 +441,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ReviewList:
         """Flagged lessons, most uncertain gate verdicts first."""
-        items = await store.list_reviews(status=status, limit=limit)
+        items = await store.list_reviews(status=status, limit=limit, tenant=current_caller().scope())
         return ReviewList(reviews=[ReviewView(**_fields(i)) for i in items])
 
     @app.post("/v1/reviews/{review_id}", response_model=ReviewView, dependencies=auth, responses=_ERRORS)
@@ -413,7 +459,8 @@ def create_app(
         `ETag` (from GET .../course) makes the action conditional on the course not having changed
         since (412 when it has)."""
         item = await store.get_review(review_id)
-        if item is None:
+        owner = await store.get_job(item.job_id) if item is not None else None
+        if item is None or owner is None or not may_see(owner):
             raise ApiError(404, "no such review item", [("path.review_id", f"{review_id!r} not found")])
         if item.status != "open":
             raise ApiError(

@@ -89,9 +89,11 @@ class JobManager:
                 await t
 
     async def submit(
-        self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None
+        self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None, *, tenant: str = ""
     ) -> tuple[Job, bool]:
-        job, created = await self.store.create_job(new_job(job_id, analysis, idempotency_key=idempotency_key))
+        job, created = await self.store.create_job(
+            new_job(job_id, analysis, idempotency_key=idempotency_key, tenant=tenant)
+        )
         if created:
             self.metrics.jobs_submitted.inc()
             self.schedule(job)

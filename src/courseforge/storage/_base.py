@@ -241,6 +241,10 @@ class Store(abc.ABC):
     async def get_report(self, job_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
+    async def tenant_spend(self, tenant: str, *, since: float) -> Decimal:
+        """USD of the reports of `tenant`'s jobs saved since `since` (epoch seconds)."""
+
+    @abc.abstractmethod
     async def list_calls(self, job_id: str) -> list[StoredCall]: ...
 
     # -- checkpoints ---------------------------------------------------------------------------

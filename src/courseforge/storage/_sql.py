@@ -482,6 +482,13 @@ class SQLStore(Store):
         rows = await self._fetch("SELECT body FROM reports WHERE job_id = ?", (job_id,))
         return dict(json.loads(rows[0][0])) if rows else None
 
+    async def tenant_spend(self, tenant: str, *, since: float) -> Decimal:
+        rows = await self._fetch(
+            "SELECT r.body FROM reports r JOIN jobs j ON j.id = r.job_id WHERE j.tenant = ? AND r.created_at >= ?",
+            (tenant, since),
+        )
+        return sum((Decimal(str(json.loads(r[0]).get("total_cost_usd") or 0)) for r in rows), Decimal(0))
+
     async def list_calls(self, job_id: str) -> list[StoredCall]:
         rows = await self._fetch(
             "SELECT job_id, run, seq, step_key, replayed, body FROM call_records WHERE job_id = ? ORDER BY run, seq",
