@@ -58,7 +58,7 @@ def test_validate_lists_every_problem_on_stderr_and_exits_2(tmp_path: Path) -> N
     assert result.stdout == ""
     for path in ("$.colour", "$.sections[0].key_concepts", "$.budget_usd"):
         assert path in result.stderr
-    assert "unknown key" in result.stderr and "greater than 0" in result.stderr
+    assert "unknown key" in result.stderr and "greater than or equal to 0.01" in result.stderr
 
 
 @pytest.mark.parametrize(

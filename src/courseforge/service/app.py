@@ -33,6 +33,7 @@ from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
 from ..pipeline import parse_analysis
 from ..storage import Job, Store, StoreConflict
+from .docs import mount_docs
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
@@ -174,6 +175,10 @@ def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalysisResult"}}},
     }
     doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, operations in doc["paths"].items():
+        if path.startswith("/v1/"):  # every /v1 operation needs the bearer token
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
     return doc
 
 
@@ -220,7 +225,10 @@ def create_app(
         version="1",
         description="Course generation jobs, their reports and the human-review queue.",
         lifespan=lifespan,
+        docs_url=None,  # served by `docs.mount_docs` from local assets, never a CDN
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.manager = manager
     app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
