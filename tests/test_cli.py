@@ -352,3 +352,28 @@ def test_generate_checks_every_output_before_the_first_model_call(tmp_path: Path
     assert "cannot write the output" in result.stderr and reason in result.stderr
     assert server.requests == []  # nothing paid for
     assert source.read_bytes() == before
+
+
+def test_generate_batch_and_no_cache(tmp_path: Path) -> None:
+    from courseforge.sim import ModelProfile, SimProfile, SimServer
+    from engine_helpers import in_thread
+
+    sim_profile = SimProfile(defaults=ModelProfile(ttft_ms=0, tokens_per_s=1e6, jitter=0, batch_delay_s=0))
+    out = tmp_path / "course.json"
+    with in_thread(SimServer(sim_profile)) as sim:
+        cfg = loopback_config(sim.base_url, batch={"collect_s": 0.05, "max_collect_s": 1.0, "poll_s": 0.05})
+        config = write_config(tmp_path / "c.yaml", cfg)
+        args = ("generate", str(EXAMPLES / "python-basics.json"), "-o", str(out), "--config", str(config))
+        first = invoke(*args, "--batch")
+        assert first.exit_code == 0, first.stderr
+        report = json.loads(out.with_name("course.report.json").read_text("utf-8"))
+        assert report["summary"]["batch_calls"] > 0
+        # the same course again: the response cache answers everything ...
+        again = invoke(*args)
+        assert again.exit_code == 0 and "answered from the response cache" in again.stderr
+        sent = sum(sim.stats.values())
+        # ... unless --no-cache
+        fresh = invoke(*args, "--no-cache")
+        assert fresh.exit_code == 0 and sum(sim.stats.values()) > sent
+    both = invoke(*args, "--batch", "--temporal", "127.0.0.1:7233")
+    assert both.exit_code == 2 and "--batch" in both.stderr

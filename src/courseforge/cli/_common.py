@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from ..domain import AnalysisResult
 from ..errors import UserError
+from ..exports import write_text_atomic as write_atomic
 from ..pipeline import parse_analysis
 
 __all__ = [
@@ -57,19 +57,6 @@ ConfigOpt = Annotated[
     ),
 ]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the report JSON")]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fail_user(exc: UserError) -> typer.Exit:

@@ -2,7 +2,9 @@
 
 from .loader import BUNDLED_PROFILES, LoadedConfig, api_key_for, load_config, masked, parse_config
 from .settings import (
+    BatchSettings,
     BudgetSettings,
+    CacheSettings,
     GateSettings,
     LocalModelSettings,
     ModelSettings,
@@ -11,12 +13,15 @@ from .settings import (
     RoutingSettings,
     SectionTypeSettings,
     Settings,
+    ShadowSettings,
     SimilarityThresholds,
 )
 
 __all__ = [
     "BUNDLED_PROFILES",
+    "BatchSettings",
     "BudgetSettings",
+    "CacheSettings",
     "GateSettings",
     "LoadedConfig",
     "LocalModelSettings",
@@ -26,6 +31,7 @@ __all__ = [
     "RoutingSettings",
     "SectionTypeSettings",
     "Settings",
+    "ShadowSettings",
     "SimilarityThresholds",
     "api_key_for",
     "load_config",

@@ -18,7 +18,9 @@ from .quality_settings import (
 
 __all__ = [
     "DEFAULT_N_PARALLEL",
+    "BatchSettings",
     "BudgetSettings",
+    "CacheSettings",
     "GateSettings",
     "LocalModelSettings",
     "ModelSettings",
@@ -28,6 +30,7 @@ __all__ = [
     "SectionTypeSettings",
     "ServiceSettings",
     "Settings",
+    "ShadowSettings",
     "SimilarityThresholds",
     "StorageSettings",
     "TenantSettings",
@@ -104,6 +107,17 @@ class ModelSettings(_S):
     family: str = ""
     max_output_tokens: int = Field(default=4096, ge=64)
     local: LocalModelSettings | None = None
+    #: USD per 1M prompt tokens the provider serves from its prompt cache / writes into it;
+    #: None: the input price. A provider-reported `usage.cost` still wins.
+    price_cache_read_per_m: Decimal | None = Field(default=None, ge=0)
+    price_cache_write_per_m: Decimal | None = Field(default=None, ge=0)
+    #: How the shared prompt prefix is marked for the provider's prompt cache: `auto` (the
+    #: provider caches prefixes by itself: OpenAI-style models, DeepSeek, Gemini 2.5 implicit),
+    #: `cache_control` (an explicit breakpoint on the shared system message: Anthropic, Gemini
+    #: explicit caching through OpenRouter), `off`.
+    prompt_cache: Literal["auto", "cache_control", "off"] = "auto"
+    #: Price of a call sent through the provider's batch API, as a share of the normal price.
+    batch_price_multiplier: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
     #: Model ids tried in order when this one fails or answers badly (empty, not JSON, schema-
     #: invalid) within one call; every try is billed and recorded (seed 001).
     fallbacks: list[str] = Field(default_factory=list)
@@ -232,6 +246,58 @@ class TenantSettings(_S):
     jobs_per_minute: int | None = Field(default=None, ge=1)
 
 
+class ShadowSettings(_S):
+    """Shadow runs (docs/evals.md): a share of the service's finished jobs re-run under another
+    config, their figures paired with the real run's in the eval format. The job's result is
+    never changed, and a shadow never spends past the job's own budget cap."""
+
+    #: The other config: a YAML path (an eval config: `extends:` allowed) or a bundled profile.
+    config: str
+    #: Share of completed jobs re-run, chosen by a hash of the job id (0.1 = one in ten).
+    rate: float = Field(default=0.1, ge=0, le=1)
+    #: Where the pairs accumulate: `runs.jsonl`, `eval.json`, `index.html`.
+    dir: str = "~/.cache/courseforge/shadow"
+    #: Shadow runs at once (they run after their job, beside the service's own jobs).
+    max_concurrent: int = Field(default=1, ge=1, le=64)
+
+
+class CacheSettings(_S):
+    """The response cache (`cache/`): answers kept across jobs and served for identical requests."""
+
+    #: `exact` (default): the same canonical request gets the kept answer; `semantic`: also a
+    #: near-duplicate request (same structured fields, free text within `semantic_threshold`);
+    #: `off`. `courseforge generate --no-cache` turns it off for one run.
+    mode: Literal["exact", "semantic", "off"] = "exact"
+    #: Seconds an entry is served; None: until evicted.
+    ttl_s: float | None = Field(default=30 * 24 * 3600.0, gt=0)
+    #: Entries kept per namespace (the oldest are dropped first).
+    max_entries: int = Field(default=100_000, ge=1)
+    #: Keep entries in Redis (redis://host:port/db) instead of the job store. Needs the `redis` extra.
+    redis_url: str | None = None
+    #: Namespace of the entries; "" is a digest of the config's providers and models. A service
+    #: passes each tenant's own.
+    namespace: str = ""
+    #: Semantic mode: least cosine between two requests' free text for a hit (calibrated on
+    #: `src/courseforge/cache/data/near_duplicates.jsonl`, see docs/caching.md).
+    semantic_threshold: float = Field(default=0.6, ge=0, le=1)
+    #: Semantic mode: the embedder of the free text (names as `gates.embedding_model`).
+    semantic_embedding_model: str = "hashing"
+
+
+class BatchSettings(_S):
+    """Batch mode (`courseforge generate --batch`, service jobs with `"mode": "batch"`): calls go
+    through the provider's batch API at its batch price, one batch per model per round."""
+
+    #: Seconds without a new request after which a model's round is sent as one batch.
+    collect_s: float = Field(default=0.5, gt=0)
+    #: Longest a round collects before it is sent, however many requests still arrive.
+    max_collect_s: float = Field(default=5.0, gt=0)
+    #: Seconds between polls of a batch's status.
+    poll_s: float = Field(default=30.0, gt=0)
+    #: The completion window asked for (OpenRouter: "24h").
+    completion_window: str = "24h"
+
+
 class ServiceSettings(_S):
     """The HTTP service (`courseforge serve`)."""
 
@@ -255,6 +321,17 @@ class ServiceSettings(_S):
     #: Temporal-level attempts per activity (lost worker, unexpected error); provider errors are
     #: retried by the model stack, never by Temporal.
     temporal_max_attempts: int = Field(default=3, ge=1, le=20)
+    #: Re-run a share of finished jobs under another config, for comparison (None: off).
+    shadow: ShadowSettings | None = None
+
+
+class ExportSettings(_S):
+    """LMS exports and fine-tuning data (`courseforge export`, `export-training`)."""
+
+    #: Score (0-100) a SCORM learner needs to pass a lesson's quiz, when the LMS gives none.
+    mastery_score: float = Field(default=80.0, ge=0, le=100)
+    #: Share of courses (not lessons) held out as the validation split of `export-training`.
+    validation_share: float = Field(default=0.1, ge=0, lt=1)
 
 
 class Settings(_S):
@@ -271,6 +348,9 @@ class Settings(_S):
     cache_dir: Path = Path("~/.cache/courseforge")
     storage: StorageSettings = Field(default_factory=StorageSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    exports: ExportSettings = Field(default_factory=ExportSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -70,6 +70,7 @@ def _encode_usage(usage: Usage) -> dict[str, Any]:
         "output_tokens": usage.output_tokens,
         "cached_tokens": usage.cached_tokens,
         "cost_usd": str(usage.cost_usd) if usage.cost_usd is not None else None,
+        "cache_write_tokens": usage.cache_write_tokens,
     }
 
 
@@ -80,6 +81,7 @@ def _decode_usage(data: Mapping[str, Any]) -> Usage:
         int(data.get("output_tokens", 0)),
         int(data.get("cached_tokens", 0)),
         Decimal(cost) if cost is not None else None,
+        int(data.get("cache_write_tokens", 0)),
     )
 
 

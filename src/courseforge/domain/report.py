@@ -51,7 +51,16 @@ class CallRecord(Open):
     started_ms: float = 0.0
     #: True when this answer came from the store instead of the provider (not paid again).
     replayed: bool = False
+    #: True when the response cache answered (not sent; `cost_usd` 0, `saved_usd` what it cost
+    #: when it was paid for; `latency_ms` the lookup).
     cache_hit: bool = False
+    #: What this record did not pay: a cache hit's original cost, or the provider prompt
+    #: cache's discount on `cached_tokens` (priced at the model's cache-read price).
+    saved_usd: Money = Decimal(0)
+    #: Prompt tokens the provider wrote into its prompt cache (priced at the cache-write price).
+    cache_write_tokens: int = 0
+    #: The provider batch that answered (batch mode; priced at the model's batch multiplier).
+    batch_id: str = ""
     cost_source: Literal["provider", "price_table", "none"] = "price_table"
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, BreakerReport, Course, Report
 from ..ledger import Ledger, course_cap
@@ -25,13 +26,18 @@ from ..providers.embeddings import make_embedder
 from ..resilience import (
     BREAKER_COOLDOWN_S,
     BreakerRegistry,
+    CallRecorded,
     Clock,
     EventCounts,
+    Hooks,
     RecordingHooks,
+    ResilienceEvent,
     ScopedHooks,
     fan_out,
     log_event,
 )
+from ..storage import Store
+from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 from .course import GenerationResult, RevisionResult, run_course
 from .stacks import ModelStacks
@@ -61,7 +67,9 @@ class Engine:
         #: Every resilience event of the engine's life; each course also counts its own.
         self.hooks = RecordingHooks()
         self._scoped = ScopedHooks()
-        self._events = fan_out(self.hooks, self._scoped, log_event)
+        #: Hooks added later (`add_hook`: metrics), called with every event after these.
+        self._observers: list[Hooks] = []
+        self._events = fan_out(self._keep, self._scoped, log_event, self._observe)
         self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
         self.stacks = ModelStacks(
             settings,
@@ -74,6 +82,28 @@ class Engine:
         self._breaker_cooldown_s = breaker_cooldown_s
         self._embedder = embedder
         self._runtime: Runtime | None = None
+        self._batcher: Batcher | None = None
+
+    def _keep(self, event: ResilienceEvent) -> None:
+        # Call records belong to their course's ledger; the engine's own list would only grow.
+        if not isinstance(event, CallRecorded):
+            self.hooks(event)
+
+    def _observe(self, event: ResilienceEvent) -> None:
+        for hook in self._observers:
+            hook(event)
+
+    def add_hook(self, hook: Hooks) -> Callable[[], None]:
+        """Send every event of this engine from now on to `hook` too: each call as it is
+        recorded (`CallRecorded`), retries, faults, fallbacks, breaker transitions. Returns the
+        function that stops it (an app's metrics leave with the app; the engine may outlive it)."""
+        self._observers.append(hook)
+
+        def remove() -> None:
+            if hook in self._observers:
+                self._observers.remove(hook)
+
+        return remove
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -97,6 +127,16 @@ class Engine:
                 self._runtime.clock = self._clock
         return self._runtime
 
+    def batcher(self, store: Store | None = None) -> Batcher:
+        """The provider batches every batch-mode course of this engine shares (one per model
+        per round); `store` records batches in flight so a restart polls them again."""
+        if self._batcher is None:
+            self.runtime()  # the providers exist once the stacks are built
+            self._batcher = Batcher(self.settings, self.stacks.provider, store=store)
+        elif store is not None and self._batcher.store is None:
+            self._batcher.store = store
+        return self._batcher
+
     def breaker_report(self) -> dict[str, BreakerReport]:
         """Every breaker's state now (the report and the metrics read this)."""
         return {
@@ -117,8 +157,11 @@ class Engine:
         checkpoints: Checkpoints | None = None,
         on_cancel: Callable[[Report], None] | None = None,
         tenant: str = "",
+        cache: ResponseCache | None = None,
+        batcher: Batcher | None = None,
     ) -> GenerationResult:
-        """One course on this engine; `checkpoints` replays and records a durable job's calls;
+        """One course on this engine; `checkpoints` replays and records a durable job's calls,
+        `cache` serves (and keeps) answers across jobs, `batcher` runs it in batch mode;
         `on_cancel` gets the spend report of a cancelled run (see `run_course`); `tenant` is
         the job's tenant (`CourseCalls.tenant`)."""
         return await run_course(
@@ -129,6 +172,8 @@ class Engine:
             progress=progress,
             on_cancel=on_cancel,
             tenant=tenant,
+            cache=cache,
+            batcher=batcher,
         )
 
     async def revise(
@@ -171,4 +216,6 @@ class Engine:
             log.debug("warming the gates failed: %s", exc)
 
     async def aclose(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.aclose()
         await self.stacks.aclose()

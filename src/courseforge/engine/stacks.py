@@ -103,6 +103,10 @@ class ModelStacks:
                 self._limiters[name] = RateLimiter(rpm=provider.rpm, tpm=provider.tpm)
         return self._limiters[name]
 
+    def provider(self, model_id: str) -> ChatModel:
+        """The model's innermost provider, without its resilience stack (batch mode's client)."""
+        return self._provider(model_id)
+
     def _provider(self, model_id: str) -> ChatModel:
         if model_id in self._providers:
             return self._providers[model_id]
@@ -133,6 +137,7 @@ class ModelStacks:
                 headers=provider.headers,
                 session=self._sessions[ms.provider],
                 max_output_tokens=ms.max_output_tokens,
+                prompt_cache=ms.prompt_cache,
             )
         elif provider.kind == "local":
             from ..providers.local_llama import LocalLlamaModel

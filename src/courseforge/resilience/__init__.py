@@ -25,6 +25,7 @@ from .content import check_content
 from .hooks import (
     BreakerState,
     BreakerTransition,
+    CallRecorded,
     EventCounts,
     FallbackTaken,
     FaultObserved,
@@ -58,6 +59,7 @@ __all__ = [
     "BreakerState",
     "BreakerTransition",
     "BreakingModel",
+    "CallRecorded",
     "CircuitBreaker",
     "Clock",
     "EventCounts",

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from ..domain import CallRecord
 from ..errors import (
     BadResponse,
     CircuitOpen,
@@ -31,6 +32,7 @@ from ..errors import (
 __all__ = [
     "BreakerState",
     "BreakerTransition",
+    "CallRecorded",
     "EventCounts",
     "FallbackTaken",
     "FaultObserved",
@@ -107,11 +109,33 @@ class OutputModeChanged:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CallRecorded:
+    """A course's call was put on its ledger (answered, rejected, failed, blocked by the budget,
+    skipped by an open breaker, or replayed): per-call metrics count it as it happens. A gate
+    may still turn an answered call's record `rejected` afterwards."""
+
+    record: CallRecord
+
+
 ResilienceEvent = (
-    RetryScheduled | BreakerTransition | RateLimitWait | FaultObserved | FallbackTaken | OutputModeChanged
+    RetryScheduled
+    | BreakerTransition
+    | RateLimitWait
+    | FaultObserved
+    | FallbackTaken
+    | OutputModeChanged
+    | CallRecorded
 )
 E = TypeVar(
-    "E", RetryScheduled, BreakerTransition, RateLimitWait, FaultObserved, FallbackTaken, OutputModeChanged
+    "E",
+    RetryScheduled,
+    BreakerTransition,
+    RateLimitWait,
+    FaultObserved,
+    FallbackTaken,
+    OutputModeChanged,
+    CallRecorded,
 )
 
 

@@ -34,10 +34,12 @@ from ..jobs import input_digest, unanswered_reviews
 from ..pipeline import parse_analysis
 from ..storage import Job, Store, StoreConflict
 from .docs import mount_docs
+from .exports import export_router
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
 from .tenants import Caller, TenantDirectory, TenantLimits, current_caller, may_see, set_caller
+from .ui import ui_router
 
 __all__ = ["ApiError", "create_app"]
 
@@ -205,6 +207,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.init()
+        # Every call of this app's jobs counted as it is recorded, every breaker change.
+        unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
         if resume:
@@ -212,6 +216,7 @@ def create_app(
         try:
             yield
         finally:
+            unhook()
             warming.cancel()
             with contextlib.suppress(BaseException):
                 await warming
@@ -276,9 +281,11 @@ def create_app(
     async def submit_job(
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        mode: Annotated[Literal["normal", "batch"], Query()] = "normal",
     ) -> JSONResponse:
         """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
-        body returns the first job (200); with another body, 409."""
+        body returns the first job (200); with another body, 409. `?mode=batch` generates it
+        through the providers' batch APIs (half price, slower; `progress.mode` says so)."""
         raw = await request.body()
         try:
             analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
@@ -298,7 +305,7 @@ def create_app(
                 return _same_or_conflict(existing, analysis)
         await _within_tenant_limits(caller, analysis)
         job, created = await manager.submit(
-            analysis, f"job-{uuid.uuid4().hex[:16]}", key, tenant=caller.tenant
+            analysis, f"job-{uuid.uuid4().hex[:16]}", key, mode=mode, tenant=caller.tenant
         )
         if not created:
             return _same_or_conflict(job, analysis)
@@ -527,6 +534,8 @@ def create_app(
         return ReviewView(**_fields(updated))
 
     # -- operations ----------------------------------------------------------------------------
+    app.include_router(export_router(settings, store, auth))  # GET /v1/jobs/{id}/export
+
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         try:
@@ -556,6 +565,24 @@ def create_app(
             breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
         )
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- the dashboard (/ui/): the same SSE and review handlers, behind a session cookie --------
+    async def dashboard_caller() -> None:
+        set_caller(Caller("", admin=True))  # only admin tokens sign in to it (tenants.py)
+
+    app.include_router(
+        ui_router(
+            settings,
+            store=store,
+            manager=manager,
+            engine=engine,
+            tokens=directory.dashboard_tokens(settings),
+            job_events=job_events,
+            review_action=act_on_review,
+            review_model=ReviewAction,
+        ),
+        dependencies=[Depends(dashboard_caller)],
+    )
 
     app.openapi = lambda: app.openapi_schema or _set_schema(app)  # type: ignore[method-assign]
     return app

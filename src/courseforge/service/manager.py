@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..domain import AnalysisResult, Report
 from ..engine import Engine
-from ..jobs import InProcessRunner, JobRunner, ProgressTracker, new_job, revise_review
+from ..evals.shadow import ShadowRunner
+from ..jobs import InProcessRunner, JobRunner, ProgressTracker, job_mode, new_job, revise_review
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
@@ -41,6 +42,9 @@ class JobManager:
         self.engine = engine
         self.metrics = metrics
         self.runner: JobRunner = InProcessRunner(engine, store)
+        #: Jobs submitted with mode "batch": the same engine and store, through provider batches
+        #: shared by every batch job waiting in the same round.
+        self.batch_runner: JobRunner = InProcessRunner(engine, store, batch=True)
         if settings.service.temporal_address:
             # The worker fleet generates; this process starts each workflow, follows it, stores
             # its result. The slots then bound workflows followed, not courses generated here.
@@ -49,6 +53,8 @@ class JobManager:
             self.runner = TemporalJobRunner(settings, store)
             max_concurrent = max(max_concurrent, 1024)
         self._slots = asyncio.Semaphore(max_concurrent)
+        #: A share of finished jobs re-run under another config (docs/evals.md), or None.
+        self.shadow = ShadowRunner(settings, store) if settings.service.shadow else None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, ProgressTracker] = {}
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
@@ -87,12 +93,20 @@ class JobManager:
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        if self.shadow is not None:
+            await self.shadow.stop()
 
     async def submit(
-        self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None, *, tenant: str = ""
+        self,
+        analysis: AnalysisResult,
+        job_id: str,
+        idempotency_key: str | None,
+        *,
+        mode: str = "normal",
+        tenant: str = "",
     ) -> tuple[Job, bool]:
         job, created = await self.store.create_job(
-            new_job(job_id, analysis, idempotency_key=idempotency_key, tenant=tenant)
+            new_job(job_id, analysis, idempotency_key=idempotency_key, mode=mode, tenant=tenant)
         )
         if created:
             self.metrics.jobs_submitted.inc()
@@ -122,11 +136,14 @@ class JobManager:
                 started = time.perf_counter()
                 try:
                     analysis = validate_analysis(current.analysis)
-                    result = await self.runner.run(current, analysis=analysis, tracker=tracker)
+                    runner = self.batch_runner if job_mode(current) == "batch" else self.runner
+                    result = await runner.run(current, analysis=analysis, tracker=tracker)
                 finally:
                     self.running -= 1
                 self.metrics.job_seconds.observe(time.perf_counter() - started)
                 self.metrics.observe_report(result.report)
+                if self.shadow is not None:
+                    self.shadow.offer(current, analysis, result)
                 self._finish(job.id, "completed" if result.course else "failed")
         except asyncio.CancelledError:
             await asyncio.shield(self._cancelled(job.id))

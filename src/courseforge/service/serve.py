@@ -18,6 +18,7 @@ from ..config import Settings
 from ..engine import Engine
 from ..errors import ConfigError
 from ..storage import masked_url, open_store, storage_url
+from ..telemetry import configure_tracing
 from .app import create_app
 from .tenants import tenant_tokens
 
@@ -96,4 +97,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
         len(tokens),
         len(set(tokens.values())),
     )
-    build_server(app, host=host, port=port, log_level=log_level).run()
+    # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
+    stop_tracing = configure_tracing(say=logging.getLogger("courseforge.service").info)
+    try:
+        build_server(app, host=host, port=port, log_level=log_level).run()
+    finally:
+        stop_tracing()

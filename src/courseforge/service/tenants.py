@@ -3,8 +3,9 @@ per-tenant limits on submissions (a rate) and spend (a rolling 24-hour budget).
 
 A token from `service.api_tokens_env` belongs to the default tenant "" (the one CLI jobs have);
 a token from `service.tenants.ID.tokens_env` to tenant ID. A caller sees only its tenant's jobs,
-courses, reports, events and review items (another tenant's answer 404, as if absent); its
-idempotency keys are its own; an `admin: true` tenant sees everything. The route dependency
+courses, reports, events, exports and review items (another tenant's answer 404, as if absent);
+its idempotency keys are its own; an `admin: true` tenant sees everything. The dashboard (/ui)
+shows every job, so with tenants configured only admin tokens sign in to it. The route dependency
 sets the caller for the request (`current_caller()`), so a router checks `may_see(job)`
 instead of threading the caller through every function.
 """
@@ -99,6 +100,13 @@ class TenantDirectory:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def dashboard_tokens(self, settings: Settings) -> list[bytes]:
+        """Tokens that may sign in to the dashboard (/ui), which shows every job: every token of
+        a service without tenants, else the admin tenants' only."""
+        if not settings.service.tenants:
+            return [token for token, _ in self._entries]
+        return [token for token, caller in self._entries if caller.admin]
 
     def caller_for(self, token: str) -> Caller | None:
         given = token.encode()

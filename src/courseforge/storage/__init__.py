@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from ..errors import ConfigError
 from ._base import (
     TERMINAL_STATUSES,
+    CachedResponse,
     Checkpoint,
     Job,
     JobStatus,
+    PendingBatch,
     ReviewItem,
     ReviewStatus,
     Store,
@@ -29,9 +31,11 @@ from ._sqlite import SQLiteStore
 __all__ = [
     "MIGRATIONS",
     "TERMINAL_STATUSES",
+    "CachedResponse",
     "Checkpoint",
     "Job",
     "JobStatus",
+    "PendingBatch",
     "PostgresStore",
     "ReviewItem",
     "ReviewStatus",

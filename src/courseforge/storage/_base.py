@@ -18,9 +18,11 @@ from typing import Any, Literal
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "CachedResponse",
     "Checkpoint",
     "Job",
     "JobStatus",
+    "PendingBatch",
     "ReviewItem",
     "ReviewStatus",
     "Store",
@@ -89,6 +91,41 @@ class Checkpoint:
     latency_ms: float
     response_model: str = ""
     finish_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A provider's answer kept for any later identical request (across jobs; the response
+    cache, `cache/`), under a namespace (a tenant, or a config's digest) and a request key."""
+
+    namespace: str
+    key: str
+    model: str
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    #: What the answer cost when it was paid for (what a hit saves).
+    cost_usd: Decimal
+    latency_ms: float
+    response_model: str = ""
+    finish_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+    #: Epoch seconds after which the entry is not served (None: never expires).
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A provider batch sent and not yet read back (batch mode): a process that dies while it
+    runs finds it here and polls it again instead of paying for its requests twice."""
+
+    id: str
+    #: Our model id.
+    model: str
+    #: The batch's requests by custom id (a digest of the request and its draw).
+    custom_ids: tuple[str, ...]
     created_at: float = field(default_factory=time.time)
 
 
@@ -254,6 +291,33 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def load_checkpoints(self, job_id: str) -> dict[str, Checkpoint]: ...
+
+    # -- response cache ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_cached_response(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
+        """The entry of (namespace, key) unless it expired before `now`."""
+
+    @abc.abstractmethod
+    async def put_cached_response(self, entry: CachedResponse, *, max_entries: int) -> None:
+        """Write (or overwrite) an entry, then keep at most `max_entries` of its namespace
+        (the oldest go first) and drop its expired ones."""
+
+    @abc.abstractmethod
+    async def clear_cached_responses(self, namespace: str) -> int:
+        """Drop every entry of a namespace; returns how many there were."""
+
+    # -- provider batches ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def save_batch(self, batch: PendingBatch) -> None:
+        """Record a batch just created at the provider; durable when it returns."""
+
+    @abc.abstractmethod
+    async def pending_batches(self) -> list[PendingBatch]:
+        """Batches created and not yet closed, oldest first."""
+
+    @abc.abstractmethod
+    async def close_batch(self, batch_id: str) -> None:
+        """The batch's results were read (or it failed or expired): forget it."""
 
     # -- review queue --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ._base import Checkpoint, Job, ReviewItem, Store, StoreConflict, StoredCall
+from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, Store, StoreConflict, StoredCall
 
 __all__ = ["MIGRATIONS", "SQLStore"]
 
@@ -98,6 +98,36 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (
         2,
         [
+            # The response cache (issue 14): answers kept across jobs, per namespace.
+            """CREATE TABLE response_cache (
+                namespace TEXT NOT NULL,
+                key TEXT NOT NULL,
+                model TEXT NOT NULL,
+                text TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cached_tokens INTEGER NOT NULL,
+                cost_usd TEXT NOT NULL,
+                latency_ms {ts} NOT NULL,
+                response_model TEXT NOT NULL DEFAULT '',
+                finish_reason TEXT NOT NULL DEFAULT '',
+                created_at {ts} NOT NULL,
+                expires_at {ts},
+                PRIMARY KEY (namespace, key)
+            )""",
+            "CREATE INDEX response_cache_age ON response_cache (namespace, created_at)",
+            # Provider batches in flight (batch mode), so a restarted process polls them again.
+            """CREATE TABLE pending_batches (
+                id TEXT PRIMARY KEY,
+                model TEXT NOT NULL,
+                custom_ids TEXT NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
+        ],
+    ),
+    (
+        3,
+        [
             # A course's version: +1 at every change, for conditional writes and the ETag.
             "ALTER TABLE courses ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
             # The tenant that owns the job; '' for the CLI and single-tenant services.
@@ -115,6 +145,10 @@ _JOB_COLUMNS = (
 _CHECKPOINT_COLUMNS = (
     "job_id, step_key, request_digest, model, text, input_tokens, output_tokens, cached_tokens, "
     "cost_usd, cost_source, latency_ms, response_model, finish_reason, created_at"
+)
+_CACHE_COLUMNS = (
+    "namespace, key, model, text, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms, "
+    "response_model, finish_reason, created_at, expires_at"
 )
 _REVIEW_COLUMNS = "id, job_id, target, reason, gate, uncertainty, status, resolution, created_at, updated_at"
 _UPDATABLE = {"status", "progress", "error", "course_status", "runs", "cancel_requested"}
@@ -550,6 +584,100 @@ class SQLStore(Store):
                 created_at=float(r[13]),
             )
         return out
+
+    # -- response cache ------------------------------------------------------------------------
+    async def get_cached_response(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
+        rows = await self._fetch(
+            f"SELECT {_CACHE_COLUMNS} FROM response_cache WHERE namespace = ? AND key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (namespace, key, now),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return CachedResponse(
+            namespace=r[0],
+            key=r[1],
+            model=r[2],
+            text=r[3],
+            input_tokens=int(r[4]),
+            output_tokens=int(r[5]),
+            cached_tokens=int(r[6]),
+            cost_usd=Decimal(r[7]),
+            latency_ms=float(r[8]),
+            response_model=r[9],
+            finish_reason=r[10],
+            created_at=float(r[11]),
+            expires_at=None if r[12] is None else float(r[12]),
+        )
+
+    async def put_cached_response(self, entry: CachedResponse, *, max_entries: int) -> None:
+        e = entry
+        await self._transaction(
+            [
+                (
+                    f"INSERT INTO response_cache ({_CACHE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (namespace, key) DO UPDATE SET model = excluded.model, "
+                    "text = excluded.text, input_tokens = excluded.input_tokens, "
+                    "output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens, "
+                    "cost_usd = excluded.cost_usd, latency_ms = excluded.latency_ms, "
+                    "response_model = excluded.response_model, finish_reason = excluded.finish_reason, "
+                    "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                    (
+                        e.namespace,
+                        e.key,
+                        e.model,
+                        e.text,
+                        e.input_tokens,
+                        e.output_tokens,
+                        e.cached_tokens,
+                        str(e.cost_usd),
+                        e.latency_ms,
+                        e.response_model,
+                        e.finish_reason,
+                        e.created_at,
+                        e.expires_at,
+                    ),
+                ),
+                (
+                    "DELETE FROM response_cache WHERE namespace = ? AND expires_at IS NOT NULL "
+                    "AND expires_at <= ?",
+                    (e.namespace, e.created_at),
+                ),
+                (
+                    "DELETE FROM response_cache WHERE namespace = ? AND key IN (SELECT key FROM "
+                    "response_cache WHERE namespace = ? ORDER BY created_at DESC, key LIMIT 9223372036854775807 OFFSET ?)",
+                    (e.namespace, e.namespace, int(max_entries)),
+                ),
+            ]
+        )
+
+    async def clear_cached_responses(self, namespace: str) -> int:
+        (deleted,) = await self._transaction(
+            [("DELETE FROM response_cache WHERE namespace = ?", (namespace,))]
+        )
+        return deleted
+
+    # -- provider batches ----------------------------------------------------------------------
+    async def save_batch(self, batch: PendingBatch) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO pending_batches (id, model, custom_ids, created_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (batch.id, batch.model, _dumps(list(batch.custom_ids)), batch.created_at),
+                )
+            ]
+        )
+
+    async def pending_batches(self) -> list[PendingBatch]:
+        rows = await self._fetch(
+            "SELECT id, model, custom_ids, created_at FROM pending_batches ORDER BY created_at, id"
+        )
+        return [PendingBatch(r[0], r[1], tuple(json.loads(r[2])), float(r[3])) for r in rows]
+
+    async def close_batch(self, batch_id: str) -> None:
+        await self._transaction([("DELETE FROM pending_batches WHERE id = ?", (batch_id,))])
 
     # -- review queue --------------------------------------------------------------------------
     async def list_reviews(

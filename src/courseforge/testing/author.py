@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from ..domain.drafts import MAX_OUTCOMES
 from ..pipeline.prompts import parse_brief
 from ..providers import ChatRequest
 
@@ -77,9 +78,10 @@ class CourseAuthor:
         topic = brief["topic"]
         concepts = [c for s in brief["sections"] for c in s["key_concepts"]]
         levels = ["understand", "apply", "analyze", "apply", "evaluate", "create"]
-        # As the prompt asks: one outcome per section, about its key concepts (at least 3).
+        # As the prompt asks: one outcome per section, about its key concepts (at least 3); a
+        # course of more sections than MAX_OUTCOMES shares outcomes between sections.
         n_sections = len(brief["sections"])
-        n_out = max(3, n_sections)
+        n_out = min(MAX_OUTCOMES, max(3, n_sections))
         outcomes = []
         for i in range(n_out):
             section = brief["sections"][i % n_sections]
@@ -100,7 +102,10 @@ class CourseAuthor:
                         "title": f"{concept.capitalize()}: {_ANGLES[j % len(_ANGLES)]} ({s['title']}, part {j + 1})",
                         # The section's own outcome, and the extra ones written from its concepts.
                         "outcomes": sorted(
-                            {si + 1, *(k + 1 for k in range(n_sections, n_out) if k % n_sections == si)}
+                            {
+                                si % n_out + 1,
+                                *(k + 1 for k in range(n_sections, n_out) if k % n_sections == si),
+                            }
                         ),
                     }
                 )
