@@ -148,3 +148,45 @@ def test_a_tenants_budget_counts_its_unfinished_jobs_caps_and_refuses_with_402(
         small = client.post("/v1/jobs", json=body(budget_usd=0.3, topic="A third"), headers=auth(ACME))
         assert small.status_code == 202  # fits what is left
         assert client.post("/v1/jobs", json=body(budget_usd=0.6), headers=auth(GLOBEX)).status_code == 202
+
+
+def test_another_tenants_export_is_404_and_each_tenant_has_its_own_cache_namespace(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from courseforge.jobs import InProcessRunner
+
+    with tenant_service(tenant_settings(settings), tmp_path) as client:
+        job = client.post("/v1/jobs", json=body(), headers=auth(ACME)).json()
+        wait_for(client, job["id"], headers=auth(ACME))
+        mine = client.get(f"/v1/jobs/{job['id']}/export", params={"format": "markdown"}, headers=auth(ACME))
+        theirs = client.get(
+            f"/v1/jobs/{job['id']}/export", params={"format": "markdown"}, headers=auth(GLOBEX)
+        )
+        assert mine.status_code == 200 and theirs.status_code == 404
+    runner = InProcessRunner(
+        make_engine(settings, scripted_models(settings)), open_store(f"sqlite:///{tmp_path}/c.db")
+    )
+    shared, acme, globex = runner.cache_for(""), runner.cache_for("acme"), runner.cache_for("globex")
+    assert shared is not None and acme is not None and globex is not None
+    assert len({shared.namespace, acme.namespace, globex.namespace}) == 3
+    assert acme.namespace == f"{shared.namespace}/tenant:acme"
+
+
+def test_with_tenants_only_admin_tokens_sign_in_to_the_dashboard_which_shows_every_job(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import re
+
+    def sign_in(client: TestClient, token: str) -> int:
+        form = client.get("/ui/login").text
+        nonce = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert nonce is not None
+        r = client.post("/ui/login", data={"token": token, "csrf": nonce.group(1)}, follow_redirects=False)
+        return r.status_code
+
+    with tenant_service(tenant_settings(settings), tmp_path) as client:
+        job = client.post("/v1/jobs", json=body(), headers=auth(ACME)).json()
+        assert sign_in(client, ACME) == 401  # a tenant's token: the dashboard would show others' jobs
+        assert sign_in(client, ADMIN) == 303
+        assert job["id"] in client.get("/ui/").text
+        assert client.get(f"/ui/jobs/{job['id']}").status_code == 200
