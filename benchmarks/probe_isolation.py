@@ -174,29 +174,15 @@ def _service_cases(base: str, example: dict[str, Any], log: Path) -> list[tuple[
     lessons = [r for r in items if r["target"].startswith("S")]
     if len(lessons) >= 7:
         six, one = lessons[:6], lessons[6]
+
+        def edit(item_and_content: tuple[dict[str, Any], str]) -> int:
+            item, content = item_and_content
+            body = {"action": "edit", "content": content}
+            return acme.post(f"/v1/reviews/{item['id']}", json=body).status_code
+
         with ThreadPoolExecutor(10) as pool:
-            edits = list(
-                pool.map(
-                    lambda r: (
-                        acme.post(
-                            f"/v1/reviews/{r['id']}",
-                            json={"action": "edit", "content": f"# Edit {r['target']}\nText."},
-                        ).status_code
-                    ),
-                    six,
-                )
-            )
-            ten = list(
-                pool.map(
-                    lambda n: (
-                        acme.post(
-                            f"/v1/reviews/{one['id']}",
-                            json={"action": "edit", "content": f"# Version {n}\nText."},
-                        ).status_code
-                    ),
-                    range(10),
-                )
-            )
+            edits = list(pool.map(edit, [(r, f"# Edit {r['target']}\nText.") for r in six]))
+            ten = list(pool.map(edit, [(one, f"# Version {n}\nText.") for n in range(10)]))
         course = acme.get(f"/v1/jobs/{flagged['id']}/course").json()
         contents = {x["id"]: x["content"] for s in course["sections"] for x in s["lessons"]}
         landed = sum(1 for r in six if contents[r["target"]] == f"# Edit {r['target']}\nText.")

@@ -19,6 +19,16 @@ def settings_for(server: LoopbackServer, **extra: Any) -> Settings:
     return Settings.model_validate(loopback_config(server.base_url, **extra))
 
 
+async def generate_over(handler: Any) -> Any:
+    """The example course through a fresh engine against a LoopbackServer answering `handler`."""
+    async with LoopbackServer(handler) as server:
+        engine = Engine(settings_for(server), env={})
+        try:
+            return await engine.generate(example_analysis())
+        finally:
+            await engine.aclose()
+
+
 def total(totals: dict[str, Totals]) -> Decimal:
     return sum((t.cost_usd for t in totals.values()), Decimal(0))
 
@@ -174,12 +184,7 @@ async def test_lessons_citing_when_the_schema_allows_none_are_repaired_not_throw
             text = json.dumps(data)
         return LoopbackReply.completion(text, model=payload["model"])
 
-    async with LoopbackServer(handler) as server:
-        engine = Engine(settings_for(server), env={})
-        try:
-            result = await engine.generate(example_analysis())
-        finally:
-            await engine.aclose()
+    result = await generate_over(handler)
     course, report = result.course, result.report
     assert course is not None, report.failure_reason
     assert len(course.lessons()) >= 10

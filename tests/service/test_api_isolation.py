@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from service_helpers import AUTH, body, service, wait_for
+from service_helpers import AUTH, body, lessons_hang, service, wait_for
 
 from courseforge.config import Settings
-from courseforge.providers import ChatRequest
-from courseforge.testing import CourseAuthor, ScriptedModel
+from courseforge.testing import CourseAuthor
 from engine_helpers import scripted_models
 
 
@@ -105,25 +103,13 @@ def test_if_match_makes_an_action_conditional_on_the_course_version(
         assert client.get("/v1/reviews", headers=AUTH).json()["reviews"][0]["status"] == "open"
 
 
-def _lessons_hang(settings: Settings) -> dict[str, Any]:
-    """Metadata answers at once; every lesson call hangs until cancelled."""
-    author = CourseAuthor()
-
-    async def script(request: ChatRequest) -> str:
-        if request.tags.get("phase") == "lessons":
-            await asyncio.sleep(60)
-        return author(request)
-
-    return {m: ScriptedModel(script, model_id=m) for m in settings.models}
-
-
 def test_cancelling_a_queued_job_ends_it_cancelled_at_once_and_ends_its_sse(
     settings: Settings, tmp_path: Path
 ) -> None:
     one_slot = settings.model_copy(
         update={"service": settings.service.model_copy(update={"max_concurrent_jobs": 1})}
     )
-    with service(one_slot, tmp_path, models=_lessons_hang(one_slot)) as client:
+    with service(one_slot, tmp_path, models=lessons_hang(one_slot)) as client:
         running = client.post("/v1/jobs", json=body(), headers=AUTH).json()
         wait_for(client, running["id"], ("running",))
         queued = client.post("/v1/jobs", json=body(topic="Another topic entirely"), headers=AUTH).json()

@@ -3,7 +3,6 @@ all; per-tenant rate limits and budgets refuse submissions with the reason."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,16 +10,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import body, wait_for
+from service_helpers import body, lessons_hang, wait_for
 
 from courseforge.config import Settings
 from courseforge.config.settings import TenantSettings
 from courseforge.errors import ConfigError
-from courseforge.providers import ChatRequest
 from courseforge.service import create_app
 from courseforge.service.tenants import tenant_tokens
 from courseforge.storage import open_store
-from courseforge.testing import CourseAuthor, ScriptedModel
+from courseforge.testing import CourseAuthor
 from engine_helpers import make_engine, scripted_models
 
 ACME, GLOBEX, ADMIN, DEFAULT = "tok-acme-1", "tok-globex-1", "tok-admin-1", "tok-default-1"
@@ -124,22 +122,11 @@ def test_a_tenants_rate_limit_refuses_the_next_submission_with_429(
         )  # others unaffected
 
 
-def _hanging(settings: Settings) -> dict[str, ScriptedModel]:
-    author = CourseAuthor()
-
-    async def script(request: ChatRequest) -> str:
-        if request.tags.get("phase") == "lessons":
-            await asyncio.sleep(60)
-        return author(request)
-
-    return {m: ScriptedModel(script, model_id=m) for m in settings.models}
-
-
 def test_a_tenants_budget_counts_its_unfinished_jobs_caps_and_refuses_with_402(
     settings: Settings, tmp_path: Path
 ) -> None:
     limited = tenant_settings(settings, budget_usd_per_day="1.00")
-    with tenant_service(limited, tmp_path, models=_hanging(limited)) as client:
+    with tenant_service(limited, tmp_path, models=lessons_hang(limited)) as client:
         first = client.post("/v1/jobs", json=body(budget_usd=0.6), headers=auth(ACME))
         assert first.status_code == 202
         r = client.post("/v1/jobs", json=body(budget_usd=0.6, topic="Another"), headers=auth(ACME))
