@@ -16,7 +16,17 @@ from ..domain import Course, Report
 from ..errors import UserError
 from ..pipeline import ProgressEvent
 from ..telemetry import configure_tracing
-from ._common import EXIT_FAILED, ConfigOpt, ReportOpt, app, err, fail_user, read_input, write_atomic
+from ._common import (
+    EXIT_FAILED,
+    ConfigOpt,
+    ReportOpt,
+    app,
+    check_outputs,
+    err,
+    fail_user,
+    read_input,
+    write_atomic,
+)
 
 if TYPE_CHECKING:
     from ..telemetry.metrics import CallMetrics
@@ -198,9 +208,12 @@ def generate(
     from ..engine import dumps, without_cache
     from ..jobs import generate_durably
 
+    report_path = report_path or output.with_name(output.stem + ".report.json")
     try:
         loaded = load_config(config)
         analysis = read_input(file, loaded.settings.max_input_bytes)
+        # Checked before the first model call: a course is never paid for and then not written.
+        check_outputs([("--output", output), ("--report", report_path)], inputs=[file])
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
@@ -209,7 +222,6 @@ def generate(
         raise fail_user(
             UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
         )
-    report_path = report_path or output.with_name(output.stem + ".report.json")
 
     metrics = _metrics_for(metrics_file)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .quality_settings import (
     ConsistencySettings,
@@ -36,6 +36,7 @@ __all__ = [
     "ShadowSettings",
     "SimilarityThresholds",
     "StorageSettings",
+    "TenantSettings",
     "second_model_id",
 ]
 
@@ -329,6 +330,21 @@ class StorageSettings(_S):
     url: str = "sqlite:///~/.cache/courseforge/courseforge.db"
 
 
+class TenantSettings(_S):
+    """One tenant of the service: whose tokens, what role, what it may spend and submit."""
+
+    #: Environment variable holding this tenant's bearer tokens, comma-separated (secrets never
+    #: live in the file).
+    tokens_env: str = Field(min_length=1)
+    #: An admin sees, cancels and answers every tenant's jobs and reviews.
+    admin: bool = False
+    #: USD this tenant's jobs may spend in any 24 hours: spent plus the caps of its unfinished
+    #: jobs plus the new job's cap must fit, or the submission is refused (402).
+    budget_usd_per_day: Decimal | None = Field(default=None, gt=0)
+    #: Jobs this tenant may submit per minute (per service process); more are refused (429).
+    jobs_per_minute: int | None = Field(default=None, ge=1)
+
+
 class ShadowSettings(_S):
     """Shadow runs (docs/evals.md): a share of the service's finished jobs re-run under another
     config, their figures paired with the real run's in the eval format. The job's result is
@@ -384,8 +400,13 @@ class BatchSettings(_S):
 class ServiceSettings(_S):
     """The HTTP service (`courseforge serve`)."""
 
-    #: Environment variable holding the accepted bearer tokens, comma-separated.
+    #: Environment variable holding the accepted bearer tokens, comma-separated. They belong to
+    #: the default tenant "" (the CLI's), with no limits.
     api_tokens_env: str = "COURSEFORGE_API_TOKENS"
+    #: Tenant id (1-64 of A-Z a-z 0-9 . _ -) -> its tokens, role and limits.
+    tenants: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")], TenantSettings
+    ] = Field(default_factory=dict)
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     #: Jobs generated at once by one service process; the rest wait in the queue.

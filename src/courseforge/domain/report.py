@@ -22,8 +22,10 @@ __all__ = [
     "Totals",
 ]
 
+#: "cancelled": a hedged request that lost to the other one (its prompt tokens billed), or a
+#: request in flight when its job was cancelled (usage unknown); `reason` says which.
 CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped", "cancelled"]
-ReportStatus = Literal["approved", "needs_review", "failed"]
+ReportStatus = Literal["approved", "needs_review", "failed", "cancelled"]
 
 
 class CallRecord(Open):
@@ -68,7 +70,7 @@ class Decision(Open):
     """A routing or escalation decision, with the inputs it was made from."""
 
     task: str
-    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate
+    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate | repair
     tier: str
     reason: str
     inputs: dict[str, Any] = Field(default_factory=dict)

@@ -189,6 +189,7 @@ class CourseCalls:
         ledger: Ledger,
         *,
         checkpoints: Checkpoints | None = None,
+        tenant: str = "",
         cache: ResponseCache | None = None,
         batcher: Batcher | None = None,
     ) -> None:
@@ -198,6 +199,9 @@ class CourseCalls:
         self._runtime = runtime
         self.ledger = ledger
         self._checkpoints = checkpoints
+        #: The tenant whose job these calls serve ("" the default tenant): what anything shared
+        #: between jobs (a response cache) must be namespaced by, so tenants never share answers.
+        self.tenant = tenant
         self._cache = cache
         self._batcher = batcher
         self._t0 = runtime.clock.monotonic()
@@ -392,7 +396,17 @@ class CourseCalls:
                         self._settle_cancelled(reservation, base, settings, request, started), span
                     )
                 else:
+                    # The job was cancelled with this request in flight: no usage is known, but
+                    # the request was sent (a provider may bill it), so the report lists it.
                     self.ledger.release(reservation)
+                    cancelled = CallRecord(
+                        **base,
+                        outcome="cancelled",
+                        reason="cancelled in flight; the provider's usage is unknown",
+                        latency_ms=round(self.now_ms() - started, 1),
+                        cost_source="none",
+                    )
+                    self._recorded(self.ledger.record(cancelled), span)
                 raise
             except BaseException:  # a bug of ours: nothing was billed that we know of
                 self.ledger.release(reservation)

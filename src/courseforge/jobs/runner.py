@@ -68,10 +68,15 @@ def input_digest(analysis: Mapping[str, Any]) -> str:
 
 
 def new_job(
-    job_id: str, analysis: AnalysisResult, *, idempotency_key: str | None = None, mode: str = "normal"
+    job_id: str,
+    analysis: AnalysisResult,
+    *,
+    idempotency_key: str | None = None,
+    mode: str = "normal",
+    tenant: str = "",
 ) -> Job:
     """A job to store. `mode` "batch" (provider batch APIs) is kept beside its progress, so a
-    resumed job runs the way it was submitted."""
+    resumed job runs the way it was submitted; `tenant` owns it ("" the default tenant)."""
     data = analysis.model_dump(mode="json", exclude_unset=True)
     progress = ProgressTracker.initial()
     if mode != "normal":
@@ -82,6 +87,7 @@ def new_job(
         analysis=data,
         input_digest=input_digest(data),
         idempotency_key=idempotency_key,
+        tenant=tenant,
         progress=progress,
     )
 
@@ -170,14 +176,25 @@ class InProcessRunner:
         self.flush_interval_s = flush_interval_s
         self._cache = cache
         self._cache_ready = cache is not None
+        self._tenant_caches: dict[str, ResponseCache] = {}
 
     @property
     def cache(self) -> ResponseCache | None:
-        """The response cache the jobs share (opened at first use)."""
+        """The response cache the default tenant's jobs share (opened at first use)."""
         if not self._cache_ready:
             self._cache = open_response_cache(self.engine.settings, self.store)
             self._cache_ready = True
         return self._cache
+
+    def cache_for(self, tenant: str) -> ResponseCache | None:
+        """The response cache of `tenant`'s jobs: the shared one's namespace with the tenant
+        after it, so tenants never get each other's answers ("" is the default tenant's)."""
+        shared = self.cache
+        if not tenant or shared is None:
+            return shared
+        if tenant not in self._tenant_caches:
+            self._tenant_caches[tenant] = shared.for_namespace(f"{shared.namespace}/tenant:{tenant}")
+        return self._tenant_caches[tenant]
 
     async def run(
         self,
@@ -187,11 +204,19 @@ class InProcessRunner:
         progress: Progress | None = None,
         tracker: ProgressTracker | None = None,
     ) -> GenerationResult:
+        spent: list[Report] = []
+
         async def execute(on_event: Progress) -> GenerationResult:
             checkpoints = await Checkpoints.load(self.store, job.id)
             batcher = self.engine.batcher(self.store) if self.batch else None
             return await self.engine.generate(
-                analysis, progress=on_event, checkpoints=checkpoints, cache=self.cache, batcher=batcher
+                analysis,
+                progress=on_event,
+                checkpoints=checkpoints,
+                cache=self.cache_for(job.tenant),
+                batcher=batcher,
+                on_cancel=spent.append,
+                tenant=job.tenant,
             )
 
         return await run_job(
@@ -199,18 +224,32 @@ class InProcessRunner:
             job,
             self.engine.settings,
             execute=execute,
-            interrupted=lambda t: self._interrupted(job.id, t),
+            interrupted=lambda t: self._interrupted(job.id, t, spent[-1] if spent else None),
             progress=progress,
             tracker=tracker,
             flush_interval_s=self.flush_interval_s,
         )
 
-    async def _interrupted(self, job_id: str, tracker: ProgressTracker) -> None:
-        """Cancelled on request -> "cancelled"; stopped for any other reason (shutdown, Ctrl-C)
-        -> back to "queued", resumed by the next run or service start."""
+    async def _interrupted(self, job_id: str, tracker: ProgressTracker, spent: Report | None) -> None:
+        """Cancelled on request -> "cancelled", with the run's spend stored as its report (status
+        "cancelled": every call sent, in-flight ones marked); stopped for any other reason
+        (shutdown, Ctrl-C) -> back to "queued", resumed by the next run or service start."""
         current = await self.store.get_job(job_id)
-        status = "cancelled" if current is not None and current.cancel_requested else "queued"
-        await self.store.update_job(job_id, status=status, progress=tracker.data)
+        cancelled = current is not None and current.cancel_requested
+        await self.store.update_job(
+            job_id, status="cancelled" if cancelled else "queued", progress=tracker.data
+        )
+        if cancelled and current is not None and spent is not None:
+            spent.summary.update(job_id=job_id, run=current.runs)
+            await self.store.save_result(
+                job_id,
+                run=current.runs,
+                status="cancelled",
+                course=None,
+                report=spent.model_dump(mode="json"),
+                calls=[c.model_dump(mode="json") for c in spent.calls],
+                error="cancelled on request",
+            )
 
 
 async def resolve_job(store: Store, analysis: AnalysisResult, job_id: str | None) -> tuple[Job, str]:

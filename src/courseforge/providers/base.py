@@ -75,6 +75,9 @@ class ChatResponse:
     #: The model name the provider says answered (may differ from the one asked for).
     model: str = ""
     finish_reason: str = ""
+    #: Repairs made to the answer by its schema (`schemacheck.repair_to_schema`), "path: what";
+    #: `text` is then the repaired JSON.
+    repairs: tuple[str, ...] = ()
     #: The provider batch that answered (batch mode), or "" for a call of its own.
     batch_id: str = ""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ __all__ = [
     "ResilienceEvent",
     "RetryScheduled",
     "ScopedHooks",
+    "current_scope",
     "fan_out",
     "fault_kind",
     "log_event",
@@ -172,11 +174,16 @@ def fault_kind(error: BaseException) -> str:
     return type(error).__name__
 
 
+_serials = itertools.count(1)
+
+
 class RecordingHooks:
     """Keeps every event in order."""
 
     def __init__(self) -> None:
         self.events: list[ResilienceEvent] = []
+        #: Unique in the process: names the scope (the course) this recorder records.
+        self.serial = next(_serials)
 
     def __call__(self, event: ResilienceEvent) -> None:
         self.events.append(event)
@@ -207,6 +214,11 @@ class RecordingHooks:
     def retry_count(self) -> int:
         """Transport retries scheduled."""
         return len(self.retries)
+
+
+def current_scope() -> RecordingHooks | None:
+    """The recorder of the scope the current task runs in (one per course), or None."""
+    return _scope.get()
 
 
 def fan_out(*hooks: Hooks) -> Hooks:

@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..exports import FORMATS, check_format, export_course, load_course
 from ..exports._base import atomic_zip
 from ..storage import Store
+from .tenants import may_see
 
 __all__ = ["export_router"]
 
@@ -55,7 +56,8 @@ def export_router(settings: Settings, store: Store, dependencies: Sequence[Any])
             fmt = check_format(format)
         except UserError as exc:
             return _error(400, str(exc), [("query.format", exc.problems[0][1])])
-        if await store.get_job(job_id) is None:
+        job = await store.get_job(job_id)
+        if job is None or not may_see(job):  # another tenant's job is not there for this caller
             return _error(404, "no such job", [("path.job_id", f"{job_id!r} not found")])
         course = await store.get_course(job_id)
         if course is None:

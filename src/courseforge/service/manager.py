@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..domain import AnalysisResult
+from ..domain import AnalysisResult, Report
 from ..engine import Engine
 from ..evals.shadow import ShadowRunner
 from ..jobs import InProcessRunner, JobRunner, ProgressTracker, job_mode, new_job, revise_review
@@ -97,10 +97,16 @@ class JobManager:
             await self.shadow.stop()
 
     async def submit(
-        self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None, *, mode: str = "normal"
+        self,
+        analysis: AnalysisResult,
+        job_id: str,
+        idempotency_key: str | None,
+        *,
+        mode: str = "normal",
+        tenant: str = "",
     ) -> tuple[Job, bool]:
         job, created = await self.store.create_job(
-            new_job(job_id, analysis, idempotency_key=idempotency_key, mode=mode)
+            new_job(job_id, analysis, idempotency_key=idempotency_key, mode=mode, tenant=tenant)
         )
         if created:
             self.metrics.jobs_submitted.inc()
@@ -140,9 +146,7 @@ class JobManager:
                     self.shadow.offer(current, analysis, result)
                 self._finish(job.id, "completed" if result.course else "failed")
         except asyncio.CancelledError:
-            final = await asyncio.shield(self.store.get_job(job.id))
-            if final is not None and final.status == "cancelled":
-                self._finish(job.id, "cancelled")
+            await asyncio.shield(self._cancelled(job.id))
             raise
         except Exception as exc:  # recorded on the job by the runner; the service carries on
             log.warning("job %s failed: %s", job.id, type(exc).__name__)
@@ -188,6 +192,20 @@ class JobManager:
         finally:
             self._tasks.pop(key, None)
 
+    async def _cancelled(self, job_id: str) -> None:
+        """After the job's task was cancelled: a cancel request ends the job "cancelled" (one
+        still waiting for a slot never ran, so nothing else would), its run's spend counted in
+        the metrics; a shutdown leaves it resumable."""
+        final = await self.store.get_job(job_id)
+        if final is None or not (final.cancel_requested or final.status == "cancelled"):
+            return
+        if final.status != "cancelled":
+            await self.store.update_job(job_id, status="cancelled")
+        report = await self.store.get_report(job_id) if final.status == "cancelled" else None
+        if report is not None and report.get("status") == "cancelled":
+            self.metrics.observe_report(Report.model_validate(report))
+        self._finish(job_id, "cancelled")
+
     def _finish(self, job_id: str, status: str) -> None:
         self.metrics.jobs_finished.labels(status).inc()
         self._publish(job_id, "status", {"status": status})
@@ -204,6 +222,7 @@ class JobManager:
                 await asyncio.wait_for(asyncio.shield(task), 10)
         else:
             await self.store.update_job(job_id, status="cancelled")
+            self._finish(job_id, "cancelled")
         return await self.store.get_job(job_id)
 
     def is_active(self, job_id: str) -> bool:

@@ -21,6 +21,7 @@ from ._base import (
     ReviewItem,
     ReviewStatus,
     Store,
+    StoreConflict,
     StoredCall,
 )
 from ._postgres import PostgresStore, masked_url
@@ -40,6 +41,7 @@ __all__ = [
     "ReviewStatus",
     "SQLiteStore",
     "Store",
+    "StoreConflict",
     "StoredCall",
     "masked_url",
     "open_store",

@@ -65,7 +65,7 @@ class CallMetrics:
         self.calls = counter(
             "calls",
             "Model calls as they are recorded, by outcome (ok, rejected: answered but unusable, error, "
-            "budget_blocked, skipped: breaker open, replayed).",
+            "budget_blocked, skipped: breaker open, cancelled: in flight when its job was cancelled, replayed).",
             *("phase", "model", "tier", "outcome"),
         )
         self.latency = histogram(
