@@ -82,10 +82,19 @@ def analyses(n: int) -> list[Any]:
 
 
 async def run_courses(
-    base_url: str, n: int, parallel: int, time_scale: float, course_timeout_s: float
+    base_url: str,
+    n: int,
+    parallel: int,
+    time_scale: float,
+    course_timeout_s: float,
+    *,
+    settings: Settings | None = None,
+    inputs: list[Any] | None = None,
 ) -> dict[str, Any]:
+    """`settings` replaces `chaos_settings` (the hosted profile as it is, for a real-time run);
+    `inputs` replaces `analyses(n)`."""
     env = {"OPENROUTER_API_KEY": "simulated", "OPENROUTER_BASE_URL": base_url}
-    settings = chaos_settings(base_url, env)
+    settings = settings or chaos_settings(base_url, env)
     engine = Engine(
         settings,
         env=env,
@@ -116,6 +125,9 @@ async def run_courses(
                     peak=Decimal(str(report.summary.get("peak_committed_usd", 0))),
                     calls=len(report.calls),
                     faults=report.faults,
+                    report_wall_s=report.wall_time_s,
+                    critical_s=report.critical_path_s,
+                    skipped=sum(1 for c in report.calls if c.outcome == "skipped"),
                 )
                 faults.update(report.faults)
             row["wall_s"] = round(time.perf_counter() - started, 2)
@@ -125,7 +137,7 @@ async def run_courses(
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(one(a) for a in analyses(n)))
+        await asyncio.gather(*(one(a) for a in (analyses(n) if inputs is None else inputs)))
     finally:
         breakers = engine.breaker_report()
         await engine.aclose()

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -21,7 +21,10 @@ from courseforge.pipeline import validate_analysis
 from courseforge.providers import ChatModel, ChatRequest, Embedder, Message
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer, Script, ScriptedModel
+from courseforge.testing._openai_wire import LocalOpenAIServer
 from courseforge.testing.loopback import LoopbackHandler
+
+S = TypeVar("S", bound=LocalOpenAIServer)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -96,10 +99,26 @@ def author_reply(author: CourseAuthor | None = None) -> Callable[[dict[str, Any]
 @contextmanager
 def loopback_in_thread(handler: LoopbackHandler) -> Iterator[LoopbackServer]:
     """A LoopbackServer on its own event loop in a thread, for synchronous callers (the CLI)."""
+    with in_thread(LoopbackServer(handler)) as server:
+        yield server
+
+
+S = TypeVar("S", bound="_StartStop")
+
+
+class _StartStop(Protocol):
+    async def start(self) -> Any: ...
+
+    async def stop(self) -> Any: ...
+
+
+@contextmanager
+def in_thread(server: S) -> Iterator[S]:
+    """Any server with async `start`/`stop` (LoopbackServer, SimServer) on its own event loop
+    in a thread, while the block runs."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = LoopbackServer(handler)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     try:
         yield server

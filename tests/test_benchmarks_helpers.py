@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from courseforge.sim.profiles import SimProfile
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -63,3 +66,61 @@ def test_peer_script_never_imports_courseforge() -> None:
     assert "courseforge" not in "\n".join(
         line for line in source.splitlines() if line.lstrip().startswith(("import ", "from "))
     )
+
+
+@pytest.fixture(scope="module")
+def dp() -> ModuleType:
+    return _load("degraded_provider")
+
+
+def _rows(**updates: object) -> dict[str, object]:
+    row = {
+        "outcome": "approved",
+        "cost": Decimal("0.1"),
+        "cap": Decimal("0.45"),
+        "peak": Decimal("0.2"),
+        "report_wall_s": 6.0,
+        "critical_s": 3.0,
+        "skipped": 2,
+    }
+    row.update(updates)
+    return row
+
+
+def test_degraded_row_ratios_and_outcomes(dp: ModuleType) -> None:
+    result = {
+        "scenario": "5xx-0.3",
+        "courses": 2,
+        "rows": [_rows(), _rows(outcome="needs_review", report_wall_s=12.0)],
+        "faults": {"http_503": 4, "http_500": 1, "rate_limited": 9},
+        "breakers": {"m": {"opens": 2}, "provider:p": {"opens": 1}},
+        "wall_s": 20.0,
+    }
+    row = dp.row(result, 10.0)
+    assert (row["ratio_median"], row["ratio_max"], row["vs_baseline"]) == (3.0, 4.0, 2.0)
+    assert (row["http_5xx"], row["skipped"], row["breaker_opens"], row["done"]) == (5, 4, 3, 2)
+    assert row["within_budget"]
+    lines, ok = dp.verdict([row])
+    assert not ok and "worst wall/critical 4.00x" in lines[0] and "FAIL" in lines[0]
+
+
+def test_degraded_verdict_fails_on_a_failed_or_over_cap_course(dp: ModuleType) -> None:
+    result = {
+        "scenario": "5xx-0.1",
+        "courses": 2,
+        "rows": [_rows(), _rows(outcome="failed_with_report", cost=Decimal("0.5"))],
+        "faults": {},
+        "breakers": {},
+        "wall_s": 5.0,
+    }
+    row = dp.row(result, None)
+    assert row["done"] == 1 and not row["within_budget"] and row["vs_baseline"] is None
+    lines, ok = dp.verdict([row])
+    assert not ok and any("FAIL" in line for line in lines)
+
+
+def test_flaky_profile_is_a_valid_simulator_profile(dp: ModuleType) -> None:
+    profile = SimProfile.model_validate(dp.flaky_profile(0.3))
+    assert profile.defaults.faults.server_error == 0.3
+    assert [s.name for s in dp.scenarios([0.0, 0.3], 20, True)] == ["5xx-0", "5xx-0.3", "chaos"] * 2
+    assert [s.courses for s in dp.scenarios([0.0], 5, False, single=False)] == [5]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from courseforge.cli import app
+from courseforge.cli._common import read_limited
+from courseforge.errors import UserError
 from courseforge.testing import LoopbackReply
 from engine_helpers import (
     EXAMPLES,
@@ -54,7 +58,7 @@ def test_validate_lists_every_problem_on_stderr_and_exits_2(tmp_path: Path) -> N
     assert result.stdout == ""
     for path in ("$.colour", "$.sections[0].key_concepts", "$.budget_usd"):
         assert path in result.stderr
-    assert "unknown key" in result.stderr and "greater than 0" in result.stderr
+    assert "unknown key" in result.stderr and "greater than or equal to 0.01" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -278,3 +282,98 @@ def test_generate_hosted_without_api_key_exits_2_and_writes_nothing(tmp_path: Pa
     assert result.exit_code == 2
     assert "OPENROUTER_API_KEY" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# -- hostile and careless inputs and outputs -------------------------------------------------------
+
+
+def test_validate_refuses_a_device_without_reading_it() -> None:
+    result = invoke("validate", "/dev/zero", "--config", "hosted")
+    assert result.exit_code == 2
+    assert "/dev/zero: not a regular file (a device)" in result.stderr
+
+
+def test_validate_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "input.json"
+    os.mkfifo(fifo)
+    result = invoke("validate", str(fifo), "--config", "hosted")  # no writer: a blocking open would hang
+    assert result.exit_code == 2
+    assert "not a regular file (a FIFO)" in result.stderr
+
+
+def test_a_huge_file_is_refused_after_reading_the_limit_plus_one_byte(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as fh:
+        fh.truncate(4 * 1024**3)  # 4 GiB, sparse: costs no disk, and no memory unless read whole
+    reads: list[int] = []
+    real_fdopen = os.fdopen
+
+    class Counting(io.BufferedReader):
+        def read(self, size: int | None = -1) -> bytes:
+            data = super().read(size)
+            reads.append(len(data))
+            return data
+
+    def fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        return Counting(real_fdopen(fd, "rb", buffering=0))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("courseforge.cli._common.os.fdopen", fdopen)
+        with pytest.raises(UserError) as info:
+            read_limited(huge, 1024)
+    assert sum(reads) == 1025
+    assert info.value.problems == [(str(huge), "more than 1024 bytes exceeds the limit of 1024")]
+
+
+@pytest.mark.parametrize(
+    "case", ["parent-is-a-file", "is-a-directory", "is-the-input", "report-is-the-input"]
+)
+def test_generate_checks_every_output_before_the_first_model_call(tmp_path: Path, case: str) -> None:
+    source = write_json(tmp_path / "input.json", example_data())
+    before = source.read_bytes()
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    args = {
+        "parent-is-a-file": ["-o", str(tmp_path / "a-file" / "course.json")],
+        "is-a-directory": ["-o", str(tmp_path / "a-dir")],
+        "is-the-input": ["-o", str(source)],
+        "report-is-the-input": ["-o", str(tmp_path / "course.json"), "--report", str(source)],
+    }[case]
+    reason = {
+        "parent-is-a-file": "a-file is not a directory",
+        "is-a-directory": "is a directory",
+        "is-the-input": "is the input file",
+        "report-is-the-input": "is the input file",
+    }[case]
+    with loopback_in_thread(author_reply()) as server:
+        config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        result = invoke("generate", str(source), *args, "--config", str(config))
+    assert result.exit_code == 2, result.stderr
+    assert "cannot write the output" in result.stderr and reason in result.stderr
+    assert server.requests == []  # nothing paid for
+    assert source.read_bytes() == before
+
+
+def test_generate_batch_and_no_cache(tmp_path: Path) -> None:
+    from courseforge.sim import ModelProfile, SimProfile, SimServer
+    from engine_helpers import in_thread
+
+    sim_profile = SimProfile(defaults=ModelProfile(ttft_ms=0, tokens_per_s=1e6, jitter=0, batch_delay_s=0))
+    out = tmp_path / "course.json"
+    with in_thread(SimServer(sim_profile)) as sim:
+        cfg = loopback_config(sim.base_url, batch={"collect_s": 0.05, "max_collect_s": 1.0, "poll_s": 0.05})
+        config = write_config(tmp_path / "c.yaml", cfg)
+        args = ("generate", str(EXAMPLES / "python-basics.json"), "-o", str(out), "--config", str(config))
+        first = invoke(*args, "--batch")
+        assert first.exit_code == 0, first.stderr
+        report = json.loads(out.with_name("course.report.json").read_text("utf-8"))
+        assert report["summary"]["batch_calls"] > 0
+        # the same course again: the response cache answers everything ...
+        again = invoke(*args)
+        assert again.exit_code == 0 and "answered from the response cache" in again.stderr
+        sent = sum(sim.stats.values())
+        # ... unless --no-cache
+        fresh = invoke(*args, "--no-cache")
+        assert fresh.exit_code == 0 and sum(sim.stats.values()) > sent
+    both = invoke(*args, "--batch", "--temporal", "127.0.0.1:7233")
+    assert both.exit_code == 2 and "--batch" in both.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,16 @@ from engine_helpers import author_reply, example_analysis, loopback_config, requ
 
 def settings_for(server: LoopbackServer, **extra: Any) -> Settings:
     return Settings.model_validate(loopback_config(server.base_url, **extra))
+
+
+async def generate_over(handler: Any) -> Any:
+    """The example course through a fresh engine against a LoopbackServer answering `handler`."""
+    async with LoopbackServer(handler) as server:
+        engine = Engine(settings_for(server), env={})
+        try:
+            return await engine.generate(example_analysis())
+        finally:
+            await engine.aclose()
 
 
 def total(totals: dict[str, Totals]) -> Decimal:
@@ -159,3 +170,27 @@ async def test_server_errors_everywhere_fail_with_a_report() -> None:
     assert report.status == "failed" and "metadata" in report.failure_reason
     assert report.calls and all(c.outcome == "error" and "502" in c.reason for c in report.calls)
     assert report.total_cost_usd == 0
+
+
+async def test_lessons_citing_when_the_schema_allows_none_are_repaired_not_thrown_away() -> None:
+    """A gateway that does not enforce `maxItems`: every lesson answer cites a source the course
+    does not have. The answers are repaired by the schema (and each repair is a decision)."""
+    author = CourseAuthor()
+
+    def handler(payload: dict[str, Any]) -> LoopbackReply:
+        text = author(request_from_payload(payload))
+        if '"citations"' in text:
+            data = json.loads(text)
+            data["citations"] = ["made-up-source"]
+            data["unasked"] = "a key the schema forbids"
+            text = json.dumps(data)
+        return LoopbackReply.completion(text, model=payload["model"])
+
+    result = await generate_over(handler)
+    course, report = result.course, result.report
+    assert course is not None, report.failure_reason
+    assert len(course.lessons()) >= 10
+    assert all(not lesson.citations for lesson in course.lessons())
+    repairs = [d for d in report.decisions if d.action == "repair"]
+    assert len(repairs) >= len(course.lessons())
+    assert all("past maxItems 0" in d.reason and "'unasked'" in d.reason for d in repairs)

@@ -25,6 +25,7 @@ PACKAGES = [
     "courseforge.engine",
     "courseforge.jobs",
     "courseforge.cli",
+    "courseforge.telemetry",
 ]
 
 

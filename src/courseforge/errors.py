@@ -127,9 +127,13 @@ class BadResponse(ProviderError):
 class CircuitOpen(ProviderError):
     """The model's circuit breaker is open; the call was not sent."""
 
-    def __init__(self, *, model: str, reopens_in_s: float) -> None:
+    def __init__(self, *, model: str, reopens_in_s: float, down: bool = True, reason: str = "") -> None:
         self.reopens_in_s = reopens_in_s
-        super().__init__(f"circuit open, next probe in {reopens_in_s:.1f}s", model=model)
+        #: The breaker judged the model (or its provider) down, not merely flaky.
+        self.down = down
+        self.reason = reason
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"circuit open, next probe in {reopens_in_s:.1f}s{why}", model=model)
 
 
 class BudgetExceeded(RunError):

@@ -30,6 +30,7 @@ from courseforge.config import Settings, load_config
 from courseforge.distributed import generate_on_temporal
 from courseforge.distributed.worker import build_worker, connect
 from courseforge.engine import Engine
+from courseforge.telemetry.metrics import CallMetrics
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
 from engine_helpers import (
     EXAMPLES,
@@ -105,10 +106,11 @@ async def test_course_through_a_worker_is_the_in_process_course(
 
         client = await connect(temporal_address)
         worker_engine = Engine(settings, env={})
+        metrics = CallMetrics()  # what `courseforge worker --metrics-port` serves
         lines: list[str] = []
         events: list[str] = []
         try:
-            async with build_worker(client, worker_engine, task_queue=queue):
+            async with build_worker(client, worker_engine, task_queue=queue, metrics=metrics):
                 started = time.perf_counter()
                 course, report = await generate_on_temporal(
                     settings,
@@ -147,6 +149,18 @@ async def test_course_through_a_worker_is_the_in_process_course(
     assert "lessons:done" in events and "completeness:done" in events
     assert any("already completed" in line for line in lines)
     outcomes = Counter(c[-1] for c in calls)
+    # The worker counted each model-call activity as it returned (gate rejections happen in the
+    # workflow, so it saw those answers as ok); provider errors and tokens are the report's.
+    counted = Counter[str]()
+    tokens = 0.0
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == "courseforge_calls_total":
+                counted[sample.labels["outcome"]] += int(sample.value)
+            elif sample.name == "courseforge_tokens_total" and sample.labels["direction"] == "input":
+                tokens += sample.value
+    assert sum(counted.values()) == len(calls) and counted["error"] == outcomes["error"]
+    assert tokens == sum(c["input_tokens"] for c in report.model_dump(mode="json")["calls"])
     if faults:
         assert outcomes["rejected"] and outcomes["error"]  # both kinds crossed the activity boundary
     print(

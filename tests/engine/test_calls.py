@@ -16,6 +16,8 @@ from courseforge.providers import ChatModel, ChatRequest, Message
 from courseforge.providers.effects import CallSpec
 from courseforge.providers.embeddings import HashingEmbedder
 from courseforge.resilience import (
+    BREAKER_FLAKY_COOLDOWN_S,
+    BreakerPolicy,
     BreakerRegistry,
     FakeClock,
     FallbackTaken,
@@ -125,7 +127,8 @@ async def test_budget_blocks_the_primary_at_once_and_skips_a_fallback() -> None:
 
 async def test_a_call_whose_whole_chain_is_open_waits_for_the_probe() -> None:
     clock = FakeClock()
-    breakers = BreakerRegistry(clock=clock, cooldown_s=10.0)
+    # Three failures with nothing else in the window say "down" here (seed 001's breaker).
+    breakers = BreakerRegistry(clock=clock, policy=BreakerPolicy(cooldown_s=10.0, min_calls=3))
     models: list[ChatModel] = [
         breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("qwen3-max", "gpt-oss-120b")
     ]
@@ -154,3 +157,56 @@ async def test_a_call_whose_whole_chain_is_open_waits_for_the_probe() -> None:
     impatient, _ = calls("qwen3-max", models, clock=clock, open_wait_s=0.0)
     with pytest.raises(CircuitOpen):
         await impatient.call(spec())
+
+
+def _feed(breakers: BreakerRegistry, model_id: str, pattern: str) -> None:
+    """Outcomes on a model's breaker: "x" a failure, "." a success."""
+    breaker = breakers.breaker(model_id)
+    for c in pattern:
+        permit = breaker.allow()
+        assert permit is not None
+        (breaker.record_failure if c == "x" else breaker.record_success)(permit)
+
+
+async def test_a_flaky_chain_is_sent_again_to_the_model_that_succeeds_most() -> None:
+    """Issue 19: every model of the chain skipped by a *flaky* breaker (same provider): no wait
+    for a cooldown; a short backoff, then the call is forced through to the best model."""
+    clock, hooks = FakeClock(), RecordingHooks()
+    breakers = BreakerRegistry(clock=clock)
+    models: list[ChatModel] = [
+        breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("qwen3-max", "gpt-oss-120b")
+    ]
+    _feed(breakers, "qwen3-max", "..xxx")  # 60 % failed lately
+    _feed(breakers, "gpt-oss-120b", "......xxx")  # 33 % failed: it still succeeds most
+    assert {breakers.breaker(m).snapshot().health for m in ("qwen3-max", "gpt-oss-120b")} == {"flaky"}
+    course, ledger = calls(
+        "qwen3-max", models, clock=clock, open_wait_s=60.0, hooks=hooks, success_rate=breakers.success_rate
+    )
+    result = await course.call(spec())
+    assert result.response.text == GOOD
+    assert [(r.model, r.outcome) for r in ledger.records] == [
+        ("qwen3-max", "skipped"),
+        ("gpt-oss-120b", "skipped"),
+        ("gpt-oss-120b", "ok"),
+    ]
+    assert result.record.reason == "fallback for qwen3-max"
+    assert clock.sleeps == []  # sent again at once: no cooldown waited
+    assert breakers.breaker("gpt-oss-120b").state == "closed"  # the forced answer closed it
+    assert breakers.breaker("qwen3-max").state == "open"
+
+
+async def test_a_chain_with_a_down_model_still_waits_for_its_probe() -> None:
+    clock = FakeClock()
+    breakers = BreakerRegistry(clock=clock, policy=BreakerPolicy(min_calls=3))
+    models: list[ChatModel] = [
+        breakers.wrap(ScriptedModel(lambda r: GOOD, model_id=m)) for m in ("qwen3-max", "gpt-oss-120b")
+    ]
+    _feed(breakers, "qwen3-max", "xxx")  # down
+    _feed(breakers, "gpt-oss-120b", "......xxx")  # flaky
+    course, ledger = calls(
+        "qwen3-max", models, clock=clock, open_wait_s=60.0, success_rate=breakers.success_rate
+    )
+    assert (await course.call(spec())).response.text == GOOD
+    # Waited for the soonest probe (the flaky model's 1 s cooldown), no forced send (seed rule).
+    assert clock.sleeps == [BREAKER_FLAKY_COOLDOWN_S]
+    assert [r.outcome for r in ledger.records][:2] == ["skipped", "skipped"]

@@ -186,7 +186,9 @@ async def test_cancelled_call_releases_its_reservation() -> None:
 async def test_tiny_course_budget_fails_the_course_within_budget(budget: str) -> None:
     settings = hosted_settings()
     engine = make_engine(settings, scripted_models(settings))
-    result = await engine.generate(example_analysis(budget_usd=budget))
+    # Below the input's floor (MIN_BUDGET_USD): built past validation, to show the engine itself
+    # never overspends even a cap too small to generate anything.
+    result = await engine.generate(example_analysis().model_copy(update={"budget_usd": D(budget)}))
     report = result.report
     assert result.course is None
     assert report.status == "failed"
@@ -201,7 +203,7 @@ async def test_tiny_budget_blocks_the_critical_metadata_call() -> None:
     settings = hosted_settings()
     models = scripted_models(settings)
     engine = make_engine(settings, models)
-    result = await engine.generate(example_analysis(budget_usd="0.001"))
+    result = await engine.generate(example_analysis().model_copy(update={"budget_usd": D("0.001")}))
     report = result.report
     assert "metadata" in report.failure_reason and "budget" in report.failure_reason
     core = [c for c in report.calls if c.task == "metadata_core"]

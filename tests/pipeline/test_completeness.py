@@ -162,3 +162,21 @@ async def test_course_similarity_under_its_bar_regenerates_the_low_lessons_on_th
     assert ok.course is not None and not [
         d for d in ok.state.decisions if d.action == "targeted_regeneration"
     ]
+
+
+async def test_a_targeted_regeneration_that_fails_keeps_the_earlier_lesson() -> None:
+    settings = _completeness(hosted_settings(), course_similarity={"hashing": 0.99})
+    top = settings.routing.tiers[settings.routing.ladder[-1]]
+    author = CourseAuthor()
+
+    def script(request: ChatRequest) -> Any:
+        if request.tags.get("phase") == "completeness" and request.tags.get("task", "").startswith("lesson:"):
+            return ProviderHTTPError(400, "refused")  # every targeted regeneration fails
+        return author(request)
+
+    rig = Rig(script, settings=settings)
+    result = await rig.run()
+    assert result.course is not None and len(result.course.lessons()) == 10
+    kept = [d for d in result.state.decisions if d.action == "keep"]
+    assert kept and all("earlier one is kept" in d.reason for d in kept)
+    assert any(r.phase == "completeness" and r.model == top for r in rig.ledger.records)

@@ -113,11 +113,16 @@ async def test_the_same_sources_with_the_default_excerpt_budget_stay_on_the_ladd
 
 
 async def test_a_metadata_prompt_over_the_threshold_goes_long_context() -> None:
+    # Inputs bound section guidance (4,000 characters): 5 sections of it are ~5K tokens, so the
+    # threshold is lowered to show the metadata call takes the same route as lessons and judges.
     data = example_data("python-basics")
-    guidance = "Explain with care, one worked example per idea, and name the common mistakes. " * 1500
+    guidance = ("Explain with care, one worked example per idea, and name the common mistakes. " * 60)[:4000]
     sections = [{**s, "guidance": guidance} for s in data["sections"]]
     analysis = validate_analysis({**data, "sections": sections, "budget_usd": "50"})
-    settings, ctx, ledger = _rig()
+    base = hosted_settings()
+    settings, ctx, ledger = _rig(
+        base.model_copy(update={"routing": base.routing.model_copy(update={"long_context_at_tokens": 5000})})
+    )
     from courseforge.pipeline import CourseState, plan_lesson_counts
     from courseforge.pipeline.metadata import run_metadata
 

@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 
 from courseforge.domain import CallRecord, Decision, GateScore, LessonGates, Report
-from courseforge.pipeline.report import critical_path_s, lesson_rates, quality_summary, recompute_totals
+from courseforge.pipeline.report import (
+    critical_path,
+    critical_path_s,
+    lesson_rates,
+    quality_summary,
+    recompute_totals,
+)
 
 LADDER = ("cheap", "mid", "premium")
 
@@ -92,6 +98,14 @@ RECORDS = [
 def test_critical_path_worked_by_hand() -> None:
     # 1000 (metadata) + 1300 (S1-L2 in lessons) + 400 + 450 (completeness rounds) = 3150 ms
     assert critical_path_s(RECORDS, []) == pytest.approx(3.15)
+
+
+def test_critical_path_names_its_calls() -> None:
+    seconds, calls = critical_path(RECORDS, [])
+    assert seconds == pytest.approx(3.15)
+    # metadata_core, S1-L2's slower sample then its attempt 2, the slower judge, both rounds
+    assert calls == [0, 6, 7, 9, 10, 11]
+    assert sum(RECORDS[i].latency_ms for i in calls) == pytest.approx(3150)
 
 
 def test_a_calibration_judge_forms_its_own_path() -> None:

@@ -90,8 +90,27 @@ def without(key: str) -> dict[str, Any]:
             id="blank key concept",
         ),
         pytest.param({**BASE, "topic": "   "}, "$.topic", "at least 1 character", id="blank topic"),
-        pytest.param({**BASE, "budget_usd": 0}, "$.budget_usd", "greater than 0", id="zero budget"),
-        pytest.param({**BASE, "budget_usd": -0.5}, "$.budget_usd", "greater than 0", id="negative budget"),
+        pytest.param(
+            {**BASE, "budget_usd": 0}, "$.budget_usd", "greater than or equal to 0.01", id="zero budget"
+        ),
+        pytest.param(
+            {**BASE, "budget_usd": -0.5},
+            "$.budget_usd",
+            "greater than or equal to 0.01",
+            id="negative budget",
+        ),
+        pytest.param(
+            {**BASE, "budget_usd": 1e-12}, "$.budget_usd", "greater than or equal to 0.01", id="a tiny budget"
+        ),
+        pytest.param(
+            {**BASE, "topic": "t" * 1_900_000}, "$.topic", "at most 300 characters", id="a 1.9 MB topic"
+        ),
+        pytest.param(
+            {**BASE, "sections": [{"title": "x" * 201, "key_concepts": ["a"]}]},
+            "$.sections[0].title",
+            "at most 200 characters",
+            id="long section title",
+        ),
         pytest.param(
             {**BASE, "sections": [{**SECTION, "lesson_count": 0}]},
             "$.sections[0].lesson_count",
@@ -198,7 +217,7 @@ def test_latin1_text_is_not_utf8() -> None:
 
 
 def test_file_over_max_bytes_is_rejected_before_parsing() -> None:
-    raw = json.dumps({**BASE, "style_guidelines": "x" * 5000}).encode()
+    raw = json.dumps({**BASE, "style_guidelines": "x" * 3000}).encode()
     headline, problems = bytes_problem(raw, max_bytes=1024)
     assert "too large" in headline
     assert problems == [("$", f"{len(raw)} bytes exceeds the limit of 1024")]
@@ -285,3 +304,31 @@ def test_wrong_types_are_rejected_not_coerced(patch: dict[str, object], path: st
     with pytest.raises(InputError) as info:
         validate_analysis(data)
     assert path in [p for p, _ in info.value.problems]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="arrays-100k-deep"),
+        pytest.param(b'{"a":' * 100_000 + b"1" + b"}" * 100_000, id="objects-100k-deep"),
+        pytest.param(b'{"topic": ' + b"[" * 40 + b"]" * 40 + b"}", id="past-the-limit"),
+    ],
+)
+def test_deep_nesting_is_an_input_error_naming_the_input(raw: bytes) -> None:
+    with pytest.raises(InputError) as info:
+        parse_analysis(raw, max_bytes=10_000_000)
+    assert info.value.headline == "input is nested too deeply"
+    assert info.value.problems[0][0] == "$"
+
+
+def test_a_repeated_key_is_an_input_error_naming_its_path() -> None:
+    raw = b'{"topic": "a", "sections": [{"title": "x", "key_concepts": ["k"], "title": "y"}], "topic": "b"}'
+    with pytest.raises(InputError) as info:
+        parse_analysis(raw, max_bytes=10_000)
+    assert info.value.problems == [("$.topic", "duplicate key 'topic' (each key may appear once)")]
+    inner = b'{"topic": "a", "sections": [{"title": "x", "key_concepts": ["k"], "title": "y"}]}'
+    with pytest.raises(InputError) as info:
+        parse_analysis(inner, max_bytes=10_000)
+    assert info.value.problems == [
+        ("$.sections[0].title", "duplicate key 'title' (each key may appear once)")
+    ]

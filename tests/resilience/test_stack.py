@@ -11,6 +11,7 @@ import courseforge.resilience as resilience
 from courseforge.errors import CircuitOpen, ProviderHTTPError, ProviderTimeout, RateLimited
 from courseforge.providers.base import ChatModel, ChatRequest
 from courseforge.resilience import (
+    BreakerPolicy,
     BreakerRegistry,
     FakeClock,
     LimitedModel,
@@ -76,7 +77,8 @@ async def test_open_breaker_stops_retries(
     clock: FakeClock, hooks: RecordingHooks, request_: ChatRequest
 ) -> None:
     provider = ScriptedModel(sequence([ProviderTimeout("slow")]), model_id="qwen3-max")
-    registry = BreakerRegistry(clock=clock, hooks=hooks)
+    # Judged down from the streak alone (min_calls=3): the seed rule's 60 s, no probe meanwhile.
+    registry = BreakerRegistry(clock=clock, hooks=hooks, policy=BreakerPolicy(min_calls=3))
     model = _stack(provider, clock, hooks, registry, max_retries=5)
 
     with pytest.raises(CircuitOpen) as caught:
@@ -124,7 +126,9 @@ def test_all_lists_every_public_name_once() -> None:
         "breaker",
         "clock",
         "content",
+        "degrade",
         "fallback",
+        "hedge",
         "hooks",
         "limits",
         "metering",

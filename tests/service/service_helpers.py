@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,9 +13,10 @@ from fastapi.testclient import TestClient
 
 from courseforge.config import Settings
 from courseforge.engine import Engine
-from courseforge.providers import ChatModel
+from courseforge.providers import ChatModel, ChatRequest
 from courseforge.service import create_app
 from courseforge.storage import Store, open_store
+from courseforge.testing import CourseAuthor, ScriptedModel
 from engine_helpers import example_data, make_engine, scripted_models
 
 TOKEN = "tok-Service-7f3a9c"
@@ -47,12 +49,26 @@ def wait_for(
     job_id: str,
     statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
     timeout_s: float = 30,
+    headers: Mapping[str, str] = AUTH,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=dict(headers)).json()
         if job["status"] in statuses:
             return job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['status']}")
         time.sleep(0.05)
+
+
+def lessons_hang(settings: Settings) -> dict[str, ScriptedModel]:
+    """Scripted models whose metadata answers come at once and whose lesson calls hang (60 s)
+    until cancelled: a job that stays running with requests in flight."""
+    author = CourseAuthor()
+
+    async def script(request: ChatRequest) -> str:
+        if request.tags.get("phase") == "lessons":
+            await asyncio.sleep(60)
+        return author(request)
+
+    return {m: ScriptedModel(script, model_id=m) for m in settings.models}

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from service_helpers import AUTH, body, service, wait_for
+from service_helpers import AUTH, body, lessons_hang, service, wait_for
 
 from courseforge.config import Settings
 from courseforge.jobs import new_job
@@ -99,19 +99,8 @@ def test_bad_query_and_unknown_ids(settings: Settings, tmp_path: Path) -> None:
         assert r.status_code == 422 and r.json()["error"]["problems"][0]["path"] == "body.action"
 
 
-def _slow_models(settings: Settings) -> dict[str, ScriptedModel]:
-    author = CourseAuthor()
-
-    async def script(request: ChatRequest) -> str:
-        if request.tags.get("phase") == "lessons":
-            await asyncio.sleep(30)
-        return author(request)
-
-    return {m: ScriptedModel(script, model_id=m) for m in settings.models}
-
-
 def test_cancel_and_sse(settings: Settings, tmp_path: Path) -> None:
-    with service(settings, tmp_path, models=_slow_models(settings)) as client:
+    with service(settings, tmp_path, models=lessons_hang(settings)) as client:
         job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
         wait_for(client, job["id"], ("running",))
         with client.stream("GET", f"/v1/jobs/{job['id']}/events", headers=AUTH) as events:

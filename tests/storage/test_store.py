@@ -17,6 +17,7 @@ from courseforge.storage import (
     ReviewItem,
     SQLiteStore,
     Store,
+    StoreConflict,
     masked_url,
     open_store,
 )
@@ -186,3 +187,90 @@ async def test_sqlite_file_created_on_first_use(tmp_path: Path) -> None:
     await s.init()
     await s.close()
     assert path.exists()
+
+
+async def _with_reviews(store: Store, n: int) -> list[ReviewItem]:
+    await store.create_job(_job("j1"))
+    items = [ReviewItem(id=f"j1:{i}", job_id="j1", target=f"S1-L{i}", reason="r") for i in range(n)]
+    await store.save_result(
+        "j1", run=1, status="completed", course={"v": 0}, report={}, calls=[], reviews=items
+    )
+    return items
+
+
+async def test_concurrent_answers_to_one_item_exactly_one_wins(store: Store) -> None:
+    (item,) = await _with_reviews(store, 1)
+
+    async def answer(n: int) -> str:
+        try:
+            await store.answer_review(item.id, expect_status="open", status="approved", resolution={"by": n})
+        except StoreConflict as conflict:
+            return conflict.what
+        return "won"
+
+    outcomes = await asyncio.gather(*(answer(n) for n in range(10)))
+    assert sorted(outcomes) == ["review"] * 9 + ["won"]
+    stored = await store.get_review(item.id)
+    assert stored is not None and stored.resolution["by"] == outcomes.index("won")
+
+
+async def test_a_course_write_at_a_stale_version_changes_nothing(store: Store) -> None:
+    items = await _with_reviews(store, 2)
+    stored = await store.get_course_version("j1")
+    assert stored == ({"v": 0}, 0)
+    await store.answer_review(
+        items[0].id, expect_status="open", status="edited", resolution={}, course=("j1", {"v": 1}, "", 0)
+    )
+    assert await store.get_course_version("j1") == ({"v": 1}, 1)
+    with pytest.raises(StoreConflict) as lost:
+        await store.answer_review(
+            items[1].id, expect_status="open", status="edited", resolution={}, course=("j1", {"v": 2}, "", 0)
+        )
+    assert lost.value.what == "course"
+    # Rolled back whole: neither the course nor the item changed.
+    assert await store.get_course_version("j1") == ({"v": 1}, 1)
+    second = await store.get_review(items[1].id)
+    assert second is not None and second.status == "open"
+    with pytest.raises(StoreConflict):
+        await store.update_course("j1", {"v": 3}, course_status="", expected_version=0)
+    await store.update_course("j1", {"v": 3}, course_status="", expected_version=1)
+    assert await store.get_course_version("j1") == ({"v": 3}, 2)
+
+
+async def test_concurrent_course_writes_at_one_version_exactly_one_lands(store: Store) -> None:
+    await _with_reviews(store, 0)
+
+    async def write(n: int) -> bool:
+        try:
+            await store.update_course("j1", {"v": n}, course_status="", expected_version=0)
+        except StoreConflict:
+            return False
+        return True
+
+    landed = await asyncio.gather(*(write(n) for n in range(8)))
+    assert landed.count(True) == 1
+    assert await store.get_course_version("j1") == ({"v": landed.index(True)}, 1)
+
+
+async def test_jobs_reviews_and_idempotency_keys_are_scoped_to_the_tenant(store: Store) -> None:
+    a = Job(id="ja", course_id="c", analysis={}, input_digest="d", idempotency_key="k", tenant="acme")
+    b = Job(id="jb", course_id="c", analysis={}, input_digest="d", idempotency_key="k", tenant="globex")
+    assert (await store.create_job(a))[1] and (await store.create_job(b))[1]  # same key, two tenants
+    found = await store.find_job_by_key("k", tenant="globex")
+    assert (
+        found is not None and found.id == "jb" and found.idempotency_key == "k" and found.tenant == "globex"
+    )
+    assert await store.find_job_by_key("k") is None
+    again, created = await store.create_job(
+        Job(id="jc", course_id="c", analysis={}, input_digest="d", idempotency_key="k", tenant="acme")
+    )
+    assert not created and again.id == "ja"
+    assert [j.id for j in await store.list_jobs(tenant="acme")] == ["ja"]
+    assert {j.id for j in await store.list_jobs()} == {"ja", "jb"}
+    for job_id in ("ja", "jb"):
+        item = ReviewItem(id=f"{job_id}:S1-L1", job_id=job_id, target="S1-L1", reason="r")
+        await store.save_result(
+            job_id, run=1, status="completed", course={}, report={}, calls=[], reviews=[item]
+        )
+    assert [r.job_id for r in await store.list_reviews(tenant="globex")] == ["jb"]
+    assert len(await store.list_reviews()) == 2

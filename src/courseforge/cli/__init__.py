@@ -2,11 +2,12 @@
 
 Sync only at this edge. Each command lives in the module named for it and registers on `app`:
 `generate` (generate.py), `check` and `calibrate` (quality.py), `serve`, `worker` and
-`sim serve` (serve.py), `validate`, `schema` and `config show` (inspect.py).
+`sim serve` (serve.py), `validate`, `schema` and `config show` (inspect.py), `report` (report.py),
+`export` and `export-training` (exports.py), `eval` (evals.py).
 
 Exit codes: 0 done (the course's status says approved or needs_review); 1 `check` flagged
-something; 2 invalid input or config (no model called, nothing written); 3 generation failed
-(the report is written, the course is not).
+something, or `eval` found a regression; 2 invalid input or config (no model called, nothing
+written); 3 generation failed (the report is written, the course is not).
 """
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ from __future__ import annotations
 import sys
 
 from ..errors import CourseforgeError
-from . import generate, inspect, quality, serve
+from . import evals, exports, generate, inspect, quality, report, serve
 from ._common import EXIT_FAILED, app, err, write_atomic
 
-__all__ = ["app", "generate", "inspect", "main", "quality", "serve", "write_atomic"]
+__all__ = [
+    "app",
+    "evals",
+    "exports",
+    "generate",
+    "inspect",
+    "main",
+    "quality",
+    "report",
+    "serve",
+    "write_atomic",
+]
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ atomic writes and how a user's mistake is printed."""
 from __future__ import annotations
 
 import os
+import stat
 import sys
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from ..domain import AnalysisResult
 from ..errors import UserError
+from ..exports import write_text_atomic as write_atomic
 from ..pipeline import parse_analysis
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "ConfigOpt",
     "ReportOpt",
     "app",
+    "check_outputs",
     "config_app",
     "err",
     "fail_user",
     "read_input",
+    "read_limited",
     "sim_app",
     "write_atomic",
 ]
@@ -55,19 +59,6 @@ ConfigOpt = Annotated[
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Where to write the report JSON")]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fail_user(exc: UserError) -> typer.Exit:
     """Print a user's mistake (each problem on its own line: path and reason); exit 2."""
     err.print(f"[red]error:[/red] {exc.headline if exc.problems else exc}")
@@ -76,9 +67,68 @@ def fail_user(exc: UserError) -> typer.Exit:
     return typer.Exit(EXIT_INVALID)
 
 
-def read_input(file: Path, max_bytes: int) -> AnalysisResult:
+def read_limited(file: Path, max_bytes: int, *, what: str = "input") -> bytes:
+    """The bytes of `file`, reading at most `max_bytes` + 1 of them: a FIFO, a device
+    (/dev/zero) or a directory is refused before any read (a FIFO is opened without blocking),
+    and a larger file is refused without reading the rest."""
     try:
-        raw = file.read_bytes()
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise UserError("cannot read input", [(str(file), exc.strerror or str(exc))]) from exc
-    return parse_analysis(raw, max_bytes=max_bytes)
+        raise UserError(f"cannot read {what}", [(str(file), exc.strerror or str(exc))]) from exc
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+            raise UserError(f"cannot read {what}", [(str(file), f"not a regular file ({kind})")])
+        raw = fh.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise UserError(
+            f"{what} too large",
+            [(str(file), f"more than {max_bytes} bytes exceeds the limit of {max_bytes}")],
+        )
+    return raw
+
+
+def read_input(file: Path, max_bytes: int) -> AnalysisResult:
+    return parse_analysis(read_limited(file, max_bytes), max_bytes=max_bytes)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: Sequence[tuple[str, Path]], *, inputs: Sequence[Path] = ()) -> None:
+    """Before any work is paid for: every output path (option name, path) can be written by
+    `write_atomic` — not a directory, not a non-regular file, its nearest existing ancestor a
+    writable directory — and names neither an input nor another output. Raises UserError
+    listing every problem."""
+    problems: list[tuple[str, str]] = []
+    seen: dict[Path, str] = {}
+    for option, path in outputs:
+        where = f"{option} {path}"
+        resolved = path.expanduser().resolve()
+        if resolved in seen:
+            problems.append((where, f"the same file as {seen[resolved]}"))
+            continue
+        seen[resolved] = option
+        if any(_same_file(path, i) or resolved == i.expanduser().resolve() for i in inputs):
+            problems.append((where, "is the input file: writing it would destroy the input"))
+            continue
+        if path.is_dir():
+            problems.append((where, "is a directory"))
+            continue
+        if path.exists() and not path.is_file():
+            problems.append((where, "exists and is not a regular file"))
+            continue
+        ancestor = path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            problems.append((where, f"{ancestor} is not a directory"))
+        elif not os.access(ancestor, os.W_OK | os.X_OK):
+            problems.append((where, f"{ancestor} is not writable"))
+    if problems:
+        raise UserError("cannot write the output", problems)

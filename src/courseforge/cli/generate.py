@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,7 +15,21 @@ from ..config import load_config
 from ..domain import Course, Report
 from ..errors import UserError
 from ..pipeline import ProgressEvent
-from ._common import EXIT_FAILED, ConfigOpt, ReportOpt, app, err, fail_user, read_input, write_atomic
+from ..telemetry import configure_tracing
+from ._common import (
+    EXIT_FAILED,
+    ConfigOpt,
+    ReportOpt,
+    app,
+    check_outputs,
+    err,
+    fail_user,
+    read_input,
+    write_atomic,
+)
+
+if TYPE_CHECKING:
+    from ..telemetry.metrics import CallMetrics
 
 __all__ = ["generate", "summary_table"]
 
@@ -91,6 +105,17 @@ class _Progress:
             self._progress.console.print(f"{event.phase}: {event.message}")
 
 
+def _metrics_for(path: Path | None) -> CallMetrics | None:
+    """The run's metrics when a file is wanted (checked before any call is made)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise fail_user(UserError("bad --metrics-file", [("--metrics-file", f"{path} is a directory")]))
+    from ..telemetry.metrics import CallMetrics
+
+    return CallMetrics()
+
+
 def summary_table(report: Report) -> Table:
     table = Table(title=f"{report.course_id}: {report.status}", show_lines=False)
     table.add_column("part")
@@ -139,6 +164,12 @@ def generate(
             "id resumes an unfinished job, replaying finished calls instead of paying for them again.",
         ),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="Also write the report's views (charts) to this self-contained HTML file."
+        ),
+    ] = None,
     temporal: Annotated[
         str | None,
         typer.Option(
@@ -147,18 +178,52 @@ def generate(
             "the job id names the workflow.",
         ),
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write this run's Prometheus metrics here (atomically, for a node-exporter textfile "
+            "collector: name it *.prom). Default: $COURSEFORGE_METRICS_FILE, else none.",
+            envvar="COURSEFORGE_METRICS_FILE",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Send every call to the provider: neither read nor fill the response cache "
+            "(the config's `cache: {mode: off}` for this run).",
+        ),
+    ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send calls through the providers' batch APIs (typically half price, answers "
+            "within the batch window instead of seconds); a request a batch fails takes the normal path.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
-    from ..engine import dumps
+    from ..engine import dumps, without_cache
     from ..jobs import generate_durably
 
+    report_path = report_path or output.with_name(output.stem + ".report.json")
     try:
         loaded = load_config(config)
         analysis = read_input(file, loaded.settings.max_input_bytes)
+        # Checked before the first model call: a course is never paid for and then not written.
+        check_outputs([("--output", output), ("--report", report_path)], inputs=[file])
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
-    report_path = report_path or output.with_name(output.stem + ".report.json")
+    settings = without_cache(loaded.settings) if no_cache else loaded.settings
+    if batch and temporal:
+        raise fail_user(
+            UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
+        )
+
+    metrics = _metrics_for(metrics_file)
 
     async def run() -> tuple[Course | None, Report]:
         with _Progress(err.is_terminal, verbose) as progress:
@@ -166,21 +231,52 @@ def generate(
                 from ..distributed import generate_on_temporal
 
                 return await generate_on_temporal(
-                    loaded.settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
+                    settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
                 )
-            return await generate_durably(
-                loaded.settings, analysis, job_id=job, progress=progress, say=err.print
-            )
+            engine = None
+            if metrics is not None:
+                from ..engine import Engine
 
+                engine = Engine(settings)
+                engine.add_hook(metrics)
+            try:
+                return await generate_durably(
+                    settings,
+                    analysis,
+                    job_id=job,
+                    progress=progress,
+                    say=err.print,
+                    engine=engine,
+                    batch=batch,
+                )
+            finally:
+                if engine is not None:
+                    await engine.aclose()
+
+    # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
+    stop_tracing = configure_tracing(say=err.print)
     try:
         course, report = asyncio.run(run())
     except UserError as exc:
         raise fail_user(exc) from exc
+    finally:
+        stop_tracing()
     write_atomic(report_path, dumps(report))
+    if metrics is not None and metrics_file is not None:
+        metrics.observe_course(report)
+        metrics.write_textfile(metrics_file)
+        err.print(f"metrics: {metrics_file}")
     err.print(summary_table(report))
+    if html is not None:
+        from ..views import report_document
+
+        write_atomic(html, report_document(report))
+        views = f"html report: {html}"
+    else:
+        views = f"html report: courseforge report {report_path} --html {report_path.with_suffix('.html')}"
     if course is None:
         err.print(f"[red]generation failed:[/red] {report.failure_reason}")
-        err.print(f"report: {report_path}")
+        err.print(f"report: {report_path}\n{views}")
         raise typer.Exit(EXIT_FAILED)
     write_atomic(output, dumps(course))
-    err.print(f"course: {output} ({course.status})\nreport: {report_path}")
+    err.print(f"course: {output} ({course.status})\nreport: {report_path}\n{views}")

@@ -23,13 +23,18 @@ from ._common import (
     ConfigOpt,
     ReportOpt,
     app,
+    check_outputs,
     err,
     fail_user,
     read_input,
+    read_limited,
     write_atomic,
 )
 
 __all__ = ["calibrate", "check"]
+
+#: A course file read by `check`: far above any generated course (500 lessons of 4000 chars).
+_MAX_COURSE_BYTES = 64 * 1024 * 1024
 
 
 @app.command()
@@ -47,10 +52,11 @@ def check(
     try:
         settings = load_config(config).settings
         analysis = read_input(input_file, settings.max_input_bytes)
+        if report_path:
+            check_outputs([("--report", report_path)], inputs=[input_file, course_file])
+        raw_course = read_limited(course_file, _MAX_COURSE_BYTES, what="course")
         try:
-            course = Course.model_validate_json(course_file.read_bytes())
-        except OSError as exc:
-            raise UserError("cannot read course", [(str(course_file), exc.strerror or str(exc))]) from exc
+            course = Course.model_validate_json(raw_course)
         except ValidationError as exc:
             problems = [("$." + ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()[:20]]
             raise UserError("invalid course", problems) from exc

@@ -46,6 +46,18 @@ def worker(
         int, typer.Option("--max-activities", min=1, help="Activities (model calls) run at once.")
     ] = 64,
     config: ConfigOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics of this worker's model calls on this port (default: none).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics port listens on.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a Temporal worker: courses submitted with `generate --temporal` or by the service."""
     from ..distributed.worker import ensure_stable_hashing, run_worker
@@ -67,6 +79,8 @@ def worker(
                 task_queue=task_queue or settings.service.temporal_task_queue,
                 max_concurrent_activities=max_activities,
                 say=err.print,
+                metrics_port=metrics_port,
+                metrics_host=metrics_host,
             )
         )
     except UserError as exc:

@@ -21,7 +21,17 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from .settings import Settings
 
-__all__ = ["BUNDLED_PROFILES", "LoadedConfig", "api_key_for", "load_config", "masked"]
+__all__ = [
+    "BUNDLED_PROFILES",
+    "LoadedConfig",
+    "api_key_for",
+    "bundled_text",
+    "load_config",
+    "masked",
+    "parse_config",
+    "settings_from",
+    "yaml_mapping",
+]
 
 BUNDLED_PROFILES = ("hosted", "offline", "offline-cascade")
 
@@ -43,13 +53,28 @@ def _validation_problems(exc: ValidationError) -> list[tuple[str, str]]:
     return [(".".join(str(p) for p in err["loc"]) or "(root)", err["msg"]) for err in exc.errors()]
 
 
-def parse_config(text: str, source: str, env: Mapping[str, str]) -> Settings:
+def yaml_mapping(text: str, source: str) -> dict[str, Any]:
+    """A config file's YAML as a mapping (a ConfigError naming `source` otherwise)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {source} is not valid YAML", [("(file)", str(exc))]) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config {source} must be a mapping", [("(root)", "not a mapping")])
+    return data
+
+
+def bundled_text(name: str) -> str:
+    """The YAML of a bundled profile."""
+    return _bundled_text(name)
+
+
+def parse_config(text: str, source: str, env: Mapping[str, str]) -> Settings:
+    return settings_from(yaml_mapping(text, source), source, env)
+
+
+def settings_from(data: dict[str, Any], source: str, env: Mapping[str, str]) -> Settings:
+    """Validated settings from a config mapping (`OPENROUTER_BASE_URL` applied)."""
     base_url = env.get("OPENROUTER_BASE_URL")
     providers = data.get("providers")
     if base_url and isinstance(providers, dict) and isinstance(providers.get("openrouter"), dict):

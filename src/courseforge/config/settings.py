@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .quality_settings import (
     CompletenessSettings,
@@ -20,18 +20,26 @@ from .quality_settings import (
 
 __all__ = [
     "DEFAULT_N_PARALLEL",
+    "BatchSettings",
+    "BreakerSettings",
     "BudgetSettings",
+    "CacheSettings",
     "GateSettings",
+    "HedgingSettings",
     "LocalModelSettings",
     "ModelSettings",
     "PrioritySettings",
     "ProviderSettings",
     "RoutingSettings",
+    "SecondProviderSettings",
     "SectionTypeSettings",
     "ServiceSettings",
     "Settings",
+    "ShadowSettings",
     "SimilarityThresholds",
     "StorageSettings",
+    "TenantSettings",
+    "second_model_id",
 ]
 
 Tier = str
@@ -90,6 +98,25 @@ class LocalModelSettings(_S):
     prefix_cache: bool = True
 
 
+class SecondProviderSettings(_S):
+    """The same model served by another provider, tried right after it (before `fallbacks`).
+
+    Either another OpenAI-compatible endpoint (`provider`: another `providers` entry) or the
+    same gateway routed elsewhere (`provider_routing`: OpenRouter's provider routing object,
+    e.g. `{order: [DeepInfra], allow_fallbacks: false}`). It becomes a model of its own,
+    `model_id` (default `<model>@second`), with its own breaker, prices and report lines."""
+
+    provider: str
+    #: The second provider's name for the model; None: the same as the first.
+    name: str | None = None
+    provider_routing: dict[str, Any] | None = None
+    #: Prices at the second provider; None: the same as the first.
+    price_in_per_m: Decimal | None = Field(default=None, ge=0)
+    price_out_per_m: Decimal | None = Field(default=None, ge=0)
+    #: Its model id in the report and in `fallbacks`; "": `<model>@second`.
+    model_id: str = ""
+
+
 class ModelSettings(_S):
     provider: str
     #: The provider's name for the model (e.g. "openai/gpt-oss-120b").
@@ -105,9 +132,94 @@ class ModelSettings(_S):
     family: str = ""
     max_output_tokens: int = Field(default=4096, ge=64)
     local: LocalModelSettings | None = None
+    #: USD per 1M prompt tokens the provider serves from its prompt cache / writes into it;
+    #: None: the input price. A provider-reported `usage.cost` still wins.
+    price_cache_read_per_m: Decimal | None = Field(default=None, ge=0)
+    price_cache_write_per_m: Decimal | None = Field(default=None, ge=0)
+    #: How the shared prompt prefix is marked for the provider's prompt cache: `auto` (the
+    #: provider caches prefixes by itself: OpenAI-style models, DeepSeek, Gemini 2.5 implicit),
+    #: `cache_control` (an explicit breakpoint on the shared system message: Anthropic, Gemini
+    #: explicit caching through OpenRouter), `off`.
+    prompt_cache: Literal["auto", "cache_control", "off"] = "auto"
+    #: Price of a call sent through the provider's batch API, as a share of the normal price.
+    batch_price_multiplier: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
     #: Model ids tried in order when this one fails or answers badly (empty, not JSON, schema-
     #: invalid) within one call; every try is billed and recorded (seed 001).
     fallbacks: list[str] = Field(default_factory=list)
+    #: OpenRouter's provider routing, sent as the request's `provider` object (`order`, `only`,
+    #: `ignore`, `allow_fallbacks`, `sort`, ...); None sends none. Any other endpoint ignores it.
+    provider_routing: dict[str, Any] | None = None
+    #: The same model at a second provider, tried first when this one fails (its own breaker).
+    second_provider: SecondProviderSettings | None = None
+    #: Set on the entry a `second_provider` expands into: the model it stands in for.
+    second_of: str | None = None
+
+
+def second_model_id(model_id: str, second: SecondProviderSettings) -> str:
+    return second.model_id or f"{model_id}@second"
+
+
+def _expand_second_providers(models: dict[str, Any]) -> dict[str, Any]:
+    """Each `second_provider` as a model entry of its own, next to the model it stands in for."""
+    out = dict(models)
+    for mid, raw in models.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("second_provider"), dict):
+            continue
+        second = SecondProviderSettings.model_validate(raw["second_provider"])
+        entry = {
+            k: v for k, v in raw.items() if k not in ("second_provider", "fallbacks", "provider_routing")
+        }
+        entry.update(provider=second.provider, second_of=mid, provider_routing=second.provider_routing)
+        for key in ("name", "price_in_per_m", "price_out_per_m"):
+            value = getattr(second, key)
+            if value is not None:
+                entry[key] = value
+        out.setdefault(second_model_id(mid, second), entry)
+    return out
+
+
+class HedgingSettings(_S):
+    """Hedged requests: a second identical request when the first is slower than the model's
+    observed p95 latency; the first answer wins, the other is cancelled and its cost (if any)
+    stays on the ledger."""
+
+    enabled: bool = False
+    #: Phases whose calls are hedged (they sit on the course's critical path).
+    phases: list[str] = Field(default_factory=lambda: ["metadata"])
+    #: Latency quantile of the model's recent answered calls after which the hedge is sent.
+    quantile: float = Field(default=0.95, gt=0, lt=1)
+    #: Answered calls the model needs before its quantile is trusted; until then `initial_delay_s`.
+    min_samples: int = Field(default=8, ge=1)
+    initial_delay_s: float = Field(default=10.0, gt=0)
+    #: Bounds on the hedge delay, whatever the quantile says.
+    min_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=60.0, gt=0)
+
+
+class BreakerSettings(_S):
+    """Circuit breakers, one per model and one per provider (docs/resilience.md). A breaker
+    opens on `failure_threshold` consecutive failures; its sliding window says for how long:
+    "down" (>= `down_rate` of at least `down_min_calls` outcomes failed, calls in flight counted
+    as not failed) keeps seed 001's `cooldown_s`; otherwise "flaky": `flaky_cooldown_s`,
+    doubling while probes fail, at most `cooldown_s`. A provider's breaker opens only when its
+    window says down."""
+
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    cooldown_s: float = Field(default=60.0, ge=0)
+    flaky_cooldown_s: float = Field(default=1.0, ge=0)
+    down_rate: float = Field(default=0.9, gt=0, le=1)
+    down_min_calls: int = Field(default=10, ge=1, le=1000)
+    #: Outcomes kept in the window, and their age limit.
+    window_calls: int = Field(default=20, ge=1, le=10000)
+    window_s: float = Field(default=60.0, gt=0)
+    #: Calls let through at once when half-open.
+    half_open_probes: int = Field(default=3, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _window_holds_enough(self) -> BreakerSettings:
+        if self.down_min_calls > self.window_calls:
+            raise ValueError("down_min_calls must not exceed window_calls (the window could never say down)")
+        return self
 
 
 class PrioritySettings(_S):
@@ -166,6 +278,8 @@ class RoutingSettings(_S):
     sequential_timeout_factor: float = Field(default=2.0, ge=1, le=10)
     #: Rounds of phase-5 repair (generate missing, regenerate failed) before giving up.
     completeness_rounds: int = Field(default=2, ge=0, le=5)
+    #: Hedged requests on the critical path (off by default; the hosted profile hedges metadata).
+    hedging: HedgingSettings = Field(default_factory=HedgingSettings)
     temperature: float = Field(default=0.7, ge=0, le=2)
 
     @model_validator(mode="after")
@@ -234,11 +348,83 @@ class StorageSettings(_S):
     url: str = "sqlite:///~/.cache/courseforge/courseforge.db"
 
 
+class TenantSettings(_S):
+    """One tenant of the service: whose tokens, what role, what it may spend and submit."""
+
+    #: Environment variable holding this tenant's bearer tokens, comma-separated (secrets never
+    #: live in the file).
+    tokens_env: str = Field(min_length=1)
+    #: An admin sees, cancels and answers every tenant's jobs and reviews.
+    admin: bool = False
+    #: USD this tenant's jobs may spend in any 24 hours: spent plus the caps of its unfinished
+    #: jobs plus the new job's cap must fit, or the submission is refused (402).
+    budget_usd_per_day: Decimal | None = Field(default=None, gt=0)
+    #: Jobs this tenant may submit per minute (per service process); more are refused (429).
+    jobs_per_minute: int | None = Field(default=None, ge=1)
+
+
+class ShadowSettings(_S):
+    """Shadow runs (docs/evals.md): a share of the service's finished jobs re-run under another
+    config, their figures paired with the real run's in the eval format. The job's result is
+    never changed, and a shadow never spends past the job's own budget cap."""
+
+    #: The other config: a YAML path (an eval config: `extends:` allowed) or a bundled profile.
+    config: str
+    #: Share of completed jobs re-run, chosen by a hash of the job id (0.1 = one in ten).
+    rate: float = Field(default=0.1, ge=0, le=1)
+    #: Where the pairs accumulate: `runs.jsonl`, `eval.json`, `index.html`.
+    dir: str = "~/.cache/courseforge/shadow"
+    #: Shadow runs at once (they run after their job, beside the service's own jobs).
+    max_concurrent: int = Field(default=1, ge=1, le=64)
+
+
+class CacheSettings(_S):
+    """The response cache (`cache/`): answers kept across jobs and served for identical requests."""
+
+    #: `exact` (default): the same canonical request gets the kept answer; `semantic`: also a
+    #: near-duplicate request (same structured fields, free text within `semantic_threshold`);
+    #: `off`. `courseforge generate --no-cache` turns it off for one run.
+    mode: Literal["exact", "semantic", "off"] = "exact"
+    #: Seconds an entry is served; None: until evicted.
+    ttl_s: float | None = Field(default=30 * 24 * 3600.0, gt=0)
+    #: Entries kept per namespace (the oldest are dropped first).
+    max_entries: int = Field(default=100_000, ge=1)
+    #: Keep entries in Redis (redis://host:port/db) instead of the job store. Needs the `redis` extra.
+    redis_url: str | None = None
+    #: Namespace of the entries; "" is a digest of the config's providers and models. A service
+    #: passes each tenant's own.
+    namespace: str = ""
+    #: Semantic mode: least cosine between two requests' free text for a hit (calibrated on
+    #: `src/courseforge/cache/data/near_duplicates.jsonl`, see docs/caching.md).
+    semantic_threshold: float = Field(default=0.6, ge=0, le=1)
+    #: Semantic mode: the embedder of the free text (names as `gates.embedding_model`).
+    semantic_embedding_model: str = "hashing"
+
+
+class BatchSettings(_S):
+    """Batch mode (`courseforge generate --batch`, service jobs with `"mode": "batch"`): calls go
+    through the provider's batch API at its batch price, one batch per model per round."""
+
+    #: Seconds without a new request after which a model's round is sent as one batch.
+    collect_s: float = Field(default=0.5, gt=0)
+    #: Longest a round collects before it is sent, however many requests still arrive.
+    max_collect_s: float = Field(default=5.0, gt=0)
+    #: Seconds between polls of a batch's status.
+    poll_s: float = Field(default=30.0, gt=0)
+    #: The completion window asked for (OpenRouter: "24h").
+    completion_window: str = "24h"
+
+
 class ServiceSettings(_S):
     """The HTTP service (`courseforge serve`)."""
 
-    #: Environment variable holding the accepted bearer tokens, comma-separated.
+    #: Environment variable holding the accepted bearer tokens, comma-separated. They belong to
+    #: the default tenant "" (the CLI's), with no limits.
     api_tokens_env: str = "COURSEFORGE_API_TOKENS"
+    #: Tenant id (1-64 of A-Z a-z 0-9 . _ -) -> its tokens, role and limits.
+    tenants: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")], TenantSettings
+    ] = Field(default_factory=dict)
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     #: Jobs generated at once by one service process; the rest wait in the queue.
@@ -252,6 +438,17 @@ class ServiceSettings(_S):
     #: Temporal-level attempts per activity (lost worker, unexpected error); provider errors are
     #: retried by the model stack, never by Temporal.
     temporal_max_attempts: int = Field(default=3, ge=1, le=20)
+    #: Re-run a share of finished jobs under another config, for comparison (None: off).
+    shadow: ShadowSettings | None = None
+
+
+class ExportSettings(_S):
+    """LMS exports and fine-tuning data (`courseforge export`, `export-training`)."""
+
+    #: Score (0-100) a SCORM learner needs to pass a lesson's quiz, when the LMS gives none.
+    mastery_score: float = Field(default=80.0, ge=0, le=100)
+    #: Share of courses (not lessons) held out as the validation split of `export-training`.
+    validation_share: float = Field(default=0.1, ge=0, lt=1)
 
 
 class Settings(_S):
@@ -268,13 +465,29 @@ class Settings(_S):
     cache_dir: Path = Path("~/.cache/courseforge")
     storage: StorageSettings = Field(default_factory=StorageSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    exports: ExportSettings = Field(default_factory=ExportSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _second_providers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("models"), dict):
+            return {**data, "models": _expand_second_providers(data["models"])}
+        return data
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
         problems = [
+            f"models.{mid}.second_provider.provider: unknown provider {m.second_provider.provider!r}"
+            for mid, m in self.models.items()
+            if m.second_provider is not None and m.second_provider.provider not in self.providers
+        ]
+        problems += [
             f"models.{mid}.provider: unknown provider {m.provider!r}"
             for mid, m in self.models.items()
-            if m.provider not in self.providers
+            if m.provider not in self.providers and m.second_of is None
         ]
         problems += [
             f"routing.tiers.{tier}: unknown model {mid!r}"

@@ -70,6 +70,7 @@ def _encode_usage(usage: Usage) -> dict[str, Any]:
         "output_tokens": usage.output_tokens,
         "cached_tokens": usage.cached_tokens,
         "cost_usd": str(usage.cost_usd) if usage.cost_usd is not None else None,
+        "cache_write_tokens": usage.cache_write_tokens,
     }
 
 
@@ -80,6 +81,7 @@ def _decode_usage(data: Mapping[str, Any]) -> Usage:
         int(data.get("output_tokens", 0)),
         int(data.get("cached_tokens", 0)),
         Decimal(cost) if cost is not None else None,
+        int(data.get("cache_write_tokens", 0)),
     )
 
 
@@ -166,7 +168,7 @@ def encode_error(
         fields.update(kind=exc.kind, text=exc.text)
         fields["usage"] = _encode_usage(exc.usage) if isinstance(exc.usage, Usage) else None
     if isinstance(exc, E.CircuitOpen):
-        fields["reopens_in_s"] = exc.reopens_in_s
+        fields.update(reopens_in_s=exc.reopens_in_s, down=exc.down, reason=exc.reason)
     if isinstance(exc, E.UserError):
         fields["problems"] = [list(p) for p in exc.problems]
         fields["message"] = exc.headline
@@ -212,7 +214,12 @@ def decode_error(fields: Mapping[str, Any]) -> E.CourseforgeError:
             usage=_decode_usage(usage) if isinstance(usage, Mapping) else None,
         )
     elif cls == "CircuitOpen":
-        exc = E.CircuitOpen(model=model, reopens_in_s=float(fields.get("reopens_in_s", 0.0)))
+        exc = E.CircuitOpen(
+            model=model,
+            reopens_in_s=float(fields.get("reopens_in_s", 0.0)),
+            down=bool(fields.get("down", True)),
+            reason=str(fields.get("reason", "")),
+        )
     elif cls == "ProviderTimeout":
         exc = E.ProviderTimeout(message, model=model)
     elif cls == "ProviderConnectionError":

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -25,13 +26,24 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from ..config import Settings
+from ..domain import CallRecord
 from ..engine import Engine
-from ..errors import CourseforgeError, RunError
-from ..providers import ChatModel
+from ..errors import BadResponse, CircuitOpen, CourseforgeError, RunError, UserError
+from ..ledger import price_of
+from ..providers import ChatModel, ChatRequest, ChatResponse, Usage
+from ..telemetry.metrics import CallMetrics
 from .codec import decode_request, encode_error, encode_response, encode_vectors
 from .workflow import EMBED_ACTIVITY, MODEL_CALL_ACTIVITY, CourseWorkflow
 
-__all__ = ["WorkerActivities", "build_worker", "connect", "ensure_stable_hashing", "run_worker"]
+__all__ = [
+    "WorkerActivities",
+    "build_worker",
+    "connect",
+    "ensure_stable_hashing",
+    "run_worker",
+    "send_record",
+    "start_metrics_server",
+]
 
 log = logging.getLogger("courseforge.worker")
 
@@ -45,10 +57,17 @@ async def connect(address: str, namespace: str = "default") -> Client:
 
 
 class WorkerActivities:
-    """The activities, bound to one engine's model stacks and embedder."""
+    """The activities, bound to one engine's model stacks and embedder; with `metrics`, each
+    model call is counted as it returns (the course's ledger lives in the workflow, so the
+    worker is where a call's latency is seen)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, metrics: CallMetrics | None = None) -> None:
         self.engine = engine
+        self.metrics = metrics
+        #: Model id -> the tier(s) it serves in this worker's config, for the metrics' labels.
+        self._tiers: dict[str, str] = {}
+        for tier, model_id in engine.settings.routing.tiers.items():
+            self._tiers[model_id] = ",".join(x for x in (self._tiers.get(model_id), tier) if x)
         #: Each model's own stack, keyed by model id (the workflow walks the fallback chain).
         self.stacks: dict[str, ChatModel] = {
             model.model_id: model for chain in engine.stacks.chains().values() for model in chain
@@ -80,17 +99,34 @@ class WorkerActivities:
                     f"worker has no model {model_id!r} (workers and submitters must share a config)"
                 )
             )
+        started = time.perf_counter()
         with self.engine.event_scope() as events:
             work = asyncio.ensure_future(stack.complete(request))
             try:
                 response = await self._with_heartbeat(work)
             except CourseforgeError as exc:
+                self._observe(model_id, request, None, exc, started)
                 raise encode_error(exc, retries=events.retry_count(), faults=events.fault_counts()) from None
+        self._observe(model_id, request, response, None, started)
         return {
             "response": encode_response(response),
             "retries": events.retry_count(),
             "faults": events.fault_counts(),
         }
+
+    def _observe(
+        self,
+        model_id: str,
+        request: ChatRequest,
+        response: ChatResponse | None,
+        error: CourseforgeError | None,
+        started: float,
+    ) -> None:
+        if self.metrics is not None:
+            tier = self._tiers.get(model_id, "fallback")
+            latency_ms = (time.perf_counter() - started) * 1000
+            record = send_record(self.engine.settings, model_id, tier, request, response, error, latency_ms)
+            self.metrics.observe_call(record)
 
     @activity.defn(name=EMBED_ACTIVITY)
     async def embed(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +134,65 @@ class WorkerActivities:
         work = asyncio.ensure_future(self.engine.embedder().embed(texts))
         vectors = await self._with_heartbeat(work)
         return {"vectors": encode_vectors(vectors)}
+
+
+def send_record(
+    settings: Settings,
+    model_id: str,
+    tier: str,
+    request: ChatRequest,
+    response: ChatResponse | None,
+    error: BaseException | None,
+    latency_ms: float,
+) -> CallRecord:
+    """What a worker knows of one model call, as a call record for its metrics (no ledger here:
+    the workflow keeps the course's; attempt 0 because the worker does not know it)."""
+    tags = request.tags
+    base: dict[str, Any] = dict(
+        phase=tags.get("phase", ""), task=tags.get("task", ""), model=model_id, tier=tier, attempt=0
+    )
+    model = settings.models[model_id]
+    if response is not None:
+        cost, source = price_of(model, response.usage)
+        usage = response.usage
+        outcome = "ok"
+    elif isinstance(error, BadResponse) and isinstance(error.usage, Usage):
+        usage = error.usage
+        cost, source = price_of(model, usage)
+        outcome = "rejected"
+    else:
+        outcome = "skipped" if isinstance(error, CircuitOpen) else "error"
+        return CallRecord(**base, outcome=outcome, latency_ms=round(latency_ms, 1), cost_source="none")
+    return CallRecord(
+        **base,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.cached_tokens,
+        cost_usd=cost,
+        latency_ms=round(latency_ms, 1),
+        outcome=outcome,
+        cost_source=source,
+    )
+
+
+def start_metrics_server(metrics: CallMetrics, host: str, port: int) -> tuple[int, Callable[[], None]]:
+    """Serve `metrics` for Prometheus at http://host:port/metrics in a thread (port 0: any free
+    one); returns the port listened on and the function that stops it."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise UserError(
+            f"--metrics-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+        ) from exc
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return int(server.server_port), stop
 
 
 def _config_error(reason: str) -> CourseforgeError:
@@ -120,8 +215,9 @@ def build_worker(
     task_queue: str,
     max_concurrent_activities: int = 64,
     max_concurrent_workflow_tasks: int = 8,
+    metrics: CallMetrics | None = None,
 ) -> Worker:
-    activities = WorkerActivities(engine)
+    activities = WorkerActivities(engine, metrics)
     return Worker(
         client,
         task_queue=task_queue,
@@ -144,18 +240,33 @@ async def run_worker(
     max_concurrent_activities: int = 64,
     say: Callable[[str], object] = print,
     env: Mapping[str, str] | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Run a worker until cancelled (Ctrl-C / SIGTERM): finishes or hands back its tasks."""
+    """Run a worker until cancelled (Ctrl-C / SIGTERM): finishes or hands back its tasks.
+    With `metrics_port`, Prometheus metrics of its model calls are served there."""
     client = await connect(address, namespace)
     engine = Engine(settings, env=env)
+    metrics = CallMetrics() if metrics_port is not None else None
+    if metrics is not None:
+        # Retries, faults, fallbacks and breaker changes of this worker's model stacks.
+        engine.add_hook(metrics)
     # Load what workflow code would otherwise load lazily on first use (the safety gate's word
     # list and classifier, ~1.5 s: a workflow task blocking over 2 s trips Temporal's deadlock
     # detector, and in a workflow the gate runs inline), and the embedding model the embed
     # activities use, before taking work.
     await engine.warm()
+    stop_metrics = None
     try:
+        if metrics is not None and metrics_port is not None:
+            port, stop_metrics = start_metrics_server(metrics, metrics_host, metrics_port)
+            say(f"worker: metrics on http://{metrics_host}:{port}/metrics")
         worker = build_worker(
-            client, engine, task_queue=task_queue, max_concurrent_activities=max_concurrent_activities
+            client,
+            engine,
+            task_queue=task_queue,
+            max_concurrent_activities=max_concurrent_activities,
+            metrics=metrics,
         )
         shared = sorted(n for n, p in settings.providers.items() if p.redis_url)
         say(
@@ -173,6 +284,8 @@ async def run_worker(
             await stop.wait()
         say("worker stopped")
     finally:
+        if stop_metrics is not None:
+            stop_metrics()
         await engine.aclose()
 
 

@@ -217,6 +217,7 @@ def temporal_runtime(settings: Settings, options: ActivityOptions, counters: _Co
         open_wait_s=BREAKER_COOLDOWN_S,
         blocking=_inline,
         events=lambda: contextlib.nullcontext(counters),
+        hedge=False,
     )
 
 

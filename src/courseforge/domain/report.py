@@ -22,8 +22,10 @@ __all__ = [
     "Totals",
 ]
 
-CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped"]
-ReportStatus = Literal["approved", "needs_review", "failed"]
+#: "cancelled": a hedged request that lost to the other one (its prompt tokens billed), or a
+#: request in flight when its job was cancelled (usage unknown); `reason` says which.
+CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped", "cancelled"]
+ReportStatus = Literal["approved", "needs_review", "failed", "cancelled"]
 
 
 class CallRecord(Open):
@@ -43,14 +45,24 @@ class CallRecord(Open):
     cost_usd: Money = Decimal(0)
     latency_ms: float = 0.0
     #: ok: accepted; rejected: answered but a gate or the schema refused it (still billed);
-    #: error: provider failure; budget_blocked: not sent, the cap would be exceeded.
+    #: error: provider failure; budget_blocked: not sent, the cap would be exceeded;
+    #: skipped: its breaker was open; cancelled: a hedge leg that lost (its cost, if any, kept).
     outcome: CallOutcome
     reason: str = ""
     #: Milliseconds since the run started, when the call was sent.
     started_ms: float = 0.0
     #: True when this answer came from the store instead of the provider (not paid again).
     replayed: bool = False
+    #: True when the response cache answered (not sent; `cost_usd` 0, `saved_usd` what it cost
+    #: when it was paid for; `latency_ms` the lookup).
     cache_hit: bool = False
+    #: What this record did not pay: a cache hit's original cost, or the provider prompt
+    #: cache's discount on `cached_tokens` (priced at the model's cache-read price).
+    saved_usd: Money = Decimal(0)
+    #: Prompt tokens the provider wrote into its prompt cache (priced at the cache-write price).
+    cache_write_tokens: int = 0
+    #: The provider batch that answered (batch mode; priced at the model's batch multiplier).
+    batch_id: str = ""
     cost_source: Literal["provider", "price_table", "none"] = "price_table"
 
 
@@ -58,7 +70,7 @@ class Decision(Open):
     """A routing or escalation decision, with the inputs it was made from."""
 
     task: str
-    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate
+    action: str  # route | accept | retry | escalate | fallback | flag | step_down | fix | regenerate | repair
     tier: str
     reason: str
     inputs: dict[str, Any] = Field(default_factory=dict)
@@ -107,6 +119,15 @@ class BreakerReport(Open):
     state: Literal["closed", "open", "half_open"]
     consecutive_failures: int = 0
     opens: int = 0
+    #: Share of failed calls in its sliding window, and how many calls that window holds.
+    failure_rate: float = 0.0
+    window_calls: int = 0
+    #: What the window said when it last opened: "down" (the seed rule's 60 s cooldown),
+    #: "flaky" (a short cooldown that grows while failures continue), "" (never opened).
+    health: Literal["", "flaky", "down"] = ""
+    #: The cooldown it last opened with, and why it opened.
+    cooldown_s: float = 0.0
+    reason: str = ""
 
 
 class Report(Open):

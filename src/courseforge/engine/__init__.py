@@ -11,6 +11,7 @@ import json
 
 from ..domain import Course, Report
 from ._engine import Engine
+from .caching import open_response_cache, without_cache
 from .calls import Checkpoints, CourseCalls, Runtime, request_digest
 from .course import GenerationResult, RevisionResult, course_id_for, run_course
 from .stacks import ModelStacks
@@ -25,8 +26,10 @@ __all__ = [
     "Runtime",
     "course_id_for",
     "dumps",
+    "open_response_cache",
     "request_digest",
     "run_course",
+    "without_cache",
 ]
 
 

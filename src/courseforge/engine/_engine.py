@@ -15,23 +15,29 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 
+from ..cache import ResponseCache
 from ..config import Settings
-from ..domain import AnalysisResult, BreakerReport, Course
+from ..domain import AnalysisResult, BreakerReport, Course, Report
 from ..ledger import Ledger, course_cap
 from ..pipeline import PipelineContext, ProgressEvent
 from ..pipeline.revise import revise_lesson, state_from_course
 from ..providers import ChatModel, Embedder
 from ..providers.embeddings import make_embedder
 from ..resilience import (
-    BREAKER_COOLDOWN_S,
+    BreakerPolicy,
     BreakerRegistry,
+    CallRecorded,
     Clock,
     EventCounts,
+    Hooks,
     RecordingHooks,
+    ResilienceEvent,
     ScopedHooks,
     fan_out,
     log_event,
 )
+from ..storage import Store
+from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 from .course import GenerationResult, RevisionResult, run_course
 from .stacks import ModelStacks
@@ -52,17 +58,23 @@ class Engine:
         models: Mapping[str, ChatModel] | None = None,
         embedder: Embedder | None = None,
         clock: Clock | None = None,
-        breaker_cooldown_s: float = BREAKER_COOLDOWN_S,
+        breaker_cooldown_s: float | None = None,
     ) -> None:
         """`models` injects providers by model id (tests, doubles); `clock` drives the breakers
-        (tests pass a FakeClock); `breaker_cooldown_s` is how long an opened breaker skips its
-        model (a time-compressed benchmark compresses it too)."""
+        (tests pass a FakeClock); `breaker_cooldown_s` replaces `breakers.cooldown_s`, how long a
+        breaker that judged its model down skips it (a time-compressed benchmark compresses it,
+        and the flaky cooldown with it)."""
         self.settings = settings
         #: Every resilience event of the engine's life; each course also counts its own.
         self.hooks = RecordingHooks()
         self._scoped = ScopedHooks()
-        self._events = fan_out(self.hooks, self._scoped, log_event)
-        self.breakers = BreakerRegistry(hooks=self._events, clock=clock, cooldown_s=breaker_cooldown_s)
+        #: Hooks added later (`add_hook`: metrics), called with every event after these.
+        self._observers: list[Hooks] = []
+        self._events = fan_out(self._keep, self._scoped, log_event, self._observe)
+        policy = BreakerPolicy.from_settings(settings.breakers, breaker_cooldown_s)
+        self.breakers = BreakerRegistry(
+            hooks=self._events, clock=clock, policy=policy, provider_policy=policy.for_provider()
+        )
         self.stacks = ModelStacks(
             settings,
             env=os.environ if env is None else env,
@@ -71,9 +83,31 @@ class Engine:
             models=models,
         )
         self._clock = clock
-        self._breaker_cooldown_s = breaker_cooldown_s
+        self._breaker_cooldown_s = policy.cooldown_s
         self._embedder = embedder
         self._runtime: Runtime | None = None
+        self._batcher: Batcher | None = None
+
+    def _keep(self, event: ResilienceEvent) -> None:
+        # Call records belong to their course's ledger; the engine's own list would only grow.
+        if not isinstance(event, CallRecorded):
+            self.hooks(event)
+
+    def _observe(self, event: ResilienceEvent) -> None:
+        for hook in self._observers:
+            hook(event)
+
+    def add_hook(self, hook: Hooks) -> Callable[[], None]:
+        """Send every event of this engine from now on to `hook` too: each call as it is
+        recorded (`CallRecorded`), retries, faults, fallbacks, breaker transitions. Returns the
+        function that stops it (an app's metrics leave with the app; the engine may outlive it)."""
+        self._observers.append(hook)
+
+        def remove() -> None:
+            if hook in self._observers:
+                self._observers.remove(hook)
+
+        return remove
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -92,15 +126,35 @@ class Engine:
                 events=self.event_scope,
                 warm=self.warm,
                 breakers=self.breaker_report,
+                success_rate=self.breakers.success_rate,
             )
             if self._clock is not None:
                 self._runtime.clock = self._clock
         return self._runtime
 
+    def batcher(self, store: Store | None = None) -> Batcher:
+        """The provider batches every batch-mode course of this engine shares (one per model
+        per round); `store` records batches in flight so a restart polls them again."""
+        if self._batcher is None:
+            self.runtime()  # the providers exist once the stacks are built
+            self._batcher = Batcher(self.settings, self.stacks.provider, store=store)
+        elif store is not None and self._batcher.store is None:
+            self._batcher.store = store
+        return self._batcher
+
     def breaker_report(self) -> dict[str, BreakerReport]:
         """Every breaker's state now (the report and the metrics read this)."""
         return {
-            model_id: BreakerReport(state=s.state, consecutive_failures=s.consecutive_failures, opens=s.opens)
+            model_id: BreakerReport(
+                state=s.state,
+                consecutive_failures=s.consecutive_failures,
+                opens=s.opens,
+                failure_rate=s.failure_rate,
+                window_calls=s.window_calls,
+                health=s.health,
+                cooldown_s=s.cooldown_s,
+                reason=s.reason,
+            )
             for model_id, s in self.breakers.snapshots().items()
         }
 
@@ -115,10 +169,25 @@ class Engine:
         *,
         progress: Callable[[ProgressEvent], None] | None = None,
         checkpoints: Checkpoints | None = None,
+        on_cancel: Callable[[Report], None] | None = None,
+        tenant: str = "",
+        cache: ResponseCache | None = None,
+        batcher: Batcher | None = None,
     ) -> GenerationResult:
-        """One course on this engine; `checkpoints` replays and records a durable job's calls."""
+        """One course on this engine; `checkpoints` replays and records a durable job's calls,
+        `cache` serves (and keeps) answers across jobs, `batcher` runs it in batch mode;
+        `on_cancel` gets the spend report of a cancelled run (see `run_course`); `tenant` is
+        the job's tenant (`CourseCalls.tenant`)."""
         return await run_course(
-            analysis, self.settings, self.runtime(), checkpoints=checkpoints, progress=progress
+            analysis,
+            self.settings,
+            self.runtime(),
+            checkpoints=checkpoints,
+            progress=progress,
+            on_cancel=on_cancel,
+            tenant=tenant,
+            cache=cache,
+            batcher=batcher,
         )
 
     async def revise(
@@ -131,12 +200,13 @@ class Engine:
         tag: str,
         spent_usd: Decimal,
         checkpoints: Checkpoints | None = None,
+        tenant: str = "",
     ) -> RevisionResult:
         """Generate one lesson of a finished course again (a reviewer's request; see
         `pipeline/revise.py`), under what is left of the course's budget."""
         cap = course_cap(analysis, self.settings)
         ledger = Ledger(cap, spent_usd=min(spent_usd, cap))
-        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints)
+        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints, tenant=tenant)
         state = state_from_course(analysis, course)
         revision = await revise_lesson(
             state, lesson_id, note, tag, PipelineContext(self.settings, calls, cap)
@@ -160,4 +230,6 @@ class Engine:
             log.debug("warming the gates failed: %s", exc)
 
     async def aclose(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.aclose()
         await self.stacks.aclose()

@@ -4,6 +4,8 @@
 workflow). One call of the pipeline (`call(spec)`) goes:
 
     checkpoint?  -- a finished call of an earlier run of this job: replayed, not paid again
+    response cache?  -- the same request answered before, by any job of the namespace: served
+                        free (`cache_hit`, what it saved), through the same gates as a fresh one
     for each model of the tier's chain (its own stack, then its fallbacks' stacks):
         reserve its worst case on the ledger   (BudgetExceeded: the primary stops the call,
                                                 a fallback that does not fit is skipped)
@@ -12,6 +14,8 @@ workflow). One call of the pipeline (`call(spec)`) goes:
                                                 billed / error / skipped by an open breaker)
         ok: checkpoint it and hand it back; otherwise move on to the next model
     every model skipped by an open breaker: wait for the soonest probe (bounded), then again
+    every model failed on a flaky provider (none down): back off and send again to the model
+    that still succeeds most, through its flaky breaker (`resilience.degrade`)
 
 The resilience stacks know nothing of the ledger; nothing here is reached through a context
 variable. A fallback's answer is recorded under its own model with "fallback for <primary>".
@@ -26,25 +30,40 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from ..cache import ResponseCache, request_key
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
-from ..ledger import Ledger, Reservation, estimate_input_tokens, price_of, worst_case_cost
+from ..ledger import (
+    Ledger,
+    Reservation,
+    estimate_input_tokens,
+    price_of,
+    prompt_cache_saving,
+    worst_case_cost,
+)
 from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Usage, Vector
 from ..providers.effects import CallResult, CallSpec
 from ..resilience import (
+    CallRecorded,
     Clock,
     EventCounts,
     FallbackTaken,
     Hooks,
     RecordingHooks,
+    RetryScheduled,
     SystemClock,
     fault_kind,
     no_hooks,
 )
-from ..storage import Checkpoint, Store
+from ..resilience.degrade import DEGRADED_ROUNDS, best_model, degraded_delay_s, forced, should_force
+from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
+from ..storage import CachedResponse, Checkpoint, Store
+from ..telemetry import ModelCallSpan, model_call_span
+from .batching import Batcher
 
 __all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
 
@@ -84,6 +103,13 @@ class Runtime:
     warm: Callable[[], Awaitable[None]] | None = None
     #: The breakers' states for the report (in-process only: a workflow's are in its workers).
     breakers: Callable[[], dict[str, BreakerReport]] | None = None
+    #: Model id -> share of its recent calls answered (the breaker's window; 1.0 unknown).
+    success_rate: Callable[[str], float] = lambda _model_id: 1.0
+    #: Each model's recent answered latencies: the hedge delay is their p95.
+    latency: LatencyTracker = field(default_factory=LatencyTracker)
+    #: May `routing.hedging` send hedges here? (Not inside a Temporal workflow: a hedge's timer
+    #: and cancelled activity would change the workflow's history; docs/resilience.md.)
+    hedge: bool = True
 
 
 def request_digest(model_id: str, request: ChatRequest) -> str:
@@ -163,11 +189,21 @@ class CourseCalls:
         ledger: Ledger,
         *,
         checkpoints: Checkpoints | None = None,
+        tenant: str = "",
+        cache: ResponseCache | None = None,
+        batcher: Batcher | None = None,
     ) -> None:
+        """`batcher`: batch mode — each primary model's call goes through its provider's batch
+        API (at the batch price), its normal path when the batch fails it."""
         self._settings = settings
         self._runtime = runtime
         self.ledger = ledger
         self._checkpoints = checkpoints
+        #: The tenant whose job these calls serve ("" the default tenant): what anything shared
+        #: between jobs (a response cache) must be namespaced by, so tenants never share answers.
+        self.tenant = tenant
+        self._cache = cache
+        self._batcher = batcher
         self._t0 = runtime.clock.monotonic()
 
     def now_ms(self) -> float:
@@ -186,14 +222,62 @@ class CourseCalls:
     async def call(self, spec: CallSpec) -> CallResult:
         model_id = self._settings.routing.tiers[spec.tier]
         if self._checkpoints is None:
-            return await self._send(spec, model_id)
+            return await self._cached_or_sent(spec, model_id)
         key, digest = spec.step_key, request_digest(model_id, spec.request)
         found = self._checkpoints.find(key, model_id, digest)
         if found is not None:
             return self._replay(spec, found)
-        result = await self._send(spec, model_id)
+        result = await self._cached_or_sent(spec, model_id)
         await self._checkpoints.save(key, digest, result)
         return result
+
+    # -- the chain -------------------------------------------------------------------------
+    async def _cached_or_sent(self, spec: CallSpec, model_id: str) -> CallResult:
+        """The response cache's answer, else the chain's (kept when the primary answered)."""
+        cache = self._cache
+        if cache is None:
+            return await self._send(spec, model_id)
+        settings = self._settings.models[model_id]
+        started = self.now_ms()
+        draw = {"attempt": spec.attempt, "sample": spec.task.sample}
+        hit = await cache.lookup(settings, spec.request, **draw)
+        if hit is not None:
+            return self._serve_cached(spec, model_id, hit, started)
+        result = await self._send(spec, model_id)
+        if result.record.model == model_id:  # a fallback's answer is not the primary's
+            response = result.response
+            await asyncio.shield(
+                cache.keep(
+                    model_id,
+                    settings,
+                    spec.request,
+                    response,
+                    cost_usd=result.record.cost_usd,
+                    latency_ms=result.record.latency_ms,
+                    **draw,
+                )
+            )
+        return result
+
+    def _serve_cached(self, spec: CallSpec, model_id: str, hit: CachedResponse, started: float) -> CallResult:
+        record = CallRecord(
+            **_identity(spec, model_id, started),
+            input_tokens=hit.input_tokens,
+            output_tokens=hit.output_tokens,
+            cached_tokens=hit.cached_tokens,
+            cost_usd=Decimal(0),
+            saved_usd=hit.cost_usd,
+            latency_ms=round(self.now_ms() - started, 1),
+            outcome="ok",
+            reason=f"response cache hit (paid ${hit.cost_usd} and took {hit.latency_ms:.0f} ms then)",
+            cache_hit=True,
+            cost_source="none",
+        )
+        with self._span(spec, model_id, model_id) as span:
+            self._recorded(self.ledger.record(record), span)
+        usage = Usage(hit.input_tokens, hit.output_tokens, hit.cached_tokens, Decimal(0))
+        response = ChatResponse(hit.text, usage, record.latency_ms, hit.response_model, hit.finish_reason)
+        return CallResult(response, record)
 
     # -- the chain -------------------------------------------------------------------------
     async def _send(self, spec: CallSpec, primary: str) -> CallResult:
@@ -202,24 +286,28 @@ class CourseCalls:
             last: ProviderError | None = None
             blocked: BudgetExceeded | None = None
             reopens: list[float] = []
+            errors: list[ProviderError] = []
             for i, model in enumerate(chain):
                 if last is not None:
                     self._runtime.hooks(
                         FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
                     )
                 try:
-                    return await self._try(spec, model, primary)
+                    return await self._try_hedged(spec, model, primary)
                 except BudgetExceeded as exc:
                     if i == 0:
                         raise
                     blocked = exc
                 except ProviderError as exc:
                     last = exc
+                    errors.append(exc)
                     if isinstance(exc, CircuitOpen):
                         reopens.append(exc.reopens_in_s)
             if last is None:
                 assert blocked is not None
                 raise blocked
+            if should_force(errors):
+                return await self._force(spec, chain, primary, last)
             every_open = len(reopens) == len(chain)
             soonest = min(reopens, default=0.0)
             if every_open and round_no < OPEN_CHAIN_ROUNDS and soonest <= self._runtime.open_wait_s:
@@ -230,41 +318,160 @@ class CourseCalls:
             raise last
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _try(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
-        """One model of the chain: reserve, send, settle, record."""
+    async def _force(
+        self, spec: CallSpec, chain: Sequence[ChatModel], primary: str, last: ProviderError
+    ) -> CallResult:
+        """Every model failed on a flaky provider: back off, send again to the best one."""
+        model = best_model(chain, self._runtime.success_rate)
+        request = forced(spec.request)
+        for n in range(1, DEGRADED_ROUNDS + 1):
+            delay = degraded_delay_s(n, spec.step_key)
+            self._runtime.hooks(RetryScheduled(model.model_id, n, delay, "degraded_chain"))
+            if delay:
+                await self._runtime.clock.sleep(delay)
+            try:
+                return await self._try(spec, model, primary, request)
+            except ProviderError as exc:
+                last = exc
+                if isinstance(exc, CircuitOpen) and exc.down:
+                    break
+        last.add_note(f"{model.model_id}: still failing after {DEGRADED_ROUNDS} forced sends")
+        raise last
+
+    async def _try_hedged(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
+        """`_try`, hedged when `routing.hedging` covers the call's phase (resilience.hedge)."""
+        hedging = self._settings.routing.hedging
+        # Not in batch mode: a batched call is slow by design, and a hedge would pay twice.
+        off = not (hedging.enabled and self._runtime.hedge) or self._batcher is not None
+        if off or spec.phase not in hedging.phases:
+            return await self._try(spec, model, primary)
+        delay = hedge_delay_s(self._runtime.latency, model.model_id, hedging)
+        return await race(
+            lambda: self._try(spec, model, primary, hedge_leg=True),
+            lambda: self._try(spec, model, primary, hedge_leg=True),
+            delay,
+        )
+
+    async def _try(
+        self,
+        spec: CallSpec,
+        model: ChatModel,
+        primary: str,
+        request: ChatRequest | None = None,
+        *,
+        hedge_leg: bool = False,
+    ) -> CallResult:
+        """One model of the chain, in its model-call span: reserve, send, settle, record. A
+        hedge leg cancelled because the other leg answered first is recorded `cancelled`, its
+        prompt billed (the provider has read it; what it generated before the cancel is not
+        known)."""
         settings = self._settings.models[model.model_id]
-        request = spec.request
-        started = self.now_ms()
-        base = _identity(spec, model.model_id, started)
-        estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
-        try:
-            reservation = self.ledger.reserve(estimate)
-        except BudgetExceeded as exc:
-            self.ledger.record(
-                CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
+        request = request or spec.request
+        with self._span(spec, model.model_id, primary) as span:
+            span.request(request)
+            started = self.now_ms()
+            base = _identity(spec, model.model_id, started)
+            estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
+            try:
+                reservation = self.ledger.reserve(estimate)
+            except BudgetExceeded as exc:
+                blocked = CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
+                self._recorded(self.ledger.record(blocked), span)
+                raise
+            try:
+                if self._batcher is not None and model.model_id == primary:
+                    custom_id = request_key(
+                        settings, request, templates="", attempt=spec.attempt, sample=spec.task.sample
+                    )
+                    response = await self._batcher.complete(model.model_id, model, request, custom_id)
+                else:
+                    response = await model.complete(request)
+            except ProviderError as error:
+                latency_ms = self.now_ms() - started
+                self._recorded(self._settle_failure(reservation, base, settings, error, latency_ms), span)
+                raise
+            except asyncio.CancelledError:
+                if hedge_leg:
+                    self._recorded(
+                        self._settle_cancelled(reservation, base, settings, request, started), span
+                    )
+                else:
+                    # The job was cancelled with this request in flight: no usage is known, but
+                    # the request was sent (a provider may bill it), so the report lists it.
+                    self.ledger.release(reservation)
+                    cancelled = CallRecord(
+                        **base,
+                        outcome="cancelled",
+                        reason="cancelled in flight; the provider's usage is unknown",
+                        latency_ms=round(self.now_ms() - started, 1),
+                        cost_source="none",
+                    )
+                    self._recorded(self.ledger.record(cancelled), span)
+                raise
+            except BaseException:  # a bug of ours: nothing was billed that we know of
+                self.ledger.release(reservation)
+                raise
+            cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
+            record = CallRecord(
+                **base,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                cached_tokens=response.usage.cached_tokens,
+                cache_write_tokens=response.usage.cache_write_tokens,
+                saved_usd=prompt_cache_saving(settings, response.usage),
+                cost_usd=cost,
+                latency_ms=round(self.now_ms() - started, 1),
+                outcome="ok",
+                reason="" if model.model_id == primary else f"fallback for {primary}",
+                cost_source=source,
+                batch_id=response.batch_id,
             )
-            raise
-        try:
-            response = await model.complete(request)
-        except ProviderError as error:
-            self._settle_failure(reservation, base, settings, error, self.now_ms() - started)
-            raise
-        except BaseException:  # cancelled, or a bug of ours: nothing was billed that we know of
-            self.ledger.release(reservation)
-            raise
-        cost, source = price_of(settings, response.usage)
+            span.response(response)
+            if not response.batch_id:  # a batch's hours say nothing of the model's latency
+                self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
+            return CallResult(response, self._recorded(self.ledger.settle(reservation, record), span))
+
+    def _settle_cancelled(
+        self,
+        reservation: Reservation,
+        base: dict[str, Any],
+        settings: ModelSettings,
+        request: ChatRequest,
+        started_ms: float,
+    ) -> CallRecord:
+        """A hedge leg that lost: its prompt tokens at the input price stay on the ledger."""
+        usage = Usage(estimate_input_tokens(request.messages), 0)
+        cost, source = price_of(settings, usage)
         record = CallRecord(
             **base,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cached_tokens=response.usage.cached_tokens,
+            input_tokens=usage.input_tokens,
             cost_usd=cost,
-            latency_ms=round(self.now_ms() - started, 1),
-            outcome="ok",
-            reason="" if model.model_id == primary else f"fallback for {primary}",
+            latency_ms=round(self.now_ms() - started_ms, 1),
+            outcome="cancelled",
+            reason="hedge lost: the other request answered first; prompt tokens estimated",
             cost_source=source,
         )
-        return CallResult(response, self.ledger.settle(reservation, record))
+        return self.ledger.settle(reservation, record)
+
+    def _span(self, spec: CallSpec, model_id: str, primary: str) -> AbstractContextManager[ModelCallSpan]:
+        settings = self._settings.models[model_id]
+        return model_call_span(
+            model_id=model_id,
+            provider=settings.provider,
+            request_model=settings.name,
+            phase=spec.phase,
+            task=spec.task.key(),
+            tier=spec.tier,
+            attempt=spec.attempt,
+            round=spec.round,
+            fallback_for="" if model_id == primary else primary,
+        )
+
+    def _recorded(self, record: CallRecord, span: ModelCallSpan) -> CallRecord:
+        """Every record of a call passes here once: onto its span, and out to the hooks (metrics)."""
+        span.record(record)
+        self._runtime.hooks(CallRecorded(record))
+        return record
 
     def _settle_failure(
         self,
@@ -273,16 +480,15 @@ class CourseCalls:
         settings: ModelSettings,
         error: ProviderError,
         latency_ms: float,
-    ) -> None:
+    ) -> CallRecord:
         reason = f"{type(error).__name__}: {error}"[:500]
         if isinstance(error, CircuitOpen):
             self.ledger.release(reservation)
-            self.ledger.record(
+            return self.ledger.record(
                 CallRecord(
                     **base, outcome="skipped", reason=f"CircuitOpen: {error}"[:500], cost_source="none"
                 )
             )
-            return
         usage = error.usage if isinstance(error, BadResponse) else None
         if isinstance(usage, Usage):
             # Answered and billed, but unusable (empty, cut off, not JSON, schema-invalid).
@@ -302,7 +508,7 @@ class CourseCalls:
             record = CallRecord(
                 **base, outcome="error", reason=reason, latency_ms=round(latency_ms, 1), cost_source="none"
             )
-        self.ledger.settle(reservation, record)
+        return self.ledger.settle(reservation, record)
 
     def _replay(self, spec: CallSpec, cp: Checkpoint) -> CallResult:
         record = CallRecord(
@@ -318,6 +524,7 @@ class CourseCalls:
             cost_source=cp.cost_source,
         )
         # Counted as spent (the course did pay it, once) but never reserved or sent again.
-        self.ledger.record(record)
+        with self._span(spec, cp.model, self._settings.routing.tiers[spec.tier]) as span:
+            self._recorded(self.ledger.record(record), span)
         usage = Usage(cp.input_tokens, cp.output_tokens, cp.cached_tokens, None)
         return CallResult(ChatResponse(cp.text, usage, 0.0, cp.response_model, cp.finish_reason), record)

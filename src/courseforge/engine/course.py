@@ -15,12 +15,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, CallRecord, Course, Decision, Report
 from ..ledger import Ledger, course_cap
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
+from ..resilience import EventCounts
+from ..telemetry import SpanHandle, span
+from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 
 __all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
@@ -41,6 +45,25 @@ class RevisionResult:
     decisions: list[Decision]
 
 
+def _cancelled_report(
+    analysis: AnalysisResult, settings: Settings, ledger: Ledger, wall_s: float, seen: EventCounts
+) -> Report:
+    state = CourseState(analysis=analysis, course_id=course_id_for(analysis), lesson_counts=[])
+    state.failure = "cancelled while running"
+    report = build_report(
+        state,
+        None,
+        ledger,
+        settings,
+        wall_s=wall_s,
+        transport_retries=seen.retry_count(),
+        faults=seen.fault_counts(),
+    )
+    report.status = "cancelled"
+    report.summary["cancelled_in_flight"] = sum(1 for r in report.calls if r.outcome == "cancelled")
+    return report
+
+
 def course_id_for(analysis: AnalysisResult) -> str:
     """The input's course_id, else a stable id from the topic and the input's digest."""
     if analysis.course_id:
@@ -57,26 +80,45 @@ async def run_course(
     *,
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
+    on_cancel: Callable[[Report], None] | None = None,
+    tenant: str = "",
+    cache: ResponseCache | None = None,
+    batcher: Batcher | None = None,
 ) -> GenerationResult:
-    """Generate one course (phase 1, validation, happened when `analysis` was built)."""
+    """Generate one course (phase 1, validation, happened when `analysis` was built);
+    `cache` serves answers kept by earlier jobs (see `engine.caching`).
+
+    Cancelled, it hands `on_cancel` the report of what the run had spent (every call sent,
+    those in flight marked "cancelled"), status "cancelled", before the cancellation goes on.
+    `tenant` is the job's tenant, kept on the course's `CourseCalls`."""
     ledger = Ledger(course_cap(analysis, settings))
-    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints)
+    calls = CourseCalls(
+        settings, runtime, ledger, checkpoints=checkpoints, tenant=tenant, cache=cache, batcher=batcher
+    )
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress
+    traced = {"courseforge.course_id": course_id_for(analysis), "courseforge.profile": settings.profile}
     # This course's resilience events only, even when other courses share the runtime.
-    with runtime.events() as seen:
+    with span("course", traced) as course_span, runtime.events() as seen:
         started = runtime.clock.monotonic()
         # The gates' models load while metadata is generated: off the critical path.
         warming = asyncio.ensure_future(runtime.warm()) if runtime.warm else None
         try:
             result = await run_pipeline(analysis, course_id_for(analysis), ctx)
+        except asyncio.CancelledError:
+            if on_cancel is not None:
+                on_cancel(
+                    _cancelled_report(analysis, settings, ledger, runtime.clock.monotonic() - started, seen)
+                )
+            raise
         finally:
             if warming is not None:  # best effort: never keep a finished run waiting for it
                 warming.cancel()
                 with contextlib.suppress(BaseException):
                     await warming
         wall = runtime.clock.monotonic() - started
+        _trace_outcome(course_span, result.course, result.state.failure, ledger)
     report = build_report(
         result.state,
         result.course,
@@ -89,3 +131,17 @@ async def run_course(
     if runtime.breakers is not None:
         report.breakers = runtime.breakers()
     return GenerationResult(result.course, report, result.state)
+
+
+def _trace_outcome(course_span: SpanHandle, course: Course | None, failure: str, ledger: Ledger) -> None:
+    """The course's outcome on its span: status, what it cost, how many calls."""
+    course_span.set(
+        {
+            "courseforge.status": course.status if course is not None else "failed",
+            "courseforge.cost_usd": float(ledger.spent),
+            "courseforge.budget_usd": float(ledger.cap_usd),
+            "courseforge.calls": len(ledger.records),
+        }
+    )
+    if course is None:
+        course_span.error("generation_failed", failure)

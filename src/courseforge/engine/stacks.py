@@ -10,7 +10,9 @@ A model's stack, outermost first:
             provider          OpenAICompatModel over one aiohttp session per provider, or the
                               in-process llama.cpp model, or a model injected by the caller
 
-A tier's chain is its model's stack followed by its `fallbacks:`' stacks; `engine.calls` walks it.
+A tier's chain is its model's stack (then its `second_provider`'s) followed by its `fallbacks:`'
+stacks (each followed by its own second provider's); `engine.calls` walks it. Every model's
+breaker reports to its provider's breaker too (one per provider entry and routing).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ..config import Settings, api_key_for
+from ..config import ModelSettings, Settings, api_key_for, second_model_id
 from ..errors import ConfigError
 from ..providers import ChatModel
 from ..providers.openai_compat import OpenAICompatModel
@@ -37,6 +39,14 @@ from ..resilience import (
 )
 
 __all__ = ["ModelStacks"]
+
+
+def _upstream(ms: ModelSettings) -> str:
+    """The provider a model's calls reach, for its provider breaker: the entry, and the
+    OpenRouter routing when one is set (two routings of one gateway fail apart)."""
+    routing = ms.provider_routing or {}
+    where = routing.get("order") or routing.get("only") or []
+    return f"{ms.provider}[{','.join(map(str, where))}]" if where else ms.provider
 
 
 class ModelStacks:
@@ -65,10 +75,16 @@ class ModelStacks:
     def chains(self) -> dict[str, list[ChatModel]]:
         """Tier model id -> its stack, then its fallbacks' stacks, for every tier's model."""
         models = self.settings.models
-        return {
-            m: [self.stack(m), *(self.stack(fb) for fb in models[m].fallbacks)]
-            for m in sorted(set(self.settings.routing.tiers.values()))
-        }
+
+        def with_second(m: str) -> list[str]:
+            second = models[m].second_provider
+            return [m] if second is None else [m, second_model_id(m, second)]
+
+        chains: dict[str, list[ChatModel]] = {}
+        for m in sorted(set(self.settings.routing.tiers.values())):
+            ids = [*with_second(m), *(x for fb in models[m].fallbacks for x in with_second(fb))]
+            chains[m] = [self.stack(x) for x in dict.fromkeys(ids)]
+        return chains
 
     def stack(self, model_id: str) -> ChatModel:
         """`model_id`'s provider inside its resilience stack (built on first use)."""
@@ -83,7 +99,8 @@ class ModelStacks:
                 limiter=self._limiter(name) if provider.rpm or provider.tpm else None,
                 hooks=self._hooks,
             )
-            retrying = RetryingModel(self._breakers.wrap(limited), max_retries=retries, hooks=self._hooks)
+            breaking = self._breakers.wrap(limited, provider=_upstream(ms))
+            retrying = RetryingModel(breaking, max_retries=retries, hooks=self._hooks)
             self._stacks[model_id] = StructuredOutputModel(retrying, mode=ms.output_mode, hooks=self._hooks)
         return self._stacks[model_id]
 
@@ -102,6 +119,10 @@ class ModelStacks:
             else:
                 self._limiters[name] = RateLimiter(rpm=provider.rpm, tpm=provider.tpm)
         return self._limiters[name]
+
+    def provider(self, model_id: str) -> ChatModel:
+        """The model's innermost provider, without its resilience stack (batch mode's client)."""
+        return self._provider(model_id)
 
     def _provider(self, model_id: str) -> ChatModel:
         if model_id in self._providers:
@@ -133,6 +154,8 @@ class ModelStacks:
                 headers=provider.headers,
                 session=self._sessions[ms.provider],
                 max_output_tokens=ms.max_output_tokens,
+                prompt_cache=ms.prompt_cache,
+                extra_body={"provider": ms.provider_routing} if ms.provider_routing else None,
             )
         elif provider.kind == "local":
             from ..providers.local_llama import LocalLlamaModel

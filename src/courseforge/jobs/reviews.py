@@ -4,9 +4,10 @@ Every review flag of a finished course becomes an item with the flag's uncertain
 its deciding gates came to the other verdict, docs/report.md), so the queue ranks the coin
 flips first. "regenerate" generates the lesson again with the reviewer's note as feedback,
 checkpointed under the job (an interrupted regeneration resumes paying only for what had not
-finished), and saves the new lesson, the report and the item in one transaction. An "edit"
-goes through the same gates first (`edit_verdicts`): the reviewer sees each verdict and may
-approve a failing edit anyway, with a recorded reason.
+finished), and saves the new lesson, the report and the item in one transaction, conditional on
+the course version it was applied to (a concurrent edit is never overwritten). An "edit" goes
+through the same gates first (`edit_verdicts`): the reviewer sees each verdict and may approve a
+failing edit anyway, with a recorded reason.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from ..errors import UserError
 from ..pipeline import validate_analysis
 from ..pipeline.check import check_one_lesson
 from ..pipeline.report import recompute_totals
-from ..storage import ReviewItem, Store
+from ..storage import ReviewItem, Store, StoreConflict
 
 __all__ = ["edit_verdicts", "review_items", "revise_review", "unanswered_reviews"]
+
+#: Times a regeneration's result is re-applied to a course that changed under it before giving up.
+_SAVE_ATTEMPTS = 8
 
 
 def review_items(job_id: str, course: Course) -> list[ReviewItem]:
@@ -110,36 +114,10 @@ async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewI
         tag=tag,
         spent_usd=report.total_cost_usd,
         checkpoints=checkpoints,
+        tenant=job.tenant,
     )
     revision = result.revision
-    if revision.lesson is not None:
-        for section in course.sections:
-            section.lessons = [revision.lesson if x.id == revision.lesson.id else x for x in section.lessons]
     target = f"lesson:{item.target}"
-    course.review = [f for f in course.review if f.target != target]
-    if revision.status != "accepted":
-        reason = (
-            f"regenerated, still flagged: {revision.reason}"
-            if revision.lesson is not None
-            else f"regeneration failed: {revision.reason}"
-        )
-        gates = revision.gates.gates if revision.gates is not None else []
-        course.review.append(
-            ReviewFlag(
-                target=target,
-                reason=reason[:1000],
-                gate="lesson",
-                score=next((g.score for g in gates if g.gate == "similarity"), None),
-                uncertainty=revision.uncertainty,
-            )
-        )
-    # The report: every call counted once, totals recomputed over all of them.
-    report.calls += result.calls
-    report.decisions += result.decisions
-    recompute_totals(report)
-    if revision.gates is not None:
-        report.lessons = [revision.gates if x.lesson_id == item.target else x for x in report.lessons]
-    report.review_flags = len(course.review)
     paid = sum((c.cost_usd for c in result.calls if not c.replayed), Decimal(0))
     entry = {
         "tag": tag,
@@ -151,22 +129,71 @@ async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewI
     }
     resolution = {**item.resolution, "history": [*item.resolution.get("history", []), entry]}
     review_status = "regenerated" if revision.status == "accepted" else "open"
-    review_reason = item.reason if revision.status == "accepted" else course.review[-1].reason
-    still_open = await unanswered_reviews(store, job.id, besides=item.id) or review_status == "open"
-    course.status = "needs_review" if still_open else "approved"
-    report.summary["revisions"] = int(report.summary.get("revisions", 0)) + 1
-    await store.save_revision(
-        job.id,
-        run=max(job.runs, 1),
-        course=course.model_dump(mode="json"),
-        course_status=course.status,
-        report=report.model_dump(mode="json"),
-        calls=[c.model_dump(mode="json") for c in result.calls],
-        review_id=item.id,
-        review_status=review_status,
-        review_reason=review_reason,
-        resolution=resolution,
-    )
+    # The model work took a while: other reviewers may have changed the course meanwhile. The
+    # change is applied to the course as it is now and written only if it is still that version;
+    # on a lost race it is applied again to the newer course (nothing is paid again).
+    for _ in range(_SAVE_ATTEMPTS):
+        stored = await store.get_course_version(job.id)
+        report_data = await store.get_report(job.id)
+        if stored is None or report_data is None:
+            raise UserError("the job has no stored course", [("review_id", f"job {item.job_id!r}")])
+        course, report = Course.model_validate(stored[0]), Report.model_validate(report_data)
+        if revision.lesson is not None:
+            for section in course.sections:
+                section.lessons = [
+                    revision.lesson if x.id == revision.lesson.id else x for x in section.lessons
+                ]
+        course.review = [f for f in course.review if f.target != target]
+        if revision.status != "accepted":
+            reason = (
+                f"regenerated, still flagged: {revision.reason}"
+                if revision.lesson is not None
+                else f"regeneration failed: {revision.reason}"
+            )
+            gates = revision.gates.gates if revision.gates is not None else []
+            course.review.append(
+                ReviewFlag(
+                    target=target,
+                    reason=reason[:1000],
+                    gate="lesson",
+                    score=next((g.score for g in gates if g.gate == "similarity"), None),
+                    uncertainty=revision.uncertainty,
+                )
+            )
+        # The report: every call counted once, totals recomputed over all of them.
+        report.calls += result.calls
+        report.decisions += result.decisions
+        recompute_totals(report)
+        if revision.gates is not None:
+            report.lessons = [revision.gates if x.lesson_id == item.target else x for x in report.lessons]
+        report.review_flags = len(course.review)
+        review_reason = item.reason if revision.status == "accepted" else course.review[-1].reason
+        still_open = await unanswered_reviews(store, job.id, besides=item.id) or review_status == "open"
+        course.status = "needs_review" if still_open else "approved"
+        report.summary["revisions"] = int(report.summary.get("revisions", 0)) + 1
+        try:
+            await store.save_revision(
+                job.id,
+                run=max(job.runs, 1),
+                course=course.model_dump(mode="json"),
+                course_status=course.status,
+                report=report.model_dump(mode="json"),
+                calls=[c.model_dump(mode="json") for c in result.calls],
+                review_id=item.id,
+                review_status=review_status,
+                review_reason=review_reason,
+                resolution=resolution,
+                expected_version=stored[1],
+            )
+        except StoreConflict as conflict:
+            if conflict.what == "course":
+                continue
+            raise UserError("nothing to regenerate", [("review_id", str(conflict))]) from conflict
+        break
+    else:
+        raise UserError(
+            "the course kept changing", [("review_id", f"{_SAVE_ATTEMPTS} attempts to save lost")]
+        )
     updated = await store.get_review(item.id)
     assert updated is not None
     return updated

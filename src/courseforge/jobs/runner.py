@@ -23,9 +23,10 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
-from ..engine import Checkpoints, Engine, GenerationResult, course_id_for
+from ..engine import Checkpoints, Engine, GenerationResult, course_id_for, open_response_cache
 from ..errors import UserError
 from ..pipeline import ProgressEvent
 from ..storage import Job, Store
@@ -37,6 +38,7 @@ __all__ = [
     "JobRunner",
     "generate_durably",
     "input_digest",
+    "job_mode",
     "new_job",
     "resolve_job",
     "run_job",
@@ -65,16 +67,34 @@ def input_digest(analysis: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def new_job(job_id: str, analysis: AnalysisResult, *, idempotency_key: str | None = None) -> Job:
+def new_job(
+    job_id: str,
+    analysis: AnalysisResult,
+    *,
+    idempotency_key: str | None = None,
+    mode: str = "normal",
+    tenant: str = "",
+) -> Job:
+    """A job to store. `mode` "batch" (provider batch APIs) is kept beside its progress, so a
+    resumed job runs the way it was submitted; `tenant` owns it ("" the default tenant)."""
     data = analysis.model_dump(mode="json", exclude_unset=True)
+    progress = ProgressTracker.initial()
+    if mode != "normal":
+        progress["mode"] = mode
     return Job(
         id=job_id,
         course_id=course_id_for(analysis),
         analysis=data,
         input_digest=input_digest(data),
         idempotency_key=idempotency_key,
-        progress=ProgressTracker.initial(),
+        tenant=tenant,
+        progress=progress,
     )
+
+
+def job_mode(job: Job) -> str:
+    """How a job runs: "normal" or "batch" (see `new_job`)."""
+    return str(job.progress.get("mode") or "normal")
 
 
 async def save_run(
@@ -136,12 +156,45 @@ async def run_job(
 
 
 class InProcessRunner:
-    """Runs stored jobs on an engine in this process, checkpointing every finished call."""
+    """Runs stored jobs on an engine in this process, checkpointing every finished call and
+    serving the response cache (`cache.mode`; entries in the same store) across jobs."""
 
-    def __init__(self, engine: Engine, store: Store, *, flush_interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        *,
+        flush_interval_s: float = 0.5,
+        cache: ResponseCache | None = None,
+        batch: bool = False,
+    ) -> None:
+        """`cache`: a response cache of its own (a tenant's namespace); default: the config's.
+        `batch`: run jobs in batch mode (provider batch APIs, batches recorded in `store`)."""
         self.engine = engine
+        self.batch = batch
         self.store = store
         self.flush_interval_s = flush_interval_s
+        self._cache = cache
+        self._cache_ready = cache is not None
+        self._tenant_caches: dict[str, ResponseCache] = {}
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache the default tenant's jobs share (opened at first use)."""
+        if not self._cache_ready:
+            self._cache = open_response_cache(self.engine.settings, self.store)
+            self._cache_ready = True
+        return self._cache
+
+    def cache_for(self, tenant: str) -> ResponseCache | None:
+        """The response cache of `tenant`'s jobs: the shared one's namespace with the tenant
+        after it, so tenants never get each other's answers ("" is the default tenant's)."""
+        shared = self.cache
+        if not tenant or shared is None:
+            return shared
+        if tenant not in self._tenant_caches:
+            self._tenant_caches[tenant] = shared.for_namespace(f"{shared.namespace}/tenant:{tenant}")
+        return self._tenant_caches[tenant]
 
     async def run(
         self,
@@ -151,27 +204,52 @@ class InProcessRunner:
         progress: Progress | None = None,
         tracker: ProgressTracker | None = None,
     ) -> GenerationResult:
+        spent: list[Report] = []
+
         async def execute(on_event: Progress) -> GenerationResult:
             checkpoints = await Checkpoints.load(self.store, job.id)
-            return await self.engine.generate(analysis, progress=on_event, checkpoints=checkpoints)
+            batcher = self.engine.batcher(self.store) if self.batch else None
+            return await self.engine.generate(
+                analysis,
+                progress=on_event,
+                checkpoints=checkpoints,
+                cache=self.cache_for(job.tenant),
+                batcher=batcher,
+                on_cancel=spent.append,
+                tenant=job.tenant,
+            )
 
         return await run_job(
             self.store,
             job,
             self.engine.settings,
             execute=execute,
-            interrupted=lambda t: self._interrupted(job.id, t),
+            interrupted=lambda t: self._interrupted(job.id, t, spent[-1] if spent else None),
             progress=progress,
             tracker=tracker,
             flush_interval_s=self.flush_interval_s,
         )
 
-    async def _interrupted(self, job_id: str, tracker: ProgressTracker) -> None:
-        """Cancelled on request -> "cancelled"; stopped for any other reason (shutdown, Ctrl-C)
-        -> back to "queued", resumed by the next run or service start."""
+    async def _interrupted(self, job_id: str, tracker: ProgressTracker, spent: Report | None) -> None:
+        """Cancelled on request -> "cancelled", with the run's spend stored as its report (status
+        "cancelled": every call sent, in-flight ones marked); stopped for any other reason
+        (shutdown, Ctrl-C) -> back to "queued", resumed by the next run or service start."""
         current = await self.store.get_job(job_id)
-        status = "cancelled" if current is not None and current.cancel_requested else "queued"
-        await self.store.update_job(job_id, status=status, progress=tracker.data)
+        cancelled = current is not None and current.cancel_requested
+        await self.store.update_job(
+            job_id, status="cancelled" if cancelled else "queued", progress=tracker.data
+        )
+        if cancelled and current is not None and spent is not None:
+            spent.summary.update(job_id=job_id, run=current.runs)
+            await self.store.save_result(
+                job_id,
+                run=current.runs,
+                status="cancelled",
+                course=None,
+                report=spent.model_dump(mode="json"),
+                calls=[c.model_dump(mode="json") for c in spent.calls],
+                error="cancelled on request",
+            )
 
 
 async def resolve_job(store: Store, analysis: AnalysisResult, job_id: str | None) -> tuple[Job, str]:
@@ -226,9 +304,10 @@ async def generate_durably(
     say: Callable[[str], object] = print,
     engine: Engine | None = None,
     store: Store | None = None,
+    batch: bool = False,
 ) -> tuple[Course | None, Report]:
     """The CLI's `generate`: resolve the job in the configured store, then run or resume it
-    (a completed job hands back its stored course and report)."""
+    (a completed job hands back its stored course and report); `batch`: in batch mode."""
     from ..storage import masked_url, open_store, storage_url
 
     own_store = store is None
@@ -247,10 +326,17 @@ async def generate_durably(
                 return Course.model_validate(course_data), Report.model_validate(report_data)
         engine = engine or Engine(settings)
         try:
-            result = await InProcessRunner(engine, store).run(job, analysis=analysis, progress=progress)
+            runner = InProcessRunner(engine, store, batch=batch)
+            result = await runner.run(job, analysis=analysis, progress=progress)
         finally:
             if own_engine:
                 await engine.aclose()
+        hits = result.report.cache_hits
+        if hits:
+            say(
+                f"job {job.id}: {hits} call(s) answered from the response cache "
+                f"(${result.report.summary.get('cache_saved_usd', 0):.6f} saved)"
+            )
         replayed = result.report.summary.get("replayed_calls", 0)
         if replayed:
             say(

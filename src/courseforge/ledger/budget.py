@@ -19,7 +19,15 @@ from ..domain import AnalysisResult, CallRecord, Totals
 from ..errors import BudgetExceeded
 from ..providers import Message, Usage
 
-__all__ = ["Ledger", "Reservation", "course_cap", "estimate_input_tokens", "price_of", "worst_case_cost"]
+__all__ = [
+    "Ledger",
+    "Reservation",
+    "course_cap",
+    "estimate_input_tokens",
+    "price_of",
+    "prompt_cache_saving",
+    "worst_case_cost",
+]
 
 _MILLION = Decimal(1_000_000)
 #: Per-message framing tokens (role markers) added to the estimate.
@@ -37,15 +45,43 @@ def estimate_input_tokens(messages: Sequence[Message]) -> int:
     return sum(len(m.content.encode("utf-8")) // 2 + _MESSAGE_OVERHEAD_TOKENS for m in messages)
 
 
-def price_of(model: ModelSettings, usage: Usage) -> tuple[Decimal, str]:
-    """Cost of a finished call and where the figure came from. The provider's own wins."""
+def _cache_prices(model: ModelSettings) -> tuple[Decimal, Decimal]:
+    read = model.price_in_per_m if model.price_cache_read_per_m is None else model.price_cache_read_per_m
+    write = model.price_in_per_m if model.price_cache_write_per_m is None else model.price_cache_write_per_m
+    return read, write
+
+
+def price_of(model: ModelSettings, usage: Usage, *, batch: bool = False) -> tuple[Decimal, str]:
+    """Cost of a finished call and where the figure came from. The provider's own wins; else
+    prompt tokens served from the provider's cache are priced at the cache-read price, those
+    written into it at the cache-write price (both default to the input price), and a call a
+    provider batch answered (`batch`) at the model's `batch_price_multiplier` of it all."""
     if usage.cost_usd is not None:
         return usage.cost_usd, "provider"
+    read, write = _cache_prices(model)
+    cached = min(usage.cached_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    plain = usage.input_tokens - cached - written
     cost = (
-        Decimal(usage.input_tokens) * model.price_in_per_m
+        Decimal(plain) * model.price_in_per_m
+        + Decimal(cached) * read
+        + Decimal(written) * write
         + Decimal(usage.output_tokens) * model.price_out_per_m
     ) / _MILLION
+    if batch:
+        cost *= model.batch_price_multiplier
     return cost, "price_table"
+
+
+def prompt_cache_saving(model: ModelSettings, usage: Usage) -> Decimal:
+    """What the provider's prompt cache took off this call at the table's prices: the cached
+    tokens' discount less the cache writes' surcharge (negative when writing cost more)."""
+    read, write = _cache_prices(model)
+    cached = min(usage.cached_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    return (
+        Decimal(cached) * (model.price_in_per_m - read) - Decimal(written) * (write - model.price_in_per_m)
+    ) / _MILLION
 
 
 def worst_case_cost(model: ModelSettings, input_tokens: int, max_tokens: int) -> Decimal:

@@ -312,7 +312,20 @@ async def _targeted_regeneration(state: CourseState, ctx: PipelineContext) -> No
                 reason=f"course similarity {mean:.3f} < {bar:.3f}; this lesson {scores[slot.id]:.3f}",
             )
         )
+    before = {s.id: (s.draft, s.status, s.gates, s.tier, s.model, s.reason) for s in low}
     await generate_lessons(state, ctx, low, "completeness", ctx.settings.routing.completeness_rounds + 1)
+    for slot in low:
+        # A regeneration that produced nothing (budget, provider) never loses the lesson it had.
+        if slot.status == "failed" or slot.draft is None:
+            slot.draft, slot.status, slot.gates, slot.tier, slot.model, slot.reason = before[slot.id]
+            state.decisions.append(
+                Decision(
+                    task=f"lesson:{slot.id}",
+                    action="keep",
+                    tier=slot.tier,
+                    reason="targeted regeneration produced no lesson: the earlier one is kept",
+                )
+            )
     after, _ = course_similarity(state)
     if after is not None and after < bar:
         gate = GateResult("course_similarity", False, after, threshold=bar)

@@ -19,6 +19,7 @@ from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
     BLOOM_RANK,
+    Route,
     TaskProfile,
     Verdict,
     estimate_complexity,
@@ -26,6 +27,7 @@ from ..routing import (
     run_cascade,
     tier_rank,
 )
+from ..telemetry import SpanHandle, span
 from .context import fit_context, lesson_excerpts, request_tokens
 from .lesson_checks import check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
@@ -229,29 +231,41 @@ async def generate_lesson(
         )
         return result
 
+    task_span = SpanHandle()
+
     async def check(draft: LessonDraft, attempt: CallSpec) -> Verdict:
-        return await check_lesson(state, slot, draft, ctx, attempt, consistency=agreement)
+        with span(
+            "check lesson", {"courseforge.task": task.key(), "courseforge.attempt": attempt.attempt}
+        ) as s:
+            verdict = await check_lesson(state, slot, draft, ctx, attempt, consistency=agreement)
+            _trace_verdict(s, task_span, attempt, verdict)
+        return verdict
 
     async with sem:
-        try:
-            result = await run_cascade(
-                phase=phase,
-                round=round,
-                task=task,
-                start_tier=start_tier,
-                policy=ctx.policy(priority),
-                build=build,
-                parse=parser_for(LessonDraft),
-                check=check,
-                call=sampling_call if sampled else ctx.effects.call,
-            )
-        except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
-            slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
-            slot.transient_failure = True
-            state.decisions.append(
-                Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
-            )
-            return
+        with span(
+            "task lesson", _task_attributes(task.key(), phase, route, priority_name, start_tier)
+        ) as task_span:
+            try:
+                result = await run_cascade(
+                    phase=phase,
+                    round=round,
+                    task=task,
+                    start_tier=start_tier,
+                    policy=ctx.policy(priority),
+                    build=build,
+                    parse=parser_for(LessonDraft),
+                    check=check,
+                    call=sampling_call if sampled else ctx.effects.call,
+                )
+            except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
+                slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
+                slot.transient_failure = True
+                task_span.error(type(exc).__name__, str(exc))
+                state.decisions.append(
+                    Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
+                )
+                return
+            _trace_result(task_span, result.decisions, result.status, result.tier, result.attempts)
     state.decisions += result.decisions
     slot.attempts += result.attempts
     slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
@@ -269,6 +283,59 @@ async def generate_lesson(
     slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
     slot.status = "accepted" if result.status == "accepted" else "flagged"
     slot.feedback = ""
+
+
+def _task_attributes(
+    task: str, phase: str, route: Route, priority: str, start_tier: str
+) -> dict[str, str | float | bool | None]:
+    """A lesson task's span: its routing decision (score, reason, priority, starting tier)."""
+    return {
+        "courseforge.task": task,
+        "courseforge.phase": phase,
+        "courseforge.routing.tier": route.tier,
+        "courseforge.routing.reason": route.reason,
+        "courseforge.routing.score": route.score,
+        "courseforge.routing.priority": priority,
+        "courseforge.start_tier": start_tier,
+    }
+
+
+def _trace_verdict(
+    check_span: SpanHandle, task_span: SpanHandle, attempt: CallSpec, verdict: Verdict
+) -> None:
+    """An attempt's gate verdict on its check span, and as an event of its task's span."""
+    if not (check_span.recording or task_span.recording):
+        return
+    failed = [g.gate for g in verdict.details or () if not g.passed]
+    attributes: dict[str, str | bool | int | float | list[str] | None] = {
+        "courseforge.attempt": attempt.attempt,
+        "courseforge.tier": attempt.tier,
+        "courseforge.gate.passed": verdict.passed,
+        "courseforge.gate.score": verdict.score,
+        "courseforge.gate.severe": verdict.severe,
+        "courseforge.gate.failed": failed,
+    }
+    check_span.set(attributes)
+    task_span.event("gate verdict", attributes)
+
+
+def _trace_result(
+    task_span: SpanHandle, decisions: list[Decision], status: str, tier: str, attempts: int
+) -> None:
+    if not task_span.recording:
+        return
+    for d in decisions:
+        task_span.event(
+            "decision",
+            {
+                "courseforge.decision.action": d.action,
+                "courseforge.decision.tier": d.tier,
+                "courseforge.decision.reason": d.reason[:300],
+            },
+        )
+    task_span.set(
+        {"courseforge.status": status, "courseforge.final_tier": tier, "courseforge.attempts": attempts}
+    )
 
 
 async def generate_lessons(

@@ -17,6 +17,7 @@ from ..providers import Message
 
 __all__ = [
     "BRIEF_MARKER",
+    "TEMPLATES_VERSION",
     "lesson_messages",
     "metadata_core_messages",
     "metadata_extras_messages",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 BRIEF_MARKER = "BRIEF (JSON):"
+#: Part of every response-cache key: bump it when a prompt changes in a way its messages do not
+#: show (how an answer is parsed or repaired), so answers kept for the old prompts stop matching.
+TEMPLATES_VERSION = "2026-12-01"
 
 _SYSTEM = (
     "You are an expert instructional designer writing a course for {audience} "
@@ -127,12 +131,17 @@ def metadata_extras_messages(analysis: AnalysisResult, lessons: int, feedback: s
 
 
 def course_context(
-    analysis: AnalysisResult, course_title: str, outline: Sequence[tuple[str, Sequence[str]]], style: str
+    analysis: AnalysisResult,
+    course_title: str,
+    outline: Sequence[tuple[str, Sequence[str]]],
+    style: str,
+    rules: str = "",
 ) -> Message:
-    """The system message every lesson of a course shares, word for word: who the course is
-    for, its title, and its outline (each section with its lesson titles). Shared, it is a
-    prefix a local model decodes once and a hosted provider can cache; the lesson's own brief
-    follows in the user message."""
+    """The system message every lesson of a course shares, byte for byte: who the course is
+    for, its title, its outline (each section with its lesson titles) and the rules every lesson
+    follows. Shared, it is a prefix a local model decodes once and a hosted provider serves from
+    its prompt cache (docs/caching.md); what differs per lesson comes after it, in the user
+    message (which lesson, then its brief)."""
     base = _system(analysis, style).content
     lines = [
         base,
@@ -142,7 +151,26 @@ def course_context(
     ]
     for number, (section, lessons) in enumerate(outline, start=1):
         lines.append(f"{number}. {section}: " + "; ".join(lessons))
+    if rules:
+        lines += ["", "Every lesson follows these rules. " + rules]
     return Message("system", "\n".join(lines))
+
+
+def _lesson_rules(words: tuple[int, int], exercises: tuple[int, int], sourced: bool) -> str:
+    """What every lesson of a course is asked for (the same text for each lesson)."""
+    count = f"{exercises[0]}" if exercises[0] == exercises[1] else f"{exercises[0]} to {exercises[1]}"
+    text = (
+        f"The content is markdown of {words[0]} to {words[1]} words that teaches the lesson's outcomes "
+        "directly: a short introduction, the explanation, a concrete worked example, a common mistake to "
+        "avoid, and a one-paragraph summary; end with a complete sentence. Then write "
+        f"{count} exercises; each names in `outcome` the number of the outcome it assesses, and "
+        "together they assess every outcome of this lesson. A multiple_choice exercise has 3-5 "
+        "options and its answer is one option copied exactly; every explanation justifies its "
+        "own answer. Do not repeat the other lessons of the section."
+    )
+    if sourced:
+        text += " Base facts on the sources and list the ids of the sources you used in `citations`."
+    return text
 
 
 def lesson_messages(
@@ -186,18 +214,9 @@ def lesson_messages(
             {"id": m.id, "title": m.title, "excerpt": m.text[:600]} for m in analysis.source_material[:6]
         ]
     numbers = ", ".join(str(n) for n, _ in outcomes)
-    count = f"{exercises[0]}" if exercises[0] == exercises[1] else f"{exercises[0]} to {exercises[1]}"
-    text = (
-        f"Write the lesson {lesson_title!r} in the section {section.title!r}. The content is markdown "
-        f"of {words[0]} to {words[1]} words that teaches the lesson's outcomes ({numbers}) directly: "
-        "a short introduction, the explanation, a concrete worked example, a common mistake to "
-        "avoid, and a one-paragraph summary; end with a complete sentence. Then write "
-        f"{count} exercises; each names in `outcome` the number of the outcome it assesses, and "
-        "together they assess every outcome of this lesson. A multiple_choice exercise has 3-5 "
-        "options and its answer is one option copied exactly; every explanation justifies its "
-        "own answer. Do not repeat the other lessons of the section."
-    )
-    if analysis.source_material:
-        text += " Base facts on the sources and list the ids of the sources you used in `citations`."
-    system = course_context(analysis, course_title, outline, style) if outline else _system(analysis, style)
-    return [system, Message("user", _with_brief(text, brief, feedback))]
+    rules = _lesson_rules(words, exercises, bool(analysis.source_material))
+    ask = f"Write the lesson {lesson_title!r} in the section {section.title!r}, teaching its outcomes ({numbers})."
+    if outline:  # the rules go in the shared prefix; only which lesson, and its brief, differ
+        system = course_context(analysis, course_title, outline, style, rules)
+        return [system, Message("user", _with_brief(ask, brief, feedback))]
+    return [_system(analysis, style), Message("user", _with_brief(f"{ask} {rules}", brief, feedback))]

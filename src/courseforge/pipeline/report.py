@@ -24,6 +24,7 @@ from .state import CourseState
 
 __all__ = [
     "build_report",
+    "critical_path",
     "critical_path_s",
     "lesson_rates",
     "quality_summary",
@@ -130,7 +131,13 @@ def quality_summary(
 
 
 def critical_path_s(records: Sequence[CallRecord], decisions: Sequence[Decision]) -> float:
-    """The longest chain of calls that had to follow each other (docs/report.md).
+    """The longest chain of calls that had to follow each other (docs/report.md), in seconds."""
+    return critical_path(records, decisions)[0]
+
+
+def critical_path(records: Sequence[CallRecord], decisions: Sequence[Decision]) -> tuple[float, list[int]]:
+    """The longest chain of calls that had to follow each other, and the indexes in `records`
+    of the calls on it (the dashboard marks them).
 
     Stages (a phase in one round) follow one another. Within a stage every task runs
     concurrently; a task's chain is its attempts in order, each attempt as long as the slowest
@@ -138,47 +145,71 @@ def critical_path_s(records: Sequence[CallRecord], decisions: Sequence[Decision]
     judge calls on the lesson's texts (the judge and the stronger judge of one text run
     together). A lesson only in the calibration sample is judged beside the later stages: it
     forms its own path (the stages before its own, its chain, then the judge)."""
-    # stage -> chain -> attempt -> sample -> ms
-    tries: dict[tuple[str, int], dict[str, dict[int, dict[int, float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    Leg = tuple[float, list[int]]  # milliseconds, the calls
+
+    def leg() -> list[Any]:
+        return [0.0, []]
+
+    def add(a: Leg, b: Leg) -> Leg:
+        return a[0] + b[0], a[1] + b[1]
+
+    def longest(legs: Any) -> Leg:
+        return max(legs, key=lambda x: x[0], default=(0.0, []))
+
+    # stage -> chain -> attempt -> sample -> [ms, calls]
+    tries: dict[tuple[str, int], dict[str, dict[int, dict[int, list[Any]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(leg)))
     )
-    judged: dict[tuple[tuple[str, int], str, str], float] = defaultdict(float)
+    judged: dict[tuple[tuple[str, int], str, str], Leg] = {}
     calibration = {d.task.removeprefix("lesson:") for d in decisions if d.action == "judge_calibration"}
-    for r in records:
+    for i, r in enumerate(records):
+        if r.outcome == "cancelled":
+            continue  # a hedge leg that lost ran beside the one that answered
         stage = (r.phase, r.round)
         try:
             task = TaskId.parse(r.task)
         except ValueError:
-            tries[stage][r.task][r.attempt][0] += r.latency_ms
+            slot = tries[stage][r.task][r.attempt][0]
+            slot[0] += r.latency_ms
+            slot[1].append(i)
             continue
         if task.kind in ("judge", "judge_strong"):
             key = (stage, task.lesson, task.digest)
-            judged[key] = max(judged[key], r.latency_ms)
+            if key not in judged or r.latency_ms > judged[key][0]:
+                judged[key] = (r.latency_ms, [i])
             continue
         chain = task.lesson or task.kind
-        tries[stage][chain][r.attempt][task.sample] += r.latency_ms
-    chains: dict[tuple[str, int], dict[str, float]] = {
-        stage: {
-            chain: sum(max(samples.values()) for samples in attempts.values())
-            for chain, attempts in by_chain.items()
-        }
-        for stage, by_chain in tries.items()
-    }
-    side: list[tuple[tuple[str, int], str, float]] = []
-    for (stage, lesson, _), latency in judged.items():
+        slot = tries[stage][chain][r.attempt][task.sample]
+        slot[0] += r.latency_ms
+        slot[1].append(i)
+    chains: dict[tuple[str, int], dict[str, Leg]] = {}
+    for stage, by_chain in tries.items():
+        chains[stage] = {}
+        for chain, attempts in by_chain.items():
+            path: Leg = (0.0, [])
+            for samples in attempts.values():
+                path = add(path, longest((s[0], s[1]) for s in samples.values()))
+            chains[stage][chain] = path
+    side: list[tuple[tuple[str, int], str, Leg]] = []
+    for (stage, lesson, _), judge in judged.items():
         if lesson in calibration:
-            side.append((stage, lesson, latency))
+            side.append((stage, lesson, judge))
         else:
             chains.setdefault(stage, {})
-            chains[stage][lesson] = chains[stage].get(lesson, 0.0) + latency
+            chains[stage][lesson] = add(chains[stage].get(lesson, (0.0, [])), judge)
     stages = list(chains)  # in order of first record: the order the stages ran
-    main = sum(max(by_chain.values(), default=0.0) for by_chain in chains.values())
+    main: Leg = (0.0, [])
+    for stage_chains in chains.values():
+        main = add(main, longest(stage_chains.values()))
     paths = [main]
-    for stage, lesson, latency in side:
+    for stage, lesson, judge in side:
         if stage in chains:
-            before = sum(max(chains[s].values(), default=0.0) for s in stages[: stages.index(stage)])
-            paths.append(before + chains[stage].get(lesson, 0.0) + latency)
-    return max(paths) / 1000
+            before: Leg = (0.0, [])
+            for s in stages[: stages.index(stage)]:
+                before = add(before, longest(chains[s].values()))
+            paths.append(add(add(before, chains[stage].get(lesson, (0.0, []))), judge))
+    best = longest(paths)
+    return best[0] / 1000, sorted(best[1])
 
 
 def recompute_totals(report: Report) -> None:
@@ -200,7 +231,12 @@ def _money(calls: Sequence[CallRecord]) -> dict[str, Any]:
         "replayed_cost_usd": float(replayed_cost),
         "paid_this_run_usd": float(total - replayed_cost),
         "cache_hits": sum(1 for c in calls if c.cache_hit),
-        "cached_input_tokens": sum(c.cached_tokens for c in calls),
+        "cache_saved_usd": float(sum((c.saved_usd for c in calls if c.cache_hit), Decimal(0))),
+        "cached_input_tokens": sum(c.cached_tokens for c in calls if not c.cache_hit),
+        "cache_write_tokens": sum(c.cache_write_tokens for c in calls if not c.cache_hit),
+        "prompt_cache_saved_usd": float(sum((c.saved_usd for c in calls if not c.cache_hit), Decimal(0))),
+        "batch_calls": sum(1 for c in calls if c.batch_id),
+        "batches": len({c.batch_id for c in calls if c.batch_id}),
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..domain import AnalysisResult, Course
 from ..errors import GenerationFailed
+from ..telemetry import span
 from .assemble import assemble_course
 from .completeness import run_completeness
 from .course_checks import cross_artifact_flags, run_quality
@@ -37,19 +38,23 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
         )
     )
     try:
-        ctx.progress(ProgressEvent("metadata", "start"))
-        await run_metadata(state, ctx)
-        ctx.progress(ProgressEvent("metadata", "done", state.core.course_title if state.core else ""))
+        with span("phase metadata", {"courseforge.phase": "metadata"}):
+            ctx.progress(ProgressEvent("metadata", "start"))
+            await run_metadata(state, ctx)
+            ctx.progress(ProgressEvent("metadata", "done", state.core.course_title if state.core else ""))
         create_slots(state)
-        ctx.progress(ProgressEvent("lessons", "start", total=len(state.slots)))
-        await generate_lessons(state, ctx, list(state.slots.values()), "lessons")
-        ctx.progress(ProgressEvent("lessons", "done"))
-        ctx.progress(ProgressEvent("quality", "start"))
-        await run_quality(state, ctx)
-        ctx.progress(ProgressEvent("quality", "done"))
-        ctx.progress(ProgressEvent("completeness", "start"))
-        await run_completeness(state, ctx)
-        ctx.progress(ProgressEvent("completeness", "done", state.failure))
+        with span("phase lessons", {"courseforge.phase": "lessons", "courseforge.lessons": len(state.slots)}):
+            ctx.progress(ProgressEvent("lessons", "start", total=len(state.slots)))
+            await generate_lessons(state, ctx, list(state.slots.values()), "lessons")
+            ctx.progress(ProgressEvent("lessons", "done"))
+        with span("phase quality", {"courseforge.phase": "quality"}):
+            ctx.progress(ProgressEvent("quality", "start"))
+            await run_quality(state, ctx)
+            ctx.progress(ProgressEvent("quality", "done"))
+        with span("phase completeness", {"courseforge.phase": "completeness"}):
+            ctx.progress(ProgressEvent("completeness", "start"))
+            await run_completeness(state, ctx)
+            ctx.progress(ProgressEvent("completeness", "done", state.failure))
     except GenerationFailed as exc:
         state.failure = exc.reason
     except BaseException:

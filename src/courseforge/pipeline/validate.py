@@ -11,9 +11,77 @@ from pydantic import ValidationError
 from ..domain import AnalysisResult
 from ..errors import InputError
 
-__all__ = ["MAX_LESSONS_PER_SECTION", "parse_analysis", "plan_lesson_counts", "validate_analysis"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_LESSONS_PER_SECTION",
+    "loads_strict",
+    "parse_analysis",
+    "plan_lesson_counts",
+    "validate_analysis",
+]
 
 MAX_LESSONS_PER_SECTION = 10
+#: Nesting an input may have; the analysis_result needs 4 (object, sections, section, concepts).
+MAX_JSON_DEPTH = 32
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object that remembers the keys its text repeated."""
+
+    repeated: list[str]
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    obj.repeated = []
+    for key, value in pairs:
+        if key in obj and key not in obj.repeated:
+            obj.repeated.append(key)
+        obj[key] = value
+    return obj
+
+
+def _too_deep_at(depth: int) -> InputError:
+    return InputError(
+        "input is nested too deeply",
+        [("$", f"more than {MAX_JSON_DEPTH} levels of nested arrays/objects (found {depth} or more)")],
+    )
+
+
+def _scan(value: Any) -> None:
+    """Walk parsed JSON without recursion: raise for nesting past `MAX_JSON_DEPTH` and for the
+    first object (in document order) that repeats a key, naming its path and the key."""
+    stack: list[tuple[Any, str, int]] = [(value, "$", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
+            raise _too_deep_at(depth)
+        if isinstance(node, _Object) and node.repeated:
+            key = node.repeated[0]
+            raise InputError(
+                "input repeats a key",
+                [(f"{path}.{key}", f"duplicate key {key!r} (each key may appear once)")],
+            )
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in reversed(list(enumerate(node))))
+
+
+def loads_strict(text: str) -> Any:
+    """`json.loads` for untrusted input: a repeated key and nesting past `MAX_JSON_DEPTH` are
+    `InputError`s naming the place (Python's parser would keep the last value silently, and
+    recurse until it raised RecursionError)."""
+    try:
+        data = json.loads(text, object_pairs_hook=_pairs)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            "input is not valid JSON", [("$", f"{exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from exc
+    except RecursionError:
+        raise _too_deep_at(MAX_JSON_DEPTH + 1) from None
+    _scan(data)
+    return data
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -60,20 +128,15 @@ def _check_capacity(analysis: AnalysisResult) -> None:
 
 
 def parse_analysis(raw: bytes, *, max_bytes: int) -> AnalysisResult:
-    """Bytes of a file -> AnalysisResult, rejecting oversize, non-UTF-8 and malformed JSON."""
+    """Bytes of a file -> AnalysisResult, rejecting oversize, non-UTF-8 and malformed JSON,
+    repeated keys and nesting past `MAX_JSON_DEPTH`."""
     if len(raw) > max_bytes:
         raise InputError("input too large", [("$", f"{len(raw)} bytes exceeds the limit of {max_bytes}")])
     try:
         text = raw.decode("utf-8-sig")  # a leading byte-order mark is harmless
     except UnicodeDecodeError as exc:
         raise InputError("input is not UTF-8", [("$", f"invalid byte at offset {exc.start}")]) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            "input is not valid JSON", [("$", f"{exc.msg} at line {exc.lineno} column {exc.colno}")]
-        ) from exc
-    return validate_analysis(data)
+    return validate_analysis(loads_strict(text))
 
 
 def plan_lesson_counts(analysis: AnalysisResult) -> list[int]:

@@ -63,6 +63,8 @@ class Usage:
     cached_tokens: int = 0
     #: The provider's own figure for this call (OpenRouter `usage.cost`), which wins over ours.
     cost_usd: Decimal | None = None
+    #: Prompt tokens the provider wrote into its cache (billed dearer by some).
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,11 @@ class ChatResponse:
     #: The model name the provider says answered (may differ from the one asked for).
     model: str = ""
     finish_reason: str = ""
+    #: Repairs made to the answer by its schema (`schemacheck.repair_to_schema`), "path: what";
+    #: `text` is then the repaired JSON.
+    repairs: tuple[str, ...] = ()
+    #: The provider batch that answered (batch mode), or "" for a call of its own.
+    batch_id: str = ""
 
 
 class ChatModel(abc.ABC):

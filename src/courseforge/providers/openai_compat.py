@@ -64,7 +64,12 @@ class OpenAICompatModel(ChatModel):
         session: aiohttp.ClientSession | None = None,
         max_output_tokens: int | None = None,
         usage_accounting: bool | None = None,
+        prompt_cache: str = "auto",
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
+        """`prompt_cache`: `cache_control` marks the first system message (the prefix a
+        course's calls share) as an explicit cache breakpoint, as OpenRouter documents for
+        providers that cache only what is marked; `auto` and `off` send plain messages."""
         if output_mode not in ("json_schema", "json_object", "prompt"):
             raise ValueError(f"unknown output_mode {output_mode!r}")
         self.model_id = model_id
@@ -72,6 +77,7 @@ class OpenAICompatModel(ChatModel):
         self.base_url = base_url.rstrip("/")
         self.output_mode: OutputMode = output_mode
         self.max_output_tokens = max_output_tokens
+        self.prompt_cache = prompt_cache
         self._url = f"{self.base_url}/chat/completions"
         self._api_key = api_key or None
         self._headers: dict[str, str] = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -83,6 +89,8 @@ class OpenAICompatModel(ChatModel):
         self._usage_accounting = usage_accounting
         self._session = session
         self._owns_session = session is None
+        #: Top-level keys added to every request body (e.g. OpenRouter's `provider` routing).
+        self._extra_body = dict(extra_body or {})
 
     def __repr__(self) -> str:
         return (
@@ -130,8 +138,12 @@ class OpenAICompatModel(ChatModel):
                     payload["response_format"] = {"type": "json_object", "schema": schema}
                 # Small models follow a grammar better when the prompt also states the schema.
                 _add_system_instruction(messages, schema_instruction(schema))
+        if self.prompt_cache == "cache_control":
+            _mark_cache_breakpoint(messages)
         if self._usage_accounting:
             payload["usage"] = {"include": True}
+        for key, value in self._extra_body.items():
+            payload.setdefault(key, value)
         return payload
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
@@ -163,6 +175,44 @@ class OpenAICompatModel(ChatModel):
                 raise RateLimited(text, retry_after_s=retry_after_seconds(resp_headers), model=self.model_id)
             raise ProviderHTTPError(status, text, model=self.model_id)
         return self._parse(raw, request, latency_ms)
+
+    async def request_json(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One JSON call to another endpoint of the same API (`{base_url}{path}`: the batch
+        API), on this model's session and headers, failures mapped as `complete` maps them."""
+        session = self._get_session()
+        data = None if body is None else json.dumps(body, default=_json_default).encode()
+        try:
+            async with session.request(
+                method, self.base_url + path, data=data, headers=self._headers
+            ) as resp:
+                raw, status, resp_headers = await resp.read(), resp.status, resp.headers
+        except TimeoutError as exc:
+            raise ProviderTimeout(f"no answer from {self.base_url}{path}", model=self.model_id) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderConnectionError(
+                self._scrub(f"{type(exc).__name__} talking to {self.base_url}: {exc}"), model=self.model_id
+            ) from None
+        if not 200 <= status < 300:
+            text = self._scrub(raw.decode("utf-8", "replace"))
+            if status == 429:
+                raise RateLimited(text, retry_after_s=retry_after_seconds(resp_headers), model=self.model_id)
+            raise ProviderHTTPError(status, text, model=self.model_id)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise BadResponse("response body is not a JSON object", model=self.model_id, kind="unparseable")
+        return parsed
+
+    def parse_completion(
+        self, body: Mapping[str, Any], request: ChatRequest, latency_ms: float
+    ) -> ChatResponse:
+        """A chat completion body received another way (a batch result), checked as `complete`
+        checks its own."""
+        return self._parse(json.dumps(body, default=_json_default).encode(), request, latency_ms)
 
     def _parse(self, raw: bytes, request: ChatRequest, latency_ms: float) -> ChatResponse:
         try:
@@ -276,6 +326,16 @@ def _add_system_instruction(messages: list[dict[str, Any]], instruction: str) ->
     messages.insert(0, {"role": "system", "content": instruction})
 
 
+def _mark_cache_breakpoint(messages: list[dict[str, Any]]) -> None:
+    """The first system message as one text part with an ephemeral `cache_control` breakpoint:
+    everything up to it is the prefix the provider caches."""
+    for message in messages:
+        if message["role"] == "system" and isinstance(message["content"], str):
+            text = message["content"]
+            message["content"] = [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
+            return
+
+
 def _content_text(content: object) -> str:
     if isinstance(content, str):
         return content
@@ -295,6 +355,7 @@ def _usage(usage: object) -> Usage:
         return Usage()
     details = usage.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    written = _int(details.get("cache_write_tokens")) if isinstance(details, dict) else 0
     cost = usage.get("cost")
     cost_usd = None
     if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
@@ -304,6 +365,7 @@ def _usage(usage: object) -> Usage:
         output_tokens=_int(usage.get("completion_tokens")),
         cached_tokens=cached,
         cost_usd=cost_usd,
+        cache_write_tokens=written,
     )
 
 

@@ -7,6 +7,11 @@ anyOf/oneOf/allOf. Unknown keywords are ignored. Two leniencies match what the p
 pydantic parsers accept, so the check never rejects an answer the pipeline could use:
 `additionalProperties: false` is not enforced (drafts ignore extra keys) and an integer may be
 written as an integral float (3.0).
+
+`repair_to_schema` fixes, by the schema, what can be fixed without guessing content: items past
+`maxItems` dropped (a gateway that does not enforce it sends citations the schema forbids),
+keys `additionalProperties: false` forbids dropped, a string past `maxLength` cut at the last
+sentence end that fits (else the last word). Each repair is named, so the caller can log it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["schema_errors"]
+__all__ = ["repair_to_schema", "schema_errors"]
+
+_SENTENCE_ENDS = (". ", "! ", "? ", ".\n", "!\n", "?\n")
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -88,3 +95,59 @@ def _check(value: Any, schema: Mapping[str, Any], path: str, out: list[str], lim
         for name, sub in schema.get("properties", {}).items():
             if name in value:
                 _check(value[name], sub, f"{path}.{name}", out, limit)
+
+
+def repair_to_schema(value: Any, schema: Mapping[str, Any]) -> tuple[Any, list[str]]:
+    """`value` with the safe repairs applied (a new value; the input is not changed) and the
+    list of repairs made, as "path: what was done"; ([], value) when nothing needed it. Call
+    `schema_errors` on the result: what a repair cannot fix is still an error there."""
+    repairs: list[str] = []
+    return _repair(value, schema, "$", repairs), repairs
+
+
+def _repair(value: Any, schema: Mapping[str, Any], path: str, repairs: list[str]) -> Any:
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, str) and "maxLength" in schema and len(value) > schema["maxLength"]:
+        limit = int(schema["maxLength"])
+        cut = _trim_at_sentence(value, limit)
+        if len(cut) >= schema.get("minLength", 0):
+            repairs.append(f"{path}: trimmed from {len(value)} to {len(cut)} characters (maxLength {limit})")
+            return cut
+        return value
+    if isinstance(value, list):
+        items = schema.get("items")
+        out = [
+            _repair(item, items, f"{path}[{i}]", repairs) if isinstance(items, Mapping) else item
+            for i, item in enumerate(value)
+        ]
+        if "maxItems" in schema and len(out) > schema["maxItems"]:
+            limit = int(schema["maxItems"])
+            repairs.append(f"{path}: dropped {len(out) - limit} item(s) past maxItems {limit}")
+            out = out[:limit]
+        return out
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        out_d: dict[str, Any] = {}
+        for name, sub in value.items():
+            if name in props:
+                out_d[name] = _repair(sub, props[name], f"{path}.{name}", repairs)
+            elif schema.get("additionalProperties") is False:
+                repairs.append(f"{path}: dropped unknown key {name!r}")
+            else:
+                out_d[name] = sub
+        return out_d
+    return value
+
+
+def _trim_at_sentence(text: str, limit: int) -> str:
+    """The longest prefix of `text` within `limit` characters that ends a sentence, else the
+    longest that ends a word, else the first `limit` characters."""
+    head = text[:limit]
+    if head.endswith((".", "!", "?")):
+        return head
+    end = max(head.rfind(mark) for mark in _SENTENCE_ENDS)
+    if end > 0:
+        return head[: end + 1]
+    space = head.rfind(" ")
+    return head[:space].rstrip() if space > 0 else head

@@ -13,18 +13,33 @@ the ledger. Every wrapper keeps the inner `model_id`.
 
 from ._constants import (
     BREAKER_COOLDOWN_S,
+    BREAKER_DOWN_MIN_CALLS,
+    BREAKER_DOWN_RATE,
     BREAKER_FAILURE_THRESHOLD,
+    BREAKER_FLAKY_COOLDOWN_S,
+    BREAKER_HALF_OPEN_PROBES,
     DEFAULT_MAX_RETRIES,
     INITIAL_RETRY_DELAY_S,
     MAX_RETRY_AFTER_S,
     MAX_RETRY_DELAY_S,
 )
-from .breaker import BreakerRegistry, BreakerSnapshot, BreakingModel, CircuitBreaker, Permit, counts_as_outage
+from .breaker import (
+    FORCE_TAG,
+    BreakerPolicy,
+    BreakerRegistry,
+    BreakerSnapshot,
+    BreakingModel,
+    CircuitBreaker,
+    Health,
+    Permit,
+    counts_as_outage,
+)
 from .clock import Clock, FakeClock, SystemClock, is_testing, set_testing
 from .content import check_content
 from .hooks import (
     BreakerState,
     BreakerTransition,
+    CallRecorded,
     EventCounts,
     FallbackTaken,
     FaultObserved,
@@ -47,23 +62,31 @@ from .structured import SCHEMA_MISSES_TO_DOWNGRADE, StructuredOutputModel, weake
 
 __all__ = [
     "BREAKER_COOLDOWN_S",
+    "BREAKER_DOWN_MIN_CALLS",
+    "BREAKER_DOWN_RATE",
     "BREAKER_FAILURE_THRESHOLD",
+    "BREAKER_FLAKY_COOLDOWN_S",
+    "BREAKER_HALF_OPEN_PROBES",
     "DEFAULT_MAX_RETRIES",
+    "FORCE_TAG",
     "INITIAL_RETRY_DELAY_S",
     "MAX_RETRY_AFTER_S",
     "MAX_RETRY_DELAY_S",
     "SCHEMA_MISSES_TO_DOWNGRADE",
+    "BreakerPolicy",
     "BreakerRegistry",
     "BreakerSnapshot",
     "BreakerState",
     "BreakerTransition",
     "BreakingModel",
+    "CallRecorded",
     "CircuitBreaker",
     "Clock",
     "EventCounts",
     "FakeClock",
     "FallbackTaken",
     "FaultObserved",
+    "Health",
     "Hooks",
     "LimitedModel",
     "Limiter",

@@ -21,3 +21,19 @@ MAX_RETRY_AFTER_S: Final = 60.0
 BREAKER_FAILURE_THRESHOLD: Final = 3
 #: Seconds a breaker stays open before it lets one probe call through.
 BREAKER_COOLDOWN_S: Final = 60.0
+#: Outcomes (per model, per provider) in a breaker's sliding window, and its age limit (s).
+BREAKER_WINDOW_CALLS: Final = 20
+BREAKER_WINDOW_S: Final = 60.0
+#: A window failure rate at or above this (calls in flight counted as not failed), with at least
+#: `BREAKER_DOWN_MIN_CALLS` outcomes in the window, means "down": the seed rule's full cooldown.
+#: Below it the model is flaky. At 30 % random 5xx, 9 of 10 failures happen by chance about once
+#: in 7,000 windows; 3 in a row about once in 37.
+BREAKER_DOWN_RATE: Final = 0.9
+BREAKER_DOWN_MIN_CALLS: Final = 10
+#: First cooldown of a flaky model's breaker; it doubles each time it re-opens without having
+#: closed in between, up to `BREAKER_COOLDOWN_S`.
+BREAKER_FLAKY_COOLDOWN_S: Final = 1.0
+#: Calls let through at once while half-open (the first answer closes the breaker).
+BREAKER_HALF_OPEN_PROBES: Final = 3
+#: Outcomes a provider's breaker needs in its window before it can judge the provider down.
+PROVIDER_BREAKER_MIN_CALLS: Final = 10

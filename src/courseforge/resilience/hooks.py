@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from ..domain import CallRecord
 from ..errors import (
     BadResponse,
     CircuitOpen,
@@ -30,6 +32,7 @@ from ..errors import (
 __all__ = [
     "BreakerState",
     "BreakerTransition",
+    "CallRecorded",
     "EventCounts",
     "FallbackTaken",
     "FaultObserved",
@@ -40,6 +43,7 @@ __all__ = [
     "ResilienceEvent",
     "RetryScheduled",
     "ScopedHooks",
+    "current_scope",
     "fan_out",
     "fault_kind",
     "log_event",
@@ -105,11 +109,33 @@ class OutputModeChanged:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CallRecorded:
+    """A course's call was put on its ledger (answered, rejected, failed, blocked by the budget,
+    skipped by an open breaker, or replayed): per-call metrics count it as it happens. A gate
+    may still turn an answered call's record `rejected` afterwards."""
+
+    record: CallRecord
+
+
 ResilienceEvent = (
-    RetryScheduled | BreakerTransition | RateLimitWait | FaultObserved | FallbackTaken | OutputModeChanged
+    RetryScheduled
+    | BreakerTransition
+    | RateLimitWait
+    | FaultObserved
+    | FallbackTaken
+    | OutputModeChanged
+    | CallRecorded
 )
 E = TypeVar(
-    "E", RetryScheduled, BreakerTransition, RateLimitWait, FaultObserved, FallbackTaken, OutputModeChanged
+    "E",
+    RetryScheduled,
+    BreakerTransition,
+    RateLimitWait,
+    FaultObserved,
+    FallbackTaken,
+    OutputModeChanged,
+    CallRecorded,
 )
 
 
@@ -148,11 +174,16 @@ def fault_kind(error: BaseException) -> str:
     return type(error).__name__
 
 
+_serials = itertools.count(1)
+
+
 class RecordingHooks:
     """Keeps every event in order."""
 
     def __init__(self) -> None:
         self.events: list[ResilienceEvent] = []
+        #: Unique in the process: names the scope (the course) this recorder records.
+        self.serial = next(_serials)
 
     def __call__(self, event: ResilienceEvent) -> None:
         self.events.append(event)
@@ -183,6 +214,11 @@ class RecordingHooks:
     def retry_count(self) -> int:
         """Transport retries scheduled."""
         return len(self.retries)
+
+
+def current_scope() -> RecordingHooks | None:
+    """The recorder of the scope the current task runs in (one per course), or None."""
+    return _scope.get()
 
 
 def fan_out(*hooks: Hooks) -> Hooks:

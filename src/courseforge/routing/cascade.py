@@ -100,6 +100,20 @@ async def run_cascade(
                 feedback = _schema_feedback(exc)
         else:
             model = result.record.model
+            if result.response.repairs:
+                decisions.append(
+                    Decision(
+                        task=task.key(),
+                        action="repair",
+                        tier=tier,
+                        reason="answer repaired by its schema: " + "; ".join(result.response.repairs)[:400],
+                        inputs={
+                            "attempt": attempt_no,
+                            "model": model,
+                            "repairs": list(result.response.repairs),
+                        },
+                    )
+                )
             try:
                 value = parse(result.response.text)
             except (ValidationError, BadResponse, ValueError) as exc:

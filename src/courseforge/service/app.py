@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI): jobs, their events, courses and reports, the review queue, metrics.
 
 Every /v1 endpoint needs `Authorization: Bearer <token>` with a token from
-`$COURSEFORGE_API_TOKENS` (comma-separated); /health and /metrics do not. Bad input is a 4xx
+`$COURSEFORGE_API_TOKENS` (comma-separated) or a tenant's variable (`service.tenants`, see
+`tenants.py`: each caller sees only its tenant's jobs and reviews); /health and /metrics do not. Bad input is a 4xx
 whose body names the field: `{"error": {"message", "problems": [{"path", "reason"}]}}`.
 Anything unexpected is logged (type only) and answered 503, never a 500 with a traceback.
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -32,10 +33,14 @@ from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
 from ..jobs.reviews import edit_verdicts
 from ..pipeline import parse_analysis
-from ..storage import Job, ReviewItem, Store
+from ..storage import Job, ReviewItem, Store, StoreConflict
+from .docs import mount_docs
+from .exports import export_router
 from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
+from .tenants import Caller, TenantDirectory, TenantLimits, current_caller, may_see, set_caller
+from .ui import ui_router
 
 __all__ = ["ApiError", "create_app"]
 
@@ -81,6 +86,8 @@ class JobView(BaseModel):
     error: str = ""
     runs: int = 0
     cancel_requested: bool = False
+    #: The tenant that submitted it ("" the default tenant, the CLI's).
+    tenant: str = ""
     created_at: float
     updated_at: float
     links: dict[str, str] = Field(default_factory=dict)
@@ -97,6 +104,7 @@ class JobView(BaseModel):
             error=job.error,
             runs=job.runs,
             cancel_requested=job.cancel_requested,
+            tenant=job.tenant,
             created_at=job.created_at,
             updated_at=job.updated_at,
             links={
@@ -151,8 +159,10 @@ class Health(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 402, 404, 409, 412, 413, 422, 429, 503)
 }
+#: Times a review action is re-applied to a course another action changed first.
+_COURSE_WRITE_ATTEMPTS = 8
 
 
 def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
@@ -171,6 +181,10 @@ def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalysisResult"}}},
     }
     doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, operations in doc["paths"].items():
+        if path.startswith("/v1/"):  # every /v1 operation needs the bearer token
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
     return doc
 
 
@@ -179,12 +193,16 @@ def create_app(
     *,
     store: Store,
     engine: Engine,
-    tokens: Sequence[str],
+    tokens: Sequence[str] | Mapping[str, str],
     resume: bool = True,
     close_on_shutdown: bool = False,
 ) -> FastAPI:
-    """The ASGI app. `tokens`: accepted bearer tokens (empty: every /v1 request is refused)."""
-    accepted = [t.encode() for t in tokens if t]
+    """The ASGI app. `tokens`: accepted bearer tokens, as token -> tenant (`tenants.tenant_tokens`)
+    or a list (all of the default tenant ""); empty: every /v1 request is refused."""
+    directory = TenantDirectory(
+        tokens if isinstance(tokens, Mapping) else dict.fromkeys(tokens, ""), settings
+    )
+    limits = TenantLimits(settings, store)
     metrics = ServiceMetrics()
     manager = JobManager(
         settings, store, engine, metrics, max_concurrent=settings.service.max_concurrent_jobs
@@ -193,6 +211,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.init()
+        # Every call of this app's jobs counted as it is recorded, every breaker change.
+        unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
         if resume:
@@ -200,6 +220,7 @@ def create_app(
         try:
             yield
         finally:
+            unhook()
             warming.cancel()
             with contextlib.suppress(BaseException):
                 await warming
@@ -213,20 +234,25 @@ def create_app(
         version="1",
         description="Course generation jobs, their reports and the human-review queue.",
         lifespan=lifespan,
+        docs_url=None,  # served by `docs.mount_docs` from local assets, never a CDN
+        redoc_url=None,
     )
+    mount_docs(app)
     app.state.manager = manager
     app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
 
-    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        # async: it runs in the request's own context, so the caller it sets is the endpoint's.
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(
                 401, "missing bearer token", [("header.Authorization", "expected 'Bearer <token>'")]
             )
-        given = token.strip().encode()
-        if not any(hmac.compare_digest(given, t) for t in accepted):
+        caller = directory.caller_for(token.strip())
+        if caller is None:
             raise ApiError(401, "invalid token", [("header.Authorization", "token not accepted")])
+        set_caller(caller)
 
     auth = [Depends(require_token)]
 
@@ -242,6 +268,11 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and str(exc.detail).startswith("There was an error parsing the body"):
+            # FastAPI's answer when its JSON parser raised something other than a syntax error
+            # (RecursionError for a body nested 100,000 deep): the body is at fault, say so.
+            problem = ("body", "cannot be parsed (nested too deeply, or not JSON)")
+            return JSONResponse(_error_body("invalid request", [problem]), status_code=422)
         return JSONResponse(_error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
@@ -254,9 +285,11 @@ def create_app(
     async def submit_job(
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        mode: Annotated[Literal["normal", "batch"], Query()] = "normal",
     ) -> JSONResponse:
         """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
-        body returns the first job (200); with another body, 409."""
+        body returns the first job (200); with another body, 409. `?mode=batch` generates it
+        through the providers' batch APIs (half price, slower; `progress.mode` says so)."""
         raw = await request.body()
         try:
             analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
@@ -269,14 +302,46 @@ def create_app(
             raise ApiError(
                 400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
             )
+        caller = current_caller()
         if key:
-            existing = await store.find_job_by_key(key)
+            existing = await store.find_job_by_key(key, tenant=caller.tenant)
             if existing is not None:
                 return _same_or_conflict(existing, analysis)
-        job, created = await manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", key)
+        await _within_tenant_limits(caller, analysis)
+        job, created = await manager.submit(
+            analysis, f"job-{uuid.uuid4().hex[:16]}", key, mode=mode, tenant=caller.tenant
+        )
         if not created:
             return _same_or_conflict(job, analysis)
         return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+    async def _within_tenant_limits(caller: Caller, analysis: AnalysisResult) -> None:
+        wait = limits.rate_exceeded(caller.tenant)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too many jobs submitted",
+                [
+                    (
+                        "tenant",
+                        f"{caller.tenant!r} may submit again in {wait:.0f} s (service.tenants jobs_per_minute)",
+                    )
+                ],
+            )
+        left = await limits.budget_left(caller.tenant)
+        cap = limits.cap_of(analysis.model_dump(mode="json"))
+        if left is not None and cap > left:
+            raise ApiError(
+                402,
+                "tenant budget exhausted",
+                [
+                    (
+                        "tenant",
+                        f"{caller.tenant!r} has {max(left, Decimal(0)):.4f} USD left of its 24-hour budget; "
+                        f"this job may spend up to {cap} USD",
+                    )
+                ],
+            )
 
     def _same_or_conflict(job: Job, analysis: AnalysisResult) -> JSONResponse:
         digest = input_digest(analysis.model_dump(mode="json", exclude_unset=True))
@@ -296,12 +361,15 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> JobList:
-        jobs = await store.list_jobs(status=status, limit=limit, offset=offset)
+        jobs = await store.list_jobs(
+            status=status, limit=limit, offset=offset, tenant=current_caller().scope()
+        )
         return JobList(jobs=[JobView.of(j) for j in jobs])
 
     async def _job(job_id: str) -> Job:
+        """The job, if the caller may see it (another tenant's answers 404, as if absent)."""
         job = await store.get_job(job_id)
-        if job is None:
+        if job is None or not may_see(job):
             raise ApiError(404, "no such job", [("path.job_id", f"{job_id!r} not found")])
         return job
 
@@ -361,8 +429,13 @@ def create_app(
 
     @app.get("/v1/jobs/{job_id}/course", dependencies=auth, responses=_ERRORS)
     async def get_course(job_id: JobId) -> JSONResponse:
-        """The course JSON (404 until the job has completed)."""
-        return await _stored(job_id, store.get_course, "course")
+        """The course JSON (404 until the job has completed), with its version as `ETag` (send it
+        back as `If-Match` on a review action to make the action conditional on it)."""
+        job = await _job(job_id)
+        stored = await store.get_course_version(job_id)
+        if stored is None:
+            raise ApiError(404, "no course yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(stored[0], headers={"ETag": _etag(stored[1])})
 
     @app.get("/v1/jobs/{job_id}/report", dependencies=auth, responses=_ERRORS)
     async def get_report(job_id: JobId) -> JSONResponse:
@@ -387,51 +460,89 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> ReviewList:
         """Flagged lessons, most uncertain gate verdicts first."""
-        items = await store.list_reviews(status=status, limit=limit)
+        items = await store.list_reviews(status=status, limit=limit, tenant=current_caller().scope())
         return ReviewList(reviews=[ReviewView(**_fields(i)) for i in items])
 
     @app.post("/v1/reviews/{review_id}", response_model=ReviewView, dependencies=auth, responses=_ERRORS)
-    async def act_on_review(review_id: ReviewId, action: ReviewAction) -> ReviewView:
+    async def act_on_review(
+        review_id: ReviewId,
+        action: ReviewAction,
+        if_match: Annotated[str | None, Header(max_length=100)] = None,
+    ) -> ReviewView:
         """approve / edit answer the item at once; regenerate answers 200 with the item
         "regenerating" and generates the lesson again in the background (poll the item: it ends
-        "regenerated", or "open" again with the new reason when the new version is still flagged)."""
+        "regenerated", or "open" again with the new reason when the new version is still flagged).
+
+        Each action is atomic: of concurrent actions on one item one wins and the others get 409;
+        concurrent edits of different lessons of one course all land. `If-Match` with the course's
+        `ETag` (from GET .../course) makes the action conditional on the course not having changed
+        since (412 when it has)."""
         item = await store.get_review(review_id)
-        if item is None:
+        owner = await store.get_job(item.job_id) if item is not None else None
+        if item is None or owner is None or not may_see(owner):
             raise ApiError(404, "no such review item", [("path.review_id", f"{review_id!r} not found")])
         if item.status != "open":
             raise ApiError(
                 409, "review item already answered", [("path.review_id", f"item is {item.status}")]
             )
-        course = await store.get_course(item.job_id)
         resolution: dict[str, Any] = {**item.resolution, "action": action.action, "note": action.note}
-        if action.action == "regenerate":
-            if course is None or _find_lesson(course, item.target) is None:
+        if action.action == "edit" and action.content is None:
+            raise ApiError(422, "edit needs content", [("body.content", "required for action 'edit'")])
+        new_status = {"approve": "approved", "edit": "edited", "regenerate": "regenerating"}[action.action]
+        for _ in range(_COURSE_WRITE_ATTEMPTS):
+            stored = await store.get_course_version(item.job_id)
+            if if_match is not None and (stored is None or if_match.strip() != _etag(stored[1])):
+                raise ApiError(
+                    412,
+                    "the course changed since it was read",
+                    [("header.If-Match", f"the course is now {_etag(stored[1]) if stored else 'absent'}")],
+                )
+            course = stored[0] if stored is not None else None
+            lesson = _find_lesson(course, item.target) if course is not None else None
+            if action.action != "approve" and lesson is None:
                 raise ApiError(409, "target is not a lesson", [("path.review_id", item.target)])
-            await store.update_review(review_id, status="regenerating", resolution=resolution)
-            manager.schedule_revision(review_id)
-        else:
-            if action.action == "edit":
-                if action.content is None:
-                    raise ApiError(
-                        422, "edit needs content", [("body.content", "required for action 'edit'")]
-                    )
-                lesson = _find_lesson(course, item.target) if course is not None else None
-                if course is None or lesson is None:
-                    raise ApiError(409, "target is not an editable lesson", [("path.review_id", item.target)])
-                resolution.update(await _gated_edit(engine, store, item, course, action))
-                lesson["content"] = action.content
-                resolution["content_chars"] = len(action.content)
-            status = "approved" if action.action == "approve" else "edited"
-            await store.update_review(review_id, status=status, resolution=resolution)
-            if course is not None:
-                if not await unanswered_reviews(store, item.job_id):
+            write: tuple[str, dict[str, Any], str, int] | None = None
+            if action.action == "regenerate":
+                pass  # the course changes when the regeneration ends (jobs.revise_review)
+            elif stored is not None and course is not None:
+                if action.action == "edit" and lesson is not None and action.content is not None:
+                    # The edit goes through the lesson's gates first (once, on the course as read).
+                    if "gates" not in resolution:
+                        resolution.update(await _gated_edit(engine, store, item, course, action))
+                    lesson["content"] = action.content
+                    resolution["content_chars"] = len(action.content)
+                if not await unanswered_reviews(store, item.job_id, besides=item.id):
                     course["status"] = "approved"
-                await store.update_course(item.job_id, course, course_status=str(course.get("status", "")))
+                write = (item.job_id, course, str(course.get("status", "")), stored[1])
+            try:
+                await store.answer_review(
+                    review_id, expect_status="open", status=new_status, resolution=resolution, course=write
+                )
+            except StoreConflict as conflict:
+                if conflict.what == "course" and if_match is None:
+                    continue  # another edit of this course landed first: apply this one to the new course
+                if conflict.what == "course":
+                    raise ApiError(
+                        412, "the course changed since it was read", [("header.If-Match", str(conflict))]
+                    ) from None
+                current = await store.get_review(review_id)
+                raise ApiError(
+                    409,
+                    "review item already answered",
+                    [("path.review_id", f"item is {current.status if current else 'gone'}")],
+                ) from None
+            break
+        else:
+            raise ApiError(409, "the course kept changing", [("path.review_id", "try again")])
+        if action.action == "regenerate":
+            manager.schedule_revision(review_id)
         updated = await store.get_review(review_id)
         assert updated is not None
         return ReviewView(**_fields(updated))
 
     # -- operations ----------------------------------------------------------------------------
+    app.include_router(export_router(settings, store, auth))  # GET /v1/jobs/{id}/export
+
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         try:
@@ -459,8 +570,30 @@ def create_app(
             running=manager.running,
             reviews_open=open_reviews,
             breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
+            health=lambda: [
+                (name, snap.failure_rate, snap.health == "down")
+                for name, snap in engine.breakers.snapshots().items()
+            ],
         )
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- the dashboard (/ui/): the same SSE and review handlers, behind a session cookie --------
+    async def dashboard_caller() -> None:
+        set_caller(Caller("", admin=True))  # only admin tokens sign in to it (tenants.py)
+
+    app.include_router(
+        ui_router(
+            settings,
+            store=store,
+            manager=manager,
+            engine=engine,
+            tokens=directory.dashboard_tokens(settings),
+            job_events=job_events,
+            review_action=act_on_review,
+            review_model=ReviewAction,
+        ),
+        dependencies=[Depends(dashboard_caller)],
+    )
 
     app.openapi = lambda: app.openapi_schema or _set_schema(app)  # type: ignore[method-assign]
     return app
@@ -469,6 +602,10 @@ def create_app(
 def _set_schema(app: FastAPI) -> dict[str, Any]:
     app.openapi_schema = _analysis_openapi(app)
     return app.openapi_schema
+
+
+def _etag(version: int) -> str:
+    return f'"course-v{version}"'
 
 
 def _fields(item: Any) -> dict[str, Any]:

@@ -11,9 +11,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..domain import AnalysisResult
+from ..domain import AnalysisResult, Report
 from ..engine import Engine
-from ..jobs import InProcessRunner, JobRunner, ProgressTracker, new_job, revise_review
+from ..evals.shadow import ShadowRunner
+from ..jobs import InProcessRunner, JobRunner, ProgressTracker, job_mode, new_job, revise_review
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
@@ -41,6 +42,9 @@ class JobManager:
         self.engine = engine
         self.metrics = metrics
         self.runner: JobRunner = InProcessRunner(engine, store)
+        #: Jobs submitted with mode "batch": the same engine and store, through provider batches
+        #: shared by every batch job waiting in the same round.
+        self.batch_runner: JobRunner = InProcessRunner(engine, store, batch=True)
         if settings.service.temporal_address:
             # The worker fleet generates; this process starts each workflow, follows it, stores
             # its result. The slots then bound workflows followed, not courses generated here.
@@ -49,6 +53,8 @@ class JobManager:
             self.runner = TemporalJobRunner(settings, store)
             max_concurrent = max(max_concurrent, 1024)
         self._slots = asyncio.Semaphore(max_concurrent)
+        #: A share of finished jobs re-run under another config (docs/evals.md), or None.
+        self.shadow = ShadowRunner(settings, store) if settings.service.shadow else None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._trackers: dict[str, ProgressTracker] = {}
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
@@ -87,11 +93,21 @@ class JobManager:
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        if self.shadow is not None:
+            await self.shadow.stop()
 
     async def submit(
-        self, analysis: AnalysisResult, job_id: str, idempotency_key: str | None
+        self,
+        analysis: AnalysisResult,
+        job_id: str,
+        idempotency_key: str | None,
+        *,
+        mode: str = "normal",
+        tenant: str = "",
     ) -> tuple[Job, bool]:
-        job, created = await self.store.create_job(new_job(job_id, analysis, idempotency_key=idempotency_key))
+        job, created = await self.store.create_job(
+            new_job(job_id, analysis, idempotency_key=idempotency_key, mode=mode, tenant=tenant)
+        )
         if created:
             self.metrics.jobs_submitted.inc()
             self.schedule(job)
@@ -120,16 +136,17 @@ class JobManager:
                 started = time.perf_counter()
                 try:
                     analysis = validate_analysis(current.analysis)
-                    result = await self.runner.run(current, analysis=analysis, tracker=tracker)
+                    runner = self.batch_runner if job_mode(current) == "batch" else self.runner
+                    result = await runner.run(current, analysis=analysis, tracker=tracker)
                 finally:
                     self.running -= 1
                 self.metrics.job_seconds.observe(time.perf_counter() - started)
                 self.metrics.observe_report(result.report)
+                if self.shadow is not None:
+                    self.shadow.offer(current, analysis, result)
                 self._finish(job.id, "completed" if result.course else "failed")
         except asyncio.CancelledError:
-            final = await asyncio.shield(self.store.get_job(job.id))
-            if final is not None and final.status == "cancelled":
-                self._finish(job.id, "cancelled")
+            await asyncio.shield(self._cancelled(job.id))
             raise
         except Exception as exc:  # recorded on the job by the runner; the service carries on
             log.warning("job %s failed: %s", job.id, type(exc).__name__)
@@ -175,6 +192,20 @@ class JobManager:
         finally:
             self._tasks.pop(key, None)
 
+    async def _cancelled(self, job_id: str) -> None:
+        """After the job's task was cancelled: a cancel request ends the job "cancelled" (one
+        still waiting for a slot never ran, so nothing else would), its run's spend counted in
+        the metrics; a shutdown leaves it resumable."""
+        final = await self.store.get_job(job_id)
+        if final is None or not (final.cancel_requested or final.status == "cancelled"):
+            return
+        if final.status != "cancelled":
+            await self.store.update_job(job_id, status="cancelled")
+        report = await self.store.get_report(job_id) if final.status == "cancelled" else None
+        if report is not None and report.get("status") == "cancelled":
+            self.metrics.observe_report(Report.model_validate(report))
+        self._finish(job_id, "cancelled")
+
     def _finish(self, job_id: str, status: str) -> None:
         self.metrics.jobs_finished.labels(status).inc()
         self._publish(job_id, "status", {"status": status})
@@ -191,6 +222,7 @@ class JobManager:
                 await asyncio.wait_for(asyncio.shield(task), 10)
         else:
             await self.store.update_job(job_id, status="cancelled")
+            self._finish(job_id, "cancelled")
         return await self.store.get_job(job_id)
 
     def is_active(self, job_id: str) -> bool:

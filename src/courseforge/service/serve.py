@@ -1,27 +1,88 @@
-"""`courseforge serve`: the app on uvicorn, with the configured store and engine."""
+"""`courseforge serve`: the app on uvicorn, with the configured store and engine.
+
+uvicorn's access log writes each request's path with its query string; a client that puts its
+token there (`?token=...`, refused: only the header counts) would have it written to the log.
+`QueryRedaction` rewrites the path of every access-log record first: the values of every query
+parameter except our harmless ones (`status`, `limit`, `offset`) become `***`, and a parameter
+name that is not a plain word (it could be the token itself) is redacted whole.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl, quote
 
 from ..config import Settings
 from ..engine import Engine
 from ..errors import ConfigError
 from ..storage import masked_url, open_store, storage_url
-from . import tokens_from_env
+from ..telemetry import configure_tracing
 from .app import create_app
+from .tenants import tenant_tokens
 
-__all__ = ["serve_forever"]
+__all__ = ["QueryRedaction", "build_server", "serve_forever"]
+
+#: Query parameters whose values are logged as they are; every other value is redacted.
+_LOGGED_AS_IS = frozenset({"status", "limit", "offset"})
+#: A parameter name shown (with its value redacted): letters and underscores, as names are.
+_NAME = re.compile(r"[A-Za-z_]{1,32}")
+
+
+def redact_query(path: str) -> str:
+    """`path` with the value of every query parameter not in `_LOGGED_AS_IS` replaced by ***."""
+    base, sep, query = path.partition("?")
+    if not sep:
+        return path
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not pairs:
+        return f"{base}?***"  # not key=value pairs: nothing in it is known to be harmless
+    shown = []
+    for key, value in pairs:
+        if key in _LOGGED_AS_IS:
+            shown.append(f"{key}={quote(value)}")
+        elif _NAME.fullmatch(key):
+            shown.append(f"{key}=***")
+        else:  # a name that is not a plain word may itself be the secret (`?<token>`)
+            shown.append("***")
+    return f"{base}?{'&'.join(shown)}"
+
+
+class QueryRedaction(logging.Filter):
+    """For uvicorn's access logger: its record's args are (client, method, path, http, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def build_server(app: Any, *, host: str, port: int, log_level: str = "info") -> Any:
+    """A uvicorn Server for `app`, its access log redacted (uvicorn configures logging when the
+    Config is built, so the filter goes on after that)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=True)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, QueryRedaction) for f in access.filters):
+        access.addFilter(QueryRedaction())
+    return uvicorn.Server(config)
 
 
 def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
-    import uvicorn
-
-    tokens = tokens_from_env(settings.service.api_tokens_env)
+    tokens = tenant_tokens(settings)
     if not tokens:
         raise ConfigError(
             "no API tokens",
-            [(f"${settings.service.api_tokens_env}", "set it to one or more comma-separated bearer tokens")],
+            [
+                (
+                    f"${settings.service.api_tokens_env}",
+                    "set it (or a tenant's service.tenants.ID.tokens_env) to one or more comma-separated "
+                    "bearer tokens",
+                )
+            ],
         )
     url = storage_url(settings.storage.url)
     store = open_store(url)
@@ -29,6 +90,16 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
     app = create_app(settings, store=store, engine=engine, tokens=tokens, close_on_shutdown=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("courseforge.service").info(
-        "serving on http://%s:%d, store %s, %d token(s)", host, port, masked_url(url), len(tokens)
+        "serving on http://%s:%d, store %s, %d token(s) of %d tenant(s)",
+        host,
+        port,
+        masked_url(url),
+        len(tokens),
+        len(set(tokens.values())),
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True)
+    # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
+    stop_tracing = configure_tracing(say=logging.getLogger("courseforge.service").info)
+    try:
+        build_server(app, host=host, port=port, log_level=log_level).run()
+    finally:
+        stop_tracing()

@@ -40,6 +40,16 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def message_text(content: object) -> str:
+    """A message's text: a string, or the text of its content parts (a part may carry a
+    `cache_control` breakpoint)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return ""
+
+
 def request_schema(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The JSON Schema a request asks for: response_format (json_schema or json_object with a
     schema), else the schema instruction in a system message (prompt mode), else None."""
@@ -54,8 +64,8 @@ def request_schema(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
         if isinstance(found, Mapping):
             return found
     for message in payload.get("messages", []):
-        content = message.get("content") if isinstance(message, Mapping) else None
-        if isinstance(content, str) and _SCHEMA_PREFIX in content:
+        content = message_text(message.get("content")) if isinstance(message, Mapping) else None
+        if content and _SCHEMA_PREFIX in content:
             raw = content.split(_SCHEMA_PREFIX, 1)[1]
             try:
                 schema, _ = json.JSONDecoder().raw_decode(raw)
@@ -68,9 +78,9 @@ def request_schema(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def _request(payload: Mapping[str, Any]) -> ChatRequest:
     messages = [
-        Message(m.get("role", "user"), m["content"])
+        Message(m.get("role", "user"), message_text(m.get("content")))
         for m in payload.get("messages", [])
-        if isinstance(m, Mapping) and isinstance(m.get("content"), str)
+        if isinstance(m, Mapping) and isinstance(m.get("content"), str | list)
     ]
     return ChatRequest(messages)
 

@@ -96,6 +96,20 @@ class ModelProfile(_P):
     #: The model's first N requests fail with `fail_first_status` (route-fails-N-times tests).
     fail_first: int = Field(default=0, ge=0)
     fail_first_status: int = Field(default=503, ge=400, le=599)
+    #: Provider prompt cache: a request whose leading messages repeat an earlier request's to
+    #: this model reports those tokens as `usage.prompt_tokens_details.cached_tokens`, rounded
+    #: down to `prompt_cache_block_tokens`, once the repeated prefix is at least
+    #: `prompt_cache_min_tokens` (OpenAI's documented 1024 and 128; 0 turns caching off). A
+    #: prefix ending at a `cache_control` breakpoint seen for the first time is reported as
+    #: `cache_write_tokens`.
+    prompt_cache_min_tokens: int = Field(default=1024, ge=0)
+    prompt_cache_block_tokens: int = Field(default=128, ge=1)
+    #: Batch API (`POST /v1/batches`, `GET /v1/batches/{id}`): simulated seconds from creation
+    #: until a batch completes, the share of its requests that fail inside a completed batch,
+    #: and the probability that a batch expires instead of completing.
+    batch_delay_s: float = Field(default=60.0, ge=0)
+    batch_failed_request: float = Field(default=0.0, ge=0, le=1)
+    batch_expire: float = Field(default=0.0, ge=0, le=1)
     #: Where the latency figures come from (free text, shown by `sim serve`).
     source: str = ""
 

@@ -4,7 +4,8 @@
         model = OpenAICompatModel(..., base_url=sim.base_url)
 
 Routes: `GET /v1/models`, `POST /v1/chat/completions` (JSON or, with `"stream": true`,
-server-sent events), and `GET /sim/stats` (what was injected, per model and class).
+server-sent events), the batch API (`POST /v1/batches`, `GET /v1/batches/{id}`: see
+`sim/batches.py`), and `GET /sim/stats` (what was injected, per model and class).
 
 Determinism: the n-th request to a model draws its fate from `Random(f"{seed}:{model}:{n}")`,
 so under one seed the same sequence of requests to a model meets the same faults and latencies,
@@ -26,8 +27,18 @@ from typing import Any
 from aiohttp import web
 
 from ..testing._openai_wire import LocalOpenAIServer, completion_body, error_response, models_body
-from .content import count_tokens, malformed, request_schema, schema_violating, truncated, valid_answer
+from .batches import BatchDesk
+from .content import (
+    count_tokens,
+    malformed,
+    message_text,
+    request_schema,
+    schema_violating,
+    truncated,
+    valid_answer,
+)
 from .profiles import FAULT_CLASSES, ModelProfile, SimProfile
+from .prompt_cache import PromptCache
 
 __all__ = ["SimServer"]
 
@@ -75,12 +86,16 @@ class SimServer(LocalOpenAIServer):
         self.stats: collections.Counter[tuple[str, str]] = collections.Counter()
         self._counters: collections.Counter[str] = collections.Counter()
         self._windows: dict[str, _Window] = {}
+        self.prompt_cache = PromptCache(_message_tokens)
+        self.batches = BatchDesk(self)
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/sim/stats", self._stats)
+        app.router.add_post("/v1/batches", self.batches.create)
+        app.router.add_get("/v1/batches/{id}", self.batches.get)
         return app
 
     def fault_counts(self) -> dict[str, int]:
@@ -113,11 +128,8 @@ class SimServer(LocalOpenAIServer):
         n = self._counters[model]
         self._counters[model] += 1
         rng = random.Random(f"{self.seed}:{model}:{n}")
-        prompt_tokens = sum(
-            count_tokens(str(m.get("content") or "")) + _TOKENS_PER_MESSAGE
-            for m in payload["messages"]
-            if isinstance(m, dict)
-        )
+        messages = [m for m in payload["messages"] if isinstance(m, dict)]
+        prompt_tokens = sum(_message_tokens(m) for m in messages)
         max_tokens = int(payload.get("max_tokens") or payload.get("max_completion_tokens") or 4096)
         jitter = 1.0 + mp.jitter * (2 * rng.random() - 1)
 
@@ -166,11 +178,7 @@ class SimServer(LocalOpenAIServer):
         self._record_usage(model, prompt_tokens + completion_tokens)
         ttft_s = mp.ttft_ms / 1000 * jitter
         gen_s = completion_tokens / mp.tokens_per_s * jitter
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
+        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens)
         if payload.get("stream"):
             include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
             return await self._stream(
@@ -178,6 +186,33 @@ class SimServer(LocalOpenAIServer):
             )
         await self._sleep(ttft_s + gen_s)
         return web.json_response(_completion(model, n, text, finish, usage))
+
+    def answer_body(self, payload: Mapping[str, Any], n: int, rng: random.Random) -> dict[str, Any]:
+        """A good completion body for `payload`, as `_chat` builds one, with no latency and no
+        transport faults (a batch result)."""
+        model = str(payload.get("model") or "sim-model")
+        mp = self.profile.for_model(model)
+        messages = [m for m in payload.get("messages", []) if isinstance(m, dict)]
+        prompt_tokens = sum(_message_tokens(m) for m in messages)
+        _, text = valid_answer(payload, off_topic=rng.random() < mp.faults.off_topic)
+        max_tokens = int(payload.get("max_tokens") or 4096)
+        completion_tokens = min(count_tokens(text), max_tokens)
+        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens)
+        return _completion(model, n, text, "stop", usage)
+
+    def _usage(
+        self, model: str, messages: list[dict[str, Any]], mp: ModelProfile, prompt: int, completion: int
+    ) -> dict[str, Any]:
+        """The answer's `usage`, with what the prompt cache served or took in."""
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        cached, written = self.prompt_cache.usage(model, messages, mp)
+        if cached or written:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}
+        return usage
 
     # -- helpers -------------------------------------------------------------------------------
     async def _sleep(self, simulated_s: float) -> None:
@@ -222,7 +257,7 @@ class SimServer(LocalOpenAIServer):
         model: str,
         text: str,
         finish: str,
-        usage: dict[str, int] | None,
+        usage: dict[str, Any] | None,
         ttft_s: float,
         gen_s: float,
     ) -> web.StreamResponse:
@@ -251,6 +286,10 @@ class SimServer(LocalOpenAIServer):
         return resp
 
 
+def _message_tokens(message: Mapping[str, Any]) -> int:
+    return count_tokens(message_text(message.get("content"))) + _TOKENS_PER_MESSAGE
+
+
 def _mode(payload: Mapping[str, Any]) -> str:
     fmt = payload.get("response_format")
     return str(fmt.get("type", "")) if isinstance(fmt, Mapping) else "prompt"
@@ -269,7 +308,7 @@ def _error(status: int, message: str, kind: str, *, retry_after_s: float | None 
     return error_response(status, message, kind=kind, retry_after_s=retry_after_s)
 
 
-def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, int]) -> dict[str, Any]:
+def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, Any]) -> dict[str, Any]:
     return completion_body(
         completion_id=f"chatcmpl-sim-{n}",
         model=model,

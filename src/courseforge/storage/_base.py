@@ -18,12 +18,15 @@ from typing import Any, Literal
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "CachedResponse",
     "Checkpoint",
     "Job",
     "JobStatus",
+    "PendingBatch",
     "ReviewItem",
     "ReviewStatus",
     "Store",
+    "StoreConflict",
     "StoredCall",
 ]
 
@@ -31,6 +34,15 @@ JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 #: A job in one of these will not run again by itself.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ReviewStatus = Literal["open", "approved", "edited", "regenerating", "regenerated"]
+
+
+class StoreConflict(Exception):
+    """A conditional write lost a race: `what` is "review" (the item is no longer in the status
+    the write expected) or "course" (the course changed since its version was read)."""
+
+    def __init__(self, what: Literal["review", "course"], message: str) -> None:
+        self.what = what
+        super().__init__(message)
 
 
 @dataclass(slots=True)
@@ -51,6 +63,8 @@ class Job:
     runs: int = 0
     cancel_requested: bool = False
     idempotency_key: str | None = None
+    #: The tenant that submitted the job ("" for the CLI and single-tenant services).
+    tenant: str = ""
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
@@ -77,6 +91,41 @@ class Checkpoint:
     latency_ms: float
     response_model: str = ""
     finish_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A provider's answer kept for any later identical request (across jobs; the response
+    cache, `cache/`), under a namespace (a tenant, or a config's digest) and a request key."""
+
+    namespace: str
+    key: str
+    model: str
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    #: What the answer cost when it was paid for (what a hit saves).
+    cost_usd: Decimal
+    latency_ms: float
+    response_model: str = ""
+    finish_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+    #: Epoch seconds after which the entry is not served (None: never expires).
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A provider batch sent and not yet read back (batch mode): a process that dies while it
+    runs finds it here and polls it again instead of paying for its requests twice."""
+
+    id: str
+    #: Our model id.
+    model: str
+    #: The batch's requests by custom id (a digest of the request and its draw).
+    custom_ids: tuple[str, ...]
     created_at: float = field(default_factory=time.time)
 
 
@@ -134,12 +183,14 @@ class Store(abc.ABC):
     async def get_job(self, job_id: str) -> Job | None: ...
 
     @abc.abstractmethod
-    async def find_job_by_key(self, idempotency_key: str) -> Job | None: ...
+    async def find_job_by_key(self, idempotency_key: str, *, tenant: str = "") -> Job | None:
+        """The tenant's job with that idempotency key (keys are scoped to the tenant)."""
 
     @abc.abstractmethod
     async def list_jobs(
-        self, *, status: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[Job]: ...
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0, tenant: str | None = None
+    ) -> list[Job]:
+        """Newest first; only `tenant`'s jobs when it is given (None: every tenant's)."""
 
     @abc.abstractmethod
     async def update_job(self, job_id: str, **changes: Any) -> None:
@@ -171,8 +222,35 @@ class Store(abc.ABC):
     async def get_course(self, job_id: str) -> dict[str, Any] | None: ...
 
     @abc.abstractmethod
-    async def update_course(self, job_id: str, course: Mapping[str, Any], *, course_status: str) -> None:
-        """Replace a completed job's course (a reviewer's edit or approval)."""
+    async def get_course_version(self, job_id: str) -> tuple[dict[str, Any], int] | None:
+        """The course and its version (0 when first saved, +1 at each change), read together."""
+
+    @abc.abstractmethod
+    async def update_course(
+        self,
+        job_id: str,
+        course: Mapping[str, Any],
+        *,
+        course_status: str,
+        expected_version: int | None = None,
+    ) -> None:
+        """Replace a completed job's course (a reviewer's edit or approval). With
+        `expected_version`, only if the course is still at it, else `StoreConflict("course")`."""
+
+    @abc.abstractmethod
+    async def answer_review(
+        self,
+        review_id: str,
+        *,
+        expect_status: str,
+        status: str,
+        resolution: Mapping[str, Any],
+        course: tuple[str, Mapping[str, Any], str, int] | None = None,
+    ) -> None:
+        """In one transaction: the item moves from `expect_status` to `status` (else
+        `StoreConflict("review")`: another action won) and, with `course` = (job_id, course,
+        course_status, expected_version), the course is replaced if still at that version (else
+        `StoreConflict("course")`). Nothing is written when either condition fails."""
 
     @abc.abstractmethod
     async def save_revision(
@@ -188,13 +266,20 @@ class Store(abc.ABC):
         review_status: str,
         review_reason: str,
         resolution: Mapping[str, Any],
+        expected_version: int | None = None,
     ) -> None:
         """Write a reviewer-requested regeneration in one transaction: the course and report as
         they now stand, the regeneration's call records appended to run `run`, and the review
-        item's new status, reason and resolution."""
+        item's new status, reason and resolution. The item must still be "regenerating" (else
+        `StoreConflict("review")`) and, with `expected_version`, the course at that version
+        (else `StoreConflict("course")`)."""
 
     @abc.abstractmethod
     async def get_report(self, job_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def tenant_spend(self, tenant: str, *, since: float) -> Decimal:
+        """USD of the reports of `tenant`'s jobs saved since `since` (epoch seconds)."""
 
     @abc.abstractmethod
     async def list_calls(self, job_id: str) -> list[StoredCall]: ...
@@ -207,12 +292,45 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def load_checkpoints(self, job_id: str) -> dict[str, Checkpoint]: ...
 
+    # -- response cache ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_cached_response(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
+        """The entry of (namespace, key) unless it expired before `now`."""
+
+    @abc.abstractmethod
+    async def put_cached_response(self, entry: CachedResponse, *, max_entries: int) -> None:
+        """Write (or overwrite) an entry, then keep at most `max_entries` of its namespace
+        (the oldest go first) and drop its expired ones."""
+
+    @abc.abstractmethod
+    async def clear_cached_responses(self, namespace: str) -> int:
+        """Drop every entry of a namespace; returns how many there were."""
+
+    # -- provider batches ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def save_batch(self, batch: PendingBatch) -> None:
+        """Record a batch just created at the provider; durable when it returns."""
+
+    @abc.abstractmethod
+    async def pending_batches(self) -> list[PendingBatch]:
+        """Batches created and not yet closed, oldest first."""
+
+    @abc.abstractmethod
+    async def close_batch(self, batch_id: str) -> None:
+        """The batch's results were read (or it failed or expired): forget it."""
+
     # -- review queue --------------------------------------------------------------------------
     @abc.abstractmethod
     async def list_reviews(
-        self, *, status: str | None = "open", limit: int = 100, job_id: str | None = None
+        self,
+        *,
+        status: str | None = "open",
+        limit: int = 100,
+        job_id: str | None = None,
+        tenant: str | None = None,
     ) -> list[ReviewItem]:
-        """Review items (of one job when `job_id` is given) ranked by uncertainty, highest first."""
+        """Review items (of one job when `job_id` is given, of one tenant's jobs when `tenant`
+        is) ranked by uncertainty, highest first."""
 
     @abc.abstractmethod
     async def get_review(self, review_id: str) -> ReviewItem | None: ...

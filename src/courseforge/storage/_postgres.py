@@ -56,13 +56,16 @@ class PostgresStore(SQLStore):
             rows: list[tuple[Any, ...]] = await cur.fetchall()
             return rows
 
-    async def _transaction(self, statements: Sequence[Statement]) -> list[int]:
+    async def _transaction(
+        self, statements: Sequence[Statement], require: Mapping[int, str] | None = None
+    ) -> list[int]:
         pool = await self._open()
         counts: list[int] = []
         async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            for sql, params in statements:
+            for i, (sql, params) in enumerate(statements):
                 await cur.execute(_pg(sql), tuple(params))
                 counts.append(cur.rowcount)
+                self._check(i, counts[-1], require)
         return counts
 
     async def _migrate(self, pending: Sequence[tuple[int, list[str]]]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from ._base import Checkpoint, Job, ReviewItem, Store, StoredCall
+from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, Store, StoreConflict, StoredCall
 
 __all__ = ["MIGRATIONS", "SQLStore"]
 
@@ -95,21 +95,78 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX review_items_status ON review_items (status, uncertainty)",
         ],
     ),
+    (
+        2,
+        [
+            # The response cache (issue 14): answers kept across jobs, per namespace.
+            """CREATE TABLE response_cache (
+                namespace TEXT NOT NULL,
+                key TEXT NOT NULL,
+                model TEXT NOT NULL,
+                text TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cached_tokens INTEGER NOT NULL,
+                cost_usd TEXT NOT NULL,
+                latency_ms {ts} NOT NULL,
+                response_model TEXT NOT NULL DEFAULT '',
+                finish_reason TEXT NOT NULL DEFAULT '',
+                created_at {ts} NOT NULL,
+                expires_at {ts},
+                PRIMARY KEY (namespace, key)
+            )""",
+            "CREATE INDEX response_cache_age ON response_cache (namespace, created_at)",
+            # Provider batches in flight (batch mode), so a restarted process polls them again.
+            """CREATE TABLE pending_batches (
+                id TEXT PRIMARY KEY,
+                model TEXT NOT NULL,
+                custom_ids TEXT NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
+        ],
+    ),
+    (
+        3,
+        [
+            # A course's version: +1 at every change, for conditional writes and the ETag.
+            "ALTER TABLE courses ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            # The tenant that owns the job; '' for the CLI and single-tenant services.
+            "ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX jobs_tenant_created ON jobs (tenant, created_at)",
+            "CREATE INDEX review_items_job ON review_items (job_id)",
+        ],
+    ),
 ]
 
 _JOB_COLUMNS = (
     "id, course_id, analysis, input_digest, status, progress, error, course_status, runs, "
-    "cancel_requested, idempotency_key, created_at, updated_at"
+    "cancel_requested, idempotency_key, created_at, updated_at, tenant"
 )
 _CHECKPOINT_COLUMNS = (
     "job_id, step_key, request_digest, model, text, input_tokens, output_tokens, cached_tokens, "
     "cost_usd, cost_source, latency_ms, response_model, finish_reason, created_at"
 )
+_CACHE_COLUMNS = (
+    "namespace, key, model, text, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms, "
+    "response_model, finish_reason, created_at, expires_at"
+)
 _REVIEW_COLUMNS = "id, job_id, target, reason, gate, uncertainty, status, resolution, created_at, updated_at"
 _UPDATABLE = {"status", "progress", "error", "course_status", "runs", "cancel_requested"}
 
 
+def _stored_key(tenant: str, key: str | None) -> str | None:
+    """Idempotency keys are unique per tenant: a tenant's key is stored after its name (keys
+    are visible ASCII, so the space cannot be part of one)."""
+    if key is None:
+        return None
+    return f"{tenant} {key}" if tenant else key
+
+
 def _job(row: Sequence[Any]) -> Job:
+    tenant = str(row[13])
+    key = row[10]
+    if tenant and key is not None:
+        key = key.removeprefix(f"{tenant} ")
     return Job(
         id=row[0],
         course_id=row[1],
@@ -121,9 +178,10 @@ def _job(row: Sequence[Any]) -> Job:
         course_status=row[7],
         runs=int(row[8]),
         cancel_requested=bool(row[9]),
-        idempotency_key=row[10],
+        idempotency_key=key,
         created_at=float(row[11]),
         updated_at=float(row[12]),
+        tenant=tenant,
     )
 
 
@@ -157,12 +215,28 @@ class SQLStore(Store):
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
     @abc.abstractmethod
-    async def _transaction(self, statements: Sequence[Statement]) -> list[int]:
-        """Run the statements in one transaction; return each one's rowcount."""
+    async def _transaction(
+        self, statements: Sequence[Statement], require: Mapping[int, str] | None = None
+    ) -> list[int]:
+        """Run the statements in one transaction; return each one's rowcount. `require` maps a
+        statement's index to what it guards ("review" | "course"): when that statement changes
+        no row, the transaction is rolled back and `StoreConflict` raised (use `_check`)."""
 
     @abc.abstractmethod
     async def _migrate(self, pending: Sequence[tuple[int, list[str]]]) -> None:
         """Apply the migrations not yet applied, holding a lock other processes respect."""
+
+    @staticmethod
+    def _check(index: int, rowcount: int, require: Mapping[int, str] | None) -> None:
+        """For backends, after each statement: raise when a required one changed nothing."""
+        if require and index in require and rowcount == 0:
+            what = require[index]
+            message = (
+                "the review item is no longer in the status this action expected"
+                if what == "review"
+                else "the course changed since it was read"
+            )
+            raise StoreConflict("review" if what == "review" else "course", message)
 
     # -- migrations ----------------------------------------------------------------------------
     def _migration_sql(self) -> list[tuple[int, list[str]]]:
@@ -180,7 +254,7 @@ class SQLStore(Store):
         (inserted,) = await self._transaction(
             [
                 (
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                     (
                         job.id,
                         job.course_id,
@@ -192,16 +266,21 @@ class SQLStore(Store):
                         job.course_status,
                         job.runs,
                         int(job.cancel_requested),
-                        job.idempotency_key,
+                        _stored_key(job.tenant, job.idempotency_key),
                         job.created_at,
                         job.updated_at,
+                        job.tenant,
                     ),
                 )
             ]
         )
         if inserted:
             return job, True
-        existing = await self.find_job_by_key(job.idempotency_key) if job.idempotency_key else None
+        existing = (
+            await self.find_job_by_key(job.idempotency_key, tenant=job.tenant)
+            if job.idempotency_key
+            else None
+        )
         existing = existing or await self.get_job(job.id)
         if existing is None:  # lost a race with a delete; there are no deletes, so unreachable
             raise RuntimeError(f"job {job.id} conflicts but cannot be read")
@@ -211,14 +290,21 @@ class SQLStore(Store):
         rows = await self._fetch(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return _job(rows[0]) if rows else None
 
-    async def find_job_by_key(self, idempotency_key: str) -> Job | None:
+    async def find_job_by_key(self, idempotency_key: str, *, tenant: str = "") -> Job | None:
         rows = await self._fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ? AND tenant = ?",
+            (_stored_key(tenant, idempotency_key), tenant),
         )
         return _job(rows[0]) if rows else None
 
-    async def list_jobs(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    async def list_jobs(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0, tenant: str | None = None
+    ) -> list[Job]:
+        conditions = [
+            (sql, v) for sql, v in (("status = ?", status), ("tenant = ?", tenant)) if v is not None
+        ]
+        where = ("WHERE " + " AND ".join(sql for sql, _ in conditions)) if conditions else ""
+        params = [v for _, v in conditions]
         rows = await self._fetch(
             f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
             (*params, int(limit), int(offset)),
@@ -273,7 +359,8 @@ class SQLStore(Store):
             statements.append(
                 (
                     "INSERT INTO courses (job_id, body, created_at) VALUES (?,?,?) "
-                    "ON CONFLICT (job_id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at",
+                    "ON CONFLICT (job_id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at, "
+                    "version = courses.version + 1",
                     (job_id, _dumps(course), now),
                 )
             )
@@ -325,16 +412,65 @@ class SQLStore(Store):
         rows = await self._fetch("SELECT body FROM courses WHERE job_id = ?", (job_id,))
         return dict(json.loads(rows[0][0])) if rows else None
 
-    async def update_course(self, job_id: str, course: Mapping[str, Any], *, course_status: str) -> None:
-        await self._transaction(
-            [
-                ("UPDATE courses SET body = ? WHERE job_id = ?", (_dumps(course), job_id)),
-                (
-                    "UPDATE jobs SET course_status = ?, updated_at = ? WHERE id = ?",
-                    (course_status, time.time(), job_id),
-                ),
-            ]
-        )
+    async def get_course_version(self, job_id: str) -> tuple[dict[str, Any], int] | None:
+        rows = await self._fetch("SELECT body, version FROM courses WHERE job_id = ?", (job_id,))
+        return (dict(json.loads(rows[0][0])), int(rows[0][1])) if rows else None
+
+    @staticmethod
+    def _course_statements(
+        job_id: str, course: Mapping[str, Any], course_status: str, expected_version: int | None
+    ) -> list[Statement]:
+        """Replace the course (only at `expected_version`, when given) and the job's status."""
+        if expected_version is None:
+            update: Statement = (
+                "UPDATE courses SET body = ?, version = version + 1 WHERE job_id = ?",
+                (_dumps(course), job_id),
+            )
+        else:
+            update = (
+                "UPDATE courses SET body = ?, version = version + 1 WHERE job_id = ? AND version = ?",
+                (_dumps(course), job_id, expected_version),
+            )
+        return [
+            update,
+            (
+                "UPDATE jobs SET course_status = ?, updated_at = ? WHERE id = ?",
+                (course_status, time.time(), job_id),
+            ),
+        ]
+
+    async def update_course(
+        self,
+        job_id: str,
+        course: Mapping[str, Any],
+        *,
+        course_status: str,
+        expected_version: int | None = None,
+    ) -> None:
+        statements = self._course_statements(job_id, course, course_status, expected_version)
+        await self._transaction(statements, require={0: "course"} if expected_version is not None else None)
+
+    async def answer_review(
+        self,
+        review_id: str,
+        *,
+        expect_status: str,
+        status: str,
+        resolution: Mapping[str, Any],
+        course: tuple[str, Mapping[str, Any], str, int] | None = None,
+    ) -> None:
+        statements: list[Statement] = [
+            (
+                "UPDATE review_items SET status = ?, resolution = ?, updated_at = ? WHERE id = ? AND status = ?",
+                (status, _dumps(dict(resolution)), time.time(), review_id, expect_status),
+            )
+        ]
+        require = {0: "review"}
+        if course is not None:
+            job_id, body, course_status, version = course
+            statements += self._course_statements(job_id, body, course_status, version)
+            require[1] = "course"
+        await self._transaction(statements, require=require)
 
     async def save_revision(
         self,
@@ -349,12 +485,21 @@ class SQLStore(Store):
         review_status: str,
         review_reason: str,
         resolution: Mapping[str, Any],
+        expected_version: int | None = None,
     ) -> None:
         now = time.time()
         statements: list[Statement] = [
-            ("UPDATE courses SET body = ? WHERE job_id = ?", (_dumps(course), job_id)),
+            (
+                "UPDATE review_items SET status = ?, reason = ?, resolution = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'regenerating'",
+                (review_status, review_reason, _dumps(dict(resolution)), now, review_id),
+            ),
+            *self._course_statements(job_id, course, course_status, expected_version),
             ("UPDATE reports SET body = ? WHERE job_id = ?", (_dumps(report), job_id)),
         ]
+        require = {0: "review"}
+        if expected_version is not None:
+            require[1] = "course"
         for call in calls:
             step_key = f"{call.get('phase')}/{call.get('task')}/{call.get('attempt')}/{call.get('tier')}"
             statements.append(
@@ -365,18 +510,18 @@ class SQLStore(Store):
                     (job_id, run, step_key, int(bool(call.get("replayed"))), _dumps(call), job_id, run),
                 )
             )
-        statements += [
-            (
-                "UPDATE review_items SET status = ?, reason = ?, resolution = ?, updated_at = ? WHERE id = ?",
-                (review_status, review_reason, _dumps(dict(resolution)), now, review_id),
-            ),
-            ("UPDATE jobs SET course_status = ?, updated_at = ? WHERE id = ?", (course_status, now, job_id)),
-        ]
-        await self._transaction(statements)
+        await self._transaction(statements, require=require)
 
     async def get_report(self, job_id: str) -> dict[str, Any] | None:
         rows = await self._fetch("SELECT body FROM reports WHERE job_id = ?", (job_id,))
         return dict(json.loads(rows[0][0])) if rows else None
+
+    async def tenant_spend(self, tenant: str, *, since: float) -> Decimal:
+        rows = await self._fetch(
+            "SELECT r.body FROM reports r JOIN jobs j ON j.id = r.job_id WHERE j.tenant = ? AND r.created_at >= ?",
+            (tenant, since),
+        )
+        return sum((Decimal(str(json.loads(r[0]).get("total_cost_usd") or 0)) for r in rows), Decimal(0))
 
     async def list_calls(self, job_id: str) -> list[StoredCall]:
         rows = await self._fetch(
@@ -440,12 +585,117 @@ class SQLStore(Store):
             )
         return out
 
+    # -- response cache ------------------------------------------------------------------------
+    async def get_cached_response(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
+        rows = await self._fetch(
+            f"SELECT {_CACHE_COLUMNS} FROM response_cache WHERE namespace = ? AND key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (namespace, key, now),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return CachedResponse(
+            namespace=r[0],
+            key=r[1],
+            model=r[2],
+            text=r[3],
+            input_tokens=int(r[4]),
+            output_tokens=int(r[5]),
+            cached_tokens=int(r[6]),
+            cost_usd=Decimal(r[7]),
+            latency_ms=float(r[8]),
+            response_model=r[9],
+            finish_reason=r[10],
+            created_at=float(r[11]),
+            expires_at=None if r[12] is None else float(r[12]),
+        )
+
+    async def put_cached_response(self, entry: CachedResponse, *, max_entries: int) -> None:
+        e = entry
+        await self._transaction(
+            [
+                (
+                    f"INSERT INTO response_cache ({_CACHE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (namespace, key) DO UPDATE SET model = excluded.model, "
+                    "text = excluded.text, input_tokens = excluded.input_tokens, "
+                    "output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens, "
+                    "cost_usd = excluded.cost_usd, latency_ms = excluded.latency_ms, "
+                    "response_model = excluded.response_model, finish_reason = excluded.finish_reason, "
+                    "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                    (
+                        e.namespace,
+                        e.key,
+                        e.model,
+                        e.text,
+                        e.input_tokens,
+                        e.output_tokens,
+                        e.cached_tokens,
+                        str(e.cost_usd),
+                        e.latency_ms,
+                        e.response_model,
+                        e.finish_reason,
+                        e.created_at,
+                        e.expires_at,
+                    ),
+                ),
+                (
+                    "DELETE FROM response_cache WHERE namespace = ? AND expires_at IS NOT NULL "
+                    "AND expires_at <= ?",
+                    (e.namespace, e.created_at),
+                ),
+                (
+                    "DELETE FROM response_cache WHERE namespace = ? AND key IN (SELECT key FROM "
+                    "response_cache WHERE namespace = ? ORDER BY created_at DESC, key LIMIT 9223372036854775807 OFFSET ?)",
+                    (e.namespace, e.namespace, int(max_entries)),
+                ),
+            ]
+        )
+
+    async def clear_cached_responses(self, namespace: str) -> int:
+        (deleted,) = await self._transaction(
+            [("DELETE FROM response_cache WHERE namespace = ?", (namespace,))]
+        )
+        return deleted
+
+    # -- provider batches ----------------------------------------------------------------------
+    async def save_batch(self, batch: PendingBatch) -> None:
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO pending_batches (id, model, custom_ids, created_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (batch.id, batch.model, _dumps(list(batch.custom_ids)), batch.created_at),
+                )
+            ]
+        )
+
+    async def pending_batches(self) -> list[PendingBatch]:
+        rows = await self._fetch(
+            "SELECT id, model, custom_ids, created_at FROM pending_batches ORDER BY created_at, id"
+        )
+        return [PendingBatch(r[0], r[1], tuple(json.loads(r[2])), float(r[3])) for r in rows]
+
+    async def close_batch(self, batch_id: str) -> None:
+        await self._transaction([("DELETE FROM pending_batches WHERE id = ?", (batch_id,))])
+
     # -- review queue --------------------------------------------------------------------------
     async def list_reviews(
-        self, *, status: str | None = "open", limit: int = 100, job_id: str | None = None
+        self,
+        *,
+        status: str | None = "open",
+        limit: int = 100,
+        job_id: str | None = None,
+        tenant: str | None = None,
     ) -> list[ReviewItem]:
         conditions = [
-            (sql, value) for sql, value in (("status = ?", status), ("job_id = ?", job_id)) if value
+            (sql, value)
+            for sql, value in (
+                ("status = ?", status or None),
+                ("job_id = ?", job_id or None),
+                ("job_id IN (SELECT id FROM jobs WHERE tenant = ?)", tenant),
+            )
+            if value is not None
         ]
         where = ("WHERE " + " AND ".join(sql for sql, _ in conditions)) if conditions else ""
         params = [value for _, value in conditions]

@@ -53,13 +53,16 @@ class SQLiteStore(SQLStore):
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._run(lambda c: c.execute(sql, tuple(params)).fetchall())
 
-    async def _transaction(self, statements: Sequence[Statement]) -> list[int]:
+    async def _transaction(
+        self, statements: Sequence[Statement], require: Mapping[int, str] | None = None
+    ) -> list[int]:
         def run(conn: sqlite3.Connection) -> list[int]:
             counts: list[int] = []
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
+                for i, (sql, params) in enumerate(statements):
                     counts.append(conn.execute(sql, tuple(params)).rowcount)
+                    self._check(i, counts[-1], require)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

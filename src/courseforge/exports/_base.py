@@ -1,0 +1,335 @@
+"""What every format shares: the format names, the exercise-type mapping table, the result
+(what was written, what a format could not hold), safe identifiers and atomic output.
+
+An output is never half-written: a folder is built beside its destination and renamed into
+place, a zip is written to a temp file in the destination's directory and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from xml.sax.saxutils import escape, quoteattr
+
+from ..domain import Course, Exercise
+from ..errors import UserError
+
+__all__ = [
+    "FORMATS",
+    "TYPE_MAP",
+    "ExportFormat",
+    "ExportIssue",
+    "ExportResult",
+    "QuizItem",
+    "atomic_dir",
+    "atomic_zip",
+    "ident",
+    "load_course",
+    "quiz_items",
+    "to_xml",
+    "write_text_atomic",
+]
+
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+ExportFormat = Literal["markdown", "html", "scorm12", "scorm2004", "qti", "cc", "moodle-xml", "gift"]
+FORMATS: tuple[ExportFormat, ...] = (
+    "markdown",
+    "html",
+    "scorm12",
+    "scorm2004",
+    "qti",
+    "cc",
+    "moodle-xml",
+    "gift",
+)
+
+#: Our exercise type -> the closest type of each format (docs/exports.md prints this table).
+#: "(ungraded)" marks a type the format holds but cannot score by itself: a person grades it.
+TYPE_MAP: dict[str, dict[str, str]] = {
+    "markdown": {
+        t: "text (question, options, answer, explanation)"
+        for t in ("multiple_choice", "true_false", "short_answer", "coding", "open")
+    },
+    "html": {
+        t: "text (answer behind a disclosure)"
+        for t in ("multiple_choice", "true_false", "short_answer", "coding", "open")
+    },
+    "scorm12": {
+        "multiple_choice": "radio buttons, scored",
+        "true_false": "true/false radio buttons, scored",
+        "short_answer": "text field, scored (exact match, case and spaces ignored)",
+        "coding": "text area (ungraded: model answer shown after submit)",
+        "open": "text area (ungraded: model answer shown after submit)",
+    },
+    "qti": {
+        "multiple_choice": "choiceInteraction (single), match_correct",
+        "true_false": "choiceInteraction with True/False choices, match_correct",
+        "short_answer": "textEntryInteraction, match_correct",
+        "coding": "extendedTextInteraction (ungraded)",
+        "open": "extendedTextInteraction (ungraded)",
+    },
+    "cc": {
+        "multiple_choice": "cc.multiple_choice.v0p1",
+        "true_false": "cc.true_false.v0p1",
+        "short_answer": "cc.fib.v0p1",
+        "coding": "cc.essay.v0p1 (ungraded)",
+        "open": "cc.essay.v0p1 (ungraded)",
+    },
+    "moodle-xml": {
+        "multiple_choice": "multichoice (single)",
+        "true_false": "truefalse",
+        "short_answer": "shortanswer",
+        "coding": "essay (ungraded; model answer as grader information)",
+        "open": "essay (ungraded; model answer as grader information)",
+    },
+    "gift": {
+        "multiple_choice": "multiple choice {=right ~wrong}",
+        "true_false": "true/false {TRUE} / {FALSE}",
+        "short_answer": "short answer {=answer}",
+        "coding": "essay {} (ungraded; model answer as general feedback)",
+        "open": "essay {} (ungraded; model answer as general feedback)",
+    },
+}
+TYPE_MAP["scorm2004"] = dict(TYPE_MAP["scorm12"])
+
+#: Types no format here can score automatically.
+UNGRADED = frozenset({"coding", "open"})
+_TRUE, _FALSE = {"true", "t", "yes", "vrai", "verdadero", "wahr"}, {"false", "f", "no", "faux", "falso"}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportIssue:
+    """Something of the course a format could not hold as it is (never silently dropped)."""
+
+    #: JSON path in the course, e.g. "sections[0].lessons[1].exercises[2]".
+    path: str
+    exercise_type: str
+    #: "skipped" (not in the output) or "ungraded" (in it, but no automatic score).
+    action: Literal["skipped", "ungraded"]
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "type": self.exercise_type, "action": self.action, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class ExportResult:
+    format: str
+    path: Path
+    lessons: int = 0
+    #: Exercises written to the output (graded or not).
+    exercises: int = 0
+    issues: list[ExportIssue] = field(default_factory=list)
+    #: Files written (relative to `path` for a folder, members for a zip; the file itself otherwise).
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[ExportIssue]:
+        return [i for i in self.issues if i.action == "skipped"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "path": str(self.path),
+            "lessons": self.lessons,
+            "exercises": self.exercises,
+            "skipped": len(self.skipped),
+            "ungraded": sum(1 for i in self.issues if i.action == "ungraded"),
+            "issues": [i.to_dict() for i in self.issues],
+            "type_map": TYPE_MAP[self.format],
+            "files": self.files,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QuizItem:
+    """One exercise as a quiz format sees it: where it came from and its answer key."""
+
+    path: str
+    lesson_id: str
+    exercise: Exercise
+    #: multiple_choice: index of the right option; true_false: the right option (0 true, 1 false).
+    correct: int | None = None
+
+    @property
+    def options(self) -> list[str]:
+        if self.exercise.type == "true_false":
+            return ["True", "False"]
+        return list(self.exercise.options or [])
+
+    @property
+    def graded(self) -> bool:
+        return self.exercise.type not in UNGRADED
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def quiz_items(course: Course, fmt: str, issues: list[ExportIssue]) -> dict[str, list[QuizItem]]:
+    """Every exercise with its answer key, by lesson id. One whose key cannot be built (a
+    multiple_choice answer that is not one of its options, a true_false answer that is neither)
+    is reported as skipped; coding and open exercises are reported as ungraded."""
+    out: dict[str, list[QuizItem]] = {}
+    for si, section in enumerate(course.sections):
+        for li, lesson in enumerate(section.lessons):
+            items = out.setdefault(lesson.id, [])
+            for ei, ex in enumerate(lesson.exercises):
+                path = f"sections[{si}].lessons[{li}].exercises[{ei}]"
+                correct: int | None = None
+                if ex.type == "multiple_choice":
+                    options = [_norm(o) for o in ex.options or []]
+                    if len(options) < 2:
+                        issues.append(
+                            ExportIssue(path, ex.type, "skipped", "multiple_choice with fewer than 2 options")
+                        )
+                        continue
+                    if _norm(ex.answer) not in options:
+                        issues.append(
+                            ExportIssue(
+                                path,
+                                ex.type,
+                                "skipped",
+                                f"answer {ex.answer[:60]!r} is not one of its options",
+                            )
+                        )
+                        continue
+                    correct = options.index(_norm(ex.answer))
+                elif ex.type == "true_false":
+                    word = _norm(ex.answer).strip(".! ")
+                    if word not in _TRUE | _FALSE:
+                        issues.append(
+                            ExportIssue(
+                                path,
+                                ex.type,
+                                "skipped",
+                                f"answer {ex.answer[:60]!r} is neither true nor false",
+                            )
+                        )
+                        continue
+                    correct = 0 if word in _TRUE else 1
+                elif ex.type == "short_answer" and not ex.answer.strip():
+                    issues.append(ExportIssue(path, ex.type, "skipped", "short_answer without an answer"))
+                    continue
+                elif ex.type in UNGRADED:
+                    issues.append(ExportIssue(path, ex.type, "ungraded", f"{fmt}: {TYPE_MAP[fmt][ex.type]}"))
+                items.append(QuizItem(path, lesson.id, ex, correct))
+    return out
+
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def ident(*parts: str) -> str:
+    """An XML NCName (and file-name) safe identifier from parts: 'I_S1-L2_E3'."""
+    return "I_" + "_".join(_NOT_NAME.sub("_", p) for p in parts)
+
+
+def load_course(data: Any) -> Course:
+    """A course from JSON data; every problem named by its path."""
+    from pydantic import ValidationError
+
+    if not isinstance(data, Mapping):
+        raise UserError("not a course", [("$", "expected a JSON object (a course.json)")])
+    try:
+        return Course.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in e["loc"]) or "$", e["msg"]) for e in exc.errors()]
+        raise UserError("invalid course", problems) from exc
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: Path) -> Iterator[Path]:
+    """A fresh folder to fill; on success it replaces `dest` in one rename (an existing `dest`
+    folder is moved aside first and removed after), on failure it is removed."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not dest.is_dir():
+        raise UserError("output exists and is not a folder", [("-o", f"{dest} is a file")])
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        old = None
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_zip(dest: Path, members: Mapping[str, str | bytes]) -> list[str]:
+    """Write `members` (name -> text or bytes) as a zip at `dest` via a temp file and a rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, body in members.items():
+                zf.writestr(name, body.encode("utf-8") if isinstance(body, str) else body)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return list(members)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_xml(root: ET.Element, namespaces: Mapping[str, str]) -> str:
+    """`root` as an XML document whose namespaces (uri -> prefix, "" for the default) are all
+    declared on the root element, indented. (ElementTree itself cannot write a default
+    namespace next to unqualified attributes.)"""
+    ET.indent(root)
+
+    def name(qname: str) -> str:
+        if qname.startswith("{"):
+            uri, local = qname[1:].split("}", 1)
+            prefix = "xml" if uri == XML_NS else namespaces[uri]
+            return f"{prefix}:{local}" if prefix else local
+        return qname
+
+    out: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>\n']
+
+    def write(node: ET.Element, top: bool) -> None:
+        attrs = "".join(f" {name(k)}={quoteattr(v)}" for k, v in node.attrib.items())
+        if top:
+            decl = "".join(f" xmlns{':' + p if p else ''}={quoteattr(u)}" for u, p in namespaces.items())
+            attrs = decl + attrs
+        tag = name(str(node.tag))
+        if node.text is None and len(node) == 0:
+            out.append(f"<{tag}{attrs}/>")
+        else:
+            out.append(f"<{tag}{attrs}>{escape(node.text or '')}")
+            for child in node:
+                write(child, False)
+            out.append(f"</{tag}>")
+        if node.tail and not top:
+            out.append(escape(node.tail))
+
+    write(root, True)
+    out.append("\n")
+    return "".join(out)

@@ -1,0 +1,88 @@
+// courseforge dashboard: follows jobs over server-sent events (the session cookie is the
+// credential; nothing secret is ever in a URL). Pages work without it, just not live.
+"use strict";
+(function () {
+  function follow(url, onEvent) {
+    var source = new EventSource(url);
+    ["snapshot", "progress", "status"].forEach(function (kind) {
+      source.addEventListener(kind, function (ev) {
+        var data;
+        try { data = JSON.parse(ev.data); } catch (e) { return; }
+        onEvent(kind, data);
+        if (kind === "status") { source.close(); }
+      });
+    });
+    return source;
+  }
+
+  function setStatus(el, status) {
+    if (!el || !status) { return; }
+    el.textContent = status;
+    el.className = "status s-" + status;
+  }
+
+  function setPhase(root, name, phase) {
+    var row = root.querySelector('tr[data-phase="' + CSS.escape(name) + '"]');
+    if (!row || !phase) { return; }
+    var bar = row.querySelector("progress");
+    var total = Math.max(1, phase.total || 0);
+    bar.max = total;
+    bar.value = phase.state === "done" && !phase.total ? 1 : Math.min(phase.done || 0, total);
+    row.querySelector("[data-state]").textContent = phase.state || "";
+    row.querySelector("[data-count]").textContent = phase.total ? (phase.done || 0) + "/" + phase.total : "";
+  }
+
+  function jobPage(root) {
+    var status = root.querySelector("[data-status]");
+    var message = root.querySelector("[data-message]");
+    var lessons = root.querySelector("[data-lessons]");
+    root.setAttribute("data-live", "connecting");
+    follow(root.getAttribute("data-events"), function (kind, data) {
+      root.setAttribute("data-live", "open");
+      if (kind === "snapshot") {
+        setStatus(status, data.status);
+        var phases = (data.progress || {}).phases || {};
+        Object.keys(phases).forEach(function (name) { setPhase(root, name, phases[name]); });
+        if (data.progress && data.progress.message) { message.textContent = data.progress.message; }
+      } else if (kind === "progress") {
+        setStatus(status, "running");
+        var state = data.kind === "done" ? "done" : "running";
+        setPhase(root, data.phase, { state: state, done: data.kind === "done" ? data.total : data.done, total: data.total });
+        if (data.message) { message.textContent = data.phase + ": " + data.message; }
+        if (data.kind === "task_done" && data.phase === "lessons") {
+          var item = document.createElement("li");
+          item.textContent = data.message;
+          lessons.appendChild(item);
+        }
+      } else if (kind === "status") {
+        setStatus(status, data.status);
+        root.setAttribute("data-live", "finished");
+        window.setTimeout(function () { window.location.reload(); }, 400);
+      }
+    });
+  }
+
+  function jobsList(rows) {
+    // Browsers keep about six connections per host: follow the four newest active jobs.
+    Array.prototype.slice.call(rows, 0, 4).forEach(function (row) {
+      var id = row.getAttribute("data-live-job");
+      var status = row.querySelector("[data-status]");
+      var message = row.querySelector("[data-message]");
+      follow("/ui/jobs/" + encodeURIComponent(id) + "/events", function (kind, data) {
+        if (kind === "snapshot" || kind === "status") { setStatus(status, data.status); }
+        if (kind === "progress") {
+          setStatus(status, "running");
+          message.textContent = data.phase + (data.total ? " " + data.done + "/" + data.total : "") +
+            (data.message ? ": " + data.message : "");
+        }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var job = document.querySelector("[data-events]");
+    if (job) { jobPage(job); }
+    var rows = document.querySelectorAll("tr[data-live-job]");
+    if (rows.length) { jobsList(rows); }
+  });
+})();
