@@ -88,12 +88,12 @@ class CourseAuthor:
         for i in range(n_out):
             section = brief["sections"][i % n_sections]
             focus = section["key_concepts"][(i // n_sections) % len(section["key_concepts"])]
-            outcomes.append(
-                {
-                    "text": f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example",
-                    "bloom_level": levels[i % 6],
-                }
-            )
+            text = f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example"
+            if n_sections > n_out:  # outcome i is about every section sharing it: i, i + 12, ...
+                shared = [brief["sections"][j] for j in range(i, n_sections, n_out)]
+                text = f"{_BLOOM_VERBS[levels[i % 6]]} " + ", ".join(x["key_concepts"][0] for x in shared)
+                text = _clip(text, 200) + " with worked examples"
+            outcomes.append({"text": text, "bloom_level": levels[i % 6]})
         sections = []
         for si, s in enumerate(brief["sections"]):
             lessons = []
