@@ -58,7 +58,9 @@ async def test_whole_course_over_a_real_socket() -> None:
         assert lesson.outcome_ids and set(lesson.outcome_ids) <= outcome_ids
         assert all(set(e.outcome_ids) <= outcome_ids for e in lesson.exercises)
     assert course.status == "needs_review"  # the off-topic lesson is flagged
-    assert [f.target for f in course.review] == ["lesson:S3-L2"]
+    assert {f.target for f in course.review} == {"lesson:S3-L2"}
+    # ... and its exercise, about loops, is not answerable from its off-topic text (issue 12).
+    assert sorted(f.gate for f in course.review) == ["cross_artifact:answerable", "lesson"]
 
     # the report: one record per request the server saw, each fully described
     chat = [r for r in server.requests if r.path == "/v1/chat/completions"]

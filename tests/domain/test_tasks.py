@@ -17,6 +17,7 @@ PINNED = [
     (TaskId.lesson_task("S1-L2", round=1).with_sample(3), "lesson:S1-L2/r1#s3"),
     (TaskId.judge_task("S1-L2", "3f2a9c1d"), "judge:S1-L2:3f2a9c1d"),
     (TaskId.judge_task("S1-L2", "3f2a9c1d", strong=True), "judge_strong:S1-L2:3f2a9c1d"),
+    (TaskId("gaps", round=1), "gaps/r1"),
 ]
 
 

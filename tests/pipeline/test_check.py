@@ -34,7 +34,10 @@ async def test_check_reproduces_every_gate_verdict_of_generation() -> None:
         }
 
     written = {x.id for x in generated.course.lessons()}
-    at_generation = {k: v for k, v in verdicts(generated.report.lessons).items() if k in written}
+    # Self-consistency (on for the hosted profile's critical lessons) needs samples: generation only.
+    at_generation = {
+        k: v for k, v in verdicts(generated.report.lessons, skip=("consistency",)).items() if k in written
+    }
     at_check = verdicts(report.lessons, skip=("redundancy",))  # course-wide: phase 4's business
     assert at_check == at_generation
     names = {g for gates in at_check.values() for g, _, _ in gates}

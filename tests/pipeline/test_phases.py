@@ -180,7 +180,8 @@ async def test_metadata_extras_fall_back_by_rule_with_a_review_flag() -> None:
     await run_metadata(rig.state, rig.ctx)
     extras = rig.records("metadata_extras")
     assert len(extras) == 3 and all(r.outcome == "rejected" for r in extras)
-    assert extras[0].tier == "mid" and extras[1].tier == "premium"  # schema failure escalates at once
+    # Cheap first (seeds 000/001); a schema failure escalates at once.
+    assert [r.tier for r in extras] == ["cheap", "mid", "premium"]
     assert rig.state.extras is not None
     assert rig.state.extras.target_audience == rig.analysis.target_audience
     assert rig.state.extras.time_estimate_minutes == 20 * sum(rig.state.lesson_counts)
@@ -196,7 +197,9 @@ async def test_metadata_core_failing_everywhere_fails_generation() -> None:
     with pytest.raises(GenerationFailed) as info:
         await run_metadata(rig.state, rig.ctx)
     assert "metadata" in info.value.reason
-    assert {r.tier for r in rig.records("metadata_core")} == {"cheap", "mid", "premium"}
+    # Two attempts (seed 000: `routing.metadata_max_attempts`): premium, then the provider-error
+    # fallback a tier down.
+    assert [r.tier for r in rig.records("metadata_core")] == ["premium", "mid"]
 
 
 # -- phase 3: lessons ----------------------------------------------------------------------------
@@ -213,7 +216,8 @@ async def test_every_lesson_generated_with_outcomes_and_exercises() -> None:
         assert {e.outcome for e in slot.draft.exercises} == set(slot.outcome_numbers)
         assert slot.attempts == 1 and slot.model == rig.settings.routing.tiers[slot.tier]
         assert {g.gate for g in slot.gates} >= {"length", "exercises", "similarity", "exercise_outcomes"}
-    lesson_records = rig.records("lesson:", phase="lessons")
+    # One call per lesson (the critical section's self-consistency second samples aside).
+    lesson_records = [r for r in rig.records("lesson:", phase="lessons") if "#s" not in r.task]
     assert len(lesson_records) == 10 and all(r.outcome == "ok" for r in lesson_records)
     routes = [d for d in rig.state.decisions if d.action == "route"]
     assert len(routes) == 10

@@ -55,3 +55,51 @@ async def test_disagreeing_samples_escalate() -> None:
     escalations = [d for d in result.report.decisions if d.action == "escalate"]
     assert escalations, "disagreeing samples must escalate"
     assert any(c.tier == "premium" and c.phase == "lessons" for c in result.report.calls)
+
+
+async def test_hosted_profile_samples_its_critical_lessons_only() -> None:
+    settings = hosted_settings()
+    cs = settings.gates.consistency
+    assert cs.samples == 2 and cs.critical
+    engine = make_engine(settings, scripted_models(settings))
+    analysis = example_analysis()  # section 4 ("Collections") is the critical one
+    result = await engine.generate(analysis)
+    await engine.aclose()
+    assert result.course is not None
+    critical = {f"S{i + 1}" for i, s in enumerate(analysis.sections) if s.critical}
+    sampled = {c.task.split(":")[1].split("-")[0] for c in result.report.calls if "#s2" in c.task}
+    assert sampled == critical
+
+
+async def test_a_broken_first_sample_gives_way_to_the_usable_second() -> None:
+    settings = _sampling_settings()
+    author = CourseAuthor()
+
+    sampled_models = {settings.routing.tiers[t] for t in settings.gates.consistency.tiers}
+    seen: Counter[str] = Counter()
+
+    def script_for(model_id: str):  # type: ignore[no-untyped-def]
+        def script(request: ChatRequest) -> str:
+            text = author(request)
+            lesson = parse_brief(request.messages).get("task") == "lesson"
+            key = model_id + request.messages[-1].content
+            seen[key] += 1
+            if lesson and model_id in sampled_models and seen[key] % 2 == 1:
+                return text[: len(text) // 2]  # one sample of every sampled attempt is cut off
+            return text
+
+        return script
+
+    engine = make_engine(settings, scripted_models(settings, script_for))
+    result = await engine.generate(example_analysis())
+    await engine.aclose()
+    assert result.course is not None
+    lesson_calls = [c for c in result.report.calls if c.phase == "lessons" and c.task.startswith("lesson:")]
+    # The cut-off samples were refused by the schema check (billed, rejected answers) ...
+    assert any(c.outcome == "rejected" and "schema" in c.reason for c in lesson_calls)
+    # ... and every sampled lesson was accepted on its first attempt: the usable sample spared a retry.
+    sampled = {c.task.split("#")[0] for c in result.report.calls if "#s2" in c.task and c.phase == "lessons"}
+    first_try = {
+        d.task for d in result.report.decisions if d.action == "accept" and d.inputs.get("attempt") == 1
+    }
+    assert sampled and sampled <= first_try

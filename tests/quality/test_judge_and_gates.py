@@ -54,12 +54,13 @@ def test_judge_gate(draft: JudgeDraft, passed: bool, kind: str) -> None:
     assert result.score == composite(draft)
 
 
-def test_composite_weights_and_stronger_judge_wins() -> None:
+def test_composite_weights_and_the_reference_verdict_is_never_substituted() -> None:
     assert composite(verdict(5, 1, 1)) == pytest.approx(3.4)
+    # The calibration reference is recorded by the pipeline, never read by the gate.
     result = JudgeGate().check(
         None, GateContext(values={"judge": verdict(), "judge_strong": verdict(2, 2, 2)})
     )
-    assert not result.passed
+    assert result.passed
 
 
 def test_calibration_sample_is_deterministic_and_about_the_rate() -> None:
@@ -74,7 +75,11 @@ def test_judge_prefers_the_cheapest_tier_of_another_family() -> None:
     settings = hosted_settings()
     assert judge_tier(settings, "mid") == "long_context"  # gemini flash, not the premium qwen
     assert judge_tier(settings, "premium") == "cheap"  # qwen wrote it; openai judges
-    assert judge_tier(settings, None, strong=True) == "mid"
+    # The calibration reference: premium (qwen), unless qwen wrote the lesson; then the dearest
+    # tier of another family at least as dear as the judge (gemini flash, not gpt-oss).
+    assert judge_tier(settings, "mid", strong=True) == "premium"
+    assert judge_tier(settings, "cheap", strong=True) == "premium"
+    assert judge_tier(settings, "premium", strong=True) == "long_context"
 
 
 def lesson() -> LessonDraft:
@@ -219,6 +224,15 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
     assert "safety" in result.stdout and "teacher.jones@gmail.com" in result.stdout
     data = json.loads(report.read_text("utf-8"))
     assert data["status"] == "needs_review" and data["quality"]["similarity_mean"] is not None
+    # check says which profile's policy it judged by; --config chooses it.
+    policy = data["summary"]["policy"]
+    assert policy["profile"] == "hosted" and policy["lesson_words"] == [120, 900]
+    assert "judged by the 'hosted' profile's policy: lessons 120-900 words" in result.output
+    offline = runner.invoke(
+        app,
+        ["check", str(course_path), "--input", str(EXAMPLES / "python-basics.json"), "--config", "offline"],
+    )
+    assert "judged by the 'offline' profile's policy" in offline.output
 
 
 def test_calibrate_command(tmp_path: Path) -> None:

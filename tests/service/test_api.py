@@ -115,12 +115,17 @@ def test_cancel_and_sse(settings: Settings, tmp_path: Path) -> None:
         assert client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).status_code == 404
 
 
-def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) -> None:
+def _first_parts_off_topic(settings: Settings) -> dict[str, ScriptedModel]:
+    """Models whose first lesson of every section drifts off topic (flagged for review)."""
+
     def off_topic(brief: dict[str, object]) -> bool:
         return str(brief.get("lesson_title", "")).endswith("part 1)")
 
-    models = scripted_models(settings, lambda _m: CourseAuthor(off_topic=off_topic))
-    with service(settings, tmp_path, models=models) as client:
+    return scripted_models(settings, lambda _m: CourseAuthor(off_topic=off_topic))
+
+
+def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path, models=_first_parts_off_topic(settings)) as client:
         job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
         done = wait_for(client, job["id"])
         assert done["course_status"] == "needs_review"
@@ -132,12 +137,20 @@ def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) ->
         first, rest = lessons[0], [r for r in reviews if r is not lessons[0]]
         r = client.post(f"/v1/reviews/{first['id']}", json={"action": "edit"}, headers=AUTH)
         assert r.status_code == 422 and r.json()["error"]["problems"][0]["path"] == "body.content"
-        r = client.post(
-            f"/v1/reviews/{first['id']}",
-            json={"action": "edit", "content": "# Fixed\nBetter text."},
-            headers=AUTH,
-        )
+        # An edit goes through the lesson's gates: this one is far too short and assesses nothing new.
+        edit = {"action": "edit", "content": "# Fixed\nBetter text."}
+        r = client.post(f"/v1/reviews/{first['id']}", json=edit, headers=AUTH)
+        assert r.status_code == 409
+        assert "gates.length" in [p["path"] for p in r.json()["error"]["problems"]]
+        r = client.post(f"/v1/reviews/{first['id']}", json={**edit, "approve_anyway": True}, headers=AUTH)
+        assert r.status_code == 422 and r.json()["error"]["problems"][0]["path"] == "body.note"
+        anyway = {**edit, "approve_anyway": True, "note": "a stub on purpose; the full text follows"}
+        r = client.post(f"/v1/reviews/{first['id']}", json=anyway, headers=AUTH)
         assert r.status_code == 200 and r.json()["status"] == "edited"
+        recorded = r.json()["resolution"]
+        assert recorded["approved_anyway"]["reason"] == anyway["note"]
+        assert "length" in recorded["approved_anyway"]["failed_gates"]
+        assert any(g["gate"] == "length" and not g["passed"] for g in recorded["gates"])
         course = client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).json()
         lesson = next(x for s in course["sections"] for x in s["lessons"] if x["id"] == first["target"])
         assert lesson["content"] == "# Fixed\nBetter text."
@@ -153,6 +166,27 @@ def test_review_queue_ranked_and_answered(settings: Settings, tmp_path: Path) ->
         assert client.get("/v1/reviews", headers=AUTH).json()["reviews"] == []
         assert client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).json()["status"] == "approved"
         assert client.get(f"/v1/jobs/{job['id']}", headers=AUTH).json()["course_status"] == "approved"
+
+
+def test_an_edit_that_passes_its_gates_needs_no_override(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path, models=_first_parts_off_topic(settings)) as client:
+        job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+        wait_for(client, job["id"])
+        reviews = client.get("/v1/reviews", headers=AUTH).json()["reviews"]
+        item = next(r for r in reviews if r["target"].startswith("S"))
+        course = client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).json()
+        lesson = next(x for sec in course["sections"] for x in sec["lessons"] if x["id"] == item["target"])
+        outcomes = {o["id"]: o["text"] for o in course["metadata"]["learning_outcomes"]}
+        focus = " ".join(outcomes[o] for o in lesson["outcome_ids"])
+        sentence = f"{lesson['title']}: in this lesson we {focus[0].lower()}{focus[1:]}, step by step. "
+        content = sentence * max(1, 200 // len(sentence.split()) + 1)
+        r = client.post(
+            f"/v1/reviews/{item['id']}", json={"action": "edit", "content": content}, headers=AUTH
+        )
+        assert r.status_code == 200, r.json()
+        resolution = r.json()["resolution"]
+        assert resolution["gates"] and all(g["passed"] for g in resolution["gates"])
+        assert "approved_anyway" not in resolution
 
 
 def test_service_resumes_unfinished_jobs_on_start(settings: Settings, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def check(
 ) -> None:
     """Run the phase 4 and 5 gates on a course. Exit 0 all pass, 1 flagged, 2 invalid files."""
     from ..engine import dumps
-    from ..pipeline.check import check_course
+    from ..pipeline.check import check_course, policy_text
     from ..providers.embeddings import make_embedder
 
     try:
@@ -71,6 +71,8 @@ def check(
         write_atomic(report_path, dumps(report))
     for flag in flags:
         typer.echo(f"{flag.target}\t{flag.gate}\t{flag.reason}")
+    # Say whose policy the verdicts follow (`--config` chooses): word bounds differ by profile.
+    err.print(policy_text(settings), highlight=False, markup=False)
     q = report.quality
     err.print(
         f"{len(report.lessons)} lessons checked with {settings.gates.embedding_model}: "

@@ -10,9 +10,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "CompletenessSettings",
     "ConsistencySettings",
     "GroundingSettings",
     "JudgeSettings",
+    "MetadataGateSettings",
     "RedundancySettings",
     "SafetySettings",
 ]
@@ -32,8 +34,10 @@ class JudgeSettings(_S):
     prefer_other_family: bool = True
     #: Tiers the judge may be moved to for a different family (empty: every configured tier).
     candidate_tiers: list[str] = Field(default_factory=list)
-    #: Stronger tier re-judging the calibration sample (seed 000: OSS 120B on a sample).
-    strong_tier: str | None = "mid"
+    #: Reference judge of the calibration sample (seed 000: "a stronger model as ground truth"):
+    #: this tier, unless its model is of the generator's family (then the dearest tier of
+    #: another family at least as dear as the judge). Its verdict is recorded, never substituted.
+    strong_tier: str | None = "premium"
     #: Share of lessons judged by both judges (seed 000/issue: 10 %); deterministic per lesson.
     sample_rate: float = Field(default=0.1, ge=0, le=1)
     #: Judge every lesson, not only the borderline and sampled ones.
@@ -72,12 +76,18 @@ class GroundingSettings(_S):
     enabled: bool = True
     #: Share of factual claims that must be supported (seed 000: citation coverage >= 80 %).
     min_coverage: float = Field(default=0.8, ge=0, le=1)
+    #: Share of factual claims supported by a source the lesson cites (citation coverage,
+    #: reported and gated apart from support).
+    min_citation_coverage: float = Field(default=0.8, ge=0, le=1)
     #: Per embedding model: cosine of claim to best passage sentence at/above `supported` is
     #: supported, below `unsupported` is not, in between is uncertain (the judge decides).
     supported: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.62, "hashing": 0.45})
     unsupported: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.40, "hashing": 0.2})
     #: Ask the judge about uncertain claims (in the pipeline; `check` reports them as uncertain).
     judge_uncertain: bool = True
+    #: Tokens of source excerpts a lesson is shown: the sentences most relevant to it, best
+    #: first (`pipeline/context.py`); the grounding gate and the judge grade against them.
+    excerpt_tokens: int = Field(default=900, ge=50, le=900_000)
     #: Claims judged per lesson at most (the rest stay uncertain).
     max_judged_claims: int = Field(default=6, ge=0, le=40)
 
@@ -102,6 +112,46 @@ class RedundancySettings(_S):
         default_factory=lambda: {"all-MiniLM-L6-v2": 0.90, "hashing": 0.9}
     )
     exercise_lexical: float = Field(default=80, ge=0, le=100)
+
+
+class MetadataGateSettings(_S):
+    """Phase 2's metadata quality gate (seeds 000, 001): completeness, coherence, alignment."""
+
+    enabled: bool = True
+    #: Share of the plan's checks met: every section planned, every key concept planned (named
+    #: or, by cosine, at the similarity pass mark), every outcome measurable and mapped to a
+    #: lesson (seed 000: completeness >= 0.85).
+    completeness: float = Field(default=0.85, ge=0, le=1)
+    #: Cosine of title + description + strategy to the outcomes and the section titles, per
+    #: embedding model. MiniLM, measured (tests/pipeline/test_metadata_gate.py): coherent plans
+    #: 0.43-0.51, another course's title and description 0.03-0.17, another course's outcomes
+    #: 0.11-0.35. The lexical hashing stand-in cannot separate them (0.14-0.25 both): 0, off.
+    coherence: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.38, "hashing": 0.0})
+    #: Cosine of the outcomes (mean vector) to the analysis' goals, topic and audience. MiniLM:
+    #: aligned 0.25-0.38, another course's outcomes 0.06-0.10. Hashing: 0, off.
+    alignment: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.17, "hashing": 0.0})
+    #: Cosine of the non-critical audience detail to the analysis' topic and audience: below it
+    #: the extras escalate a tier. MiniLM: this course's 0.95-0.97, another course's 0.10-0.31,
+    #: "People." 0.08-0.15; hashing: 0.90-0.92 vs <= 0.14.
+    extras: dict[str, float] = Field(default_factory=lambda: {"all-MiniLM-L6-v2": 0.45, "hashing": 0.3})
+
+
+class CompletenessSettings(_S):
+    """Phase 5 beyond counting (seed 000): gap lessons, token bounds, course-level similarity."""
+
+    #: Tier that identifies the missing lessons (seed 000: OSS 120B, the mid tier).
+    gap_tier: str = "mid"
+    #: Most lessons phase 5 may add to one course.
+    max_gap_lessons: int = Field(default=10, ge=0, le=50)
+    #: Tokens of one lesson (content and exercises) outside [low, high] flag it.
+    lesson_tokens: tuple[int, int] = (60, 3000)
+    #: Tokens of the whole course's lessons outside [low, high] flag the course.
+    course_tokens: tuple[int, int] = (300, 250_000)
+    #: Mean lesson-to-outcome similarity the course needs, per embedding model (seed 000: 0.75
+    #: for its model). Missing model: the low end of the judge's borderline band for it (lessons
+    #: the judge accepted there are accepted), else its `gates.similarity` pass mark. Below it, the
+    #: lessons under it are regenerated on the top ladder tier, once (targeted regeneration).
+    course_similarity: dict[str, float] = Field(default_factory=dict)
 
 
 class SafetySettings(_S):

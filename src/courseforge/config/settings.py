@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .quality_settings import (
+    CompletenessSettings,
     ConsistencySettings,
     GroundingSettings,
     JudgeSettings,
+    MetadataGateSettings,
     RedundancySettings,
     SafetySettings,
 )
@@ -246,13 +248,20 @@ class RoutingSettings(_S):
     ladder: list[Tier]
     #: Tier for prompts larger than the chosen model's context window.
     long_context_tier: Tier | None = "long_context"
+    #: Seed 000's tier 3: a request (prompt + answer room, counted by `ledger.tokens`) at or over
+    #: this many tokens, or over the chosen model's window less `context_margin`, goes to
+    #: `long_context_tier` — metadata, lesson and judge calls alike.
+    long_context_at_tokens: int = Field(default=120_000, ge=1000)
+    context_margin: float = Field(default=0.1, ge=0, lt=1)
     #: Pre-routing: score >= mid -> ladder[1]; score >= premium -> ladder[-1]; else ladder[0].
     threshold_mid: float = Field(default=0.3, ge=0, le=1)
     threshold_premium: float = Field(default=0.75, ge=0, le=1)
     #: Tier for the critical metadata fields (seed 000: always premium).
     metadata_tier: Tier = "premium"
     #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
-    metadata_extras_tier: Tier = "mid"
+    metadata_extras_tier: Tier = "cheap"
+    #: Attempts at the critical metadata on its tier before human review (seed 000: 2).
+    metadata_max_attempts: int = Field(default=2, ge=1, le=10)
     section_types: dict[str, SectionTypeSettings] = Field(default_factory=dict)
     priorities: dict[Priority, PrioritySettings] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
@@ -263,6 +272,10 @@ class RoutingSettings(_S):
     )
     #: Lesson generations in flight at once across the course.
     max_parallel_tasks: int = Field(default=16, ge=1, le=512)
+    #: Lessons whose parallel run failed are retried one at a time before phase 5 (seed 003).
+    sequential_fallback: bool = True
+    #: The sequential retry's per-call timeout: this times the priority's `timeout_s`.
+    sequential_timeout_factor: float = Field(default=2.0, ge=1, le=10)
     #: Rounds of phase-5 repair (generate missing, regenerate failed) before giving up.
     completeness_rounds: int = Field(default=2, ge=0, le=5)
     #: Hedged requests on the critical path (off by default; the hosted profile hedges metadata).
@@ -306,12 +319,17 @@ class GateSettings(_S):
     #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
     outcome_coverage: float = Field(default=0.9, ge=0, le=1)
     embedding_batch_size: int = Field(default=32, ge=1)
+    #: Cross-artifact consistency of the assembled course (exercise answerable from its lesson,
+    #: every outcome taught and assessed, the plan's prerequisite order): flags for review.
+    cross_artifact: bool = True
     #: Issue-4 gates (config/quality_settings.py documents each key).
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)
     grounding: GroundingSettings = Field(default_factory=GroundingSettings)
     redundancy: RedundancySettings = Field(default_factory=RedundancySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
+    metadata: MetadataGateSettings = Field(default_factory=MetadataGateSettings)
 
 
 class BudgetSettings(_S):

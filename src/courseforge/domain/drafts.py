@@ -15,6 +15,8 @@ from .course import BloomLevel, ExerciseType
 
 __all__ = [
     "ExerciseDraft",
+    "GapLessonDraft",
+    "GapsDraft",
     "LessonDraft",
     "LessonPlanDraft",
     "MetadataCoreDraft",
@@ -88,6 +90,20 @@ class LessonDraft(_Draft):
     exercises: list[ExerciseDraft] = Field(min_length=1, max_length=4)
     #: Ids of source_material passages the lesson relies on (only when sources were given).
     citations: list[str] = Field(default_factory=list, max_length=8)
+
+
+class GapLessonDraft(_Draft):
+    """One lesson phase 5 adds to close a gap (too few lessons, an outcome nobody teaches)."""
+
+    #: 1-based number of the section it belongs to.
+    section: int = Field(ge=1, le=50)
+    title: str = Field(min_length=3, max_length=120)
+    #: 1-based numbers of the learning outcomes it teaches.
+    outcomes: list[int] = Field(min_length=1, max_length=4)
+
+
+class GapsDraft(_Draft):
+    lessons: list[GapLessonDraft] = Field(min_length=1, max_length=20)
 
 
 def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:

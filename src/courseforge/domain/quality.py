@@ -16,6 +16,10 @@ class UngroundedClaim(Open):
 
 class QualitySummary(Open):
     similarity_mean: float | None = None
+    #: Mean share of a lesson's factual claims its shown sources support, and (apart from it)
+    #: mean share backed by a source the lesson cites.
+    grounding_support_mean: float | None = None
+    citation_coverage_mean: float | None = None
     #: Mean judge composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability, 1-5).
     composite_mean: float | None = None
     #: Lessons accepted on the first call of their first generation / lessons.
@@ -30,6 +34,10 @@ class QualitySummary(Open):
     judge_sample: int = 0
     judge_vs_gate_disagreements: int = 0
     judge_vs_strong_disagreements: int = 0
+    #: Calibration-sample lessons both the judge and the reference judge (premium, another
+    #: family than the generator's) answered for, and the share on which their verdicts differ.
+    judge_reference_samples: int = 0
+    judge_reference_disagreement_rate: float | None = None
     #: Gate name -> lessons whose final verdict failed it.
     gate_failures: dict[str, int] = Field(default_factory=dict)
     ungrounded_claims: list[UngroundedClaim] = Field(default_factory=list)

@@ -14,6 +14,7 @@ it needs a store migration.
     lesson:S1-L2#s2                ... its second self-consistency sample (any form above + #sK)
     judge:S1-L2:3f2a9c1d           the judge's verdict on one text of the lesson (content digest)
     judge_strong:S1-L2:3f2a9c1d    the stronger judge's verdict on the same text
+    gaps/r1                        phase 5's plan of the lessons missing in its first round
 
 A step key is `phase/task/attempt/tier` (e.g. `lessons/lesson:S1-L2/2/mid`).
 """
@@ -26,8 +27,8 @@ from typing import Literal
 
 __all__ = ["TaskId", "TaskKind", "step_key"]
 
-TaskKind = Literal["metadata_core", "metadata_extras", "lesson", "judge", "judge_strong"]
-_KINDS: tuple[TaskKind, ...] = ("metadata_core", "metadata_extras", "lesson", "judge", "judge_strong")
+TaskKind = Literal["metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps"]
+_KINDS: tuple[TaskKind, ...] = ("metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps")
 _ROUND = re.compile(r"r(\d+)")
 _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -56,8 +57,10 @@ class TaskId:
             raise ValueError(f"lesson id {self.lesson!r} is not a plain id")
         if self.round < 0 or self.sample < 0 or self.sample == 1:
             raise ValueError("round counts from 0; samples are numbered from 2")
-        if self.kind != "lesson" and (self.round or self.tag or self.sample):
-            raise ValueError("only lesson tasks have rounds, tags and samples")
+        if self.kind != "lesson" and (self.tag or self.sample):
+            raise ValueError("only lesson tasks have tags and samples")
+        if self.kind not in ("lesson", "gaps") and self.round:
+            raise ValueError("only lesson and gaps tasks have rounds")
         if self.tag and (self.round or not _SUBJECT.fullmatch(self.tag) or _ROUND.fullmatch(self.tag)):
             raise ValueError(f"tag {self.tag!r} must be a plain name and excludes a round")
         if (self.kind in ("judge", "judge_strong")) != bool(self.digest):
@@ -83,6 +86,8 @@ class TaskId:
         """The string form: in call records, decisions and checkpoint step keys."""
         if self.kind in ("metadata_core", "metadata_extras"):
             return self.kind
+        if self.kind == "gaps":
+            return f"gaps/r{self.round}" if self.round else "gaps"
         if self.kind != "lesson":
             return f"{self.kind}:{self.lesson}:{self.digest}"
         text = f"lesson:{self.lesson}"
@@ -98,8 +103,13 @@ class TaskId:
     @classmethod
     def parse(cls, text: str) -> TaskId:
         """The inverse of `key()`; ValueError for anything `key()` cannot produce."""
-        if text in ("metadata_core", "metadata_extras"):
+        if text in ("metadata_core", "metadata_extras", "gaps"):
             return cls(text)  # type: ignore[arg-type]
+        if text.startswith("gaps/") and (match := _ROUND.fullmatch(text.removeprefix("gaps/"))):
+            task = cls("gaps", round=int(match.group(1)))
+            if task.key() != text:
+                raise ValueError(f"not a canonical task id: {text!r}")
+            return task
         kind, sep, rest = text.partition(":")
         if not sep:
             raise ValueError(f"not a task id: {text!r}")

@@ -5,22 +5,26 @@ its deciding gates came to the other verdict, docs/report.md), so the queue rank
 flips first. "regenerate" generates the lesson again with the reviewer's note as feedback,
 checkpointed under the job (an interrupted regeneration resumes paying only for what had not
 finished), and saves the new lesson, the report and the item in one transaction, conditional on
-the course version it was applied to (a concurrent edit is never overwritten).
+the course version it was applied to (a concurrent edit is never overwritten). An "edit" goes
+through the same gates first (`edit_verdicts`): the reviewer sees each verdict and may approve a
+failing edit anyway, with a recorded reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Any
 
 from ..domain import Course, Report, ReviewFlag
 from ..engine import Checkpoints, Engine
 from ..errors import UserError
 from ..pipeline import validate_analysis
+from ..pipeline.check import check_one_lesson
 from ..pipeline.report import recompute_totals
 from ..storage import ReviewItem, Store, StoreConflict
 
-__all__ = ["review_items", "revise_review", "unanswered_reviews"]
+__all__ = ["edit_verdicts", "review_items", "revise_review", "unanswered_reviews"]
 
 #: Times a regeneration's result is re-applied to a course that changed under it before giving up.
 _SAVE_ATTEMPTS = 8
@@ -49,6 +53,29 @@ async def unanswered_reviews(store: Store, job_id: str, *, besides: str = "") ->
         for status in ("open", "regenerating")
         for r in await store.list_reviews(status=status, limit=100_000, job_id=job_id)
         if r.id != besides
+    ]
+
+
+async def edit_verdicts(
+    engine: Engine, store: Store, item: ReviewItem, course_data: dict[str, Any], content: str
+) -> list[dict[str, Any]]:
+    """A reviewer's edit of lesson `item.target` through the same gates as a generated lesson
+    (`courseforge check`'s: no LLM judge), against the course as stored with the edit in place:
+    each gate as {gate, passed, score, reasons}. Nothing is saved here."""
+    job = await store.get_job(item.job_id)
+    if job is None:
+        raise UserError("the job has no stored course", [("review_id", f"job {item.job_id!r}")])
+    course = Course.model_validate(course_data)
+    for section in course.sections:
+        for lesson in section.lessons:
+            if lesson.id == item.target:
+                lesson.content = content
+    results = await check_one_lesson(
+        course, validate_analysis(job.analysis), engine.settings, engine.embedder(), item.target
+    )
+    return [
+        {"gate": r.gate, "passed": r.passed, "score": r.score, "reasons": list(r.reasons)[:5]}
+        for r in results
     ]
 
 

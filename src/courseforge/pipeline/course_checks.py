@@ -4,12 +4,30 @@ or embedding cosine at the `gates.redundancy` thresholds); the others stand."""
 
 from __future__ import annotations
 
+from ..config import Settings
+from ..domain import Course, ReviewFlag
 from ..domain.report import Decision
+from ..providers import Embedder
+from ..quality.cross_checks import cross_artifact_problems
 from ..quality.redundancy import CourseLesson, course_duplicates, owner_of
 from .lessons import generate_lessons
 from .state import CourseState, LessonSlot, PipelineContext
 
-__all__ = ["run_quality"]
+__all__ = ["cross_artifact_flags", "run_quality"]
+
+
+async def cross_artifact_flags(course: Course, settings: Settings, embedder: Embedder) -> list[ReviewFlag]:
+    """The assembled course's cross-artifact problems (`quality.cross_checks`) as review flags,
+    each naming its lesson, its exercise when there is one, and the reason. Grounding's
+    per-model support thresholds decide whether an answer key is found in its lesson."""
+    if not settings.gates.cross_artifact:
+        return []
+    g = settings.gates.grounding
+    model = settings.gates.embedding_model
+    problems = await cross_artifact_problems(
+        course, embedder, supported=g.supported.get(model, 0.62), unsupported=g.unsupported.get(model, 0.4)
+    )
+    return [ReviewFlag(target=p.target, reason=p.reason, gate=f"cross_artifact:{p.kind}") for p in problems]
 
 
 async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:

@@ -3,7 +3,9 @@
 The judge's answer is a bounded `JudgeDraft`; an invalid answer is re-asked with the validation
 error (the cascade does that), so a judge costs one call when it behaves. The judge tier is the
 configured one, moved to a tier whose model family differs from the generator's where the config
-allows (a model grading its own family's writing is lenient with its own habits).
+allows (a model grading its own family's writing is lenient with its own habits). The
+calibration sample's reference judge is the premium tier (`gates.judge.strong_tier`), never of
+the generator's family either; its verdict is recorded beside the judge's, never substituted.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from ..config import Settings
+from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
 from ..errors import RunError
@@ -22,11 +26,12 @@ from ..providers.effects import CallSpec
 from ..quality.grounding import ClaimSupport
 from ..quality.judge import JudgeDraft
 from ..routing import Policy, Verdict, run_cascade
+from .context import fit_context
 from .parsing import parser_for
 from .prompts import BRIEF_MARKER
 from .state import PipelineContext
 
-__all__ = ["JUDGE_SCHEMA", "judge_lesson", "judge_messages", "judge_tier"]
+__all__ = ["JUDGE_SCHEMA", "judge_lesson", "judge_messages", "judge_tier", "reference_tier"]
 
 JUDGE_SCHEMA = json_schema_of(JudgeDraft)
 
@@ -39,11 +44,12 @@ _SYSTEM = (
 
 
 def judge_tier(settings: Settings, generator_tier: str | None, *, strong: bool = False) -> str | None:
-    """The tier that judges a lesson written on `generator_tier` (None: judge disabled here)."""
+    """The tier that judges a lesson written on `generator_tier` (None: judge disabled here).
+    `strong`: the calibration sample's reference judge (`reference_tier`)."""
+    if strong:
+        return reference_tier(settings, generator_tier)
     js = settings.gates.judge
     tiers = settings.routing.tiers
-    if strong:
-        return js.strong_tier if js.strong_tier in tiers else None
     tier = js.tier if js.tier in tiers else settings.routing.ladder[0]
     if not js.prefer_other_family or generator_tier not in tiers:
         return tier
@@ -54,10 +60,37 @@ def judge_tier(settings: Settings, generator_tier: str | None, *, strong: bool =
     candidates = js.candidate_tiers or list(tiers)
     others = [t for t in candidates if t in tiers and settings.models[tiers[t]].family not in ("", family)]
     # Cheapest first (output price: a verdict is mostly output tokens).
-    others.sort(
-        key=lambda t: (settings.models[tiers[t]].price_out_per_m, settings.models[tiers[t]].price_in_per_m)
-    )
+    others.sort(key=lambda t: _price(settings, t))
     return others[0] if others else tier
+
+
+def _price(settings: Settings, tier: str) -> tuple[Decimal, Decimal]:
+    model = settings.models[settings.routing.tiers[tier]]
+    return model.price_out_per_m, model.price_in_per_m
+
+
+def reference_tier(settings: Settings, generator_tier: str | None) -> str | None:
+    """The calibration sample's reference judge (seed 000: a stronger model as ground truth):
+    `gates.judge.strong_tier` (premium), unless its model is of the generator's family; then the
+    dearest configured tier of another family that is at least as dear as the gating judge (a
+    reference is never the weaker of the two). None when no tier qualifies: the sample then goes
+    without a reference, and its decision says so."""
+    js = settings.gates.judge
+    tiers = settings.routing.tiers
+    if not js.strong_tier or js.strong_tier not in tiers:
+        return None
+    family = settings.models[tiers[generator_tier]].family if generator_tier in tiers else ""
+
+    def other_family(tier: str) -> bool:
+        mine = settings.models[tiers[tier]].family
+        return not family or not mine or mine != family
+
+    if other_family(js.strong_tier):
+        return js.strong_tier
+    floor = _price(settings, judge_tier(settings, generator_tier) or js.strong_tier)
+    others = [t for t in tiers if other_family(t) and _price(settings, t) >= floor and t != js.strong_tier]
+    others.sort(key=lambda t: _price(settings, t), reverse=True)
+    return others[0] if others else None
 
 
 def judge_messages(
@@ -96,7 +129,8 @@ def judge_messages(
             "only if the sources state it):\n" + json.dumps(numbered, ensure_ascii=False)
         )
         if sources:
-            text += "\n\nSOURCES:\n" + "\n".join(f"[{k}] {v[:1500]}" for k, v in sources.items())
+            # What the lesson was shown (its excerpts, `context.lesson_excerpts`), not more.
+            text += "\n\nSOURCES:\n" + "\n".join(f"[{k}] {v}" for k, v in sources.items())
     if feedback:
         text += f"\n\nYour previous answer was rejected: {feedback}"
     text += f"\n\n{BRIEF_MARKER}\n{json.dumps(brief, ensure_ascii=False)}"
@@ -121,13 +155,19 @@ async def judge_lesson(
     sources: Mapping[str, str] | None = None,
     strong: bool = False,
     round: int = 0,
+    decisions: list[Decision] | None = None,
 ) -> JudgeDraft | None:
     """One judge verdict on `tier` (re-asked on invalid output), or None when the judge could
     not answer (the caller then keeps the embedding verdict). `strong`: the calibration
     sample's stronger judge (its own task, `judge_strong:...`)."""
     js = ctx.settings.gates.judge
-    model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
     task = TaskId.judge_task(lesson_id, content_key(lesson), strong=strong)
+    # A judge prompt too large for its tier goes to the long-context tier, like any call.
+    probe = judge_messages(lesson, outcomes, claims, sources)
+    tier, moved = fit_context(ctx, tier, probe, js.max_tokens, task.key())
+    if moved is not None and decisions is not None:
+        decisions.append(moved)
+    model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
 
     def build(tier_: str, attempt: int, feedback: str) -> ChatRequest:
         return ChatRequest(

@@ -91,7 +91,12 @@ def lesson_under_test(
         draft=draft,
         outcome_numbers=list(slot.outcome_numbers),
         outcomes={state.outcome_id(n): state.outcomes[n - 1].text for n in slot.outcome_numbers},
-        sources={m.id: m.text for m in state.analysis.source_material},
+        # Graded against what the lesson was shown (its excerpts), not every source's full text.
+        sources=(
+            {sid: text for sid, _, text in slot.excerpts}
+            if slot.excerpts is not None
+            else {m.id: m.text for m in state.analysis.source_material}
+        ),
         consistency=consistency,
     )
 
@@ -192,7 +197,9 @@ class LessonJudge:
         background: bool = False,
     ) -> tuple[GateResult | None, GateResult | None, list[ClaimSupport]]:
         settings, js, spec = self.ctx.settings, self.ctx.settings.gates.judge, self.spec
-        strong = judge_tier(settings, None, strong=True) if sampled else None
+        # The calibration sample's reference: the premium tier (or the configured stronger one),
+        # never of the generator's family (`judging.reference_tier`).
+        strong = judge_tier(settings, spec.tier, strong=True) if sampled else None
         tiers = [tier] + ([strong] if strong and strong != tier else [])
         sources = lesson.sources if asked else None
         verdicts = await asyncio.gather(
@@ -208,6 +215,7 @@ class LessonJudge:
                     claims=asked,
                     sources=sources,
                     strong=t != tier,
+                    decisions=self.state.decisions,
                 )
                 for t in tiers
             )
@@ -216,11 +224,12 @@ class LessonJudge:
         if verdict is None and strong_verdict is None:
             return None, None, claims
         gate = JudgeGate(js.pass_composite, js.min_correctness)
-        values = {"judge": verdict or strong_verdict, "judge_strong": strong_verdict}
-        judged = gate.check(lesson.draft, GateContext(values=values))
+        # The reference verdict is recorded beside the judge's, never substituted for it: the
+        # gate, the borderline settlement and the claims go by the judge that gates every lesson.
+        judged = gate.check(lesson.draft, GateContext(values={"judge": verdict})) if verdict else None
         sim = next((r for r in first if r.gate == "similarity"), None)
         settled = None
-        if borderline and sim is not None and not sim.passed:
+        if judged is not None and borderline and sim is not None and not sim.passed:
             assert sim.score is not None
             note = f"borderline similarity {sim.score:.2f}: judge composite {judged.score:.2f} " + (
                 "accepts it" if judged.passed else "rejects it"
@@ -231,10 +240,11 @@ class LessonJudge:
                 verdict="borderline",
                 reasons=[note] if judged.passed else [*sim.reasons, note],
             )
-        final = strong_verdict or verdict
-        assert final is not None
-        answers = {uncertain[c.number - 1]: c.supported for c in final.claims if c.number <= len(uncertain)}
-        claims = apply_judgement(claims, answers)
+        if verdict is not None:
+            answers = {
+                uncertain[c.number - 1]: c.supported for c in verdict.claims if c.number <= len(uncertain)
+            }
+            claims = apply_judgement(claims, answers)
 
         def passes(v: JudgeDraft | None) -> bool | None:
             return gate.check(lesson.draft, GateContext(values={"judge": v})).passed if v else None
@@ -263,10 +273,13 @@ class LessonJudge:
                     **(
                         {
                             "strong_tier": tiers[1],
+                            "strong_model": settings.routing.tiers[tiers[1]],
                             "strong_passed": passes(strong_verdict),
                             "strong_composite": composite(strong_verdict) if strong_verdict else None,
                         }
                         if len(tiers) > 1
+                        else {"strong_tier": None, "strong_passed": None}
+                        if sampled
                         else {}
                     ),
                 },
@@ -295,8 +308,6 @@ async def draw_samples(
     lowest pairwise cosine of the usable samples (None when fewer than two parsed)."""
     extra = [replace(spec, task=spec.task.with_sample(k)) for k in range(2, samples + 1)]
     first, *others = await asyncio.gather(call(spec), *(call(s) for s in extra), return_exceptions=True)
-    if isinstance(first, BaseException):
-        raise first
     parse = parser_for(LessonDraft)
     candidates: list[tuple[CallResult, LessonDraft]] = []
     for result in [first, *others]:
@@ -309,6 +320,13 @@ async def draw_samples(
         except (ValueError, BadResponse):
             continue
     if len(candidates) < 2:
+        # One usable sample (the others broken, truncated or failed): it goes on, no retry.
+        if candidates and candidates[0][0] is not first:
+            if not isinstance(first, BaseException):
+                first.reject("self-consistency: sample 1 unusable, another sample kept")
+            return candidates[0][0], None
+        if isinstance(first, BaseException):
+            raise first
         return first, None
     vectors = await text_vectors([d.content for _, d in candidates], ctx.effects)
     agreement = min_pairwise_cosine(vectors)

@@ -14,8 +14,7 @@ from typing import Any
 from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
-from ..errors import RunError
-from ..ledger import estimate_input_tokens
+from ..errors import BadResponse, ProviderError
 from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
@@ -29,6 +28,7 @@ from ..routing import (
     tier_rank,
 )
 from ..telemetry import SpanHandle, span
+from .context import fit_context, lesson_excerpts, request_tokens
 from .lesson_checks import check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
 from .prompts import lesson_messages
@@ -103,9 +103,14 @@ async def generate_lesson(
     sem: asyncio.Semaphore,
     phase: str,
     round: int = 0,
+    *,
+    sequential: bool = False,
 ) -> None:
     """Generate one slot through the cascade (`phase`/`round`: where it runs, for the report);
-    the slot ends accepted, flagged (best attempt kept) or failed. Never raises a RunError."""
+    the slot ends accepted, flagged (best attempt kept) or failed. Never raises an `Exception`
+    (a provider error, an embedder crash, a bug in a gate): that lesson fails, the course goes on.
+    `sequential`: the fallback run after a failed parallel one, with the priority's longer
+    timeout (`routing.sequential_timeout_factor` times its `timeout_s`)."""
     analysis = state.analysis
     spec = analysis.sections[slot.section_index]
     plan = state.plans[slot.section_index]
@@ -119,6 +124,11 @@ async def generate_lesson(
     complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
     source_ids = [m.id for m in analysis.source_material]
+    # The sources' passages relevant to this lesson: shown to it, and graded against.
+    excerpts = await lesson_excerpts(state, slot, ctx)
+    timeout_s = priority.timeout_s
+    if sequential and timeout_s is not None:
+        timeout_s *= ctx.settings.routing.sequential_timeout_factor
 
     def build(tier: str, attempt: int, feedback: str) -> ChatRequest:
         model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
@@ -136,6 +146,7 @@ async def generate_lesson(
             outline=outline,
             feedback=note,
             exercises=(gates.min_exercises, gates.max_exercises),
+            sources=excerpts,
         )
         return ChatRequest(
             messages,
@@ -147,7 +158,7 @@ async def generate_lesson(
             schema_name="lesson",
             max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
             temperature=ctx.settings.routing.temperature,
-            timeout_s=priority.timeout_s,
+            timeout_s=timeout_s,
             tags={"phase": phase, "task": task.key(), "max_retries": str(priority.retries)},
         )
 
@@ -158,7 +169,7 @@ async def generate_lesson(
         critical=spec.critical,
         section_type=spec.section_type,
         bloom_rank=max(BLOOM_RANK[o.bloom_level] for _, o in outcomes),
-        context_tokens=estimate_input_tokens(probe.messages) + probe.max_tokens,
+        context_tokens=request_tokens(probe.messages, probe.max_tokens),
     )
     route = route_task(profile, ctx.settings.routing, ctx.settings.models)
     start_tier = route.tier
@@ -195,6 +206,11 @@ async def generate_lesson(
             )
         )
         start_tier = ceiling
+    # Seed 000's tier 3: a prompt too large for the starting tier goes to the long-context tier.
+    probe = build(start_tier, 1, "")
+    start_tier, moved = fit_context(ctx, start_tier, probe.messages, probe.max_tokens, task.key())
+    if moved is not None:
+        state.decisions.append(moved)
     if not slot.start_tier:
         slot.start_tier = start_tier
     slot.round_start_tier = start_tier
@@ -241,9 +257,13 @@ async def generate_lesson(
                     check=check,
                     call=sampling_call if sampled else ctx.effects.call,
                 )
-            except RunError as exc:  # isolation: one lesson's failure is recorded, never raised
-                slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
+                slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
+                slot.transient_failure = True
                 task_span.error(type(exc).__name__, str(exc))
+                state.decisions.append(
+                    Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
+                )
                 return
             _trace_result(task_span, result.decisions, result.status, result.tier, result.attempts)
     state.decisions += result.decisions
@@ -251,7 +271,14 @@ async def generate_lesson(
     slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
     if result.value is None:
         slot.status = "failed"
+        # A model that answered badly (or a refusal) would answer so again: only transport
+        # failures are worth the sequential fallback.
+        slot.transient_failure = any(
+            isinstance(e, ProviderError) and e.retryable and not isinstance(e, BadResponse)
+            for e in result.errors
+        )
         return
+    slot.transient_failure = False
     slot.draft = result.value
     slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
     slot.status = "accepted" if result.status == "accepted" else "flagged"
@@ -314,19 +341,46 @@ def _trace_result(
 async def generate_lessons(
     state: CourseState, ctx: PipelineContext, slots: list[LessonSlot], phase: str, round: int = 0
 ) -> None:
+    """`slots` generated concurrently; those whose parallel run failed for a transient reason (a
+    timeout, a dropped connection, a rate limit, an exception) are then retried one at a time
+    with the longer timeout (seed 003, risk 3: fall back to sequential for failed sections)
+    before phase 5 sees them failed. A lesson the model answered badly is not: repeating those
+    calls would pay for the same failure again (phase 5 regenerates it a tier higher)."""
     sem = asyncio.Semaphore(ctx.settings.routing.max_parallel_tasks)
     total, done = len(slots), 0
 
-    async def one(slot: LessonSlot) -> None:
+    async def one(slot: LessonSlot, lock: asyncio.Semaphore, sequential: bool = False) -> None:
         nonlocal done
         started = ctx.effects.now_ms()
         attempts = slot.attempts
-        await generate_lesson(state, slot, ctx, sem, phase, round)
+        await generate_lesson(state, slot, ctx, lock, phase, round, sequential=sequential)
         done += 1
         took = (ctx.effects.now_ms() - started) / 1000
         tried = slot.attempts - attempts
         where = f"{slot.tier}, " if slot.tier else ""
-        message = f"{slot.id} {slot.status} ({where}{tried} attempt{'s' if tried != 1 else ''}, {took:.1f} s)"
+        how = "sequential fallback: " if sequential else ""
+        message = (
+            f"{how}{slot.id} {slot.status} ({where}{tried} attempt{'s' if tried != 1 else ''}, {took:.1f} s)"
+        )
         ctx.progress(ProgressEvent(phase, "task_done", message, slot.id, done, total))
 
-    await asyncio.gather(*(one(s) for s in slots))
+    await asyncio.gather(*(one(s, sem) for s in slots))
+    failed = [s for s in slots if s.status == "failed" and s.transient_failure]
+    if not failed or not ctx.settings.routing.sequential_fallback:
+        return
+    total += len(failed)
+    alone = asyncio.Semaphore(1)
+    for slot in failed:
+        # A new round of its own (new step keys): the failed calls are not replayed as failures.
+        slot.rounds += 1
+        state.decisions.append(
+            Decision(
+                task=f"lesson:{slot.id}",
+                action="sequential_fallback",
+                tier="",
+                reason=f"parallel run failed ({slot.reason or 'no usable draft'}): retried alone "
+                f"with {ctx.settings.routing.sequential_timeout_factor:g}x the priority's timeout",
+                inputs={"phase": phase, "round": round},
+            )
+        )
+        await one(slot, alone, sequential=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from ..domain import Decision, LearningOutcome, LessonPlan, ReviewFlag, SectionPlan, SectionSpec
@@ -15,15 +16,16 @@ from ..domain.tasks import TaskId
 from ..errors import GenerationFailed
 from ..providers import ChatRequest
 from ..providers.embeddings import cosine
-from ..quality.base import GateContext
+from ..quality.base import GateContext, GateResult
 from ..quality.bloom import levels_of, main_verb
 from ..quality.gates import OutcomesGate, thresholds_for
 from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
+from .context import fit_context
 from .parsing import parser_for
 from .prompts import metadata_core_messages, metadata_extras_messages
 from .state import CourseState, PipelineContext
 
-__all__ = ["run_metadata"]
+__all__ = ["metadata_quality", "run_metadata"]
 
 _CORE_SCHEMA = json_schema_of(MetadataCoreDraft)
 _EXTRAS_SCHEMA = json_schema_of(MetadataExtrasDraft)
@@ -158,6 +160,109 @@ async def _drop_surplus_outcomes(
     return fixes
 
 
+def _per_model(table: dict[str, float], ctx: PipelineContext, default: float) -> float:
+    return table.get(ctx.settings.gates.embedding_model, default)
+
+
+def _mean_vector(vectors: Sequence[Sequence[float]]) -> list[float]:
+    return [sum(col) / len(vectors) for col in zip(*vectors, strict=True)] if vectors else []
+
+
+async def metadata_quality(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
+) -> list[GateResult]:
+    """Seed 000's metadata gate, three scores (`gates.metadata`):
+
+    - completeness: the share of the plan's checks met — every section planned, every key
+      concept planned (named in an outcome, lesson title, summary or the taxonomy, or within the
+      similarity pass mark of one of them by cosine), every outcome measurable (a Bloom verb) and
+      mapped (claimed by a planned lesson);
+    - coherence: cosine of title + description + strategy to the outcomes and section titles;
+    - alignment: cosine of the outcomes (their mean vector) to the analysis' goals, topic and
+      audience.
+    Coherence and alignment thresholds are per embedding model (calibrated, docs/quality.md)."""
+    cfg = ctx.settings.gates.metadata
+    analysis = state.analysis
+    sections = analysis.sections
+    outcomes = draft.learning_outcomes
+    plans = draft.sections[: len(sections)]
+    planned_texts = [o.text for o in outcomes] + [lp.title for p in plans for lp in p.lessons]
+    planned_texts += [p.summary for p in plans] + list(draft.domain_taxonomy)
+    concepts = [c for spec in sections for c in spec.key_concepts]
+    haystack = " ".join(planned_texts).lower()
+    unnamed = [c for c in concepts if c.lower() not in haystack]
+    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).pass_at
+    head = f"{draft.course_title}. {draft.description} {draft.pedagogical_strategy}"
+    body = " ".join([o.text for o in outcomes] + [s.title for s in sections])
+    goals = " ".join([analysis.topic, analysis.target_audience, *analysis.goals])
+    texts = [head, body, goals] + [o.text for o in outcomes] + unnamed + planned_texts
+    vectors = await ctx.effects.embed(texts)
+    head_v, body_v, goals_v = vectors[0], vectors[1], vectors[2]
+    k = 3
+    outcome_vs = vectors[k : k + len(outcomes)]
+    k += len(outcomes)
+    unnamed_vs = vectors[k : k + len(unnamed)]
+    planned_vs = vectors[k + len(unnamed) :]
+    missing = [
+        c
+        for c, v in zip(unnamed, unnamed_vs, strict=True)
+        if max((cosine(v, p) for p in planned_vs), default=0.0) < pass_at
+    ]
+    measurable = [o for o in outcomes if (verb := main_verb(o.text)) and levels_of(verb)]
+    mapped = {n for p in plans for lp in p.lessons for n in lp.outcomes if 1 <= n <= len(outcomes)}
+    checks = [
+        (min(len(plans), len(sections)) / len(sections), f"{len(plans)} of {len(sections)} sections planned"),
+        (
+            (len(concepts) - len(missing)) / (len(concepts) or 1),
+            f"key concepts not planned: {', '.join(missing[:6])}",
+        ),
+        (
+            len(measurable) / (len(outcomes) or 1),
+            f"{len(outcomes) - len(measurable)} outcomes without a measurable verb",
+        ),
+        (
+            len(mapped) / (len(outcomes) or 1),
+            f"outcomes mapped to no lesson: {sorted(set(range(1, len(outcomes) + 1)) - mapped)}",
+        ),
+    ]
+    completeness = round(sum(score for score, _ in checks) / len(checks), 4)
+    coherence = round(cosine(head_v, body_v), 4)
+    alignment = round(cosine(_mean_vector(outcome_vs), goals_v), 4) if outcome_vs else 0.0
+    coh_at = _per_model(cfg.coherence, ctx, pass_at)
+    ali_at = _per_model(cfg.alignment, ctx, pass_at)
+    return [
+        GateResult(
+            "metadata_completeness",
+            completeness >= cfg.completeness,
+            completeness,
+            [why for score, why in checks if score < 1] if completeness < cfg.completeness else [],
+            threshold=cfg.completeness,
+        ),
+        GateResult(
+            "metadata_coherence",
+            coherence >= coh_at,
+            coherence,
+            []
+            if coherence >= coh_at
+            else [
+                f"title, description and strategy disagree with the outcomes and sections (cosine {coherence:.2f} < {coh_at:.2f})"
+            ],
+            threshold=coh_at,
+        ),
+        GateResult(
+            "metadata_alignment",
+            alignment >= ali_at,
+            alignment,
+            []
+            if alignment >= ali_at
+            else [
+                f"outcomes stray from the course's goals, topic and audience (cosine {alignment:.2f} < {ali_at:.2f})"
+            ],
+            threshold=ali_at,
+        ),
+    ]
+
+
 async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> Verdict:
     reasons: list[str] = []
     _fix_bloom_levels(state, draft)
@@ -170,9 +275,15 @@ async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: Pipelin
     unfitted = await _unfitted_sections(state, draft, ctx)
     if unfitted:
         reasons.append("; ".join(unfitted) + ": write one outcome per section about its key concepts")
+    quality: list[GateResult] = []
+    if ctx.settings.gates.metadata.enabled and draft.learning_outcomes:
+        quality = await metadata_quality(state, draft, ctx)
+        state.metadata_gates = quality
+        reasons += [r for g in quality if not g.passed for r in g.reasons]
+    score = quality[0].score if quality and quality[0].score is not None else 1.0
     if reasons:
         return Verdict(False, score=0.0, feedback="; ".join(reasons)[:600], details=outcome_result)
-    return Verdict(True, score=1.0, details=outcome_result)
+    return Verdict(True, score=score, details=outcome_result)
 
 
 #: Per section, the lessons as planned: (title, valid outcome numbers, padded by rule?).
@@ -394,21 +505,48 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
         )
 
     async def check_extras(draft: MetadataExtrasDraft) -> Verdict:
+        """The non-critical fields' gate (cheap-first: failing it escalates a tier): a plausible
+        time estimate, and audience detail and style guidelines about this course's audience
+        and topic (cosine at `gates.metadata.extras` for the embedding model)."""
         floor = 5 * n_lessons
+        problems = []
         if draft.time_estimate_minutes < floor:
-            return Verdict(
-                False,
-                score=0.5,
-                feedback=f"time estimate {draft.time_estimate_minutes} min "
-                f"is implausible for {n_lessons} lessons (at least {floor})",
+            problems.append(
+                f"time estimate {draft.time_estimate_minutes} min is implausible for {n_lessons} lessons (at least {floor})"
             )
+        bar = _per_model(ctx.settings.gates.metadata.extras, ctx, 0.0)
+        if ctx.settings.gates.metadata.enabled:
+            ref = f"{analysis.topic}. {analysis.target_audience}"
+            vectors = await ctx.effects.embed([ref, draft.target_audience])
+            fit = cosine(vectors[0], vectors[1])
+            if fit < bar:
+                problems.append(
+                    f"target audience {draft.target_audience!r} is not about this course's audience "
+                    f"({analysis.target_audience!r}; cosine {fit:.2f} < {bar:.2f})"
+                )
+        if problems:
+            return Verdict(False, score=0.5, feedback="; ".join(problems)[:600])
         return Verdict(True, score=1.0)
 
+    # Seed 000: the critical fields on the premium tier, at most `metadata_max_attempts` (2)
+    # attempts, then human review (the best attempt is kept and flagged).
+    core_priority = critical.model_copy(update={"max_attempts": routing.metadata_max_attempts})
+
+    # Seed 000's tier 3 for metadata too: a prompt too large for its tier goes long-context.
+    def fitted(task: str, tier: str, build: Any) -> str:
+        probe = build(tier, 1, "")
+        fitted_tier, moved = fit_context(ctx, tier, probe.messages, probe.max_tokens, task)
+        if moved is not None:
+            state.decisions.append(moved)
+        return str(fitted_tier)
+
+    core_tier = fitted("metadata_core", routing.metadata_tier, build_core)
+    extras_tier = fitted("metadata_extras", routing.metadata_extras_tier, build_extras)
     core_task = run_cascade(
         phase="metadata",
         task=TaskId("metadata_core"),
-        start_tier=routing.metadata_tier,
-        policy=ctx.policy(critical),
+        start_tier=core_tier,
+        policy=ctx.policy(core_priority),
         build=build_core,
         parse=parser_for(MetadataCoreDraft),
         check=lambda d, _: _check_core(state, d, ctx),
@@ -417,7 +555,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     extras_task = run_cascade(
         phase="metadata",
         task=TaskId("metadata_extras"),
-        start_tier=routing.metadata_extras_tier,
+        start_tier=extras_tier,
         policy=ctx.policy(standard),
         build=build_extras,
         parse=parser_for(MetadataExtrasDraft),

@@ -187,7 +187,10 @@ def lesson_messages(
     outline: Sequence[tuple[str, Sequence[str]]] = (),
     feedback: str = "",
     exercises: tuple[int, int] = (1, 4),
+    sources: Sequence[tuple[str, str, str]] | None = None,
 ) -> list[Message]:
+    """`sources`: the (id, title, excerpt) passages to show (the lesson's retrieved excerpts);
+    None shows the first six sources' openings."""
     brief: dict[str, Any] = {
         "task": "lesson",
         "course_title": course_title,
@@ -203,7 +206,10 @@ def lesson_messages(
     }
     if section.guidance:
         brief["guidance"] = section.guidance
-    if analysis.source_material:
+    if sources is not None:
+        if sources:
+            brief["sources"] = [{"id": i, "title": t, "excerpt": x} for i, t, x in sources]
+    elif analysis.source_material:
         brief["sources"] = [
             {"id": m.id, "title": m.title, "excerpt": m.text[:600]} for m in analysis.source_material[:6]
         ]

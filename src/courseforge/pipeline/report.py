@@ -19,7 +19,7 @@ from ..domain.quality import QualitySummary
 from ..domain.tasks import TaskId
 from ..ledger import Ledger
 from ..routing import tier_rank
-from .assemble import lesson_gate_report
+from .assemble import gate_score, lesson_gate_report
 from .state import CourseState
 
 __all__ = [
@@ -70,6 +70,11 @@ def quality_summary(
     comps = [g.score for lg in lessons for g in lg.gates if g.gate == "judge" and g.score is not None]
     samples = [d for d in decisions if d.action in ("judge_sample", "judge_calibration")]
     judged = [d for d in decisions if d.action == "judge"]
+    referenced = [
+        d
+        for d in samples
+        if d.inputs.get("judge_passed") is not None and d.inputs.get("strong_passed") is not None
+    ]
     reviewed = {f.target for f in course.review} if course else set()
     lesson_reviews = sum(1 for t in reviewed if t.startswith("lesson:"))
 
@@ -91,8 +96,16 @@ def quality_summary(
         for g in lg.gates:
             if not g.passed:
                 gate_failures[g.gate] += 1
+    support = [g.score for lg in lessons for g in lg.gates if g.gate == "grounding" and g.score is not None]
+    cited = [
+        g.score for lg in lessons for g in lg.gates if g.gate == "citation_coverage" and g.score is not None
+    ]
     return {
         "similarity_mean": _mean(sims),
+        # Grounding: the share of claims the sources support, and apart from it the share
+        # backed by a source the lesson cites (seed 000's citation coverage).
+        "grounding_support_mean": _mean(support),
+        "citation_coverage_mean": _mean(cited),
         "composite_mean": _mean(
             [*comps, *(d.inputs["judge_composite"] for d in samples if d.inputs.get("judge_composite"))]
         ),
@@ -106,6 +119,12 @@ def quality_summary(
             disagree(d, "judge_passed", "gates_passed") for d in [*judged, *samples]
         ),
         "judge_vs_strong_disagreements": sum(disagree(d, "judge_passed", "strong_passed") for d in samples),
+        # Seed 000's calibration: the gating judge against the reference judge, on the sampled
+        # lessons both answered for (None: no such lesson in this course).
+        "judge_reference_samples": len(referenced),
+        "judge_reference_disagreement_rate": _rate(
+            sum(disagree(d, "judge_passed", "strong_passed") for d in referenced), len(referenced)
+        ),
         "gate_failures": dict(sorted(gate_failures.items())),
         "ungrounded_claims": ungrounded,
     }
@@ -244,6 +263,8 @@ def build_report(
         "similarity_mean": quality["similarity_mean"],
         **lesson_rates(lessons, ladder),
         "metadata_escalations": sum(1 for d in escalations if kind_of[d.task].startswith("metadata")),
+        # Phase 2's quality gate on the accepted metadata: completeness, coherence, alignment.
+        "metadata_gates": [gate_score(g).model_dump(mode="json") for g in state.metadata_gates],
         "judge_escalations": sum(1 for d in escalations if kind_of[d.task].startswith("judge")),
         "same_tier_retries": sum(1 for d in decisions if d.action == "retry"),
         "fallbacks": sum(1 for d in decisions if d.action == "fallback"),

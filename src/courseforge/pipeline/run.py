@@ -10,7 +10,7 @@ from ..errors import GenerationFailed
 from ..telemetry import span
 from .assemble import assemble_course
 from .completeness import run_completeness
-from .course_checks import run_quality
+from .course_checks import cross_artifact_flags, run_quality
 from .lessons import create_slots, generate_lessons
 from .metadata import run_metadata
 from .state import CourseState, PipelineContext, ProgressEvent
@@ -67,4 +67,12 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
     await asyncio.gather(*state.background, return_exceptions=True)
     if state.failure:
         return PipelineResult(state, None)
-    return PipelineResult(state, assemble_course(state))
+    course = assemble_course(state)
+    # Cross-artifact consistency of the whole course (exercises answerable from their lesson,
+    # outcomes taught and assessed, prerequisite order): flagged for a person, never regenerated.
+    extra = await cross_artifact_flags(course, ctx.settings, ctx.embedder())
+    if extra:
+        state.flags += extra
+        course.review += extra
+        course.status = "needs_review"
+    return PipelineResult(state, course)

@@ -144,6 +144,12 @@ class LessonSlot:
     #: Extra instruction for the next generation (e.g. "too close to lesson S1-L2").
     feedback: str = ""
     reason: str = ""
+    #: Its last run failed for a reason another run may not meet (a timeout, a dropped
+    #: connection, a rate limit, an exception): worth the sequential fallback (seed 003, risk 3).
+    transient_failure: bool = False
+    #: The source excerpts this lesson is shown and graded against (`context.lesson_excerpts`):
+    #: (source id, title, excerpt); None until computed.
+    excerpts: list[tuple[str, str, str]] | None = None
     #: Names a generation outside the phases (a reviewer's request), so its calls get their own
     #: step keys: "lesson:S1-L2/<tag>".
     task_tag: str = ""
@@ -162,6 +168,10 @@ class CourseState:
     slots: dict[str, LessonSlot] = field(default_factory=dict)
     flags: list[ReviewFlag] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    #: The metadata quality gate's verdicts on the accepted (or last) metadata (phase 2).
+    metadata_gates: list[GateResult] = field(default_factory=list)
+    #: Every source sentence (position, source id, text) and its vector, for excerpt retrieval.
+    source_units: tuple[list[tuple[int, str, str]], list[list[float]]] | None = None
     #: Set when the course cannot be completed.
     failure: str = ""
     #: Work that runs beside the phases (calibration judging); awaited before assembly.

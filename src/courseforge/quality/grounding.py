@@ -25,7 +25,14 @@ from ..providers.base import Embedder
 from .base import Gate, GateContext, GateResult
 from .safety import sentences
 
-__all__ = ["ClaimSupport", "GroundingGate", "factual_claims", "ground_claims", "source_windows"]
+__all__ = [
+    "CitationCoverageGate",
+    "ClaimSupport",
+    "GroundingGate",
+    "factual_claims",
+    "ground_claims",
+    "source_windows",
+]
 
 Status = Literal["supported", "uncertain", "unsupported"]
 
@@ -264,3 +271,35 @@ class GroundingGate(Gate[Any]):
         ]
         reasons += [f"{c.status}: {_short(c.claim)!r}" for c in bad[: self.max_listed]]
         return GateResult(self.name, False, round(coverage, 4), reasons, "fail", threshold=self.min_coverage)
+
+
+class CitationCoverageGate(Gate[Any]):
+    """Seed 000's citation coverage, apart from support: the share of the lesson's factual claims
+    that are supported by a source the lesson cites (its `citations`) >= `min_coverage`. A
+    supported claim whose source the lesson does not cite counts against it. Reads
+    `context.values["grounding"]` and `["citations"]`; no claims passes with score 1."""
+
+    name = "citation_coverage"
+    max_listed = 6
+
+    def __init__(self, min_coverage: float = 0.8) -> None:
+        self.min_coverage = min_coverage
+
+    def check(self, artifact: Any, context: GateContext) -> GateResult:
+        claims: Sequence[ClaimSupport] = context.values.get("grounding") or []
+        cited = set(context.values.get("citations") or [])
+        if not claims:
+            return GateResult(self.name, True, 1.0, (), "pass", threshold=self.min_coverage)
+        covered = [c for c in claims if c.status == "supported" and c.source_id in cited]
+        coverage = round(len(covered) / len(claims), 4)
+        if coverage >= self.min_coverage:
+            return GateResult(self.name, True, coverage, (), "pass", threshold=self.min_coverage)
+        uncited = [c for c in claims if c.status == "supported" and c.source_id not in cited]
+        reasons = [
+            f"only {len(covered)} of {len(claims)} factual claims are backed by a cited source "
+            f"({coverage:.0%} < {self.min_coverage:.0%}); cite the sources you use"
+        ]
+        reasons += [
+            f"supported by uncited {c.source_id}: {_short(c.claim)!r}" for c in uncited[: self.max_listed]
+        ]
+        return GateResult(self.name, False, coverage, reasons, "fail", threshold=self.min_coverage)

@@ -4,8 +4,9 @@ The judge scores a lesson on correctness, comprehensiveness and readability (1-5
 is seed 000's 0.6 / 0.2 / 0.2. The judge's answer is a bounded pydantic draft (`JudgeDraft`)
 so a weak model cannot ramble and invalid answers are re-asked with the validation error. The
 gate itself is pure: the pipeline asks the model (through Effects) and hands the parsed draft in
-as `context.values["judge"]`; the stronger judge of the calibration sample, when there is one,
-comes in as `"judge_strong"` and wins.
+as `context.values["judge"]`. The calibration sample's reference verdict is recorded by the
+pipeline beside this one, never read here (seed 000: ground truth for the judge, not a
+substitute for it).
 """
 
 from __future__ import annotations
@@ -101,8 +102,7 @@ class JudgeGate(Gate[object]):
         self.min_correctness = min_correctness
 
     def check(self, artifact: object, context: GateContext) -> GateResult:
-        strong = context.values.get("judge_strong")
-        draft = strong if isinstance(strong, JudgeDraft) else context.values.get("judge")
+        draft = context.values.get("judge")
         if not isinstance(draft, JudgeDraft):
             raise ValueError("JudgeGate needs context.values['judge'] (a JudgeDraft)")
         score = composite(draft)

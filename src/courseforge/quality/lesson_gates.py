@@ -23,7 +23,7 @@ from ..providers.base import Embedder
 from .answer_keys import AnswerKeyGate
 from .base import GateContext, GateResult
 from .gates import EndingGate, evaluate_lesson
-from .grounding import ClaimSupport, GroundingGate, factual_claims, ground_claims
+from .grounding import CitationCoverageGate, ClaimSupport, GroundingGate, factual_claims, ground_claims
 from .redundancy import ConsistencyGate
 from .safety import SafetyGate, is_warm
 
@@ -163,6 +163,12 @@ async def run_lesson_gates(
         results.append(
             GroundingGate(gates.grounding.min_coverage).check(
                 draft, GateContext(values={"grounding": claims})
+            )
+        )
+        # Citation coverage apart from support (seed 000): supported by a source it cites.
+        results.append(
+            CitationCoverageGate(gates.grounding.min_citation_coverage).check(
+                draft, GateContext(values={"grounding": claims, "citations": draft.citations})
             )
         )
     unknown = [c for c in draft.citations if c not in lesson.sources]

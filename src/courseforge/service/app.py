@@ -31,8 +31,9 @@ from ..domain import AnalysisResult
 from ..engine import Engine
 from ..errors import UserError
 from ..jobs import input_digest, unanswered_reviews
+from ..jobs.reviews import edit_verdicts
 from ..pipeline import parse_analysis
-from ..storage import Job, Store, StoreConflict
+from ..storage import Job, ReviewItem, Store, StoreConflict
 from .docs import mount_docs
 from .exports import export_router
 from .limits import BodySizeLimit
@@ -138,13 +139,16 @@ class ReviewList(BaseModel):
 
 
 class ReviewAction(BaseModel):
-    """approve: accept as is. edit: replace the lesson's markdown with `content`.
-    regenerate: generate the lesson again, with `note` as the reviewer's feedback."""
+    """approve: accept as is. edit: replace the lesson's markdown with `content`; the edit goes
+    through the lesson's gates first and, failing any, is refused (409, each failing gate named)
+    unless `approve_anyway` with the reason in `note`. regenerate: generate the lesson again,
+    with `note` as the reviewer's feedback."""
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["approve", "edit", "regenerate"]
     note: str = Field(default="", max_length=2000)
     content: str | None = Field(default=None, min_length=1, max_length=200_000)
+    approve_anyway: bool = False
 
 
 class Health(BaseModel):
@@ -502,6 +506,9 @@ def create_app(
                 pass  # the course changes when the regeneration ends (jobs.revise_review)
             elif stored is not None and course is not None:
                 if action.action == "edit" and lesson is not None and action.content is not None:
+                    # The edit goes through the lesson's gates first (once, on the course as read).
+                    if "gates" not in resolution:
+                        resolution.update(await _gated_edit(engine, store, item, course, action))
                     lesson["content"] = action.content
                     resolution["content_chars"] = len(action.content)
                 if not await unanswered_reviews(store, item.job_id, besides=item.id):
@@ -603,6 +610,29 @@ def _etag(version: int) -> str:
 
 def _fields(item: Any) -> dict[str, Any]:
     return {k: getattr(item, k) for k in ReviewView.model_fields}
+
+
+async def _gated_edit(
+    engine: Engine, store: Store, item: ReviewItem, course: dict[str, Any], action: ReviewAction
+) -> dict[str, Any]:
+    """An edit's gate verdicts for the item's resolution; ApiError when a gate fails and the
+    reviewer has not approved it anyway with a reason (`note`)."""
+    assert action.content is not None
+    verdicts = await edit_verdicts(engine, store, item, course, action.content)
+    failed = [v for v in verdicts if not v["passed"]]
+    if failed and not action.approve_anyway:
+        problems = [(f"gates.{v['gate']}", "; ".join(v["reasons"])[:300] or "failed") for v in failed]
+        raise ApiError(
+            409, "the edited lesson fails its gates (approve_anyway with a note to keep it)", problems
+        )
+    if failed and not action.note.strip():
+        raise ApiError(
+            422, "approving a failing edit needs a reason", [("body.note", "required with approve_anyway")]
+        )
+    extra: dict[str, Any] = {"gates": verdicts}
+    if failed:
+        extra["approved_anyway"] = {"reason": action.note, "failed_gates": [v["gate"] for v in failed]}
+    return extra
 
 
 def _find_lesson(course: dict[str, Any], lesson_id: str) -> dict[str, Any] | None:

@@ -495,8 +495,15 @@ def ui_router(
                 403,
             )
         try:
+            # The UI saves an edit and re-gates it (`regate`: still flagged puts the item back in
+            # the queue with the verdicts), so it keeps the edit past the API's gate refusal.
+            note = form.get("note", "")
+            edit = form.get("action") == "edit"
             action = review_model(
-                action=form.get("action", ""), note=form.get("note", ""), content=form.get("content") or None
+                action=form.get("action", ""),
+                note=note or ("saved from the review page; re-gated after saving" if edit else ""),
+                content=form.get("content") or None,
+                approve_anyway=edit,
             )
             await review_action(review_id, action)
         except ValidationError as exc:

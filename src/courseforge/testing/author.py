@@ -72,6 +72,8 @@ class CourseAuthor:
             return json.dumps(self.lesson(brief))
         if task == "judge":
             return json.dumps(self.judge(brief))
+        if task == "gaps":
+            return json.dumps(self.gaps(brief))
         raise ValueError(f"CourseAuthor cannot answer task {task!r}")
 
     def metadata_core(self, brief: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +88,12 @@ class CourseAuthor:
         for i in range(n_out):
             section = brief["sections"][i % n_sections]
             focus = section["key_concepts"][(i // n_sections) % len(section["key_concepts"])]
-            outcomes.append(
-                {
-                    "text": f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example",
-                    "bloom_level": levels[i % 6],
-                }
-            )
+            text = f"{_BLOOM_VERBS[levels[i % 6]]} {focus} ({section['title']}) with a worked example"
+            if n_sections > n_out:  # outcome i is about every section sharing it: i, i + 12, ...
+                shared = [brief["sections"][j] for j in range(i, n_sections, n_out)]
+                text = f"{_BLOOM_VERBS[levels[i % 6]]} " + ", ".join(x["key_concepts"][0] for x in shared)
+                text = _clip(text, 200) + " with worked examples"
+            outcomes.append({"text": text, "bloom_level": levels[i % 6]})
         sections = []
         for si, s in enumerate(brief["sections"]):
             lessons = []
@@ -129,6 +131,37 @@ class CourseAuthor:
             "style_guidelines": "Short paragraphs, one concrete example per idea, plain language.",
         }
 
+    def gaps(self, brief: dict[str, Any]) -> dict[str, Any]:
+        """Phase 5's missing lessons: one per empty section and untaught outcome, then enough
+        more (in the sections with fewest lessons) to reach `needed`; outcome k belongs to
+        section k, as `metadata_core` writes them."""
+        sections, n_out = brief["sections"], max(1, len(brief["outcomes"]))
+        counts = [len(s["lessons"]) for s in sections]
+        planned: list[dict[str, Any]] = []
+
+        def add(si: int, outcome: int) -> None:
+            s = sections[si]
+            counts[si] += 1
+            concept = s["key_concepts"][counts[si] % len(s["key_concepts"])]
+            angle = _ANGLES[counts[si] % len(_ANGLES)]
+            planned.append(
+                {
+                    "section": si + 1,
+                    "title": f"{concept.capitalize()}: {angle} ({s['title']}, part {counts[si]})",
+                    "outcomes": [outcome],
+                }
+            )
+
+        for number in brief.get("empty_sections", []):
+            add(number - 1, (number - 1) % n_out + 1)
+        for n in brief.get("untaught", []):
+            if not any(n in p["outcomes"] for p in planned):
+                add((n - 1) % len(sections), n)
+        while len(planned) < brief.get("needed", 0):
+            si = min(range(len(sections)), key=counts.__getitem__)
+            add(si, si % n_out + 1)
+        return {"lessons": planned}
+
     def judge(self, brief: dict[str, Any]) -> dict[str, Any]:
         """A satisfied reviewer: 4/4/4, every answer key right, every claim supported."""
         return {
@@ -163,7 +196,8 @@ class CourseAuthor:
         content_words = [words[i % len(words)] for i in range(target)]
         # With sources, the lesson restates them first (so grounding finds its claims supported).
         excerpts = " ".join(s["excerpt"] for s in brief.get("sources", [])[:1])
-        lead = excerpts.split() if excerpts and not self._off_topic(brief) else []
+        # At most ~90 words of them (a long excerpt would run the lesson past its bounds).
+        lead = excerpts.split()[:90] if excerpts and not self._off_topic(brief) else []
         content_words = content_words[: max(0, target - len(lead))]
         # Ends with its last complete sentence, as a writer would (the ending gate checks it).
         ends = [i for i, w in enumerate(content_words) if w.endswith(".")]
