@@ -177,7 +177,12 @@ def _service_cases(base: str, example: dict[str, Any], log: Path) -> list[tuple[
 
         def edit(item_and_content: tuple[dict[str, Any], str]) -> int:
             item, content = item_and_content
-            body = {"action": "edit", "content": content}
+            body = {
+                "action": "edit",
+                "content": content,
+                "approve_anyway": True,
+                "note": "probe: concurrency, not content",
+            }
             return acme.post(f"/v1/reviews/{item['id']}", json=body).status_code
 
         with ThreadPoolExecutor(10) as pool:

@@ -140,7 +140,7 @@ class ReviewList(BaseModel):
 
 class ReviewAction(BaseModel):
     """approve: accept as is. edit: replace the lesson's markdown with `content`; the edit goes
-    through the lesson's gates first and, failing any, is refused (409, each failing gate named)
+    through the lesson's gates first and, failing any, is refused (422, each failing gate named)
     unless `approve_anyway` with the reason in `note`. regenerate: generate the lesson again,
     with `note` as the reviewer's feedback."""
 
@@ -622,8 +622,8 @@ async def _gated_edit(
     failed = [v for v in verdicts if not v["passed"]]
     if failed and not action.approve_anyway:
         problems = [(f"gates.{v['gate']}", "; ".join(v["reasons"])[:300] or "failed") for v in failed]
-        raise ApiError(
-            409, "the edited lesson fails its gates (approve_anyway with a note to keep it)", problems
+        raise ApiError(  # 422, not 409: the item is untouched; 409 means another action won
+            422, "the edited lesson fails its gates (approve_anyway with a note to keep it)", problems
         )
     if failed and not action.note.strip():
         raise ApiError(
