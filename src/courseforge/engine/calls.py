@@ -220,44 +220,51 @@ class CourseCalls:
         return result
 
     async def call(self, spec: CallSpec) -> CallResult:
+        """Checkpoint, else the response cache, else the chain (the cache and the checkpoint
+        keep what the chain answered). Lookups are awaited here, beside the send, so they add
+        no frame to the path a call takes to the provider."""
         model_id = self._settings.routing.tiers[spec.tier]
-        if self._checkpoints is None:
-            return await self._cached_or_sent(spec, model_id)
-        key, digest = spec.step_key, request_digest(model_id, spec.request)
-        found = self._checkpoints.find(key, model_id, digest)
-        if found is not None:
-            return self._replay(spec, found)
-        result = await self._cached_or_sent(spec, model_id)
-        await self._checkpoints.save(key, digest, result)
+        key = digest = ""
+        if self._checkpoints is not None:
+            key, digest = spec.step_key, request_digest(model_id, spec.request)
+            found = self._checkpoints.find(key, model_id, digest)
+            if found is not None:
+                return self._replay(spec, found)
+        result = await self._from_cache(spec, model_id)
+        if result is None:
+            result = await self._send(spec, model_id)
+            await self._keep_in_cache(spec, model_id, result)
+        if self._checkpoints is not None:
+            await self._checkpoints.save(key, digest, result)
         return result
 
-    # -- the chain -------------------------------------------------------------------------
-    async def _cached_or_sent(self, spec: CallSpec, model_id: str) -> CallResult:
-        """The response cache's answer, else the chain's (kept when the primary answered)."""
-        cache = self._cache
-        if cache is None:
-            return await self._send(spec, model_id)
-        settings = self._settings.models[model_id]
+    # -- the response cache ------------------------------------------------------------------
+    async def _from_cache(self, spec: CallSpec, model_id: str) -> CallResult | None:
+        """The response cache's answer to this request, recorded as a free call; None: a miss."""
+        if self._cache is None:
+            return None
         started = self.now_ms()
-        draw = {"attempt": spec.attempt, "sample": spec.task.sample}
-        hit = await cache.lookup(settings, spec.request, **draw)
-        if hit is not None:
-            return self._serve_cached(spec, model_id, hit, started)
-        result = await self._send(spec, model_id)
-        if result.record.model == model_id:  # a fallback's answer is not the primary's
-            response = result.response
-            await asyncio.shield(
-                cache.keep(
-                    model_id,
-                    settings,
-                    spec.request,
-                    response,
-                    cost_usd=result.record.cost_usd,
-                    latency_ms=result.record.latency_ms,
-                    **draw,
-                )
+        settings = self._settings.models[model_id]
+        hit = await self._cache.lookup(settings, spec.request, attempt=spec.attempt, sample=spec.task.sample)
+        return None if hit is None else self._serve_cached(spec, model_id, hit, started)
+
+    async def _keep_in_cache(self, spec: CallSpec, model_id: str, result: CallResult) -> None:
+        """Keep the chain's answer when the primary gave it (a fallback's answer is not the
+        primary's)."""
+        if self._cache is None or result.record.model != model_id:
+            return
+        await asyncio.shield(
+            self._cache.keep(
+                model_id,
+                self._settings.models[model_id],
+                spec.request,
+                result.response,
+                cost_usd=result.record.cost_usd,
+                latency_ms=result.record.latency_ms,
+                attempt=spec.attempt,
+                sample=spec.task.sample,
             )
-        return result
+        )
 
     def _serve_cached(self, spec: CallSpec, model_id: str, hit: CachedResponse, started: float) -> CallResult:
         record = CallRecord(
@@ -293,7 +300,9 @@ class CourseCalls:
                         FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
                     )
                 try:
-                    return await self._try_hedged(spec, model, primary)
+                    if self._hedges(spec):
+                        return await self._try_hedged(spec, model, primary)
+                    return await self._try(spec, model, primary)
                 except BudgetExceeded as exc:
                     if i == 0:
                         raise
@@ -338,13 +347,16 @@ class CourseCalls:
         last.add_note(f"{model.model_id}: still failing after {DEGRADED_ROUNDS} forced sends")
         raise last
 
-    async def _try_hedged(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
-        """`_try`, hedged when `routing.hedging` covers the call's phase (resilience.hedge)."""
+    def _hedges(self, spec: CallSpec) -> bool:
+        """Whether `routing.hedging` covers the call's phase (resilience.hedge). Never in batch
+        mode: a batched call is slow by design, and a hedge would pay twice."""
         hedging = self._settings.routing.hedging
-        # Not in batch mode: a batched call is slow by design, and a hedge would pay twice.
-        off = not (hedging.enabled and self._runtime.hedge) or self._batcher is not None
-        if off or spec.phase not in hedging.phases:
-            return await self._try(spec, model, primary)
+        on = hedging.enabled and self._runtime.hedge and self._batcher is None
+        return on and spec.phase in hedging.phases
+
+    async def _try_hedged(self, spec: CallSpec, model: ChatModel, primary: str) -> CallResult:
+        """`_try` twice: a second request after the model's p95 latency, the first answer wins."""
+        hedging = self._settings.routing.hedging
         delay = hedge_delay_s(self._runtime.latency, model.model_id, hedging)
         return await race(
             lambda: self._try(spec, model, primary, hedge_leg=True),
