@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -177,15 +178,23 @@ def test_a_reviewer_walks_through_the_dashboard(tmp_path: Path, artefacts: Path)
         lessons = [t for t in targets if t.startswith("S")]
         assert len(targets) >= 2 and lessons, targets
         shot("06-review-queue.png")
-        # Regenerate a lesson; approve another item (lesson or not).
-        second = lessons[0]
-        first = next(t for t in targets if t != second)
-        page.get_by_role("button", name=f"Approve {first}", exact=True).click()
+        # Regenerate a lesson; approve another item (lesson or not). A lesson flagged by two
+        # gates has two items: every control's name says which item (target and gate) it is for.
+        names = cards.get_by_role("button", name=re.compile("^(Approve|Regenerate) ")).all_inner_texts()
+        labels = [b.get_attribute("aria-label") for b in cards.get_by_role("button").all()]
+        labels = [x for x in labels if x and x.split(" ")[0] in ("Approve", "Regenerate")]
+        assert names and len(labels) == len(set(labels)), labels  # no two controls share a name
+        regen = next(i for i in range(cards.count()) if cards.nth(i).get_by_label("Feedback").count())
+        second = targets[regen]
+        action = cards.nth(regen).locator("form[action]").first.get_attribute("action")
+        approve = cards.nth(next(i for i in range(cards.count()) if i != regen))
+        first = targets[next(i for i in range(cards.count()) if i != regen)]
+        approve.get_by_role("button", name=re.compile("^Approve ")).click()
         page.locator(".flash").wait_for()
         assert page.locator(".flash").inner_text().startswith("approve")
-        card = page.locator("article.review", has=page.locator("h2", has_text=second))
+        card = page.locator("article.review", has=page.locator(f'form[action="{action}"]'))
         card.get_by_label("Feedback").fill("Stay on the lesson's own topic.")
-        card.get_by_role("button", name=f"Regenerate {second}", exact=True).click()
+        card.get_by_role("button", name=re.compile("^Regenerate ")).click()
         page.locator(".flash").wait_for()
         page.get_by_role("link", name="regenerating", exact=True).click()
         shot("07-regenerating.png")

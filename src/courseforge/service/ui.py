@@ -431,6 +431,9 @@ def ui_router(
                 courses[item.job_id] = await store.get_course(item.job_id)
             lesson = _lesson(courses[item.job_id], item.target)
             rid = esc(item.id)
+            # One lesson can be flagged by several gates (several items): each control's name
+            # says which item it acts on.
+            what = esc(f"{item.target} ({item.gate})" if item.gate else item.target)
             actions = ""
             if status == "open":
                 edit = regenerate = ""
@@ -438,7 +441,7 @@ def ui_router(
                     edit = (
                         f'<details><summary>Edit the lesson</summary><form method="post" action="/ui/reviews/{quote(item.id)}">'
                         f'{hidden(session)}<input type="hidden" name="action" value="edit">'
-                        f'<label for="content-{rid}">Lesson markdown of {esc(item.target)}</label>'
+                        f'<label for="content-{rid}">Lesson markdown of {what}</label>'
                         f'<textarea id="content-{rid}" name="content" rows="12">{esc(lesson.get("content", ""))}</textarea>'
                         '<button type="submit">Save the edit (re-gated)</button></form></details>'
                     )
@@ -446,12 +449,12 @@ def ui_router(
                         f'<form method="post" action="/ui/reviews/{quote(item.id)}" class="row">{hidden(session)}'
                         f'<input type="hidden" name="action" value="regenerate"><label for="note-{rid}">Feedback</label>'
                         f'<input id="note-{rid}" name="note" maxlength="2000" placeholder="what to change">'
-                        f'<button type="submit" aria-label="Regenerate {esc(item.target)}">Regenerate</button></form>'
+                        f'<button type="submit" aria-label="Regenerate {what}">Regenerate</button></form>'
                     )
                 actions = (
                     f'<form method="post" action="/ui/reviews/{quote(item.id)}" class="row">{hidden(session)}'
                     '<input type="hidden" name="action" value="approve">'
-                    f'<button type="submit" aria-label="Approve {esc(item.target)}">Approve</button></form>{regenerate}{edit}'
+                    f'<button type="submit" aria-label="Approve {what}">Approve</button></form>{regenerate}{edit}'
                 )
             resolution = ""
             if item.resolution:
