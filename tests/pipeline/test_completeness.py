@@ -17,6 +17,7 @@ from courseforge.pipeline import (
     run_pipeline,
     validate_analysis,
 )
+from courseforge.pipeline.prompts import BRIEF_MARKER, parse_brief
 from courseforge.providers import ChatRequest
 from courseforge.testing import CourseAuthor, ScriptedModel
 from engine_helpers import course_calls, example_analysis, hosted_settings
@@ -125,6 +126,29 @@ async def test_gap_plan_by_rule_when_the_gap_tier_cannot_answer() -> None:
     assert result.course is not None, result.state.failure
     assert any(d.action == "fix" and d.reason.startswith("gap plan by rule") for d in result.state.decisions)
     assert any(d.action == "add_lesson" for d in result.state.decisions)
+
+
+async def test_a_rejected_gap_plan_is_re_asked_with_its_feedback_before_the_brief() -> None:
+    # The feedback goes before the BRIEF block, which stays last: the simulator and the test
+    # doubles read the brief from there (a feedback after it broke the simulator's answer).
+    author = refusing(("S4-L1", "S4-L2"))
+    gap_requests: list[ChatRequest] = []
+
+    def script(request: ChatRequest) -> Any:
+        if request.tags.get("task", "").startswith("gaps"):
+            gap_requests.append(request)
+            if len(gap_requests) == 1:
+                return '{"lessons": []}'
+        return author(request)
+
+    rig = Rig(script)
+    result = await rig.run()
+    assert result.course is not None, result.state.failure
+    assert len(gap_requests) >= 2
+    retry = gap_requests[1].messages[-1].content
+    assert "Your previous plan was rejected" in retry
+    assert retry.index("Your previous plan was rejected") < retry.index(BRIEF_MARKER)
+    assert parse_brief(gap_requests[1].messages)["task"] == "gaps"
 
 
 async def test_token_bounds_per_lesson_and_per_course_flag() -> None:

@@ -76,7 +76,11 @@ def check_completeness(state: CourseState) -> list[str]:
     return problems
 
 
-def gap_messages(state: CourseState, needed: int, untaught: list[int], empty: list[int]) -> list[Message]:
+def gap_messages(
+    state: CourseState, needed: int, untaught: list[int], empty: list[int], feedback: str = ""
+) -> list[Message]:
+    """The gap planner's prompt; a rejected plan's feedback comes before the BRIEF block, which
+    stays last (`prompts.parse_brief`)."""
     outline = [
         {
             "section": si + 1,
@@ -110,6 +114,7 @@ def gap_messages(state: CourseState, needed: int, untaught: list[int], empty: li
         + "\n".join(f"{o['number']}. {o['text']}" for o in outcomes)
         + "\n\nSECTIONS AND THEIR LESSONS:\n"
         + json.dumps(outline, ensure_ascii=False)
+        + (f"\n\nYour previous plan was rejected: {feedback}" if feedback else "")
         + f"\n\n{BRIEF_MARKER}\n{json.dumps(brief, ensure_ascii=False)}"
     )
     system = "You plan course structure. Answer with one JSON object only."
@@ -163,11 +168,7 @@ async def identify_gaps(
     _, priority = ctx.priority_for("completeness", False)
 
     def build(tier_: str, attempt: int, feedback: str) -> ChatRequest:
-        messages = gap_messages(state, needed, untaught, empty)
-        if feedback:
-            messages[-1] = Message(
-                "user", messages[-1].content + f"\n\nYour previous plan was rejected: {feedback}"
-            )
+        messages = gap_messages(state, needed, untaught, empty, feedback)
         return ChatRequest(
             messages,
             json_schema=_GAPS_SCHEMA,
