@@ -9,8 +9,9 @@ from pathlib import Path
 
 from courseforge.config import Settings
 from courseforge.engine import Engine
-from courseforge.exports.training import export_training, records_from_store
+from courseforge.exports.training import export_training, records_from_store, shown_excerpts
 from courseforge.jobs import generate_durably
+from courseforge.providers.embeddings import make_embedder
 from courseforge.storage import open_store
 from courseforge.testing import CourseAuthor, LoopbackServer
 from engine_helpers import author_reply, example_analysis, loopback_config
@@ -89,6 +90,15 @@ async def test_training_file_from_a_batch_of_simulated_courses(tmp_path: Path) -
     assert len(verified) == result.verified
     assert all(e["metadata"]["attempts"] >= 1 for e in verified)
     assert "jane.doe@gmail.com" not in out.read_text() + result.validation_path.read_text()
+    # A sourced course's lessons were shown the passages retrieved for them: rebuilt with the
+    # same retrieval their prompts are the ones sent, rebuilt without it they are not.
+    sourced = [r for r in records[:3] if r.analysis.source_material]
+    assert sourced
+    shown = await shown_excerpts(sourced, settings, make_embedder(settings.gates.embedding_model).embed)
+    assert shown and all(shown.values())
+    bare = export_training(sourced, settings, tmp_path / "bare.jsonl")
+    full = export_training(sourced, settings, tmp_path / "full.jsonl", excerpts=shown)
+    assert bare.verified == 0 < full.verified
 
 
 async def test_cli_from_a_folder_and_bad_sources(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from ..exports.training import (
     export_training,
     records_from_dir,
     records_from_store,
+    shown_excerpts,
 )
 from ..storage import open_store
 from ._common import ConfigOpt, app, err, fail_user
@@ -107,7 +108,14 @@ def export_training_cmd(
             records = asyncio.run(_from_store(source))
         else:
             raise UserError("no such source", [("--from", f"{source!r} is neither a folder nor a store URL")])
-        result = export_training(records, settings, out, messages_only=messages_only)
+        excerpts = None
+        if any(r.analysis.source_material for r in records):
+            # Sourced lessons were shown retrieved passages: retrieve them again, as generation did.
+            from ..providers.embeddings import make_embedder
+
+            embedder = make_embedder(settings.gates.embedding_model)
+            excerpts = asyncio.run(shown_excerpts(records, settings, embedder.embed))
+        result = export_training(records, settings, out, messages_only=messages_only, excerpts=excerpts)
     except UserError as exc:
         raise fail_user(exc) from exc
     _print_training(result)

@@ -7,7 +7,8 @@ flag on it is still open, or when a reviewer approved, edited or regenerated it.
 
 The request messages are not kept by the store (a checkpoint keeps the answer and a digest of
 the request), so they are rebuilt with the same prompt function the generation used
-(`pipeline.prompts.lesson_messages`, no retry feedback: the first attempt's request). The
+(`pipeline.prompts.lesson_messages`, no retry feedback: the first attempt's request; a sourced
+course's lessons with the source passages generation retrieved for them, `shown_excerpts`). The
 assistant turn is the lesson as it was accepted (after repairs and a reviewer's edits), in the
 JSON shape the model is asked for. Exact duplicates are removed, every example is checked again
 for PII (`quality.safety.find_pii`) and dropped when any is found, and whole courses go to the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ..engine import request_digest
 from ..errors import UserError
 from ..pipeline import validate_analysis
 from ..pipeline.assemble import draft_of
+from ..pipeline.context import Embed, Excerpt, excerpt_bounds, lesson_query, select_excerpts, source_index
 from ..pipeline.lessons import _LESSON_MAX_TOKENS, lesson_schema, lesson_schema_for
 from ..pipeline.prompts import lesson_messages
 from ..providers import ChatRequest, Message
@@ -44,6 +46,7 @@ __all__ = [
     "export_training",
     "records_from_dir",
     "records_from_store",
+    "shown_excerpts",
 ]
 
 #: Review item statuses that mean a person accepted the lesson.
@@ -103,7 +106,40 @@ def _accepted(record: CourseRecord, lesson_id: str) -> str:
     return ""
 
 
-def _messages(record: CourseRecord, section_index: int, lesson_id: str, settings: Settings) -> list[Message]:
+async def shown_excerpts(
+    records: Iterable[CourseRecord],
+    settings: Settings,
+    embed: Embed,
+) -> dict[tuple[str, str], list[Excerpt]]:
+    """The source passages each lesson of a sourced course was shown: the retrieval generation
+    ran (`pipeline.context`: the plan's lesson title and outcomes, the section's key concepts,
+    the same bounds), keyed by (record source, lesson id). Needs the embedding model the courses
+    were generated with (`gates.embedding_model`)."""
+    shown: dict[tuple[str, str], list[Excerpt]] = {}
+    for record in records:
+        analysis, meta = record.analysis, record.course.metadata
+        if not analysis.source_material:
+            continue
+        index = await source_index(analysis, embed)
+        texts = {i: o.text for i, o in enumerate(meta.learning_outcomes, start=1)}
+        numbers = {o.id: i for i, o in enumerate(meta.learning_outcomes, start=1)}
+        for si, plan in enumerate(meta.course_structure[: len(analysis.sections)]):
+            for lp in plan.lessons:
+                outcomes = [texts[numbers[o]] for o in lp.outcome_ids if o in numbers]
+                query = lesson_query(analysis, si, lp.title, outcomes)
+                shown[(record.source, lp.id)] = await select_excerpts(
+                    analysis, index, embed, query, *excerpt_bounds(settings)
+                )
+    return shown
+
+
+def _messages(
+    record: CourseRecord,
+    section_index: int,
+    lesson_id: str,
+    settings: Settings,
+    excerpts: Sequence[Excerpt] | None = None,
+) -> list[Message]:
     analysis, meta = record.analysis, record.course.metadata
     plans = meta.course_structure
     if section_index >= len(plans) or section_index >= len(analysis.sections):
@@ -129,6 +165,7 @@ def _messages(record: CourseRecord, section_index: int, lesson_id: str, settings
         style=meta.style_guidelines,
         outline=[(p.title, [lp.title for lp in p.lessons]) for p in plans],
         exercises=(gates.min_exercises, gates.max_exercises),
+        sources=excerpts if excerpts is not None else ([] if not analysis.source_material else None),
     )
     return messages
 
@@ -179,9 +216,14 @@ def _in_validation(course_id: str, share: float) -> bool:
 
 
 def build_examples(
-    records: Iterable[CourseRecord], settings: Settings, result: TrainingResult
+    records: Iterable[CourseRecord],
+    settings: Settings,
+    result: TrainingResult,
+    excerpts: Mapping[tuple[str, str], Sequence[Excerpt]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, validation) examples from the records; counts go into `result`."""
+    """(train, validation) examples from the records; counts go into `result`. `excerpts`: what
+    `shown_excerpts` retrieved (without it a sourced lesson's rebuilt prompt shows the sources'
+    openings instead, and does not verify)."""
     train: list[dict[str, Any]] = []
     validation: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -200,7 +242,8 @@ def build_examples(
                 if not by:
                     result.not_accepted += 1
                     continue
-                sent = _messages(record, si, lesson.id, settings)
+                shown = excerpts.get((record.source, lesson.id)) if excerpts is not None else None
+                sent = _messages(record, si, lesson.id, settings, shown)
                 messages = [{"role": m.role, "content": m.content} for m in sent]
                 answer = json.dumps(draft_of(lesson, numbers).model_dump(mode="json"), ensure_ascii=False)
                 key = hashlib.sha256(json.dumps([messages, answer], ensure_ascii=False).encode()).hexdigest()
@@ -251,14 +294,19 @@ def _jsonl(examples: Sequence[dict[str, Any]], messages_only: bool) -> str:
 
 
 def export_training(
-    records: Iterable[CourseRecord], settings: Settings, out: Path, *, messages_only: bool = False
+    records: Iterable[CourseRecord],
+    settings: Settings,
+    out: Path,
+    *,
+    messages_only: bool = False,
+    excerpts: Mapping[tuple[str, str], Sequence[Excerpt]] | None = None,
 ) -> TrainingResult:
     """Write `out` (train) and `<stem>.validation.jsonl` beside it; with `messages_only` the
     metadata goes to `<stem>.metadata.jsonl` (line by line: train, then validation) instead,
     for fine-tuning APIs that refuse any key but `messages`."""
     validation_path = out.with_name(f"{out.stem}.validation{out.suffix or '.jsonl'}")
     result = TrainingResult(out, validation_path)
-    train, validation = build_examples(records, settings, result)
+    train, validation = build_examples(records, settings, result, excerpts)
     train_text, validation_text = _jsonl(train, messages_only), _jsonl(validation, messages_only)
     if messages_only:
         meta = "".join(json.dumps(e["metadata"], ensure_ascii=False) + "\n" for e in [*train, *validation])
