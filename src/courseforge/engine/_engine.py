@@ -170,14 +170,12 @@ class Engine:
         progress: Callable[[ProgressEvent], None] | None = None,
         checkpoints: Checkpoints | None = None,
         on_cancel: Callable[[Report], None] | None = None,
-        tenant: str = "",
         cache: ResponseCache | None = None,
         batcher: Batcher | None = None,
     ) -> GenerationResult:
         """One course on this engine; `checkpoints` replays and records a durable job's calls,
         `cache` serves (and keeps) answers across jobs, `batcher` runs it in batch mode;
-        `on_cancel` gets the spend report of a cancelled run (see `run_course`); `tenant` is
-        the job's tenant (`CourseCalls.tenant`)."""
+        `on_cancel` gets the spend report of a cancelled run (see `run_course`)."""
         return await run_course(
             analysis,
             self.settings,
@@ -185,7 +183,6 @@ class Engine:
             checkpoints=checkpoints,
             progress=progress,
             on_cancel=on_cancel,
-            tenant=tenant,
             cache=cache,
             batcher=batcher,
         )
@@ -200,13 +197,12 @@ class Engine:
         tag: str,
         spent_usd: Decimal,
         checkpoints: Checkpoints | None = None,
-        tenant: str = "",
     ) -> RevisionResult:
         """Generate one lesson of a finished course again (a reviewer's request; see
         `pipeline/revise.py`), under what is left of the course's budget."""
         cap = course_cap(analysis, self.settings)
         ledger = Ledger(cap, spent_usd=min(spent_usd, cap))
-        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints, tenant=tenant)
+        calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints)
         state = state_from_course(analysis, course)
         revision = await revise_lesson(
             state, lesson_id, note, tag, PipelineContext(self.settings, calls, cap)

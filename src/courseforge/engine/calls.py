@@ -189,7 +189,6 @@ class CourseCalls:
         ledger: Ledger,
         *,
         checkpoints: Checkpoints | None = None,
-        tenant: str = "",
         cache: ResponseCache | None = None,
         batcher: Batcher | None = None,
     ) -> None:
@@ -199,9 +198,6 @@ class CourseCalls:
         self._runtime = runtime
         self.ledger = ledger
         self._checkpoints = checkpoints
-        #: The tenant whose job these calls serve ("" the default tenant): what anything shared
-        #: between jobs (a response cache) must be namespaced by, so tenants never share answers.
-        self.tenant = tenant
         self._cache = cache
         self._batcher = batcher
         self._t0 = runtime.clock.monotonic()

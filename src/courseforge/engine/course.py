@@ -81,7 +81,6 @@ async def run_course(
     checkpoints: Checkpoints | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
     on_cancel: Callable[[Report], None] | None = None,
-    tenant: str = "",
     cache: ResponseCache | None = None,
     batcher: Batcher | None = None,
 ) -> GenerationResult:
@@ -90,11 +89,9 @@ async def run_course(
 
     Cancelled, it hands `on_cancel` the report of what the run had spent (every call sent,
     those in flight marked "cancelled"), status "cancelled", before the cancellation goes on.
-    `tenant` is the job's tenant, kept on the course's `CourseCalls`."""
+    A tenant's jobs get the tenant's own `cache` namespace (`jobs.InProcessRunner.cache_for`)."""
     ledger = Ledger(course_cap(analysis, settings))
-    calls = CourseCalls(
-        settings, runtime, ledger, checkpoints=checkpoints, tenant=tenant, cache=cache, batcher=batcher
-    )
+    calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
     ctx = PipelineContext(settings, calls, ledger.cap_usd)
     if progress is not None:
         ctx.progress = progress

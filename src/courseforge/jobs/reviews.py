@@ -114,7 +114,6 @@ async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewI
         tag=tag,
         spent_usd=report.total_cost_usd,
         checkpoints=checkpoints,
-        tenant=job.tenant,
     )
     revision = result.revision
     target = f"lesson:{item.target}"

@@ -216,7 +216,6 @@ class InProcessRunner:
                 cache=self.cache_for(job.tenant),
                 batcher=batcher,
                 on_cancel=spent.append,
-                tenant=job.tenant,
             )
 
         return await run_job(
