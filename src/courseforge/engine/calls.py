@@ -285,6 +285,7 @@ class CourseCalls:
     # -- the chain -------------------------------------------------------------------------
     async def _send(self, spec: CallSpec, primary: str) -> CallResult:
         chain = self._runtime.chains[primary]
+        attempt = self._try_hedged if self._hedges(spec) else self._try
         for round_no in range(OPEN_CHAIN_ROUNDS + 1):
             last: ProviderError | None = None
             blocked: BudgetExceeded | None = None
@@ -296,9 +297,7 @@ class CourseCalls:
                         FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
                     )
                 try:
-                    if self._hedges(spec):
-                        return await self._try_hedged(spec, model, primary)
-                    return await self._try(spec, model, primary)
+                    return await attempt(spec, model, primary)
                 except BudgetExceeded as exc:
                     if i == 0:
                         raise
