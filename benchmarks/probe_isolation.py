@@ -14,11 +14,9 @@ enforce `maxItems`), SLOW gets every answer after 3 s. The service runs with two
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,20 +30,17 @@ from typing import Any
 import httpx
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from service_load import _free_port, serve_loopback  # one provider process and port picker for both
+
 ROOT = Path(__file__).resolve().parent.parent
 ACME, GLOBEX = "probe-acme-token", "probe-globex-Secret-4e1f"
 SLOW_S = 3.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _provider(conn: Connection) -> None:
     from courseforge.providers import ChatRequest, Message
-    from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
+    from courseforge.testing import CourseAuthor, LoopbackReply
 
     author = CourseAuthor()
     flagger = CourseAuthor(off_topic=lambda _brief: True)
@@ -68,14 +63,7 @@ def _provider(conn: Connection) -> None:
         usage = {"prompt_tokens": len(text_in.split()), "completion_tokens": len(text.split())}
         return LoopbackReply.completion(text, model=payload["model"], usage=usage, delay_s=delay)
 
-    async def main() -> None:
-        server = LoopbackServer(handler, record=False)
-        await server.start()
-        conn.send(server.base_url)
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
-        await server.stop()
-
-    asyncio.run(main())
+    serve_loopback(handler, conn)
 
 
 def _config(base_url: str) -> dict[str, Any]:

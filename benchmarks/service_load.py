@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def _free_port() -> int:
 
 def _provider(delay_s: float, conn: Connection) -> None:
     from courseforge.providers import ChatRequest, Message
-    from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
+    from courseforge.testing import CourseAuthor, LoopbackReply
 
     author = CourseAuthor()
 
@@ -52,6 +53,14 @@ def _provider(delay_s: float, conn: Connection) -> None:
         prompt = sum(len(m["content"].split()) for m in payload["messages"])
         usage = {"prompt_tokens": prompt, "completion_tokens": len(text.split())}
         return LoopbackReply.completion(text, model=payload["model"], usage=usage, delay_s=delay_s)
+
+    serve_loopback(handler, conn)
+
+
+def serve_loopback(handler: Callable[[dict[str, Any]], Any], conn: Connection) -> None:
+    """Serve `handler` on a `LoopbackServer` on 127.0.0.1 in this (spawned) process: its base
+    URL goes to `conn`, and it stops when the parent sends anything on `conn`."""
+    from courseforge.testing import LoopbackServer
 
     async def main() -> None:
         server = LoopbackServer(handler, record=False)
