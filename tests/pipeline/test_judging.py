@@ -9,7 +9,7 @@ import json
 from courseforge.pipeline.judging import reference_tier
 from courseforge.pipeline.prompts import parse_brief
 from courseforge.providers import ChatRequest
-from courseforge.service.metrics import ServiceMetrics
+from courseforge.telemetry.metrics import CallMetrics
 from courseforge.testing import CourseAuthor
 from engine_helpers import example_analysis, hosted_settings, make_engine, scripted_models
 
@@ -69,7 +69,7 @@ async def test_reference_verdict_recorded_not_substituted_and_disagreement_repor
     q = result.report.quality
     assert q is not None and q.judge_reference_samples == len(samples)
     assert q.judge_reference_disagreement_rate == 1.0
-    metrics = ServiceMetrics()
-    metrics.observe_report(result.report)
+    metrics = CallMetrics()  # a course outcome: the CLI's metrics file has it as well as the service
+    metrics.observe_course(result.report)
     assert metrics.judge_reference.labels("disagree")._value.get() == len(samples)
     assert metrics.judge_reference.labels("agree")._value.get() == 0

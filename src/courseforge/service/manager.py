@@ -141,7 +141,7 @@ class JobManager:
                 finally:
                     self.running -= 1
                 self.metrics.job_seconds.observe(time.perf_counter() - started)
-                self.metrics.observe_report(result.report)
+                self.metrics.observe_course(result.report)
                 if self.shadow is not None:
                     self.shadow.offer(current, analysis, result)
                 self._finish(job.id, "completed" if result.course else "failed")
@@ -203,7 +203,7 @@ class JobManager:
             await self.store.update_job(job_id, status="cancelled")
         report = await self.store.get_report(job_id) if final.status == "cancelled" else None
         if report is not None and report.get("status") == "cancelled":
-            self.metrics.observe_report(Report.model_validate(report))
+            self.metrics.observe_course(Report.model_validate(report))
         self._finish(job_id, "cancelled")
 
     def _finish(self, job_id: str, status: str) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..domain import Report
 from ..telemetry.metrics import CallMetrics
 
 __all__ = ["ServiceMetrics"]
@@ -42,13 +41,6 @@ class ServiceMetrics(CallMetrics):
         self.job_seconds = Histogram(
             "courseforge_job_duration_seconds", "Wall time of one job run.", buckets=_JOB_BUCKETS, registry=r
         )
-        self.judge_reference = Counter(
-            "courseforge_judge_reference_samples",
-            "Calibration-sample lessons judged by both the gating judge and the reference judge, by "
-            "whether their verdicts agree (the disagreement rate is disagree / all).",
-            ["agreement"],
-            registry=r,
-        )
         self.breaker_failure_rate = Gauge(
             "courseforge_breaker_failure_rate",
             "Share of failed calls in the breaker's sliding window (models, and provider:<name>).",
@@ -61,18 +53,6 @@ class ServiceMetrics(CallMetrics):
             ["model"],
             registry=r,
         )
-
-    def observe_report(self, report: Report) -> None:
-        """A job's run ended: its course's outcome (its calls were counted as they happened), and
-        its calibration sample's judge-vs-reference agreement."""
-        self.observe_course(report)
-        quality = report.quality
-        referenced = quality.judge_reference_samples if quality else 0
-        rate = (quality.judge_reference_disagreement_rate if quality else None) or 0.0
-        disagreed = round(referenced * rate)
-        if referenced:
-            self.judge_reference.labels("disagree").inc(disagreed)
-            self.judge_reference.labels("agree").inc(referenced - disagreed)
 
     def set_breaker_health(self, health: Iterable[tuple[str, float, bool]]) -> None:
         """(breaker name, window failure rate, judged down) per model and provider breaker."""

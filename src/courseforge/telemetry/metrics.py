@@ -141,6 +141,12 @@ class CallMetrics:
         )
         self.review_flags = counter("review_flags", "Review flags raised by finished courses.")
         self.gate_checks = counter("gate_checks", "Final gate verdicts per lesson.", "gate", "result")
+        self.judge_reference = counter(
+            "judge_reference_samples",
+            "Calibration-sample lessons judged by both the gating judge and the reference judge, by "
+            "whether their verdicts agree (the disagreement rate is disagree / all).",
+            "agreement",
+        )
         self.review_open = gauge("review_queue_open", "Review items waiting for a person.")
         self._bound: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
 
@@ -200,7 +206,8 @@ class CallMetrics:
 
     # -- when a course ends ---------------------------------------------------------------------
     def observe_course(self, report: Report) -> None:
-        """A finished course's outcome: status, cost, similarity, escalation, flags, gates."""
+        """A finished course's outcome: status, cost, similarity, escalation, flags, gates, and its
+        calibration sample's judge-vs-reference agreement."""
         self.courses.labels(report.status).inc()
         self.course_cost.observe(float(report.total_cost_usd))
         quality = report.quality
@@ -215,6 +222,12 @@ class CallMetrics:
         for lesson in report.lessons:
             for g in lesson.gates:
                 self.gate_checks.labels(g.gate, "pass" if g.passed else "fail").inc()
+        referenced = quality.judge_reference_samples if quality else 0
+        if referenced:
+            rate = (quality.judge_reference_disagreement_rate if quality else None) or 0.0
+            disagreed = round(referenced * rate)
+            self.judge_reference.labels("disagree").inc(disagreed)
+            self.judge_reference.labels("agree").inc(referenced - disagreed)
 
     def set_breakers(self, states: list[tuple[str, str]]) -> None:
         for model, state in states:
