@@ -4,7 +4,9 @@ the lesson HTML the SCORM and Common Cartridge packages reuse."""
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import markdown as md
 
@@ -63,9 +65,29 @@ def export_markdown(course: Course, out: Path) -> ExportResult:
     return result
 
 
+#: The attributes Markdown's own link and image syntax produces (raw HTML is escaped first, so
+#: no other attribute can carry a URL).
+_URL_ATTR = re.compile(r'\s(href|src)="([^"]*)"')
+_SAFE_SCHEMES = frozenset({"", "http", "https", "mailto"})
+
+
+def _safe_urls(rendered: str) -> str:
+    """Drop a link's or an image's URL whose scheme could run code (`javascript:`, `data:`,
+    `vbscript:` ...): the text stays, inert. Relative URLs, fragments, http(s) and mailto stay."""
+
+    def keep(m: re.Match[str]) -> str:
+        # Browsers ignore whitespace and control characters inside a scheme: so do we.
+        url = re.sub(r"[\x00-\x20\x7f]", "", html.unescape(m.group(2)))
+        scheme = urlsplit(url).scheme.lower()
+        return m.group(0) if scheme in _SAFE_SCHEMES else ""
+
+    return _URL_ATTR.sub(keep, rendered)
+
+
 def _md(text: str) -> str:
-    # Raw HTML in a model's markdown is shown as text, never run: escape it before converting.
-    return md.markdown(html.escape(text, quote=False), extensions=["fenced_code", "tables"])
+    # Raw HTML in a model's markdown is shown as text, never run: escape it before converting,
+    # and a link or image may not carry a script URL into the LMS's page.
+    return _safe_urls(md.markdown(html.escape(text, quote=False), extensions=["fenced_code", "tables"]))
 
 
 def page(title: str, body: str, head: str = "") -> str:
