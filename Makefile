@@ -14,7 +14,7 @@ OUT ?= out
 
 # Debian packages the tests start servers and programs from (PostgreSQL and Redis on 127.0.0.1,
 # headless Chromium for the browser tests, Prometheus and promtool for the metrics and alert
-# rules, Node.js for the SCORM run-time). Idempotent: installs only what is missing, and only as
+# rules, Node.js and npm for the SCORM run-time, when no npm is on PATH). Idempotent: installs only what is missing, and only as
 # root (elsewhere it says what to install and goes on; the tests that need a missing program skip
 # and name it).
 SYSTEM_PACKAGES ?= postgresql redis-server chromium prometheus
@@ -22,11 +22,12 @@ SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/b
 
 deps-system:
 	@missing=""; for b in $(SYSTEM_BINARIES); do [ -e "$$b" ] || missing=yes; done; \
+	pkgs="$(SYSTEM_PACKAGES)"; command -v npm >/dev/null || { missing=yes; pkgs="$$pkgs nodejs npm"; }; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing $(SYSTEM_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
-	else echo "deps-system: please install $(SYSTEM_PACKAGES) (apt-get install $(SYSTEM_PACKAGES))"; fi
+		echo "installing $$pkgs"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	else echo "deps-system: please install $$pkgs (apt-get install $$pkgs)"; fi
 
 setup: deps-system deps-npm $(STAMP)
 
