@@ -51,8 +51,8 @@ def export(
         Path | None, typer.Option("--result", help="also write the result (counts, issues) as JSON here")
     ] = None,
 ) -> None:
-    """Export a course: markdown, html, scorm12, scorm2004, qti, cc, moodle-xml or gift. What a
-    format cannot hold is listed on stderr (and in --result), never dropped silently."""
+    """Export a course (--format: one of the formats docs/exports.md lists). What a format
+    cannot hold is listed on stderr (and in --result), never dropped silently."""
     try:
         name = check_format(fmt)
         settings = load_config(config).settings

@@ -1,5 +1,7 @@
-"""What every format shares: the format names, the exercise-type mapping table, the result
-(what was written, what a format could not hold), safe identifiers and atomic output.
+"""What every format shares: the shape of a format (`ExportFormat`: its name, output kind,
+download type, exercise-type table and writer; each exporter module declares its own and
+`formats.py` lists them), the result (what was written, what a format could not hold), safe
+identifiers and atomic output.
 
 An output is never half-written: a folder is built beside its destination and renamed into
 place, a zip is written to a temp file in the destination's directory and renamed.
@@ -14,7 +16,7 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,10 +26,9 @@ from ..domain import Course, Exercise
 from ..errors import UserError
 
 __all__ = [
-    "FORMATS",
-    "TYPE_MAP",
     "ExportFormat",
     "ExportIssue",
+    "ExportOptions",
     "ExportResult",
     "QuizItem",
     "atomic_dir",
@@ -41,67 +42,6 @@ __all__ = [
 
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-
-ExportFormat = Literal["markdown", "html", "scorm12", "scorm2004", "qti", "cc", "moodle-xml", "gift"]
-FORMATS: tuple[ExportFormat, ...] = (
-    "markdown",
-    "html",
-    "scorm12",
-    "scorm2004",
-    "qti",
-    "cc",
-    "moodle-xml",
-    "gift",
-)
-
-#: Our exercise type -> the closest type of each format (docs/exports.md prints this table).
-#: "(ungraded)" marks a type the format holds but cannot score by itself: a person grades it.
-TYPE_MAP: dict[str, dict[str, str]] = {
-    "markdown": {
-        t: "text (question, options, answer, explanation)"
-        for t in ("multiple_choice", "true_false", "short_answer", "coding", "open")
-    },
-    "html": {
-        t: "text (answer behind a disclosure)"
-        for t in ("multiple_choice", "true_false", "short_answer", "coding", "open")
-    },
-    "scorm12": {
-        "multiple_choice": "radio buttons, scored",
-        "true_false": "true/false radio buttons, scored",
-        "short_answer": "text field, scored (exact match, case and spaces ignored)",
-        "coding": "text area (ungraded: model answer shown after submit)",
-        "open": "text area (ungraded: model answer shown after submit)",
-    },
-    "qti": {
-        "multiple_choice": "choiceInteraction (single), match_correct",
-        "true_false": "choiceInteraction with True/False choices, match_correct",
-        "short_answer": "textEntryInteraction, match_correct",
-        "coding": "extendedTextInteraction (ungraded)",
-        "open": "extendedTextInteraction (ungraded)",
-    },
-    "cc": {
-        "multiple_choice": "cc.multiple_choice.v0p1",
-        "true_false": "cc.true_false.v0p1",
-        "short_answer": "cc.fib.v0p1",
-        "coding": "cc.essay.v0p1 (ungraded)",
-        "open": "cc.essay.v0p1 (ungraded)",
-    },
-    "moodle-xml": {
-        "multiple_choice": "multichoice (single)",
-        "true_false": "truefalse",
-        "short_answer": "shortanswer",
-        "coding": "essay (ungraded; model answer as grader information)",
-        "open": "essay (ungraded; model answer as grader information)",
-    },
-    "gift": {
-        "multiple_choice": "multiple choice {=right ~wrong}",
-        "true_false": "true/false {TRUE} / {FALSE}",
-        "short_answer": "short answer {=answer}",
-        "coding": "essay {} (ungraded; model answer as general feedback)",
-        "open": "essay {} (ungraded; model answer as general feedback)",
-    },
-}
-TYPE_MAP["scorm2004"] = dict(TYPE_MAP["scorm12"])
 
 #: Types no format here can score automatically.
 UNGRADED = frozenset({"coding", "open"})
@@ -123,10 +63,37 @@ class ExportIssue:
         return {"path": self.path, "type": self.exercise_type, "action": self.action, "reason": self.reason}
 
 
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """What a caller may choose about an export beyond the format and the path."""
+
+    #: Pass mark (0-100) the SCORM, cmi5 packages report passed/failed against.
+    mastery_score: float = 80.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFormat:
+    """One export format: all the CLI, the service and docs/exports.md need to know of it.
+    Adding a format is a module declaring one of these plus one line in `formats.REGISTRY`."""
+
+    name: str
+    #: "folder" (the service zips it for download), "zip" or "file".
+    output: Literal["folder", "zip", "file"]
+    #: Extension of the service's download (`Content-Disposition`).
+    extension: str
+    media_type: str
+    #: Our exercise type -> what this format makes of it (docs/exports.md prints the table);
+    #: "(ungraded)" marks a type the format holds but cannot score by itself.
+    type_map: Mapping[str, str]
+    write: Callable[[Course, Path, ExportOptions], ExportResult]
+
+
 @dataclass(slots=True)
 class ExportResult:
     format: str
     path: Path
+    #: The format's exercise-type table (`ExportFormat.type_map`), echoed in `to_dict`.
+    type_map: Mapping[str, str] = field(default_factory=dict)
     lessons: int = 0
     #: Exercises written to the output (graded or not).
     exercises: int = 0
@@ -147,7 +114,7 @@ class ExportResult:
             "skipped": len(self.skipped),
             "ungraded": sum(1 for i in self.issues if i.action == "ungraded"),
             "issues": [i.to_dict() for i in self.issues],
-            "type_map": TYPE_MAP[self.format],
+            "type_map": dict(self.type_map),
             "files": self.files,
         }
 
@@ -177,7 +144,7 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def quiz_items(course: Course, fmt: str, issues: list[ExportIssue]) -> dict[str, list[QuizItem]]:
+def quiz_items(course: Course, fmt: ExportFormat, issues: list[ExportIssue]) -> dict[str, list[QuizItem]]:
     """Every exercise with its answer key, by lesson id. One whose key cannot be built (a
     multiple_choice answer that is not one of its options, a true_false answer that is neither)
     is reported as skipped; coding and open exercises are reported as ungraded."""
@@ -223,7 +190,9 @@ def quiz_items(course: Course, fmt: str, issues: list[ExportIssue]) -> dict[str,
                     issues.append(ExportIssue(path, ex.type, "skipped", "short_answer without an answer"))
                     continue
                 elif ex.type in UNGRADED:
-                    issues.append(ExportIssue(path, ex.type, "ungraded", f"{fmt}: {TYPE_MAP[fmt][ex.type]}"))
+                    issues.append(
+                        ExportIssue(path, ex.type, "ungraded", f"{fmt.name}: {fmt.type_map[ex.type]}")
+                    )
                 items.append(QuizItem(path, lesson.id, ex, correct))
     return out
 

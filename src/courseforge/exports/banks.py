@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..domain import Course
-from ._base import ExportResult, QuizItem, quiz_items, write_text_atomic
+from ._base import ExportFormat, ExportResult, QuizItem, quiz_items, write_text_atomic
 
-__all__ = ["export_gift", "export_moodle_xml", "gift_text", "moodle_xml_text"]
+__all__ = ["GIFT", "MOODLE_XML", "export_gift", "export_moodle_xml", "gift_text", "moodle_xml_text"]
 
 _GIFT_SPECIAL = re.compile(r"([~=#{}:\\])")
 
@@ -58,10 +58,10 @@ def gift_text(course: Course, items: dict[str, list[QuizItem]]) -> tuple[str, in
 def _export_bank(
     course: Course,
     out: Path,
-    fmt: str,
+    fmt: ExportFormat,
     render: Callable[[Course, dict[str, list[QuizItem]]], tuple[str, int]],
 ) -> ExportResult:
-    result = ExportResult(fmt, out)
+    result = ExportResult(fmt.name, out, fmt.type_map)
     text, result.exercises = render(course, quiz_items(course, fmt, result.issues))
     write_text_atomic(out, text)
     result.lessons, result.files = len(course.lessons()), [out.name]
@@ -69,7 +69,7 @@ def _export_bank(
 
 
 def export_gift(course: Course, out: Path) -> ExportResult:
-    return _export_bank(course, out, "gift", gift_text)
+    return _export_bank(course, out, GIFT, gift_text)
 
 
 def _text(parent: ET.Element, tag: str, text: str, *, html_format: bool = False) -> ET.Element:
@@ -137,4 +137,34 @@ def moodle_xml_text(course: Course, items: dict[str, list[QuizItem]]) -> tuple[s
 
 
 def export_moodle_xml(course: Course, out: Path) -> ExportResult:
-    return _export_bank(course, out, "moodle-xml", moodle_xml_text)
+    return _export_bank(course, out, MOODLE_XML, moodle_xml_text)
+
+
+MOODLE_XML = ExportFormat(
+    "moodle-xml",
+    "file",
+    "xml",
+    "application/xml",
+    {
+        "multiple_choice": "multichoice (single)",
+        "true_false": "truefalse",
+        "short_answer": "shortanswer",
+        "coding": "essay (ungraded; model answer as grader information)",
+        "open": "essay (ungraded; model answer as grader information)",
+    },
+    lambda course, out, _options: export_moodle_xml(course, out),
+)
+GIFT = ExportFormat(
+    "gift",
+    "file",
+    "gift",
+    "text/plain; charset=utf-8",
+    {
+        "multiple_choice": "multiple choice {=right ~wrong}",
+        "true_false": "true/false {TRUE} / {FALSE}",
+        "short_answer": "short answer {=answer}",
+        "coding": "essay {} (ungraded; model answer as general feedback)",
+        "open": "essay {} (ungraded; model answer as general feedback)",
+    },
+    lambda course, out, _options: export_gift(course, out),
+)

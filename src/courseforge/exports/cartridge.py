@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..domain import Course, Lesson
-from ._base import ExportIssue, ExportResult, QuizItem, atomic_zip, ident, quiz_items
+from ._base import ExportFormat, ExportIssue, ExportResult, QuizItem, atomic_zip, ident, quiz_items
 from .pages import lesson_body_html, page
 from .qti import XSI, xml_text
 
-__all__ = ["CC_NS", "CC_QTI_NS", "export_cc"]
+__all__ = ["CC", "CC_NS", "CC_QTI_NS", "export_cc"]
 
 CC_NS = "http://www.imsglobal.org/xsd/imsccv1p3/imscp_v1p1"
 LOM_NS = "http://ltsc.ieee.org/xsd/imsccv1p3/LOM/manifest"
@@ -149,8 +149,8 @@ def _manifest(course: Course, resources: list[tuple[str, str, str, str, str]]) -
 
 
 def export_cc(course: Course, out: Path) -> ExportResult:
-    result = ExportResult("cc", out)
-    items = quiz_items(course, "cc", result.issues)
+    result = ExportResult("cc", out, CC.type_map)
+    items = quiz_items(course, CC, result.issues)
     for keyed in items.values():  # CC's multiple_choice profile needs three options or more
         for item in [i for i in keyed if i.exercise.type == "multiple_choice" and len(i.options) < 3]:
             keyed.remove(item)
@@ -172,3 +172,19 @@ def export_cc(course: Course, out: Path) -> ExportResult:
         result.exercises += len(keyed)
     result.files = atomic_zip(out, {"imsmanifest.xml": _manifest(course, resources), **members})
     return result
+
+
+CC = ExportFormat(
+    "cc",
+    "zip",
+    "imscc",
+    "application/zip",
+    {
+        "multiple_choice": "cc.multiple_choice.v0p1",
+        "true_false": "cc.true_false.v0p1",
+        "short_answer": "cc.fib.v0p1",
+        "coding": "cc.essay.v0p1 (ungraded)",
+        "open": "cc.essay.v0p1 (ungraded)",
+    },
+    lambda course, out, _options: export_cc(course, out),
+)

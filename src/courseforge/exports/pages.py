@@ -11,9 +11,18 @@ from urllib.parse import urlsplit
 import markdown as md
 
 from ..domain import Course, Lesson
-from ._base import ExportResult, QuizItem, atomic_dir, ident, quiz_items
+from ._base import ExportFormat, ExportResult, QuizItem, atomic_dir, ident, quiz_items
 
-__all__ = ["CSS", "export_html", "export_markdown", "lesson_body_html", "lesson_markdown", "page"]
+__all__ = [
+    "CSS",
+    "HTML",
+    "MARKDOWN",
+    "export_html",
+    "export_markdown",
+    "lesson_body_html",
+    "lesson_markdown",
+    "page",
+]
 
 CSS = (
     "body{font:16px/1.55 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}"
@@ -47,7 +56,7 @@ def lesson_markdown(course: Course, lesson: Lesson) -> str:
 
 
 def export_markdown(course: Course, out: Path) -> ExportResult:
-    result = ExportResult("markdown", out)
+    result = ExportResult("markdown", out, MARKDOWN.type_map)
     with atomic_dir(out) as tmp:
         index = [f"# {course.metadata.course_title}", "", course.metadata.description.strip(), ""]
         for section in course.sections:
@@ -138,8 +147,8 @@ def lesson_body_html(lesson: Lesson, items: list[QuizItem], *, interactive: bool
 
 
 def export_html(course: Course, out: Path) -> ExportResult:
-    result = ExportResult("html", out)
-    by_lesson = quiz_items(course, "html", [])  # every exercise is shown, none needs a key here
+    result = ExportResult("html", out, HTML.type_map)
+    by_lesson = quiz_items(course, HTML, [])  # every exercise is shown, none needs a key here
     lessons = course.lessons()
     with atomic_dir(out) as tmp:
         index = [f"<h1>{html.escape(course.metadata.course_title)}</h1>", _md(course.metadata.description)]
@@ -171,3 +180,22 @@ def _all_items(lesson: Lesson, by_lesson: dict[str, list[QuizItem]]) -> list[Qui
     """Every exercise of the lesson for display, keyed or not (a page shows what a quiz cannot key)."""
     keyed = {item.exercise.id: item for item in by_lesson.get(lesson.id, [])}
     return [keyed.get(ex.id) or QuizItem(f"lesson:{lesson.id}", lesson.id, ex) for ex in lesson.exercises]
+
+
+_EXERCISE_TYPES = ("multiple_choice", "true_false", "short_answer", "coding", "open")
+MARKDOWN = ExportFormat(
+    "markdown",
+    "folder",
+    "zip",
+    "application/zip",
+    {t: "text (question, options, answer, explanation)" for t in _EXERCISE_TYPES},
+    lambda course, out, _options: export_markdown(course, out),
+)
+HTML = ExportFormat(
+    "html",
+    "folder",
+    "zip",
+    "application/zip",
+    {t: "text (answer behind a disclosure)" for t in _EXERCISE_TYPES},
+    lambda course, out, _options: export_html(course, out),
+)

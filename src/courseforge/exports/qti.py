@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..domain import Course, Lesson
-from ._base import XSI, ExportResult, QuizItem, atomic_zip, ident, quiz_items, to_xml
+from ._base import XSI, ExportFormat, ExportResult, QuizItem, atomic_zip, ident, quiz_items, to_xml
 
-__all__ = ["QTI_NS", "XSI", "export_qti", "qti_item", "qti_members", "qti_test", "xml_text"]
+__all__ = ["QTI", "QTI_NS", "XSI", "export_qti", "qti_item", "qti_members", "qti_test", "xml_text"]
 
 QTI_NS = "http://www.imsglobal.org/xsd/imsqti_v2p1"
 QTI_XSD = "http://www.imsglobal.org/xsd/qti/qtiv2p1/imsqti_v2p1.xsd"
@@ -149,10 +149,26 @@ def _manifest(course: Course, resources: list[tuple[str, str, list[str]]]) -> st
 
 
 def export_qti(course: Course, out: Path) -> ExportResult:
-    result = ExportResult("qti", out)
-    items = quiz_items(course, "qti", result.issues)
+    result = ExportResult("qti", out, QTI.type_map)
+    items = quiz_items(course, QTI, result.issues)
     members, resources = qti_members(course, items)
     result.files = atomic_zip(out, {"imsmanifest.xml": _manifest(course, resources), **members})
     result.lessons = len(course.lessons())
     result.exercises = sum(len(v) for v in items.values())
     return result
+
+
+QTI = ExportFormat(
+    "qti",
+    "zip",
+    "zip",
+    "application/zip",
+    {
+        "multiple_choice": "choiceInteraction (single), match_correct",
+        "true_false": "choiceInteraction with True/False choices, match_correct",
+        "short_answer": "textEntryInteraction, match_correct",
+        "coding": "extendedTextInteraction (ungraded)",
+        "open": "extendedTextInteraction (ungraded)",
+    },
+    lambda course, out, _options: export_qti(course, out),
+)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from ..domain import Course
-from ._base import ExportResult, QuizItem, atomic_zip, ident, quiz_items
+from ._base import ExportFormat, ExportOptions, ExportResult, QuizItem, atomic_zip, ident, quiz_items
 from .pages import lesson_body_html, page
 from .qti import XSI, xml_text
 
-__all__ = ["SCO_SCRIPT", "export_scorm"]
+__all__ = ["SCORM12", "SCORM2004", "SCO_SCRIPT", "export_scorm"]
 
 SCO_SCRIPT = "courseforge-sco.js"
 _NS = {
@@ -118,8 +119,8 @@ def _manifest(course: Course, version: Literal["1.2", "2004"], mastery: float, h
 
 
 def export_scorm(course: Course, out: Path, version: Literal["1.2", "2004"], mastery: float) -> ExportResult:
-    fmt = "scorm12" if version == "1.2" else "scorm2004"
-    result = ExportResult(fmt, out)
+    fmt = SCORM12 if version == "1.2" else SCORM2004
+    result = ExportResult(fmt.name, out, fmt.type_map)
     items = quiz_items(course, fmt, result.issues)
     members: dict[str, str | bytes] = {}
     hrefs: dict[str, str] = {}
@@ -135,3 +136,20 @@ def export_scorm(course: Course, out: Path, version: Literal["1.2", "2004"], mas
     members[SCO_SCRIPT] = resources.files(__package__).joinpath("sco.js").read_bytes()
     result.files = atomic_zip(out, {"imsmanifest.xml": _manifest(course, version, mastery, hrefs), **members})
     return result
+
+
+_TYPES = {
+    "multiple_choice": "radio buttons, scored",
+    "true_false": "true/false radio buttons, scored",
+    "short_answer": "text field, scored (exact match, case and spaces ignored)",
+    "coding": "text area (ungraded: model answer shown after submit)",
+    "open": "text area (ungraded: model answer shown after submit)",
+}
+
+
+def _write_scorm(version: Literal["1.2", "2004"]) -> Callable[[Course, Path, ExportOptions], ExportResult]:
+    return lambda course, out, options: export_scorm(course, out, version, options.mastery_score)
+
+
+SCORM12 = ExportFormat("scorm12", "zip", "zip", "application/zip", _TYPES, _write_scorm("1.2"))
+SCORM2004 = ExportFormat("scorm2004", "zip", "zip", "application/zip", _TYPES, _write_scorm("2004"))

@@ -16,14 +16,12 @@ from fastapi.responses import JSONResponse, Response
 
 from ..config import Settings
 from ..errors import UserError
-from ..exports import FORMATS, check_format, export_course, load_course
+from ..exports import FORMATS, ExportFormat, check_format, export_course, load_course
 from ..exports._base import atomic_zip
 from ..storage import Store
 from .tenants import may_see
 
 __all__ = ["export_router"]
-
-_MEDIA = {"gift": "text/plain; charset=utf-8", "moodle-xml": "application/xml"}
 
 
 def _error(status: int, message: str, problems: Sequence[tuple[str, str]]) -> JSONResponse:
@@ -31,12 +29,12 @@ def _error(status: int, message: str, problems: Sequence[tuple[str, str]]) -> JS
     return JSONResponse(body, status_code=status)
 
 
-def _build(course_data: dict[str, Any], fmt: str, mastery: float) -> tuple[bytes, dict[str, Any]]:
+def _build(course_data: dict[str, Any], fmt: ExportFormat, mastery: float) -> tuple[bytes, dict[str, Any]]:
     course = load_course(course_data)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
         result = export_course(course, fmt, out, mastery_score=mastery)
-        if out.is_dir():
+        if fmt.output == "folder":
             packed = Path(tmp) / "export.zip"
             atomic_zip(
                 packed,
@@ -66,13 +64,12 @@ def export_router(settings: Settings, store: Store, dependencies: Sequence[Any])
             body, result = await asyncio.to_thread(_build, course, fmt, settings.exports.mastery_score)
         except UserError as exc:
             return _error(422, str(exc), exc.problems)
-        ext = {"gift": "gift", "moodle-xml": "xml", "cc": "imscc"}.get(fmt, "zip")
         summary = {k: result[k] for k in ("format", "lessons", "exercises", "skipped", "ungraded", "issues")}
         return Response(
             body,
-            media_type=_MEDIA.get(fmt, "application/zip"),
+            media_type=fmt.media_type,
             headers={
-                "Content-Disposition": f'attachment; filename="{job_id}.{ext}"',
+                "Content-Disposition": f'attachment; filename="{job_id}.{fmt.extension}"',
                 "X-Courseforge-Export": json.dumps(summary, ensure_ascii=True),
             },
         )
