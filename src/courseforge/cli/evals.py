@@ -93,7 +93,7 @@ def eval_command(
         str | None,
         typer.Option(
             "--sim",
-            help="Run against an in-process simulator with this profile (ideal, realistic, chaos or a "
+            help="Run against an in-process simulator with this profile (ideal, realistic, chaos, reasoning or a "
             "YAML path) instead of the configured providers.",
         ),
     ] = None,

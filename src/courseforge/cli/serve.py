@@ -93,7 +93,7 @@ def worker(
 def sim_serve(
     port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1 (0: any free port).")] = 8089,
     profile: Annotated[
-        str, typer.Option("--profile", help="ideal, realistic, chaos, or a profile YAML file.")
+        str, typer.Option("--profile", help="ideal, realistic, chaos, reasoning, or a profile YAML file.")
     ] = "realistic",
     seed: Annotated[int, typer.Option("--seed", help="Fault and latency draws follow this seed.")] = 0,
     time_scale: Annotated[

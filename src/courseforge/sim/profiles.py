@@ -7,7 +7,8 @@ by its `time_scale` (latency, Retry-After, the RPM/TPM window), except `timeout_
 must outlast the client's real timeout and so is real seconds.
 
 Bundled: `ideal` (no faults, fast), `realistic` (published latencies, rare faults), `chaos`
-(the issue's rates: 10 % 429, 10 % 5xx, 5 % hangs, 5 % malformed JSON, 2 % empty 200s).
+(the issue's rates: 10 % 429, 10 % 5xx, 5 % hangs, 5 % malformed JSON, 2 % empty 200s),
+`reasoning` (`ideal`, with the seed models that think on OpenRouter thinking: `ThinkingProfile`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from ..errors import ConfigError
 
 __all__ = [
     "BUNDLED_SIM_PROFILES",
+    "EFFORT_SHARE",
     "FAULT_CLASSES",
     "FaultRates",
     "ModelProfile",
     "SimProfile",
+    "ThinkingProfile",
     "load_profile",
 ]
 
-BUNDLED_SIM_PROFILES = ("ideal", "realistic", "chaos")
+BUNDLED_SIM_PROFILES = ("ideal", "realistic", "chaos", "reasoning")
 #: Fault classes drawn from one uniform number, in this order (off_topic is drawn apart).
 FAULT_CLASSES = (
     "rate_limited",
@@ -75,6 +78,36 @@ class FaultRates(_P):
         return self
 
 
+#: Reasoning tokens at each `reasoning.effort`, as a share of the model's medium-effort draw
+#: (OpenRouter maps effort to a share of max_tokens for budget-steered models: high 0.8,
+#: medium 0.5, low 0.2, minimal 0.1; gpt-oss's low effort thinks roughly a quarter as long).
+EFFORT_SHARE = {"xhigh": 3.0, "high": 2.0, "medium": 1.0, "low": 0.25, "minimal": 0.1, "none": 0.0}
+
+
+class ThinkingProfile(_P):
+    """A model that reasons before it answers, as OpenRouter's reasoning models do: the
+    reasoning tokens count against `max_tokens` (a long think leaves a cut answer, or none:
+    `content: null`, `finish_reason: "length"`), are billed as output (inside
+    `usage.completion_tokens`), and are reported in
+    `usage.completion_tokens_details.reasoning_tokens` and, unless `reasoning.exclude`, as text
+    in `message.reasoning`. The request's `reasoning` object steers it: `effort` scales the
+    draw (`EFFORT_SHARE`), `max_tokens` caps it, `enabled: false` or effort `none` turns it off
+    where the model allows (`can_disable`; otherwise the lowest effort it has)."""
+
+    #: Reasoning tokens drawn uniformly in [low, high] at medium effort.
+    tokens: tuple[int, int] = (400, 1200)
+    #: The effort used when the request names none.
+    default_effort: Literal["high", "medium", "low", "minimal"] = "medium"
+    #: Whether reasoning can be switched off (Gemini 2.5 Flash: yes; gpt-oss: no, low at least).
+    can_disable: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThinkingProfile:
+        if not 0 <= self.tokens[0] <= self.tokens[1]:
+            raise ValueError("thinking.tokens must be [low, high] with 0 <= low <= high")
+        return self
+
+
 class ModelProfile(_P):
     #: Time to first token, simulated milliseconds.
     ttft_ms: float = Field(default=300.0, ge=0)
@@ -110,6 +143,8 @@ class ModelProfile(_P):
     batch_delay_s: float = Field(default=60.0, ge=0)
     batch_failed_request: float = Field(default=0.0, ge=0, le=1)
     batch_expire: float = Field(default=0.0, ge=0, le=1)
+    #: A reasoning model (None: the model answers without thinking).
+    thinking: ThinkingProfile | None = None
     #: Where the latency figures come from (free text, shown by `sim serve`).
     source: str = ""
 

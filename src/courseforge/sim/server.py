@@ -37,7 +37,7 @@ from .content import (
     truncated,
     valid_answer,
 )
-from .profiles import FAULT_CLASSES, ModelProfile, SimProfile
+from .profiles import EFFORT_SHARE, FAULT_CLASSES, ModelProfile, SimProfile
 from .prompt_cache import PromptCache
 
 __all__ = ["SimServer"]
@@ -85,6 +85,9 @@ class SimServer(LocalOpenAIServer):
         #: (model, outcome) -> count; outcome is "ok", a fault class, "rpm_limit", ...
         self.stats: collections.Counter[tuple[str, str]] = collections.Counter()
         self._counters: collections.Counter[str] = collections.Counter()
+        #: (model, "completion" | "reasoning") -> output tokens answered (reasoning is inside
+        #: completion, as billed).
+        self.tokens: collections.Counter[tuple[str, str]] = collections.Counter()
         self._windows: dict[str, _Window] = {}
         self.prompt_cache = PromptCache(_message_tokens)
         self.batches = BatchDesk(self)
@@ -174,18 +177,26 @@ class SimServer(LocalOpenAIServer):
         completion_tokens = min(count_tokens(text), max_tokens)
         if finish == "length":
             completion_tokens = max_tokens
-        self.stats[model, fault or ("off_topic" if off_topic else "ok")] += 1
+        thought = _think(payload, mp, self.seed, n, text, finish, max_tokens)
+        outcome = fault or ("off_topic" if off_topic else "ok")
+        content: str | None = text
+        if thought is not None:
+            content, finish, completion_tokens = thought.content, thought.finish, thought.completion_tokens
+            if thought.cut and fault is None:
+                outcome = "reasoning_cut"
+        self.stats[model, outcome] += 1
+        self._count_tokens(model, completion_tokens, thought)
         self._record_usage(model, prompt_tokens + completion_tokens)
         ttft_s = mp.ttft_ms / 1000 * jitter
         gen_s = completion_tokens / mp.tokens_per_s * jitter
-        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens)
+        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens, thought)
         if payload.get("stream"):
             include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
             return await self._stream(
-                request, model, text, finish, usage if include_usage else None, ttft_s, gen_s
+                request, model, content or "", finish, usage if include_usage else None, ttft_s, gen_s
             )
         await self._sleep(ttft_s + gen_s)
-        return web.json_response(_completion(model, n, text, finish, usage))
+        return web.json_response(_completion(model, n, content, finish, usage, thought))
 
     def answer_body(self, payload: Mapping[str, Any], n: int, rng: random.Random) -> dict[str, Any]:
         """A good completion body for `payload`, as `_chat` builds one, with no latency and no
@@ -197,24 +208,44 @@ class SimServer(LocalOpenAIServer):
         _, text = valid_answer(payload, off_topic=rng.random() < mp.faults.off_topic)
         max_tokens = int(payload.get("max_tokens") or 4096)
         completion_tokens = min(count_tokens(text), max_tokens)
-        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens)
-        return _completion(model, n, text, "stop", usage)
+        finish = "stop"
+        content: str | None = text
+        thought = _think(payload, mp, self.seed, n, text, finish, max_tokens)
+        if thought is not None:
+            content, finish, completion_tokens = thought.content, thought.finish, thought.completion_tokens
+        self._count_tokens(model, completion_tokens, thought)
+        usage = self._usage(model, messages, mp, prompt_tokens, completion_tokens, thought)
+        return _completion(model, n, content, finish, usage, thought)
 
     def _usage(
-        self, model: str, messages: list[dict[str, Any]], mp: ModelProfile, prompt: int, completion: int
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        mp: ModelProfile,
+        prompt: int,
+        completion: int,
+        thought: _Thought | None = None,
     ) -> dict[str, Any]:
-        """The answer's `usage`, with what the prompt cache served or took in."""
+        """The answer's `usage`, with what the prompt cache served or took in, and the
+        reasoning tokens inside `completion_tokens` (billed as output, as OpenRouter bills them)."""
         usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+        if thought is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": thought.reasoning_tokens}
         cached, written = self.prompt_cache.usage(model, messages, mp)
         if cached or written:
             usage["prompt_tokens_details"] = {"cached_tokens": cached, "cache_write_tokens": written}
         return usage
 
     # -- helpers -------------------------------------------------------------------------------
+    def _count_tokens(self, model: str, completion: int, thought: _Thought | None) -> None:
+        self.tokens[model, "completion"] += completion
+        if thought is not None:
+            self.tokens[model, "reasoning"] += thought.reasoning_tokens
+
     async def _sleep(self, simulated_s: float) -> None:
         if simulated_s > 0 and self.time_scale > 0:
             await asyncio.sleep(simulated_s * self.time_scale)
@@ -308,8 +339,10 @@ def _error(status: int, message: str, kind: str, *, retry_after_s: float | None 
     return error_response(status, message, kind=kind, retry_after_s=retry_after_s)
 
 
-def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, Any]) -> dict[str, Any]:
-    return completion_body(
+def _completion(
+    model: str, n: int, text: str | None, finish: str, usage: dict[str, Any], thought: _Thought | None = None
+) -> dict[str, Any]:
+    body = completion_body(
         completion_id=f"chatcmpl-sim-{n}",
         model=model,
         content=text,
@@ -317,6 +350,65 @@ def _completion(model: str, n: int, text: str, finish: str, usage: dict[str, Any
         usage=usage,
         created=int(time.time()),
     )
+    choice = body["choices"][0]
+    choice["native_finish_reason"] = finish
+    if thought is not None and thought.reasoning_text is not None:
+        choice["message"]["reasoning"] = thought.reasoning_text
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class _Thought:
+    """What a reasoning model's thinking did to one answer."""
+
+    content: str | None
+    finish: str
+    completion_tokens: int
+    reasoning_tokens: int
+    #: The reasoning text (None when the request excluded it).
+    reasoning_text: str | None
+    #: The thinking left too little of max_tokens for the whole answer.
+    cut: bool
+
+
+def _think(
+    payload: Mapping[str, Any], mp: ModelProfile, seed: int, n: int, text: str, finish: str, max_tokens: int
+) -> _Thought | None:
+    """A reasoning model's think before `text` (None for a model that does not think). Drawn
+    from its own random stream, so a profile's other draws are the same with thinking on."""
+    thinking = mp.thinking
+    if thinking is None:
+        return None
+    raw = payload.get("reasoning")
+    steer: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    effort = str(steer.get("effort") or thinking.default_effort)
+    if steer.get("enabled") is False or effort == "none":
+        effort = "none" if thinking.can_disable else "low"
+    if effort not in EFFORT_SHARE:
+        effort = thinking.default_effort
+    low, high = thinking.tokens
+    drawn = random.Random(f"{seed}:{payload.get('model')}:{n}:think").uniform(low, high)
+    reasoning = round(drawn * EFFORT_SHARE[effort])
+    cap = steer.get("max_tokens")
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0 and effort != "none":
+        reasoning = min(reasoning, cap)
+    reasoning = min(reasoning, max_tokens)
+    answer_tokens = count_tokens(text)
+    room = max_tokens - reasoning
+    content: str | None = text
+    cut = False
+    if finish != "length" and answer_tokens > room:
+        cut, finish = True, "length"
+        # Nothing left for the answer: OpenRouter's reasoning models answer `content: null`.
+        content = text[: int(len(text) * room / answer_tokens)] if room > 0 else None
+        answer_tokens = max(0, room)
+    shown = None if steer.get("exclude") is True or not reasoning else _reasoning_text(reasoning)
+    return _Thought(content, finish, reasoning + answer_tokens, reasoning, shown, cut)
+
+
+def _reasoning_text(tokens: int) -> str:
+    """Stand-in reasoning text of about `tokens` tokens."""
+    return " ".join(["thinking"] * tokens)
 
 
 async def _send(resp: web.StreamResponse, obj: Mapping[str, Any]) -> None:
