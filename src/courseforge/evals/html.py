@@ -3,19 +3,16 @@ CDN, nothing fetched), drawn from the eval document alone."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ..safehtml import esc as _e
 
 __all__ = ["render_html"]
 
 #: Colour-blind-safe palette (Okabe-Ito), one colour per config in order.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 _W, _H, _PAD = 560, 300, 48
-
-
-def _e(x: object) -> str:
-    return html.escape(str(x), quote=True)
 
 
 def _fmt(x: object, digits: int = 4) -> str:

@@ -3,14 +3,10 @@ the lesson HTML the SCORM and Common Cartridge packages reuse."""
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import markdown as md
 
 from ..domain import Course, Lesson
+from ..safehtml import esc, markdown_html
 from ._base import ExportFormat, ExportResult, QuizItem, atomic_dir, ident, quiz_items
 
 __all__ = [
@@ -74,35 +70,10 @@ def export_markdown(course: Course, out: Path) -> ExportResult:
     return result
 
 
-#: The attributes Markdown's own link and image syntax produces (raw HTML is escaped first, so
-#: no other attribute can carry a URL).
-_URL_ATTR = re.compile(r'\s(href|src)="([^"]*)"')
-_SAFE_SCHEMES = frozenset({"", "http", "https", "mailto"})
-
-
-def _safe_urls(rendered: str) -> str:
-    """Drop a link's or an image's URL whose scheme could run code (`javascript:`, `data:`,
-    `vbscript:` ...): the text stays, inert. Relative URLs, fragments, http(s) and mailto stay."""
-
-    def keep(m: re.Match[str]) -> str:
-        # Browsers ignore whitespace and control characters inside a scheme: so do we.
-        url = re.sub(r"[\x00-\x20\x7f]", "", html.unescape(m.group(2)))
-        scheme = urlsplit(url).scheme.lower()
-        return m.group(0) if scheme in _SAFE_SCHEMES else ""
-
-    return _URL_ATTR.sub(keep, rendered)
-
-
-def _md(text: str) -> str:
-    # Raw HTML in a model's markdown is shown as text, never run: escape it before converting,
-    # and a link or image may not carry a script URL into the LMS's page.
-    return _safe_urls(md.markdown(html.escape(text, quote=False), extensions=["fenced_code", "tables"]))
-
-
 def page(title: str, body: str, head: str = "") -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style>{head}</head>"
+        f"<title>{esc(title)}</title><style>{CSS}</style>{head}</head>"
         f"<body>{body}</body></html>\n"
     )
 
@@ -112,34 +83,30 @@ def _exercise_html(n: int, item: QuizItem, *, interactive: bool) -> str:
     name = ident(item.lesson_id, ex.id)
     parts = [
         f'<div class="exercise" data-type="{ex.type}" data-name="{name}">',
-        f"<p><strong>{n}.</strong> {html.escape(ex.question)}</p>",
+        f"<p><strong>{n}.</strong> {esc(ex.question)}</p>",
     ]
     if interactive:
         if ex.type in ("multiple_choice", "true_false"):
             for i, option in enumerate(item.options):
                 parts.append(
-                    f'<label><input type="radio" name="{name}" value="{i}"> {html.escape(option)}</label><br>'
+                    f'<label><input type="radio" name="{name}" value="{i}"> {esc(option)}</label><br>'
                 )
         elif ex.type == "short_answer":
             parts.append(f'<input type="text" name="{name}" size="40">')
         else:
             parts.append(f'<textarea name="{name}" rows="6" cols="60"></textarea>')
     else:
-        parts += [
-            f"<ul>{''.join(f'<li>{html.escape(o)}</li>' for o in ex.options or [])}</ul>"
-            if ex.options
-            else ""
-        ]
+        parts += [f"<ul>{''.join(f'<li>{esc(o)}</li>' for o in ex.options or [])}</ul>" if ex.options else ""]
     parts.append(
         f'<details class="answer"{"" if not interactive else " hidden"}><summary>Answer</summary>'
-        f"<p>{html.escape(ex.answer)}</p><p>{html.escape(ex.explanation)}</p></details>"
+        f"<p>{esc(ex.answer)}</p><p>{esc(ex.explanation)}</p></details>"
     )
     parts.append("</div>")
     return "".join(parts)
 
 
 def lesson_body_html(lesson: Lesson, items: list[QuizItem], *, interactive: bool = False) -> str:
-    body = [f"<h1>{html.escape(lesson.title)}</h1>", _md(lesson.content)]
+    body = [f"<h1>{esc(lesson.title)}</h1>", markdown_html(lesson.content)]
     if items:
         body.append("<h2>Exercises</h2>")
         body += [_exercise_html(n, item, interactive=interactive) for n, item in enumerate(items, start=1)]
@@ -151,11 +118,11 @@ def export_html(course: Course, out: Path) -> ExportResult:
     by_lesson = quiz_items(course, HTML, [])  # every exercise is shown, none needs a key here
     lessons = course.lessons()
     with atomic_dir(out) as tmp:
-        index = [f"<h1>{html.escape(course.metadata.course_title)}</h1>", _md(course.metadata.description)]
+        index = [f"<h1>{esc(course.metadata.course_title)}</h1>", markdown_html(course.metadata.description)]
         for section in course.sections:
-            index.append(f"<h2>{html.escape(section.title)}</h2><ul>")
+            index.append(f"<h2>{esc(section.title)}</h2><ul>")
             for lesson in section.lessons:
-                index.append(f'<li><a href="{_file(lesson, "html")}">{html.escape(lesson.title)}</a></li>')
+                index.append(f'<li><a href="{_file(lesson, "html")}">{esc(lesson.title)}</a></li>')
             index.append("</ul>")
         (tmp / "index.html").write_text(page(course.metadata.course_title, "".join(index)), "utf-8")
         result.files.append("index.html")
