@@ -14,11 +14,12 @@ OUT ?= out
 
 # Debian packages the tests start servers and programs from (PostgreSQL and Redis on 127.0.0.1,
 # headless Chromium for the browser tests, Prometheus and promtool for the metrics and alert
-# rules, Node.js and npm for the SCORM run-time, when no npm is on PATH). Idempotent: installs only what is missing, and only as
+# rules, LibreOffice Impress and poppler's pdftoppm to render the pptx export to PNG, Node.js and
+# npm for the SCORM run-time, when no npm is on PATH). Idempotent: installs only what is missing, and only as
 # root (elsewhere it says what to install and goes on; the tests that need a missing program skip
 # and name it).
-SYSTEM_PACKAGES ?= postgresql redis-server chromium prometheus
-SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/bin/chromium /usr/bin/promtool
+SYSTEM_PACKAGES ?= postgresql redis-server chromium prometheus libreoffice-impress poppler-utils
+SYSTEM_BINARIES ?= /usr/lib/postgresql/*/bin/initdb /usr/bin/redis-server /usr/bin/chromium /usr/bin/promtool /usr/bin/soffice /usr/bin/pdftoppm
 
 deps-system:
 	@missing=""; for b in $(SYSTEM_BINARIES); do [ -e "$$b" ] || missing=yes; done; \

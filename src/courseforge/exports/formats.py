@@ -17,10 +17,11 @@ from .cartridge import CC
 from .pages import HTML, MARKDOWN
 from .qti import QTI
 from .scorm import SCORM12, SCORM2004
+from .slides import PPTX
 
 __all__ = ["FORMATS", "REGISTRY", "TYPE_MAP", "check_format", "export_course"]
 
-REGISTRY: tuple[ExportFormat, ...] = (MARKDOWN, HTML, SCORM12, SCORM2004, QTI, CC, MOODLE_XML, GIFT)
+REGISTRY: tuple[ExportFormat, ...] = (MARKDOWN, HTML, SCORM12, SCORM2004, QTI, CC, MOODLE_XML, GIFT, PPTX)
 _BY_NAME = {f.name: f for f in REGISTRY}
 FORMATS: tuple[str, ...] = tuple(_BY_NAME)
 #: Our exercise type -> the closest type of each format (docs/exports.md prints this table).
