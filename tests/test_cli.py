@@ -325,33 +325,89 @@ def test_a_huge_file_is_refused_after_reading_the_limit_plus_one_byte(tmp_path: 
     assert info.value.problems == [(str(huge), "more than 1024 bytes exceeds the limit of 1024")]
 
 
-@pytest.mark.parametrize(
-    "case", ["parent-is-a-file", "is-a-directory", "is-the-input", "report-is-the-input"]
-)
+_OUTPUT_CASES = {
+    # case: (arguments after the input, the option named, the reason given)
+    "parent-is-a-file": (["-o", "{tmp}/a-file/course.json"], "--output", "a-file is not a directory"),
+    "is-a-directory": (["-o", "{tmp}/a-dir"], "--output", "is a directory"),
+    "is-the-input": (["-o", "{source}"], "--output", "is the input file"),
+    "report-is-the-input": (
+        ["-o", "{tmp}/course.json", "--report", "{source}"],
+        "--report",
+        "is the input file",
+    ),
+    "html-is-the-input": (["-o", "{tmp}/course.json", "--html", "{source}"], "--html", "is the input file"),
+    "html-is-a-directory": (["-o", "{tmp}/course.json", "--html", "{tmp}/a-dir"], "--html", "is a directory"),
+    "html-in-proc": (["-o", "{tmp}/course.json", "--html", "/proc/nope/r.html"], "--html", "cannot create"),
+    "metrics-in-proc": (
+        ["-o", "{tmp}/course.json", "--metrics-file", "/proc/nope/m.prom"],
+        "--metrics-file",
+        "cannot create",
+    ),
+    "metrics-is-a-directory": (
+        ["-o", "{tmp}/course.json", "--metrics-file", "{tmp}/a-dir"],
+        "--metrics-file",
+        "is a directory",
+    ),
+    "output-in-proc": (["-o", "/proc/nope/course.json"], "--output", "cannot create"),
+    "report-in-sys": (
+        ["-o", "{tmp}/course.json", "--report", "/sys/kernel/x.json"],
+        "--report",
+        "cannot create",
+    ),
+    "name-over-255-bytes": (["-o", "{tmp}/" + "c" * 300 + ".json"], "--output", "File name too long"),
+    # 250 bytes: the name fits, the temporary file written beside it does not
+    "temp-name-over-255-bytes": (["-o", "{tmp}/" + "c" * 245 + ".json"], "--output", "File name too long"),
+    "config-is-an-output": (
+        ["-o", "{tmp}/course.json", "--html", "{tmp}/c.yaml"],
+        "--html",
+        "is the input file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_OUTPUT_CASES))
 def test_generate_checks_every_output_before_the_first_model_call(tmp_path: Path, case: str) -> None:
     source = write_json(tmp_path / "input.json", example_data())
     before = source.read_bytes()
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "a-dir").mkdir()
-    args = {
-        "parent-is-a-file": ["-o", str(tmp_path / "a-file" / "course.json")],
-        "is-a-directory": ["-o", str(tmp_path / "a-dir")],
-        "is-the-input": ["-o", str(source)],
-        "report-is-the-input": ["-o", str(tmp_path / "course.json"), "--report", str(source)],
-    }[case]
-    reason = {
-        "parent-is-a-file": "a-file is not a directory",
-        "is-a-directory": "is a directory",
-        "is-the-input": "is the input file",
-        "report-is-the-input": "is the input file",
-    }[case]
+    template, option, reason = _OUTPUT_CASES[case]
+    args = [a.format(tmp=tmp_path, source=source) for a in template]
     with loopback_in_thread(author_reply()) as server:
         config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        listing = sorted(p.name for p in tmp_path.iterdir())
         result = invoke("generate", str(source), *args, "--config", str(config))
     assert result.exit_code == 2, result.stderr
     assert "cannot write the output" in result.stderr and reason in result.stderr
+    assert f"  {option} " in result.stderr  # the problem is named by its option
     assert server.requests == []  # nothing paid for
     assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # the proof left nothing behind
+
+
+def test_a_course_paid_for_is_never_lost_to_a_write_error(tmp_path: Path) -> None:
+    out, html, other = tmp_path / "out" / "course.json", tmp_path / "out" / "r.html", tmp_path / "again.json"
+    reply = author_reply()
+
+    def reply_then_break_the_output(payload: Any) -> Any:
+        out.mkdir(parents=True, exist_ok=True)  # after the check: the course's path is now a folder
+        return reply(payload)
+
+    with loopback_in_thread(reply_then_break_the_output) as server:
+        config = write_config(tmp_path / "c.yaml", loopback_config(server.base_url))
+        args = ("generate", str(EXAMPLES / "python-basics.json"), "--config", str(config))
+        result = invoke(*args, "-o", str(out), "--html", str(html))
+        paid = len(server.requests)
+        assert result.exit_code == 3, result.stderr
+        assert "not written: --output" in result.stderr
+        assert "kept in the store as job python-basics" in result.stderr
+        assert "--job python-basics" in result.stderr
+        # the other outputs are still written
+        assert html.is_file() and out.with_name("course.report.json").is_file()
+        again = invoke(*args, "-o", str(other), "--job", "python-basics")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(other.read_text("utf-8"))["course_id"] == "python-basics"
+    assert len(server.requests) == paid > 0  # written from the store: not paid again
 
 
 def test_generate_batch_and_no_cache(tmp_path: Path) -> None:

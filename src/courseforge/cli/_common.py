@@ -3,9 +3,11 @@ atomic writes and how a user's mistake is printed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -100,35 +102,72 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_outputs(outputs: Sequence[tuple[str, Path]], *, inputs: Sequence[Path] = ()) -> None:
-    """Before any work is paid for: every output path (option name, path) can be written by
-    `write_atomic` — not a directory, not a non-regular file, its nearest existing ancestor a
-    writable directory — and names neither an input nor another output. Raises UserError
-    listing every problem."""
+def _probe(path: Path) -> str | None:
+    """Create and remove a file where `write_atomic` will create its own (beside `path`, named
+    like it: `.NAME.XXXXXXXX.tmp`, longer than NAME), creating missing folders and removing
+    them again: None when that works, else why not. Proof, not a guess from permissions: as
+    root `os.access` says yes to /proc and /sys, and only a real create meets the file-name
+    length limit."""
+    parent, missing = path.parent, []
+    while not os.path.lexists(parent) and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    created: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"cannot create a file in {path.parent}: {exc.strerror or exc}"
+    finally:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return None
+
+
+def _output_problem(path: Path, inputs: Sequence[Path]) -> str | None:
+    """Why `write_atomic` could not write `path` (None: it can; see `check_outputs`)."""
+    resolved = path.expanduser().resolve()
+    if any(_same_file(path, i) or resolved == i.expanduser().resolve() for i in inputs):
+        return "is the input file: writing it would destroy the input"
+    if path.is_dir():
+        return "is a directory"
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is not a directory"
+    return _probe(path)
+
+
+def check_outputs(outputs: Sequence[tuple[str, Path | None]], *, inputs: Sequence[Path] = ()) -> None:
+    """Before any work is paid for: every output path (option name, path; None = not asked
+    for) can be written by `write_atomic` — not a directory, not a non-regular file, and a
+    file created and removed beside it proves its folder takes a new file of that name (see
+    `_probe`) — and names neither an input nor another output. Raises UserError listing every
+    problem, each under its option. Any command's output option goes through here."""
     problems: list[tuple[str, str]] = []
     seen: dict[Path, str] = {}
     for option, path in outputs:
+        if path is None:
+            continue
         where = f"{option} {path}"
-        resolved = path.expanduser().resolve()
-        if resolved in seen:
-            problems.append((where, f"the same file as {seen[resolved]}"))
-            continue
-        seen[resolved] = option
-        if any(_same_file(path, i) or resolved == i.expanduser().resolve() for i in inputs):
-            problems.append((where, "is the input file: writing it would destroy the input"))
-            continue
-        if path.is_dir():
-            problems.append((where, "is a directory"))
-            continue
-        if path.exists() and not path.is_file():
-            problems.append((where, "exists and is not a regular file"))
-            continue
-        ancestor = path.parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-        if not ancestor.is_dir():
-            problems.append((where, f"{ancestor} is not a directory"))
-        elif not os.access(ancestor, os.W_OK | os.X_OK):
-            problems.append((where, f"{ancestor} is not writable"))
+        try:
+            resolved = path.expanduser().resolve()
+            if resolved in seen:
+                problems.append((where, f"the same file as {seen[resolved]}"))
+                continue
+            seen[resolved] = option
+            reason = _output_problem(path, inputs)
+        except OSError as exc:  # a name the file system refuses (too long, invalid) or a loop
+            reason = f"cannot be used as a file name: {exc.strerror or exc}"
+        if reason is not None:
+            problems.append((where, reason))
     if problems:
         raise UserError("cannot write the output", problems)

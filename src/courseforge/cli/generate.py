@@ -106,14 +106,33 @@ class _Progress:
 
 
 def _metrics_for(path: Path | None) -> CallMetrics | None:
-    """The run's metrics when a file is wanted (checked before any call is made)."""
+    """The run's metrics when a file is wanted (its path is checked with the other outputs)."""
     if path is None:
         return None
-    if path.is_dir():
-        raise fail_user(UserError("bad --metrics-file", [("--metrics-file", f"{path} is a directory")]))
     from ..telemetry.metrics import CallMetrics
 
     return CallMetrics()
+
+
+def _write(what: str, path: Path, text: str, failures: list[str]) -> bool:
+    """Write one output; a failure (the disk filled, the folder went away) is collected, not
+    raised, so the next output is still written."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        failures.append(f"{what} {path}: {exc.strerror or exc}")
+        return False
+    return True
+
+
+def _kept_in_store(file: Path, output: Path, report: Report, job: str | None) -> str:
+    """Where a course that could not be written is, and the command that writes it for free."""
+    job_id = str(report.summary.get("job_id") or job or report.course_id)
+    return (
+        f"the course is paid for and kept in the store as job {job_id}: once {output} can be written "
+        f"(or with another -o), `courseforge generate {file} -o {output} --job {job_id}` writes it "
+        "without a new call"
+    )
 
 
 def summary_table(report: Report) -> Table:
@@ -204,7 +223,8 @@ def generate(
         ),
     ] = False,
 ) -> None:
-    """Generate a course. Exit 0 written, 2 invalid input/config, 3 generation failed."""
+    """Generate a course. Exit 0 written, 2 invalid input/config/output path (nothing paid), 3
+    generation failed or an output could not be written (the course stays in the store)."""
     from ..engine import dumps, without_cache
     from ..jobs import generate_durably
 
@@ -213,7 +233,9 @@ def generate(
         loaded = load_config(config)
         analysis = read_input(file, loaded.settings.max_input_bytes)
         # Checked before the first model call: a course is never paid for and then not written.
-        check_outputs([("--output", output), ("--report", report_path)], inputs=[file])
+        inputs = [file] + ([Path(config)] if config and Path(config).is_file() else [])
+        outputs = [("--output", output), ("--report", report_path), ("--html", html)]
+        check_outputs([*outputs, ("--metrics-file", metrics_file)], inputs=inputs)
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
@@ -261,22 +283,36 @@ def generate(
         raise fail_user(exc) from exc
     finally:
         stop_tracing()
-    write_atomic(report_path, dumps(report))
+    # The course first: it is what was paid for. Every output was proven writable before the
+    # first call; when one fails anyway, the others are still written and the job stays in the
+    # store, so nothing paid for is lost.
+    failures: list[str] = []
+    written = course is not None and _write("--output", output, dumps(course), failures)
+    _write("--report", report_path, dumps(report), failures)
     if metrics is not None and metrics_file is not None:
         metrics.observe_course(report)
-        metrics.write_textfile(metrics_file)
-        err.print(f"metrics: {metrics_file}")
+        try:
+            metrics.write_textfile(metrics_file)
+            err.print(f"metrics: {metrics_file}")
+        except OSError as exc:
+            failures.append(f"--metrics-file {metrics_file}: {exc.strerror or exc}")
     err.print(summary_table(report))
     if html is not None:
         from ..views import report_document
 
-        write_atomic(html, report_document(report))
+        _write("--html", html, report_document(report), failures)
         views = f"html report: {html}"
     else:
         views = f"html report: courseforge report {report_path} --html {report_path.with_suffix('.html')}"
+    for failure in failures:
+        err.print(f"[red]error:[/red] not written: {failure}")
     if course is None:
         err.print(f"[red]generation failed:[/red] {report.failure_reason}")
         err.print(f"report: {report_path}\n{views}")
         raise typer.Exit(EXIT_FAILED)
-    write_atomic(output, dumps(course))
+    if not written:
+        err.print(_kept_in_store(file, output, report, job))
+        raise typer.Exit(EXIT_FAILED)
     err.print(f"course: {output} ({course.status})\nreport: {report_path}\n{views}")
+    if failures:
+        raise typer.Exit(EXIT_FAILED)

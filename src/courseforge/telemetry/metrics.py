@@ -14,10 +14,11 @@ class, breaker state and gate names. docs/operations.md lists every metric.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ..domain import CallRecord, Report
 from ..resilience import (
@@ -235,6 +236,17 @@ class CallMetrics:
 
     def write_textfile(self, path: Path) -> None:
         """Write every metric for a node-exporter textfile collector: to a temporary file beside
-        `path`, then renamed over it, so the collector never reads half a file."""
+        `path`, then renamed over it, so the collector never reads half a file. The temporary
+        file is named `.NAME.XXXXXXXX.tmp` like every atomic write of ours, so the CLI's check
+        that an output can be written holds for this one too (prometheus_client's own writer
+        appends a pid and a thread id, which can pass the file-name limit the check proved)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(os.fspath(path), self.registry)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(generate_latest(self.registry))
+            os.chmod(tmp, 0o644)  # the collector runs as another user
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
