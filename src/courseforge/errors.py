@@ -3,7 +3,12 @@
     CourseforgeError
     ├── UserError                      the caller's mistake; fix the input and run again (exit 2)
     │   ├── InputError                 analysis_result invalid: .problems = [(json_path, reason)]
-    │   └── ConfigError                config invalid: .problems = [(path, reason)]
+    │   ├── ConfigError                config invalid: .problems = [(path, reason)]
+    │   ├── NotFound                   no such job or review item (or another tenant's)
+    │   ├── Conflict                   another action won, or the item's state forbids it
+    │   ├── StaleVersion               the course changed since the version the caller read
+    │   └── ActionRefused              a well-formed request refused on its merits: an edit
+    │                                  failing its gates, a missing reason
     └── RunError                       something failed while generating (exit 3)
         ├── ProviderError              a model call failed
         │   ├── ProviderHTTPError      non-2xx answer: .status, .body (truncated)
@@ -26,21 +31,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "ActionRefused",
     "BadResponse",
     "BudgetExceeded",
     "CascadeExhausted",
     "CircuitOpen",
     "ConfigError",
+    "Conflict",
     "CourseforgeError",
     "GateFailed",
     "GenerationFailed",
     "InputError",
+    "NotFound",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
     "ProviderTimeout",
     "RateLimited",
     "RunError",
+    "StaleVersion",
     "UserError",
 ]
 
@@ -68,6 +77,25 @@ class InputError(UserError):
 
 class ConfigError(UserError):
     """The config is invalid. Each problem is (config path, reason)."""
+
+
+class NotFound(UserError):
+    """What the request names does not exist, or belongs to another tenant (answered alike).
+    Each problem is (field, reason)."""
+
+
+class Conflict(UserError):
+    """The request came second: another action answered the item first, or the state it is in
+    forbids this one (a finished job cancelled, an edit of something that is not a lesson)."""
+
+
+class StaleVersion(UserError):
+    """The request was conditional on a version of the course that is no longer current."""
+
+
+class ActionRefused(UserError):
+    """A well-formed request refused on its merits (an edit failing its gates, an approval of a
+    failing edit without a reason); nothing was changed."""
 
 
 class RunError(CourseforgeError):

@@ -2,6 +2,7 @@
 human-review queue."""
 
 from .progress import ProgressTracker, tracked_run
+from .review_service import ReviewAction, ReviewService
 from .reviews import review_items, revise_review, unanswered_reviews
 from .runner import (
     InProcessRunner,
@@ -19,6 +20,8 @@ __all__ = [
     "InProcessRunner",
     "JobRunner",
     "ProgressTracker",
+    "ReviewAction",
+    "ReviewService",
     "generate_durably",
     "input_digest",
     "job_mode",

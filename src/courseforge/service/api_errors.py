@@ -1,0 +1,89 @@
+"""How the HTTP API answers a refusal: `ApiError` (status, message, problems), the error body
+`{"error": {"message", "problems": [{"path", "reason"}]}}`, the status of each domain error,
+and the app's exception handlers (anything unexpected is logged, type only, and answered 503)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import ActionRefused, Conflict, NotFound, StaleVersion, UserError
+
+__all__ = ["ERRORS", "ApiError", "ErrorBody", "error_body", "from_domain", "install_error_handlers"]
+
+log = logging.getLogger("courseforge.service")
+
+#: The HTTP status of each domain refusal (`errors.py`).
+_STATUS: dict[type[UserError], int] = {NotFound: 404, Conflict: 409, StaleVersion: 412, ActionRefused: 422}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+        self.status, self.message, self.problems = status, message, list(problems)
+        super().__init__(message)
+
+
+class Problem(BaseModel):
+    path: str
+    reason: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+#: Every /v1 operation's documented error answers.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 402, 404, 409, 412, 413, 422, 429, 503)
+}
+
+
+def error_body(message: str, problems: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    return {"error": {"message": message, "problems": [{"path": p, "reason": r} for p, r in problems]}}
+
+
+def from_domain(
+    exc: NotFound | Conflict | StaleVersion | ActionRefused, where: Mapping[str, str]
+) -> ApiError:
+    """The answer to a domain refusal; `where` names each field's place in the request
+    (`review_id` -> `path.review_id`); a field not in it is kept as it is (`gates.length`)."""
+    status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
+    return ApiError(status, exc.headline, [(where.get(path, path), reason) for path, reason in exc.problems])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(error_body(exc.message, exc.problems), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [(".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
+        return JSONResponse(error_body("invalid request", problems), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and str(exc.detail).startswith("There was an error parsing the body"):
+            # FastAPI's answer when its JSON parser raised something other than a syntax error
+            # (RecursionError for a body nested 100,000 deep): the body is at fault, say so.
+            problem = ("body", "cannot be parsed (nested too deeply, or not JSON)")
+            return JSONResponse(error_body("invalid request", [problem]), status_code=422)
+        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return JSONResponse(error_body("temporarily unavailable"), status_code=503)

@@ -1,0 +1,254 @@
+"""/v1/jobs: submit an analysis_result, list jobs, a job's status, its live events, its course and
+report, cancel it. Another tenant's job answers 404, as if absent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.params import Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import Settings
+from ..domain import AnalysisResult
+from ..errors import UserError
+from ..jobs import input_digest
+from ..jobs.review_service import course_tag
+from ..pipeline import parse_analysis
+from ..storage import Job, Store
+from .api_errors import ERRORS, ApiError
+from .manager import JobManager
+from .tenants import Caller, TenantLimits, current_caller, may_see
+
+__all__ = ["ID_PATTERN", "JobList", "JobView", "add_job_routes", "event_stream", "visible_job"]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+JobId = Annotated[str, Path(pattern=ID_PATTERN, description="Job id")]
+
+
+class JobView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    course_id: str
+    status: str
+    course_status: str = ""
+    progress: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    runs: int = 0
+    cancel_requested: bool = False
+    #: The tenant that submitted it ("" the default tenant, the CLI's).
+    tenant: str = ""
+    created_at: float
+    updated_at: float
+    links: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        base = f"/v1/jobs/{job.id}"
+        return cls(
+            id=job.id,
+            course_id=job.course_id,
+            status=job.status,
+            course_status=job.course_status,
+            progress=job.progress,
+            error=job.error,
+            runs=job.runs,
+            cancel_requested=job.cancel_requested,
+            tenant=job.tenant,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            links={
+                "self": base,
+                "events": f"{base}/events",
+                "course": f"{base}/course",
+                "report": f"{base}/report",
+                "cancel": f"{base}/cancel",
+            },
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+
+
+async def visible_job(store: Store, job_id: str) -> Job:
+    """The job, if the caller may see it (another tenant's answers 404, as if absent)."""
+    job = await store.get_job(job_id)
+    if job is None or not may_see(job):
+        raise ApiError(404, "no such job", [("path.job_id", f"{job_id!r} not found")])
+    return job
+
+
+def event_stream(store: Store, manager: JobManager, job: Job, request: Request) -> StreamingResponse:
+    """Server-sent events of `job`: `snapshot`, each `progress` event, the final `status`."""
+    queue = manager.subscribe(job.id)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield _sse("snapshot", JobView.of(job).model_dump(mode="json"))
+            if job.finished or not manager.is_active(job.id):
+                current = await store.get_job(job.id)
+                yield _sse("status", {"status": (current or job).status})
+                return
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), 15)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                yield _sse(item["event"], item["data"])
+                if item["event"] == "status":
+                    return
+        finally:
+            manager.unsubscribe(job.id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def add_job_routes(
+    router: APIRouter,
+    settings: Settings,
+    store: Store,
+    manager: JobManager,
+    limits: TenantLimits,
+    auth: list[Depends],
+) -> None:
+    """The /v1/jobs routes on `router` (the app's own: each route listed in `app.routes`)."""
+
+    @router.post("/v1/jobs", status_code=202, response_model=JobView, dependencies=auth, responses=ERRORS)
+    async def submit_job(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        mode: Annotated[Literal["normal", "batch"], Query()] = "normal",
+    ) -> JSONResponse:
+        """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
+        body returns the first job (200); with another body, 409. `?mode=batch` generates it
+        through the providers' batch APIs (half price, slower; `progress.mode` says so)."""
+        raw = await request.body()
+        try:
+            analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
+        except UserError as exc:
+            raise ApiError(
+                422, exc.headline, [(f"body{p[1:]}" if p.startswith("$") else p, r) for p, r in exc.problems]
+            ) from exc
+        key = idempotency_key.strip() if idempotency_key else None
+        if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
+            raise ApiError(
+                400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
+            )
+        caller = current_caller()
+        if key:
+            existing = await store.find_job_by_key(key, tenant=caller.tenant)
+            if existing is not None:
+                return _same_or_conflict(existing, analysis)
+        await _within_tenant_limits(limits, caller, analysis)
+        job, created = await manager.submit(
+            analysis, f"job-{uuid.uuid4().hex[:16]}", key, mode=mode, tenant=caller.tenant
+        )
+        if not created:
+            return _same_or_conflict(job, analysis)
+        return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+    @router.get("/v1/jobs", response_model=JobList, dependencies=auth, responses=ERRORS)
+    async def list_jobs(
+        status: Annotated[
+            Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> JobList:
+        jobs = await store.list_jobs(
+            status=status, limit=limit, offset=offset, tenant=current_caller().scope()
+        )
+        return JobList(jobs=[JobView.of(j) for j in jobs])
+
+    async def _stored(
+        job_id: str, load: Callable[[str], Awaitable[dict[str, Any] | None]], what: str
+    ) -> JSONResponse:
+        """A job's stored course or report; 404 for an unknown job or one without it yet."""
+        job = await visible_job(store, job_id)
+        body = await load(job_id)
+        if body is None:
+            raise ApiError(404, f"no {what} yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(body)
+
+    @router.get("/v1/jobs/{job_id}", response_model=JobView, dependencies=auth, responses=ERRORS)
+    async def get_job(job_id: JobId) -> JobView:
+        """Status and per-phase progress."""
+        return JobView.of(await visible_job(store, job_id))
+
+    @router.get(
+        "/v1/jobs/{job_id}/events",
+        dependencies=auth,
+        responses={
+            **ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"},
+        },
+    )
+    async def job_events(job_id: JobId, request: Request) -> StreamingResponse:
+        """Server-sent events: `snapshot` (the job now), `progress` (each phase/task event),
+        `status` (final state); the stream ends when the job does."""
+        return event_stream(store, manager, await visible_job(store, job_id), request)
+
+    @router.get("/v1/jobs/{job_id}/course", dependencies=auth, responses=ERRORS)
+    async def get_course(job_id: JobId) -> JSONResponse:
+        """The course JSON (404 until the job has completed), with its version as `ETag` (send it
+        back as `If-Match` on a review action to make the action conditional on it)."""
+        job = await visible_job(store, job_id)
+        stored = await store.get_course_version(job_id)
+        if stored is None:
+            raise ApiError(404, "no course yet", [("path.job_id", f"job is {job.status}")])
+        return JSONResponse(stored[0], headers={"ETag": course_tag(stored[1])})
+
+    @router.get("/v1/jobs/{job_id}/report", dependencies=auth, responses=ERRORS)
+    async def get_report(job_id: JobId) -> JSONResponse:
+        """The generation report (404 until a run has finished)."""
+        return await _stored(job_id, store.get_report, "report")
+
+    @router.post("/v1/jobs/{job_id}/cancel", response_model=JobView, dependencies=auth, responses=ERRORS)
+    async def cancel_job(job_id: JobId) -> JobView:
+        """Stop a queued or running job (what it paid for stays checkpointed)."""
+        job = await visible_job(store, job_id)
+        if job.finished:
+            raise ApiError(409, "job already finished", [("path.job_id", f"job is {job.status}")])
+        cancelled = await manager.cancel(job_id)
+        return JobView.of(cancelled or job)
+
+
+async def _within_tenant_limits(limits: TenantLimits, caller: Caller, analysis: AnalysisResult) -> None:
+    wait = limits.rate_exceeded(caller.tenant)
+    if wait is not None:
+        reason = f"{caller.tenant!r} may submit again in {wait:.0f} s (service.tenants jobs_per_minute)"
+        raise ApiError(429, "too many jobs submitted", [("tenant", reason)])
+    left = await limits.budget_left(caller.tenant)
+    cap = limits.cap_of(analysis.model_dump(mode="json"))
+    if left is not None and cap > left:
+        reason = (
+            f"{caller.tenant!r} has {max(left, Decimal(0)):.4f} USD left of its 24-hour budget; "
+            f"this job may spend up to {cap} USD"
+        )
+        raise ApiError(402, "tenant budget exhausted", [("tenant", reason)])
+
+
+def _same_or_conflict(job: Job, analysis: AnalysisResult) -> JSONResponse:
+    digest = input_digest(analysis.model_dump(mode="json", exclude_unset=True))
+    if digest != job.input_digest:
+        raise ApiError(
+            409,
+            "Idempotency-Key reused with another body",
+            [("header.Idempotency-Key", f"belongs to job {job.id}")],
+        )
+    return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=200)
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"

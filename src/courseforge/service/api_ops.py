@@ -1,0 +1,68 @@
+"""/health and /metrics (Prometheus text format): no token needed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from ..config import Settings
+from ..engine import Engine
+from ..storage import Store
+from .manager import JobManager
+from .metrics import ServiceMetrics
+
+__all__ = ["Health", "add_ops_routes"]
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+    jobs_running: int
+    jobs_queued: int
+
+
+def add_ops_routes(
+    router: APIRouter,
+    settings: Settings,
+    store: Store,
+    engine: Engine,
+    manager: JobManager,
+    metrics: ServiceMetrics,
+) -> None:
+    """/health and /metrics on `router` (the app's own)."""
+
+    @router.get("/health", response_model=Health)
+    async def health() -> Health:
+        try:
+            await store.schema_version()
+            store_state = "ok"
+        except Exception:
+            store_state = "unavailable"
+        return Health(
+            status="ok" if store_state == "ok" else "degraded",
+            store=store_state,
+            jobs_running=manager.running,
+            jobs_queued=manager.queued,
+        )
+
+    @router.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> PlainTextResponse:
+        """Prometheus text format; see docs/operations.md for each metric."""
+        try:
+            open_reviews = len(await store.list_reviews(status="open", limit=100_000))
+        except Exception:
+            open_reviews = 0
+        model_ids = sorted(set(settings.routing.tiers.values()))
+        metrics.refresh(
+            queued=manager.queued,
+            running=manager.running,
+            reviews_open=open_reviews,
+            breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
+            health=lambda: [
+                (name, snap.failure_rate, snap.health == "down")
+                for name, snap in engine.breakers.snapshots().items()
+            ],
+        )
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

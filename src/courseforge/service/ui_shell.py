@@ -1,0 +1,181 @@
+"""What every dashboard page shares: sessions, the page shell (navigation, sign-out, assets),
+CSRF checks, the refusal of a request without a session, forms, and the job a page is about.
+
+Sessions live in the process's memory: a restart signs everyone out. Sign-in opens a
+server-side session whose id travels only in an HttpOnly, SameSite=Strict cookie scoped to /ui;
+every form carries the session's CSRF token and every POST checks it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ..config import Settings
+from ..jobs.review_service import ReviewService
+from ..storage import Job, Store
+from ..views import document, esc
+from .manager import JobManager
+
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "Session",
+    "Sessions",
+    "Ui",
+    "html_response",
+    "read_form",
+    "redirect",
+    "utc",
+    "valid_id",
+]
+
+SESSION_COOKIE = "cf_session"
+LOGIN_COOKIE = "cf_login"
+SESSION_TTL_S = 8 * 3600
+MAX_FORM_BYTES = 2_000_000
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+#: The navigation bar's pages (a new page adds its link here).
+NAV = (("/ui/", "Jobs"), ("/ui/reviews", "Review queue"), ("/ui/evals", "Evals"))
+
+
+@dataclass(slots=True)
+class Session:
+    csrf: str
+    expires: float
+
+
+@dataclass(slots=True)
+class Sessions:
+    """Signed-in browsers: session id -> its CSRF token and expiry (in this process)."""
+
+    ttl_s: float = SESSION_TTL_S
+    limit: int = 10_000
+    _by_id: dict[str, Session] = field(default_factory=dict)
+
+    def open(self) -> str:
+        now = time.time()
+        for sid in [s for s, v in self._by_id.items() if v.expires <= now]:
+            del self._by_id[sid]
+        while len(self._by_id) >= self.limit:
+            del self._by_id[next(iter(self._by_id))]
+        sid = secrets.token_urlsafe(32)
+        self._by_id[sid] = Session(csrf=secrets.token_urlsafe(32), expires=now + self.ttl_s)
+        return sid
+
+    def get(self, sid: str | None) -> Session | None:
+        session = self._by_id.get(sid or "")
+        if session is None or session.expires <= time.time():
+            return None
+        return session
+
+    def close(self, sid: str | None) -> None:
+        self._by_id.pop(sid or "", None)
+
+
+def valid_id(value: str, longest: int = 300) -> bool:
+    return 0 < len(value) <= longest and value[0].isalnum() and set(value) <= _ID_CHARS
+
+
+def html_response(text: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(text, status_code=status, headers=_HEADERS)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form body: each field's first value ("" when absent)."""
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        return {}
+    fields = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=50)
+    return {k: v[0] for k, v in fields.items()}
+
+
+def utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+@dataclass(slots=True)
+class Ui:
+    """The dashboard's services and page shell, handed to each page module's `add_routes`."""
+
+    settings: Settings
+    store: Store
+    manager: JobManager
+    reviews: ReviewService
+    tokens: Sequence[bytes]
+    sessions: Sessions
+
+    def session_of(self, request: Request) -> Session | None:
+        return self.sessions.get(request.cookies.get(SESSION_COOKIE))
+
+    def page(self, title: str, body: str, session: Session | None, status: int = 200) -> HTMLResponse:
+        nav = ""
+        if session is not None:
+            links = "".join(f'<a href="{href}">{name}</a>' for href, name in NAV)
+            nav = (
+                f'<header class="top"><nav aria-label="Main"><a class="brand" href="/ui/">courseforge</a>{links}'
+                '</nav><form method="post" action="/ui/logout" class="inline">'
+                f'<input type="hidden" name="csrf" value="{esc(session.csrf)}">'
+                '<button type="submit">Sign out</button></form></header>'
+            )
+        head = (
+            '<link rel="stylesheet" href="/ui/static/views.css">'
+            '<link rel="stylesheet" href="/ui/static/dashboard.css">'
+            '<script src="/ui/static/app.js" defer></script>'
+        )
+        skip = '<a class="skip" href="#main">Skip to content</a>'
+        return html_response(
+            document(f"{title} · courseforge", f'{skip}{nav}<main id="main">{body}</main>', head=head), status
+        )
+
+    def expired_form(self, session: Session) -> HTMLResponse:
+        return self.page(
+            "Refused", '<p class="error" role="alert">The form expired; reload the page.</p>', session, 403
+        )
+
+    @staticmethod
+    def csrf_ok(session: Session, form: dict[str, str]) -> bool:
+        return hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode())
+
+    @staticmethod
+    def hidden(session: Session) -> str:
+        return f'<input type="hidden" name="csrf" value="{esc(session.csrf)}">'
+
+    @staticmethod
+    def refused(request: Request) -> Response:
+        """A request without a session: pages go to the sign-in form, the rest get 401."""
+        if request.method == "GET" and "text/event-stream" not in request.headers.get("accept", ""):
+            return redirect("/ui/login")
+        return JSONResponse({"error": {"message": "sign in first", "problems": []}}, status_code=401)
+
+    async def known_job(self, request: Request, job_id: str) -> tuple[Session, Job] | Response:
+        """The session and the job a page is about, or the answer refusing it (no session: the
+        sign-in; no such job: a 404 page)."""
+        session = self.session_of(request)
+        if session is None:
+            return self.refused(request)
+        job = await self.store.get_job(job_id) if valid_id(job_id, 128) else None
+        if job is None:
+            return self.page("Not found", f"<h1>No such job</h1><p>{esc(job_id)}</p>", session, 404)
+        return session, job
