@@ -17,7 +17,12 @@ from engine_helpers import example_analysis, hosted_settings, make_engine, scrip
 def _sampled_settings(**judge: object):  # type: ignore[no-untyped-def]
     settings = hosted_settings()
     js = settings.gates.judge.model_copy(update={"sample_rate": 1.0, **judge})
-    return settings.model_copy(update={"gates": settings.gates.model_copy(update={"judge": js})})
+    # No lesson starts on premium (seed 000's pre-routing rule off): every sample's reference
+    # is then the premium tier, the one this test's script makes harsh.
+    routing = settings.routing.model_copy(update={"premium_complexity": 1.01, "premium_criticality": 1.01})
+    return settings.model_copy(
+        update={"gates": settings.gates.model_copy(update={"judge": js}), "routing": routing}
+    )
 
 
 def test_reference_is_never_of_the_generators_family() -> None:

@@ -68,6 +68,15 @@ async def test_hosted_profile_samples_its_critical_lessons_only() -> None:
     assert result.course is not None
     critical = {f"S{i + 1}" for i, s in enumerate(analysis.sections) if s.critical}
     sampled = {c.task.split(":")[1].split("-")[0] for c in result.report.calls if "#s2" in c.task}
+    # Seed 000's pre-routing sends a critical section to premium, a tier not sampled: a critical
+    # lesson is sampled only once it runs on a sampled tier (here: seed 000's rule turned off).
+    assert sampled == set()
+    routing = settings.routing.model_copy(update={"premium_criticality": 1.01})
+    settings = settings.model_copy(update={"routing": routing})
+    engine = make_engine(settings, scripted_models(settings))
+    result = await engine.generate(analysis)
+    await engine.aclose()
+    sampled = {c.task.split(":")[1].split("-")[0] for c in result.report.calls if "#s2" in c.task}
     assert sampled == critical
 
 

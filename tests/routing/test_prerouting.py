@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from courseforge.config import SectionTypeSettings
-from courseforge.routing import TaskProfile, estimate_complexity, route_score, route_task
+from courseforge.routing import (
+    TaskProfile,
+    complexity_score,
+    criticality_score,
+    estimate_complexity,
+    route_score,
+    route_task,
+)
 from engine_helpers import hosted_settings
 
 SETTINGS = hosted_settings()
@@ -25,13 +32,11 @@ def profile(**kw: object) -> TaskProfile:
         pytest.param({"complexity": 1, "bloom_rank": 1}, "cheap", "below mid threshold", id="easy->cheap"),
         pytest.param({"complexity": 5, "bloom_rank": 2}, "cheap", "below mid", id="score .28 -> cheap"),
         pytest.param({"complexity": 6, "bloom_rank": 2}, "mid", "mid threshold", id="score .35 -> mid"),
-        pytest.param(
-            {"complexity": 10, "bloom_rank": 6}, "premium", "premium threshold", id="max -> premium"
-        ),
+        pytest.param({"complexity": 10, "bloom_rank": 6}, "premium", "complexity_score", id="max -> premium"),
         pytest.param(
             {"complexity": 8, "bloom_rank": 4, "critical": True},
             "premium",
-            "premium",
+            "criticality_score",
             id="critical pushes up",
         ),
         pytest.param(
@@ -49,7 +54,7 @@ def profile(**kw: object) -> TaskProfile:
         pytest.param(
             {"complexity": 10, "bloom_rank": 6, "section_type": "warmup", "critical": True},
             "premium",
-            "premium threshold",
+            "criticality_score",
             id="critical overrides start_tier",
         ),
         pytest.param(
@@ -78,6 +83,51 @@ def test_route_task_table(kw: dict[str, object], tier: str, reason_part: str) ->
     assert reason_part in route.reason
     assert route.inputs["score"] == route.score
     assert route.inputs["section_type"] == kw.get("section_type", "concept")
+
+
+# Seed 000: "complexity_score >= 0.75 or criticality_score >= 0.80 -> premium"; seed 001:
+# complexity 7-10 -> qwen3-max. Before this rule a critical lesson of complexity <= 7 started on
+# mid, and a non-critical complexity-10 lesson needed Bloom level 6 to reach premium.
+@pytest.mark.parametrize(
+    ("kw", "tier"),
+    [
+        pytest.param({"complexity": 7, "bloom_rank": 1}, "premium", id="complexity 7 (seed 001) -> premium"),
+        pytest.param({"complexity": 10, "bloom_rank": 1}, "premium", id="complexity 10, Bloom 1 -> premium"),
+        pytest.param({"complexity": 6, "bloom_rank": 6}, "mid", id="complexity 6 stays below"),
+        pytest.param({"complexity": 1, "bloom_rank": 1, "critical": True}, "premium", id="critical, easy"),
+        pytest.param({"complexity": 5, "bloom_rank": 2, "critical": True}, "premium", id="critical, 5"),
+        pytest.param(
+            {"complexity": 7, "bloom_rank": 2, "section_type": "practice"}, "mid", id="practice bias -0.1"
+        ),
+        pytest.param(
+            {"complexity": 6, "bloom_rank": 2, "section_type": "reading"}, "mid", id="reading 6 + 0.1 = .725"
+        ),
+        pytest.param(
+            {"complexity": 10, "section_type": "warmup"}, "cheap", id="non-critical start_tier still wins"
+        ),
+    ],
+)
+def test_seed_premium_rule(kw: dict[str, object], tier: str) -> None:
+    route = route_task(profile(**kw), ROUTING, MODELS)
+    assert route.tier == tier, route.reason
+    assert set(route.inputs) >= {"complexity_score", "criticality_score", "score"}
+
+
+@pytest.mark.parametrize(
+    ("complexity", "expected"), [(1, 0.0), (4, 0.375), (7, 0.75), (8, 0.875), (9, 1.0), (10, 1.0)]
+)
+def test_complexity_score_scale(complexity: int, expected: float) -> None:
+    assert complexity_score(profile(complexity=complexity), None) == pytest.approx(expected)
+    assert criticality_score(profile(critical=True)) == 1.0
+    assert criticality_score(profile()) == 0.0
+
+
+def test_seed_thresholds_are_configurable() -> None:
+    off = ROUTING.model_copy(update={"premium_complexity": 1.01, "premium_criticality": 1.01})
+    assert route_task(profile(complexity=7, bloom_rank=1), off, MODELS).tier == "mid"
+    assert route_task(profile(complexity=1, bloom_rank=1, critical=True), off, MODELS).tier == "cheap"
+    at = ROUTING.model_copy(update={"premium_complexity": 0.625})
+    assert route_task(profile(complexity=6, bloom_rank=1), at, MODELS).tier == "premium"
 
 
 def test_thresholds_are_inclusive() -> None:

@@ -7,6 +7,8 @@ class is one key under `gates:` in the YAML. Embedding-based bounds are per embe
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
@@ -22,6 +24,13 @@ __all__ = [
 
 class _S(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+JudgeDimension = Literal["correctness", "comprehensiveness", "readability"]
+
+
+def _seed_floors() -> dict[JudgeDimension, float]:
+    return {"correctness": 0.80, "comprehensiveness": 0.70, "readability": 0.70}
 
 
 class JudgeSettings(_S):
@@ -44,8 +53,20 @@ class JudgeSettings(_S):
     always: bool = False
     #: Composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability) needed to pass.
     pass_composite: float = Field(default=3.5, ge=1, le=5)
-    #: Correctness below this fails whatever the composite (seed 000: correctness >= 0.80 -> 4/5).
+    #: Composite needed per generator tier, over `pass_composite` (seed 000: tier 2, qwen3-max,
+    #: "composite >= 4.0"; tier 1 keeps 3.5). Tiers not named use `pass_composite`.
+    pass_composite_by_tier: dict[str, float] = Field(default_factory=lambda: {"premium": 4.0})
+    #: Correctness below this fails whatever the composite (kept for old configs; `floors`
+    #: holds seed 000's rule).
     min_correctness: int = Field(default=3, ge=1, le=5)
+    #: Seed 000's per-dimension floors, as shares of the judge's 5: a dimension scoring
+    #: below `floor x 5` fails the lesson (correctness 0.80 = 4/5; comprehensiveness and
+    #: readability 0.70 = 3.5/5, i.e. 4 on the integer scale).
+    floors: dict[JudgeDimension, float] = Field(default_factory=_seed_floors)
+    #: Seed 001 phase 4: a borderline-similarity lesson the judge accepts proceeds with a flag
+    #: (a person looks at it); one the judge has concerns about escalates at once (severe).
+    flag_borderline: bool = True
+    escalate_on_concerns: bool = True
     #: Similarity band [low, high) per embedding model in which the judge decides. Missing model:
     #: [severe_below, pass_at) of `gates.similarity`.
     borderline: dict[str, tuple[float, float]] = Field(default_factory=dict)

@@ -256,6 +256,16 @@ class RoutingSettings(_S):
     #: Pre-routing: score >= mid -> ladder[1]; score >= premium -> ladder[-1]; else ladder[0].
     threshold_mid: float = Field(default=0.3, ge=0, le=1)
     threshold_premium: float = Field(default=0.75, ge=0, le=1)
+    #: Seed 000's pre-routing rule, before the score: `complexity_score` (the input's complexity
+    #: 1-10 as (c - 1) / 8 plus the type's bias: 7 -> 0.75, seed 001's "7-10 -> qwen3-max") at or
+    #: above `premium_complexity`, or `criticality_score` (1 for a critical section) at or above
+    #: `premium_criticality`, starts the task on the last ladder tier. 1.01 turns either off.
+    premium_complexity: float = Field(default=0.75, ge=0, le=1.01)
+    premium_criticality: float = Field(default=0.80, ge=0, le=1.01)
+    #: A lesson whose similarity is below the severe bound climbs straight to the highest tier
+    #: allowed, not one tier (seed 002: "< 0.60: severe failure necessitating best available
+    #: model"; the bound is `gates.similarity.<model>.severe_below`, calibrated per embedder).
+    severe_to_top: bool = True
     #: Tier for the critical metadata fields (seed 000: always premium).
     metadata_tier: Tier = "premium"
     #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
@@ -303,6 +313,9 @@ class SimilarityThresholds(_S):
 
     pass_at: float = Field(ge=-1, le=1)
     severe_below: float = Field(ge=-1, le=1)
+    #: A higher pass mark for lessons written on these tiers (seed 000: tier 2 "semantic
+    #: similarity >= 0.80" against tier 1's 0.75, on this embedder's own scale).
+    pass_at_by_tier: dict[str, float] = Field(default_factory=dict)
 
 
 class GateSettings(_S):

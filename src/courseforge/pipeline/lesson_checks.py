@@ -44,7 +44,15 @@ from .judging import judge_lesson, judge_tier
 from .parsing import parser_for
 from .state import CourseState, LessonSlot, PipelineContext
 
-__all__ = ["LessonJudge", "check_lesson", "draw_samples", "is_sampled", "relabel_exercises"]
+__all__ = [
+    "LessonJudge",
+    "borderline_accepted",
+    "check_lesson",
+    "draw_samples",
+    "is_sampled",
+    "relabel_exercises",
+    "tier_bar",
+]
 
 Call = Callable[[CallSpec], Awaitable[CallResult]]
 
@@ -137,6 +145,7 @@ async def check_lesson(
         blocking=ctx.effects.run_blocking,
         judge=judge,
     )
+    results = tier_bar(results, ctx, spec.tier)
     failed = [r for r in results if not r.passed]
     similarity = next((r.score for r in results if r.gate == "similarity"), None)
     return Verdict(
@@ -146,6 +155,35 @@ async def check_lesson(
         feedback=feedback_text(failed) if failed else "",
         details=results,
     )
+
+
+def tier_bar(results: list[GateResult], ctx: PipelineContext, tier: str) -> list[GateResult]:
+    """Seed 000's per-tier similarity bar: a lesson written on a tier with its own pass mark
+    (`gates.similarity.<embedder>.pass_at_by_tier`) fails a similarity the common mark passed."""
+    gates = ctx.settings.gates
+    bar = thresholds_for(gates, gates.embedding_model).pass_at_by_tier.get(tier)
+    if bar is None:
+        return results
+    out = []
+    for r in results:
+        if r.gate == "similarity" and r.passed and r.score is not None and r.score < bar:
+            r = replace(
+                r,
+                passed=False,
+                verdict="fail",
+                threshold=bar,
+                reasons=[
+                    *r.reasons,
+                    f"similarity {r.score:.2f} < {bar:.2f}, the {tier} tier's bar (seed 000)",
+                ],
+            )
+        out.append(r)
+    return out
+
+
+def borderline_accepted(gates: Sequence[GateResult]) -> bool:
+    """Did the judge accept this lesson on a borderline similarity (seed 001: proceed with a flag)?"""
+    return any(g.gate == "similarity" and g.passed and g.verdict == "borderline" for g in gates)
 
 
 class LessonJudge:
@@ -223,7 +261,10 @@ class LessonJudge:
         verdict, strong_verdict = verdicts[0], (verdicts[1] if len(verdicts) > 1 else None)
         if verdict is None and strong_verdict is None:
             return None, None, claims
-        gate = JudgeGate(js.pass_composite, js.min_correctness)
+        # Seed 000's per-tier bar (tier 2: composite 4.0) and per-dimension floors.
+        gate = JudgeGate(
+            js.pass_composite_by_tier.get(spec.tier, js.pass_composite), js.min_correctness, js.floors
+        )
         # The reference verdict is recorded beside the judge's, never substituted for it: the
         # gate, the borderline settlement and the claims go by the judge that gates every lesson.
         judged = gate.check(lesson.draft, GateContext(values={"judge": verdict})) if verdict else None
@@ -234,10 +275,13 @@ class LessonJudge:
             note = f"borderline similarity {sim.score:.2f}: judge composite {judged.score:.2f} " + (
                 "accepts it" if judged.passed else "rejects it"
             )
+            # Seed 001 phase 4: the judge's concerns on a borderline lesson escalate at once
+            # (severe: to the best tier allowed), rather than a retry on the same tier.
+            concerns = not judged.passed and js.escalate_on_concerns
             settled = replace(
                 sim,
                 passed=judged.passed,
-                verdict="borderline",
+                verdict="severe" if concerns else "borderline",
                 reasons=[note] if judged.passed else [*sim.reasons, note],
             )
         if verdict is not None:

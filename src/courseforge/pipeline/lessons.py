@@ -29,7 +29,7 @@ from ..routing import (
 )
 from ..telemetry import SpanHandle, span
 from .context import fit_context, lesson_excerpts, request_tokens
-from .lesson_checks import check_lesson, draw_samples, is_sampled
+from .lesson_checks import borderline_accepted, check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
 from .prompts import lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
@@ -283,6 +283,11 @@ async def generate_lesson(
     slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
     slot.status = "accepted" if result.status == "accepted" else "flagged"
     slot.feedback = ""
+    if slot.status == "accepted" and gates.judge.flag_borderline and borderline_accepted(slot.gates):
+        # Seed 001 phase 4: "0.75-0.79: REVIEW (borderline - proceed with flag)".
+        slot.status = "flagged"
+        slot.reason = "borderline similarity accepted by the judge: proceeds with a flag (seed 001)"
+        state.decisions.append(Decision(task=task.key(), action="flag", tier=result.tier, reason=slot.reason))
 
 
 def _task_attributes(

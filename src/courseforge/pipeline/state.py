@@ -113,6 +113,7 @@ class PipelineContext:
                 max_attempts=priority.max_attempts,
                 escalate=priority.escalate,
                 ceiling=ceiling,
+                severe_to_top=routing.severe_to_top,
             )
 
         return current

@@ -12,7 +12,8 @@ substitute for it).
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,9 +98,17 @@ class JudgeGate(Gate[object]):
 
     name = "judge"
 
-    def __init__(self, pass_composite: float = 3.5, min_correctness: int = 3) -> None:
+    def __init__(
+        self,
+        pass_composite: float = 3.5,
+        min_correctness: int = 3,
+        floors: Mapping[Any, float] | None = None,
+    ) -> None:
+        """`floors`: seed 000's per-dimension minimums as shares of 5 (correctness 0.80 -> 4/5,
+        comprehensiveness and readability 0.70 -> 3.5/5, so 4 on the judge's integer scale)."""
         self.pass_composite = pass_composite
         self.min_correctness = min_correctness
+        self.floors = dict(floors or {})
 
     def check(self, artifact: object, context: GateContext) -> GateResult:
         draft = context.values.get("judge")
@@ -115,6 +124,10 @@ class JudgeGate(Gate[object]):
             )
         elif draft.correctness < self.min_correctness:
             reasons.append(f"judge correctness {draft.correctness} < {self.min_correctness}")
+        for dimension, floor in self.floors.items():
+            value = getattr(draft, dimension)
+            if value / 5 < floor:
+                reasons.append(f"judge {dimension} {value}/5 below the floor {floor:.2f} (seed 000)")
         if not draft.teaches_outcomes:
             reasons.append("judge: the lesson does not teach towards its outcomes")
         for ex in draft.exercises:

@@ -2,7 +2,16 @@
 
 from .cascade import TaskResult, Verdict, run_cascade
 from .ladder import Attempt, Policy, Step, next_step, next_tier, tier_rank
-from .prerouting import BLOOM_RANK, Route, TaskProfile, estimate_complexity, route_score, route_task
+from .prerouting import (
+    BLOOM_RANK,
+    Route,
+    TaskProfile,
+    complexity_score,
+    criticality_score,
+    estimate_complexity,
+    route_score,
+    route_task,
+)
 
 __all__ = [
     "BLOOM_RANK",
@@ -13,6 +22,8 @@ __all__ = [
     "TaskProfile",
     "TaskResult",
     "Verdict",
+    "complexity_score",
+    "criticality_score",
     "estimate_complexity",
     "next_step",
     "next_tier",

@@ -35,6 +35,10 @@ class Policy:
     escalate: bool = True
     #: Highest tier allowed now (budget step-down), or None.
     ceiling: str | None = None
+    #: A severe gate failure (similarity below the severe bound: seed 002's "< 0.60") climbs
+    #: straight to the highest tier allowed instead of one tier (seed 002: "severe failure
+    #: necessitating best available model").
+    severe_to_top: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,9 @@ def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -
 
     # A gate rejected the answer.
     if last.severe and higher:
+        if policy.severe_to_top and last.tier in ladder:
+            best = ladder[top]
+            return Step("escalate", best, f"very low score {last.score}: straight to the best tier allowed")
         return Step("escalate", higher, f"very low score {last.score}: escalating at once")
     if same_tier < policy.per_tier_attempts:
         return Step("retry", last.tier, f"gate failed (score {last.score}): retrying with feedback")

@@ -1,8 +1,10 @@
-"""Pre-routing: a score for how much a task needs a strong model, and thresholds on it.
+"""Pre-routing: scores for how much a task needs a strong model, and thresholds on them.
 
-Like RouteLLM, a router is a score and a threshold; here the score is a transparent weighted
-sum of what the input tells us (complexity, criticality, the Bloom level of the outcomes, the
-section type's bias), so every decision can be logged with its inputs and recalibrated.
+Like RouteLLM, a router is a score and a threshold. Seed 000's rule decides the premium tier:
+`complexity_score >= 0.75 or criticality_score >= 0.80 -> premium` (seed 001: complexity 7-10 ->
+qwen3-max; `complexity_score` maps the input's 1-10 so that 7 lands on 0.75, both seeds at once).
+Below it a transparent weighted sum (complexity, criticality, the Bloom level of the outcomes,
+the section type's bias) splits cheap from mid. Every score goes into the logged decision.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from typing import Any
 
 from ..config import ModelSettings, RoutingSettings, SectionTypeSettings
 
-__all__ = ["BLOOM_RANK", "Route", "TaskProfile", "estimate_complexity", "route_score", "route_task"]
+__all__ = [
+    "BLOOM_RANK",
+    "Route",
+    "TaskProfile",
+    "complexity_score",
+    "criticality_score",
+    "estimate_complexity",
+    "route_score",
+    "route_task",
+]
 
 BLOOM_RANK = {"remember": 1, "understand": 2, "apply": 3, "analyze": 4, "evaluate": 5, "create": 6}
 _DIFFICULTY_BONUS = {"beginner": 0, "intermediate": 1, "advanced": 3}
@@ -63,10 +74,26 @@ def route_score(profile: TaskProfile, type_settings: SectionTypeSettings | None)
     return round(max(0.0, min(1.0, score)), 4)
 
 
+def complexity_score(profile: TaskProfile, type_settings: SectionTypeSettings | None) -> float:
+    """Seed 000's `complexity_score` on 0-1: the input's complexity 1-10 as (c - 1) / 8, so
+    seed 001's bands meet our thresholds (4 -> 0.375, mid; 7 -> 0.75, premium; 10 clamps to 1),
+    plus the section type's bias."""
+    raw = (profile.complexity - 1) / 8 + (type_settings.score_bias if type_settings else 0.0)
+    return round(max(0.0, min(1.0, raw)), 4)
+
+
+def criticality_score(profile: TaskProfile) -> float:
+    """Seed 000's `criticality_score`: 1 for a section the analysis marks critical (foundational
+    to the outcomes), else 0. Section types' priorities are not criticality: they bias scores."""
+    return 1.0 if profile.critical else 0.0
+
+
 def route_task(profile: TaskProfile, routing: RoutingSettings, models: Mapping[str, ModelSettings]) -> Route:
     """The starting tier for a task. Pure: same inputs, same route."""
     type_settings = routing.section_types.get(profile.section_type)
     score = route_score(profile, type_settings)
+    complexity = complexity_score(profile, type_settings)
+    criticality = criticality_score(profile)
     inputs: dict[str, Any] = {
         "complexity": profile.complexity,
         "critical": profile.critical,
@@ -74,10 +101,18 @@ def route_task(profile: TaskProfile, routing: RoutingSettings, models: Mapping[s
         "bloom_rank": profile.bloom_rank,
         "context_tokens": profile.context_tokens,
         "score": score,
+        "complexity_score": complexity,
+        "criticality_score": criticality,
     }
     ladder = routing.ladder
     if type_settings and type_settings.start_tier and not profile.critical:
         tier, reason = type_settings.start_tier, f"section type {profile.section_type!r} starts on it"
+    elif criticality >= routing.premium_criticality:
+        tier = ladder[-1]
+        reason = f"criticality_score {criticality} >= {routing.premium_criticality} (seed 000)"
+    elif complexity >= routing.premium_complexity:
+        tier = ladder[-1]
+        reason = f"complexity_score {complexity} >= {routing.premium_complexity} (seed 000)"
     elif score >= routing.threshold_premium:
         tier, reason = ladder[-1], f"score {score} >= premium threshold {routing.threshold_premium}"
     elif score >= routing.threshold_mid and len(ladder) > 1:
