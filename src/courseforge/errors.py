@@ -143,12 +143,23 @@ class BadResponse(ProviderError):
     """A 2xx answer we cannot use: empty, not JSON, or not matching the schema."""
 
     def __init__(
-        self, message: str, *, model: str = "", kind: str = "invalid", text: str = "", usage: object = None
+        self,
+        message: str,
+        *,
+        model: str = "",
+        kind: str = "invalid",
+        text: str = "",
+        usage: object = None,
+        finish_reason: str = "",
+        native_finish_reason: str = "",
     ) -> None:
         self.kind = kind  # "empty" | "unparseable" | "schema" | "truncated"
         self.text = text[:2000]
         #: The answer's `providers.Usage` when it was billed (the ledger keeps its cost).
         self.usage = usage
+        #: The choice's `finish_reason` and the upstream provider's `native_finish_reason`.
+        self.finish_reason = finish_reason
+        self.native_finish_reason = native_finish_reason
         super().__init__(message, model=model)
 
 

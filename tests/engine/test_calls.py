@@ -10,6 +10,7 @@ import pytest
 
 from courseforge.domain.tasks import TaskId
 from courseforge.engine import CourseCalls, Runtime
+from courseforge.engine.reasoning import ReasoningBudgets, plan_reasoning
 from courseforge.errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderHTTPError
 from courseforge.ledger import Ledger, estimate_input_tokens, worst_case_cost
 from courseforge.providers import ChatModel, ChatRequest, Message
@@ -55,8 +56,10 @@ def calls(primary: str, chain: list[ChatModel], cap: str = "1", **runtime: Any) 
 
 
 def worst(model_id: str) -> Decimal:
-    r = request()
-    return worst_case_cost(SETTINGS.models[model_id], estimate_input_tokens(r.messages), r.max_tokens)
+    """A call's reservation: the answer's budget plus, for a reasoning model, its thinking's."""
+    ms = SETTINGS.models[model_id]
+    r = plan_reasoning(ms, model_id, "lesson", "lessons", request(), ReasoningBudgets()).request
+    return worst_case_cost(ms, estimate_input_tokens(r.messages), r.max_tokens)
 
 
 @pytest.mark.parametrize(

@@ -228,6 +228,46 @@ async def test_length_without_schema_is_returned_as_is() -> None:
     assert response.text == "a long story that was cut"
 
 
+async def test_reasoning_tokens_native_finish_reason_and_the_reasoning_object() -> None:
+    """OpenRouter's documented reasoning fields: `reasoning` is sent as given, the thinking
+    comes back in `usage.completion_tokens_details.reasoning_tokens` (inside
+    `completion_tokens`), and `native_finish_reason` is kept."""
+
+    async def handler(_req: dict[str, Any]) -> LoopbackReply:
+        usage = {
+            "prompt_tokens": 10,
+            "completion_tokens": 900,
+            "completion_tokens_details": {"reasoning_tokens": 880},
+        }
+        reply = LoopbackReply.completion('{"title": "Fractions"}', usage=usage)
+        assert reply.json_body is not None
+        choice = reply.json_body["choices"][0]
+        choice["native_finish_reason"] = "completed"
+        choice["message"]["reasoning"] = "First, the title..."
+        return reply
+
+    async with served(handler) as (model, server):
+        response = await model.complete(request(reasoning={"effort": "low", "exclude": True}))
+    assert server.requests[0].json["reasoning"] == {"effort": "low", "exclude": True}
+    assert response.usage.reasoning_tokens == 880 and response.usage.output_tokens == 900
+    assert response.native_finish_reason == "completed"
+    assert response.text == '{"title": "Fractions"}'  # the reasoning text is not the answer
+
+
+async def test_a_reasoning_model_that_thought_until_max_tokens_is_a_billed_truncation() -> None:
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 300,
+        "completion_tokens_details": {"reasoning_tokens": 300},
+    }
+    async with served(ok(None, finish_reason="length", usage=usage)) as (model, _):
+        with pytest.raises(BadResponse) as info:
+            await model.complete(request(schema=None))
+    assert info.value.kind == "truncated" and info.value.finish_reason == "length"
+    assert "after 300 reasoning tokens" in str(info.value)
+    assert isinstance(info.value.usage, providers.Usage) and info.value.usage.reasoning_tokens == 300
+
+
 # --- errors --------------------------------------------------------------------------------
 
 

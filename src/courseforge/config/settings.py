@@ -30,6 +30,7 @@ __all__ = [
     "ModelSettings",
     "PrioritySettings",
     "ProviderSettings",
+    "ReasoningSettings",
     "RoutingSettings",
     "SecondProviderSettings",
     "SectionTypeSettings",
@@ -98,6 +99,47 @@ class LocalModelSettings(_S):
     prefix_cache: bool = True
 
 
+Effort = Literal["none", "minimal", "low", "medium", "high"]
+#: Efforts from least to most thinking (OpenRouter's `reasoning.effort` values).
+EFFORTS: tuple[Effort, ...] = ("none", "minimal", "low", "medium", "high")
+_PRIOR_TOKENS: dict[Effort, int] = {"minimal": 150, "low": 400, "medium": 1200, "high": 3000}
+
+
+class ReasoningSettings(_S):
+    """A model that thinks before it answers (OpenRouter's reasoning models: gpt-oss, Gemini
+    2.5, ...). Its reasoning tokens count against `max_tokens` and are billed as output, so
+    each call asks for the answer's budget plus the reasoning it is expected to need
+    (docs/providers.md)."""
+
+    #: How OpenRouter's `reasoning` object steers it: `effort` (OpenAI-style levels),
+    #: `max_tokens` (a token budget for the thinking), `none` (it cannot be steered: only the
+    #: budget grows).
+    steer: Literal["effort", "max_tokens", "none"] = "effort"
+    #: Whether its thinking can be switched off (`enabled: false`); gpt-oss cannot (low is
+    #: its least), Gemini 2.5 Flash can.
+    can_disable: bool = False
+    #: The effort it uses when asked for none (gpt-oss: medium).
+    default_effort: Effort = "medium"
+    #: The effort asked for per task kind (metadata_core, metadata_extras, lesson, judge,
+    #: judge_strong, gaps) or phase (metadata, lessons, ...); the kind wins; neither: the
+    #: default effort. `none` on a model that cannot stop thinking asks for its least.
+    effort: dict[str, Effort] = Field(default_factory=dict)
+    #: Reasoning tokens expected per call at each effort before this model has answered one of
+    #: that kind (the prior; observed usage replaces it, `engine.reasoning`).
+    expected_tokens: dict[Effort, int] = Field(default_factory=lambda: dict(_PRIOR_TOKENS))
+    #: The reasoning budget added to `max_tokens` is the expected tokens times this.
+    headroom: float = Field(default=1.5, ge=1.0, le=10.0)
+    #: Ask the provider not to return the reasoning text (`exclude: true`): it is still
+    #: generated and billed, only not sent back (we never read it).
+    exclude: bool = True
+
+    @model_validator(mode="after")
+    def _steerable(self) -> ReasoningSettings:
+        if self.default_effort == "none" and not self.can_disable:
+            raise ValueError("default_effort none needs can_disable: true")
+        return self
+
+
 class SecondProviderSettings(_S):
     """The same model served by another provider, tried right after it (before `fallbacks`).
 
@@ -153,6 +195,9 @@ class ModelSettings(_S):
     second_provider: SecondProviderSettings | None = None
     #: Set on the entry a `second_provider` expands into: the model it stands in for.
     second_of: str | None = None
+    #: A reasoning model: how it thinks and how it is steered; None: it answers without
+    #: thinking (nothing is sent, nothing is budgeted for thinking).
+    reasoning: ReasoningSettings | None = None
 
 
 def second_model_id(model_id: str, second: SecondProviderSettings) -> str:

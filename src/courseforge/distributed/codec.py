@@ -48,6 +48,7 @@ def encode_request(model_id: str, request: ChatRequest) -> dict[str, Any]:
         "temperature": request.temperature,
         "timeout_s": request.timeout_s,
         "tags": dict(request.tags),
+        "reasoning": dict(request.reasoning) if request.reasoning is not None else None,
     }
 
 
@@ -60,6 +61,7 @@ def decode_request(data: Mapping[str, Any]) -> tuple[str, ChatRequest]:
         temperature=float(data.get("temperature", 0.7)),
         timeout_s=data.get("timeout_s"),
         tags=dict(data.get("tags") or {}),
+        reasoning=data.get("reasoning"),
     )
     return str(data["model_id"]), request
 
@@ -71,6 +73,7 @@ def _encode_usage(usage: Usage) -> dict[str, Any]:
         "cached_tokens": usage.cached_tokens,
         "cost_usd": str(usage.cost_usd) if usage.cost_usd is not None else None,
         "cache_write_tokens": usage.cache_write_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
     }
 
 
@@ -82,6 +85,7 @@ def _decode_usage(data: Mapping[str, Any]) -> Usage:
         int(data.get("cached_tokens", 0)),
         Decimal(cost) if cost is not None else None,
         int(data.get("cache_write_tokens", 0)),
+        int(data.get("reasoning_tokens", 0)),
     )
 
 
@@ -92,6 +96,7 @@ def encode_response(response: ChatResponse) -> dict[str, Any]:
         "latency_ms": response.latency_ms,
         "model": response.model,
         "finish_reason": response.finish_reason,
+        "native_finish_reason": response.native_finish_reason,
     }
 
 
@@ -102,6 +107,7 @@ def decode_response(data: Mapping[str, Any]) -> ChatResponse:
         latency_ms=float(data.get("latency_ms", 0.0)),
         model=str(data.get("model", "")),
         finish_reason=str(data.get("finish_reason", "")),
+        native_finish_reason=str(data.get("native_finish_reason", "")),
     )
 
 
@@ -165,7 +171,8 @@ def encode_error(
     if isinstance(exc, E.RateLimited):
         fields["retry_after_s"] = exc.retry_after_s
     if isinstance(exc, E.BadResponse):
-        fields.update(kind=exc.kind, text=exc.text)
+        fields.update(kind=exc.kind, text=exc.text, finish_reason=exc.finish_reason)
+        fields["native_finish_reason"] = exc.native_finish_reason
         fields["usage"] = _encode_usage(exc.usage) if isinstance(exc.usage, Usage) else None
     if isinstance(exc, E.CircuitOpen):
         fields.update(reopens_in_s=exc.reopens_in_s, down=exc.down, reason=exc.reason)
@@ -212,6 +219,8 @@ def decode_error(fields: Mapping[str, Any]) -> E.CourseforgeError:
             kind=str(fields.get("kind", "invalid")),
             text=str(fields.get("text", "")),
             usage=_decode_usage(usage) if isinstance(usage, Mapping) else None,
+            finish_reason=str(fields.get("finish_reason", "")),
+            native_finish_reason=str(fields.get("native_finish_reason", "")),
         )
     elif cls == "CircuitOpen":
         exc = E.CircuitOpen(

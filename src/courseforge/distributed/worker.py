@@ -168,6 +168,7 @@ def send_record(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
         cost_usd=cost,
         latency_ms=round(latency_ms, 1),
         outcome=outcome,

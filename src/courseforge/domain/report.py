@@ -64,6 +64,12 @@ class CallRecord(Open):
     #: The provider batch that answered (batch mode; priced at the model's batch multiplier).
     batch_id: str = ""
     cost_source: Literal["provider", "price_table", "none"] = "price_table"
+    #: Output tokens the model spent thinking (inside `output_tokens`: billed as output).
+    reasoning_tokens: int = 0
+    #: The answer's `finish_reason` (stop, length, error, ...) and the upstream provider's own
+    #: (`native_finish_reason`), as the provider sent them ("" when it answered none).
+    finish_reason: str = ""
+    native_finish_reason: str = ""
 
 
 class Decision(Open):
@@ -110,6 +116,8 @@ class Totals(Open):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: Money = Decimal(0)
+    #: Of `output_tokens`, those spent thinking.
+    reasoning_tokens: int = 0
 
 
 class BreakerReport(Open):

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -64,10 +65,12 @@ from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
 from ..storage import CachedResponse, Checkpoint, Store
 from ..telemetry import ModelCallSpan, model_call_span
 from .batching import Batcher
+from .reasoning import ReasoningBudgets, ReasoningPlan, after_length, observe, plan_reasoning
 
 __all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: Times a call whose whole chain is open waits for a probe before it gives up.
 OPEN_CHAIN_ROUNDS = 2
@@ -110,6 +113,8 @@ class Runtime:
     #: May `routing.hedging` send hedges here? (Not inside a Temporal workflow: a hedge's timer
     #: and cancelled activity would change the workflow's history; docs/resilience.md.)
     hedge: bool = True
+    #: Reasoning tokens observed per model, task kind and effort (`engine.reasoning`).
+    reasoning: ReasoningBudgets = field(default_factory=ReasoningBudgets)
 
 
 def request_digest(model_id: str, request: ChatRequest) -> str:
@@ -368,12 +373,45 @@ class CourseCalls:
         *,
         hedge_leg: bool = False,
     ) -> CallResult:
-        """One model of the chain, in its model-call span: reserve, send, settle, record. A
-        hedge leg cancelled because the other leg answered first is recorded `cancelled`, its
-        prompt billed (the provider has read it; what it generated before the cancel is not
-        known)."""
+        """One model of the chain: its request with the model's reasoning budget
+        (`engine.reasoning`), sent once, and once more on the same model after a `length` cut
+        (a bigger cap, a lower effort), each try recorded and billed."""
         settings = self._settings.models[model.model_id]
-        request = request or spec.request
+        budgets, kind = self._runtime.reasoning, spec.task.kind
+        plan = plan_reasoning(settings, model.model_id, kind, spec.phase, request or spec.request, budgets)
+        try:
+            result = await self._try_once(spec, model, primary, plan, hedge_leg=hedge_leg)
+        except BadResponse as error:
+            observe(budgets, model.model_id, kind, plan, error.usage)
+            again = after_length(settings, plan, error)
+            if again is None:
+                raise
+            _log.info("%s %s: %s", spec.task.key(), model.model_id, again.note)
+            self._runtime.hooks(RetryScheduled(model.model_id, 1, 0.0, "length"))
+            try:
+                result = await self._try_once(spec, model, primary, again, hedge_leg=hedge_leg)
+            except BadResponse as second:
+                observe(budgets, model.model_id, kind, again, second.usage)
+                raise
+            plan = again
+        observe(budgets, model.model_id, kind, plan, result.response.usage)
+        return result
+
+    async def _try_once(
+        self,
+        spec: CallSpec,
+        model: ChatModel,
+        primary: str,
+        plan: ReasoningPlan,
+        *,
+        hedge_leg: bool = False,
+    ) -> CallResult:
+        """One request to one model of the chain, in its model-call span: reserve, send,
+        settle, record. A hedge leg cancelled because the other leg answered first is recorded
+        `cancelled`, its prompt billed (the provider has read it; what it generated before the
+        cancel is not known)."""
+        settings = self._settings.models[model.model_id]
+        request = plan.request
         with self._span(spec, model.model_id, primary) as span:
             span.request(request)
             started = self.now_ms()
@@ -395,7 +433,8 @@ class CourseCalls:
                     response = await model.complete(request)
             except ProviderError as error:
                 latency_ms = self.now_ms() - started
-                self._recorded(self._settle_failure(reservation, base, settings, error, latency_ms), span)
+                failed = self._settle_failure(reservation, base, settings, error, latency_ms, plan.note)
+                self._recorded(failed, span)
                 raise
             except asyncio.CancelledError:
                 if hedge_leg:
@@ -419,19 +458,23 @@ class CourseCalls:
                 self.ledger.release(reservation)
                 raise
             cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
+            fallback = "" if model.model_id == primary else f"fallback for {primary}"
             record = CallRecord(
                 **base,
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
                 cached_tokens=response.usage.cached_tokens,
                 cache_write_tokens=response.usage.cache_write_tokens,
+                reasoning_tokens=response.usage.reasoning_tokens,
                 saved_usd=prompt_cache_saving(settings, response.usage),
                 cost_usd=cost,
                 latency_ms=round(self.now_ms() - started, 1),
                 outcome="ok",
-                reason="" if model.model_id == primary else f"fallback for {primary}",
+                reason="; ".join(x for x in (fallback, plan.note) if x),
                 cost_source=source,
                 batch_id=response.batch_id,
+                finish_reason=response.finish_reason,
+                native_finish_reason=response.native_finish_reason,
             )
             span.response(response)
             if not response.batch_id:  # a batch's hours say nothing of the model's latency
@@ -487,8 +530,9 @@ class CourseCalls:
         settings: ModelSettings,
         error: ProviderError,
         latency_ms: float,
+        note: str = "",
     ) -> CallRecord:
-        reason = f"{type(error).__name__}: {error}"[:500]
+        reason = "; ".join(x for x in (f"{type(error).__name__}: {error}", note) if x)[:500]
         if isinstance(error, CircuitOpen):
             self.ledger.release(reservation)
             return self.ledger.record(
@@ -505,11 +549,14 @@ class CourseCalls:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
                 cost_usd=cost,
                 latency_ms=round(latency_ms, 1),
                 outcome="rejected",
                 reason=reason,
                 cost_source=source,
+                finish_reason=getattr(error, "finish_reason", ""),
+                native_finish_reason=getattr(error, "native_finish_reason", ""),
             )
         else:
             record = CallRecord(

@@ -163,5 +163,6 @@ class Ledger:
                 t.calls += 1
             t.input_tokens += r.input_tokens
             t.output_tokens += r.output_tokens
+            t.reasoning_tokens += r.reasoning_tokens
             t.cost_usd += r.cost_usd
         return out

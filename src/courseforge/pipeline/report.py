@@ -234,6 +234,9 @@ def _money(calls: Sequence[CallRecord]) -> dict[str, Any]:
         "cache_saved_usd": float(sum((c.saved_usd for c in calls if c.cache_hit), Decimal(0))),
         "cached_input_tokens": sum(c.cached_tokens for c in calls if not c.cache_hit),
         "cache_write_tokens": sum(c.cache_write_tokens for c in calls if not c.cache_hit),
+        # Output tokens reasoning models spent thinking (billed as output; inside output tokens).
+        "reasoning_tokens": sum(c.reasoning_tokens for c in calls if not c.cache_hit),
+        "calls_cut_at_max_tokens": sum(1 for c in calls if c.finish_reason == "length"),
         "prompt_cache_saved_usd": float(sum((c.saved_usd for c in calls if not c.cache_hit), Decimal(0))),
         "batch_calls": sum(1 for c in calls if c.batch_id),
         "batches": len({c.batch_id for c in calls if c.batch_id}),

@@ -53,6 +53,10 @@ class ChatRequest:
     timeout_s: float | None = None
     #: Free-form labels (phase, task) for logs and the simulator; never sent as content.
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: OpenRouter's `reasoning` object for a reasoning model (`{"effort": "low"}`,
+    #: `{"max_tokens": 800}`, `{"enabled": false}`, with `exclude`), or None to send none.
+    #: `engine.reasoning` sets it per model; `max_tokens` then already holds its budget.
+    reasoning: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,9 @@ class Usage:
     cost_usd: Decimal | None = None
     #: Prompt tokens the provider wrote into its cache (billed dearer by some).
     cache_write_tokens: int = 0
+    #: Output tokens the model spent thinking (`completion_tokens_details.reasoning_tokens`);
+    #: already inside `output_tokens`, as they are billed as output.
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,8 @@ class ChatResponse:
     repairs: tuple[str, ...] = ()
     #: The provider batch that answered (batch mode), or "" for a call of its own.
     batch_id: str = ""
+    #: The upstream provider's own finish reason (OpenRouter's `native_finish_reason`).
+    native_finish_reason: str = ""
 
 
 class ChatModel(abc.ABC):

@@ -138,6 +138,8 @@ class OpenAICompatModel(ChatModel):
                     payload["response_format"] = {"type": "json_object", "schema": schema}
                 # Small models follow a grammar better when the prompt also states the schema.
                 _add_system_instruction(messages, schema_instruction(schema))
+        if request.reasoning is not None:
+            payload["reasoning"] = dict(request.reasoning)
         if self.prompt_cache == "cache_control":
             _mark_cache_breakpoint(messages)
         if self._usage_accounting:
@@ -234,26 +236,38 @@ class OpenAICompatModel(ChatModel):
         message = choice.get("message")
         content = _content_text(message.get("content") if isinstance(message, dict) else None)
         finish_reason = str(choice.get("finish_reason") or "")
-        if finish_reason == "length" and request.json_schema is not None:
-            # A cut-off JSON answer is unusable as is; the caller may repair it or raise max_tokens.
-            # It was billed all the same: the usage rides on the error to the ledger.
+        native = str(choice.get("native_finish_reason") or "")
+        usage = _usage(data.get("usage"))
+        if finish_reason == "length" and (request.json_schema is not None or not content.strip()):
+            # A cut-off JSON answer (or none: a reasoning model that thought until max_tokens)
+            # is unusable as is; the caller may repair it or raise max_tokens. It was billed all
+            # the same: the usage rides on the error to the ledger.
+            thought = f" after {usage.reasoning_tokens} reasoning tokens" if usage.reasoning_tokens else ""
             raise BadResponse(
-                "answer cut off at max_tokens",
+                f"answer cut off at max_tokens{thought}",
                 model=self.model_id,
                 kind="truncated",
                 text=self._scrub(content),
-                usage=_usage(data.get("usage")),
+                usage=usage,
+                finish_reason=finish_reason,
+                native_finish_reason=native,
             )
         if not content.strip():
             raise BadResponse(
-                "empty answer", model=self.model_id, kind="empty", usage=_usage(data.get("usage"))
+                "empty answer",
+                model=self.model_id,
+                kind="empty",
+                usage=usage,
+                finish_reason=finish_reason,
+                native_finish_reason=native,
             )
         return ChatResponse(
             text=content,
-            usage=_usage(data.get("usage")),
+            usage=usage,
             latency_ms=latency_ms,
             model=str(data.get("model") or self.model_name),
             finish_reason=finish_reason,
+            native_finish_reason=native,
         )
 
     def _embedded_error(self, error: object) -> ProviderHTTPError:
@@ -356,6 +370,8 @@ def _usage(usage: object) -> Usage:
     details = usage.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     written = _int(details.get("cache_write_tokens")) if isinstance(details, dict) else 0
+    out_details = usage.get("completion_tokens_details")
+    reasoning = _int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0
     cost = usage.get("cost")
     cost_usd = None
     if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
@@ -366,6 +382,7 @@ def _usage(usage: object) -> Usage:
         cached_tokens=cached,
         cost_usd=cost_usd,
         cache_write_tokens=written,
+        reasoning_tokens=reasoning,
     )
 
 

@@ -77,7 +77,8 @@ class CallMetrics:
         )
         self.tokens = counter(
             "tokens",
-            "Tokens of paid calls: input, output, and cached (input served from a provider's cache).",
+            "Tokens of paid calls: input, output, cached (input served from a provider's cache) and "
+            "reasoning (output a reasoning model spent thinking, inside output).",
             *("model", "tier", "direction"),
         )
         self.cost = counter(
@@ -174,7 +175,7 @@ class CallMetrics:
         bound = self._bound.get((c.phase, c.model, c.tier, c.outcome))
         if bound is None:
             bound = self._bind(c)
-        calls, latency, tokens_in, tokens_out, tokens_cached, cost = bound
+        calls, latency, tokens_in, tokens_out, tokens_cached, tokens_reasoning, cost = bound
         calls.inc()
         if c.outcome == "budget_blocked":
             self.budget_blocks.labels(c.phase, c.tier).inc()
@@ -188,6 +189,7 @@ class CallMetrics:
             tokens_in.inc(c.input_tokens)
             tokens_out.inc(c.output_tokens)
             tokens_cached.inc(c.cached_tokens)
+            tokens_reasoning.inc(c.reasoning_tokens)
         if c.outcome in ("ok", "rejected"):
             latency.observe(c.latency_ms / 1000)
 
@@ -200,6 +202,7 @@ class CallMetrics:
             self.tokens.labels(c.model, c.tier, "input"),
             self.tokens.labels(c.model, c.tier, "output"),
             self.tokens.labels(c.model, c.tier, "cached"),
+            self.tokens.labels(c.model, c.tier, "reasoning"),
             self.cost.labels(c.phase, c.model, c.tier),
         )
         self._bound[c.phase, c.model, c.tier, c.outcome] = bound

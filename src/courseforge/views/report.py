@@ -80,8 +80,10 @@ def _bars(figure_id: str, title: str, rows: Mapping[str, Totals]) -> str:
     for i, (name, t) in enumerate(rows.items()):
         y = 5 + i * row_h
         w = max(1.0, bar_w * float(t.cost_usd) / top)
+        thought = f" ({t.reasoning_tokens} reasoning)" if t.reasoning_tokens else ""
         tip = (
-            f"{name}: {_usd(t.cost_usd)}, {t.calls} calls, {t.input_tokens} in / {t.output_tokens} out tokens"
+            f"{name}: {_usd(t.cost_usd)}, {t.calls} calls, {t.input_tokens} in / {t.output_tokens} out"
+            f"{thought} tokens"
         )
         parts.append(
             f"<g><title>{esc(tip)}</title>"
@@ -247,6 +249,18 @@ def _figures(report: Report) -> str:
         for name in ("similarity_mean", "composite_mean", "first_attempt_pass_rate", "escalation_rate"):
             value = getattr(q, name, None)
             rows.append((name.replace("_", " "), "—" if value is None else f"{value:.3f}"))
+    reasoning = sum(t.reasoning_tokens for t in report.by_model.values())
+    if reasoning:
+        output = sum(t.output_tokens for t in report.by_model.values()) or 1
+        per_model = ", ".join(
+            f"{m} {t.reasoning_tokens}" for m, t in report.by_model.items() if t.reasoning_tokens
+        )
+        rows.append(
+            (
+                "reasoning tokens",
+                f"{reasoning} ({reasoning / output:.0%} of output, billed as output): {per_model}",
+            )
+        )
     if report.faults:
         rows.append(("provider faults", ", ".join(f"{k} {v}" for k, v in report.faults.items())))
     opened = [m for m, b in report.breakers.items() if b.opens]
