@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CourseforgeError
-from . import evals, exports, generate, inspect, quality, report, serve
+from . import evals, exports, generate, inspect, plans, quality, report, serve
 from ._common import EXIT_FAILED, app, err, write_atomic
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "generate",
     "inspect",
     "main",
+    "plans",
     "quality",
     "report",
     "serve",

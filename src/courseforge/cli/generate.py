@@ -222,6 +222,15 @@ def generate(
             "within the batch window instead of seconds); a request a batch fails takes the normal path.",
         ),
     ] = False,
+    review_plan: Annotated[
+        bool,
+        typer.Option(
+            "--review-plan",
+            help="Stop after phase 2 (metadata) with status plan_review: look at the plan with "
+            "`courseforge plan show JOB`, edit it, approve it, then run this command again with "
+            "--job JOB to finish the course (docs/authoring.md).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config/output path (nothing paid), 3
     generation failed or an output could not be written (the course stays in the store)."""
@@ -243,6 +252,12 @@ def generate(
     if batch and temporal:
         raise fail_user(
             UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
+        )
+    if review_plan and temporal:
+        raise fail_user(
+            UserError(
+                "bad options", [("--review-plan", "the plan checkpoint runs in-process, not with --temporal")]
+            )
         )
 
     metrics = _metrics_for(metrics_file)
@@ -270,6 +285,7 @@ def generate(
                     say=err.print,
                     engine=engine,
                     batch=batch,
+                    review_plan=review_plan,
                 )
             finally:
                 if engine is not None:
@@ -306,6 +322,15 @@ def generate(
         views = f"html report: courseforge report {report_path} --html {report_path.with_suffix('.html')}"
     for failure in failures:
         err.print(f"[red]error:[/red] not written: {failure}")
+    if course is None and report.status == "plan_review":
+        job_id = report.summary.get("job_id", job)
+        err.print(
+            f"plan ready for review: courseforge plan show {job_id}; then plan edit/approve, and "
+            f"generate again with --job {job_id}\nreport: {report_path}"
+        )
+        if failures:
+            raise typer.Exit(EXIT_FAILED)
+        return
     if course is None:
         err.print(f"[red]generation failed:[/red] {report.failure_reason}")
         err.print(f"report: {report_path}\n{views}")

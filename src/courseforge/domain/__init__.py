@@ -15,6 +15,7 @@ from .course import (
     Section,
     SectionPlan,
 )
+from .plan import CoursePlan, PlanLesson, PlanOutcome, PlanSection
 from .report import BreakerReport, CallOutcome, CallRecord, Decision, GateScore, LessonGates, Report, Totals
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CallRecord",
     "Citation",
     "Course",
+    "CoursePlan",
     "CourseStatus",
     "Decision",
     "Difficulty",
@@ -35,6 +37,9 @@ __all__ = [
     "LessonGates",
     "LessonPlan",
     "Metadata",
+    "PlanLesson",
+    "PlanOutcome",
+    "PlanSection",
     "Report",
     "ReviewFlag",
     "Section",

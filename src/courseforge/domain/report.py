@@ -25,7 +25,7 @@ __all__ = [
 #: "cancelled": a hedged request that lost to the other one (its prompt tokens billed), or a
 #: request in flight when its job was cancelled (usage unknown); `reason` says which.
 CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped", "cancelled"]
-ReportStatus = Literal["approved", "needs_review", "failed", "cancelled"]
+ReportStatus = Literal["approved", "needs_review", "failed", "cancelled", "plan_review"]
 
 
 class CallRecord(Open):

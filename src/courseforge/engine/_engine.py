@@ -21,6 +21,7 @@ from ..domain import AnalysisResult, BreakerReport, Course, Report
 from ..ledger import Ledger, course_cap
 from ..pipeline import PipelineContext, ProgressEvent
 from ..pipeline.revise import revise_lesson, state_from_course
+from ..pipeline.state import PlanControl
 from ..providers import ChatModel, Embedder
 from ..providers.embeddings import make_embedder
 from ..resilience import (
@@ -172,6 +173,7 @@ class Engine:
         on_cancel: Callable[[Report], None] | None = None,
         cache: ResponseCache | None = None,
         batcher: Batcher | None = None,
+        plan: PlanControl | None = None,
     ) -> GenerationResult:
         """One course on this engine; `checkpoints` replays and records a durable job's calls,
         `cache` serves (and keeps) answers across jobs, `batcher` runs it in batch mode;
@@ -185,6 +187,7 @@ class Engine:
             on_cancel=on_cancel,
             cache=cache,
             batcher=batcher,
+            plan=plan,
         )
 
     async def revise(

@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..cache import ResponseCache
 from ..config import Settings
@@ -22,6 +23,7 @@ from ..ledger import Ledger, course_cap
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
+from ..pipeline.state import PlanControl
 from ..resilience import EventCounts
 from ..telemetry import SpanHandle, span
 from .batching import Batcher
@@ -35,6 +37,11 @@ class GenerationResult:
     course: Course | None
     report: Report
     state: CourseState | None = field(default=None, repr=False)
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        """The plan record when the run stopped at the plan checkpoint (`pipeline.plan`)."""
+        return self.state.plan_stop if self.state is not None else None
 
 
 @dataclass(slots=True)
@@ -83,6 +90,7 @@ async def run_course(
     on_cancel: Callable[[Report], None] | None = None,
     cache: ResponseCache | None = None,
     batcher: Batcher | None = None,
+    plan: PlanControl | None = None,
 ) -> GenerationResult:
     """Generate one course (phase 1, validation, happened when `analysis` was built);
     `cache` serves answers kept by earlier jobs (see `engine.caching`).
@@ -92,7 +100,7 @@ async def run_course(
     A tenant's jobs get the tenant's own `cache` namespace (`jobs.InProcessRunner.cache_for`)."""
     ledger = Ledger(course_cap(analysis, settings))
     calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
-    ctx = PipelineContext(settings, calls, ledger.cap_usd)
+    ctx = PipelineContext(settings, calls, ledger.cap_usd, plan=plan)
     if progress is not None:
         ctx.progress = progress
     traced = {"courseforge.course_id": course_id_for(analysis), "courseforge.profile": settings.profile}

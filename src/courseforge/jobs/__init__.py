@@ -1,6 +1,7 @@
 """Durable course jobs: runners (in-process and on Temporal, one protocol), progress, and the
 human-review queue."""
 
+from .plans import PlanRefused, approve_plan, edit_plan, job_plan
 from .progress import ProgressTracker, tracked_run
 from .review_service import ReviewAction, ReviewService
 from .reviews import review_items, revise_review, unanswered_reviews
@@ -11,6 +12,7 @@ from .runner import (
     input_digest,
     job_mode,
     new_job,
+    plan_control,
     resolve_job,
     run_job,
     save_run,
@@ -19,13 +21,18 @@ from .runner import (
 __all__ = [
     "InProcessRunner",
     "JobRunner",
+    "PlanRefused",
     "ProgressTracker",
     "ReviewAction",
     "ReviewService",
+    "approve_plan",
+    "edit_plan",
     "generate_durably",
     "input_digest",
     "job_mode",
+    "job_plan",
     "new_job",
+    "plan_control",
     "resolve_job",
     "review_items",
     "revise_review",

@@ -25,10 +25,11 @@ from typing import Any, Protocol
 
 from ..cache import ResponseCache
 from ..config import Settings
-from ..domain import AnalysisResult, Course, Report
+from ..domain import AnalysisResult, Course, CoursePlan, Report
 from ..engine import Checkpoints, Engine, GenerationResult, course_id_for, open_response_cache
 from ..errors import UserError
 from ..pipeline import ProgressEvent
+from ..pipeline.state import PlanControl
 from ..storage import Job, Store
 from .progress import ProgressTracker, tracked_run
 from .reviews import review_items
@@ -40,6 +41,7 @@ __all__ = [
     "input_digest",
     "job_mode",
     "new_job",
+    "plan_control",
     "resolve_job",
     "run_job",
     "save_run",
@@ -74,13 +76,17 @@ def new_job(
     idempotency_key: str | None = None,
     mode: str = "normal",
     tenant: str = "",
+    review_plan: bool = False,
 ) -> Job:
     """A job to store. `mode` "batch" (provider batch APIs) is kept beside its progress, so a
-    resumed job runs the way it was submitted; `tenant` owns it ("" the default tenant)."""
+    resumed job runs the way it was submitted; `tenant` owns it ("" the default tenant);
+    `review_plan`: it stops after phase 2 for an author (status "plan_review")."""
     data = analysis.model_dump(mode="json", exclude_unset=True)
     progress = ProgressTracker.initial()
     if mode != "normal":
         progress["mode"] = mode
+    if review_plan:
+        progress["review_plan"] = True
     return Job(
         id=job_id,
         course_id=course_id_for(analysis),
@@ -97,6 +103,21 @@ def job_mode(job: Job) -> str:
     return str(job.progress.get("mode") or "normal")
 
 
+#: What a job keeps in its progress besides the phases: how it runs and its plan checkpoint.
+_KEPT = ("mode", "review_plan", "plan")
+
+
+def plan_control(job: Job) -> PlanControl | None:
+    """What the job asks of the plan checkpoint: stop for review (asked, not yet approved), go
+    on with the approved plan, or nothing (no review asked)."""
+    record = job.progress.get("plan")
+    if isinstance(record, dict) and record.get("state") == "approved":
+        return PlanControl(review=True, approved=CoursePlan.model_validate(record["plan"]))
+    if job.progress.get("review_plan"):
+        return PlanControl(review=True)
+    return None
+
+
 async def save_run(
     store: Store,
     job_id: str,
@@ -106,19 +127,23 @@ async def save_run(
     report: Report,
     settings: Settings,
     tracker: ProgressTracker,
+    plan: dict[str, Any] | None = None,
 ) -> None:
     """Store a finished run: its progress, course (None: generation failed), report, call
-    records and review items; the job ends completed or failed."""
+    records and review items; the job ends completed or failed, or "plan_review" when the run
+    stopped at the plan checkpoint (`plan`: the plan record, kept in its progress)."""
+    if plan is not None:
+        tracker.data["plan"] = plan
     await store.update_job(job_id, progress=tracker.data)
     await store.save_result(
         job_id,
         run=run,
-        status="completed" if course else "failed",
+        status="completed" if course else ("plan_review" if plan is not None else "failed"),
         course=course.model_dump(mode="json") if course else None,
         report=report.model_dump(mode="json"),
         calls=[c.model_dump(mode="json") for c in report.calls],
         reviews=review_items(job_id, course) if course else (),
-        error="" if course else report.failure_reason,
+        error="" if course or plan is not None else report.failure_reason,
         course_status=course.status if course else "",
     )
 
@@ -138,6 +163,7 @@ async def run_job(
     course (see the module docstring)."""
     run_no = await store.start_run(job.id)
     tracker = tracker or ProgressTracker()
+    tracker.data.update({k: job.progress[k] for k in _KEPT if k in job.progress})
     async with tracked_run(
         store, job.id, tracker, flush_interval_s=flush_interval_s, interrupted=lambda: interrupted(tracker)
     ):
@@ -151,6 +177,7 @@ async def run_job(
         report=result.report,
         settings=settings,
         tracker=tracker,
+        plan=result.plan,
     )
     return result
 
@@ -216,6 +243,7 @@ class InProcessRunner:
                 cache=self.cache_for(job.tenant),
                 batcher=batcher,
                 on_cancel=spent.append,
+                plan=plan_control(job),
             )
 
         return await run_job(
@@ -304,9 +332,12 @@ async def generate_durably(
     engine: Engine | None = None,
     store: Store | None = None,
     batch: bool = False,
+    review_plan: bool = False,
 ) -> tuple[Course | None, Report]:
     """The CLI's `generate`: resolve the job in the configured store, then run or resume it
-    (a completed job hands back its stored course and report); `batch`: in batch mode."""
+    (a completed job hands back its stored course and report); `batch`: in batch mode;
+    `review_plan`: stop after phase 2 until the plan is approved (the report's status is then
+    "plan_review" and there is no course)."""
     from ..storage import masked_url, open_store, storage_url
 
     own_store = store is None
@@ -319,6 +350,9 @@ async def generate_durably(
         await store.init()
         job, message = await resolve_job(store, analysis, job_id)
         say(message)
+        if review_plan and job.status != "completed" and not job.progress.get("review_plan"):
+            job.progress["review_plan"] = True
+            await store.update_job(job.id, progress=job.progress)
         if job.status == "completed":
             course_data, report_data = await store.get_course(job.id), await store.get_report(job.id)
             if course_data is not None and report_data is not None:

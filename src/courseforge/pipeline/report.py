@@ -280,7 +280,7 @@ def build_report(
     }
     return Report(
         course_id=state.course_id,
-        status=course.status if course else "failed",
+        status=course.status if course else ("plan_review" if state.plan_stop is not None else "failed"),
         failure_reason=state.failure,
         profile=settings.profile,
         total_cost_usd=ledger.spent,

@@ -13,6 +13,7 @@ from .completeness import run_completeness
 from .course_checks import cross_artifact_flags, run_quality
 from .lessons import create_slots, generate_lessons
 from .metadata import run_metadata
+from .plan import PlanReview, plan_checkpoint
 from .state import CourseState, PipelineContext, ProgressEvent
 from .validate import plan_lesson_counts
 
@@ -42,6 +43,8 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
             ctx.progress(ProgressEvent("metadata", "start"))
             await run_metadata(state, ctx)
             ctx.progress(ProgressEvent("metadata", "done", state.core.course_title if state.core else ""))
+        if await plan_checkpoint(state, ctx):  # an author reviews the plan before lessons are paid
+            raise PlanReview
         create_slots(state)
         with span("phase lessons", {"courseforge.phase": "lessons", "courseforge.lessons": len(state.slots)}):
             ctx.progress(ProgressEvent("lessons", "start", total=len(state.slots)))
@@ -57,6 +60,8 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
             ctx.progress(ProgressEvent("completeness", "done", state.failure))
     except GenerationFailed as exc:
         state.failure = exc.reason
+    except PlanReview:
+        ctx.progress(ProgressEvent("metadata", "info", "stopped for plan review"))
     except BaseException:
         # Cancelled or crashed: background work dies with the run instead of outliving it.
         for task in state.background:
@@ -65,7 +70,7 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
         raise
     # Calibration judging ran beside the phases; its records belong to this course's report.
     await asyncio.gather(*state.background, return_exceptions=True)
-    if state.failure:
+    if state.failure or state.plan_stop is not None:
         return PipelineResult(state, None)
     course = assemble_course(state)
     # Cross-artifact consistency of the whole course (exercises answerable from their lesson,

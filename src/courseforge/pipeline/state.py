@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ..config import PrioritySettings, Settings
-from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag, SectionPlan
+from ..domain import AnalysisResult, CoursePlan, Decision, LearningOutcome, ReviewFlag, SectionPlan
 from ..domain.drafts import LessonDraft, MetadataCoreDraft, MetadataExtrasDraft
 from ..providers import Embedder, Vector
 from ..providers.effects import Effects
@@ -21,6 +21,7 @@ __all__ = [
     "EffectsEmbedder",
     "LessonSlot",
     "PipelineContext",
+    "PlanControl",
     "ProgressEvent",
     "SlotStatus",
     "track_progress",
@@ -79,12 +80,23 @@ class EffectsEmbedder(Embedder):
         return await self._effects.embed(texts)
 
 
+@dataclass(frozen=True, slots=True)
+class PlanControl:
+    """What a job asks of the plan checkpoint after phase 2 (`pipeline/plan.py`): stop there
+    for an author (`review`); once approved, the plan to go on with (`approved`: a `CoursePlan`,
+    re-gated and applied after phase 2 is replayed)."""
+
+    review: bool = False
+    approved: CoursePlan | None = None
+
+
 @dataclass(slots=True)
 class PipelineContext:
     settings: Settings
     effects: Effects
     budget_usd: Decimal
     progress: Callable[[ProgressEvent], None] = lambda event: None
+    plan: PlanControl | None = None
     _embedder: Embedder | None = field(default=None, repr=False)
 
     def embedder(self) -> Embedder:
@@ -175,6 +187,9 @@ class CourseState:
     source_units: tuple[list[tuple[int, str, str]], list[list[float]]] | None = None
     #: Set when the course cannot be completed.
     failure: str = ""
+    #: Set when the run stopped at the plan checkpoint: the plan record for the author
+    #: (`pipeline.plan.plan_record`).
+    plan_stop: dict[str, Any] | None = None
     #: Work that runs beside the phases (calibration judging); awaited before assembly.
     background: list[asyncio.Future[None]] = field(default_factory=list)
 

@@ -30,7 +30,9 @@ __all__ = [
     "StoredCall",
 ]
 
-JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+#: "plan_review": stopped after phase 2 for an author (docs/authoring.md); not terminal, resumed
+#: by `generate --job` or the service once the plan is approved.
+JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "plan_review"]
 #: A job in one of these will not run again by itself.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 ReviewStatus = Literal["open", "approved", "edited", "regenerating", "regenerated"]
