@@ -1,9 +1,12 @@
 /* courseforge SCO: finds the LMS API, initializes, scores the lesson's quiz, reports completion,
    the raw score and pass/fail against the mastery score, then commits and terminates.
-   window.COURSEFORGE_SCO = {version: "1.2" | "2004", mastery: 0..100, key: {name: answer}} */
+   Its settings are data, not code: the page's <script type="application/json"
+   id="courseforge-sco-data"> holds {version: "1.2" | "2004", mastery: 0..100, key: {name: answer}}. */
 (function () {
   "use strict";
-  var cfg = window.COURSEFORGE_SCO;
+  var data = document.getElementById("courseforge-sco-data");
+  var cfg = JSON.parse(data ? data.textContent : "null");
+  if (!cfg) { return; }
   var v12 = cfg.version === "1.2";
   var apiName = v12 ? "API" : "API_1484_11";
 

@@ -22,9 +22,11 @@ from ._base import ExportFormat, ExportOptions, ExportResult, QuizItem, atomic_z
 from .pages import lesson_body_html, page
 from .qti import XSI, xml_text
 
-__all__ = ["SCORM12", "SCORM2004", "SCO_SCRIPT", "export_scorm"]
+__all__ = ["SCORM12", "SCORM2004", "SCO_DATA", "SCO_SCRIPT", "export_scorm", "sco_data"]
 
 SCO_SCRIPT = "courseforge-sco.js"
+#: The id of the page's `<script type="application/json">` element holding `sco_data`.
+SCO_DATA = "courseforge-sco-data"
 _NS = {
     "1.2": {
         "cp": "http://www.imsproject.org/xsd/imscp_rootv1p1p2",
@@ -44,18 +46,26 @@ _SCHEMA_LOCATIONS = {
 }
 
 
+def sco_data(version: str, mastery: float, key: dict[str, str]) -> str:
+    """The SCO's settings and answer key as JSON that is inert inside a script element: data,
+    never code (`type="application/json"`, read by `courseforge-sco.js` with JSON.parse), and
+    with no `<`, `>` or `&` left (JSON's `\\u003c` escapes), so no answer — `<!--`, `<script>`,
+    `</script>` in a web-development quiz — can end the element early or put the HTML parser
+    into the state where it swallows the next script tag."""
+    text = json.dumps({"version": version, "mastery": mastery, "key": key}, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _sco_page(lesson_title: str, body: str, version: str, mastery: float, items: list[QuizItem]) -> str:
     key = {
         ident(i.lesson_id, i.exercise.id): (str(i.correct) if i.correct is not None else i.exercise.answer)
         for i in items
         if i.graded
     }
-    config = json.dumps({"version": version, "mastery": mastery, "key": key}, ensure_ascii=False)
-    config = config.replace("</", "<\\/")  # never closes the script element early
     tail = (
         '<p><button id="sco-submit" type="button">Submit and finish</button></p>'
         '<p id="sco-status" class="result" role="status"></p>'
-        f"<script>window.COURSEFORGE_SCO = {config};</script>"
+        f'<script type="application/json" id="{SCO_DATA}">{sco_data(version, mastery, key)}</script>'
         f'<script src="{SCO_SCRIPT}"></script>'
     )
     return page(lesson_title, body + tail)
