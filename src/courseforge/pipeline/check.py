@@ -4,7 +4,8 @@ generating nothing.
 Each lesson goes through the same gate list as phase 3 (`quality.lesson_gates`), without the
 LLM judge and without self-consistency (both need model calls: uncertain claims stay
 uncertain); then the course-wide checks of phases 4 and 5: duplicates across lessons (the later
-lesson is flagged), well-formed learning outcomes, outcome coverage and the completeness rules;
+lesson is flagged) and the one list of course gates (`quality.course_gates`: well-formed
+learning outcomes, outcome coverage, the completeness rules);
 then cross-artifact consistency (`quality.cross_checks`).
 """
 
@@ -19,8 +20,7 @@ from ..domain import AnalysisResult, Course, LessonGates, Report, ReviewFlag
 from ..domain.quality import QualitySummary
 from ..providers import Embedder
 from ..quality.base import GateContext, GateResult, uncertainty
-from ..quality.coverage import OutcomeCoverageGate, completeness_problems
-from ..quality.gates import OutcomesGate
+from ..quality.course_gates import CourseFacts, run_course_gates
 from ..quality.lesson_gates import LessonUnderTest, run_lesson_gates
 from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates, owner_of
 from .assemble import draft_of, gate_score
@@ -143,25 +143,18 @@ async def check_course(
     course: Course, analysis: AnalysisResult, settings: Settings, embedder: Embedder
 ) -> tuple[Report, list[ReviewFlag]]:
     """The gate report of `course` (made from `analysis`) and the flags a person should see."""
-    gates = settings.gates
-    outcomes = {o.id: o.text for o in course.metadata.learning_outcomes}
     lessons = course.lessons()
     per_lesson = await _lesson_results(course, analysis, settings, embedder)
 
-    taught = {o for x in lessons for o in x.outcome_ids}
-    assessed = {o for x in lessons for e in x.exercises for o in e.outcome_ids}
-    problems = completeness_problems(
+    facts = CourseFacts(
+        outcomes=course.metadata.learning_outcomes,
         lessons=len(lessons),
         min_lessons=analysis.min_lessons,
         empty_sections=[s.title for s in course.sections if not s.lessons],
+        taught={o for x in lessons for o in x.outcome_ids},
+        assessed={o for x in lessons for e in x.exercises for o in e.outcome_ids},
     )
-    course_results: list[GateResult] = [
-        OutcomesGate().check(course.metadata.learning_outcomes, GateContext()),
-        OutcomeCoverageGate(gates.outcome_coverage).check(
-            course, GateContext(outcomes=outcomes, values={"taught": taught, "assessed": assessed})
-        ),
-        GateResult("completeness", not problems, float(len(lessons)), problems),
-    ]
+    course_results = run_course_gates(facts, settings)
 
     flags = [
         _flag(f"lesson:{lid}", g) for lid, results in per_lesson.items() for g in results if not g.passed

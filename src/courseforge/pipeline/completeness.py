@@ -23,6 +23,7 @@ from ..domain.tasks import TaskId
 from ..ledger.tokens import ESTIMATE, count_text_tokens
 from ..providers import ChatRequest, Message
 from ..quality.base import GateResult, uncertainty
+from ..quality.course_gates import REPAIRED, CourseFacts, run_course_gates
 from ..quality.coverage import completeness_problems, outcome_problems
 from ..quality.gates import thresholds_for
 from ..routing import Policy, Verdict, next_tier, run_cascade
@@ -33,6 +34,7 @@ from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
 __all__ = [
     "check_completeness",
+    "course_facts",
     "course_similarity",
     "coverage",
     "gap_messages",
@@ -59,10 +61,12 @@ def coverage(state: CourseState) -> tuple[set[str], set[str]]:
     return taught, assessed
 
 
-def check_completeness(state: CourseState) -> list[str]:
-    """What is still missing, as reasons; empty when the course is complete."""
+def course_facts(state: CourseState) -> CourseFacts:
+    """The course as the course gates (`quality.course_gates`) see it, from its usable lessons."""
     usable = state.usable_slots()
-    problems = completeness_problems(
+    taught, assessed = coverage(state)
+    return CourseFacts(
+        outcomes=state.outcomes,
         lessons=len(usable),
         min_lessons=state.analysis.min_lessons,
         empty_sections=[
@@ -70,9 +74,18 @@ def check_completeness(state: CourseState) -> list[str]:
             for si, spec in enumerate(state.analysis.sections)
             if not any(s.section_index == si for s in usable)
         ],
+        taught=taught,
+        assessed=assessed,
     )
-    taught, assessed = coverage(state)
-    problems += outcome_problems([o.id for o in state.outcomes], taught, assessed)
+
+
+def check_completeness(state: CourseState) -> list[str]:
+    """What is still missing, as reasons; empty when the course is complete."""
+    facts = course_facts(state)
+    problems = completeness_problems(
+        lessons=facts.lessons, min_lessons=facts.min_lessons, empty_sections=facts.empty_sections
+    )
+    problems += outcome_problems([o.id for o in facts.outcomes], facts.taught, facts.assessed)
     return problems
 
 
@@ -431,13 +444,24 @@ async def run_completeness(state: CourseState, ctx: PipelineContext) -> CourseSt
     await _targeted_regeneration(state, ctx)
     _token_bounds(state, ctx)
     remaining = check_completeness(state)
+    # The finished course through the one list of course gates (`courseforge check` runs the
+    # same): a gate phase 5 does not repair is flagged for a person as it is.
+    verdicts = run_course_gates(course_facts(state), ctx.settings)
+    state.flags += [
+        ReviewFlag(
+            target="course",
+            reason="; ".join(v.reasons),
+            gate=v.gate,
+            score=v.score,
+            uncertainty=uncertainty([v]),
+        )
+        for v in verdicts
+        if not v.passed and v.gate not in REPAIRED
+    ]
     # After repair, outcome gaps within the configured coverage (seed 000: >= 90 % of outcomes
     # taught and assessed) are logged, not flagged; below it, a person must look.
-    taught, assessed = coverage(state)
-    n = len(state.outcomes) or 1
-    share = len(taught & assessed) / n
-    within = share >= ctx.settings.gates.outcome_coverage
-    gate = GateResult("outcome_coverage", within, share, threshold=ctx.settings.gates.outcome_coverage)
+    gate = next(v for v in verdicts if v.gate == "outcome_coverage")
+    within, share = gate.passed, gate.score or 0.0
     for problem in remaining:
         if within and problem.startswith("outcomes "):
             state.decisions.append(

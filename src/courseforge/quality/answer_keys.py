@@ -126,6 +126,7 @@ class AnswerKeyGate(Gate[Any]):
     exercises that agree."""
 
     name = "answer_keys"
+    advice = "Make each explanation agree with its answer."
 
     def check(self, artifact: Any, context: GateContext) -> GateResult:
         exercises: Sequence[ExerciseLike] = artifact.exercises
@@ -135,4 +136,4 @@ class AnswerKeyGate(Gate[Any]):
             if (problem := contradiction(exercise))
         ]
         score = 1.0 - len(reasons) / len(exercises) if exercises else 1.0
-        return GateResult(self.name, not reasons, score, reasons, "pass" if not reasons else "fail")
+        return self.result(not reasons, score, reasons, "pass" if not reasons else "fail")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Gate", "GateContext", "GateResult", "uncertainty"]
+__all__ = ["Gate", "GateContext", "GateResult", "advice_for", "uncertainty"]
 
 A = TypeVar("A")
 
@@ -29,6 +29,8 @@ class GateResult:
     verdict: str = ""
     #: What `score` is compared with (None for a gate whose verdict is a rule, not a number).
     threshold: float | None = None
+    #: What the next attempt should do about a failure (the gate's own `Gate.advice`).
+    advice: str = ""
 
     def feedback(self) -> str:
         """Short text the next attempt's prompt carries."""
@@ -67,9 +69,40 @@ class GateContext:
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Each gate class's advice by its name, filled as the classes are defined (`advice_for`).
+_ADVICE_OF: dict[str, str] = {}
+
+
+def advice_for(result: GateResult) -> str:
+    """What the next attempt should do about `result`: its own advice, else that of the gate
+    class of its name (a result made by name, without its gate)."""
+    return result.advice or _ADVICE_OF.get(result.gate, "")
+
+
 class Gate(abc.ABC, Generic[A]):
+    """One gate: its `name` (the report's, the review flag's), its `advice` (what the next
+    attempt's prompt is told after a failure, `gates.feedback_text`) and its `check`."""
+
     name: str = ""
+    advice: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and cls.advice:
+            _ADVICE_OF.setdefault(cls.name, cls.advice)
 
     @abc.abstractmethod
     def check(self, artifact: A, context: GateContext) -> GateResult:
         """Judge one artifact."""
+
+    def result(
+        self,
+        passed: bool,
+        score: float | None = None,
+        reasons: Sequence[str] = (),
+        verdict: str = "",
+        *,
+        threshold: float | None = None,
+    ) -> GateResult:
+        """This gate's verdict, carrying its name and advice."""
+        return GateResult(self.name, passed, score, reasons, verdict, threshold, self.advice)

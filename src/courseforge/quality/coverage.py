@@ -11,7 +11,7 @@ from typing import Any
 
 from .base import Gate, GateContext, GateResult
 
-__all__ = ["OutcomeCoverageGate", "completeness_problems", "outcome_problems"]
+__all__ = ["CompletenessGate", "OutcomeCoverageGate", "completeness_problems", "outcome_problems"]
 
 
 def completeness_problems(*, lessons: int, min_lessons: int, empty_sections: Collection[str]) -> list[str]:
@@ -47,7 +47,7 @@ class OutcomeCoverageGate(Gate[Any]):
         taught: Collection[str] = context.values.get("taught", ())
         assessed: Collection[str] = context.values.get("assessed", ())
         if not ids:
-            return GateResult(self.name, False, 0.0, ["the course has no learning outcomes"], "fail")
+            return self.result(False, 0.0, ["the course has no learning outcomes"], "fail")
         served = [i for i in ids if i in taught and i in assessed]
         share = len(served) / len(ids)
         reasons = outcome_problems(ids, taught, assessed)
@@ -62,3 +62,19 @@ class OutcomeCoverageGate(Gate[Any]):
             "pass" if passed else "fail",
             threshold=self.min_share,
         )
+
+
+class CompletenessGate(Gate[Any]):
+    """The structural rules of phase 5 (`completeness_problems`): reads `values["lessons"]`,
+    `values["min_lessons"]` and `values["empty_sections"]`; its score is the lesson count."""
+
+    name = "completeness"
+
+    def check(self, artifact: Any, context: GateContext) -> GateResult:
+        lessons = int(context.values.get("lessons", 0))
+        problems = completeness_problems(
+            lessons=lessons,
+            min_lessons=int(context.values.get("min_lessons", 0)),
+            empty_sections=context.values.get("empty_sections", ()),
+        )
+        return self.result(not problems, float(lessons), problems)

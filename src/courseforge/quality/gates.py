@@ -20,7 +20,7 @@ from ..domain.course import Exercise, LearningOutcome, Lesson
 from ..domain.drafts import ExerciseDraft, LessonDraft, OutcomeDraft
 from ..errors import ConfigError
 from ..providers.base import Embedder
-from .base import Gate, GateContext, GateResult
+from .base import Gate, GateContext, GateResult, advice_for
 from .bloom import BLOOM_VERBS, EXAMPLES, NOT_MEASURABLE, levels_of, main_verb
 
 __all__ = [
@@ -76,6 +76,7 @@ class LengthGate(Gate[LessonLike]):
     """Lesson content within [min_words, max_words]. Score: the word count."""
 
     name = "length"
+    advice = "Adjust the length."
 
     def __init__(self, min_words: int, max_words: int) -> None:
         if not 0 < min_words <= max_words:
@@ -92,7 +93,7 @@ class LengthGate(Gate[LessonLike]):
             reasons.append(f"content has {n} words, at most {self.max_words} allowed")
         # The bound it is nearer to (the one it broke, if it broke one).
         nearest = self.min_words if abs(n - self.min_words) <= abs(n - self.max_words) else self.max_words
-        return GateResult(self.name, not reasons, float(n), reasons, _verdict(not reasons), threshold=nearest)
+        return self.result(not reasons, float(n), reasons, _verdict(not reasons), threshold=nearest)
 
 
 #: A last line that ends a text cleanly: a sentence end other than a colon (with closing
@@ -178,11 +179,12 @@ class EndingGate(Gate[LessonLike]):
     """The lesson ends where its author ended it: not mid-sentence, not inside a code block."""
 
     name = "ending"
+    advice = "End with a complete sentence."
 
     def check(self, artifact: LessonLike, context: GateContext) -> GateResult:
         problem = unfinished(artifact.content)
         reasons = [f"the lesson is cut off: {problem}; write a complete, shorter lesson"] if problem else []
-        return GateResult(self.name, not reasons, None, reasons, _verdict(not reasons))
+        return self.result(not reasons, None, reasons, _verdict(not reasons))
 
 
 def _answer_matches(answer: str, options: Sequence[str]) -> bool:
@@ -264,6 +266,7 @@ class ExercisesGate(Gate[LessonLike]):
     """At least `min_exercises`, each answerable. Score: the share of well-formed exercises."""
 
     name = "exercises"
+    advice = "Fix the exercises."
 
     def __init__(self, min_exercises: int) -> None:
         self.min_exercises = min_exercises
@@ -279,7 +282,7 @@ class ExercisesGate(Gate[LessonLike]):
             reasons += [f"exercise {number}: {p}" for p in problems]
             good += not problems
         score = good / len(exercises) if exercises else 0.0
-        return GateResult(self.name, not reasons, score, reasons, _verdict(not reasons))
+        return self.result(not reasons, score, reasons, _verdict(not reasons))
 
 
 class SimilarityGate(Gate[object]):
@@ -291,6 +294,7 @@ class SimilarityGate(Gate[object]):
     """
 
     name = "similarity"
+    advice = "Teach it directly."
 
     def __init__(self, thresholds: SimilarityThresholds) -> None:
         self.thresholds = thresholds
@@ -302,7 +306,7 @@ class SimilarityGate(Gate[object]):
         score = float(similarity)
         pass_at, severe_below = self.thresholds.pass_at, self.thresholds.severe_below
         if score >= pass_at:
-            return GateResult(self.name, True, score, (), "pass", threshold=pass_at)
+            return self.result(True, score, (), "pass", threshold=pass_at)
         per_outcome: Mapping[str, float] = context.values.get("per_outcome") or {}
         if per_outcome:
             weakest = min(per_outcome, key=lambda oid: per_outcome[oid])
@@ -332,6 +336,7 @@ class OutcomesGate(Gate[Sequence[OutcomeLike]]):
     """
 
     name = "outcomes"
+    advice = "Rewrite those outcomes."
 
     def __init__(
         self,
@@ -384,7 +389,7 @@ class OutcomesGate(Gate[Sequence[OutcomeLike]]):
                         f"outcomes {i + 1} and {j + 1} are near-duplicates (overlap {jaccard:.2f})"
                     )
         score = good / n if n else 0.0
-        return GateResult(self.name, not reasons, score, reasons, _verdict(not reasons))
+        return self.result(not reasons, score, reasons, _verdict(not reasons))
 
 
 def _chunks(text: str, max_words: int = _CHUNK_WORDS) -> list[str]:
@@ -459,20 +464,6 @@ async def evaluate_lesson(
     return [gate.check(lesson, context) for gate in gates]
 
 
-_ADVICE = {
-    "similarity": "Teach it directly.",
-    "length": "Adjust the length.",
-    "exercises": "Fix the exercises.",
-    "outcomes": "Rewrite those outcomes.",
-    "safety": "Never include personal data or offensive language.",
-    "grounding": "State only what the sources support.",
-    "judge": "Fix the errors the reviewer found.",
-    "consistency": "Be precise and stick to well-established facts.",
-    "redundancy": "Teach something the other lesson does not.",
-    "exercise_outcomes": "Match each exercise to an outcome of this lesson.",
-    "ending": "End with a complete sentence.",
-    "answer_keys": "Make each explanation agree with its answer.",
-}
 _ORDER = {"severe": 0, "fail": 1, "borderline": 2}
 
 
@@ -482,8 +473,7 @@ def feedback_text(results: Sequence[GateResult], max_chars: int = FEEDBACK_MAX_C
     parts: list[str] = []
     for result in failed:
         detail = "; ".join(result.reasons) or f"{result.gate} check failed"
-        advice = _ADVICE.get(result.gate, "")
-        part = f"{detail[:1].upper()}{detail[1:]}. {advice}".strip()
+        part = f"{detail[:1].upper()}{detail[1:]}. {advice_for(result)}".strip()
         used = sum(len(p) + 1 for p in parts)
         if used + len(part) > max_chars:
             if not parts:

@@ -29,6 +29,7 @@ __all__ = [
     "CitationCoverageGate",
     "ClaimSupport",
     "GroundingGate",
+    "KnownSourcesGate",
     "factual_claims",
     "ground_claims",
     "source_windows",
@@ -249,6 +250,7 @@ class GroundingGate(Gate[Any]):
     carries them). Score: the coverage; no claims at all passes with score 1."""
 
     name = "grounding"
+    advice = "State only what the sources support."
     max_listed = 12
 
     def __init__(self, min_coverage: float = 0.8) -> None:
@@ -259,18 +261,18 @@ class GroundingGate(Gate[Any]):
         if claims is None:
             raise ValueError("GroundingGate needs context.values['grounding'] (see ground_claims)")
         if not claims:
-            return GateResult(self.name, True, 1.0, (), "pass")
+            return self.result(True, 1.0, (), "pass")
         good = sum(c.status == "supported" for c in claims)
         coverage = good / len(claims)
         if coverage >= self.min_coverage:
-            return GateResult(self.name, True, round(coverage, 4), (), "pass", threshold=self.min_coverage)
+            return self.result(True, round(coverage, 4), (), "pass", threshold=self.min_coverage)
         bad = [c for c in claims if c.status != "supported"]
         reasons = [
             f"only {good} of {len(claims)} factual claims are supported by the sources "
             f"({coverage:.0%} < {self.min_coverage:.0%}); keep to the sources and cite them"
         ]
         reasons += [f"{c.status}: {_short(c.claim)!r}" for c in bad[: self.max_listed]]
-        return GateResult(self.name, False, round(coverage, 4), reasons, "fail", threshold=self.min_coverage)
+        return self.result(False, round(coverage, 4), reasons, "fail", threshold=self.min_coverage)
 
 
 class CitationCoverageGate(Gate[Any]):
@@ -289,11 +291,11 @@ class CitationCoverageGate(Gate[Any]):
         claims: Sequence[ClaimSupport] = context.values.get("grounding") or []
         cited = set(context.values.get("citations") or [])
         if not claims:
-            return GateResult(self.name, True, 1.0, (), "pass", threshold=self.min_coverage)
+            return self.result(True, 1.0, (), "pass", threshold=self.min_coverage)
         covered = [c for c in claims if c.status == "supported" and c.source_id in cited]
         coverage = round(len(covered) / len(claims), 4)
         if coverage >= self.min_coverage:
-            return GateResult(self.name, True, coverage, (), "pass", threshold=self.min_coverage)
+            return self.result(True, coverage, (), "pass", threshold=self.min_coverage)
         uncited = [c for c in claims if c.status == "supported" and c.source_id not in cited]
         reasons = [
             f"only {len(covered)} of {len(claims)} factual claims are backed by a cited source "
@@ -302,4 +304,18 @@ class CitationCoverageGate(Gate[Any]):
         reasons += [
             f"supported by uncited {c.source_id}: {_short(c.claim)!r}" for c in uncited[: self.max_listed]
         ]
-        return GateResult(self.name, False, coverage, reasons, "fail", threshold=self.min_coverage)
+        return self.result(False, coverage, reasons, "fail", threshold=self.min_coverage)
+
+
+class KnownSourcesGate(Gate[Any]):
+    """A lesson cites only sources it was given: `context.values["sources"]` (source id ->
+    text); a lesson citing nothing passes."""
+
+    name = "citations"
+
+    def check(self, artifact: Any, context: GateContext) -> GateResult:
+        sources = context.values.get("sources") or {}
+        unknown = [c for c in artifact.citations if c not in sources]
+        if unknown:
+            return self.result(False, None, [f"cites unknown source id(s) {unknown}"], "fail")
+        return self.result(True, None, (), "pass")

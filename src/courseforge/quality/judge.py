@@ -97,6 +97,7 @@ class JudgeGate(Gate[object]):
     escalation to the next tier"."""
 
     name = "judge"
+    advice = "Fix the errors the reviewer found."
 
     def __init__(
         self,
@@ -138,4 +139,4 @@ class JudgeGate(Gate[object]):
             reasons.append("judge notes: " + "; ".join(draft.reasons[:3]))
         passed = not reasons
         verdict: Verdict = "pass" if passed else ("severe" if score < 3.0 else "fail")
-        return GateResult(self.name, passed, score, reasons, verdict, threshold=self.pass_composite)
+        return self.result(passed, score, reasons, verdict, threshold=self.pass_composite)

@@ -21,17 +21,24 @@ from ..config import Settings
 from ..domain.drafts import LessonDraft
 from ..providers.base import Embedder
 from .answer_keys import AnswerKeyGate
-from .base import GateContext, GateResult
+from .base import Gate, GateContext, GateResult
 from .gates import EndingGate, evaluate_lesson
-from .grounding import CitationCoverageGate, ClaimSupport, GroundingGate, factual_claims, ground_claims
+from .grounding import (
+    CitationCoverageGate,
+    ClaimSupport,
+    GroundingGate,
+    KnownSourcesGate,
+    factual_claims,
+    ground_claims,
+)
 from .redundancy import ConsistencyGate
 from .safety import SafetyGate, is_warm
 
 __all__ = [
+    "ExerciseOutcomesGate",
     "Judge",
     "JudgeOutcome",
     "LessonUnderTest",
-    "exercise_coverage",
     "lesson_claims",
     "run_lesson_gates",
     "safety_gate",
@@ -103,21 +110,27 @@ async def lesson_claims(
     )
 
 
-def exercise_coverage(draft: LessonDraft, numbers: Sequence[int]) -> GateResult:
-    """Every exercise names an outcome this lesson teaches, and every such outcome is assessed."""
-    wanted = set(numbers)
-    named = [e.outcome for e in draft.exercises]
-    stray = sorted({n for n in named if n not in wanted})
-    missing = sorted(wanted - set(named))
-    reasons = []
-    if stray:
-        reasons.append(
-            f"exercises name outcome(s) {stray} that this lesson does not teach (use {sorted(wanted)})"
-        )
-    if missing:
-        reasons.append(f"no exercise assesses outcome(s) {missing}")
-    score = 1.0 - len(missing) / len(wanted) if wanted else 1.0
-    return GateResult("exercise_outcomes", not reasons, score, reasons, "pass" if not reasons else "fail")
+class ExerciseOutcomesGate(Gate[LessonDraft]):
+    """Every exercise names an outcome this lesson teaches, and every such outcome is assessed.
+    Reads the lesson's outcome numbers from `context.values["outcome_numbers"]`."""
+
+    name = "exercise_outcomes"
+    advice = "Match each exercise to an outcome of this lesson."
+
+    def check(self, artifact: LessonDraft, context: GateContext) -> GateResult:
+        wanted = set(context.values.get("outcome_numbers", ()))
+        named = [e.outcome for e in artifact.exercises]
+        stray = sorted({n for n in named if n not in wanted})
+        missing = sorted(wanted - set(named))
+        reasons = []
+        if stray:
+            reasons.append(
+                f"exercises name outcome(s) {stray} that this lesson does not teach (use {sorted(wanted)})"
+            )
+        if missing:
+            reasons.append(f"no exercise assesses outcome(s) {missing}")
+        score = 1.0 - len(missing) / len(wanted) if wanted else 1.0
+        return self.result(not reasons, score, reasons, "pass" if not reasons else "fail")
 
 
 async def run_lesson_gates(
@@ -135,7 +148,9 @@ async def run_lesson_gates(
     results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates)
     results.append(EndingGate().check(draft, GateContext()))
     results.append(AnswerKeyGate().check(draft, GateContext()))
-    results.append(exercise_coverage(draft, lesson.outcome_numbers))
+    results.append(
+        ExerciseOutcomesGate().check(draft, GateContext(values={"outcome_numbers": lesson.outcome_numbers}))
+    )
     if gates.safety.enabled:
         # In a worker thread while its word list and classifier still have to load (~1.5 s,
         # which must not stall every other lesson on the event loop); inline once they have
@@ -171,9 +186,7 @@ async def run_lesson_gates(
                 draft, GateContext(values={"grounding": claims, "citations": draft.citations})
             )
         )
-    unknown = [c for c in draft.citations if c not in lesson.sources]
-    if unknown:
-        results.append(
-            GateResult("citations", False, None, [f"cites unknown source id(s) {unknown}"], "fail")
-        )
+    cited = KnownSourcesGate().check(draft, GateContext(values={"sources": lesson.sources}))
+    if not cited.passed:
+        results.append(cited)
     return results

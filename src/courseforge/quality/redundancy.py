@@ -112,6 +112,7 @@ class RedundancyGate(Gate[Any]):
     Duplicate records whose `later` is this lesson (lesson or its exercises)."""
 
     name = "redundancy"
+    advice = "Teach something the other lesson does not."
 
     def check(self, artifact: Any, context: GateContext) -> GateResult:
         dups: Sequence[Duplicate] = context.values.get("duplicates") or ()
@@ -123,7 +124,7 @@ class RedundancyGate(Gate[Any]):
                 f"lexical {d.lexical:.0f}); cover different material"
             )
         score = max((d.cosine for d in dups), default=0.0)
-        return GateResult(self.name, not dups, score, reasons, "pass" if not dups else "fail")
+        return self.result(not dups, score, reasons, "pass" if not dups else "fail")
 
 
 class ConsistencyGate(Gate[Any]):
@@ -131,6 +132,7 @@ class ConsistencyGate(Gate[Any]):
     else the model is unsure and the task escalates (severe). Reads `values["consistency"]`."""
 
     name = "consistency"
+    advice = "Be precise and stick to well-established facts."
 
     def __init__(self, min_cosine: float) -> None:
         self.min_cosine = min_cosine
@@ -141,12 +143,12 @@ class ConsistencyGate(Gate[Any]):
             raise ValueError("ConsistencyGate needs context.values['consistency']")
         score = float(value)
         if score >= self.min_cosine:
-            return GateResult(self.name, True, score, (), "pass", threshold=self.min_cosine)
+            return self.result(True, score, (), "pass", threshold=self.min_cosine)
         reason = (
             f"samples of this lesson disagree (lowest pairwise cosine {score:.2f} < {self.min_cosine:.2f}): "
             "the model is unsure; state the facts plainly and follow the brief"
         )
-        return GateResult(self.name, False, score, [reason], "severe", threshold=self.min_cosine)
+        return self.result(False, score, [reason], "severe", threshold=self.min_cosine)
 
 
 _CHUNK_WORDS = 120

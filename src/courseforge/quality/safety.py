@@ -519,6 +519,7 @@ class SafetyGate(Gate[Any]):
     severe: it is regenerated (escalating), never shipped silently. Score: number of findings."""
 
     name = "safety"
+    advice = "Never include personal data or offensive language."
 
     def __init__(
         self,
