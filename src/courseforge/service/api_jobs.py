@@ -27,7 +27,7 @@ from .api_errors import ERRORS, ApiError
 from .manager import JobManager
 from .tenants import Caller, TenantLimits, current_caller, may_see
 
-__all__ = ["ID_PATTERN", "JobList", "JobView", "add_job_routes", "event_stream", "visible_job"]
+__all__ = ["ID_PATTERN", "JobId", "JobList", "JobView", "add_job_routes", "event_stream", "visible_job"]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 JobId = Annotated[str, Path(pattern=ID_PATTERN, description="Job id")]
@@ -70,6 +70,7 @@ class JobView(BaseModel):
                 "course": f"{base}/course",
                 "report": f"{base}/report",
                 "cancel": f"{base}/cancel",
+                "plan": f"{base}/plan",
             },
         )
 
@@ -129,10 +130,12 @@ def add_job_routes(
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
         mode: Annotated[Literal["normal", "batch"], Query()] = "normal",
+        review_plan: Annotated[bool, Query()] = False,
     ) -> JSONResponse:
         """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
         body returns the first job (200); with another body, 409. `?mode=batch` generates it
-        through the providers' batch APIs (half price, slower; `progress.mode` says so)."""
+        through the providers' batch APIs (half price, slower; `progress.mode` says so);
+        `?review_plan=true` stops it after phase 2 with status plan_review (`/v1/jobs/{id}/plan`)."""
         raw = await request.body()
         try:
             analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
@@ -152,7 +155,12 @@ def add_job_routes(
                 return _same_or_conflict(existing, analysis)
         await _within_tenant_limits(limits, caller, analysis)
         job, created = await manager.submit(
-            analysis, f"job-{uuid.uuid4().hex[:16]}", key, mode=mode, tenant=caller.tenant
+            analysis,
+            f"job-{uuid.uuid4().hex[:16]}",
+            key,
+            mode=mode,
+            tenant=caller.tenant,
+            review_plan=review_plan,
         )
         if not created:
             return _same_or_conflict(job, analysis)
@@ -161,7 +169,7 @@ def add_job_routes(
     @router.get("/v1/jobs", response_model=JobList, dependencies=auth, responses=ERRORS)
     async def list_jobs(
         status: Annotated[
-            Literal["queued", "running", "completed", "failed", "cancelled"] | None, Query()
+            Literal["queued", "running", "completed", "failed", "cancelled", "plan_review"] | None, Query()
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,

@@ -29,6 +29,7 @@ from .api_auth import bearer_auth
 from .api_errors import ApiError, install_error_handlers
 from .api_jobs import add_job_routes
 from .api_ops import add_ops_routes
+from .api_plans import add_plan_routes
 from .api_reviews import add_review_routes
 from .docs import mount_docs
 from .exports import export_router
@@ -98,6 +99,7 @@ def create_app(
 
     auth = [Depends(bearer_auth(directory))]
     add_job_routes(app.router, settings, store, manager, TenantLimits(settings, store), auth)
+    add_plan_routes(app.router, settings, store, manager, auth)
     add_review_routes(app.router, reviews, auth)
     app.include_router(export_router(settings, store, auth))  # GET /v1/jobs/{id}/export
     add_ops_routes(app.router, settings, store, engine, manager, metrics)

@@ -104,14 +104,29 @@ class JobManager:
         *,
         mode: str = "normal",
         tenant: str = "",
+        review_plan: bool = False,
     ) -> tuple[Job, bool]:
         job, created = await self.store.create_job(
-            new_job(job_id, analysis, idempotency_key=idempotency_key, mode=mode, tenant=tenant)
+            new_job(
+                job_id,
+                analysis,
+                idempotency_key=idempotency_key,
+                mode=mode,
+                tenant=tenant,
+                review_plan=review_plan,
+            )
         )
         if created:
             self.metrics.jobs_submitted.inc()
             self.schedule(job)
         return job, created
+
+    async def resume(self, job_id: str) -> None:
+        """Run a job again (one whose plan was just approved), unless it is already running."""
+        job = await self.store.get_job(job_id)
+        if job is not None and job_id not in self._tasks:
+            await self.store.update_job(job_id, status="queued")
+            self.schedule(job)
 
     def schedule(self, job: Job) -> None:
         tracker = ProgressTracker(job.progress or None)
@@ -144,7 +159,9 @@ class JobManager:
                 self.metrics.observe_course(result.report)
                 if self.shadow is not None:
                     self.shadow.offer(current, analysis, result)
-                self._finish(job.id, "completed" if result.course else "failed")
+                self._finish(
+                    job.id, "completed" if result.course else "plan_review" if result.plan else "failed"
+                )
         except asyncio.CancelledError:
             await asyncio.shield(self._cancelled(job.id))
             raise
