@@ -194,3 +194,33 @@ async def test_lessons_citing_when_the_schema_allows_none_are_repaired_not_throw
     repairs = [d for d in report.decisions if d.action == "repair"]
     assert len(repairs) >= len(course.lessons())
     assert all("past maxItems 0" in d.reason and "'unasked'" in d.reason for d in repairs)
+
+
+async def test_out_of_credits_mid_course_stops_the_job_at_once_with_its_report() -> None:
+    """OpenRouter's 402 after a few answers: the course stops with a failed report naming it;
+    no call is sent after it (no retry storm, no fallback down the chains)."""
+    answered = 0
+
+    def handler(payload: dict[str, Any]) -> LoopbackReply:
+        nonlocal answered
+        if answered >= 3:
+            return LoopbackReply(
+                status=402, json_body={"error": {"code": 402, "message": "Insufficient credits"}}
+            )
+        answered += 1
+        return author_reply()(payload)
+
+    async with LoopbackServer(handler) as server:
+        engine = Engine(settings_for(server), env={})
+        try:
+            result = await engine.generate(example_analysis())
+        finally:
+            await engine.aclose()
+    report = result.report
+    assert result.course is None and report.status == "failed"
+    assert "out of credits (HTTP 402)" in report.failure_reason
+    stopped = [c for c in report.calls if c.outcome in ("error", "cancelled")]
+    assert stopped and len(stopped) <= settings_for(server).routing.max_parallel_tasks  # those in flight
+    # Every request the server saw is in the report, and none was sent after the stop.
+    assert len(server.requests) == answered + len(stopped)
+    assert sum(1 for c in report.calls if c.outcome == "ok") <= answered

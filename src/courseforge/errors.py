@@ -11,8 +11,16 @@
     │                                  failing its gates, a missing reason
     └── RunError                       something failed while generating (exit 3)
         ├── ProviderError              a model call failed
-        │   ├── ProviderHTTPError      non-2xx answer: .status, .body (truncated)
-        │   │   └── RateLimited        429: .retry_after_s
+        │   ├── ProviderHTTPError      non-2xx answer (or a 2xx whose body is an error): .status,
+        │   │   │                      .body (truncated); 408 and 5xx retryable
+        │   │   ├── InvalidRequest     400: .field (the request field it names, if any); no retry
+        │   │   ├── AuthFailed         401: .env_var; stops the job at once (.stops_job)
+        │   │   ├── OutOfCredits       402: stops the job at once, no fallback to a paid model
+        │   │   ├── ModerationRefused  403: .reasons, .flagged_input, .provider_name; the same
+        │   │   │                      prompt is not sent to that model again; the chain moves on
+        │   │   ├── RateLimited        429: .retry_after_s
+        │   │   └── NoProviderAvailable  503 "no provider meets your routing requirements":
+        │   │                          .requirements (what the request asked); the chain moves on
         │   ├── ProviderTimeout        no answer in time
         │   ├── ProviderConnectionError  could not reach the server
         │   ├── BadResponse            2xx but unusable: empty, unparseable, schema-invalid
@@ -21,6 +29,8 @@
         ├── GateFailed                 a response was rejected by a quality gate: .reasons
         ├── CascadeExhausted           (ExceptionGroup) every tier failed for one task
         └── GenerationFailed           the course cannot be completed: .reason
+            └── JobStopped             a provider error that stops the whole job (401, 402):
+                                       .error; no further call of the course is sent
 
 Provider errors say whether retrying the same model can help (`retryable`); the cascade
 uses that to pick between retry, fallback and escalation.
@@ -106,6 +116,8 @@ class ProviderError(RunError):
     """A model call failed. `retryable` says whether the same call may succeed later."""
 
     retryable: bool = True
+    #: The error ends the whole job (no fallback, no further call): 401, 402.
+    stops_job: bool = False
 
     def __init__(self, message: str, *, model: str = "") -> None:
         self.model = model
@@ -121,6 +133,79 @@ class ProviderHTTPError(ProviderError):
         # 408, 409, 429 and 5xx are worth retrying; other 4xx are our mistake or a refusal.
         self.retryable = status in (408, 409, 429) or status >= 500
         super().__init__(f"HTTP {status}: {self.body}", model=model)
+
+
+class InvalidRequest(ProviderHTTPError):
+    """HTTP 400: the request is invalid (a parameter malformed or missing). Not retried; the
+    next model of the chain may accept it. `field` is the request field the provider named."""
+
+    def __init__(self, body: str, *, field: str = "", model: str = "") -> None:
+        self.field = field
+        super().__init__(400, body, model=model)
+        if field:
+            self.args = (f"{self.args[0]} [field: {field}]",)
+
+
+class AuthFailed(ProviderHTTPError):
+    """HTTP 401: the API key was refused (invalid, disabled, expired). Every call would fail the
+    same way: the job stops at once, naming the environment variable the key came from."""
+
+    stops_job = True
+
+    def __init__(self, body: str, *, env_var: str = "", model: str = "") -> None:
+        self.env_var = env_var
+        super().__init__(401, body, model=model)
+        where = f"${env_var}" if env_var else "the configured API key"
+        self.args = (f"{model + ': ' if model else ''}the provider refused {where} (HTTP 401): {self.body}",)
+
+
+class OutOfCredits(ProviderHTTPError):
+    """HTTP 402: the account or key has no credits left. The job stops at once with its report:
+    no retry, and no fallback to another paid model."""
+
+    stops_job = True
+
+    def __init__(self, body: str, *, model: str = "") -> None:
+        super().__init__(402, body, model=model)
+        self.args = (f"{model + ': ' if model else ''}out of credits (HTTP 402): {self.body}",)
+
+
+class ModerationRefused(ProviderHTTPError):
+    """HTTP 403: the model requires moderation and the input was flagged. The same prompt is
+    not sent to that model again; another model of the chain may take it."""
+
+    def __init__(
+        self,
+        body: str,
+        *,
+        reasons: Sequence[str] = (),
+        flagged_input: str = "",
+        provider_name: str = "",
+        model: str = "",
+    ) -> None:
+        self.reasons = list(reasons)
+        self.flagged_input = flagged_input
+        self.provider_name = provider_name
+        super().__init__(403, body, model=model)
+        why = ", ".join(self.reasons) or "no reason given"
+        by = f" by {provider_name}" if provider_name else ""
+        flagged = f"; flagged input: {flagged_input!r}" if flagged_input else ""
+        self.args = (f"{model + ': ' if model else ''}input flagged by moderation{by} ({why}){flagged}",)
+
+
+class NoProviderAvailable(ProviderHTTPError):
+    """HTTP 503 "no available model provider meets your routing requirements". Not retried
+    (the same requirements meet the same providers); the chain moves on. `requirements` says
+    what the request required of a provider."""
+
+    def __init__(self, body: str, *, requirements: Sequence[str] = (), model: str = "") -> None:
+        self.requirements = list(requirements)
+        super().__init__(503, body, model=model)
+        self.retryable = False
+        asked = "; ".join(self.requirements) or "the model's default routing"
+        self.args = (
+            f"{model + ': ' if model else ''}no provider met the routing requirements ({asked}): {self.body}",
+        )
 
 
 class RateLimited(ProviderHTTPError):
@@ -213,3 +298,12 @@ class GenerationFailed(RunError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class JobStopped(GenerationFailed):
+    """A provider error that ends the whole job (`ProviderError.stops_job`: 401, 402): the
+    course stops with its report; no other call of it is sent."""
+
+    def __init__(self, error: ProviderError) -> None:
+        self.error = error
+        super().__init__(f"stopped: {error}")

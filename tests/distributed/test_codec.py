@@ -52,6 +52,11 @@ def test_vectors_are_lossless() -> None:
     [
         E.RateLimited("slow down", retry_after_s=2.5, model="m"),
         E.ProviderHTTPError(503, "busy", model="m"),
+        E.InvalidRequest("bad temperature", field="temperature", model="m"),
+        E.AuthFailed("No auth credentials found", env_var="OPENROUTER_API_KEY", model="m"),
+        E.OutOfCredits("Insufficient credits", model="m"),
+        E.ModerationRefused("flagged", reasons=["violence"], flagged_input="x", provider_name="P", model="m"),
+        E.NoProviderAvailable("none", requirements=["provider.zdr=true"], model="m"),
         E.BadResponse("not JSON", model="m", kind="unparseable", text="{oops", usage=Usage(5, 7)),
         E.CircuitOpen(model="m", reopens_in_s=12.0),
         E.ProviderTimeout("no answer in 10s", model="m"),
@@ -79,6 +84,13 @@ def test_errors_come_back_as_the_same_class_with_their_fields(error: E.Coursefor
         "reopens_in_s",
         "retryable",
         "problems",
+        "field",
+        "env_var",
+        "reasons",
+        "flagged_input",
+        "provider_name",
+        "requirements",
+        "stops_job",
     ):
         assert getattr(back, attr, None) == getattr(error, attr, None), attr
 

@@ -16,7 +16,9 @@ import pytest
 
 import courseforge.providers as providers
 from courseforge.errors import (
+    AuthFailed,
     BadResponse,
+    InvalidRequest,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
@@ -342,7 +344,8 @@ async def test_non_2xx_is_provider_http_error(status: int, retryable: bool) -> N
     async with served(lambda _r: reply) as (model, _):
         with pytest.raises(ProviderHTTPError) as info:
             await model.complete(request())
-    assert type(info.value) is ProviderHTTPError
+    # 400 and 401 have classes of their own (tests/providers/test_openrouter_errors.py).
+    assert type(info.value) is {400: InvalidRequest, 401: AuthFailed}.get(status, ProviderHTTPError)
     assert info.value.status == status
     assert info.value.retryable is retryable
     assert f"status {status}" in info.value.body

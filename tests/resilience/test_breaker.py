@@ -185,7 +185,12 @@ async def test_content_problems_do_not_count(
     ("error", "counts"),
     [
         (ProviderHTTPError(503, ""), True),
-        (ProviderHTTPError(401, ""), True),
+        (ProviderHTTPError(502, ""), True),
+        # About the request or the account, not the model's health (OpenRouter 400-403).
+        (ProviderHTTPError(400, ""), False),
+        (ProviderHTTPError(401, ""), False),
+        (ProviderHTTPError(402, ""), False),
+        (ProviderHTTPError(403, ""), False),
         (ProviderTimeout("slow"), True),
         (BadResponse("", kind="empty"), True),
         (BadResponse("", kind="unparseable"), True),

@@ -129,6 +129,11 @@ def decode_vectors(data: Sequence[str]) -> list[list[float]]:
 #: The classes rebuilt on the workflow side, most specific first.
 _KNOWN: tuple[type[E.CourseforgeError], ...] = (
     E.RateLimited,
+    E.InvalidRequest,
+    E.AuthFailed,
+    E.OutOfCredits,
+    E.ModerationRefused,
+    E.NoProviderAvailable,
     E.ProviderHTTPError,
     E.BadResponse,
     E.CircuitOpen,
@@ -170,6 +175,14 @@ def encode_error(
         fields.update(status=exc.status, body=exc.body)
     if isinstance(exc, E.RateLimited):
         fields["retry_after_s"] = exc.retry_after_s
+    if isinstance(exc, E.InvalidRequest):
+        fields["field"] = exc.field
+    if isinstance(exc, E.AuthFailed):
+        fields["env_var"] = exc.env_var
+    if isinstance(exc, E.ModerationRefused):
+        fields.update(reasons=exc.reasons, flagged_input=exc.flagged_input, provider_name=exc.provider_name)
+    if isinstance(exc, E.NoProviderAvailable):
+        fields["requirements"] = exc.requirements
     if isinstance(exc, E.BadResponse):
         fields.update(kind=exc.kind, text=exc.text, finish_reason=exc.finish_reason)
         fields["native_finish_reason"] = exc.native_finish_reason
@@ -201,6 +214,31 @@ def error_fields(exc: BaseException) -> dict[str, Any] | None:
     return None
 
 
+_HTTP_KINDS = ("InvalidRequest", "AuthFailed", "OutOfCredits", "ModerationRefused", "NoProviderAvailable")
+
+
+def _decode_http(cls: str, fields: Mapping[str, Any], model: str) -> E.ProviderHTTPError:
+    """One of OpenRouter's documented HTTP errors, rebuilt with its own fields."""
+    body = str(fields.get("body", ""))
+    if cls == "InvalidRequest":
+        return E.InvalidRequest(body, field=str(fields.get("field", "")), model=model)
+    if cls == "AuthFailed":
+        return E.AuthFailed(body, env_var=str(fields.get("env_var", "")), model=model)
+    if cls == "OutOfCredits":
+        return E.OutOfCredits(body, model=model)
+    if cls == "ModerationRefused":
+        return E.ModerationRefused(
+            body,
+            reasons=[str(r) for r in fields.get("reasons") or []],
+            flagged_input=str(fields.get("flagged_input", "")),
+            provider_name=str(fields.get("provider_name", "")),
+            model=model,
+        )
+    return E.NoProviderAvailable(
+        body, requirements=[str(r) for r in fields.get("requirements") or []], model=model
+    )
+
+
 def decode_error(fields: Mapping[str, Any]) -> E.CourseforgeError:
     """The exception `encode_error` described, rebuilt."""
     cls, message, model = fields["class"], str(fields["message"]), str(fields.get("model", ""))
@@ -209,6 +247,8 @@ def decode_error(fields: Mapping[str, Any]) -> E.CourseforgeError:
         exc = E.RateLimited(
             str(fields.get("body", "")), retry_after_s=fields.get("retry_after_s"), model=model
         )
+    elif cls in _HTTP_KINDS:
+        exc = _decode_http(cls, fields, model)
     elif cls == "ProviderHTTPError":
         exc = E.ProviderHTTPError(int(fields.get("status", 500)), str(fields.get("body", "")), model=model)
     elif cls == "BadResponse":

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from ..cache import ResponseCache, request_key
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
-from ..errors import BadResponse, BudgetExceeded, CircuitOpen, ProviderError
+from ..errors import BadResponse, BudgetExceeded, CircuitOpen, JobStopped, ModerationRefused, ProviderError
 from ..ledger import (
     Ledger,
     Reservation,
@@ -171,6 +171,12 @@ class Checkpoints:
         self._by_key[key] = checkpoint
 
 
+def _prompt_of(spec: CallSpec) -> str:
+    """What a moderation refusal is remembered by: the lesson (its regenerations carry the same
+    subject), else the task."""
+    return f"lesson:{spec.task.lesson}" if spec.task.kind == "lesson" else spec.task.key()
+
+
 def _identity(spec: CallSpec, model_id: str, started_ms: float) -> dict[str, Any]:
     """The fields naming one call in its record: where it ran, for what, on which model."""
     return dict(
@@ -206,6 +212,11 @@ class CourseCalls:
         self._cache = cache
         self._batcher = batcher
         self._t0 = runtime.clock.monotonic()
+        #: The provider error that stopped this course (401, 402): no further call is sent.
+        self._stopped: ProviderError | None = None
+        #: (model id, lesson or task) -> that model's moderation refusal of its prompt: the same
+        #: prompt (a lesson's every generation) is not sent to that model again.
+        self._refused: dict[tuple[str, str], ModerationRefused] = {}
 
     def now_ms(self) -> float:
         return (self._runtime.clock.monotonic() - self._t0) * 1000
@@ -225,6 +236,8 @@ class CourseCalls:
         keep what the chain answered). Lookups are awaited here, beside the send, so they add
         no frame to the path a call takes to the provider."""
         model_id = self._settings.routing.tiers[spec.tier]
+        if self._stopped is not None:
+            raise JobStopped(self._stopped)
         key = digest = ""
         if self._checkpoints is not None:
             key, digest = spec.step_key, request_digest(model_id, spec.request)
@@ -301,6 +314,11 @@ class CourseCalls:
                     self._runtime.hooks(
                         FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
                     )
+                refused = self._refused.get((model.model_id, _prompt_of(spec)))
+                if refused is not None:  # its moderation flagged this task's prompt: not again
+                    last = refused
+                    errors.append(refused)
+                    continue
                 try:
                     return await attempt(spec, model, primary)
                 except BudgetExceeded as exc:
@@ -308,6 +326,11 @@ class CourseCalls:
                         raise
                     blocked = exc
                 except ProviderError as exc:
+                    if exc.stops_job:  # 401, 402: every call would fail so; no fallback either
+                        self._stopped = exc
+                        raise JobStopped(exc) from exc
+                    if isinstance(exc, ModerationRefused):
+                        self._refused[model.model_id, _prompt_of(spec)] = exc
                     last = exc
                     errors.append(exc)
                     if isinstance(exc, CircuitOpen):

@@ -156,6 +156,7 @@ class ModelStacks:
                 max_output_tokens=ms.max_output_tokens,
                 prompt_cache=ms.prompt_cache,
                 extra_body={"provider": ms.provider_routing} if ms.provider_routing else None,
+                api_key_env=provider.api_key_env,
             )
         elif provider.kind == "local":
             from ..providers.local_llama import LocalLlamaModel

@@ -20,7 +20,7 @@ from ..config import Settings
 from ..domain import Decision
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
-from ..errors import RunError
+from ..errors import JobStopped, RunError
 from ..providers import ChatRequest, Message
 from ..providers.effects import CallSpec
 from ..quality.grounding import ClaimSupport
@@ -194,6 +194,8 @@ async def judge_lesson(
             check=accept,
             call=ctx.effects.call,
         )
+    except JobStopped:
+        raise  # the provider stopped the job (401, 402): not a verdict the course can do without
     except RunError:
         return None
     return result.value if result.status == "accepted" else None

@@ -11,10 +11,10 @@ import asyncio
 import functools
 from typing import Any
 
-from ..domain import Decision
+from ..domain import Decision, ReviewFlag
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
-from ..errors import BadResponse, ProviderError
+from ..errors import BadResponse, JobStopped, ModerationRefused, ProviderError
 from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
@@ -257,6 +257,8 @@ async def generate_lesson(
                     check=check,
                     call=sampling_call if sampled else ctx.effects.call,
                 )
+            except JobStopped:
+                raise  # the provider stopped the whole job (401, 402): not one lesson's failure
             except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
                 slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
                 slot.transient_failure = True
@@ -271,6 +273,14 @@ async def generate_lesson(
     slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
     if result.value is None:
         slot.status = "failed"
+        refusals = [e for e in result.errors if isinstance(e, ModerationRefused)]
+        if refusals and all(isinstance(e, ModerationRefused) for e in result.errors):
+            # Every model's moderation refused the prompt: a person decides (OpenRouter 403).
+            reasons = sorted({r for e in refusals for r in e.reasons}) or ["no reason given"]
+            slot.reason = (
+                f"every model refused its prompt (moderation: {', '.join(reasons)}): {refusals[-1]}"[:500]
+            )
+            state.flags.append(ReviewFlag(target=f"lesson:{slot.id}", reason=slot.reason, gate="moderation"))
         # A model that answered badly (or a refusal) would answer so again: only transport
         # failures are worth the sequential fallback.
         slot.transient_failure = any(
@@ -369,7 +379,16 @@ async def generate_lessons(
         )
         ctx.progress(ProgressEvent(phase, "task_done", message, slot.id, done, total))
 
-    await asyncio.gather(*(one(s, sem) for s in slots))
+    tasks = [asyncio.ensure_future(one(s, sem)) for s in slots]
+    try:
+        await asyncio.gather(*tasks)
+    except JobStopped:
+        # The provider stopped the job (401, 402): the other lessons stop too (their calls in
+        # flight are recorded cancelled), so the report holds every call the course made.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     failed = [s for s in slots if s.status == "failed" and s.transient_failure]
     if not failed or not ctx.settings.routing.sequential_fallback:
         return

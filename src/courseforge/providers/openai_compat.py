@@ -22,7 +22,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ..errors import (
+    AuthFailed,
     BadResponse,
+    InvalidRequest,
+    ModerationRefused,
+    NoProviderAvailable,
+    OutOfCredits,
     ProviderConnectionError,
     ProviderHTTPError,
     ProviderTimeout,
@@ -66,6 +71,7 @@ class OpenAICompatModel(ChatModel):
         usage_accounting: bool | None = None,
         prompt_cache: str = "auto",
         extra_body: Mapping[str, Any] | None = None,
+        api_key_env: str | None = None,
     ) -> None:
         """`prompt_cache`: `cache_control` marks the first system message (the prefix a
         course's calls share) as an explicit cache breakpoint, as OpenRouter documents for
@@ -80,6 +86,8 @@ class OpenAICompatModel(ChatModel):
         self.prompt_cache = prompt_cache
         self._url = f"{self.base_url}/chat/completions"
         self._api_key = api_key or None
+        #: The environment variable the key came from, named when the provider refuses it (401).
+        self.api_key_env = api_key_env or ""
         self._headers: dict[str, str] = {"Content-Type": "application/json", "Accept": "application/json"}
         self._headers.update(headers or {})
         if self._api_key:
@@ -172,10 +180,7 @@ class OpenAICompatModel(ChatModel):
             ) from None
         latency_ms = (time.perf_counter() - started) * 1000.0
         if not 200 <= status < 300:
-            text = self._scrub(raw.decode("utf-8", "replace"))
-            if status == 429:
-                raise RateLimited(text, retry_after_s=retry_after_seconds(resp_headers), model=self.model_id)
-            raise ProviderHTTPError(status, text, model=self.model_id)
+            raise self._http_error(status, raw, resp_headers)
         return self._parse(raw, request, latency_ms)
 
     async def request_json(
@@ -197,10 +202,7 @@ class OpenAICompatModel(ChatModel):
                 self._scrub(f"{type(exc).__name__} talking to {self.base_url}: {exc}"), model=self.model_id
             ) from None
         if not 200 <= status < 300:
-            text = self._scrub(raw.decode("utf-8", "replace"))
-            if status == 429:
-                raise RateLimited(text, retry_after_s=retry_after_seconds(resp_headers), model=self.model_id)
-            raise ProviderHTTPError(status, text, model=self.model_id)
+            raise self._http_error(status, raw, resp_headers)
         try:
             parsed = json.loads(raw)
         except ValueError:
@@ -228,7 +230,7 @@ class OpenAICompatModel(ChatModel):
             )
         error = data.get("error")
         if error:
-            raise self._embedded_error(error)
+            raise self._embedded_error(error, request)
         choices = data.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(choice, dict):
@@ -238,6 +240,14 @@ class OpenAICompatModel(ChatModel):
         finish_reason = str(choice.get("finish_reason") or "")
         native = str(choice.get("native_finish_reason") or "")
         usage = _usage(data.get("usage"))
+        if finish_reason == "error":
+            # OpenRouter: the model failed while producing the answer (after a 200 was sent).
+            native_note = f", native_finish_reason {native!r}" if native else ""
+            raise ProviderHTTPError(
+                _EMBEDDED_ERROR_STATUS,
+                f"the model failed mid-answer (finish_reason 'error'{native_note})",
+                model=self.model_id,
+            )
         if finish_reason == "length" and (request.json_schema is not None or not content.strip()):
             # A cut-off JSON answer (or none: a reasoning model that thought until max_tokens)
             # is unusable as is; the caller may repair it or raise max_tokens. It was billed all
@@ -270,22 +280,105 @@ class OpenAICompatModel(ChatModel):
             native_finish_reason=native,
         )
 
-    def _embedded_error(self, error: object) -> ProviderHTTPError:
+    def _embedded_error(self, error: object, request: ChatRequest | None = None) -> ProviderHTTPError:
         """OpenRouter may answer 200 with `{"error": {"code": 502, "message": ...}}`."""
         code: object = error.get("code") if isinstance(error, dict) else None
         status = _EMBEDDED_ERROR_STATUS
         if isinstance(code, int | str) and str(code).isdigit() and 400 <= int(code) <= 599:
             status = int(code)
-        text = self._scrub(json.dumps(error, default=str))
+        return self._classify(status, error, self._scrub(json.dumps(error, default=str)), None)
+
+    def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProviderHTTPError:
+        """A non-2xx answer as the errors tree says (OpenRouter's documented codes, docs/providers.md)."""
+        text = self._scrub(raw.decode("utf-8", "replace"))
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        error = parsed.get("error") if isinstance(parsed, dict) else None
+        return self._classify(status, error, text, headers)
+
+    def _classify(
+        self, status: int, error: object, text: str, headers: Mapping[str, str] | None
+    ) -> ProviderHTTPError:
+        err = error if isinstance(error, dict) else {}
+        message = self._scrub(str(err.get("message") or ""))
+        meta = err.get("metadata") if isinstance(err.get("metadata"), dict) else {}
+        assert isinstance(meta, dict)
+        model = self.model_id
         if status == 429:
-            return RateLimited(text, retry_after_s=None, model=self.model_id)
-        return ProviderHTTPError(status, text, model=self.model_id)
+            wait = retry_after_seconds(headers) if headers is not None else None
+            return RateLimited(text, retry_after_s=wait, model=model)
+        if status == 400:
+            return InvalidRequest(text, field=_named_field(err, message), model=model)
+        if status == 401:
+            return AuthFailed(message or text, env_var=self.api_key_env, model=model)
+        if status == 402:
+            return OutOfCredits(message or text, model=model)
+        if status == 403:
+            reasons = meta.get("reasons")
+            return ModerationRefused(
+                text,
+                reasons=[str(r) for r in reasons] if isinstance(reasons, list) else [],
+                flagged_input=self._scrub(str(meta.get("flagged_input") or "")),
+                provider_name=str(meta.get("provider_name") or ""),
+                model=model,
+            )
+        if status == 503 and _no_provider(message):
+            return NoProviderAvailable(message or text, requirements=self.routing_requirements(), model=model)
+        return ProviderHTTPError(status, text, model=model)
+
+    def routing_requirements(self) -> list[str]:
+        """What this model's requests require of an OpenRouter provider (for a 503's message):
+        the `provider` object's filters and the parameters `require_parameters` makes binding."""
+        routing = self._extra_body.get("provider")
+        out: list[str] = []
+        if isinstance(routing, Mapping):
+            for key in ("only", "ignore", "quantizations", "data_collection", "zdr", "max_price", "order"):
+                if key in routing:
+                    out.append(f"provider.{key}={json.dumps(routing[key], default=str)}")
+            if routing.get("require_parameters"):
+                out.append("provider.require_parameters=true (every provider must support response_format)")
+        return out
 
     def _scrub(self, text: str) -> str:
         """Never let the API key reach an exception message, even if a server echoes it."""
         if self._api_key and self._api_key in text:
             return text.replace(self._api_key, "[redacted]")
         return text
+
+
+#: Request fields a 400's message may name.
+_REQUEST_FIELDS = (
+    "response_format",
+    "max_tokens",
+    "reasoning",
+    "provider",
+    "messages",
+    "temperature",
+    "model",
+    "usage",
+)
+
+
+def _named_field(error: Mapping[str, Any], message: str) -> str:
+    """The request field a 400 names: its `param` (OpenAI-style), `metadata.param`, or the
+    first request field its message mentions."""
+    meta = error.get("metadata")
+    for value in (error.get("param"), meta.get("param") if isinstance(meta, Mapping) else None):
+        if isinstance(value, str) and value:
+            return value
+    lowered = message.lower()
+    found = [(lowered.find(f), f) for f in _REQUEST_FIELDS if f in lowered]
+    return min(found)[1] if found else ""
+
+
+def _no_provider(message: str) -> bool:
+    """Is this 503 OpenRouter's "no available provider meets your routing requirements"?"""
+    lowered = message.lower()
+    return "provider" in lowered and any(
+        w in lowered for w in ("routing", "requirement", "no endpoints", "no allowed", "available")
+    )
 
 
 def schema_instruction(schema: Mapping[str, Any]) -> str:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..config import BreakerSettings
-from ..errors import BadResponse, CircuitOpen, ProviderError
+from ..errors import BadResponse, CircuitOpen, ProviderError, ProviderHTTPError
 from ..providers.base import ChatModel, ChatRequest, ChatResponse
 from ._constants import (
     BREAKER_COOLDOWN_S,
@@ -71,6 +71,9 @@ __all__ = [
 
 #: BadResponse kinds that mean "the model answered badly", not "the provider is down".
 CONTENT_KINDS = frozenset({"schema", "truncated"})
+#: HTTP statuses that judge the request or the account, not the provider: 400 (invalid), 401
+#: (key refused), 402 (no credits), 403 (input flagged by moderation).
+REQUEST_STATUSES = frozenset({400, 401, 402, 403})
 #: Request tag asking `BreakingModel` to force the call through a flaky open breaker.
 FORCE_TAG = "breaker_force"
 
@@ -81,6 +84,8 @@ def counts_as_outage(error: BaseException) -> bool:
     """Does this error count towards opening the breaker? See the module docstring."""
     if not isinstance(error, ProviderError) or isinstance(error, CircuitOpen):
         return False
+    if isinstance(error, ProviderHTTPError) and error.status in REQUEST_STATUSES:
+        return False  # about this request (or the account), not the model's health
     return not (isinstance(error, BadResponse) and error.kind in CONTENT_KINDS)
 
 

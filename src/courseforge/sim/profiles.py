@@ -129,6 +129,12 @@ class ModelProfile(_P):
     #: The model's first N requests fail with `fail_first_status` (route-fails-N-times tests).
     fail_first: int = Field(default=0, ge=0)
     fail_first_status: int = Field(default=503, ge=400, le=599)
+    #: How those failures come back: `http` (that status, a plain error), or in OpenRouter's
+    #: documented shapes (docs/providers.md): `documented` (that status with OpenRouter's
+    #: `{"error": {code, message, metadata}}`: 403 with moderation metadata, 503 "no allowed
+    #: providers are available", ...), `error_body` (a 200 whose body is that error object),
+    #: `finish_error` (a 200 whose choice ends `finish_reason: "error"`).
+    fail_first_kind: Literal["http", "documented", "error_body", "finish_error"] = "http"
     #: Provider prompt cache: a request whose leading messages repeat an earlier request's to
     #: this model reports those tokens as `usage.prompt_tokens_details.cached_tokens`, rounded
     #: down to `prompt_cache_block_tokens`, once the repeated prefix is at least

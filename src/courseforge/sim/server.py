@@ -40,7 +40,7 @@ from .content import (
 from .profiles import EFFORT_SHARE, FAULT_CLASSES, ModelProfile, SimProfile
 from .prompt_cache import PromptCache
 
-__all__ = ["SimServer"]
+__all__ = ["SimServer", "openrouter_error"]
 
 #: Simulated seconds of the RPM/TPM window.
 _WINDOW_S = 60.0
@@ -137,7 +137,7 @@ class SimServer(LocalOpenAIServer):
         jitter = 1.0 + mp.jitter * (2 * rng.random() - 1)
 
         if n < mp.fail_first:
-            return await self._fail(model, "fail_first", mp.fail_first_status, mp, jitter)
+            return await self._fail_first(model, n, mp, jitter)
         limited = self._over_limit(model, mp, prompt_tokens + max_tokens)
         if limited is not None:
             self.stats[model, limited[0]] += 1
@@ -257,6 +257,21 @@ class SimServer(LocalOpenAIServer):
         await self._sleep(mp.ttft_ms / 1000 * _ERROR_LATENCY_SHARE * jitter)
         return _error(status, f"simulated HTTP {status}", "server_error")
 
+    async def _fail_first(self, model: str, n: int, mp: ModelProfile, jitter: float) -> web.Response:
+        """One of a model's first `fail_first` requests, failed as its profile says."""
+        if mp.fail_first_kind == "http":
+            return await self._fail(model, "fail_first", mp.fail_first_status, mp, jitter)
+        self.stats[model, "fail_first"] += 1
+        await self._sleep(mp.ttft_ms / 1000 * _ERROR_LATENCY_SHARE * jitter)
+        error = openrouter_error(mp.fail_first_status, model)
+        if mp.fail_first_kind == "error_body":
+            return web.json_response({"error": error})
+        if mp.fail_first_kind == "finish_error":
+            body = _completion(model, n, "", "error", {"prompt_tokens": 0, "completion_tokens": 0})
+            body["choices"][0]["native_finish_reason"] = "upstream_error"
+            return web.json_response(body)
+        return web.json_response({"error": error}, status=mp.fail_first_status)
+
     def _over_limit(self, model: str, mp: ModelProfile, tokens: int) -> tuple[str, float] | None:
         """("rpm_limit" | "tpm_limit", seconds until room) when this request does not fit."""
         if mp.rpm is None and mp.tpm is None:
@@ -337,6 +352,39 @@ def _draw(u: float, mp: ModelProfile) -> str | None:
 
 def _error(status: int, message: str, kind: str, *, retry_after_s: float | None = None) -> web.Response:
     return error_response(status, message, kind=kind, retry_after_s=retry_after_s)
+
+
+#: OpenRouter's documented message per error code (a 400's names the field it refuses).
+_OPENROUTER_MESSAGES = {
+    400: "temperature: must be a number between 0 and 2",
+    401: "No auth credentials found",
+    402: "Insufficient credits. This account never purchased credits.",
+    403: "Input flagged by moderation",
+    408: "Request timed out",
+    429: "Rate limit exceeded",
+    502: "Provider returned error",
+    503: "No allowed providers are available for the selected model.",
+}
+
+
+def openrouter_error(status: int, model: str) -> dict[str, Any]:
+    """The `error` object OpenRouter documents for `status`: `code`, `message` and, for a 403,
+    the moderation metadata (`reasons`, `flagged_input`, `provider_name`, `model_slug`), for a
+    502 the provider's (`provider_name`, `raw`)."""
+    error: dict[str, Any] = {
+        "code": status,
+        "message": _OPENROUTER_MESSAGES.get(status, f"simulated HTTP {status}"),
+    }
+    if status == 403:
+        error["metadata"] = {
+            "reasons": ["violence"],
+            "flagged_input": "a lesson on the battle of...",
+            "provider_name": "SimModeration",
+            "model_slug": model,
+        }
+    elif status == 502:
+        error["metadata"] = {"provider_name": "SimUpstream", "raw": "upstream closed the connection"}
+    return error
 
 
 def _completion(
