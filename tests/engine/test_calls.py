@@ -64,23 +64,51 @@ def worst(model_id: str) -> Decimal:
 
 @pytest.mark.parametrize(
     "bad",
-    [ProviderHTTPError(503, "down"), "", "not json at all", '{"answer": 7}', '{"other": "x"}'],
-    ids=["http_503", "empty", "unparseable", "wrong_type", "missing_key"],
+    ["", "not json at all", '{"answer": 7}', '{"other": "x"}'],
+    ids=["empty", "unparseable", "wrong_type", "missing_key"],
 )
 async def test_moves_on_at_errors_and_bad_content(bad: Any) -> None:
+    # Up the price list, a fallback answers bad content too (the chain of a cheap model).
     hooks = RecordingHooks()
     course, ledger = calls(
-        "qwen3-max", [checked([bad], "qwen3-max"), checked([GOOD], "gpt-oss-120b")], hooks=hooks
+        "gpt-oss-20b", [checked([bad], "gpt-oss-20b"), checked([GOOD], "gpt-oss-120b")], hooks=hooks
     )
-    result = await course.call(spec())
+    result = await course.call(spec("cheap"))
     assert result.response.text == GOOD
-    first = "error" if isinstance(bad, Exception) else "rejected"  # bad answers were billed
-    assert [(r.model, r.outcome) for r in ledger.records] == [("qwen3-max", first), ("gpt-oss-120b", "ok")]
-    assert result.record is ledger.records[-1] and result.record.reason == "fallback for qwen3-max"
-    assert (ledger.records[0].cost_usd > 0) == (first == "rejected")
+    assert [(r.model, r.outcome) for r in ledger.records] == [
+        ("gpt-oss-20b", "rejected"),
+        ("gpt-oss-120b", "ok"),
+    ]
+    assert result.record is ledger.records[-1] and result.record.reason == "fallback for gpt-oss-20b"
+    assert ledger.records[0].cost_usd > 0  # bad answers were billed
     assert ledger.spent == sum((r.cost_usd for r in ledger.records), Decimal(0))
     assert ledger.committed == ledger.spent  # no reservation left behind
-    assert [(e.model_id, e.to_model) for e in hooks.of_type(FallbackTaken)] == [("qwen3-max", "gpt-oss-120b")]
+    assert [(e.model_id, e.to_model) for e in hooks.of_type(FallbackTaken)] == [
+        ("gpt-oss-20b", "gpt-oss-120b")
+    ]
+
+
+async def test_a_weaker_fallback_answers_only_when_the_primary_is_unavailable() -> None:
+    # Seed 001: "fallback OSS 120B if qwen3-max rate limited or unavailable" -- marked, so the
+    # cascade flags the answer for review.
+    course, ledger = calls(
+        "qwen3-max", [checked([ProviderHTTPError(503, "down")], "qwen3-max"), checked([GOOD], "gpt-oss-120b")]
+    )
+    result = await course.call(spec())
+    assert [(r.model, r.outcome) for r in ledger.records] == [("qwen3-max", "error"), ("gpt-oss-120b", "ok")]
+    assert result.record.reason == "weaker fallback for qwen3-max (unavailable)"
+
+
+@pytest.mark.parametrize("bad", ["", "not json at all", '{"answer": 7}', '{"other": "x"}'])
+async def test_bad_content_never_falls_down_to_a_weaker_model(bad: str) -> None:
+    # Seed 000: "never escalate down". The premium model answered, badly: the weaker fallback is
+    # not asked; the error goes to the cascade (which retries or escalates, never down).
+    fallback = checked([GOOD], "gpt-oss-120b")
+    course, ledger = calls("qwen3-max", [checked([bad], "qwen3-max"), fallback])
+    with pytest.raises(BadResponse):
+        await course.call(spec())
+    assert fallback.inner.calls == 0  # type: ignore[attr-defined]
+    assert [(r.model, r.outcome) for r in ledger.records] == [("qwen3-max", "rejected")]
 
 
 async def test_every_model_failing_raises_the_last_error_naming_the_chain() -> None:
@@ -192,7 +220,7 @@ async def test_a_flaky_chain_is_sent_again_to_the_model_that_succeeds_most() -> 
         ("gpt-oss-120b", "skipped"),
         ("gpt-oss-120b", "ok"),
     ]
-    assert result.record.reason == "fallback for qwen3-max"
+    assert result.record.reason == "weaker fallback for qwen3-max (unavailable)"
     assert clock.sleeps == []  # sent again at once: no cooldown waited
     assert breakers.breaker("gpt-oss-120b").state == "closed"  # the forced answer closed it
     assert breakers.breaker("qwen3-max").state == "open"

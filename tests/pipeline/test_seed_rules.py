@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from courseforge.config import Settings
+from courseforge.errors import ProviderHTTPError
 from courseforge.pipeline import PipelineContext
 from courseforge.pipeline.lesson_checks import borderline_accepted, tier_bar
 from courseforge.pipeline.prompts import parse_brief
@@ -190,3 +191,35 @@ def test_premium_similarity_bar(tier: str, score: float, passed: bool) -> None:
     assert out.passed is passed
     if not passed:
         assert out.threshold == 0.60 and "premium tier's bar" in out.reasons[-1]
+
+
+# -- 8. never escalate down; a weaker fallback only for availability, flagged -------------------
+async def test_an_answer_from_a_weaker_fallback_is_kept_but_flagged() -> None:
+    settings = hosted_settings()
+    premium = settings.routing.tiers["premium"]
+    author = CourseAuthor()
+
+    def script_for(model_id: str):  # type: ignore[no-untyped-def]
+        def script(request: ChatRequest) -> str:
+            if model_id == premium:
+                raise ProviderHTTPError(503, "unavailable")
+            return author(request)
+
+        return script
+
+    engine = make_engine(settings, scripted_models(settings, script_for))
+    try:
+        result = await engine.generate(example_analysis())
+    finally:
+        await engine.aclose()
+    assert result.course is not None and result.course.status == "needs_review"
+    weaker = [c for c in result.report.calls if c.reason.startswith("weaker fallback for qwen3-max")]
+    assert weaker and all(c.model != premium for c in weaker)
+    # The critical metadata (premium) and the critical section's lessons (premium, rule 1) were
+    # answered by a weaker model: each is flagged, none silently accepted.
+    targets = {f.target for f in result.course.review}
+    assert "metadata" in targets
+    premium_lessons = [s for s in result.state.slots.values() if s.start_tier == "premium"]
+    assert premium_lessons and all(
+        s.status == "flagged" and "weaker fallback" in s.reason for s in premium_lessons
+    )

@@ -62,6 +62,7 @@ from ..resilience import (
 )
 from ..resilience.degrade import DEGRADED_ROUNDS, best_model, degraded_delay_s, forced, should_force
 from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
+from ..routing import WEAKER_FALLBACK
 from ..storage import CachedResponse, Checkpoint, Store
 from ..telemetry import ModelCallSpan, model_call_span
 from .batching import Batcher
@@ -309,7 +310,12 @@ class CourseCalls:
             blocked: BudgetExceeded | None = None
             reopens: list[float] = []
             errors: list[ProviderError] = []
+            primary_answered_badly = False
             for i, model in enumerate(chain):
+                if primary_answered_badly and self._weaker(model.model_id, primary):
+                    # Seed 000: never escalate down on bad content; a weaker fallback answers
+                    # only when the primary is unavailable (seed 001: rate limited, down).
+                    continue
                 if last is not None:
                     self._runtime.hooks(
                         FallbackTaken(chain[i - 1].model_id, model.model_id, fault_kind(last))
@@ -335,6 +341,8 @@ class CourseCalls:
                     errors.append(exc)
                     if isinstance(exc, CircuitOpen):
                         reopens.append(exc.reopens_in_s)
+                    if isinstance(exc, BadResponse) and not self._weaker(model.model_id, primary):
+                        primary_answered_badly = True
             if last is None:
                 assert blocked is not None
                 raise blocked
@@ -349,6 +357,13 @@ class CourseCalls:
                 last.add_note(f"fallback chain {' -> '.join(m.model_id for m in chain)}: every model failed")
             raise last
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _weaker(self, model_id: str, primary: str) -> bool:
+        """Is `model_id` a weaker stand-in for `primary` (cheaper output, not the same model at a
+        second provider)? Such a fallback is taken for availability only, and flagged."""
+        models = self._settings.models
+        fallback, first = models[model_id], models[primary]
+        return fallback.second_of != primary and fallback.price_out_per_m < first.price_out_per_m
 
     async def _force(
         self, spec: CallSpec, chain: Sequence[ChatModel], primary: str, last: ProviderError
@@ -481,7 +496,7 @@ class CourseCalls:
                 self.ledger.release(reservation)
                 raise
             cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
-            fallback = "" if model.model_id == primary else f"fallback for {primary}"
+            fallback = _fallback_reason(model.model_id, primary, self._weaker)
             record = CallRecord(
                 **base,
                 input_tokens=response.usage.input_tokens,
@@ -605,3 +620,11 @@ class CourseCalls:
             self._recorded(self.ledger.record(record), span)
         usage = Usage(cp.input_tokens, cp.output_tokens, cp.cached_tokens, None)
         return CallResult(ChatResponse(cp.text, usage, 0.0, cp.response_model, cp.finish_reason), record)
+
+
+def _fallback_reason(model_id: str, primary: str, weaker: Callable[[str, str], bool]) -> str:
+    if model_id == primary:
+        return ""
+    if weaker(model_id, primary):
+        return f"{WEAKER_FALLBACK} {primary} (unavailable)"
+    return f"fallback for {primary}"

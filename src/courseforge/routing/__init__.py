@@ -1,6 +1,6 @@
 """Pre-routing (a score and thresholds) and the cascade (falls back on errors and rejections)."""
 
-from .cascade import TaskResult, Verdict, run_cascade
+from .cascade import WEAKER_FALLBACK, TaskResult, Verdict, run_cascade
 from .ladder import Attempt, Policy, Step, next_step, next_tier, tier_rank
 from .prerouting import (
     BLOOM_RANK,
@@ -15,6 +15,7 @@ from .prerouting import (
 
 __all__ = [
     "BLOOM_RANK",
+    "WEAKER_FALLBACK",
     "Attempt",
     "Policy",
     "Route",

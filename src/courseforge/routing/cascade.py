@@ -22,7 +22,12 @@ from ..providers import ChatRequest
 from ..providers.effects import CallResult, CallSpec
 from .ladder import Attempt, Policy, next_step
 
-__all__ = ["TaskResult", "Verdict", "run_cascade"]
+__all__ = ["WEAKER_FALLBACK", "TaskResult", "Verdict", "run_cascade"]
+
+#: How a call record's reason starts when a weaker model stood in for an unavailable primary
+#: (`engine/calls.py` writes it). Seed 000 "never escalate down", seed 001 "fallback OSS 120B if
+#: qwen3-max rate limited or unavailable": such an answer is kept, but flagged for review.
+WEAKER_FALLBACK = "weaker fallback for"
 
 T = TypeVar("T")
 
@@ -124,6 +129,20 @@ async def run_cascade(
             else:
                 verdict = await check(value, spec)
                 score = verdict.score if verdict.score is not None else (1.0 if verdict.passed else 0.0)
+                if verdict.passed and result.record.reason.startswith(WEAKER_FALLBACK):
+                    why = f"answered by {model}, a {result.record.reason}: kept, flagged for review"
+                    decisions.append(
+                        Decision(
+                            task=task.key(),
+                            action="flag",
+                            tier=tier,
+                            reason=why,
+                            inputs={"attempt": attempt_no},
+                        )
+                    )
+                    return TaskResult(
+                        "flagged", value, verdict, tier, model, attempt_no, why, decisions, errors
+                    )
                 if verdict.passed:
                     history.append(Attempt(tier, "ok", score=verdict.score))
                     decisions.append(
