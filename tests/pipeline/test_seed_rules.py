@@ -223,3 +223,34 @@ async def test_an_answer_from_a_weaker_fallback_is_kept_but_flagged() -> None:
     assert premium_lessons and all(
         s.status == "flagged" and "weaker fallback" in s.reason for s in premium_lessons
     )
+
+
+# -- 12. a reviewer's "needs the best quality" ---------------------------------------------------
+async def test_a_reviewer_asking_for_the_best_quality_sends_the_lesson_straight_to_premium() -> None:
+    settings = hosted_settings()
+    engine = make_engine(settings, scripted_models(settings))
+    try:
+        analysis = example_analysis()
+        result = await engine.generate(analysis)
+        assert result.course is not None
+        lesson = next(s for s in result.state.slots.values() if s.start_tier == "cheap")
+        spent = result.report.total_cost_usd
+        plain = await engine.revise(
+            analysis, result.course, lesson.id, note="More examples.", tag="plain", spent_usd=spent
+        )
+        best = await engine.revise(
+            analysis,
+            result.course,
+            lesson.id,
+            note="More examples.",
+            tag="best",
+            spent_usd=spent,
+            best_quality=True,
+        )
+    finally:
+        await engine.aclose()
+    assert {c.tier for c in plain.calls if c.task.startswith("lesson:")} == {"cheap"}
+    lesson_calls = [c for c in best.calls if c.task.startswith("lesson:")]
+    assert lesson_calls and {c.tier for c in lesson_calls} == {"premium"}
+    assert any("best quality" in d.reason and d.tier == "premium" for d in best.decisions)
+    assert best.revision.status == "accepted"

@@ -200,15 +200,17 @@ class Engine:
         tag: str,
         spent_usd: Decimal,
         checkpoints: Checkpoints | None = None,
+        best_quality: bool = False,
     ) -> RevisionResult:
         """Generate one lesson of a finished course again (a reviewer's request; see
-        `pipeline/revise.py`), under what is left of the course's budget."""
+        `pipeline/revise.py`), under what is left of the course's budget; `best_quality`: on the
+        top tier directly."""
         cap = course_cap(analysis, self.settings)
         ledger = Ledger(cap, spent_usd=min(spent_usd, cap))
         calls = CourseCalls(self.settings, self.runtime(), ledger, checkpoints=checkpoints)
         state = state_from_course(analysis, course)
         revision = await revise_lesson(
-            state, lesson_id, note, tag, PipelineContext(self.settings, calls, cap)
+            state, lesson_id, note, tag, PipelineContext(self.settings, calls, cap), best_quality=best_quality
         )
         return RevisionResult(revision, list(ledger.records), state.decisions)
 

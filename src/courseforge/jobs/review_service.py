@@ -41,13 +41,17 @@ class ReviewAction(BaseModel):
     """approve: accept as is. edit: replace the lesson's markdown with `content`; the edit goes
     through the lesson's gates first and, failing any, is refused (422, each failing gate named)
     unless `approve_anyway` with the reason in `note`. regenerate: generate the lesson again,
-    with `note` as the reviewer's feedback."""
+    with `note` as the reviewer's feedback; with `best_quality` straight on the top tier."""
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["approve", "edit", "regenerate"]
     note: str = Field(default="", max_length=2000)
     content: str | None = Field(default=None, min_length=1, max_length=200_000)
     approve_anyway: bool = False
+    #: regenerate only: the reviewer says the lesson needs the best quality, so it is generated
+    #: on the top tier directly (seed 001: "Human reviewer marks section as requiring highest
+    #: quality -> Route directly to qwen3-max, bypass tiers").
+    best_quality: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,8 @@ class ReviewService:
         if action.action == "edit" and action.content is None:
             raise ActionRefused("edit needs content", [("content", "required for action 'edit'")])
         resolution: dict[str, Any] = {**item.resolution, "action": action.action, "note": action.note}
+        if action.action == "regenerate":
+            resolution["best_quality"] = action.best_quality
         for _ in range(_COURSE_WRITE_ATTEMPTS):
             if await self._write(item, action, resolution, if_version):
                 break

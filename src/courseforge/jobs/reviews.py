@@ -22,17 +22,39 @@ from ..errors import UserError
 from ..pipeline import validate_analysis
 from ..pipeline.check import check_one_lesson
 from ..pipeline.report import recompute_totals
+from ..quality.judge import in_sample
 from ..storage import ReviewItem, Store, StoreConflict
 
-__all__ = ["edit_verdicts", "review_items", "revise_review", "unanswered_reviews"]
+__all__ = [
+    "SPOT_CHECK",
+    "edit_verdicts",
+    "review_items",
+    "revise_review",
+    "spot_checked",
+    "unanswered_reviews",
+]
 
 #: Times a regeneration's result is re-applied to a course that changed under it before giving up.
 _SAVE_ATTEMPTS = 8
 
 
-def review_items(job_id: str, course: Course) -> list[ReviewItem]:
-    """The review queue's items for a finished course: one per flag."""
-    return [
+#: The review item's gate for a random spot-check of an approved course.
+SPOT_CHECK = "spot_check"
+
+
+def spot_checked(job_id: str, rate: float, seed: str = "") -> bool:
+    """Is this job's approved course in the random spot-check sample? Seeded by the job id (and
+    `seed`): the same job is always in or out, and about `rate` of all jobs are in."""
+    return in_sample(f"{seed}spot-check/{job_id}", rate)
+
+
+def review_items(
+    job_id: str, course: Course, *, spot_check_rate: float = 0.0, seed: str = ""
+) -> list[ReviewItem]:
+    """The review queue's items for a finished course: one per flag, and for an approved course
+    in the spot-check sample (seed 000: "10% human sample review to catch systematic issues")
+    one item for the whole course. The spot-check does not change the course's status."""
+    items = [
         ReviewItem(
             id=f"{job_id}:{i}:{flag.target.removeprefix('lesson:')}",
             job_id=job_id,
@@ -43,6 +65,18 @@ def review_items(job_id: str, course: Course) -> list[ReviewItem]:
         )
         for i, flag in enumerate(course.review)
     ]
+    if course.status == "approved" and spot_checked(job_id, spot_check_rate, seed):
+        items.append(
+            ReviewItem(
+                id=f"{job_id}:spot-check:course",
+                job_id=job_id,
+                target="course",
+                reason=f"random spot-check of an approved course ({spot_check_rate:.0%} sample, seed 000)",
+                gate=SPOT_CHECK,
+                uncertainty=0.0,
+            )
+        )
+    return items
 
 
 async def unanswered_reviews(store: Store, job_id: str, *, besides: str = "") -> list[ReviewItem]:
@@ -114,6 +148,7 @@ async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewI
         tag=tag,
         spent_usd=report.total_cost_usd,
         checkpoints=checkpoints,
+        best_quality=bool(item.resolution.get("best_quality", False)),
     )
     revision = result.revision
     target = f"lesson:{item.target}"

@@ -142,7 +142,16 @@ async def save_run(
         course=course.model_dump(mode="json") if course else None,
         report=report.model_dump(mode="json"),
         calls=[c.model_dump(mode="json") for c in report.calls],
-        reviews=review_items(job_id, course) if course else (),
+        reviews=(
+            review_items(
+                job_id,
+                course,
+                spot_check_rate=settings.gates.spot_check_rate,
+                seed=settings.gates.spot_check_seed,
+            )
+            if course
+            else ()
+        ),
         error="" if course or plan is not None else report.failure_reason,
         course_status=course.status if course else "",
     )

@@ -190,7 +190,8 @@ async def generate_lesson(
                 task=task.key(),
                 action="escalate",
                 tier=slot.floor_tier,
-                reason=f"its generation from {slot.round_start_tier} failed: starting a tier higher",
+                reason=slot.floor_reason
+                or f"its generation from {slot.round_start_tier} failed: starting a tier higher",
                 inputs={"from_tier": start_tier, "round": round},
             )
         )

@@ -80,10 +80,18 @@ class Revision:
 
 
 async def revise_lesson(
-    state: CourseState, lesson_id: str, note: str, tag: str, ctx: PipelineContext
+    state: CourseState,
+    lesson_id: str,
+    note: str,
+    tag: str,
+    ctx: PipelineContext,
+    *,
+    best_quality: bool = False,
 ) -> Revision:
     """Generate lesson `lesson_id` again through the cascade with its gates. The reviewer's
-    `note` goes into the prompt as feedback; `tag` names the calls (see the module doc)."""
+    `note` goes into the prompt as feedback; `tag` names the calls (see the module doc).
+    `best_quality`: the reviewer says it needs the best quality, so it starts on the top tier
+    (seed 001: "route directly to qwen3-max, bypass tiers"; the budget's step-down still holds)."""
     slot = state.slots.get(lesson_id)
     if slot is None:
         raise UserError(
@@ -92,6 +100,9 @@ async def revise_lesson(
     previous = slot.draft
     slot.draft, slot.status, slot.gates, slot.task_tag = None, "pending", [], tag
     slot.feedback = f"A reviewer asked for a new version of this lesson. {note}".strip()
+    if best_quality:
+        slot.floor_tier = ctx.settings.routing.ladder[-1]
+        slot.floor_reason = "a reviewer asked for the best quality: straight to the top tier (seed 001)"
     await generate_lesson(state, slot, ctx, asyncio.Semaphore(1), "review")
     await asyncio.gather(*state.background, return_exceptions=True)
     if slot.draft is None or slot.status == "failed":

@@ -149,6 +149,8 @@ class LessonSlot:
     #: The lowest tier its next generation may start on: a failed lesson is regenerated a tier
     #: above where it failed, never by repeating the calls that failed (seed 000: limited escalation).
     floor_tier: str = ""
+    #: Why it has a floor tier, when not a failed generation (a reviewer's "best quality").
+    floor_reason: str = ""
     tier: str = ""
     model: str = ""
     attempts: int = 0
