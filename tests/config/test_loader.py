@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from courseforge.config import BUNDLED_PROFILES, load_config, masked
+from courseforge.config.loader import settings_from, yaml_mapping
 from courseforge.errors import ConfigError
 
 
@@ -84,3 +87,44 @@ def test_masked_config_never_contains_the_key() -> None:
     assert shown["providers"]["openrouter"]["api_key"].startswith("test")
     unset = masked(settings, env={})
     assert unset["providers"]["openrouter"]["api_key"] == "(unset: $OPENROUTER_API_KEY)"
+
+
+@pytest.mark.parametrize(
+    ("routing", "field"),
+    [
+        ({"sorted": "price"}, "provider_routing.sorted"),
+        ({"data_collection": "never"}, "provider_routing.data_collection"),
+        ({"quantizations": ["fp9"]}, "provider_routing.quantizations"),
+        ({"max_price": {"prompt": "1", "tokens": 2}}, "provider_routing.max_price"),
+        ({"zdr": "yes"}, "provider_routing.zdr"),
+    ],
+)
+def test_provider_routing_takes_only_openrouters_documented_fields(
+    routing: dict[str, object], field: str
+) -> None:
+    raw = hosted_raw()
+    raw["models"]["gpt-oss-20b"]["provider_routing"] = routing
+    with pytest.raises(ConfigError) as info:
+        settings_from(raw, "test.yaml", {"OPENROUTER_API_KEY": "k"})
+    assert field in str(info.value)
+
+
+def test_documented_provider_routing_is_accepted() -> None:
+    raw = hosted_raw()
+    routing = {
+        "sort": "throughput",
+        "max_price": {"prompt": 1, "completion": "2"},
+        "quantizations": ["fp8", "bf16"],
+        "only": ["deepinfra"],
+        "ignore": ["x"],
+        "data_collection": "deny",
+        "zdr": True,
+    }
+    raw["models"]["gpt-oss-20b"]["provider_routing"] = routing
+    settings = settings_from(raw, "test.yaml", {"OPENROUTER_API_KEY": "k"})
+    assert settings.models["gpt-oss-20b"].provider_routing == routing
+
+
+def hosted_raw() -> dict[str, Any]:
+    text = resources.files("courseforge.config").joinpath("profiles/hosted.yaml").read_text("utf-8")
+    return yaml_mapping(text, "hosted.yaml")

@@ -497,3 +497,24 @@ def test_unknown_output_mode_is_rejected() -> None:
 def test_public_names_are_exported() -> None:
     assert {"OpenAICompatModel", "extract_json"} <= set(providers.__all__)
     assert all(hasattr(providers, name) for name in providers.__all__)
+
+
+# --- OpenRouter's provider routing -----------------------------------------------------------
+
+
+async def test_require_parameters_is_sent_whenever_a_json_schema_is() -> None:
+    routing = {"provider": {"sort": "price", "zdr": True}}
+    async with served(ok(), openrouter=True, extra_body=routing) as (model, server):
+        await model.complete(request())
+        await model.complete(request(schema=None))
+    with_schema, free_text = server.requests[0].json, server.requests[1].json
+    assert with_schema["provider"] == {"sort": "price", "zdr": True, "require_parameters": True}
+    assert free_text["provider"] == {"sort": "price", "zdr": True}  # the configured routing only
+    assert "order" not in with_schema["provider"]  # no provider.order unless configured
+    assert with_schema["usage"] == {"include": True}
+
+
+async def test_no_openrouter_fields_for_another_endpoint() -> None:
+    async with served(ok()) as (model, server):
+        await model.complete(request())
+    assert "provider" not in server.requests[0].json and "usage" not in server.requests[0].json

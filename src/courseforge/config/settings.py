@@ -71,6 +71,11 @@ class ProviderSettings(_S):
     #: Seconds without a byte from the server before a call fails, when its priority sets no
     #: timeout: the last guard against a hung connection. None waits forever.
     read_timeout_s: float | None = Field(default=300.0, gt=0)
+    #: The endpoint speaks OpenRouter's extensions (`usage: {include: true}` accounting, the
+    #: `provider` routing object with `require_parameters` whenever a JSON schema is sent);
+    #: None: when the host is openrouter.ai. The hosted profile says true, so it keeps them when
+    #: OPENROUTER_BASE_URL points it at a proxy or the simulator.
+    openrouter: bool | None = None
 
 
 #: Sequences one local model decodes at once. benchmarks/local_decode.py on 2 cores: 4 gives
@@ -140,6 +145,53 @@ class ReasoningSettings(_S):
         return self
 
 
+#: OpenRouter's provider routing fields (its *Provider Routing* page) and what each takes.
+ROUTING_KEYS: dict[str, str] = {
+    "order": "a list of provider slugs (ends OpenRouter's sticky routing to the provider holding the prompt cache)",
+    "allow_fallbacks": "true or false",
+    "require_parameters": "true or false",
+    "data_collection": "allow or deny",
+    "zdr": "true or false",
+    "enforce_distillable_text": "true or false",
+    "only": "a list of provider slugs",
+    "ignore": "a list of provider slugs",
+    "quantizations": "a list of int4, int8, fp4, fp6, fp8, fp16, bf16, fp32, unknown",
+    "sort": "price, throughput or latency",
+    "max_price": "an object of USD per 1M tokens: prompt, completion, request, image",
+    "preferred_min_throughput": "a number or an object of percentile cutoffs",
+    "preferred_max_latency": "a number or an object of percentile cutoffs",
+}
+_QUANTIZATIONS = {"int4", "int8", "fp4", "fp6", "fp8", "fp16", "bf16", "fp32", "unknown"}
+
+
+def _routing_problem(key: str, value: Any) -> str | None:
+    """Why `value` is not what OpenRouter's `provider.<key>` takes, or None."""
+    if key not in ROUTING_KEYS:
+        return f"unknown provider routing field; OpenRouter documents {', '.join(ROUTING_KEYS)}"
+    want = ROUTING_KEYS[key]
+    ok: bool
+    if key in ("allow_fallbacks", "require_parameters", "zdr", "enforce_distillable_text"):
+        ok = isinstance(value, bool)
+    elif key in ("order", "only", "ignore"):
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    elif key == "quantizations":
+        ok = isinstance(value, list) and all(v in _QUANTIZATIONS for v in value)
+    elif key == "data_collection":
+        ok = value in ("allow", "deny")
+    elif key == "sort":
+        ok = value in ("price", "throughput", "latency") or isinstance(value, dict)
+    elif key == "max_price":
+        ok = isinstance(value, dict) and all(
+            k in ("prompt", "completion", "request", "image")
+            and isinstance(v, int | float | str)
+            and not isinstance(v, bool)
+            for k, v in value.items()
+        )
+    else:
+        ok = isinstance(value, int | float | dict) and not isinstance(value, bool)
+    return None if ok else f"must be {want}, not {value!r}"
+
+
 class SecondProviderSettings(_S):
     """The same model served by another provider, tried right after it (before `fallbacks`).
 
@@ -198,6 +250,14 @@ class ModelSettings(_S):
     #: A reasoning model: how it thinks and how it is steered; None: it answers without
     #: thinking (nothing is sent, nothing is budgeted for thinking).
     reasoning: ReasoningSettings | None = None
+
+    @model_validator(mode="after")
+    def _routing_fields(self) -> ModelSettings:
+        for key, value in (self.provider_routing or {}).items():
+            problem = _routing_problem(key, value)
+            if problem:
+                raise ValueError(f"provider_routing.{key}: {problem}")
+        return self
 
 
 def second_model_id(model_id: str, second: SecondProviderSettings) -> str:

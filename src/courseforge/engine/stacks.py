@@ -157,6 +157,7 @@ class ModelStacks:
                 prompt_cache=ms.prompt_cache,
                 extra_body={"provider": ms.provider_routing} if ms.provider_routing else None,
                 api_key_env=provider.api_key_env,
+                openrouter=provider.openrouter,
             )
         elif provider.kind == "local":
             from ..providers.local_llama import LocalLlamaModel

@@ -72,6 +72,7 @@ class OpenAICompatModel(ChatModel):
         prompt_cache: str = "auto",
         extra_body: Mapping[str, Any] | None = None,
         api_key_env: str | None = None,
+        openrouter: bool | None = None,
     ) -> None:
         """`prompt_cache`: `cache_control` marks the first system message (the prefix a
         course's calls share) as an explicit cache breakpoint, as OpenRouter documents for
@@ -92,8 +93,10 @@ class OpenAICompatModel(ChatModel):
         self._headers.update(headers or {})
         if self._api_key:
             self._headers["Authorization"] = f"Bearer {self._api_key}"
+        #: Speaks OpenRouter's extensions (None: when the host is openrouter.ai).
+        self.openrouter = _is_openrouter(self.base_url) if openrouter is None else openrouter
         if usage_accounting is None:
-            usage_accounting = _is_openrouter(self.base_url)
+            usage_accounting = self.openrouter
         self._usage_accounting = usage_accounting
         self._session = session
         self._owns_session = session is None
@@ -152,6 +155,13 @@ class OpenAICompatModel(ChatModel):
             _mark_cache_breakpoint(messages)
         if self._usage_accounting:
             payload["usage"] = {"include": True}
+        if self.openrouter and "response_format" in payload:
+            # Without it OpenRouter may route to a provider that ignores the schema.
+            routing = self._extra_body.get("provider")
+            payload["provider"] = {
+                **(routing if isinstance(routing, Mapping) else {}),
+                "require_parameters": True,
+            }
         for key, value in self._extra_body.items():
             payload.setdefault(key, value)
         return payload
@@ -337,8 +347,12 @@ class OpenAICompatModel(ChatModel):
             for key in ("only", "ignore", "quantizations", "data_collection", "zdr", "max_price", "order"):
                 if key in routing:
                     out.append(f"provider.{key}={json.dumps(routing[key], default=str)}")
-            if routing.get("require_parameters"):
-                out.append("provider.require_parameters=true (every provider must support response_format)")
+        if (self.openrouter and self.output_mode != "prompt") or (
+            isinstance(routing, Mapping) and routing.get("require_parameters")
+        ):
+            out.append(
+                "provider.require_parameters=true (with a JSON schema: every parameter sent, response_format included)"
+            )
         return out
 
     def _scrub(self, text: str) -> str:
