@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
 
-.PHONY: setup setup-core deps-system deps-npm demo test test-fast lint bench clean
+.PHONY: setup setup-core deps-system deps-npm demo test test-fast lint bench lrs clean
 
 # Debian packages the tests start servers and programs from (PostgreSQL and Redis on 127.0.0.1,
 # headless Chromium for the browser tests, Prometheus and promtool for the metrics and alert
@@ -67,7 +67,7 @@ demo: setup
 	$(VENV)/bin/courseforge generate $(EXAMPLE) -o $(OUT)/course.json --report $(OUT)/report.json
 
 # Every test, the local-model, embedding-model, server-binary and subprocess ones included.
-test: setup
+test: setup lrs
 	$(VENV)/bin/pytest -m ""
 
 test-fast: setup-core
@@ -95,6 +95,18 @@ $(BENCH_STAMP): requirements/bench.txt
 
 bench: $(CORE_STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/engine_overhead.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
+# The cmi5 test's LRS (Ralph) in its own virtualenv, from the exact pins of requirements/lrs.txt:
+# its FastAPI/Starlette/uvicorn pins would move ours, so it is never installed into $(VENV).
+LRS_VENV ?= .venv-lrs
+LRS_STAMP := $(LRS_VENV)/.installed
+
+$(LRS_STAMP): requirements/lrs.txt
+	$(PYTHON) -m venv $(LRS_VENV)
+	$(LRS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r requirements/lrs.txt
+	touch $(LRS_STAMP)
+
+lrs: $(LRS_STAMP)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ from ..errors import UserError
 from ._base import ExportFormat, ExportOptions, ExportResult
 from .banks import GIFT, MOODLE_XML
 from .cartridge import CC
+from .cmi5 import CMI5
 from .pages import HTML, MARKDOWN
 from .qti import QTI
 from .scorm import SCORM12, SCORM2004
@@ -21,7 +22,18 @@ from .slides import PPTX
 
 __all__ = ["FORMATS", "REGISTRY", "TYPE_MAP", "check_format", "export_course"]
 
-REGISTRY: tuple[ExportFormat, ...] = (MARKDOWN, HTML, SCORM12, SCORM2004, QTI, CC, MOODLE_XML, GIFT, PPTX)
+REGISTRY: tuple[ExportFormat, ...] = (
+    MARKDOWN,
+    HTML,
+    SCORM12,
+    SCORM2004,
+    QTI,
+    CC,
+    MOODLE_XML,
+    GIFT,
+    PPTX,
+    CMI5,
+)
 _BY_NAME = {f.name: f for f in REGISTRY}
 FORMATS: tuple[str, ...] = tuple(_BY_NAME)
 #: Our exercise type -> the closest type of each format (docs/exports.md prints this table).
