@@ -6,8 +6,8 @@ flag on it is still open, or when a reviewer approved, edited or regenerated it.
     {"messages": [system, user, assistant], "metadata": {course, lesson, model, gates, ...}}
 
 The request messages are not kept by the store (a checkpoint keeps the answer and a digest of
-the request), so they are rebuilt with the same prompt function the generation used
-(`pipeline.prompts.lesson_messages`, no retry feedback: the first attempt's request; a sourced
+the request), so they are rebuilt with the request builder the generation uses
+(`pipeline.lessons.lesson_request`, no retry feedback: the first attempt's request; a sourced
 course's lessons with the source passages generation retrieved for them, `shown_excerpts`). The
 assistant turn is the lesson as it was accepted (after repairs and a reviewer's edits), in the
 JSON shape the model is asked for. Exact duplicates are removed, every example is checked again
@@ -32,9 +32,7 @@ from ..errors import UserError
 from ..pipeline import validate_analysis
 from ..pipeline.assemble import draft_of
 from ..pipeline.context import Embed, Excerpt, excerpt_bounds, lesson_query, select_excerpts, source_index
-from ..pipeline.lessons import _LESSON_MAX_TOKENS, lesson_schema, lesson_schema_for
-from ..pipeline.prompts import lesson_messages
-from ..providers import ChatRequest, Message
+from ..pipeline.lessons import LessonBrief, lesson_request
 from ..quality.safety import find_pii
 from ..storage import Checkpoint, Store
 from ._base import load_course, write_text_atomic
@@ -133,13 +131,13 @@ async def shown_excerpts(
     return shown
 
 
-def _messages(
+def _brief(
     record: CourseRecord,
     section_index: int,
     lesson_id: str,
-    settings: Settings,
     excerpts: Sequence[Excerpt] | None = None,
-) -> list[Message]:
+) -> LessonBrief:
+    """The brief generation gave lesson `lesson_id` (its first attempt: no feedback)."""
     analysis, meta = record.analysis, record.course.metadata
     plans = meta.course_structure
     if section_index >= len(plans) or section_index >= len(analysis.sections):
@@ -152,8 +150,7 @@ def _messages(
     numbers = {o.id: i for i, o in enumerate(meta.learning_outcomes, start=1)}
     outcome_ids = lesson_plan.outcome_ids if lesson_plan else []
     outcomes = [(numbers[o], meta.learning_outcomes[numbers[o] - 1]) for o in outcome_ids if o in numbers]
-    gates = settings.gates
-    messages = lesson_messages(
+    return LessonBrief(
         analysis=analysis,
         course_title=meta.course_title,
         section=analysis.sections[section_index],
@@ -161,43 +158,24 @@ def _messages(
         lesson_title=lesson_plan.title if lesson_plan else lesson_id,
         outcomes=outcomes,
         sibling_titles=[lp.title for lp in plan.lessons if lp.id != lesson_id],
-        words=(gates.lesson_min_words, gates.lesson_max_words),
         style=meta.style_guidelines,
         outline=[(p.title, [lp.title for lp in p.lessons]) for p in plans],
-        exercises=(gates.min_exercises, gates.max_exercises),
         sources=excerpts if excerpts is not None else ([] if not analysis.source_material else None),
+        outcome_numbers=[int(o.removeprefix("LO")) for o in _plan_outcomes(record, lesson_id)],
     )
-    return messages
 
 
-def _verified(record: CourseRecord, lesson_id: str, messages: list[Message], settings: Settings) -> bool:
-    """Whether the rebuilt messages are those of a first attempt the store checkpointed: the
+def _verified(record: CourseRecord, lesson_id: str, brief: LessonBrief, settings: Settings) -> bool:
+    """Whether the rebuilt request is that of a first attempt the store checkpointed: the
     request digest (model, messages, schema, bounds) of some tier's first attempt matches."""
     if not record.checkpoints:
         return False
-    gates = settings.gates
-    numbers = [int(o.removeprefix("LO")) for o in _plan_outcomes(record, lesson_id)]
-    schema = lesson_schema_for(
-        lesson_schema(
-            gates.lesson_min_words, gates.lesson_max_words, gates.max_exercises, gates.min_exercises
-        ),
-        numbers,
-        [m.id for m in record.analysis.source_material],
-    )
     task = TaskId.lesson_task(lesson_id)
     for tier, model_id in settings.routing.tiers.items():
         found = record.checkpoints.get(step_key("lessons", task, 1, tier))
-        model = settings.models.get(model_id)
-        if found is None or model is None:
+        if found is None or model_id not in settings.models:
             continue
-        request = ChatRequest(
-            list(messages),
-            json_schema=schema,
-            schema_name="lesson",
-            max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
-            temperature=settings.routing.temperature,
-        )
-        if request_digest(model_id, request) == found.request_digest:
+        if request_digest(model_id, lesson_request(brief, settings, tier)) == found.request_digest:
             return True
     return False
 
@@ -243,8 +221,8 @@ def build_examples(
                     result.not_accepted += 1
                     continue
                 shown = excerpts.get((record.source, lesson.id)) if excerpts is not None else None
-                sent = _messages(record, si, lesson.id, settings, shown)
-                messages = [{"role": m.role, "content": m.content} for m in sent]
+                brief = _brief(record, si, lesson.id, shown)
+                messages = [{"role": m.role, "content": m.content} for m in brief.messages(settings)]
                 answer = json.dumps(draft_of(lesson, numbers).model_dump(mode="json"), ensure_ascii=False)
                 key = hashlib.sha256(json.dumps([messages, answer], ensure_ascii=False).encode()).hexdigest()
                 where = f"{record.source}:{lesson.id}"
@@ -265,7 +243,7 @@ def build_examples(
                     if record.report
                     else None
                 )
-                verified = _verified(record, lesson.id, sent, settings)
+                verified = _verified(record, lesson.id, brief, settings)
                 result.verified += verified
                 example = {
                     "messages": [*messages, {"role": "assistant", "content": answer}],

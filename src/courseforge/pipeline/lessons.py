@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ..domain import Decision, ReviewFlag
+from ..config import Settings
+from ..config.settings import PrioritySettings
+from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag
+from ..domain.analysis import SectionSpec
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId
 from ..errors import BadResponse, JobStopped, ModerationRefused, ProviderError
-from ..providers import ChatRequest
+from ..providers import ChatRequest, Message
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
     BLOOM_RANK,
     Route,
     TaskProfile,
+    TaskResult,
     Verdict,
     estimate_complexity,
     route_task,
@@ -34,9 +40,21 @@ from .parsing import parser_for
 from .prompts import lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
-__all__ = ["create_slots", "generate_lesson", "generate_lessons", "lesson_schema", "lesson_schema_for"]
+__all__ = [
+    "LESSON_MAX_TOKENS",
+    "LessonBrief",
+    "brief_of",
+    "create_slots",
+    "generate_lesson",
+    "generate_lessons",
+    "lesson_request",
+    "lesson_schema",
+    "lesson_schema_for",
+    "run_lessons",
+]
 
-_LESSON_MAX_TOKENS = 1800
+#: The output bound of a lesson request (below the tier model's own `max_output_tokens`).
+LESSON_MAX_TOKENS = 1800
 #: Characters per word (spaces included) used to turn the configured word range into the
 #: schema's string bounds so that the bounds imply the range for ordinary prose (English averages
 #: ~6): at least 7 per word for the minimum, at most 5 per word for the maximum. A grammar-
@@ -96,6 +114,97 @@ def create_slots(state: CourseState) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class LessonBrief:
+    """What one lesson's request is made of: its place in the course and what it must teach.
+    Generation builds it from the course state (`brief_of`); `export-training` from a stored
+    course, to rebuild the first attempt's request."""
+
+    analysis: AnalysisResult
+    course_title: str
+    section: SectionSpec
+    section_summary: str
+    lesson_title: str
+    #: (number, outcome) of each outcome the lesson teaches.
+    outcomes: Sequence[tuple[int, LearningOutcome]]
+    sibling_titles: Sequence[str]
+    style: str
+    outline: Sequence[tuple[str, Sequence[str]]]
+    #: The (id, title, excerpt) passages shown (None: the first sources' openings).
+    sources: Sequence[tuple[str, str, str]] | None
+    #: The outcome numbers its exercises may name (the schema's); default: `outcomes`' numbers.
+    outcome_numbers: Sequence[int] | None = None
+
+    def messages(self, settings: Settings, feedback: str = "") -> list[Message]:
+        gates = settings.gates
+        return lesson_messages(
+            analysis=self.analysis,
+            course_title=self.course_title,
+            section=self.section,
+            section_summary=self.section_summary,
+            lesson_title=self.lesson_title,
+            outcomes=self.outcomes,
+            sibling_titles=self.sibling_titles,
+            words=(gates.lesson_min_words, gates.lesson_max_words),
+            style=self.style,
+            outline=self.outline,
+            feedback=feedback,
+            exercises=(gates.min_exercises, gates.max_exercises),
+            sources=self.sources,
+        )
+
+
+def lesson_request(
+    brief: LessonBrief,
+    settings: Settings,
+    tier: str,
+    *,
+    feedback: str = "",
+    timeout_s: float | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ChatRequest:
+    """The request of one attempt at a lesson on `tier`: its prompt (with the attempt's
+    `feedback`), the lesson schema narrowed to its outcomes and the input's sources, the output
+    bound of the tier's model."""
+    gates = settings.gates
+    model = settings.models[settings.routing.tiers[tier]]
+    numbers = brief.outcome_numbers if brief.outcome_numbers is not None else [n for n, _ in brief.outcomes]
+    return ChatRequest(
+        brief.messages(settings, feedback),
+        json_schema=lesson_schema_for(
+            lesson_schema(
+                gates.lesson_min_words, gates.lesson_max_words, gates.max_exercises, gates.min_exercises
+            ),
+            list(numbers),
+            [m.id for m in brief.analysis.source_material],
+        ),
+        schema_name="lesson",
+        max_tokens=min(model.max_output_tokens, LESSON_MAX_TOKENS),
+        temperature=settings.routing.temperature,
+        timeout_s=timeout_s,
+        tags=dict(tags or {}),
+    )
+
+
+def brief_of(state: CourseState, slot: LessonSlot, excerpts: Sequence[tuple[str, str, str]]) -> LessonBrief:
+    """Slot `slot`'s brief from the course state (phase 2's plan, outcomes and style)."""
+    analysis = state.analysis
+    plan = state.plans[slot.section_index]
+    return LessonBrief(
+        analysis=analysis,
+        course_title=state.core.course_title if state.core else analysis.topic,
+        section=analysis.sections[slot.section_index],
+        section_summary=plan.summary,
+        lesson_title=slot.title,
+        outcomes=[(n, state.outcomes[n - 1]) for n in slot.outcome_numbers],
+        sibling_titles=[s.title for s in state.slots_in(slot.section_index) if s.id != slot.id],
+        style=state.extras.style_guidelines if state.extras else "",
+        outline=[(p.title, [lp.title for lp in p.lessons]) for p in state.plans],
+        sources=excerpts,
+        outcome_numbers=slot.outcome_numbers,
+    )
+
+
 async def generate_lesson(
     state: CourseState,
     slot: LessonSlot,
@@ -111,70 +220,85 @@ async def generate_lesson(
     (a provider error, an embedder crash, a bug in a gate): that lesson fails, the course goes on.
     `sequential`: the fallback run after a failed parallel one, with the priority's longer
     timeout (`routing.sequential_timeout_factor` times its `timeout_s`)."""
-    analysis = state.analysis
-    spec = analysis.sections[slot.section_index]
-    plan = state.plans[slot.section_index]
     assert state.core is not None and state.extras is not None
-    outcomes = [(n, state.outcomes[n - 1]) for n in slot.outcome_numbers]
-    siblings = [s.title for s in state.slots_in(slot.section_index) if s.id != slot.id]
-    gates = ctx.settings.gates
-    words = (gates.lesson_min_words, gates.lesson_max_words)
-    outline = [(p.title, [lp.title for lp in p.lessons]) for p in state.plans]
+    spec = state.analysis.sections[slot.section_index]
     task = TaskId.lesson_task(slot.id, round=0 if slot.task_tag else slot.rounds, tag=slot.task_tag)
-    complexity = spec.complexity or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
-    source_ids = [m.id for m in analysis.source_material]
     # The sources' passages relevant to this lesson: shown to it, and graded against.
-    excerpts = await lesson_excerpts(state, slot, ctx)
+    brief = brief_of(state, slot, await lesson_excerpts(state, slot, ctx))
     timeout_s = priority.timeout_s
     if sequential and timeout_s is not None:
         timeout_s *= ctx.settings.routing.sequential_timeout_factor
+    tags = {"phase": phase, "task": task.key(), "max_retries": str(priority.retries)}
 
     def build(tier: str, attempt: int, feedback: str) -> ChatRequest:
-        model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
         note = " ".join(x for x in (slot.feedback, feedback) if x)
-        messages = lesson_messages(
-            analysis=analysis,
-            course_title=state.core.course_title if state.core else analysis.topic,
-            section=spec,
-            section_summary=plan.summary,
-            lesson_title=slot.title,
-            outcomes=outcomes,
-            sibling_titles=siblings,
-            words=words,
-            style=state.extras.style_guidelines if state.extras else "",
-            outline=outline,
-            feedback=note,
-            exercises=(gates.min_exercises, gates.max_exercises),
-            sources=excerpts,
-        )
-        return ChatRequest(
-            messages,
-            json_schema=lesson_schema_for(
-                lesson_schema(*words, gates.max_exercises, gates.min_exercises),
-                slot.outcome_numbers,
-                source_ids,
-            ),
-            schema_name="lesson",
-            max_tokens=min(model.max_output_tokens, _LESSON_MAX_TOKENS),
-            temperature=ctx.settings.routing.temperature,
-            timeout_s=timeout_s,
-            tags={"phase": phase, "task": task.key(), "max_retries": str(priority.retries)},
-        )
+        return lesson_request(brief, ctx.settings, tier, feedback=note, timeout_s=timeout_s, tags=tags)
 
-    probe = build(ctx.settings.routing.ladder[0], 1, "")
+    route, start_tier = _start_tier(state, slot, ctx, brief, task, (priority_name, priority), round, build)
+    attempts = _Attempts(state, slot, ctx, task, [(n, o.text) for n, o in brief.outcomes])
+    sampled = is_sampled(ctx, spec.section_type, spec.critical)
+    async with sem:
+        with span(
+            "task lesson", _task_attributes(task.key(), phase, route, priority_name, start_tier)
+        ) as attempts.task_span:
+            try:
+                result = await run_cascade(
+                    phase=phase,
+                    round=round,
+                    task=task,
+                    start_tier=start_tier,
+                    policy=ctx.policy(priority),
+                    build=build,
+                    parse=parser_for(LessonDraft),
+                    check=attempts.check,
+                    call=attempts.sampling_call if sampled else ctx.effects.call,
+                )
+            except JobStopped:
+                raise  # the provider stopped the whole job (401, 402): not one lesson's failure
+            except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
+                slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
+                slot.transient_failure = True
+                attempts.task_span.error(type(exc).__name__, str(exc))
+                state.decisions.append(
+                    Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
+                )
+                return
+            _trace_result(attempts.task_span, result.decisions, result.status, result.tier, result.attempts)
+    _settle(state, slot, ctx, task, result)
+
+
+def _start_tier(
+    state: CourseState,
+    slot: LessonSlot,
+    ctx: PipelineContext,
+    brief: LessonBrief,
+    task: TaskId,
+    priority: tuple[str, PrioritySettings],
+    round: int,
+    build: Callable[[str, int, str], ChatRequest],
+) -> tuple[Route, str]:
+    """Where the lesson's first attempt goes, each move recorded as a decision: pre-routed by
+    its profile, raised to the slot's floor after a failed round, capped near the budget cap,
+    moved to the long-context tier when its prompt does not fit."""
+    spec = brief.section
+    analysis = state.analysis
+    settings = ctx.settings
+    probe = build(settings.routing.ladder[0], 1, "")
     profile = TaskProfile(
         task=task.key(),
-        complexity=complexity,
+        complexity=spec.complexity
+        or estimate_complexity(spec.key_concepts, analysis.difficulty, spec.guidance),
         critical=spec.critical,
         section_type=spec.section_type,
-        bloom_rank=max(BLOOM_RANK[o.bloom_level] for _, o in outcomes),
+        bloom_rank=max(BLOOM_RANK[o.bloom_level] for _, o in brief.outcomes),
         context_tokens=request_tokens(probe.messages, probe.max_tokens),
     )
-    route = route_task(profile, ctx.settings.routing, ctx.settings.models)
+    route = route_task(profile, settings.routing, settings.models)
     start_tier = route.tier
-    ceiling = ctx.policy(priority)().ceiling
-    ladder = ctx.settings.routing.ladder
+    priority_name, settings_of_priority = priority
+    ceiling = ctx.policy(settings_of_priority)().ceiling
+    ladder = settings.routing.ladder
     state.decisions.append(
         Decision(
             task=task.key(),
@@ -215,60 +339,52 @@ async def generate_lesson(
     if not slot.start_tier:
         slot.start_tier = start_tier
     slot.round_start_tier = start_tier
-    # Self-consistency: on a sampled tier each attempt draws several answers; how far they
-    # disagreed travels with the chosen draft to its check (this lesson's own variable).
-    sampled = is_sampled(ctx, spec.section_type, spec.critical)
-    cs = ctx.settings.gates.consistency
-    agreement: float | None = None
+    return route, start_tier
 
-    async def sampling_call(attempt: CallSpec) -> CallResult:
-        nonlocal agreement
-        agreement = None
+
+class _Attempts:
+    """One lesson task's attempts: the call (with self-consistency samples on a sampled tier,
+    whose agreement travels with the chosen draft to its check) and the check (the lesson's
+    gates, inside its span, the verdict traced on the task's span)."""
+
+    def __init__(
+        self,
+        state: CourseState,
+        slot: LessonSlot,
+        ctx: PipelineContext,
+        task: TaskId,
+        outcomes: list[tuple[int, str]],
+    ) -> None:
+        self.state, self.slot, self.ctx, self.task, self.outcomes = state, slot, ctx, task, outcomes
+        self.agreement: float | None = None
+        self.task_span = SpanHandle()
+
+    async def sampling_call(self, attempt: CallSpec) -> CallResult:
+        self.agreement = None
+        cs = self.ctx.settings.gates.consistency
         if attempt.tier not in cs.tiers:
-            return await ctx.effects.call(attempt)
-        outcome_texts = {state.outcome_id(n): o.text for n, o in outcomes}
-        result, agreement = await draw_samples(
-            ctx.effects.call, attempt, samples=cs.samples, ctx=ctx, outcomes=outcome_texts
+            return await self.ctx.effects.call(attempt)
+        outcome_texts = {self.state.outcome_id(n): text for n, text in self.outcomes}
+        result, self.agreement = await draw_samples(
+            self.ctx.effects.call, attempt, samples=cs.samples, ctx=self.ctx, outcomes=outcome_texts
         )
         return result
 
-    task_span = SpanHandle()
-
-    async def check(draft: LessonDraft, attempt: CallSpec) -> Verdict:
+    async def check(self, draft: LessonDraft, attempt: CallSpec) -> Verdict:
         with span(
-            "check lesson", {"courseforge.task": task.key(), "courseforge.attempt": attempt.attempt}
+            "check lesson", {"courseforge.task": self.task.key(), "courseforge.attempt": attempt.attempt}
         ) as s:
-            verdict = await check_lesson(state, slot, draft, ctx, attempt, consistency=agreement)
-            _trace_verdict(s, task_span, attempt, verdict)
+            verdict = await check_lesson(
+                self.state, self.slot, draft, self.ctx, attempt, consistency=self.agreement
+            )
+            _trace_verdict(s, self.task_span, attempt, verdict)
         return verdict
 
-    async with sem:
-        with span(
-            "task lesson", _task_attributes(task.key(), phase, route, priority_name, start_tier)
-        ) as task_span:
-            try:
-                result = await run_cascade(
-                    phase=phase,
-                    round=round,
-                    task=task,
-                    start_tier=start_tier,
-                    policy=ctx.policy(priority),
-                    build=build,
-                    parse=parser_for(LessonDraft),
-                    check=check,
-                    call=sampling_call if sampled else ctx.effects.call,
-                )
-            except JobStopped:
-                raise  # the provider stopped the whole job (401, 402): not one lesson's failure
-            except Exception as exc:  # isolation: one lesson's failure is recorded, never raised
-                slot.status, slot.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
-                slot.transient_failure = True
-                task_span.error(type(exc).__name__, str(exc))
-                state.decisions.append(
-                    Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
-                )
-                return
-            _trace_result(task_span, result.decisions, result.status, result.tier, result.attempts)
+
+def _settle(
+    state: CourseState, slot: LessonSlot, ctx: PipelineContext, task: TaskId, result: TaskResult[LessonDraft]
+) -> None:
+    """The cascade's outcome on the slot: failed (transient or not), accepted or flagged."""
     state.decisions += result.decisions
     slot.attempts += result.attempts
     slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
@@ -294,7 +410,11 @@ async def generate_lesson(
     slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
     slot.status = "accepted" if result.status == "accepted" else "flagged"
     slot.feedback = ""
-    if slot.status == "accepted" and gates.judge.flag_borderline and borderline_accepted(slot.gates):
+    if (
+        slot.status == "accepted"
+        and ctx.settings.gates.judge.flag_borderline
+        and borderline_accepted(slot.gates)
+    ):
         # Seed 001 phase 4: "0.75-0.79: REVIEW (borderline - proceed with flag)".
         slot.status = "flagged"
         slot.reason = "borderline similarity accepted by the judge: proceeds with a flag (seed 001)"
@@ -409,3 +529,9 @@ async def generate_lessons(
             )
         )
         await one(slot, alone, sequential=True)
+
+
+async def run_lessons(state: CourseState, ctx: PipelineContext) -> CourseState:
+    """Phase 3: every planned lesson (`create_slots` made the slots from phase 2's plan)."""
+    await generate_lessons(state, ctx, list(state.slots.values()), "lessons")
+    return state

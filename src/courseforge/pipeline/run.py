@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..domain import AnalysisResult, Course
@@ -11,15 +12,44 @@ from ..telemetry import span
 from .assemble import assemble_course
 from .completeness import run_completeness
 from .course_checks import cross_artifact_flags, run_quality
-from .lessons import create_slots, generate_lessons
+from .lessons import create_slots, run_lessons
 from .metadata import run_metadata
 from .plan import PlanReview, plan_checkpoint
 from .state import CourseState, PipelineContext, ProgressEvent
 from .validate import plan_lesson_counts
 
-__all__ = ["PHASES", "PipelineResult", "run_pipeline"]
+__all__ = ["PHASES", "PIPELINE", "Phase", "PipelineResult", "run_pipeline"]
 
-PHASES = ("validate", "metadata", "lessons", "quality", "completeness")
+
+async def _plan_lessons(state: CourseState, ctx: PipelineContext) -> None:
+    """Phase 3's slots from phase 2's plan, unless an author reviews the plan first
+    (`PlanReview`: stopped before any lesson is paid)."""
+    if await plan_checkpoint(state, ctx):
+        raise PlanReview
+    create_slots(state)
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One phase of `run_pipeline`: its name (the progress key, the span `phase <name>`) and
+    `run`. `prepare` runs before its span opens; `tasks` counts what its progress reports (and
+    is the span's `courseforge.<name>` attribute); `summary` is its "done" event's message."""
+
+    name: str
+    run: Callable[[CourseState, PipelineContext], Awaitable[CourseState]]
+    prepare: Callable[[CourseState, PipelineContext], Awaitable[None]] | None = None
+    tasks: Callable[[CourseState], int] | None = None
+    summary: Callable[[CourseState], str] | None = None
+
+
+#: Phases 2-5, in order (phase 1, validation, happened when the input was parsed).
+PIPELINE: tuple[Phase, ...] = (
+    Phase("metadata", run_metadata, summary=lambda s: s.core.course_title if s.core else ""),
+    Phase("lessons", run_lessons, prepare=_plan_lessons, tasks=lambda s: len(s.slots)),
+    Phase("quality", run_quality),
+    Phase("completeness", run_completeness, summary=lambda s: s.failure),
+)
+PHASES = ("validate", *(p.name for p in PIPELINE))
 
 
 @dataclass(slots=True)
@@ -29,7 +59,8 @@ class PipelineResult:
 
 
 async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineContext) -> PipelineResult:
-    """Phase 1 (validation) happened when `analysis` was built; phases 2-5 run here."""
+    """Phase 1 (validation) happened when `analysis` was built; phases 2-5 (`PIPELINE`) run
+    here, each in its span with its start and done progress events."""
     state = CourseState(analysis=analysis, course_id=course_id, lesson_counts=plan_lesson_counts(analysis))
     ctx.progress(
         ProgressEvent(
@@ -39,25 +70,8 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
         )
     )
     try:
-        with span("phase metadata", {"courseforge.phase": "metadata"}):
-            ctx.progress(ProgressEvent("metadata", "start"))
-            await run_metadata(state, ctx)
-            ctx.progress(ProgressEvent("metadata", "done", state.core.course_title if state.core else ""))
-        if await plan_checkpoint(state, ctx):  # an author reviews the plan before lessons are paid
-            raise PlanReview
-        create_slots(state)
-        with span("phase lessons", {"courseforge.phase": "lessons", "courseforge.lessons": len(state.slots)}):
-            ctx.progress(ProgressEvent("lessons", "start", total=len(state.slots)))
-            await generate_lessons(state, ctx, list(state.slots.values()), "lessons")
-            ctx.progress(ProgressEvent("lessons", "done"))
-        with span("phase quality", {"courseforge.phase": "quality"}):
-            ctx.progress(ProgressEvent("quality", "start"))
-            await run_quality(state, ctx)
-            ctx.progress(ProgressEvent("quality", "done"))
-        with span("phase completeness", {"courseforge.phase": "completeness"}):
-            ctx.progress(ProgressEvent("completeness", "start"))
-            await run_completeness(state, ctx)
-            ctx.progress(ProgressEvent("completeness", "done", state.failure))
+        for phase in PIPELINE:
+            await _run_phase(phase, state, ctx)
     except GenerationFailed as exc:
         state.failure = exc.reason
     except PlanReview:
@@ -81,3 +95,16 @@ async def run_pipeline(analysis: AnalysisResult, course_id: str, ctx: PipelineCo
         course.review += extra
         course.status = "needs_review"
     return PipelineResult(state, course)
+
+
+async def _run_phase(phase: Phase, state: CourseState, ctx: PipelineContext) -> None:
+    if phase.prepare is not None:
+        await phase.prepare(state, ctx)
+    attributes: dict[str, str | int] = {"courseforge.phase": phase.name}
+    total = phase.tasks(state) if phase.tasks is not None else 0
+    if phase.tasks is not None:
+        attributes[f"courseforge.{phase.name}"] = total
+    with span(f"phase {phase.name}", attributes):
+        ctx.progress(ProgressEvent(phase.name, "start", total=total))
+        await phase.run(state, ctx)
+        ctx.progress(ProgressEvent(phase.name, "done", phase.summary(state) if phase.summary else ""))
