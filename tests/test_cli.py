@@ -433,3 +433,53 @@ def test_generate_batch_and_no_cache(tmp_path: Path) -> None:
         assert fresh.exit_code == 0 and sum(sim.stats.values()) > sent
     both = invoke(*args, "--batch", "--temporal", "127.0.0.1:7233")
     assert both.exit_code == 2 and "--batch" in both.stderr
+
+
+# -- every command reads a named file through one guard, writes only where it may ------------------
+
+_READERS = {
+    # command: arguments, with {bad} where the file that is not one goes
+    "export": ["export", "{bad}", "--format", "gift", "-o", "{tmp}/bank.gift", "--config", "hosted"],
+    "report": ["report", "{bad}"],
+    "check": ["check", "{bad}", "--input", "{example}", "--config", "hosted"],
+    "calibrate": ["calibrate", "{bad}", "--config", "hosted"],
+    "config": ["validate", "{example}", "--config", "{bad}"],
+    "eval-config": ["eval", "{example}", "-o", "{tmp}/ev", "--config", "{bad}"],
+    "generate": ["generate", "{bad}", "-o", "{tmp}/course.json", "--config", "hosted"],
+    "export-training": [
+        "export-training",
+        "--from",
+        "{tmp}/courses",
+        "-o",
+        "{tmp}/t.jsonl",
+        "--config",
+        "hosted",
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a device", "a directory"])
+@pytest.mark.parametrize("command", list(_READERS))
+def test_every_command_that_reads_a_file_refuses_what_is_not_one(
+    tmp_path: Path, command: str, kind: str
+) -> None:
+    bad = {"a FIFO": tmp_path / "pipe.json", "a device": Path("/dev/zero"), "a directory": tmp_path / "d"}[
+        kind
+    ]
+    if kind == "a FIFO":
+        os.mkfifo(bad)  # no writer: a blocking open would hang
+    elif kind == "a directory":
+        bad.mkdir()
+    if command == "export-training":  # a folder of courses, one of which is not a file
+        (tmp_path / "courses").mkdir()
+        (tmp_path / "courses" / "x.analysis.json").write_text(json.dumps(example_data()))
+        target = tmp_path / "courses" / "x.course.json"
+        os.mkfifo(
+            target
+        ) if kind == "a FIFO" else target.mkdir() if kind == "a directory" else target.symlink_to(bad)
+    args = [
+        a.format(bad=bad, tmp=tmp_path, example=EXAMPLES / "python-basics.json") for a in _READERS[command]
+    ]
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.exit_code, result.stderr, result.exception)
+    assert f"not a regular file ({kind})" in result.stderr

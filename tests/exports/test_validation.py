@@ -237,3 +237,63 @@ async def test_a_generated_course_exports_valid_in_every_format(tmp_path: Path) 
         {"lessons": len(course.lessons()), "exercises": exercises, **found}
     )  # the evidence in the closing note
     assert found == {"qti": exercises, "gift": exercises, "moodle-xml": exercises, "cc": exercises}
+
+
+@pytest.mark.parametrize("fmt", ["html", "scorm12", "cc", "qti", "gift"])
+def test_two_lessons_with_one_id_are_refused_naming_both(tmp_path: Path, fmt: str) -> None:
+    data = sample_course_data()
+    data["sections"][1]["lessons"][0]["id"] = "S1-L1"  # the first lesson's id
+    out = tmp_path / "out"
+    with pytest.raises(UserError) as caught:
+        export_course(load_course(data), fmt, out)
+    [(path, reason)] = caught.value.problems
+    assert path == "sections.1.lessons.0.id"
+    assert "sections.0.lessons.0.id and sections.1.lessons.0.id" in reason and "'S1-L1'" in reason
+    assert not out.exists()
+
+
+def test_ids_that_become_one_identifier_are_refused_too(tmp_path: Path) -> None:
+    data = sample_course_data()
+    data["sections"][0]["lessons"][1]["id"] = "S1 L1"  # I_S1_L1 ...
+    data["sections"][1]["lessons"][0]["id"] = "S1_L1"  # ... as well
+    data["sections"][0]["lessons"][1]["exercises"][1]["id"] = "E1"  # twice in one lesson
+    with pytest.raises(UserError) as caught:
+        export_course(load_course(data), "scorm12", tmp_path / "x.zip")
+    reasons = dict(caught.value.problems)
+    assert "(both I_S1_L1)" in reasons["sections.1.lessons.0.id"]
+    assert "sections.0.lessons.1.exercises.0.id" in reasons["sections.0.lessons.1.exercises.1.id"]
+
+
+def test_a_course_built_in_code_is_checked_against_its_schema_before_export(tmp_path: Path) -> None:
+    course = sample_course()
+    course.sections[0].lessons[0].exercises[0].type = "matching"  # type: ignore[assignment]
+    with pytest.raises(UserError) as caught:
+        export_course(course, "html", tmp_path / "site")
+    assert caught.value.problems[0][0] == "sections.0.lessons.0.exercises.0.type"
+    assert not (tmp_path / "site").exists()
+
+
+_HOSTILE = '<script>alert(1)</script> <img src=x onerror="alert(1)"> a & b'
+
+
+def test_gift_escapes_html_in_questions_options_feedback_and_categories(tmp_path: Path) -> None:
+    data = sample_course_data()
+    data["metadata"]["course_title"] = f"Web/{_HOSTILE}"
+    lesson = data["sections"][0]["lessons"][0]
+    lesson["title"] = _HOSTILE
+    mc = lesson["exercises"][0]
+    mc["question"], mc["explanation"] = f"Which is a tag? {_HOSTILE}", _HOSTILE
+    mc["options"] = ["<script>", "<img onerror=x>", "print"]
+    mc["answer"] = "print"
+    out = tmp_path / "bank.gift"
+    export_course(load_course(data), "gift", out)
+    text = out.read_text("utf-8")
+    assert "<script" not in text and "<img" not in text
+    assert "$CATEGORY: $course$/Web//&lt;script&gt;alert(1)&lt;//script&gt;" in text
+    assert "[html]Which is a tag? &lt;script&gt;" in text and "~&lt;img onerror\\=x&gt;" in text
+    assert "a &amp; b" in text
+    # every question says its text is HTML, and the bank still parses
+    questions = [b for b in text.split("\n\n") if b.startswith("::")]
+    assert questions and all(":: [html]" in q for q in questions)
+    parser = pytest.importorskip("pygiftparser.parser")
+    assert len(parser.parseFile(io.StringIO(text))) == len(questions)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from rich.console import Console
 from ..domain import AnalysisResult
 from ..errors import UserError
 from ..exports import write_text_atomic as write_atomic
+from ..files import read_limited
 from ..pipeline import parse_analysis
 
 __all__ = [
@@ -69,28 +69,6 @@ def fail_user(exc: UserError) -> typer.Exit:
     return typer.Exit(EXIT_INVALID)
 
 
-def read_limited(file: Path, max_bytes: int, *, what: str = "input") -> bytes:
-    """The bytes of `file`, reading at most `max_bytes` + 1 of them: a FIFO, a device
-    (/dev/zero) or a directory is refused before any read (a FIFO is opened without blocking),
-    and a larger file is refused without reading the rest."""
-    try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        raise UserError(f"cannot read {what}", [(str(file), exc.strerror or str(exc))]) from exc
-    with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
-            raise UserError(f"cannot read {what}", [(str(file), f"not a regular file ({kind})")])
-        raw = fh.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise UserError(
-            f"{what} too large",
-            [(str(file), f"more than {max_bytes} bytes exceeds the limit of {max_bytes}")],
-        )
-    return raw
-
-
 def read_input(file: Path, max_bytes: int) -> AnalysisResult:
     return parse_analysis(read_limited(file, max_bytes), max_bytes=max_bytes)
 
@@ -129,14 +107,21 @@ def _probe(path: Path) -> str | None:
     return None
 
 
-def _output_problem(path: Path, inputs: Sequence[Path]) -> str | None:
-    """Why `write_atomic` could not write `path` (None: it can; see `check_outputs`)."""
+def _output_problem(path: Path, inputs: Sequence[Path], *, folder: bool) -> str | None:
+    """Why `write_atomic` (or, for a `folder`, `atomic_dir`) could not write `path` (None: it
+    can; see `check_outputs`)."""
     resolved = path.expanduser().resolve()
-    if any(_same_file(path, i) or resolved == i.expanduser().resolve() for i in inputs):
-        return "is the input file: writing it would destroy the input"
-    if path.is_dir():
+    for i in inputs:
+        if _same_file(path, i) or resolved == i.expanduser().resolve():
+            return "is the input file: writing it would destroy the input"
+        if folder and resolved in i.expanduser().resolve().parents:
+            return f"holds the input {i}: replacing the folder would delete it"
+    if folder:
+        if path.exists() and not path.is_dir():
+            return "exists and is not a folder"
+    elif path.is_dir():
         return "is a directory"
-    if path.exists() and not path.is_file():
+    elif path.exists() and not path.is_file():
         return "exists and is not a regular file"
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
@@ -146,12 +131,19 @@ def _output_problem(path: Path, inputs: Sequence[Path]) -> str | None:
     return _probe(path)
 
 
-def check_outputs(outputs: Sequence[tuple[str, Path | None]], *, inputs: Sequence[Path] = ()) -> None:
+def check_outputs(
+    outputs: Sequence[tuple[str, Path | None]],
+    *,
+    inputs: Sequence[Path] = (),
+    folders: Collection[str] = (),
+) -> None:
     """Before any work is paid for: every output path (option name, path; None = not asked
     for) can be written by `write_atomic` — not a directory, not a non-regular file, and a
     file created and removed beside it proves its folder takes a new file of that name (see
-    `_probe`) — and names neither an input nor another output. Raises UserError listing every
-    problem, each under its option. Any command's output option goes through here."""
+    `_probe`) — and names neither an input nor another output. The options in `folders` name
+    a folder `atomic_dir` replaces: an existing folder is fine unless it holds an input.
+    Raises UserError listing every problem, each under its option. Any command's output
+    option goes through here."""
     problems: list[tuple[str, str]] = []
     seen: dict[Path, str] = {}
     for option, path in outputs:
@@ -164,7 +156,7 @@ def check_outputs(outputs: Sequence[tuple[str, Path | None]], *, inputs: Sequenc
                 problems.append((where, f"the same file as {seen[resolved]}"))
                 continue
             seen[resolved] = option
-            reason = _output_problem(path, inputs)
+            reason = _output_problem(path, inputs, folder=option in folders)
         except OSError as exc:  # a name the file system refuses (too long, invalid) or a loop
             reason = f"cannot be used as a file name: {exc.strerror or exc}"
         if reason is not None:

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
+from ..files import MAX_COURSE_BYTES, read_text_limited
 from ._common import EXIT_FLAGGED, app, err, fail_user, read_input, write_atomic
 
 __all__ = ["eval_command", "expand_inputs", "summary_table"]
@@ -163,8 +164,9 @@ def eval_command(
         old: dict[str, Any] | None = None
         if baseline is not None and not save_baseline:
             try:
-                old = read_baseline(json.loads(baseline.read_text("utf-8")), str(baseline))
-            except (OSError, json.JSONDecodeError) as exc:
+                text = read_text_limited(baseline, MAX_COURSE_BYTES, what="baseline")
+                old = read_baseline(json.loads(text), str(baseline))
+            except json.JSONDecodeError as exc:
                 raise UserError("unreadable baseline", [("--baseline", f"{baseline}: {exc}")]) from exc
     except UserError as exc:
         raise fail_user(exc) from exc

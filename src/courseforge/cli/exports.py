@@ -21,8 +21,9 @@ from ..exports.training import (
     records_from_store,
     shown_excerpts,
 )
+from ..files import MAX_COURSE_BYTES, read_text_limited
 from ..storage import open_store
-from ._common import ConfigOpt, app, err, fail_user
+from ._common import ConfigOpt, app, check_outputs, err, fail_user
 
 __all__ = ["export", "export_training_cmd"]
 
@@ -56,10 +57,13 @@ def export(
     try:
         name = check_format(fmt)
         settings = load_config(config).settings
-        try:
-            raw = course_file.read_text("utf-8")
-        except OSError as exc:
-            raise UserError("cannot read course", [(str(course_file), exc.strerror or str(exc))]) from exc
+        inputs = [course_file] + ([Path(config)] if config and Path(config).is_file() else [])
+        check_outputs(
+            [("-o", out), ("--result", result_json)],
+            inputs=inputs,
+            folders={"-o"} if name.output == "folder" else (),
+        )
+        raw = read_text_limited(course_file, MAX_COURSE_BYTES, what="course")
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:

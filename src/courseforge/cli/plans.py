@@ -18,6 +18,7 @@ from rich.table import Table
 from ..config import Settings, load_config
 from ..domain import CoursePlan
 from ..errors import UserError
+from ..files import MAX_SMALL_FILE_BYTES
 from ..storage import Store, masked_url, open_store, storage_url
 from ._common import ConfigOpt, app, err, fail_user, read_limited
 
@@ -113,7 +114,7 @@ def _edited(
 ) -> CoursePlan:
     data: dict[str, Any] = current.model_dump(mode="json")
     if file is not None:
-        raw = read_limited(file, 2_000_000, what="plan")
+        raw = read_limited(file, MAX_SMALL_FILE_BYTES, what="plan")
         try:
             loaded = yaml.safe_load(raw.decode("utf-8"))  # JSON is YAML
         except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ..config import load_config
 from ..domain import Course
 from ..errors import UserError
+from ..files import MAX_COURSE_BYTES, read_text_limited
 from ._common import (
     EXIT_FLAGGED,
     EXIT_INVALID,
@@ -32,9 +33,6 @@ from ._common import (
 )
 
 __all__ = ["calibrate", "check"]
-
-#: A course file read by `check`: far above any generated course (500 lessons of 4000 chars).
-_MAX_COURSE_BYTES = 64 * 1024 * 1024
 
 
 @app.command()
@@ -54,7 +52,7 @@ def check(
         analysis = read_input(input_file, settings.max_input_bytes)
         if report_path:
             check_outputs([("--report", report_path)], inputs=[input_file, course_file])
-        raw_course = read_limited(course_file, _MAX_COURSE_BYTES, what="course")
+        raw_course = read_limited(course_file, MAX_COURSE_BYTES, what="course")
         try:
             course = Course.model_validate_json(raw_course)
         except ValidationError as exc:
@@ -129,7 +127,7 @@ def calibrate(
     try:
         settings = load_config(config).settings
         rows = []
-        for line in labelled.read_text("utf-8").splitlines():
+        for line in read_text_limited(labelled, MAX_COURSE_BYTES, what="labelled examples").splitlines():
             if not line.strip():
                 continue
             row = json.loads(line)
@@ -139,8 +137,8 @@ def calibrate(
                 continue
             row["_good"] = _label(row["label"])
             rows.append(row)
-    except OSError as exc:
-        raise fail_user(UserError("cannot read labelled file", [(str(labelled), str(exc))])) from exc
+    except UserError as exc:
+        raise fail_user(exc) from exc
     except (ValueError, KeyError) as exc:
         raise fail_user(
             UserError("invalid labelled file", [(str(labelled), f"line {len(rows) + 1}: {exc}")])

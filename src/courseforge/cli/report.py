@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ..domain import Report
 from ..errors import UserError
+from ..files import MAX_COURSE_BYTES, read_limited
 from ._common import app, err, fail_user, write_atomic
 
 __all__ = ["load_report", "report"]
@@ -19,10 +20,7 @@ __all__ = ["load_report", "report"]
 
 def load_report(path: Path) -> Report:
     """A report JSON file, validated; a UserError names the file (or the field) and the reason."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError("cannot read report", [(str(path), exc.strerror or str(exc))]) from exc
+    raw = read_limited(path, MAX_COURSE_BYTES, what="report")
     try:
         return Report.model_validate_json(raw)
     except ValidationError as exc:

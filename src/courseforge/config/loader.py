@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
+from ..files import MAX_SMALL_FILE_BYTES, read_text_limited
 from .settings import Settings
 
 __all__ = [
@@ -101,12 +102,12 @@ def load_config(
         text = _bundled_text(chosen)
         return LoadedConfig(parse_config(text, chosen, env), f"bundled:{chosen}", f"profile {chosen}")
     path = Path(chosen)
+    if not path.exists():
+        raise ConfigError("config not found", [(str(path), "no such file")])
     try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError("config not found", [(str(path), "no such file")]) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("config unreadable", [(str(path), str(exc))]) from exc
+        text = read_text_limited(path, MAX_SMALL_FILE_BYTES, what="config")
+    except UserError as exc:
+        raise ConfigError("config unreadable", exc.problems) from exc
     return LoadedConfig(parse_config(text, str(path), env), str(path), f"config file {path}")
 
 

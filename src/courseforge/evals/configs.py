@@ -27,7 +27,8 @@ from typing import Any
 from ..config import BUNDLED_PROFILES, Settings
 from ..config.loader import bundled_text, settings_from, yaml_mapping
 from ..engine import without_cache
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
+from ..files import MAX_SMALL_FILE_BYTES, read_text_limited
 
 __all__ = ["EvalConfig", "deep_merge", "load_eval_config"]
 
@@ -67,9 +68,9 @@ def _read(ref: str, relative_to: Path | None) -> tuple[dict[str, Any], str, Path
     if ref in BUNDLED_PROFILES and not path.exists():
         return yaml_mapping(bundled_text(ref), ref), f"bundled:{ref}", None
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
+        text = read_text_limited(path, MAX_SMALL_FILE_BYTES, what="config")
+    except UserError as exc:
+        reason = "; ".join(r for _, r in exc.problems)
         raise ConfigError(
             "config not found", [(str(path), f"{reason}; bundled: {', '.join(BUNDLED_PROFILES)}")]
         ) from exc

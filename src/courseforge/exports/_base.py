@@ -205,6 +205,37 @@ def ident(*parts: str) -> str:
     return "I_" + "_".join(_NOT_NAME.sub("_", p) for p in parts)
 
 
+def check_ids(course: Course) -> None:
+    """Every section, lesson and exercise (within its lesson) has its own identifier once made
+    file- and XML-safe (`ident`): two lessons sharing one would write one page over the other
+    and one manifest item twice. A UserError names both paths of each clash."""
+    problems: list[tuple[str, str]] = []
+
+    def claim(seen: dict[str, tuple[str, str]], raw: str, path: str) -> None:
+        key = ident(raw)
+        if key in seen:
+            first_path, first_raw = seen[key]
+            same = (
+                f"the same id {raw!r}" if raw == first_raw else f"ids {first_raw!r} and {raw!r} (both {key})"
+            )
+            problems.append((f"{path}.id", f"{first_path}.id and {path}.id have {same}: give each its own"))
+        else:
+            seen[key] = (path, raw)
+
+    sections: dict[str, tuple[str, str]] = {}
+    lessons: dict[str, tuple[str, str]] = {}
+    for s, section in enumerate(course.sections):
+        claim(sections, section.id, f"sections.{s}")
+        for n, lesson in enumerate(section.lessons):
+            where = f"sections.{s}.lessons.{n}"
+            claim(lessons, lesson.id, where)
+            exercises: dict[str, tuple[str, str]] = {}
+            for e, exercise in enumerate(lesson.exercises):
+                claim(exercises, exercise.id, f"{where}.exercises.{e}")
+    if problems:
+        raise UserError("duplicate ids in the course", problems)
+
+
 def load_course(data: Any) -> Course:
     """A course from JSON data; every problem named by its path."""
     from pydantic import ValidationError

@@ -3,6 +3,7 @@ format), one category per lesson."""
 
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -21,23 +22,36 @@ def _g(text: str) -> str:
     return _GIFT_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
+def _h(text: str) -> str:
+    """Text for a field GIFT imports as HTML (the question marked `[html]`, its choices and
+    feedback): `<`, `>` and `&` as entities, then GIFT's own escapes; so a question about
+    `<script>` shows the tag as text instead of putting it into the LMS's page."""
+    return _g(html.escape(text, quote=False))
+
+
 def _category(course: Course, lesson_title: str) -> str:
-    return f"$course$/{course.metadata.course_title}/{lesson_title}".replace("\n", " ")
+    """`$course$/COURSE/LESSON`: names HTML-escaped, a `/` inside a name doubled (Moodle's
+    category path splits at a single one), on one line."""
+    names = [course.metadata.course_title, lesson_title]
+    return "$course$/" + "/".join(
+        " ".join(html.escape(n, quote=False).split()).replace("/", "//") for n in names
+    )
 
 
 def _gift_question(item: QuizItem) -> str:
     ex = item.exercise
-    head = f"::{_g(ex.id)}:: {_g(ex.question)}"
-    feedback = f"####{_g(ex.explanation)}" if ex.explanation.strip() else ""
+    head = f"::{_g(ex.id)}:: [html]{_h(ex.question)}"
+    feedback = f"####{_h(ex.explanation)}" if ex.explanation.strip() else ""
     if ex.type == "multiple_choice":
-        answers = [f"{'=' if i == item.correct else '~'}{_g(o)}" for i, o in enumerate(item.options)]
+        answers = [f"{'=' if i == item.correct else '~'}{_h(o)}" for i, o in enumerate(item.options)]
         return head + " {\n" + "\n".join(answers) + (f"\n{feedback}" if feedback else "") + "\n}"
     if ex.type == "true_false":
         return head + " {" + ("TRUE" if item.correct == 0 else "FALSE") + feedback + "}"
     if ex.type == "short_answer":
+        # A short answer is compared with what the learner types, as plain text: no entities.
         return head + " {=" + _g(ex.answer) + feedback + "}"
     # Essay: the model answer goes to the general feedback, for whoever grades it.
-    model = _g(f"Model answer: {ex.answer} {ex.explanation}")
+    model = _h(f"Model answer: {ex.answer} {ex.explanation}")
     return head + " {####" + model + "}"
 
 

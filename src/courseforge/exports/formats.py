@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..domain import Course
 from ..errors import UserError
-from ._base import ExportFormat, ExportOptions, ExportResult
+from ._base import ExportFormat, ExportOptions, ExportResult, check_ids, load_course
 from .banks import GIFT, MOODLE_XML
 from .cartridge import CC
 from .cmi5 import CMI5
@@ -53,5 +53,10 @@ def check_format(fmt: str | ExportFormat) -> ExportFormat:
 def export_course(
     course: Course, fmt: str | ExportFormat, out: Path, *, mastery_score: float = 80.0
 ) -> ExportResult:
-    """Write `course` in `fmt` at `out` (a folder for markdown/html, a file otherwise)."""
-    return check_format(fmt).write(course, out, ExportOptions(mastery_score=mastery_score))
+    """Write `course` in `fmt` at `out` (a folder for markdown/html, a file otherwise), once the
+    course holds to its schema (a `Course` built in code may not have been validated) and its
+    ids are unique (`check_ids`); a UserError names each problem's path."""
+    format_ = check_format(fmt)
+    course = load_course(course.model_dump(mode="json"))
+    check_ids(course)
+    return format_.write(course, out, ExportOptions(mastery_score=mastery_score))

@@ -29,6 +29,7 @@ from ..domain import AnalysisResult, Course, Report
 from ..domain.tasks import TaskId, step_key
 from ..engine import request_digest
 from ..errors import UserError
+from ..files import MAX_COURSE_BYTES, read_text_limited
 from ..pipeline import validate_analysis
 from ..pipeline.assemble import draft_of
 from ..pipeline.context import Embed, Excerpt, excerpt_bounds, lesson_query, select_excerpts, source_index
@@ -328,9 +329,7 @@ async def records_from_store(store: Store) -> list[CourseRecord]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise UserError("cannot read file", [(str(path), exc.strerror or str(exc))]) from exc
+        return json.loads(read_text_limited(path, MAX_COURSE_BYTES, what="file"))
     except json.JSONDecodeError as exc:
         raise UserError("not JSON", [(str(path), f"line {exc.lineno}: {exc.msg}")]) from exc
 
