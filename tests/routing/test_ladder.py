@@ -312,3 +312,18 @@ def test_provider_fallback_allowed_even_when_escalation_is_not() -> None:
         has_usable=False,
     )
     assert capped.action == "fail"
+
+
+def test_a_budget_blocked_first_attempt_steps_down_when_the_policy_allows_it() -> None:
+    """A lesson pre-routed to premium whose call the budget blocked tries a cheaper tier that
+    may still fit; with something usable kept, or without the policy's leave, it gives up."""
+    down = Policy(ladder=("cheap", "mid", "premium"), step_down_on_budget=True)
+    step = next_step([Attempt("premium", "budget")], down, has_usable=False)
+    assert (step.action, step.tier) == ("fallback", "mid")
+    step = next_step([Attempt("premium", "budget"), Attempt("mid", "budget")], down, has_usable=False)
+    assert (step.action, step.tier) == ("fallback", "cheap")
+    three = [Attempt("premium", "budget"), Attempt("mid", "budget"), Attempt("cheap", "budget")]
+    assert next_step(three, down, has_usable=False).action == "fail"
+    assert next_step([Attempt("premium", "budget")], down, has_usable=True).action == "flag"
+    metadata = Policy(ladder=("cheap", "mid", "premium"))
+    assert next_step([Attempt("premium", "budget")], metadata, has_usable=False).action == "fail"

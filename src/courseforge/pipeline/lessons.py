@@ -248,7 +248,7 @@ async def generate_lesson(
                     round=round,
                     task=task,
                     start_tier=start_tier,
-                    policy=ctx.policy(priority),
+                    policy=ctx.policy(priority, step_down_on_budget=True),
                     build=build,
                     parse=parser_for(LessonDraft),
                     check=attempts.check,

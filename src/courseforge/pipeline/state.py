@@ -113,7 +113,9 @@ class PipelineContext:
             name = type_settings.priority
         return name, routing.priorities.get(name, PrioritySettings())  # type: ignore[call-overload]
 
-    def policy(self, priority: PrioritySettings) -> Callable[[], Policy]:
+    def policy(
+        self, priority: PrioritySettings, *, step_down_on_budget: bool = False
+    ) -> Callable[[], Policy]:
         routing, budget = self.settings.routing, self.settings.budget
 
         def current() -> Policy:
@@ -126,6 +128,7 @@ class PipelineContext:
                 escalate=priority.escalate,
                 ceiling=ceiling,
                 severe_to_top=routing.severe_to_top,
+                step_down_on_budget=step_down_on_budget,
             )
 
         return current

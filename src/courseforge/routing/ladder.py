@@ -39,6 +39,10 @@ class Policy:
     #: straight to the highest tier allowed instead of one tier (seed 002: "severe failure
     #: necessitating best available model").
     severe_to_top: bool = False
+    #: A budget-blocked attempt with nothing usable yet steps down to a cheaper tier that may
+    #: still fit (a lesson pre-routed to premium late in a course), instead of failing the task.
+    #: Off for metadata: its premium core never escalates down (seed 000).
+    step_down_on_budget: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,13 @@ def next_step(history: Sequence[Attempt], policy: Policy, *, has_usable: bool) -
         return Step("fail", None, why)
 
     if last.kind == "budget":
+        # Nothing usable yet: a cheaper tier below may still fit what is left of the budget
+        # (a task pre-routed to premium late in a course). With a usable attempt, keep it.
+        blocked = {a.tier for a in history if a.kind == "budget"}
+        here_rank = tier_rank(policy.ladder, last.tier)
+        below = [t for t in reversed(policy.ladder[:here_rank]) if t not in blocked]
+        if policy.step_down_on_budget and not has_usable and below and len(history) < policy.max_attempts:
+            return Step("fallback", below[0], f"budget cap reached on {last.tier}: stepping down")
         return give_up("budget cap reached")
     if len(history) >= policy.max_attempts:
         return give_up(f"{len(history)} attempts used (max {policy.max_attempts})")
