@@ -11,11 +11,12 @@ import pytest
 from courseforge.config import Settings
 from courseforge.domain.tasks import TaskId
 from courseforge.engine import CourseCalls, Engine
+from courseforge.engine.stacks import chain_ids, model_chains
 from courseforge.ledger import Ledger
 from courseforge.providers import ChatRequest, Message
 from courseforge.providers.effects import CallSpec
 from courseforge.providers.embeddings import HashingEmbedder
-from courseforge.testing import LoopbackReply, LoopbackServer
+from courseforge.testing import LoopbackReply, LoopbackServer, ScriptedModel
 from engine_helpers import loopback_config
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
@@ -100,3 +101,18 @@ async def test_provider_routing_is_sent_as_openrouter_provider_object() -> None:
             await engine.aclose()
     assert server.requests[-1].json["provider"] == ROUTING
     assert "provider:loop[DeepInfra]" in engine.breakers.snapshots()
+
+
+def test_a_chain_tries_each_model_once_where_it_first_comes() -> None:
+    config = loopback_config("http://127.0.0.1:1/v1")
+    config["providers"]["backup"] = {
+        "kind": "openai",
+        "base_url": "http://127.0.0.1:2/v1",
+        "api_key_env": None,
+    }
+    config["models"]["large"]["second_provider"] = {"provider": "backup"}
+    config["models"]["large"]["fallbacks"] = ["medium", "medium"]
+    settings = Settings.model_validate(config)
+    assert chain_ids(settings)["large"] == ["large", "large@second", "medium"]
+    built = model_chains(settings, lambda model_id: ScriptedModel(lambda r: "{}", model_id=model_id))
+    assert [m.model_id for m in built["large"]] == ["large", "large@second", "medium"]

@@ -31,12 +31,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, TemporalError
 
 with workflow.unsafe.imports_passed_through():
     from ..config import Settings
-    from ..engine import Runtime, run_course
+    from ..engine import Runtime, model_chains, run_course
     from ..errors import CourseforgeError, ProviderError, ProviderTimeout
     from ..pipeline import ProgressEvent, validate_analysis
     from ..pipeline.state import track_progress
     from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Vector
-    from ..resilience import BREAKER_COOLDOWN_S
     from .codec import decode_error, decode_response, decode_vectors, encode_request, error_fields
 
 __all__ = [
@@ -205,16 +204,11 @@ def temporal_runtime(settings: Settings, options: ActivityOptions, counters: _Co
             activity_models[model_id] = ActivityModel(model_id, options, counters)
         return activity_models[model_id]
 
-    models = settings.models
-    chains = {
-        m: [one(m), *(one(fb) for fb in models[m].fallbacks)]
-        for m in sorted(set(settings.routing.tiers.values()))
-    }
     return Runtime(
-        chains=chains,
+        chains=model_chains(settings, one),  # the in-process runner's chains, of activities
         embedder=ActivityEmbedder(options, counters),
         clock=_WorkflowClock(),
-        open_wait_s=BREAKER_COOLDOWN_S,
+        open_wait_s=settings.breakers.cooldown_s,
         blocking=_inline,
         events=lambda: contextlib.nullcontext(counters),
         hedge=False,

@@ -14,7 +14,7 @@ from ._engine import Engine
 from .caching import open_response_cache, without_cache
 from .calls import Checkpoints, CourseCalls, Runtime, request_digest
 from .course import GenerationResult, RevisionResult, course_id_for, run_course
-from .stacks import ModelStacks
+from .stacks import ModelStacks, model_chains
 
 __all__ = [
     "Checkpoints",
@@ -26,6 +26,7 @@ __all__ = [
     "Runtime",
     "course_id_for",
     "dumps",
+    "model_chains",
     "open_response_cache",
     "request_digest",
     "run_course",

@@ -18,7 +18,7 @@ breaker reports to its provider's breaker too (one per provider entry and routin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +38,7 @@ from ..resilience import (
     StructuredOutputModel,
 )
 
-__all__ = ["ModelStacks"]
+__all__ = ["ModelStacks", "chain_ids", "model_chains"]
 
 
 def _upstream(ms: ModelSettings) -> str:
@@ -47,6 +47,29 @@ def _upstream(ms: ModelSettings) -> str:
     routing = ms.provider_routing or {}
     where = routing.get("order") or routing.get("only") or []
     return f"{ms.provider}[{','.join(map(str, where))}]" if where else ms.provider
+
+
+def chain_ids(settings: Settings) -> dict[str, list[str]]:
+    """Tier model id -> the model ids its calls try, in order: the model, its
+    `second_provider`, then each of its `fallbacks:` followed by its own second provider; a
+    model named twice is tried once (where it first comes)."""
+    models = settings.models
+
+    def with_second(m: str) -> list[str]:
+        second = models[m].second_provider
+        return [m] if second is None else [m, second_model_id(m, second)]
+
+    return {
+        m: list(dict.fromkeys([*with_second(m), *(x for fb in models[m].fallbacks for x in with_second(fb))]))
+        for m in sorted(set(settings.routing.tiers.values()))
+    }
+
+
+def model_chains(settings: Settings, model: Callable[[str], ChatModel]) -> dict[str, list[ChatModel]]:
+    """Every tier's chain with each model id made a `ChatModel` by `model` (in-process: its
+    resilience stack; in a Temporal workflow: an activity): the one chain builder of both
+    runners."""
+    return {m: [model(x) for x in ids] for m, ids in chain_ids(settings).items()}
 
 
 class ModelStacks:
@@ -73,18 +96,8 @@ class ModelStacks:
         self._stacks: dict[str, ChatModel] = {}
 
     def chains(self) -> dict[str, list[ChatModel]]:
-        """Tier model id -> its stack, then its fallbacks' stacks, for every tier's model."""
-        models = self.settings.models
-
-        def with_second(m: str) -> list[str]:
-            second = models[m].second_provider
-            return [m] if second is None else [m, second_model_id(m, second)]
-
-        chains: dict[str, list[ChatModel]] = {}
-        for m in sorted(set(self.settings.routing.tiers.values())):
-            ids = [*with_second(m), *(x for fb in models[m].fallbacks for x in with_second(fb))]
-            chains[m] = [self.stack(x) for x in dict.fromkeys(ids)]
-        return chains
+        """Tier model id -> its chain of stacks (`model_chains`)."""
+        return model_chains(self.settings, self.stack)
 
     def stack(self, model_id: str) -> ChatModel:
         """`model_id`'s provider inside its resilience stack (built on first use)."""
