@@ -263,12 +263,17 @@ class CircuitOpen(ProviderError):
 class BudgetExceeded(RunError):
     """Reserving this call's worst-case cost would exceed the course's cap."""
 
-    def __init__(self, *, cap_usd: object, committed_usd: object, needed_usd: object) -> None:
+    def __init__(
+        self, *, cap_usd: object, committed_usd: object, needed_usd: object, phase: str = ""
+    ) -> None:
         self.cap_usd = cap_usd
         self.committed_usd = committed_usd
         self.needed_usd = needed_usd
+        #: Set when the cap is a phase's own (`budget.phase_shares`), not the course's.
+        self.phase = phase
+        which = f"phase {phase!r} budget cap" if phase else "budget cap"
         super().__init__(
-            f"budget cap ${cap_usd} would be exceeded: ${committed_usd} spent or reserved, "
+            f"{which} ${cap_usd} would be exceeded: ${committed_usd} spent or reserved, "
             f"next call needs up to ${needed_usd}"
         )
 

@@ -7,12 +7,13 @@ import random
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
-from courseforge.config import ModelSettings
+from courseforge.config import BudgetSettings, ModelSettings
 from courseforge.domain import CallRecord
 from courseforge.domain.tasks import TaskId
 from courseforge.errors import BudgetExceeded
-from courseforge.ledger import Ledger, estimate_input_tokens, price_of, worst_case_cost
+from courseforge.ledger import Ledger, estimate_input_tokens, phase_caps, price_of, worst_case_cost
 from courseforge.providers import ChatRequest, Message, Usage
 from courseforge.providers.effects import CallSpec
 from courseforge.testing import CourseAuthor, ScriptedModel
@@ -229,3 +230,42 @@ async def test_budget_running_out_mid_course_flags_lessons_but_never_overspends(
     # blocked lessons keep their best (off-topic) attempt for a human to review
     assert result.course is not None and result.course.status == "needs_review"
     assert any(f.target.startswith("lesson:") for f in result.course.review)
+
+
+# -- per-phase caps (seeds 000/001's budget split; issue 26 item 14) ---------------------------
+def test_a_phase_cap_refuses_that_phase_only() -> None:
+    ledger = Ledger(Decimal("1.00"), phase_caps_usd={"metadata": Decimal("0.30")})
+    r = ledger.reserve(Decimal("0.20"), "metadata")
+    with pytest.raises(BudgetExceeded) as caught:
+        ledger.reserve(Decimal("0.15"), "metadata")  # 0.20 held + 0.15 > 0.30
+    assert caught.value.phase == "metadata" and "phase 'metadata' budget cap" in str(caught.value)
+    ledger.reserve(Decimal("0.50"), "lessons")  # another phase: only the course's cap holds
+    ledger.release(r)
+    assert ledger.phase_committed("metadata") == 0
+    ledger.reserve(Decimal("0.25"), "metadata")  # released: room again
+    with pytest.raises(BudgetExceeded) as course_wide:
+        ledger.reserve(Decimal("0.30"), "lessons")  # 0.75 committed + 0.30 > 1.00
+    assert course_wide.value.phase == ""
+
+
+def test_phase_spend_counts_settled_records() -> None:
+    ledger = Ledger(Decimal("1.00"), phase_caps_usd={"lessons": Decimal("0.10")})
+    r = ledger.reserve(Decimal("0.09"), "lessons")
+    ledger.settle(r, rec("0.08", phase="lessons"))
+    assert ledger.phase_committed("lessons") == Decimal("0.08")
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve(Decimal("0.03"), "lessons")
+
+
+@pytest.mark.parametrize(
+    ("shares", "ok"),
+    [({"metadata": 0.5, "lessons": 0.6}, True), ({"lessons": 0.0}, False), ({"x": 1.5}, False)],
+)
+def test_phase_shares_are_validated_and_turned_into_caps(shares: dict[str, float], ok: bool) -> None:
+    if not ok:
+        with pytest.raises(ValidationError, match="phase_shares"):
+            BudgetSettings(phase_shares=shares)
+        return
+    settings = hosted_settings(budget=BudgetSettings(phase_shares=shares))
+    assert phase_caps(Decimal("0.40"), settings) == {"metadata": Decimal("0.20"), "lessons": Decimal("0.24")}
+    assert hosted_settings().budget.phase_shares == {"lessons": 0.6}

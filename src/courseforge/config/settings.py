@@ -462,6 +462,18 @@ class BudgetSettings(_S):
     #: Share of the cap after which new tasks start (and escalate) no higher than `step_down_tier`.
     step_down_at: float = Field(default=0.8, gt=0, le=1)
     step_down_tier: Tier | None = None
+    #: A ceiling per phase, as a share of the course's cap (seeds 000/001's budget split: a call
+    #: of that phase is refused, like one over the course's cap, once the phase's spend plus its
+    #: calls in flight would pass it). Phases not named share the course's cap only; the shares
+    #: are ceilings, not an allocation, so they may add up to more than 1.
+    phase_shares: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shares(self) -> BudgetSettings:
+        bad = [f"{p}: {v}" for p, v in self.phase_shares.items() if not 0 < v <= 1]
+        if bad:
+            raise ValueError(f"phase_shares must be in (0, 1]: {', '.join(bad)}")
+        return self
 
 
 class StorageSettings(_S):

@@ -145,6 +145,9 @@ class Report(Open):
     profile: str = ""
     total_cost_usd: Money = Decimal(0)
     budget_usd: Money
+    #: Phase -> its own ceiling inside `budget_usd` (`budget.phase_shares`); its spend is
+    #: `by_phase[phase].cost_usd`. Empty when no phase has one.
+    phase_budget_usd: dict[str, Money] = Field(default_factory=dict)
     by_phase: dict[str, Totals] = Field(default_factory=dict)
     by_model: dict[str, Totals] = Field(default_factory=dict)
     calls: list[CallRecord] = Field(default_factory=list)

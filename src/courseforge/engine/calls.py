@@ -456,7 +456,7 @@ class CourseCalls:
             base = _identity(spec, model.model_id, started)
             estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
             try:
-                reservation = self.ledger.reserve(estimate)
+                reservation = self.ledger.reserve(estimate, spec.phase)
             except BudgetExceeded as exc:
                 blocked = CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
                 self._recorded(self.ledger.record(blocked), span)

@@ -19,7 +19,7 @@ from typing import Any
 from ..cache import ResponseCache
 from ..config import Settings
 from ..domain import AnalysisResult, CallRecord, Course, Decision, Report
-from ..ledger import Ledger, course_cap
+from ..ledger import Ledger, course_cap, phase_caps
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
 from ..pipeline.revise import Revision
@@ -98,7 +98,8 @@ async def run_course(
     Cancelled, it hands `on_cancel` the report of what the run had spent (every call sent,
     those in flight marked "cancelled"), status "cancelled", before the cancellation goes on.
     A tenant's jobs get the tenant's own `cache` namespace (`jobs.InProcessRunner.cache_for`)."""
-    ledger = Ledger(course_cap(analysis, settings))
+    cap = course_cap(analysis, settings)
+    ledger = Ledger(cap, phase_caps_usd=phase_caps(cap, settings))
     calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
     ctx = PipelineContext(settings, calls, ledger.cap_usd, plan=plan)
     if progress is not None:

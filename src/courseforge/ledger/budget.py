@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,6 +24,7 @@ __all__ = [
     "Reservation",
     "course_cap",
     "estimate_input_tokens",
+    "phase_caps",
     "price_of",
     "prompt_cache_saving",
     "worst_case_cost",
@@ -37,6 +38,11 @@ _MESSAGE_OVERHEAD_TOKENS = 8
 def course_cap(analysis: AnalysisResult, settings: Settings) -> Decimal:
     """A course's budget cap: the input's `budget_usd`, else the config's `budget.per_course_usd`."""
     return Decimal(str(analysis.budget_usd or settings.budget.per_course_usd))
+
+
+def phase_caps(cap_usd: Decimal, settings: Settings) -> dict[str, Decimal]:
+    """Each capped phase's own ceiling: its `budget.phase_shares` share of the course's cap."""
+    return {phase: cap_usd * Decimal(str(share)) for phase, share in settings.budget.phase_shares.items()}
 
 
 def estimate_input_tokens(messages: Sequence[Message]) -> int:
@@ -99,14 +105,25 @@ class Reservation:
 class Ledger:
     """Spend, reservations and call records of one course."""
 
-    def __init__(self, cap_usd: Decimal, *, spent_usd: Decimal = Decimal(0)) -> None:
+    def __init__(
+        self,
+        cap_usd: Decimal,
+        *,
+        spent_usd: Decimal = Decimal(0),
+        phase_caps_usd: Mapping[str, Decimal] | None = None,
+    ) -> None:
         """`spent_usd`: what the course already paid before this ledger (a later revision of a
-        finished course spends what is left under the same cap)."""
+        finished course spends what is left under the same cap). `phase_caps_usd`: a ceiling
+        per phase inside the course's cap (seeds 000/001's budget split; `phase_caps`)."""
         if cap_usd <= 0:
             raise ValueError("budget cap must be positive")
         self.cap_usd = cap_usd
+        self.phase_caps_usd = dict(phase_caps_usd or {})
         self._spent = spent_usd
         self._reserved: dict[int, Decimal] = {}
+        #: Phase of each reservation, and each phase's spend, for the phases' own caps.
+        self._reserved_phase: dict[int, str] = {}
+        self._phase_spent: dict[str, Decimal] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.records: list[CallRecord] = []
@@ -125,14 +142,29 @@ class Ledger:
     def fraction_used(self) -> float:
         return float(self.committed / self.cap_usd)
 
-    def reserve(self, amount: Decimal) -> Reservation:
-        """Hold `amount` against the cap, or raise BudgetExceeded without holding anything."""
+    def phase_committed(self, phase: str) -> Decimal:
+        """What `phase` has spent plus what its calls in flight hold."""
+        held = sum((a for r, a in self._reserved.items() if self._reserved_phase.get(r) == phase), Decimal(0))
+        return self._phase_spent.get(phase, Decimal(0)) + held
+
+    def reserve(self, amount: Decimal, phase: str = "") -> Reservation:
+        """Hold `amount` against the cap (and against `phase`'s own cap, when it has one), or
+        raise BudgetExceeded without holding anything."""
         with self._lock:
             committed = self.committed
             if committed + amount > self.cap_usd:
                 raise BudgetExceeded(cap_usd=self.cap_usd, committed_usd=committed, needed_usd=amount)
+            phase_cap = self.phase_caps_usd.get(phase)
+            if phase_cap is not None:
+                in_phase = self.phase_committed(phase)
+                if in_phase + amount > phase_cap:
+                    raise BudgetExceeded(
+                        cap_usd=phase_cap, committed_usd=in_phase, needed_usd=amount, phase=phase
+                    )
             reservation = Reservation(next(self._ids), amount)
             self._reserved[reservation.id] = amount
+            if phase:
+                self._reserved_phase[reservation.id] = phase
             self.peak_committed = max(self.peak_committed, committed + amount)
             return reservation
 
@@ -141,13 +173,18 @@ class Ledger:
         with self._lock:
             if reservation is not None:
                 self._reserved.pop(reservation.id, None)
+                self._reserved_phase.pop(reservation.id, None)
             self._spent += record.cost_usd
+            self._phase_spent[record.phase] = (
+                self._phase_spent.get(record.phase, Decimal(0)) + record.cost_usd
+            )
             self.records.append(record)
             return record
 
     def release(self, reservation: Reservation) -> None:
         with self._lock:
             self._reserved.pop(reservation.id, None)
+            self._reserved_phase.pop(reservation.id, None)
 
     def record(self, record: CallRecord) -> CallRecord:
         """Keep a record that holds no money (blocked, skipped, replayed-free)."""

@@ -285,6 +285,7 @@ def build_report(
         profile=settings.profile,
         total_cost_usd=ledger.spent,
         budget_usd=ledger.cap_usd,
+        phase_budget_usd=dict(ledger.phase_caps_usd),
         by_phase=Ledger.totals(records, "phase"),
         by_model=Ledger.totals(records, "model"),
         calls=records,
