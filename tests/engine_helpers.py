@@ -151,18 +151,21 @@ def loopback_config(base_url: str, **extra: Any) -> dict[str, Any]:
                 "name": "test/small",
                 "price_in_per_m": "0.03",
                 "price_out_per_m": "0.13",
+                "batch_price_multiplier": "0.5",
             },
             "medium": {
                 "provider": "loop",
                 "name": "test/medium",
                 "price_in_per_m": "0.03",
                 "price_out_per_m": "0.17",
+                "batch_price_multiplier": "0.5",
             },
             "large": {
                 "provider": "loop",
                 "name": "test/large",
                 "price_in_per_m": "0.78",
                 "price_out_per_m": "3.90",
+                "batch_price_multiplier": "0.5",
             },
         },
         "routing": {

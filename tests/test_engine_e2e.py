@@ -152,6 +152,13 @@ async def test_provider_cost_wins_and_rate_limits_are_retried() -> None:
     assert result.course is not None
     assert all(c.cost_source == "provider" and c.cost_usd == Decimal("0.0001") for c in report.calls)
     assert report.total_cost_usd == Decimal("0.0001") * len(report.calls)
+    # Per model, the billed cost against the price table's estimate for the same usage.
+    small = report.summary["price_check"]["small"]
+    calls = [c for c in report.calls if c.model == "small"]
+    assert small["calls"] == len(calls) and small["billed_usd"] == float(Decimal("0.0001") * len(calls))
+    # 1000 in at $0.03/M + 500 out at $0.13/M = $0.000095 a call
+    assert small["price_table_usd"] == float(Decimal("0.000095") * len(calls))
+    assert small["billed_over_table"] == round(0.0001 / 0.000095, 4)
     assert report.retries == 1
     extras = [c for c in report.calls if c.task == "metadata_extras"]
     assert [c.outcome for c in extras] == ["ok"]  # the retry happened below the cascade

@@ -15,6 +15,7 @@ from courseforge.domain import Report
 from courseforge.domain.tasks import TaskId
 from courseforge.engine import CourseCalls, Engine, Runtime, without_cache
 from courseforge.engine.batching import Batcher
+from courseforge.errors import ProviderHTTPError
 from courseforge.jobs import InProcessRunner, generate_durably, new_job
 from courseforge.ledger import Ledger, estimate_input_tokens, worst_case_cost
 from courseforge.providers import ChatRequest, Message
@@ -221,3 +222,47 @@ async def test_a_recorded_batch_the_provider_no_longer_knows_takes_the_normal_pa
     assert result.record.batch_id == "" and result.record.outcome == "ok"
     assert count(sim, "ok") == 1 and count(sim, "batch_created") == 0  # answered on the normal path
     assert await store.pending_batches() == []
+
+
+async def test_a_model_without_a_cheaper_batch_price_is_not_batched(store: Store) -> None:
+    """No synced `:batch` price below the normal one (batch_price_multiplier None): batch mode
+    sends that model's calls the normal way, never at an assumed half price."""
+    async with SimServer(profile(batch_delay_s=0)) as sim:
+        settings = settings_for(sim)
+        unknown = settings.models["small"].model_copy(update={"batch_price_multiplier": None})
+        settings = settings.model_copy(update={"models": {**settings.models, "small": unknown}})
+        model = OpenAICompatModel(model_id="small", model_name=unknown.name, base_url=sim.base_url)
+        calls = CourseCalls(
+            settings,
+            Runtime(chains={"small": [model]}, embedder=HashingEmbedder()),
+            Ledger(Decimal(1)),
+            batcher=Batcher(settings, lambda _m: model, store=store),
+        )
+        request = ChatRequest([Message("user", "question")], max_tokens=50)
+        try:
+            result = await calls.call(CallSpec("lessons", TaskId("lesson", "S1-L1"), "cheap", 1, request))
+        finally:
+            await model.aclose()
+    assert result.record.batch_id == "" and count(sim, "batch_created") == 0
+
+
+async def test_the_simulator_refuses_a_batch_body_with_requests_before_model() -> None:
+    """OpenRouter reads a batch body as a stream: `endpoint` and `model` come before `requests`."""
+    async with SimServer(profile(batch_delay_s=0)) as sim:
+        model = OpenAICompatModel(model_id="small", model_name="test/small", base_url=sim.base_url)
+        try:
+            with pytest.raises(ProviderHTTPError) as info:
+                await model.request_json(
+                    "POST",
+                    "/batches",
+                    {"requests": [], "endpoint": "/v1/chat/completions", "model": "test/small"},
+                )
+            ok = await model.request_json(
+                "POST",
+                "/batches",
+                {"endpoint": "/v1/chat/completions", "model": "test/small", "requests": []},
+            )
+        finally:
+            await model.aclose()
+    assert info.value.status == 400 and "before requests" in info.value.body
+    assert ok["id"]

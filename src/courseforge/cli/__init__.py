@@ -3,7 +3,7 @@
 Sync only at this edge. Each command lives in the module named for it and registers on `app`:
 `generate` (generate.py), `check` and `calibrate` (quality.py), `serve`, `worker` and
 `sim serve` (serve.py), `validate`, `schema` and `config show` (inspect.py), `report` (report.py),
-`export` and `export-training` (exports.py), `eval` (evals.py).
+`export` and `export-training` (exports.py), `eval` (evals.py), `models sync` (models.py).
 
 Exit codes: 0 done (the course's status says approved or needs_review); 1 `check` flagged
 something, or `eval` found a regression; 2 invalid input or config (no model called, nothing
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CourseforgeError
-from . import evals, exports, generate, inspect, plans, quality, report, serve
+from . import evals, exports, generate, inspect, models, plans, quality, report, serve
 from ._common import EXIT_FAILED, app, err, write_atomic
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "generate",
     "inspect",
     "main",
+    "models",
     "plans",
     "quality",
     "report",

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ..config import load_config, masked
+from ..config.prices import price_sources
 from ..domain import AnalysisResult, Course, Report
 from ..errors import UserError
 from ._common import EXIT_INVALID, ConfigOpt, app, config_app, err, fail_user, read_input
@@ -56,3 +57,6 @@ def config_show(config: ConfigOpt = None) -> None:
         raise fail_user(exc) from exc
     err.print(f"# {loaded.reason} ({loaded.source})")
     typer.echo(yaml.safe_dump(masked(loaded.settings), sort_keys=False, allow_unicode=True))
+    typer.echo("# prices: where each model's come from, and how old they are")
+    for model_id, where in price_sources(loaded.settings).items():
+        typer.echo(f"#   {model_id}: {where}")

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, UserError
 from ..files import MAX_SMALL_FILE_BYTES, read_text_limited
+from .prices import apply_prices
 from .settings import Settings
 
 __all__ = [
@@ -81,9 +82,11 @@ def settings_from(data: dict[str, Any], source: str, env: Mapping[str, str]) -> 
     if base_url and isinstance(providers, dict) and isinstance(providers.get("openrouter"), dict):
         providers["openrouter"]["base_url"] = base_url
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"config {source} is invalid", _validation_problems(exc)) from exc
+    # The synced prices files (`courseforge models sync`), where there are any.
+    return apply_prices(settings)
 
 
 def load_config(

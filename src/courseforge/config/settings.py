@@ -76,6 +76,9 @@ class ProviderSettings(_S):
     #: None: when the host is openrouter.ai. The hosted profile says true, so it keeps them when
     #: OPENROUTER_BASE_URL points it at a proxy or the simulator.
     openrouter: bool | None = None
+    #: Where `courseforge models sync` keeps this provider's prices and capabilities (a JSON
+    #: file); None: `<cache_dir>/prices/<provider>.json`. Read when the config is loaded.
+    prices_file: str | None = None
 
 
 #: Sequences one local model decodes at once. benchmarks/local_decode.py on 2 cores: 4 gives
@@ -235,8 +238,13 @@ class ModelSettings(_S):
     #: `cache_control` (an explicit breakpoint on the shared system message: Anthropic, Gemini
     #: explicit caching through OpenRouter), `off`.
     prompt_cache: Literal["auto", "cache_control", "off"] = "auto"
-    #: Price of a call sent through the provider's batch API, as a share of the normal price.
-    batch_price_multiplier: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+    #: Price of a call sent through the provider's batch API, as a share of the normal price
+    #: (the synced `:batch` variant's, docs/caching.md); None: no cheaper batch price is known,
+    #: so batch mode sends this model's calls the normal way.
+    batch_price_multiplier: Decimal | None = Field(default=None, gt=0, lt=1)
+    #: Where the prices come from: "" for this config's own table, else the synced prices
+    #: file's source and date (set when a prices file is applied; `config show` prints it).
+    price_source: str = ""
     #: Model ids tried in order when this one fails or answers badly (empty, not JSON, schema-
     #: invalid) within one call; every try is billed and recorded (seed 001).
     fallbacks: list[str] = Field(default_factory=list)

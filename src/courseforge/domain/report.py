@@ -70,6 +70,9 @@ class CallRecord(Open):
     #: (`native_finish_reason`), as the provider sent them ("" when it answered none).
     finish_reason: str = ""
     native_finish_reason: str = ""
+    #: When the provider billed the call (`cost_source` provider): what the price table would
+    #: have charged for the same usage (the report compares the two per model); else None.
+    price_table_usd: Money | None = None
 
 
 class Decision(Open):

@@ -30,7 +30,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -462,7 +462,12 @@ class CourseCalls:
                 self._recorded(self.ledger.record(blocked), span)
                 raise
             try:
-                if self._batcher is not None and model.model_id == primary:
+                # Batch only a model whose batch price is known and below its normal one.
+                if (
+                    self._batcher is not None
+                    and model.model_id == primary
+                    and settings.batch_price_multiplier
+                ):
                     custom_id = request_key(
                         settings, request, templates="", attempt=spec.attempt, sample=spec.task.sample
                     )
@@ -496,6 +501,10 @@ class CourseCalls:
                 self.ledger.release(reservation)
                 raise
             cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
+            table = None
+            if source == "provider":
+                no_cost = replace(response.usage, cost_usd=None)
+                table = price_of(settings, no_cost, batch=bool(response.batch_id))[0]
             fallback = _fallback_reason(model.model_id, primary, self._weaker)
             record = CallRecord(
                 **base,
@@ -513,6 +522,7 @@ class CourseCalls:
                 batch_id=response.batch_id,
                 finish_reason=response.finish_reason,
                 native_finish_reason=response.native_finish_reason,
+                price_table_usd=table,
             )
             span.response(response)
             if not response.batch_id:  # a batch's hours say nothing of the model's latency

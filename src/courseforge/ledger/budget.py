@@ -74,7 +74,7 @@ def price_of(model: ModelSettings, usage: Usage, *, batch: bool = False) -> tupl
         + Decimal(written) * write
         + Decimal(usage.output_tokens) * model.price_out_per_m
     ) / _MILLION
-    if batch:
+    if batch and model.batch_price_multiplier is not None:
         cost *= model.batch_price_multiplier
     return cost, "price_table"
 

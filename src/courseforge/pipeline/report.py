@@ -222,6 +222,24 @@ def recompute_totals(report: Report) -> None:
     report.summary.update(_money(calls))
 
 
+def _price_check(calls: Sequence[CallRecord]) -> dict[str, dict[str, Any]]:
+    """Per model, over the calls the provider billed (`usage.cost`): what it billed against what
+    the price table (the config's or the synced prices file's) estimated for the same usage."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in calls:
+        if c.price_table_usd is None or c.replayed or c.cache_hit:
+            continue
+        row = out.setdefault(c.model, {"calls": 0, "billed_usd": Decimal(0), "price_table_usd": Decimal(0)})
+        row["calls"] += 1
+        row["billed_usd"] += c.cost_usd
+        row["price_table_usd"] += c.price_table_usd
+    for row in out.values():
+        billed, table = row["billed_usd"], row["price_table_usd"]
+        row["billed_over_table"] = round(float(billed / table), 4) if table else None
+        row["billed_usd"], row["price_table_usd"] = float(billed), float(table)
+    return dict(sorted(out.items()))
+
+
 def _money(calls: Sequence[CallRecord]) -> dict[str, Any]:
     replayed = [c for c in calls if c.replayed]
     replayed_cost = sum((c.cost_usd for c in replayed), Decimal(0))
@@ -238,6 +256,7 @@ def _money(calls: Sequence[CallRecord]) -> dict[str, Any]:
         "reasoning_tokens": sum(c.reasoning_tokens for c in calls if not c.cache_hit),
         "calls_cut_at_max_tokens": sum(1 for c in calls if c.finish_reason == "length"),
         "prompt_cache_saved_usd": float(sum((c.saved_usd for c in calls if not c.cache_hit), Decimal(0))),
+        "price_check": _price_check(calls),
         "batch_calls": sum(1 for c in calls if c.batch_id),
         "batches": len({c.batch_id for c in calls if c.batch_id}),
     }

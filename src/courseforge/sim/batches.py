@@ -74,6 +74,14 @@ class BatchDesk:
             or not payload.get("model")
         ):
             return error_response(400, "body must hold model and requests", kind="invalid_request_error")
+        keys = list(payload)
+        if "endpoint" not in keys or keys.index("requests") < max(
+            keys.index("endpoint"), keys.index("model")
+        ):
+            # OpenRouter reads a batch body as a stream: endpoint and model must come first.
+            return error_response(
+                400, "endpoint and model must come before requests in the body", kind="invalid_request_error"
+            )
         model = str(payload["model"])
         n = len(self.batches)
         rng = random.Random(f"{self.server.seed}:{model}:batch:{n}")

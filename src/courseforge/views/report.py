@@ -261,6 +261,17 @@ def _figures(report: Report) -> str:
                 f"{reasoning} ({reasoning / output:.0%} of output, billed as output): {per_model}",
             )
         )
+    checked = report.summary.get("price_check") or {}
+    if checked:
+        rows.append(
+            (
+                "billed vs price table",
+                ", ".join(
+                    f"{m} {_usd(r['billed_usd'])} vs {_usd(r['price_table_usd'])} ({r['calls']} calls)"
+                    for m, r in checked.items()
+                ),
+            )
+        )
     if report.faults:
         rows.append(("provider faults", ", ".join(f"{k} {v}" for k, v in report.faults.items())))
     opened = [m for m, b in report.breakers.items() if b.opens]
