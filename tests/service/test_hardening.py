@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import logging
 import re
 from pathlib import Path
+from typing import Any
 
-from service_helpers import service
+import pytest
+from live_server import live_app
+from service_helpers import AUTH, TOKEN, service
 
 from courseforge.config import Settings
+from courseforge.service import create_app
+from courseforge.storage import open_store
+from engine_helpers import make_engine, scripted_models
 
 
 def test_every_v1_operation_declares_the_bearer_security_scheme(settings: Settings, tmp_path: Path) -> None:
@@ -32,3 +41,69 @@ def test_docs_load_swagger_ui_from_this_service_not_a_cdn(settings: Settings, tm
             asset = client.get(url)
             assert asset.status_code == 200 and asset.content, url
         assert client.get("/redoc").status_code == 404  # ReDoc loads from a CDN: off
+
+
+def _live_service(settings: Settings, tmp_path: Path) -> Any:
+    return create_app(
+        settings,
+        store=open_store(f"sqlite:///{tmp_path}/h.db"),
+        engine=make_engine(settings, scripted_models(settings)),
+        tokens=[TOKEN],
+    )
+
+
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, Any, bool]:
+    conn.request("POST", path, body=body, headers={**AUTH, "Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = json.loads(response.read())
+    return response.status, data, response.will_close
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "reason"),
+    [
+        (b'{"\\udfff": 1, "\\udfff": 2}', "body.\\udfff", "lone surrogate"),
+        (b'{"topic": "x\\ud800y"}', "body.topic", "lone surrogate"),
+        (b'{"min_lessons": ' + b"9" * 4301 + b"}", "body.min_lessons", "4301 digits"),
+    ],
+)
+def test_a_body_python_cannot_hold_is_a_422_naming_the_field_and_the_connection_stays(
+    settings: Settings, tmp_path: Path, raw: bytes, path: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with live_app(_live_service(settings, tmp_path)) as base:
+        conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+        status, data, will_close = _post(conn, "/v1/jobs", raw)
+        sock = conn.sock
+        again, _, _ = _post(conn, "/v1/jobs", raw)  # the same keep-alive connection
+        assert conn.sock is sock and sock is not None
+        conn.close()
+    assert (status, again, will_close) == (422, 422, False), data
+    [problem] = data["error"]["problems"]
+    assert problem["path"] == path and reason in problem["reason"]
+    assert not [r for r in caplog.records if r.name.startswith("courseforge") and r.levelno >= logging.ERROR]
+
+
+def test_anything_unexpected_is_a_503_logged_by_its_type_alone_and_the_connection_stays(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = _live_service(settings, tmp_path)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise LookupError("secret-request-data")
+
+    with caplog.at_level(logging.INFO), live_app(app) as base:
+        conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+        conn.request("GET", "/boom")
+        first = conn.getresponse()
+        body, will_close, sock = json.loads(first.read()), first.will_close, conn.sock
+        conn.request("GET", "/health")
+        health = conn.getresponse()
+        health.read()
+        assert conn.sock is sock and sock is not None  # no reconnect: the connection was kept
+        conn.close()
+    assert (first.status, will_close, health.status) == (503, False, 200)
+    assert body["error"]["message"] == "temporarily unavailable"
+    logged = [r for r in caplog.records if "LookupError" in r.getMessage()]
+    assert [r.getMessage() for r in logged] == ["unexpected LookupError on GET /boom"]
+    assert not any("secret-request-data" in r.getMessage() or r.exc_info for r in caplog.records)

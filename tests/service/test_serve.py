@@ -30,6 +30,18 @@ def test_redact_query_keeps_only_harmless_values() -> None:
     assert redact_query("/v1/jobs?%%%") == "/v1/jobs?***"
 
 
+def test_a_configured_token_is_redacted_whatever_its_parameter_or_place() -> None:
+    tok = "tenant-Token-51ab"
+    secrets = {tok, "other-Token-77"}
+    assert redact_query(f"/v1/jobs?status={tok}&limit=5", secrets) == "/v1/jobs?status=***&limit=5"
+    assert redact_query(f"/v1/jobs?limit={tok}", secrets) == "/v1/jobs?limit=***"
+    assert redact_query(f"/v1/jobs?offset=Bearer%20{tok}", secrets) == "/v1/jobs?offset=***"
+    assert (
+        redact_query(f"/v1/jobs/{tok}/report?status=queued", secrets) == "/v1/jobs/***/report?status=queued"
+    )
+    assert redact_query("/v1/jobs?status=queued", secrets) == "/v1/jobs?status=queued"
+
+
 class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -48,7 +60,7 @@ def test_a_token_in_the_query_string_is_refused_and_not_logged(settings: Setting
         tokens=[TOKEN, secret],
     )
     port = free_port()
-    server = build_server(app, host="127.0.0.1", port=port, log_level="info")
+    server = build_server(app, host="127.0.0.1", port=port, log_level="info", secrets=[TOKEN, secret])
     captured = _Lines()
     access = logging.getLogger("uvicorn.access")
     access.addHandler(captured)
@@ -59,15 +71,16 @@ def test_a_token_in_the_query_string_is_refused_and_not_logged(settings: Setting
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.02)
-        url = f"http://127.0.0.1:{port}/v1/jobs?token={secret}&limit=5"
-        try:
-            urllib.request.urlopen(url, timeout=10)
-            status = 200
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        assert status == 401  # only the Authorization header counts
+        statuses = []
+        for query in (f"token={secret}&limit=5", f"status={secret}", f"limit={secret}"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/jobs?{query}", timeout=10)
+                statuses.append(200)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+        assert statuses == [401, 401, 401]  # only the Authorization header counts
         deadline = time.monotonic() + 5
-        while not any("/v1/jobs" in line for line in captured.lines) and time.monotonic() < deadline:
+        while sum("/v1/jobs" in line for line in captured.lines) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         server.should_exit = True
@@ -76,3 +89,4 @@ def test_a_token_in_the_query_string_is_refused_and_not_logged(settings: Setting
     logged = [line for line in captured.lines if "/v1/jobs" in line]
     assert logged and all(secret not in line for line in captured.lines)
     assert "/v1/jobs?token=***&limit=5" in logged[0]
+    assert "/v1/jobs?status=***" in logged[1] and "/v1/jobs?limit=***" in logged[2]

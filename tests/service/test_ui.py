@@ -187,3 +187,17 @@ def test_evals_page(
         assert "run-b" in page and "unreadable" in page
     else:
         assert "No eval results found." in page
+
+
+@pytest.mark.parametrize("form", [{}, {"csrf": "stale"}])
+def test_sign_out_ends_the_server_session_whatever_the_form_holds(
+    settings: Settings, tmp_path: Path, form: dict[str, str]
+) -> None:
+    with service(settings, tmp_path) as client:
+        sign_in(client)
+        cookie = client.cookies.get("cf_session")
+        assert cookie and client.get("/ui/", follow_redirects=False).status_code == 200
+        out = client.post("/ui/logout", data=form, follow_redirects=False)
+        assert out.status_code == 303 and "cf_session" in out.headers.get("set-cookie", "")
+        client.cookies.set("cf_session", cookie, path="/ui")  # the cookie, copied before, replayed
+        assert client.get("/ui/", follow_redirects=False).status_code == 303  # to sign-in: ended

@@ -4,6 +4,7 @@ is reported at once with its JSON path, so one run tells the user everything to 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,6 +15,7 @@ from ..errors import InputError
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_LESSONS_PER_SECTION",
+    "MAX_NUMBER_DIGITS",
     "loads_strict",
     "parse_analysis",
     "plan_lesson_counts",
@@ -23,6 +25,8 @@ __all__ = [
 MAX_LESSONS_PER_SECTION = 10
 #: Nesting an input may have; the analysis_result needs 4 (object, sections, section, concepts).
 MAX_JSON_DEPTH = 32
+#: Digits a JSON integer may have (a count or a score needs a few; Python's `int()` stops at 4,300).
+MAX_NUMBER_DIGITS = 100
 
 
 class _Object(dict[str, Any]):
@@ -48,14 +52,50 @@ def _too_deep_at(depth: int) -> InputError:
     )
 
 
+class _LongNumber(str):
+    """A JSON integer with more digits than `MAX_NUMBER_DIGITS`, kept as its text so that
+    `_scan` can name where it is (Python's `int()` refuses past 4,300 digits with a bare
+    ValueError, and no field of ours needs more than a few)."""
+
+
+def _int(text: str) -> int | _LongNumber:
+    return _LongNumber(text) if len(text) > MAX_NUMBER_DIGITS else int(text)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _shown(text: str) -> str:
+    """`text` safe to print and to encode as UTF-8: a lone surrogate as its `\\udfff` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _scan(value: Any) -> None:
-    """Walk parsed JSON without recursion: raise for nesting past `MAX_JSON_DEPTH` and for the
-    first object (in document order) that repeats a key, naming its path and the key."""
+    """Walk parsed JSON without recursion: raise for nesting past `MAX_JSON_DEPTH`, for a lone
+    surrogate (`"\\udfff"`: JSON may write one, no UTF-8 text can hold it) in a key or a
+    string, for an integer too long to be a number of ours, and for the first object (in
+    document order) that repeats a key, naming its path (and the key)."""
     stack: list[tuple[Any, str, int]] = [(value, "$", 1)]
     while stack:
         node, path, depth = stack.pop()
         if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
             raise _too_deep_at(depth)
+        if isinstance(node, _LongNumber):
+            raise InputError(
+                "input has a number too long",
+                [(path, f"an integer of {len(node.lstrip('-'))} digits (at most {MAX_NUMBER_DIGITS})")],
+            )
+        if isinstance(node, str) and _SURROGATE.search(node):
+            raise InputError(
+                "input is not Unicode text", [(path, "holds a lone surrogate (\\ud800-\\udfff)")]
+            )
+        if isinstance(node, dict):
+            for key in node:
+                if _SURROGATE.search(key):
+                    raise InputError(
+                        "input is not Unicode text",
+                        [(f"{path}.{_shown(key)}", "the key holds a lone surrogate (\\ud800-\\udfff)")],
+                    )
         if isinstance(node, _Object) and node.repeated:
             key = node.repeated[0]
             raise InputError(
@@ -69,11 +109,12 @@ def _scan(value: Any) -> None:
 
 
 def loads_strict(text: str) -> Any:
-    """`json.loads` for untrusted input: a repeated key and nesting past `MAX_JSON_DEPTH` are
-    `InputError`s naming the place (Python's parser would keep the last value silently, and
-    recurse until it raised RecursionError)."""
+    """`json.loads` for untrusted input: a repeated key, nesting past `MAX_JSON_DEPTH`, a lone
+    surrogate and an integer past `MAX_NUMBER_DIGITS` are `InputError`s naming the place
+    (Python's parser would keep the last value silently, recurse until it raised
+    RecursionError, keep text no UTF-8 encoder can write, and raise a bare ValueError)."""
     try:
-        data = json.loads(text, object_pairs_hook=_pairs)
+        data = json.loads(text, object_pairs_hook=_pairs, parse_int=_int)
     except json.JSONDecodeError as exc:
         raise InputError(
             "input is not valid JSON", [("$", f"{exc.msg} at line {exc.lineno} column {exc.colno}")]

@@ -13,10 +13,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ActionRefused, Conflict, NotFound, StaleVersion, UserError
 
-__all__ = ["ERRORS", "ApiError", "ErrorBody", "error_body", "from_domain", "install_error_handlers"]
+__all__ = [
+    "ERRORS",
+    "ApiError",
+    "CatchUnexpected",
+    "ErrorBody",
+    "error_body",
+    "from_domain",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("courseforge.service")
 
@@ -50,8 +59,46 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _text(value: str) -> str:
+    """`value` as text any encoder can write: a lone surrogate a request smuggled in (JSON may
+    escape one, UTF-8 cannot hold it) becomes its `\\udfff` escape instead of failing the answer."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(message: str, problems: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-    return {"error": {"message": message, "problems": [{"path": p, "reason": r} for p, r in problems]}}
+    listed = [{"path": _text(p), "reason": _text(r)} for p, r in problems]
+    return {"error": {"message": _text(message), "problems": listed}}
+
+
+class CatchUnexpected:
+    """ASGI middleware around the app: an exception nothing else handled is logged by its type
+    alone (never its message or traceback, which may hold request data) and answered 503 when no
+    answer has started; the connection stays open. An `Exception` handler cannot do this:
+    Starlette's ServerErrorMiddleware re-raises after it, so the server logs the traceback and
+    drops the keep-alive connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"))
+            if not started:
+                answer = JSONResponse(error_body("temporarily unavailable"), status_code=503)
+                await answer(scope, receive, send)
 
 
 def from_domain(
@@ -83,7 +130,4 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(error_body("invalid request", [problem]), status_code=422)
         return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return JSONResponse(error_body("temporarily unavailable"), status_code=503)
+    app.add_middleware(CatchUnexpected)  # added last: the outermost of ours
