@@ -74,3 +74,24 @@ def test_what_key_cannot_produce_does_not_parse(text: str) -> None:
 def test_invalid_task_ids_are_refused(make: object) -> None:
     with pytest.raises(ValueError):
         make()  # type: ignore[operator]
+
+
+def test_lesson_subjects_and_outcome_ids_are_built_and_read_in_one_place() -> None:
+    from courseforge.domain.tasks import lesson_key, lesson_of, outcome_id, outcome_number, subject_kind
+
+    assert lesson_key("S1-L2") == TaskId.lesson_task("S1-L2").key() == "lesson:S1-L2"
+    assert lesson_of("lesson:S1-L2/r1") == lesson_of("lesson:S1-L2#s2") == "S1-L2"
+    assert lesson_of(lesson_key("an odd id")) == "an odd id"  # a hand-written course's lesson
+    assert lesson_of("course") is None and lesson_of("judge:S1-L2:ab12") is None
+    assert [subject_kind(k) for k in ("judge:S1-L2:ab12", "metadata_core", "gaps/r1", "course")] == [
+        "judge",
+        "metadata_core",
+        "gaps",
+        "course",
+    ]
+    assert outcome_id(3) == "LO3" and outcome_number("LO12") == 12
+    for bad in ("L3", "LO", "LOx", "lo3"):
+        with pytest.raises(ValueError, match="not an outcome id"):
+            outcome_number(bad)
+    with pytest.raises(ValueError):
+        outcome_id(0)

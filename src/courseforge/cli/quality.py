@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ..config import load_config
 from ..domain import Course
+from ..domain.tasks import outcome_id
 from ..errors import UserError
 from ..files import MAX_COURSE_BYTES, read_text_limited
 from ._common import (
@@ -106,7 +107,7 @@ async def _scores(rows: list[dict[str, Any]], model: str) -> list[float]:
             continue
         outcomes = row.get("outcomes") or [row["outcome"]]
         values = await lesson_similarity(
-            row["content"], {f"LO{i + 1}": o for i, o in enumerate(outcomes)}, embedder
+            row["content"], {outcome_id(i + 1): o for i, o in enumerate(outcomes)}, embedder
         )
         out.append(float(values["similarity"]))
     return out

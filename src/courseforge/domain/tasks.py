@@ -17,15 +17,30 @@ it needs a store migration.
     gaps/r1                        phase 5's plan of the lessons missing in its first round
 
 A step key is `phase/task/attempt/tier` (e.g. `lessons/lesson:S1-L2/2/mid`).
+
+A lesson as a subject — a review flag's target, a decision about the lesson rather than one of
+its attempts — is named by its first generation's key (`lesson_key`), and read back with
+`lesson_of`; a learning outcome's id is `LO<n>` (`outcome_id`, `outcome_number`). Nothing else
+builds or splits these strings.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NewType
 
-__all__ = ["TaskId", "TaskKind", "step_key"]
+__all__ = [
+    "OutcomeId",
+    "TaskId",
+    "TaskKind",
+    "lesson_key",
+    "lesson_of",
+    "outcome_id",
+    "outcome_number",
+    "step_key",
+    "subject_kind",
+]
 
 TaskKind = Literal["metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps"]
 _KINDS: tuple[TaskKind, ...] = ("metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps")
@@ -137,3 +152,51 @@ class TaskId:
 def step_key(phase: str, task: TaskId, attempt: int, tier: str) -> str:
     """The identity under which a finished call is checkpointed and replayed."""
     return f"{phase}/{task.key()}/{attempt}/{tier}"
+
+
+_LESSON_PREFIX = "lesson:"
+
+
+def lesson_key(lesson_id: str) -> str:
+    """Lesson `lesson_id` as a subject (`lesson:S1-L2`): the key of its first generation
+    (`TaskId.lesson_task(lesson_id).key()`) for any id a course may carry, even one a task id
+    would refuse (a hand-written course checked by `courseforge check`)."""
+    return f"{_LESSON_PREFIX}{lesson_id}"
+
+
+def lesson_of(key: str) -> str | None:
+    """The lesson a lesson task key or review target names (`lesson:S1-L2/r1` -> `S1-L2`);
+    None for any other subject ("course", "metadata_core", a judge task)."""
+    try:
+        task = TaskId.parse(key)
+    except ValueError:
+        return key.removeprefix(_LESSON_PREFIX) if key.startswith(_LESSON_PREFIX) else None
+    return task.lesson if task.kind == "lesson" else None
+
+
+def subject_kind(key: str) -> str:
+    """The kind of task a decision's subject is (`judge:S1-L2:ab12` -> "judge"), or the
+    subject itself when it is no task ("course")."""
+    try:
+        return TaskId.parse(key).kind
+    except ValueError:
+        return key.partition(":")[0]
+
+
+#: A learning outcome's id: `LO<n>`, n its 1-based number in the course's outcomes.
+OutcomeId = NewType("OutcomeId", str)
+_OUTCOME = re.compile(r"LO([1-9][0-9]*)")
+
+
+def outcome_id(number: int) -> OutcomeId:
+    if number < 1:
+        raise ValueError(f"outcome numbers count from 1, not {number}")
+    return OutcomeId(f"LO{number}")
+
+
+def outcome_number(oid: str) -> int:
+    """The number of outcome id `oid` (`LO3` -> 3); ValueError for anything else."""
+    match = _OUTCOME.fullmatch(oid)
+    if match is None:
+        raise ValueError(f"not an outcome id: {oid!r} (expected LO<n>)")
+    return int(match.group(1))

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from ..cache import ResponseCache, request_key
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
+from ..domain.tasks import lesson_key
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, JobStopped, ModerationRefused, ProviderError
 from ..ledger import (
     Ledger,
@@ -175,7 +176,7 @@ class Checkpoints:
 def _prompt_of(spec: CallSpec) -> str:
     """What a moderation refusal is remembered by: the lesson (its regenerations carry the same
     subject), else the task."""
-    return f"lesson:{spec.task.lesson}" if spec.task.kind == "lesson" else spec.task.key()
+    return lesson_key(spec.task.lesson) if spec.task.kind == "lesson" else spec.task.key()
 
 
 def _identity(spec: CallSpec, model_id: str, started_ms: float) -> dict[str, Any]:

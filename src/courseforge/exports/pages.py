@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..domain import Course, Lesson
+from ..domain.tasks import lesson_key
 from ..safehtml import esc, markdown_html
 from ._base import ExportFormat, ExportResult, QuizItem, atomic_dir, ident, quiz_items
 
@@ -146,7 +147,7 @@ def export_html(course: Course, out: Path) -> ExportResult:
 def _all_items(lesson: Lesson, by_lesson: dict[str, list[QuizItem]]) -> list[QuizItem]:
     """Every exercise of the lesson for display, keyed or not (a page shows what a quiz cannot key)."""
     keyed = {item.exercise.id: item for item in by_lesson.get(lesson.id, [])}
-    return [keyed.get(ex.id) or QuizItem(f"lesson:{lesson.id}", lesson.id, ex) for ex in lesson.exercises]
+    return [keyed.get(ex.id) or QuizItem(lesson_key(lesson.id), lesson.id, ex) for ex in lesson.exercises]
 
 
 _EXERCISE_TYPES = ("multiple_choice", "true_false", "short_answer", "coding", "open")

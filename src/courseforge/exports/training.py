@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
-from ..domain.tasks import TaskId, step_key
+from ..domain.tasks import TaskId, lesson_key, outcome_number, step_key
 from ..engine import request_digest
 from ..errors import UserError
 from ..files import MAX_COURSE_BYTES, read_text_limited
@@ -96,7 +96,7 @@ def _accepted(record: CourseRecord, lesson_id: str) -> str:
         return "reviewer"
     if record.course.status == "approved":
         return "course"
-    open_flag = any(f.target == f"lesson:{lesson_id}" for f in record.course.review)
+    open_flag = any(f.target == lesson_key(lesson_id) for f in record.course.review)
     gates = (
         next((x for x in record.report.lessons if x.lesson_id == lesson_id), None) if record.report else None
     )
@@ -162,7 +162,7 @@ def _brief(
         style=meta.style_guidelines,
         outline=[(p.title, [lp.title for lp in p.lessons]) for p in plans],
         sources=excerpts if excerpts is not None else ([] if not analysis.source_material else None),
-        outcome_numbers=[int(o.removeprefix("LO")) for o in _plan_outcomes(record, lesson_id)],
+        outcome_numbers=[outcome_number(o) for o in _plan_outcomes(record, lesson_id)],
     )
 
 

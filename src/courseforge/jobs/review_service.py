@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
 from ..domain import Course
+from ..domain.tasks import lesson_key
 from ..engine import Engine
 from ..errors import ActionRefused, Conflict, NotFound, StaleVersion
 from ..pipeline import validate_analysis
@@ -229,7 +230,7 @@ class ReviewService:
             course, validate_analysis(job.analysis), self._settings, self._engine.embedder()
         )
         gates = next((lg.gates for lg in checked.lessons if lg.lesson_id == item.target), [])
-        mine = [f for f in flags if f.target == f"lesson:{item.target}"]
+        mine = [f for f in flags if f.target == lesson_key(item.target)]
         resolution = {**item.resolution, "regated": [g.model_dump(mode="json") for g in gates]}
         if not mine:
             await self._store.update_review(review_id, status="edited", resolution=resolution)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain import Course, Report, ReviewFlag
+from ..domain.tasks import lesson_key, lesson_of
 from ..engine import Checkpoints, Engine
 from ..errors import UserError
 from ..pipeline import validate_analysis
@@ -56,9 +57,9 @@ def review_items(
     one item for the whole course. The spot-check does not change the course's status."""
     items = [
         ReviewItem(
-            id=f"{job_id}:{i}:{flag.target.removeprefix('lesson:')}",
+            id=f"{job_id}:{i}:{lesson_of(flag.target) or flag.target}",
             job_id=job_id,
-            target=flag.target.removeprefix("lesson:"),
+            target=lesson_of(flag.target) or flag.target,
             reason=flag.reason,
             gate=flag.gate,
             uncertainty=flag.uncertainty or 0.0,
@@ -151,7 +152,7 @@ async def revise_review(engine: Engine, store: Store, review_id: str) -> ReviewI
         best_quality=bool(item.resolution.get("best_quality", False)),
     )
     revision = result.revision
-    target = f"lesson:{item.target}"
+    target = lesson_key(item.target)
     paid = sum((c.cost_usd for c in result.calls if not c.replayed), Decimal(0))
     entry = {
         "tag": tag,

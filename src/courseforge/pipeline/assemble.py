@@ -16,6 +16,7 @@ from ..domain import (
     Section,
 )
 from ..domain.drafts import ExerciseDraft, LessonDraft
+from ..domain.tasks import lesson_key
 from ..quality.base import GateResult, uncertainty
 from .state import CourseState, LessonSlot
 
@@ -109,7 +110,7 @@ def assemble_course(state: CourseState) -> Course:
             if slot.status == "flagged":
                 state.flags.append(
                     ReviewFlag(
-                        target=f"lesson:{slot.id}",
+                        target=lesson_key(slot.id),
                         reason=slot.reason,
                         gate="lesson",
                         score=next((g.score for g in slot.gates if g.gate == "similarity"), None),

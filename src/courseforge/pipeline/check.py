@@ -18,6 +18,7 @@ from typing import Any
 from ..config import Settings
 from ..domain import AnalysisResult, Course, LessonGates, Report, ReviewFlag
 from ..domain.quality import QualitySummary
+from ..domain.tasks import lesson_key
 from ..providers import Embedder
 from ..quality.base import GateContext, GateResult, uncertainty
 from ..quality.course_gates import CourseFacts, run_course_gates
@@ -157,7 +158,7 @@ async def check_course(
     course_results = run_course_gates(facts, settings)
 
     flags = [
-        _flag(f"lesson:{lid}", g) for lid, results in per_lesson.items() for g in results if not g.passed
+        _flag(lesson_key(lid), g) for lid, results in per_lesson.items() for g in results if not g.passed
     ]
     flags += [_flag("course", g) for g in course_results if not g.passed]
     flags += await cross_artifact_flags(course, settings, embedder)

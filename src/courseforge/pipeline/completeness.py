@@ -19,7 +19,7 @@ import statistics
 from ..domain import LessonPlan, ReviewFlag
 from ..domain.drafts import GapsDraft, json_schema_of
 from ..domain.report import Decision
-from ..domain.tasks import TaskId
+from ..domain.tasks import TaskId, lesson_key, outcome_number
 from ..ledger.tokens import ESTIMATE, count_text_tokens
 from ..providers import ChatRequest, Message
 from ..quality.base import GateResult, uncertainty
@@ -140,9 +140,7 @@ def _rule_gaps(state: CourseState, needed: int, untaught: list[int], empty: list
     gaps: list[Gap] = []
     for si in empty:
         spec = state.analysis.sections[si - 1]
-        numbers = sorted(
-            {int(o.removeprefix("LO")) for lp in state.plans[si - 1].lessons for o in lp.outcome_ids}
-        )
+        numbers = sorted({outcome_number(o) for lp in state.plans[si - 1].lessons for o in lp.outcome_ids})
         gaps.append((si - 1, f"{spec.title}: {spec.key_concepts[0]} (review)", numbers[:4] or [1]))
     for n in untaught:
         if any(n in g[2] for g in gaps):
@@ -155,9 +153,7 @@ def _rule_gaps(state: CourseState, needed: int, untaught: list[int], empty: list
         )
         spec = state.analysis.sections[si]
         k = len(state.plans[si].lessons) + sum(g[0] == si for g in gaps)
-        numbers = sorted(
-            {int(o.removeprefix("LO")) for lp in state.plans[si].lessons for o in lp.outcome_ids}
-        )
+        numbers = sorted({outcome_number(o) for lp in state.plans[si].lessons for o in lp.outcome_ids})
         concept = spec.key_concepts[k % len(spec.key_concepts)]
         gaps.append((si, f"{spec.title}: {concept}, further practice (part {k + 1})", numbers[:4] or [1]))
     return gaps
@@ -246,7 +242,7 @@ def _add_gap_slots(state: CourseState, gaps: list[Gap], round_no: int) -> list[L
         state.slots[lesson_id] = slot
         state.decisions.append(
             Decision(
-                task=f"lesson:{lesson_id}",
+                task=lesson_key(lesson_id),
                 action="add_lesson",
                 tier="",
                 reason=f"gap lesson {title!r} teaching {', '.join(state.outcome_id(n) for n in numbers)}",
@@ -320,7 +316,7 @@ async def _targeted_regeneration(state: CourseState, ctx: PipelineContext) -> No
         )
         state.decisions.append(
             Decision(
-                task=f"lesson:{slot.id}",
+                task=lesson_key(slot.id),
                 action="targeted_regeneration",
                 tier=top,
                 reason=f"course similarity {mean:.3f} < {bar:.3f}; this lesson {scores[slot.id]:.3f}",
@@ -334,7 +330,7 @@ async def _targeted_regeneration(state: CourseState, ctx: PipelineContext) -> No
             slot.draft, slot.status, slot.gates, slot.tier, slot.model, slot.reason = before[slot.id]
             state.decisions.append(
                 Decision(
-                    task=f"lesson:{slot.id}",
+                    task=lesson_key(slot.id),
                     action="keep",
                     tier=slot.tier,
                     reason="targeted regeneration produced no lesson: the earlier one is kept",
@@ -364,7 +360,7 @@ def _token_bounds(state: CourseState, ctx: PipelineContext) -> None:
         if not lo <= n <= hi:
             state.flags.append(
                 ReviewFlag(
-                    target=f"lesson:{slot.id}",
+                    target=lesson_key(slot.id),
                     reason=f"{n} tokens, outside the bounds [{lo}, {hi}] ({ESTIMATE})",
                     gate="token_bounds",
                     score=float(n),
@@ -420,7 +416,7 @@ async def run_completeness(state: CourseState, ctx: PipelineContext) -> CourseSt
         for slot in todo:
             state.decisions.append(
                 Decision(
-                    task=f"lesson:{slot.id}",
+                    task=lesson_key(slot.id),
                     action="regenerate",
                     tier="",
                     reason=slot.feedback,

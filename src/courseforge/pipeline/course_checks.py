@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..domain import Course, ReviewFlag
 from ..domain.report import Decision
+from ..domain.tasks import lesson_key
 from ..providers import Embedder
 from ..quality.cross_checks import cross_artifact_problems
 from ..quality.redundancy import CourseLesson, course_duplicates, owner_of
@@ -53,7 +54,7 @@ async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:
             )
             state.decisions.append(
                 Decision(
-                    task=f"lesson:{later.id}",
+                    task=lesson_key(later.id),
                     action="regenerate",
                     tier="",
                     reason=f"duplicate of {dup.earlier} (cosine {dup.cosine:.3f}, lexical {dup.lexical:.0f})",

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from ..domain import Decision
 from ..domain.drafts import LessonDraft
+from ..domain.tasks import lesson_key
 from ..errors import BadResponse, ProviderError
 from ..providers.effects import CallResult, CallSpec
 from ..providers.embeddings import cosine
@@ -119,7 +120,7 @@ async def check_lesson(
     consistency: float | None = None,
 ) -> Verdict:
     """The verdict on one attempt (`spec`: the call that wrote `draft`)."""
-    task = f"lesson:{slot.id}"
+    task = spec.task.base.key()  # the attempt's own key: its fixes are logged under it
     trimmed = trim_to_complete(draft.content)
     if trimmed is not None:
         before = word_count(draft.content)
@@ -305,7 +306,7 @@ class LessonJudge:
         ]
         self.state.decisions.append(
             Decision(
-                task=f"lesson:{lesson.lesson_id}",
+                task=lesson_key(lesson.lesson_id),
                 action="judge_calibration" if background else "judge_sample" if sampled else "judge",
                 tier=tier,
                 reason=", ".join(why),

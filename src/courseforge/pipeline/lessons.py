@@ -18,7 +18,7 @@ from ..config.settings import PrioritySettings
 from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag
 from ..domain.analysis import SectionSpec
 from ..domain.drafts import LessonDraft, json_schema_of
-from ..domain.tasks import TaskId
+from ..domain.tasks import TaskId, lesson_key, outcome_number
 from ..errors import BadResponse, JobStopped, ModerationRefused, ProviderError
 from ..providers import ChatRequest, Message
 from ..providers.effects import CallResult, CallSpec
@@ -108,7 +108,7 @@ def lesson_schema_for(
 def create_slots(state: CourseState) -> None:
     for si, plan in enumerate(state.plans):
         for lp in plan.lessons:
-            numbers = [int(o.removeprefix("LO")) for o in lp.outcome_ids]
+            numbers = [outcome_number(o) for o in lp.outcome_ids]
             state.slots[lp.id] = LessonSlot(
                 id=lp.id, section_index=si, title=lp.title, outcome_numbers=numbers
             )
@@ -397,7 +397,7 @@ def _settle(
             slot.reason = (
                 f"every model refused its prompt (moderation: {', '.join(reasons)}): {refusals[-1]}"[:500]
             )
-            state.flags.append(ReviewFlag(target=f"lesson:{slot.id}", reason=slot.reason, gate="moderation"))
+            state.flags.append(ReviewFlag(target=lesson_key(slot.id), reason=slot.reason, gate="moderation"))
         # A model that answered badly (or a refusal) would answer so again: only transport
         # failures are worth the sequential fallback.
         slot.transient_failure = any(
@@ -520,7 +520,7 @@ async def generate_lessons(
         slot.rounds += 1
         state.decisions.append(
             Decision(
-                task=f"lesson:{slot.id}",
+                task=lesson_key(slot.id),
                 action="sequential_fallback",
                 tier="",
                 reason=f"parallel run failed ({slot.reason or 'no usable draft'}): retried alone "

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..domain import Decision, LearningOutcome, LessonPlan, ReviewFlag, SectionPlan, SectionSpec
 from ..domain.drafts import MAX_OUTCOMES, MetadataCoreDraft, MetadataExtrasDraft, json_schema_of
-from ..domain.tasks import TaskId
+from ..domain.tasks import TaskId, outcome_id
 from ..errors import GenerationFailed
 from ..providers import ChatRequest
 from ..providers.embeddings import cosine
@@ -405,7 +405,7 @@ def _normalise_structure(
     fixes: list[Decision] = []
     n_out = len(draft.learning_outcomes)
     state.outcomes = [
-        LearningOutcome(id=f"LO{i + 1}", text=o.text, bloom_level=o.bloom_level)
+        LearningOutcome(id=outcome_id(i + 1), text=o.text, bloom_level=o.bloom_level)
         for i, o in enumerate(draft.learning_outcomes)
     ]
 
@@ -432,7 +432,7 @@ def _normalise_structure(
                 fix(f"{lesson_id} named no valid outcome: given LO{numbers[0]}")
             used.update(numbers)
             lesson_plans.append(
-                LessonPlan(id=lesson_id, title=title, outcome_ids=[f"LO{n}" for n in numbers])
+                LessonPlan(id=lesson_id, title=title, outcome_ids=[outcome_id(n) for n in numbers])
             )
         plan = draft.sections[si]
         plans.append(
@@ -454,7 +454,7 @@ def _normalise_structure(
             target = plans[place[0]].lessons[place[1]]
         else:
             target = min((lp for p in plans for lp in p.lessons), key=lambda lp: len(lp.outcome_ids))
-        target.outcome_ids.append(f"LO{number}")
+        target.outcome_ids.append(outcome_id(number))
         fix(f"outcome LO{number} was taught by no lesson: given to {target.id}")
     state.plans = plans
     return fixes

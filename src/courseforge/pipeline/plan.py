@@ -36,6 +36,7 @@ from ..domain.drafts import (
     OutcomeDraft,
     SectionPlanDraft,
 )
+from ..domain.tasks import lesson_key, outcome_id, outcome_number
 from ..ledger import estimate_input_tokens, price_of
 from ..providers import Usage, Vector
 from ..providers.effects import CallResult, CallSpec
@@ -66,7 +67,7 @@ class PlanReview(Exception):
 def _estimate(state: CourseState, ctx: PipelineContext, si: int, lesson: LessonPlan) -> tuple[str, Decimal]:
     settings = ctx.settings
     spec = state.analysis.sections[si]
-    numbers = [int(o.removeprefix("LO")) for o in lesson.outcome_ids]
+    numbers = [outcome_number(o) for o in lesson.outcome_ids]
     outcomes = [(n, state.outcomes[n - 1]) for n in numbers if 1 <= n <= len(state.outcomes)]
     gates = settings.gates
     messages = lesson_messages(
@@ -85,7 +86,7 @@ def _estimate(state: CourseState, ctx: PipelineContext, si: int, lesson: LessonP
     output = int(gates.lesson_max_words * _TOKENS_PER_WORD + gates.max_exercises * _TOKENS_PER_EXERCISE)
     tokens_in = estimate_input_tokens(messages)
     profile = TaskProfile(
-        task=f"lesson:{lesson.id}",
+        task=lesson_key(lesson.id),
         complexity=spec.complexity
         or estimate_complexity(spec.key_concepts, state.analysis.difficulty, spec.guidance),
         critical=spec.critical,
@@ -224,7 +225,7 @@ def apply_plan(state: CourseState, plan: CoursePlan) -> None:
         update={"course_title": plan.course_title, "description": plan.description}
     )
     state.outcomes = [
-        LearningOutcome(id=f"LO{n}", text=o.text, bloom_level=o.bloom_level)
+        LearningOutcome(id=outcome_id(n), text=o.text, bloom_level=o.bloom_level)
         for n, o in enumerate(plan.outcomes, start=1)
     ]
     plans = []
@@ -241,7 +242,7 @@ def apply_plan(state: CourseState, plan: CoursePlan) -> None:
                     LessonPlan(
                         id=f"S{si + 1}-L{li + 1}",
                         title=lp.title,
-                        outcome_ids=sorted({f"LO{known[o]}" for o in lp.outcomes}, key=lambda x: int(x[2:])),
+                        outcome_ids=sorted({outcome_id(known[o]) for o in lp.outcomes}, key=outcome_number),
                     )
                     for li, lp in enumerate(section.lessons)
                 ],

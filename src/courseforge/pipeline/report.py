@@ -16,7 +16,7 @@ from typing import Any
 from ..config import Settings
 from ..domain import CallRecord, Course, Decision, LessonGates, Report
 from ..domain.quality import QualitySummary
-from ..domain.tasks import TaskId
+from ..domain.tasks import TaskId, lesson_of, subject_kind
 from ..ledger import Ledger
 from ..routing import tier_rank
 from .assemble import gate_score, lesson_gate_report
@@ -76,7 +76,7 @@ def quality_summary(
         if d.inputs.get("judge_passed") is not None and d.inputs.get("strong_passed") is not None
     ]
     reviewed = {f.target for f in course.review} if course else set()
-    lesson_reviews = sum(1 for t in reviewed if t.startswith("lesson:"))
+    lesson_reviews = sum(1 for t in reviewed if lesson_of(t) is not None)
 
     def disagree(d: Decision, a: str, b: str) -> bool:
         x, y = d.inputs.get(a), d.inputs.get(b)
@@ -161,7 +161,7 @@ def critical_path(records: Sequence[CallRecord], decisions: Sequence[Decision]) 
         lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(leg)))
     )
     judged: dict[tuple[tuple[str, int], str, str], Leg] = {}
-    calibration = {d.task.removeprefix("lesson:") for d in decisions if d.action == "judge_calibration"}
+    calibration = {lesson_of(d.task) for d in decisions if d.action == "judge_calibration"}
     for i, r in enumerate(records):
         if r.outcome == "cancelled":
             continue  # a hedge leg that lost ran beside the one that answered
@@ -278,7 +278,7 @@ def build_report(
     lessons = lesson_gate_report(state)
     flags = len(course.review) if course else len(state.flags)
     quality = quality_summary(lessons, decisions, course, flags, ladder)
-    kind_of = {d.task: d.task.partition(":")[0] for d in decisions}
+    kind_of = {d.task: subject_kind(d.task) for d in decisions}
     escalations = [d for d in decisions if d.action == "escalate"]
     summary: dict[str, Any] = {
         "lessons": sum(len(s.lessons) for s in course.sections) if course else len(state.usable_slots()),

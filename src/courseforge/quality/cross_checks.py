@@ -18,6 +18,7 @@ import itertools
 from dataclasses import dataclass
 
 from ..domain import Course
+from ..domain.tasks import lesson_key
 from ..providers.base import Embedder
 from .grounding import ground_claims
 
@@ -34,7 +35,7 @@ class CrossProblem:
 
     @property
     def target(self) -> str:
-        return f"lesson:{self.lesson}" if self.lesson else "course"
+        return lesson_key(self.lesson) if self.lesson else "course"
 
 
 def _support_statement(question: str, answer: str, kind: str) -> str:
