@@ -243,3 +243,32 @@ async def test_a_failed_batch_fails_its_callers_and_the_next_batch_works() -> No
     results = await asyncio.gather(embedder.embed(["a"]), embedder.embed(["bb"]), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
     assert await embedder.embed(["ccc"]) == [[3.0, 1.0]]
+
+
+async def test_cache_keeps_vectors_packed_not_as_python_floats() -> None:
+    """A cached 512-number vector costs ≈ 4 KB packed (float64), not ≈ 16 KB of float objects:
+    in a service running many courses the cache was most of the process's memory."""
+    import tracemalloc
+
+    cached = CachedEmbedder(HashingEmbedder(512))
+    texts = [f"lesson {i} on topic {i * 7} with words w{i} v{i}" for i in range(300)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    vectors = await cached.embed(texts)
+    del vectors
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert cached.stats().size == 300
+    assert kept / 300 < 6_000, f"{kept / 300:.0f} bytes per cached vector"
+    (again,) = await cached.embed([texts[5]])
+    assert again == tuple((await HashingEmbedder(512).embed([texts[5]]))[0])
+
+
+def test_embedding_threads_and_batch_size_are_checked() -> None:
+    with pytest.raises(ValueError, match="threads"):
+        SentenceTransformerEmbedder(threads=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        SentenceTransformerEmbedder(batch_size=0)
+    inner = make_embedder("all-MiniLM-L6-v2", batch_size=8, threads=2).inner
+    assert isinstance(inner, SentenceTransformerEmbedder)
+    assert (inner._batch_size, inner._threads) == (8, 2)

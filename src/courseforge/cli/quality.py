@@ -61,7 +61,11 @@ def check(
             raise UserError("invalid course", problems) from exc
     except UserError as exc:
         raise fail_user(exc) from exc
-    embedder = make_embedder(settings.gates.embedding_model, batch_size=settings.gates.embedding_batch_size)
+    embedder = make_embedder(
+        settings.gates.embedding_model,
+        batch_size=settings.gates.embedding_batch_size,
+        threads=settings.gates.embedding_threads,
+    )
     try:
         report, flags = asyncio.run(check_course(course, analysis, settings, embedder))
     except UserError as exc:

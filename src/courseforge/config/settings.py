@@ -444,7 +444,12 @@ class GateSettings(_S):
     max_exercises: int = Field(default=4, ge=1, le=4)
     #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
     outcome_coverage: float = Field(default=0.9, ge=0, le=1)
-    embedding_batch_size: int = Field(default=32, ge=1)
+    #: Texts per batch the embedding model encodes (each batch is padded to its longest text).
+    embedding_batch_size: int = Field(default=16, ge=1)
+    #: torch intra-op threads for the embedding model (process-wide). 1 suits a service or a
+    #: worker, whose concurrent courses use the cores: two threads on 2 loaded cores cost
+    #: 1.7-1.9x the CPU of one (docs/scaling.md).
+    embedding_threads: int = Field(default=1, ge=1)
     #: Cross-artifact consistency of the assembled course (exercise answerable from its lesson,
     #: every outcome taught and assessed, the plan's prerequisite order): flags for review.
     cross_artifact: bool = True

@@ -113,7 +113,9 @@ class Engine:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             gates = self.settings.gates
-            self._embedder = make_embedder(gates.embedding_model, batch_size=gates.embedding_batch_size)
+            self._embedder = make_embedder(
+                gates.embedding_model, batch_size=gates.embedding_batch_size, threads=gates.embedding_threads
+            )
         return self._embedder
 
     def runtime(self) -> Runtime:

@@ -18,6 +18,7 @@ import operator
 import os
 import re
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +50,21 @@ _LOAD_LOCK = threading.Lock()
 _ENCODE_LOCK = threading.Lock()
 
 
-def _load_model(name: str) -> Any:
+def _set_threads(threads: int) -> None:
+    """Give torch `threads` intra-op threads (process-wide; the embedder is torch's only user).
+
+    One thread is what a service wants: measured on the shared 2-core machine (load average
+    ≈ 12, the 181 texts of one course encoded alternately), two threads took 1.7-1.9x the CPU
+    seconds *and* 1.5-1.8x the wall time of one — OpenMP's second thread spins waiting for a
+    core that other work holds. Concurrent courses, not one encode, should use the cores
+    (`benchmarks/gate_cpu.py`, docs/scaling.md)."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _load_model(name: str, threads: int = 1) -> Any:
     """Return the cached model for `name`, loading it on first use (blocking; call off-loop)."""
     with _LOAD_LOCK:
         model = _MODELS.get(name)
@@ -89,6 +104,7 @@ def _load_model(name: str) -> Any:
                 "embedding model unavailable",
                 [(_CONFIG_KEY, f"cannot load {name!r} offline: {type(exc).__name__}: {exc}")],
             ) from exc
+        _set_threads(threads)
         _MODELS[name] = model
         return model
 
@@ -100,14 +116,21 @@ class SentenceTransformerEmbedder(Embedder):
     Requests that arrive together are encoded together: when a phase's lessons come back at
     once, their gates' texts go to the model as one batch in a worker thread instead of one small
     batch each (measured on 2 cores: 60 lesson chunks in 12 calls of 5 took 2-2.5x as long as in
-    one call), and a text asked for twice in one batch is encoded once."""
+    one call), and a text asked for twice in one batch is encoded once.
 
-    def __init__(self, model: str = MINILM, *, batch_size: int = 32) -> None:
+    `threads`: torch's intra-op threads (`gates.embedding_threads`, default 1, see
+    `_set_threads`). `batch_size` 16 by default: sentence-transformers pads each batch to its
+    longest text, and 16 took ≈ 10 % less CPU than 32 for a course's texts."""
+
+    def __init__(self, model: str = MINILM, *, batch_size: int = 16, threads: int = 1) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
         self.name = model
         self.dimensions = 384 if model == MINILM else 0  # others: known once loaded
         self._batch_size = batch_size
+        self._threads = threads
         self._waiting: list[tuple[list[str], asyncio.Future[list[Vector]]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -149,7 +172,7 @@ class SentenceTransformerEmbedder(Embedder):
                     future.set_result([by_text[t] for t in texts])
 
     def _model(self) -> Any:
-        model = _load_model(self.name)
+        model = _load_model(self.name, self._threads)
         if not self.dimensions:
             self.dimensions = int(model.get_sentence_embedding_dimension())
         return model
@@ -157,6 +180,7 @@ class SentenceTransformerEmbedder(Embedder):
     def _encode(self, texts: list[str]) -> list[list[float]]:
         model = self._model()
         with _ENCODE_LOCK:
+            _set_threads(self._threads)  # the thread count is per OS thread in some torch builds
             vectors = model.encode(
                 texts,
                 batch_size=self._batch_size,
@@ -239,6 +263,12 @@ class CachedEmbedder(Embedder):
 
     Outcome texts are embedded once per lesson attempt, and every retry re-embeds them: the cache
     turns those into lookups. Only the misses of a call go to the inner embedder, in one batch.
+
+    Vectors are kept as packed arrays, not tuples of Python floats (32 bytes a number): a
+    384-number MiniLM vector takes 1.5 KB in float32 (what the model computes, so nothing is
+    lost) instead of 12 KB, and a full cache of 50,000 fits in ≈ 80 MB instead of ≈ 600 MB —
+    in a service that runs many courses, the embedder's cache was most of its memory. Other
+    embedders (the hashing one computes in float64) are kept in float64.
     """
 
     def __init__(self, inner: Embedder, max_items: int = 50_000) -> None:
@@ -248,7 +278,8 @@ class CachedEmbedder(Embedder):
         self.name = inner.name
         self.dimensions = inner.dimensions
         self._max_items = max_items
-        self._cache: OrderedDict[bytes, tuple[float, ...]] = OrderedDict()
+        self._typecode = "f" if isinstance(inner, SentenceTransformerEmbedder) else "d"
+        self._cache: OrderedDict[bytes, array[float]] = OrderedDict()
         self._hits = 0
         self._misses = 0
 
@@ -262,13 +293,13 @@ class CachedEmbedder(Embedder):
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         keys = [hashlib.sha256(text.encode("utf-8")).digest() for text in texts]
-        found: dict[bytes, tuple[float, ...]] = {}
+        found: dict[bytes, Vector] = {}
         missing: dict[bytes, str] = {}  # dict keeps order and de-duplicates within the call
         for key, text in zip(keys, texts, strict=True):
             vec = self._cache.get(key)
             if vec is not None:
                 self._cache.move_to_end(key)
-                found[key] = vec
+                found[key] = tuple(vec)
                 self._hits += 1
             elif key in missing:
                 self._hits += 1
@@ -279,7 +310,8 @@ class CachedEmbedder(Embedder):
             vectors = await self.inner.embed(list(missing.values()))
             self.dimensions = self.inner.dimensions
             for key, new in zip(missing, vectors, strict=True):
-                found[key] = self._cache[key] = tuple(new)
+                found[key] = tuple(new)
+                self._cache[key] = array(self._typecode, new)
             while len(self._cache) > self._max_items:
                 self._cache.popitem(last=False)
         return [found[key] for key in keys]
@@ -316,10 +348,14 @@ def max_cosine(vec: Sequence[float], others: Sequence[Sequence[float]]) -> float
     return max(cosine(vec, other) for other in others)
 
 
-def make_embedder(name: str, *, batch_size: int = 32, max_items: int = 50_000) -> CachedEmbedder:
+def make_embedder(
+    name: str, *, batch_size: int = 16, threads: int = 1, max_items: int = 50_000
+) -> CachedEmbedder:
     """The embedder for `gates.embedding_model`: "hashing", else a sentence-transformers model.
     Nothing heavy happens here; the model loads on first use or on `warm()`."""
     inner: Embedder = (
-        HashingEmbedder() if name == "hashing" else SentenceTransformerEmbedder(name, batch_size=batch_size)
+        HashingEmbedder()
+        if name == "hashing"
+        else SentenceTransformerEmbedder(name, batch_size=batch_size, threads=threads)
     )
     return CachedEmbedder(inner, max_items=max_items)
