@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.table import Table
 from ..errors import UserError
 from ..files import MAX_COURSE_BYTES, read_text_limited
 from ._common import EXIT_FLAGGED, app, err, fail_user, read_input, write_atomic
+
+if TYPE_CHECKING:
+    from ..evals import EvalConfig, EvalInput
 
 __all__ = ["eval_command", "expand_inputs", "summary_table"]
 
@@ -117,15 +120,7 @@ def eval_command(
 ) -> None:
     """Compare configs over a batch of analyses. Exit 0 written, 1 a regression against the
     baseline (each named on stderr), 2 invalid input/config/flags."""
-    from ..evals import (
-        EvalConfig,
-        EvalInput,
-        baseline_of,
-        find_regressions,
-        load_eval_config,
-        parse_tolerances,
-        read_baseline,
-    )
+    from ..evals import baseline_of, find_regressions, parse_tolerances
     from ..evals.session import EvalPlan, SimOptions, run_eval, write_outputs
 
     try:
@@ -138,36 +133,9 @@ def eval_command(
                 "conflicting flags", [("--save-baseline", "cannot be combined with --fail-on-regression")]
             )
         flags = parse_tolerances(tolerance or [])
-        configs: list[EvalConfig] = []
-        for ref in config:
-            m = _NAMED.match(ref)
-            cfg = load_eval_config(m.group(2), name=m.group(1)) if m else load_eval_config(ref)
-            if any(c.name == cfg.name for c in configs):
-                raise UserError(
-                    "duplicate config name", [("--config", f"{cfg.name!r} twice; name one NAME=PATH")]
-                )
-            configs.append(cfg)
-        files = expand_inputs(inputs)
-        loaded: list[EvalInput] = []
-        for file in files:
-            try:
-                analysis = read_input(file, configs[0].settings.max_input_bytes)
-            except UserError as exc:
-                raise UserError(
-                    f"invalid input {file}", [(f"{file}: {p}", r) for p, r in exc.problems]
-                ) from exc
-            if any(i.name == file.stem for i in loaded):
-                raise UserError(
-                    "duplicate input name", [(str(file), f"another input is also named {file.stem!r}")]
-                )
-            loaded.append(EvalInput(file.stem, analysis))
-        old: dict[str, Any] | None = None
-        if baseline is not None and not save_baseline:
-            try:
-                text = read_text_limited(baseline, MAX_COURSE_BYTES, what="baseline")
-                old = read_baseline(json.loads(text), str(baseline))
-            except json.JSONDecodeError as exc:
-                raise UserError("unreadable baseline", [("--baseline", f"{baseline}: {exc}")]) from exc
+        configs = _eval_configs(config)
+        loaded = _eval_inputs(expand_inputs(inputs), configs[0].settings.max_input_bytes)
+        old = _baseline(baseline) if baseline is not None and not save_baseline else None
     except UserError as exc:
         raise fail_user(exc) from exc
 
@@ -208,3 +176,47 @@ def eval_command(
         raise typer.Exit(EXIT_FLAGGED)
     if old is not None and not regressions:
         err.print("no regression against the baseline beyond the intervals")
+
+
+def _eval_configs(refs: list[str]) -> list[EvalConfig]:
+    """Each --config (NAME=PATH names it); two of one name are refused."""
+    from ..evals import load_eval_config
+
+    configs: list[EvalConfig] = []
+    for ref in refs:
+        m = _NAMED.match(ref)
+        cfg = load_eval_config(m.group(2), name=m.group(1)) if m else load_eval_config(ref)
+        if any(c.name == cfg.name for c in configs):
+            raise UserError(
+                "duplicate config name", [("--config", f"{cfg.name!r} twice; name one NAME=PATH")]
+            )
+        configs.append(cfg)
+    return configs
+
+
+def _eval_inputs(files: list[Path], max_bytes: int) -> list[EvalInput]:
+    """Each input file validated, named by its stem (two of one name are refused)."""
+    from ..evals import EvalInput
+
+    loaded: list[EvalInput] = []
+    for file in files:
+        try:
+            analysis = read_input(file, max_bytes)
+        except UserError as exc:
+            raise UserError(f"invalid input {file}", [(f"{file}: {p}", r) for p, r in exc.problems]) from exc
+        if any(i.name == file.stem for i in loaded):
+            raise UserError(
+                "duplicate input name", [(str(file), f"another input is also named {file.stem!r}")]
+            )
+        loaded.append(EvalInput(file.stem, analysis))
+    return loaded
+
+
+def _baseline(path: Path) -> dict[str, Any]:
+    from ..evals import read_baseline
+
+    try:
+        text = read_text_limited(path, MAX_COURSE_BYTES, what="baseline")
+        return read_baseline(json.loads(text), str(path))
+    except json.JSONDecodeError as exc:
+        raise UserError("unreadable baseline", [("--baseline", f"{path}: {exc}")]) from exc

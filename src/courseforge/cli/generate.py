@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ..config import load_config
-from ..domain import Course, Report
+from ..config import Settings, load_config
+from ..domain import AnalysisResult, Course, Report
 from ..errors import UserError
 from ..pipeline import ProgressEvent
 from ..telemetry import configure_tracing
@@ -234,8 +235,7 @@ def generate(
 ) -> None:
     """Generate a course. Exit 0 written, 2 invalid input/config/output path (nothing paid), 3
     generation failed or an output could not be written (the course stays in the store)."""
-    from ..engine import dumps, without_cache
-    from ..jobs import generate_durably
+    from ..engine import without_cache
 
     report_path = report_path or output.with_name(output.stem + ".report.json")
     try:
@@ -249,59 +249,89 @@ def generate(
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
     settings = without_cache(loaded.settings) if no_cache else loaded.settings
-    if batch and temporal:
-        raise fail_user(
-            UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
-        )
-    if review_plan and temporal:
-        raise fail_user(
-            UserError(
-                "bad options", [("--review-plan", "the plan checkpoint runs in-process, not with --temporal")]
-            )
-        )
-
+    for flag, on in (("--batch", batch), ("--review-plan", review_plan)):
+        if on and temporal:
+            what = "batch mode runs" if flag == "--batch" else "the plan checkpoint runs"
+            raise fail_user(UserError("bad options", [(flag, f"{what} in-process, not with --temporal")]))
     metrics = _metrics_for(metrics_file)
+    run = _Run(settings, analysis, job=job, temporal=temporal, batch=batch, review_plan=review_plan)
+    # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
+    stop_tracing = configure_tracing(say=err.print)
+    try:
+        course, report = asyncio.run(run(verbose, metrics))
+    except UserError as exc:
+        raise fail_user(exc) from exc
+    finally:
+        stop_tracing()
+    _finish(course, report, file, output, report_path, html, metrics, metrics_file, job)
 
-    async def run() -> tuple[Course | None, Report]:
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One `generate` run: in-process (durable, through the store) or on a Temporal fleet."""
+
+    settings: Settings
+    analysis: AnalysisResult
+    job: str | None
+    temporal: str | None
+    batch: bool
+    review_plan: bool
+
+    async def __call__(self, verbose: bool, metrics: CallMetrics | None) -> tuple[Course | None, Report]:
+        from ..jobs import generate_durably
+
         with _Progress(err.is_terminal, verbose) as progress:
-            if temporal:
+            if self.temporal:
                 from ..distributed import generate_on_temporal
 
                 return await generate_on_temporal(
-                    settings, analysis, address=temporal, job_id=job, progress=progress, say=err.print
+                    self.settings,
+                    self.analysis,
+                    address=self.temporal,
+                    job_id=self.job,
+                    progress=progress,
+                    say=err.print,
                 )
             engine = None
             if metrics is not None:
                 from ..engine import Engine
 
-                engine = Engine(settings)
+                engine = Engine(self.settings)
                 engine.add_hook(metrics)
             try:
                 return await generate_durably(
-                    settings,
-                    analysis,
-                    job_id=job,
+                    self.settings,
+                    self.analysis,
+                    job_id=self.job,
                     progress=progress,
                     say=err.print,
                     engine=engine,
-                    batch=batch,
-                    review_plan=review_plan,
+                    batch=self.batch,
+                    review_plan=self.review_plan,
                 )
             finally:
                 if engine is not None:
                     await engine.aclose()
 
-    # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
-    stop_tracing = configure_tracing(say=err.print)
-    try:
-        course, report = asyncio.run(run())
-    except UserError as exc:
-        raise fail_user(exc) from exc
-    finally:
-        stop_tracing()
-    # The course first: it is what was paid for. Every output was proven writable before the
-    # first call; when one fails anyway, the others are still written and the job stays in the
-    # store, so nothing paid for is lost.
+
+def _finish(
+    course: Course | None,
+    report: Report,
+    file: Path,
+    output: Path,
+    report_path: Path,
+    html: Path | None,
+    metrics: CallMetrics | None,
+    metrics_file: Path | None,
+    job: str | None,
+) -> None:
+    """The outputs written and the outcome said (and the exit status set).
+
+    The course first: it is what was paid for. Every output was proven writable before the
+    first call; when one fails anyway, the others are still written and the job stays in the
+    store, so nothing paid for is lost."""
+    from ..engine import dumps
+
     failures: list[str] = []
     written = course is not None and _write("--output", output, dumps(course), failures)
     _write("--report", report_path, dumps(report), failures)

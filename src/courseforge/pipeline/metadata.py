@@ -471,6 +471,33 @@ def _extras_fallback(state: CourseState) -> MetadataExtrasDraft:
     )
 
 
+async def _check_extras(state: CourseState, draft: MetadataExtrasDraft, ctx: PipelineContext) -> Verdict:
+    """The non-critical fields' gate (cheap-first: failing it escalates a tier): a plausible
+    time estimate, and audience detail and style guidelines about this course's audience
+    and topic (cosine at `gates.metadata.extras` for the embedding model)."""
+    analysis = state.analysis
+    n_lessons = sum(state.lesson_counts)
+    floor = 5 * n_lessons
+    problems = []
+    if draft.time_estimate_minutes < floor:
+        problems.append(
+            f"time estimate {draft.time_estimate_minutes} min is implausible for {n_lessons} lessons (at least {floor})"
+        )
+    bar = _per_model(ctx.settings.gates.metadata.extras, ctx, 0.0)
+    if ctx.settings.gates.metadata.enabled:
+        ref = f"{analysis.topic}. {analysis.target_audience}"
+        vectors = await ctx.effects.embed([ref, draft.target_audience])
+        fit = cosine(vectors[0], vectors[1])
+        if fit < bar:
+            problems.append(
+                f"target audience {draft.target_audience!r} is not about this course's audience "
+                f"({analysis.target_audience!r}; cosine {fit:.2f} < {bar:.2f})"
+            )
+    if problems:
+        return Verdict(False, score=0.5, feedback="; ".join(problems)[:600])
+    return Verdict(True, score=1.0)
+
+
 async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     routing = ctx.settings.routing
     analysis = state.analysis
@@ -504,30 +531,6 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
             tags={"phase": "metadata", "task": "metadata_extras", "max_retries": str(standard.retries)},
         )
 
-    async def check_extras(draft: MetadataExtrasDraft) -> Verdict:
-        """The non-critical fields' gate (cheap-first: failing it escalates a tier): a plausible
-        time estimate, and audience detail and style guidelines about this course's audience
-        and topic (cosine at `gates.metadata.extras` for the embedding model)."""
-        floor = 5 * n_lessons
-        problems = []
-        if draft.time_estimate_minutes < floor:
-            problems.append(
-                f"time estimate {draft.time_estimate_minutes} min is implausible for {n_lessons} lessons (at least {floor})"
-            )
-        bar = _per_model(ctx.settings.gates.metadata.extras, ctx, 0.0)
-        if ctx.settings.gates.metadata.enabled:
-            ref = f"{analysis.topic}. {analysis.target_audience}"
-            vectors = await ctx.effects.embed([ref, draft.target_audience])
-            fit = cosine(vectors[0], vectors[1])
-            if fit < bar:
-                problems.append(
-                    f"target audience {draft.target_audience!r} is not about this course's audience "
-                    f"({analysis.target_audience!r}; cosine {fit:.2f} < {bar:.2f})"
-                )
-        if problems:
-            return Verdict(False, score=0.5, feedback="; ".join(problems)[:600])
-        return Verdict(True, score=1.0)
-
     # Seed 000: the critical fields on the premium tier, at most `metadata_max_attempts` (2)
     # attempts, then human review (the best attempt is kept and flagged).
     core_priority = critical.model_copy(update={"max_attempts": routing.metadata_max_attempts})
@@ -559,7 +562,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
         policy=ctx.policy(standard),
         build=build_extras,
         parse=parser_for(MetadataExtrasDraft),
-        check=lambda d, _: check_extras(d),
+        check=lambda d, _: _check_extras(state, d, ctx),
         call=ctx.effects.call,
     )
     core: TaskResult[MetadataCoreDraft]
