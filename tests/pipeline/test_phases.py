@@ -285,10 +285,7 @@ async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
     first, second = rig.state.plans[0].lessons[:2]
     texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
     shared = " ".join(
-        (
-            "In this lesson we " + " and ".join(texts) + ". The key ideas are running Python and variables."
-        ).split()
-        * 20
+        ("Here we " + " and ".join(texts) + ". The key ideas are running Python and variables.").split() * 20
     )[:3900]
     dup_titles = {first.title, second.title}
 

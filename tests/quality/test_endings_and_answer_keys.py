@@ -25,7 +25,18 @@ CUT = [
     ("In the `script.py` file, write the following code:", "announcing"),
     ("Lists hold items.\n\nThe method `append", "code span"),
     ("Remember:\n\n- use four spaces\n- end a block with a blank line", "mid-sentence"),
-    ("Loops repeat work.\n\n## Summary", "mid-sentence"),
+    ("Loops repeat work.\n\n## Summary", "empty heading"),
+    # Issue 24 (the offline demo and the outside set): an empty numbered heading, a list cut
+    # after its first item or short of its announced count, a promised part never given.
+    ("Functions take arguments.\n\n## 2.", "empty heading"),
+    ("It can be called in several ways:\n\n* giving only the prompt: `ask('Quit?')`", "first item of a list"),
+    (
+        "There are three ways to loop:\n\n1. `for` over items.\n2. `while` on a condition.",
+        "announces 3 items",
+    ),
+    ("Sets hold unique items.\n\nNow let's look at dictionaries.", "never comes"),
+    ("Sets hold unique items.\n\nIn the second part of this lesson we will see dictionaries.", "never comes"),
+    ("Sets hold unique items.\n\nWe will cover dictionaries in part 2 below.", "never comes"),
 ]
 CLEAN = [
     "A loop repeats work. It stops when the condition is false.",
@@ -37,6 +48,11 @@ CLEAN = [
     "Call `print()`.",
     "| loop | repeats |\n|---|---|\n| for | items |",
     "It ran in 2020.",
+    # A pointer to another chapter or lesson is not a promise this lesson breaks.
+    "Ranges are iterables. In chapter `tut-structures`, we will discuss `list` in more detail.",
+    "Sets hold unique items. In the next lesson we will look at dictionaries.",
+    "Loops repeat work. Later we will see more functions that take iterables.",
+    "Two kinds exist:\n\n- `list`, ordered.\n- `set`, unordered.",
 ]
 
 
@@ -67,6 +83,8 @@ def test_complete_lessons_are_left_alone(content: str) -> None:
         ("It ran in 2020. Then the", "It ran in 2020."),  # a year's period ends a sentence
         ("Intro.\n\n3. Write the", "Intro."),  # a list marker's period does not
         (CUT[5][0], "Dictionaries store pairs."),  # the announcement goes
+        ("Functions take arguments.\n\n## 2.", "Functions take arguments."),  # the empty heading goes
+        ("Sets hold unique items.\n\nNow let's look at dictionaries.", "Sets hold unique items."),
     ],
 )
 def test_trimming_ends_at_the_last_complete_sentence(content: str, trimmed: str | None) -> None:

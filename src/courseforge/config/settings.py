@@ -431,6 +431,19 @@ class SimilarityThresholds(_S):
     pass_at_by_tier: dict[str, float] = Field(default_factory=dict)
 
 
+class TeachesSettings(_S):
+    """The "teaches, not announces" gate (quality/teaching.py), measured on the outside set."""
+
+    enabled: bool = True
+    #: Most of a lesson's prose sentences that may talk about the lesson ("in this lesson we
+    #: will …", "let's get started") rather than its subject. Outside set: real sections 0-0.15,
+    #: announcement-only lessons 0.45-0.88.
+    max_announce_share: float = Field(default=0.4, ge=0, le=1)
+    #: Fewest pieces of worked content (code block, example, definition, fact) a lesson whose
+    #: announcing share is above half of `max_announce_share` must show.
+    min_worked: int = Field(default=2, ge=0)
+
+
 class GateSettings(_S):
     #: "all-MiniLM-L6-v2" (packaged), any sentence-transformers name or path, or "hashing"
     #: (a lexical stand-in with no model; weak, for tests and machines without torch).
@@ -467,6 +480,7 @@ class GateSettings(_S):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     completeness: CompletenessSettings = Field(default_factory=CompletenessSettings)
     metadata: MetadataGateSettings = Field(default_factory=MetadataGateSettings)
+    teaches: TeachesSettings = Field(default_factory=TeachesSettings)
 
 
 class BudgetSettings(_S):

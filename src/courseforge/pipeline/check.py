@@ -109,6 +109,8 @@ async def _lesson_results(
             outcome_numbers=[number[o] for o in known],
             outcomes={o: outcomes[o] for o in known},
             sources=shown,
+            # An exercise tagged with several outcomes assesses each of them.
+            assessed=[[number[o] for o in e.outcome_ids if o in number] for e in lesson.exercises],
         )
         per_lesson[lesson.id] = await run_lesson_gates(
             under_test, settings=settings, embedder=embedder, blocking=_to_thread

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..providers.base import Embedder
 from .base import Gate, GateContext, GateResult, advice_for
 from .bloom import BLOOM_VERBS, EXAMPLES, NOT_MEASURABLE, levels_of, main_verb
+from .teaching import announces_next
 
 __all__ = [
     "EndingGate",
@@ -114,8 +115,10 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s*$")
 
 def unfinished(content: str) -> str | None:
     """Why `content` stops before it ends — inside a code block or a code span, mid-sentence,
-    or announcing what never comes — or None. (A length bound, a token limit or a model that
-    gave up can all cut a lesson off.)"""
+    on an empty heading (`## 2.`), after the first item of a list or short of the items its
+    lead-in announced, announcing with a colon what never comes, or promising in its last
+    paragraph a part it never gives ("Now let's look at …") — or None. (A length bound, a token
+    limit or a model that gave up can all cut a lesson off.)"""
     if len(_FENCE.findall(content)) % 2:
         return "it ends inside an unfinished code block"
     lines = [line for line in content.rstrip().splitlines() if line.strip()]
@@ -124,11 +127,65 @@ def unfinished(content: str) -> str | None:
     last = lines[-1]
     if not last.strip().startswith("```") and last.count("`") % 2:
         return f"it ends inside a code span ('…{_short(last[-40:], 40)}')"
+    if _HEADING.match(last):
+        return f"it ends on an empty heading ('{_short(last.strip(), 40)}')"
+    listed = _unfinished_list(lines)
+    if listed is not None:
+        return listed
+    promise = announces_next(content)
+    if promise is not None:
+        return f"it ends announcing a part that never comes ('{_short(promise, 50)}')"
     if _CLEAN_END.search(last) and not _LIST_MARKER.match(last):
         return None
     if _ANNOUNCES.search(last):
         return f"it ends announcing what never comes ('…{_short(last[-40:], 40)}')"
     return f"it ends mid-sentence ('…{_short(last[-40:], 40)}')"
+
+
+_HEADING = re.compile(r"^\s*#{1,6}(?:\s|$)")
+_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S")
+_COUNT_WORDS = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+#: "three ways:", "the following 4 steps:" — a lead-in that says how many items follow.
+_ANNOUNCED_COUNT = re.compile(
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|\d+)\s+(?:\w+\s+){0,2}?"
+    r"(?:ways|steps|parts|things|points|items|kinds|types|reasons|rules|stages|examples|cases|options|methods)\b",
+    re.IGNORECASE,
+)
+
+
+def _final_list(lines: list[str]) -> tuple[list[str], str]:
+    """The list items the text ends with (its last block), and the line before them."""
+    n = len(lines)
+    while n and _ITEM.match(lines[n - 1]):
+        n -= 1
+    return lines[n:], (lines[n - 1] if n else "")
+
+
+def _unfinished_list(lines: list[str]) -> str | None:
+    """A list cut short: one item after a lead-in ending with a colon (a list of one is not a
+    list), or fewer items than the lead-in announced ("three ways:" and two items)."""
+    items, lead = _final_list(lines)
+    if not items or not lead:
+        return None
+    if len(items) == 1 and lead.rstrip().endswith(":"):
+        return f"it ends after the first item of a list ('{_short(items[0].strip(), 40)}')"
+    counted = _ANNOUNCED_COUNT.search(lead)
+    if counted:
+        word = counted.group(1).lower()
+        wanted = _COUNT_WORDS.get(word) or int(word)
+        if len(items) < wanted:
+            return f"it announces {wanted} items and lists {len(items)}"
+    return None
 
 
 def trim_to_complete(content: str) -> str | None:

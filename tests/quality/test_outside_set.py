@@ -1,0 +1,85 @@
+"""The outside labelled set (issue 24): teaching text from Debian documentation packages, with
+outcomes, exercises and planted defects written here. Its shape and provenance, and the rule
+gates' verdicts on it (the embedding gates are measured by `benchmarks/gates.py outside`)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from courseforge.domain.drafts import LessonDraft
+from courseforge.quality.answer_keys import AnswerKeyGate
+from courseforge.quality.base import GateContext
+from courseforge.quality.gates import EndingGate
+from courseforge.quality.teaching import TeachesGate
+
+DATA = Path(__file__).parent / "data" / "outside" / "items.jsonl"
+ITEMS: list[dict[str, Any]] = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line]
+
+
+def _draft(item: dict[str, Any]) -> LessonDraft:
+    return LessonDraft.model_construct(content=item["content"], exercises=[], citations=[])
+
+
+def test_the_set_is_large_and_every_item_says_where_it_comes_from() -> None:
+    assert len(ITEMS) >= 200
+    kinds = Counter(i["kind"] for i in ITEMS)
+    assert set(kinds) == {
+        "on_topic",
+        "related",
+        "off_topic",
+        "announce",
+        "cut",
+        "wrong_key",
+        "duplicate",
+        "distinct",
+    }
+    assert len({i["provenance"]["package"] for i in ITEMS}) == 3
+    for item in ITEMS:
+        p = item["provenance"]
+        assert p["package"] and p["version"] != "unknown" and p["licence"] and p["section"]
+        assert item["label"] in ("good", "bad") and item["outcomes"]
+
+
+@pytest.mark.parametrize("gate", [EndingGate(), TeachesGate()], ids=lambda g: g.name)
+def test_no_real_section_is_flagged(gate: Any) -> None:
+    flagged = [
+        i["id"] for i in ITEMS if i["kind"] == "on_topic" and not gate.check(_draft(i), GateContext()).passed
+    ]
+    assert flagged == []
+
+
+def test_every_cut_lesson_is_caught_by_the_ending_gate() -> None:
+    cuts = [i for i in ITEMS if i["kind"] == "cut"]
+    assert {i["id"].rsplit(":", 1)[1] for i in cuts} == {"heading", "announce", "list"}
+    missed = [i["id"] for i in cuts if EndingGate().check(_draft(i), GateContext()).passed]
+    assert missed == []
+
+
+def test_every_announcement_is_caught_by_the_teaches_gate() -> None:
+    missed = [
+        i["id"]
+        for i in ITEMS
+        if i["kind"] == "announce" and TeachesGate().check(_draft(i), GateContext()).passed
+    ]
+    assert missed == []
+
+
+def test_answer_keys_pass_on_the_correct_exercises() -> None:
+    from courseforge.domain.drafts import ExerciseDraft
+
+    for item in ITEMS:
+        if item["kind"] != "on_topic":
+            continue
+        exercises = [
+            ExerciseDraft.model_construct(
+                **{k: v for k, v in e.items() if k != "outcomes"}, outcome=e["outcomes"][0]
+            )
+            for e in item["exercises"]
+        ]
+        draft = LessonDraft.model_construct(content=item["content"], exercises=exercises, citations=[])
+        assert AnswerKeyGate().check(draft, GateContext()).passed, item["id"]
