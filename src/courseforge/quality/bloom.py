@@ -20,7 +20,7 @@ def _words(text: str) -> frozenset[str]:
 BLOOM_VERBS: Mapping[str, frozenset[str]] = {
     "remember": _words(
         "define describe identify label list match name outline recall recite recognize reproduce "
-        "recognise select state"
+        "recognise select state record recount"
     ),
     "understand": _words(
         "classify compare contrast describe discuss distinguish estimate explain exemplify extend "
@@ -30,12 +30,15 @@ BLOOM_VERBS: Mapping[str, frozenset[str]] = {
     "apply": _words(
         "apply calculate carry choose complete compute conduct construct convert demonstrate "
         "execute implement modify operate perform practice practise prepare produce show "
-        "solve sketch use write"
+        "solve sketch use write "
+        # Observable actions teachers write for technical outcomes (issue 24: refused before on
+        # outcomes written for a project's own tutorial and for the outside set).
+        "configure install record store format instantiate unpack raise fit plot draw loop"
     ),
     "analyze": _words(
         "analyze analyse attribute break categorize compare contrast debug deconstruct diagnose "
         "differentiate discriminate distinguish examine investigate organize outline relate "
-        "organise categorise separate test trace"
+        "organise categorise separate test trace detect"
     ),
     "evaluate": _words(
         "appraise argue assess check choose critique decide defend evaluate judge justify measure "

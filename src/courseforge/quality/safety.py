@@ -257,6 +257,9 @@ DEFAULT_ALLOWED = frozenset(
         "voyeur",
         "vulva",
         "xx",
+        # A placeholder in technical writing: R's manual names its distribution functions
+        # "dxxx, pxxx, qxxx, rxxx" (issue 24's outside set flagged it as profanity).
+        "xxx",
         "jelly",
         "donut",
         "wrapping",
