@@ -1,6 +1,9 @@
-"""Gate throughput: lessons/s and the time the gates add to a 12-lesson course.
+"""Gate throughput, and every gate's precision/recall on the outside labelled set.
 
     .venv/bin/python benchmarks/gates.py [--model all-MiniLM-L6-v2|hashing]
+    .venv/bin/python benchmarks/gates.py outside [--model M ...] [--profile P ...] [--boot N]
+
+`outside` is documented in benchmarks/outside_gates.py (issue 24). Without it:
 
 A 12-lesson course is written by the scripted CourseAuthor (no model), then every gate that
 needs no LLM (length, exercises, similarity, safety, grounding, redundancy, outcomes, coverage,
@@ -13,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from courseforge.pipeline.check import check_course
 from courseforge.providers.embeddings import make_embedder
@@ -52,7 +57,33 @@ async def main(model: str, rounds: int, example: str) -> None:
     print(f"time the gates add to a 12-lesson course: {median * 12 / n:.3f} s")
 
 
+def outside(argv: list[str]) -> None:
+    from outside_gates import print_report, run
+
+    parser = argparse.ArgumentParser(prog="gates.py outside")
+    parser.add_argument("--model", action="append", help="embedding model (repeatable)")
+    parser.add_argument("--profile", action="append", help="profile whose policy judges (repeatable)")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (seed 24)")
+    parser.add_argument("--cache", type=Path, default=Path("~/.cache/courseforge/bench-embeddings.sqlite"))
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    report = asyncio.run(
+        run(
+            args.model or ["all-MiniLM-L6-v2"],
+            args.profile or ["hosted", "offline"],
+            args.boot,
+            args.cache.expanduser(),
+        )
+    )
+    print_report(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1), "utf-8")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["outside"]:
+        outside(sys.argv[2:])
+        sys.exit(0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--rounds", type=int, default=5)
