@@ -178,7 +178,7 @@ def test_an_edit_that_passes_its_gates_needs_no_override(settings: Settings, tmp
         lesson = next(x for sec in course["sections"] for x in sec["lessons"] if x["id"] == item["target"])
         outcomes = {o["id"]: o["text"] for o in course["metadata"]["learning_outcomes"]}
         focus = " ".join(outcomes[o] for o in lesson["outcome_ids"])
-        sentence = f"{lesson['title']}: in this lesson we {focus[0].lower()}{focus[1:]}, step by step. "
+        sentence = f"{lesson['title']}: for example, we {focus[0].lower()}{focus[1:]}, step by step. "
         content = sentence * max(1, 200 // len(sentence.split()) + 1)
         r = client.post(
             f"/v1/reviews/{item['id']}", json={"action": "edit", "content": content}, headers=AUTH

@@ -1,4 +1,4 @@
-"""Settings of the issue-4 quality gates: judge, self-consistency, grounding, redundancy, safety.
+"""Settings of the quality gates: judge, self-consistency, grounding, redundancy, safety, teaching.
 
 Kept apart from `settings.py` so the gate keys can grow without touching the routing ones; each
 class is one key under `gates:` in the YAML. Embedding-based bounds are per embedding model
@@ -19,6 +19,7 @@ __all__ = [
     "MetadataGateSettings",
     "RedundancySettings",
     "SafetySettings",
+    "TeachesSettings",
 ]
 
 
@@ -200,3 +201,16 @@ class SafetySettings(_S):
         if unknown:
             raise ValueError(f"unknown PII kinds: {', '.join(unknown)}")
         return self
+
+
+class TeachesSettings(_S):
+    """The "teaches, not announces" gate (quality/teaching.py), measured on the outside set."""
+
+    enabled: bool = True
+    #: Most of a lesson's prose sentences that may talk about the lesson ("in this lesson we
+    #: will …", "let's get started") rather than its subject. Outside set: real sections 0-0.15,
+    #: announcement-only lessons 0.45-0.88.
+    max_announce_share: float = Field(default=0.4, ge=0, le=1)
+    #: Fewest pieces of worked content (code block, example, definition, fact) a lesson whose
+    #: announcing share is above half of `max_announce_share` must show.
+    min_worked: int = Field(default=2, ge=0)

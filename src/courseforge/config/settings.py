@@ -16,6 +16,7 @@ from .quality_settings import (
     MetadataGateSettings,
     RedundancySettings,
     SafetySettings,
+    TeachesSettings,
 )
 
 __all__ = [
@@ -429,19 +430,6 @@ class SimilarityThresholds(_S):
     #: A higher pass mark for lessons written on these tiers (seed 000: tier 2 "semantic
     #: similarity >= 0.80" against tier 1's 0.75, on this embedder's own scale).
     pass_at_by_tier: dict[str, float] = Field(default_factory=dict)
-
-
-class TeachesSettings(_S):
-    """The "teaches, not announces" gate (quality/teaching.py), measured on the outside set."""
-
-    enabled: bool = True
-    #: Most of a lesson's prose sentences that may talk about the lesson ("in this lesson we
-    #: will …", "let's get started") rather than its subject. Outside set: real sections 0-0.15,
-    #: announcement-only lessons 0.45-0.88.
-    max_announce_share: float = Field(default=0.4, ge=0, le=1)
-    #: Fewest pieces of worked content (code block, example, definition, fact) a lesson whose
-    #: announcing share is above half of `max_announce_share` must show.
-    min_worked: int = Field(default=2, ge=0)
 
 
 class GateSettings(_S):

@@ -128,7 +128,9 @@ class ExerciseOutcomesGate(Gate[LessonDraft]):
     def check(self, artifact: LessonDraft, context: GateContext) -> GateResult:
         wanted = set(context.values.get("outcome_numbers", ()))
         assessed = context.values.get("assessed")
-        tags = [list(t) for t in assessed] if assessed is not None else [[e.outcome] for e in artifact.exercises]
+        tags = (
+            [list(t) for t in assessed] if assessed is not None else [[e.outcome] for e in artifact.exercises]
+        )
         named = [n for t in tags for n in t]
         stray = sorted({n for n in named if n not in wanted})
         missing = sorted(wanted - set(named))

@@ -118,7 +118,11 @@ class TeachesGate(Gate[Lesson | LessonDraft]):
                 "a definition, steps or code"
             )
         return self.result(
-            not reasons, round(t.share, 4), reasons, "pass" if not reasons else "fail", threshold=self.max_share
+            not reasons,
+            round(t.share, 4),
+            reasons,
+            "pass" if not reasons else "fail",
+            threshold=self.max_share,
         )
 
 
