@@ -139,6 +139,18 @@ def _drop_a_paragraph(text: str) -> str:
     return "\n\n".join(paragraphs)
 
 
+_GATE_OF = {
+    "on_topic": "similarity",
+    "related": "similarity",
+    "off_topic": "similarity",
+    "announce": "teaches",
+    "cut": "ending",
+    "wrong_key": "answer_keys",
+    "duplicate": "redundancy",
+    "distinct": "redundancy",
+}
+
+
 def build(authored: dict[str, Any], sections: dict[str, list[Section]]) -> list[dict[str, Any]]:
     versions = {name: package_version(name) for name in PACKAGES}
     specs = authored["sections"]
@@ -184,6 +196,8 @@ def build(authored: dict[str, Any], sections: dict[str, list[Section]]) -> list[
             "provenance": provenance(spec),
         }
         item.update(extra)
+        # The gate whose label this is (`courseforge calibrate --gate similarity` picks its rows).
+        item["gate"] = _GATE_OF[kind]
         items.append(item)
 
     for n, spec in enumerate(specs):

@@ -124,6 +124,13 @@ def calibrate(
         str, typer.Option("--gate", help="Only rows of this gate (rows without 'gate' count)")
     ] = "similarity",
     target_precision: Annotated[float, typer.Option("--precision", help="Pass precision to reach")] = 0.9,
+    max_false_alarms: Annotated[
+        float | None,
+        typer.Option(
+            "--max-false-alarms",
+            help="Instead of --precision: the highest pass threshold failing at most this share of good items",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Derive pass / borderline / fail thresholds from labelled examples; print precision/recall."""
@@ -152,7 +159,9 @@ def calibrate(
     scores = asyncio.run(_scores(rows, model))
     try:
         cal = derive_thresholds(
-            [(s, r["_good"]) for s, r in zip(scores, rows, strict=True)], target_precision=target_precision
+            [(s, r["_good"]) for s, r in zip(scores, rows, strict=True)],
+            target_precision=target_precision,
+            max_false_alarms=max_false_alarms,
         )
     except ValueError as exc:
         raise fail_user(UserError("cannot calibrate", [(str(labelled), str(exc))])) from exc
@@ -169,6 +178,8 @@ def calibrate(
     typer.echo(
         f"config:\n  gates:\n    similarity:\n      {model}: {{pass_at: {cal.pass_at:.2f}, severe_below: {cal.severe_below:.2f}}}"
     )
-    if not m.precision >= target_precision:
+    if max_false_alarms is not None:
+        typer.echo(f"good items failed at pass_at: {1 - m.recall:.3f} (allowed {max_false_alarms})")
+    elif not m.precision >= target_precision:
         err.print(f"[yellow]warning:[/yellow] no threshold reaches pass precision {target_precision}")
     _ = EXIT_INVALID

@@ -68,19 +68,32 @@ def _midpoints(scores: Sequence[float]) -> list[float]:
 
 
 def derive_thresholds(
-    pairs: Sequence[tuple[float, bool]], *, target_precision: float = 0.9, severe_precision: float = 0.98
+    pairs: Sequence[tuple[float, bool]],
+    *,
+    target_precision: float = 0.9,
+    severe_precision: float = 0.98,
+    max_false_alarms: float | None = None,
 ) -> Calibration:
     """Pass threshold: best F1 among cut points whose pass-precision >= target (else best F1).
-    Severe threshold: the highest cut point <= pass_at below which the share of bad items is
-    >= `severe_precision` (so escalating at once there is almost always right)."""
+    With `max_false_alarms` (a share of good items the gate may fail, e.g. 0.05) the pass
+    threshold is instead the highest cut point that fails at most that share of good items —
+    catching as many bad ones as that allows (the precision target is then reported, not
+    enforced). Severe threshold: the highest cut point <= pass_at below which the share of bad
+    items is >= `severe_precision` (so escalating at once there is almost always right)."""
     positives = sum(1 for _, good in pairs if good)
     negatives = len(pairs) - positives
     if not positives or not negatives:
         raise ValueError("calibration needs both good and bad examples")
+    if max_false_alarms is not None and not 0 <= max_false_alarms < 1:
+        raise ValueError("max_false_alarms must be in [0, 1)")
     cuts = _midpoints([s for s, _ in pairs])
     candidates = [metrics_at(pairs, t) for t in cuts]
-    precise = [m for m in candidates if m.precision >= target_precision and m.recall > 0]
-    at_pass = max(precise or candidates, key=lambda m: (round(m.f1, 9), -m.threshold))
+    if max_false_alarms is not None:
+        allowed = [m for m in candidates if 1 - m.recall <= max_false_alarms + 1e-12]
+        at_pass = max(allowed, key=lambda m: m.threshold)
+    else:
+        precise = [m for m in candidates if m.precision >= target_precision and m.recall > 0]
+        at_pass = max(precise or candidates, key=lambda m: (round(m.f1, 9), -m.threshold))
     severe = [
         m for m in candidates if m.threshold <= at_pass.threshold and m.fail_precision >= severe_precision
     ]

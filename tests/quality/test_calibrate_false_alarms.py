@@ -1,0 +1,33 @@
+"""Calibrating for a false-alarm budget (issue 24): when good and bad scores overlap, a precision
+target pushes the pass mark above many good items; a budget of failed good items picks the
+highest mark that keeps within it."""
+
+from __future__ import annotations
+
+import pytest
+
+from courseforge.quality.calibrate import derive_thresholds
+
+# 20 good lessons 0.40-0.78, 20 bad 0.00-0.57: they overlap between 0.40 and 0.57.
+GOOD = [0.40 + 0.02 * i for i in range(20)]
+BAD = [0.03 * i for i in range(20)]
+PAIRS = [(s, True) for s in GOOD] + [(s, False) for s in BAD]
+
+
+def test_a_false_alarm_budget_bounds_the_good_items_failed() -> None:
+    cal = derive_thresholds(PAIRS, max_false_alarms=0.05)
+    failed_good = sum(1 for s in GOOD if s < cal.pass_at)
+    assert failed_good <= 1  # 5 % of 20
+    assert failed_good == 1  # the highest mark: failing just the lowest good one
+    assert cal.severe_below <= cal.pass_at
+
+
+def test_the_precision_target_fails_more_good_items_on_overlapping_scores() -> None:
+    by_precision = derive_thresholds(PAIRS, target_precision=0.9)
+    by_budget = derive_thresholds(PAIRS, max_false_alarms=0.05)
+    assert by_precision.pass_at > by_budget.pass_at
+
+
+def test_a_budget_must_be_a_share() -> None:
+    with pytest.raises(ValueError, match="max_false_alarms"):
+        derive_thresholds(PAIRS, max_false_alarms=1.0)
