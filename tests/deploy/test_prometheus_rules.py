@@ -6,13 +6,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from courseforge.domain import CallRecord
+from courseforge.domain import CallRecord, Report
+from courseforge.domain.quality import QualitySummary
 from courseforge.resilience import BreakerTransition, CallRecorded, FaultObserved
 from courseforge.telemetry.metrics import CallMetrics
 
@@ -24,13 +26,19 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (Debian package prometheus)"
 )
 
-#: The seeds' thresholds, as the rules must carry them.
+#: The seeds' alerts (000, 001) at the thresholds calibrated to our gates and budget
+#: (docs/seed-rules.md, "Monitoring"), as the rules must carry them.
 SEED_THRESHOLDS = {
-    "CourseforgeCourseCostHigh": "> 0.45",
+    "CourseforgeCourseCostHigh": "> 0.30",
+    "CourseforgeDailyCostSpike": "> 1.3 * courseforge:cost_usd:daily_mean7d and courseforge:cost_usd:daily_mean7d > 0",
     "CourseforgeEscalationRateHigh": "> 0.35",
-    "CourseforgeSimilarityLow": "< 0.70",
-    "CourseforgeCallLatencyP95High": "> 10",
+    "CourseforgeSimilarityLow": "< 0.55",
+    "CourseforgeSchemaPassRateLow": "< 0.90",
+    "CourseforgeLessonsFlaggedHigh": "> 0.20",
+    "CourseforgeHallucinationRateHigh": "> 0.20",
+    "CourseforgeCallLatencyP95High": "> 60",
     "CourseforgeProviderErrorRateHigh": "> 0.05",
+    "CourseforgeProviderAvailabilityLow": "< 0.95",
     "CourseforgeBreakerOpen": ">= 1",
 }
 
@@ -44,7 +52,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_promtool_checks_the_rules() -> None:
     done = promtool("check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 13 rules found" in done.stdout
+    assert "SUCCESS: 26 rules found" in done.stdout
 
 
 @needs_promtool
@@ -76,6 +84,16 @@ def test_the_rules_read_only_metrics_we_export() -> None:
         )
     )
     metrics(FaultObserved("m", "timeout"))
+    metrics.observe_course(
+        Report(
+            course_id="c",
+            status="approved",
+            budget_usd=Decimal("0.45"),
+            quality=QualitySummary(
+                similarity_mean=0.7, escalation_rate=0.1, human_review_rate=0.1, grounding_support_mean=0.9
+            ),
+        )
+    )
     metrics(BreakerTransition("m", "closed", "open"))
     exported = set(re.findall(r"^(courseforge_[a-z_]+)", generate_latest(metrics.registry).decode(), re.M))
     read = {name for r in rules() for name in re.findall(r"\b(courseforge_[a-z_]+)", r["expr"])}

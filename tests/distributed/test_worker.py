@@ -73,7 +73,7 @@ async def test_model_calls_of_a_worker_are_counted_and_served(settings: Settings
         (("from_state", "closed"), ("model", mid), ("to_state", "open")): 1.0
     }
     latency = samples(text, "courseforge_call_latency_seconds_count")
-    assert latency[(("model", cheap), ("tier", "cheap"))] == 1
+    assert latency[(("model", cheap), ("phase", "lessons"), ("tier", "cheap"))] == 1
     faults = samples(text, "courseforge_provider_faults_total")
     retries = samples(text, "courseforge_retries_total")
     assert (

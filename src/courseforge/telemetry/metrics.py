@@ -33,9 +33,10 @@ from .tracing import is_cached
 
 __all__ = ["LATENCY_BUCKETS_S", "CallMetrics", "breaker_value"]
 
-#: Call latency buckets, seconds: P50/P95/P99 come from these (the P95 alert is at 10 s).
-LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 40, 80, 160)
+#: Call latency buckets, seconds: P50/P95/P99 come from these (the P95 alert is at 60 s).
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 40, 60, 80, 160)
 _COST_BUCKETS_USD = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 1.0, 2.0)
+_RATE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 _SIMILARITY_BUCKETS = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
@@ -71,9 +72,9 @@ class CallMetrics:
         )
         self.latency = histogram(
             "call_latency_seconds",
-            "Latency of answered model calls (retries included), by model and tier.",
+            "Latency of answered model calls (retries included), by phase, model and tier.",
             LATENCY_BUCKETS_S,
-            *("model", "tier"),
+            *("phase", "model", "tier"),
         )
         self.tokens = counter(
             "tokens",
@@ -137,6 +138,16 @@ class CallMetrics:
             "lessons_escalated",
             "Lessons of finished courses whose final tier is above the tier they started on.",
         )
+        self.lessons_flagged = counter(
+            "lessons_flagged",
+            "Lessons of finished courses flagged for a person (the seeds' human-review rate: flagged / lessons).",
+        )
+        self.unsupported_claims = histogram(
+            "course_unsupported_claim_rate",
+            "A finished grounded course's share of factual claims its sources do not support (1 - the "
+            "grounding gate's mean support): the hallucination rate.",
+            _RATE_BUCKETS,
+        )
         self.escalations = counter(
             "escalations",
             "Escalate decisions of finished courses: a task moved to a stronger tier (every task kind).",
@@ -198,7 +209,7 @@ class CallMetrics:
         costs more than the update itself, and this runs for every call)."""
         bound = (
             self.calls.labels(c.phase, c.model, c.tier, c.outcome),
-            self.latency.labels(c.model, c.tier),
+            self.latency.labels(c.phase, c.model, c.tier),
             self.tokens.labels(c.model, c.tier, "input"),
             self.tokens.labels(c.model, c.tier, "output"),
             self.tokens.labels(c.model, c.tier, "cached"),
@@ -221,6 +232,10 @@ class CallMetrics:
         self.lessons.inc(lessons)
         if quality is not None and quality.escalation_rate is not None:
             self.lessons_escalated.inc(round(quality.escalation_rate * lessons))
+        if quality is not None and quality.human_review_rate is not None:
+            self.lessons_flagged.inc(round(quality.human_review_rate * lessons))
+        if quality is not None and quality.grounding_support_mean is not None:
+            self.unsupported_claims.observe(round(1 - quality.grounding_support_mean, 6))
         self.escalations.inc(report.escalations)
         self.review_flags.inc(report.review_flags)
         for lesson in report.lessons:
