@@ -113,7 +113,7 @@ def test_prometheus_scrapes_per_call_metrics_of_a_running_service(settings: Sett
             with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as r:
                 groups = json.load(r)["data"]["groups"]
             alerts = {rule["name"] for g in groups for rule in g["rules"] if rule["type"] == "alerting"}
-            assert "CourseforgeBreakerOpen" in alerts and len(alerts) == 6
+            assert "CourseforgeBreakerOpen" in alerts and len(alerts) == 11
         finally:
             server.terminate()
             server.wait(30)
