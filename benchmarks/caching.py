@@ -6,9 +6,10 @@
    minimum prefix of `--min-tokens` (OpenAI documents 1024, in 128-token blocks; the bundled
    profiles' default) and on one with a 64-token minimum in 64-token blocks (providers that
    cache short prefixes): the share of prompt tokens the provider served from its cache, and
-   what that saved at a cache-read price of `--read-share` × the input price (an assumption of
-   this benchmark: the bundled profiles set no cache prices, so cached tokens cost the input
-   price there unless the provider reports the cost).
+   what that saved at a cache-read price of `--read-share` × the input price for the models
+   whose config sets none (an assumption of this benchmark; qwen3-max keeps its documented 0.1×
+   reads and 1.25× writes), the lesson calls' share, and the gates' figures (similarity mean,
+   first-attempt pass rate), which a longer shared prefix must not worsen.
 
     python benchmarks/caching.py [--course python-basics] [--read-share 0.25] [--json PATH]
 """
@@ -43,8 +44,11 @@ def sim_settings(base_url: str, read_share: Decimal | None = None) -> Settings:
     ).settings
     models = settings.models
     if read_share is not None:
+        # A model with its own cache-read price (qwen3-max: 0.1x) keeps it.
         models = {
-            k: m.model_copy(update={"price_cache_read_per_m": m.price_in_per_m * read_share})
+            k: m
+            if m.price_cache_read_per_m is not None
+            else m.model_copy(update={"price_cache_read_per_m": m.price_in_per_m * read_share})
             for k, m in models.items()
         }
     return settings.model_copy(
@@ -127,6 +131,8 @@ async def prefix_share(
         else 0.0,
         "cost_usd": float(report.total_cost_usd),
         "prompt_cache_saved_usd": report.summary["prompt_cache_saved_usd"],
+        "similarity_mean": report.quality.similarity_mean if report.quality else None,
+        "first_attempt_pass_rate": report.quality.first_attempt_pass_rate if report.quality else None,
         "status": course.status if course else "failed",
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from courseforge.providers import ChatRequest, Message
 from courseforge.providers.openai_compat import OpenAICompatModel
 from courseforge.sim import ModelProfile, SimProfile, SimServer
@@ -62,9 +64,10 @@ async def test_a_prefix_below_the_minimum_is_not_cached() -> None:
     assert again.usage.cached_tokens == 0
 
 
-async def test_a_cache_control_breakpoint_is_written_once_then_read() -> None:
+@pytest.mark.parametrize("mode", ["cache_control", "explicit"])
+async def test_a_cache_control_breakpoint_is_written_once_then_read(mode: str) -> None:
     async with SimServer(sim_profile(min_tokens=64)) as server:
-        m = client(server, prompt_cache="cache_control")
+        m = client(server, prompt_cache=mode)
         try:
             payload = m.build_payload(lesson(1))
             first = await m.complete(lesson(1))

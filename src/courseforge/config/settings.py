@@ -234,11 +234,16 @@ class ModelSettings(_S):
     #: None: the input price. A provider-reported `usage.cost` still wins.
     price_cache_read_per_m: Decimal | None = Field(default=None, ge=0)
     price_cache_write_per_m: Decimal | None = Field(default=None, ge=0)
-    #: How the shared prompt prefix is marked for the provider's prompt cache: `auto` (the
-    #: provider caches prefixes by itself: OpenAI-style models, DeepSeek, Gemini 2.5 implicit),
-    #: `cache_control` (an explicit breakpoint on the shared system message: Anthropic, Gemini
-    #: explicit caching through OpenRouter), `off`.
-    prompt_cache: Literal["auto", "cache_control", "off"] = "auto"
+    #: How the shared prompt prefix is marked for the provider's prompt cache: `auto` or
+    #: `implicit` (the provider caches prefixes by itself: OpenAI-style models, DeepSeek, Gemini
+    #: 2.5 implicit), `cache_control` or `explicit` (an explicit breakpoint on the shared system
+    #: message: Anthropic, Alibaba's Qwen, Gemini explicit caching through OpenRouter), `off`.
+    prompt_cache: Literal["auto", "implicit", "cache_control", "explicit", "off"] = "auto"
+    #: The shortest prefix the provider caches (OpenAI-family and Gemini 2.5: 1,024 tokens;
+    #: Alibaba's explicit cache: 1,024). Above 0, a lesson call's shared prefix also holds the
+    #: course's outcomes, the sections' summaries and the gates' rubric, so that it is long
+    #: enough to be cached (docs/providers.md); 0 keeps it short (a local model's context).
+    prompt_cache_min_tokens: int = Field(default=0, ge=0)
     #: Price of a call sent through the provider's batch API, as a share of the normal price
     #: (the synced `:batch` variant's, docs/caching.md); None: no cheaper batch price is known,
     #: so batch mode sends this model's calls the normal way.

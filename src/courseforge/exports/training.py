@@ -163,6 +163,8 @@ def _brief(
         outline=[(p.title, [lp.title for lp in p.lessons]) for p in plans],
         sources=excerpts if excerpts is not None else ([] if not analysis.source_material else None),
         outcome_numbers=[outcome_number(o) for o in _plan_outcomes(record, lesson_id)],
+        course_outcomes=list(enumerate(meta.learning_outcomes, start=1)),
+        section_summaries=[p.summary for p in plans],
     )
 
 

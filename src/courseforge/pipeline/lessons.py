@@ -134,8 +134,15 @@ class LessonBrief:
     sources: Sequence[tuple[str, str, str]] | None
     #: The outcome numbers its exercises may name (the schema's); default: `outcomes`' numbers.
     outcome_numbers: Sequence[int] | None = None
+    #: Every outcome of the course and each section's summary: the long shared prefix a
+    #: provider's prompt cache keeps (sent to models with `prompt_cache_min_tokens`).
+    course_outcomes: Sequence[tuple[int, LearningOutcome]] = ()
+    section_summaries: Sequence[str] = ()
 
-    def messages(self, settings: Settings, feedback: str = "") -> list[Message]:
+    def messages(
+        self, settings: Settings, feedback: str = "", *, cache_prefix: bool = False
+    ) -> list[Message]:
+        """`cache_prefix`: the long shared prefix (course outcomes, section summaries, rubric)."""
         gates = settings.gates
         return lesson_messages(
             analysis=self.analysis,
@@ -151,6 +158,8 @@ class LessonBrief:
             feedback=feedback,
             exercises=(gates.min_exercises, gates.max_exercises),
             sources=self.sources,
+            course_outcomes=self.course_outcomes if cache_prefix else (),
+            summaries=self.section_summaries if cache_prefix else (),
         )
 
 
@@ -169,8 +178,9 @@ def lesson_request(
     gates = settings.gates
     model = settings.models[settings.routing.tiers[tier]]
     numbers = brief.outcome_numbers if brief.outcome_numbers is not None else [n for n, _ in brief.outcomes]
+    cache_prefix = model.prompt_cache != "off" and model.prompt_cache_min_tokens > 0
     return ChatRequest(
-        brief.messages(settings, feedback),
+        brief.messages(settings, feedback, cache_prefix=cache_prefix),
         json_schema=lesson_schema_for(
             lesson_schema(
                 gates.lesson_min_words, gates.lesson_max_words, gates.max_exercises, gates.min_exercises
@@ -202,6 +212,8 @@ def brief_of(state: CourseState, slot: LessonSlot, excerpts: Sequence[tuple[str,
         outline=[(p.title, [lp.title for lp in p.lessons]) for p in state.plans],
         sources=excerpts,
         outcome_numbers=slot.outcome_numbers,
+        course_outcomes=list(enumerate(state.outcomes, start=1)),
+        section_summaries=[p.summary for p in state.plans],
     )
 
 

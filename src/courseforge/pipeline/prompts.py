@@ -130,12 +130,57 @@ def metadata_extras_messages(analysis: AnalysisResult, lessons: int, feedback: s
     return [_system(analysis), Message("user", _with_brief(text, brief, feedback))]
 
 
+#: What the gates check of every lesson, stated in the shared prefix of a model whose provider
+#: caches long prefixes (docs/providers.md): the lesson needs it anyway, and it makes the prefix
+#: long enough (>= 1,024 tokens) to be cached.
+LESSON_RUBRIC = """How each lesson is checked before it is accepted (write so that every check passes):
+- On topic: the lesson text is compared with each of its outcomes; a lesson about something else, \
+or one that only names its outcomes without teaching them, is rejected and written again.
+- Teaches, not announces: explain the idea itself, with the reasoning a learner needs; do not \
+describe what the lesson will cover or tell the learner what they are about to learn.
+- Length: the content stays within the word range the rules give; a lesson that is too short \
+to teach its outcomes, or so long that it wanders, is rejected.
+- Structure: a short introduction, the explanation, a concrete worked example that a learner \
+could follow step by step, a common mistake to avoid and why it is a mistake, and a one-paragraph \
+summary; the text ends with a complete sentence.
+- Exercises: each names the number of the outcome it assesses; together they assess every outcome \
+of the lesson; each can be answered from the lesson's own text; a multiple-choice answer is one \
+of its options copied exactly; each explanation justifies its own answer and not another.
+- Coherence with the course: do not repeat what the other lessons of the section teach; use the \
+terms the earlier lessons introduced; keep the level of the course's audience and difficulty.
+- Accuracy: no invented facts, names, numbers or quotations; where sources are given, facts come \
+from them and the sources used are listed in `citations`.
+- Language and style: write in the course's language and follow its style guide throughout.
+A lesson that fails a check is sent back with the reason, then written on a stronger model; a \
+person reviews what still fails.
+
+Exercise types, and what each needs:
+- multiple_choice: a question, 3 to 5 options that are all plausible to a learner who skipped \
+the lesson, the answer copied exactly from the options, and an explanation of why it is right \
+and why the most tempting wrong option is wrong.
+- true_false: a statement that is clearly true or clearly false from the lesson's text (never \
+a trick of wording), the answer "true" or "false", and an explanation.
+- short_answer: a question with one short expected answer (a word, a number, a phrase), the \
+answer, and an explanation showing how to reach it.
+- coding: a small task the learner can do with what the lesson taught, a model solution as the \
+answer, and an explanation of the solution's key step (only where the course is about code).
+- open: a question asking the learner to explain, compare or judge in a few sentences, a model \
+answer naming what a good answer contains, and an explanation.
+Mix the types where the lesson's outcomes allow it; pick the type that assesses the outcome's \
+Bloom level: recall and understanding suit multiple_choice, true_false and short_answer; \
+applying suits short_answer and coding; analysing, evaluating and creating suit open."""
+
+
 def course_context(
     analysis: AnalysisResult,
     course_title: str,
     outline: Sequence[tuple[str, Sequence[str]]],
     style: str,
     rules: str = "",
+    *,
+    outcomes: Sequence[tuple[int, LearningOutcome]] = (),
+    summaries: Sequence[str] = (),
+    rubric: bool = False,
 ) -> Message:
     """The system message every lesson of a course shares, byte for byte: who the course is
     for, its title, its outline (each section with its lesson titles) and the rules every lesson
@@ -151,8 +196,17 @@ def course_context(
     ]
     for number, (section, lessons) in enumerate(outline, start=1):
         lines.append(f"{number}. {section}: " + "; ".join(lessons))
+        if number <= len(summaries) and summaries[number - 1]:
+            lines.append(f"   {summaries[number - 1]}")
+    if outcomes and analysis.goals:
+        lines += ["", "The course's goals:"] + [f"- {g}" for g in analysis.goals]
+    if outcomes:
+        lines += ["", "The course's learning outcomes (a lesson's exercises name these numbers):"]
+        lines += [f"{n}. ({o.bloom_level}) {o.text}" for n, o in outcomes]
     if rules:
         lines += ["", "Every lesson follows these rules. " + rules]
+    if rubric:
+        lines += ["", LESSON_RUBRIC]
     return Message("system", "\n".join(lines))
 
 
@@ -188,9 +242,14 @@ def lesson_messages(
     feedback: str = "",
     exercises: tuple[int, int] = (1, 4),
     sources: Sequence[tuple[str, str, str]] | None = None,
+    course_outcomes: Sequence[tuple[int, LearningOutcome]] = (),
+    summaries: Sequence[str] = (),
 ) -> list[Message]:
     """`sources`: the (id, title, excerpt) passages to show (the lesson's retrieved excerpts);
-    None shows the first six sources' openings."""
+    None shows the first six sources' openings. `course_outcomes` (and the sections'
+    `summaries`): the shared prefix also holds every outcome of the course, the sections'
+    summaries and the gates' rubric — long enough for a provider's prompt cache (a model with
+    `prompt_cache_min_tokens`)."""
     brief: dict[str, Any] = {
         "task": "lesson",
         "course_title": course_title,
@@ -217,6 +276,15 @@ def lesson_messages(
     rules = _lesson_rules(words, exercises, bool(analysis.source_material))
     ask = f"Write the lesson {lesson_title!r} in the section {section.title!r}, teaching its outcomes ({numbers})."
     if outline:  # the rules go in the shared prefix; only which lesson, and its brief, differ
-        system = course_context(analysis, course_title, outline, style, rules)
+        system = course_context(
+            analysis,
+            course_title,
+            outline,
+            style,
+            rules,
+            outcomes=course_outcomes,
+            summaries=summaries,
+            rubric=bool(course_outcomes),
+        )
         return [system, Message("user", _with_brief(ask, brief, feedback))]
     return [_system(analysis, style), Message("user", _with_brief(f"{ask} {rules}", brief, feedback))]

@@ -151,7 +151,7 @@ class OpenAICompatModel(ChatModel):
                 _add_system_instruction(messages, schema_instruction(schema))
         if request.reasoning is not None:
             payload["reasoning"] = dict(request.reasoning)
-        if self.prompt_cache == "cache_control":
+        if self.prompt_cache in ("cache_control", "explicit"):
             _mark_cache_breakpoint(messages)
         if self._usage_accounting:
             payload["usage"] = {"include": True}
