@@ -145,3 +145,98 @@ def test_the_cycle_finder_finds_a_lateral_cycle() -> None:
     graph = {"a.x": {"a.y"}, "a.y": {"a.z"}, "a.z": {"a.x"}, "b": {"a.x"}}
     assert cycles(graph) == [["a.x", "a.y", "a.z"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# -- docs/architecture.md names only what exists, and every module -------------------------------
+# Every module path, every `path: name` and every module of its "Modules" list is in
+# src/courseforge (a renamed or removed module fails here until the page says so), and every
+# module of a listed package is in that list (a new module is named there when it lands).
+ROOT = DOC.parent.parent
+_DOC_TEXT = DOC.read_text(encoding="utf-8")
+_PATH = re.compile(r"`((?:[a-z_]+/)*[a-z_]+\.py)(?::\s*([A-Za-z_][A-Za-z0-9_.]*))?`")
+_TOKEN = re.compile(r"`([^`]+)`")
+
+
+def _defined(module: Path, name: str) -> bool:
+    """`name` (or `Class.attr`) is defined at the top of `module`."""
+    tree = ast.parse(module.read_text(encoding="utf-8"))
+    head, _, attr = name.partition(".")
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        if head not in names:
+            continue
+        if not attr:
+            return True
+        if isinstance(node, ast.ClassDef):
+            return any(
+                isinstance(x, (ast.FunctionDef, ast.AsyncFunctionDef)) and x.name == attr for x in node.body
+            )
+    return False
+
+
+def _module_exists(package: Path, name: str) -> bool:
+    return (package / f"{name}.py").is_file() or (package / name).is_dir()
+
+
+def _modules_section(*, inside: bool = False) -> list[tuple[str, list[str]]]:
+    """Each bullet of "## Modules": its package and the modules it names (backticked lowercase
+    names outside parentheses, or anywhere with `inside`; `sub/` switches to a subpackage or
+    another package)."""
+    section = _DOC_TEXT.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    bullets = re.split(r"\n- ", "\n" + section)
+    out = []
+    for bullet in bullets:
+        text = " ".join(bullet.split())
+        first = _TOKEN.match(text)
+        if not first or not first.group(1).endswith("/"):
+            continue
+        depth, outside = 0, []
+        for ch in text[first.end() :]:
+            depth += ch == "("
+            depth -= ch == ")"
+            outside.append(ch if inside or (depth == 0 and ch not in "()") else " ")
+        names = [t for t in _TOKEN.findall("".join(outside)) if re.fullmatch(r"_?[a-z][a-z0-9_]*/?", t)]
+        out.append((first.group(1), names))
+    return out
+
+
+def test_every_module_path_it_names_exists() -> None:
+    missing = []
+    for path, name in _PATH.findall(_DOC_TEXT):
+        module = ROOT / path if path.startswith(("tests/", "benchmarks/")) else SRC / path
+        if not module.is_file():
+            missing.append(path)
+        elif name and not _defined(module, name):
+            missing.append(f"{path}: {name}")
+    assert not missing, f"docs/architecture.md names what is not in src/courseforge: {missing}"
+
+
+def test_its_module_list_names_only_modules_that_exist() -> None:
+    missing = []
+    for package, names in _modules_section():
+        here = SRC / package
+        for name in names:
+            if name.endswith("/"):
+                here = here / name if (here / name).is_dir() else SRC / name
+                if not here.is_dir():
+                    missing.append(f"{package}{name}")
+            elif not _module_exists(here, name):
+                missing.append(f"{package}{name}")
+    assert not missing, f"docs/architecture.md's module list names modules that are gone: {missing}"
+
+
+def test_every_module_is_in_its_module_list() -> None:
+    named = {(package, name) for package, names in _modules_section(inside=True) for name in names}
+    listed_packages = {package for package, _ in _modules_section()}
+    unnamed = []
+    for package in sorted(listed_packages):
+        for module in sorted((SRC / package).glob("*.py")):
+            if module.stem != "__init__" and (package, module.stem) not in named:
+                unnamed.append(f"{package}{module.name}")
+    assert not unnamed, f"modules docs/architecture.md's module list does not name: {unnamed}"
