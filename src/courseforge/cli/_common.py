@@ -16,8 +16,8 @@ from rich.console import Console
 
 from ..domain import AnalysisResult
 from ..errors import UserError
-from ..exports import write_text_atomic as write_atomic
 from ..files import read_limited
+from ..files import write_text_atomic as write_atomic
 from ..pipeline import parse_analysis
 
 __all__ = [

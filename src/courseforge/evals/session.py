@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engine
-from ..exports import write_text_atomic as write_atomic
+from ..files import write_text_atomic as write_atomic
 from ..storage import masked_url, open_store
 from .configs import EvalConfig
 from .html import render_html

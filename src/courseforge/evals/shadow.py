@@ -27,7 +27,7 @@ from typing import Any
 from ..config import Settings
 from ..domain import AnalysisResult
 from ..engine import Checkpoints, Engine, GenerationResult
-from ..exports import write_text_atomic as write_atomic
+from ..files import write_text_atomic as write_atomic
 from ..storage import Job, Store
 from .configs import EvalConfig, load_eval_config
 from .html import render_html

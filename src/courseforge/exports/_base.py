@@ -9,14 +9,9 @@ place, a zip is written to a temp file in the destination's directory and rename
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ..domain import Course, Exercise
 from ..errors import UserError
+from ..files import atomic_dir, atomic_zip, write_text_atomic
 
 __all__ = [
     "ExportFormat",
@@ -247,56 +243,6 @@ def load_course(data: Any) -> Course:
     except ValidationError as exc:
         problems = [(".".join(str(p) for p in e["loc"]) or "$", e["msg"]) for e in exc.errors()]
         raise UserError("invalid course", problems) from exc
-
-
-@contextlib.contextmanager
-def atomic_dir(dest: Path) -> Iterator[Path]:
-    """A fresh folder to fill; on success it replaces `dest` in one rename (an existing `dest`
-    folder is moved aside first and removed after), on failure it is removed."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and not dest.is_dir():
-        raise UserError("output exists and is not a folder", [("-o", f"{dest} is a file")])
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        old = None
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def atomic_zip(dest: Path, members: Mapping[str, str | bytes]) -> list[str]:
-    """Write `members` (name -> text or bytes) as a zip at `dest` via a temp file and a rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, body in members.items():
-                zf.writestr(name, body.encode("utf-8") if isinstance(body, str) else body)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return list(members)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_xml(root: ET.Element, namespaces: Mapping[str, str]) -> str:

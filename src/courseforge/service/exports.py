@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from ..config import Settings
 from ..errors import UserError
 from ..exports import FORMATS, ExportFormat, check_format, export_course, load_course
-from ..exports._base import atomic_zip
+from ..files import atomic_zip
 from ..storage import Store
 from .tenants import may_see
 
