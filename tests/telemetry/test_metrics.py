@@ -220,3 +220,21 @@ def test_generate_refuses_a_directory_as_metrics_file_before_any_call(tmp_path: 
     assert result.exit_code == 2
     assert "--metrics-file" in result.stderr and "is a directory" in result.stderr
     assert server.requests == [] and not out.exists()
+
+
+def test_reasoning_tokens_are_counted_apart_inside_output() -> None:
+    metrics = CallMetrics()
+    record = CallRecord(
+        phase="lessons",
+        task="lesson:S1-L1",
+        model="gpt-oss-20b",
+        tier="cheap",
+        attempt=1,
+        input_tokens=900,
+        output_tokens=1400,
+        reasoning_tokens=600,
+        outcome="ok",
+    )
+    metrics.observe_call(record)
+    assert value(metrics, "courseforge_tokens_total", model="gpt-oss-20b", direction="reasoning") == 600
+    assert value(metrics, "courseforge_tokens_total", model="gpt-oss-20b", direction="output") == 1400

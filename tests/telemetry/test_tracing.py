@@ -108,6 +108,7 @@ async def test_a_course_is_one_trace_course_phase_task_call(
         assert a["gen_ai.usage.input_tokens"] == record.input_tokens
         assert a["gen_ai.usage.output_tokens"] == record.output_tokens
         assert a["gen_ai.usage.cache_read.input_tokens"] == record.cached_tokens
+        assert a["gen_ai.usage.reasoning.output_tokens"] == record.reasoning_tokens
         assert a["courseforge.cost_usd"] == pytest.approx(float(record.cost_usd))
         assert a["courseforge.cached"] is False
         if record.outcome == "ok":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from courseforge.domain import CallRecord, GateScore, LessonGates, Report
+from courseforge.domain import CallRecord, GateScore, LessonGates, Report, Totals
 from courseforge.pipeline.report import critical_path
 from courseforge.views import call_kinds, report_document, report_html
 
@@ -78,3 +78,18 @@ def test_one_self_contained_file() -> None:
     assert page.startswith("<!doctype html>") and "<style>" in page
     assert "<title>courseforge report — c&lt;1&gt;</title>" in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
+
+
+def test_reasoning_tokens_and_the_billed_price_check_are_shown() -> None:
+    report = _report()
+    report.by_model = {
+        "gpt-oss-20b": Totals(calls=2, output_tokens=2000, reasoning_tokens=500, cost_usd=Decimal("0.001")),
+        "qwen3-max": Totals(calls=1, output_tokens=500, cost_usd=Decimal("0.004")),
+    }
+    report.summary["price_check"] = {
+        "qwen3-max": {"calls": 1, "billed_usd": 0.0042, "price_table_usd": 0.004, "billed_over_table": 1.05}
+    }
+    out = report_html(report)
+    assert "<dt>reasoning tokens</dt><dd>500 (20% of output, billed as output): gpt-oss-20b 500</dd>" in out
+    assert "(500 reasoning) tokens" in out  # the cost bar's tooltip
+    assert "qwen3-max $0.0042 vs $0.0040 (1 calls)" in out
