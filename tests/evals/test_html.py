@@ -55,8 +55,18 @@ def test_page_is_self_contained_and_escaped() -> None:
     assert urls <= {"http://www.w3.org/2000/svg"}  # the SVG namespace, never fetched
     assert page.count("<svg") == 4  # cost vs quality, cost by phase, two score distributions
     assert "premium &lt;b&gt;" in page and "premium <b>" not in page
-    for heading in ("Per config", "Differences", "Plots", "Model and tier mix", "Per input"):
+    for heading in (
+        "Per config",
+        "Differences",
+        "Plots",
+        "Seed targets vs actual",
+        "Model and tier mix",
+        "Per input",
+    ):
         assert heading in page
+    # every lesson on mid: tier 1 share 1.0 misses seed 000's 70-80 %; first attempts 0.8 meet >= 0.70
+    assert "first-attempt pass rate</td><td>&gt;= 0.70</td><td>0.8 met" in page
+    assert "tier 1 share</td><td>0.70-0.80</td><td>1 <span class=bad>missed</span>" in page
     assert "course-3" in page and "length 6" in page  # per input rows; gate failures summed (0+1+2+3)
 
 
@@ -91,3 +101,11 @@ def test_page_renders_in_headless_chromium_without_a_request(tmp_path: Path) -> 
             browser.close()
     assert (tmp_path / "eval.png").stat().st_size > 10_000
     assert requests == [page_file.as_uri()]  # the page itself, nothing else
+
+
+def test_seed_targets_reach_the_dashboard_summary() -> None:
+    doc = sample_doc()
+    # The dashboard's Evals page shows `summary`'s scalars as columns: target and actual.
+    assert doc["summary"]["cheap.target: first-attempt pass rate >= 0.70"] == 0.8
+    assert doc["summary"]["cheap.target: tier 2 share 0.15-0.25"] == 0.0
+    assert [t["met"] for t in doc["configs"]["cheap"]["seed_targets"]][:2] == [False, False]

@@ -62,6 +62,25 @@ def summary_table(doc: dict[str, Any]) -> Table:
     return table
 
 
+def targets_table(doc: dict[str, Any]) -> Table:
+    """The seeds' success metrics against each config's actual figures (`evals.targets`)."""
+    table = Table(title="seed targets vs actual (seed 000, success metrics)")
+    table.add_column("target")
+    table.add_column("goal", justify="right")
+    configs = list(doc["configs"].values())
+    for name in doc["configs"]:
+        table.add_column(name, justify="right")
+    rows = [c.get("seed_targets", []) for c in configs]
+    for i, first in enumerate(rows[0] if rows else []):
+        cells = []
+        for per_config in rows:
+            row = per_config[i]
+            mark = {True: "met", False: "missed", None: ""}[row["met"]]
+            cells.append("-" if row["actual"] is None else f"{row['actual']:.4g} {mark}")
+        table.add_row(first["target"], first["goal"], *cells)
+    return table
+
+
 @app.command("eval")
 def eval_command(
     inputs: Annotated[
@@ -164,6 +183,7 @@ def eval_command(
         doc["regressions"] = [r.as_dict() for r in regressions]
     data, page = write_outputs(output, doc)
     err.print(summary_table(doc))
+    err.print(targets_table(doc))
     err.print(f"eval: {data}\nreport: {page}")
     if save_baseline and baseline is not None:
         write_atomic(

@@ -187,6 +187,20 @@ def _mix(m: Mapping[str, int]) -> str:
     return ", ".join(f"{_e(k)} {v} ({v / total:.0%})" for k, v in m.items()) or "–"
 
 
+def _target_rows(configs: Mapping[str, Any]) -> list[list[object]]:
+    """One row per seed target (`evals.targets`): goal, then each config's actual, met or missed."""
+    per_config = [c.get("seed_targets", []) for c in configs.values()]
+    rows: list[list[object]] = []
+    for i, first in enumerate(per_config[0] if per_config else []):
+        cells: list[object] = [_e(first["target"]), _e(first["goal"])]
+        for targets in per_config:
+            t = targets[i]
+            mark = "" if t["met"] is None else (" met" if t["met"] else " <span class=bad>missed</span>")
+            cells.append("–" if t["actual"] is None else f"{_fmt(t['actual'])}{mark}")
+        rows.append(cells)
+    return rows
+
+
 def render_html(doc: Mapping[str, Any]) -> str:
     configs = doc["configs"]
     names = list(configs)
@@ -239,6 +253,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
         ]
         for n, c in configs.items()
     ]
+    target_rows = _target_rows(configs)
     regress = doc.get("regressions")
     regress_html = ""
     if regress is not None:
@@ -278,6 +293,8 @@ repeat {_e(doc.get("repeat", ""))} · reference judge {_e(judge or "none")} · {
 <figure>{score_histogram(doc, "composite", "reference-judge composite", 1.0, 5.0)}<figcaption>Lesson scores by the reference judge.</figcaption></figure>
 <figure>{score_histogram(doc, "similarity", "similarity", -0.2, 1.0)}<figcaption>Lesson similarity to its outcomes (each config's own embedder).</figcaption></figure>
 </div></section>
+<section><h2>Seed targets vs actual</h2><p class="meta">seed 000's success metrics; tier 1 = cheap + mid, tier 2 = premium, tier 3 = long_context (docs/seed-rules.md).</p>
+{_table(["target", "goal", *names], target_rows)}</section>
 <section><h2>Model and tier mix, failures by gate</h2>
 {_table(["config", "lessons by final tier", "calls by model", "gate failures (lessons)"], mix_rows)}</section>
 <section><h2>Per input</h2>{_table(input_head, input_rows)}</section>

@@ -83,6 +83,8 @@ class RunResult(_M):
     first_attempt_pass_rate: float | None = None
     escalation_rate: float | None = None
     review_rate: float | None = None
+    #: Same-tier retry decisions per lesson (the seeds' retry rate; not a compared figure).
+    retry_rate: float | None = None
     similarity_mean: float | None = None
     judge_composite: float | None = None
     judge_model: str = ""
@@ -150,6 +152,11 @@ def run_result(
         first_attempt_pass_rate=q.first_attempt_pass_rate if q else None,
         escalation_rate=q.escalation_rate if q else None,
         review_rate=q.human_review_rate if q else None,
+        retry_rate=(
+            round(sum(1 for d in report.decisions if d.action == "retry") / len(report.lessons), 4)
+            if report.lessons
+            else None
+        ),
         similarity_mean=q.similarity_mean if q else None,
         judge_composite=round(sum(judged) / len(judged), 4) if judged else None,
         judge_model=judge_model if judged else "",

@@ -9,6 +9,7 @@ from typing import Any
 
 from .model import FIGURES, SCHEMA, RunResult
 from .stats import bootstrap_mean, paired_difference, percentile
+from .targets import seed_targets
 
 __all__ = ["build_eval", "config_summary", "differences", "headline", "per_input"]
 
@@ -50,7 +51,8 @@ def config_summary(runs: Sequence[RunResult], *, seed: int = 0) -> dict[str, Any
             "high": None if ci is None else round(ci.high, 6),
             "n": len(values),
         }
-    return {
+    retries = [r.retry_rate for r in runs if r.retry_rate is not None]
+    out: dict[str, Any] = {
         "runs": len(runs),
         "status": dict(sorted(Counter(r.status for r in runs).items())),
         "figures": figures,
@@ -64,7 +66,10 @@ def config_summary(runs: Sequence[RunResult], *, seed: int = 0) -> dict[str, Any
         "lessons_by_tier": {k: int(v) for k, v in _sum_maps([r.lessons_by_tier for r in runs]).items()},
         "judge_cost_usd": round(sum(r.judge_cost_usd for r in runs), 6),
         "judge_model": next((r.judge_model for r in runs if r.judge_model), ""),
+        "retry_rate_mean": round(sum(retries) / len(retries), 6) if retries else None,
     }
+    out["seed_targets"] = seed_targets(out)
+    return out
 
 
 def differences(runs: Sequence[RunResult], configs: Sequence[str], *, seed: int = 0) -> list[dict[str, Any]]:
@@ -96,12 +101,16 @@ def headline(
     summaries: Mapping[str, Mapping[str, Any]], found: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """Flat scalars for a table of evals (the dashboard's Evals page flattens one level):
-    `CONFIG.runs`, `CONFIG.FIGURE` (the mean), and `B/A.cost_ratio` with its interval."""
+    `CONFIG.runs`, `CONFIG.FIGURE` (the mean), `CONFIG.target: NAME GOAL` (the seeds' targets'
+    actuals) and `B/A.cost_ratio` with its interval."""
     out: dict[str, Any] = {}
     for name, c in summaries.items():
         out[f"{name}.runs"] = c["runs"]
         for figure, value in c["figures"].items():
             out[f"{name}.{figure}"] = value["mean"]
+        # The seeds' targets beside the actuals (the dashboard's Evals page shows these columns).
+        for t in c.get("seed_targets", []):
+            out[f"{name}.target: {t['target']} {t['goal']}"] = t["actual"]
     for d in found:
         if d["figure"] == "cost_per_course" and d["ratio"] is not None:
             key = f"{d['config']}/{d['against']}.cost_ratio"
