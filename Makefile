@@ -73,7 +73,9 @@ test: setup lrs
 test-fast: setup-core
 	$(VENV)/bin/pytest
 
-lint: setup
+# The core is enough to lint: ruff and mypy (torch, llama.cpp and their weights are typed as
+# missing imports), so `make lint` installs no model and no Debian package.
+lint: $(CORE_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src
