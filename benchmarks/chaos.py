@@ -44,7 +44,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CALL_TIMEOUT_S = 2.0
 
 
-def _serve(conn: Connection, profile: str, seed: int, time_scale: float) -> None:
+def serve_simulator(conn: Connection, profile: str, seed: int, time_scale: float) -> None:
     """Child process: run the simulator, send its port, stop when the parent says so."""
     from courseforge.sim import SimServer, load_profile
 
@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child, args.profile, args.seed, args.time_scale), daemon=True)
+    proc = ctx.Process(
+        target=serve_simulator, args=(child, args.profile, args.seed, args.time_scale), daemon=True
+    )
     proc.start()
     try:
         port = parent.recv()

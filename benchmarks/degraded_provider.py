@@ -53,7 +53,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chaos import EXAMPLES, _serve, run_courses
+from chaos import EXAMPLES, run_courses, serve_simulator
 
 from courseforge.config import Settings, load_config
 from courseforge.pipeline import validate_analysis
@@ -144,7 +144,7 @@ def run_scenario(
             profile = str(path)
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, profile, seed, 1.0), daemon=True)
+        proc = ctx.Process(target=serve_simulator, args=(child, profile, seed, 1.0), daemon=True)
         proc.start()
         try:
             port = parent.recv()

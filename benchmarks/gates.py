@@ -22,19 +22,39 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from courseforge.config import Settings, load_config
+from courseforge.domain import AnalysisResult
+from courseforge.engine import Engine
+from courseforge.pipeline import validate_analysis
 from courseforge.pipeline.check import check_course
-from courseforge.providers.embeddings import make_embedder
+from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder, make_embedder
 from courseforge.quality.safety import SafetyGate
-from engine_helpers import example_analysis, hosted_settings, make_engine, scripted_models
+from courseforge.testing import CourseAuthor, ScriptedModel
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _hosted() -> Settings:
+    """The bundled hosted profile, gated with the hashing embedder (fast, no torch)."""
+    settings = load_config("hosted", env={"OPENROUTER_API_KEY": "bench-key"}).settings
+    return settings.model_copy(
+        update={"gates": settings.gates.model_copy(update={"embedding_model": "hashing"})}
+    )
+
+
+def _example(name: str) -> AnalysisResult:
+    return validate_analysis(
+        {**json.loads((EXAMPLES / f"{name}.json").read_text("utf-8")), "min_lessons": 12}
+    )
 
 
 async def main(model: str, rounds: int, example: str) -> None:
-    settings = hosted_settings()
-    analysis = example_analysis(example, min_lessons=12)
-    engine = make_engine(settings, scripted_models(settings))
+    settings = _hosted()
+    analysis = _example(example)
+    models = {m: ScriptedModel(CourseAuthor(), model_id=m) for m in settings.models}
+    engine = Engine(settings, env={}, models=models, embedder=CachedEmbedder(HashingEmbedder()))
     course = (await engine.generate(analysis)).course
     await engine.aclose()
     assert course is not None

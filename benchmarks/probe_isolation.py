@@ -31,7 +31,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from service_load import _free_port, serve_loopback  # one provider process and port picker for both
+from service_load import free_port, serve_loopback  # one provider process and port picker for both
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME, GLOBEX = "probe-acme-token", "probe-globex-Secret-4e1f"
@@ -328,7 +328,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="courseforge-probe-"))
     cfg = tmp / "probe.yaml"
     cfg.write_text(yaml.safe_dump(_config(base_url)), "utf-8")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PROBE_DEFAULT_TOKENS": "probe-default-token",

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-not-secret"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="courseforge-load-"))
     cfg = tmp / "load.yaml"
     cfg.write_text(yaml.safe_dump(_config(base_url, args.concurrency)), "utf-8")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "COURSEFORGE_API_TOKENS": TOKEN,
