@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from ..config import Settings, load_config
-from ..domain import AnalysisResult, Course, Report
+from ..domain import AnalysisResult, Course, Exercise, Report
 from ..errors import UserError
 from ..pipeline import ProgressEvent
 from ..telemetry import configure_tracing
@@ -136,6 +136,19 @@ def _kept_in_store(file: Path, output: Path, report: Report, job: str | None) ->
     )
 
 
+def _read_bank(path: Path | None) -> list[Exercise]:
+    """The bank's questions (read before any call: a bad bank is exit 2, nothing paid)."""
+    if path is None:
+        return []
+    from ..exports.bank_import import read_bank
+
+    bank = read_bank(path)
+    err.print(f"question bank: {len(bank.questions)} questions ({bank.format}), {len(bank.skipped)} skipped")
+    for qid, why in bank.skipped:
+        err.print(f"  skipped {qid}: {why}")
+    return bank.questions
+
+
 def summary_table(report: Report) -> Table:
     table = Table(title=f"{report.course_id}: {report.status}", show_lines=False)
     table.add_column("part")
@@ -223,6 +236,14 @@ def generate(
             "within the batch window instead of seconds); a request a batch fails takes the normal path.",
         ),
     ] = False,
+    question_bank: Annotated[
+        Path | None,
+        typer.Option(
+            "--question-bank",
+            help="A vetted question bank (GIFT, Moodle XML, or QTI 2.1 zip or item): questions matching a "
+            "lesson are reused with their source ids and its model is asked for fewer (docs/authoring.md).",
+        ),
+    ] = None,
     review_plan: Annotated[
         bool,
         typer.Option(
@@ -241,6 +262,7 @@ def generate(
     try:
         loaded = load_config(config)
         analysis = read_input(file, loaded.settings.max_input_bytes)
+        bank = _read_bank(question_bank)
         # Checked before the first model call: a course is never paid for and then not written.
         inputs = [file] + ([Path(config)] if config and Path(config).is_file() else [])
         outputs = [("--output", output), ("--report", report_path), ("--html", html)]
@@ -249,12 +271,15 @@ def generate(
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
     settings = without_cache(loaded.settings) if no_cache else loaded.settings
-    for flag, on in (("--batch", batch), ("--review-plan", review_plan)):
+    what = {"--batch": "batch mode runs", "--review-plan": "the plan checkpoint runs"}
+    for flag, on in (("--batch", batch), ("--review-plan", review_plan), ("--question-bank", bool(bank))):
         if on and temporal:
-            what = "batch mode runs" if flag == "--batch" else "the plan checkpoint runs"
-            raise fail_user(UserError("bad options", [(flag, f"{what} in-process, not with --temporal")]))
+            doing = what.get(flag, "the question bank is used")
+            raise fail_user(UserError("bad options", [(flag, f"{doing} in-process, not with --temporal")]))
     metrics = _metrics_for(metrics_file)
-    run = _Run(settings, analysis, job=job, temporal=temporal, batch=batch, review_plan=review_plan)
+    run = _Run(
+        settings, analysis, job=job, temporal=temporal, batch=batch, review_plan=review_plan, bank=bank
+    )
     # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
     stop_tracing = configure_tracing(say=err.print)
     try:
@@ -276,6 +301,8 @@ class _Run:
     temporal: str | None
     batch: bool
     review_plan: bool
+    #: The vetted questions of `--question-bank` (none: every exercise generated).
+    bank: list[Exercise] = field(default_factory=list)
 
     async def __call__(self, verbose: bool, metrics: CallMetrics | None) -> tuple[Course | None, Report]:
         from ..jobs import generate_durably
@@ -308,6 +335,7 @@ class _Run:
                     engine=engine,
                     batch=self.batch,
                     review_plan=self.review_plan,
+                    bank=self.bank,
                 )
             finally:
                 if engine is not None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
 
 from ..cache import ResponseCache
 from ..config import Settings
-from ..domain import AnalysisResult, BreakerReport, Course, Report
+from ..domain import AnalysisResult, BreakerReport, Course, Exercise, Report
 from ..ledger import Ledger, course_cap
 from ..pipeline import PipelineContext, ProgressEvent
 from ..pipeline.revise import revise_lesson, state_from_course
@@ -176,6 +176,7 @@ class Engine:
         cache: ResponseCache | None = None,
         batcher: Batcher | None = None,
         plan: PlanControl | None = None,
+        bank: Sequence[Exercise] = (),
     ) -> GenerationResult:
         """One course on this engine; `checkpoints` replays and records a durable job's calls,
         `cache` serves (and keeps) answers across jobs, `batcher` runs it in batch mode;
@@ -190,6 +191,7 @@ class Engine:
             cache=cache,
             batcher=batcher,
             plan=plan,
+            bank=bank,
         )
 
     async def revise(

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..cache import ResponseCache
 from ..config import Settings
-from ..domain import AnalysisResult, CallRecord, Course, Decision, Report
+from ..domain import AnalysisResult, CallRecord, Course, Decision, Exercise, Report
 from ..ledger import Ledger, course_cap, phase_caps
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
 from ..pipeline.report import build_report
@@ -91,6 +91,7 @@ async def run_course(
     cache: ResponseCache | None = None,
     batcher: Batcher | None = None,
     plan: PlanControl | None = None,
+    bank: Sequence[Exercise] = (),
 ) -> GenerationResult:
     """Generate one course (phase 1, validation, happened when `analysis` was built);
     `cache` serves answers kept by earlier jobs (see `engine.caching`).
@@ -101,7 +102,7 @@ async def run_course(
     cap = course_cap(analysis, settings)
     ledger = Ledger(cap, phase_caps_usd=phase_caps(cap, settings))
     calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
-    ctx = PipelineContext(settings, calls, ledger.cap_usd, plan=plan)
+    ctx = PipelineContext(settings, calls, ledger.cap_usd, plan=plan, bank=tuple(bank))
     if progress is not None:
         ctx.progress = progress
     traced = {"courseforge.course_id": course_id_for(analysis), "courseforge.profile": settings.profile}

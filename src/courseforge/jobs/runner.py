@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..cache import ResponseCache
 from ..config import Settings
-from ..domain import AnalysisResult, Course, CoursePlan, Report
+from ..domain import AnalysisResult, Course, CoursePlan, Exercise, Report
 from ..engine import Checkpoints, Engine, GenerationResult, course_id_for, open_response_cache
 from ..errors import UserError
 from ..pipeline import ProgressEvent
@@ -203,11 +203,14 @@ class InProcessRunner:
         flush_interval_s: float = 0.5,
         cache: ResponseCache | None = None,
         batch: bool = False,
+        bank: Sequence[Exercise] = (),
     ) -> None:
         """`cache`: a response cache of its own (a tenant's namespace); default: the config's.
         `batch`: run jobs in batch mode (provider batch APIs, batches recorded in `store`)."""
         self.engine = engine
         self.batch = batch
+        #: A vetted question bank every job of this runner reuses (`generate --question-bank`).
+        self.bank = tuple(bank)
         self.store = store
         self.flush_interval_s = flush_interval_s
         self._cache = cache
@@ -253,6 +256,7 @@ class InProcessRunner:
                 batcher=batcher,
                 on_cancel=spent.append,
                 plan=plan_control(job),
+                bank=self.bank,
             )
 
         return await run_job(
@@ -342,6 +346,7 @@ async def generate_durably(
     store: Store | None = None,
     batch: bool = False,
     review_plan: bool = False,
+    bank: Sequence[Exercise] = (),
 ) -> tuple[Course | None, Report]:
     """The CLI's `generate`: resolve the job in the configured store, then run or resume it
     (a completed job hands back its stored course and report); `batch`: in batch mode;
@@ -368,7 +373,7 @@ async def generate_durably(
                 return Course.model_validate(course_data), Report.model_validate(report_data)
         engine = engine or Engine(settings)
         try:
-            runner = InProcessRunner(engine, store, batch=batch)
+            runner = InProcessRunner(engine, store, batch=batch, bank=bank)
             result = await runner.run(job, analysis=analysis, progress=progress)
         finally:
             if own_engine:

@@ -68,6 +68,7 @@ def lesson_of(state: CourseState, slot: LessonSlot) -> Lesson:
         )
         for k, e in enumerate(slot.draft.exercises)
     ]
+    exercises += state.bank.get(slot.id, [])  # vetted questions, as they are, with their source ids
     citations = [Citation(source_id=c) for c in slot.draft.citations] or None
     return Lesson(
         id=slot.id,

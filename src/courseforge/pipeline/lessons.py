@@ -138,6 +138,15 @@ class LessonBrief:
     #: provider's prompt cache keeps (sent to models with `prompt_cache_min_tokens`).
     course_outcomes: Sequence[tuple[int, LearningOutcome]] = ()
     section_summaries: Sequence[str] = ()
+    #: Bank questions the lesson reuses (`pipeline/bank.py`): its model is asked for that many
+    #: fewer exercises (never fewer than one).
+    reused: int = 0
+
+    def exercises(self, settings: Settings) -> tuple[int, int]:
+        """(min, max) exercises to ask the model for."""
+        gates = settings.gates
+        asked = max(1, gates.max_exercises - self.reused)
+        return min(gates.min_exercises, asked), asked
 
     def messages(
         self, settings: Settings, feedback: str = "", *, cache_prefix: bool = False
@@ -156,7 +165,7 @@ class LessonBrief:
             style=self.style,
             outline=self.outline,
             feedback=feedback,
-            exercises=(gates.min_exercises, gates.max_exercises),
+            exercises=self.exercises(settings),
             sources=self.sources,
             course_outcomes=self.course_outcomes if cache_prefix else (),
             summaries=self.section_summaries if cache_prefix else (),
@@ -183,7 +192,10 @@ def lesson_request(
         brief.messages(settings, feedback, cache_prefix=cache_prefix),
         json_schema=lesson_schema_for(
             lesson_schema(
-                gates.lesson_min_words, gates.lesson_max_words, gates.max_exercises, gates.min_exercises
+                gates.lesson_min_words,
+                gates.lesson_max_words,
+                brief.exercises(settings)[1],
+                brief.exercises(settings)[0],
             ),
             list(numbers),
             [m.id for m in brief.analysis.source_material],
@@ -214,6 +226,7 @@ def brief_of(state: CourseState, slot: LessonSlot, excerpts: Sequence[tuple[str,
         outcome_numbers=slot.outcome_numbers,
         course_outcomes=list(enumerate(state.outcomes, start=1)),
         section_summaries=[p.summary for p in state.plans],
+        reused=len(state.bank.get(slot.id, ())),
     )
 
 

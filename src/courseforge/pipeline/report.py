@@ -20,6 +20,7 @@ from ..domain.tasks import TaskId, lesson_of, subject_kind
 from ..ledger import Ledger
 from ..routing import tier_rank
 from .assemble import gate_score, lesson_gate_report
+from .bank import bank_figures
 from .state import CourseState
 
 __all__ = [
@@ -296,6 +297,7 @@ def build_report(
             sorted({r.tier: sum(1 for x in records if x.tier == r.tier) for r in records}.items())
         ),
         **_money(records),
+        **bank_figures(state, settings),
     }
     return Report(
         course_id=state.course_id,

@@ -10,6 +10,7 @@ from ..domain import AnalysisResult, Course
 from ..errors import GenerationFailed
 from ..telemetry import span
 from .assemble import assemble_course
+from .bank import assign_bank
 from .completeness import run_completeness
 from .course_checks import cross_artifact_flags, run_quality
 from .lessons import create_slots, run_lessons
@@ -23,10 +24,11 @@ __all__ = ["PHASES", "PIPELINE", "Phase", "PipelineResult", "run_pipeline"]
 
 async def _plan_lessons(state: CourseState, ctx: PipelineContext) -> None:
     """Phase 3's slots from phase 2's plan, unless an author reviews the plan first
-    (`PlanReview`: stopped before any lesson is paid)."""
+    (`PlanReview`: stopped before any lesson is paid), and the bank questions they reuse."""
     if await plan_checkpoint(state, ctx):
         raise PlanReview
     create_slots(state)
+    await assign_bank(state, ctx)  # vetted questions the lessons reuse (--question-bank)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ..config import PrioritySettings, Settings
-from ..domain import AnalysisResult, CoursePlan, Decision, LearningOutcome, ReviewFlag, SectionPlan
+from ..domain import AnalysisResult, CoursePlan, Decision, Exercise, LearningOutcome, ReviewFlag, SectionPlan
 from ..domain.drafts import LessonDraft, MetadataCoreDraft, MetadataExtrasDraft
 from ..providers import Embedder, Vector
 from ..providers.effects import Effects
@@ -97,6 +97,8 @@ class PipelineContext:
     budget_usd: Decimal
     progress: Callable[[ProgressEvent], None] = lambda event: None
     plan: PlanControl | None = None
+    #: A vetted question bank (`generate --question-bank`): reused before asking a model.
+    bank: tuple[Exercise, ...] = ()
     _embedder: Embedder | None = field(default=None, repr=False)
 
     def embedder(self) -> Embedder:
@@ -195,6 +197,8 @@ class CourseState:
     #: Set when the run stopped at the plan checkpoint: the plan record for the author
     #: (`pipeline.plan.plan_record`).
     plan_stop: dict[str, Any] | None = None
+    #: Lesson id -> the bank questions it reuses (`pipeline/bank.py`).
+    bank: dict[str, list[Exercise]] = field(default_factory=dict)
     #: Work that runs beside the phases (calibration judging); awaited before assembly.
     background: list[asyncio.Future[None]] = field(default_factory=list)
 
