@@ -48,6 +48,7 @@ def _exercise(
 
 # -- GIFT --------------------------------------------------------------------------------------
 
+_TAG = re.compile(r"<[^>]+>")
 _GIFT_ESCAPED = re.compile(r"\\([~=#{}:\\n])")
 _GIFT_NAME = re.compile(r"^::((?:\\.|[^:])*)::\s*")
 
@@ -76,19 +77,31 @@ def _split_unescaped(text: str, marks: str) -> list[tuple[str, str]]:
     return parts
 
 
+_GIFT_FORMAT = re.compile(r"^\[(html|moodle|plain|markdown)\]\s*")
+
+
 def _gift_block(block: str, n: int, out: BankImport) -> None:
     name = _GIFT_NAME.match(block)
     qid = _unescape(name.group(1)) if name else f"Q{n}"
     rest = block[name.end() :] if name else block
+    marker = _GIFT_FORMAT.match(rest)
+    block_html = marker is not None and marker.group(1) == "html"  # [html] text is entity-escaped
+    if marker is not None:
+        rest = rest[marker.end() :]
+
+    def clean(text: str) -> str:
+        text = _unescape(text)
+        return html.unescape(_TAG.sub(" ", text)).strip() if block_html else text
+
     body = _split_unescaped(rest, "{}")
     if len(body) < 3 or body[1][0] != "{" or body[2][0] != "}":
         out.skipped.append((qid, "no answer block {...}"))
         return
-    question, answers = _unescape(body[0][1]), body[1][1].strip()
+    question, answers = clean(body[0][1]), body[1][1].strip()
     feedback = ""
     if "####" in answers:
         answers, feedback = answers.split("####", 1)
-        feedback = _unescape(feedback)
+        feedback = clean(feedback)
     upper = answers.strip().upper()
     if upper in ("T", "TRUE", "F", "FALSE"):
         out.questions.append(
@@ -98,7 +111,7 @@ def _gift_block(block: str, n: int, out: BankImport) -> None:
     if not answers.strip():
         out.questions.append(_exercise(qid, "open", question, feedback or "(open answer)", feedback))
         return
-    choices = [(m, _unescape(t.split("#", 1)[0])) for m, t in _split_unescaped(answers, "=~") if m]
+    choices = [(m, clean(t.split("#", 1)[0])) for m, t in _split_unescaped(answers, "=~") if m]
     if any("->" in t for _, t in choices) or answers.lstrip().startswith("#"):
         out.skipped.append((qid, "matching and numerical GIFT questions are not exercises here"))
         return
@@ -126,8 +139,6 @@ def _gift(text: str) -> BankImport:
 
 
 # -- Moodle XML --------------------------------------------------------------------------------
-
-_TAG = re.compile(r"<[^>]+>")
 
 
 def _plain(node: ET.Element | None) -> str:

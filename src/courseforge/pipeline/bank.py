@@ -57,8 +57,14 @@ async def assign_bank(state: CourseState, ctx: PipelineContext) -> None:
     room = bank_room(ctx)
     for si, pool in placed.items():
         slot = slots[si]
-        taken = []
-        for _, qi in sorted(pool, reverse=True)[:room]:
+        taken: list[Exercise] = []
+        ids = {f"{slot.id}-E{k + 1}" for k in range(ctx.settings.gates.max_exercises)}  # the model's
+        for _, qi in sorted(pool, reverse=True):
+            if len(taken) == room:
+                break
+            if questions[qi].id in ids:  # an exercise id appears once in a lesson
+                continue
+            ids.add(questions[qi].id)
             number = max(slot.outcome_numbers, key=lambda n: cosine(q_vecs[qi], o_vecs[n - 1]))
             taken.append(questions[qi].model_copy(update={"outcome_ids": [state.outcome_id(number)]}))
         state.bank[slot.id] = taken
