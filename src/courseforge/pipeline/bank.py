@@ -14,6 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from ..domain import Exercise
 from ..providers.embeddings import cosine
 from ..quality.gates import thresholds_for
 from .metadata import section_text
