@@ -9,11 +9,12 @@ new version at the end, never edit an applied one.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, Store, StoreConflict, StoredCall
 
@@ -150,6 +151,22 @@ _CACHE_COLUMNS = (
     "namespace, key, model, text, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms, "
     "response_model, finish_reason, created_at, expires_at"
 )
+#: How a column's value becomes its field's type (by the field's annotation); others as read.
+_CONVERT: dict[str, Any] = {"int": int, "float": float, "Decimal": Decimal}
+_Row = TypeVar("_Row", Checkpoint, CachedResponse)
+
+
+def _from_row(cls: type[_Row], columns: str, row: Sequence[Any]) -> _Row:
+    """A row selected as `columns` as a `cls` dataclass, each value converted to its field's
+    type (the drivers hand numbers back as str, int, float or Decimal); NULL stays None."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    values = {}
+    for name, value in zip((c.strip() for c in columns.split(",")), row, strict=True):
+        convert = _CONVERT.get(kinds[name].split("|")[0].strip())
+        values[name] = value if value is None or convert is None else convert(value)
+    return cls(**values)
+
+
 _REVIEW_COLUMNS = "id, job_id, target, reason, gate, uncertainty, status, resolution, created_at, updated_at"
 _UPDATABLE = {"status", "progress", "error", "course_status", "runs", "cancel_requested"}
 
@@ -565,25 +582,7 @@ class SQLStore(Store):
 
     async def load_checkpoints(self, job_id: str) -> dict[str, Checkpoint]:
         rows = await self._fetch(f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE job_id = ?", (job_id,))
-        out: dict[str, Checkpoint] = {}
-        for r in rows:
-            out[r[1]] = Checkpoint(
-                job_id=r[0],
-                step_key=r[1],
-                request_digest=r[2],
-                model=r[3],
-                text=r[4],
-                input_tokens=int(r[5]),
-                output_tokens=int(r[6]),
-                cached_tokens=int(r[7]),
-                cost_usd=Decimal(r[8]),
-                cost_source=r[9],
-                latency_ms=float(r[10]),
-                response_model=r[11],
-                finish_reason=r[12],
-                created_at=float(r[13]),
-            )
-        return out
+        return {r[1]: _from_row(Checkpoint, _CHECKPOINT_COLUMNS, r) for r in rows}
 
     # -- response cache ------------------------------------------------------------------------
     async def get_cached_response(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
@@ -594,22 +593,7 @@ class SQLStore(Store):
         )
         if not rows:
             return None
-        r = rows[0]
-        return CachedResponse(
-            namespace=r[0],
-            key=r[1],
-            model=r[2],
-            text=r[3],
-            input_tokens=int(r[4]),
-            output_tokens=int(r[5]),
-            cached_tokens=int(r[6]),
-            cost_usd=Decimal(r[7]),
-            latency_ms=float(r[8]),
-            response_model=r[9],
-            finish_reason=r[10],
-            created_at=float(r[11]),
-            expires_at=None if r[12] is None else float(r[12]),
-        )
+        return _from_row(CachedResponse, _CACHE_COLUMNS, rows[0])
 
     async def put_cached_response(self, entry: CachedResponse, *, max_entries: int) -> None:
         e = entry
