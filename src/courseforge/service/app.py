@@ -31,9 +31,9 @@ from .api_jobs import add_job_routes
 from .api_ops import add_ops_routes
 from .api_plans import add_plan_routes
 from .api_reviews import add_review_routes
+from .body_limit import BodySizeLimit
 from .docs import mount_docs
 from .exports import export_router
-from .limits import BodySizeLimit
 from .manager import JobManager
 from .metrics import ServiceMetrics
 from .tenants import Caller, TenantDirectory, TenantLimits, set_caller
