@@ -98,6 +98,12 @@ def test_submit_follow_and_read_a_job(settings: Settings, tmp_path: Path) -> Non
         page = client.get(f"/ui/jobs/{job_id}").text
         assert f'href="/ui/jobs/{job_id}/course"' in page and f'href="/ui/jobs/{job_id}/report"' in page
         assert page.count("<progress") == len(done["progress"]["phases"])
+        # Spent against budget: each progress event carried the spend so far (the running job's
+        # page updates it live); the finished page reads the report's total.
+        assert 0 < done["progress"]["spent_usd"] <= done["progress"]["budget_usd"]
+        assert '"spent_usd"' in text
+        stored_total = client.get(f"/v1/jobs/{job_id}/report", headers=AUTH).json()["total_cost_usd"]
+        assert f"spent <span data-spent>${float(stored_total):.4f}</span> of" in page
         course = client.get(f"/ui/jobs/{job_id}/course").text
         stored = client.get(f"/v1/jobs/{job_id}/course", headers=AUTH).json()
         lessons = [x for s in stored["sections"] for x in s["lessons"]]

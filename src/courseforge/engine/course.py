@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..cache import ResponseCache
@@ -104,7 +104,7 @@ async def run_course(
     calls = CourseCalls(settings, runtime, ledger, checkpoints=checkpoints, cache=cache, batcher=batcher)
     ctx = PipelineContext(settings, calls, ledger.cap_usd, plan=plan, bank=tuple(bank))
     if progress is not None:
-        ctx.progress = progress
+        ctx.progress = _with_spend(progress, ledger)
     traced = {"courseforge.course_id": course_id_for(analysis), "courseforge.profile": settings.profile}
     # This course's resilience events only, even when other courses share the runtime.
     with span("course", traced) as course_span, runtime.events() as seen:
@@ -152,3 +152,12 @@ def _trace_outcome(course_span: SpanHandle, course: Course | None, failure: str,
     )
     if course is None:
         course_span.error("generation_failed", failure)
+
+
+def _with_spend(progress: Callable[[ProgressEvent], None], ledger: Ledger) -> Callable[[ProgressEvent], None]:
+    """Every progress event stamped with what the course has spent of its cap so far."""
+
+    def stamped(event: ProgressEvent) -> None:
+        progress(replace(event, spent_usd=round(float(ledger.spent), 6), budget_usd=float(ledger.cap_usd)))
+
+    return stamped

@@ -39,10 +39,13 @@ class ProgressEvent:
     task: str = ""
     done: int = 0
     total: int = 0
+    #: The course's spend and cap when the event was sent (None: not known to the sender).
+    spent_usd: float | None = None
+    budget_usd: float | None = None
 
     def as_data(self) -> dict[str, Any]:
         """The event as JSON data (the service's event stream, the workflow's `events` query)."""
-        return {
+        data: dict[str, Any] = {
             "phase": self.phase,
             "kind": self.kind,
             "message": self.message,
@@ -50,6 +53,9 @@ class ProgressEvent:
             "done": self.done,
             "total": self.total,
         }
+        if self.spent_usd is not None:
+            data["spent_usd"], data["budget_usd"] = self.spent_usd, self.budget_usd
+        return data
 
 
 def track_progress(progress: dict[str, Any], event: ProgressEvent) -> None:
@@ -67,6 +73,9 @@ def track_progress(progress: dict[str, Any], event: ProgressEvent) -> None:
             phase["done"] = phase["total"]
     if event.message:
         progress["message"] = f"{event.phase}: {event.message}"[:300]
+    if event.spent_usd is not None:
+        # Spent against budget while the job runs (the job page shows it).
+        progress["spent_usd"], progress["budget_usd"] = event.spent_usd, event.budget_usd
 
 
 class EffectsEmbedder(Embedder):

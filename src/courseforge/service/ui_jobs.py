@@ -99,10 +99,28 @@ async def _job_body(ui: Ui, session: Session, job: Job) -> str:
         f'<span class="status s-{esc(job.status)}" data-status role="status" aria-live="polite">{esc(job.status)}</span>'
         f" · course status <span data-course-status>{esc(job.course_status or '—')}</span> · runs {job.runs}</p>"
         f"{error}<p data-message>{esc(job.progress.get('message', ''))}</p>"
+        f"{_spend(job.progress, report)}"
         f'<nav aria-label="This job" class="links" data-links>{" · ".join(links)}</nav>{cancel}'
         f'<h2>Phases</h2><table class="phases"><thead><tr><th scope="col">phase</th><th scope="col">state</th>'
         f'<th scope="col">progress</th></tr></thead><tbody>{rows}</tbody></table>'
         f'<h2>Lessons</h2><ol class="lessons" data-lessons aria-live="polite">{lessons}</ol></div>'
+    )
+
+
+def _spend(progress: dict[str, Any], report: dict[str, Any] | None) -> str:
+    """Spent against budget: the report's figures once the job has one, else the running job's
+    latest progress event (the live page updates it as events arrive)."""
+    spent, budget = progress.get("spent_usd"), progress.get("budget_usd")
+    if report is not None:
+        spent, budget = report.get("total_cost_usd", spent), report.get("budget_usd", budget)
+    if spent is None or budget is None:
+        return "<p data-spend hidden>spent <span data-spent></span> of <span data-budget></span></p>"
+    used = float(spent) / float(budget) if float(budget) else 0.0
+    return (
+        f"<p data-spend>spent <span data-spent>${float(spent):.4f}</span> of "
+        f"<span data-budget>${float(budget):.2f}</span> budget "
+        f'<meter min="0" max="1" low="0.8" high="0.95" value="{used:.4f}" aria-label="share of the budget spent">'
+        f"</meter> <span data-spent-share>{used:.0%}</span></p>"
     )
 
 

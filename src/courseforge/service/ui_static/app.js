@@ -32,6 +32,18 @@
     row.querySelector("[data-count]").textContent = phase.total ? (phase.done || 0) + "/" + phase.total : "";
   }
 
+  function setSpend(root, spent, budget) {
+    var line = root.querySelector("[data-spend]");
+    if (!line || spent === undefined || spent === null || !budget) { return; }
+    line.hidden = false;
+    line.querySelector("[data-spent]").textContent = "$" + Number(spent).toFixed(4);
+    line.querySelector("[data-budget]").textContent = "$" + Number(budget).toFixed(2);
+    var meter = line.querySelector("meter");
+    if (meter) { meter.value = spent / budget; }
+    var share = line.querySelector("[data-spent-share]");
+    if (share) { share.textContent = Math.round(100 * spent / budget) + "%"; }
+  }
+
   function jobPage(root) {
     var status = root.querySelector("[data-status]");
     var message = root.querySelector("[data-message]");
@@ -44,11 +56,13 @@
         var phases = (data.progress || {}).phases || {};
         Object.keys(phases).forEach(function (name) { setPhase(root, name, phases[name]); });
         if (data.progress && data.progress.message) { message.textContent = data.progress.message; }
+        if (data.progress) { setSpend(root, data.progress.spent_usd, data.progress.budget_usd); }
       } else if (kind === "progress") {
         setStatus(status, "running");
         var state = data.kind === "done" ? "done" : "running";
         setPhase(root, data.phase, { state: state, done: data.kind === "done" ? data.total : data.done, total: data.total });
         if (data.message) { message.textContent = data.phase + ": " + data.message; }
+        setSpend(root, data.spent_usd, data.budget_usd);
         if (data.kind === "task_done" && data.phase === "lessons") {
           var item = document.createElement("li");
           item.textContent = data.message;
