@@ -25,6 +25,7 @@ from ..storage import Store
 from .manager import JobManager
 from .ui_evals import add_routes as evals_pages
 from .ui_jobs import add_routes as job_pages
+from .ui_plans import add_routes as plan_pages
 from .ui_reviews import add_routes as review_pages
 from .ui_shell import SESSION_COOKIE, Sessions, Ui
 from .ui_signin import add_routes as signin_pages
@@ -33,7 +34,7 @@ __all__ = ["PAGES", "SESSION_COOKIE", "Sessions", "ui_router"]
 
 #: Every page family of the dashboard (a new page: its module's `add_routes` here, its link in
 #: `ui_shell.NAV`).
-PAGES = (signin_pages, job_pages, review_pages, evals_pages)
+PAGES = (signin_pages, job_pages, plan_pages, review_pages, evals_pages)
 
 
 def ui_router(

@@ -22,7 +22,7 @@ __all__ = ["add_routes"]
 
 
 def _job_row(job: Job) -> str:
-    active = not job.finished
+    active = not job.finished and job.status != "plan_review"  # waiting for its author: not live
     live_attr = f' data-live-job="{esc(job.id)}"' if active else ""
     return (
         f'<tr{live_attr}><th scope="row"><a href="/ui/jobs/{esc(job.id)}">{esc(job.id)}</a></th>'
@@ -85,6 +85,8 @@ async def _job_body(ui: Ui, session: Session, job: Job) -> str:
         links.append(f'<a href="/ui/jobs/{esc(job.id)}/course">Course</a>')
     if report is not None:
         links.append(f'<a href="/ui/jobs/{esc(job.id)}/report">Report</a>')
+    if isinstance(job.progress.get("plan"), dict):
+        links.append(f'<a href="/ui/jobs/{esc(job.id)}/plan">Plan</a>')
     cancel = ""
     if not job.finished:
         cancel = (
@@ -92,7 +94,8 @@ async def _job_body(ui: Ui, session: Session, job: Job) -> str:
             '<button type="submit">Cancel job</button></form>'
         )
     error = f'<p class="error" role="alert">{esc(job.error)}</p>' if job.error else ""
-    live_attr = "" if job.finished else f' data-events="/ui/jobs/{esc(job.id)}/events"'
+    waiting = job.finished or job.status == "plan_review"  # a plan in review changes only by its author
+    live_attr = "" if waiting else f' data-events="/ui/jobs/{esc(job.id)}/events"'
     return (
         f'<h1>Job {esc(job.id)}</h1><div class="job"{live_attr}>'
         f"<p>Course <strong>{esc(job.course_id)}</strong> · status "

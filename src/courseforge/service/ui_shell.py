@@ -102,12 +102,16 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form body: each field's first value ("" when absent)."""
+async def read_form(request: Request, *, max_fields: int = 50) -> dict[str, str]:
+    """An urlencoded form body: each field's first value ("" when absent); a body over
+    `MAX_FORM_BYTES` or with more than `max_fields` fields reads as empty."""
     raw = await request.body()
     if len(raw) > MAX_FORM_BYTES:
         return {}
-    fields = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=50)
+    try:
+        fields = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=max_fields)
+    except ValueError:  # more fields than allowed
+        return {}
     return {k: v[0] for k, v in fields.items()}
 
 
