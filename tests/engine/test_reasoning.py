@@ -130,3 +130,10 @@ async def test_a_second_cut_moves_on_down_the_chain() -> None:
             await course.call(CallSpec("lessons", TaskId.lesson_task("S1-L1"), "cheap", 1, request(100)))
         await provider.aclose()
     assert [r.outcome for r in ledger.records] == ["rejected", "rejected"]  # asked again once, no more
+
+
+def test_an_effort_for_an_unknown_task_kind_or_phase_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="lesons is neither a task kind nor a phase"):
+        ReasoningSettings(effort={"lesons": "low"})
+    with pytest.raises(ValueError, match="needs can_disable"):
+        ReasoningSettings(default_effort="none")

@@ -111,6 +111,22 @@ class LocalModelSettings(_S):
 Effort = Literal["none", "minimal", "low", "medium", "high"]
 #: Efforts from least to most thinking (OpenRouter's `reasoning.effort` values).
 EFFORTS: tuple[Effort, ...] = ("none", "minimal", "low", "medium", "high")
+#: What `reasoning.effort` may name: the task kinds (domain.tasks), then the phases and the
+#: other places a call is made from (a reviewer's regeneration, the eval's reference judge).
+REASONING_KEYS = (
+    "metadata_core",
+    "metadata_extras",
+    "lesson",
+    "judge",
+    "judge_strong",
+    "gaps",
+    "metadata",
+    "lessons",
+    "quality",
+    "completeness",
+    "review",
+    "eval_judge",
+)
 _PRIOR_TOKENS: dict[Effort, int] = {"minimal": 150, "low": 400, "medium": 1200, "high": 3000}
 
 
@@ -146,6 +162,11 @@ class ReasoningSettings(_S):
     def _steerable(self) -> ReasoningSettings:
         if self.default_effort == "none" and not self.can_disable:
             raise ValueError("default_effort none needs can_disable: true")
+        unknown = sorted(set(self.effort) - set(REASONING_KEYS))
+        if unknown:
+            raise ValueError(
+                f"effort: {', '.join(unknown)} is neither a task kind nor a phase ({', '.join(REASONING_KEYS)})"
+            )
         return self
 
 
