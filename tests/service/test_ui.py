@@ -163,9 +163,15 @@ def test_review_actions_from_the_queue(settings: Settings, tmp_path: Path) -> No
         assert edited["content"] == "# Stub\nToo short." and course["status"] == "needs_review"
         # Regenerate runs in the background through the API's own path.
         r = client.post(
-            f"/ui/reviews/{second['id']}", data={"action": "regenerate", "note": "on topic", "csrf": csrf}
+            f"/ui/reviews/{second['id']}",
+            data={"action": "regenerate", "note": "on topic", "best_quality": "1", "csrf": csrf},
         )
         assert r.status_code == 200
+        # The reviewer's "needs the best quality" reaches the item (seed 001: straight to premium).
+        regenerating = next(
+            i for i in client.get("/v1/reviews", headers=AUTH).json()["reviews"] if i["id"] == second["id"]
+        )
+        assert regenerating["resolution"]["best_quality"] is True
         status = client.get("/v1/reviews", params={"status": "regenerating"}, headers=AUTH).json()["reviews"]
         finished = client.get("/v1/reviews", params={"status": "regenerated"}, headers=AUTH).json()["reviews"]
         reopened = client.get("/v1/reviews", headers=AUTH).json()["reviews"]

@@ -43,6 +43,7 @@ def _controls(ui: Ui, session: Session, item: ReviewItem, content: str | None) -
             f'<form method="post" action="{action}" class="row">{ui.hidden(session)}'
             f'<input type="hidden" name="action" value="regenerate"><label for="note-{rid}">Feedback</label>'
             f'<input id="note-{rid}" name="note" maxlength="2000" placeholder="what to change">'
+            f'<label><input type="checkbox" name="best_quality" value="1"> needs the best quality</label>'
             f'<button type="submit" aria-label="Regenerate {what}">Regenerate</button></form>'
         )
     return (
@@ -120,7 +121,14 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
                 # verdicts, so the dashboard keeps the edit past the API's gate refusal.
                 done = _edited(await ui.reviews.save_edit(review_id, content, note))
             else:
-                action = ReviewAction.model_validate({"action": kind, "note": note, "content": content})
+                action = ReviewAction.model_validate(
+                    {
+                        "action": kind,
+                        "note": note,
+                        "content": content,
+                        "best_quality": kind == "regenerate" and form.get("best_quality") == "1",
+                    }
+                )
                 await ui.reviews.act(review_id, action)
                 done = f"{action.action}: {review_id}"
         except ValidationError as exc:
