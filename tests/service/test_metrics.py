@@ -87,3 +87,28 @@ def test_breaker_health_is_exported_per_model_and_provider() -> None:
     assert 'courseforge_breaker_down{model="flaky-model"} 0.0' in text
     assert 'courseforge_breaker_down{model="down-model"} 1.0' in text
     assert 'courseforge_breaker_failure_rate{model="provider:openrouter"} 0.0' in text
+
+
+async def test_loop_lag_probe_observes_how_late_the_loop_woke_it() -> None:
+    """A fake clock: each sleep of 0.1 s "takes" 0.1 s plus the lag scripted for it."""
+    from courseforge.service.metrics import watch_loop_lag
+
+    now = [0.0]
+    lags = iter([0.0, 0.03, 0.25])
+    seen: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        try:
+            now[0] += seconds + next(lags)
+        except StopIteration:
+            raise asyncio.CancelledError from None
+
+    with pytest.raises(asyncio.CancelledError):
+        await watch_loop_lag(seen.append, interval_s=0.1, clock=lambda: now[0], sleep=sleep)
+    assert [round(x, 6) for x in seen] == [0.0, 0.03, 0.25]
+    metrics = ServiceMetrics()
+    for lag in seen:
+        metrics.loop_lag.observe(lag)
+    text = generate_latest(metrics.registry).decode()
+    assert sample_sum(text, "courseforge_event_loop_lag_seconds_bucket", le="0.1") == 2.0
+    assert sample_sum(text, "courseforge_event_loop_lag_seconds_count") == 3.0

@@ -35,7 +35,7 @@ from .body_limit import BodySizeLimit
 from .docs import mount_docs
 from .exports import export_router
 from .manager import JobManager
-from .metrics import ServiceMetrics
+from .metrics import ServiceMetrics, watch_loop_lag
 from .tenants import Caller, TenantDirectory, TenantLimits, set_caller
 from .ui import ui_router
 
@@ -69,15 +69,17 @@ def create_app(
         unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
+        lag = asyncio.create_task(watch_loop_lag(metrics.loop_lag.observe))
         if resume:
             await manager.start()
         try:
             yield
         finally:
             unhook()
-            warming.cancel()
-            with contextlib.suppress(BaseException):
-                await warming
+            for task in (warming, lag):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
             await manager.stop()
             if close_on_shutdown:
                 await engine.aclose()

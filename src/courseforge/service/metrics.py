@@ -8,15 +8,37 @@ label ever carries a token, a key or course content."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..telemetry.metrics import CallMetrics
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["LOOP_LAG_INTERVAL_S", "ServiceMetrics", "watch_loop_lag"]
 
 _JOB_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+#: Event-loop lag buckets: the goal is p99 under 0.1 s (docs/scaling.md).
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: How often the loop-lag probe wakes.
+LOOP_LAG_INTERVAL_S = 0.1
+
+
+async def watch_loop_lag(
+    observe: Callable[[float], None],
+    *,
+    interval_s: float = LOOP_LAG_INTERVAL_S,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Until cancelled: sleep `interval_s`, and `observe` how much later than asked the loop woke
+    this task. That delay is what every request and every course's next step waits behind
+    work that holds the event loop (a gate computing inline, a big JSON document)."""
+    while True:
+        start = clock()
+        await sleep(interval_s)
+        observe(max(0.0, clock() - start - interval_s))
 
 
 class ServiceMetrics(CallMetrics):
@@ -45,6 +67,12 @@ class ServiceMetrics(CallMetrics):
             "courseforge_breaker_failure_rate",
             "Share of failed calls in the breaker's sliding window (models, and provider:<name>).",
             ["model"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "courseforge_event_loop_lag_seconds",
+            f"How late the event loop woke a task that slept {LOOP_LAG_INTERVAL_S:g} s.",
+            buckets=_LAG_BUCKETS,
             registry=r,
         )
         self.breaker_down = Gauge(
