@@ -175,6 +175,9 @@ async def test_save_revision_appends_calls_and_answers_the_item(store: Store) ->
 def test_open_store_urls(tmp_path: Path) -> None:
     assert isinstance(open_store(f"sqlite:///{tmp_path}/a.db"), SQLiteStore)
     assert isinstance(open_store("postgresql://u@127.0.0.1:5/db"), PostgresStore)
+    # The pool's bound comes from storage.pool_size (a service of many courses queues on it).
+    assert open_store("postgresql://u@127.0.0.1:5/db")._max_size == 10  # type: ignore[attr-defined]
+    assert open_store("postgresql://u@127.0.0.1:5/db", pool_size=40)._max_size == 40  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=r"storage\.url"):
         open_store("mysql://x:secret@h/db")
     assert masked_url("postgresql://user:s3cret@host/db") == "postgresql://user:****@host/db"

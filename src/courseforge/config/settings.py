@@ -523,6 +523,10 @@ class StorageSettings(_S):
     #: `sqlite:///PATH` (created on first use; `~` expands) or `postgresql://user@host:port/db`.
     #: `$COURSEFORGE_STORAGE_URL` overrides it.
     url: str = "sqlite:///~/.cache/courseforge/courseforge.db"
+    #: PostgreSQL connections a process keeps at most. Every answered call is checkpointed
+    #: in its own transaction, so a service running many courses at once queues on the pool:
+    #: `courseforge serve` uses this (the CLI keeps one course's few).
+    pool_size: int = Field(default=10, ge=1, le=1000)
 
 
 class TenantSettings(_S):

@@ -55,8 +55,9 @@ def storage_url(configured: str, env: Mapping[str, str] | None = None) -> str:
     return env.get("COURSEFORGE_STORAGE_URL") or configured
 
 
-def open_store(url: str) -> Store:
-    """A store for `sqlite:///PATH` (`sqlite:///:memory:` for tests) or `postgresql://…`."""
+def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """A store for `sqlite:///PATH` (`sqlite:///:memory:` for tests) or `postgresql://…`
+    (keeping at most `pool_size` connections)."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path:
@@ -64,7 +65,7 @@ def open_store(url: str) -> Store:
         # sqlite:////abs/path and sqlite:///~/path and sqlite:///relative/path all work.
         return SQLiteStore(path if path.startswith(("/", "~", ":memory:")) else os.path.abspath(path))
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, max_size=pool_size)
     raise ConfigError(
         "unsupported storage url",
         [("storage.url", f"{masked_url(url)!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")],
