@@ -87,6 +87,8 @@ def test_the_committed_baseline_covers_the_bundled_set() -> None:
     assert len(names) >= 20
     for config in ("hosted", "always-premium"):
         assert set(base[config]["cost_per_course"]) == names
-    assert all(
-        base["always-premium"]["cost_per_course"][n] > base["hosted"]["cost_per_course"][n] for n in names
-    )
+    # Every section of rust-ownership is critical or of complexity >= 7: seed 000's pre-routing
+    # starts all of it on premium, so hosted costs what always-premium does there (within 5 %).
+    hosted, premium = base["hosted"]["cost_per_course"], base["always-premium"]["cost_per_course"]
+    assert all(premium[n] > hosted[n] for n in names - {"rust-ownership"})
+    assert premium["rust-ownership"] > 0.95 * hosted["rust-ownership"]
