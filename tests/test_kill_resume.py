@@ -95,7 +95,8 @@ def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) 
         proc.wait(10)
         provider.killed = True
         answered_before = set(provider.answered)
-        sent_before = sum(provider.sent.values())
+        sent_at_kill = Counter(provider.sent)
+        sent_before = sum(sent_at_kill.values())
         with sqlite3.connect(db) as conn:
             checkpoints_at_kill = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
             status_at_kill = conn.execute("SELECT status FROM jobs WHERE id = 'kill-test'").fetchone()[0]
@@ -105,6 +106,10 @@ def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) 
         assert resumed.returncode == 0, resumed.stderr
     sent_after = sum(provider.after_kill.values())
     repeated = sorted(k for k in provider.after_kill if k in answered_before)
+    # The window, measured: every request that was in flight at the kill (sent, not answered)
+    # is sent again by the resumed run: a provider that bills what it generated bills it twice.
+    in_flight = {k for k in sent_at_kill if k not in answered_before}
+    resent_in_flight = {k for k in in_flight if provider.after_kill[k]}
     course = json.loads((tmp_path / "course.json").read_text())
     report = json.loads((tmp_path / "course.report.json").read_text())
     replayed = [c for c in report["calls"] if c["replayed"]]
@@ -115,7 +120,8 @@ def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) 
         f"{sent_after} sent after resume; replayed {len(replayed)} "
         f"(${report['summary']['replayed_cost_usd']:.6f} not paid again); "
         f"repeated calls for finished (checkpointed) steps: 0 by replay, answered-but-unwritten re-sent: "
-        f"{len(repeated)}; course {course['status']}, {lessons_in_course} lessons"
+        f"{len(repeated)}; in flight at the kill (no checkpoint: the window): {len(in_flight)}, "
+        f"sent again: {len(resent_in_flight)}; course {course['status']}, {lessons_in_course} lessons"
     )
     assert "replayed from the store" in resumed.stderr
     # A step has finished when its result is in the store. Every checkpointed step is replayed,
@@ -126,3 +132,5 @@ def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) 
     # Every request after the kill is one never answered before it (in flight or not yet sent).
     assert all(n == 1 for n in provider.after_kill.values())
     assert report["summary"]["job_id"] == "kill-test" and report["summary"]["run"] == 2
+    # docs/operations.md: the window is each in-flight call's latency, not one local transaction.
+    assert resent_in_flight == in_flight

@@ -107,3 +107,71 @@ def test_anything_unexpected_is_a_503_logged_by_its_type_alone_and_the_connectio
     logged = [r for r in caplog.records if "LookupError" in r.getMessage()]
     assert [r.getMessage() for r in logged] == ["unexpected LookupError on GET /boom"]
     assert not any("secret-request-data" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+def _schema_says(doc: dict[str, Any], component: str, value: Any) -> bool:
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")  # Schemathesis's own validator (dev extra)
+    root = {"$ref": f"#/components/schemas/{component}", "components": doc["components"]}
+    return bool(jsonschema_rs.Draft202012Validator(root).is_valid(value))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "schema_valid"),
+    [
+        ({"budget_usd": ""}, False),  # was schema-valid and refused
+        ({"budget_usd": "3O.x"}, False),
+        ({"budget_usd": "0100"}, False),  # the text form is a plain decimal, as the schema says
+        ({"budget_usd": "5"}, True),
+        ({"budget_usd": 5}, True),
+        ({"min_lessons": 12.0}, True),  # JSON Schema's integer: was refused
+        ({"min_lessons": True}, False),
+        ({"min_lessons": 386, "sections": [{"title": "A", "key_concepts": ["x"]}]}, False),  # 10 a section
+    ],
+)
+def test_the_job_schema_and_the_server_agree(
+    settings: Settings, tmp_path: Path, overrides: dict[str, Any], schema_valid: bool
+) -> None:
+    from service_helpers import body
+
+    data = body(**overrides)
+    with service(settings, tmp_path) as client:
+        doc = client.get("/openapi.json").json()
+        answer = client.post("/v1/jobs", json=data, headers=AUTH)
+    assert _schema_says(doc, "AnalysisResult", data) is schema_valid
+    assert (answer.status_code == 202) is schema_valid, answer.text
+
+
+@pytest.mark.parametrize(
+    ("action", "schema_valid", "status"),
+    [
+        ({"action": "approve", "approve_anyway": 0}, False, 422),  # was accepted
+        ({"action": "approve", "approve_anyway": "yes"}, False, 422),
+        ({"action": "regenerate", "best_quality": 1}, False, 422),
+        # an edit needs content: the schema says so (it was schema-valid); the service refuses it
+        # with 422 once it has found the item (here there is none)
+        ({"action": "edit"}, False, 404),
+        ({"action": "edit", "content": "# New\n\ntext"}, True, 404),
+        ({"action": "approve", "approve_anyway": False}, True, 404),
+    ],
+)
+def test_the_review_action_schema_says_what_is_refused(
+    settings: Settings, tmp_path: Path, action: dict[str, Any], schema_valid: bool, status: int
+) -> None:
+    with service(settings, tmp_path) as client:
+        doc = client.get("/openapi.json").json()
+        answer = client.post("/v1/reviews/no-such-item", json=action, headers=AUTH)
+    assert _schema_says(doc, "ReviewAction", action) is schema_valid
+    assert answer.status_code == status, answer.text  # 404: past validation, no such item
+
+
+def test_export_and_options_say_what_they_do(settings: Settings, tmp_path: Path) -> None:
+    with service(settings, tmp_path) as client:
+        doc = client.get("/openapi.json").json()
+        export = doc["paths"]["/v1/jobs/{job_id}/export"]["get"]
+        [fmt] = [p for p in export["parameters"] if p["name"] == "format"]
+        options = client.options("/v1/jobs", headers=AUTH)
+    assert "" not in fmt["schema"]["enum"] and "scorm12" in fmt["schema"]["enum"]
+    assert {"200", "400", "401", "404", "422"} <= set(export["responses"])
+    assert "200" in doc["paths"]["/v1/jobs"]["post"]["responses"]  # an idempotent replay
+    assert options.status_code == 405
+    assert {m.strip() for m in options.headers["allow"].split(",")} >= {"GET", "POST"}

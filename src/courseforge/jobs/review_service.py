@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ..config import Settings
 from ..domain import Course
@@ -44,15 +44,23 @@ class ReviewAction(BaseModel):
     unless `approve_anyway` with the reason in `note`. regenerate: generate the lesson again,
     with `note` as the reviewer's feedback; with `best_quality` straight on the top tier."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says what is refused before any state is read: an edit without content, a
+    # flag that is not a JSON boolean ("yes", 0).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"action": {"const": "edit"}}, "required": ["action"]},
+            "then": {"required": ["content"], "properties": {"content": {"type": "string"}}},
+        },
+    )
     action: Literal["approve", "edit", "regenerate"]
     note: str = Field(default="", max_length=2000)
     content: str | None = Field(default=None, min_length=1, max_length=200_000)
-    approve_anyway: bool = False
+    approve_anyway: StrictBool = False
     #: regenerate only: the reviewer says the lesson needs the best quality, so it is generated
     #: on the top tier directly (seed 001: "Human reviewer marks section as requiring highest
     #: quality -> Route directly to qwen3-max, bypass tiers").
-    best_quality: bool = False
+    best_quality: StrictBool = False
 
 
 @dataclass(frozen=True, slots=True)

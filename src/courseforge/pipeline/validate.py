@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..domain import AnalysisResult
+from ..domain.analysis import SECTION_CAPACITY
 from ..errors import InputError
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
     "validate_analysis",
 ]
 
-MAX_LESSONS_PER_SECTION = 10
+MAX_LESSONS_PER_SECTION = SECTION_CAPACITY
 #: Nesting an input may have; the analysis_result needs 4 (object, sections, section, concepts).
 MAX_JSON_DEPTH = 32
 #: Digits a JSON integer may have (a count or a score needs a few; Python's `int()` stops at 4,300).

@@ -110,6 +110,16 @@ def from_domain(
     return ApiError(status, exc.headline, [(where.get(path, path), reason) for path, reason in exc.problems])
 
 
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """Every method some route of `app` serves at `path` (HEAD with GET, as Starlette does)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -128,6 +138,11 @@ def install_error_handlers(app: FastAPI) -> None:
             # (RecursionError for a body nested 100,000 deep): the body is at fault, say so.
             problem = ("body", "cannot be parsed (nested too deeply, or not JSON)")
             return JSONResponse(error_body("invalid request", [problem]), status_code=422)
-        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route that matched the path; a path served
+            # by several routes (GET and POST /v1/jobs) supports the methods of all of them.
+            headers = {**(headers or {}), "Allow": ", ".join(_methods_of(app, request.url.path))}
+        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     app.add_middleware(CatchUnexpected)  # added last: the outermost of ours

@@ -125,10 +125,22 @@ def add_job_routes(
 ) -> None:
     """The /v1/jobs routes on `router` (the app's own: each route listed in `app.routes`)."""
 
-    @router.post("/v1/jobs", status_code=202, response_model=JobView, dependencies=auth, responses=ERRORS)
+    @router.post(
+        "/v1/jobs",
+        status_code=202,
+        response_model=JobView,
+        dependencies=auth,
+        responses={
+            **ERRORS,
+            200: {
+                "model": JobView,
+                "description": "the job an earlier request with this Idempotency-Key made",
+            },
+        },
+    )
     async def submit_job(
         request: Request,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[str | None, Header(pattern=r"^[\x21-\x7e]{1,200}$")] = None,
         mode: Annotated[Literal["normal", "batch"], Query()] = "normal",
         review_plan: Annotated[bool, Query()] = False,
     ) -> JSONResponse:

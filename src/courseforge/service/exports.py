@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse, Response
 
 from ..config import Settings
 from ..errors import UserError
-from ..exports import FORMATS, ExportFormat, check_format, export_course, load_course
+from ..exports import FORMATS, REGISTRY, ExportFormat, check_format, export_course, load_course
 from ..files import atomic_zip
 from ..storage import Store
+from .api_errors import ERRORS
 from .tenants import may_see
 
 __all__ = ["export_router"]
@@ -47,8 +48,22 @@ def _build(course_data: dict[str, Any], fmt: ExportFormat, mastery: float) -> tu
 def export_router(settings: Settings, store: Store, dependencies: Sequence[Any]) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/v1/jobs/{job_id}/export", dependencies=list(dependencies), response_model=None)
-    async def export_job(job_id: str, format: str = Query(description=", ".join(FORMATS))) -> Response:
+    @router.get(
+        "/v1/jobs/{job_id}/export",
+        dependencies=list(dependencies),
+        response_model=None,
+        responses={
+            200: {
+                "content": {media: {} for media in dict.fromkeys(f.media_type for f in REGISTRY)},
+                "description": "the export: a file, or a zip (a folder format zipped)",
+            },
+            **{code: ERRORS[code] for code in (400, 401, 404, 422, 429, 503)},
+        },
+    )
+    async def export_job(
+        job_id: str,
+        format: str = Query(description=", ".join(FORMATS), json_schema_extra={"enum": list(FORMATS)}),
+    ) -> Response:
         """The job's course exported (404 until it has a course; 400 for an unknown format)."""
         try:
             fmt = check_format(format)
