@@ -12,53 +12,58 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..domain import Course, Report
 from ..errors import UserError
-from ..pipeline import parse_analysis
 from ..storage import Job
 from ..views import course_html, esc, report_html
 from .api_jobs import event_stream, visible_job
 from .ui_shell import Session, Ui, read_form, redirect, utc
+from .ui_submit import parse_submission, submit_form
 
 __all__ = ["add_routes"]
 
 
-def _job_row(job: Job) -> str:
+def _spent(report: dict[str, Any] | None) -> str:
+    """A job's cost against its budget ("—" before it has a report)."""
+    if report is None:
+        return "—"
+    return f"${float(report.get('total_cost_usd', 0)):.4f} of ${float(report.get('budget_usd', 0)):.2f}"
+
+
+def _job_row(job: Job, report: dict[str, Any] | None = None) -> str:
     active = not job.finished and job.status != "plan_review"  # waiting for its author: not live
     live_attr = f' data-live-job="{esc(job.id)}"' if active else ""
     return (
         f'<tr{live_attr}><th scope="row"><a href="/ui/jobs/{esc(job.id)}">{esc(job.id)}</a></th>'
         f'<td>{esc(job.course_id)}</td><td><span class="status s-{esc(job.status)}" data-status>{esc(job.status)}</span></td>'
-        f"<td>{esc(job.course_status or '—')}</td><td data-message>{esc(job.progress.get('message', ''))}</td>"
+        f"<td>{esc(job.course_status or '—')}</td><td>{esc(_spent(report))}</td>"
+        f"<td data-message>{esc(job.progress.get('message', ''))}</td>"
         f"<td>{esc(utc(job.updated_at))}</td></tr>"
     )
 
 
-def _jobs_page(
+async def _jobs_page(
     ui: Ui,
     session: Session,
-    jobs: list[Job],
-    text: str = "",
+    form: dict[str, str] | None = None,
     problems: Sequence[tuple[str, str]] = (),
     status: int = 200,
+    *,
+    extra_row: bool = False,
 ) -> HTMLResponse:
-    errors = ""
-    if problems:
-        errors = (
-            '<div class="error" role="alert"><p>The job was not submitted:</p><ul>'
-            + "".join(f"<li><code>{esc(p)}</code>: {esc(r)}</li>" for p, r in problems)
-            + "</ul></div>"
-        )
-    rows = "".join(_job_row(j) for j in jobs) or '<tr><td colspan="6" class="empty">No jobs yet.</td></tr>'
+    jobs = await ui.store.list_jobs(limit=50)
+    reports = {
+        j.id: await ui.store.get_report(j.id) if j.finished or j.status == "plan_review" else None
+        for j in jobs
+    }
+    rows = "".join(_job_row(j, reports[j.id]) for j in jobs) or (
+        '<tr><td colspan="7" class="empty">No jobs yet.</td></tr>'
+    )
     body = (
         "<h1>Jobs</h1>"
         '<div class="scroll"><table class="jobs"><caption>Latest jobs (live while they run)</caption><thead><tr>'
         '<th scope="col">job</th><th scope="col">course</th><th scope="col">status</th>'
-        '<th scope="col">course status</th><th scope="col">progress</th><th scope="col">updated</th>'
-        f"</tr></thead><tbody>{rows}</tbody></table></div>"
-        '<h2 id="submit-h">Submit a course</h2>'
-        f'<form method="post" action="/ui/jobs" aria-labelledby="submit-h">{ui.hidden(session)}{errors}'
-        '<label for="analysis">analysis_result JSON</label>'
-        f'<textarea id="analysis" name="analysis" rows="10" required spellcheck="false">{esc(text)}</textarea>'
-        '<button type="submit">Submit job</button></form>'
+        '<th scope="col">course status</th><th scope="col">spent of budget</th><th scope="col">progress</th>'
+        f'<th scope="col">updated</th></tr></thead><tbody>{rows}</tbody></table></div>'
+        + submit_form(ui, session, form or {}, problems, extra_row=extra_row)
     )
     return ui.page("Jobs", body, session, status)
 
@@ -165,22 +170,22 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
         session = ui.session_of(request)
         if session is None:
             return ui.refused(request)
-        return _jobs_page(ui, session, await ui.store.list_jobs(limit=50))
+        return await _jobs_page(ui, session)
 
     @router.post("/jobs")
     async def submit(request: Request) -> Response:
         session = ui.session_of(request)
         if session is None:
             return ui.refused(request)
-        form = await read_form(request)
+        form = await read_form(request, max_fields=400)
         if not ui.csrf_ok(session, form):
             return ui.expired_form(session)
-        text = form.get("analysis", "")
+        if form.get("action") == "add-section":
+            return await _jobs_page(ui, session, form, extra_row=True)
         try:
-            analysis = parse_analysis(text.encode("utf-8"), max_bytes=ui.settings.max_input_bytes)
+            analysis = parse_submission(form, ui.settings.max_input_bytes)
         except UserError as exc:
-            listed = await ui.store.list_jobs(limit=50)
-            return _jobs_page(ui, session, listed, text, exc.problems or [("analysis", exc.headline)], 422)
+            return await _jobs_page(ui, session, form, exc.problems or [("analysis", exc.headline)], 422)
         job, _ = await ui.manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", None)
         return redirect(f"/ui/jobs/{job.id}")
 

@@ -100,3 +100,15 @@
     if (rows.length) { jobsList(rows); }
   });
 })();
+
+// The course form's JSON file: read in the browser into the JSON box (nothing uploaded apart).
+(function () {
+  document.querySelectorAll("input[type=file][data-json-into]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      var box = document.getElementById(input.getAttribute("data-json-into"));
+      if (!file || !box) { return; }
+      file.text().then(function (text) { box.value = text; });
+    });
+  });
+})();
