@@ -87,7 +87,8 @@ def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) 
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
-        while _lesson_checkpoints(db) < 4:
+        # Killed in phase 3 with at least one request in flight (sent, its answer not yet back).
+        while _lesson_checkpoints(db) < 4 or not set(provider.sent) - provider.answered:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "phase 3 never started"
             time.sleep(0.02)
@@ -133,4 +134,4 @@ def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) 
     assert all(n == 1 for n in provider.after_kill.values())
     assert report["summary"]["job_id"] == "kill-test" and report["summary"]["run"] == 2
     # docs/operations.md: the window is each in-flight call's latency, not one local transaction.
-    assert resent_in_flight == in_flight
+    assert in_flight and resent_in_flight == in_flight
