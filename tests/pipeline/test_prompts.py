@@ -4,14 +4,21 @@ shares is one byte-identical system message; what differs comes after it."""
 from __future__ import annotations
 
 from courseforge.domain import LearningOutcome
-from courseforge.pipeline.prompts import lesson_messages
+from courseforge.pipeline.lessons import _prose_first, lesson_schema
+from courseforge.pipeline.prompts import lesson_exercises_ask, lesson_messages
 from engine_helpers import example_analysis
 
 OUTLINE = [("Variables", ["Names", "Types"]), ("Loops", ["For loops", "While loops"])]
 
 
 def messages(
-    section: int, title: str, outcome: int, *, outline: bool = True, feedback: str = ""
+    section: int,
+    title: str,
+    outcome: int,
+    *,
+    outline: bool = True,
+    feedback: str = "",
+    prose_first: bool = False,
 ) -> list[str]:
     analysis = example_analysis()
     msgs = lesson_messages(
@@ -32,6 +39,7 @@ def messages(
         outline=OUTLINE if outline else (),
         feedback=feedback,
         exercises=(2, 3),
+        prose_first=prose_first,
     )
     return [m.content for m in msgs]
 
@@ -50,3 +58,25 @@ def test_every_lesson_shares_the_system_message_byte_for_byte() -> None:
 def test_without_an_outline_the_rules_stay_in_the_user_message() -> None:
     plain = messages(0, "Names", 1, outline=False)
     assert "150 to 400 words" in plain[1] and "Outline:" not in plain[0]
+
+
+def test_a_prose_first_lesson_asks_for_markdown_then_its_exercises_in_a_second_turn() -> None:
+    system, user = messages(0, "Names", 1, prose_first=True)
+    assert "lesson itself in markdown, 150 to 400 words" in system
+    assert "worked example" in system and "never announce" in system
+    assert "Do not write exercises" in system and "exercises;" not in system
+    assert user.startswith("Write the lesson 'Names'")
+    ask = lesson_exercises_ask([1, 3], (3, 3))
+    assert ask.startswith("Now write 3 exercises") and "(1, 3)" in ask and "citations" not in ask
+    assert "citations" in lesson_exercises_ask([1], (3, 3), sourced=True)
+
+
+def test_a_prose_first_request_bounds_its_parts_and_stops_at_an_exercises_heading() -> None:
+    plan = _prose_first([2], (3, 3), [], (250, 500), 1600)
+    assert plan.max_prose_tokens == 1000 and "\n## Exercises" in plan.stop
+    assert plan.follow_up == lesson_exercises_ask([2], (3, 3))
+    # no grammar bounds the markdown: the word range is the length gate's, not the parser's
+    free = lesson_schema(250, 500, 3, 3, bound_content=False)["properties"]["content"]
+    bound = lesson_schema(250, 500, 3, 3)["properties"]["content"]
+    assert (free["minLength"], free["maxLength"]) == (200, 4000)
+    assert (bound["minLength"], bound["maxLength"]) == (250 * 7, 500 * 5)

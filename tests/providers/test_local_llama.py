@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from courseforge.config.loader import _bundled_text, load_config, parse_config
 from courseforge.domain.drafts import LessonDraft, json_schema_of
 from courseforge.errors import BadResponse, ConfigError, ProviderError, ProviderTimeout
 from courseforge.pipeline.lessons import lesson_schema
-from courseforge.providers.base import ChatRequest, Message
+from courseforge.providers.base import ChatRequest, Message, ProseFirst
 from courseforge.providers.local_engine import EngineConfig, EngineError, EngineJob, EngineResult
 from courseforge.providers.local_llama import LLAMA_INSTALL_HINT, LocalLlamaModel, release_loaded_models
 
@@ -244,6 +245,92 @@ async def test_length_under_a_schema_is_a_truncation_carrying_usage(tmp_path: Pa
 
 
 @needs_binding
+async def test_prose_first_decodes_the_text_free_then_the_rest_under_the_grammar(tmp_path: Path) -> None:
+    prose = "## Loops\n\nA `for` loop repeats a block for each item."
+    rest = '{"exercises": [{"question": "What does it repeat?"}], "citations": []}'
+
+    def answer(job: EngineJob) -> EngineResult:
+        if job.grammar is None:
+            return EngineResult(prose + "\n", "stop", 100, 0, 20)
+        return EngineResult(rest, "stop", 140, 120, 30)
+
+    model, engines = scripted(tmp_path, answer=answer)
+    schema = {
+        "type": "object",
+        "properties": {
+            "content": {"type": "string", "maxLength": 4000},
+            "exercises": {
+                "type": "array",
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "properties": {"question": {"type": "string", "maxLength": 90}},
+                    "required": ["question"],
+                    "additionalProperties": False,
+                },
+            },
+            "citations": {"type": "array", "maxItems": 0, "items": {"type": "string"}},
+        },
+        "required": ["content", "exercises", "citations"],
+        "additionalProperties": False,
+    }
+    plan = ProseFirst(follow_up="Now the exercises, as JSON.", stop=("\n## Exercises",), max_prose_tokens=700)
+    call = asyncio.create_task(
+        model.complete(ask("Teach loops.", json_schema=schema, prose_first=plan, max_tokens=1000))
+    )
+    await wait_for(lambda: bool(engines))
+    engines[0].gate.set()
+    response = await call
+
+    first, second = engines[0].jobs
+    assert first.grammar is None and tuple(first.stop) == ("\n## Exercises",) and first.max_tokens == 700
+    assert [m["role"] for m in second.messages] == ["user", "assistant", "user"]
+    assert second.messages[1]["content"] == prose and second.messages[2]["content"] == plan.follow_up
+    assert second.grammar is not None and '\\"content\\"' not in second.grammar
+    assert '\\"exercises\\"' in second.grammar
+    assert second.max_tokens == 1000 - 20 and second.cancel is first.cancel
+    assert json.loads(response.text) == {**json.loads(rest), "content": prose}
+    assert list(json.loads(response.text)) == ["content", "exercises", "citations"]
+    assert (response.usage.input_tokens, response.usage.cached_tokens, response.usage.output_tokens) == (
+        240,
+        120,
+        50,
+    )
+
+
+@needs_binding
+async def test_prose_first_cut_in_its_json_part_is_a_truncation(tmp_path: Path) -> None:
+    def answer(job: EngineJob) -> EngineResult:
+        if job.grammar is None:
+            return EngineResult("Some prose.", "stop", 10, 0, 5)
+        return EngineResult('{"answer": "pa', "length", 20, 10, 8)
+
+    model, engines = scripted(tmp_path, answer=answer)
+    schema = {
+        "type": "object",
+        "properties": {"content": {"type": "string"}, "answer": {"type": "string", "maxLength": 40}},
+        "required": ["content", "answer"],
+        "additionalProperties": False,
+    }
+    call = asyncio.create_task(
+        model.complete(ask(json_schema=schema, prose_first=ProseFirst(follow_up="Answer."), max_tokens=200))
+    )
+    await wait_for(lambda: bool(engines))
+    engines[0].gate.set()
+    with pytest.raises(BadResponse) as info:
+        await call
+    assert info.value.kind == "truncated" and info.value.usage is not None
+    assert info.value.usage.output_tokens == 13
+
+
+@needs_binding
+async def test_prose_first_needs_a_string_first_and_something_after(tmp_path: Path) -> None:
+    model, _ = scripted(tmp_path)
+    with pytest.raises(ConfigError, match="prose-first"):
+        await model.complete(ask(json_schema=SMALL_SCHEMA, prose_first=ProseFirst(follow_up="x")))
+
+
+@needs_binding
 async def test_the_grammar_keeps_the_schema_property_order(tmp_path: Path) -> None:
     model, engines = scripted(tmp_path)
     schema = {
@@ -362,14 +449,28 @@ async def test_generates_a_valid_lesson_without_blocking_the_loop(model: LocalLl
             ticks.append(loop.time())
             await asyncio.sleep(0.05)
 
-    # The schema the offline profile sends: its longest answer fits the model's output cap, so
-    # the test is about validity, not length.
+    # The request the offline profile sends (prose first: the markdown free, then the exercises
+    # under the grammar), kept short: a lesson of about 120 words.
     gates = load_config("offline", env={}).settings.gates
     schema = lesson_schema(
-        gates.lesson_min_words, gates.lesson_max_words, gates.max_exercises, gates.min_exercises
+        gates.lesson_min_words,
+        gates.lesson_max_words,
+        gates.max_exercises,
+        gates.min_exercises,
+        bound_content=False,
     )
     request = ChatRequest(
-        LESSON_PROMPT, json_schema=schema, max_tokens=model.max_output_tokens, temperature=0.2
+        [
+            Message("system", "You write short, accurate lessons for beginners."),
+            Message("user", "Teach Python for-loops in about 120 words of markdown, with one code example."),
+        ],
+        json_schema=schema,
+        max_tokens=model.max_output_tokens,
+        temperature=0.2,
+        prose_first=ProseFirst(
+            follow_up=f"Now write {gates.max_exercises} exercises on it as JSON, each assessing outcome 1.",
+            max_prose_tokens=300,
+        ),
     )
     tick_task = asyncio.create_task(ticker())
     started = time.perf_counter()
@@ -381,7 +482,7 @@ async def test_generates_a_valid_lesson_without_blocking_the_loop(model: LocalLl
     wall_s = time.perf_counter() - started
 
     lesson = LessonDraft.model_validate_json(response.text)
-    assert 200 <= len(lesson.content) <= 4000
+    assert 200 <= len(lesson.content) <= 4000 and not lesson.content.lstrip().startswith("{")
     assert gates.min_exercises <= len(lesson.exercises) <= gates.max_exercises
     assert response.usage.input_tokens > 0 and response.usage.output_tokens > 0
     assert response.usage.cost_usd == 0 and response.finish_reason == "stop"
@@ -389,7 +490,7 @@ async def test_generates_a_valid_lesson_without_blocking_the_loop(model: LocalLl
     tok_s = response.usage.output_tokens / (response.latency_ms / 1000)
     print(
         f"\nlesson: wall {wall_s:.1f}s, prompt {response.usage.input_tokens} tok, "
-        f"completion {response.usage.output_tokens} tok, {tok_s:.1f} tok/s under the grammar, "
+        f"completion {response.usage.output_tokens} tok, {tok_s:.1f} tok/s prose first, "
         f"{len(lesson.content.split())} words, {len(lesson.exercises)} exercise(s)"
     )
 

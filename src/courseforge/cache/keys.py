@@ -28,7 +28,7 @@ def canonical_request(
     model: ModelSettings, request: ChatRequest, *, templates: str, attempt: int = 1, sample: int = 0
 ) -> dict[str, Any]:
     """The request as the data the key is a digest of."""
-    return {
+    canonical: dict[str, Any] = {
         "v": KEY_VERSION,
         "provider": model.provider,
         "model": model.name,
@@ -41,6 +41,10 @@ def canonical_request(
         "templates": templates,
         "draw": [attempt, sample],
     }
+    if request.prose_first is not None:  # a second turn the messages do not show
+        pf = request.prose_first
+        canonical["prose_first"] = [pf.follow_up, list(pf.stop), pf.max_prose_tokens]
+    return canonical
 
 
 def _digest(data: Any) -> str:

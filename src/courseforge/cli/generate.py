@@ -32,7 +32,7 @@ from ._common import (
 if TYPE_CHECKING:
     from ..telemetry.metrics import CallMetrics
 
-__all__ = ["generate", "summary_table"]
+__all__ = ["generate", "summary_line", "summary_table"]
 
 
 class _Progress:
@@ -171,13 +171,19 @@ def summary_table(report: Report) -> Table:
         "",
         f"{report.total_cost_usd:.6f} of {report.budget_usd}",
     )
+    return table
+
+
+def summary_line(report: Report) -> str:
+    """The run in one line, printed whole (never wrapped into the table's width and cut)."""
     s = report.summary
-    table.caption = (
+    mean = s.get("similarity_mean")
+    similarity = f"{mean:.3f}" if isinstance(mean, int | float) else "n/a"
+    return (
         f"lessons {s.get('lessons')}  escalations {report.escalations}  retries {report.retries}  "
-        f"review flags {report.review_flags}  similarity mean {s.get('similarity_mean')}  "
+        f"review flags {report.review_flags}  similarity mean {similarity}  "
         f"wall {report.wall_time_s:.1f}s"
     )
-    return table
 
 
 @app.command()
@@ -371,6 +377,7 @@ def _finish(
         except OSError as exc:
             failures.append(f"--metrics-file {metrics_file}: {exc.strerror or exc}")
     err.print(summary_table(report))
+    err.print(summary_line(report), soft_wrap=True)
     if html is not None:
         from ..views import report_document
 

@@ -39,13 +39,14 @@ def report(
     ] = None,
 ) -> None:
     """Print a report's summary; with --html, render its charts into one HTML file."""
-    from .generate import summary_table
+    from .generate import summary_line, summary_table
 
     try:
         loaded = load_report(file)
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(summary_table(loaded))
+    err.print(summary_line(loaded), soft_wrap=True)
     if html is not None:
         from ..views import report_document
 

@@ -106,6 +106,11 @@ class LocalModelSettings(_S):
     n_parallel: int = Field(default=DEFAULT_N_PARALLEL, ge=1, le=16)
     #: Reuse the KV cache for a prompt prefix already decoded (e.g. a shared system prompt).
     prefix_cache: bool = True
+    #: Lessons are asked as markdown decoded without a grammar, then their exercises as JSON
+    #: under the grammar in a second turn of the same sequence (`providers.base.ProseFirst`):
+    #: free text decodes ~2x faster than the same text inside a grammar-bound JSON string
+    #: (benchmarks/local_decode.py `shapes`), and reads like a lesson, not like a JSON string.
+    prose_first: bool = False
 
 
 Effort = Literal["none", "minimal", "low", "medium", "high"]
@@ -471,6 +476,9 @@ class GateSettings(_S):
     max_exercises: int = Field(default=4, ge=1, le=4)
     #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
     outcome_coverage: float = Field(default=0.9, ge=0, le=1)
+    #: Share of a section's key concepts its lessons must name, or the course is flagged
+    #: (`quality.coverage.SectionConceptsGate`): catches a section whose lessons teach around it.
+    section_concepts: float = Field(default=0.5, ge=0, le=1)
     #: Texts per batch the embedding model encodes (each batch is padded to its longest text).
     embedding_batch_size: int = Field(default=16, ge=1)
     #: torch intra-op threads for the embedding model (process-wide). 1 suits a service or a

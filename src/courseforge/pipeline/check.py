@@ -22,6 +22,7 @@ from ..domain.tasks import lesson_key
 from ..providers import Embedder
 from ..quality.base import GateContext, GateResult, uncertainty
 from ..quality.course_gates import CourseFacts, run_course_gates
+from ..quality.coverage import SectionLessons
 from ..quality.lesson_gates import LessonUnderTest, run_lesson_gates
 from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates, owner_of
 from .assemble import draft_of, gate_score
@@ -156,6 +157,10 @@ async def check_course(
         empty_sections=[s.title for s in course.sections if not s.lessons],
         taught={o for x in lessons for o in x.outcome_ids},
         assessed={o for x in lessons for e in x.exercises for o in e.outcome_ids},
+        sections=[
+            SectionLessons(section.id, section.title, spec.key_concepts, [x.content for x in section.lessons])
+            for section, spec in zip(course.sections, analysis.sections, strict=False)
+        ],
     )
     course_results = run_course_gates(facts, settings)
 

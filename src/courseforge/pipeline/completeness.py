@@ -24,7 +24,7 @@ from ..ledger.tokens import ESTIMATE, count_text_tokens
 from ..providers import ChatRequest, Message
 from ..quality.base import GateResult, uncertainty
 from ..quality.course_gates import REPAIRED, CourseFacts, run_course_gates
-from ..quality.coverage import completeness_problems, outcome_problems
+from ..quality.coverage import SectionLessons, completeness_problems, outcome_problems
 from ..quality.gates import thresholds_for
 from ..routing import Policy, Verdict, next_tier, run_cascade
 from .lessons import generate_lessons
@@ -76,6 +76,15 @@ def course_facts(state: CourseState) -> CourseFacts:
         ],
         taught=taught,
         assessed=assessed,
+        sections=[
+            SectionLessons(
+                f"S{si + 1}",
+                spec.title,
+                spec.key_concepts,
+                [s.draft.content for s in usable if s.section_index == si and s.draft is not None],
+            )
+            for si, spec in enumerate(state.analysis.sections)
+        ],
     )
 
 

@@ -20,7 +20,7 @@ from ..domain.analysis import SectionSpec
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId, lesson_key, outcome_number
 from ..errors import BadResponse, JobStopped, ModerationRefused, ProviderError
-from ..providers import ChatRequest, Message
+from ..providers import ChatRequest, Message, ProseFirst
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
     BLOOM_RANK,
@@ -37,7 +37,7 @@ from ..telemetry import SpanHandle, span
 from .context import fit_context, lesson_excerpts, request_tokens
 from .lesson_checks import borderline_accepted, check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
-from .prompts import lesson_messages
+from .prompts import lesson_exercises_ask, lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
 __all__ = [
@@ -64,16 +64,24 @@ _CHARS_PER_WORD_MIN, _CHARS_PER_WORD_MAX = 7, 5
 
 @functools.lru_cache(maxsize=8)
 def lesson_schema(
-    min_words: int, max_words: int, max_exercises: int = 4, min_exercises: int = 1
+    min_words: int,
+    max_words: int,
+    max_exercises: int = 4,
+    min_exercises: int = 1,
+    *,
+    bound_content: bool = True,
 ) -> dict[str, Any]:
     """The lesson schema with `content` bounded by the configured word range, so a grammar-
-    constrained model physically cannot run long, and a hosted one is told the same bounds."""
+    constrained model physically cannot run long, and a hosted one is told the same bounds.
+    `bound_content=False` (prose-first lessons, whose markdown no grammar bounds): the draft's
+    own character bounds, the word range being the length gate's to judge, not a parse error's."""
     schema = json_schema_of(LessonDraft)
     content = schema["properties"]["content"]
-    content["minLength"] = max(content["minLength"], min_words * _CHARS_PER_WORD_MIN)
-    content["maxLength"] = max(
-        content["minLength"] + 1, min(content["maxLength"], max_words * _CHARS_PER_WORD_MAX)
-    )
+    if bound_content:
+        content["minLength"] = max(content["minLength"], min_words * _CHARS_PER_WORD_MIN)
+        content["maxLength"] = max(
+            content["minLength"] + 1, min(content["maxLength"], max_words * _CHARS_PER_WORD_MAX)
+        )
     exercises = schema["properties"]["exercises"]
     exercises["maxItems"] = max(exercises["minItems"], min(exercises["maxItems"], max_exercises))
     exercises["minItems"] = min(exercises["maxItems"], max(exercises["minItems"], min_exercises))
@@ -103,6 +111,28 @@ def lesson_schema_for(
         **base,
         "properties": {**props, "exercises": {**exercises, "items": narrowed_items}, "citations": citations},
     }
+
+
+#: Output tokens per word of lesson markdown (code blocks and headings included; measured ~1.4
+#: on the offline model's lessons), with room for the words' upper bound.
+_PROSE_TOKENS_PER_WORD = 2.0
+#: Lines a model starts exercises with when it writes them into the prose anyway.
+_EXERCISE_HEADINGS = ("\n## Exercises", "\n### Exercises", "\n**Exercises", "\n## Practice", "\n### Practice")
+
+
+def _prose_first(
+    outcomes: list[int],
+    exercises: tuple[int, int],
+    source_ids: list[str],
+    words: tuple[int, int],
+    max_tokens: int,
+) -> ProseFirst:
+    """A lesson asked prose first: the markdown free, then its exercises as JSON (local models)."""
+    return ProseFirst(
+        follow_up=lesson_exercises_ask(outcomes, exercises, bool(source_ids)),
+        stop=_EXERCISE_HEADINGS,
+        max_prose_tokens=min(int(words[1] * _PROSE_TOKENS_PER_WORD), max_tokens * 2 // 3),
+    )
 
 
 def create_slots(state: CourseState) -> None:
@@ -149,9 +179,10 @@ class LessonBrief:
         return min(gates.min_exercises, asked), asked
 
     def messages(
-        self, settings: Settings, feedback: str = "", *, cache_prefix: bool = False
+        self, settings: Settings, feedback: str = "", *, cache_prefix: bool = False, prose_first: bool = False
     ) -> list[Message]:
-        """`cache_prefix`: the long shared prefix (course outcomes, section summaries, rubric)."""
+        """`cache_prefix`: the long shared prefix (course outcomes, section summaries, rubric).
+        `prose_first`: the lesson asked as markdown, its exercises after it (`ProseFirst`)."""
         gates = settings.gates
         return lesson_messages(
             analysis=self.analysis,
@@ -169,6 +200,7 @@ class LessonBrief:
             sources=self.sources,
             course_outcomes=self.course_outcomes if cache_prefix else (),
             summaries=self.section_summaries if cache_prefix else (),
+            prose_first=prose_first,
         )
 
 
@@ -183,28 +215,32 @@ def lesson_request(
 ) -> ChatRequest:
     """The request of one attempt at a lesson on `tier`: its prompt (with the attempt's
     `feedback`), the lesson schema narrowed to its outcomes and the input's sources, the output
-    bound of the tier's model."""
+    bound of the tier's model. A local model with `prose_first` is asked for the markdown first
+    and the exercises after it (`ProseFirst`); its answer is the same JSON lesson."""
     gates = settings.gates
     model = settings.models[settings.routing.tiers[tier]]
     numbers = brief.outcome_numbers if brief.outcome_numbers is not None else [n for n, _ in brief.outcomes]
     cache_prefix = model.prompt_cache != "off" and model.prompt_cache_min_tokens > 0
+    prose_first = model.local is not None and model.local.prose_first
+    source_ids = [m.id for m in brief.analysis.source_material]
+    words = (gates.lesson_min_words, gates.lesson_max_words)
+    asked = brief.exercises(settings)
+    max_tokens = min(model.max_output_tokens, LESSON_MAX_TOKENS)
     return ChatRequest(
-        brief.messages(settings, feedback, cache_prefix=cache_prefix),
+        brief.messages(settings, feedback, cache_prefix=cache_prefix, prose_first=prose_first),
         json_schema=lesson_schema_for(
-            lesson_schema(
-                gates.lesson_min_words,
-                gates.lesson_max_words,
-                brief.exercises(settings)[1],
-                brief.exercises(settings)[0],
-            ),
+            lesson_schema(*words, asked[1], asked[0], bound_content=not prose_first),
             list(numbers),
-            [m.id for m in brief.analysis.source_material],
+            source_ids,
         ),
         schema_name="lesson",
-        max_tokens=min(model.max_output_tokens, LESSON_MAX_TOKENS),
+        max_tokens=max_tokens,
         temperature=settings.routing.temperature,
         timeout_s=timeout_s,
         tags=dict(tags or {}),
+        prose_first=_prose_first(list(numbers), asked, source_ids, words, max_tokens)
+        if prose_first
+        else None,
     )
 
 

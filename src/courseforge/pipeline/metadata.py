@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..domain import Decision, LearningOutcome, LessonPlan, ReviewFlag, SectionPlan, SectionSpec
-from ..domain.drafts import MAX_OUTCOMES, MetadataCoreDraft, MetadataExtrasDraft, json_schema_of
+from ..domain.drafts import MAX_OUTCOMES, MetadataCoreDraft, MetadataExtrasDraft, OutcomeDraft, json_schema_of
 from ..domain.tasks import TaskId, outcome_id
 from ..errors import GenerationFailed
 from ..providers import ChatRequest
@@ -263,9 +263,41 @@ async def metadata_quality(
     ]
 
 
+def _concepts_phrase(concepts: Sequence[str]) -> str:
+    if len(concepts) < 2:
+        return "".join(concepts)
+    return ", ".join(concepts[:-1]) + " and " + concepts[-1]
+
+
+async def _add_section_outcomes(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> None:
+    """A section no outcome is about gets one built by rule from its key concepts ("Explain X,
+    Y and Z with a worked example", understand level), logged as a fix, instead of the whole
+    metadata being asked again (a premium call of minutes on a local model) or the course
+    ending in review. Its lessons are then placed on it by meaning like any other outcome."""
+    sections = state.analysis.sections
+    if len(sections) > MAX_OUTCOMES or not draft.learning_outcomes:
+        return
+    fit, pass_at = await _outcome_section_fit(state, draft, ctx)
+    for number, spec in enumerate(sections, start=1):
+        best = max(row[number - 1] for row in fit)
+        if best >= pass_at or len(draft.learning_outcomes) >= MAX_OUTCOMES or not spec.key_concepts:
+            continue
+        text = f"Explain {_concepts_phrase(spec.key_concepts)} with a worked example"
+        draft.learning_outcomes.append(OutcomeDraft(text=text[:240], bloom_level="understand"))
+        state.decisions.append(
+            Decision.fix(
+                "metadata_core",
+                f"section {number} ({section_text(spec)}) was the subject of no outcome (closest "
+                f"{best:.2f} < {pass_at:.2f}): outcome {len(draft.learning_outcomes)} {text!r} "
+                "built from its key concepts",
+            )
+        )
+
+
 async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> Verdict:
     reasons: list[str] = []
     _fix_bloom_levels(state, draft)
+    await _add_section_outcomes(state, draft, ctx)
     outcome_result = OutcomesGate().check(draft.learning_outcomes, GateContext())
     if not outcome_result.passed:
         reasons.extend(outcome_result.reasons)

@@ -18,6 +18,7 @@ from ..providers import Message
 __all__ = [
     "BRIEF_MARKER",
     "TEMPLATES_VERSION",
+    "lesson_exercises_ask",
     "lesson_messages",
     "metadata_core_messages",
     "metadata_extras_messages",
@@ -227,6 +228,41 @@ def _lesson_rules(words: tuple[int, int], exercises: tuple[int, int], sourced: b
     return text
 
 
+def _prose_rules(words: tuple[int, int], sourced: bool) -> str:
+    """What every lesson written as markdown (prose first, exercises asked after) is asked for."""
+    text = (
+        f"Answer with the lesson itself in markdown, {words[0]} to {words[1]} words, teaching its "
+        "outcomes directly from the first sentence: never announce what the lesson will cover or "
+        "say 'let's get started'; explain it. Use these parts: a short introduction; the "
+        "explanation with the facts a learner needs; a worked example worked through step by step "
+        "(code in a fenced block followed by its output, a short dialogue, or a calculation, "
+        "whichever fits the topic); a common mistake and how to avoid it; and a one-paragraph "
+        "summary ending with a complete sentence. Every heading has text under it; every list is "
+        "finished. Do not write exercises or questions: they are asked for after the lesson. "
+        "Do not repeat the other lessons of the section."
+    )
+    if sourced:
+        text += " Base facts on the sources."
+    return text
+
+
+def lesson_exercises_ask(outcomes: Sequence[int], exercises: tuple[int, int], sourced: bool = False) -> str:
+    """The second turn of a prose-first lesson: its exercises, as JSON, on the lesson just written."""
+    count = exercises[1]
+    numbers = ", ".join(str(n) for n in outcomes)
+    text = (
+        f"Now write {count} exercises on the lesson you just wrote, as JSON. Each names in `outcome` "
+        f"the number of the outcome it assesses; together they assess every outcome ({numbers}). "
+        "Mix the types: a multiple_choice has 3-5 options and its answer is one option copied "
+        "exactly; a true_false is a statement whose answer is true or false; a short_answer "
+        "asks for a word, a value or a line of code. Every question is answerable from the lesson, "
+        "and every explanation justifies its own answer."
+    )
+    if sourced:
+        text += " List in `citations` the ids of the sources the lesson used."
+    return text
+
+
 def lesson_messages(
     *,
     analysis: AnalysisResult,
@@ -244,12 +280,14 @@ def lesson_messages(
     sources: Sequence[tuple[str, str, str]] | None = None,
     course_outcomes: Sequence[tuple[int, LearningOutcome]] = (),
     summaries: Sequence[str] = (),
+    prose_first: bool = False,
 ) -> list[Message]:
     """`sources`: the (id, title, excerpt) passages to show (the lesson's retrieved excerpts);
     None shows the first six sources' openings. `course_outcomes` (and the sections'
     `summaries`): the shared prefix also holds every outcome of the course, the sections'
     summaries and the gates' rubric — long enough for a provider's prompt cache (a model with
-    `prompt_cache_min_tokens`)."""
+    `prompt_cache_min_tokens`). `prose_first`: ask for the lesson as markdown only (its
+    exercises are asked for after it: `lesson_exercises_ask`)."""
     brief: dict[str, Any] = {
         "task": "lesson",
         "course_title": course_title,
@@ -273,7 +311,8 @@ def lesson_messages(
             {"id": m.id, "title": m.title, "excerpt": m.text[:600]} for m in analysis.source_material[:6]
         ]
     numbers = ", ".join(str(n) for n, _ in outcomes)
-    rules = _lesson_rules(words, exercises, bool(analysis.source_material))
+    sourced = bool(analysis.source_material)
+    rules = _prose_rules(words, sourced) if prose_first else _lesson_rules(words, exercises, sourced)
     ask = f"Write the lesson {lesson_title!r} in the section {section.title!r}, teaching its outcomes ({numbers})."
     if outline:  # the rules go in the shared prefix; only which lesson, and its brief, differ
         system = course_context(

@@ -1,6 +1,16 @@
 """Models behind one interface: OpenAI-compatible HTTP, in-process llama.cpp, embeddings."""
 
-from .base import ChatModel, ChatRequest, ChatResponse, Embedder, Message, OutputMode, Usage, Vector
+from .base import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Embedder,
+    Message,
+    OutputMode,
+    ProseFirst,
+    Usage,
+    Vector,
+)
 from .jsontext import extract_json
 from .openai_compat import OpenAICompatModel
 
@@ -12,6 +22,7 @@ __all__ = [
     "Message",
     "OpenAICompatModel",
     "OutputMode",
+    "ProseFirst",
     "Usage",
     "Vector",
     "extract_json",

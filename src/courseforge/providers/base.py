@@ -22,6 +22,7 @@ __all__ = [
     "Embedder",
     "Message",
     "OutputMode",
+    "ProseFirst",
     "Usage",
     "Vector",
 ]
@@ -36,6 +37,22 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProseFirst:
+    """How a model that decodes under a grammar may answer a JSON request faster: the schema's
+    first property (a long string, e.g. a lesson's markdown) is the model's free-text answer to
+    the messages as they are (ending at end of turn or at a `stop` string), and the other
+    properties are its JSON answer, under the grammar, to a second user turn asking `follow_up`
+    (the first answer stays in the context). The caller still gets one JSON text matching the
+    schema. Only `LocalLlamaModel` reads it (`local.prose_first`); the pipeline asks for it only
+    from such a model, since the messages then ask for prose, not JSON."""
+
+    follow_up: str
+    stop: tuple[str, ...] = ()
+    #: Output tokens the free-text part may take (the JSON part gets the rest of max_tokens).
+    max_prose_tokens: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,8 @@ class ChatRequest:
     #: `{"max_tokens": 800}`, `{"enabled": false}`, with `exclude`), or None to send none.
     #: `engine.reasoning` sets it per model; `max_tokens` then already holds its budget.
     reasoning: Mapping[str, Any] | None = None
+    #: Answer the schema's first property as free text, the rest as JSON (local models only).
+    prose_first: ProseFirst | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +31,7 @@ from typing import Any
 
 from ..config.settings import DEFAULT_N_PARALLEL, ModelSettings
 from ..errors import BadResponse, ConfigError, ProviderError, ProviderTimeout
-from .base import ChatModel, ChatRequest, ChatResponse, Usage
+from .base import ChatModel, ChatRequest, ChatResponse, ProseFirst, Usage
 from .grammar import gbnf_for_schema
 from .local_engine import (
     INSTALL_HINT,
@@ -196,17 +196,36 @@ class LocalLlamaModel(ChatModel):
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         loaded = await self._model()
-        grammar = _grammar_for(request.json_schema, self.model_id) if request.json_schema else None
-        job = EngineJob(
-            messages=[{"role": m.role, "content": m.content} for m in request.messages],
-            max_tokens=max(1, min(request.max_tokens, self.max_output_tokens)),
-            temperature=request.temperature,
-            grammar=grammar,
-        )
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        max_tokens = max(1, min(request.max_tokens, self.max_output_tokens))
+        cancel = threading.Event()
+        run: Callable[[DecodeEngine], EngineResult]
+        if request.prose_first is not None and request.json_schema:
+            field_name, rest = _split_schema(request.json_schema, self.model_id)
+            run = functools.partial(
+                _prose_first,
+                messages=messages,
+                plan=request.prose_first,
+                field_name=field_name,
+                grammar=_grammar_for(rest, self.model_id),
+                max_tokens=max_tokens,
+                temperature=request.temperature,
+                cancel=cancel,
+            )
+        else:
+            grammar = _grammar_for(request.json_schema, self.model_id) if request.json_schema else None
+            job = EngineJob(
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=request.temperature,
+                grammar=grammar,
+                cancel=cancel,
+            )
+            run = functools.partial(_run_job, job=job)
         slots = loaded.slots()
         await slots.acquire()
         try:
-            work = asyncio.get_running_loop().run_in_executor(loaded.executor, _timed_run, loaded.engine, job)
+            work = asyncio.get_running_loop().run_in_executor(loaded.executor, _timed_run, loaded.engine, run)
         except BaseException:
             slots.release()
             raise
@@ -216,10 +235,10 @@ class LocalLlamaModel(ChatModel):
             async with asyncio.timeout(request.timeout_s):
                 result, latency_ms = await asyncio.shield(work)
         except TimeoutError:
-            job.cancel.set()
+            cancel.set()
             raise ProviderTimeout(f"no answer within {request.timeout_s}s", model=self.model_id) from None
         except asyncio.CancelledError:
-            job.cancel.set()
+            cancel.set()
             raise
         except EngineError as exc:
             raise self._engine_error(exc) from exc
@@ -270,7 +289,88 @@ def _release(slots: asyncio.Semaphore, work: asyncio.Future[Any]) -> None:
         work.exception()  # retrieved: a job nobody waits for any more must not log its error
 
 
-def _timed_run(engine: DecodeEngine, job: EngineJob) -> tuple[EngineResult, float]:
+def _timed_run(
+    engine: DecodeEngine, run: Callable[[DecodeEngine], EngineResult]
+) -> tuple[EngineResult, float]:
     started = time.perf_counter()
-    result = engine.run(job)
+    result = run(engine)
     return result, (time.perf_counter() - started) * 1000.0
+
+
+def _run_job(engine: DecodeEngine, *, job: EngineJob) -> EngineResult:
+    return engine.run(job)
+
+
+def _split_schema(schema: Mapping[str, Any], model_id: str) -> tuple[str, dict[str, Any]]:
+    """The name of `schema`'s first property (a string: the free-text part) and the schema of
+    the other properties (the JSON part)."""
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    names = list(props)
+    if schema.get("type") != "object" or len(names) < 2 or props[names[0]].get("type") != "string":
+        raise ConfigError(
+            f"model {model_id!r} cannot answer this schema prose-first",
+            [("prose_first", "needs an object schema whose first property is a string, and others")],
+        )
+    rest = {
+        **schema,
+        "properties": {k: v for k, v in props.items() if k != names[0]},
+        "required": [k for k in schema.get("required", names) if k != names[0]],
+    }
+    return names[0], rest
+
+
+def _prose_first(
+    engine: DecodeEngine,
+    *,
+    messages: list[dict[str, str]],
+    plan: ProseFirst,
+    field_name: str,
+    grammar: str,
+    max_tokens: int,
+    temperature: float,
+    cancel: threading.Event,
+) -> EngineResult:
+    """Two turns in one slot: the free-text part without a grammar (twice as fast here as the
+    same text under one), then the rest as JSON under `grammar`, asked by `plan.follow_up` with
+    the first answer in the context (its KV cells reused from the first turn). One JSON answer.
+    """
+    prose = engine.run(
+        EngineJob(
+            messages=messages,
+            max_tokens=max(1, min(plan.max_prose_tokens, max_tokens - 64)),
+            temperature=temperature,
+            stop=plan.stop,
+            cancel=cancel,
+        )
+    )
+    if prose.finish_reason == "cancelled":
+        return prose
+    text = prose.text.strip()
+    rest = engine.run(
+        EngineJob(
+            messages=[
+                *messages,
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": plan.follow_up},
+            ],
+            max_tokens=max(64, max_tokens - prose.completion_tokens),
+            temperature=temperature,
+            grammar=grammar,
+            cancel=cancel,
+        )
+    )
+    joined = rest.text
+    if rest.finish_reason == "stop":
+        try:
+            tail = json.loads(rest.text, strict=False)
+        except ValueError:
+            tail = None
+        if isinstance(tail, dict):
+            joined = json.dumps({field_name: text, **tail}, ensure_ascii=False)
+    return EngineResult(
+        text=joined,
+        finish_reason=rest.finish_reason,
+        prompt_tokens=prose.prompt_tokens + rest.prompt_tokens,
+        cached_tokens=prose.cached_tokens + rest.cached_tokens,
+        completion_tokens=prose.completion_tokens + rest.completion_tokens,
+    )

@@ -3,7 +3,8 @@ generation judges the finished course with (phase 5, `pipeline/completeness.py`)
 
 Each is a `Gate[CourseFacts]`: the facts of a course that both paths can state — its learning
 outcomes, how many usable lessons it has against the input's minimum, its sections without a
-lesson, and the outcomes its lessons teach and its exercises assess. A gate added to
+lesson, the outcomes its lessons teach and its exercises assess, and each section's key concepts
+beside its lessons' text. A gate added to
 `course_gates` is reported by `courseforge check` and flagged for a person by generation with no
 further edit; the gates that generation repairs before it judges (the outcomes, phase 2; coverage
 and completeness, phase 5) say so in `REPAIRED`.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from ..config import Settings
 from ..domain import LearningOutcome
 from .base import Gate, GateContext, GateResult
-from .coverage import CompletenessGate, OutcomeCoverageGate
+from .coverage import CompletenessGate, OutcomeCoverageGate, SectionConceptsGate, SectionLessons
 from .gates import OutcomesGate
 
 __all__ = ["REPAIRED", "CourseFacts", "CourseOutcomesGate", "course_gates", "run_course_gates"]
@@ -38,6 +39,8 @@ class CourseFacts:
     #: Outcome ids some lesson teaches, and some exercise assesses.
     taught: Collection[str]
     assessed: Collection[str]
+    #: Each section's key concepts (from the input) and its usable lessons' markdown.
+    sections: Sequence[SectionLessons] = ()
 
     def context(self) -> GateContext:
         return GateContext(
@@ -68,6 +71,7 @@ def course_gates(settings: Settings) -> list[Gate[CourseFacts]]:
         CourseOutcomesGate(),
         OutcomeCoverageGate(settings.gates.outcome_coverage),
         CompletenessGate(),
+        SectionConceptsGate(settings.gates.section_concepts),
     ]
 
 

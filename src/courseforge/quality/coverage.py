@@ -1,4 +1,5 @@
-"""Course-level outcome coverage: every outcome taught by a lesson and assessed by an exercise.
+"""Course-level coverage: every outcome taught by a lesson and assessed by an exercise, and
+every section's key concepts taught by its lessons.
 
 Seed 000 wants 90 %: a course whose outcomes are mostly served is flagged, not failed, when one
 outcome in ten slips; below the bound it needs review.
@@ -6,12 +7,23 @@ outcome in ten slips; below the bound it needs review.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .base import Gate, GateContext, GateResult
+from .grounding import content_words
 
-__all__ = ["CompletenessGate", "OutcomeCoverageGate", "completeness_problems", "outcome_problems"]
+__all__ = [
+    "CompletenessGate",
+    "OutcomeCoverageGate",
+    "SectionConceptsGate",
+    "SectionLessons",
+    "completeness_problems",
+    "concept_covered",
+    "outcome_problems",
+]
 
 
 def completeness_problems(*, lessons: int, min_lessons: int, empty_sections: Collection[str]) -> list[str]:
@@ -78,3 +90,73 @@ class CompletenessGate(Gate[Any]):
             empty_sections=context.values.get("empty_sections", ()),
         )
         return self.result(not problems, float(lessons), problems)
+
+
+_TOKEN = re.compile(r"\w+")
+#: A concept word and a lesson word match on this many leading characters ("parameters" /
+#: "parameter", "dictionaries" / "dictionary"): a crude stem that needs no language model.
+_STEM = 5
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:_STEM] for w in _TOKEN.findall(text.casefold())}
+
+
+def concept_covered(concept: str, text: str) -> bool:
+    """Whether `text` names `concept`: verbatim, or at least half of the concept's content words
+    (stop words dropped; matched on their first five letters). A concept of only short words
+    ("ñ, ll and rr") is matched on those words."""
+    if concept.casefold() in text.casefold():
+        return True
+    words = content_words(concept) or set(_TOKEN.findall(concept.casefold()))
+    if not words:
+        return True
+    found = _stems(text)
+    hits = sum(w[:_STEM] in found for w in words)
+    return hits * 2 >= len(words)
+
+
+@dataclass(frozen=True, slots=True)
+class SectionLessons:
+    """One section as the concepts gate sees it: its id, title, key concepts (from the input)
+    and its lessons' markdown."""
+
+    id: str
+    title: str
+    key_concepts: Sequence[str]
+    contents: Sequence[str]
+
+
+class SectionConceptsGate(Gate[Any]):
+    """Every section teaches its key concepts: a section whose lessons name fewer than
+    `min_share` of its key concepts (none at all, when it was planned from titles that drifted
+    off its subject, or its lessons only announce it) fails, naming the concepts no lesson
+    covers. Reads the artifact's `sections` (`SectionLessons`); its score is the lowest share.
+    Lexical by design: a lesson that teaches a key concept uses its term (docs/quality.md)."""
+
+    name = "section_concepts"
+    advice = "teach each of the section's key concepts by name, with an example of each"
+
+    def __init__(self, min_share: float = 0.5) -> None:
+        self.min_share = min_share
+
+    def check(self, artifact: Any, context: GateContext) -> GateResult:
+        reasons: list[str] = []
+        worst = 1.0
+        sections: Sequence[SectionLessons] = getattr(artifact, "sections", ())
+        for section in sections:
+            if not section.key_concepts or not section.contents:
+                continue
+            text = "\n".join(section.contents)
+            missing = [c for c in section.key_concepts if not concept_covered(c, text)]
+            share = 1 - len(missing) / len(section.key_concepts)
+            worst = min(worst, share)
+            if share < self.min_share:
+                reasons.append(
+                    f"section {section.id} ({section.title!r}): no lesson covers "
+                    + ", ".join(repr(c) for c in missing)
+                )
+        passed = not reasons
+        return self.result(
+            passed, round(worst, 4), reasons, "pass" if passed else "fail", threshold=self.min_share
+        )

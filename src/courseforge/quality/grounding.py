@@ -30,6 +30,7 @@ __all__ = [
     "ClaimSupport",
     "GroundingGate",
     "KnownSourcesGate",
+    "content_words",
     "factual_claims",
     "ground_claims",
     "source_windows",
@@ -170,18 +171,19 @@ def _windows(
         units += [(sid, f"{a} {b}") for a, b in itertools.pairwise(parts)]
     postings: dict[str, list[int]] = {}
     for i, (_, text) in enumerate(units):
-        for word in _content_words(text):
+        for word in content_words(text):
             postings.setdefault(word, []).append(i)
     return tuple(units), {w: tuple(ix) for w, ix in postings.items()}
 
 
-def _content_words(text: str) -> set[str]:
+def content_words(text: str) -> set[str]:
+    """The words of `text` that carry meaning: casefolded, no stop words, longer than two letters."""
     return {w for w in _WORD.findall(text.casefold()) if w not in _STOP and len(w) > 2}
 
 
 def _lexical(claim: str, passage: str) -> float:
-    words = _content_words(claim)
-    return len(words & _content_words(passage)) / len(words) if words else 0.0
+    words = content_words(claim)
+    return len(words & content_words(passage)) / len(words) if words else 0.0
 
 
 async def ground_claims(
@@ -215,7 +217,7 @@ async def ground_claims(
         claims, (np.asarray(claim_vecs, dtype=float) @ unit_matrix.T).tolist(), strict=True
     ):
         best = max(range(len(units)), key=scores.__getitem__)
-        words = _content_words(claim)  # as _lexical(claim, passage), best passage
+        words = content_words(claim)  # as _lexical(claim, passage), best passage
         hits = Counter(i for w in words for i in postings.get(w, ()))
         lex = max(hits.values(), default=0) / len(words) if words else 0.0
         cos = scores[best]
