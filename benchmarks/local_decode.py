@@ -20,6 +20,14 @@ Sections (`--only`, comma-separated):
 - `binding`: the same single-sequence requests through llama-cpp-python (today's binding) in a
   subprocess of `--baseline-python`, alternating with ours: generation tok/s free and under the
   grammar, prompt tok/s. Skipped without `--baseline-python`.
+- `speculative`: llama.cpp's speculative decoding (`CommonParamsSpeculative`) against none, one
+  sequence, the same prompts alternated: a draft model (the offline-cascade profile's
+  Qwen2.5-Coder-0.5B, same tokenizer as the 1.5B) and n-gram drafting (`ngram_mod`), on lesson
+  prose and on the exercises' JSON under the grammar: generation tok/s, ratio to none, and the
+  share of drafted tokens accepted. `--speculative draft,ngram_mod` picks the kinds.
+
+    .venv/bin/python benchmarks/local_decode.py --only shapes --parallel 1 --reps 2 --max-tokens 120
+    .venv/bin/python benchmarks/local_decode.py --only speculative --reps 2 --max-tokens 120
 
 Timings on a shared 2-core machine are noisy: read the ratios, and the medians over `--reps`.
 Speed targets live here, never in timed tests.
@@ -45,7 +53,7 @@ from courseforge.config.loader import load_config
 from courseforge.domain import AnalysisResult, LearningOutcome
 from courseforge.domain.drafts import ExerciseDraft, json_schema_of
 from courseforge.errors import BadResponse
-from courseforge.pipeline.lessons import lesson_schema, lesson_schema_for
+from courseforge.pipeline.lessons import _prose_first, lesson_schema, lesson_schema_for
 from courseforge.pipeline.prompts import lesson_messages
 from courseforge.providers.base import ChatRequest, Message, Usage
 from courseforge.providers.grammar import gbnf_for_schema
@@ -60,8 +68,10 @@ def load_avg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").exists() else 0.0
 
 
-def lesson_prompts() -> list[list[Message]]:
-    """Lesson requests as the pipeline builds them today, one per (section, lesson)."""
+def lesson_prompts(
+    words: tuple[int, int] = (80, 200), exercises: tuple[int, int] = (1, 2), prose_first: bool = False
+) -> list[list[Message]]:
+    """Lesson requests as the pipeline builds them, one per (section, lesson)."""
     analysis = AnalysisResult.model_validate(json.loads(EXAMPLE.read_text()))
     prompts = []
     for si, section in enumerate(analysis.sections):
@@ -79,9 +89,10 @@ def lesson_prompts() -> list[list[Message]]:
                     lesson_title=f"{concept.capitalize()} in practice",
                     outcomes=[(si + 1, outcome)],
                     sibling_titles=["Another lesson"],
-                    words=(80, 200),
+                    words=words,
                     style="",
-                    exercises=(1, 2),
+                    exercises=exercises,
+                    prose_first=prose_first,
                 )
             )
     return prompts
@@ -96,6 +107,8 @@ def fresh(messages: list[Message]) -> list[Message]:
 LESSON_SCHEMA = lesson_schema_for(lesson_schema(80, 200, 2), [1], [])
 TARGET_LESSON_SCHEMA = lesson_schema_for(lesson_schema(250, 500, 3), [1], [])
 TARGET_LESSON_SCHEMA["properties"]["exercises"]["minItems"] = 3
+#: What the offline profile sends today (`local.prose_first`): content unbounded by a grammar.
+PROSE_FIRST_SCHEMA = lesson_schema_for(lesson_schema(250, 500, 3, 3, bound_content=False), [1], [])
 EXERCISE = json_schema_of(ExerciseDraft)
 EXERCISE["properties"]["outcome"] = {"type": "integer", "enum": [1]}
 EXERCISES_SCHEMA = {
@@ -123,6 +136,7 @@ class Bench:
         self.n_ctx = ms.local.n_ctx
         self.args = args
         self.prompts = lesson_prompts()
+        self.prose_prompts = lesson_prompts((250, 500), (3, 3), prose_first=True)
         self.rows: list[dict[str, Any]] = []
 
     def model(
@@ -301,23 +315,28 @@ class Bench:
                 "true_false, a short_answer) on Python for loops over lists; outcome 1 for each.",
             ),
         ]
-        shapes = [
+        plan = _prose_first([1], (3, 3), [], (250, 500), 1600)
+        shapes: list[tuple[str, list[Message] | None, dict[str, Any] | None, int]] = [
             ("(a) prose ~350 words", prose, None, 900),
             ("(b) 3 exercises JSON", exercises, EXERCISES_SCHEMA, 900),
-            ("(c) lesson JSON today", None, LESSON_SCHEMA, 1600),
+            ("(c) lesson JSON 80-200w <=2 (issue 13)", None, LESSON_SCHEMA, 1600),
             ("(c') lesson JSON 250-500w x3", None, TARGET_LESSON_SCHEMA, 1600),
+            ("(d) prose-first lesson 250-500w x3", None, PROSE_FIRST_SCHEMA, 1600),
         ]
         await model.complete(ChatRequest(fresh(prose), max_tokens=4))
         for name, messages, schema, max_tokens in shapes:
-            for n in sorted({1, k}):
+            prose_first = schema is PROSE_FIRST_SCHEMA
+            pool = self.prose_prompts if prose_first else self.prompts
+            for n in sorted(set(self.args.parallel) & {1, k} or {1}):
                 figures = []
                 for rep in range(self.args.reps):
                     requests = [
                         ChatRequest(
-                            fresh(messages or self.prompts[(rep * k + i) % len(self.prompts)]),
+                            fresh(messages or pool[(rep * k + i) % len(pool)]),
                             json_schema=schema,
                             max_tokens=max_tokens,
                             temperature=0.2,
+                            prose_first=plan if prose_first else None,
                         )
                         for i in range(n)
                     ]
@@ -381,6 +400,107 @@ class Bench:
                 "ends_with": result.text[-40:],
             }
         )
+
+    async def speculative(self) -> None:
+        """Speculative decoding against none, through xllamacpp's server directly (the engine
+        does not expose it: no kind paid for itself here, see docs/offline.md)."""
+        import secrets
+        import threading
+
+        import xllamacpp
+
+        from courseforge.providers.local_engine import _StreamReader
+
+        cascade = load_config("offline-cascade", env={}).settings
+        draft_local = cascade.models["qwen2.5-coder-0.5b"].local
+        assert draft_local is not None
+        draft_path = assemble_model(draft_local, Path(cascade.cache_dir).expanduser())
+        kinds = ["none", *self.args.speculative.split(",")]
+
+        def server(kind: str) -> Any:
+            p = xllamacpp.CommonParams()
+            p.model.path = str(self.path)
+            p.n_parallel, p.n_ctx, p.kv_unified = 1, self.n_ctx, False
+            p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.args.threads[0]
+            p.fit_params, p.verbosity, p.ui, p.n_threads_http = False, 0, False, 1
+            p.api_keys = [secrets.token_urlsafe(16)]
+            types = xllamacpp.common_speculative_type
+            if kind == "draft":
+                p.speculative.types = [types.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+                p.speculative.draft.mparams.path = str(draft_path)
+                p.speculative.draft.n_max, p.speculative.draft.p_min = 8, 0.6
+                p.speculative.draft.cpuparams.n_threads = self.args.threads[0]
+                p.speculative.draft.cpuparams_batch.n_threads = self.args.threads[0]
+            elif kind != "none":
+                p.speculative.types = [getattr(types, f"COMMON_SPECULATIVE_TYPE_{kind.upper()}")]
+            return xllamacpp.Server(p)
+
+        def run(srv: Any, messages: list[Message], grammar: str | None) -> dict[str, float]:
+            request: dict[str, Any] = {
+                "messages": [{"role": m.role, "content": m.content} for m in fresh(messages)],
+                "max_tokens": self.args.max_tokens,
+                "temperature": 0.2,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            if grammar:
+                request["grammar"] = grammar
+            timings: dict[str, float] = {}
+            reader = _StreamReader(threading.Event())
+
+            def on_chunk(chunk: Any) -> bool:
+                timings.update(chunk.get("timings") or {})
+                return reader.on_chunk(chunk)
+
+            srv.handle_chat_completions(request, on_chunk)
+            reader.result()
+            return timings
+
+        servers = {kind: server(kind) for kind in kinds}
+        prose = [
+            Message("system", "You are an expert teacher writing for beginners."),
+            Message(
+                "user", "Teach Python functions (def, parameters, return) in markdown with a worked example."
+            ),
+        ]
+        exercises = [
+            Message("system", "You are an expert teacher. Answer with JSON only."),
+            Message("user", "Write 3 exercises on Python functions; outcome 1 for each."),
+        ]
+        cases = [
+            ("prose, free", prose, None),
+            ("3 exercises JSON, grammar", exercises, gbnf_for_schema(EXERCISES_SCHEMA)),
+        ]
+        got: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for rep in range(self.args.reps):
+            for name, messages, grammar in cases:
+                for kind in kinds if rep % 2 == 0 else kinds[::-1]:
+                    t = run(servers[kind], messages, grammar)
+                    got.setdefault((name, kind), []).append(t)
+                    print(
+                        f"  rep {rep} {name} {kind}: {t.get('predicted_per_second', 0):.2f} tok/s, "
+                        f"drafted {t.get('draft_n', 0)}, accepted {t.get('draft_n_accepted', 0)} "
+                        f"(load {load_avg():.1f})",
+                        flush=True,
+                    )
+        for name, _, _ in cases:
+            base = [t["predicted_per_second"] for t in got[(name, "none")]]
+            for kind in kinds:
+                runs = got[(name, kind)]
+                tps = [t["predicted_per_second"] for t in runs]
+                drafted = sum(t.get("draft_n", 0) for t in runs)
+                self.rows.append(
+                    {
+                        "section": "speculative",
+                        "case": f"{name}, {kind}",
+                        "gen_tok_s": round(statistics.median(tps), 2),
+                        "vs_none": round(statistics.median(a / b for a, b in zip(tps, base, strict=True)), 2),
+                        "accepted": f"{sum(t.get('draft_n_accepted', 0) for t in runs)}/{drafted}"
+                        if drafted
+                        else "",
+                    }
+                )
+        servers.clear()
 
     async def binding(self) -> None:
         if not self.args.baseline_python:
@@ -521,6 +641,7 @@ async def main() -> None:
     )
     parser.add_argument("--only", default="parallel,prompt,prefix,shapes,binding")
     parser.add_argument("--baseline-python", default="", help="a Python with llama-cpp-python installed")
+    parser.add_argument("--speculative", default="draft,ngram_mod", help="kinds for the speculative section")
     args = parser.parse_args()
     bench = Bench(args)
     print(f"model {args.model}, threads {args.threads}, load {load_avg():.1f}", flush=True)

@@ -71,7 +71,12 @@ def _facts(**overrides: Any) -> CourseFacts:
 
 def test_the_course_gate_list_is_one_list_both_paths_run() -> None:
     settings = hosted_settings()
-    assert [g.name for g in course_gates(settings)] == ["outcomes", "outcome_coverage", "completeness"]
+    assert [g.name for g in course_gates(settings)] == [
+        "outcomes",
+        "outcome_coverage",
+        "completeness",
+        "section_concepts",
+    ]
     assert {g.name for g in course_gates(settings)} >= REPAIRED
     assert all(r.passed for r in run_course_gates(_facts(), settings))
     short = {r.gate: r for r in run_course_gates(_facts(lessons=8, empty_sections=["Loops"]), settings)}
