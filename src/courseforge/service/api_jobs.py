@@ -160,23 +160,7 @@ def add_job_routes(
             raise ApiError(
                 400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
             )
-        caller = current_caller()
-        if key:
-            existing = await store.find_job_by_key(key, tenant=caller.tenant)
-            if existing is not None:
-                return _same_or_conflict(existing, analysis)
-        await _within_tenant_limits(limits, caller, analysis)
-        job, created = await manager.submit(
-            analysis,
-            f"job-{uuid.uuid4().hex[:16]}",
-            key,
-            mode=mode,
-            tenant=caller.tenant,
-            review_plan=review_plan,
-        )
-        if not created:
-            return _same_or_conflict(job, analysis)
-        return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+        return await _submit(store, manager, limits, analysis, key, mode=mode, review_plan=review_plan)
 
     @router.get("/v1/jobs", response_model=JobList, dependencies=auth, responses=ERRORS)
     async def list_jobs(
@@ -242,6 +226,37 @@ def add_job_routes(
             raise ApiError(409, "job already finished", [("path.job_id", f"job is {job.status}")])
         cancelled = await manager.cancel(job_id)
         return JobView.of(cancelled or job)
+
+
+async def _submit(
+    store: Store,
+    manager: JobManager,
+    limits: TenantLimits,
+    analysis: AnalysisResult,
+    key: str | None,
+    *,
+    mode: str,
+    review_plan: bool,
+) -> JSONResponse:
+    """The caller's job for `analysis`: the one an earlier request with this key made (200, or
+    409 for another body), else a new one within the tenant's limits (202)."""
+    caller = current_caller()
+    if key:
+        existing = await store.find_job_by_key(key, tenant=caller.tenant)
+        if existing is not None:
+            return _same_or_conflict(existing, analysis)
+    await _within_tenant_limits(limits, caller, analysis)
+    job, created = await manager.submit(
+        analysis,
+        f"job-{uuid.uuid4().hex[:16]}",
+        key,
+        mode=mode,
+        tenant=caller.tenant,
+        review_plan=review_plan,
+    )
+    if not created:
+        return _same_or_conflict(job, analysis)
+    return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
 
 
 async def _within_tenant_limits(limits: TenantLimits, caller: Caller, analysis: AnalysisResult) -> None:
