@@ -62,7 +62,7 @@ def test_without_an_outline_the_rules_stay_in_the_user_message() -> None:
 
 def test_a_prose_first_lesson_asks_for_markdown_then_its_exercises_in_a_second_turn() -> None:
     system, user = messages(0, "Names", 1, prose_first=True)
-    assert "lesson itself in markdown, 150 to 400 words" in system
+    assert "lesson itself in markdown, about 275 words (at least 150, at most 400" in system
     assert "worked example" in system and "never announce" in system
     assert "Do not write exercises" in system and "exercises;" not in system
     assert user.startswith("Write the lesson 'Names'")

@@ -231,7 +231,8 @@ def _lesson_rules(words: tuple[int, int], exercises: tuple[int, int], sourced: b
 def _prose_rules(words: tuple[int, int], sourced: bool) -> str:
     """What every lesson written as markdown (prose first, exercises asked after) is asked for."""
     text = (
-        f"Answer with the lesson itself in markdown, {words[0]} to {words[1]} words, teaching its "
+        f"Answer with the lesson itself in markdown, about {(words[0] + words[1]) // 2} words (at least "
+        f"{words[0]}, at most {words[1]}), teaching its "
         "outcomes directly from the first sentence: never announce what the lesson will cover or "
         "say 'let's get started'; explain it. Use these parts: a short introduction; the "
         "explanation with the facts a learner needs; a worked example worked through step by step "
