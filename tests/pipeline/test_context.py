@@ -44,9 +44,18 @@ def _sources(total_tokens: int) -> list[dict[str, str]]:
     return out
 
 
-def _rig(settings: Any = None):  # type: ignore[no-untyped-def]
+class _ClaimingAuthor(CourseAuthor):
+    """Adds to each lesson one claim of its own that its sources cannot settle (the judge does)."""
+
+    def lesson(self, brief: dict[str, Any]) -> dict[str, Any]:
+        out = super().lesson(brief)
+        out["content"] += " For example, we practise it step by step every day."
+        return out
+
+
+def _rig(settings: Any = None, author: CourseAuthor | None = None):  # type: ignore[no-untyped-def]
     settings = settings or hosted_settings()
-    models = {m: ScriptedModel(CourseAuthor(), model_id=m) for m in settings.models}
+    models = {m: ScriptedModel(author or CourseAuthor(), model_id=m) for m in settings.models}
     ledger = Ledger(Decimal(50))
     return settings, PipelineContext(settings, course_calls(settings, models, ledger), Decimal(50)), ledger
 
@@ -71,7 +80,7 @@ async def test_200k_tokens_of_sources_shown_to_lessons_take_the_long_context_rou
     analysis = _analysis(source_material=sources)
     # Every sentence counts as relevant here (no relevance floor): the prompt is as big as the budget.
     settings, ctx, ledger = _rig(
-        _with(hosted_settings(), excerpt_tokens=132_000, unsupported={"hashing": -1.0})
+        _with(hosted_settings(), excerpt_tokens=132_000, unsupported={"hashing": -1.0}), _ClaimingAuthor()
     )
     result = await run_pipeline(analysis, "big", ctx)
     decisions = result.state.decisions

