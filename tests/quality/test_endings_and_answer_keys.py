@@ -133,8 +133,24 @@ CONTRADICTIONS = [
     ex("multiple_choice", "x = 2", "The answer is x = 3 because the loop adds one.", ["x = 2", "x = 3"]),
     ex("short_answer", "4", "The loop runs five times, so it prints 5."),
     ex("short_answer", "10", "The result is 12: 3 times 4."),
+    # Issue 24's outside set: a key flipped to another option, the explanation still explaining
+    # the right one; a literal asserted as the result that is not the key.
+    ex(
+        "multiple_choice",
+        "Exactly one",
+        "There can be zero or more elif parts, and the else part is optional.",
+        ["Exactly one", "Zero or more", "At least two"],
+    ),
+    ex("short_answer", "[0, 3, 6, 9, 12]", "range never includes its end point, so it returns [0, 3, 6, 9]."),
 ]
 AGREEMENTS = [
+    # Ruling out the one wrong option it names is not asserting it (issue 24's option rule).
+    ex(
+        "multiple_choice",
+        "tuple",
+        "A list would allow changes after creation.",
+        ["list", "tuple", "dict"],
+    ),
     ex("true_false", "true", "True: an if statement runs its block when the condition holds."),
     ex("true_false", "false", "The statement is false; lists are mutable."),
     ex(

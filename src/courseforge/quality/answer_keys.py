@@ -11,8 +11,13 @@ follow, each about what the explanation *asserts* the answer is:
 - multiple choice: the explanation names another option as the right one ("the correct answer
   is B", "option C is correct", or quotes another option's text after such words) and not the
   answer's;
+- multiple choice: the explanation mentions exactly one option's whole text (of 2 characters or
+  more), and it is not the answer's (issue 24: a key flipped to another option while the
+  explanation still explains the right one);
 - a numeric answer: the explanation asserts a different number as the result ("the answer is
-  5", "it prints 5", "= 5", "returns 5") and never mentions the answer's number.
+  5", "it prints 5", "= 5", "returns 5") and never mentions the answer's number;
+- any other answer: the explanation asserts a bracketed or quoted value as the result ("so it
+  returns [0, 3, 6, 9]") that is not the key, and never contains the key.
 
 Explaining why the wrong options are wrong is fine: only assertions of the answer count.
 """
@@ -106,6 +111,19 @@ def contradiction(exercise: ExerciseLike) -> str | None:
                     return (
                         f"the answer key is {options[right]!r} but the explanation says {options[named[0]]!r}"
                     )
+            named_options = _mentioned_options(explanation, options)
+            if (
+                len(named_options) == 1
+                and right not in named_options
+                and not _ruled_out(explanation, options[named_options[0]])
+            ):
+                (other,) = named_options
+                return f"the answer key is {options[right]!r} but the explanation is about {options[other]!r}"
+    literal = _asserted_literal(explanation)
+    if exercise.type != "multiple_choice" and literal is not None:
+        key = _plain(answer)
+        if key and literal != key and key not in _plain(explanation):
+            return f"the answer key is {answer.strip()!r} but the explanation gives {literal!r}"
     numbers = [float(n) for n in _NUMBER.findall(answer)]
     if len(numbers) == 1:
         key_number = numbers[0]
@@ -115,6 +133,54 @@ def contradiction(exercise: ExerciseLike) -> str | None:
         if wrong and key_number not in mentioned:
             return f"the answer key is {_fmt(key_number)} but the explanation gives {_fmt(wrong[0])}"
     return None
+
+
+#: Option texts shorter than this are not looked for in the explanation (a lone letter).
+_MIN_OPTION_CHARS = 2
+#: A literal the explanation asserts as the result: "returns [0, 3, 6, 9]", "the answer is 'x'".
+_ASSERTED_LITERAL = re.compile(
+    rf"(?:{_ASSERTS})\s*(\[[^\]\n]*\]|\([^)\n]*\)|\{{[^}}\n]*\}}|\"[^\"\n]+\"|'[^'\n]+'|`[^`\n]+`)",
+    re.IGNORECASE,
+)
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.casefold().replace("`", "").split()).strip(" .")
+
+
+def _mentioned_options(explanation: str, options: Sequence[str]) -> list[int]:
+    """The options whose whole text the explanation contains (long enough to mean something)."""
+    said = f" {_plain(explanation)} "
+    found = []
+    for i, option in enumerate(options):
+        text = _plain(_LABEL.sub("", option.strip(), count=1))
+        if len(text) < _MIN_OPTION_CHARS:
+            continue
+        if re.search(rf"(?<!\w){re.escape(text)}(?!\w)", said):
+            found.append(i)
+    return found
+
+
+#: Words that rule an option out rather than assert it ("a list would allow changes", "not B").
+_RULING_OUT = re.compile(
+    r"\b(?:not|never|no|unlike|wrong|incorrect|instead|rather\s+than|would|only\s+when|needs|fails?)\b|n't",
+    re.IGNORECASE,
+)
+
+
+def _ruled_out(explanation: str, option: str) -> bool:
+    """Does the sentence that names `option` rule it out rather than assert it?"""
+    text = _plain(_LABEL.sub("", option.strip(), count=1))
+    for sentence in re.split(r"(?<=[.!?;])\s+", explanation):
+        if text in _plain(sentence) and _RULING_OUT.search(sentence):
+            return True
+    return False
+
+
+def _asserted_literal(explanation: str) -> str | None:
+    """The bracketed or quoted value the explanation asserts as the answer, if exactly one."""
+    values = {_plain(m.group(1)).strip("`'\"") for m in _ASSERTED_LITERAL.finditer(explanation)}
+    return values.pop() if len(values) == 1 else None
 
 
 def _fmt(number: float) -> str:
