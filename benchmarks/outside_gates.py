@@ -255,6 +255,12 @@ async def run(models: Sequence[str], profiles: Sequence[str], reps: int, cache: 
                         kind: _spread([v.similarity for v in verdicts if v.item["kind"] == kind])
                         for kind in ("on_topic", "related", "off_topic", "announce")
                     },
+                    # Each similarity-labelled item's score: `courseforge calibrate` reads these rows.
+                    "scores": [
+                        {"id": v.item["id"], "score": v.similarity, "label": v.item["label"]}
+                        for v in verdicts
+                        if v.item.get("gate") == "similarity" and v.similarity is not None
+                    ],
                     "embedded_texts": embedder.embedded,
                     "embedding_cpu_s": round(embedder.seconds, 2),
                     "wall_s": round(wall, 2),

@@ -83,3 +83,39 @@ def test_answer_keys_pass_on_the_correct_exercises() -> None:
         ]
         draft = LessonDraft.model_construct(content=item["content"], exercises=exercises, citations=[])
         assert AnswerKeyGate().check(draft, GateContext()).passed, item["id"]
+
+
+def _outside_courses() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "outside_set" / "course.py"
+    spec = importlib.util.spec_from_file_location("_outside_course", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result: list[tuple[str, dict[str, Any], dict[str, Any]]] = module.courses(ITEMS)
+    return result
+
+
+async def test_check_counts_an_exercise_for_every_outcome_it_is_tagged_with() -> None:
+    """The Python tutorial's first course has three two-outcome lessons, each with one exercise
+    tagged with both outcomes: `check` finds every outcome assessed (it counted the first only)."""
+    from courseforge.config import load_config
+    from courseforge.domain import AnalysisResult, Course
+    from courseforge.pipeline.check import check_course
+    from courseforge.providers.embeddings import HashingEmbedder
+
+    name, course, analysis = _outside_courses()[0]
+    assert name == "python-1"
+    two = [x for s in course["sections"] for x in s["lessons"] if len(x["outcome_ids"]) == 2]
+    assert len(two) == 3 and all(len(x["exercises"][0]["outcome_ids"]) == 2 for x in two)
+    settings = load_config("hosted", env={"OPENROUTER_API_KEY": "x"}).settings
+    gates = settings.gates.model_copy(update={"embedding_model": "hashing"})
+    _, flags = await check_course(
+        Course.model_validate(course),
+        AnalysisResult.model_validate(analysis),
+        settings.model_copy(update={"gates": gates}),
+        HashingEmbedder(),
+    )
+    assert [f for f in flags if f.gate in ("exercise_outcomes", "ending", "teaches")] == []
+    assert not [f for f in flags if f.gate == "cross_artifact:assessed"]
