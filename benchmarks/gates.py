@@ -86,7 +86,13 @@ def outside(argv: list[str]) -> None:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (seed 24)")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/courseforge/bench-embeddings.sqlite"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--cpu", action="store_true", help="only: CPU per embedded chunk, per model")
     args = parser.parse_args(argv)
+    if args.cpu:
+        from outside_gates import embedding_cpu
+
+        asyncio.run(embedding_cpu(args.model or ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]))
+        return
     report = asyncio.run(
         run(
             args.model or ["all-MiniLM-L6-v2"],

@@ -302,3 +302,27 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"embedded {run['embedded_texts']} new texts in {run['embedding_cpu_s']} s CPU; run {run['wall_s']} s wall"
         )
+
+
+async def embedding_cpu(models: Sequence[str], chunks: int = 60, rounds: int = 2) -> dict[str, float]:
+    """CPU seconds per text to embed the first `chunks` 120-word chunks of the set's real
+    sections, per model (warmed, a cold cache each round, best of `rounds`)."""
+    from courseforge.quality.gates import _chunks
+
+    texts = [c for i in items() if i["kind"] == "on_topic" for c in _chunks(i["content"])][:chunks]
+    out: dict[str, float] = {}
+    for model in models:
+        await make_embedder(model).warm()
+        best = float("inf")
+        for r in range(rounds):
+            embedder = make_embedder(model)
+            started = time.process_time()
+            await embedder.embed([f"{t} ({r})" for t in texts])
+            best = min(best, time.process_time() - started)
+        out[model] = best / len(texts)
+        print(f"{model}: {len(texts)} chunks, {1000 * out[model]:.1f} ms CPU per chunk (best of {rounds})")
+    if len(out) > 1:
+        first, *rest = list(out)
+        for model in rest:
+            print(f"{model} / {first}: x{out[model] / out[first]:.1f}")
+    return out
