@@ -32,7 +32,7 @@ SEED_THRESHOLDS = {
     "CourseforgeCourseCostHigh": "> 0.30",
     "CourseforgeDailyCostSpike": "> 1.3 * courseforge:cost_usd:daily_mean7d and courseforge:cost_usd:daily_mean7d > 0",
     "CourseforgeEscalationRateHigh": "> 0.35",
-    "CourseforgeSimilarityLow": "< 0.55",
+    "CourseforgeSimilarityLow": "< 0.48",
     "CourseforgeSchemaPassRateLow": "< 0.90",
     "CourseforgeLessonsFlaggedHigh": "> 0.20",
     "CourseforgeHallucinationRateHigh": "> 0.20",
