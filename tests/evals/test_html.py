@@ -95,7 +95,7 @@ def test_page_renders_in_headless_chromium_without_a_request(tmp_path: Path) -> 
                 assert box is not None and box["width"] > 300 and box["height"] > 60
             # The config means are drawn: one labelled dot per config in the cost/quality plot.
             assert page.locator("svg text.name", has_text="cheap").count() >= 1
-            assert page.locator("table").count() == 4
+            assert page.locator("table").count() == 5  # the four, and the seeds' targets against actuals
             page.screenshot(path=str(tmp_path / "eval.png"), full_page=True)
         finally:
             browser.close()
