@@ -414,121 +414,155 @@ class CourseCalls:
     ) -> CallResult:
         """One model of the chain: its request with the model's reasoning budget
         (`engine.reasoning`), sent once, and once more on the same model after a `length` cut
-        (a bigger cap, a lower effort), each try recorded and billed."""
+        (a bigger cap, a lower effort). Each try runs in its own model-call span: reserve, send,
+        settle, record, billed. The retry is a loop here, not a frame: nothing stands between
+        this method and the model's stack.
+
+        A hedge leg cancelled because the other leg answered first is recorded `cancelled`,
+        its prompt billed (the provider has read it; what it generated before the cancel is
+        not known)."""
         settings = self._settings.models[model.model_id]
         budgets, kind = self._runtime.reasoning, spec.task.kind
         plan = plan_reasoning(settings, model.model_id, kind, spec.phase, request or spec.request, budgets)
-        try:
-            result = await self._try_once(spec, model, primary, plan, hedge_leg=hedge_leg)
-        except BadResponse as error:
-            observe(budgets, model.model_id, kind, plan, error.usage)
-            again = after_length(settings, plan, error)
-            if again is None:
-                raise
-            _log.info("%s %s: %s", spec.task.key(), model.model_id, again.note)
-            self._runtime.hooks(RetryScheduled(model.model_id, 1, 0.0, "length"))
+        for cut_before in (False, True):
             try:
-                result = await self._try_once(spec, model, primary, again, hedge_leg=hedge_leg)
-            except BadResponse as second:
-                observe(budgets, model.model_id, kind, again, second.usage)
-                raise
-            plan = again
-        observe(budgets, model.model_id, kind, plan, result.response.usage)
-        return result
+                with self._span(spec, model.model_id, primary) as span:
+                    span.request(plan.request)
+                    started = self.now_ms()
+                    base = _identity(spec, model.model_id, started)
+                    reservation = self._reserve(spec, settings, plan.request, base, span)
+                    try:
+                        # Batch only a model whose batch price is known and below its normal one.
+                        if (
+                            self._batcher is not None
+                            and model.model_id == primary
+                            and settings.batch_price_multiplier
+                        ):
+                            custom_id = request_key(
+                                settings,
+                                plan.request,
+                                templates="",
+                                attempt=spec.attempt,
+                                sample=spec.task.sample,
+                            )
+                            sent = self._batcher.complete(model.model_id, model, plan.request, custom_id)
+                        else:
+                            sent = model.complete(plan.request)
+                        response = await sent
+                    except ProviderError as error:
+                        latency_ms = self.now_ms() - started
+                        failed = self._settle_failure(
+                            reservation, base, settings, error, latency_ms, plan.note
+                        )
+                        self._recorded(failed, span)
+                        raise
+                    except asyncio.CancelledError:
+                        self._recorded(
+                            self._settle_in_flight(reservation, base, settings, plan, started, hedge_leg),
+                            span,
+                        )
+                        raise
+                    except BaseException:  # a bug of ours: nothing was billed that we know of
+                        self.ledger.release(reservation)
+                        raise
+                    result = self._settle_answer(
+                        reservation, base, settings, response, primary, plan, started, span
+                    )
+            except BadResponse as error:
+                observe(budgets, model.model_id, kind, plan, error.usage)
+                again = None if cut_before else after_length(settings, plan, error)
+                if again is None:
+                    raise
+                _log.info("%s %s: %s", spec.task.key(), model.model_id, again.note)
+                self._runtime.hooks(RetryScheduled(model.model_id, 1, 0.0, "length"))
+                plan = again
+                continue
+            observe(budgets, model.model_id, kind, plan, result.response.usage)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _try_once(
+    def _reserve(
         self,
         spec: CallSpec,
-        model: ChatModel,
+        settings: ModelSettings,
+        request: ChatRequest,
+        base: dict[str, Any],
+        span: ModelCallSpan,
+    ) -> Reservation:
+        """The request's worst case on the ledger; a call it does not fit is recorded blocked."""
+        estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
+        try:
+            return self.ledger.reserve(estimate, spec.phase)
+        except BudgetExceeded as exc:
+            blocked = CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
+            self._recorded(self.ledger.record(blocked), span)
+            raise
+
+    def _settle_answer(
+        self,
+        reservation: Reservation,
+        base: dict[str, Any],
+        settings: ModelSettings,
+        response: ChatResponse,
         primary: str,
         plan: ReasoningPlan,
-        *,
-        hedge_leg: bool = False,
+        started_ms: float,
+        span: ModelCallSpan,
     ) -> CallResult:
-        """One request to one model of the chain, in its model-call span: reserve, send,
-        settle, record. A hedge leg cancelled because the other leg answered first is recorded
-        `cancelled`, its prompt billed (the provider has read it; what it generated before the
-        cancel is not known)."""
-        settings = self._settings.models[model.model_id]
-        request = plan.request
-        with self._span(spec, model.model_id, primary) as span:
-            span.request(request)
-            started = self.now_ms()
-            base = _identity(spec, model.model_id, started)
-            estimate = worst_case_cost(settings, estimate_input_tokens(request.messages), request.max_tokens)
-            try:
-                reservation = self.ledger.reserve(estimate, spec.phase)
-            except BudgetExceeded as exc:
-                blocked = CallRecord(**base, outcome="budget_blocked", reason=str(exc), cost_source="none")
-                self._recorded(self.ledger.record(blocked), span)
-                raise
-            try:
-                # Batch only a model whose batch price is known and below its normal one.
-                if (
-                    self._batcher is not None
-                    and model.model_id == primary
-                    and settings.batch_price_multiplier
-                ):
-                    custom_id = request_key(
-                        settings, request, templates="", attempt=spec.attempt, sample=spec.task.sample
-                    )
-                    response = await self._batcher.complete(model.model_id, model, request, custom_id)
-                else:
-                    response = await model.complete(request)
-            except ProviderError as error:
-                latency_ms = self.now_ms() - started
-                failed = self._settle_failure(reservation, base, settings, error, latency_ms, plan.note)
-                self._recorded(failed, span)
-                raise
-            except asyncio.CancelledError:
-                if hedge_leg:
-                    self._recorded(
-                        self._settle_cancelled(reservation, base, settings, request, started), span
-                    )
-                else:
-                    # The job was cancelled with this request in flight: no usage is known, but
-                    # the request was sent (a provider may bill it), so the report lists it.
-                    self.ledger.release(reservation)
-                    cancelled = CallRecord(
-                        **base,
-                        outcome="cancelled",
-                        reason="cancelled in flight; the provider's usage is unknown",
-                        latency_ms=round(self.now_ms() - started, 1),
-                        cost_source="none",
-                    )
-                    self._recorded(self.ledger.record(cancelled), span)
-                raise
-            except BaseException:  # a bug of ours: nothing was billed that we know of
-                self.ledger.release(reservation)
-                raise
-            cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
-            table = None
-            if source == "provider":
-                no_cost = replace(response.usage, cost_usd=None)
-                table = price_of(settings, no_cost, batch=bool(response.batch_id))[0]
-            fallback = _fallback_reason(model.model_id, primary, self._weaker)
-            record = CallRecord(
-                **base,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                cached_tokens=response.usage.cached_tokens,
-                cache_write_tokens=response.usage.cache_write_tokens,
-                reasoning_tokens=response.usage.reasoning_tokens,
-                saved_usd=prompt_cache_saving(settings, response.usage),
-                cost_usd=cost,
-                latency_ms=round(self.now_ms() - started, 1),
-                outcome="ok",
-                reason="; ".join(x for x in (fallback, plan.note) if x),
-                cost_source=source,
-                batch_id=response.batch_id,
-                finish_reason=response.finish_reason,
-                native_finish_reason=response.native_finish_reason,
-                price_table_usd=table,
-            )
-            span.response(response)
-            if not response.batch_id:  # a batch's hours say nothing of the model's latency
-                self._runtime.latency.observe(model.model_id, record.latency_ms / 1000)
-            return CallResult(response, self._recorded(self.ledger.settle(reservation, record), span))
+        """An answered request: priced (the provider's figure, checked against the table),
+        settled, recorded; its latency feeds the hedge delay."""
+        model_id = base["model"]
+        cost, source = price_of(settings, response.usage, batch=bool(response.batch_id))
+        table = None
+        if source == "provider":
+            no_cost = replace(response.usage, cost_usd=None)
+            table = price_of(settings, no_cost, batch=bool(response.batch_id))[0]
+        fallback = _fallback_reason(model_id, primary, self._weaker)
+        record = CallRecord(
+            **base,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cached_tokens=response.usage.cached_tokens,
+            cache_write_tokens=response.usage.cache_write_tokens,
+            reasoning_tokens=response.usage.reasoning_tokens,
+            saved_usd=prompt_cache_saving(settings, response.usage),
+            cost_usd=cost,
+            latency_ms=round(self.now_ms() - started_ms, 1),
+            outcome="ok",
+            reason="; ".join(x for x in (fallback, plan.note) if x),
+            cost_source=source,
+            batch_id=response.batch_id,
+            finish_reason=response.finish_reason,
+            native_finish_reason=response.native_finish_reason,
+            price_table_usd=table,
+        )
+        span.response(response)
+        if not response.batch_id:  # a batch's hours say nothing of the model's latency
+            self._runtime.latency.observe(model_id, record.latency_ms / 1000)
+        return CallResult(response, self._recorded(self.ledger.settle(reservation, record), span))
+
+    def _settle_in_flight(
+        self,
+        reservation: Reservation,
+        base: dict[str, Any],
+        settings: ModelSettings,
+        plan: ReasoningPlan,
+        started_ms: float,
+        hedge_leg: bool,
+    ) -> CallRecord:
+        """A request cancelled in flight: a lost hedge leg bills its prompt; a cancelled job's
+        request is listed with no usage known (it was sent, so a provider may bill it)."""
+        if hedge_leg:
+            return self._settle_cancelled(reservation, base, settings, plan.request, started_ms)
+        self.ledger.release(reservation)
+        cancelled = CallRecord(
+            **base,
+            outcome="cancelled",
+            reason="cancelled in flight; the provider's usage is unknown",
+            latency_ms=round(self.now_ms() - started_ms, 1),
+            cost_source="none",
+        )
+        return self.ledger.record(cancelled)
 
     def _settle_cancelled(
         self,
