@@ -19,6 +19,7 @@ from ..providers.embeddings import cosine
 from ..quality.base import GateContext, GateResult
 from ..quality.bloom import levels_of, main_verb
 from ..quality.gates import OutcomesGate, thresholds_for
+from ..quality.metadata_gates import MetadataFacts, run_metadata_gates
 from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
 from .context import fit_context
 from .parsing import parser_for
@@ -171,17 +172,18 @@ def _mean_vector(vectors: Sequence[Sequence[float]]) -> list[float]:
 async def metadata_quality(
     state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
 ) -> list[GateResult]:
-    """Seed 000's metadata gate, three scores (`gates.metadata`):
+    """The critical metadata measured and judged by the metadata gates
+    (`quality/metadata_gates.py`, thresholds in `gates.metadata`). Measured here:
 
-    - completeness: the share of the plan's checks met — every section planned, every key
+    - completeness: the share of each of the plan's checks met — every section planned, every key
       concept planned (named in an outcome, lesson title, summary or the taxonomy, or within the
       similarity pass mark of one of them by cosine), every outcome measurable (a Bloom verb) and
       mapped (claimed by a planned lesson);
     - coherence: cosine of title + description + strategy to the outcomes and section titles;
     - alignment: cosine of the outcomes (their mean vector) to the analysis' goals, topic and
       audience.
-    Coherence and alignment thresholds are per embedding model (calibrated, docs/quality.md)."""
-    cfg = ctx.settings.gates.metadata
+    Coherence and alignment thresholds are per embedding model (calibrated, docs/quality.md);
+    a model without one is held to the similarity pass mark."""
     analysis = state.analysis
     sections = analysis.sections
     outcomes = draft.learning_outcomes
@@ -225,42 +227,9 @@ async def metadata_quality(
             f"outcomes mapped to no lesson: {sorted(set(range(1, len(outcomes) + 1)) - mapped)}",
         ),
     ]
-    completeness = round(sum(score for score, _ in checks) / len(checks), 4)
-    coherence = round(cosine(head_v, body_v), 4)
-    alignment = round(cosine(_mean_vector(outcome_vs), goals_v), 4) if outcome_vs else 0.0
-    coh_at = _per_model(cfg.coherence, ctx, pass_at)
-    ali_at = _per_model(cfg.alignment, ctx, pass_at)
-    return [
-        GateResult(
-            "metadata_completeness",
-            completeness >= cfg.completeness,
-            completeness,
-            [why for score, why in checks if score < 1] if completeness < cfg.completeness else [],
-            threshold=cfg.completeness,
-        ),
-        GateResult(
-            "metadata_coherence",
-            coherence >= coh_at,
-            coherence,
-            []
-            if coherence >= coh_at
-            else [
-                f"title, description and strategy disagree with the outcomes and sections (cosine {coherence:.2f} < {coh_at:.2f})"
-            ],
-            threshold=coh_at,
-        ),
-        GateResult(
-            "metadata_alignment",
-            alignment >= ali_at,
-            alignment,
-            []
-            if alignment >= ali_at
-            else [
-                f"outcomes stray from the course's goals, topic and audience (cosine {alignment:.2f} < {ali_at:.2f})"
-            ],
-            threshold=ali_at,
-        ),
-    ]
+    coherence = cosine(head_v, body_v)
+    alignment = cosine(_mean_vector(outcome_vs), goals_v) if outcome_vs else 0.0
+    return run_metadata_gates(MetadataFacts(checks, coherence, alignment), ctx.settings, pass_at)
 
 
 def _concepts_phrase(concepts: Sequence[str]) -> str:
@@ -311,7 +280,8 @@ async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: Pipelin
     if ctx.settings.gates.metadata.enabled and draft.learning_outcomes:
         quality = await metadata_quality(state, draft, ctx)
         state.metadata_gates = quality
-        reasons += [r for g in quality if not g.passed for r in g.reasons]
+        # Each failed gate's reasons, then what its advice asks of the next attempt.
+        reasons += [r for g in quality if not g.passed for r in (*g.reasons, g.advice) if r]
     score = quality[0].score if quality and quality[0].score is not None else 1.0
     if reasons:
         return Verdict(False, score=0.0, feedback="; ".join(reasons)[:600], details=outcome_result)
