@@ -264,3 +264,38 @@ async def test_surplus_outcomes_that_fit_no_section_are_dropped_and_claims_renum
     assert len(fixes) == 2 and all("dropped" in f.reason for f in fixes)
     # Never below one per section (or 3): nothing more to drop.
     assert await _drop_surplus_outcomes(state, draft, ctx) == []
+
+
+def test_an_outcome_opening_with_a_verb_bloom_does_not_list_gets_its_levels_lead_in() -> None:
+    """The offline model's "Repeat work using for and while loops" sent its whole metadata back."""
+    state = _state()
+    draft = _draft(
+        [
+            OutcomeDraft(text="Repeat work using for and while loops", bloom_level="apply"),
+            OutcomeDraft(text="Read values from dictionary keys", bloom_level="remember"),
+            OutcomeDraft(text="Use dictionary keys and values to store data", bloom_level="apply"),
+        ],
+        [[1], [2]],
+    )
+    assert not OutcomesGate().check(draft.learning_outcomes, GateContext()).passed
+    _fix_bloom_levels(state, draft)
+    texts = [o.text for o in draft.learning_outcomes]
+    assert texts[0] == "Demonstrate how to repeat work using for and while loops"
+    assert texts[1] == "Describe how to read values from dictionary keys"
+    assert texts[2] == "Use dictionary keys and values to store data"  # measurable already
+    assert [o.bloom_level for o in draft.learning_outcomes] == ["apply", "remember", "apply"]
+    assert OutcomesGate().check(draft.learning_outcomes, GateContext()).passed
+    assert sum("'Repeat' is not measurable" in d.reason for d in state.decisions) == 1
+
+
+async def test_a_lesson_title_about_no_section_is_retitled_from_a_key_concept() -> None:
+    state = _state()
+    ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]
+    draft = _draft(
+        [OutcomeDraft(text="Write for loops and while loops", bloom_level="apply")] * 3, [[1], [2]]
+    )
+    draft.sections[0].lessons[0].title = "Arithmetic operators"  # about neither section
+    fixes = await _retitle_misplaced(state, draft, ctx)
+    assert draft.sections[0].lessons[0].title == "Loops: for loops"
+    assert draft.sections[1].lessons[0].title == "Storing data in dictionary keys and values"  # fits: kept
+    assert len(fixes) == 1 and "is about no section" in fixes[0].reason

@@ -17,7 +17,7 @@ from ..errors import GenerationFailed
 from ..providers import ChatRequest
 from ..providers.embeddings import cosine
 from ..quality.base import GateContext, GateResult
-from ..quality.bloom import levels_of, main_verb
+from ..quality.bloom import NOT_MEASURABLE, levels_of, main_verb
 from ..quality.gates import OutcomesGate, thresholds_for
 from ..quality.metadata_gates import MetadataFacts, run_metadata_gates
 from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
@@ -54,17 +54,47 @@ def _max_tokens(ctx: PipelineContext, tier: str, wanted: int) -> int:
 
 #: Opening verbs that ask for comprehension without saying how it shows; rewritten to "Explain".
 _COMPREHENSION_VERBS = frozenset({"understand", "comprehend", "grasp"})
+#: The lead-in given by rule to an outcome that opens with a verb Bloom's lists do not know
+#: ("Repeat work using loops", "Read input from the user"), per its declared level; each lead-in's
+#: verb is one of that level's measurable verbs, so the level stands.
+_LEAD_INS = {
+    "remember": "Describe how to",
+    "understand": "Explain how to",
+    "apply": "Demonstrate how to",
+    "analyze": "Examine how to",
+    "evaluate": "Evaluate how to",
+    "create": "Design a way to",
+}
+
+
+def _bare_verb(word: str) -> bool:
+    """Whether `word` can be an imperative verb opening an outcome ("Repeat", "Read"), not a
+    gerund, a past form or a plural noun ("Understanding matters ...", "Variables ...")."""
+    lower = word.lower()
+    return (
+        word.isalpha()
+        and not lower.endswith(("ing", "ed", "s"))
+        and not any(lower.startswith(v) for v in NOT_MEASURABLE)
+    )
 
 
 def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
     """A measurable verb filed under the wrong level is corrected by rule (and logged), not
     sent back: the verb is what the outcome asks of the learner. An outcome opening with
-    "Understand ..." is reworded to "Explain ..." first (the measurable form of the same ask)."""
+    "Understand ..." is reworded to "Explain ..." first (the measurable form of the same ask);
+    one opening with a verb no Bloom list knows ("Repeat work using loops": the offline model's
+    metadata was sent back for two such outcomes, a second call of minutes) is given its
+    level's measurable lead-in ("Demonstrate how to repeat work using loops")."""
     for i, outcome in enumerate(draft.learning_outcomes, start=1):
         first, _, rest = outcome.text.strip().partition(" ")
+        before = outcome.text
         if first.lower() in _COMPREHENSION_VERBS and rest:
             # "Understand how X works" asks the learner to explain it: measurable wording.
-            before, outcome.text = outcome.text, f"Explain {rest}"
+            outcome.text = f"Explain {rest}"
+        elif main_verb(outcome.text) is None and _bare_verb(first):
+            lead = _LEAD_INS[outcome.bloom_level]
+            outcome.text = f"{lead} {first.lower()} {rest}".strip()[:240]
+        if outcome.text != before:
             state.decisions.append(
                 Decision.fix(
                     "metadata_core",
@@ -319,8 +349,11 @@ async def _retitle_misplaced(
     """Small models sometimes shift lesson titles by a section ("For loops" under "Making
     decisions"). A lesson writes about its title, so a misplaced title makes it miss its
     section's outcome on every attempt: such a title is replaced by rule with "<section>: <a key
-    concept of the section no sibling title names>" (logged)."""
+    concept of the section no sibling title names>" (logged). So is a title about no section at
+    all (its closest section below the similarity gate's severe threshold: "Arithmetic
+    operations" under "Repeating work" drifted from its outcome on four attempts)."""
     sections = state.analysis.sections
+    severe = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).severe_below
     placed = [
         (si, li, lp.title)
         for si, plan in enumerate(draft.sections[: len(sections)])
@@ -334,20 +367,20 @@ async def _retitle_misplaced(
     for (si, li, title), vec in zip(placed, title_vecs, strict=True):
         scores = [cosine(vec, sv) for sv in section_vecs]
         other = max((j for j in range(len(sections)) if j != si), key=scores.__getitem__)
-        if scores[other] < scores[si] + TITLE_MARGIN:
+        misplaced = scores[other] >= scores[si] + TITLE_MARGIN
+        if not misplaced and max(scores) >= severe:
             continue
         spec = sections[si]
         siblings = " ".join(lp.title.lower() for lp in draft.sections[si].lessons)
         unused = [c for c in spec.key_concepts if c.lower() not in siblings] or spec.key_concepts
         new = f"{spec.title}: {unused[0]}"
         draft.sections[si].lessons[li].title = new
-        fixes.append(
-            Decision.fix(
-                "metadata",
-                f"S{si + 1}-L{li + 1} title {title!r} is about section {other + 1} "
-                f"({scores[other]:.2f} vs {scores[si]:.2f} for its own): retitled {new!r}",
-            )
+        why = (
+            f"is about section {other + 1} ({scores[other]:.2f} vs {scores[si]:.2f} for its own)"
+            if misplaced
+            else f"is about no section (closest {max(scores):.2f} < {severe:.2f})"
         )
+        fixes.append(Decision.fix("metadata", f"S{si + 1}-L{li + 1} title {title!r} {why}: retitled {new!r}"))
     return fixes
 
 
