@@ -22,6 +22,7 @@ __all__ = [
     "ApiError",
     "CatchUnexpected",
     "ErrorBody",
+    "WatchedSend",
     "error_body",
     "from_domain",
     "install_error_handlers",
@@ -70,6 +71,21 @@ def error_body(message: str, problems: Sequence[tuple[str, str]] = ()) -> dict[s
     return {"error": {"message": _text(message), "problems": listed}}
 
 
+class WatchedSend:
+    """An ASGI `send` that remembers whether the answer has started: after its
+    `http.response.start` no other answer can be sent, so a middleware that would answer an
+    error instead asks `started` first."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class CatchUnexpected:
     """ASGI middleware around the app: an exception nothing else handled is logged by its type
     alone (never its message or traceback, which may hold request data) and answered 503 when no
@@ -84,19 +100,12 @@ class CatchUnexpected:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, watched)
         except Exception as exc:
             log.error("unexpected %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"))
-            if not started:
+            if not watched.started:
                 answer = JSONResponse(error_body("temporarily unavailable"), status_code=503)
                 await answer(scope, receive, send)
 

@@ -1,12 +1,14 @@
 """Request body size limit as plain ASGI middleware: a declared Content-Length over the limit
-is refused at once (413); a chunked body is counted as it arrives and cut off at the limit."""
+is refused at once (413); a chunked body is counted as it arrives and cut off at the limit
+(413 too, unless the app has started its answer). Refusals carry the API's error body."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .api_errors import WatchedSend, error_body
 
 __all__ = ["BodySizeLimit"]
 
@@ -37,7 +39,6 @@ class BodySizeLimit:
                     await self._refuse(send, 413, "request body too large", "body", self._why(declared))
                     return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -48,16 +49,11 @@ class BodySizeLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, watched)
         except _TooLarge:
-            if not started:
+            if not watched.started:
                 await self._refuse(send, 413, "request body too large", "body", self._why(received))
 
     def _why(self, size: int) -> str:
@@ -65,8 +61,7 @@ class BodySizeLimit:
 
     @staticmethod
     async def _refuse(send: Send, status: int, message: str, path: str, reason: str) -> None:
-        body: dict[str, Any] = {"error": {"message": message, "problems": [{"path": path, "reason": reason}]}}
-        raw = json.dumps(body).encode()
+        raw = json.dumps(error_body(message, [(path, reason)])).encode()
         await send(
             {
                 "type": "http.response.start",

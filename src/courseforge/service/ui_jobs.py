@@ -144,17 +144,13 @@ def _render_report(job: Job, data: dict[str, Any]) -> tuple[str, str]:
 
 async def _stored_page(
     ui: Ui,
-    request: Request,
-    job_id: str,
+    session: Session,
+    job: Job,
     what: str,
     load: Callable[[str], Awaitable[dict[str, Any] | None]],
     render: Callable[[Job, dict[str, Any]], tuple[str, str]],
 ) -> Response:
     """A page of a job's stored course or report (404 while the job has none)."""
-    known = await ui.known_job(request, job_id)
-    if isinstance(known, Response):
-        return known
-    session, job = known
     data = await load(job.id)
     if data is None:
         body = f"<h1>No {what} yet</h1><p>The job is {esc(job.status)}.</p>"
@@ -190,11 +186,8 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
         return redirect(f"/ui/jobs/{job.id}")
 
     @router.get("/jobs/{job_id}")
-    async def job_page(request: Request, job_id: str) -> Response:
-        known = await ui.known_job(request, job_id)
-        if isinstance(known, Response):
-            return known
-        session, job = known
+    @ui.job_route
+    async def job_page(request: Request, session: Session, job: Job) -> Response:
         return ui.page(f"Job {job.id}", await _job_body(ui, session, job), session)
 
     @router.get("/jobs/{job_id}/events")
@@ -204,22 +197,21 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
         return event_stream(ui.store, ui.manager, await visible_job(ui.store, job_id), request)
 
     @router.post("/jobs/{job_id}/cancel")
-    async def cancel(request: Request, job_id: str) -> Response:
-        known = await ui.known_job(request, job_id)
-        if isinstance(known, Response):
-            return known
-        session, job = known
+    @ui.job_route
+    async def cancel(request: Request, session: Session, job: Job) -> Response:
         if ui.csrf_ok(session, await read_form(request)) and not job.finished:
             await ui.manager.cancel(job.id)
         return redirect(f"/ui/jobs/{job.id}")
 
     @router.get("/jobs/{job_id}/course")
-    async def course_page(request: Request, job_id: str) -> Response:
-        return await _stored_page(ui, request, job_id, "course", ui.store.get_course, _render_course)
+    @ui.job_route
+    async def course_page(request: Request, session: Session, job: Job) -> Response:
+        return await _stored_page(ui, session, job, "course", ui.store.get_course, _render_course)
 
     @router.get("/jobs/{job_id}/report")
-    async def report_page(request: Request, job_id: str) -> Response:
-        return await _stored_page(ui, request, job_id, "report", ui.store.get_report, _render_report)
+    @ui.job_route
+    async def report_page(request: Request, session: Session, job: Job) -> Response:
+        return await _stored_page(ui, session, job, "report", ui.store.get_report, _render_report)
 
 
 def _done(phase: dict[str, Any]) -> int:

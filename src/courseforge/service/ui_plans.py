@@ -160,32 +160,30 @@ def _field_errors(exc: ValidationError, data: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _no_plan(ui: Ui, session: Session, exc: UserError) -> Response:
+    return ui.page("No plan", f"<h1>No plan</h1><p>{esc(exc.problems[0][1])}</p>", session, 404)
+
+
 def add_routes(router: APIRouter, ui: Ui) -> None:
     @router.get("/jobs/{job_id}/plan")
-    async def plan_page(request: Request, job_id: str) -> Response:
-        known = await ui.known_job(request, job_id)
-        if isinstance(known, Response):
-            return known
-        session, job = known
+    @ui.job_route
+    async def plan_page(request: Request, session: Session, job: Job) -> Response:
         try:
             _job, plan, state = await job_plan(ui.store, job.id)
         except UserError as exc:
-            return ui.page("No plan", f"<h1>No plan</h1><p>{esc(exc.problems[0][1])}</p>", session, 404)
+            return _no_plan(ui, session, exc)
         return ui.page(f"Plan {job.id}", _plan_form(ui, session, job, plan, state, {}), session)
 
     @router.post("/jobs/{job_id}/plan")
-    async def plan_post(request: Request, job_id: str) -> Response:
-        known = await ui.known_job(request, job_id)
-        if isinstance(known, Response):
-            return known
-        session, job = known
+    @ui.job_route
+    async def plan_post(request: Request, session: Session, job: Job) -> Response:
         form = await read_form(request, max_fields=600)
         if not ui.csrf_ok(session, form):
             return ui.expired_form(session)
         try:
             _job, current, state = await job_plan(ui.store, job.id)
         except UserError as exc:
-            return ui.page("No plan", f"<h1>No plan</h1><p>{esc(exc.problems[0][1])}</p>", session, 404)
+            return _no_plan(ui, session, exc)
         data = plan_from_form(current, form)
         try:
             edited = CoursePlan.model_validate(data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
@@ -183,3 +183,19 @@ class Ui:
         if job is None:
             return self.page("Not found", f"<h1>No such job</h1><p>{esc(job_id)}</p>", session, 404)
         return session, job
+
+    def job_route(
+        self, handler: Callable[[Request, Session, Job], Awaitable[Response]]
+    ) -> Callable[[Request, str], Awaitable[Response]]:
+        """The route of a page about one job (`job_id` in its path): `handler(request, session,
+        job)` runs once `known_job` has found both, else the refusal is the answer."""
+
+        async def route(request: Request, job_id: str) -> Response:
+            known = await self.known_job(request, job_id)
+            if isinstance(known, Response):
+                return known
+            session, job = known
+            return await handler(request, session, job)
+
+        route.__name__ = route.__qualname__ = handler.__name__
+        return route
