@@ -104,10 +104,16 @@ def test_the_ending_gate() -> None:
 # -- answer keys ----------------------------------------------------------------------------------
 
 
-def ex(type_: str, answer: str, explanation: str, options: list[str] | None = None) -> ExerciseDraft:
+def ex(
+    type_: str,
+    answer: str,
+    explanation: str,
+    options: list[str] | None = None,
+    question: str = "What happens here?",
+) -> ExerciseDraft:
     return ExerciseDraft.model_construct(
         type=type_,
-        question="What happens here?",
+        question=question,
         options=options,
         answer=answer,
         explanation=explanation,
@@ -142,6 +148,29 @@ CONTRADICTIONS = [
         ["Exactly one", "Zero or more", "At least two"],
     ),
     ex("short_answer", "[0, 3, 6, 9, 12]", "range never includes its end point, so it returns [0, 3, 6, 9]."),
+    # Short answers and options a rule can still read (issue 24, second round): a result cue
+    # naming another option; "<option> is correct"; the clause restating the question naming
+    # another option; a negation about another value in the same sentence; another date,
+    # version or call than the key's.
+    ex("multiple_choice", "True", "x is not an int, so the result is False.", ["True", "False", "None"]),
+    ex("multiple_choice", "x == NA", "x == NA is NA itself; is.na(x) is correct.", ["x == NA", "is.na(x)"]),
+    ex(
+        "multiple_choice",
+        "sorted()",
+        "list.sort() orders the list in place, while sorted() returns a new list.",
+        ["sorted()", "list.sort()", "reversed()"],
+        question="Which call orders a list in place?",
+    ),
+    ex(
+        "multiple_choice",
+        "The numbers 1 to 9",
+        "The colon binds first, so 1:n-1 is (1:10) - 1, the numbers 0 to 9, not 1:(n-1).",
+        ["The numbers 1 to 9", "The numbers 0 to 9"],
+    ),
+    ex("short_answer", "March 1999", "The release came out on June 2nd, 1998."),
+    ex("short_answer", "2.1r3", "Its third point release was numbered 2.1.3."),
+    ex("short_answer", "y = list(1, 2)", "c() combines the values into a vector."),
+    ex("short_answer", '"a b"', 'paste joins the elements pairwise with no separator, giving "a1".'),
 ]
 AGREEMENTS = [
     # Ruling out the one wrong option it names is not asserting it (issue 24's option rule).
@@ -169,6 +198,25 @@ AGREEMENTS = [
     ex("short_answer", "4", "range(4) gives 0, 1, 2 and 3, so the loop prints 4 lines."),
     ex("short_answer", "6", "x = 5 first, then x + 1 makes the answer 6."),
     ex("short_answer", "print", "print shows a value on the screen."),
+    # The key named as the answer outweighs a clause about another option that shares the
+    # question's words; explaining the key in its own clause while mentioning another.
+    ex(
+        "multiple_choice",
+        "set()",
+        "The answer is set(): {} creates an empty dictionary, not a set.",
+        ["{}", "set()", "[]"],
+        question="How do you create an empty set?",
+    ),
+    ex(
+        "multiple_choice",
+        "list.sort()",
+        "sorted() returns a new sorted list, while list.sort() sorts the list in place.",
+        ["sorted()", "list.sort()", "reversed()"],
+        question="Which call sorts a list in place?",
+    ),
+    ex("short_answer", "August 16th, 1993", "Ian Murdock founded the project on August 16th, 1993."),
+    ex("short_answer", "3", "There are three of them."),
+    ex("short_answer", "c(1, 2)", "c() combines its arguments, here 1 and 2, into a vector."),
 ]
 
 
