@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline_overlap import EXAMPLES, ServerSpec, _serve, _settings
+from pipeline_overlap import EXAMPLES, author_server, hosted_settings
 
 from courseforge.config import Settings
 from courseforge.engine import Engine
@@ -187,26 +186,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     examples = args.example or sorted(EXAMPLES.glob("*.json"))
-    probe = _settings({"OPENROUTER_API_KEY": "dummy"})
-    top = probe.routing.tiers[probe.routing.ladder[-1]]
-    spec = ServerSpec(args.delay, 0.0, 0, frozenset({probe.models[top].name}))
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child, spec), daemon=True)
-    server.start()
-    try:
-        if not parent.poll(30):
-            raise SystemExit("loopback server did not start")
-        port = parent.recv()
-        env = {"OPENROUTER_API_KEY": "dummy", "OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/v1"}
-        settings = _settings(env, MINILM)
+    with author_server(args.delay) as env:
+        settings = hosted_settings(env, MINILM)
         print("warming: one course loads torch, the model and the safety classifier (not counted)")
         asyncio.run(_course(settings, env, examples[0].read_bytes()))
         for example in examples:
             _bench_example(settings, env, example, args.runs)
-    finally:
-        server.terminate()
-        server.join(5)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -138,10 +139,33 @@ def _in_flight_s(report: Report) -> float:
     return total / 1000
 
 
-def _settings(env: dict[str, str], embedder: str = "hashing") -> Settings:
+def hosted_settings(env: dict[str, str], embedder: str = "hashing") -> Settings:
+    """The hosted profile under `env`, its gates embedding with `embedder`."""
     settings = load_config("hosted", env=env).settings
     gates = settings.gates.model_copy(update={"embedding_model": embedder})
     return settings.model_copy(update={"gates": gates})
+
+
+@contextlib.contextmanager
+def author_server(delay_s: float, off_topic_rate: float = 0.0, seed: int = 0) -> Iterator[dict[str, str]]:
+    """`AuthorHandler` on 127.0.0.1 in a spawned process (its CPU is not this process's):
+    yields the environment that points the hosted profile at it; the process ends on exit.
+    The top of the ladder always stays on topic."""
+    probe = hosted_settings({"OPENROUTER_API_KEY": "dummy"})
+    top = probe.routing.tiers[probe.routing.ladder[-1]]
+    spec = ServerSpec(delay_s, off_topic_rate, seed, frozenset({probe.models[top].name}))
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(child, spec), daemon=True)
+    server.start()
+    try:
+        if not parent.poll(30):
+            raise SystemExit("loopback server did not start")
+        port = parent.recv()
+        yield {"OPENROUTER_API_KEY": "dummy", "OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+    finally:
+        server.terminate()
+        server.join(5)
 
 
 async def _one_run(
@@ -249,20 +273,8 @@ def main() -> None:
         parser.error("need --runs >= 1, 0 <= --off-topic-rate <= 1 and --delay >= 0")
     examples = args.example or sorted(EXAMPLES.glob("*.json"))
 
-    probe = _settings({"OPENROUTER_API_KEY": "dummy"})
-    top = probe.routing.tiers[probe.routing.ladder[-1]]
-    spec = ServerSpec(args.delay, args.off_topic_rate, args.seed, frozenset({probe.models[top].name}))
-
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child, spec), daemon=True)
-    server.start()
-    try:
-        if not parent.poll(30):
-            raise SystemExit("loopback server did not start")
-        port = parent.recv()
-        env = {"OPENROUTER_API_KEY": "dummy", "OPENROUTER_BASE_URL": f"http://127.0.0.1:{port}/v1"}
-        settings = _settings(env, args.embedder)
+    with author_server(args.delay, args.off_topic_rate, args.seed) as env:
+        settings = hosted_settings(env, args.embedder)
         verdicts = {}
         # The first course of a process loads torch, the embedding model and the safety
         # classifier inside its run (beside phase 2, which with 0.5 s calls cannot hide it); a
@@ -278,9 +290,6 @@ def main() -> None:
             )
             results = asyncio.run(_bench(settings, env, example.read_bytes(), args.runs, args.report))
             verdicts[example.name] = _report(results)
-    finally:
-        server.terminate()
-        server.join(5)
     for name, ok in verdicts.items():
         print(f"{name}: {'PASS' if ok else 'FAIL'}")
     raise SystemExit(0 if all(verdicts.values()) else 1)

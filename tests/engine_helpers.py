@@ -193,6 +193,24 @@ def loopback_config(base_url: str, **extra: Any) -> dict[str, Any]:
     return config
 
 
+#: The chain `chained_config` gives `large`: itself, its second provider, `medium` once.
+LARGE_CHAIN = ["large", "large@second", "medium"]
+
+
+def chained_config(**extra: Any) -> dict[str, Any]:
+    """`loopback_config` (nothing listens) whose `large` has a second provider, `backup`, and
+    names `medium` twice as a fallback: every chain builder should give it `LARGE_CHAIN`."""
+    config = loopback_config("http://127.0.0.1:1/v1", **extra)
+    config["providers"]["backup"] = {
+        "kind": "openai",
+        "base_url": "http://127.0.0.1:2/v1",
+        "api_key_env": None,
+    }
+    config["models"]["large"]["second_provider"] = {"provider": "backup"}
+    config["models"]["large"]["fallbacks"] = ["medium", "medium"]
+    return config
+
+
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(config), sort_keys=False), "utf-8")
     return path

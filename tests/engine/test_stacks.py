@@ -17,7 +17,7 @@ from courseforge.providers import ChatRequest, Message
 from courseforge.providers.effects import CallSpec
 from courseforge.providers.embeddings import HashingEmbedder
 from courseforge.testing import LoopbackReply, LoopbackServer, ScriptedModel
-from engine_helpers import loopback_config
+from engine_helpers import LARGE_CHAIN, chained_config, loopback_config
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
 ROUTING = {"order": ["DeepInfra"], "allow_fallbacks": False}
@@ -104,15 +104,7 @@ async def test_provider_routing_is_sent_as_openrouter_provider_object() -> None:
 
 
 def test_a_chain_tries_each_model_once_where_it_first_comes() -> None:
-    config = loopback_config("http://127.0.0.1:1/v1")
-    config["providers"]["backup"] = {
-        "kind": "openai",
-        "base_url": "http://127.0.0.1:2/v1",
-        "api_key_env": None,
-    }
-    config["models"]["large"]["second_provider"] = {"provider": "backup"}
-    config["models"]["large"]["fallbacks"] = ["medium", "medium"]
-    settings = Settings.model_validate(config)
-    assert chain_ids(settings)["large"] == ["large", "large@second", "medium"]
+    settings = Settings.model_validate(chained_config())
+    assert chain_ids(settings)["large"] == LARGE_CHAIN
     built = model_chains(settings, lambda model_id: ScriptedModel(lambda r: "{}", model_id=model_id))
-    assert [m.model_id for m in built["large"]] == ["large", "large@second", "medium"]
+    assert [m.model_id for m in built["large"]] == LARGE_CHAIN
