@@ -35,15 +35,17 @@ _CRITICAL = "critical"
 
 def core_schema(sections: int) -> dict[str, Any]:
     """The metadata schema narrowed to this course: at least one plan per section and, when the
-    prompt asks for one outcome per section, at least that many outcomes (a grammar-constrained
-    model then cannot return fewer). Extras stay allowed: they are cut by rule, never refused."""
+    prompt asks for one outcome per section, exactly that many outcomes (a grammar-constrained
+    model then cannot return fewer, nor spend its tokens on more: the offline model wrote 12 for
+    5 sections, 6 of them then dropped by rule as fitting no section). A section the outcomes
+    still miss gets one built by rule (`_add_section_outcomes`)."""
     schema = copy.deepcopy(_CORE_SCHEMA)
     props = schema["properties"]
     props["sections"]["minItems"] = max(
         props["sections"]["minItems"], min(sections, props["sections"]["maxItems"])
     )
     if 3 <= sections <= MAX_OUTCOMES:
-        props["learning_outcomes"]["minItems"] = sections
+        props["learning_outcomes"]["minItems"] = props["learning_outcomes"]["maxItems"] = sections
     return schema
 
 
