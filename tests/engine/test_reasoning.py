@@ -5,12 +5,14 @@ reasoning budget, what is learnt from usage, and one more try on the same model 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+from courseforge.cache import ResponseCache, StoreBackend
 from courseforge.config import ReasoningSettings
 from courseforge.domain.tasks import TaskId
-from courseforge.engine import CourseCalls, Runtime
+from courseforge.engine import Checkpoints, CourseCalls, Runtime
 from courseforge.engine.reasoning import MIN_SAMPLES, ReasoningBudgets, plan_reasoning
 from courseforge.errors import BadResponse
 from courseforge.ledger import Ledger
@@ -21,6 +23,7 @@ from courseforge.providers.openai_compat import OpenAICompatModel
 from courseforge.resilience import RecordingHooks, RetryScheduled, StructuredOutputModel
 from courseforge.sim import ModelProfile, SimProfile, SimServer
 from courseforge.sim.profiles import ThinkingProfile
+from courseforge.storage import SQLiteStore
 from engine_helpers import hosted_settings
 
 SETTINGS = hosted_settings()
@@ -137,3 +140,48 @@ def test_an_effort_for_an_unknown_task_kind_or_phase_is_a_config_error() -> None
         ReasoningSettings(effort={"lesons": "low"})
     with pytest.raises(ValueError, match="needs can_disable"):
         ReasoningSettings(default_effort="none")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "response_cache"])
+async def test_a_replayed_call_keeps_the_reasoning_tokens_it_was_billed_for(
+    tmp_path: Path, backend: str
+) -> None:
+    """A checkpoint replayed in a later run (or a response-cache hit) reports the thinking of the
+    answer that was paid for, not 0; so do the report's totals built from those records."""
+    thinker = ModelProfile(ttft_ms=0, tokens_per_s=1e6, jitter=0, thinking=ThinkingProfile(tokens=(300, 300)))
+    store = SQLiteStore(str(tmp_path / "jobs.db"))
+    await store.init()
+    spec = CallSpec("lessons", TaskId.lesson_task("S1-L1"), "cheap", 1, request(100))
+    try:
+        async with SimServer(SimProfile(defaults=thinker)) as sim:
+            provider = OpenAICompatModel(model_id="gpt-oss-20b", model_name="m", base_url=sim.base_url)
+            runtime = Runtime(
+                chains={"gpt-oss-20b": [StructuredOutputModel(provider)]}, embedder=HashingEmbedder()
+            )
+
+            async def run_once() -> Ledger:
+                ledger = Ledger(Decimal("1"))
+                if backend == "sqlite":
+                    course = CourseCalls(
+                        SETTINGS, runtime, ledger, checkpoints=await Checkpoints.load(store, "job")
+                    )
+                else:
+                    cache = ResponseCache(StoreBackend(store), namespace="t", templates="t")
+                    course = CourseCalls(SETTINGS, runtime, ledger, cache=cache)
+                await course.call(spec)
+                return ledger
+
+            paid = (await run_once()).records
+            again = (await run_once()).records
+            await provider.aclose()
+            sent = sum(n for (_, outcome), n in sim.stats.items())
+    finally:
+        await store.close()
+    assert sent == 1  # the second run sent nothing
+    assert [r.outcome for r in paid] == ["ok"] and paid[0].reasoning_tokens > 0
+    (served,) = again
+    assert served.replayed or served.cache_hit
+    assert served.reasoning_tokens == paid[0].reasoning_tokens
+    assert served.output_tokens == paid[0].output_tokens
+    assert served.finish_reason == paid[0].finish_reason == "stop"
+    assert Ledger.totals(again, "model")["gpt-oss-20b"].reasoning_tokens == paid[0].reasoning_tokens

@@ -22,6 +22,9 @@ def entry(key: str, created: float, *, namespace: str = "ns", expires: float | N
         finish_reason="stop",
         created_at=created,
         expires_at=expires,
+        reasoning_tokens=4,
+        cache_write_tokens=1,
+        native_finish_reason="end_turn",
     )
 
 

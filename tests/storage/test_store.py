@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from courseforge.storage import (
     SQLiteStore,
     Store,
     StoreConflict,
+    _sql,
     masked_url,
     open_store,
 )
+from pg_helpers import create_database
 
 
 def _job(job_id: str = "j1", key: str | None = None) -> Job:
@@ -40,6 +43,9 @@ def _cp(step: str, text: str = "answer", cost: str = "0.00012345") -> Checkpoint
         cost_usd=Decimal(cost),
         cost_source="price_table",
         latency_ms=12.5,
+        reasoning_tokens=7,
+        cache_write_tokens=3,
+        native_finish_reason="STOP",
     )
 
 
@@ -80,7 +86,53 @@ async def test_checkpoints_keep_exact_money_and_overwrite(store: Store) -> None:
     assert set(cps) == {"lessons/lesson:S1-L1/1/cheap", "metadata/metadata_core/1/premium"}
     assert cps["lessons/lesson:S1-L1/1/cheap"].cost_usd == Decimal("0.00012345")
     assert cps["metadata/metadata_core/1/premium"].text == "newer"
+    back = cps["lessons/lesson:S1-L1/1/cheap"]
+    assert back == replace(_cp("lessons/lesson:S1-L1/1/cheap"), created_at=back.created_at)  # every field
     assert await store.load_checkpoints("other") == {}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_a_store_of_the_previous_schema_migrates_and_its_checkpoints_replay_with_zeros(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 4 added the reasoning tokens, cache writes and native finish reason to the
+    checkpoints and the response cache: a store written at version 3 keeps its rows, which read
+    back with 0 / ""; new rows keep the values."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.db"
+    else:
+        url = create_database(request.getfixturevalue("pg_base_url"))
+    old = open_store(url)
+    with monkeypatch.context() as m:
+        m.setattr(_sql, "MIGRATIONS", [mig for mig in MIGRATIONS if mig[0] <= 3])
+        await old.init()
+        assert await old.schema_version() == 3
+        await old._transaction(  # type: ignore[attr-defined]
+            [
+                (
+                    "INSERT INTO checkpoints (job_id, step_key, request_digest, model, text, input_tokens, "
+                    "output_tokens, cached_tokens, cost_usd, cost_source, latency_ms, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    ("j1", "old", "r", "m", "answer", 10, 20, 0, "0.001", "price_table", 1.0, 1.0),
+                )
+            ]
+        )
+    await old.close()
+    store = open_store(url)
+    await store.init()
+    try:
+        assert await store.schema_version() == MIGRATIONS[-1][0] >= 4
+        await store.put_checkpoint(_cp("new"))
+        cps = await store.load_checkpoints("j1")
+    finally:
+        await store.close()
+    assert (cps["old"].reasoning_tokens, cps["old"].cache_write_tokens, cps["old"].native_finish_reason) == (
+        0,
+        0,
+        "",
+    )
+    assert cps["old"].cost_usd == Decimal("0.001") and cps["old"].text == "answer"
+    assert cps["new"].reasoning_tokens == 7 and cps["new"].native_finish_reason == "STOP"
 
 
 async def test_concurrent_checkpoint_writes(store: Store) -> None:

@@ -202,6 +202,9 @@ class ResponseCache:
             latency_ms=latency_ms,
             response_model=response.model,
             finish_reason=response.finish_reason,
+            reasoning_tokens=response.usage.reasoning_tokens,
+            cache_write_tokens=response.usage.cache_write_tokens,
+            native_finish_reason=response.native_finish_reason,
             created_at=now,
             expires_at=None if self.ttl_s is None else now + self.ttl_s,
         )

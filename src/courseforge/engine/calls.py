@@ -167,6 +167,9 @@ class Checkpoints:
             latency_ms=record.latency_ms,
             response_model=response.model,
             finish_reason=response.finish_reason,
+            reasoning_tokens=response.usage.reasoning_tokens,
+            cache_write_tokens=response.usage.cache_write_tokens,
+            native_finish_reason=response.native_finish_reason,
         )
         # Shielded: a cancelled job still keeps what it has paid for.
         await asyncio.shield(self.store.put_checkpoint(checkpoint))
@@ -288,6 +291,8 @@ class CourseCalls:
             input_tokens=hit.input_tokens,
             output_tokens=hit.output_tokens,
             cached_tokens=hit.cached_tokens,
+            reasoning_tokens=hit.reasoning_tokens,
+            cache_write_tokens=hit.cache_write_tokens,
             cost_usd=Decimal(0),
             saved_usd=hit.cost_usd,
             latency_ms=round(self.now_ms() - started, 1),
@@ -295,11 +300,27 @@ class CourseCalls:
             reason=f"response cache hit (paid ${hit.cost_usd} and took {hit.latency_ms:.0f} ms then)",
             cache_hit=True,
             cost_source="none",
+            finish_reason=hit.finish_reason,
+            native_finish_reason=hit.native_finish_reason,
         )
         with self._span(spec, model_id, model_id) as span:
             self._recorded(self.ledger.record(record), span)
-        usage = Usage(hit.input_tokens, hit.output_tokens, hit.cached_tokens, Decimal(0))
-        response = ChatResponse(hit.text, usage, record.latency_ms, hit.response_model, hit.finish_reason)
+        usage = Usage(
+            hit.input_tokens,
+            hit.output_tokens,
+            hit.cached_tokens,
+            Decimal(0),
+            cache_write_tokens=hit.cache_write_tokens,
+            reasoning_tokens=hit.reasoning_tokens,
+        )
+        response = ChatResponse(
+            hit.text,
+            usage,
+            record.latency_ms,
+            hit.response_model,
+            hit.finish_reason,
+            native_finish_reason=hit.native_finish_reason,
+        )
         return CallResult(response, record)
 
     # -- the chain -------------------------------------------------------------------------
@@ -653,18 +674,37 @@ class CourseCalls:
             input_tokens=cp.input_tokens,
             output_tokens=cp.output_tokens,
             cached_tokens=cp.cached_tokens,
+            reasoning_tokens=cp.reasoning_tokens,
+            cache_write_tokens=cp.cache_write_tokens,
             cost_usd=cp.cost_usd,
             latency_ms=0.0,
             outcome="ok",
             reason=f"replayed from checkpoint (paid in an earlier run; took {cp.latency_ms:.0f} ms then)",
             replayed=True,
             cost_source=cp.cost_source,
+            finish_reason=cp.finish_reason,
+            native_finish_reason=cp.native_finish_reason,
         )
         # Counted as spent (the course did pay it, once) but never reserved or sent again.
         with self._span(spec, cp.model, self._settings.routing.tiers[spec.tier]) as span:
             self._recorded(self.ledger.record(record), span)
-        usage = Usage(cp.input_tokens, cp.output_tokens, cp.cached_tokens, None)
-        return CallResult(ChatResponse(cp.text, usage, 0.0, cp.response_model, cp.finish_reason), record)
+        usage = Usage(
+            cp.input_tokens,
+            cp.output_tokens,
+            cp.cached_tokens,
+            None,
+            cache_write_tokens=cp.cache_write_tokens,
+            reasoning_tokens=cp.reasoning_tokens,
+        )
+        response = ChatResponse(
+            cp.text,
+            usage,
+            0.0,
+            cp.response_model,
+            cp.finish_reason,
+            native_finish_reason=cp.native_finish_reason,
+        )
+        return CallResult(response, record)
 
 
 def _fallback_reason(model_id: str, primary: str, weaker: Callable[[str, str], bool]) -> str:

@@ -94,6 +94,12 @@ class Checkpoint:
     response_model: str = ""
     finish_reason: str = ""
     created_at: float = field(default_factory=time.time)
+    #: Output tokens the model spent thinking (inside `output_tokens`), prompt tokens it wrote
+    #: to the provider's prompt cache, and the upstream provider's own finish reason: kept so a
+    #: replayed call's record says what the paid one said.
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    native_finish_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,10 @@ class CachedResponse:
     created_at: float = field(default_factory=time.time)
     #: Epoch seconds after which the entry is not served (None: never expires).
     expires_at: float | None = None
+    #: As in `Checkpoint`: what the paid answer spent thinking and wrote to the prompt cache.
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    native_finish_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,19 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX review_items_job ON review_items (job_id)",
         ],
     ),
+    (
+        4,
+        [
+            # Issue 23: a replayed call (or a cache hit) reports the reasoning tokens, cache
+            # writes and upstream finish reason of the answer that was paid for.
+            "ALTER TABLE checkpoints ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE checkpoints ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE checkpoints ADD COLUMN native_finish_reason TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE response_cache ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE response_cache ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE response_cache ADD COLUMN native_finish_reason TEXT NOT NULL DEFAULT ''",
+        ],
+    ),
 ]
 
 _JOB_COLUMNS = (
@@ -145,11 +158,13 @@ _JOB_COLUMNS = (
 )
 _CHECKPOINT_COLUMNS = (
     "job_id, step_key, request_digest, model, text, input_tokens, output_tokens, cached_tokens, "
-    "cost_usd, cost_source, latency_ms, response_model, finish_reason, created_at"
+    "cost_usd, cost_source, latency_ms, response_model, finish_reason, created_at, "
+    "reasoning_tokens, cache_write_tokens, native_finish_reason"
 )
 _CACHE_COLUMNS = (
     "namespace, key, model, text, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms, "
-    "response_model, finish_reason, created_at, expires_at"
+    "response_model, finish_reason, created_at, expires_at, reasoning_tokens, cache_write_tokens, "
+    "native_finish_reason"
 )
 #: How a column's value becomes its field's type (by the field's annotation); others as read.
 _CONVERT: dict[str, Any] = {"int": int, "float": float, "Decimal": Decimal}
@@ -553,13 +568,16 @@ class SQLStore(Store):
         await self._transaction(
             [
                 (
-                    f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT (job_id, step_key) DO UPDATE SET request_digest = excluded.request_digest, "
                     "model = excluded.model, text = excluded.text, input_tokens = excluded.input_tokens, "
                     "output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens, "
                     "cost_usd = excluded.cost_usd, cost_source = excluded.cost_source, "
                     "latency_ms = excluded.latency_ms, response_model = excluded.response_model, "
-                    "finish_reason = excluded.finish_reason, created_at = excluded.created_at",
+                    "finish_reason = excluded.finish_reason, created_at = excluded.created_at, "
+                    "reasoning_tokens = excluded.reasoning_tokens, "
+                    "cache_write_tokens = excluded.cache_write_tokens, "
+                    "native_finish_reason = excluded.native_finish_reason",
                     (
                         c.job_id,
                         c.step_key,
@@ -575,6 +593,9 @@ class SQLStore(Store):
                         c.response_model,
                         c.finish_reason,
                         c.created_at,
+                        c.reasoning_tokens,
+                        c.cache_write_tokens,
+                        c.native_finish_reason,
                     ),
                 )
             ]
@@ -600,13 +621,16 @@ class SQLStore(Store):
         await self._transaction(
             [
                 (
-                    f"INSERT INTO response_cache ({_CACHE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    f"INSERT INTO response_cache ({_CACHE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT (namespace, key) DO UPDATE SET model = excluded.model, "
                     "text = excluded.text, input_tokens = excluded.input_tokens, "
                     "output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens, "
                     "cost_usd = excluded.cost_usd, latency_ms = excluded.latency_ms, "
                     "response_model = excluded.response_model, finish_reason = excluded.finish_reason, "
-                    "created_at = excluded.created_at, expires_at = excluded.expires_at",
+                    "created_at = excluded.created_at, expires_at = excluded.expires_at, "
+                    "reasoning_tokens = excluded.reasoning_tokens, "
+                    "cache_write_tokens = excluded.cache_write_tokens, "
+                    "native_finish_reason = excluded.native_finish_reason",
                     (
                         e.namespace,
                         e.key,
@@ -621,6 +645,9 @@ class SQLStore(Store):
                         e.finish_reason,
                         e.created_at,
                         e.expires_at,
+                        e.reasoning_tokens,
+                        e.cache_write_tokens,
+                        e.native_finish_reason,
                     ),
                 ),
                 (
