@@ -60,43 +60,46 @@ class MetadataCompletenessGate(Gate[MetadataFacts]):
         return self.result(passed, score, reasons, threshold=self.min_share)
 
 
-class MetadataCoherenceGate(Gate[MetadataFacts]):
-    """Title, description and strategy about what the outcomes and sections are about:
-    their cosine >= `pass_at` (per embedding model, calibrated in docs/quality.md)."""
+class _CosineGate(Gate[MetadataFacts]):
+    """A cosine of the facts >= `pass_at` (per embedding model, calibrated in docs/quality.md);
+    a failure says what `failure` names, with the cosine and the bar."""
+
+    failure = ""
+
+    def __init__(self, pass_at: float) -> None:
+        self.pass_at = pass_at
+
+    def cosine(self, facts: MetadataFacts) -> float:
+        raise NotImplementedError(type(self).__name__)
+
+    def check(self, artifact: MetadataFacts, context: GateContext) -> GateResult:
+        score = round(self.cosine(artifact), 4)
+        if score >= self.pass_at:
+            return self.result(True, score, threshold=self.pass_at)
+        why = f"{self.failure} (cosine {score:.2f} < {self.pass_at:.2f})"
+        return self.result(False, score, [why], threshold=self.pass_at)
+
+
+class MetadataCoherenceGate(_CosineGate):
+    """Title, description and strategy about what the outcomes and sections are about."""
 
     name = "metadata_coherence"
     advice = "write the title, description and strategy about the subject the outcomes and sections teach"
+    failure = "title, description and strategy disagree with the outcomes and sections"
 
-    def __init__(self, pass_at: float) -> None:
-        self.pass_at = pass_at
-
-    def check(self, artifact: MetadataFacts, context: GateContext) -> GateResult:
-        score = round(artifact.coherence, 4)
-        if score >= self.pass_at:
-            return self.result(True, score, threshold=self.pass_at)
-        why = (
-            "title, description and strategy disagree with the outcomes and sections "
-            f"(cosine {score:.2f} < {self.pass_at:.2f})"
-        )
-        return self.result(False, score, [why], threshold=self.pass_at)
+    def cosine(self, facts: MetadataFacts) -> float:
+        return facts.coherence
 
 
-class MetadataAlignmentGate(Gate[MetadataFacts]):
-    """The outcomes serve the course's goals, topic and audience: the cosine of their mean
-    vector to them >= `pass_at` (per embedding model, calibrated in docs/quality.md)."""
+class MetadataAlignmentGate(_CosineGate):
+    """The outcomes serve the course's goals, topic and audience."""
 
     name = "metadata_alignment"
     advice = "write outcomes that serve the course's stated goals, topic and audience"
+    failure = "outcomes stray from the course's goals, topic and audience"
 
-    def __init__(self, pass_at: float) -> None:
-        self.pass_at = pass_at
-
-    def check(self, artifact: MetadataFacts, context: GateContext) -> GateResult:
-        score = round(artifact.alignment, 4)
-        if score >= self.pass_at:
-            return self.result(True, score, threshold=self.pass_at)
-        why = f"outcomes stray from the course's goals, topic and audience (cosine {score:.2f} < {self.pass_at:.2f})"
-        return self.result(False, score, [why], threshold=self.pass_at)
+    def cosine(self, facts: MetadataFacts) -> float:
+        return facts.alignment
 
 
 def metadata_gates(settings: Settings, default_pass_at: float) -> list[Gate[MetadataFacts]]:

@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..jobs import approve_plan, edit_plan, job_plan
 from ..storage import Job
 from ..views import esc
-from .ui_shell import Session, Ui, read_form, redirect
+from .ui_shell import Session, Ui, labelled_input, read_form, redirect
 
 __all__ = ["add_routes", "plan_from_form"]
 
@@ -64,13 +64,7 @@ def _order(text: str | None, default: int) -> float:
 
 
 def _field(name: str, label: str, value: str, errors: dict[str, str], *, size: int = 60) -> str:
-    error = errors.get(name, "")
-    described = f' aria-describedby="{name}-err" aria-invalid="true"' if error else ""
-    note = f'<span class="field-error" id="{name}-err">{esc(error)}</span>' if error else ""
-    return (
-        f'<label for="{name}" class="sr-only">{esc(label)}</label>'
-        f'<input id="{name}" name="{name}" value="{esc(value)}" size="{size}"{described}>{note}'
-    )
+    return labelled_input(name, label, value, errors, label_class="sr-only", size=str(size))
 
 
 def _plan_form(

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..views import esc
-from .ui_shell import Session, Ui
+from .ui_shell import Session, Ui, labelled_input
 
 __all__ = ["analysis_from_form", "field_of", "parse_submission", "submit_form"]
 
@@ -80,14 +80,7 @@ def field_of(path: str, data: dict[str, Any]) -> str:
 
 
 def _input(name: str, label: str, value: str, errors: dict[str, str], **attrs: str) -> str:
-    error = errors.get(name, "")
-    extra = "".join(f' {k.replace("_", "-")}="{esc(v)}"' for k, v in attrs.items())
-    invalid = f' aria-invalid="true" aria-describedby="{name}-err"' if error else ""
-    note = f'<span class="field-error" id="{name}-err">{esc(error)}</span>' if error else ""
-    return (
-        f'<p><label for="{name}">{esc(label)}</label> '
-        f'<input id="{name}" name="{name}" value="{esc(value)}"{extra}{invalid}>{note}</p>'
-    )
+    return f"<p>{labelled_input(name, label, value, errors, **attrs)}</p>"
 
 
 def submit_form(
