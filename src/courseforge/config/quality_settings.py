@@ -35,7 +35,7 @@ def _seed_floors() -> dict[JudgeDimension, float]:
 
 
 class JudgeSettings(_S):
-    """LLM-as-judge (seed 000): correctness, comprehensiveness, readability on 1-5."""
+    """LLM-as-judge: correctness, comprehensiveness, readability on 1-5."""
 
     enabled: bool = True
     #: Tier that judges; a tier whose model family differs from the generator's is preferred
@@ -44,27 +44,27 @@ class JudgeSettings(_S):
     prefer_other_family: bool = True
     #: Tiers the judge may be moved to for a different family (empty: every configured tier).
     candidate_tiers: list[str] = Field(default_factory=list)
-    #: Reference judge of the calibration sample (seed 000: "a stronger model as ground truth"):
+    #: Reference judge of the calibration sample (a stronger model as the ground truth):
     #: this tier, unless its model is of the generator's family (then the dearest tier of
     #: another family at least as dear as the judge). Its verdict is recorded, never substituted.
     strong_tier: str | None = "premium"
-    #: Share of lessons judged by both judges (seed 000/issue: 10 %); deterministic per lesson.
+    #: Share of lessons judged by both judges; deterministic per lesson.
     sample_rate: float = Field(default=0.1, ge=0, le=1)
     #: Judge every lesson, not only the borderline and sampled ones.
     always: bool = False
     #: Composite (0.6 correctness + 0.2 comprehensiveness + 0.2 readability) needed to pass.
     pass_composite: float = Field(default=3.5, ge=1, le=5)
-    #: Composite needed per generator tier, over `pass_composite` (seed 000: tier 2, qwen3-max,
-    #: "composite >= 4.0"; tier 1 keeps 3.5). Tiers not named use `pass_composite`.
+    #: Composite needed per generator tier, over `pass_composite`: a premium lesson needs 4.0,
+    #: the others keep 3.5. Tiers not named use `pass_composite`.
     pass_composite_by_tier: dict[str, float] = Field(default_factory=lambda: {"premium": 4.0})
     #: Correctness below this fails whatever the composite (kept for old configs; `floors`
-    #: holds seed 000's rule).
+    #: holds the per-dimension rule).
     min_correctness: int = Field(default=3, ge=1, le=5)
-    #: Seed 000's per-dimension floors, as shares of the judge's 5: a dimension scoring
+    #: Per-dimension floors, as shares of the judge's 5: a dimension scoring
     #: below `floor x 5` fails the lesson (correctness 0.80 = 4/5; comprehensiveness and
     #: readability 0.70 = 3.5/5, i.e. 4 on the integer scale).
     floors: dict[JudgeDimension, float] = Field(default_factory=_seed_floors)
-    #: Seed 001 phase 4: a borderline-similarity lesson the judge accepts proceeds with a flag
+    #: A borderline-similarity lesson the judge accepts proceeds with a flag
     #: (a person looks at it); one the judge has concerns about escalates at once (severe).
     flag_borderline: bool = True
     escalate_on_concerns: bool = True
@@ -77,7 +77,7 @@ class JudgeSettings(_S):
 
 
 class ConsistencySettings(_S):
-    """Self-consistency (seed 000 pattern 3, seed 001 MoT): sample a lesson 2-3 times; samples
+    """Self-consistency: sample a lesson 2-3 times; samples
     that disagree (pairwise cosine below the bound) mean the model is unsure: escalate."""
 
     #: Section types sampled (empty: none, unless `all_sections`).
@@ -96,7 +96,7 @@ class GroundingSettings(_S):
     """Claims of a lesson checked against the input's source_material (only when it has some)."""
 
     enabled: bool = True
-    #: Share of factual claims that must be supported (seed 000: citation coverage >= 80 %).
+    #: Share of factual claims that must be supported.
     min_coverage: float = Field(default=0.8, ge=0, le=1)
     #: Share of factual claims supported by a source the lesson cites (citation coverage,
     #: reported and gated apart from support).
@@ -137,12 +137,12 @@ class RedundancySettings(_S):
 
 
 class MetadataGateSettings(_S):
-    """Phase 2's metadata quality gate (seeds 000, 001): completeness, coherence, alignment."""
+    """Phase 2's metadata quality gate: completeness, coherence, alignment."""
 
     enabled: bool = True
     #: Share of the plan's checks met: every section planned, every key concept planned (named
     #: or, by cosine, at the similarity pass mark), every outcome measurable and mapped to a
-    #: lesson (seed 000: completeness >= 0.85).
+    #: lesson.
     completeness: float = Field(default=0.85, ge=0, le=1)
     #: Cosine of title + description + strategy to the outcomes and the section titles, per
     #: embedding model. MiniLM, measured (tests/pipeline/test_metadata_gate.py): coherent plans
@@ -159,9 +159,9 @@ class MetadataGateSettings(_S):
 
 
 class CompletenessSettings(_S):
-    """Phase 5 beyond counting (seed 000): gap lessons, token bounds, course-level similarity."""
+    """Phase 5 beyond counting: gap lessons, token bounds, course-level similarity."""
 
-    #: Tier that identifies the missing lessons (seed 000: OSS 120B, the mid tier).
+    #: Tier that identifies the missing lessons (a list of gaps needs no premium model).
     gap_tier: str = "mid"
     #: Most lessons phase 5 may add to one course.
     max_gap_lessons: int = Field(default=10, ge=0, le=50)
@@ -169,8 +169,7 @@ class CompletenessSettings(_S):
     lesson_tokens: tuple[int, int] = (60, 3000)
     #: Tokens of the whole course's lessons outside [low, high] flag the course.
     course_tokens: tuple[int, int] = (300, 250_000)
-    #: Mean lesson-to-outcome similarity the course needs, per embedding model (seed 000: 0.75
-    #: for its model). Missing model: the low end of the judge's borderline band for it (lessons
+    #: Mean lesson-to-outcome similarity the course needs, per embedding model. Missing model: the low end of the judge's borderline band for it (lessons
     #: the judge accepted there are accepted), else its `gates.similarity` pass mark. Below it, the
     #: lessons under it are regenerated on the top ladder tier, once (targeted regeneration).
     course_similarity: dict[str, float] = Field(default_factory=dict)

@@ -278,7 +278,8 @@ class ModelSettings(_S):
     #: file's source and date (set when a prices file is applied; `config show` prints it).
     price_source: str = ""
     #: Model ids tried in order when this one fails or answers badly (empty, not JSON, schema-
-    #: invalid) within one call; every try is billed and recorded (seed 001).
+    #: invalid) within one call; every try is billed and recorded. A cheaper fallback answers only
+    #: when this model is unavailable, never for its bad answer (`engine/calls.py`).
     fallbacks: list[str] = Field(default_factory=list)
     #: OpenRouter's provider routing, sent as the request's `provider` object (`order`, `only`,
     #: `ignore`, `allow_fallbacks`, `sort`, ...); None sends none. Any other endpoint ignores it.
@@ -345,7 +346,7 @@ class BreakerSettings(_S):
     """Circuit breakers, one per model and one per provider (docs/resilience.md). A breaker
     opens on `failure_threshold` consecutive failures; its sliding window says for how long:
     "down" (>= `down_rate` of at least `down_min_calls` outcomes failed, calls in flight counted
-    as not failed) keeps seed 001's `cooldown_s`; otherwise "flaky": `flaky_cooldown_s`,
+    as not failed) keeps the full `cooldown_s`; otherwise "flaky": `flaky_cooldown_s`,
     doubling while probes fail, at most `cooldown_s`. A provider's breaker opens only when its
     window says down."""
 
@@ -368,7 +369,7 @@ class BreakerSettings(_S):
 
 
 class PrioritySettings(_S):
-    #: Total attempts per task before it is flagged for review (seed 000: 3).
+    #: Total attempts per task before it is flagged for review.
     max_attempts: int = Field(default=3, ge=1, le=10)
     #: Transport retries per attempt for provider errors (429, 5xx, timeouts).
     retries: int = Field(default=2, ge=0, le=10)
@@ -393,7 +394,7 @@ class RoutingSettings(_S):
     ladder: list[Tier]
     #: Tier for prompts larger than the chosen model's context window.
     long_context_tier: Tier | None = "long_context"
-    #: Seed 000's tier 3: a request (prompt + answer room, counted by `ledger.tokens`) at or over
+    #: The long-context tier: a request (prompt + answer room, counted by `ledger.tokens`) at or over
     #: this many tokens, or over the chosen model's window less `context_margin`, goes to
     #: `long_context_tier` — metadata, lesson and judge calls alike.
     long_context_at_tokens: int = Field(default=120_000, ge=1000)
@@ -401,21 +402,21 @@ class RoutingSettings(_S):
     #: Pre-routing: score >= mid -> ladder[1]; score >= premium -> ladder[-1]; else ladder[0].
     threshold_mid: float = Field(default=0.3, ge=0, le=1)
     threshold_premium: float = Field(default=0.75, ge=0, le=1)
-    #: Seed 000's pre-routing rule, before the score: `complexity_score` (the input's complexity
-    #: 1-10 as (c - 1) / 8 plus the type's bias: 7 -> 0.75, seed 001's "7-10 -> qwen3-max") at or
+    #: The premium rule, before the score: `complexity_score` (the input's complexity 1-10 as
+    #: (c - 1) / 8 plus the type's bias, so complexity 7 and above -> 0.75 and more) at or
     #: above `premium_complexity`, or `criticality_score` (1 for a critical section) at or above
     #: `premium_criticality`, starts the task on the last ladder tier. 1.01 turns either off.
     premium_complexity: float = Field(default=0.75, ge=0, le=1.01)
     premium_criticality: float = Field(default=0.80, ge=0, le=1.01)
     #: A lesson whose similarity is below the severe bound climbs straight to the highest tier
-    #: allowed, not one tier (seed 002: "< 0.60: severe failure necessitating best available
-    #: model"; the bound is `gates.similarity.<model>.severe_below`, calibrated per embedder).
+    #: allowed, not one tier: a severe failure needs the best model available (the bound is
+    #: `gates.similarity.<model>.severe_below`, calibrated per embedder).
     severe_to_top: bool = True
-    #: Tier for the critical metadata fields (seed 000: always premium).
+    #: Tier for the critical metadata fields (outcomes, strategy, structure: premium, never less).
     metadata_tier: Tier = "premium"
     #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
     metadata_extras_tier: Tier = "cheap"
-    #: Attempts at the critical metadata on its tier before human review (seed 000: 2).
+    #: Attempts at the critical metadata on its tier before human review.
     metadata_max_attempts: int = Field(default=2, ge=1, le=10)
     section_types: dict[str, SectionTypeSettings] = Field(default_factory=dict)
     priorities: dict[Priority, PrioritySettings] = Field(
@@ -427,7 +428,8 @@ class RoutingSettings(_S):
     )
     #: Lesson generations in flight at once across the course.
     max_parallel_tasks: int = Field(default=16, ge=1, le=512)
-    #: Lessons whose parallel run failed are retried one at a time before phase 5 (seed 003).
+    #: Lessons whose parallel run failed are retried one at a time before phase 5:
+    #: a failure of the parallel run is not the lesson's fault.
     sequential_fallback: bool = True
     #: The sequential retry's per-call timeout: this times the priority's `timeout_s`.
     sequential_timeout_factor: float = Field(default=2.0, ge=1, le=10)
@@ -458,8 +460,8 @@ class SimilarityThresholds(_S):
 
     pass_at: float = Field(ge=-1, le=1)
     severe_below: float = Field(ge=-1, le=1)
-    #: A higher pass mark for lessons written on these tiers (seed 000: tier 2 "semantic
-    #: similarity >= 0.80" against tier 1's 0.75, on this embedder's own scale).
+    #: A higher pass mark for lessons written on these tiers: a premium lesson is held to a
+    #: stricter bar than a cheap one (on this embedder's own scale).
     pass_at_by_tier: dict[str, float] = Field(default_factory=dict)
 
 
@@ -474,7 +476,7 @@ class GateSettings(_S):
     min_exercises: int = Field(default=1, ge=0)
     #: Most exercises a lesson may have (bounds the schema: a small local model stays fast).
     max_exercises: int = Field(default=4, ge=1, le=4)
-    #: Share of outcomes that must be taught and assessed for approval (seed 000: 90 %).
+    #: Share of outcomes that must be taught and assessed for approval.
     outcome_coverage: float = Field(default=0.9, ge=0, le=1)
     #: Share of a section's key concepts its lessons must name, or the course is flagged
     #: (`quality.coverage.SectionConceptsGate`): catches a section whose lessons teach around it.
@@ -489,7 +491,7 @@ class GateSettings(_S):
     #: every outcome taught and assessed, the plan's prerequisite order): flags for review.
     cross_artifact: bool = True
     #: Share of approved courses a person spot-checks: each goes into the review queue as one
-    #: item (seed 000: "10% human sample review to catch systematic issues"), chosen by a seeded
+    #: item (a person samples approved courses to catch systematic issues the gates pass), chosen by a seeded
     #: hash of the job id, so a job is always in or out. Its status stays approved. Off unless
     #: configured (the hosted profile: 0.1).
     spot_check_rate: float = Field(default=0.0, ge=0, le=1)
@@ -511,7 +513,7 @@ class BudgetSettings(_S):
     #: Share of the cap after which new tasks start (and escalate) no higher than `step_down_tier`.
     step_down_at: float = Field(default=0.8, gt=0, le=1)
     step_down_tier: Tier | None = None
-    #: A ceiling per phase, as a share of the course's cap (seeds 000/001's budget split: a call
+    #: A ceiling per phase, as a share of the course's cap (the budget split between phases: a call
     #: of that phase is refused, like one over the course's cap, once the phase's spend plus its
     #: calls in flight would pass it). Phases not named share the course's cap only; the shares
     #: are ceilings, not an allocation, so they may add up to more than 1.
