@@ -169,9 +169,10 @@ class CompletenessSettings(_S):
     lesson_tokens: tuple[int, int] = (60, 3000)
     #: Tokens of the whole course's lessons outside [low, high] flag the course.
     course_tokens: tuple[int, int] = (300, 250_000)
-    #: Mean lesson-to-outcome similarity the course needs, per embedding model. Missing model: the low end of the judge's borderline band for it (lessons
-    #: the judge accepted there are accepted), else its `gates.similarity` pass mark. Below it, the
-    #: lessons under it are regenerated on the top ladder tier, once (targeted regeneration).
+    #: Mean lesson-to-outcome similarity the course needs, per embedding model. Missing model:
+    #: the low end of the judge's borderline band for it (lessons the judge accepted there are
+    #: accepted), else its `gates.similarity` pass mark. Below it, the lessons under it are
+    #: regenerated on the top ladder tier, once (targeted regeneration).
     course_similarity: dict[str, float] = Field(default_factory=dict)
 
 

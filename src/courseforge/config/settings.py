@@ -491,9 +491,9 @@ class GateSettings(_S):
     #: every outcome taught and assessed, the plan's prerequisite order): flags for review.
     cross_artifact: bool = True
     #: Share of approved courses a person spot-checks: each goes into the review queue as one
-    #: item (a person samples approved courses to catch systematic issues the gates pass), chosen by a seeded
-    #: hash of the job id, so a job is always in or out. Its status stays approved. Off unless
-    #: configured (the hosted profile: 0.1).
+    #: item (a person samples approved courses to catch systematic issues the gates pass),
+    #: chosen by a seeded hash of the job id, so a job is always in or out. Its status stays
+    #: approved. Off unless configured (the hosted profile: 0.1).
     spot_check_rate: float = Field(default=0.0, ge=0, le=1)
     spot_check_seed: str = ""
     #: Issue-4 gates (config/quality_settings.py documents each key).

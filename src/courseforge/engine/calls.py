@@ -335,8 +335,8 @@ class CourseCalls:
             primary_answered_badly = False
             for i, model in enumerate(chain):
                 if primary_answered_badly and self._weaker(model.model_id, primary):
-                    # Seed 000: never escalate down on bad content; a weaker fallback answers
-                    # only when the primary is unavailable (seed 001: rate limited, down).
+                    # Never escalate down on bad content; a weaker fallback answers only when
+                    # the primary is unavailable (rate limited, down).
                     continue
                 if last is not None:
                     self._runtime.hooks(

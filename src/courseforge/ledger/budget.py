@@ -114,7 +114,7 @@ class Ledger:
     ) -> None:
         """`spent_usd`: what the course already paid before this ledger (a later revision of a
         finished course spends what is left under the same cap). `phase_caps_usd`: a ceiling
-        per phase inside the course's cap (seeds 000/001's budget split; `phase_caps`)."""
+        per phase inside the course's cap (the budget split between phases; `phase_caps`)."""
         if cap_usd <= 0:
             raise ValueError("budget cap must be positive")
         self.cap_usd = cap_usd

@@ -1,7 +1,7 @@
 """Named defaults of the resilience wrappers, in one place so a reader can see every knob.
 
-The retry numbers follow openai-python's conventions; the breaker numbers are seed 001's
-("after 3 consecutive failures from a provider, route to fallback for a 60-second cooldown").
+The retry numbers follow openai-python's conventions; the breaker numbers say: after 3
+consecutive failures from a provider, route to the fallback for a 60-second cooldown.
 The breaker defaults are the config's (`config.BreakerSettings`, the one place they are set);
 here they are named for the wrappers built without a config.
 """

@@ -11,7 +11,7 @@ model's breaker) or, for a provider's breaker, only when the window says "down".
 window's failure rate says decides the cooldown:
 
 - **down** (rate >= `down_rate`, 90 %, over at least `min_calls`, 10, outcomes, calls in flight
-  counted as not failed): seed 001's rule, 3 consecutive failures -> `cooldown_s` (60 s); every
+  counted as not failed): 3 consecutive failures -> the full `cooldown_s` (60 s); every
   call is skipped until a probe answers. Three failures alone do not prove a provider down (at
   30 % random 5xx they happen about once in 37 calls); ten outcomes, about three calls with
   their retries, mostly do.
@@ -94,7 +94,7 @@ class BreakerPolicy:
     """How a breaker judges; the defaults are a model's breaker (`provider()` a provider's)."""
 
     failure_threshold: int = BREAKER_FAILURE_THRESHOLD
-    #: The down cooldown (seed 001: 60 s), and the ceiling of a flaky one.
+    #: The down cooldown (60 s), and the ceiling of a flaky one.
     cooldown_s: float = BREAKER_COOLDOWN_S
     flaky_cooldown_s: float = BREAKER_FLAKY_COOLDOWN_S
     #: Factor a flaky cooldown grows by at each re-opening without a close in between.

@@ -88,7 +88,7 @@ class RetryingModel(WrapperModel):
         self._max_retry_after_s = max_retry_after_s
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        # A task's priority may set its own retry budget (seed 000: critical 3, standard 2).
+        # A task's priority may set its own retry budget (a critical task gets more retries).
         limit = int(request.tags.get("max_retries", self.max_retries))
         attempt = 0
         while True:

@@ -25,8 +25,8 @@ from .ladder import Attempt, Policy, next_step
 __all__ = ["WEAKER_FALLBACK", "TaskResult", "Verdict", "run_cascade"]
 
 #: How a call record's reason starts when a weaker model stood in for an unavailable primary
-#: (`engine/calls.py` writes it). Seed 000 "never escalate down", seed 001 "fallback OSS 120B if
-#: qwen3-max rate limited or unavailable": such an answer is kept, but flagged for review.
+#: (`engine/calls.py` writes it). Never escalate down: a cheaper model stands in only while the
+#: primary is rate limited or unavailable, and its answer is kept, but flagged for review.
 WEAKER_FALLBACK = "weaker fallback for"
 
 T = TypeVar("T")

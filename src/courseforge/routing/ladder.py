@@ -1,6 +1,6 @@
-"""The attempt ladder (seed 000): standard prompt -> same tier with the validation feedback ->
-next tier -> flag for human review; schema failures and very low scores escalate at once
-(seed 001); provider failures fall back to another tier. A pure function of the attempt
+"""The attempt ladder: standard prompt -> same tier with the validation feedback -> next tier
+-> flag for human review; schema failures and very low scores escalate at once (a retry on the
+same model rarely mends them); provider failures fall back to another tier. A pure function of the attempt
 history, so it is tested with tables and logged with its inputs.
 """
 
@@ -29,19 +29,18 @@ class Attempt:
 class Policy:
     ladder: tuple[str, ...]
     max_attempts: int = 3
-    #: Attempts on one tier before moving up (seed 000: 2).
+    #: Attempts on one tier before moving up.
     per_tier_attempts: int = 2
     #: May the task climb above the tier it started on?
     escalate: bool = True
     #: Highest tier allowed now (budget step-down), or None.
     ceiling: str | None = None
-    #: A severe gate failure (similarity below the severe bound: seed 002's "< 0.60") climbs
-    #: straight to the highest tier allowed instead of one tier (seed 002: "severe failure
-    #: necessitating best available model").
+    #: A severe gate failure (similarity below the severe bound) climbs straight to the highest
+    #: tier allowed instead of one tier: a severe failure needs the best model available.
     severe_to_top: bool = False
     #: A budget-blocked attempt with nothing usable yet steps down to a cheaper tier that may
     #: still fit (a lesson pre-routed to premium late in a course), instead of failing the task.
-    #: Off for metadata: its premium core never escalates down (seed 000).
+    #: Off for metadata: its premium core is never moved to a cheaper tier.
     step_down_on_budget: bool = False
 
 

@@ -1,8 +1,9 @@
 """Pre-routing: scores for how much a task needs a strong model, and thresholds on them.
 
-Like RouteLLM, a router is a score and a threshold. Seed 000's rule decides the premium tier:
-`complexity_score >= 0.75 or criticality_score >= 0.80 -> premium` (seed 001: complexity 7-10 ->
-qwen3-max; `complexity_score` maps the input's 1-10 so that 7 lands on 0.75, both seeds at once).
+Like RouteLLM, a router is a score and a threshold. One rule decides the premium tier first:
+`complexity_score >= 0.75 or criticality_score >= 0.80 -> premium`, a critical section or a
+complex one (input complexity 7-10) starting on the best model; `complexity_score` maps the
+input's 1-10 so that 7 lands on 0.75, which makes both statements of the rule one.
 Below it a transparent weighted sum (complexity, criticality, the Bloom level of the outcomes,
 the section type's bias) splits cheap from mid. Every score goes into the logged decision.
 """
@@ -75,15 +76,15 @@ def route_score(profile: TaskProfile, type_settings: SectionTypeSettings | None)
 
 
 def complexity_score(profile: TaskProfile, type_settings: SectionTypeSettings | None) -> float:
-    """Seed 000's `complexity_score` on 0-1: the input's complexity 1-10 as (c - 1) / 8, so
-    seed 001's bands meet our thresholds (4 -> 0.375, mid; 7 -> 0.75, premium; 10 clamps to 1),
-    plus the section type's bias."""
+    """`complexity_score` on 0-1: the input's complexity 1-10 as (c - 1) / 8, so the bands
+    "1-3 cheap, 4-6 mid, 7-10 premium" meet our thresholds (4 -> 0.375, mid; 7 -> 0.75,
+    premium; 10 clamps to 1), plus the section type's bias."""
     raw = (profile.complexity - 1) / 8 + (type_settings.score_bias if type_settings else 0.0)
     return round(max(0.0, min(1.0, raw)), 4)
 
 
 def criticality_score(profile: TaskProfile) -> float:
-    """Seed 000's `criticality_score`: 1 for a section the analysis marks critical (foundational
+    """`criticality_score`: 1 for a section the analysis marks critical (foundational
     to the outcomes), else 0. Section types' priorities are not criticality: they bias scores."""
     return 1.0 if profile.critical else 0.0
 
