@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ..config import Settings
 from ..domain import AnalysisResult, Decision
-from ..ledger.tokens import ESTIMATE, count_text_tokens
+from ..ledger.tokens import count_text_tokens, counted_by
 from ..providers import Message
 from ..providers.embeddings import cosine
 from ..quality.safety import sentences
@@ -38,9 +38,10 @@ Excerpt = tuple[str, str, str]
 _MESSAGE_OVERHEAD = 4
 
 
-def request_tokens(messages: Sequence[Message], max_tokens: int) -> int:
-    """Counted tokens of a request: its messages (`ledger.tokens`) plus the answer's room."""
-    return sum(count_text_tokens(m.content) + _MESSAGE_OVERHEAD for m in messages) + max_tokens
+def request_tokens(messages: Sequence[Message], max_tokens: int, model: str | None = None) -> int:
+    """Counted tokens of a request for `model` (its provider name; `ledger.tokens`: the family's
+    tokenizer when one is installed, else the estimate): its messages plus the answer's room."""
+    return sum(count_text_tokens(m.content, model) + _MESSAGE_OVERHEAD for m in messages) + max_tokens
 
 
 def fit_context(
@@ -48,8 +49,10 @@ def fit_context(
 ) -> tuple[str, Decision | None]:
     """`tier`, or the long-context tier when the request does not fit (see the module doc)."""
     routing, models = ctx.settings.routing, ctx.settings.models
-    tokens = request_tokens(messages, max_tokens)
-    window = models[routing.tiers[tier]].context_window
+    model = models[routing.tiers[tier]]
+    tokens = request_tokens(messages, max_tokens, model.name)
+    counted = counted_by(model.name)
+    window = model.context_window
     limit = min(routing.long_context_at_tokens, int(window * (1 - routing.context_margin)))
     if tokens < limit:
         return tier, None
@@ -62,14 +65,14 @@ def fit_context(
             task=task,
             action="long_context",
             tier=tier,
-            reason=f"{tokens} tokens ({ESTIMATE}) exceed even the long-context window {long_window}: kept on {tier}",
+            reason=f"{tokens} tokens ({counted}) exceed even the long-context window {long_window}: kept on {tier}",
             inputs={"tokens": tokens, "threshold": limit, "from_tier": tier},
         )
     return long_tier, Decision(
         task=task,
         action="long_context",
         tier=long_tier,
-        reason=f"{tokens} tokens ({ESTIMATE}) >= {limit} (min of long_context_at_tokens "
+        reason=f"{tokens} tokens ({counted}) >= {limit} (min of long_context_at_tokens "
         f"{routing.long_context_at_tokens} and {tier}'s window {window} less {routing.context_margin:.0%}): "
         f"routed to {long_tier} ({long_window})",
         inputs={"tokens": tokens, "threshold": limit, "from_tier": tier, "window": window},
