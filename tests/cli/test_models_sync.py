@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from aiohttp import web
 from typer.testing import CliRunner
@@ -17,8 +18,9 @@ from typer.testing import CliRunner
 from courseforge.cli import app
 from courseforge.config import load_config
 from courseforge.config.prices import parse_models_list, price_sources
-from courseforge.testing._openai_wire import LocalOpenAIServer
-from engine_helpers import in_thread
+from courseforge.testing import LoopbackServer, ReceivedRequest
+from courseforge.testing._openai_wire import LocalOpenAIServer, error_response
+from engine_helpers import EXAMPLES, author_reply, in_thread, loopback_config, write_config
 
 runner = CliRunner()
 
@@ -133,3 +135,77 @@ def test_sync_writes_a_dated_file_that_the_config_then_reads(tmp_path: Path) -> 
 def test_an_unknown_provider_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "sync", "--provider", "nope", "-c", str(config_file(tmp_path))])
     assert result.exit_code == 2
+
+
+#: The loopback config's three models at twice their configured prices (per token, as listed).
+DOUBLED = {
+    "data": [
+        entry(
+            "test/small", "0.00000006", "0.00000026", ["max_tokens", "response_format", "structured_outputs"]
+        ),
+        entry(
+            "test/medium", "0.00000006", "0.00000034", ["max_tokens", "response_format", "structured_outputs"]
+        ),
+        entry(
+            "test/large", "0.00000156", "0.0000078", ["max_tokens", "response_format", "structured_outputs"]
+        ),
+    ]
+}
+
+
+class PricedLoopback(LoopbackServer):
+    """The loopback provider (CourseAuthor's answers) whose `/models` lists OpenRouter's
+    documented shape, or fails with `models_status`."""
+
+    def __init__(self, models_status: int = 200) -> None:
+        super().__init__(author_reply())
+        self.models_status = models_status
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(ReceivedRequest(request.method, request.path, dict(request.headers), None))
+        if self.models_status != 200:
+            return error_response(self.models_status, "No auth credentials found")
+        return web.json_response(DOUBLED)
+
+
+def _generate(tmp_path: Path, job: str, *flags: str, models_status: int = 200) -> tuple[Any, list[str], Path]:
+    out = tmp_path / f"{job}.json"
+    with in_thread(PricedLoopback(models_status)) as server:
+        config = loopback_config(server.base_url)
+        config["providers"]["loop"]["prices_file"] = str(tmp_path / "prices" / "loop.json")
+        path = write_config(tmp_path / "c.yaml", config)
+        args = ["generate", str(EXAMPLES / "python-basics.json"), "-o", str(out), "-c", str(path)]
+        result = runner.invoke(app, [*args, "--job", job, "--no-cache", *flags])
+        seen = [f"{r.method} {r.path}" for r in server.requests]
+    return result, seen, out
+
+
+def test_generate_fetches_prices_only_when_asked_and_prices_the_run_from_them(tmp_path: Path) -> None:
+    plain, seen, out = _generate(tmp_path, "plain")
+    assert plain.exit_code == 0, plain.output
+    assert "GET /v1/models" not in seen  # never fetched unless asked
+    assert not (tmp_path / "prices" / "loop.json").exists()
+    plain_cost = Decimal(str(json.loads(out.with_name("plain.report.json").read_text())["total_cost_usd"]))
+
+    synced, seen, out = _generate(tmp_path, "synced", "--sync-prices")
+    assert synced.exit_code == 0, synced.output
+    assert seen[0] == "GET /v1/models" and seen.count("GET /v1/models") == 1  # once, before any call
+    assert "prices: loop: 3 models from" in synced.output and "(3 configured)" in synced.output
+    written = json.loads((tmp_path / "prices" / "loop.json").read_text("utf-8"))
+    assert written["provider"] == "loop" and set(written["models"]) == {
+        "test/small",
+        "test/medium",
+        "test/large",
+    }
+    report = json.loads(out.with_name("synced.report.json").read_text())
+    # The same course at twice every price: the run was priced from the fetched list.
+    assert Decimal(str(report["total_cost_usd"])) == pytest.approx(2 * plain_cost, rel=Decimal("0.001"))
+    assert plain_cost > 0
+
+
+def test_a_price_sync_that_fails_stops_before_any_model_call(tmp_path: Path) -> None:
+    result, seen, out = _generate(tmp_path, "refused", "--sync-prices", models_status=401)
+    assert result.exit_code == 2
+    assert "prices could not be synced; nothing was sent to a model" in result.output
+    assert "--sync-prices: loop:" in result.output and "401" in result.output
+    assert seen == ["GET /v1/models"] and not out.exists()

@@ -259,11 +259,19 @@ def generate(
             "--job JOB to finish the course (docs/authoring.md).",
         ),
     ] = False,
+    sync_prices: Annotated[
+        bool,
+        typer.Option(
+            "--sync-prices",
+            help="Before the first model call, fetch each OpenAI-compatible provider's /models list "
+            "into its prices file (as `courseforge models sync`) and price this run from it. "
+            "Without it nothing is fetched: the last synced file, else the config's table.",
+        ),
+    ] = False,
 ) -> None:
-    """Generate a course. Exit 0 written, 2 invalid input/config/output path (nothing paid), 3
-    generation failed or an output could not be written (the course stays in the store)."""
-    from ..engine import without_cache
-
+    """Generate a course. Exit 0 written, 2 invalid input/config/output path or prices that
+    `--sync-prices` could not fetch (nothing paid), 3 generation failed or an output could not
+    be written (the course stays in the store)."""
     report_path = report_path or output.with_name(output.stem + ".report.json")
     try:
         loaded = load_config(config)
@@ -276,7 +284,7 @@ def generate(
     except UserError as exc:
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
-    settings = without_cache(loaded.settings) if no_cache else loaded.settings
+    settings = _settings_for_run(loaded.settings, sync_prices=sync_prices, no_cache=no_cache)
     what = {"--batch": "batch mode runs", "--review-plan": "the plan checkpoint runs"}
     for flag, on in (("--batch", batch), ("--review-plan", review_plan), ("--question-bank", bool(bank))):
         if on and temporal:
@@ -295,6 +303,21 @@ def generate(
     finally:
         stop_tracing()
     _finish(course, report, file, output, report_path, html, metrics, metrics_file, job)
+
+
+def _settings_for_run(settings: Settings, *, sync_prices: bool, no_cache: bool) -> Settings:
+    """The run's settings: priced from freshly fetched `/models` lists only when
+    `--sync-prices` asks (never otherwise), the response cache off with `--no-cache`."""
+    from ..engine import without_cache
+
+    if sync_prices:
+        from .models import sync_for_run
+
+        try:
+            settings = asyncio.run(sync_for_run(settings, err.print))
+        except UserError as exc:
+            raise fail_user(exc) from exc
+    return without_cache(settings) if no_cache else settings
 
 
 @dataclass(frozen=True, slots=True)
