@@ -1,4 +1,4 @@
-"""Phase 5: completeness (seed 000). At least `min_lessons` usable lessons, every section with
+"""Phase 5: completeness. At least `min_lessons` usable lessons, every section with
 lessons, every outcome taught by a lesson and assessed by an exercise. Each of at most
 `routing.completeness_rounds` rounds regenerates the failed slots, sends back the lessons whose
 outcome nobody assesses, and, when the course would still be short of `min_lessons` or an
@@ -308,7 +308,7 @@ def _similarity_bar(ctx: PipelineContext) -> float:
 
 
 async def _targeted_regeneration(state: CourseState, ctx: PipelineContext) -> None:
-    """Seed 000 phase 5: overall similarity under the bar -> the lessons under it regenerated on
+    """Overall similarity under the bar -> the lessons under it regenerated on
     the top tier, once; what is still under it (and the course) flagged."""
     bar = _similarity_bar(ctx)
     mean, scores = course_similarity(state)
@@ -463,8 +463,8 @@ async def run_completeness(state: CourseState, ctx: PipelineContext) -> CourseSt
         for v in verdicts
         if not v.passed and v.gate not in REPAIRED
     ]
-    # After repair, outcome gaps within the configured coverage (seed 000: >= 90 % of outcomes
-    # taught and assessed) are logged, not flagged; below it, a person must look.
+    # After repair, outcome gaps within the configured coverage (the share of outcomes that
+    # must be taught and assessed) are logged, not flagged; below it, a person must look.
     gate = next(v for v in verdicts if v.gate == "outcome_coverage")
     within, share = gate.passed, gate.score or 0.0
     for problem in remaining:

@@ -1,10 +1,10 @@
 """What a call is shown, and where a call too large for its model goes.
 
-- `lesson_excerpts`: the source passages relevant to one lesson (seed 000: grounding in what the
-  model saw): the sources' sentences ranked by cosine to the lesson's title, outcomes and key
+- `lesson_excerpts`: the source passages relevant to one lesson (a lesson is grounded in what
+  the model saw): the sources' sentences ranked by cosine to the lesson's title, outcomes and key
   concepts, taken best first up to `gates.grounding.excerpt_tokens`, put back in source order.
   The lesson prompt shows exactly these and the grounding gate and the judge grade against them.
-- `fit_context`: seed 000's tier 3 for every call alike (metadata, lesson, judge): a request whose
+- `fit_context`: the long-context tier for every call alike (metadata, lesson, judge): a request whose
   counted tokens (prompt + room for the answer) reach `routing.long_context_at_tokens`, or the
   chosen model's context window less `routing.context_margin`, goes to the long-context tier,
   with a `long_context` decision saying how many tokens, counted how, against what threshold.

@@ -70,7 +70,7 @@ def _price(settings: Settings, tier: str) -> tuple[Decimal, Decimal]:
 
 
 def reference_tier(settings: Settings, generator_tier: str | None) -> str | None:
-    """The calibration sample's reference judge (seed 000: a stronger model as ground truth):
+    """The calibration sample's reference judge (a stronger model as the ground truth):
     `gates.judge.strong_tier` (premium), unless its model is of the generator's family; then the
     dearest configured tier of another family that is at least as dear as the gating judge (a
     reference is never the weaker of the two). None when no tier qualifies: the sample then goes

@@ -5,7 +5,7 @@
   and cost no regeneration.
 - The judge gates a lesson whose similarity is borderline, whose claims the embeddings cannot
   settle, or every lesson when `gates.judge.always`; a lesson only in the calibration sample is
-  judged beside the pipeline (seed 000's stronger judge as ground truth), never gating it.
+  judged beside the pipeline (a stronger judge as the ground truth), never gating it.
 - Self-consistency: a lesson of a configured section type draws several samples per call on a
   sampled tier; the best-scoring one goes on, the others stay on the bill as rejected, and how
   far the samples disagreed is handed to the consistency gate with that draft.
@@ -159,7 +159,7 @@ async def check_lesson(
 
 
 def tier_bar(results: list[GateResult], ctx: PipelineContext, tier: str) -> list[GateResult]:
-    """Seed 000's per-tier similarity bar: a lesson written on a tier with its own pass mark
+    """The per-tier similarity bar: a lesson written on a tier with its own pass mark
     (`gates.similarity.<embedder>.pass_at_by_tier`) fails a similarity the common mark passed."""
     gates = ctx.settings.gates
     bar = thresholds_for(gates, gates.embedding_model).pass_at_by_tier.get(tier)
@@ -183,7 +183,7 @@ def tier_bar(results: list[GateResult], ctx: PipelineContext, tier: str) -> list
 
 
 def borderline_accepted(gates: Sequence[GateResult]) -> bool:
-    """Did the judge accept this lesson on a borderline similarity (seed 001: proceed with a flag)?"""
+    """Did the judge accept this lesson on a borderline similarity (it proceeds, with a flag)?"""
     return any(g.gate == "similarity" and g.passed and g.verdict == "borderline" for g in gates)
 
 
@@ -262,7 +262,7 @@ class LessonJudge:
         verdict, strong_verdict = verdicts[0], (verdicts[1] if len(verdicts) > 1 else None)
         if verdict is None and strong_verdict is None:
             return None, None, claims
-        # Seed 000's per-tier bar (tier 2: composite 4.0) and per-dimension floors.
+        # The per-tier bar (a premium lesson needs composite 4.0) and per-dimension floors.
         gate = JudgeGate(
             js.pass_composite_by_tier.get(spec.tier, js.pass_composite), js.min_correctness, js.floors
         )
@@ -276,7 +276,7 @@ class LessonJudge:
             note = f"borderline similarity {sim.score:.2f}: judge composite {judged.score:.2f} " + (
                 "accepts it" if judged.passed else "rejects it"
             )
-            # Seed 001 phase 4: the judge's concerns on a borderline lesson escalate at once
+            # The judge's concerns on a borderline lesson escalate at once
             # (severe: to the best tier allowed), rather than a retry on the same tier.
             concerns = not judged.passed and js.escalate_on_concerns
             settled = replace(

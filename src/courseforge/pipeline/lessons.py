@@ -392,7 +392,7 @@ def _start_tier(
             )
         )
         start_tier = ceiling
-    # Seed 000's tier 3: a prompt too large for the starting tier goes to the long-context tier.
+    # A prompt too large for the starting tier goes to the long-context tier.
     probe = build(start_tier, 1, "")
     start_tier, moved = fit_context(ctx, start_tier, probe.messages, probe.max_tokens, task.key())
     if moved is not None:
@@ -476,7 +476,7 @@ def _settle(
         and ctx.settings.gates.judge.flag_borderline
         and borderline_accepted(slot.gates)
     ):
-        # Seed 001 phase 4: "0.75-0.79: REVIEW (borderline - proceed with flag)".
+        # A borderline similarity the judge accepted proceeds, with a flag for a person.
         slot.status = "flagged"
         slot.reason = "borderline similarity accepted by the judge: proceeds with a flag (seed 001)"
         state.decisions.append(Decision(task=task.key(), action="flag", tier=result.tier, reason=slot.reason))
@@ -540,7 +540,7 @@ async def generate_lessons(
 ) -> None:
     """`slots` generated concurrently; those whose parallel run failed for a transient reason (a
     timeout, a dropped connection, a rate limit, an exception) are then retried one at a time
-    with the longer timeout (seed 003, risk 3: fall back to sequential for failed sections)
+    with the longer timeout (a section that failed in parallel falls back to sequential)
     before phase 5 sees them failed. A lesson the model answered badly is not: repeating those
     calls would pay for the same failure again (phase 5 regenerates it a tier higher)."""
     sem = asyncio.Semaphore(ctx.settings.routing.max_parallel_tasks)

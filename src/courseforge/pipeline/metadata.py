@@ -568,11 +568,11 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
             tags={"phase": "metadata", "task": "metadata_extras", "max_retries": str(standard.retries)},
         )
 
-    # Seed 000: the critical fields on the premium tier, at most `metadata_max_attempts` (2)
+    # The critical fields on the premium tier, at most `metadata_max_attempts` (2)
     # attempts, then human review (the best attempt is kept and flagged).
     core_priority = critical.model_copy(update={"max_attempts": routing.metadata_max_attempts})
 
-    # Seed 000's tier 3 for metadata too: a prompt too large for its tier goes long-context.
+    # For metadata too: a prompt too large for its tier goes to the long-context tier.
     def fitted(task: str, tier: str, build: Any) -> str:
         probe = build(tier, 1, "")
         fitted_tier, moved = fit_context(ctx, tier, probe.messages, probe.max_tokens, task)

@@ -104,7 +104,7 @@ def quality_summary(
     return {
         "similarity_mean": _mean(sims),
         # Grounding: the share of claims the sources support, and apart from it the share
-        # backed by a source the lesson cites (seed 000's citation coverage).
+        # backed by a source the lesson cites (citation coverage).
         "grounding_support_mean": _mean(support),
         "citation_coverage_mean": _mean(cited),
         "composite_mean": _mean(
@@ -120,7 +120,7 @@ def quality_summary(
             disagree(d, "judge_passed", "gates_passed") for d in [*judged, *samples]
         ),
         "judge_vs_strong_disagreements": sum(disagree(d, "judge_passed", "strong_passed") for d in samples),
-        # Seed 000's calibration: the gating judge against the reference judge, on the sampled
+        # The judge's calibration: the gating judge against the reference judge, on the sampled
         # lessons both answered for (None: no such lesson in this course).
         "judge_reference_samples": len(referenced),
         "judge_reference_disagreement_rate": _rate(

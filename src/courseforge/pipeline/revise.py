@@ -91,7 +91,7 @@ async def revise_lesson(
     """Generate lesson `lesson_id` again through the cascade with its gates. The reviewer's
     `note` goes into the prompt as feedback; `tag` names the calls (see the module doc).
     `best_quality`: the reviewer says it needs the best quality, so it starts on the top tier
-    (seed 001: "route directly to qwen3-max, bypass tiers"; the budget's step-down still holds)."""
+    (straight to the best model, bypassing the tiers below; the budget's step-down still holds)."""
     slot = state.slots.get(lesson_id)
     if slot is None:
         raise UserError(

@@ -161,7 +161,7 @@ class LessonSlot:
     #: The tier its latest generation started on.
     round_start_tier: str = ""
     #: The lowest tier its next generation may start on: a failed lesson is regenerated a tier
-    #: above where it failed, never by repeating the calls that failed (seed 000: limited escalation).
+    #: above where it failed, never by repeating the calls that failed (limited escalation).
     floor_tier: str = ""
     #: Why it has a floor tier, when not a failed generation (a reviewer's "best quality").
     floor_reason: str = ""
@@ -174,7 +174,7 @@ class LessonSlot:
     feedback: str = ""
     reason: str = ""
     #: Its last run failed for a reason another run may not meet (a timeout, a dropped
-    #: connection, a rate limit, an exception): worth the sequential fallback (seed 003, risk 3).
+    #: connection, a rate limit, an exception): worth the sequential fallback.
     transient_failure: bool = False
     #: The source excerpts this lesson is shown and graded against (`context.lesson_excerpts`):
     #: (source id, title, excerpt); None until computed.
