@@ -1,4 +1,4 @@
-"""Per-course quality figures of the report (seeds 000/001): what the gates saw, in numbers."""
+"""Per-course quality figures of the report: what the gates saw, in numbers."""
 
 from __future__ import annotations
 

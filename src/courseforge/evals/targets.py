@@ -1,9 +1,9 @@
-"""The seeds' success metrics (seed 000, "Success metrics (track weekly)") against what an
+"""The success metrics to track weekly (docs/seed-rules.md) against what an
 eval measured: one row per target, its goal, the actual figure and whether it is met.
 
 A target reads a config's summary (`summary.config_summary`): figure means and the lessons'
-final-tier mix. The seeds' tiers are models, ours are names: tier 1 (OSS 120B, with seed 001's
-OSS 20B below it) is our `cheap` + `mid`, tier 2 (qwen3-max) `premium`, tier 3 (Gemini 2.5 Flash,
+final-tier mix. The targets' tiers are models, ours are names: tier 1 (OSS 120B, with OSS
+20B below it) is our `cheap` + `mid`, tier 2 (qwen3-max) `premium`, tier 3 (Gemini 2.5 Flash,
 overflow) `long_context`.
 """
 

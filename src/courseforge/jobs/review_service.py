@@ -58,8 +58,7 @@ class ReviewAction(BaseModel):
     content: str | None = Field(default=None, min_length=1, max_length=200_000)
     approve_anyway: StrictBool = False
     #: regenerate only: the reviewer says the lesson needs the best quality, so it is generated
-    #: on the top tier directly (seed 001: "Human reviewer marks section as requiring highest
-    #: quality -> Route directly to qwen3-max, bypass tiers").
+    #: on the top tier directly, bypassing the tiers below.
     best_quality: StrictBool = False
 
 

@@ -53,7 +53,7 @@ def review_items(
     job_id: str, course: Course, *, spot_check_rate: float = 0.0, seed: str = ""
 ) -> list[ReviewItem]:
     """The review queue's items for a finished course: one per flag, and for an approved course
-    in the spot-check sample (seed 000: "10% human sample review to catch systematic issues")
+    in the spot-check sample (a person samples approved courses to catch systematic issues)
     one item for the whole course. The spot-check does not change the course's status."""
     items = [
         ReviewItem(

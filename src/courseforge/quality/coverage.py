@@ -1,7 +1,7 @@
 """Course-level coverage: every outcome taught by a lesson and assessed by an exercise, and
 every section's key concepts taught by its lessons.
 
-Seed 000 wants 90 %: a course whose outcomes are mostly served is flagged, not failed, when one
+The bound is 90 %: a course whose outcomes are mostly served is flagged, not failed, when one
 outcome in ten slips; below the bound it needs review.
 """
 

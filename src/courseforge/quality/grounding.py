@@ -5,7 +5,7 @@ instructions to the learner are not claims). Each claim is compared with every s
 of the sources by embedding cosine, helped by a lexical check (the share of the claim's content
 words found in the best passage): clearly supported, clearly unsupported, or uncertain. The
 pipeline asks the judge about the uncertain ones and passes its answers in; `courseforge check`
-has no judge and leaves them uncertain. Coverage = supported / all claims (seed 000: >= 80 %).
+has no judge and leaves them uncertain. Coverage = supported / all claims (pass: >= 80 %).
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ class GroundingGate(Gate[Any]):
 
 
 class CitationCoverageGate(Gate[Any]):
-    """Seed 000's citation coverage, apart from support: the share of the lesson's factual claims
+    """Citation coverage, apart from support: the share of the lesson's factual claims
     that are supported by a source the lesson cites (its `citations`) >= `min_coverage`. A
     supported claim whose source the lesson does not cite counts against it. Reads
     `context.values["grounding"]` and `["citations"]`; no claims passes with score 1."""

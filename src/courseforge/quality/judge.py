@@ -1,12 +1,12 @@
 """The LLM judge's verdict format and the gate that reads it.
 
 The judge scores a lesson on correctness, comprehensiveness and readability (1-5); the composite
-is seed 000's 0.6 / 0.2 / 0.2. The judge's answer is a bounded pydantic draft (`JudgeDraft`)
-so a weak model cannot ramble and invalid answers are re-asked with the validation error. The
-gate itself is pure: the pipeline asks the model (through Effects) and hands the parsed draft in
-as `context.values["judge"]`. The calibration sample's reference verdict is recorded by the
-pipeline beside this one, never read here (seed 000: ground truth for the judge, not a
-substitute for it).
+weighs them 0.6 / 0.2 / 0.2 (correctness counts most). The judge's answer is a bounded pydantic
+draft (`JudgeDraft`) so a weak model cannot ramble and invalid answers are re-asked with the
+validation error. The gate itself is pure: the pipeline asks the model (through Effects) and
+hands the parsed draft in as `context.values["judge"]`. The calibration sample's reference
+verdict is recorded by the pipeline beside this one, never read here (ground truth for the
+judge, not a substitute for it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = [
     "in_sample",
 ]
 
-#: Seed 000: composite = 0.6 x correctness + 0.2 x comprehensiveness + 0.2 x readability.
+#: composite = 0.6 x correctness + 0.2 x comprehensiveness + 0.2 x readability.
 WEIGHTS = {"correctness": 0.6, "comprehensiveness": 0.2, "readability": 0.2}
 
 Score = Annotated[int, Field(ge=1, le=5)]
@@ -59,7 +59,7 @@ class JudgeDraft(_Draft):
     correctness: Score
     comprehensiveness: Score
     readability: Score
-    #: Does the lesson teach towards its outcomes (seed 001's first question)?
+    #: Does the lesson teach towards its outcomes (the judge's first question)?
     teaches_outcomes: bool = True
     #: Concrete problems, most serious first (factual errors, gaps, unclear passages).
     reasons: list[Short] = Field(default_factory=list, max_length=5)
@@ -93,8 +93,8 @@ class JudgeGate(Gate[object]):
     """Composite >= `pass_composite`, correctness >= `min_correctness`, the lesson teaches its
     outcomes and every judged answer key is right. Score: the composite.
 
-    Severe (escalate at once) when the composite is below 3.0 — seed 000's "poor: immediate
-    escalation to the next tier"."""
+    Severe (escalate at once) when the composite is below 3.0: a poor lesson goes to the next
+    tier immediately."""
 
     name = "judge"
     advice = "Fix the errors the reviewer found."
@@ -105,7 +105,7 @@ class JudgeGate(Gate[object]):
         min_correctness: int = 3,
         floors: Mapping[Any, float] | None = None,
     ) -> None:
-        """`floors`: seed 000's per-dimension minimums as shares of 5 (correctness 0.80 -> 4/5,
+        """`floors`: per-dimension minimums as shares of 5 (correctness 0.80 -> 4/5,
         comprehensiveness and readability 0.70 -> 3.5/5, so 4 on the judge's integer scale)."""
         self.pass_composite = pass_composite
         self.min_correctness = min_correctness

@@ -199,7 +199,7 @@ async def run_lesson_gates(
                 draft, GateContext(values={"grounding": claims})
             )
         )
-        # Citation coverage apart from support (seed 000): supported by a source it cites.
+        # Citation coverage apart from support: supported by a source it cites.
         results.append(
             CitationCoverageGate(gates.grounding.min_citation_coverage).check(
                 draft, GateContext(values={"grounding": claims, "citations": draft.citations})

@@ -4,7 +4,7 @@ Two measures, because each misses what the other sees: embedding cosine catches 
 (same ideas, new words), a lexical measure catches a copy with a few words changed that a
 long-text embedding may blur. Lessons use the Jaccard of their word 3-shingles (what MinHash
 estimates; exact is cheap for a course's few dozen lessons); exercise questions, short, use
-rapidfuzz's token-sort ratio. Self-consistency (seed 000 pattern 3) reuses the cosine: samples
+rapidfuzz's token-sort ratio. Self-consistency reuses the cosine: samples
 of one lesson that disagree mean the model is unsure.
 """
 
