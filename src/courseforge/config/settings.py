@@ -620,6 +620,12 @@ class ServiceSettings(_S):
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     #: Jobs generated at once by one service process; the rest wait in the queue.
     max_concurrent_jobs: int = Field(default=8, ge=1, le=1024)
+    #: Seconds a service process's claim on a job it runs lasts unless renewed (every third of
+    #: it): other processes on the same store adopt a dead process's jobs after this long.
+    job_lease_s: float = Field(default=30.0, ge=1, le=3600)
+    #: Seconds between a service process's looks at the store: queued jobs no process has
+    #: taken yet, jobs whose process died, and progress of jobs another process runs (SSE).
+    store_poll_s: float = Field(default=1.0, gt=0, le=60)
     #: Temporal frontend (HOST:PORT) to submit jobs to instead of running them in-process.
     temporal_address: str | None = None
     temporal_namespace: str = "default"

@@ -88,23 +88,35 @@ async def visible_job(store: Store, job_id: str) -> Job:
 
 
 def event_stream(store: Store, manager: JobManager, job: Job, request: Request) -> StreamingResponse:
-    """Server-sent events of `job`: `snapshot`, each `progress` event, the final `status`."""
+    """Server-sent events of `job`: `snapshot`, each `progress` event, the final `status`. A job
+    this process does not have (another service process on the store runs it, or none has
+    taken it yet) is followed in the store: a `snapshot` whenever its saved progress or status
+    changes (every `service.store_poll_s`), then `status`."""
     queue = manager.subscribe(job.id)
+    poll_s = manager.settings.service.store_poll_s
 
     async def stream() -> AsyncIterator[str]:
         try:
             yield _sse("snapshot", JobView.of(job).model_dump(mode="json"))
-            if job.finished or not manager.is_active(job.id):
-                current = await store.get_job(job.id)
-                yield _sse("status", {"status": (current or job).status})
-                return
+            seen, quiet = (job.status, job.progress), 0.0
             while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), 15)
-                except TimeoutError:
-                    if await request.is_disconnected():
+                if not manager.runs_here(job.id):
+                    current = await store.get_job(job.id) or job
+                    if current.status not in ("queued", "running"):
+                        yield _sse("status", {"status": current.status})
                         return
-                    yield ": keep-alive\n\n"
+                    if (current.status, current.progress) != seen:
+                        seen = (current.status, current.progress)
+                        yield _sse("snapshot", JobView.of(current).model_dump(mode="json"))
+                try:
+                    item = await asyncio.wait_for(queue.get(), poll_s)
+                except TimeoutError:
+                    quiet += poll_s
+                    if quiet >= 15:
+                        quiet = 0.0
+                        if await request.is_disconnected():
+                            return
+                        yield ": keep-alive\n\n"
                     continue
                 yield _sse(item["event"], item["data"])
                 if item["event"] == "status":
@@ -260,7 +272,7 @@ async def _submit(
 
 
 async def _within_tenant_limits(limits: TenantLimits, caller: Caller, analysis: AnalysisResult) -> None:
-    wait = limits.rate_exceeded(caller.tenant)
+    wait = await limits.rate_exceeded(caller.tenant)
     if wait is not None:
         reason = f"{caller.tenant!r} may submit again in {wait:.0f} s (service.tenants jobs_per_minute)"
         raise ApiError(429, "too many jobs submitted", [("tenant", reason)])

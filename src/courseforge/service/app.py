@@ -70,8 +70,7 @@ def create_app(
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
         lag = asyncio.create_task(watch_loop_lag(metrics.loop_lag.observe))
-        if resume:
-            await manager.start()
+        await manager.start(adopt=resume)
         try:
             yield
         finally:

@@ -1,14 +1,24 @@
 """Runs the service's jobs in-process: a bounded number at once, each through the durable
 `JobRunner` (every finished call checkpointed), progress fanned out to SSE listeners, and
-unfinished jobs (queued, or running when the last process died) resumed at start-up."""
+unfinished jobs (queued, or running when the last process died) resumed at start-up.
+
+Several service processes may share one store and act as one queue: a process runs a job only
+after claiming it in the store (`Store.claim_job`) when a slot is free, renews its claims every
+third of `service.job_lease_s`, and every `service.store_poll_s` takes queued jobs no process
+has claimed and the jobs of a process whose lease ran out (it died). A job is never run by two
+live processes at once; a cancel request made to another process reaches the owner at its next
+renewal."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Settings
 from ..domain import AnalysisResult, Report
@@ -19,12 +29,24 @@ from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["JobManager"]
 
 log = logging.getLogger("courseforge.service")
+
+
+def _gone_from_this_host(owner: str) -> bool:
+    """Whether the process named `owner` ("host:pid:nonce") ran on this host and has exited."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 class JobManager:
@@ -59,25 +81,25 @@ class JobManager:
         self._trackers: dict[str, ProgressTracker] = {}
         self._listeners: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.running = 0
+        #: This process, as the owner of the jobs it claims in the store.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lease_s = settings.service.job_lease_s
+        self._keeper: asyncio.Task[None] | None = None
+        #: Jobs this process claimed and runs now (the rest of `_tasks` wait for a slot).
+        self._claimed: set[str] = set()
 
     @property
     def queued(self) -> int:
         return len(self._tasks) - self.running
 
-    async def start(self) -> int:
-        """Resume every unfinished job; returns how many."""
-        resumed = 0
-        for status in ("running", "queued"):
-            offset = 0
-            while True:
-                batch = await self.store.list_jobs(status=status, limit=500, offset=offset)
-                for job in batch:
-                    if job.id not in self._tasks:
-                        self.schedule(job)
-                        resumed += 1
-                if len(batch) < 500:
-                    break
-                offset += 500
+    async def start(self, *, adopt: bool = True) -> int:
+        """Keep this process's claims alive from now on; with `adopt`, resume every unfinished
+        job no live process holds, now and every `service.store_poll_s`. Returns how many
+        were resumed now."""
+        self._keeper = asyncio.create_task(self._keep(adopt), name="jobs:keeper")
+        if not adopt:
+            return 0
+        resumed = await self._adopt(restarting=True)
         for item in await self.store.list_reviews(status="regenerating", limit=100_000):
             self.schedule_revision(item.id)
             resumed += 1
@@ -85,14 +107,65 @@ class JobManager:
             log.info("resuming %d unfinished job(s) and regeneration(s)", resumed)
         return resumed
 
+    async def _adopt(self, *, restarting: bool = False) -> int:
+        """Schedule the jobs no live process holds (queued, or their owner died). At a restart
+        also those claimed by a process of this host that is gone (a crash, `kill -9`): they
+        need not wait for the dead claim's lease to run out."""
+        adopted = 0
+        ids = await self.store.claimable_jobs(now=time.time(), limit=500)
+        if restarting:
+            for job in await self.store.list_jobs(status="running", limit=100_000):
+                claim = await self.store.job_claim(job.id)
+                if claim is None or job.id in ids or not _gone_from_this_host(claim[0]):
+                    continue
+                until = time.time() + self._lease_s
+                if await self.store.claim_job(job.id, self.owner, until=until, now=claim[1] + 1):
+                    ids.append(job.id)
+        for job_id in ids:
+            if job_id in self._tasks:
+                continue
+            found = await self.store.get_job(job_id)
+            if found is not None and not found.finished:
+                self.schedule(found)
+                adopted += 1
+        return adopted
+
+    async def _keep(self, adopt: bool) -> None:
+        """Renew this process's claims every third of the lease, cancel the jobs another process
+        was asked to cancel, and (with `adopt`) take up what nobody holds."""
+        poll_s = self.settings.service.store_poll_s
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(min(poll_s, self._lease_s / 3))
+            try:
+                if time.monotonic() - renewed >= self._lease_s / 3:
+                    renewed = time.monotonic()
+                    for job_id in await self.store.renew_claims(
+                        self.owner, until=time.time() + self._lease_s
+                    ):
+                        task = self._tasks.get(job_id)
+                        if task is not None:
+                            task.cancel()
+                if adopt:
+                    await self._adopt()
+            except Exception:  # the store is away for a moment; the next round tries again
+                log.warning("could not renew or adopt jobs", exc_info=True)
+
     async def stop(self) -> None:
-        """Stop running jobs without cancelling them: they stay resumable."""
+        """Stop running jobs without cancelling them: they stay resumable, and released, so
+        another process on the store takes them at once."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._keeper
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        with contextlib.suppress(Exception):
+            await self.store.release_all(self.owner)
         if self.shadow is not None:
             await self.shadow.stop()
 
@@ -142,6 +215,11 @@ class JobManager:
     async def _run(self, job: Job, tracker: ProgressTracker) -> None:
         try:
             async with self._slots:
+                if not await self.store.claim_job(
+                    job.id, self.owner, until=time.time() + self._lease_s, now=time.time()
+                ):
+                    return  # another live process runs it, or it ended while it waited here
+                self._claimed.add(job.id)
                 current = await self.store.get_job(job.id)
                 if current is None or current.cancel_requested:
                     await self.store.update_job(job.id, status="cancelled")
@@ -175,6 +253,9 @@ class JobManager:
         finally:
             self._tasks.pop(job.id, None)
             self._trackers.pop(job.id, None)
+            self._claimed.discard(job.id)
+            with contextlib.suppress(Exception):
+                await self.store.release_job(job.id, self.owner)
 
     # -- reviewer-requested regenerations -----------------------------------------------------
     def schedule_revision(self, review_id: str) -> None:
@@ -237,13 +318,20 @@ class JobManager:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), 10)
+        elif await self._held_elsewhere(job_id):
+            pass  # its process sees the request at its next renewal and cancels it there
         else:
             await self.store.update_job(job_id, status="cancelled")
             self._finish(job_id, "cancelled")
         return await self.store.get_job(job_id)
 
-    def is_active(self, job_id: str) -> bool:
-        return job_id in self._tasks
+    async def _held_elsewhere(self, job_id: str) -> bool:
+        claim = await self.store.job_claim(job_id)
+        return claim is not None and claim[0] not in ("", self.owner) and claim[1] > time.time()
+
+    def runs_here(self, job_id: str) -> bool:
+        """Whether this process runs the job now (its events come from here, not the store)."""
+        return job_id in self._claimed
 
     # -- server-sent events --------------------------------------------------------------------
     def subscribe(self, job_id: str) -> asyncio.Queue[dict[str, Any]]:

@@ -16,7 +16,6 @@ import contextvars
 import hmac
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -118,28 +117,23 @@ class TenantDirectory:
 
 
 class TenantLimits:
-    """Per-tenant submission rate (sliding minute, this process) and rolling 24-hour budget."""
+    """Per-tenant submission rate (any 60 s, counted in the store: every service process on it
+    counts against the same limit) and rolling 24-hour budget."""
 
     def __init__(self, settings: Settings, store: Store, *, now: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._store = store
         self._now = now
-        self._recent: dict[str, deque[float]] = {}
 
-    def rate_exceeded(self, tenant: str) -> float | None:
+    async def rate_exceeded(self, tenant: str) -> float | None:
         """None when `tenant` may submit now (and the submission is counted), else the seconds
         until it may."""
         config = self._settings.service.tenants.get(tenant)
         if config is None or config.jobs_per_minute is None:
             return None
-        now = self._now()
-        recent = self._recent.setdefault(tenant, deque())
-        while recent and recent[0] <= now - 60:
-            recent.popleft()
-        if len(recent) >= config.jobs_per_minute:
-            return max(0.0, recent[0] + 60 - now)
-        recent.append(now)
-        return None
+        return await self._store.count_submission(
+            tenant, now=self._now(), window_s=60.0, limit=config.jobs_per_minute
+        )
 
     async def budget_left(self, tenant: str) -> Decimal | None:
         """USD the tenant may still commit in the rolling 24 hours (None: no budget): the budget

@@ -9,7 +9,7 @@ the session's CSRF token and every POST checks it. Pages are rendered on the ser
 
 One module per page family, each with `add_routes(router, ui)` (`ui_shell.Ui`: the services,
 the page shell, sessions and CSRF); `PAGES` is the list this router is built from. Sessions
-live in the process's memory: a restart signs everyone out. `$COURSEFORGE_EVALS_DIR` names a
+live in the store: every service process on it knows them, a restart signs nobody out. `$COURSEFORGE_EVALS_DIR` names a
 directory of `courseforge eval` output directories for the evals page.
 """
 
@@ -49,7 +49,7 @@ def ui_router(
     """The /ui routes, through the same services as the API (`reviews` for the review queue,
     `manager` for jobs); `tokens` may sign in."""
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    ui = Ui(settings, store, manager, reviews, tokens, sessions or Sessions())
+    ui = Ui(settings, store, manager, reviews, tokens, sessions or Sessions(store))
     for add_routes in PAGES:
         add_routes(router, ui)
     return router

@@ -18,7 +18,7 @@ __all__ = ["add_routes"]
 def add_routes(router: APIRouter, ui: Ui) -> None:
     @router.get("/evals")
     async def evals(request: Request) -> Response:
-        session = ui.session_of(request)
+        session = await ui.session_of(request)
         if session is None:
             return ui.refused(request)
         root = os.environ.get("COURSEFORGE_EVALS_DIR", "")

@@ -163,14 +163,14 @@ async def _stored_page(
 def add_routes(router: APIRouter, ui: Ui) -> None:
     @router.get("/")
     async def jobs(request: Request) -> Response:
-        session = ui.session_of(request)
+        session = await ui.session_of(request)
         if session is None:
             return ui.refused(request)
         return await _jobs_page(ui, session)
 
     @router.post("/jobs")
     async def submit(request: Request) -> Response:
-        session = ui.session_of(request)
+        session = await ui.session_of(request)
         if session is None:
             return ui.refused(request)
         form = await read_form(request, max_fields=400)
@@ -192,7 +192,7 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
 
     @router.get("/jobs/{job_id}/events")
     async def events(request: Request, job_id: str) -> Response:
-        if ui.session_of(request) is None:
+        if await ui.session_of(request) is None:
             return JSONResponse({"error": {"message": "sign in first", "problems": []}}, status_code=401)
         return event_stream(ui.store, ui.manager, await visible_job(ui.store, job_id), request)
 

@@ -81,7 +81,7 @@ def _edited(outcome: RegateOutcome) -> str:
 def add_routes(router: APIRouter, ui: Ui) -> None:
     @router.get("/reviews")
     async def reviews(request: Request) -> Response:
-        session = ui.session_of(request)
+        session = await ui.session_of(request)
         if session is None:
             return ui.refused(request)
         status = request.query_params.get("status", "open")
@@ -108,7 +108,7 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
 
     @router.post("/reviews/{review_id}")
     async def act(request: Request, review_id: str) -> Response:
-        session = ui.session_of(request)
+        session = await ui.session_of(request)
         if session is None:
             return ui.refused(request)
         form = await read_form(request)

@@ -1,18 +1,19 @@
 """What every dashboard page shares: sessions, the page shell (navigation, sign-out, assets),
 CSRF checks, the refusal of a request without a session, forms, and the job a page is about.
 
-Sessions live in the process's memory: a restart signs everyone out. Sign-in opens a
+Sessions live in the store, so every service process on it knows them. Sign-in opens a
 server-side session whose id travels only in an HttpOnly, SameSite=Strict cookie scoped to /ui;
 every form carries the session's CSRF token and every POST checks it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -65,30 +66,34 @@ class Session:
 
 @dataclass(slots=True)
 class Sessions:
-    """Signed-in browsers: session id -> its CSRF token and expiry (in this process)."""
+    """Signed-in browsers: session id -> its CSRF token and expiry, kept in the store under a
+    digest of the id (never the id itself), so every service process on the store knows them
+    and a restart signs nobody out."""
 
+    store: Store
     ttl_s: float = SESSION_TTL_S
-    limit: int = 10_000
-    _by_id: dict[str, Session] = field(default_factory=dict)
 
-    def open(self) -> str:
+    async def open(self) -> str:
         now = time.time()
-        for sid in [s for s, v in self._by_id.items() if v.expires <= now]:
-            del self._by_id[sid]
-        while len(self._by_id) >= self.limit:
-            del self._by_id[next(iter(self._by_id))]
         sid = secrets.token_urlsafe(32)
-        self._by_id[sid] = Session(csrf=secrets.token_urlsafe(32), expires=now + self.ttl_s)
+        await self.store.put_session(
+            _digest(sid), secrets.token_urlsafe(32), expires_at=now + self.ttl_s, now=now
+        )
         return sid
 
-    def get(self, sid: str | None) -> Session | None:
-        session = self._by_id.get(sid or "")
-        if session is None or session.expires <= time.time():
+    async def get(self, sid: str | None) -> Session | None:
+        if not sid:
             return None
-        return session
+        found = await self.store.get_session(_digest(sid), now=time.time())
+        return Session(csrf=found[0], expires=found[1]) if found else None
 
-    def close(self, sid: str | None) -> None:
-        self._by_id.pop(sid or "", None)
+    async def close(self, sid: str | None) -> None:
+        if sid:
+            await self.store.delete_session(_digest(sid))
+
+
+def _digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def valid_id(value: str, longest: int = 300) -> bool:
@@ -148,8 +153,8 @@ class Ui:
     tokens: Sequence[bytes]
     sessions: Sessions
 
-    def session_of(self, request: Request) -> Session | None:
-        return self.sessions.get(request.cookies.get(SESSION_COOKIE))
+    async def session_of(self, request: Request) -> Session | None:
+        return await self.sessions.get(request.cookies.get(SESSION_COOKIE))
 
     def page(self, title: str, body: str, session: Session | None, status: int = 200) -> HTMLResponse:
         nav = ""
@@ -194,7 +199,7 @@ class Ui:
     async def known_job(self, request: Request, job_id: str) -> tuple[Session, Job] | Response:
         """The session and the job a page is about, or the answer refusing it (no session: the
         sign-in; no such job: a 404 page)."""
-        session = self.session_of(request)
+        session = await self.session_of(request)
         if session is None:
             return self.refused(request)
         job = await self.store.get_job(job_id) if valid_id(job_id, 128) else None

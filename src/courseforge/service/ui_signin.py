@@ -41,7 +41,7 @@ def _login_page(ui: Ui, nonce: str, problem: str = "", status: int = 200) -> HTM
 def add_routes(router: APIRouter, ui: Ui) -> None:
     @router.get("/login")
     async def login_form(request: Request) -> Response:
-        if ui.session_of(request) is not None:
+        if await ui.session_of(request) is not None:
             return redirect("/ui/")
         return _login_page(ui, secrets.token_urlsafe(24))
 
@@ -57,7 +57,7 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
         response = redirect("/ui/")
         response.set_cookie(
             SESSION_COOKIE,
-            ui.sessions.open(),
+            await ui.sessions.open(),
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -72,7 +72,7 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
         # Whatever the form holds: a sign-out that kept the server's session (because its CSRF
         # token was missing or stale) left a copied cookie valid for hours. Ending a session
         # needs no proof beyond the cookie; the worst a forged POST can do is sign someone out.
-        ui.sessions.close(request.cookies.get(SESSION_COOKIE))
+        await ui.sessions.close(request.cookies.get(SESSION_COOKIE))
         response = redirect("/ui/login")
         response.delete_cookie(SESSION_COOKIE, path="/ui")
         return response

@@ -212,6 +212,52 @@ class Store(abc.ABC):
     async def start_run(self, job_id: str) -> int:
         """Mark the job running and count the run; returns the run number (1 for the first)."""
 
+    # -- what the service processes on one store share (docs/scaling.md) ----------------------
+    @abc.abstractmethod
+    async def claim_job(self, job_id: str, owner: str, *, until: float, now: float) -> bool:
+        """Make `owner` (one service process) the one that runs the queued or running job, its
+        claim lasting until `until`: True when the job had no owner, was `owner`'s already, or
+        its owner's lease ran out before `now` (that process died); False otherwise (another
+        live process runs it, or it is finished)."""
+
+    @abc.abstractmethod
+    async def renew_claims(self, owner: str, *, until: float) -> list[str]:
+        """Extend every unfinished job `owner` claimed to `until`; returns those of them that
+        another process was asked to cancel (`cancel_requested`)."""
+
+    @abc.abstractmethod
+    async def release_job(self, job_id: str, owner: str) -> None:
+        """`owner` no longer runs the job (its run ended): any process may claim it again."""
+
+    @abc.abstractmethod
+    async def release_all(self, owner: str) -> int:
+        """Release every job `owner` claimed (it is shutting down); returns how many."""
+
+    @abc.abstractmethod
+    async def claimable_jobs(self, *, now: float, limit: int = 500) -> list[str]:
+        """Ids of queued or running jobs nobody holds a live claim on, oldest first."""
+
+    @abc.abstractmethod
+    async def job_claim(self, job_id: str) -> tuple[str, float] | None:
+        """(owner, lease_until) of a job ("" and 0 when unclaimed); None for an unknown job."""
+
+    @abc.abstractmethod
+    async def put_session(self, digest: str, csrf: str, *, expires_at: float, now: float) -> None:
+        """Keep a dashboard session (by the digest of its id, never the id) and drop expired ones."""
+
+    @abc.abstractmethod
+    async def get_session(self, digest: str, *, now: float) -> tuple[str, float] | None:
+        """(csrf, expires_at) of a session that has not expired by `now`."""
+
+    @abc.abstractmethod
+    async def delete_session(self, digest: str) -> None: ...
+
+    @abc.abstractmethod
+    async def count_submission(self, tenant: str, *, now: float, window_s: float, limit: int) -> float | None:
+        """Count one submission of `tenant` at `now` unless it already has `limit` in the last
+        `window_s` seconds (atomically across processes): None when counted, else the seconds
+        until the oldest of them leaves the window."""
+
     # -- results -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def save_result(

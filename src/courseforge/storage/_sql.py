@@ -16,11 +16,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
-from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, Store, StoreConflict, StoredCall
+from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, StoreConflict, StoredCall
+from ._shared import SharedStateSQL, Statement
 
-__all__ = ["MIGRATIONS", "SQLStore"]
-
-Statement = tuple[str, Sequence[Any]]
+__all__ = ["MIGRATIONS", "SQLStore", "Statement"]
 
 #: {ts}: epoch-seconds column type, {autoid}: auto-increment primary key.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -150,6 +149,29 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE response_cache ADD COLUMN native_finish_reason TEXT NOT NULL DEFAULT ''",
         ],
     ),
+    (
+        5,
+        [
+            # Several service processes on one store (docs/scaling.md): the process that runs a
+            # job and until when its claim holds; dashboard sessions; tenants' recent submissions.
+            "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE jobs ADD COLUMN lease_until {ts} NOT NULL DEFAULT 0",
+            "CREATE INDEX jobs_owner ON jobs (owner)",
+            """CREATE TABLE sessions (
+                id_digest TEXT PRIMARY KEY,
+                csrf TEXT NOT NULL,
+                expires_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX sessions_expiry ON sessions (expires_at)",
+            """CREATE TABLE tenant_submissions (
+                id {autoid},
+                tenant TEXT NOT NULL,
+                at {ts} NOT NULL
+            )""",
+            "CREATE INDEX tenant_submissions_at ON tenant_submissions (tenant, at)",
+            "CREATE TABLE tenant_locks (tenant TEXT PRIMARY KEY, touched {ts} NOT NULL)",
+        ],
+    ),
 ]
 
 _JOB_COLUMNS = (
@@ -236,24 +258,13 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-class SQLStore(Store):
+class SQLStore(SharedStateSQL):
     """Every query of the store; subclasses provide the connection."""
 
     #: Column types substituted into the migrations.
     _types: ClassVar[Mapping[str, str]] = {}
 
-    # -- primitives (backend) ------------------------------------------------------------------
-    @abc.abstractmethod
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-
-    @abc.abstractmethod
-    async def _transaction(
-        self, statements: Sequence[Statement], require: Mapping[int, str] | None = None
-    ) -> list[int]:
-        """Run the statements in one transaction; return each one's rowcount. `require` maps a
-        statement's index to what it guards ("review" | "course"): when that statement changes
-        no row, the transaction is rolled back and `StoreConflict` raised (use `_check`)."""
-
+    # -- primitives (backend; `_fetch` and `_transaction` declared in `SharedStateSQL`) -------
     @abc.abstractmethod
     async def _migrate(self, pending: Sequence[tuple[int, list[str]]]) -> None:
         """Apply the migrations not yet applied, holding a lock other processes respect."""
