@@ -7,9 +7,13 @@ answer the pipeline asks for, all measured against a baseline in the same run.
 
 Sections (`--only`, comma-separated):
 - `parallel`: k = 1..N concurrent lesson requests (distinct prompts, nothing cached) on one model
-  loaded with n_parallel = N, free text and under the lesson grammar, every request held to the
+  loaded with n_parallel = N, free text (the prose-first lesson prompt) and under the lesson
+  grammar, every request held to the
   same `--max-tokens`: total output tok/s, median latency per request, and the ratio to k = 1.
   The order of k alternates between reps, so load from other processes hits every k alike.
+- `batched`: k = 1..N short lesson prompts (distinct topics) through llama.cpp's server directly,
+  with its own timings: decode tok/s in all and per sequence (prompt processing apart), the
+  ratio to k = 1, prompt tok/s and output tok/s over the wall time.
 - `prompt`: prompt processing tok/s (a ~1,100-token prompt, one output token).
 - `prefix`: two waves of k requests that share a ~500-token prefix, with the prefix cache on and
   off (the model reloaded between the two): wall time, prompt tokens served from the cache.
@@ -183,10 +187,12 @@ class Bench:
                 await model.complete(ChatRequest(fresh(self.prompts[0]), max_tokens=8))  # load, warm up
                 order = self.args.parallel if rep % 2 == 0 else list(reversed(self.args.parallel))
                 for k in order:
-                    for grammar in (False, True):
+                    for grammar in (False, True)[: 1 if self.args.free_only else 2]:
+                        prompts = self.prompts if grammar else self.prose_prompts
                         requests = [
                             ChatRequest(
-                                fresh(self.prompts[(rep * top + i) % len(self.prompts)]),
+                                # free: the prose-first lesson prompt the offline profile sends
+                                fresh(prompts[(rep * top + i) % len(prompts)]),
                                 json_schema=LESSON_SCHEMA if grammar else None,
                                 max_tokens=self.args.max_tokens,
                                 temperature=0.2,
@@ -206,7 +212,7 @@ class Bench:
             t for t, _ in results[(self.args.threads[0], self.args.parallel[0], False)]
         )
         for th in self.args.threads:
-            for grammar in (False, True):
+            for grammar in (False, True)[: 1 if self.args.free_only else 2]:
                 base = statistics.median(t for t, _ in results[(th, self.args.parallel[0], grammar)])
                 for k in self.args.parallel:
                     tps = statistics.median(t for t, _ in results[(th, k, grammar)])
@@ -502,6 +508,94 @@ class Bench:
                 )
         servers.clear()
 
+    async def batched(self) -> None:
+        """k short lesson prompts (distinct topics) decoded at once in one llama.cpp context (n_parallel = the
+        largest k), through xllamacpp's server directly so that llama.cpp's own timings separate
+        decoding from prompt processing: per request its decode rate while batched
+        (`predicted_per_second`); the aggregate is their sum (the k sequences share every decode
+        step). The order of k alternates between reps."""
+        import secrets
+        import threading
+
+        import xllamacpp
+
+        from courseforge.providers.local_engine import _StreamReader
+
+        top = max(self.args.parallel)
+        p = xllamacpp.CommonParams()
+        p.model.path = str(self.path)
+        p.n_parallel, p.n_ctx, p.kv_unified, p.cont_batching = top, self.n_ctx * top, False, True
+        p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.args.threads[0]
+        p.fit_params, p.verbosity, p.ui, p.n_threads_http = False, 0, False, 1
+        p.api_keys = [secrets.token_urlsafe(16)]
+        srv = xllamacpp.Server(p)
+
+        def run(messages: list[Message], out: list[dict[str, float]]) -> None:
+            request: dict[str, Any] = {
+                "messages": [{"role": m.role, "content": m.content} for m in fresh(messages)],
+                "max_tokens": self.args.max_tokens,
+                "temperature": 0.2,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            timings: dict[str, float] = {}
+            reader = _StreamReader(threading.Event())
+
+            def on_chunk(chunk: Any) -> bool:
+                timings.update(chunk.get("timings") or {})
+                return reader.on_chunk(chunk)
+
+            srv.handle_chat_completions(request, on_chunk)
+            reader.result()
+            out.append(timings)
+
+        # Short prompts, one topic each: the decode rate is what is compared, and ~900-token lesson
+        # prompts would make prompt processing most of the run on a loaded machine.
+        topics = ["functions", "for loops", "dictionaries", "if statements", "lists", "while loops"]
+        short = [
+            [
+                Message("system", "You are an expert teacher writing for beginners."),
+                Message("user", f"Teach Python {t} in markdown, about 330 words, with a worked example."),
+            ]
+            for t in topics
+        ]
+        got: dict[int, list[tuple[float, float, float]]] = {}
+        for rep in range(self.args.reps):
+            for k in self.args.parallel if rep % 2 == 0 else self.args.parallel[::-1]:
+                out: list[dict[str, float]] = []
+                prompts = [short[(rep * top + i) % len(short)] for i in range(k)]
+                threads = [threading.Thread(target=run, args=(m, out)) for m in prompts]
+                started = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - started
+                decode = sum(t.get("predicted_per_second", 0.0) for t in out)
+                prompt_tps = statistics.median(t.get("prompt_per_second", 0.0) for t in out)
+                tokens = sum(t.get("predicted_n", 0) for t in out)
+                got.setdefault(k, []).append((decode, prompt_tps, tokens / wall))
+                print(
+                    f"  rep {rep} k={k}: decode {decode:.2f} tok/s in all "
+                    f"({decode / k:.2f} per sequence), prompt {prompt_tps:.1f} tok/s, "
+                    f"{tokens} tok in {wall:.1f} s wall (load {load_avg():.1f})",
+                    flush=True,
+                )
+        base = statistics.median(d for d, _, _ in got[self.args.parallel[0]])
+        for k in self.args.parallel:
+            decode = statistics.median(d for d, _, _ in got[k])
+            self.rows.append(
+                {
+                    "section": "batched",
+                    "case": f"k={k} lesson prose, free",
+                    "decode_tok_s": round(decode, 2),
+                    "per_seq_tok_s": round(decode / k, 2),
+                    "vs_k1": round(decode / base, 2),
+                    "prompt_tok_s": round(statistics.median(p for _, p, _ in got[k]), 1),
+                    "wall_tok_s": round(statistics.median(w for _, _, w in got[k]), 2),
+                }
+            )
+
     async def binding(self) -> None:
         if not self.args.baseline_python:
             print("  skipped: no --baseline-python")
@@ -640,6 +734,9 @@ async def main() -> None:
         help="llama.cpp threads; a list (1,2) compares them in the parallel section",
     )
     parser.add_argument("--only", default="parallel,prompt,prefix,shapes,binding")
+    parser.add_argument(
+        "--free-only", action="store_true", help="parallel section: free text only (no lesson grammar)"
+    )
     parser.add_argument("--baseline-python", default="", help="a Python with llama-cpp-python installed")
     parser.add_argument("--speculative", default="draft,ngram_mod", help="kinds for the speculative section")
     args = parser.parse_args()
