@@ -139,8 +139,13 @@ class InvalidRequest(ProviderHTTPError):
     """HTTP 400: the request is invalid (a parameter malformed or missing). Not retried; the
     next model of the chain may accept it. `field` is the request field the provider named."""
 
-    def __init__(self, body: str, *, field: str = "", model: str = "") -> None:
+    def __init__(
+        self, body: str, *, field: str = "", model: str = "", context_overflow: bool = False
+    ) -> None:
         self.field = field
+        #: The prompt (with `max_tokens`) is longer than the model's context: llama.cpp's server
+        #: and OpenAI-style providers answer 400 for it; a model with a longer context may take it.
+        self.context_overflow = context_overflow
         super().__init__(400, body, model=model)
         if field:
             self.args = (f"{self.args[0]} [field: {field}]",)

@@ -351,6 +351,60 @@ async def test_non_2xx_is_provider_http_error(status: int, retryable: bool) -> N
     assert f"status {status}" in info.value.body
 
 
+# The 400 bodies llama.cpp's own server answered (tests/providers/test_llama_server_integration.py):
+# none says `param`; the overflow carries its own `type`, the others name the field in prose.
+LLAMA_400S = [
+    (
+        {
+            "code": 400,
+            "message": "request (5030 tokens) exceeds the available context size (4096 tokens), try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": 5030,
+            "n_ctx": 4096,
+        },
+        "messages",
+        True,
+    ),
+    (
+        {
+            "code": 400,
+            "message": "Unable to generate parser for this template. Automatic parser generation failed: "
+            "JSON schema error at #: unrecognized type objectx",
+            "type": "invalid_request_error",
+        },
+        "response_format",
+        False,
+    ),
+    (
+        {
+            "code": 400,
+            "message": "Field 'n': Value must be between 1 <= value <= 1, but got 2",
+            "type": "invalid_request_error",
+        },
+        "n",
+        False,
+    ),
+    (
+        {
+            "code": 400,
+            "message": "This endpoint's maximum context length is 131072 tokens. However, you requested about 140000 tokens.",
+        },
+        "messages",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("error", "field", "overflow"), LLAMA_400S)
+async def test_llama_servers_400s_name_their_field(error: dict[str, Any], field: str, overflow: bool) -> None:
+    reply = LoopbackReply(status=400, json_body={"error": error})
+    async with served(lambda _r: reply) as (model, _):
+        with pytest.raises(InvalidRequest) as info:
+            await model.complete(request())
+    assert info.value.field == field and info.value.context_overflow is overflow
+    assert f"[field: {field}]" in str(info.value) and not info.value.retryable
+
+
 @pytest.mark.parametrize(("code", "status"), [(502, 502), ("429", 429), ("oops", 502), (None, 502)])
 async def test_error_object_in_a_200_body(code: object, status: int) -> None:
     reply = LoopbackReply(json_body={"error": {"code": code, "message": "upstream provider failed"}})

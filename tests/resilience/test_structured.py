@@ -17,7 +17,7 @@ from courseforge.resilience import (
     StructuredOutputModel,
 )
 from courseforge.sim import ModelProfile, SimProfile, SimServer
-from courseforge.testing import ScriptedModel
+from courseforge.testing import LoopbackReply, LoopbackServer, ScriptedModel
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
 
@@ -154,3 +154,38 @@ async def test_over_the_wire_a_model_without_structured_modes_ends_in_prompt_mod
         assert model.mode == "prompt"
         await provider.aclose()
     assert server.fault_counts() == {"ok": 1, "unsupported_mode": 2}
+
+
+#: What llama.cpp's own server (the xllamacpp wheel's) answered to a schema its grammar converter
+#: cannot take: a 400 that never says `response_format`.
+LLAMA_SCHEMA_400 = {
+    "error": {
+        "code": 400,
+        "message": "Unable to generate parser for this template. Automatic parser generation failed: "
+        "JSON schema error at #: cannot resolve $ref #/$defs/nope, $defs not found",
+        "type": "invalid_request_error",
+    }
+}
+
+
+async def test_llama_servers_schema_400_downgrades_over_the_wire_to_the_prompt() -> None:
+    """Both response_format modes go through the same grammar converter there, so the model
+    ends in prompt mode (the schema in the prompt, no response_format) and is answered."""
+    seen: list[str] = []
+
+    def handler(payload: dict[str, object]) -> LoopbackReply:
+        fmt = payload.get("response_format")
+        seen.append(str(fmt["type"]) if isinstance(fmt, dict) else "prompt")
+        if fmt is not None:
+            return LoopbackReply(status=400, json_body=LLAMA_SCHEMA_400)
+        return LoopbackReply.completion('{"answer": "ok"}')
+
+    async with LoopbackServer(handler) as server:
+        provider = OpenAICompatModel(model_id="m", model_name="m", base_url=server.base_url)
+        model = StructuredOutputModel(provider)
+        try:
+            assert (await model.complete(request())).text == '{"answer": "ok"}'
+        finally:
+            await provider.aclose()
+    assert seen == ["json_schema", "json_object", "prompt"]
+    assert model.mode == "prompt"

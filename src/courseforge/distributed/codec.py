@@ -176,7 +176,7 @@ def encode_error(
     if isinstance(exc, E.RateLimited):
         fields["retry_after_s"] = exc.retry_after_s
     if isinstance(exc, E.InvalidRequest):
-        fields["field"] = exc.field
+        fields.update(field=exc.field, context_overflow=exc.context_overflow)
     if isinstance(exc, E.AuthFailed):
         fields["env_var"] = exc.env_var
     if isinstance(exc, E.ModerationRefused):
@@ -221,7 +221,12 @@ def _decode_http(cls: str, fields: Mapping[str, Any], model: str) -> E.ProviderH
     """One of OpenRouter's documented HTTP errors, rebuilt with its own fields."""
     body = str(fields.get("body", ""))
     if cls == "InvalidRequest":
-        return E.InvalidRequest(body, field=str(fields.get("field", "")), model=model)
+        return E.InvalidRequest(
+            body,
+            field=str(fields.get("field", "")),
+            model=model,
+            context_overflow=bool(fields.get("context_overflow", False)),
+        )
     if cls == "AuthFailed":
         return E.AuthFailed(body, env_var=str(fields.get("env_var", "")), model=model)
     if cls == "OutOfCredits":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -320,7 +321,9 @@ class OpenAICompatModel(ChatModel):
             wait = retry_after_seconds(headers) if headers is not None else None
             return RateLimited(text, retry_after_s=wait, model=model)
         if status == 400:
-            return InvalidRequest(text, field=_named_field(err, message), model=model)
+            overflow = _context_overflow(err, message)
+            field = "messages" if overflow else _named_field(err, message)
+            return InvalidRequest(text, field=field, model=model, context_overflow=overflow)
         if status == 401:
             return AuthFailed(message or text, env_var=self.api_key_env, model=model)
         if status == 402:
@@ -375,16 +378,40 @@ _REQUEST_FIELDS = (
 )
 
 
+#: How a 400's message says the schema was what failed (llama.cpp's server: "Automatic parser
+#: generation failed: JSON schema error at #: ..."; it never names `response_format`).
+_SCHEMA_WORDS = ("json schema", "json_schema", "grammar")
+#: llama.cpp's `type` and OpenAI's `code` for a prompt longer than the context.
+_OVERFLOW_KINDS = ("exceed_context_size_error", "context_length_exceeded")
+#: llama.cpp: "Field 'n': Value must be ..."; a field named at the start of a message.
+_FIELD_IN_MESSAGE = re.compile(r"^\s*(?:field|parameter|param)\s+'([A-Za-z_][\w.]*)'", re.IGNORECASE)
+
+
+def _context_overflow(error: Mapping[str, Any], message: str) -> bool:
+    """Is this 400 "the prompt does not fit the model's context"?"""
+    kinds = {str(error.get("type") or ""), str(error.get("code") or "")}
+    if kinds & set(_OVERFLOW_KINDS):
+        return True
+    lowered = message.lower()
+    return "context" in lowered and any(w in lowered for w in ("exceed", "maximum context length"))
+
+
 def _named_field(error: Mapping[str, Any], message: str) -> str:
-    """The request field a 400 names: its `param` (OpenAI-style), `metadata.param`, or the
-    first request field its message mentions."""
+    """The request field a 400 names: its `param` (OpenAI-style), `metadata.param`, a field its
+    message opens with ("Field 'n': ..."), `response_format` when its message says the JSON
+    schema failed, or the first request field its message mentions."""
     meta = error.get("metadata")
     for value in (error.get("param"), meta.get("param") if isinstance(meta, Mapping) else None):
         if isinstance(value, str) and value:
             return value
+    named = _FIELD_IN_MESSAGE.match(message)
+    if named:
+        return named.group(1)
     lowered = message.lower()
     found = [(lowered.find(f), f) for f in _REQUEST_FIELDS if f in lowered]
-    return min(found)[1] if found else ""
+    if found:
+        return min(found)[1]
+    return "response_format" if any(w in lowered for w in _SCHEMA_WORDS) else ""
 
 
 def _no_provider(message: str) -> bool:

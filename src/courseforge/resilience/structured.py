@@ -1,7 +1,9 @@
 """Structured-output downgrade: json_schema -> json_object -> prompt + JSON repair, per model.
 
 A model proves it cannot do a mode in one of two ways: the provider answers HTTP 400 naming
-`response_format` (llama.cpp's server does this to json_schema; some gateways to both), or the
+`response_format` (some gateways do this to json_schema, or to both; llama.cpp's own server
+accepts both but answers 400 "... JSON schema error ..." to a schema its grammar converter cannot
+take, which `InvalidRequest.field` names `response_format`), or the
 model keeps answering JSON that ignores the schema (reported for gpt-oss-120b behind gateways).
 A 400 is a fact about the provider, not about one job: the model moves to the weaker mode at
 once and the request is re-sent in it (it cost nothing). An ignored schema is weaker evidence,
@@ -71,8 +73,12 @@ def _weakest(a: OutputMode, b: OutputMode) -> OutputMode:
 
 
 def _rejects_format(error: ProviderHTTPError) -> bool:
+    if error.status != 400:
+        return False
+    if getattr(error, "field", "") == "response_format":  # InvalidRequest: the field it names
+        return True
     body = error.body.lower()
-    return error.status == 400 and any(word in body for word in _FORMAT_WORDS)
+    return any(word in body for word in _FORMAT_WORDS)
 
 
 @dataclasses.dataclass(slots=True)
