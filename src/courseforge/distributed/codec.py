@@ -1,5 +1,5 @@
 """Plain-JSON payloads that cross the Temporal boundary: requests, answers, errors, vectors,
-and the settings a workflow pins.
+response-cache entries, and the settings a workflow pins.
 
 Everything here is data in, data out (no Temporal import but `ApplicationError`), so both
 sides — workflow code and activity code — share one definition and unit tests need no server.
@@ -13,6 +13,7 @@ fallback chain, the ledger's meter and the cascade see exactly what they see in-
 from __future__ import annotations
 
 import base64
+import dataclasses
 from array import array
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -23,12 +24,15 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from .. import errors as E
 from ..config import Settings
 from ..providers import ChatRequest, ChatResponse, Message, Usage
+from ..storage import CachedResponse
 
 __all__ = [
+    "decode_cached",
     "decode_error",
     "decode_request",
     "decode_response",
     "decode_vectors",
+    "encode_cached",
     "encode_error",
     "encode_request",
     "encode_response",
@@ -291,6 +295,17 @@ def decode_error(fields: Mapping[str, Any]) -> E.CourseforgeError:
 
 
 # -- settings -----------------------------------------------------------------------------------
+def encode_cached(entry: CachedResponse) -> dict[str, Any]:
+    """A response-cache entry as activity data (money as a decimal string)."""
+    data = dataclasses.asdict(entry)
+    data["cost_usd"] = str(entry.cost_usd)
+    return data
+
+
+def decode_cached(data: Mapping[str, Any]) -> CachedResponse:
+    return CachedResponse(**{**data, "cost_usd": Decimal(str(data["cost_usd"]))})
+
+
 def pinned_settings(settings: Settings) -> dict[str, Any]:
     """The settings a workflow runs with, as data for its input (and so its history).
 
@@ -301,6 +316,8 @@ def pinned_settings(settings: Settings) -> dict[str, Any]:
     for provider in data.get("providers", {}).values():
         provider["headers"] = {}
         provider["redis_url"] = None
+    if isinstance(data.get("cache"), dict):
+        data["cache"]["redis_url"] = None  # the workers' own config says where entries live
     data.pop("storage", None)
     data.pop("service", None)
     return data

@@ -25,15 +25,23 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from ..cache import CacheBackend, RedisBackend, StoreBackend
 from ..config import Settings
 from ..domain import CallRecord
 from ..engine import Engine
 from ..errors import BadResponse, CircuitOpen, CourseforgeError, RunError, UserError
 from ..ledger import price_of
 from ..providers import ChatModel, ChatRequest, ChatResponse, Usage
+from ..storage import Store, open_store, storage_url
 from ..telemetry.metrics import CallMetrics
-from .codec import decode_request, encode_error, encode_response, encode_vectors
-from .workflow import EMBED_ACTIVITY, MODEL_CALL_ACTIVITY, CourseWorkflow
+from .codec import decode_cached, decode_request, encode_cached, encode_error, encode_response, encode_vectors
+from .workflow import (
+    CACHE_GET_ACTIVITY,
+    CACHE_PUT_ACTIVITY,
+    EMBED_ACTIVITY,
+    MODEL_CALL_ACTIVITY,
+    CourseWorkflow,
+)
 
 __all__ = [
     "WorkerActivities",
@@ -72,6 +80,9 @@ class WorkerActivities:
         self.stacks: dict[str, ChatModel] = {
             model.model_id: model for chain in engine.stacks.chains().values() for model in chain
         }
+        self._cache_backend: CacheBackend | None = None
+        self._cache_lock = asyncio.Lock()
+        self._store: Store | None = None
 
     async def _with_heartbeat(self, work: asyncio.Future[Any]) -> Any:
         timeout = activity.info().heartbeat_timeout
@@ -127,6 +138,41 @@ class WorkerActivities:
             latency_ms = (time.perf_counter() - started) * 1000
             record = send_record(self.engine.settings, model_id, tier, request, response, error, latency_ms)
             self.metrics.observe_call(record)
+
+    async def _cache(self) -> CacheBackend:
+        """Where this worker keeps response-cache entries: `cache.redis_url`, else the store
+        of its config (`storage.url` / `$COURSEFORGE_STORAGE_URL`), opened on first use."""
+        async with self._cache_lock:
+            if self._cache_backend is None:
+                settings = self.engine.settings
+                if settings.cache.redis_url:
+                    self._cache_backend = RedisBackend(settings.cache.redis_url)
+                else:
+                    store = open_store(
+                        storage_url(settings.storage.url), pool_size=settings.storage.pool_size
+                    )
+                    await store.init()
+                    self._store = store
+                    self._cache_backend = StoreBackend(store)
+            return self._cache_backend
+
+    @activity.defn(name=CACHE_GET_ACTIVITY)
+    async def cache_get(self, data: dict[str, Any]) -> dict[str, Any]:
+        backend = await self._cache()
+        found = await backend.get(str(data["namespace"]), str(data["key"]), now=float(data["now"]))
+        return {"entry": encode_cached(found) if found is not None else None}
+
+    @activity.defn(name=CACHE_PUT_ACTIVITY)
+    async def cache_put(self, data: dict[str, Any]) -> dict[str, Any]:
+        backend = await self._cache()
+        await backend.put(decode_cached(data["entry"]), max_entries=int(data["max_entries"]))
+        return {}
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+        if isinstance(self._cache_backend, RedisBackend):
+            await self._cache_backend.aclose()
 
     @activity.defn(name=EMBED_ACTIVITY)
     async def embed(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -217,13 +263,16 @@ def build_worker(
     max_concurrent_activities: int = 64,
     max_concurrent_workflow_tasks: int = 8,
     metrics: CallMetrics | None = None,
+    activities: WorkerActivities | None = None,
 ) -> Worker:
-    activities = WorkerActivities(engine, metrics)
+    """`activities`: the worker's activities (default: new ones on `engine`; pass your own to
+    close what they opened, `WorkerActivities.aclose`, after the worker stops)."""
+    activities = activities or WorkerActivities(engine, metrics)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[CourseWorkflow],
-        activities=[activities.model_call, activities.embed],
+        activities=[activities.model_call, activities.embed, activities.cache_get, activities.cache_put],
         workflow_runner=sandbox_runner(),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
@@ -253,11 +302,12 @@ async def run_worker(
         # Retries, faults, fallbacks and breaker changes of this worker's model stacks.
         engine.add_hook(metrics)
     # Load what workflow code would otherwise load lazily on first use (the safety gate's word
-    # list and classifier, ~1.5 s: a workflow task blocking over 2 s trips Temporal's deadlock
-    # detector, and in a workflow the gate runs inline), and the embedding model the embed
-    # activities use, before taking work.
+    # list and classifier, ~1.5 s, and the models' tokenizers: a workflow task blocking over 2 s
+    # trips Temporal's deadlock detector, and in a workflow the gate runs inline), and the
+    # embedding model the embed activities use, before taking work.
     await engine.warm()
     stop_metrics = None
+    activities = WorkerActivities(engine, metrics)
     try:
         if metrics is not None and metrics_port is not None:
             port, stop_metrics = start_metrics_server(metrics, metrics_host, metrics_port)
@@ -268,6 +318,7 @@ async def run_worker(
             task_queue=task_queue,
             max_concurrent_activities=max_concurrent_activities,
             metrics=metrics,
+            activities=activities,
         )
         shared = sorted(n for n, p in settings.providers.items() if p.redis_url)
         say(
@@ -287,6 +338,7 @@ async def run_worker(
     finally:
         if stop_metrics is not None:
             stop_metrics()
+        await activities.aclose()
         await engine.aclose()
 
 

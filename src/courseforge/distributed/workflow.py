@@ -9,6 +9,11 @@ Workflow code (deterministic; replayed from history after a worker dies):
   fallback chain and the cascade run here, in workflow state, exactly as in-process; only the
   provider stack (rate limits, breaker, retries, structured output) runs in the activity.
 - Embeddings go through `courseforge.embed` activities, each text once per course.
+- The response cache (when the submitter's `cache.mode` is on) is the in-process one, its
+  lookups and writes `courseforge.cache_get`/`cache_put` activities on a worker, which keeps
+  the entries where its own config says (the store, or `cache.redis_url`): a course on the
+  fleet is answered by what any earlier job of its namespace paid for, and keeps its answers
+  for the next. Exact matches only (the semantic index stays in-process).
 - Section fan-out is the pipeline's own `asyncio.gather`, on Temporal's deterministic loop.
 
 A finished activity's result is in the history, so a new worker replays it and never sends it
@@ -30,15 +35,28 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TemporalError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from ..cache import ResponseCache
     from ..config import Settings
     from ..engine import Runtime, model_chains, run_course
     from ..errors import CourseforgeError, ProviderError, ProviderTimeout
     from ..pipeline import ProgressEvent, validate_analysis
+    from ..pipeline.prompts import TEMPLATES_VERSION
     from ..pipeline.state import track_progress
     from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Vector
-    from .codec import decode_error, decode_response, decode_vectors, encode_request, error_fields
+    from ..storage import CachedResponse
+    from .codec import (
+        decode_cached,
+        decode_error,
+        decode_response,
+        decode_vectors,
+        encode_cached,
+        encode_request,
+        error_fields,
+    )
 
 __all__ = [
+    "CACHE_GET_ACTIVITY",
+    "CACHE_PUT_ACTIVITY",
     "EMBED_ACTIVITY",
     "MODEL_CALL_ACTIVITY",
     "WORKFLOW_NAME",
@@ -50,6 +68,8 @@ __all__ = [
 WORKFLOW_NAME = "courseforge.course"
 MODEL_CALL_ACTIVITY = "courseforge.model_call"
 EMBED_ACTIVITY = "courseforge.embed"
+CACHE_GET_ACTIVITY = "courseforge.cache_get"
+CACHE_PUT_ACTIVITY = "courseforge.cache_put"
 #: Texts per embedding activity (keeps each payload well under Temporal's 2 MB limit).
 EMBED_BATCH = 128
 #: Progress events kept for the `events` query.
@@ -181,6 +201,45 @@ class ActivityEmbedder(Embedder):
         return [self._cache[t] for t in texts]
 
 
+class ActivityCacheBackend:
+    """The response cache's backend in a workflow (`cache.CacheBackend`): each read and write
+    an activity on a worker. A failed read is a miss, a failed write is dropped (as the
+    in-process cache treats its backend's errors)."""
+
+    def __init__(self, options: ActivityOptions) -> None:
+        self._options = options
+
+    async def get(self, namespace: str, key: str, *, now: float) -> CachedResponse | None:
+        result: dict[str, Any] = await workflow.execute_activity(
+            CACHE_GET_ACTIVITY, {"namespace": namespace, "key": key, "now": now}, **self._options.kwargs()
+        )
+        found = result.get("entry")
+        return decode_cached(found) if found else None
+
+    async def put(self, entry: CachedResponse, *, max_entries: int) -> None:
+        await workflow.execute_activity(
+            CACHE_PUT_ACTIVITY,
+            {"entry": encode_cached(entry), "max_entries": max_entries},
+            **self._options.kwargs(),
+        )
+
+
+def activity_cache(
+    settings: Settings, options: ActivityOptions, namespace: str | None
+) -> ResponseCache | None:
+    """The course's response cache on activities; None when the submitter's cache is off."""
+    if settings.cache.mode == "off" or not namespace:
+        return None
+    return ResponseCache(
+        ActivityCacheBackend(options),
+        namespace=namespace,
+        templates=TEMPLATES_VERSION,
+        ttl_s=settings.cache.ttl_s,
+        max_entries=settings.cache.max_entries,
+        clock=lambda: workflow.now().timestamp(),
+    )
+
+
 class _WorkflowClock:
     """The resilience `Clock` on workflow time (a sleep is a durable timer)."""
 
@@ -218,7 +277,7 @@ def temporal_runtime(settings: Settings, options: ActivityOptions, counters: _Co
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[CourseforgeError])
 class CourseWorkflow:
     """Input: {"analysis", "course_id", "settings" (pinned, see `codec.pinned_settings`),
-    "options" (`ActivityOptions`)}. Result: {"course": course JSON or None, "report": report
+    "options" (`ActivityOptions`), "cache_namespace" (the response cache's, or absent)}. Result: {"course": course JSON or None, "report": report
     JSON}. Queries: `progress` (per-phase progress) and `events` (progress events from an index)."""
 
     def __init__(self) -> None:
@@ -257,8 +316,10 @@ class CourseWorkflow:
         settings = Settings.model_validate(data["settings"])
         analysis = validate_analysis(data["analysis"])
         counters = _Counters()
-        runtime = temporal_runtime(settings, ActivityOptions.from_data(data.get("options")), counters)
-        result = await run_course(analysis, settings, runtime, progress=self._on_progress)
+        options = ActivityOptions.from_data(data.get("options"))
+        runtime = temporal_runtime(settings, options, counters)
+        cache = activity_cache(settings, options, data.get("cache_namespace"))
+        result = await run_course(analysis, settings, runtime, progress=self._on_progress, cache=cache)
         report = result.report
         info = workflow.info()
         report.summary.update(

@@ -219,15 +219,20 @@ class Engine:
         return RevisionResult(revision, list(ledger.records), state.decisions)
 
     async def warm(self) -> None:
-        """Load what the gates need (the safety classifier, the embedding model) in worker
-        threads. Every course starts this beside phase 2; a service calls it at start-up, so its
+        """Load what the gates need (the safety classifier, the embedding model) and the models'
+        tokenizers in worker threads. Every course starts this beside phase 2; a service calls it at start-up, so its
         first course finds them loaded. Best effort: a failure resurfaces, with its real error,
         at the first gate."""
+        from ..ledger.tokens import tokenizer_for
         from ..quality.safety import prewarm
 
         gates = self.settings.gates
         embedder = self.embedder()
+        names = sorted({m.name for m in self.settings.models.values()})
         try:
+            # The models' tokenizers load on first count (≈ 1 s of CPU each): not on the event
+            # loop of a service, nor in a workflow task (Temporal's 2 s deadlock detector).
+            await asyncio.to_thread(lambda: [tokenizer_for(n) for n in names])
             if gates.safety.enabled:
                 await asyncio.to_thread(prewarm, gates.safety.allow_words)
             await embedder.warm()
