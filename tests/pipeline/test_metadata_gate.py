@@ -153,7 +153,7 @@ async def test_metadata_gates_are_in_the_report() -> None:
         "metadata_coherence",
         "metadata_alignment",
     }
-    from courseforge.pipeline.report import build_report
+    from courseforge.pipeline.report_builder import build_report
 
     report = build_report(
         result.state, result.course, ctx.effects.ledger, ctx.settings, wall_s=0, transport_retries=0

@@ -1,9 +1,10 @@
 """courseforge: generate whole courses through a quality-gated cascade of LLMs.
 
-Sync only at this edge. Each command lives in the module named for it and registers on `app`:
-`generate` (generate.py), `check` and `calibrate` (quality.py), `serve`, `worker` and
-`sim serve` (serve.py), `validate`, `schema` and `config show` (inspect.py), `report` (report.py),
-`export` and `export-training` (exports.py), `eval` (evals.py), `models sync` (models.py).
+Sync only at this edge. Each command lives in the module named for what it does and registers
+on `app`: `generate` (generate.py), `check` and `calibrate` (quality.py), the long-running
+`serve`, `worker` and `sim serve` (servers.py), `validate`, `schema` and `config show`
+(inspect.py), `report` (report_command.py), `export` and `export-training` (exports.py), `eval`
+(evals.py), `plan` (plans.py), `models sync` (models.py).
 
 Exit codes: 0 done (the course's status says approved or needs_review); 1 `check` flagged
 something, or `eval` found a regression; 2 invalid input or config (no model called, nothing
@@ -15,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CourseforgeError
-from . import evals, exports, generate, inspect, models, plans, quality, report, serve
+from . import evals, exports, generate, inspect, models, plans, quality, report_command, servers
 from ._common import EXIT_FAILED, app, err, write_atomic
 
 __all__ = [
@@ -28,8 +29,8 @@ __all__ = [
     "models",
     "plans",
     "quality",
-    "report",
-    "serve",
+    "report_command",
+    "servers",
     "write_atomic",
 ]
 

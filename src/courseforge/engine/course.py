@@ -21,7 +21,7 @@ from ..config import Settings
 from ..domain import AnalysisResult, CallRecord, Course, Decision, Exercise, Report
 from ..ledger import Ledger, course_cap, phase_caps
 from ..pipeline import CourseState, PipelineContext, ProgressEvent, run_pipeline
-from ..pipeline.report import build_report
+from ..pipeline.report_builder import build_report
 from ..pipeline.revise import Revision
 from ..pipeline.state import PlanControl
 from ..resilience import EventCounts

@@ -22,7 +22,7 @@ from ..engine import Checkpoints, Engine
 from ..errors import UserError
 from ..pipeline import validate_analysis
 from ..pipeline.check import check_one_lesson
-from ..pipeline.report import recompute_totals
+from ..pipeline.report_builder import recompute_totals
 from ..quality.judge import in_sample
 from ..storage import ReviewItem, Store, StoreConflict
 

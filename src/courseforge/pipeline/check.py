@@ -28,7 +28,7 @@ from ..quality.redundancy import CourseLesson, RedundancyGate, course_duplicates
 from .assemble import draft_of, gate_score
 from .context import excerpt_bounds, lesson_query, select_excerpts, source_index
 from .course_checks import cross_artifact_flags
-from .report import quality_summary
+from .report_builder import quality_summary
 
 __all__ = ["check_course", "check_one_lesson", "policy_of", "policy_text"]
 

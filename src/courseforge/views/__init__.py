@@ -5,7 +5,7 @@ rendering: no I/O beyond reading the package's own stylesheet and eval files ask
 from .course import course_html
 from .evals import evals_html, load_evals
 from .markup import document, esc, markdown_html, stylesheet
-from .report import call_kinds, report_document, report_html
+from .report_charts import call_kinds, report_document, report_html
 
 __all__ = [
     "call_kinds",

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from courseforge.domain import CallRecord, Decision, GateScore, LessonGates, Report
-from courseforge.pipeline.report import (
+from courseforge.pipeline.report_builder import (
     critical_path,
     critical_path_s,
     lesson_rates,

@@ -7,7 +7,7 @@ import re
 from decimal import Decimal
 
 from courseforge.domain import CallRecord, GateScore, LessonGates, Report, Totals
-from courseforge.pipeline.report import critical_path
+from courseforge.pipeline.report_builder import critical_path
 from courseforge.views import call_kinds, report_document, report_html
 
 

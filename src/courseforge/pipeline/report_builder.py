@@ -1,5 +1,5 @@
 """The generation report, built in one place: totals, the critical path, every summary and
-quality figure. docs/report.md defines each figure; tests/pipeline/test_report.py works them
+quality figure. docs/report.md defines each figure; tests/pipeline/test_report_builder.py works them
 out by hand on a small course.
 
 Every runner (in-process, durable job, Temporal workflow) and `courseforge check` build their

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from ..domain import CallRecord, Report, Totals
-from ..pipeline.report import critical_path
+from ..pipeline.report_builder import critical_path
 from .markup import document, esc
 
 __all__ = ["CALL_KINDS", "call_kinds", "report_document", "report_html"]

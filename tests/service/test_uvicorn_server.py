@@ -14,7 +14,7 @@ from service_helpers import TOKEN
 
 from courseforge.config import Settings
 from courseforge.service import create_app
-from courseforge.service.serve import build_server, redact_query
+from courseforge.service.uvicorn_server import build_server, redact_query
 from courseforge.storage import open_store
 from engine_helpers import make_engine, scripted_models
 

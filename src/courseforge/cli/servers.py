@@ -23,7 +23,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
 ) -> None:
     """Run the HTTP service: jobs API, SSE progress, review queue, /metrics (needs $COURSEFORGE_API_TOKENS)."""
-    from ..service.serve import serve_forever
+    from ..service.uvicorn_server import serve_forever
 
     try:
         loaded = load_config(config)
@@ -101,7 +101,7 @@ def sim_serve(
     ] = 1.0,
 ) -> None:
     """Serve an OpenAI-compatible simulator with latency profiles and injected faults."""
-    from ..sim.serve import serve
+    from ..sim.foreground import serve
 
     try:
         asyncio.run(serve(profile, port=port, seed=seed, time_scale=time_scale, say=err.print))
