@@ -6,7 +6,7 @@ Three processes besides this one, so that each one's CPU and memory are its own:
   seed models and rare faults: 429s, 5xx, hangs, malformed and off-topic answers; every
   duration multiplied by S so a run fits in minutes; the hangs, real seconds, cut to 30 s, and
   the service's call timeouts scaled by S with floors of 10-15 s);
-- a throw-away PostgreSQL on 127.0.0.1 (`tests/pg_helpers.py`; `--store sqlite` for a file);
+- a throw-away PostgreSQL on 127.0.0.1 (`courseforge.testing.postgres`; `--store sqlite` for a file);
 - `courseforge serve`: the hosted profile pointed at the simulator, gates on the hashing
   embedder (MiniLM's CPU is measured apart: `benchmarks/gate_cpu.py`), the response cache off
   (every course pays for its own calls), `service.max_concurrent_jobs` = `--concurrency`.
@@ -54,7 +54,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 TOKEN = "scale-token-not-secret"
 CLI = Path(sys.executable).with_name("courseforge")
 FINAL = ("completed", "failed", "cancelled")
@@ -99,7 +98,7 @@ def _store(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp}/scale.db"
         return
-    from pg_helpers import create_database, postgres_server
+    from courseforge.testing.postgres import create_database, postgres_server
 
     with postgres_server() as base:
         yield create_database(base)

@@ -5,7 +5,7 @@ cancel sent to B stops it on A, queued jobs are shared between them and no job r
 also when A is killed mid-course (B adopts its jobs when their lease runs out, replaying what
 A paid for).
 
-Real processes on loopback ports, a real PostgreSQL (tests/pg_helpers.py) and one loopback
+Real processes on loopback ports, a real PostgreSQL (`courseforge.testing.postgres`) and one loopback
 provider in this process that counts every request it is sent."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import pytest
 from live_server import free_port
 
 from courseforge.testing import CourseAuthor, LoopbackReply
+from courseforge.testing.postgres import create_database, pg_bin_dir, postgres_server
 from engine_helpers import (
     example_data,
     loopback_config,
@@ -38,7 +39,6 @@ from engine_helpers import (
     request_from_payload,
     write_config,
 )
-from pg_helpers import create_database, pg_bin_dir, postgres_server
 
 pytestmark = pytest.mark.subprocess
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from courseforge.storage import Store, open_store
-from pg_helpers import create_database, pg_bin_dir, postgres_server
+from courseforge.testing.postgres import create_database, pg_bin_dir, postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from courseforge.storage import Job, Store, open_store
-from pg_helpers import create_database
+from courseforge.testing.postgres import create_database
 
 
 def _job(job_id: str, created_at: float = 1.0) -> Job:

@@ -23,7 +23,7 @@ from courseforge.storage import (
     masked_url,
     open_store,
 )
-from pg_helpers import create_database
+from courseforge.testing.postgres import create_database
 
 
 def _job(job_id: str = "j1", key: str | None = None) -> Job:

@@ -1,5 +1,6 @@
-"""A throw-away PostgreSQL server on 127.0.0.1 for tests: initdb into a temp dir, pg_ctl start,
-trust auth for one user, stopped (and deleted) at the end. Binaries come from Debian's
+"""A throw-away PostgreSQL server on 127.0.0.1 for tests and benchmarks (`postgres_server`,
+`create_database`): initdb into a temp dir, pg_ctl start, trust auth for one user, stopped (and
+deleted) at the end. Binaries come from Debian's
 `postgresql` package (`make deps-system`). initdb refuses to run as root, so as root the server
 runs as the `postgres` system user."""
 
@@ -16,6 +17,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+__all__ = ["USER", "create_database", "pg_bin_dir", "postgres_server"]
 
 USER = "courseforge"
 
@@ -57,9 +60,10 @@ def postgres_server() -> Iterator[str]:
             os.chown(p, entry.pw_uid, entry.pw_gid)
     port = _free_port()
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [*prefix, *args], check=True, capture_output=True, env=env, timeout=120
-    )
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True, env=env, timeout=120)
+
     try:
         run(str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync")
         opts = f"-p {port} -k {sock} -h 127.0.0.1 -c fsync=off -c max_connections=200"
