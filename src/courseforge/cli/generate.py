@@ -256,7 +256,8 @@ def generate(
             "--review-plan",
             help="Stop after phase 2 (metadata) with status plan_review: look at the plan with "
             "`courseforge plan show JOB`, edit it, approve it, then run this command again with "
-            "--job JOB to finish the course (docs/authoring.md).",
+            "--job JOB to finish the course (docs/authoring.md). With --temporal the workflow waits "
+            "for the approval (`plan ... --temporal`).",
         ),
     ] = False,
     sync_prices: Annotated[
@@ -285,11 +286,10 @@ def generate(
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
     settings = _settings_for_run(loaded.settings, sync_prices=sync_prices, no_cache=no_cache)
-    what = {"--batch": "batch mode runs", "--review-plan": "the plan checkpoint runs"}
-    for flag, on in (("--batch", batch), ("--review-plan", review_plan), ("--question-bank", bool(bank))):
-        if on and temporal:
-            doing = what.get(flag, "the question bank is used")
-            raise fail_user(UserError("bad options", [(flag, f"{doing} in-process, not with --temporal")]))
+    if batch and temporal:
+        raise fail_user(
+            UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
+        )
     metrics = _metrics_for(metrics_file)
     run = _Run(
         settings, analysis, job=job, temporal=temporal, batch=batch, review_plan=review_plan, bank=bank
@@ -302,7 +302,7 @@ def generate(
         raise fail_user(exc) from exc
     finally:
         stop_tracing()
-    _finish(course, report, file, output, report_path, html, metrics, metrics_file, job)
+    _finish(course, report, file, output, report_path, html, metrics, metrics_file, job, temporal)
 
 
 def _settings_for_run(settings: Settings, *, sync_prices: bool, no_cache: bool) -> Settings:
@@ -347,6 +347,8 @@ class _Run:
                     job_id=self.job,
                     progress=progress,
                     say=err.print,
+                    review_plan=self.review_plan,
+                    bank=self.bank,
                 )
             engine = None
             if metrics is not None:
@@ -381,6 +383,7 @@ def _finish(
     metrics: CallMetrics | None,
     metrics_file: Path | None,
     job: str | None,
+    temporal: str | None = None,
 ) -> None:
     """The outputs written and the outcome said (and the exit status set).
 
@@ -412,9 +415,10 @@ def _finish(
         err.print(f"[red]error:[/red] not written: {failure}")
     if course is None and report.status == "plan_review":
         job_id = report.summary.get("job_id", job)
+        where = f" --temporal {temporal}" if temporal else ""
         err.print(
-            f"plan ready for review: courseforge plan show {job_id}; then plan edit/approve, and "
-            f"generate again with --job {job_id}\nreport: {report_path}"
+            f"plan ready for review: courseforge plan show {job_id}{where}; then plan edit/approve, and "
+            f"generate again with --job {job_id}{where}\nreport: {report_path}"
         )
         if failures:
             raise typer.Exit(EXIT_FAILED)

@@ -1,6 +1,8 @@
 """`courseforge plan show|edit|approve JOB`: the plan a `generate --review-plan` job stopped at
 (docs/authoring.md). `edit` takes the plan as JSON or YAML (`plan show JOB --json` writes it),
-and small changes as options; a refused edit exits 2 with the gates' reasons, nothing kept."""
+and small changes as options; a refused edit exits 2 with the gates' reasons, nothing kept.
+With `--temporal HOST:PORT` the job is a workflow waiting for its plan: the `plan` query shows
+it, an edit (gated here) and the approval are signals (`distributed.client`)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,26 @@ app.add_typer(plan_app, name="plan")
 
 T = TypeVar("T")
 JobArg = Annotated[str, typer.Argument(help="the job id (`generate` prints it)")]
+
+
+TemporalOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--temporal",
+        help="The job is a workflow on this Temporal frontend (HOST:PORT), started by "
+        "`generate --temporal --review-plan`.",
+    ),
+]
+
+
+def _with_temporal(settings: Settings, address: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """`work(client)` on a Temporal client (the `service` extra)."""
+    from ..distributed.worker import connect
+
+    async def run() -> T:
+        return await work(await connect(address, settings.service.temporal_namespace))
+
+    return asyncio.run(run())
 
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -80,6 +102,7 @@ def show(
         bool, typer.Option("--json", help="print the plan as JSON (to edit and pass to `plan edit --file`)")
     ] = False,
     config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
 ) -> None:
     """The job's plan: outcomes, lessons (outcome mapping, start tier, estimated cost), the
     projected cost against the budget."""
@@ -87,7 +110,13 @@ def show(
 
     try:
         settings = load_config(config).settings
-        _job, plan, state = _with_store(settings, lambda store: job_plan(store, job))
+        if temporal:
+            from ..distributed.client import workflow_plan
+
+            record, _a, _c = _with_temporal(settings, temporal, lambda client: workflow_plan(client, job))
+            plan, state = CoursePlan.model_validate(record["plan"]), str(record.get("state", "review"))
+        else:
+            _job, plan, state = _with_store(settings, lambda store: job_plan(store, job))
     except UserError as exc:
         raise fail_user(exc) from exc
     if as_json:
@@ -169,6 +198,7 @@ def edit(
     ] = [],  # noqa: B006
     remove: Annotated[list[str], typer.Option("--remove", help="LESSON: remove a lesson (repeatable)")] = [],  # noqa: B006
     config: ConfigOpt = None,
+    temporal: TemporalOpt = None,
 ) -> None:
     """Change the plan (outcomes, titles, order, lessons added or removed). The edit is gated
     like phase 2's plan before it is kept; refused, it exits 2 with the reasons."""
@@ -186,7 +216,14 @@ def edit(
             edited = _edited(current, file, outcome, title, remove)
             return await edit_plan(store, settings, job, edited, embedder.embed)
 
-        plan = _with_store(settings, work)
+        async def on_temporal(client: Any) -> CoursePlan:
+            from ..distributed.client import edit_workflow_plan, workflow_plan
+
+            record, _a, _c = await workflow_plan(client, job)
+            edited = _edited(CoursePlan.model_validate(record["plan"]), file, outcome, title, remove)
+            return await edit_workflow_plan(client, settings, job, edited, embedder.embed)
+
+        plan = _with_temporal(settings, temporal, on_temporal) if temporal else _with_store(settings, work)
     except UserError as exc:
         raise fail_user(exc) from exc
     for table in plan_tables(plan):
@@ -195,17 +232,25 @@ def edit(
 
 
 @plan_app.command("approve")
-def approve(job: JobArg, config: ConfigOpt = None) -> None:
-    """Approve the job's plan; `generate INPUT --job JOB` then finishes the course from it."""
+def approve(job: JobArg, config: ConfigOpt = None, temporal: TemporalOpt = None) -> None:
+    """Approve the job's plan; `generate INPUT --job JOB` then finishes the course from it (on
+    Temporal the workflow goes on at once; the same command waits for its course)."""
     from ..jobs import approve_plan
 
     try:
         settings = load_config(config).settings
-        plan = _with_store(settings, lambda store: approve_plan(store, job))
+        if temporal:
+            from ..distributed.client import approve_workflow_plan
+
+            plan = _with_temporal(settings, temporal, lambda client: approve_workflow_plan(client, job))
+        else:
+            plan = _with_store(settings, lambda store: approve_plan(store, job))
     except UserError as exc:
         raise fail_user(exc) from exc
     lessons = sum(len(s.lessons) for s in plan.sections)
+    where = f" --temporal {temporal}" if temporal else ""
     err.print(
-        f"plan of {job} approved ({lessons} lessons); finish it with: courseforge generate INPUT --job {job} -o COURSE.json"
+        f"plan of {job} approved ({lessons} lessons); finish it with: "
+        f"courseforge generate INPUT --job {job}{where} -o COURSE.json"
     )
     typer.echo(json.dumps({"job": job, "plan": "approved", "lessons": lessons}))

@@ -1,5 +1,7 @@
 """Submitting courses to Temporal and waiting for them: the CLI's `generate --temporal` and the
-service's job runner when `service.temporal_address` is set.
+service's job runner when `service.temporal_address` is set; the plan checkpoint of a course
+waiting for its author (`workflow_plan`, `edit_workflow_plan`, `approve_workflow_plan`: the
+`plan` query and the `edit_plan` / `approve_plan` signals).
 
 The workflow id is the job id. Starting a job whose workflow is running attaches to it (a
 restarted service or a second `generate` waits for the same course; nothing runs twice); a
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,23 +23,26 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ..cache import config_namespace
 from ..config import Settings
-from ..domain import AnalysisResult, Course, Report
+from ..domain import AnalysisResult, Course, CoursePlan, Exercise, Report
 from ..engine import GenerationResult, course_id_for
 from ..errors import RunError, UserError
-from ..jobs import ProgressTracker, input_digest, run_job
+from ..jobs import ProgressTracker, gate_edit, input_digest, job_bank, plan_control, run_job
 from ..pipeline import ProgressEvent
 from ..storage import Job, Store
 from .codec import pinned_settings
 from .worker import connect
-from .workflow import WORKFLOW_NAME, ActivityOptions
+from .workflow import PLAN_APPROVE_SIGNAL, PLAN_EDIT_SIGNAL, PLAN_QUERY, WORKFLOW_NAME, ActivityOptions
 
 __all__ = [
     "TemporalJobRunner",
     "activity_options",
+    "approve_workflow_plan",
     "cache_namespace",
+    "edit_workflow_plan",
     "generate_on_temporal",
     "start_course",
     "wait_for_course",
+    "workflow_plan",
 ]
 
 _ENDED = {
@@ -76,14 +81,24 @@ def workflow_input(
     options: ActivityOptions,
     *,
     tenant: str = "",
+    review_plan: bool = False,
+    approved_plan: CoursePlan | None = None,
+    bank: Sequence[Exercise] = (),
 ) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "analysis": analysis.model_dump(mode="json", exclude_unset=True),
         "course_id": course_id,
         "settings": pinned_settings(settings),
         "options": options.as_data(),
         "cache_namespace": cache_namespace(settings, tenant),
     }
+    if review_plan:
+        data["review_plan"] = True
+    if approved_plan is not None:
+        data["approved_plan"] = approved_plan.model_dump(mode="json")
+    if bank:
+        data["bank"] = [q.model_dump(mode="json") for q in bank]
+    return data
 
 
 def _digest(analysis: AnalysisResult) -> str:
@@ -99,16 +114,29 @@ async def start_course(
     task_queue: str,
     options: ActivityOptions | None = None,
     tenant: str = "",
+    review_plan: bool = False,
+    approved_plan: CoursePlan | None = None,
+    bank: Sequence[Exercise] = (),
 ) -> WorkflowHandle[Any, Any]:
     """Start the course's workflow, or attach to it when one with this id is running or has
-    completed (a completed one's result is its course). `tenant` names its cache namespace."""
+    completed (a completed one's result is its course). `tenant` names its cache namespace;
+    `review_plan`: it waits for its author after phase 2; `approved_plan`: go on with this plan;
+    `bank`: vetted questions to reuse."""
     course_id = course_id_for(analysis)
+    data = workflow_input(
+        settings,
+        analysis,
+        course_id,
+        options or activity_options(settings),
+        tenant=tenant,
+        review_plan=review_plan,
+        approved_plan=approved_plan,
+        bank=bank,
+    )
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            workflow_input(
-                settings, analysis, course_id, options or activity_options(settings), tenant=tenant
-            ),
+            data,
             id=workflow_id,
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -145,32 +173,123 @@ class _Follower:
                 await self.poll()
 
 
+async def _waiting_plan(handle: WorkflowHandle[Any, Any], poll_s: float) -> tuple[dict[str, Any], str]:
+    """The plan record once the workflow waits for its author (polls the `plan` query; a query
+    answers after every signal sent before it, so an approval just sent is never seen as a wait)."""
+    while True:
+        with contextlib.suppress(Exception):  # best effort: no worker yet
+            page: dict[str, Any] = await handle.query(PLAN_QUERY, rpc_timeout=timedelta(seconds=10))
+            record = page.get("record")
+            if isinstance(record, dict) and record.get("state") == "review":
+                return record, str(page.get("course_id") or handle.id)
+        await asyncio.sleep(poll_s)
+
+
+def _plan_report(handle: WorkflowHandle[Any, Any], record: dict[str, Any], course_id: str) -> Report:
+    """The report of a course waiting for its author on Temporal: what phase 2 spent (its call
+    records are in the finished course's report; the workflow has not ended)."""
+    plan = CoursePlan.model_validate(record["plan"])
+    return Report(
+        course_id=course_id,
+        status="plan_review",
+        total_cost_usd=plan.spent_usd,
+        budget_usd=plan.budget_usd,
+        summary={"engine": "temporal", "workflow_id": handle.id, "job_id": handle.id},
+    )
+
+
 async def wait_for_course(
     handle: WorkflowHandle[Any, Any],
     *,
     progress: Callable[[ProgressEvent], None] | None = None,
     poll_s: float = 0.5,
-) -> tuple[Course | None, Report]:
-    """The workflow's course (None when generation failed) and report. Raises `RunError` when
-    the workflow itself failed (a bug or a config error: no report exists)."""
+    review: bool = False,
+) -> GenerationResult:
+    """The workflow's course (None when generation failed) and report; with `review`, also
+    returns (course None, `waiting_plan` set) when the workflow waits for its author's plan.
+    Raises `RunError` when the workflow itself failed (a bug or a config error: no report)."""
     follower = _Follower(handle, progress) if progress else None
     task = asyncio.create_task(follower.follow(poll_s)) if follower else None
+    finished = asyncio.ensure_future(handle.result())
+    waiting = asyncio.ensure_future(_waiting_plan(handle, poll_s)) if review else None
     try:
-        result: dict[str, Any] = await handle.result()
+        await asyncio.wait(
+            [f for f in (finished, waiting) if f is not None], return_when=asyncio.FIRST_COMPLETED
+        )
+        if not finished.done() and waiting is not None:
+            record, course_id = waiting.result()
+            return GenerationResult(None, _plan_report(handle, record, course_id), waiting_plan=record)
+        result: dict[str, Any] = finished.result()
     except WorkflowFailureError as exc:
         cause = exc.cause
         detail = getattr(cause, "message", None) or str(cause)
         raise RunError(f"workflow {handle.id} failed: {detail}") from exc
     finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        for pending in (task, finished, waiting):
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
     if follower is not None:  # the events since the last poll
         with contextlib.suppress(Exception):
             await follower.poll()
     course = Course.model_validate(result["course"]) if result.get("course") else None
-    return course, Report.model_validate(result["report"])
+    return GenerationResult(course, Report.model_validate(result["report"]))
+
+
+async def workflow_plan(client: Client, workflow_id: str) -> tuple[dict[str, Any], AnalysisResult, str]:
+    """The plan record of a course waiting for its author on Temporal (state "review"), its
+    input and course id. `UserError` when no such workflow waits for a plan."""
+    try:
+        page: dict[str, Any] = await client.get_workflow_handle(workflow_id).query(
+            PLAN_QUERY, rpc_timeout=timedelta(seconds=10)
+        )
+    except RPCError as exc:
+        raise UserError("no such job", [("job", f"workflow {workflow_id!r}: {exc.message}")]) from exc
+    record = page.get("record")
+    if not isinstance(record, dict):
+        raise UserError(
+            "no plan to review",
+            [("job", f"workflow {workflow_id!r} has no plan waiting (started without --review-plan?)")],
+        )
+    return record, AnalysisResult.model_validate(page["analysis"]), str(page.get("course_id") or workflow_id)
+
+
+def _in_review(workflow_id: str, record: dict[str, Any]) -> None:
+    if record.get("state") != "review":
+        raise UserError(
+            "plan not in review", [("job", f"workflow {workflow_id!r}'s plan is {record.get('state')}")]
+        )
+
+
+async def edit_workflow_plan(
+    client: Client,
+    settings: Settings,
+    workflow_id: str,
+    edited: CoursePlan,
+    embed: Callable[[Sequence[str]], Any],
+) -> CoursePlan:
+    """Gate `edited` here (`jobs.gate_edit`: `PlanRefused`, nothing sent, when refused) and
+    send it to the waiting workflow (`edit_plan` signal): its plan from then on."""
+    record, analysis, course_id = await workflow_plan(client, workflow_id)
+    _in_review(workflow_id, record)
+    kept = await gate_edit(settings, analysis, course_id, record, edited, embed)
+    await client.get_workflow_handle(workflow_id).signal(PLAN_EDIT_SIGNAL, kept)
+    return CoursePlan.model_validate(kept["plan"])
+
+
+async def approve_workflow_plan(
+    client: Client, workflow_id: str, plan: CoursePlan | None = None
+) -> CoursePlan:
+    """Approve the plan the workflow shows (or `plan`): the `approve_plan` signal; the workflow
+    re-gates it and goes on to the lessons (or waits again with the gates' reasons)."""
+    record, _analysis, _course_id = await workflow_plan(client, workflow_id)
+    _in_review(workflow_id, record)
+    chosen = plan or CoursePlan.model_validate(record["plan"])
+    await client.get_workflow_handle(workflow_id).signal(
+        PLAN_APPROVE_SIGNAL, {"plan": chosen.model_dump(mode="json")}
+    )
+    return chosen
 
 
 async def _existing(client: Client, workflow_id: str) -> tuple[WorkflowExecutionStatus | None, str | None]:
@@ -197,10 +316,14 @@ async def generate_on_temporal(
     progress: Callable[[ProgressEvent], None] | None = None,
     say: Callable[[str], object] = print,
     client: Client | None = None,
+    review_plan: bool = False,
+    bank: Sequence[Exercise] = (),
 ) -> tuple[Course | None, Report]:
     """The CLI's `generate --temporal`: the job id names the workflow (default: the input's
     course id; a completed or different-input workflow of that name moves an unnamed job on to
-    `<id>-2`, `<id>-3`…, as in-process)."""
+    `<id>-2`, `<id>-3`…, as in-process). `review_plan`: return (None, a "plan_review" report)
+    once the workflow waits for its author's plan (`courseforge plan ... --temporal`); attaching
+    to a workflow that waits does the same."""
     namespace = namespace or settings.service.temporal_namespace
     task_queue = task_queue or settings.service.temporal_task_queue
     if client is None:
@@ -234,8 +357,18 @@ async def generate_on_temporal(
         say(f"job {workflow_id}: already completed; writing its result")
     else:
         say(f"job {workflow_id}: attaching to the running workflow")
-    handle = await start_course(client, settings, analysis, workflow_id=workflow_id, task_queue=task_queue)
-    return await wait_for_course(handle, progress=progress)
+    handle = await start_course(
+        client,
+        settings,
+        analysis,
+        workflow_id=workflow_id,
+        task_queue=task_queue,
+        review_plan=review_plan,
+        bank=bank,
+    )
+    attached = status is not None and status not in _ENDED
+    result = await wait_for_course(handle, progress=progress, review=review_plan or attached)
+    return result.course, result.report
 
 
 class TemporalJobRunner:
@@ -272,13 +405,26 @@ class TemporalJobRunner:
         tracker: ProgressTracker | None = None,
     ) -> GenerationResult:
         client = await self.client()
+        control = plan_control(job)
+        approved = control.approved if control is not None else None
         handle = await start_course(
-            client, self.settings, analysis, workflow_id=job.id, task_queue=self.task_queue, tenant=job.tenant
+            client,
+            self.settings,
+            analysis,
+            workflow_id=job.id,
+            task_queue=self.task_queue,
+            tenant=job.tenant,
+            review_plan=control is not None,
+            approved_plan=approved,
+            bank=job_bank(job),
         )
+        if approved is not None:  # a waiting workflow goes on (a new one started with it ignores it)
+            await handle.signal(PLAN_APPROVE_SIGNAL, {"plan": approved.model_dump(mode="json")})
 
         async def execute(on_event: Callable[[ProgressEvent], None]) -> GenerationResult:
-            course, report = await wait_for_course(handle, progress=on_event, poll_s=self.poll_s)
-            return GenerationResult(course, report)
+            return await wait_for_course(
+                handle, progress=on_event, poll_s=self.poll_s, review=control is not None
+            )
 
         return await run_job(
             self.store,

@@ -37,11 +37,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, TemporalError
 with workflow.unsafe.imports_passed_through():
     from ..cache import ResponseCache
     from ..config import Settings
+    from ..domain import CoursePlan, Exercise
     from ..engine import Runtime, model_chains, run_course
     from ..errors import CourseforgeError, ProviderError, ProviderTimeout
     from ..pipeline import ProgressEvent, validate_analysis
     from ..pipeline.prompts import TEMPLATES_VERSION
-    from ..pipeline.state import track_progress
+    from ..pipeline.state import PlanControl, track_progress
     from ..providers import ChatModel, ChatRequest, ChatResponse, Embedder, Vector
     from ..storage import CachedResponse
     from .codec import (
@@ -59,6 +60,9 @@ __all__ = [
     "CACHE_PUT_ACTIVITY",
     "EMBED_ACTIVITY",
     "MODEL_CALL_ACTIVITY",
+    "PLAN_APPROVE_SIGNAL",
+    "PLAN_EDIT_SIGNAL",
+    "PLAN_QUERY",
     "WORKFLOW_NAME",
     "ActivityOptions",
     "CourseWorkflow",
@@ -70,6 +74,8 @@ MODEL_CALL_ACTIVITY = "courseforge.model_call"
 EMBED_ACTIVITY = "courseforge.embed"
 CACHE_GET_ACTIVITY = "courseforge.cache_get"
 CACHE_PUT_ACTIVITY = "courseforge.cache_put"
+#: The plan checkpoint: the query showing the plan, the signals bringing an edit and the approval.
+PLAN_QUERY, PLAN_EDIT_SIGNAL, PLAN_APPROVE_SIGNAL = "plan", "edit_plan", "approve_plan"
 #: Texts per embedding activity (keeps each payload well under Temporal's 2 MB limit).
 EMBED_BATCH = 128
 #: Progress events kept for the `events` query.
@@ -277,13 +283,22 @@ def temporal_runtime(settings: Settings, options: ActivityOptions, counters: _Co
 @workflow.defn(name=WORKFLOW_NAME, failure_exception_types=[CourseforgeError])
 class CourseWorkflow:
     """Input: {"analysis", "course_id", "settings" (pinned, see `codec.pinned_settings`),
-    "options" (`ActivityOptions`), "cache_namespace" (the response cache's, or absent)}. Result: {"course": course JSON or None, "report": report
-    JSON}. Queries: `progress` (per-phase progress) and `events` (progress events from an index)."""
+    "options" (`ActivityOptions`), "cache_namespace" (the response cache's, or absent), optional
+    "review_plan" (wait for the author after phase 2), "approved_plan" (a `CoursePlan` to go on
+    with) and "bank" (vetted questions, `Exercise` JSON)}. Result: {"course": course JSON or
+    None, "report": report JSON}. Queries: `progress` (per-phase progress), `events` (progress
+    events from an index) and `plan` (the plan record while the course waits for its author,
+    docs/authoring.md). Signals: `edit_plan` (a plan record the client has gated, shown from
+    then on) and `approve_plan` ({"plan": a `CoursePlan`, or none for the shown one}: re-gated
+    here, the course goes on or waits again with the reasons)."""
 
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
         self._dropped = 0
         self._progress: dict[str, Any] = {"phases": {}, "message": ""}
+        self._input: dict[str, Any] = {}
+        self._plan: dict[str, Any] | None = None
+        self._approved: CoursePlan | None = None
 
     def _on_progress(self, event: ProgressEvent) -> None:
         self._events.append(event.as_data())
@@ -302,6 +317,37 @@ class CourseWorkflow:
         start = max(since - self._dropped, 0)
         return {"events": self._events[start:], "next": self._dropped + len(self._events)}
 
+    @workflow.query(name=PLAN_QUERY)
+    def plan(self) -> dict[str, Any]:
+        """{"record": the plan record (None before phase 2 or without review; its `state` is
+        "review" while the course waits), "analysis", "course_id"}: what a client needs to gate
+        an edit (`jobs.gate_edit`)."""
+        return {
+            "record": self._plan,
+            "analysis": self._input.get("analysis"),
+            "course_id": self._input.get("course_id"),
+        }
+
+    @workflow.signal(name=PLAN_EDIT_SIGNAL)
+    def edit_plan(self, record: dict[str, Any]) -> None:
+        if self._plan is not None and self._plan.get("state") == "review":
+            self._plan = {**record, "state": "review"}
+
+    @workflow.signal(name=PLAN_APPROVE_SIGNAL)
+    def approve_plan(self, data: dict[str, Any]) -> None:
+        if self._plan is None or self._plan.get("state") != "review":
+            return  # nothing waits (an approval repeated, or sent too early)
+        chosen = (data or {}).get("plan") or self._plan["plan"]
+        self._approved = CoursePlan.model_validate(chosen)
+        self._plan = {**self._plan, "plan": self._approved.model_dump(mode="json"), "state": "approved"}
+
+    async def _wait_for_plan(self, record: dict[str, Any]) -> CoursePlan:
+        self._approved = None
+        self._plan = record
+        await workflow.wait_condition(lambda: self._approved is not None)
+        assert self._approved is not None
+        return self._approved
+
     @workflow.run
     async def run(self, data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -312,14 +358,33 @@ class CourseWorkflow:
             workflow.logger.exception("course workflow failed")
             raise ApplicationError(f"{type(exc).__name__}: {exc}"[:2000], type=type(exc).__name__) from exc
 
+    def _plan_control(self, data: dict[str, Any]) -> PlanControl | None:
+        approved = data.get("approved_plan")
+        if not data.get("review_plan") and not approved:
+            return None
+        return PlanControl(
+            review=True,
+            approved=CoursePlan.model_validate(approved) if approved else None,
+            wait=self._wait_for_plan,
+        )
+
     async def _run(self, data: dict[str, Any]) -> dict[str, Any]:
+        self._input = data
         settings = Settings.model_validate(data["settings"])
         analysis = validate_analysis(data["analysis"])
         counters = _Counters()
         options = ActivityOptions.from_data(data.get("options"))
         runtime = temporal_runtime(settings, options, counters)
         cache = activity_cache(settings, options, data.get("cache_namespace"))
-        result = await run_course(analysis, settings, runtime, progress=self._on_progress, cache=cache)
+        result = await run_course(
+            analysis,
+            settings,
+            runtime,
+            progress=self._on_progress,
+            cache=cache,
+            plan=self._plan_control(data),
+            bank=[Exercise.model_validate(e) for e in data.get("bank") or ()],
+        )
         report = result.report
         info = workflow.info()
         report.summary.update(

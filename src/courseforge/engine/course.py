@@ -37,10 +37,14 @@ class GenerationResult:
     course: Course | None
     report: Report
     state: CourseState | None = field(default=None, repr=False)
+    #: The plan record of a course waiting for its author elsewhere (a Temporal workflow).
+    waiting_plan: dict[str, Any] | None = None
 
     @property
     def plan(self) -> dict[str, Any] | None:
         """The plan record when the run stopped at the plan checkpoint (`pipeline.plan`)."""
+        if self.waiting_plan is not None:
+            return self.waiting_plan
         return self.state.plan_stop if self.state is not None else None
 
 

@@ -9,6 +9,7 @@ a graded or open exercise (matching, numerical, cloze, drag and drop ...) is ski
 from __future__ import annotations
 
 import html
+import io
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -18,7 +19,7 @@ from pathlib import Path
 from ..domain import Exercise
 from ..errors import UserError
 
-__all__ = ["BankImport", "read_bank"]
+__all__ = ["BankImport", "parse_bank", "read_bank"]
 
 #: A bank larger than this is refused (a bank is a few hundred questions, not a database dump).
 MAX_BANK_BYTES = 5_000_000
@@ -213,9 +214,9 @@ def _qti_item(root: ET.Element, out: BankImport) -> None:
     out.skipped.append((qid, "unsupported QTI interaction"))
 
 
-def _qti_zip(path: Path) -> BankImport:
+def _qti_zip(raw: bytes) -> BankImport:
     out = BankImport("qti")
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         for name in sorted(archive.namelist()):
             if not name.endswith(".xml") or name == "imsmanifest.xml":
                 continue
@@ -236,31 +237,37 @@ def _xml(raw: bytes, where: str) -> ET.Element:
 
 def read_bank(path: Path) -> BankImport:
     """The questions of a GIFT (`.gift`, `.txt`), Moodle XML (`<quiz>`) or QTI 2.1 (a package zip
-    or one `assessmentItem`) bank; a UserError naming the file when it is none of them."""
+    or one `assessmentItem`) bank file; a UserError naming the file when it is none of them."""
     try:
         if path.stat().st_size > MAX_BANK_BYTES:
             raise UserError("question bank too large", [(str(path), f"more than {MAX_BANK_BYTES} bytes")])
-        if zipfile.is_zipfile(path):
-            bank = _qti_zip(path)
-        else:
-            raw = path.read_bytes()
-            if raw.lstrip().startswith(b"<"):
-                root = _xml(raw, str(path))
-                if root.tag == "quiz":
-                    bank = _moodle(root)
-                elif root.tag == f"{_QTI}assessmentItem":
-                    bank = BankImport("qti")
-                    _qti_item(root, bank)
-                else:
-                    raise UserError("unknown question bank", [(str(path), f"root element {root.tag!r}")])
-            else:
-                bank = _gift(raw.decode("utf-8-sig"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise UserError("cannot read question bank", [(str(path), exc.strerror or str(exc))]) from exc
+    return parse_bank(raw, str(path))
+
+
+def parse_bank(raw: bytes, where: str) -> BankImport:
+    """The questions of a bank's bytes (`read_bank`; the service's upload); `where` names it in
+    errors."""
+    if len(raw) > MAX_BANK_BYTES:
+        raise UserError("question bank too large", [(where, f"more than {MAX_BANK_BYTES} bytes")])
+    try:
+        if raw.startswith(b"PK"):
+            bank = _qti_zip(raw)
+        elif raw.lstrip().startswith(b"<"):
+            root = _xml(raw, where)
+            if root.tag == "quiz":
+                bank = _moodle(root)
+            elif root.tag == f"{_QTI}assessmentItem":
+                bank = BankImport("qti")
+                _qti_item(root, bank)
+            else:
+                raise UserError("unknown question bank", [(where, f"root element {root.tag!r}")])
+        else:
+            bank = _gift(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        raise UserError("question bank unreadable", [(str(path), str(exc)[:200])]) from exc
+        raise UserError("question bank unreadable", [(where, str(exc)[:200])]) from exc
     if not bank.questions:
-        raise UserError(
-            "empty question bank", [(str(path), f"no usable question ({len(bank.skipped)} skipped)")]
-        )
+        raise UserError("empty question bank", [(where, f"no usable question ({len(bank.skipped)} skipped)")])
     return bank

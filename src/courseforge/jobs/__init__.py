@@ -1,7 +1,7 @@
 """Durable course jobs: runners (in-process and on Temporal, one protocol), progress, and the
 human-review queue."""
 
-from .plans import PlanRefused, approve_plan, edit_plan, job_plan
+from .plans import PlanRefused, approve_plan, edit_plan, gate_edit, job_plan
 from .progress import ProgressTracker, tracked_run
 from .review_service import ReviewAction, ReviewService
 from .reviews import review_items, revise_review, unanswered_reviews
@@ -10,6 +10,7 @@ from .runner import (
     JobRunner,
     generate_durably,
     input_digest,
+    job_bank,
     job_mode,
     new_job,
     plan_control,
@@ -27,8 +28,10 @@ __all__ = [
     "ReviewService",
     "approve_plan",
     "edit_plan",
+    "gate_edit",
     "generate_durably",
     "input_digest",
+    "job_bank",
     "job_mode",
     "job_plan",
     "new_job",

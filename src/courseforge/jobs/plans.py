@@ -21,7 +21,7 @@ from ..ledger import course_cap
 from ..pipeline.plan import apply_plan, embedding_context, gate_plan, plan_of, plan_record, state_from_record
 from ..storage import Job, Store
 
-__all__ = ["PlanRefused", "approve_plan", "edit_plan", "job_plan"]
+__all__ = ["PlanRefused", "approve_plan", "edit_plan", "gate_edit", "job_plan"]
 
 
 class PlanRefused(UserError):
@@ -47,6 +47,29 @@ async def job_plan(store: Store, job_id: str) -> tuple[Job, CoursePlan, str]:
     return job, CoursePlan.model_validate(record["plan"]), str(record.get("state", "review"))
 
 
+async def gate_edit(
+    settings: Settings,
+    analysis: AnalysisResult,
+    course_id: str,
+    record: dict[str, Any],
+    edited: CoursePlan,
+    embed: Callable[[Sequence[str]], Any],
+) -> dict[str, Any]:
+    """The plan record with `edited` in it (re-estimated), or `PlanRefused` when the gates
+    refuse it. Where the record lives is the caller's: a job's progress, or the Temporal
+    workflow waiting for its author (`distributed.client.edit_workflow_plan`)."""
+    state = state_from_record(analysis, course_id, record)
+    ctx = embedding_context(settings, embed, course_cap(analysis, settings))
+    problems = await gate_plan(state, edited, ctx)
+    if problems:
+        raise PlanRefused("plan refused by the metadata gates (not applied)", [("plan", p) for p in problems])
+    apply_plan(state, edited)
+    spent = Decimal(str(record["plan"].get("spent_usd", 0)))
+    plan = plan_of(state, ctx, spent_usd=spent)
+    kept = {k: v for k, v in record.items() if k not in ("problems",)}
+    return {**kept, **plan_record(state, plan), "edited": True}
+
+
 async def edit_plan(
     store: Store,
     settings: Settings,
@@ -60,17 +83,9 @@ async def edit_plan(
     if job.status != "plan_review":
         raise UserError("plan not editable", [("job", f"job {job_id!r} is {job.status}, not plan_review")])
     analysis = AnalysisResult.model_validate(job.analysis)
-    state = state_from_record(analysis, job.course_id, record)
-    ctx = embedding_context(settings, embed, course_cap(analysis, settings))
-    problems = await gate_plan(state, edited, ctx)
-    if problems:
-        raise PlanRefused("plan refused by the metadata gates (not applied)", [("plan", p) for p in problems])
-    apply_plan(state, edited)
-    spent = Decimal(str(record["plan"].get("spent_usd", 0)))
-    plan = plan_of(state, ctx, spent_usd=spent)
-    job.progress["plan"] = {**plan_record(state, plan), "edited": True}
+    job.progress["plan"] = await gate_edit(settings, analysis, job.course_id, record, edited, embed)
     await store.update_job(job_id, progress=job.progress)
-    return plan
+    return CoursePlan.model_validate(job.progress["plan"]["plan"])
 
 
 async def approve_plan(store: Store, job_id: str) -> CoursePlan:

@@ -39,6 +39,7 @@ __all__ = [
     "JobRunner",
     "generate_durably",
     "input_digest",
+    "job_bank",
     "job_mode",
     "new_job",
     "plan_control",
@@ -77,16 +78,20 @@ def new_job(
     mode: str = "normal",
     tenant: str = "",
     review_plan: bool = False,
+    bank: Sequence[Exercise] = (),
 ) -> Job:
     """A job to store. `mode` "batch" (provider batch APIs) is kept beside its progress, so a
     resumed job runs the way it was submitted; `tenant` owns it ("" the default tenant);
-    `review_plan`: it stops after phase 2 for an author (status "plan_review")."""
+    `review_plan`: it stops after phase 2 for an author (status "plan_review"); `bank`: the
+    vetted questions its lessons reuse (kept with it, so every run and runner uses them)."""
     data = analysis.model_dump(mode="json", exclude_unset=True)
     progress = ProgressTracker.initial()
     if mode != "normal":
         progress["mode"] = mode
     if review_plan:
         progress["review_plan"] = True
+    if bank:
+        progress["bank"] = [q.model_dump(mode="json") for q in bank]
     return Job(
         id=job_id,
         course_id=course_id_for(analysis),
@@ -103,8 +108,14 @@ def job_mode(job: Job) -> str:
     return str(job.progress.get("mode") or "normal")
 
 
-#: What a job keeps in its progress besides the phases: how it runs and its plan checkpoint.
-_KEPT = ("mode", "review_plan", "plan")
+#: What a job keeps in its progress besides the phases: how it runs, its plan checkpoint and
+#: its question bank.
+_KEPT = ("mode", "review_plan", "plan", "bank")
+
+
+def job_bank(job: Job) -> list[Exercise]:
+    """The question bank the job was submitted with (`new_job`), [] when none."""
+    return [Exercise.model_validate(q) for q in job.progress.get("bank") or ()]
 
 
 def plan_control(job: Job) -> PlanControl | None:
@@ -256,7 +267,7 @@ class InProcessRunner:
                 batcher=batcher,
                 on_cancel=spent.append,
                 plan=plan_control(job),
-                bank=self.bank,
+                bank=self.bank or job_bank(job),
             )
 
         return await run_job(

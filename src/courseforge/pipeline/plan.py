@@ -43,7 +43,7 @@ from ..providers.effects import CallResult, CallSpec
 from ..routing import BLOOM_RANK, TaskProfile, estimate_complexity, route_task
 from .metadata import _check_core
 from .prompts import lesson_messages
-from .state import CourseState, PipelineContext
+from .state import CourseState, PipelineContext, ProgressEvent
 
 __all__ = [
     "PlanReview",
@@ -320,20 +320,27 @@ def state_from_record(analysis: AnalysisResult, course_id: str, record: dict[str
 async def plan_checkpoint(state: CourseState, ctx: PipelineContext) -> bool:
     """After phase 2: True when the run stops here for an author (`state.plan_stop` holds the
     plan); an approved plan is re-gated (a refusal stops here again, with its problems) and
-    applied, and the run goes on."""
+    applied, and the run goes on. With `PlanControl.wait` (Temporal) the run does not stop: it
+    waits for the author's plan, gates it, and waits again while the gates refuse it."""
     control = ctx.plan
     if control is None:
         return False
     spent = Decimal(str(ctx.effects.budget_fraction())) * ctx.budget_usd
-    if control.approved is not None:
-        problems = await gate_plan(state, control.approved, ctx)
-        if not problems:
-            apply_plan(state, control.approved)
-            return False
-        shown = control.approved.model_copy(update={"problems": problems})
-        state.plan_stop = {**plan_record(state, shown), "problems": problems}
-        return True
-    if control.review:
-        state.plan_stop = plan_record(state, plan_of(state, ctx, spent_usd=spent))
-        return True
-    return False
+    approved = control.approved
+    if approved is None and not control.review:
+        return False
+    record = None if approved is not None else plan_record(state, plan_of(state, ctx, spent_usd=spent))
+    while True:
+        if approved is not None:
+            problems = await gate_plan(state, approved, ctx)
+            if not problems:
+                apply_plan(state, approved)
+                return False
+            shown = approved.model_copy(update={"problems": problems})
+            record = {**plan_record(state, shown), "problems": problems}
+        assert record is not None
+        if control.wait is None:
+            state.plan_stop = record
+            return True
+        ctx.progress(ProgressEvent("metadata", "info", "waiting for the plan review"))
+        approved = await control.wait(record)

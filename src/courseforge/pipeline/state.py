@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -97,6 +97,10 @@ class PlanControl:
 
     review: bool = False
     approved: CoursePlan | None = None
+    #: Wait for the author inside the run instead of stopping it (the Temporal workflow: a
+    #: signal brings the plan): given the plan record (`pipeline.plan.plan_record`, with
+    #: `problems` when the last approved plan was refused), returns the plan to go on with.
+    wait: Callable[[dict[str, Any]], Awaitable[CoursePlan]] | None = None
 
 
 @dataclass(slots=True)

@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
-from ..domain import AnalysisResult
+from ..domain import AnalysisResult, Exercise
 from ..errors import UserError
+from ..exports.bank_import import parse_bank
 from ..jobs import input_digest
 from ..jobs.review_service import course_tag
 from ..pipeline import parse_analysis
@@ -159,8 +160,10 @@ def add_job_routes(
         """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
         body returns the first job (200); with another body, 409. `?mode=batch` generates it
         through the providers' batch APIs (half price, slower; `progress.mode` says so);
-        `?review_plan=true` stops it after phase 2 with status plan_review (`/v1/jobs/{id}/plan`)."""
-        raw = await request.body()
+        `?review_plan=true` stops it after phase 2 with status plan_review (`/v1/jobs/{id}/plan`).
+        A question bank goes with it as `multipart/form-data`: the part `analysis` (the JSON)
+        and the part `question_bank` (a GIFT, Moodle XML or QTI 2.1 file, docs/authoring.md)."""
+        raw, bank = await _submission(request)
         try:
             analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
         except UserError as exc:
@@ -172,7 +175,9 @@ def add_job_routes(
             raise ApiError(
                 400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
             )
-        return await _submit(store, manager, limits, analysis, key, mode=mode, review_plan=review_plan)
+        return await _submit(
+            store, manager, limits, analysis, key, mode=mode, review_plan=review_plan, bank=bank
+        )
 
     @router.get("/v1/jobs", response_model=JobList, dependencies=auth, responses=ERRORS)
     async def list_jobs(
@@ -249,6 +254,7 @@ async def _submit(
     *,
     mode: str,
     review_plan: bool,
+    bank: list[Exercise],
 ) -> JSONResponse:
     """The caller's job for `analysis`: the one an earlier request with this key made (200, or
     409 for another body), else a new one within the tenant's limits (202)."""
@@ -265,10 +271,44 @@ async def _submit(
         mode=mode,
         tenant=caller.tenant,
         review_plan=review_plan,
+        bank=bank,
     )
     if not created:
         return _same_or_conflict(job, analysis)
     return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+
+async def _submission(request: Request) -> tuple[bytes, list[Exercise]]:
+    """The analysis_result's bytes and the question bank's questions: a JSON body, or the parts
+    `analysis` and `question_bank` of a multipart form (the bank read like `--question-bank`)."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await request.body(), []
+    try:
+        form = await request.form(max_files=2, max_fields=2)
+    except Exception as exc:  # the multipart parser's own errors
+        raise ApiError(400, "bad multipart body", [("body", str(exc)[:200])]) from exc
+    unknown = sorted(set(form) - {"analysis", "question_bank"})
+    if unknown:
+        raise ApiError(
+            422, "unknown form part", [(f"form.{unknown[0]}", "expected analysis and question_bank")]
+        )
+
+    async def part(name: str) -> bytes | None:
+        value = form.get(name)
+        if value is None:
+            return None
+        return value.encode() if isinstance(value, str) else await value.read()
+
+    analysis, bank_raw = await part("analysis"), await part("question_bank")
+    if analysis is None:
+        raise ApiError(422, "no analysis_result", [("form.analysis", "the analysis_result JSON is required")])
+    if bank_raw is None:
+        return analysis, []
+    try:
+        bank = parse_bank(bank_raw, "form.question_bank")
+    except UserError as exc:
+        raise ApiError(422, exc.headline, exc.problems) from exc
+    return analysis, bank.questions
 
 
 async def _within_tenant_limits(limits: TenantLimits, caller: Caller, analysis: AnalysisResult) -> None:

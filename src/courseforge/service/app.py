@@ -142,7 +142,27 @@ def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
     post = doc["paths"]["/v1/jobs"]["post"]
     post["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AnalysisResult"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/AnalysisResult"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["analysis"],
+                    "properties": {
+                        "analysis": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the analysis_result JSON",
+                        },
+                        "question_bank": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "a GIFT, Moodle XML or QTI 2.1 question bank (docs/authoring.md)",
+                        },
+                    },
+                }
+            },
+        },
     }
     doc.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in doc["paths"].items():

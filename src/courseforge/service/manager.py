@@ -18,10 +18,11 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..config import Settings
-from ..domain import AnalysisResult, Report
+from ..domain import AnalysisResult, Exercise, Report
 from ..engine import Engine
 from ..evals.shadow import ShadowRunner
 from ..jobs import InProcessRunner, JobRunner, ProgressTracker, job_mode, new_job, revise_review
@@ -178,6 +179,7 @@ class JobManager:
         mode: str = "normal",
         tenant: str = "",
         review_plan: bool = False,
+        bank: Sequence[Exercise] = (),
     ) -> tuple[Job, bool]:
         job, created = await self.store.create_job(
             new_job(
@@ -187,6 +189,7 @@ class JobManager:
                 mode=mode,
                 tenant=tenant,
                 review_plan=review_plan,
+                bank=bank,
             )
         )
         if created:
