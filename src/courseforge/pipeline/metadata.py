@@ -295,10 +295,16 @@ async def _add_section_outcomes(state: CourseState, draft: MetadataCoreDraft, ct
         )
 
 
-async def _check_core(state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext) -> Verdict:
+async def _check_core(
+    state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext, *, repair: bool = True
+) -> Verdict:
+    """Phase 2's gates on a metadata draft. `repair`: a model's draft is first mended by rule
+    (Bloom levels, lead-ins, section outcomes); an author's plan (`pipeline.plan.gate_plan`) is
+    not: what the author wrote is checked as written, and refused with the reasons."""
     reasons: list[str] = []
-    _fix_bloom_levels(state, draft)
-    await _add_section_outcomes(state, draft, ctx)
+    if repair:
+        _fix_bloom_levels(state, draft)
+        await _add_section_outcomes(state, draft, ctx)
     outcome_result = OutcomesGate().check(draft.learning_outcomes, GateContext())
     if not outcome_result.passed:
         reasons.extend(outcome_result.reasons)

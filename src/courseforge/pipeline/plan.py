@@ -208,7 +208,7 @@ async def gate_plan(state: CourseState, plan: CoursePlan, ctx: PipelineContext) 
         return problems
     trial = CourseState(analysis=state.analysis, course_id=state.course_id, lesson_counts=_counts(plan))
     trial.core = state.core
-    verdict = await _check_core(trial, _as_draft(state, plan), ctx)
+    verdict = await _check_core(trial, _as_draft(state, plan), ctx, repair=False)
     return [] if verdict.passed else [verdict.feedback]
 
 
