@@ -7,8 +7,10 @@ simulator seed: with self-consistency as the profile ships it, and with it off (
 Printed per arm: lessons, sampled lessons, off-topic and truncated answers the simulator
 injected, attempts the consistency gate rejected, off-topic text in the final courses,
 calls, cost; and the on/off ratios of calls and cost (measured in the same run).
+`--samples 3` adds a third arm drawing 3 samples instead of the profile's 2 (seed 001's count),
+with its ratios to the hosted arm.
 
-    python benchmarks/self_consistency.py [--seeds 3] [--off-topic 0.15] [--truncated 0.05]
+    python benchmarks/self_consistency.py [--seeds 3] [--off-topic 0.15] [--truncated 0.05] [--samples 3]
 """
 
 from __future__ import annotations
@@ -30,18 +32,22 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 OFF_TOPIC_MARK = "Medieval castles were built"
 
 
-def settings_for(base_url: str, sampled: bool) -> Settings:
+def settings_for(base_url: str, sampled: bool, samples: int | None = None) -> Settings:
     settings = load_config(
         "hosted", env={"OPENROUTER_API_KEY": "sim", "OPENROUTER_BASE_URL": base_url}
     ).settings
     cs = settings.gates.consistency
     if not sampled:
         cs = cs.model_copy(update={"critical": False, "section_types": [], "all_sections": False})
+    elif samples is not None:
+        cs = cs.model_copy(update={"samples": samples})
     gates = settings.gates.model_copy(update={"embedding_model": "hashing", "consistency": cs})
     return settings.model_copy(update={"gates": gates})
 
 
-async def run_arm(sampled: bool, seeds: int, off_topic: float, truncated: float) -> dict[str, Any]:
+async def run_arm(
+    sampled: bool, seeds: int, off_topic: float, truncated: float, samples: int | None = None
+) -> dict[str, Any]:
     totals: dict[str, Any] = {
         "courses": 0,
         "lessons": 0,
@@ -65,7 +71,7 @@ async def run_arm(sampled: bool, seeds: int, off_topic: float, truncated: float)
             ),
         )
         async with SimServer(profile, seed=seed, time_scale=0.0) as server:
-            settings = settings_for(f"{server.base_url}", sampled)
+            settings = settings_for(f"{server.base_url}", sampled, samples)
             engine = Engine(
                 settings, env={"OPENROUTER_API_KEY": "sim"}, embedder=CachedEmbedder(HashingEmbedder())
             )
@@ -103,15 +109,24 @@ async def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--off-topic", type=float, default=0.15)
     ap.add_argument("--truncated", type=float, default=0.05)
+    ap.add_argument("--samples", type=int, default=None, help="also run an arm with this many samples")
     args = ap.parse_args()
     off = await run_arm(False, args.seeds, args.off_topic, args.truncated)
     on = await run_arm(True, args.seeds, args.off_topic, args.truncated)
-    for label, arm in (("self-consistency off (baseline)", off), ("self-consistency on (hosted)", on)):
+    arms = [("self-consistency off (baseline)", off), ("self-consistency on (hosted)", on)]
+    more = None
+    if args.samples is not None:
+        more = await run_arm(True, args.seeds, args.off_topic, args.truncated, args.samples)
+        arms.append((f"self-consistency on, {args.samples} samples", more))
+    for label, arm in arms:
         print(label)
         for key, value in arm.items():
             print(f"  {key}: {value}")
     print(f"calls on/off: {on['calls'] / off['calls']:.3f}")
     print(f"cost on/off: {float(on['cost_usd'] / off['cost_usd']):.3f}")
+    if more is not None:
+        print(f"calls {args.samples} samples / hosted: {more['calls'] / on['calls']:.3f}")
+        print(f"cost {args.samples} samples / hosted: {float(more['cost_usd'] / on['cost_usd']):.3f}")
 
 
 if __name__ == "__main__":

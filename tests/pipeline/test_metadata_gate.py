@@ -1,4 +1,4 @@
-"""Phase 2's rules (seeds 000, 001): the non-critical fields cheap-first, escalating when their
+"""Phase 2's rules (seeds 000, 001): the non-critical fields on OSS 120B first, escalating when their
 gate fails; the metadata quality gate (completeness, coherence, alignment) with per-embedding-
 model thresholds, reported; two premium attempts, then human review."""
 
@@ -39,15 +39,16 @@ def _tier(settings: Any, model: str) -> str:
     return next(t for t, m in settings.routing.tiers.items() if m == model)
 
 
-async def test_extras_start_cheap_and_escalate_when_their_gate_fails() -> None:
+async def test_extras_start_on_oss_120b_and_escalate_when_their_gate_fails() -> None:
     settings = hosted_settings()
-    cheap = settings.routing.tiers["cheap"]
+    assert settings.routing.metadata_extras_tier == "mid"  # seed 000: "try_OSS_120B_first"
+    first = settings.routing.tiers["mid"]
     author = CourseAuthor()
 
     def script_for(model_id: str):  # type: ignore[no-untyped-def]
         def script(request: ChatRequest) -> str:
             text = author(request)
-            if _task(request) == "metadata_extras" and model_id == cheap:
+            if _task(request) == "metadata_extras" and model_id == first:
                 data = json.loads(text)
                 data["target_audience"] = "Gardeners planning a vegetable patch for the spring."
                 return json.dumps(data)
@@ -63,16 +64,16 @@ async def test_extras_start_cheap_and_escalate_when_their_gate_fails() -> None:
     await run_metadata(state, ctx)
     extras = [r for r in ledger.records if r.task == "metadata_extras"]
     tiers = [_tier(settings, r.model) for r in extras]
-    assert tiers[0] == "cheap" and extras[0].outcome == "rejected"
-    assert extras[-1].outcome == "ok" and tiers[-1] != "cheap"
+    assert tiers[0] == "mid" and extras[0].outcome == "rejected"
+    assert extras[-1].outcome == "ok" and tiers[-1] == "premium"
     assert state.extras is not None and "Gardeners" not in state.extras.target_audience
 
 
-async def test_plain_extras_cost_one_cheap_call() -> None:
+async def test_plain_extras_cost_one_oss_120b_call() -> None:
     state, ctx, ledger = _rig(CourseAuthor())
     await run_metadata(state, ctx)
     extras = [r for r in ledger.records if r.task == "metadata_extras"]
-    assert [(_tier(ctx.settings, r.model), r.outcome) for r in extras] == [("cheap", "ok")]
+    assert [(_tier(ctx.settings, r.model), r.outcome) for r in extras] == [("mid", "ok")]
 
 
 async def test_unmapped_outcomes_fail_completeness_twice_on_premium_then_review() -> None:
