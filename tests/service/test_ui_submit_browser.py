@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import urllib.request
 from pathlib import Path
 
@@ -81,3 +82,62 @@ def test_an_author_submits_a_course_through_the_form(tmp_path: Path, artefacts: 
             course = json.loads(response.read())
     # Removed, added and reordered as the form said.
     assert [s["title"] for s in course["sections"]] == ["Functions", "Making decisions", "Repeating work"]
+
+
+def test_source_files_and_a_bank_go_with_a_course_from_the_form(tmp_path: Path, artefacts: Path) -> None:  # noqa: F811
+    """Two source files picked: each read into a source row (the second row added for it); an
+    emptied source refused beside its field; a GIFT bank read into its box; the job stored with
+    the sources as `source_material` and the bank's questions."""
+    notes = tmp_path / "light-reactions.md"
+    notes.write_text(
+        "# Light reactions\n\nChlorophyll absorbs light; water is split and oxygen released.\n", "utf-8"
+    )
+    cycle = tmp_path / "calvin-cycle.txt"
+    cycle.write_text("The Calvin cycle fixes carbon dioxide into sugars using ATP and NADPH.\n", "utf-8")
+    bank = tmp_path / "bank.gift"
+    bank.write_text(
+        "::PH-1:: Which gas do plants release in the light reactions? {=oxygen ~carbon dioxide ~nitrogen}\n\n"
+        "::PH-2:: The Calvin cycle fixes carbon dioxide into sugars. {T}\n",
+        "utf-8",
+    )
+    with dashboard(tmp_path) as base, browser_page(artefacts) as page:
+        _sign_in(page, base)
+        page.get_by_label("Topic").fill("Photosynthesis")
+        page.get_by_label("Audience").fill("Secondary school students")
+        for i, (title, concepts) in enumerate(
+            [("Light reactions", "chlorophyll, oxygen"), ("The Calvin cycle", "carbon fixation, sugars")]
+        ):
+            page.get_by_label(f"section {i + 1} title").fill(title)
+            page.get_by_label(f"section {i + 1} key concepts (comma-separated)").fill(concepts)
+        page.get_by_label("Source files (text or Markdown)").set_input_files([str(notes), str(cycle)])
+        page.wait_for_function("document.getElementById('sources').getAttribute('data-read') === '2'")
+        assert page.get_by_label("source 1 title").input_value() == "light-reactions"
+        assert page.get_by_label("source 2 title").input_value() == "calvin-cycle"
+        assert "Calvin cycle fixes" in page.get_by_label("source 2 text").input_value()
+        page.get_by_label("Bank file (GIFT or Moodle XML)").set_input_files(str(bank))
+        page.wait_for_function("document.getElementById('question_bank').value.includes('PH-2')")
+
+        page.get_by_label("source 2 text").fill("")  # a title without text: refused beside the text
+        page.get_by_role("button", name="Submit job").click()
+        error = page.locator("#m1-text-err")
+        error.wait_for()
+        assert page.get_by_label("source 2 text").get_attribute("aria-invalid") == "true"
+        assert page.get_by_label("source 1 title").input_value() == "light-reactions"  # kept
+        page.screenshot(path=str(artefacts / "s4-sources-refused.png"), full_page=True)
+
+        page.get_by_label("source 2 text").fill(cycle.read_text("utf-8"))
+        page.screenshot(path=str(artefacts / "s5-sources-filled.png"), full_page=True)
+        page.get_by_role("button", name="Submit job").click()
+        page.wait_for_url(re.compile(rf"{base}/ui/jobs/job-.*"))
+        job_id = page.url.rsplit("/", 1)[1]
+    with sqlite3.connect(tmp_path / "ui.db") as db:
+        analysis, progress = db.execute(
+            "SELECT analysis, progress FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+    sources = json.loads(analysis)["source_material"]
+    assert [(s["id"], s["title"]) for s in sources] == [
+        ("source-1", "light-reactions"),
+        ("source-2", "calvin-cycle"),
+    ]
+    assert sources[0]["text"] == notes.read_text("utf-8").strip()  # newlines as typed, ends trimmed
+    assert [q["id"] for q in json.loads(progress)["bank"]] == ["PH-1", "PH-2"]

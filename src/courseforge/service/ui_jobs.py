@@ -16,7 +16,7 @@ from ..storage import Job
 from ..views import course_html, esc, report_html
 from .api_jobs import event_stream, visible_job
 from .ui_shell import Session, Ui, read_form, redirect, utc
-from .ui_submit import parse_submission, submit_form
+from .ui_submit import bank_from_form, parse_submission, submit_form
 
 __all__ = ["add_routes"]
 
@@ -47,7 +47,7 @@ async def _jobs_page(
     problems: Sequence[tuple[str, str]] = (),
     status: int = 200,
     *,
-    extra_row: bool = False,
+    extra: str = "",
 ) -> HTMLResponse:
     jobs = await ui.store.list_jobs(limit=50)
     reports = {
@@ -63,7 +63,14 @@ async def _jobs_page(
         '<th scope="col">job</th><th scope="col">course</th><th scope="col">status</th>'
         '<th scope="col">course status</th><th scope="col">spent of budget</th><th scope="col">progress</th>'
         f'<th scope="col">updated</th></tr></thead><tbody>{rows}</tbody></table></div>'
-        + submit_form(ui, session, form or {}, problems, extra_row=extra_row)
+        + submit_form(
+            ui,
+            session,
+            form or {},
+            problems,
+            extra_row=extra == "add-section",
+            extra_source=extra == "add-source",
+        )
     )
     return ui.page("Jobs", body, session, status)
 
@@ -176,13 +183,14 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
         form = await read_form(request, max_fields=400)
         if not ui.csrf_ok(session, form):
             return ui.expired_form(session)
-        if form.get("action") == "add-section":
-            return await _jobs_page(ui, session, form, extra_row=True)
+        if form.get("action") in ("add-section", "add-source"):
+            return await _jobs_page(ui, session, form, extra=form["action"])
         try:
             analysis = parse_submission(form, ui.settings.max_input_bytes)
+            bank = bank_from_form(form)
         except UserError as exc:
             return await _jobs_page(ui, session, form, exc.problems or [("analysis", exc.headline)], 422)
-        job, _ = await ui.manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", None)
+        job, _ = await ui.manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", None, bank=bank)
         return redirect(f"/ui/jobs/{job.id}")
 
     @router.get("/jobs/{job_id}")

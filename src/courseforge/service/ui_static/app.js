@@ -112,3 +112,54 @@
     });
   });
 })();
+
+// The course form's source files: each file picked read into a source row (title: its name,
+// text: its content), rows added as needed (nothing uploaded apart; without script, paste).
+(function () {
+  function emptyRow(table) {
+    var rows = table.querySelectorAll("tr[data-source-row]");
+    for (var i = 0; i < rows.length; i++) {
+      var n = rows[i].getAttribute("data-source-row");
+      if (!document.getElementById("m" + n + "-title").value && !document.getElementById("m" + n + "-text").value) {
+        return n;
+      }
+    }
+    var last = rows[rows.length - 1];
+    var old = last.getAttribute("data-source-row");
+    var next = String(Number(old) + 1);
+    var row = last.cloneNode(true);
+    row.setAttribute("data-source-row", next);
+    row.querySelectorAll("[id],[name],[for]").forEach(function (el) {
+      ["id", "name", "for"].forEach(function (attr) {
+        var value = el.getAttribute(attr);
+        if (value) { el.setAttribute(attr, value.replace("m" + old + "-", "m" + next + "-")); }
+      });
+    });
+    row.querySelectorAll("label.sr-only").forEach(function (label) {
+      label.textContent = label.textContent.replace(/source \d+/, "source " + (Number(next) + 1));
+    });
+    row.querySelectorAll(".field-error").forEach(function (el) { el.remove(); });
+    row.querySelectorAll("input[type=text],input:not([type]),textarea").forEach(function (el) {
+      el.value = ""; el.removeAttribute("aria-invalid"); el.removeAttribute("aria-describedby");
+    });
+    row.querySelectorAll("input[type=checkbox]").forEach(function (el) { el.checked = false; });
+    last.parentNode.appendChild(row);
+    return next;
+  }
+
+  document.querySelectorAll("input[type=file][data-sources-into]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var table = document.getElementById(input.getAttribute("data-sources-into"));
+      if (!table || !input.files) { return; }
+      Array.prototype.reduce.call(input.files, function (done, file) {
+        return done.then(function () {
+          return file.text().then(function (text) {
+            var n = emptyRow(table);
+            document.getElementById("m" + n + "-title").value = file.name.replace(/\.[^.]+$/, "");
+            document.getElementById("m" + n + "-text").value = text;
+          });
+        });
+      }, Promise.resolve()).then(function () { table.setAttribute("data-read", String(input.files.length)); });
+    });
+  });
+})();
