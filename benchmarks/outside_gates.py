@@ -39,6 +39,8 @@ from courseforge.domain.drafts import ExerciseDraft, LessonDraft
 from courseforge.providers.base import Embedder, Vector
 from courseforge.providers.embeddings import make_embedder
 from courseforge.quality.bloom import NOT_MEASURABLE, levels_of, main_verb
+from courseforge.quality.calibrate import derive_thresholds
+from courseforge.quality.gates import lesson_similarity
 from courseforge.quality.lesson_gates import LessonUnderTest, run_lesson_gates
 from courseforge.quality.redundancy import CourseLesson, course_duplicates
 
@@ -103,6 +105,8 @@ class Verdict:
     item: dict[str, Any]
     failed: set[str] = field(default_factory=set)
     similarity: float | None = None
+    #: similarity minus the best score among the other sections' outcomes (the rival margin).
+    margin: float | None = None
 
     @property
     def bad(self) -> bool:
@@ -133,7 +137,31 @@ def outcome_verb_problem(text: str) -> bool:
     return verb is None or verb in NOT_MEASURABLE or not levels_of(verb)
 
 
-async def judge(item: dict[str, Any], settings: Settings, embedder: Embedder) -> Verdict:
+def course_rivals(data: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per item id, the outcomes of the other sections of the course its outcomes come from
+    (each source's real sections form one course): what `rivals` is in generation and `check`."""
+    section_of: dict[str, tuple[str, str]] = {}
+    for i in data:
+        if i["kind"] == "on_topic":
+            for o in i["outcomes"]:
+                section_of[o] = (i["provenance"]["package"], i["id"])
+    out: dict[str, dict[str, str]] = {}
+    for i in data:
+        homes = {section_of[o] for o in i["outcomes"] if o in section_of}
+        if len(homes) != 1:
+            continue
+        ((source, section),) = homes
+        out[i["id"]] = {
+            f"LO{n}": o
+            for n, (o, (src, sid)) in enumerate(section_of.items(), start=1)
+            if src == source and sid != section
+        }
+    return out
+
+
+async def judge(
+    item: dict[str, Any], settings: Settings, embedder: Embedder, rivals: dict[str, str] | None = None
+) -> Verdict:
     verdict = Verdict(item)
     if item["kind"] in ("duplicate", "distinct"):
         pair = [CourseLesson("A", item["content"]), CourseLesson("B", item["other"])]
@@ -148,8 +176,13 @@ async def judge(item: dict[str, Any], settings: Settings, embedder: Embedder) ->
         outcome_numbers=list(range(1, len(outcomes) + 1)),
         outcomes=outcomes,
         **_assessed(tags),
+        **({"rivals": rivals} if rivals and "rivals" in LessonUnderTest.__dataclass_fields__ else {}),
     )
     results = await run_lesson_gates(lesson, settings=settings, embedder=embedder, blocking=_thread)
+    if rivals:
+        values = await lesson_similarity(item["content"], outcomes, embedder, rivals)
+        if "rival" in values:
+            verdict.margin = values["similarity"] - values["rival"][1]
     for r in results:
         if r.gate == "similarity":
             verdict.similarity = r.score
@@ -237,7 +270,8 @@ async def run(models: Sequence[str], profiles: Sequence[str], reps: int, cache: 
         for profile in profiles:
             settings = policy(profile, model)
             started = time.perf_counter()
-            verdicts = [await judge(item, settings, embedder) for item in data]
+            rivals = course_rivals(data)
+            verdicts = [await judge(item, settings, embedder, rivals.get(item["id"])) for item in data]
             wall = time.perf_counter() - started
             rates = _rates(verdicts, GATES)
             rates["auc"] = _similarity_auc(verdicts)
@@ -261,12 +295,45 @@ async def run(models: Sequence[str], profiles: Sequence[str], reps: int, cache: 
                         for v in verdicts
                         if v.item.get("gate") == "similarity" and v.similarity is not None
                     ],
+                    # The same rows with the rival margin as the score: `courseforge calibrate
+                    # --max-false-alarms 0.05` on them gives `rival_margin` (its negative).
+                    "margins": [
+                        {"id": v.item["id"], "score": v.margin, "label": v.item["label"]}
+                        for v in verdicts
+                        if v.item.get("gate") == "similarity" and v.margin is not None
+                    ],
+                    "rival_margin_held_out": held_out_margin(verdicts),
                     "embedded_texts": embedder.embedded,
                     "embedding_cpu_s": round(embedder.seconds, 2),
                     "wall_s": round(wall, 2),
                 }
             )
     return report
+
+
+def held_out_margin(verdicts: Sequence[Verdict], max_false_alarms: float = 0.05) -> dict[str, Any]:
+    """The rival margin calibrated on two sources' good and bad similarity items and tested on
+    the third's (leave one source out), so the figure is not measured on the items it was set
+    on: per source the margin chosen, and pooled, the share of held-out real sections whose
+    margin alone flags them and of held-out related/off-topic lessons it flags."""
+    rows = [v for v in verdicts if v.item.get("gate") == "similarity" and v.margin is not None]
+    folds: dict[str, Any] = {}
+    flagged_good = flagged_bad = goods = bads = 0
+    for source in sorted({v.item["provenance"]["package"] for v in rows}):
+        train = [(float(v.margin), not v.bad) for v in rows if v.item["provenance"]["package"] != source]
+        test = [v for v in rows if v.item["provenance"]["package"] == source]
+        margin = -derive_thresholds(train, max_false_alarms=max_false_alarms).pass_at
+        fails = [v for v in test if float(v.margin) < -margin]  # type: ignore[arg-type]
+        folds[source] = round(margin, 3)
+        flagged_good += sum(1 for v in fails if not v.bad)
+        flagged_bad += sum(1 for v in fails if v.bad)
+        goods += sum(1 for v in test if not v.bad)
+        bads += sum(1 for v in test if v.bad)
+    return {
+        "margin_by_held_out_source": folds,
+        "good_flagged": flagged_good / goods if goods else float("nan"),
+        "bad_flagged": flagged_bad / bads if bads else float("nan"),
+    }
 
 
 def _spread(values: Sequence[float | None]) -> list[float]:
@@ -299,6 +366,12 @@ def print_report(report: dict[str, Any]) -> None:
             )
         print("good items flagged: " + "; ".join(f"{k} {v}" for k, v in run["flags_per_good_lesson"].items()))
         print("defects missed: " + ", ".join(run["missed"]))
+        h = run["rival_margin_held_out"]
+        print(
+            "rival margin, set on two sources and tested on the third: "
+            + ", ".join(f"{k} {v}" for k, v in h["margin_by_held_out_source"].items())
+            + f"; held-out real sections flagged by it {h['good_flagged']:.3f}, related/off-topic {h['bad_flagged']:.3f}"
+        )
         print(
             f"embedded {run['embedded_texts']} new texts in {run['embedding_cpu_s']} s CPU; run {run['wall_s']} s wall"
         )

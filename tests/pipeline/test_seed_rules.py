@@ -254,3 +254,46 @@ async def test_a_reviewer_asking_for_the_best_quality_sends_the_lesson_straight_
     assert lesson_calls and {c.tier for c in lesson_calls} == {"premium"}
     assert any("best quality" in d.reason and d.tier == "premium" for d in best.decisions)
     assert best.revision.status == "accepted"
+
+
+# -- related but wrong: another section's outcome fits better -> the judge (issue 24) -------------
+async def test_a_lesson_fitting_another_sections_outcome_better_goes_to_the_judge() -> None:
+    from courseforge.pipeline.lesson_checks import rival_outcomes
+
+    settings = hosted_settings()
+    similarity = dict(settings.gates.similarity)
+    # Every lesson passes the absolute mark: only the rival margin can make one borderline.
+    similarity["hashing"] = similarity["hashing"].model_copy(
+        update={"pass_at": -1.0, "severe_below": -1.0, "rival_margin": 0.1}
+    )
+    author, last_outcome = CourseAuthor(), [""]
+
+    def script_for(model_id: str):  # type: ignore[no-untyped-def]
+        def script(request: ChatRequest) -> str:
+            brief, answer = parse_brief(request.messages), author(request)
+            if brief.get("task") == "metadata_core":
+                last_outcome[0] = json.loads(answer)["learning_outcomes"][-1]["text"]
+            if brief.get("task") == "lesson" and brief["lesson_title"].endswith("part 1)"):
+                # The first lesson of every section teaches the course's last outcome instead.
+                return json.dumps({**json.loads(answer), "content": (last_outcome[0] + ". ") * 30})
+            return answer
+
+        return script
+
+    engine = make_engine(
+        _with(settings, gates={"similarity": similarity}), scripted_models(settings, script_for)
+    )
+    try:
+        result = await engine.generate(example_analysis())
+    finally:
+        await engine.aclose()
+    state = result.state
+    own = {n for s in state.slots_in(0) for n in s.outcome_numbers}
+    assert rival_outcomes(state, 0) == {
+        o.id: o.text for n, o in enumerate(state.outcomes, start=1) if n not in own
+    }
+    judged = [d for d in result.report.decisions if d.action == "judge" and "borderline" in d.reason]
+    assert judged, "a lesson fitting another section's outcome was not sent to the judge"
+    # Settled by the judge (the scripted one accepts): a borderline lesson it accepts proceeds with a flag.
+    settled = [s for s in state.slots.values() if borderline_accepted(s.gates)]
+    assert settled and all(s.id.endswith("-L1") and s.status == "flagged" for s in settled)

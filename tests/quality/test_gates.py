@@ -434,3 +434,45 @@ def test_repair_exercise_writes_a_yes_no_true_false_answer_as_true_or_false(answ
     assert exercise.answer == fixed
     assert (reason is not None) == (fixed != answer)
     assert bool(quality.gates._exercise_problems(exercise)) == (fixed == "C")
+
+
+# -- related but wrong: another section's outcome fits better (issue 24) ------------------------
+RIVALLED = SimilarityThresholds(pass_at=0.50, severe_below=0.30, rival_margin=0.07)
+
+
+@pytest.mark.parametrize(
+    ("rival_score", "verdict"),
+    [(0.60, "pass"), (0.66, "pass"), (0.68, "borderline"), (0.90, "borderline")],
+)
+def test_a_lesson_fitting_another_sections_outcome_better_is_borderline(
+    rival_score: float, verdict: str
+) -> None:
+    values = {
+        "similarity": 0.60,
+        "per_outcome": {"LO1": 0.60},
+        "rival": ("LO7", rival_score, "Explain sets."),
+    }
+    result = SimilarityGate(RIVALLED).check(draft(), GateContext(outcomes=OUTCOMES, values=values))
+    assert (result.passed, result.verdict, result.score) == (verdict == "pass", verdict, 0.60)
+    if verdict == "borderline":
+        assert result.reasons == [
+            f"The lesson fits outcome LO7 ('Explain sets.') of another section better than its own: "
+            f"similarity {rival_score:.2f} against 0.60 (margin 0.07)"
+        ]
+    # Without a margin (the default) or without rivals, the absolute pass mark alone decides.
+    assert SimilarityGate(THRESHOLDS).check(draft(), GateContext(outcomes=OUTCOMES, values=values)).passed
+    alone = {k: v for k, v in values.items() if k != "rival"}
+    assert SimilarityGate(RIVALLED).check(draft(), GateContext(outcomes=OUTCOMES, values=alone)).passed
+
+
+async def test_lesson_similarity_scores_the_best_rival_in_the_same_call() -> None:
+    embedder = FixedEmbedder({"mine": [0.6, 0.8], "theirs": [1.0, 0.0], "far": [0.0, 1.0]})
+    values = await lesson_similarity(
+        words(300), {"LO1": "mine"}, embedder, rivals={"LO2": "theirs", "LO3": "far", "LO1": "mine"}
+    )
+    assert embedder.calls == 1
+    assert values["per_outcome"] == pytest.approx({"LO1": 0.6})
+    assert values["rival"][0] == "LO2" and values["rival"][1] == pytest.approx(1.0)
+    assert values["rival"][2] == "theirs"
+    assert "rival" not in await lesson_similarity(words(300), {"LO1": "mine"}, embedder)
+

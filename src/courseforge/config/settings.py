@@ -463,6 +463,11 @@ class SimilarityThresholds(_S):
     #: A higher pass mark for lessons written on these tiers: a premium lesson is held to a
     #: stricter bar than a cheap one (on this embedder's own scale).
     pass_at_by_tier: dict[str, float] = Field(default_factory=dict)
+    #: Related but wrong: a lesson that passes `pass_at` yet fits an outcome of *another*
+    #: section of its course better than its own by more than this is borderline (the judge
+    #: decides; `check` flags it). None: off. Calibrated on the outside set's good lessons
+    #: (docs/quality.md); a relative margin, since neighbouring sections score high in absolute.
+    rival_margin: float | None = Field(default=None, ge=0, le=2)
 
 
 class GateSettings(_S):

@@ -107,7 +107,14 @@ def lesson_under_test(
             else {m.id: m.text for m in state.analysis.source_material}
         ),
         consistency=consistency,
+        rivals=rival_outcomes(state, slot.section_index),
     )
+
+
+def rival_outcomes(state: CourseState, section_index: int) -> dict[str, str]:
+    """The course's outcomes no lesson of this section teaches (id -> text)."""
+    own = {n for s in state.slots_in(section_index) for n in s.outcome_numbers}
+    return {o.id: o.text for n, o in enumerate(state.outcomes, start=1) if n not in own}
 
 
 async def check_lesson(
@@ -202,7 +209,9 @@ class LessonJudge:
         sim = next((r for r in first if r.gate == "similarity"), None)
         similarity = sim.score if sim is not None else None
         band = js.borderline.get(ctx.embedder().name)
-        borderline = bool(band and similarity is not None and band[0] <= similarity < band[1])
+        borderline = bool(band and similarity is not None and band[0] <= similarity < band[1]) or bool(
+            sim is not None and not sim.passed and sim.verdict == "borderline"
+        )
         uncertain = [i for i, c in enumerate(claims) if c.status == "uncertain"][: gs.max_judged_claims]
         asked = [claims[i] for i in uncertain] if gs.judge_uncertain else []
         sampled = in_sample(f"{self.state.course_id}/{lesson.lesson_id}", js.sample_rate)

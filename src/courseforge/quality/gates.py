@@ -348,6 +348,9 @@ class SimilarityGate(Gate[object]):
     Reads `context.values["similarity"]` and, for the reason text, `"per_outcome"` (outcome id ->
     cosine) and `context.outcomes` (id -> text). Verdict: "pass" at or above `pass_at`, "severe"
     below `severe_below` (the cascade escalates at once), else "fail" (retry with feedback).
+    With a `rival_margin` and `"rival"` (another section's best-fitting outcome: id, score,
+    text), a lesson at or above `pass_at` that fits the rival better than its own outcomes by
+    more than the margin fails as "borderline": related but wrong, which the judge settles.
     """
 
     name = "similarity"
@@ -363,7 +366,7 @@ class SimilarityGate(Gate[object]):
         score = float(similarity)
         pass_at, severe_below = self.thresholds.pass_at, self.thresholds.severe_below
         if score >= pass_at:
-            return self.result(True, score, (), "pass", threshold=pass_at)
+            return self._rival(score, context) or self.result(True, score, (), "pass", threshold=pass_at)
         per_outcome: Mapping[str, float] = context.values.get("per_outcome") or {}
         if per_outcome:
             weakest = min(per_outcome, key=lambda oid: per_outcome[oid])
@@ -383,6 +386,19 @@ class SimilarityGate(Gate[object]):
         return GateResult(
             self.name, False, score, [reason], "severe" if severe else "fail", threshold=pass_at
         )
+
+    def _rival(self, score: float, context: GateContext) -> GateResult | None:
+        """Borderline when an outcome of another section fits better by more than the margin."""
+        margin, rival = self.thresholds.rival_margin, context.values.get("rival")
+        if margin is None or rival is None or rival[1] - score <= margin:
+            return None
+        rival_id, rival_score, text = rival
+        quoted = f" ('{_short(text)}')" if text else ""
+        reason = (
+            f"The lesson fits outcome {rival_id}{quoted} of another section better than its own: "
+            f"similarity {rival_score:.2f} against {score:.2f} (margin {margin:.2f})"
+        )
+        return GateResult(self.name, False, score, [reason], "borderline", threshold=self.thresholds.pass_at)
 
 
 class OutcomesGate(Gate[Sequence[OutcomeLike]]):
@@ -467,8 +483,16 @@ def _chunks(text: str, max_words: int = _CHUNK_WORDS) -> list[str]:
     return pieces or [""]
 
 
-async def lesson_similarity(content: str, outcomes: Mapping[str, str], embedder: Embedder) -> dict[str, Any]:
-    """`{"similarity": float, "per_outcome": {id: float}}` for `SimilarityGate`.
+async def lesson_similarity(
+    content: str,
+    outcomes: Mapping[str, str],
+    embedder: Embedder,
+    rivals: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`{"similarity": float, "per_outcome": {id: float}}` for `SimilarityGate`, and with
+    `rivals` (the course's outcomes of other sections: id -> text) `"rival": (id, score, text)`,
+    the one of them that fits the lesson best, scored the same way (outcome vectors are cached:
+    the rivals cost no lesson embedding).
 
     The lesson is embedded in paragraph-aligned chunks (one batched `embed` call covers chunks
     and outcomes; cached outcomes cost nothing). An outcome's score is the better of two
@@ -487,8 +511,10 @@ async def lesson_similarity(content: str, outcomes: Mapping[str, str], embedder:
     if not outcomes:
         raise ValueError("a lesson needs at least one outcome to be compared with")
     chunks = _chunks(content)
-    ids = list(outcomes)
-    vectors = await embedder.embed([*chunks, *(outcomes[i] for i in ids)])
+    rivals = {k: v for k, v in (rivals or {}).items() if k not in outcomes}
+    ids = list(outcomes) + list(rivals)
+    texts = {**outcomes, **rivals}
+    vectors = await embedder.embed([*chunks, *(texts[i] for i in ids)])
     chunk_vectors = np.asarray(vectors[: len(chunks)], dtype=float)
     outcome_vectors = np.asarray(vectors[len(chunks) :], dtype=float)
     weights = np.array([max(1, len(c.split())) for c in chunks], dtype=float)
@@ -499,8 +525,13 @@ async def lesson_similarity(content: str, outcomes: Mapping[str, str], embedder:
     whole = outcome_vectors @ lesson_vector
     best_chunk = (chunk_vectors @ outcome_vectors.T).max(axis=0)
     cosines = np.maximum(whole, best_chunk).tolist()
-    per_outcome = dict(zip(ids, cosines, strict=True))
-    return {"similarity": min(per_outcome.values()), "per_outcome": per_outcome}
+    scores = dict(zip(ids, cosines, strict=True))
+    per_outcome = {i: scores[i] for i in outcomes}
+    values: dict[str, Any] = {"similarity": min(per_outcome.values()), "per_outcome": per_outcome}
+    if rivals:
+        best = max(rivals, key=lambda i: scores[i])
+        values["rival"] = (best, scores[best], rivals[best])
+    return values
 
 
 def thresholds_for(settings: GateSettings, embedder_name: str) -> SimilarityThresholds:
@@ -515,11 +546,17 @@ def thresholds_for(settings: GateSettings, embedder_name: str) -> SimilarityThre
 
 
 async def evaluate_lesson(
-    lesson: LessonLike, outcomes: Mapping[str, str], embedder: Embedder, settings: GateSettings
+    lesson: LessonLike,
+    outcomes: Mapping[str, str],
+    embedder: Embedder,
+    settings: GateSettings,
+    rivals: Mapping[str, str] | None = None,
 ) -> list[GateResult]:
-    """Run the length, exercises and similarity gates on one lesson (outcomes: id -> text)."""
+    """Run the length, exercises and similarity gates on one lesson (outcomes: id -> text;
+    `rivals`: the course's outcomes of other sections, read only with a `rival_margin`)."""
     thresholds = thresholds_for(settings, embedder.name)
-    values = await lesson_similarity(lesson.content, outcomes, embedder)
+    wanted = rivals if thresholds.rival_margin is not None else None
+    values = await lesson_similarity(lesson.content, outcomes, embedder, wanted)
     context = GateContext(outcomes=outcomes, values=values)
     gates: list[Gate[Any]] = [
         LengthGate(settings.lesson_min_words, settings.lesson_max_words),

@@ -67,6 +67,9 @@ class LessonUnderTest:
     #: Per exercise, every outcome number it is tagged with (a course's `outcome_ids`); None:
     #: the draft's one `outcome` per exercise.
     assessed: Sequence[Sequence[int]] | None = None
+    #: The course's outcomes of other sections (id -> text): with a similarity `rival_margin`,
+    #: a lesson that fits one of them better than its own is borderline (related but wrong).
+    rivals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,7 @@ async def run_lesson_gates(
     CPU-bound work (the safety classifier) off the event loop where the caller can."""
     gates = settings.gates
     draft = lesson.draft
-    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates)
+    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates, lesson.rivals)
     results.append(EndingGate().check(draft, GateContext()))
     if gates.teaches.enabled:
         results.append(
