@@ -476,3 +476,37 @@ async def test_lesson_similarity_scores_the_best_rival_in_the_same_call() -> Non
     assert values["rival"][2] == "theirs"
     assert "rival" not in await lesson_similarity(words(300), {"LO1": "mine"}, embedder)
 
+
+# -- redundancy: containment and different facts (issue 24) --------------------------------------
+RELEASE_9 = (
+    "Debian 9 stretch was released on June 17th, 2017, with 51000 packages and kernel 4.9. "
+    "Point release 9.1 followed in July 2017 and 9.2 in October 2017."
+)
+RELEASE_10 = (
+    "Debian 10 buster was released on July 6th, 2019, with 57703 packages and kernel 4.19. "
+    "Point release 10.1 followed in September 2019 and 10.2 in November 2019."
+)
+
+
+def test_shingle_containment_sees_a_copy_cut_in_half() -> None:
+    from courseforge.quality.redundancy import shingle_containment, shingle_overlap
+
+    long = " ".join(f"sentence {i} says something new about topic {i}." for i in range(40))
+    half = long[: len(long) // 2]
+    assert shingle_overlap(long, half) < 60 <= shingle_containment(long, half)
+    assert shingle_containment("one two three four", "five six seven eight") == 0.0
+
+
+def test_a_template_about_different_facts_is_not_a_duplicate() -> None:
+    from courseforge.quality.redundancy import find_duplicates, shared_facts
+
+    assert shared_facts(RELEASE_9, RELEASE_10) == 0.0
+    assert shared_facts(RELEASE_9, RELEASE_9.replace("released", "published")) == 1.0
+    assert shared_facts("no numbers here", RELEASE_9) is None
+    items = [("L1", RELEASE_9), ("L2", RELEASE_10)]
+    close = [[1.0, 0.0], [0.99, 0.141]]  # cosine 0.99: over any lesson_cosine
+    assert find_duplicates(items, close, cosine_at=0.85, lexical_at=60, distinct_facts=0.5) == []
+    assert find_duplicates(items, close, cosine_at=0.85, lexical_at=60)  # 0: off, as before
+    # A paraphrase keeps its facts: still a duplicate.
+    same = [("L1", RELEASE_9), ("L2", RELEASE_9.replace("was released", "came out"))]
+    assert find_duplicates(same, close, cosine_at=0.85, lexical_at=101, distinct_facts=0.5)

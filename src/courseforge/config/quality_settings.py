@@ -125,9 +125,15 @@ class RedundancySettings(_S):
     lesson_cosine: dict[str, float] = Field(
         default_factory=lambda: {"all-MiniLM-L6-v2": 0.85, "hashing": 0.92}
     )
-    #: Jaccard of word 3-shingles (0-100) that also makes a duplicate: a lesson with one sentence
-    #: dropped scores 72-86, distinct lessons <= 2.
+    #: Containment of word 3-shingles (0-100: the shorter lesson's shingles found in the other)
+    #: that also makes a duplicate: copies with a sentence or paragraphs dropped score 97-100
+    #: (the outside set, issue 24; Jaccard gave 44 for one cut by half), distinct lessons <= 32.
     lesson_lexical: float = Field(default=60, ge=0, le=100)
+    #: A pair over `lesson_cosine` but not `lesson_lexical` is not a duplicate when both carry
+    #: at least 3 number-bearing tokens and share less than this share of them (Jaccard): one
+    #: template about different facts (the Debian 9.x and 10.x release notes, MiniLM 0.92,
+    #: share 8 %) rather than a paraphrase (the hand-made ones share 94-100 %). 0: off.
+    lesson_distinct_facts: float = Field(default=0.5, ge=0, le=1)
     #: Exercise question cosine (MiniLM: reworded 0.97+, distinct <= 0.49) and rapidfuzz
     #: token-sort ratio (reworded 84-100, distinct <= 63) for duplicate exercises.
     exercise_cosine: dict[str, float] = Field(
