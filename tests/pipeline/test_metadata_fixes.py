@@ -153,7 +153,10 @@ async def test_a_section_no_outcome_is_about_gets_one_built_from_its_key_concept
 def test_core_schema_asks_for_an_outcome_and_a_plan_per_section() -> None:
     schema = core_schema(5)
     assert schema["properties"]["learning_outcomes"]["minItems"] == 5
-    assert schema["properties"]["learning_outcomes"]["maxItems"] == 5  # one per section, no more
+    assert schema["properties"]["learning_outcomes"]["maxItems"] == MAX_OUTCOMES  # room for extras
+    local = core_schema(5, exact=True)  # a grammar-bound local model: one per section, no more
+    assert local["properties"]["learning_outcomes"]["minItems"] == 5
+    assert local["properties"]["learning_outcomes"]["maxItems"] == 5
     assert schema["properties"]["sections"]["minItems"] == 5
     # More sections than outcomes can exist: then only the usual 3-12 outcomes.
     many = core_schema(MAX_OUTCOMES + 3)

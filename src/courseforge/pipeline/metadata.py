@@ -33,11 +33,13 @@ _EXTRAS_SCHEMA = json_schema_of(MetadataExtrasDraft)
 _CRITICAL = "critical"
 
 
-def core_schema(sections: int) -> dict[str, Any]:
+def core_schema(sections: int, *, exact: bool = False) -> dict[str, Any]:
     """The metadata schema narrowed to this course: at least one plan per section and, when the
-    prompt asks for one outcome per section, exactly that many outcomes (a grammar-constrained
-    model then cannot return fewer, nor spend its tokens on more: the offline model wrote 12 for
-    5 sections, 6 of them then dropped by rule as fitting no section). A section the outcomes
+    prompt asks for one outcome per section, at least that many outcomes (a grammar-constrained
+    model then cannot return fewer). `exact` (a local, grammar-bound model) also caps them there:
+    the offline model wrote 12 for 5 sections, 6 of them then dropped by rule as fitting no
+    section, tokens spent for nothing. A hosted model keeps the room for extras (cut by rule,
+    never refused) and its request stays the one stores already hold. A section the outcomes
     still miss gets one built by rule (`_add_section_outcomes`)."""
     schema = copy.deepcopy(_CORE_SCHEMA)
     props = schema["properties"]
@@ -45,13 +47,19 @@ def core_schema(sections: int) -> dict[str, Any]:
         props["sections"]["minItems"], min(sections, props["sections"]["maxItems"])
     )
     if 3 <= sections <= MAX_OUTCOMES:
-        props["learning_outcomes"]["minItems"] = props["learning_outcomes"]["maxItems"] = sections
+        props["learning_outcomes"]["minItems"] = sections
+        if exact:
+            props["learning_outcomes"]["maxItems"] = sections
     return schema
 
 
 def _max_tokens(ctx: PipelineContext, tier: str, wanted: int) -> int:
     model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
     return min(model.max_output_tokens, wanted)
+
+
+def _is_local(ctx: PipelineContext, tier: str) -> bool:
+    return ctx.settings.models[ctx.settings.routing.tiers[tier]].local is not None
 
 
 #: Opening verbs that ask for comprehension without saying how it shows; rewritten to "Explain".
@@ -555,7 +563,7 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
         wanted = 1000 + 50 * n_lessons + 40 * len(analysis.sections)
         return ChatRequest(
             metadata_core_messages(analysis, state.lesson_counts, feedback),
-            json_schema=core_schema(len(analysis.sections)),
+            json_schema=core_schema(len(analysis.sections), exact=_is_local(ctx, tier)),
             schema_name="course_metadata",
             max_tokens=_max_tokens(ctx, tier, wanted),
             temperature=temperature,
