@@ -4,6 +4,14 @@ what the eval's own tables do not break down.
     python benchmarks/eval_store.py OUT/store.db routes [--config NAME]   # start tier and why, final tier
     python benchmarks/eval_store.py OUT/store.db judges [--config NAME]   # judge calls: cost share by model
     python benchmarks/eval_store.py OUT/store.db task metadata_extras [--config NAME]
+    python benchmarks/eval_store.py OUT/store.db quality [--config NAME]  # grounding, cost, lesson tokens
+    python benchmarks/eval_store.py OUT/store.db exercises [--config NAME]  # exercises apart on OSS 20B?
+
+`exercises` prices, for every final lesson, its exercises where they are written now (in the
+lesson's answer, at its final model's output price) against a separate call on the cheap tier
+(the lesson's text and outcomes in, the exercises out), tokens counted with each model's
+tokenizer. A bound from the final lessons' tokens, not a run of that pipeline: retries,
+exercise-gate failures and the second call's own prompt framing are left out.
 
 `--config` keeps the runs of one config (the name given with `-c NAME=PATH`, or the file's stem).
 """
@@ -25,7 +33,7 @@ def reports(store: Path, config: str | None) -> Iterator[dict[str, Any]]:
         rows = list(db.execute("select job_id, body from reports"))
     for job_id, body in rows:
         if config is None or f"-{config}-" in job_id:
-            yield json.loads(body)
+            yield {**json.loads(body), "_job": job_id}
 
 
 def routes(bodies: list[dict[str, Any]]) -> None:
@@ -77,16 +85,87 @@ def task_costs(bodies: list[dict[str, Any]], prefix: str) -> None:
         )
 
 
+def quality(bodies: list[dict[str, Any]]) -> None:
+    """Means over courses of the report's quality figures, and the lesson phase's tokens."""
+    keys = ("similarity_mean", "grounding_support_mean", "citation_coverage_mean", "human_review_rate")
+    for key in keys:
+        values = [r["quality"][key] for r in bodies if r["quality"].get(key) is not None]
+        mean = sum(values) / len(values) if values else float("nan")
+        print(f"  {key:24s} {mean:.4f}  ({len(values)} courses)")
+    lessons = [r["by_phase"].get("lessons", {}) for r in bodies]
+    print(f"  cost per course          ${sum(r['total_cost_usd'] for r in bodies) / len(bodies):.5f}")
+    for key in ("input_tokens", "output_tokens", "cost_usd"):
+        print(f"  lessons {key:16s} {sum(p.get(key, 0) for p in lessons) / len(bodies):.5f} per course")
+
+
+def exercises(store: Path, bodies: list[dict[str, Any]], config: str | None) -> None:
+    from courseforge.config import load_config
+    from courseforge.ledger.tokens import count_text_tokens
+
+    settings = load_config("hosted", env={"OPENROUTER_API_KEY": "-"}).settings
+    models = settings.models
+    cheap = models[settings.routing.tiers["cheap"]]
+    with sqlite3.connect(store) as db:
+        courses = [
+            (j, json.loads(b))
+            for j, b in db.execute("select job_id, body from courses")
+            if not config or f"-{config}-" in j
+        ]
+    final = {(r["_job"], x["lesson_id"]): x["final_model"] for r in bodies for x in r["lessons"]}
+    now = apart = 0.0
+    lessons = ex_tokens = content_tokens = 0
+    for job_id, course in courses:
+        for section in course["sections"]:
+            for lesson in section["lessons"]:
+                model_id = final.get((job_id, lesson["id"]))
+                if model_id is None:
+                    continue
+                model = models[model_id]
+                ex = json.dumps(lesson["exercises"], ensure_ascii=False)
+                n_ex, n_ex_cheap = count_text_tokens(ex, model.name), count_text_tokens(ex, cheap.name)
+                n_in = count_text_tokens(lesson["content"], cheap.name) + 200
+                now += n_ex * float(model.price_out_per_m) / 1e6
+                apart += (
+                    n_ex_cheap * float(cheap.price_out_per_m) / 1e6 + n_in * float(cheap.price_in_per_m) / 1e6
+                )
+                lessons += 1
+                ex_tokens += n_ex
+                content_tokens += count_text_tokens(lesson["content"], model.name)
+    lesson_cost = sum(r["by_phase"].get("lessons", {}).get("cost_usd", 0) for r in bodies)
+    # What grouping a section's lessons in one request could save at most: the prompt side of
+    # the lesson calls (the shared prefix is repeated per lesson; part of it is served cached).
+    prompt_cost = sum(
+        c["input_tokens"] * float(models[c["model"]].price_in_per_m) / 1e6
+        for r in bodies
+        for c in r["calls"]
+        if c["phase"] == "lessons" and c["task"].startswith("lesson:")
+    )
+    print(
+        f"lesson calls' prompt tokens at the input price: ${prompt_cost:.5f} = {prompt_cost / lesson_cost:.1%} of the lesson phase"
+    )
+    print(
+        f"{lessons} final lessons: exercises {ex_tokens / lessons:.0f} tokens, content {content_tokens / lessons:.0f}"
+    )
+    print(f"exercises in the lesson's answer: ${now:.5f}; apart on {cheap.name}: ${apart:.5f}")
+    print(
+        f"difference ${now - apart:.5f} = {(now - apart) / lesson_cost:.1%} of the lesson phase (${lesson_cost:.5f})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("store", type=Path)
-    ap.add_argument("what", choices=["routes", "judges", "task"])
+    ap.add_argument("what", choices=["routes", "judges", "task", "quality", "exercises"])
     ap.add_argument("task", nargs="?", default="")
     ap.add_argument("--config", default=None)
     args = ap.parse_args()
     bodies = list(reports(args.store, args.config))
     if args.what == "routes":
         routes(bodies)
+    elif args.what == "quality":
+        quality(bodies)
+    elif args.what == "exercises":
+        exercises(args.store, bodies, args.config)
     else:
         task_costs(bodies, "judges" if args.what == "judges" else args.task)
 
