@@ -59,13 +59,13 @@ CLI = Path(sys.executable).with_name("courseforge")
 FINAL = ("completed", "failed", "cancelled")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
     while True:
         try:
@@ -79,7 +79,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
 
 
 @contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -124,7 +124,9 @@ def _pg_writes(url: str) -> int | None:
 HANG_S = 30.0
 
 
-def _config(concurrency: int, provider_concurrency: int, time_scale: float, pool: int) -> dict[str, Any]:
+def service_config(
+    concurrency: int, provider_concurrency: int, time_scale: float, pool: int
+) -> dict[str, Any]:
     """The hosted profile on the hashing embedder, cache off, its timeouts time-scaled as the
     simulator's latencies are (floors of 10 s per call and 15 s without a byte, under HANG_S)."""
     from courseforge.config import load_config
@@ -145,7 +147,7 @@ def _config(concurrency: int, provider_concurrency: int, time_scale: float, pool
     return data
 
 
-def _sim_profile(path: Path) -> None:
+def sim_profile(path: Path) -> None:
     """The bundled realistic profile with its hangs cut to HANG_S real seconds."""
     from importlib import resources
 
@@ -163,7 +165,7 @@ def _rss_kb(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> float:
     """User + system CPU seconds of `pid` so far (every thread)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -395,28 +397,30 @@ def main() -> None:
     )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="courseforge-scale-"))
-    sim_port, port = _free_port(), _free_port()
+    sim_port, port = free_port(), free_port()
     env = {**os.environ, "OPENROUTER_API_KEY": "sim-key", "COURSEFORGE_API_TOKENS": TOKEN}
     env["OPENROUTER_BASE_URL"] = f"http://127.0.0.1:{sim_port}/v1"
-    _sim_profile(tmp / "realistic.yaml")
+    sim_profile(tmp / "realistic.yaml")
     sim = [str(CLI), "sim", "serve", "--port", str(sim_port), "--profile", str(tmp / "realistic.yaml")]
     sim += ["--time-scale", str(args.time_scale), "--seed", "0"]
     cfg = tmp / "scale.yaml"
     cfg.write_text(
-        yaml.safe_dump(_config(args.concurrency, args.provider_concurrency, args.time_scale, args.pool_size)),
+        yaml.safe_dump(
+            service_config(args.concurrency, args.provider_concurrency, args.time_scale, args.pool_size)
+        ),
         "utf-8",
     )
     example = json.loads(args.example.read_text("utf-8"))
-    with _store(args.store, tmp) as url, _process(sim, env, tmp / "sim.log") as sim_proc:
-        _wait_http(f"http://127.0.0.1:{sim_port}/v1/models", sim_proc, "simulator")
+    with _store(args.store, tmp) as url, process(sim, env, tmp / "sim.log") as sim_proc:
+        wait_http(f"http://127.0.0.1:{sim_port}/v1/models", sim_proc, "simulator")
         env["COURSEFORGE_STORAGE_URL"] = url
         serve = [str(CLI), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
-        with _process(serve, env, tmp / "serve.log") as server:
+        with process(serve, env, tmp / "serve.log") as server:
             base = f"http://127.0.0.1:{port}"
-            _wait_http(f"{base}/health", server, "courseforge serve")
-            before, cpu0 = _pg_writes(url), _cpu_s(server.pid)
+            wait_http(f"{base}/health", server, "courseforge serve")
+            before, cpu0 = _pg_writes(url), cpu_s(server.pid)
             result = asyncio.run(_drive(base, server.pid, args, example))
-            after, result["cpu_s"] = _pg_writes(url), _cpu_s(server.pid) - cpu0
+            after, result["cpu_s"] = _pg_writes(url), cpu_s(server.pid) - cpu0
     writes = after - before if after is not None and before is not None else None
     _print(args, result, writes)
     print(f"  logs in {tmp}")
