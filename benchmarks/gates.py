@@ -86,6 +86,11 @@ def outside(argv: list[str]) -> None:
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (seed 24)")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/courseforge/bench-embeddings.sqlite"))
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--margins",
+        type=Path,
+        help="write the first run's rival-margin rows here (courseforge calibrate JSONL)",
+    )
     parser.add_argument("--cpu", action="store_true", help="only: CPU per embedded chunk, per model")
     args = parser.parse_args(argv)
     if args.cpu:
@@ -104,6 +109,11 @@ def outside(argv: list[str]) -> None:
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1), "utf-8")
+    if args.margins:
+        rows = report["runs"][0]["margins"]
+        args.margins.write_text(
+            "".join(json.dumps({**r, "gate": "similarity"}) + "\n" for r in rows), "utf-8"
+        )
 
 
 if __name__ == "__main__":

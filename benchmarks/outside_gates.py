@@ -107,6 +107,8 @@ class Verdict:
     similarity: float | None = None
     #: similarity minus the best score among the other sections' outcomes (the rival margin).
     margin: float | None = None
+    #: the similarity gate's verdict ("borderline": the policy sends the lesson to the judge).
+    similarity_verdict: str = ""
 
     @property
     def bad(self) -> bool:
@@ -186,6 +188,7 @@ async def judge(
     for r in results:
         if r.gate == "similarity":
             verdict.similarity = r.score
+            verdict.similarity_verdict = r.verdict
         if not r.passed:
             verdict.failed.add(r.gate)
     if any(outcome_verb_problem(o) for o in item["outcomes"]):
@@ -236,13 +239,21 @@ def _similarity_auc(verdicts: Sequence[Verdict]) -> float:
     return auc(on, rel)
 
 
+def _margin_auc(verdicts: Sequence[Verdict]) -> float:
+    """The rival margin's separation of on-topic from related-but-wrong lessons."""
+    on = [v.margin for v in verdicts if v.item["kind"] == "on_topic" and v.margin is not None]
+    rel = [v.margin for v in verdicts if v.item["kind"] == "related" and v.margin is not None]
+    return auc(on, rel)
+
+
 def bootstrap(verdicts: Sequence[Verdict], gates: Sequence[str], reps: int) -> dict[str, tuple[float, float]]:
     rng = np.random.default_rng(SEED)
     n = len(verdicts)
     draws: dict[str, list[float]] = {}
     for _ in range(reps):
         sample = [verdicts[i] for i in rng.integers(0, n, n)]
-        for key, value in {**_rates(sample, gates), "auc": _similarity_auc(sample)}.items():
+        figures = {**_rates(sample, gates), "auc": _similarity_auc(sample), "margin_auc": _margin_auc(sample)}
+        for key, value in figures.items():
             if not key.endswith(".flags"):
                 draws.setdefault(key, []).append(value)
     return {k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in draws.items()}
@@ -275,6 +286,7 @@ async def run(models: Sequence[str], profiles: Sequence[str], reps: int, cache: 
             wall = time.perf_counter() - started
             rates = _rates(verdicts, GATES)
             rates["auc"] = _similarity_auc(verdicts)
+            rates["margin_auc"] = _margin_auc(verdicts)
             report["runs"].append(
                 {
                     "model": model,
@@ -358,6 +370,7 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"on-topic lessons flagged (length aside):  {cell('on_topic_flagged_no_length')}")
         print(f"planted defects caught (any gate):        {cell('caught')}")
         print(f"similarity AUC on-topic vs related:       {cell('auc')}")
+        print(f"rival-margin AUC on-topic vs related:     {cell('margin_auc')}")
         print("similarity min/median/max: " + "; ".join(f"{k} {v}" for k, v in run["similarity"].items()))
         print(f"{'gate':<18} {'flags':>5}  {'precision [95% CI]':<22} {'recall [95% CI]':<22}")
         for gate in GATES:
