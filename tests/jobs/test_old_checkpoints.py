@@ -52,14 +52,14 @@ async def test_a_store_written_by_the_previous_release_replays_every_unchanged_c
     assert not [s for s in sent if s in held]  # nothing the old store holds was sent again
     replayed = [c for c in report.calls if c.replayed]
     assert len(replayed) == report.summary["replayed_calls"] >= 1
-    # The extras, whose request did not change, start on the mid tier again (seed 000: the
-    # non-critical fields try OSS 120B first; issue 26), the step key the old release wrote: they
-    # replay. The critical metadata's prompt changed (4ca87b7: one outcome per section) and so did
-    # the lessons' (issue 13): both are asked again and never answered from a checkpoint that
-    # holds the answer to the old prompt.
+    # The critical metadata call and the extras, whose requests did not change, replay under the
+    # step keys the old release wrote (the extras start on the mid tier again: seed 000's
+    # non-critical fields try OSS 120B first; issue 26); the lessons, whose prompt changed
+    # (issue 13), are asked again and never answered from a checkpoint that holds the answer to
+    # the old prompt.
     replayed_keys = {f"{c.phase}/{c.task}/{c.attempt}/{c.tier}" for c in replayed}
     for cp in saved:
-        if cp.step_key == "metadata/metadata_extras/1/mid":
+        if cp.step_key in ("metadata/metadata_core/1/premium", "metadata/metadata_extras/1/mid"):
             assert cp.step_key in replayed_keys, cp.step_key
         else:
             assert cp.step_key not in replayed_keys, cp.step_key
