@@ -228,7 +228,8 @@ def edit(
         raise fail_user(exc) from exc
     for table in plan_tables(plan):
         err.print(table)
-    err.print(f"plan of {job} edited; approve it with: courseforge plan approve {job}")
+    where = f" --temporal {temporal}" if temporal else ""
+    err.print(f"plan of {job} edited; approve it with: courseforge plan approve {job}{where}")
 
 
 @plan_app.command("approve")
