@@ -489,12 +489,20 @@ RELEASE_10 = (
 
 
 def test_shingle_containment_sees_a_copy_cut_in_half() -> None:
-    from courseforge.quality.redundancy import shingle_containment, shingle_overlap
+    from courseforge.quality.redundancy import find_duplicates, shingle_containment, shingle_overlap
 
     long = " ".join(f"sentence {i} says something new about topic {i}." for i in range(40))
     half = long[: len(long) // 2]
-    assert shingle_overlap(long, half) < 60 <= shingle_containment(long, half)
+    assert shingle_overlap(long, half) < 60 and shingle_containment(long, half) >= 90
     assert shingle_containment("one two three four", "five six seven eight") == 0.0
+    far = [[1.0, 0.0], [0.0, 1.0]]  # cosine 0: only the lexical measure can match
+    assert find_duplicates([("L1", long), ("L2", half)], far, cosine_at=0.85, lexical_at=60)
+    # One template, two topics: much of the shorter's shingles recur, but it is not a copy.
+    template = "A worked example of {t} follows. Here we explain {t} with a worked example, step by step. "
+    a = "".join(template.format(t=f"loops part {i}") for i in range(6))
+    b = "".join(template.format(t=f"sets part {i}") for i in range(4))
+    assert shingle_overlap(a, b) < 60 <= shingle_containment(a, b) < 90
+    assert not find_duplicates([("L1", a), ("L2", b)], far, cosine_at=0.85, lexical_at=60)
 
 
 def test_a_template_about_different_facts_is_not_a_duplicate() -> None:

@@ -111,17 +111,22 @@ def find_duplicates(
     lexical_at: float,
     kind: str = "lesson",
     distinct_facts: float = 0.0,
+    containment_at: float = 90.0,
 ) -> list[Duplicate]:
     """For each item, the first earlier item it duplicates (cosine or lexical at/above bound).
     Items are (id, text) in course order; the later one of a pair is the one to regenerate.
-    Lessons' lexical measure is the containment of word 3-shingles (`shingle_containment`).
+    Lessons' lexical measure is the Jaccard of their word 3-shingles, or their containment
+    (`shingle_containment`) when that reaches `containment_at`: a copy with half of it cut.
+    Below that, containment is not used: lessons of one template (the simulator's, a model's
+    boilerplate) share 60-88 % of the shorter one's shingles without repeating it.
     With `distinct_facts`, a lesson pair matched by cosine alone is not a duplicate when they
     share less than that share of their number-bearing tokens (`shared_facts`)."""
-    if kind == "lesson":  # shingle containment, each text's shingles made once
+    if kind == "lesson":  # each text's shingles made once
         shingles = [_shingles(text) for _, text in items]
 
         def lexical(i: int, j: int) -> float:
-            return _containment(shingles[i], shingles[j])
+            contained = _containment(shingles[i], shingles[j])
+            return contained if contained >= containment_at else _jaccard(shingles[i], shingles[j])
     else:
 
         def lexical(i: int, j: int) -> float:
@@ -255,6 +260,7 @@ async def course_duplicates(
         cosine_at=settings.lesson_cosine.get(name, 0.92),
         lexical_at=settings.lesson_lexical,
         distinct_facts=settings.lesson_distinct_facts,
+        containment_at=settings.lesson_containment,
     )
     exercises = [(f"{x.id}-E{k + 1}", q) for x in lessons for k, q in enumerate(x.questions)]
     if len(exercises) > 1:
