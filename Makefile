@@ -40,7 +40,8 @@ setup: deps-system deps-npm $(STAMP)
 
 setup-core: deps-system deps-npm $(CORE_STAMP)
 
-# The export tests' npm packages (a SCORM run-time as the LMS, the SCORM XSDs), pinned by
+# The export tests' npm packages (a SCORM run-time as the LMS, the SCORM XSDs) and @xapi/cmi5's
+# browser bundle (the cmi5 AUs' client when exports.cmi5_library names it), pinned by
 # lms/package-lock.json, into lms/node_modules; idempotent (runs again only when the lock changes).
 NPM_STAMP := lms/node_modules/.installed
 deps-npm: $(NPM_STAMP)

@@ -1,6 +1,9 @@
 """`cmi5`: the package's course structure, and an AU launched in headless Chromium against a real
 LRS on 127.0.0.1 (Ralph, `ralph-malph` from PyPI, in its own virtualenv `.venv-lrs` built by
-`make lrs`), its xAPI statements read back from the LRS."""
+`make lrs`), its xAPI statements read back from the LRS — through our own launch handshake, and
+through @xapi/cmi5's bundle (lms/node_modules, `make deps-npm`). Ralph has no State API, which
+the library needs for LMS.LaunchData: the test's LMS serves that document itself, as an LMS
+does, and passes the rest of the xAPI requests on to Ralph."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -22,15 +26,17 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from course_helpers import sample_course
 
+from courseforge.errors import UserError
 from courseforge.exports import export_course
-from courseforge.exports.cmi5 import CMI5_NS, au_id
+from courseforge.exports.cmi5 import CMI5_NS, LIBRARY_SCRIPT, au_id
 
 ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = ROOT / "lms" / "node_modules" / "@xapi" / "cmi5" / "dist" / "Cmi5.umd.js"
 LRS_PYTHON = Path(os.environ.get("COURSEFORGE_LRS_PYTHON", ROOT / ".venv-lrs" / "bin" / "python"))
 USER, PASSWORD = "lms", "lms-secret-7d1"
 VERBS = "http://adlnet.gov/expapi/verbs/"
@@ -51,6 +57,23 @@ def test_the_course_structure_has_one_au_per_lesson(tmp_path: Path) -> None:
     assert "courseforge-au.js" in archive.namelist() and result.lessons == len(aus)
 
 
+def test_the_cmi5_library_goes_into_the_package_or_is_refused_by_name(tmp_path: Path) -> None:
+    not_it = tmp_path / "other.js"
+    not_it.write_text("console.log('hello');", "utf-8")
+    for missing in (tmp_path / "absent.js", not_it):
+        with pytest.raises(UserError) as refused:
+            export_course(sample_course(), "cmi5", tmp_path / "c.zip", cmi5_library=missing)
+        assert refused.value.problems[0][0] == "exports.cmi5_library"
+        assert not (tmp_path / "c.zip").exists()
+    if not LIBRARY.exists():
+        pytest.skip("needs @xapi/cmi5 in lms/node_modules (make deps-npm)")
+    export_course(sample_course(), "cmi5", tmp_path / "c.zip", cmi5_library=LIBRARY)
+    archive = zipfile.ZipFile(tmp_path / "c.zip")
+    assert archive.read(LIBRARY_SCRIPT) == LIBRARY.read_bytes()
+    page = archive.read("S1-L1.html").decode()
+    assert page.index(f'src="{LIBRARY_SCRIPT}"') < page.index('src="courseforge-au.js"')
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,19 +81,68 @@ def _port() -> int:
 
 
 class _Site(http.server.SimpleHTTPRequestHandler):
-    """The LMS's side: the unpacked package, and the cmi5 fetch URL (one auth token)."""
+    """The LMS's side: the unpacked package, the cmi5 fetch URL (one auth token), and under
+    /xapi/ the LRS: LMS.LaunchData (the State API) here, everything else passed on to Ralph."""
+
+    lrs: ClassVar[str] = ""
+    launch_data: ClassVar[dict[str, Any]] = {}
+
+    def _reply(self, status: int, body: bytes, kind: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _xapi(self) -> None:
+        path = self.path.removeprefix("/xapi/")
+        if path.startswith("activities/state"):
+            if self.command == "GET" and "stateId=LMS.LaunchData" in path:
+                self._reply(200, json.dumps(self.launch_data).encode())
+            else:
+                self._reply(204, b"")
+            return
+        if path.startswith("agents/profile"):
+            self._reply(404, b"{}")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() in ("authorization", "content-type", "x-experience-api-version")
+        }
+        request = urllib.request.Request(
+            self.lrs + path,
+            data=self.rfile.read(length) if length else None,
+            method=self.command,
+            headers=headers,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                self._reply(
+                    response.status, response.read(), response.headers.get("Content-Type", "application/json")
+                )
+        except urllib.error.HTTPError as exc:
+            self._reply(exc.code, exc.read())
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/xapi/"):
+            self._xapi()
+        else:
+            super().do_GET()
+
+    def do_PUT(self) -> None:
+        self._xapi()
 
     def do_POST(self) -> None:
+        if self.path.startswith("/xapi/"):
+            self._xapi()
+            return
         if not self.path.startswith("/fetch"):
             self.send_error(404)
             return
         token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        body = json.dumps({"auth-token": token}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._reply(200, json.dumps({"auth-token": token}).encode())
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -160,14 +232,18 @@ def _lrs(base: str, path: str, body: Any = None) -> Any:
 
 
 @pytest.mark.browser
-def test_an_au_sends_its_statements_to_a_real_lrs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["own", "xapi-cmi5"])
+def test_an_au_sends_its_statements_to_a_real_lrs(tmp_path: Path, client: str) -> None:
     chromium = shutil.which("chromium")
     if chromium is None or not LRS_PYTHON.exists():
         pytest.skip("needs Debian's chromium and the LRS virtualenv .venv-lrs (make lrs)")
+    library = LIBRARY if client == "xapi-cmi5" else None
+    if library is not None and not library.exists():
+        pytest.skip("needs @xapi/cmi5 in lms/node_modules (make deps-npm)")
     from playwright.sync_api import sync_playwright
 
     course = sample_course()
-    export_course(course, "cmi5", tmp_path / "course.zip", mastery_score=80)
+    export_course(course, "cmi5", tmp_path / "course.zip", mastery_score=80, cmi5_library=library)
     zipfile.ZipFile(tmp_path / "course.zip").extractall(tmp_path / "site")
     actor = {"objectType": "Agent", "name": "Ada", "account": {"homePage": "https://lms.test", "name": "ada"}}
     runs = {"right": {"I_S1-L1_E1": "1", "I_S1-L1_E2": "0"}, "wrong": {"I_S1-L1_E1": "0", "I_S1-L1_E2": "0"}}
@@ -190,9 +266,21 @@ def test_an_au_sends_its_statements_to_a_real_lrs(tmp_path: Path) -> None:
                         "context": {"registration": registration},
                     },
                 )
+                _Site.lrs = lrs
+                _Site.launch_data = {
+                    "contextTemplate": {
+                        "contextActivities": {"grouping": [{"id": activity}]},
+                        "extensions": {
+                            "https://w3id.org/xapi/cmi5/context/extensions/sessionid": str(uuid.uuid4())
+                        },
+                    },
+                    "launchMode": "Normal",
+                    "moveOn": "CompletedAndPassed",
+                    "masteryScore": 0.8,
+                }
                 query = urllib.parse.urlencode(
                     {
-                        "endpoint": lrs,
+                        "endpoint": f"{site}/xapi/",
                         "fetch": f"{site}/fetch",
                         "actor": json.dumps(actor),
                         "registration": registration,
@@ -228,4 +316,9 @@ def test_an_au_sends_its_statements_to_a_real_lrs(tmp_path: Path) -> None:
     assert right["passed"]["actor"]["account"]["name"] == "ada"
     answered = [s for s in received["wrong"] if s["verb"]["id"].endswith("answered")]
     assert sorted(s["result"]["success"] for s in answered) == [False, True]
-    assert {s["object"]["id"] for s in answered} == {f"{activity}/I_S1-L1_E1", f"{activity}/I_S1-L1_E2"}
+    question = f"{activity}/" if client == "own" else f"{activity}/test/quiz/question/"
+    assert {s["object"]["id"] for s in answered} == {f"{question}I_S1-L1_E1", f"{question}I_S1-L1_E2"}
+    if client == "xapi-cmi5":  # the library's statements carry the LMS's context template
+        assert all(
+            s["context"]["contextActivities"]["grouping"][0]["id"] == activity for s in received["right"][1:]
+        )

@@ -71,7 +71,14 @@ def export(
                 "course is not JSON", [(str(course_file), f"line {exc.lineno}: {exc.msg}")]
             ) from exc
         course = load_course(data)
-        result = export_course(course, name, out, mastery_score=settings.exports.mastery_score)
+        library = settings.exports.cmi5_library
+        result = export_course(
+            course,
+            name,
+            out,
+            mastery_score=settings.exports.mastery_score,
+            cmi5_library=Path(library) if library else None,
+        )
     except UserError as exc:
         raise fail_user(exc) from exc
     _print_export(result)

@@ -651,6 +651,10 @@ class ExportSettings(_S):
     mastery_score: float = Field(default=80.0, ge=0, le=100)
     #: Share of courses (not lessons) held out as the validation split of `export-training`.
     validation_share: float = Field(default=0.1, ge=0, lt=1)
+    #: @xapi/cmi5's browser bundle (`Cmi5.umd.js`; `make deps-npm` puts it in
+    #: lms/node_modules/@xapi/cmi5/dist/): a cmi5 package's AUs then speak cmi5 through it.
+    #: None: through our own minimal launch handshake (docs/exports.md).
+    cmi5_library: str | None = None
 
 
 class Settings(_S):

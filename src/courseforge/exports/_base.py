@@ -65,6 +65,8 @@ class ExportOptions:
 
     #: Pass mark (0-100) the SCORM, cmi5 packages report passed/failed against.
     mastery_score: float = 80.0
+    #: @xapi/cmi5's browser bundle for the cmi5 AUs (`exports.cmi5_library`); None: our own.
+    cmi5_library: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

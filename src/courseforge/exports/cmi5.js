@@ -5,7 +5,8 @@
    per graded question (response, success), then "passed" or "failed" (score scaled 0..1 against
    the mastery score), "completed" and "terminated". Leaving without submitting sends
    "terminated" only. Settings are data: <script type="application/json" id="courseforge-au-data">
-   holds {mastery: 0..100, key: {name: answer}}. */
+   holds {mastery: 0..100, key: {name: answer}}. When the package holds @xapi/cmi5's bundle
+   (window.Cmi5), the lesson speaks cmi5 through it instead (viaLibrary, at the end). */
 (function () {
   "use strict";
   var data = document.getElementById("courseforge-au-data");
@@ -13,6 +14,14 @@
   var statusEl = document.getElementById("au-status");
   function say(text) { if (statusEl) { statusEl.textContent = text; } }
   if (!cfg) { return; }
+  function norm(text) { return String(text).replace(/\s+/g, " ").trim().toLowerCase(); }
+  function answerOf(name) {
+    var checked = document.querySelector('input[name="' + name + '"]:checked');
+    if (checked) { return checked.value; }
+    var field = document.querySelector('[name="' + name + '"]');
+    return field && field.type !== "radio" ? field.value : "";
+  }
+  if (window.Cmi5) { viaLibrary(window.Cmi5); return; }
   var q = new URLSearchParams(window.location.search);
   var endpoint = q.get("endpoint"), fetchUrl = q.get("fetch"), registration = q.get("registration");
   var activityId = q.get("activityId"), actor;
@@ -68,13 +77,6 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .catch(function () { return null; });
   }
-  function norm(text) { return String(text).replace(/\s+/g, " ").trim().toLowerCase(); }
-  function answerOf(name) {
-    var checked = document.querySelector('input[name="' + name + '"]:checked');
-    if (checked) { return checked.value; }
-    var field = document.querySelector('[name="' + name + '"]');
-    return field && field.type !== "radio" ? field.value : "";
-  }
 
   var started = fetch(fetchUrl, {method: "POST"})
     .then(function (r) { if (!r.ok) { throw new Error("fetch URL answered " + r.status); } return r.json(); })
@@ -113,4 +115,53 @@
     }).then(function () { say("Sent to the LRS."); })
       .catch(function (e) { say("Not recorded: " + e.message); });
   });
+
+  /* The same lesson through @xapi/cmi5 (the package holds its bundle, exports.cmi5_library):
+     the library reads the launch URL, fetches the token and LMS.LaunchData, and sends the cmi5
+     statements; each graded question an "answered" interaction under the test "quiz". */
+  function viaLibrary(Cmi5) {
+    if (!Cmi5.isCmiAvailable) {
+      say("Not launched by a cmi5 LMS: this lesson's progress is not recorded.");
+      return;
+    }
+    var cmi5 = new Cmi5(), mastery = cfg.mastery / 100, done = false, ready = false;
+    var started = cmi5.initialize().then(function () {
+      var launch = cmi5.getLaunchData();
+      if (launch && typeof launch.masteryScore === "number") { mastery = launch.masteryScore; }
+      ready = true;
+      say("Started: your answers will be recorded.");
+    }).catch(function (e) { say("The LMS refused to start this lesson (" + e.message + ")."); throw e; });
+    window.addEventListener("pagehide", function () {
+      if (done || !ready) { return; }
+      done = true;
+      cmi5.terminate();
+    });
+    document.getElementById("au-submit").addEventListener("click", function () {
+      if (done) { return; }
+      done = true;
+      started.then(function () {
+        var names = Object.keys(cfg.key), right = 0, chain = Promise.resolve();
+        names.forEach(function (name) {
+          var given = answerOf(name), ok = norm(given) === norm(cfg.key[name]);
+          var radio = document.querySelector('input[name="' + name + '"][type="radio"]');
+          if (ok) { right += 1; }
+          chain = chain.then(function () {
+            return cmi5.interaction("quiz", name, String(given), {
+              type: "http://adlnet.gov/expapi/activities/cmi.interaction",
+              interactionType: radio ? "choice" : "fill-in",
+              correctResponsesPattern: [String(cfg.key[name])]
+            }, ok);
+          });
+        });
+        document.querySelectorAll("details.answer").forEach(function (d) { d.hidden = false; });
+        return chain.then(function () {
+          if (!names.length) { return null; }
+          var score = {scaled: right / names.length, raw: right, min: 0, max: names.length};
+          return score.scaled >= mastery ? cmi5.pass(score) : cmi5.fail(score);
+        }).then(function () { return cmi5.complete(); })
+          .then(function () { return cmi5.terminate(); });
+      }).then(function () { say("Sent to the LRS."); })
+        .catch(function (e) { say("Not recorded: " + e.message); });
+    });
+  }
 })();

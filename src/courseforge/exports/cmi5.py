@@ -16,13 +16,16 @@ from importlib import resources
 from pathlib import Path
 
 from ..domain import Course
+from ..errors import UserError
 from ._base import ExportFormat, ExportResult, QuizItem, atomic_zip, ident, quiz_items, to_xml
 from .pages import lesson_body_html, page
 
-__all__ = ["AU_DATA", "AU_SCRIPT", "CMI5", "CMI5_NS", "au_id", "export_cmi5"]
+__all__ = ["AU_DATA", "AU_SCRIPT", "CMI5", "CMI5_NS", "LIBRARY_SCRIPT", "au_id", "export_cmi5"]
 
 CMI5_NS = "https://w3id.org/xapi/profiles/cmi5/v1/CourseStructure.xsd"
 AU_SCRIPT = "courseforge-au.js"
+#: @xapi/cmi5's browser bundle, in the package when `exports.cmi5_library` names it.
+LIBRARY_SCRIPT = "xapi-cmi5.js"
 AU_DATA = "courseforge-au-data"
 
 
@@ -41,12 +44,13 @@ def _au_data(mastery: float, items: list[QuizItem]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _au_page(title: str, body: str, mastery: float, items: list[QuizItem]) -> str:
+def _au_page(title: str, body: str, mastery: float, items: list[QuizItem], library: bool) -> str:
     tail = (
         '<p><button id="au-submit" type="button">Submit and finish</button></p>'
         '<p id="au-status" class="result" role="status"></p>'
         f'<script type="application/json" id="{AU_DATA}">{_au_data(mastery, items)}</script>'
-        f'<script src="{AU_SCRIPT}"></script>'
+        + (f'<script src="{LIBRARY_SCRIPT}"></script>' if library else "")
+        + f'<script src="{AU_SCRIPT}"></script>'
     )
     return page(title, body + tail)
 
@@ -85,7 +89,30 @@ def _structure(course: Course, mastery: float, hrefs: dict[str, str], lang: str)
     return to_xml(root, {CMI5_NS: ""})
 
 
-def export_cmi5(course: Course, out: Path, mastery: float, lang: str = "en") -> ExportResult:
+def _library(path: Path | None) -> bytes | None:
+    """@xapi/cmi5's browser bundle (`exports.cmi5_library`), read before anything is written."""
+    if path is None:
+        return None
+    try:
+        bundle = path.read_bytes()
+    except OSError as exc:
+        raise UserError(
+            "cmi5 library missing",
+            [("exports.cmi5_library", f"{path}: {exc.strerror or exc} (make deps-npm installs it)")],
+        ) from exc
+    if b"Cmi5" not in bundle[:2000]:
+        raise UserError(
+            "not the cmi5 library", [("exports.cmi5_library", f"{path} is not @xapi/cmi5's Cmi5.umd.js")]
+        )
+    return bundle
+
+
+def export_cmi5(
+    course: Course, out: Path, mastery: float, lang: str = "en", *, library: Path | None = None
+) -> ExportResult:
+    """The package; with `library` (@xapi/cmi5's `Cmi5.umd.js`) the AUs speak cmi5 through it,
+    else through our own handshake (`cmi5.js` does both)."""
+    bundle = _library(library)
     result = ExportResult("cmi5", out, CMI5.type_map)
     items = quiz_items(course, CMI5, result.issues)
     members: dict[str, str | bytes] = {}
@@ -94,11 +121,17 @@ def export_cmi5(course: Course, out: Path, mastery: float, lang: str = "en") -> 
         keyed = items.get(lesson.id, [])
         hrefs[lesson.id] = f"{ident(lesson.id)[2:]}.html"
         members[hrefs[lesson.id]] = _au_page(
-            lesson.title, lesson_body_html(lesson, keyed, interactive=True), mastery, keyed
+            lesson.title,
+            lesson_body_html(lesson, keyed, interactive=True),
+            mastery,
+            keyed,
+            bundle is not None,
         )
         result.lessons += 1
         result.exercises += len(keyed)
     members[AU_SCRIPT] = resources.files(__package__).joinpath("cmi5.js").read_bytes()
+    if bundle is not None:
+        members[LIBRARY_SCRIPT] = bundle
     result.files = atomic_zip(out, {"cmi5.xml": _structure(course, mastery, hrefs, lang), **members})
     return result
 
@@ -115,5 +148,7 @@ CMI5 = ExportFormat(
         "coding": "text area (ungraded: model answer shown after submit)",
         "open": "text area (ungraded: model answer shown after submit)",
     },
-    lambda course, out, options: export_cmi5(course, out, options.mastery_score),
+    lambda course, out, options: export_cmi5(
+        course, out, options.mastery_score, library=options.cmi5_library
+    ),
 )

@@ -51,7 +51,12 @@ def check_format(fmt: str | ExportFormat) -> ExportFormat:
 
 
 def export_course(
-    course: Course, fmt: str | ExportFormat, out: Path, *, mastery_score: float = 80.0
+    course: Course,
+    fmt: str | ExportFormat,
+    out: Path,
+    *,
+    mastery_score: float = 80.0,
+    cmi5_library: Path | None = None,
 ) -> ExportResult:
     """Write `course` in `fmt` at `out` (a folder for markdown/html, a file otherwise), once the
     course holds to its schema (a `Course` built in code may not have been validated) and its
@@ -59,4 +64,4 @@ def export_course(
     format_ = check_format(fmt)
     course = load_course(course.model_dump(mode="json"))
     check_ids(course)
-    return format_.write(course, out, ExportOptions(mastery_score=mastery_score))
+    return format_.write(course, out, ExportOptions(mastery_score=mastery_score, cmi5_library=cmi5_library))

@@ -30,11 +30,14 @@ def _error(status: int, message: str, problems: Sequence[tuple[str, str]]) -> JS
     return JSONResponse(body, status_code=status)
 
 
-def _build(course_data: dict[str, Any], fmt: ExportFormat, mastery: float) -> tuple[bytes, dict[str, Any]]:
+def _build(
+    course_data: dict[str, Any], fmt: ExportFormat, mastery: float, library: str | None
+) -> tuple[bytes, dict[str, Any]]:
     course = load_course(course_data)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
-        result = export_course(course, fmt, out, mastery_score=mastery)
+        bundle = Path(library) if library else None
+        result = export_course(course, fmt, out, mastery_score=mastery, cmi5_library=bundle)
         if fmt.output == "folder":
             packed = Path(tmp) / "export.zip"
             atomic_zip(
@@ -76,7 +79,9 @@ def export_router(settings: Settings, store: Store, dependencies: Sequence[Any])
         if course is None:
             return _error(404, "no course yet", [("path.job_id", "the job has no course")])
         try:
-            body, result = await asyncio.to_thread(_build, course, fmt, settings.exports.mastery_score)
+            body, result = await asyncio.to_thread(
+                _build, course, fmt, settings.exports.mastery_score, settings.exports.cmi5_library
+            )
         except UserError as exc:
             return _error(422, str(exc), exc.problems)
         summary = {k: result[k] for k in ("format", "lessons", "exercises", "skipped", "ungraded", "issues")}
