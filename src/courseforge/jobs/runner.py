@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..pipeline import ProgressEvent
 from ..pipeline.state import PlanControl
 from ..storage import Job, Store
-from .progress import ProgressTracker, tracked_run
+from .progress import ProgressSaver, ProgressTracker, tracked_run
 from .reviews import review_items
 
 __all__ = [
@@ -178,14 +178,20 @@ async def run_job(
     progress: Progress | None = None,
     tracker: ProgressTracker | None = None,
     flush_interval_s: float = 0.5,
+    saver: ProgressSaver | None = None,
 ) -> GenerationResult:
     """The job accounting every runner shares, around `execute(progress)`, which produces the
-    course (see the module docstring)."""
+    course (see the module docstring). `saver`: the process's shared progress writer."""
     run_no = await store.start_run(job.id)
     tracker = tracker or ProgressTracker()
     tracker.data.update({k: job.progress[k] for k in _KEPT if k in job.progress})
     async with tracked_run(
-        store, job.id, tracker, flush_interval_s=flush_interval_s, interrupted=lambda: interrupted(tracker)
+        store,
+        job.id,
+        tracker,
+        flush_interval_s=flush_interval_s,
+        interrupted=lambda: interrupted(tracker),
+        saver=saver,
     ):
         result = await execute(tracker.feeding(progress))
     result.report.summary.update(job_id=job.id, run=run_no)
@@ -215,15 +221,18 @@ class InProcessRunner:
         cache: ResponseCache | None = None,
         batch: bool = False,
         bank: Sequence[Exercise] = (),
+        saver: ProgressSaver | None = None,
     ) -> None:
         """`cache`: a response cache of its own (a tenant's namespace); default: the config's.
-        `batch`: run jobs in batch mode (provider batch APIs, batches recorded in `store`)."""
+        `batch`: run jobs in batch mode (provider batch APIs, batches recorded in `store`).
+        `saver`: one progress writer for every job of the process (a service's)."""
         self.engine = engine
         self.batch = batch
         #: A vetted question bank every job of this runner reuses (`generate --question-bank`).
         self.bank = tuple(bank)
         self.store = store
         self.flush_interval_s = flush_interval_s
+        self.saver = saver
         self._cache = cache
         self._cache_ready = cache is not None
         self._tenant_caches: dict[str, ResponseCache] = {}
@@ -279,6 +288,7 @@ class InProcessRunner:
             progress=progress,
             tracker=tracker,
             flush_interval_s=self.flush_interval_s,
+            saver=self.saver,
         )
 
     async def _interrupted(self, job_id: str, tracker: ProgressTracker, spent: Report | None) -> None:

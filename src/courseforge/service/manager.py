@@ -26,6 +26,7 @@ from ..domain import AnalysisResult, Exercise, Report
 from ..engine import Engine
 from ..evals.shadow import ShadowRunner
 from ..jobs import InProcessRunner, JobRunner, ProgressTracker, job_mode, new_job, revise_review
+from ..jobs.progress import ProgressSaver
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
@@ -64,10 +65,12 @@ class JobManager:
         self.store = store
         self.engine = engine
         self.metrics = metrics
-        self.runner: JobRunner = InProcessRunner(engine, store)
+        #: One progress writer for every job this process runs (one transaction per round).
+        self.saver = ProgressSaver(store)
+        self.runner: JobRunner = InProcessRunner(engine, store, saver=self.saver)
         #: Jobs submitted with mode "batch": the same engine and store, through provider batches
         #: shared by every batch job waiting in the same round.
-        self.batch_runner: JobRunner = InProcessRunner(engine, store, batch=True)
+        self.batch_runner: JobRunner = InProcessRunner(engine, store, batch=True, saver=self.saver)
         if settings.service.temporal_address:
             # The worker fleet generates; this process starts each workflow, follows it, stores
             # its result. The slots then bound workflows followed, not courses generated here.
@@ -165,6 +168,7 @@ class JobManager:
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        await self.saver.aclose()
         with contextlib.suppress(Exception):
             await self.store.release_all(self.owner)
         if self.shadow is not None:

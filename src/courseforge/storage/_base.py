@@ -209,6 +209,11 @@ class Store(abc.ABC):
         """Change any of: status, progress, error, course_status, runs, cancel_requested."""
 
     @abc.abstractmethod
+    async def save_progress(self, progress: Mapping[str, Mapping[str, Any]]) -> None:
+        """Job id -> its progress, for each job still running, in one transaction (a job that
+        has finished keeps the progress its result saved)."""
+
+    @abc.abstractmethod
     async def start_run(self, job_id: str) -> int:
         """Mark the job running and count the run; returns the run number (1 for the first)."""
 

@@ -370,6 +370,20 @@ class SQLStore(SharedStateSQL):
         params += [time.time(), job_id]
         await self._transaction([(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)])
 
+    async def save_progress(self, progress: Mapping[str, Mapping[str, Any]]) -> None:
+        if not progress:
+            return
+        now = time.time()
+        await self._transaction(
+            [
+                (
+                    "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+                    (_dumps(data), now, job_id),
+                )
+                for job_id, data in progress.items()
+            ]
+        )
+
     async def start_run(self, job_id: str) -> int:
         await self._transaction(
             [
