@@ -3,7 +3,8 @@
 workflow waits after phase 2 for its author (the `plan` query), an edit the gates refuse is not
 sent, a kept edit and the approval are signals, and the same workflow finishes the course from
 the edited plan without sending a phase-2 request again. The service's Temporal runner does the
-same through the store's plan (`PUT`/`approve` of the API), with a job's question bank."""
+same through the store's plan (`PUT`/`approve` of the API), with a job's question bank; a job
+cancelled while it waits for its plan has its workflow cancelled."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from courseforge.config import Settings, load_config
 from courseforge.distributed import generate_on_temporal
@@ -160,6 +162,17 @@ async def test_the_service_on_temporal_reviews_the_plan_and_reuses_the_bank(
                 await approve_plan(store, job.id)
                 await manager.resume(job.id)
                 done = await until(job.id, "completed", "failed")
+                # A job cancelled while it waits for its plan: its workflow is cancelled too.
+                other, _ = await manager.submit(example_analysis(), f"svc2-{queue}", None, review_plan=True)
+                assert (await until(other.id, "plan_review", "failed")).status == "plan_review"
+                cancelled = await manager.cancel(other.id)
+                assert cancelled is not None and cancelled.status == "cancelled"
+                described = await client.get_workflow_handle(other.id).describe()
+                deadline = time.monotonic() + 30
+                while described.status != WorkflowExecutionStatus.CANCELED and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    described = await client.get_workflow_handle(other.id).describe()
+                assert described.status == WorkflowExecutionStatus.CANCELED
         finally:
             await manager.stop()
             await worker_engine.aclose()

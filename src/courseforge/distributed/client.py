@@ -437,6 +437,14 @@ class TemporalJobRunner:
             flush_interval_s=self.poll_s,
         )
 
+    async def discard(self, job: Job) -> None:
+        """The job was cancelled while its workflow waits for the plan's approval: cancel the
+        workflow (it would otherwise wait forever)."""
+        handle = (await self.client()).get_workflow_handle(job.id)
+        with contextlib.suppress(RPCError):  # no such workflow, or it has ended
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.cancel()
+
     async def _interrupted(
         self, handle: WorkflowHandle[Any, Any], job_id: str, tracker: ProgressTracker
     ) -> None:

@@ -64,6 +64,11 @@ class JobRunner(Protocol):
         and the job ends completed, failed, or (if this task is cancelled) cancelled/queued."""
         ...
 
+    async def discard(self, job: Job) -> None:
+        """A job not running here (waiting for its plan's author) was cancelled: end whatever
+        still holds it elsewhere (a Temporal workflow waiting for the approval signal)."""
+        ...
+
 
 def input_digest(analysis: Mapping[str, Any]) -> str:
     raw = json.dumps(analysis, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -290,6 +295,9 @@ class InProcessRunner:
             flush_interval_s=self.flush_interval_s,
             saver=self.saver,
         )
+
+    async def discard(self, job: Job) -> None:
+        """Nothing to end: an in-process job waiting for its plan holds nothing."""
 
     async def _interrupted(self, job_id: str, tracker: ProgressTracker, spent: Report | None) -> None:
         """Cancelled on request -> "cancelled", with the run's spend stored as its report (status

@@ -328,6 +328,8 @@ class JobManager:
         elif await self._held_elsewhere(job_id):
             pass  # its process sees the request at its next renewal and cancels it there
         else:
+            if job.status == "plan_review":  # its Temporal workflow may still wait for the plan
+                await self.runner.discard(job)
             await self.store.update_job(job_id, status="cancelled")
             self._finish(job_id, "cancelled")
         return await self.store.get_job(job_id)
