@@ -4,6 +4,7 @@ what the eval's own tables do not break down.
     python benchmarks/eval_store.py OUT/store.db routes [--config NAME]   # start tier and why, final tier
     python benchmarks/eval_store.py OUT/store.db judges [--config NAME]   # judge calls: cost share by model
     python benchmarks/eval_store.py OUT/store.db task metadata_extras [--config NAME]
+    python benchmarks/eval_store.py OUT/store.db gates [--config NAME]    # attempts each gate rejected
     python benchmarks/eval_store.py OUT/store.db quality [--config NAME]  # grounding, cost, lesson tokens
     python benchmarks/eval_store.py OUT/store.db exercises [--config NAME]  # exercises apart on OSS 20B?
 
@@ -31,8 +32,10 @@ from typing import Any
 def reports(store: Path, config: str | None) -> Iterator[dict[str, Any]]:
     with sqlite3.connect(store) as db:
         rows = list(db.execute("select job_id, body from reports"))
+    # eval-<input>-<digest>-<config>-<config digest>-r<repeat>: "hosted" must not match "hosted-minilm".
+    mine = re.compile(rf"-{re.escape(config)}-[0-9a-f]+-r\d+$") if config else None
     for job_id, body in rows:
-        if config is None or f"-{config}-" in job_id:
+        if mine is None or mine.search(job_id):
             yield {**json.loads(body), "_job": job_id}
 
 
@@ -152,10 +155,54 @@ def exercises(store: Path, bodies: list[dict[str, Any]], config: str | None) -> 
     )
 
 
+#: A rejected attempt's gate, read off the reason its feedback starts with (`gate: ...`).
+_GATE_REASONS = (
+    ("grounding", r"factual claims are supported"),
+    ("citation_coverage", r"backed by a cited source"),
+    ("similarity", r"drifted from|of another section better"),
+    ("consistency", r"Samples of this lesson disagree"),
+    ("answer_keys", r"answer key"),
+    ("teaches", r"announc"),
+    ("ending", r"cut off|empty heading|never (comes|given)"),
+    ("length", r"content has \d+ words"),
+    ("judge", r"judge"),
+    ("exercise_outcomes", r"assesses outcome|does not teach"),
+    ("safety", r"PII|toxic|profan"),
+)
+
+
+def gates(bodies: list[dict[str, Any]]) -> None:
+    """Lesson attempts each gate rejected, and lessons regenerated as duplicates in phase 4
+    (how many of those matched on the lexical measure alone, under the cosine bar)."""
+    rejected: collections.Counter[str] = collections.Counter()
+    regenerated: collections.Counter[str] = collections.Counter()
+    attempts = lessons = 0
+    for report in bodies:
+        lessons += len(report["lessons"])
+        for call in report["calls"]:
+            if not call["task"].startswith("lesson:"):
+                continue
+            attempts += 1
+            if call["outcome"] == "rejected" and call["reason"].startswith("gate:"):
+                gate = next((g for g, p in _GATE_REASONS if re.search(p, call["reason"], re.I)), "other")
+                rejected[gate] += 1
+        for d in report["decisions"]:
+            if d["action"] == "regenerate":
+                regenerated[d.get("inputs", {}).get("kind", "?")] += 1
+    print(f"{len(bodies)} courses, {lessons} lessons, {attempts} lesson calls")
+    print(
+        "attempts rejected, by gate: " + (", ".join(f"{g} {n}" for g, n in rejected.most_common()) or "none")
+    )
+    print(
+        "regenerated as duplicates: "
+        + (", ".join(f"{k} {n}" for k, n in regenerated.most_common()) or "none")
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("store", type=Path)
-    ap.add_argument("what", choices=["routes", "judges", "task", "quality", "exercises"])
+    ap.add_argument("what", choices=["routes", "judges", "task", "quality", "exercises", "gates"])
     ap.add_argument("task", nargs="?", default="")
     ap.add_argument("--config", default=None)
     args = ap.parse_args()
@@ -166,6 +213,8 @@ def main() -> None:
         quality(bodies)
     elif args.what == "exercises":
         exercises(args.store, bodies, args.config)
+    elif args.what == "gates":
+        gates(bodies)
     else:
         task_costs(bodies, "judges" if args.what == "judges" else args.task)
 
