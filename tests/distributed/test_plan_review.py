@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +32,14 @@ from courseforge.exports.bank_import import read_bank
 from courseforge.jobs import PlanRefused, approve_plan, edit_plan
 from courseforge.providers.embeddings import HashingEmbedder
 from courseforge.testing import LoopbackServer
-from engine_helpers import EXAMPLES, author_reply, example_analysis, loopback_config, write_config
+from engine_helpers import (
+    EXAMPLES,
+    author_reply,
+    example_analysis,
+    loopback_config,
+    loopback_in_thread,
+    write_config,
+)
 
 pytestmark = pytest.mark.server_binary
 
@@ -186,3 +196,59 @@ async def test_the_service_on_temporal_reviews_the_plan_and_reuses_the_bank(
     bank_ids = {q.id for q in BANK}
     from_bank = [e for e in reused if e in bank_ids]
     assert len(from_bank) >= 10 and report["summary"]["bank_reused"] == len(from_bank)
+
+
+CLI = Path(sys.executable).with_name("courseforge")
+
+
+def test_the_plan_commands_on_temporal(temporal_address: str, tmp_path: Path) -> None:
+    """`generate --temporal --review-plan`, `plan show|edit|approve --temporal`, `generate --job
+    --temporal` as a terminal runs them, against a `courseforge worker` process."""
+    queue = f"cf-cli-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}
+    env["COURSEFORGE_STORAGE_URL"] = f"sqlite:///{tmp_path}/cli.db"
+    with loopback_in_thread(author_reply()) as server:
+        config = loopback_config(server.base_url)
+        config["service"] = {"temporal_task_queue": queue}
+        path = str(write_config(tmp_path / "loop.yaml", config))
+        log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - open for the worker's lifetime
+        worker = subprocess.Popen(
+            [str(CLI), "worker", "--temporal", temporal_address, "--task-queue", queue, "--config", path],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+
+        def cf(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(CLI), *args, "--config", path, "--temporal", temporal_address],
+                env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=240,
+            )  # fmt: skip
+
+        try:
+            course = str(tmp_path / "course.json")
+            stopped = cf(
+                "generate", str(EXAMPLES / "python-basics.json"), "-o", course, "--job", "pb", "--review-plan"
+            )
+            assert stopped.returncode == 0, stopped.stderr + (tmp_path / "worker.log").read_text()
+            assert "plan ready for review" in stopped.stderr and not Path(course).exists()
+            shown = cf("plan", "show", "pb", "--json")
+            assert shown.returncode == 0, shown.stderr
+            first, text = (json.loads(shown.stdout)["outcomes"][0][k] for k in ("id", "text"))
+            refused = cf("plan", "edit", "pb", "--outcome", f"{first}=Eat a sandwich at home tonight")
+            assert refused.returncode == 2 and "no measurable verb" in refused.stderr
+            kept = cf("plan", "edit", "pb", "--outcome", f"{first}={text} in small programs")
+            assert kept.returncode == 0 and "--temporal" in kept.stderr, kept.stderr
+            approved = cf("plan", "approve", "pb")
+            assert approved.returncode == 0 and json.loads(approved.stdout)["plan"] == "approved"
+            done = cf("generate", str(EXAMPLES / "python-basics.json"), "-o", course, "--job", "pb")
+            assert done.returncode == 0, done.stderr
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            log.close()
+    written = json.loads(Path(course).read_text())
+    report = json.loads((tmp_path / "course.report.json").read_text())
+    assert written["metadata"]["learning_outcomes"][0]["text"] == f"{text} in small programs"
+    assert sorted(c["task"] for c in report["calls"] if c["phase"] == "metadata") == [
+        "metadata_core",
+        "metadata_extras",
+    ]
