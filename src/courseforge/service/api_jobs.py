@@ -58,7 +58,7 @@ class JobView(BaseModel):
             course_id=job.course_id,
             status=job.status,
             course_status=job.course_status,
-            progress=job.progress,
+            progress=_shown_progress(job.progress),
             error=job.error,
             runs=job.runs,
             cancel_requested=job.cancel_requested,
@@ -276,6 +276,16 @@ async def _submit(
     if not created:
         return _same_or_conflict(job, analysis)
     return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+
+def _shown_progress(progress: dict[str, Any]) -> dict[str, Any]:
+    """A job's progress as the API shows it: its question bank counted, not listed (a bank is
+    hundreds of questions; every job list would carry them)."""
+    if "bank" not in progress:
+        return progress
+    shown = {k: v for k, v in progress.items() if k != "bank"}
+    shown["bank_questions"] = len(progress["bank"] or ())
+    return shown
 
 
 async def _submission(request: Request) -> tuple[bytes, list[Exercise]]:
