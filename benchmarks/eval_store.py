@@ -7,6 +7,7 @@ what the eval's own tables do not break down.
     python benchmarks/eval_store.py OUT/store.db gates [--config NAME]    # attempts each gate rejected
     python benchmarks/eval_store.py OUT/store.db quality [--config NAME]  # grounding, cost, lesson tokens
     python benchmarks/eval_store.py OUT/store.db exercises [--config NAME]  # exercises apart on OSS 20B?
+    python benchmarks/eval_store.py OUT/store.db phases [--config NAME]  # each phase's spend against the cap
 
 `exercises` prices, for every final lesson, its exercises where they are written now (in the
 lesson's answer, at its final model's output price) against a separate call on the cheap tier
@@ -99,6 +100,27 @@ def quality(bodies: list[dict[str, Any]]) -> None:
     print(f"  cost per course          ${sum(r['total_cost_usd'] for r in bodies) / len(bodies):.5f}")
     for key in ("input_tokens", "output_tokens", "cost_usd"):
         print(f"  lessons {key:16s} {sum(p.get(key, 0) for p in lessons) / len(bodies):.5f} per course")
+
+
+def phases(bodies: list[dict[str, Any]]) -> None:
+    """Each phase's spend per course as a share of the course's cap (`budget_usd`) and of what the
+    course spent, against its own cap (`phase_budget_usd`) when it has one; budget-blocked calls."""
+    names = sorted({p for r in bodies for p in r["by_phase"]})
+    print(f"{len(bodies)} courses, mean cost ${sum(r['total_cost_usd'] for r in bodies) / len(bodies):.5f}")
+    for name in names:
+        spent = [float(r["by_phase"].get(name, {}).get("cost_usd", 0)) for r in bodies]
+        of_cap = sorted(s / float(r["budget_usd"]) for s, r in zip(spent, bodies, strict=True))
+        of_total = [s / float(r["total_cost_usd"] or 1) for s, r in zip(spent, bodies, strict=True)]
+        caps = {str(r.get("phase_budget_usd", {}).get(name, "-")) for r in bodies}
+        blocked = sum(
+            1 for r in bodies for c in r["calls"] if c["phase"] == name and c["outcome"] == "budget_blocked"
+        )
+        print(
+            f"  {name:12s} per course mean ${sum(spent) / len(spent):.5f} max ${max(spent):.5f}  "
+            f"of the cap mean {sum(of_cap) / len(of_cap):.2%} p95 {of_cap[int(0.95 * (len(of_cap) - 1))]:.2%} "
+            f"max {of_cap[-1]:.2%}  of the course's spend mean {sum(of_total) / len(of_total):.1%}  "
+            f"cap {'/'.join(sorted(caps))}  budget-blocked calls {blocked}"
+        )
 
 
 def exercises(store: Path, bodies: list[dict[str, Any]], config: str | None) -> None:
@@ -202,7 +224,7 @@ def gates(bodies: list[dict[str, Any]]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("store", type=Path)
-    ap.add_argument("what", choices=["routes", "judges", "task", "quality", "exercises", "gates"])
+    ap.add_argument("what", choices=["routes", "judges", "task", "quality", "exercises", "gates", "phases"])
     ap.add_argument("task", nargs="?", default="")
     ap.add_argument("--config", default=None)
     args = ap.parse_args()
@@ -211,6 +233,8 @@ def main() -> None:
         routes(bodies)
     elif args.what == "quality":
         quality(bodies)
+    elif args.what == "phases":
+        phases(bodies)
     elif args.what == "exercises":
         exercises(args.store, bodies, args.config)
     elif args.what == "gates":

@@ -63,3 +63,30 @@ def test_the_summary_line_is_printed_whole(generated: tuple[Path, Path, str]) ->
     line = next(x for x in output.splitlines() if "similarity mean" in x)
     assert f"similarity mean {mean:.3f}  wall " in line  # one line, the number after its name
     assert line.startswith("lessons ") and line.rstrip().endswith("s")
+
+
+def test_the_summary_table_shows_each_capped_phase_against_its_cap() -> None:
+    from decimal import Decimal
+
+    from rich.console import Console
+
+    from courseforge.cli.generate import summary_table
+    from courseforge.domain.report import Report, Totals
+
+    report = Report(
+        course_id="c",
+        status="approved",
+        budget_usd=Decimal("0.45"),
+        phase_budget_usd={"quality": Decimal("0.0225")},
+        by_phase={
+            "metadata": Totals(calls=1, cost_usd=Decimal("0.004")),
+            "quality": Totals(calls=2, cost_usd=Decimal("0.01")),
+        },
+    )
+    console = Console(width=200, record=True)
+    console.print(summary_table(report))
+    rows = {
+        line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") > 2
+    }
+    assert "0.010000 of 0.022500" in rows["phase quality"]
+    assert " of " not in rows["phase metadata"]  # no cap: spend only

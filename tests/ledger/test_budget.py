@@ -259,7 +259,12 @@ def test_phase_spend_counts_settled_records() -> None:
 
 @pytest.mark.parametrize(
     ("shares", "ok"),
-    [({"metadata": 0.5, "lessons": 0.6}, True), ({"lessons": 0.0}, False), ({"x": 1.5}, False)],
+    [
+        ({"metadata": 0.5, "lessons": 0.6}, True),
+        ({"lessons": 0.0}, False),
+        ({"x": 1.5}, False),
+        ({"lesson": 0.5}, False),  # no such phase: it would cap nothing
+    ],
 )
 def test_phase_shares_are_validated_and_turned_into_caps(shares: dict[str, float], ok: bool) -> None:
     if not ok:
@@ -268,4 +273,4 @@ def test_phase_shares_are_validated_and_turned_into_caps(shares: dict[str, float
         return
     settings = hosted_settings(budget=BudgetSettings(phase_shares=shares))
     assert phase_caps(Decimal("0.40"), settings) == {"metadata": Decimal("0.20"), "lessons": Decimal("0.24")}
-    assert hosted_settings().budget.phase_shares == {"lessons": 0.6}
+    assert hosted_settings().budget.phase_shares == {"lessons": 0.6, "quality": 0.05}

@@ -320,6 +320,38 @@ async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
     assert s2.feedback == ""  # consumed by the regeneration
 
 
+async def test_the_quality_phase_cap_refuses_a_regeneration_and_keeps_the_lesson_flagged() -> None:
+    """`budget.phase_shares.quality` (issue 26 item 14): a duplicate's regeneration that would pass
+    the quality phase's own cap is not sent, though the course's cap has room; the earlier draft
+    stays, flagged for a person, and the lessons phase is not touched by that cap."""
+    rig = Rig()
+    rig.ledger.phase_caps_usd = {"quality": Decimal("0.000001")}
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    first, second = rig.state.plans[0].lessons[:2]
+    texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
+    shared = " ".join(
+        ("Here we " + " and ".join(texts) + ". The key ideas are running Python and variables.").split() * 20
+    )[:3900]
+    author = CourseAuthor()
+
+    def duplicating(request: ChatRequest) -> str:
+        text = author(request)
+        if task_of(request) == "lesson" and lesson_title(request) in {first.title, second.title}:
+            return json.dumps({**json.loads(text), "content": shared})
+        return text
+
+    rig.script.fn = duplicating
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    await run_quality(rig.state, rig.ctx)
+    s2 = rig.state.slots["S1-L2"]
+    assert [r.outcome for r in rig.records("lesson:S1-L2/r1")] == ["budget_blocked"]
+    assert not [r for r in rig.records(phase="quality") if r.outcome != "budget_blocked"]
+    assert rig.ledger.committed < rig.ledger.cap_usd  # the course's cap had room: the phase's refused
+    assert s2.status == "flagged" and s2.draft is not None and s2.draft.content == shared
+    assert "budget" in s2.reason and s2 in rig.state.usable_slots()
+
+
 async def test_quality_leaves_distinct_lessons_alone() -> None:
     rig = Rig()
     await rig.through_lessons()

@@ -155,15 +155,16 @@ def summary_table(report: Report) -> Table:
     table.add_column("calls", justify="right")
     table.add_column("tokens in/out", justify="right")
     table.add_column("cost USD", justify="right")
-    for label, totals in [
-        *(("phase " + k, v) for k, v in report.by_phase.items()),
-        *(("model " + k, v) for k, v in report.by_model.items()),
+    for label, totals, cap in [
+        *(("phase " + k, v, report.phase_budget_usd.get(k)) for k, v in report.by_phase.items()),
+        *(("model " + k, v, None) for k, v in report.by_model.items()),
     ]:
         table.add_row(
             label,
             str(totals.calls),
             f"{totals.input_tokens}/{totals.output_tokens}",
-            f"{totals.cost_usd:.6f}",
+            # A phase with its own ceiling (`budget.phase_shares`) shows its spend against it.
+            f"{totals.cost_usd:.6f}" + ("" if cap is None else f" of {cap:.6f}"),
         )
     table.add_row(
         "total",

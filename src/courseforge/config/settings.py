@@ -512,6 +512,10 @@ class GateSettings(_S):
     teaches: TeachesSettings = Field(default_factory=TeachesSettings)
 
 
+#: The phases whose calls a `budget.phase_shares` ceiling can cap (pipeline phases 2-5).
+BUDGETED_PHASES = ("metadata", "lessons", "quality", "completeness")
+
+
 class BudgetSettings(_S):
     #: Hard cap per course in USD; the input's budget_usd overrides it.
     per_course_usd: Decimal = Field(default=Decimal("0.45"), gt=0)
@@ -529,6 +533,12 @@ class BudgetSettings(_S):
         bad = [f"{p}: {v}" for p, v in self.phase_shares.items() if not 0 < v <= 1]
         if bad:
             raise ValueError(f"phase_shares must be in (0, 1]: {', '.join(bad)}")
+        # A misspelt phase would cap nothing, silently.
+        unknown = sorted(set(self.phase_shares) - set(BUDGETED_PHASES))
+        if unknown:
+            raise ValueError(
+                f"phase_shares names no phase {', '.join(unknown)}: one of {', '.join(BUDGETED_PHASES)}"
+            )
         return self
 
 

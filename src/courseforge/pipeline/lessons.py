@@ -19,7 +19,7 @@ from ..domain import AnalysisResult, Decision, LearningOutcome, ReviewFlag
 from ..domain.analysis import SectionSpec
 from ..domain.drafts import LessonDraft, json_schema_of
 from ..domain.tasks import TaskId, lesson_key, outcome_number
-from ..errors import BadResponse, JobStopped, ModerationRefused, ProviderError
+from ..errors import BadResponse, BudgetExceeded, JobStopped, ModerationRefused, ProviderError
 from ..providers import ChatRequest, Message, ProseFirst
 from ..providers.effects import CallResult, CallSpec
 from ..routing import (
@@ -448,6 +448,14 @@ def _settle(
     """The cascade's outcome on the slot: failed (transient or not), accepted or flagged."""
     state.decisions += result.decisions
     slot.attempts += result.attempts
+    refused = result.errors and all(isinstance(e, BudgetExceeded) for e in result.errors)
+    if result.value is None and slot.draft is not None and refused:
+        # A regeneration (phase 4) the budget refused outright: the earlier draft (its tier and
+        # model) stands, flagged for a person.
+        slot.status = "flagged"
+        slot.reason = f"regeneration refused by the budget, earlier draft kept: {result.reason}"[:500]
+        state.decisions.append(Decision(task=task.key(), action="flag", tier=slot.tier, reason=slot.reason))
+        return
     slot.tier, slot.model, slot.reason = result.tier, result.model, result.reason
     if result.value is None:
         slot.status = "failed"
