@@ -21,6 +21,8 @@ pytestmark = pytest.mark.browser
 
 
 def test_an_author_submits_a_course_through_the_form(tmp_path: Path, artefacts: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
     with dashboard(tmp_path) as base, browser_page(artefacts) as page:
 
         def shot(name: str) -> None:
@@ -71,7 +73,7 @@ def test_an_author_submits_a_course_through_the_form(tmp_path: Path, artefacts: 
         analysis = tmp_path / "analysis.json"
         analysis.write_text(json.dumps({**example_data(), "course_id": "from-a-file"}), "utf-8")
         page.get_by_label("JSON file").set_input_files(str(analysis))
-        page.wait_for_function("document.getElementById('analysis').value.includes('from-a-file')")
+        expect(page.locator("#analysis")).to_have_value(re.compile("from-a-file"))
         page.get_by_role("button", name="Submit job").click()
         page.wait_for_url(re.compile(rf"{base}/ui/jobs/job-.*"))
         assert "from-a-file" in page.content()
@@ -88,6 +90,8 @@ def test_source_files_and_a_bank_go_with_a_course_from_the_form(tmp_path: Path, 
     """Two source files picked: each read into a source row (the second row added for it); an
     emptied source refused beside its field; a GIFT bank read into its box; the job stored with
     the sources as `source_material` and the bank's questions."""
+    from playwright.sync_api import expect
+
     notes = tmp_path / "light-reactions.md"
     notes.write_text(
         "# Light reactions\n\nChlorophyll absorbs light; water is split and oxygen released.\n", "utf-8"
@@ -110,12 +114,12 @@ def test_source_files_and_a_bank_go_with_a_course_from_the_form(tmp_path: Path, 
             page.get_by_label(f"section {i + 1} title").fill(title)
             page.get_by_label(f"section {i + 1} key concepts (comma-separated)").fill(concepts)
         page.get_by_label("Source files (text or Markdown)").set_input_files([str(notes), str(cycle)])
-        page.wait_for_function("document.getElementById('sources').getAttribute('data-read') === '2'")
+        page.locator("#sources[data-read='2']").wait_for(state="attached")
         assert page.get_by_label("source 1 title").input_value() == "light-reactions"
         assert page.get_by_label("source 2 title").input_value() == "calvin-cycle"
         assert "Calvin cycle fixes" in page.get_by_label("source 2 text").input_value()
         page.get_by_label("Bank file (GIFT or Moodle XML)").set_input_files(str(bank))
-        page.wait_for_function("document.getElementById('question_bank').value.includes('PH-2')")
+        expect(page.locator("#question_bank")).to_have_value(re.compile("PH-2"))
 
         page.get_by_label("source 2 text").fill("")  # a title without text: refused beside the text
         page.get_by_role("button", name="Submit job").click()
