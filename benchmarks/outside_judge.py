@@ -1,7 +1,7 @@
 """What an offline judge adds on the outside set (issue 24): the embedded local model as the
 judge, on the items the policy sends it, and on the wrong answer keys no rule reads.
 
-    .venv/bin/python benchmarks/outside_judge.py [--limit N] [--profile offline] [--json OUT]
+    .venv/bin/python benchmarks/outside_judge.py [--limit N] [--skip N] [--profile offline] [--json OUT]
 
 The sample, in this order (each kind interleaved good/bad so a short `--limit` still has both):
 1. every similarity-labelled item whose similarity verdict under the hosted policy (MiniLM) is
@@ -83,7 +83,7 @@ def _draft(item: dict[str, Any]) -> LessonDraft:
     return LessonDraft.model_construct(content=item["content"], exercises=exercises, citations=[])
 
 
-async def run(limit: int, profile: str, cache: Path) -> dict[str, Any]:
+async def run(limit: int, profile: str, cache: Path, skip: int = 0) -> dict[str, Any]:
     settings = load_config(profile, env={}).settings
     js = settings.gates.judge
     tier = js.tier
@@ -93,7 +93,7 @@ async def run(limit: int, profile: str, cache: Path) -> dict[str, Any]:
     gate = JudgeGate(js.pass_composite, js.min_correctness, js.floors)
     parse = parser_for(JudgeDraft)
     rows: list[dict[str, Any]] = []
-    chosen = (await sample(cache))[:limit]
+    chosen = (await sample(cache))[skip : skip + limit]
     print(
         f"{len(chosen)} items, judge {model_id} ({profile} profile, tier {tier}); load {os.getloadavg()[0]:.1f}"
     )
@@ -162,6 +162,7 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=12, help="items judged (the sample's first N)")
     parser.add_argument("--profile", default="offline", help="the profile whose judge tier judges")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/courseforge/bench-embeddings.sqlite"))
+    parser.add_argument("--skip", type=int, default=0, help="start after the sample's first N items")
     parser.add_argument("--list", action="store_true", help="only print the sample")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -169,7 +170,7 @@ if __name__ == "__main__":
         for row in asyncio.run(sample(args.cache.expanduser())):
             print(row["why"], row["label"], row["id"])
         sys.exit(0)
-    report = asyncio.run(run(args.limit, args.profile, args.cache.expanduser()))
+    report = asyncio.run(run(args.limit, args.profile, args.cache.expanduser(), args.skip))
     print(json.dumps(report["summary"], indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1), "utf-8")
