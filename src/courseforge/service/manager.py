@@ -321,12 +321,14 @@ class JobManager:
             return job
         await self.store.update_job(job_id, cancel_requested=True)
         task = self._tasks.get(job_id)
+        if job_id not in self._claimed and await self._held_elsewhere(job_id):
+            # Another process runs it: it sees the request at its next renewal and ends the job
+            # there. A task of ours still waiting for a slot finds the job taken and ends quietly.
+            return await self.store.get_job(job_id)
         if task is not None:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(task), 10)
-        elif await self._held_elsewhere(job_id):
-            pass  # its process sees the request at its next renewal and cancels it there
         else:
             if job.status == "plan_review":  # its Temporal workflow may still wait for the plan
                 await self.runner.discard(job)
