@@ -269,7 +269,10 @@ async def _drive(base: str, pid: int, args: argparse.Namespace, example: dict[st
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=32)
     watch, stop = Watch(), asyncio.Event()
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as client:
+    # No limit on waiting for one of the 32 connections: 2,000 submissions queue here for
+    # minutes while the service answers a few a second (a 60 s pool wait aborted such a run).
+    timeout = httpx.Timeout(60, pool=None)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits) as client:
         watcher = asyncio.create_task(_watch(base, pid, watch, stop, args.sample_s))
         t0 = time.time()
 
