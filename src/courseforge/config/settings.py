@@ -249,8 +249,8 @@ class ModelSettings(_S):
     price_in_per_m: Decimal = Field(default=Decimal(0), ge=0)
     price_out_per_m: Decimal = Field(default=Decimal(0), ge=0)
     context_window: int = Field(default=131072, ge=512)
-    #: How structured output is requested: json_schema (standard), json_object with the schema
-    #: (llama.cpp server), or prompt-only with JSON repair.
+    #: How structured output is requested: json_schema (standard; llama.cpp's own server takes
+    #: it too), json_object with the schema (some gateways), or prompt-only with JSON repair.
     output_mode: Literal["json_schema", "json_object", "prompt"] = "json_schema"
     #: Model family, so a judge can be picked from another family than the generator.
     family: str = ""
