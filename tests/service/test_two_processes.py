@@ -245,7 +245,9 @@ def test_two_service_processes_on_one_store_act_as_one(two_services: Two) -> Non
         httpx.post(f"{elsewhere}/v1/jobs/{slow['id']}/cancel", headers=_auth(TOKEN), timeout=30).status_code
         == 200
     )
-    _until(lambda: _status(a, slow["id"])["status"] in ("cancelled", "completed", "failed"), "never ended", 60)
+    _until(
+        lambda: _status(a, slow["id"])["status"] in ("cancelled", "completed", "failed"), "never ended", 60
+    )
     assert _status(a, slow["id"])["status"] == "cancelled", _status(a, slow["id"])
 
     # Six jobs sent to A only: B takes its share of the queue; each job runs once.
