@@ -66,4 +66,12 @@ def test_a_bad_bank_or_part_is_refused_naming_it(settings: Settings, tmp_path: P
             "/v1/jobs", files={"analysis": analysis, "notes": ("n.txt", b"x", "text/plain")}, headers=AUTH
         )
         assert extra.status_code == 422 and "form.notes" in extra.text
+        crowded = client.post(  # more parts than the two a submission may carry (the parser's limit)
+            "/v1/jobs",
+            files={"analysis": analysis},
+            data={"a": "1", "b": "2", "c": "3"},
+            headers=AUTH,
+        )
+        assert crowded.status_code == 422, crowded.text
+        assert crowded.json()["error"]["problems"][0]["path"] == "form"
         assert client.get("/v1/jobs", headers=AUTH).json()["jobs"] == []  # nothing stored

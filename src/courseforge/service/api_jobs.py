@@ -296,6 +296,10 @@ async def _submission(request: Request) -> tuple[bytes, list[Exercise]]:
     try:
         form = await request.form(max_files=2, max_fields=2)
     except Exception as exc:  # the multipart parser's own errors
+        if "Too many" in str(exc):  # well-formed, but parts beyond the two it may carry
+            raise ApiError(
+                422, "unknown form part", [("form", "expected only the parts analysis and question_bank")]
+            ) from exc
         raise ApiError(400, "bad multipart body", [("body", str(exc)[:200])]) from exc
     unknown = sorted(set(form) - {"analysis", "question_bank"})
     if unknown:

@@ -148,6 +148,7 @@ def _analysis_openapi(app: FastAPI) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "required": ["analysis"],
+                    "additionalProperties": False,  # any other part is refused (422)
                     "properties": {
                         "analysis": {
                             "type": "string",
