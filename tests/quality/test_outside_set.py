@@ -69,6 +69,50 @@ def test_every_announcement_is_caught_by_the_teaches_gate() -> None:
     assert missed == []
 
 
+def test_every_real_sections_outcome_has_a_measurable_verb() -> None:
+    from courseforge.quality.gates import OutcomesGate
+
+    refused = [
+        (i["id"], o)
+        for i in ITEMS
+        if i["kind"] == "on_topic"
+        for o in i["outcomes"]
+        if not OutcomesGate(min_outcomes=1).check([_outcome(o)], GateContext()).passed
+    ]
+    assert refused == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The set's two outcomes as first written (reworded in authored.yaml, issue 24 round 3):
+        # the gate was right to refuse them, and still does.
+        "Turn a vector into an array by giving it a dimension vector with dim()",
+        "Read a data file with a header line and row labels into a data frame with read.table()",
+        # Outcomes Bloom-based rubrics reject: an inner state or an activity, not a performance.
+        "Understand how R stores arrays",
+        "Know the arguments of read.table()",
+        "Learn about default argument values",
+        "Be familiar with the Debian manifesto",
+        "Appreciate why distributions matter",
+        "Read the chapter on generalized linear models",
+    ],
+)
+def test_the_outcomes_gate_still_refuses_unmeasurable_outcomes(text: str) -> None:
+    from courseforge.quality.gates import OutcomesGate
+
+    assert not OutcomesGate(min_outcomes=1).check([_outcome(text)], GateContext()).passed
+
+
+def _outcome(text: str) -> Any:
+    from courseforge.domain.drafts import OutcomeDraft
+    from courseforge.quality.bloom import levels_of, main_verb
+
+    verb = main_verb(text)
+    levels = levels_of(verb) if verb else []
+    return OutcomeDraft.model_construct(text=text, bloom_level=levels[0] if levels else "apply")
+
+
 def test_answer_keys_pass_on_the_correct_exercises() -> None:
     from courseforge.domain.drafts import ExerciseDraft
 
