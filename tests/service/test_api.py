@@ -311,3 +311,21 @@ def test_regenerate_writes_a_new_lesson_with_the_reviewers_note(settings: Settin
         again = client.post(f"/v1/reviews/{item['id']}", json={"action": "regenerate"}, headers=AUTH)
         assert again.status_code == 409
         assert 'courseforge_revisions_total{status="regenerated"} 1.0' in client.get("/metrics").text
+
+
+def test_health_reports_a_store_that_does_not_answer_in_time_instead_of_waiting(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from courseforge.service import api_ops
+
+    store = open_store(f"sqlite:///{tmp_path}/service.db")
+    with service(settings, tmp_path, store=store) as client:
+        assert client.get("/health").json()["store"] == "ok"
+        monkeypatch.setattr(api_ops, "HEALTH_STORE_TIMEOUT_S", 0.01)
+
+        async def stuck() -> None:
+            await asyncio.Event().wait()  # never answers
+
+        monkeypatch.setattr(store, "ping", stuck)
+        health = client.get("/health").json()
+        assert (health["status"], health["store"]) == ("degraded", "unavailable")

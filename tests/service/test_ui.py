@@ -104,6 +104,9 @@ def test_submit_follow_and_read_a_job(settings: Settings, tmp_path: Path) -> Non
         assert '"spent_usd"' in text
         stored_total = client.get(f"/v1/jobs/{job_id}/report", headers=AUTH).json()["total_cost_usd"]
         assert f"spent <span data-spent>${float(stored_total):.4f}</span> of" in page
+        budget = client.get(f"/v1/jobs/{job_id}/report", headers=AUTH).json()["budget_usd"]
+        listed = client.get("/ui/").text  # the jobs page reads every row's cost in one query
+        assert f"<td>${float(stored_total):.4f} of ${float(budget):.2f}</td>" in listed
         course = client.get(f"/ui/jobs/{job_id}/course").text
         stored = client.get(f"/v1/jobs/{job_id}/course", headers=AUTH).json()
         lessons = [x for s in stored["sections"] for x in s["lessons"]]

@@ -329,3 +329,44 @@ async def test_jobs_reviews_and_idempotency_keys_are_scoped_to_the_tenant(store:
         )
     assert [r.job_id for r in await store.list_reviews(tenant="globex")] == ["jb"]
     assert len(await store.list_reviews()) == 2
+
+
+async def test_report_costs_reads_cost_and_budget_of_many_jobs_in_one_call(store: Store) -> None:
+    for job_id in ("j1", "j2", "j3"):
+        await store.create_job(_job(job_id))
+    for job_id, cost in (("j1", 0.125), ("j2", "0.5")):  # a Decimal's str, as reports keep it
+        await store.save_result(
+            job_id,
+            run=1,
+            status="completed",
+            course={"course_id": "c1"},
+            report={"total_cost_usd": cost, "budget_usd": 2.0, "calls": [{"x": 1}]},
+            calls=[],
+        )
+    assert await store.report_costs(["j1", "j2", "j3", "nope"]) == {"j1": (0.125, 2.0), "j2": (0.5, 2.0)}
+    assert await store.report_costs([]) == {}
+
+
+async def test_ping_answers_while_every_pooled_connection_is_taken(pg_base_url: str) -> None:
+    """`/health` pings the store: running jobs holding the whole pool must not keep it waiting."""
+    store = PostgresStore(create_database(pg_base_url), max_size=2)
+    await store.init()
+    try:
+        pool = await store._open()
+        async with pool.connection(), pool.connection():  # every connection of the pool taken
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(store.schema_version(), 1.0)  # a pooled query waits
+            await asyncio.wait_for(store.ping(), 5.0)
+        assert store._ping_conn is not None
+        await store._ping_conn.close()  # a dropped connection: the next ping opens another
+        await asyncio.wait_for(store.ping(), 5.0)
+    finally:
+        await store.close()
+    assert store._ping_conn is None
+
+
+async def test_ping_raises_when_the_store_is_gone(tmp_path: Path) -> None:
+    store = PostgresStore("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(Exception, match=r"connect|refused|failed"):
+        await store.ping()
+    assert store._ping_conn is None

@@ -21,20 +21,20 @@ from .ui_submit import bank_from_form, parse_submission, submit_form
 __all__ = ["add_routes"]
 
 
-def _spent(report: dict[str, Any] | None) -> str:
-    """A job's cost against its budget ("—" before it has a report)."""
-    if report is None:
+def _spent(cost: tuple[float, float] | None) -> str:
+    """A job's (cost, budget) as "spent of budget" ("—" before it has a report)."""
+    if cost is None:
         return "—"
-    return f"${float(report.get('total_cost_usd', 0)):.4f} of ${float(report.get('budget_usd', 0)):.2f}"
+    return f"${cost[0]:.4f} of ${cost[1]:.2f}"
 
 
-def _job_row(job: Job, report: dict[str, Any] | None = None) -> str:
+def _job_row(job: Job, cost: tuple[float, float] | None = None) -> str:
     active = not job.finished and job.status != "plan_review"  # waiting for its author: not live
     live_attr = f' data-live-job="{esc(job.id)}"' if active else ""
     return (
         f'<tr{live_attr}><th scope="row"><a href="/ui/jobs/{esc(job.id)}">{esc(job.id)}</a></th>'
         f'<td>{esc(job.course_id)}</td><td><span class="status s-{esc(job.status)}" data-status>{esc(job.status)}</span></td>'
-        f"<td>{esc(job.course_status or '—')}</td><td>{esc(_spent(report))}</td>"
+        f"<td>{esc(job.course_status or '—')}</td><td>{esc(_spent(cost))}</td>"
         f"<td data-message>{esc(job.progress.get('message', ''))}</td>"
         f"<td>{esc(utc(job.updated_at))}</td></tr>"
     )
@@ -50,11 +50,8 @@ async def _jobs_page(
     extra: str = "",
 ) -> HTMLResponse:
     jobs = await ui.store.list_jobs(limit=50)
-    reports = {
-        j.id: await ui.store.get_report(j.id) if j.finished or j.status == "plan_review" else None
-        for j in jobs
-    }
-    rows = "".join(_job_row(j, reports[j.id]) for j in jobs) or (
+    costs = await ui.store.report_costs([j.id for j in jobs if j.finished or j.status == "plan_review"])
+    rows = "".join(_job_row(j, costs.get(j.id)) for j in jobs) or (
         '<tr><td colspan="7" class="empty">No jobs yet.</td></tr>'
     )
     body = (

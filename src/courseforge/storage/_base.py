@@ -186,6 +186,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def schema_version(self) -> int: ...
 
+    async def ping(self) -> None:
+        """Raise unless the store answers a trivial query. For `/health`: a store with a pool
+        answers it on a connection of its own, so the check never queues behind the jobs'
+        writes (with 100 courses in flight it waited seconds for a pooled connection)."""
+        await self.schema_version()
+
     # -- jobs ----------------------------------------------------------------------------------
     @abc.abstractmethod
     async def create_job(self, job: Job) -> tuple[Job, bool]:
@@ -339,6 +345,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_report(self, job_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def report_costs(self, job_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """Job id -> (total_cost_usd, budget_usd) of each of these jobs that has a report, in one
+        round trip (the dashboard's jobs page: not one whole report per row)."""
 
     @abc.abstractmethod
     async def tenant_spend(self, tenant: str, *, since: float) -> Decimal:

@@ -4,6 +4,7 @@ workers can start at once. Put the password in `PGPASSWORD` or `~/.pgpass`, not 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,8 @@ __all__ = ["PostgresStore", "masked_url"]
 
 #: Arbitrary constant naming our migration lock.
 _MIGRATION_LOCK = 0x636F7572  # "cour"
+#: Seconds `ping` waits to open its connection (psycopg's minimum is 2).
+_PING_CONNECT_S = 5
 
 
 def masked_url(url: str) -> str:
@@ -34,6 +37,9 @@ class PostgresStore(SQLStore):
         self.url = url
         self._min_size, self._max_size = min_size, max_size
         self._pool: Any = None
+        #: `ping`'s own connection (opened on first use), outside the pool the jobs share.
+        self._ping_conn: Any = None
+        self._ping_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresStore({masked_url(self.url)!r})"
@@ -55,6 +61,24 @@ class PostgresStore(SQLStore):
             await cur.execute(_pg(sql), tuple(params))
             rows: list[tuple[Any, ...]] = await cur.fetchall()
             return rows
+
+    async def ping(self) -> None:
+        """`SELECT 1` on a connection of its own (one, kept open; pings take turns on it): with
+        the pool's connections all taken by running jobs, a pooled check waited seconds."""
+        import psycopg
+
+        async with self._ping_lock:
+            try:
+                if self._ping_conn is None or self._ping_conn.closed:
+                    self._ping_conn = await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=_PING_CONNECT_S
+                    )
+                await self._ping_conn.execute("SELECT 1")
+            except Exception:
+                conn, self._ping_conn = self._ping_conn, None
+                if conn is not None:
+                    await conn.close()
+                raise
 
     async def _transaction(
         self, statements: Sequence[Statement], require: Mapping[int, str] | None = None
@@ -89,6 +113,9 @@ class PostgresStore(SQLStore):
                 )
 
     async def close(self) -> None:
+        if self._ping_conn is not None:
+            conn, self._ping_conn = self._ping_conn, None
+            await conn.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

@@ -573,6 +573,17 @@ class SQLStore(SharedStateSQL):
         rows = await self._fetch("SELECT body FROM reports WHERE job_id = ?", (job_id,))
         return dict(json.loads(rows[0][0])) if rows else None
 
+    async def report_costs(self, job_ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        if not job_ids:
+            return {}
+        field = "json_extract(body, '$.{0}')" if self.dialect == "sqlite" else "(body::json)->>'{0}'"
+        rows = await self._fetch(
+            f"SELECT job_id, {field.format('total_cost_usd')}, {field.format('budget_usd')} "
+            f"FROM reports WHERE job_id IN ({','.join('?' * len(job_ids))})",
+            tuple(job_ids),
+        )
+        return {str(r[0]): (float(r[1] or 0), float(r[2] or 0)) for r in rows}
+
     async def tenant_spend(self, tenant: str, *, since: float) -> Decimal:
         rows = await self._fetch(
             "SELECT r.body FROM reports r JOIN jobs j ON j.id = r.job_id WHERE j.tenant = ? AND r.created_at >= ?",
