@@ -20,46 +20,77 @@ from courseforge.testing import ScriptedModel, sequence
 GUARD_S = 1.0
 
 
-async def test_rpm_61st_request_waits_one_second(clock: FakeClock) -> None:
+def _most_in_any_minute(times: list[float]) -> int:
+    """The most of `times` inside one half-open 60 s window [t, t + 60)."""
+    times = sorted(times)
+    return max(sum(1 for u in times[i:] if u < t + 60.0) for i, t in enumerate(times))
+
+
+async def test_rpm_paces_one_request_per_interval(clock: FakeClock) -> None:
     limiter = RateLimiter(rpm=60, clock=clock)
-    waits = [await limiter.acquire() for _ in range(60)]
-    assert waits == [0.0] * 60
-    assert clock.now == 0.0
-
-    assert await limiter.acquire() == pytest.approx(1.0)
-    assert clock.now == pytest.approx(1.0)
-    assert clock.sleeps == [pytest.approx(1.0)]
+    waits = [await limiter.acquire() for _ in range(4)]
+    assert waits == [0.0, pytest.approx(1.0), pytest.approx(1.0), pytest.approx(1.0)]
+    assert clock.now == pytest.approx(3.0)
 
 
-async def test_rpm_refills_with_time(clock: FakeClock) -> None:
+async def test_a_quiet_spell_banks_no_burst(clock: FakeClock) -> None:
+    """Callers that want far more than the RPM, in spells with quiet minutes between them:
+    no 60 s window may hold more than the RPM (a bucket holding a minute let 2x through)."""
+    limiter = RateLimiter(rpm=30, clock=clock)
+    granted: list[float] = []
+    for quiet_s in (0.0, 300.0, 45.0, 90.0):
+        clock.advance(quiet_s)
+        spell_end = clock.now + 100.0
+        while clock.now < spell_end:
+            await limiter.acquire()
+            granted.append(clock.now)
+    assert _most_in_any_minute(granted) == 30
+    assert len(granted) >= 4 * 50  # and the limit is still used: one every 2 s while wanted
+
+
+async def test_idle_time_lets_the_next_request_through_at_once(clock: FakeClock) -> None:
     limiter = RateLimiter(rpm=60, clock=clock)
-    for _ in range(60):
-        await limiter.acquire()
+    await limiter.acquire()
     clock.advance(30.0)
-    waits = [await limiter.acquire() for _ in range(30)]
-    assert waits == [0.0] * 30
+    assert await limiter.acquire() == 0.0
     assert await limiter.acquire() == pytest.approx(1.0)
 
 
-async def test_tpm_waits_for_token_capacity(clock: FakeClock) -> None:
+async def test_tpm_paces_tokens(clock: FakeClock) -> None:
     limiter = RateLimiter(tpm=6000, clock=clock)  # 100 tokens per second
     assert await limiter.acquire(4000) == 0.0
-    assert await limiter.acquire(2000) == 0.0
-    assert await limiter.acquire(500) == pytest.approx(5.0)
-    assert clock.sleeps == [pytest.approx(5.0)]
+    assert await limiter.acquire(2000) == pytest.approx(40.0)  # 4000 tokens' worth of time
+    assert await limiter.acquire(500) == pytest.approx(20.0)
+    assert clock.sleeps == [pytest.approx(40.0), pytest.approx(20.0)]
 
 
-async def test_request_bigger_than_tpm_waits_for_a_full_bucket(clock: FakeClock) -> None:
+async def test_tpm_in_any_minute_stays_within_one_request_of_the_limit(clock: FakeClock) -> None:
+    limiter = RateLimiter(tpm=6000, clock=clock)
+    spent: list[tuple[float, int]] = []
+    for i in range(200):
+        if i % 50 == 0:
+            clock.advance(120.0)
+        tokens = 100 + (i * 37) % 400
+        await limiter.acquire(tokens)
+        spent.append((clock.now, tokens))
+    most = max(sum(n for u, n in spent if t <= u < t + 60.0) for t, _ in spent)
+    assert 6000 - 500 < most <= 6000 + 500
+
+
+async def test_request_bigger_than_tpm_counts_as_the_whole_budget(clock: FakeClock) -> None:
     limiter = RateLimiter(tpm=600, clock=clock)  # 10 tokens per second
     assert await limiter.acquire(300) == 0.0
     waited = await asyncio.wait_for(limiter.acquire(10_000), GUARD_S)  # never fails, never hangs
     assert waited == pytest.approx(30.0)
+    assert await limiter.acquire(1) == pytest.approx(60.0)
 
 
 async def test_both_limits_apply_the_longer_wait(clock: FakeClock) -> None:
     limiter = RateLimiter(rpm=60, tpm=600, clock=clock)
-    assert await limiter.acquire(600) == 0.0
+    assert await limiter.acquire(50) == 0.0
     assert await limiter.acquire(50) == pytest.approx(5.0)  # tokens bind, not requests
+    assert await limiter.acquire(1) == pytest.approx(5.0)
+    assert await limiter.acquire(1) == pytest.approx(1.0)  # requests bind, not tokens
 
 
 async def test_unlimited_never_waits(clock: FakeClock) -> None:
@@ -75,9 +106,8 @@ async def test_concurrent_waiters_are_served_in_turn(clock: FakeClock) -> None:
         await limiter.acquire()
         return clock.now  # fake time at which this request was let through
 
-    granted_at = await asyncio.gather(*(take() for _ in range(63)))
-    assert granted_at[:60] == [0.0] * 60
-    assert granted_at[60:] == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(3.0)]
+    granted_at = await asyncio.gather(*(take() for _ in range(4)))
+    assert granted_at == [0.0, pytest.approx(1.0), pytest.approx(2.0), pytest.approx(3.0)]
     assert clock.sleeps == [pytest.approx(1.0)] * 3
 
 
@@ -93,9 +123,9 @@ async def test_rate_limited_model_reports_waits(
 ) -> None:
     inner = ScriptedModel(sequence(["ok"]), model_id="cheap")
     model = LimitedModel(inner, limiter=RateLimiter(rpm=2, clock=clock), hooks=hooks)
-    for _ in range(3):
+    for _ in range(2):
         assert (await model.complete(request_)).text == "ok"
-    assert inner.calls == 3
+    assert inner.calls == 2
     assert model.model_id == "cheap"
     assert hooks.waits == [RateLimitWait("cheap", pytest.approx(30.0))]  # type: ignore[arg-type]
 
@@ -105,7 +135,7 @@ async def test_rate_limited_model_uses_the_estimate(clock: FakeClock, request_: 
     model = LimitedModel(ScriptedModel(sequence(["ok"])), limiter=limiter, estimate_tokens=lambda _: 45)
     await model.complete(request_)
     await model.complete(request_)
-    assert clock.sleeps == [pytest.approx(30.0)]
+    assert clock.sleeps == [pytest.approx(45.0)]  # the first call's 45 estimated tokens
 
 
 def test_token_estimate_counts_prompt_and_completion_allowance() -> None:

@@ -66,32 +66,39 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 async def test_two_limiters_share_one_token_budget(redis_url: str) -> None:
-    # tpm 6000 = 100 tokens/s. Two "processes" (limiters) spend 5990 between them; the next
-    # 30 tokens must wait for 20 to refill: about 0.2 s, on the server's clock.
+    # tpm 6000 = 100 tokens/s. Two "processes" (limiters): a spends 20 tokens, so b's next
+    # request waits for those 20 tokens' time, about 0.2 s, on the server's clock.
     a = RedisRateLimiter(redis_url, key="test:shared", tpm=6000)
     b = RedisRateLimiter(redis_url, key="test:shared", tpm=6000)
     try:
-        assert await a.acquire(3000) == 0.0
-        assert await b.acquire(2990) == 0.0
-        waited = await b.acquire(30)
+        assert await a.acquire(20) == 0.0
+        waited = await b.acquire(10)
         assert 0.1 <= waited <= 1.0
     finally:
         await a.aclose()
         await b.aclose()
 
 
-async def test_rpm_is_enforced_across_limiters(redis_url: str) -> None:
-    a = RedisRateLimiter(redis_url, key="test:rpm", rpm=120)  # 2 per second after a burst of 120
-    b = RedisRateLimiter(redis_url, key="test:rpm", rpm=120)
+async def test_rpm_is_paced_across_limiters_with_no_burst(redis_url: str) -> None:
+    """A fresh (or idle) key banks nothing: twenty requests from two limiters at 1,200 a minute
+    take at least nineteen 50 ms intervals (the token bucket let all twenty through at once,
+    which after a quiet spell put up to twice the RPM into one minute)."""
+    import redis.asyncio as aioredis
+
+    a = RedisRateLimiter(redis_url, key="test:rpm", rpm=1200)
+    b = RedisRateLimiter(redis_url, key="test:rpm", rpm=1200)
+    client = aioredis.from_url(redis_url)
     try:
-        for _ in range(60):
-            await a.acquire()
-            await b.acquire()
-        waited = await a.acquire()
-        assert 0.0 < waited <= 0.6
+        granted: list[float] = []
+        for i in range(20):
+            await (a if i % 2 else b).acquire()
+            granted.append(time.monotonic())
+        assert granted[-1] - granted[0] >= 19 * 0.05 * 0.9
+        assert 0 < await client.pttl("test:rpm") <= 1_000 + 50 + 200  # gone once its time passed
     finally:
         await a.aclose()
         await b.aclose()
+        await client.aclose()
 
 
 async def test_engine_uses_redis_when_configured(redis_url: str) -> None:

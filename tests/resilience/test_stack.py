@@ -67,8 +67,10 @@ async def test_full_stack_recovers_and_reports(
     assert provider.calls == 3
     assert hooks.fault_counts() == {"http_502": 1, "rate_limited": 1}
     assert hooks.retries[1].delay_s == 45.0
-    # rpm=2: the third call needed capacity; 45 s of Retry-After already refilled it, so no wait.
-    assert hooks.waits == []
+    # rpm=2, one call every 30 s: the retry after the 502 (under a second later) waited for its
+    # turn; the third call came after 45 s of Retry-After, so it did not wait.
+    assert [wait.model_id for wait in hooks.waits] == ["gpt-oss-120b"]
+    assert 29.0 < hooks.waits[0].waited_s < 30.0
     assert registry.snapshots()["gpt-oss-120b"].state == "closed"
     assert registry.snapshots()["gpt-oss-120b"].consecutive_failures == 0
 

@@ -1,10 +1,15 @@
 """Staying inside a provider's limits: request/token rates, calls in flight, time per call
 (`LimitedModel`, one wrapper for all three).
 
-`RateLimiter` keeps two token buckets (requests and tokens per minute) in this process; a caller
-that finds no capacity waits for it instead of failing, because a 429 costs a round trip and
-a retry delay while a local wait costs nothing. `Limiter` is the interface (`acquire`) so a
-shared, Redis-backed limiter can replace it when several workers share one API key.
+`RateLimiter` paces requests and tokens per minute in this process; a caller that finds no
+capacity waits for it instead of failing, because a 429 costs a round trip and a retry delay
+while a local wait costs nothing. The pacing is GCRA (the generic cell rate algorithm) with a
+burst of one: a request is let through when its theoretical arrival time has come, and each one
+pushes the next by `60 / rpm` seconds (tokens: `tokens * 60 / tpm`). So no 60 s window ever holds
+more than `rpm` requests (nor more than `tpm` tokens plus one request's), even right after a
+quiet spell; a token bucket holding a minute of capacity let twice the limit through in one
+minute (docs/scaling.md). `Limiter` is the interface (`acquire`) so a shared, Redis-backed
+limiter (`redis_limits`, the same pacing) can replace it when several workers share one API key.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .hooks import Hooks, RateLimitWait, no_hooks
 
 __all__ = ["LimitedModel", "Limiter", "RateLimiter", "estimate_request_tokens"]
 
-#: Float slack when comparing a refilled bucket with a need, so 0.9999999 of 1 does not wait.
+#: Float slack when comparing a pace's next time with now, so 1e-12 s early does not wait.
 _EPSILON = 1e-9
 #: Rough characters per token of English prompts, for the pre-call estimate.
 _CHARS_PER_TOKEN = 4
@@ -34,29 +39,28 @@ class Limiter(Protocol):
         ...
 
 
-class _Bucket:
-    """`per_minute` units, refilled continuously; starts full so a fresh process may burst."""
+class _Pace:
+    """GCRA with a burst of one: `per_minute` units spread evenly, none banked while idle."""
 
     def __init__(self, per_minute: int, now: float) -> None:
         self.capacity = float(per_minute)
-        self.rate_per_s = per_minute / 60.0
-        self.level = self.capacity
-        self.updated = now
+        self.interval_s = 60.0 / per_minute
+        self.ready_at = now  # the theoretical arrival time of the next unit
 
-    def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate_per_s)
-        self.updated = now
+    def wait_s(self, now: float) -> float:
+        wait = self.ready_at - now
+        return 0.0 if wait <= _EPSILON else wait
 
-    def wait_s(self, amount: float) -> float:
-        deficit = amount - self.level
-        return 0.0 if deficit <= _EPSILON else deficit / self.rate_per_s
+    def take(self, amount: float, now: float) -> None:
+        self.ready_at = max(self.ready_at, now) + amount * self.interval_s
 
 
 class RateLimiter:
     """In-process requests-per-minute and tokens-per-minute limits (None means unlimited).
 
     Waiters are served first come, first served. A request larger than the whole TPM budget
-    waits for a full bucket and then goes through, rather than waiting forever.
+    counts as exactly the budget (it goes through and the next waits a minute), rather than
+    waiting forever.
     """
 
     def __init__(self, *, rpm: int | None = None, tpm: int | None = None, clock: Clock | None = None) -> None:
@@ -65,8 +69,8 @@ class RateLimiter:
                 raise ValueError(f"{name} must be >= 1 or None")
         self._clock: Clock = clock or SystemClock()
         now = self._clock.monotonic()
-        self._requests = _Bucket(rpm, now) if rpm else None
-        self._tokens = _Bucket(tpm, now) if tpm else None
+        self._requests = _Pace(rpm, now) if rpm else None
+        self._tokens = _Pace(tpm, now) if tpm else None
         self._queue = asyncio.Lock()
 
     async def acquire(self, tokens: int = 0) -> float:
@@ -77,17 +81,15 @@ class RateLimiter:
             while True:
                 now = self._clock.monotonic()
                 needs = self._needs(tokens)
-                for bucket, _ in needs:
-                    bucket.refill(now)
-                wait = max((bucket.wait_s(amount) for bucket, amount in needs), default=0.0)
+                wait = max((pace.wait_s(now) for pace, _ in needs), default=0.0)
                 if wait <= 0.0:
-                    for bucket, amount in needs:
-                        bucket.level -= amount
+                    for pace, amount in needs:
+                        pace.take(amount, now)
                     return now - start
                 await self._clock.sleep(wait)
 
-    def _needs(self, tokens: int) -> list[tuple[_Bucket, float]]:
-        needs: list[tuple[_Bucket, float]] = []
+    def _needs(self, tokens: int) -> list[tuple[_Pace, float]]:
+        needs: list[tuple[_Pace, float]] = []
         if self._requests is not None:
             needs.append((self._requests, 1.0))
         if self._tokens is not None and tokens:

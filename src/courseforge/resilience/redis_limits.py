@@ -1,12 +1,14 @@
 """Rate limits shared by every process and host that uses one API key, through Redis.
 
-Same contract as `limits.RateLimiter` (`acquire(tokens)` waits for capacity and returns the
-seconds waited) with the two token buckets (requests and tokens per minute) kept in one Redis
-hash and updated by one Lua script, atomically, on the server's own clock (`TIME`), so workers
-on hosts whose clocks disagree still share one budget. A caller that does not fit is told how
-long until it would, sleeps (on its injected clock) and asks again; waiters in different
-processes are not queued first-come-first-served, only within one process. 429s from the
-provider are still handled by the retry wrapper.
+Same contract and pacing as `limits.RateLimiter` (`acquire(tokens)` waits for capacity and
+returns the seconds waited; GCRA with a burst of one, so no 60 s window holds more than `rpm`
+requests across all processes, even after a quiet spell): the two theoretical arrival times
+(requests, tokens) live in one Redis hash, read and advanced by one Lua script, atomically, on
+the server's own clock (`TIME`), so workers on hosts whose clocks disagree still share one
+budget. A caller that does not fit is told how long until it would, sleeps (on its injected
+clock) and asks again; waiters in different processes are not queued first-come-first-served,
+only within one process. The key expires once its times have passed (an idle key and a missing
+one mean the same). 429s from the provider are still handled by the retry wrapper.
 
 Needs the `redis` package (`pip install 'courseforge[redis]'`); imported only when configured.
 """
@@ -20,37 +22,38 @@ from .clock import Clock, SystemClock
 
 __all__ = ["RedisRateLimiter"]
 
-#: Seconds a bucket's key outlives its last use (a full refill takes 60 s).
-_KEY_TTL_MS = 120_000
+#: Milliseconds a key outlives the later of its two times (past them it means nothing).
+_KEY_SLACK_MS = 1_000
 
-# KEYS[1]: the bucket hash. ARGV: rpm, tpm (0 = unlimited), tokens wanted, key TTL in ms.
-# Returns the seconds to wait as a string ("0" = admitted and deducted).
+# KEYS[1]: the pacing hash (fields r, t: the next request's / token's time, server seconds).
+# ARGV: rpm, tpm (0 = unlimited), tokens wanted, key slack in ms.
+# Returns the seconds to wait as a string ("0" = admitted and the times advanced).
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'req', 'tok', 'ts')
-local ts = tonumber(h[3]) or now
-local elapsed = math.max(0, now - ts)
-local req = rpm > 0 and math.min(rpm, (tonumber(h[1]) or rpm) + elapsed * rpm / 60) or 0
-local tok = tpm > 0 and math.min(tpm, (tonumber(h[2]) or tpm) + elapsed * tpm / 60) or 0
+local h = redis.call('HMGET', KEYS[1], 'r', 't')
+local r = math.max(now, tonumber(h[1]) or now)
+local tk = math.max(now, tonumber(h[2]) or now)
 local wait = 0
-if rpm > 0 and req < 1 then wait = math.max(wait, (1 - req) * 60 / rpm) end
+if rpm > 0 then wait = math.max(wait, r - now) end
+local cost = 0
 if tpm > 0 and want > 0 then
-  local need = math.min(want, tpm)
-  if tok < need then wait = math.max(wait, (need - tok) * 60 / tpm) end
-  if wait == 0 then tok = tok - need end
+  cost = math.min(want, tpm) * 60 / tpm
+  wait = math.max(wait, tk - now)
 end
-if wait == 0 and rpm > 0 then req = req - 1 end
-redis.call('HSET', KEYS[1], 'req', tostring(req), 'tok', tostring(tok), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return tostring(wait)
+if wait > 0.000001 then return string.format('%.6f', wait) end
+if rpm > 0 then r = r + 60 / rpm end
+tk = tk + cost
+redis.call('HSET', KEYS[1], 'r', string.format('%.6f', r), 't', string.format('%.6f', tk))
+redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(r, tk) - now) * 1000) + tonumber(ARGV[4]))
+return '0'
 """
 
 
 class RedisRateLimiter:
-    """RPM/TPM buckets in Redis under `key`; share the key to share the limit."""
+    """RPM/TPM pacing in Redis under `key`; share the key to share the limit."""
 
     def __init__(
         self,
@@ -85,7 +88,7 @@ class RedisRateLimiter:
         async with self._local:
             slept = False
             while True:
-                args = [self.rpm or 0, self.tpm or 0, tokens, _KEY_TTL_MS]
+                args = [self.rpm or 0, self.tpm or 0, tokens, _KEY_SLACK_MS]
                 wait = float(await self._script(keys=[self.key], args=args))
                 if wait <= 0:
                     # Round trips to Redis are not waiting for capacity.
