@@ -89,7 +89,7 @@ async def test_open_breaker_stops_retries(
     assert caught.value.model == "qwen3-max"
     assert [r.error_kind for r in hooks.retries] == ["timeout"] * 3
     assert [(t.old, t.new) for t in hooks.transitions] == [("closed", "open")]
-    assert len(hooks.waits) == 1  # rpm=2 made the third call wait
+    assert len(hooks.waits) == 2  # rpm=2, one call every 30 s: the second and third waited
 
 
 async def test_aclose_reaches_the_provider(clock: FakeClock, hooks: RecordingHooks) -> None:
