@@ -48,8 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scale import CLI, cpu_s, free_port, process, service_config, sim_profile, wait_http  # noqa: E402
+from scale import CLI, cpu_s, service_config, sim_profile  # noqa: E402
 
+from courseforge.testing.processes import child_process, free_port, redis_server, wait_http  # noqa: E402
 from temporal_helpers import temporal_server  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def _workers(
         for i in range(n):
             cmd = [str(CLI), "worker", "--temporal", address, "--task-queue", queue, "--config", str(cfg)]
             cmd += ["--max-activities", str(activities)]
-            proc = stack.enter_context(process(cmd, env, tmp / f"worker-{queue}-{i}.log"))
+            proc = stack.enter_context(child_process(cmd, env=env, log=tmp / f"worker-{queue}-{i}.log"))
             pids.append(proc.pid)
         deadline = time.time() + 120
         for i in range(n):  # each says "worker: ... task queue" once it polls
@@ -168,7 +169,7 @@ def main() -> None:
     sim = f"http://127.0.0.1:{sim_port}"
     print(f"fleet: {args.courses} x {args.example.name} per worker count, --max-activities {args.max_activities}, "
           f"simulator realistic x{args.time_scale}, hashing gates, cache off; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    with temporal_server(tmp) as address, process(sim_cmd, env, tmp / "sim.log") as sim_proc:
+    with temporal_server(tmp) as address, child_process(sim_cmd, env=env, log=tmp / "sim.log") as sim_proc:
         wait_http(f"{sim}/v1/models", sim_proc, "simulator")
         print(
             "| workers | courses | wall s | courses/min | per worker | worker CPU s per course | sim requests | statuses | history events per course (min-max) | history MB (max) |"
@@ -203,22 +204,9 @@ def main() -> None:
 def _rpm(
     args: argparse.Namespace, address: str, env: dict[str, str], tmp: Path, example: dict[str, Any], sim: str
 ) -> None:
-    port = free_port()
-    redis_cmd = [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    with process(redis_cmd, env, tmp / "redis.log"):
-        time.sleep(0.5)
+    with redis_server(tmp) as redis_url:
         cfg = tmp / "fleet-rpm.yaml"
-        cfg.write_text(yaml.safe_dump(_config(args, f"redis://127.0.0.1:{port}/0")), "utf-8")
+        cfg.write_text(yaml.safe_dump(_config(args, redis_url)), "utf-8")
         queue = f"fleet-rpm-{uuid.uuid4().hex[:6]}"
         with _workers(args.rpm_workers, address, queue, cfg, env, tmp, args.max_activities):
             r = asyncio.run(_rpm_run(address, cfg, queue, example, sim, args.rpm_seconds))

@@ -30,8 +30,10 @@ from typing import Any
 import httpx
 import yaml
 
+from courseforge.testing.processes import child_process, free_port, wait_http
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from service_load import free_port, serve_loopback  # one provider process and port picker for both
+from service_load import serve_loopback  # one provider process for both
 
 ROOT = Path(__file__).resolve().parent.parent
 ACME, GLOBEX = "probe-acme-token", "probe-globex-Secret-4e1f"
@@ -338,31 +340,15 @@ def main() -> int:
     }
     log = tmp / "serve.log"
     cli = [str(Path(sys.executable).with_name("courseforge"))]
-    with log.open("w") as sink:
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--config", str(cfg), "--log-level", "info"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    serve = [*cli, "serve", "--port", str(port), "--config", str(cfg), "--log-level", "info"]
     base = f"http://127.0.0.1:{port}"
     example_path = ROOT / "examples" / "python-basics.json"
     example = json.loads(example_path.read_text("utf-8"))
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit(f"courseforge serve did not start:\n{log.read_text('utf-8')[-2000:]}")
-            time.sleep(0.2)
-        results = _service_cases(base, example, log)
+        with child_process(serve, env=env, log=log) as server:
+            wait_http(f"{base}/health", server, "courseforge serve", log=log, ok_below=300)
+            results = _service_cases(base, example, log)
     finally:
-        server.terminate()
-        server.wait(30)
         parent.send("stop")
         provider.join(10)
     results += _cli_cases(tmp, cfg, example_path)

@@ -37,8 +37,6 @@ import asyncio
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,44 +51,12 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from courseforge.testing.processes import child_process, free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "scale-token-not-secret"
 CLI = Path(sys.executable).with_name("courseforge")
 FINAL = ("completed", "failed", "cancelled")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60) -> None:
-    deadline = time.time() + timeout_s
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.time() > deadline or proc.poll() is not None:
-            raise SystemExit(f"{what} did not start")
-        time.sleep(0.2)
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
 
 
 @contextmanager
@@ -414,13 +380,13 @@ def main() -> None:
         "utf-8",
     )
     example = json.loads(args.example.read_text("utf-8"))
-    with _store(args.store, tmp) as url, process(sim, env, tmp / "sim.log") as sim_proc:
-        wait_http(f"http://127.0.0.1:{sim_port}/v1/models", sim_proc, "simulator")
+    with _store(args.store, tmp) as url, child_process(sim, env=env, log=tmp / "sim.log") as sim_proc:
+        wait_http(f"http://127.0.0.1:{sim_port}/v1/models", sim_proc, "simulator", log=tmp / "sim.log")
         env["COURSEFORGE_STORAGE_URL"] = url
         serve = [str(CLI), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
-        with process(serve, env, tmp / "serve.log") as server:
+        with child_process(serve, env=env, log=tmp / "serve.log") as server:
             base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/health", server, "courseforge serve")
+            wait_http(f"{base}/health", server, "courseforge serve", log=tmp / "serve.log")
             before, cpu0 = _pg_writes(url), cpu_s(server.pid)
             result = asyncio.run(_drive(base, server.pid, args, example))
             after, result["cpu_s"] = _pg_writes(url), cpu_s(server.pid) - cpu0

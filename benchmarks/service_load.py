@@ -17,9 +17,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,14 +29,10 @@ from typing import Any
 import httpx
 import yaml
 
+from courseforge.testing.processes import child_process, free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-not-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _provider(delay_s: float, conn: Connection) -> None:
@@ -175,28 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         "COURSEFORGE_STORAGE_URL": f"sqlite:///{tmp}/load.db",
     }
     cli = Path(sys.executable).with_name("courseforge")
-    server = subprocess.Popen(
-        [str(cli), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    serve = [str(cli), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("courseforge serve did not start")
-            time.sleep(0.1)
-        example = json.loads(args.example.read_text("utf-8"))
-        result = asyncio.run(_drive(base, args.jobs, example))
+        with child_process(serve, env=env, log=tmp / "serve.log") as server:
+            wait_http(f"{base}/health", server, "courseforge serve", timeout_s=30, ok_below=300)
+            example = json.loads(args.example.read_text("utf-8"))
+            result = asyncio.run(_drive(base, args.jobs, example))
     finally:
-        server.terminate()
-        server.wait(30)
         parent.send("stop")
         provider.join(10)
     print(

@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import free_port
 
 from courseforge.testing import CourseAuthor, LoopbackReply
 from courseforge.testing.postgres import create_database, pg_bin_dir, postgres_server
+from courseforge.testing.processes import child_process, free_port, wait_http
 from engine_helpers import (
     example_data,
     loopback_config,
@@ -79,28 +79,10 @@ class CountingProvider:
 def _serve(cfg: Path, env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     cmd = [str(CLI), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert proc.poll() is None, log.read_text("utf-8", "replace")
-                assert time.monotonic() < deadline, "courseforge serve did not start"
-                try:
-                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            yield base, proc
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+    base = f"http://127.0.0.1:{port}"
+    with child_process(cmd, env=env, log=log) as proc:
+        wait_http(f"{base}/health", proc, "courseforge serve", timeout_s=90, log=log, ok_below=300)
+        yield base, proc
 
 
 def _auth(token: str) -> dict[str, str]:
