@@ -17,6 +17,10 @@ Sections (`--only`, comma-separated):
 - `prompt`: prompt processing tok/s (a ~1,100-token prompt, one output token).
 - `prefix`: two waves of k requests that share a ~500-token prefix, with the prefix cache on and
   off (the model reloaded between the two): wall time, prompt tokens served from the cache.
+- `sharing`: k lessons' first turns as the pipeline sends them (one system message with the
+  course's outline and rules, shared byte for byte) on a fresh model, two waves, without and with
+  a warm-up request of that system message alone: prompt tokens served from the cache per
+  request, i.e. whether the shared prefix is decoded once or once per sequence.
 - `shapes`: (a) free-text lesson prose of ~350 words, (b) a grammar-bound JSON of 3 exercises,
   (c) today's whole lesson JSON under the grammar (80-200 words, <= 2 exercises) and (c') one
   lesson JSON of 250-500 words with 3 exercises, each alone and k at once; whether free text
@@ -73,10 +77,17 @@ def load_avg() -> float:
 
 
 def lesson_prompts(
-    words: tuple[int, int] = (80, 200), exercises: tuple[int, int] = (1, 2), prose_first: bool = False
+    words: tuple[int, int] = (80, 200),
+    exercises: tuple[int, int] = (1, 2),
+    prose_first: bool = False,
+    outline: bool = False,
 ) -> list[list[Message]]:
-    """Lesson requests as the pipeline builds them, one per (section, lesson)."""
+    """Lesson requests as the pipeline builds them, one per (section, lesson); `outline`: with
+    the course's outline and rules in a system message every lesson shares."""
     analysis = AnalysisResult.model_validate(json.loads(EXAMPLE.read_text()))
+    plan = [
+        (s.title, [f"{c.capitalize()} in practice" for c in s.key_concepts[:2]]) for s in analysis.sections
+    ]
     prompts = []
     for si, section in enumerate(analysis.sections):
         for li in range(2):
@@ -97,6 +108,7 @@ def lesson_prompts(
                     style="",
                     exercises=exercises,
                     prose_first=prose_first,
+                    outline=plan if outline else (),
                 )
             )
     return prompts
@@ -141,6 +153,8 @@ class Bench:
         self.args = args
         self.prompts = lesson_prompts()
         self.prose_prompts = lesson_prompts((250, 500), (3, 3), prose_first=True)
+        #: As the pipeline sends them: the course's outline and rules in one shared system message.
+        self.course_prompts = lesson_prompts((250, 500), (3, 3), prose_first=True, outline=True)
         self.rows: list[dict[str, Any]] = []
 
     def model(
@@ -301,6 +315,50 @@ class Bench:
                     "ratio": round(off / wall, 2),
                 }
             )
+
+    async def sharing(self) -> None:
+        """Is the prefix every lesson of a course shares (its system message: outline, outcomes,
+        rules) decoded once or once per sequence? k lessons' first turns at once on a fresh model
+        (n_parallel = k), then k more, each answering a few tokens so prompt processing is what is
+        timed: prompt tokens served from the cache per request, and the wall time of each wave.
+        With `--warm`, one request of the shared system message alone goes first."""
+        k = max(self.args.parallel)
+        for warm in (False, True):
+            model = self.model(k)
+            session = uuid.uuid4().hex[:8]
+            prompts = [
+                [Message("system", f"Session {session}. {p[0].content}"), p[1]] for p in self.course_prompts
+            ]
+            if warm:
+                started = time.perf_counter()
+                a = await model.complete(
+                    ChatRequest([prompts[0][0], Message("user", "Say OK.")], max_tokens=1)
+                )
+                print(
+                    f"  warm-up: {a.usage.input_tokens} prompt tok in {time.perf_counter() - started:.1f} s",
+                    flush=True,
+                )
+            for wave in range(2):
+                requests = [
+                    ChatRequest(prompts[(wave * k + i) % len(prompts)], max_tokens=4, temperature=0.2)
+                    for i in range(k)
+                ]
+                wall, answers = await self.wave(model, requests)
+                print(
+                    f"  warm={warm} wave {wave}: {wall:.1f} s, prompt/cached tokens per request "
+                    + ", ".join(f"{a.usage.input_tokens}/{a.usage.cached_tokens}" for a in answers)
+                    + f" (load {load_avg():.1f})",
+                    flush=True,
+                )
+                self.rows.append(
+                    {
+                        "section": "sharing",
+                        "case": f"{'warm, ' if warm else ''}wave {wave} of {k}",
+                        "wall_s": round(wall, 1),
+                        "prompt_tokens": sum(a.usage.input_tokens for a in answers),
+                        "cached_tokens": sum(a.usage.cached_tokens for a in answers),
+                    }
+                )
 
     async def shapes(self) -> None:
         k = max(self.args.parallel)

@@ -4,8 +4,9 @@ shares is one byte-identical system message; what differs comes after it."""
 from __future__ import annotations
 
 from courseforge.domain import LearningOutcome
-from courseforge.pipeline.lessons import _prose_first, lesson_schema
+from courseforge.pipeline.lessons import _prose_first, exercises_by_type, lesson_schema, lesson_schema_for
 from courseforge.pipeline.prompts import lesson_exercises_ask, lesson_messages
+from courseforge.providers.schemacheck import schema_errors
 from engine_helpers import example_analysis
 
 OUTLINE = [("Variables", ["Names", "Types"]), ("Loops", ["For loops", "While loops"])]
@@ -62,9 +63,9 @@ def test_without_an_outline_the_rules_stay_in_the_user_message() -> None:
 
 def test_a_prose_first_lesson_asks_for_markdown_then_its_exercises_in_a_second_turn() -> None:
     system, user = messages(0, "Names", 1, prose_first=True)
-    # the middle of the range, with a size per part
-    assert "lesson itself in markdown, about 275 words (never fewer than 150 nor more than 400" in system
-    assert "(about 91 words)" in system
+    # two fifths into the range, with a size per part
+    assert "lesson itself in markdown, about 250 words (never fewer than 150 nor more than 400" in system
+    assert "(about 83 words)" in system
     assert "Stop after the summary" in system
     assert "worked example" in system and "never announce" in system
     assert "Do not write exercises" in system and "exercises;" not in system
@@ -85,3 +86,26 @@ def test_a_prose_first_request_bounds_its_parts_and_stops_at_an_exercises_headin
     bound = lesson_schema(250, 500, 3, 3)["properties"]["content"]
     assert (free["minLength"], free["maxLength"]) == (200, 4000)
     assert (bound["minLength"], bound["maxLength"]) == (250 * 7, 500 * 5)
+
+
+def test_a_grammar_bound_lessons_exercises_take_the_shape_of_their_type() -> None:
+    schema = exercises_by_type(lesson_schema_for(lesson_schema(250, 500, 3, 3, bound_content=False), [2], []))
+
+    def lesson(**exercise: object) -> dict[str, object]:
+        base = {"question": "Is 3 > 2 in Python?", "explanation": "Three is larger.", "outcome": 2}
+        return {"content": "x" * 300, "exercises": [{**base, **exercise}] * 3, "citations": []}
+
+    assert not schema_errors(lesson(type="true_false", options=None, answer="true"), schema)
+    # a true_false answered with a sentence (the gate's refusal) cannot be written at all
+    assert schema_errors(lesson(type="true_false", options=None, answer="Three is larger than two"), schema)
+    assert schema_errors(lesson(type="true_false", options=["True", "False"], answer="true"), schema)
+    assert not schema_errors(lesson(type="multiple_choice", options=["1", "2", "3"], answer="2"), schema)
+    assert schema_errors(lesson(type="multiple_choice", options=["1", "2"], answer="2"), schema)
+    assert not schema_errors(lesson(type="short_answer", options=None, answer="3"), schema)
+    # one sentence of explanation
+    assert schema_errors(lesson(type="short_answer", options=None, answer="3", explanation="x" * 181), schema)
+    # still narrowed to the lesson's outcomes; the untyped schema is left as it was
+    assert schema_errors(lesson(type="short_answer", options=None, answer="3", outcome=1), schema)
+    assert (
+        "anyOf" not in lesson_schema(250, 500, 3, 3, bound_content=False)["properties"]["exercises"]["items"]
+    )

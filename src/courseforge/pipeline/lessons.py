@@ -113,6 +113,48 @@ def lesson_schema_for(
     }
 
 
+#: A grammar-bound exercise explanation's bound: one sentence (the schema's own bound is 300).
+EXPLANATION_MAX_CHARS = 180
+
+
+def exercises_by_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` (a lesson schema) with each exercise's shape fixed by its type, for a model whose
+    output a grammar binds: a true_false answer is `true` or `false` and has no options, a
+    multiple_choice has 3-5 options, the other types have none. The exercise gate refuses what
+    this rules out, and the offline model wrote it often: 5 of the 12 rejected lesson answers of
+    issue 25's second python-basics run had true_false answers written as sentences (each a
+    whole regeneration). An explanation is one sentence (`EXPLANATION_MAX_CHARS`), as the
+    prompt asks. Only the exercise items are copied; the rest is shared with `schema`."""
+    props = schema["properties"]
+    exercises = props["exercises"]
+    fields = exercises["items"]["properties"]
+    option = fields["options"]["anyOf"][0]["items"]
+    explanation = {**fields["explanation"], "maxLength": EXPLANATION_MAX_CHARS}
+
+    def variant(types: list[str], options: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+        shape = {
+            **fields,
+            "type": {"type": "string", "enum": types},
+            "options": options,
+            "answer": answer,
+            "explanation": explanation,
+        }
+        return {**exercises["items"], "properties": shape}
+
+    items = {
+        "anyOf": [
+            variant(
+                ["multiple_choice"],
+                {"type": "array", "items": option, "minItems": 3, "maxItems": 5},
+                fields["answer"],
+            ),
+            variant(["true_false"], {"type": "null"}, {"type": "string", "enum": ["true", "false"]}),
+            variant(["short_answer", "coding", "open"], {"type": "null"}, fields["answer"]),
+        ]
+    }
+    return {**schema, "properties": {**props, "exercises": {**exercises, "items": items}}}
+
+
 #: Output tokens per word of lesson markdown (code blocks and headings included; measured ~1.4
 #: on the offline model's lessons), with room for the words' upper bound.
 _PROSE_TOKENS_PER_WORD = 2.0
@@ -226,13 +268,12 @@ def lesson_request(
     words = (gates.lesson_min_words, gates.lesson_max_words)
     asked = brief.exercises(settings)
     max_tokens = min(model.max_output_tokens, LESSON_MAX_TOKENS)
+    schema = lesson_schema_for(
+        lesson_schema(*words, asked[1], asked[0], bound_content=not prose_first), list(numbers), source_ids
+    )
     return ChatRequest(
         brief.messages(settings, feedback, cache_prefix=cache_prefix, prose_first=prose_first),
-        json_schema=lesson_schema_for(
-            lesson_schema(*words, asked[1], asked[0], bound_content=not prose_first),
-            list(numbers),
-            source_ids,
-        ),
+        json_schema=exercises_by_type(schema) if prose_first else schema,
         schema_name="lesson",
         max_tokens=max_tokens,
         temperature=settings.routing.temperature,
