@@ -63,9 +63,9 @@ def test_without_an_outline_the_rules_stay_in_the_user_message() -> None:
 
 def test_a_prose_first_lesson_asks_for_markdown_then_its_exercises_in_a_second_turn() -> None:
     system, user = messages(0, "Names", 1, prose_first=True)
-    # two fifths into the range, with a size per part
-    assert "lesson itself in markdown, about 250 words (never fewer than 150 nor more than 400" in system
-    assert "(about 83 words)" in system
+    # the middle of the range, with a size per part
+    assert "lesson itself in markdown, about 275 words (never fewer than 150 nor more than 400" in system
+    assert "(about 91 words)" in system
     assert "Stop after the summary" in system
     assert "worked example" in system and "never announce" in system
     assert "Do not write exercises" in system and "exercises;" not in system
