@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from courseforge.config import Settings
 from courseforge.domain import AnalysisResult
+from courseforge.testing.processes import redis_binary, redis_server
 from engine_helpers import example_analysis, hosted_settings
 
 
@@ -24,3 +27,12 @@ def settings() -> Settings:
 @pytest.fixture
 def analysis() -> AnalysisResult:
     return example_analysis()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throw-away redis-server on 127.0.0.1 for the module's tests (skipped without one)."""
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed (make deps-system / apt-get install redis-server)")
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -11,9 +11,7 @@ from courseforge.cache import MemoryBackend, RedisBackend, ResponseCache
 from courseforge.config import ModelSettings
 from courseforge.providers import ChatRequest, ChatResponse, Message, Usage
 from courseforge.storage import CachedResponse
-from resilience.test_redis_limits import REDIS, redis_url
-
-__all__ = ["redis_url"]
+from courseforge.testing.processes import redis_binary
 
 MODEL = ModelSettings(provider="p", name="m")
 
@@ -82,7 +80,7 @@ async def test_a_failing_backend_is_a_miss_not_a_failure() -> None:
     assert await cache.lookup(MODEL, request(1)) is None
 
 
-@pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+@pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
 async def test_redis_backend(redis_url: str, clock: Clock) -> None:
     backend = RedisBackend(redis_url, prefix="test-cache")
     try:

@@ -1,25 +1,19 @@
-"""Rate limits shared through a real redis-server started on 127.0.0.1 for this module."""
+"""Rate limits shared through a real redis-server started on 127.0.0.1 for this module
+(`redis_url`, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from courseforge.resilience import RedisRateLimiter
-from courseforge.testing.processes import redis_binary, redis_server
+from courseforge.testing.processes import redis_binary
 
 pytestmark = pytest.mark.skipif(
     redis_binary() is None,
     reason="redis-server is not installed (make deps-system / apt-get install redis-server)",
 )
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 async def test_two_limiters_share_one_token_budget(redis_url: str) -> None:
