@@ -74,6 +74,7 @@ def test_a_prose_first_lesson_asks_for_markdown_then_its_exercises_in_a_second_t
     assert ask.startswith("Now write 3 exercises") and "(1, 3)" in ask and "citations" not in ask
     # a question the learner reads without the lesson quotes the code it asks about
     assert "complete on its own" in ask and "quotes it in the question" in ask
+    assert "Never write 'the following code'" in ask and "fenced code block" in ask
     assert "citations" in lesson_exercises_ask([1], (3, 3), sourced=True)
 
 

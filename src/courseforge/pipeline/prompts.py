@@ -265,8 +265,9 @@ def lesson_exercises_ask(outcomes: Sequence[int], exercises: tuple[int, int], so
 
     Each question must stand on its own (the learner sees it without the lesson: "What is the
     output of the following code?" with no code was the same question in four lessons of one
-    run, all regenerated as duplicates) and take its answer from the lesson's own words (the
-    answerable check looks for it there)."""
+    run, all regenerated as duplicates; in session 3's run the same code-less question in four
+    lessons still sent four back in phase 4, so the ask now names that phrasing) and take its
+    answer from the lesson's own words (the answerable check looks for it there)."""
     count = exercises[1]
     numbers = ", ".join(str(n) for n in outcomes)
     text = (
@@ -276,8 +277,10 @@ def lesson_exercises_ask(outcomes: Sequence[int], exercises: tuple[int, int], so
         "exactly; a true_false is a statement whose answer is true or false; a short_answer "
         "asks for a word, a value or a line of code. Each question is complete on its own, "
         "because the learner reads it without the lesson: a question about code, a sentence or "
-        "a value quotes it in the question itself. Each asks about a different point of the "
-        "lesson, and its answer is stated in the lesson, in the lesson's own words; every "
+        "a value quotes it in the question itself. Never write 'the following code' or 'this "
+        "snippet' without the code after it: copy the lines it asks about into the question as "
+        "a fenced code block, or ask about something the question names. Each asks about a "
+        "different point of the lesson, and its answer is stated in the lesson, in the lesson's own words; every "
         "explanation is one sentence that justifies its own answer."
     )
     if sourced:
