@@ -3,9 +3,12 @@ shares is one byte-identical system message; what differs comes after it."""
 
 from __future__ import annotations
 
-from courseforge.domain import LearningOutcome
+import json
+from pathlib import Path
+
+from courseforge.domain import AnalysisResult, LearningOutcome
 from courseforge.pipeline.lessons import _prose_first, exercises_by_type, lesson_schema, lesson_schema_for
-from courseforge.pipeline.prompts import lesson_exercises_ask, lesson_messages
+from courseforge.pipeline.prompts import lesson_exercises_ask, lesson_messages, worked_example_kind
 from courseforge.providers.schemacheck import schema_errors
 from engine_helpers import example_analysis
 
@@ -110,3 +113,17 @@ def test_a_grammar_bound_lessons_exercises_take_the_shape_of_their_type() -> Non
     assert (
         "anyOf" not in lesson_schema(250, 500, 3, 3, bound_content=False)["properties"]["exercises"]["items"]
     )
+
+
+def test_a_prose_first_lesson_asks_for_the_worked_example_its_course_can_use() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+
+    def kind(name: str) -> str:
+        return worked_example_kind(AnalysisResult.model_validate(json.loads((examples / name).read_text())))
+
+    # a coder model offered "code, a dialogue or a calculation" wrote Python into a Spanish lesson
+    assert "dialogue" in kind("spanish-a1.json") and "no code" in kind("spanish-a1.json")
+    assert kind("python-basics.json") == "one short code block followed by its output"
+    assert "no code" in kind("photosynthesis-sourced.json")
+    system, _ = messages(0, "Names", 1, prose_first=True)
+    assert f"step by step ({worked_example_kind(example_analysis())})" in system

@@ -8,6 +8,7 @@ on-topic answers. Feedback from a rejected attempt is appended as its own paragr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -228,7 +229,34 @@ def _lesson_rules(words: tuple[int, int], exercises: tuple[int, int], sourced: b
     return text
 
 
-def _prose_rules(words: tuple[int, int], sourced: bool) -> str:
+#: Section types of a language course (the bundled spanish-a1 uses all five).
+_LANGUAGE_SECTIONS = frozenset({"vocabulary", "grammar", "pronunciation", "reading", "discussion"})
+#: Words that make a course one about code (its topic, section titles or key concepts).
+_CODE_WORDS = re.compile(
+    r"\b(python|javascript|typescript|java|sql|html|css|rust|golang|c\+\+|programming|code|coding|"
+    r"functions?|variables?|loops?|algorithms?)\b",
+    re.IGNORECASE,
+)
+
+
+def worked_example_kind(analysis: AnalysisResult) -> str:
+    """The worked example a prose-first lesson of this course is asked for. Offered "a code
+    block, a dialogue or a calculation, whichever fits", the offline model (a coder model) wrote
+    Python code into a Spanish reading lesson (session 3's spanish-a1 run, accepted by every
+    gate), so the kind is chosen by rule: a dialogue for a language course, code for a course
+    about code, otherwise a calculation or a concrete case, without code."""
+    if any(s.section_type in _LANGUAGE_SECTIONS for s in analysis.sections):
+        return (
+            "a short dialogue or set of example sentences in the language being taught, each line "
+            "followed by its translation, and what it shows (no code)"
+        )
+    about = " ".join([analysis.topic] + [s.title + " " + " ".join(s.key_concepts) for s in analysis.sections])
+    if _CODE_WORDS.search(about):
+        return "one short code block followed by its output"
+    return "a calculation or a concrete case worked through step by step (no code)"
+
+
+def _prose_rules(words: tuple[int, int], sourced: bool, example: str) -> str:
     """What every lesson written as markdown (prose first, exercises asked after) is asked for.
 
     The target is the middle of the range, with a size per part: asked for the middle as a
@@ -248,8 +276,7 @@ def _prose_rules(words: tuple[int, int], sourced: bool) -> str:
         "say 'let's get started'; explain it. Stay on the lesson's title and outcomes. Use these "
         "parts, in this order, each under its own `##` heading: an introduction of two or three "
         f"sentences; the explanation with the facts a learner needs (about {explain} words); a "
-        "worked example worked through step by step (one short code block followed by its "
-        "output, a short dialogue, or a calculation, whichever fits the topic); a common mistake "
+        f"worked example worked through step by step ({example}); a common mistake "
         "and how to avoid it (two to four sentences); and a summary of two or three sentences "
         "ending with a complete sentence. Stop after the summary. Every heading has text under "
         "it; every list is finished. Do not write exercises or questions: they are asked for "
@@ -337,7 +364,11 @@ def lesson_messages(
         ]
     numbers = ", ".join(str(n) for n, _ in outcomes)
     sourced = bool(analysis.source_material)
-    rules = _prose_rules(words, sourced) if prose_first else _lesson_rules(words, exercises, sourced)
+    rules = (
+        _prose_rules(words, sourced, worked_example_kind(analysis))
+        if prose_first
+        else _lesson_rules(words, exercises, sourced)
+    )
     ask = f"Write the lesson {lesson_title!r} in the section {section.title!r}, teaching its outcomes ({numbers})."
     if outline:  # the rules go in the shared prefix; only which lesson, and its brief, differ
         system = course_context(
