@@ -431,8 +431,6 @@ def test_generate_batch_and_no_cache(tmp_path: Path) -> None:
         # ... unless --no-cache
         fresh = invoke(*args, "--no-cache")
         assert fresh.exit_code == 0 and sum(sim.stats.values()) > sent
-    both = invoke(*args, "--batch", "--temporal", "127.0.0.1:7233")
-    assert both.exit_code == 2 and "--batch" in both.stderr
 
 
 # -- every command reads a named file through one guard, writes only where it may ------------------

@@ -6,6 +6,7 @@ by the `temporal_address` fixture) and a real OpenAI-compatible LoopbackServer.
 - The service, with `service.temporal_address` set, runs its jobs on the fleet.
 - `kill -9` of a worker process in the middle of phase 3: a new worker finishes the course and
   no request whose activity had finished (recorded in the workflow history) is sent again.
+- A course on the fleet is answered by the response cache, and runs in batch mode.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from courseforge.config import Settings, load_config
 from courseforge.distributed import generate_on_temporal
 from courseforge.distributed.worker import WorkerActivities, build_worker, connect
 from courseforge.engine import Engine
+from courseforge.jobs import generate_durably
 from courseforge.telemetry.metrics import CallMetrics
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
 from engine_helpers import (
@@ -110,6 +112,7 @@ async def test_course_through_a_worker_is_the_in_process_course(
         lines: list[str] = []
         events: list[str] = []
         try:
+            await worker_engine.warm()  # as `courseforge worker` does: no gate loads inside a workflow task
             async with build_worker(client, worker_engine, task_queue=queue, metrics=metrics):
                 started = time.perf_counter()
                 course, report = await generate_on_temporal(
@@ -186,6 +189,7 @@ async def test_service_runs_jobs_on_temporal_when_configured(temporal_address: s
         client = await connect(temporal_address)
         worker_engine = Engine(settings, env={})
         try:
+            await worker_engine.warm()  # as `courseforge worker` does: no gate loads inside a workflow task
             async with build_worker(client, worker_engine, task_queue=queue):
                 job, created = await manager.submit(example_analysis(), f"svc-{queue}", None)
                 assert created
@@ -357,6 +361,7 @@ async def test_a_course_on_temporal_is_answered_by_the_response_cache(
         worker_engine = Engine(settings, env={})
         activities = WorkerActivities(worker_engine)
         try:
+            await worker_engine.warm()  # as `courseforge worker` does: no gate loads inside a workflow task
             async with build_worker(client, worker_engine, task_queue=queue, activities=activities):
                 _, first = await generate_on_temporal(
                     settings, analysis, address=temporal_address, job_id=f"c1-{queue}", client=client, say=str
@@ -373,3 +378,59 @@ async def test_a_course_on_temporal_is_answered_by_the_response_cache(
     calls = second.model_dump(mode="json")["calls"]
     assert calls and all(c["cache_hit"] for c in calls if c["outcome"] == "ok")
     assert sum(c["saved_usd"] for c in calls) > 0
+
+
+async def test_a_course_on_temporal_runs_in_batch_mode(temporal_address: str, tmp_path: Path) -> None:
+    """`generate --temporal --batch` (and the service's `?mode=batch` jobs with Temporal set):
+    each primary call is a `batch_call` activity, which the worker sends in its provider
+    batches (the simulator's batch API), one per model per round across the course's calls in
+    flight; the course is the in-process batch-mode course and costs the batch price."""
+    from courseforge.sim import ModelProfile, SimProfile, SimServer
+
+    queue = f"cf-batch-{uuid.uuid4().hex[:8]}"
+    analysis = example_analysis()
+    sim_profile = SimProfile(defaults=ModelProfile(ttft_ms=0, tokens_per_s=1e6, jitter=0, batch_delay_s=0))
+    async with SimServer(sim_profile) as sim:
+        config = loopback_config(
+            sim.base_url, batch={"collect_s": 0.05, "max_collect_s": 1.0, "poll_s": 0.05}
+        )
+        config.update(cache={"mode": "off"}, service={"temporal_task_queue": queue})
+        settings = Settings.model_validate(config)
+        local_engine = Engine(settings, env={})
+        try:
+            _, local = await generate_durably(
+                settings, analysis, job_id=f"local-{queue}", engine=local_engine, say=str, batch=True
+            )
+        finally:
+            await local_engine.aclose()
+        local_stats = dict(sim.stats)
+        sim.stats.clear()
+
+        client = await connect(temporal_address)
+        worker_engine = Engine(settings, env={})
+        activities = WorkerActivities(worker_engine)
+        try:
+            await worker_engine.warm()  # as `courseforge worker` does: no gate loads inside a workflow task
+            async with build_worker(client, worker_engine, task_queue=queue, activities=activities):
+                course, report = await generate_on_temporal(
+                    settings, analysis, address=temporal_address, job_id=f"b-{queue}", client=client,
+                    say=str, batch=True,
+                )  # fmt: skip
+        finally:
+            await activities.aclose()
+            await worker_engine.aclose()
+        fleet_stats = dict(sim.stats)
+    assert course is not None, report.failure_reason
+    assert report.summary["engine"] == "temporal"
+    assert sum(n for (_, o), n in fleet_stats.items() if o == "ok") == 0  # none on the normal path
+    created = sum(n for (_, o), n in fleet_stats.items() if o == "batch_created")
+    assert created == report.summary["batches"] >= 3
+    answered = [c for c in report.calls if c.outcome in ("ok", "rejected")]
+    assert answered and all(c.batch_id for c in answered)
+    assert report.summary["batch_calls"] == len(answered) == local.summary["batch_calls"]
+
+    def batched(stats: dict[tuple[str, str], int]) -> dict[str, int]:
+        return {model: n for (model, outcome), n in stats.items() if outcome == "batch_ok"}
+
+    assert batched(fleet_stats) == batched(local_stats)  # the same requests, per model, batched
+    assert report.total_cost_usd == local.total_cost_usd > 0

@@ -287,10 +287,6 @@ def generate(
         raise fail_user(exc) from exc
     err.print(f"config: {loaded.reason}")
     settings = _settings_for_run(loaded.settings, sync_prices=sync_prices, no_cache=no_cache)
-    if batch and temporal:
-        raise fail_user(
-            UserError("bad options", [("--batch", "batch mode runs in-process, not with --temporal")])
-        )
     metrics = _metrics_for(metrics_file)
     run = _Run(
         settings, analysis, job=job, temporal=temporal, batch=batch, review_plan=review_plan, bank=bank
@@ -350,6 +346,7 @@ class _Run:
                     say=err.print,
                     review_plan=self.review_plan,
                     bank=self.bank,
+                    batch=self.batch,
                 )
             engine = None
             if metrics is not None:

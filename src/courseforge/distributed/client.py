@@ -84,6 +84,7 @@ def workflow_input(
     review_plan: bool = False,
     approved_plan: CoursePlan | None = None,
     bank: Sequence[Exercise] = (),
+    batch: bool = False,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "analysis": analysis.model_dump(mode="json", exclude_unset=True),
@@ -98,6 +99,8 @@ def workflow_input(
         data["approved_plan"] = approved_plan.model_dump(mode="json")
     if bank:
         data["bank"] = [q.model_dump(mode="json") for q in bank]
+    if batch:
+        data["batch"] = True
     return data
 
 
@@ -117,11 +120,13 @@ async def start_course(
     review_plan: bool = False,
     approved_plan: CoursePlan | None = None,
     bank: Sequence[Exercise] = (),
+    batch: bool = False,
 ) -> WorkflowHandle[Any, Any]:
     """Start the course's workflow, or attach to it when one with this id is running or has
     completed (a completed one's result is its course). `tenant` names its cache namespace;
     `review_plan`: it waits for its author after phase 2; `approved_plan`: go on with this plan;
-    `bank`: vetted questions to reuse."""
+    `bank`: vetted questions to reuse; `batch`: in batch mode (provider batch APIs, on the
+    workers)."""
     course_id = course_id_for(analysis)
     data = workflow_input(
         settings,
@@ -132,6 +137,7 @@ async def start_course(
         review_plan=review_plan,
         approved_plan=approved_plan,
         bank=bank,
+        batch=batch,
     )
     try:
         return await client.start_workflow(
@@ -318,12 +324,13 @@ async def generate_on_temporal(
     client: Client | None = None,
     review_plan: bool = False,
     bank: Sequence[Exercise] = (),
+    batch: bool = False,
 ) -> tuple[Course | None, Report]:
     """The CLI's `generate --temporal`: the job id names the workflow (default: the input's
     course id; a completed or different-input workflow of that name moves an unnamed job on to
     `<id>-2`, `<id>-3`…, as in-process). `review_plan`: return (None, a "plan_review" report)
     once the workflow waits for its author's plan (`courseforge plan ... --temporal`); attaching
-    to a workflow that waits does the same."""
+    to a workflow that waits does the same. `batch`: batch mode (`generate --temporal --batch`)."""
     namespace = namespace or settings.service.temporal_namespace
     task_queue = task_queue or settings.service.temporal_task_queue
     if client is None:
@@ -365,6 +372,7 @@ async def generate_on_temporal(
         task_queue=task_queue,
         review_plan=review_plan,
         bank=bank,
+        batch=batch,
     )
     attached = status is not None and status not in _ENDED
     result = await wait_for_course(handle, progress=progress, review=review_plan or attached)
@@ -374,10 +382,17 @@ async def generate_on_temporal(
 class TemporalJobRunner:
     """The service's job runner when `service.temporal_address` is set (a `jobs.JobRunner`): the
     course runs as a workflow on the worker fleet; this process only starts it, mirrors its
-    progress into the job (and SSE), and stores the result through the shared `jobs.run_job`."""
+    progress into the job (and SSE), and stores the result through the shared `jobs.run_job`.
+    `batch`: its courses run in batch mode (the service's runner of `?mode=batch` jobs)."""
 
     def __init__(
-        self, settings: Settings, store: Store, *, client: Client | None = None, poll_s: float = 1.0
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        client: Client | None = None,
+        poll_s: float = 1.0,
+        batch: bool = False,
     ) -> None:
         address = settings.service.temporal_address
         if not address:
@@ -387,6 +402,7 @@ class TemporalJobRunner:
         self.address = address
         self.task_queue = settings.service.temporal_task_queue
         self.poll_s = poll_s
+        self.batch = batch
         self._client = client
         self._lock = asyncio.Lock()
 
@@ -417,6 +433,7 @@ class TemporalJobRunner:
             review_plan=control is not None,
             approved_plan=approved,
             bank=job_bank(job),
+            batch=self.batch,
         )
         if approved is not None:  # a waiting workflow goes on (a new one started with it ignores it)
             await handle.signal(PLAN_APPROVE_SIGNAL, {"plan": approved.model_dump(mode="json")})

@@ -101,6 +101,7 @@ def encode_response(response: ChatResponse) -> dict[str, Any]:
         "model": response.model,
         "finish_reason": response.finish_reason,
         "native_finish_reason": response.native_finish_reason,
+        "batch_id": response.batch_id,
     }
 
 
@@ -112,6 +113,7 @@ def decode_response(data: Mapping[str, Any]) -> ChatResponse:
         model=str(data.get("model", "")),
         finish_reason=str(data.get("finish_reason", "")),
         native_finish_reason=str(data.get("native_finish_reason", "")),
+        batch_id=str(data.get("batch_id", "")),
     )
 
 

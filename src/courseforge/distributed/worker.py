@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from ..storage import Store, open_store, storage_url
 from ..telemetry.metrics import CallMetrics
 from .codec import decode_cached, decode_request, encode_cached, encode_error, encode_response, encode_vectors
 from .workflow import (
+    BATCH_CALL_ACTIVITY,
     CACHE_GET_ACTIVITY,
     CACHE_PUT_ACTIVITY,
     EMBED_ACTIVITY,
@@ -82,6 +83,7 @@ class WorkerActivities:
         }
         self._cache_backend: CacheBackend | None = None
         self._cache_lock = asyncio.Lock()
+        self._store_lock = asyncio.Lock()
         self._store: Store | None = None
 
     async def _with_heartbeat(self, work: asyncio.Future[Any]) -> Any:
@@ -103,6 +105,23 @@ class WorkerActivities:
     async def model_call(self, data: dict[str, Any]) -> dict[str, Any]:
         """One request to one model's stack: text, usage and latency back (no ledger here)."""
         model_id, request = decode_request(data)
+        stack = self._stack(model_id)
+        return await self._send(model_id, request, lambda: stack.complete(request))
+
+    @activity.defn(name=BATCH_CALL_ACTIVITY)
+    async def batch_call(self, data: dict[str, Any]) -> dict[str, Any]:
+        """One request of a batch-mode course: into this worker's provider batch for the model
+        (shared with every batch call it holds in the round, recorded in its store so another
+        worker resumes the batch instead of paying again), else the model's stack."""
+        model_id, request = decode_request(data)
+        stack = self._stack(model_id)
+        batcher = self.engine.batcher(await self._shared_store())
+        custom_id = str(data["custom_id"])
+        return await self._send(
+            model_id, request, lambda: batcher.complete(model_id, stack, request, custom_id)
+        )
+
+    def _stack(self, model_id: str) -> ChatModel:
         stack = self.stacks.get(model_id)
         if stack is None:
             raise encode_error(
@@ -110,9 +129,14 @@ class WorkerActivities:
                     f"worker has no model {model_id!r} (workers and submitters must share a config)"
                 )
             )
+        return stack
+
+    async def _send(
+        self, model_id: str, request: ChatRequest, send: Callable[[], Awaitable[ChatResponse]]
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         with self.engine.event_scope() as events:
-            work = asyncio.ensure_future(stack.complete(request))
+            work = asyncio.ensure_future(send())
             try:
                 response = await self._with_heartbeat(work)
             except CourseforgeError as exc:
@@ -139,21 +163,26 @@ class WorkerActivities:
             record = send_record(self.engine.settings, model_id, tier, request, response, error, latency_ms)
             self.metrics.observe_call(record)
 
+    async def _shared_store(self) -> Store:
+        """The store of this worker's config (`storage.url` / `$COURSEFORGE_STORAGE_URL`),
+        opened on first use: response-cache entries and provider batches in flight."""
+        async with self._store_lock:
+            if self._store is None:
+                settings = self.engine.settings
+                store = open_store(storage_url(settings.storage.url), pool_size=settings.storage.pool_size)
+                await store.init()
+                self._store = store
+            return self._store
+
     async def _cache(self) -> CacheBackend:
-        """Where this worker keeps response-cache entries: `cache.redis_url`, else the store
-        of its config (`storage.url` / `$COURSEFORGE_STORAGE_URL`), opened on first use."""
+        """Where this worker keeps response-cache entries: `cache.redis_url`, else its store."""
         async with self._cache_lock:
             if self._cache_backend is None:
                 settings = self.engine.settings
                 if settings.cache.redis_url:
                     self._cache_backend = RedisBackend(settings.cache.redis_url)
                 else:
-                    store = open_store(
-                        storage_url(settings.storage.url), pool_size=settings.storage.pool_size
-                    )
-                    await store.init()
-                    self._store = store
-                    self._cache_backend = StoreBackend(store)
+                    self._cache_backend = StoreBackend(await self._shared_store())
             return self._cache_backend
 
     @activity.defn(name=CACHE_GET_ACTIVITY)
@@ -272,7 +301,13 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[CourseWorkflow],
-        activities=[activities.model_call, activities.embed, activities.cache_get, activities.cache_put],
+        activities=[
+            activities.model_call,
+            activities.batch_call,
+            activities.embed,
+            activities.cache_get,
+            activities.cache_put,
+        ],
         workflow_runner=sandbox_runner(),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,

@@ -14,6 +14,13 @@ Workflow code (deterministic; replayed from history after a worker dies):
   the entries where its own config says (the store, or `cache.redis_url`): a course on the
   fleet is answered by what any earlier job of its namespace paid for, and keeps its answers
   for the next. Exact matches only (the semantic index stays in-process).
+- Batch mode (input "batch"): a primary model's call with a known batch price is a
+  `courseforge.batch_call` activity; the worker's own `engine.batching.Batcher` puts it in one
+  provider batch with every other batch call that worker holds in the same round (any course),
+  records the batch in the worker's store and polls it, heart-beating; a request the batch
+  fails takes the worker's normal path inside the same activity. A worker that dies while its
+  batch runs hands the activity to another, which finds the batch in the store (a shared
+  PostgreSQL) and polls it instead of paying again.
 - Section fan-out is the pipeline's own `asyncio.gather`, on Temporal's deterministic loop.
 
 A finished activity's result is in the history, so a new worker replays it and never sends it
@@ -56,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 __all__ = [
+    "BATCH_CALL_ACTIVITY",
     "CACHE_GET_ACTIVITY",
     "CACHE_PUT_ACTIVITY",
     "EMBED_ACTIVITY",
@@ -74,6 +82,7 @@ MODEL_CALL_ACTIVITY = "courseforge.model_call"
 EMBED_ACTIVITY = "courseforge.embed"
 CACHE_GET_ACTIVITY = "courseforge.cache_get"
 CACHE_PUT_ACTIVITY = "courseforge.cache_put"
+BATCH_CALL_ACTIVITY = "courseforge.batch_call"
 #: The plan checkpoint: the query showing the plan, the signals bringing an edit and the approval.
 PLAN_QUERY, PLAN_EDIT_SIGNAL, PLAN_APPROVE_SIGNAL = "plan", "edit_plan", "approve_plan"
 #: Texts per embedding activity (keeps each payload well under Temporal's 2 MB limit).
@@ -98,6 +107,9 @@ class ActivityOptions:
     start_to_close_s: float = 1800.0
     initial_retry_s: float = 1.0
     max_retry_s: float = 30.0
+    #: The outer limit of one batch-mode call: a provider batch answers within its completion
+    #: window (24 h by default), so a day and an hour.
+    batch_start_to_close_s: float = 90_000.0
 
     @classmethod
     def from_data(cls, data: dict[str, Any] | None) -> ActivityOptions:
@@ -107,9 +119,10 @@ class ActivityOptions:
     def as_data(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    def kwargs(self) -> dict[str, Any]:
+    def kwargs(self, *, batch: bool = False) -> dict[str, Any]:
+        limit_s = self.batch_start_to_close_s if batch else self.start_to_close_s
         return {
-            "start_to_close_timeout": timedelta(seconds=self.start_to_close_s),
+            "start_to_close_timeout": timedelta(seconds=limit_s),
             "heartbeat_timeout": timedelta(seconds=self.heartbeat_timeout_s),
             "retry_policy": RetryPolicy(
                 initial_interval=timedelta(seconds=self.initial_retry_s),
@@ -140,6 +153,30 @@ class _Counters:
         return dict(sorted(self.faults.items()))
 
 
+async def _call_activity(
+    name: str,
+    model_id: str,
+    request: ChatRequest,
+    options: ActivityOptions,
+    counters: _Counters,
+    **extra: Any,
+) -> ChatResponse:
+    counters.model_calls += 1
+    tags = request.tags
+    summary = "/".join(t for t in (tags.get("phase", ""), tags.get("task", ""), model_id) if t)
+    try:
+        result: dict[str, Any] = await workflow.execute_activity(
+            name,
+            {**encode_request(model_id, request), **extra},
+            summary=summary[:200] or None,
+            **options.kwargs(batch=name == BATCH_CALL_ACTIVITY),
+        )
+    except ActivityError as exc:
+        raise _provider_error(exc, model_id) from None
+    counters.add(result)
+    return decode_response(result["response"])
+
+
 class ActivityModel(ChatModel):
     """One model of a fallback chain, reached through the `model_call` activity."""
 
@@ -149,20 +186,26 @@ class ActivityModel(ChatModel):
         self._counters = counters
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        self._counters.model_calls += 1
-        tags = request.tags
-        summary = "/".join(t for t in (tags.get("phase", ""), tags.get("task", ""), self.model_id) if t)
-        try:
-            result: dict[str, Any] = await workflow.execute_activity(
-                MODEL_CALL_ACTIVITY,
-                encode_request(self.model_id, request),
-                summary=summary[:200] or None,
-                **self._options.kwargs(),
-            )
-        except ActivityError as exc:
-            raise _provider_error(exc, self.model_id) from None
-        self._counters.add(result)
-        return decode_response(result["response"])
+        return await _call_activity(
+            MODEL_CALL_ACTIVITY, self.model_id, request, self._options, self._counters
+        )
+
+
+class ActivityBatcher:
+    """Batch mode in a workflow (`engine.batching.BatchRoute`): the call is a `batch_call`
+    activity, batched, polled and (if the batch fails it) sent the normal way by the worker."""
+
+    def __init__(self, options: ActivityOptions, counters: _Counters) -> None:
+        self._options = options
+        self._counters = counters
+
+    async def complete(
+        self, model_id: str, fallback: ChatModel, request: ChatRequest, custom_id: str
+    ) -> ChatResponse:
+        del fallback  # the worker's own stack for `model_id` is the normal path
+        return await _call_activity(
+            BATCH_CALL_ACTIVITY, model_id, request, self._options, self._counters, custom_id=custom_id
+        )
 
 
 def _provider_error(exc: ActivityError, model_id: str) -> CourseforgeError:
@@ -284,7 +327,7 @@ def temporal_runtime(settings: Settings, options: ActivityOptions, counters: _Co
 class CourseWorkflow:
     """Input: {"analysis", "course_id", "settings" (pinned, see `codec.pinned_settings`),
     "options" (`ActivityOptions`), "cache_namespace" (the response cache's, or absent), optional
-    "review_plan" (wait for the author after phase 2), "approved_plan" (a `CoursePlan` to go on
+    "batch" (batch mode: provider batch APIs through `batch_call` activities), "review_plan" (wait for the author after phase 2), "approved_plan" (a `CoursePlan` to go on
     with) and "bank" (vetted questions, `Exercise` JSON)}. Result: {"course": course JSON or
     None, "report": report JSON}. Queries: `progress` (per-phase progress), `events` (progress
     events from an index) and `plan` (the plan record while the course waits for its author,
@@ -382,6 +425,7 @@ class CourseWorkflow:
             runtime,
             progress=self._on_progress,
             cache=cache,
+            batcher=ActivityBatcher(options, counters) if data.get("batch") else None,
             plan=self._plan_control(data),
             bank=[Exercise.model_validate(e) for e in data.get("bank") or ()],
         )

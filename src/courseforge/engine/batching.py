@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import Settings
 from ..errors import ProviderError, ProviderHTTPError
@@ -33,13 +33,24 @@ from ..providers import ChatModel, ChatRequest, ChatResponse
 from ..providers.openai_compat import OpenAICompatModel
 from ..storage import PendingBatch, Store
 
-__all__ = ["BatchFailed", "Batcher"]
+__all__ = ["BatchFailed", "BatchRoute", "Batcher"]
 
 log = logging.getLogger("courseforge.batch")
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 #: Polls in a row that fail (a network or server error) before a batch is given up on.
 _MAX_POLL_ERRORS = 10
+
+
+class BatchRoute(Protocol):
+    """Where a course in batch mode sends a primary model's call: this process's `Batcher`, or
+    (a course on the Temporal fleet) a worker's, through an activity."""
+
+    async def complete(
+        self, model_id: str, fallback: ChatModel, request: ChatRequest, custom_id: str
+    ) -> ChatResponse:
+        """The batch's answer to `request` (`custom_id`: its digest), else `fallback`'s."""
+        ...
 
 
 class BatchFailed(Exception):

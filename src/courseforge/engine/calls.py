@@ -66,7 +66,7 @@ from ..resilience.hedge import LatencyTracker, hedge_delay_s, race
 from ..routing import WEAKER_FALLBACK
 from ..storage import CachedResponse, Checkpoint, Store
 from ..telemetry import ModelCallSpan, model_call_span
-from .batching import Batcher
+from .batching import BatchRoute
 from .reasoning import ReasoningBudgets, ReasoningPlan, after_length, observe, plan_reasoning
 
 __all__ = ["OPEN_CHAIN_ROUNDS", "Checkpoints", "CourseCalls", "Runtime", "request_digest"]
@@ -206,7 +206,7 @@ class CourseCalls:
         *,
         checkpoints: Checkpoints | None = None,
         cache: ResponseCache | None = None,
-        batcher: Batcher | None = None,
+        batcher: BatchRoute | None = None,
     ) -> None:
         """`batcher`: batch mode — each primary model's call goes through its provider's batch
         API (at the batch price), its normal path when the batch fails it."""

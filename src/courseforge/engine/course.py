@@ -26,7 +26,7 @@ from ..pipeline.revise import Revision
 from ..pipeline.state import PlanControl
 from ..resilience import EventCounts
 from ..telemetry import SpanHandle, span
-from .batching import Batcher
+from .batching import BatchRoute
 from .calls import Checkpoints, CourseCalls, Runtime
 
 __all__ = ["GenerationResult", "RevisionResult", "course_id_for", "run_course"]
@@ -93,7 +93,7 @@ async def run_course(
     progress: Callable[[ProgressEvent], None] | None = None,
     on_cancel: Callable[[Report], None] | None = None,
     cache: ResponseCache | None = None,
-    batcher: Batcher | None = None,
+    batcher: BatchRoute | None = None,
     plan: PlanControl | None = None,
     bank: Sequence[Exercise] = (),
 ) -> GenerationResult:

@@ -77,6 +77,7 @@ class JobManager:
             from ..distributed import TemporalJobRunner
 
             self.runner = TemporalJobRunner(settings, store)
+            self.batch_runner = TemporalJobRunner(settings, store, batch=True)
             max_concurrent = max(max_concurrent, 1024)
         self._slots = asyncio.Semaphore(max_concurrent)
         #: A share of finished jobs re-run under another config (docs/evals.md), or None.
