@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from courseforge.storage import Job, Store, open_store
+from courseforge.storage import Job, ReviewItem, Store, open_store
 from courseforge.testing.postgres import create_database
 
 
@@ -48,6 +48,36 @@ async def test_a_released_or_finished_job_and_a_cancel_request(store: Store) -> 
     assert await store.claimable_jobs(now=100) == ["j2"]
 
 
+async def _regenerating(store: Store, job_id: str = "j1") -> str:
+    """A finished job with one review item a reviewer asked to regenerate; the item's id."""
+    await store.create_job(_job(job_id))
+    item = ReviewItem(id=f"{job_id}:S1-L1", job_id=job_id, target="S1-L1", reason="drifted", uncertainty=0.5)
+    await store.save_result(
+        job_id, run=1, status="completed", course={}, report={}, calls=[], reviews=[item],
+        course_status="needs_review",
+    )  # fmt: skip
+    await store.update_review(item.id, status="regenerating", resolution={"note": "n"})
+    return item.id
+
+
+async def test_a_regeneration_is_claimed_like_a_job(store: Store) -> None:
+    await _regenerating(store)
+    assert await store.review_claim("j1:S1-L1") == ("", 0)
+    assert await store.claim_review("j1:S1-L1", "A", until=130, now=100)
+    assert not await store.claim_review("j1:S1-L1", "B", until=140, now=110)  # A is alive
+    assert await store.renew_claims("A", until=200) == []
+    assert await store.review_claim("j1:S1-L1") == ("A", 200)
+    assert not await store.claim_review("j1:S1-L1", "B", until=220, now=150)  # renewed: still A's
+    assert await store.claim_review("j1:S1-L1", "B", until=230, now=201)  # A died
+    await store.release_review("j1:S1-L1", "A")  # not A's any more
+    assert await store.review_claim("j1:S1-L1") == ("B", 230)
+    assert await store.release_all("B") == 1
+    assert await store.review_claim("j1:S1-L1") == ("", 0)
+    await store.update_review("j1:S1-L1", status="open", resolution={})
+    assert not await store.claim_review("j1:S1-L1", "A", until=300, now=250)  # nothing to regenerate
+    assert await store.review_claim("nope") is None
+
+
 async def test_sessions_expire_and_close(store: Store) -> None:
     await store.put_session("d1", "csrf-1", expires_at=100, now=0)
     assert await store.get_session("d1", now=50) == ("csrf-1", 100)
@@ -81,8 +111,13 @@ async def test_two_stores_on_one_database_count_a_limit_once(pg_base_url: str, p
         claims = await asyncio.gather(
             *(stores[i % processes].claim_job("j1", f"p{i}", until=50, now=5) for i in range(10))
         )
+        review_id = await _regenerating(stores[0], "j2")
+        review_claims = await asyncio.gather(
+            *(stores[i % processes].claim_review(review_id, f"p{i}", until=50, now=5) for i in range(10))
+        )
     finally:
         for s in stores:
             await s.close()
     assert sum(a is None for a in answers) == 7
     assert sum(claims) == 1
+    assert sum(review_claims) == 1

@@ -7,7 +7,8 @@ after claiming it in the store (`Store.claim_job`) when a slot is free, renews i
 third of `service.job_lease_s`, and every `service.store_poll_s` takes queued jobs no process
 has claimed and the jobs of a process whose lease ran out (it died). A job is never run by two
 live processes at once; a cancel request made to another process reaches the owner at its next
-renewal."""
+renewal. Reviewer-requested regenerations are claimed, renewed and adopted the same way (two
+processes starting together resume each one once)."""
 
 from __future__ import annotations
 
@@ -105,9 +106,6 @@ class JobManager:
         if not adopt:
             return 0
         resumed = await self._adopt(restarting=True)
-        for item in await self.store.list_reviews(status="regenerating", limit=100_000):
-            self.schedule_revision(item.id)
-            resumed += 1
         if resumed:
             log.info("resuming %d unfinished job(s) and regeneration(s)", resumed)
         return resumed
@@ -132,6 +130,24 @@ class JobManager:
             found = await self.store.get_job(job_id)
             if found is not None and not found.finished:
                 self.schedule(found)
+                adopted += 1
+        return adopted + await self._adopt_revisions(restarting)
+
+    async def _adopt_revisions(self, restarting: bool) -> int:
+        """Claim and schedule the reviewer-requested regenerations no live process holds (as
+        jobs: at a restart also those of a process of this host that is gone)."""
+        adopted = 0
+        for item in await self.store.list_reviews(status="regenerating", limit=100_000):
+            if f"review:{item.id}" in self._tasks:
+                continue
+            claim = await self.store.review_claim(item.id)
+            if claim is None:
+                continue
+            now = time.time()
+            if restarting and claim[0] and _gone_from_this_host(claim[0]):
+                now = max(now, claim[1] + 1)
+            if await self.store.claim_review(item.id, self.owner, until=time.time() + self._lease_s, now=now):
+                self.schedule_revision(item.id)
                 adopted += 1
         return adopted
 
@@ -276,6 +292,10 @@ class JobManager:
     async def _revise(self, review_id: str, key: str) -> None:
         try:
             async with self._slots:
+                if not await self.store.claim_review(
+                    review_id, self.owner, until=time.time() + self._lease_s, now=time.time()
+                ):
+                    return  # another live process regenerates it, or it is no longer asked for
                 self.running += 1
                 try:
                     item = await revise_review(self.engine, self.store, review_id)
@@ -297,6 +317,8 @@ class JobManager:
             self.metrics.revisions.labels("error").inc()
         finally:
             self._tasks.pop(key, None)
+            with contextlib.suppress(Exception):
+                await self.store.release_review(review_id, self.owner)
 
     async def _cancelled(self, job_id: str) -> None:
         """After the job's task was cancelled: a cancel request ends the job "cancelled" (one

@@ -253,6 +253,20 @@ class Store(abc.ABC):
         """(owner, lease_until) of a job ("" and 0 when unclaimed); None for an unknown job."""
 
     @abc.abstractmethod
+    async def claim_review(self, review_id: str, owner: str, *, until: float, now: float) -> bool:
+        """As `claim_job`, for a review item being regenerated (status "regenerating"): True
+        when `owner` now runs its regeneration, False when a live process does or it is not
+        regenerating. `renew_claims` and `release_all` cover these claims too."""
+
+    @abc.abstractmethod
+    async def release_review(self, review_id: str, owner: str) -> None:
+        """`owner` no longer regenerates the item (its regeneration ended)."""
+
+    @abc.abstractmethod
+    async def review_claim(self, review_id: str) -> tuple[str, float] | None:
+        """(owner, lease_until) of a review item ("" and 0 when unclaimed); None if unknown."""
+
+    @abc.abstractmethod
     async def put_session(self, digest: str, csrf: str, *, expires_at: float, now: float) -> None:
         """Keep a dashboard session (by the digest of its id, never the id) and drop expired ones."""
 

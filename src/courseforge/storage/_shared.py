@@ -1,7 +1,8 @@
 """What several service processes on one store share, so that they act as one: which process
-runs a job (a claim with a lease, renewed while it runs; a dead process's jobs are adopted when
-their lease runs out, a live one's never), dashboard sessions, and each tenant's submissions in
-the last window (its jobs-per-minute limit counted across every process).
+runs a job or a reviewer-requested regeneration (a claim with a lease, renewed while it runs; a
+dead process's are adopted when their lease runs out, a live one's never), dashboard sessions,
+and each tenant's submissions in the last window (its jobs-per-minute limit counted across
+every process).
 
 The SQL is written once for both backends, on the two primitives they supply.
 """
@@ -20,6 +21,8 @@ Statement = tuple[str, Sequence[Any]]
 
 #: Statuses a process may be running a job in.
 _LIVE = "('queued', 'running')"
+#: The status of a review item a process may be regenerating.
+_REGENERATING = "'regenerating'"
 
 
 class SharedStateSQL(Store):
@@ -52,7 +55,13 @@ class SharedStateSQL(Store):
 
     async def renew_claims(self, owner: str, *, until: float) -> list[str]:
         await self._transaction(
-            [(f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND status IN {_LIVE}", (until, owner))]
+            [
+                (f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND status IN {_LIVE}", (until, owner)),
+                (
+                    f"UPDATE review_items SET lease_until = ? WHERE owner = ? AND status = {_REGENERATING}",
+                    (until, owner),
+                ),
+            ]
         )
         rows = await self._fetch(
             f"SELECT id FROM jobs WHERE owner = ? AND cancel_requested = 1 AND status IN {_LIVE}", (owner,)
@@ -65,10 +74,13 @@ class SharedStateSQL(Store):
         )
 
     async def release_all(self, owner: str) -> int:
-        (count,) = await self._transaction(
-            [("UPDATE jobs SET owner = '', lease_until = 0 WHERE owner = ?", (owner,))]
+        jobs, reviews = await self._transaction(
+            [
+                ("UPDATE jobs SET owner = '', lease_until = 0 WHERE owner = ?", (owner,)),
+                ("UPDATE review_items SET owner = '', lease_until = 0 WHERE owner = ?", (owner,)),
+            ]
         )
-        return count
+        return jobs + reviews
 
     async def claimable_jobs(self, *, now: float, limit: int = 500) -> list[str]:
         rows = await self._fetch(
@@ -80,6 +92,33 @@ class SharedStateSQL(Store):
 
     async def job_claim(self, job_id: str) -> tuple[str, float] | None:
         rows = await self._fetch("SELECT owner, lease_until FROM jobs WHERE id = ?", (job_id,))
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    # -- claims of reviewer-requested regenerations ---------------------------------------------
+    async def claim_review(self, review_id: str, owner: str, *, until: float, now: float) -> bool:
+        (claimed,) = await self._transaction(
+            [
+                (
+                    "UPDATE review_items SET owner = ?, lease_until = ? "
+                    f"WHERE id = ? AND status = {_REGENERATING} AND (owner = '' OR owner = ? OR lease_until < ?)",
+                    (owner, until, review_id, owner, now),
+                )
+            ]
+        )
+        return claimed == 1
+
+    async def release_review(self, review_id: str, owner: str) -> None:
+        await self._transaction(
+            [
+                (
+                    "UPDATE review_items SET owner = '', lease_until = 0 WHERE id = ? AND owner = ?",
+                    (review_id, owner),
+                )
+            ]
+        )
+
+    async def review_claim(self, review_id: str) -> tuple[str, float] | None:
+        rows = await self._fetch("SELECT owner, lease_until FROM review_items WHERE id = ?", (review_id,))
         return (str(rows[0][0]), float(rows[0][1])) if rows else None
 
     # -- dashboard sessions --------------------------------------------------------------------

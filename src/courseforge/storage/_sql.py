@@ -172,6 +172,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE TABLE tenant_locks (tenant TEXT PRIMARY KEY, touched {ts} NOT NULL)",
         ],
     ),
+    (
+        6,
+        [
+            # A reviewer-requested regeneration is claimed like a job (one process runs it; a
+            # second process starting at the same time does not resume it too).
+            "ALTER TABLE review_items ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE review_items ADD COLUMN lease_until {ts} NOT NULL DEFAULT 0",
+        ],
+    ),
 ]
 
 _JOB_COLUMNS = (
