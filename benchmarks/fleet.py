@@ -13,11 +13,12 @@ Throughput: for each worker count, `--courses` copies of the example (own ids an
 once on a fresh task queue; wall from the first start to the last result, the workers' CPU
 seconds (/proc), and each workflow's history length (`fetch_history`).
 
-`--rpm R`: every worker's provider shares one Redis bucket of R requests a minute
+`--rpm R`: every worker's provider shares one Redis-paced limit of R requests a minute
 (`providers.NAME.rpm`, `redis_url`); `--rpm-workers` workers and many courses keep demand far
-above it for `--rpm-seconds`; the simulator's own request counter (`/sim/stats`), sampled every
-0.5 s, gives the rate it saw after the bucket's initial burst (a full bucket, R requests) was
-spent: steady requests per minute against R.
+above it for `--rpm-seconds`, starting from a quiet spell (a fresh key); the simulator's own
+request counter (`/sim/stats`), sampled every 0.5 s, gives the rate it saw from the first
+request on (requests per minute against R) and the most requests in any 60 s between two
+samples (the goal: within 5 % of R; a limiter that banks a quiet minute shows up to 2R here).
 
 `--large PATH`: one more course (e.g. examples/scale/forty-sections.json) on 2 workers, for
 its history length against Temporal's limits (50,000 events, 50 MB).
@@ -75,7 +76,7 @@ def _workers(
             cmd += ["--max-activities", str(activities)]
             proc = stack.enter_context(child_process(cmd, env=env, log=tmp / f"worker-{queue}-{i}.log"))
             pids.append(proc.pid)
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # a worker warms its models first: slow on a loaded machine
         for i in range(n):  # each says "worker: ... task queue" once it polls
             log = tmp / f"worker-{queue}-{i}.log"
             while "task queue" not in log.read_text("utf-8", "replace"):
@@ -211,23 +212,20 @@ def _rpm(
         with _workers(args.rpm_workers, address, queue, cfg, env, tmp, args.max_activities):
             r = asyncio.run(_rpm_run(address, cfg, queue, example, sim, args.rpm_seconds))
     samples = r["samples"]
-    # Steady state: from the first sample where the count passed 2R (the full bucket, R, is spent
-    # and a minute of refill since: demand has outrun the limit).
-    start = next((i for i, (_, c) in enumerate(samples) if c - samples[0][1] >= 2 * args.rpm), None)
+    # From the first sample that saw a request: there is no burst to wait out (GCRA, a burst of one).
+    start = next((i for i, (_, c) in enumerate(samples) if c > samples[0][1]), None)
     if start is None or len(samples) - start < 20:
-        print(
-            f"\nRPM {args.rpm}: the initial burst was never spent ({samples[-1][1] - samples[0][1]} requests); run longer"
-        )
+        print(f"\nRPM {args.rpm}: too few samples after the first request; run longer")
         return
+    start = max(start - 1, 0)  # the sample just before the first request
     (t_a, c_a), (t_b, c_b) = samples[start], samples[-1]
-    steady = (c_b - c_a) / (t_b - t_a) * 60
+    rate = (c_b - c_a) / (t_b - t_a) * 60
     window = max(
         (c_j - c_i for t_i, c_i in samples for t_j, c_j in samples if 0 <= t_j - t_i <= 60), default=0
     )
-    print(f"\nRPM {args.rpm} shared through Redis by {args.rpm_workers} workers: {c_b - samples[0][1]} requests in "
-          f"{t_b:.0f} s; after the initial burst ({c_a - samples[0][1]} requests by {t_a:.1f} s) the simulator saw "
-          f"{c_b - c_a} in {t_b - t_a:.1f} s = {steady:.1f} per minute ({steady / args.rpm:.3f} of the limit); "
-          f"most in any 60 s: {window} ({window / args.rpm:.2f} of the limit: the bucket holds a minute's requests)")  # fmt: skip
+    print(f"\nRPM {args.rpm} shared through Redis by {args.rpm_workers} workers: {c_b - c_a} requests in "
+          f"{t_b - t_a:.1f} s from the first = {rate:.1f} per minute ({rate / args.rpm:.3f} of the limit); "
+          f"most in any 60 s: {window} ({window / args.rpm:.3f} of the limit)")  # fmt: skip
 
 
 if __name__ == "__main__":
