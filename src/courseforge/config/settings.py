@@ -416,6 +416,13 @@ class RoutingSettings(_S):
     metadata_tier: Tier = "premium"
     #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
     metadata_extras_tier: Tier = "cheap"
+    #: Seed 002's shapes of a lesson request (docs/seed-rules.md, item 13). `exercises_tier`: a
+    #: lesson's exercises are written apart, by this tier's model, from the lesson's text and
+    #: outcomes (None: in the lesson's own answer). `group_lessons`: a section's first
+    #: generations that start on the same tier go in one request, each lesson parsed, checked
+    #: and checkpointed on its own; one that fails its gates is regenerated alone.
+    exercises_tier: Tier | None = None
+    group_lessons: bool = False
     #: Attempts at the critical metadata on its tier before human review.
     metadata_max_attempts: int = Field(default=2, ge=1, le=10)
     section_types: dict[str, SectionTypeSettings] = Field(default_factory=dict)
@@ -442,6 +449,7 @@ class RoutingSettings(_S):
     @model_validator(mode="after")
     def _tiers_known(self) -> RoutingSettings:
         names = [*self.ladder, self.metadata_tier, self.metadata_extras_tier]
+        names += [self.exercises_tier] if self.exercises_tier else []
         names += [t.start_tier for t in self.section_types.values() if t.start_tier]
         if self.long_context_tier and self.long_context_tier in self.tiers:
             names.append(self.long_context_tier)

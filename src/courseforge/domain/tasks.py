@@ -15,6 +15,9 @@ it needs a store migration.
     judge:S1-L2:3f2a9c1d           the judge's verdict on one text of the lesson (content digest)
     judge_strong:S1-L2:3f2a9c1d    the stronger judge's verdict on the same text
     gaps/r1                        phase 5's plan of the lessons missing in its first round
+    exercises:S1-L2                a lesson's exercises written apart (`routing.exercises_tier`;
+                                   rounds and tags as the lesson's: exercises:S1-L2/r1)
+    lesson_group:S1                section 1's lessons asked in one request (`routing.group_lessons`)
 
 A step key is `phase/task/attempt/tier` (e.g. `lessons/lesson:S1-L2/2/mid`).
 
@@ -42,8 +45,21 @@ __all__ = [
     "subject_kind",
 ]
 
-TaskKind = Literal["metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps"]
-_KINDS: tuple[TaskKind, ...] = ("metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps")
+TaskKind = Literal[
+    "metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps", "exercises", "lesson_group"
+]
+_KINDS: tuple[TaskKind, ...] = (
+    "metadata_core",
+    "metadata_extras",
+    "lesson",
+    "judge",
+    "judge_strong",
+    "gaps",
+    "exercises",
+    "lesson_group",
+)
+#: Kinds whose key carries a lesson's rounds and tags (`lesson:S1-L2/r1`, `exercises:S1-L2/r1`).
+_LESSON_LIKE = ("lesson", "exercises")
 _ROUND = re.compile(r"r(\d+)")
 _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -51,7 +67,7 @@ _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 @dataclass(frozen=True, slots=True)
 class TaskId:
     kind: TaskKind
-    #: The lesson id, for lesson and judge tasks.
+    #: The lesson id, for lesson, exercises and judge tasks (the section, `S1`, for lesson_group).
     lesson: str = ""
     #: How many times the lesson was sent back before this generation (0: its first).
     round: int = 0
@@ -65,16 +81,16 @@ class TaskId:
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"unknown task kind {self.kind!r}")
-        needs_lesson = self.kind in ("lesson", "judge", "judge_strong")
+        needs_lesson = self.kind in ("lesson", "judge", "judge_strong", *_LESSON_LIKE, "lesson_group")
         if needs_lesson != bool(self.lesson):
             raise ValueError(f"{self.kind} task {'needs' if needs_lesson else 'takes no'} lesson id")
         if self.lesson and not _SUBJECT.fullmatch(self.lesson):
             raise ValueError(f"lesson id {self.lesson!r} is not a plain id")
         if self.round < 0 or self.sample < 0 or self.sample == 1:
             raise ValueError("round counts from 0; samples are numbered from 2")
-        if self.kind != "lesson" and (self.tag or self.sample):
-            raise ValueError("only lesson tasks have tags and samples")
-        if self.kind not in ("lesson", "gaps") and self.round:
+        if (self.kind not in _LESSON_LIKE and self.tag) or (self.kind != "lesson" and self.sample):
+            raise ValueError("only lesson tasks have tags and samples (exercises tasks: tags)")
+        if self.kind not in (*_LESSON_LIKE, "gaps") and self.round:
             raise ValueError("only lesson and gaps tasks have rounds")
         if self.tag and (self.round or not _SUBJECT.fullmatch(self.tag) or _ROUND.fullmatch(self.tag)):
             raise ValueError(f"tag {self.tag!r} must be a plain name and excludes a round")
@@ -88,6 +104,15 @@ class TaskId:
     @classmethod
     def judge_task(cls, lesson: str, digest: str, *, strong: bool = False) -> TaskId:
         return cls("judge_strong" if strong else "judge", lesson, digest=digest)
+
+    def exercises(self) -> TaskId:
+        """The task of this lesson generation's exercises, written apart (same round or tag)."""
+        return TaskId("exercises", self.lesson, round=self.round, tag=self.tag)
+
+    @classmethod
+    def group_task(cls, section_index: int) -> TaskId:
+        """The request holding a section's lessons (0-based `section_index`)."""
+        return cls("lesson_group", f"S{section_index + 1}")
 
     def with_sample(self, sample: int) -> TaskId:
         return replace(self, sample=sample)
@@ -103,9 +128,11 @@ class TaskId:
             return self.kind
         if self.kind == "gaps":
             return f"gaps/r{self.round}" if self.round else "gaps"
-        if self.kind != "lesson":
+        if self.kind == "lesson_group":
+            return f"lesson_group:{self.lesson}"
+        if self.kind not in _LESSON_LIKE:
             return f"{self.kind}:{self.lesson}:{self.digest}"
-        text = f"lesson:{self.lesson}"
+        text = f"{self.kind}:{self.lesson}"
         if self.tag:
             text += f"/{self.tag}"
         elif self.round:
@@ -131,7 +158,13 @@ class TaskId:
         if kind in ("judge", "judge_strong"):
             lesson, _, digest = rest.partition(":")
             return cls(kind, lesson, digest=digest)  # type: ignore[arg-type]
-        if kind != "lesson":
+        if kind == "lesson_group":
+            try:
+                group = cls("lesson_group", rest)
+            except ValueError as exc:
+                raise ValueError(f"not a task id: {text!r} ({exc})") from None
+            return group
+        if kind not in _LESSON_LIKE:
             raise ValueError(f"not a task id: {text!r}")
         rest, _, sample = rest.partition("#s")
         lesson, _, suffix = rest.partition("/")
@@ -141,7 +174,7 @@ class TaskId:
         else:
             tag = suffix
         try:
-            task = cls("lesson", lesson, round=round_, tag=tag, sample=int(sample) if sample else 0)
+            task = cls(kind, lesson, round=round_, tag=tag, sample=int(sample) if sample else 0)  # type: ignore[arg-type]
         except ValueError as exc:
             raise ValueError(f"not a task id: {text!r} ({exc})") from None
         if task.key() != text:
@@ -171,7 +204,7 @@ def lesson_of(key: str) -> str | None:
         task = TaskId.parse(key)
     except ValueError:
         return key.removeprefix(_LESSON_PREFIX) if key.startswith(_LESSON_PREFIX) else None
-    return task.lesson if task.kind == "lesson" else None
+    return task.lesson if task.kind in _LESSON_LIKE else None
 
 
 def subject_kind(key: str) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import Settings
@@ -37,7 +38,7 @@ from ..telemetry import SpanHandle, span
 from .context import fit_context, lesson_excerpts, request_tokens
 from .lesson_checks import borderline_accepted, check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
-from .prompts import lesson_exercises_ask, lesson_messages
+from .prompts import exercises_messages, lesson_exercises_ask, lesson_group_messages, lesson_messages
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "LessonBrief",
     "brief_of",
     "create_slots",
+    "exercises_request",
     "generate_lesson",
     "generate_lessons",
     "lesson_request",
@@ -162,16 +164,26 @@ _PROSE_TOKENS_PER_WORD = 2.0
 _EXERCISE_HEADINGS = ("\n## Exercises", "\n### Exercises", "\n**Exercises", "\n## Practice", "\n### Practice")
 
 
+_CITATIONS_ASK = (
+    "Now list in `citations`, as JSON, the ids of the sources the lesson used (none: an empty list)."
+)
+
+
 def _prose_first(
     outcomes: list[int],
     exercises: tuple[int, int],
     source_ids: list[str],
     words: tuple[int, int],
     max_tokens: int,
+    *,
+    exercises_apart: bool = False,
 ) -> ProseFirst:
-    """A lesson asked prose first: the markdown free, then its exercises as JSON (local models)."""
+    """A lesson asked prose first: the markdown free, then its exercises as JSON (local models);
+    with `exercises_apart` only its citations (the exercises are a call of their own)."""
     return ProseFirst(
-        follow_up=lesson_exercises_ask(outcomes, exercises, bool(source_ids)),
+        follow_up=_CITATIONS_ASK
+        if exercises_apart
+        else lesson_exercises_ask(outcomes, exercises, bool(source_ids)),
         stop=_EXERCISE_HEADINGS,
         max_prose_tokens=min(int(words[1] * _PROSE_TOKENS_PER_WORD), max_tokens * 2 // 3),
     )
@@ -221,10 +233,17 @@ class LessonBrief:
         return min(gates.min_exercises, asked), asked
 
     def messages(
-        self, settings: Settings, feedback: str = "", *, cache_prefix: bool = False, prose_first: bool = False
+        self,
+        settings: Settings,
+        feedback: str = "",
+        *,
+        cache_prefix: bool = False,
+        prose_first: bool = False,
+        exercises_apart: bool = False,
     ) -> list[Message]:
         """`cache_prefix`: the long shared prefix (course outcomes, section summaries, rubric).
-        `prose_first`: the lesson asked as markdown, its exercises after it (`ProseFirst`)."""
+        `prose_first`: the lesson asked as markdown, its exercises after it (`ProseFirst`).
+        `exercises_apart`: the lesson without exercises (`exercises_request` asks for them)."""
         gates = settings.gates
         return lesson_messages(
             analysis=self.analysis,
@@ -243,6 +262,7 @@ class LessonBrief:
             course_outcomes=self.course_outcomes if cache_prefix else (),
             summaries=self.section_summaries if cache_prefix else (),
             prose_first=prose_first,
+            exercises_apart=exercises_apart,
         )
 
 
@@ -258,7 +278,8 @@ def lesson_request(
     """The request of one attempt at a lesson on `tier`: its prompt (with the attempt's
     `feedback`), the lesson schema narrowed to its outcomes and the input's sources, the output
     bound of the tier's model. A local model with `prose_first` is asked for the markdown first
-    and the exercises after it (`ProseFirst`); its answer is the same JSON lesson."""
+    and the exercises after it (`ProseFirst`); its answer is the same JSON lesson. With
+    `routing.exercises_tier` the lesson is asked without exercises (`exercises_request`)."""
     gates = settings.gates
     model = settings.models[settings.routing.tiers[tier]]
     numbers = brief.outcome_numbers if brief.outcome_numbers is not None else [n for n, _ in brief.outcomes]
@@ -268,20 +289,81 @@ def lesson_request(
     words = (gates.lesson_min_words, gates.lesson_max_words)
     asked = brief.exercises(settings)
     max_tokens = min(model.max_output_tokens, LESSON_MAX_TOKENS)
+    apart = settings.routing.exercises_tier is not None
     schema = lesson_schema_for(
         lesson_schema(*words, asked[1], asked[0], bound_content=not prose_first), list(numbers), source_ids
     )
+    if apart:
+        props = {k: v for k, v in schema["properties"].items() if k != "exercises"}
+        schema = {**schema, "properties": props, "required": [k for k in schema["required"] if k in props]}
+    elif prose_first:
+        schema = exercises_by_type(schema)
     return ChatRequest(
-        brief.messages(settings, feedback, cache_prefix=cache_prefix, prose_first=prose_first),
-        json_schema=exercises_by_type(schema) if prose_first else schema,
+        brief.messages(
+            settings, feedback, cache_prefix=cache_prefix, prose_first=prose_first, exercises_apart=apart
+        ),
+        json_schema=schema,
         schema_name="lesson",
         max_tokens=max_tokens,
         temperature=settings.routing.temperature,
         timeout_s=timeout_s,
         tags=dict(tags or {}),
-        prose_first=_prose_first(list(numbers), asked, source_ids, words, max_tokens)
+        prose_first=_prose_first(list(numbers), asked, source_ids, words, max_tokens, exercises_apart=apart)
         if prose_first
         else None,
+    )
+
+
+#: The output bound of an exercises request (the eval set's exercises average ~200 tokens a
+#: lesson; four long ones stay under it).
+EXERCISES_MAX_TOKENS = 900
+
+
+def exercises_request(
+    brief: LessonBrief,
+    settings: Settings,
+    content: str,
+    *,
+    feedback: str = "",
+    timeout_s: float | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ChatRequest:
+    """The request for a lesson's exercises written apart (seed 002, `routing.exercises_tier`):
+    the lesson's `content` and outcomes in, `{"exercises": [...]}` out, on the exercises tier's
+    model, under the lesson schema's exercise bounds narrowed to the lesson's outcomes."""
+    tier = settings.routing.exercises_tier
+    assert tier is not None
+    model = settings.models[settings.routing.tiers[tier]]
+    gates = settings.gates
+    numbers = brief.outcome_numbers if brief.outcome_numbers is not None else [n for n, _ in brief.outcomes]
+    asked = brief.exercises(settings)
+    lesson = lesson_schema_for(
+        lesson_schema(gates.lesson_min_words, gates.lesson_max_words, asked[1], asked[0]), list(numbers), []
+    )
+    if model.local is not None:  # a grammar binds it: each exercise's shape fixed by its type
+        lesson = exercises_by_type(lesson)
+    return ChatRequest(
+        exercises_messages(
+            analysis=brief.analysis,
+            section=brief.section,
+            lesson_title=brief.lesson_title,
+            outcomes=brief.outcomes,
+            content=content,
+            exercises=asked,
+            style=brief.style,
+            feedback=feedback,
+        ),
+        json_schema={
+            "type": "object",
+            "properties": {"exercises": lesson["properties"]["exercises"]},
+            "required": ["exercises"],
+            "additionalProperties": False,
+        },
+        schema_name="exercises",
+        max_tokens=min(model.max_output_tokens, EXERCISES_MAX_TOKENS),
+        temperature=settings.routing.temperature,
+        timeout_s=timeout_s,
+        tags=dict(tags or {}),
     )
 
 
@@ -307,26 +389,40 @@ def brief_of(state: CourseState, slot: LessonSlot, excerpts: Sequence[tuple[str,
     )
 
 
-async def generate_lesson(
+@dataclass(slots=True)
+class _Generation:
+    """One lesson generation ready to run: its brief, task, starting tier and attempts."""
+
+    slot: LessonSlot
+    task: TaskId
+    phase: str
+    round: int
+    brief: LessonBrief
+    route: Route
+    start_tier: str
+    priority: tuple[str, PrioritySettings]
+    build: Callable[[str, int, str], ChatRequest]
+    attempts: _Attempts
+    sampled: bool
+    #: The first attempt's answer when it came in a section's request (`routing.group_lessons`).
+    first: CallResult | None = field(default=None)
+
+
+async def _prepare(
     state: CourseState,
     slot: LessonSlot,
     ctx: PipelineContext,
-    sem: asyncio.Semaphore,
     phase: str,
     round: int = 0,
     *,
     sequential: bool = False,
-) -> None:
-    """Generate one slot through the cascade (`phase`/`round`: where it runs, for the report);
-    the slot ends accepted, flagged (best attempt kept) or failed. Never raises an `Exception`
-    (a provider error, an embedder crash, a bug in a gate): that lesson fails, the course goes on.
-    `sequential`: the fallback run after a failed parallel one, with the priority's longer
-    timeout (`routing.sequential_timeout_factor` times its `timeout_s`)."""
+) -> _Generation:
+    """The slot's brief (with the sources' passages it is shown and graded against), its
+    request builder and where its first attempt goes."""
     assert state.core is not None and state.extras is not None
     spec = state.analysis.sections[slot.section_index]
     task = TaskId.lesson_task(slot.id, round=0 if slot.task_tag else slot.rounds, tag=slot.task_tag)
     priority_name, priority = ctx.priority_for(spec.section_type, spec.critical)
-    # The sources' passages relevant to this lesson: shown to it, and graded against.
     brief = brief_of(state, slot, await lesson_excerpts(state, slot, ctx))
     timeout_s = priority.timeout_s
     if sequential and timeout_s is not None:
@@ -339,22 +435,59 @@ async def generate_lesson(
 
     route, start_tier = _start_tier(state, slot, ctx, brief, task, (priority_name, priority), round, build)
     attempts = _Attempts(state, slot, ctx, task, [(n, o.text) for n, o in brief.outcomes])
+    attempts.brief, attempts.timeout_s, attempts.tags = brief, timeout_s, tags
     sampled = is_sampled(ctx, spec.section_type, spec.critical)
+    attempts.sampled = sampled
+    return _Generation(
+        slot,
+        task,
+        phase,
+        round,
+        brief,
+        route,
+        start_tier,
+        (priority_name, priority),
+        build,
+        attempts,
+        sampled,
+    )
+
+
+async def generate_lesson(
+    state: CourseState,
+    slot: LessonSlot,
+    ctx: PipelineContext,
+    sem: asyncio.Semaphore,
+    phase: str,
+    round: int = 0,
+    *,
+    sequential: bool = False,
+    prepared: _Generation | None = None,
+) -> None:
+    """Generate one slot through the cascade (`phase`/`round`: where it runs, for the report);
+    the slot ends accepted, flagged (best attempt kept) or failed. Never raises an `Exception`
+    (a provider error, an embedder crash, a bug in a gate): that lesson fails, the course goes on.
+    `sequential`: the fallback run after a failed parallel one, with the priority's longer
+    timeout (`routing.sequential_timeout_factor` times its `timeout_s`). `prepared`: the
+    generation `_prepare` made (with its grouped first answer, if any)."""
+    g = prepared or await _prepare(state, slot, ctx, phase, round, sequential=sequential)
+    attempts, (priority_name, priority) = g.attempts, g.priority
+    attempts.first = g.first
     async with sem:
         with span(
-            "task lesson", _task_attributes(task.key(), phase, route, priority_name, start_tier)
+            "task lesson", _task_attributes(g.task.key(), phase, g.route, priority_name, g.start_tier)
         ) as attempts.task_span:
             try:
                 result = await run_cascade(
                     phase=phase,
                     round=round,
-                    task=task,
-                    start_tier=start_tier,
+                    task=g.task,
+                    start_tier=g.start_tier,
                     policy=ctx.policy(priority, step_down_on_budget=True),
-                    build=build,
+                    build=g.build,
                     parse=parser_for(LessonDraft),
                     check=attempts.check,
-                    call=attempts.sampling_call if sampled else ctx.effects.call,
+                    call=attempts.call,
                 )
             except JobStopped:
                 raise  # the provider stopped the whole job (401, 402): not one lesson's failure
@@ -363,11 +496,11 @@ async def generate_lesson(
                 slot.transient_failure = True
                 attempts.task_span.error(type(exc).__name__, str(exc))
                 state.decisions.append(
-                    Decision(task=task.key(), action="fail", tier=start_tier, reason=slot.reason)
+                    Decision(task=g.task.key(), action="fail", tier=g.start_tier, reason=slot.reason)
                 )
                 return
             _trace_result(attempts.task_span, result.decisions, result.status, result.tier, result.attempts)
-    _settle(state, slot, ctx, task, result)
+    _settle(state, slot, ctx, g.task, result)
 
 
 def _start_tier(
@@ -460,6 +593,59 @@ class _Attempts:
         self.state, self.slot, self.ctx, self.task, self.outcomes = state, slot, ctx, task, outcomes
         self.agreement: float | None = None
         self.task_span = SpanHandle()
+        self.sampled = False
+        self.first: CallResult | None = None
+        self.brief: LessonBrief | None = None
+        self.timeout_s: float | None = None
+        self.tags: dict[str, str] = {}
+
+    async def call(self, attempt: CallSpec) -> CallResult:
+        """The lesson's answer to `attempt`: its section's grouped answer for the first attempt
+        when there is one, else its own call (sampled where configured); with
+        `routing.exercises_tier`, completed by its exercises from a call of their own."""
+        if self.first is not None and attempt.attempt == 1 and attempt.tier == self.first.record.tier:
+            result, self.first = self.first, None
+        else:
+            result = await (self.sampling_call if self.sampled else self.ctx.effects.call)(attempt)
+        if self.ctx.settings.routing.exercises_tier is None:
+            return result
+        return await self._with_exercises(result, attempt)
+
+    async def _with_exercises(self, result: CallResult, attempt: CallSpec) -> CallResult:
+        """`result` (a lesson without exercises) with the exercises the exercises tier writes
+        for its text. An answer that is no lesson goes back as it is (the cascade's parse
+        refuses it); an exercises call that fails fails the attempt, the lesson's call
+        marked rejected with it."""
+        try:
+            body = json.loads(result.response.text, strict=False)
+        except ValueError:
+            return result
+        if not isinstance(body, dict) or not isinstance(body.get("content"), str) or self.brief is None:
+            return result
+        tier = self.ctx.settings.routing.exercises_tier
+        assert tier is not None
+        request = exercises_request(
+            self.brief, self.ctx.settings, body["content"], timeout_s=self.timeout_s, tags=self.tags
+        )
+        spec = CallSpec(
+            phase=attempt.phase,
+            task=attempt.task.base.exercises(),
+            tier=tier,
+            attempt=attempt.attempt,
+            request=request,
+            round=attempt.round,
+        )
+        try:
+            answer = await self.ctx.effects.call(spec)
+            exercises = json.loads(answer.response.text, strict=False)["exercises"]
+        except (ProviderError, BudgetExceeded, ValueError, KeyError, TypeError) as exc:
+            result.reject(f"its exercises call failed: {exc}")
+            if isinstance(exc, ProviderError | BudgetExceeded):
+                raise
+            answer.reject(f"schema: {exc}")
+            raise BadResponse(f"exercises answer unusable: {exc}", model=answer.record.model) from exc
+        merged = json.dumps({**body, "exercises": exercises}, ensure_ascii=False)
+        return CallResult(replace(result.response, text=merged), result.record)
 
     async def sampling_call(self, attempt: CallSpec) -> CallResult:
         self.agreement = None
@@ -595,11 +781,16 @@ async def generate_lessons(
     sem = asyncio.Semaphore(ctx.settings.routing.max_parallel_tasks)
     total, done = len(slots), 0
 
-    async def one(slot: LessonSlot, lock: asyncio.Semaphore, sequential: bool = False) -> None:
+    async def one(
+        slot: LessonSlot,
+        lock: asyncio.Semaphore,
+        sequential: bool = False,
+        prepared: _Generation | None = None,
+    ) -> None:
         nonlocal done
         started = ctx.effects.now_ms()
         attempts = slot.attempts
-        await generate_lesson(state, slot, ctx, lock, phase, round, sequential=sequential)
+        await generate_lesson(state, slot, ctx, lock, phase, round, sequential=sequential, prepared=prepared)
         done += 1
         took = (ctx.effects.now_ms() - started) / 1000
         tried = slot.attempts - attempts
@@ -610,7 +801,12 @@ async def generate_lessons(
         )
         ctx.progress(ProgressEvent(phase, "task_done", message, slot.id, done, total))
 
-    tasks = [asyncio.ensure_future(one(s, sem)) for s in slots]
+    if ctx.settings.routing.group_lessons and phase == "lessons" and round == 0:
+        prepared = await asyncio.gather(*(_prepare(state, s, ctx, phase, round) for s in slots))
+        await _ask_groups(state, ctx, prepared, sem)
+        tasks = [asyncio.ensure_future(one(g.slot, sem, prepared=g)) for g in prepared]
+    else:
+        tasks = [asyncio.ensure_future(one(s, sem)) for s in slots]
     try:
         await asyncio.gather(*tasks)
     except JobStopped:
@@ -639,6 +835,106 @@ async def generate_lessons(
             )
         )
         await one(slot, alone, sequential=True)
+
+
+def _groups(ctx: PipelineContext, prepared: Sequence[_Generation]) -> list[list[_Generation]]:
+    """The sections' lessons that can share a request: first generations starting on the same
+    tier, neither sampled for self-consistency on it nor written prose-first (a local model's
+    markdown answer holds one lesson); groups of two or more."""
+    settings = ctx.settings
+    by_key: dict[tuple[int, str], list[_Generation]] = {}
+    for g in prepared:
+        model = settings.models[settings.routing.tiers[g.start_tier]]
+        sampled = g.sampled and g.start_tier in settings.gates.consistency.tiers
+        if sampled or (model.local is not None and model.local.prose_first) or g.slot.task_tag:
+            continue
+        by_key.setdefault((g.slot.section_index, g.start_tier), []).append(g)
+    return [members for members in by_key.values() if len(members) > 1]
+
+
+def _group_schema(requests: Sequence[ChatRequest]) -> dict[str, Any]:
+    """`{"lessons": [...]}`, one lesson each: the members' lesson schema, its exercises naming
+    any outcome of the group (each lesson's own are checked by its gates)."""
+    base = requests[0].json_schema
+    assert base is not None
+    numbers: set[int] = set()
+    for r in requests:
+        assert r.json_schema is not None
+        exercises = r.json_schema["properties"].get("exercises")
+        if exercises is not None:
+            numbers.update(exercises["items"]["properties"]["outcome"]["enum"])
+    item = dict(base)
+    if "exercises" in base["properties"]:
+        exercises = base["properties"]["exercises"]
+        outcome = {"type": "integer", "enum": sorted(numbers)}
+        narrowed = {
+            **exercises["items"],
+            "properties": {**exercises["items"]["properties"], "outcome": outcome},
+        }
+        item["properties"] = {**base["properties"], "exercises": {**exercises, "items": narrowed}}
+    n = len(requests)
+    lessons = {"type": "array", "minItems": n, "maxItems": n, "items": item}
+    return {
+        "type": "object",
+        "properties": {"lessons": lessons},
+        "required": ["lessons"],
+        "additionalProperties": False,
+    }
+
+
+async def _ask_groups(
+    state: CourseState, ctx: PipelineContext, prepared: Sequence[_Generation], sem: asyncio.Semaphore
+) -> None:
+    """Each group's lessons in one request (seed 002): every member's first attempt is then its
+    part of the answer, parsed and checked on its own. A group whose call fails, or whose
+    answer does not hold its lessons, leaves its members to their own first calls."""
+
+    async def ask(members: list[_Generation]) -> None:
+        lead = members[0]
+        tier, section = lead.start_tier, state.analysis.sections[lead.slot.section_index]
+        requests = [g.build(tier, 1, "") for g in members]
+        model = ctx.settings.models[ctx.settings.routing.tiers[tier]]
+        timeout = lead.attempts.timeout_s
+        request = ChatRequest(
+            lesson_group_messages([r.messages for r in requests], section.title),
+            json_schema=_group_schema(requests),
+            schema_name="lessons",
+            max_tokens=min(model.max_output_tokens, sum(r.max_tokens for r in requests)),
+            temperature=ctx.settings.routing.temperature,
+            timeout_s=None if timeout is None else timeout * len(members),
+            tags={**lead.attempts.tags, "task": TaskId.group_task(lead.slot.section_index).key()},
+        )
+        task = TaskId.group_task(lead.slot.section_index)
+        spec = CallSpec(phase=lead.phase, task=task, tier=tier, attempt=1, request=request, round=lead.round)
+        reason = ""
+        try:
+            async with sem:
+                result = await ctx.effects.call(spec)
+            parts = json.loads(result.response.text, strict=False)["lessons"]
+            if not isinstance(parts, list) or len(parts) != len(members):
+                raise ValueError(
+                    f"{len(parts) if isinstance(parts, list) else 'no'} lessons for {len(members)}"
+                )
+        except JobStopped:
+            raise
+        except (ProviderError, BudgetExceeded, ValueError, KeyError, TypeError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            parts = []
+        for g, part in zip(members, parts, strict=False):
+            text = json.dumps(part, ensure_ascii=False)
+            g.first = CallResult(replace(result.response, text=text, repairs=()), result.record.model_copy())
+        state.decisions.append(
+            Decision(
+                task=task.key(),
+                action="group",
+                tier=tier,
+                reason=f"{len(members)} lessons in one request"
+                + (f"; it failed ({reason}): each asked alone" if reason else ""),
+                inputs={"lessons": [g.slot.id for g in members]},
+            )
+        )
+
+    await asyncio.gather(*(ask(members) for members in _groups(ctx, prepared)))
 
 
 async def run_lessons(state: CourseState, ctx: PipelineContext) -> CourseState:

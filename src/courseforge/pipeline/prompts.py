@@ -19,7 +19,9 @@ from ..providers import Message
 __all__ = [
     "BRIEF_MARKER",
     "TEMPLATES_VERSION",
+    "exercises_messages",
     "lesson_exercises_ask",
+    "lesson_group_messages",
     "lesson_messages",
     "metadata_core_messages",
     "metadata_extras_messages",
@@ -212,18 +214,29 @@ def course_context(
     return Message("system", "\n".join(lines))
 
 
-def _lesson_rules(words: tuple[int, int], exercises: tuple[int, int], sourced: bool) -> str:
-    """What every lesson of a course is asked for (the same text for each lesson)."""
+def _lesson_rules(
+    words: tuple[int, int], exercises: tuple[int, int], sourced: bool, *, exercises_apart: bool = False
+) -> str:
+    """What every lesson of a course is asked for (the same text for each lesson).
+    `exercises_apart`: the lesson only; its exercises are asked for in a call of their own."""
     count = f"{exercises[0]}" if exercises[0] == exercises[1] else f"{exercises[0]} to {exercises[1]}"
     text = (
         f"The content is markdown of {words[0]} to {words[1]} words that teaches the lesson's outcomes "
         "directly: a short introduction, the explanation, a concrete worked example, a common mistake to "
-        "avoid, and a one-paragraph summary; end with a complete sentence. Then write "
-        f"{count} exercises; each names in `outcome` the number of the outcome it assesses, and "
-        "together they assess every outcome of this lesson. A multiple_choice exercise has 3-5 "
-        "options and its answer is one option copied exactly; every explanation justifies its "
-        "own answer. Do not repeat the other lessons of the section."
+        "avoid, and a one-paragraph summary; end with a complete sentence. "
     )
+    if exercises_apart:
+        text += (
+            "Do not write exercises: they are written afterwards from the lesson's text, so state "
+            "plainly every fact a learner will be asked about. Do not repeat the other lessons of the section."
+        )
+    else:
+        text += (
+            f"Then write {count} exercises; each names in `outcome` the number of the outcome it assesses, "
+            "and together they assess every outcome of this lesson. A multiple_choice exercise has 3-5 "
+            "options and its answer is one option copied exactly; every explanation justifies its "
+            "own answer. Do not repeat the other lessons of the section."
+        )
     if sourced:
         text += " Base facts on the sources and list the ids of the sources you used in `citations`."
     return text
@@ -333,13 +346,15 @@ def lesson_messages(
     course_outcomes: Sequence[tuple[int, LearningOutcome]] = (),
     summaries: Sequence[str] = (),
     prose_first: bool = False,
+    exercises_apart: bool = False,
 ) -> list[Message]:
     """`sources`: the (id, title, excerpt) passages to show (the lesson's retrieved excerpts);
     None shows the first six sources' openings. `course_outcomes` (and the sections'
     `summaries`): the shared prefix also holds every outcome of the course, the sections'
     summaries and the gates' rubric — long enough for a provider's prompt cache (a model with
     `prompt_cache_min_tokens`). `prose_first`: ask for the lesson as markdown only (its
-    exercises are asked for after it: `lesson_exercises_ask`)."""
+    exercises are asked for after it: `lesson_exercises_ask`). `exercises_apart`: the lesson
+    without exercises (they are asked for in a call of their own: `exercises_messages`)."""
     brief: dict[str, Any] = {
         "task": "lesson",
         "course_title": course_title,
@@ -355,6 +370,8 @@ def lesson_messages(
     }
     if section.guidance:
         brief["guidance"] = section.guidance
+    if exercises_apart:
+        brief["exercises_apart"] = True
     if sources is not None:
         if sources:
             brief["sources"] = [{"id": i, "title": t, "excerpt": x} for i, t, x in sources]
@@ -367,7 +384,7 @@ def lesson_messages(
     rules = (
         _prose_rules(words, sourced, worked_example_kind(analysis))
         if prose_first
-        else _lesson_rules(words, exercises, sourced)
+        else _lesson_rules(words, exercises, sourced, exercises_apart=exercises_apart)
     )
     ask = f"Write the lesson {lesson_title!r} in the section {section.title!r}, teaching its outcomes ({numbers})."
     if outline:  # the rules go in the shared prefix; only which lesson, and its brief, differ
@@ -383,3 +400,48 @@ def lesson_messages(
         )
         return [system, Message("user", _with_brief(ask, brief, feedback))]
     return [_system(analysis, style), Message("user", _with_brief(f"{ask} {rules}", brief, feedback))]
+
+
+def exercises_messages(
+    *,
+    analysis: AnalysisResult,
+    section: SectionSpec,
+    lesson_title: str,
+    outcomes: Sequence[tuple[int, LearningOutcome]],
+    content: str,
+    exercises: tuple[int, int],
+    style: str = "",
+    feedback: str = "",
+) -> list[Message]:
+    """A lesson's exercises asked apart from it (seed 002: `routing.exercises_tier`): the
+    lesson's text and outcomes in, the exercises out (`{"exercises": [...]}`). The questions
+    are `lesson_exercises_ask`'s, for a model that has not written the lesson."""
+    brief: dict[str, Any] = {
+        "task": "exercises",
+        "topic": analysis.topic,
+        "section": section.title,
+        "lesson_title": lesson_title,
+        "outcomes": [{"number": n, "text": o.text, "bloom_level": o.bloom_level} for n, o in outcomes],
+        "lesson": content,
+    }
+    ask = lesson_exercises_ask([n for n, _ in outcomes], exercises).replace(
+        "on the lesson you just wrote",
+        f"on the lesson {lesson_title!r} below (its text is `lesson` in the brief)",
+    )
+    return [_system(analysis, style), Message("user", _with_brief(ask, brief, feedback))]
+
+
+def lesson_group_messages(lessons: Sequence[Sequence[Message]], section_title: str) -> list[Message]:
+    """A section's lessons in one request (seed 002: `routing.group_lessons`), from each
+    lesson's own messages: their shared system message once, then every lesson's brief in
+    order; the answer is `{"lessons": [...]}`, one lesson object each, in the same order."""
+    briefs = [parse_brief(m) for m in lessons]
+    titles = "; ".join(repr(b.get("lesson_title", "")) for b in briefs)
+    ask = (
+        f"Write the {len(briefs)} lessons of the section {section_title!r} given in the brief, in "
+        f"this order: {titles}. Answer with `lessons`, one object per lesson in the same order, "
+        "each with its own content, exercises and citations. Each lesson follows the rules on "
+        "its own and teaches its own outcomes; its exercises name only its own outcomes."
+    )
+    brief = {"task": "lesson_group", "section": section_title, "lessons": briefs}
+    return [lessons[0][0], Message("user", _with_brief(ask, brief, ""))]

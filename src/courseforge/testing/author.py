@@ -70,6 +70,10 @@ class CourseAuthor:
             return json.dumps(self.metadata_extras(brief))
         if task == "lesson":
             return json.dumps(self.lesson(brief))
+        if task == "exercises":
+            return json.dumps({"exercises": self.exercises(brief)})
+        if task == "lesson_group":
+            return json.dumps({"lessons": [self.lesson(b) for b in brief["lessons"]]})
         if task == "judge":
             return json.dumps(self.judge(brief))
         if task == "gaps":
@@ -213,7 +217,16 @@ class CourseAuthor:
         if ends and len(lead) + ends[-1] + 1 >= low:
             content_words = content_words[: ends[-1] + 1]
         content = (" ".join(lead) + "\n\n" if lead else "") + " ".join(content_words)
-        exercises = [
+        sources = [s["id"] for s in brief.get("sources", [])[:1]]
+        if brief.get("exercises_apart"):  # asked in a call of their own
+            return {"content": content, "citations": sources}
+        return {"content": content, "exercises": self.exercises(brief), "citations": sources}
+
+    def exercises(self, brief: dict[str, Any]) -> list[dict[str, Any]]:
+        """One multiple-choice exercise per outcome (at most four), from the lesson's title (a
+        lesson's brief, or an exercises brief asked apart from its lesson)."""
+        section, outcomes = brief["section"], brief["outcomes"]
+        return [
             {
                 "type": "multiple_choice",
                 "question": _QUESTIONS[sum(map(ord, brief["lesson_title"])) % len(_QUESTIONS)].format(
@@ -223,7 +236,7 @@ class CourseAuthor:
                 # titles and outcomes: the right option and the answer are the same words.
                 "options": [
                     _clip(f"{brief['lesson_title']}: {o['text']}", 150),
-                    _clip(f"{brief['lesson_title']} is unrelated to {brief['section']}", 150),
+                    _clip(f"{brief['lesson_title']} is unrelated to {section}", 150),
                     "None of the above",
                 ],
                 "answer": _clip(f"{brief['lesson_title']}: {o['text']}", 150),
@@ -234,5 +247,3 @@ class CourseAuthor:
             }
             for o in outcomes[:4]
         ]
-        sources = [s["id"] for s in brief.get("sources", [])[:1]]
-        return {"content": content, "exercises": exercises, "citations": sources}
