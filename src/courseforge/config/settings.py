@@ -416,7 +416,7 @@ class RoutingSettings(_S):
     metadata_tier: Tier = "premium"
     #: Starting tier for the non-critical metadata fields (cheap-first, escalating).
     metadata_extras_tier: Tier = "cheap"
-    #: Seed 002's shapes of a lesson request (docs/seed-rules.md, item 13). `exercises_tier`: a
+    #: Two more shapes of a lesson request (docs/seed-rules.md, item 13). `exercises_tier`: a
     #: lesson's exercises are written apart, by this tier's model, from the lesson's text and
     #: outcomes (None: in the lesson's own answer). `group_lessons`: a section's first
     #: generations that start on the same tier go in one request, each lesson parsed, checked

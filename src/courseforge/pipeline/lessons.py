@@ -328,7 +328,7 @@ def exercises_request(
     timeout_s: float | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> ChatRequest:
-    """The request for a lesson's exercises written apart (seed 002, `routing.exercises_tier`):
+    """The request for a lesson's exercises written apart (`routing.exercises_tier`):
     the lesson's `content` and outcomes in, `{"exercises": [...]}` out, on the exercises tier's
     model, under the lesson schema's exercise bounds narrowed to the lesson's outcomes."""
     tier = settings.routing.exercises_tier
@@ -885,7 +885,7 @@ def _group_schema(requests: Sequence[ChatRequest]) -> dict[str, Any]:
 async def _ask_groups(
     state: CourseState, ctx: PipelineContext, prepared: Sequence[_Generation], sem: asyncio.Semaphore
 ) -> None:
-    """Each group's lessons in one request (seed 002): every member's first attempt is then its
+    """Each group's lessons in one request (`routing.group_lessons`): every member's first attempt is then its
     part of the answer, parsed and checked on its own. A group whose call fails, or whose
     answer does not hold its lessons, leaves its members to their own first calls."""
 

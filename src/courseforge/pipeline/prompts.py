@@ -413,7 +413,7 @@ def exercises_messages(
     style: str = "",
     feedback: str = "",
 ) -> list[Message]:
-    """A lesson's exercises asked apart from it (seed 002: `routing.exercises_tier`): the
+    """A lesson's exercises asked apart from it (`routing.exercises_tier`): the
     lesson's text and outcomes in, the exercises out (`{"exercises": [...]}`). The questions
     are `lesson_exercises_ask`'s, for a model that has not written the lesson."""
     brief: dict[str, Any] = {
@@ -432,7 +432,7 @@ def exercises_messages(
 
 
 def lesson_group_messages(lessons: Sequence[Sequence[Message]], section_title: str) -> list[Message]:
-    """A section's lessons in one request (seed 002: `routing.group_lessons`), from each
+    """A section's lessons in one request (`routing.group_lessons`), from each
     lesson's own messages: their shared system message once, then every lesson's brief in
     order; the answer is `{"lessons": [...]}`, one lesson object each, in the same order."""
     briefs = [parse_brief(m) for m in lessons]
