@@ -8,6 +8,8 @@ what the eval's own tables do not break down.
     python benchmarks/eval_store.py OUT/store.db quality [--config NAME]  # grounding, cost, lesson tokens
     python benchmarks/eval_store.py OUT/store.db exercises [--config NAME]  # exercises apart on OSS 20B?
     python benchmarks/eval_store.py OUT/store.db phases [--config NAME]  # each phase's spend against the cap
+    python benchmarks/eval_store.py OUT/store.db shapes [--config NAME]  # lesson-phase calls by kind and tier
+    python benchmarks/eval_store.py OUT/store.db agreement [--config NAME]  # gating vs reference judge
 
 `exercises` prices, for every final lesson, its exercises where they are written now (in the
 lesson's answer, at its final model's output price) against a separate call on the cheap tier
@@ -221,10 +223,64 @@ def gates(bodies: list[dict[str, Any]]) -> None:
     )
 
 
+def shapes(bodies: list[dict[str, Any]]) -> None:
+    """The lesson phase per course: calls by kind (lesson, exercises, lesson_group, samples) and
+    by tier, their cost, and the lessons' final tiers (issue 26, item 13's variants)."""
+    n = len(bodies) or 1
+    calls: collections.Counter[str] = collections.Counter()
+    tiers: collections.Counter[str] = collections.Counter()
+    cost: collections.Counter[str] = collections.Counter()
+    tokens: collections.Counter[str] = collections.Counter()
+    for report in bodies:
+        for call in report["calls"]:
+            if call["phase"] != "lessons":
+                continue
+            kind = call["task"].split(":")[0] + ("#sample" if "#s" in call["task"] else "")
+            calls[kind] += 1
+            tiers[call["tier"]] += 1
+            cost[kind] += float(call["cost_usd"])
+            tokens["in"] += call.get("input_tokens", 0)
+            tokens["out"] += call.get("output_tokens", 0)
+    total = sum(calls.values()) or 1
+    print(
+        f"{len(bodies)} courses; lesson phase per course: {sum(calls.values()) / n:.2f} calls, "
+        f"${sum(cost.values()) / n:.5f}, {tokens['in'] / n:.0f} input / {tokens['out'] / n:.0f} output tokens"
+    )
+    for kind, k in calls.most_common():
+        print(f"  {kind:16s} calls {k / n:6.2f} per course  ${cost[kind] / n:.5f} per course")
+    print("calls by tier: " + ", ".join(f"{t} {k / total:.3f}" for t, k in sorted(tiers.items())))
+
+
+def agreement(bodies: list[dict[str, Any]]) -> None:
+    """The gating judge against the reference judge on the lessons both judged (the report's
+    `judge_reference_samples` and disagreement rate, summed over courses)."""
+    samples = disagreements = 0.0
+    for report in bodies:
+        q = report.get("quality") or {}
+        k = q.get("judge_reference_samples") or 0
+        samples += k
+        disagreements += (q.get("judge_reference_disagreement_rate") or 0) * k
+    rate = f"{disagreements / samples:.3f}" if samples else "n/a"
+    print(f"{len(bodies)} courses, {samples:.0f} lessons judged by both, disagreement {rate}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("store", type=Path)
-    ap.add_argument("what", choices=["routes", "judges", "task", "quality", "exercises", "gates", "phases"])
+    ap.add_argument(
+        "what",
+        choices=[
+            "routes",
+            "judges",
+            "task",
+            "quality",
+            "exercises",
+            "gates",
+            "phases",
+            "shapes",
+            "agreement",
+        ],
+    )
     ap.add_argument("task", nargs="?", default="")
     ap.add_argument("--config", default=None)
     args = ap.parse_args()
@@ -239,6 +295,10 @@ def main() -> None:
         exercises(args.store, bodies, args.config)
     elif args.what == "gates":
         gates(bodies)
+    elif args.what == "shapes":
+        shapes(bodies)
+    elif args.what == "agreement":
+        agreement(bodies)
     else:
         task_costs(bodies, "judges" if args.what == "judges" else args.task)
 
