@@ -249,23 +249,26 @@ SEED_CITATION = re.compile(r"\bseeds? 0\d\d\b", re.IGNORECASE)
 
 
 def seed_citations(source: str, where: str) -> list[str]:
-    """Comments and docstrings of one Python source that cite a seed by number (run-time
-    strings are output, not comments, and are not looked at)."""
-    found = [
+    """Comments, docstrings and strings (the reasons a report or a flag shows) of one Python
+    source that cite a seed by number."""
+    found = {
         f"{where}:{tok.start[0]}"
         for tok in tokenize.generate_tokens(io.StringIO(source).readline)
         if tok.type == tokenize.COMMENT and SEED_CITATION.search(tok.string)
-    ]
+    }
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            doc = ast.get_docstring(node, clean=False)
-            if doc and SEED_CITATION.search(doc):
-                found.append(f"{where}:{node.body[0].lineno}")
-    return found
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and SEED_CITATION.search(node.value)
+        ):
+            found.add(f"{where}:{node.lineno}")
+    return sorted(found)
 
 
-def test_comments_state_the_rule_rather_than_cite_a_seed() -> None:
-    """A comment says the rule itself; docs/seed-rules.md is the one map from a rule to its seed."""
+def test_comments_and_reasons_state_the_rule_rather_than_cite_a_seed() -> None:
+    """A comment or a run-time reason says the rule itself; docs/seed-rules.md is the one map
+    from a rule to its seed."""
     cited = [
         hit
         for path in sorted(SRC.rglob("*.py"))
@@ -275,9 +278,11 @@ def test_comments_state_the_rule_rather_than_cite_a_seed() -> None:
         for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
             if "#" in line and SEED_CITATION.search(line.split("#", 1)[1]):
                 cited.append(f"{path.relative_to(SRC)}:{n}")
-    assert not cited, f"comments citing a seed by number (say the rule; docs/seed-rules.md maps it): {cited}"
+    assert not cited, (
+        f"comments or strings citing a seed by number (say the rule; docs/seed-rules.md maps it): {cited}"
+    )
 
 
-def test_the_seed_citation_finder_sees_comments_and_docstrings_only() -> None:
-    source = '"""Module (seed 000)."""\n\n# Seeds 000/001: a rule\nx = "reason (seed 001)"\n\n\ndef f():\n    """Seed 003\'s rule."""\n'
-    assert seed_citations(source, "m") == ["m:3", "m:1", "m:8"]
+def test_the_seed_citation_finder_sees_comments_docstrings_and_strings() -> None:
+    source = '"""Module (seed 000)."""\n\n# Seeds 000/001: a rule\nx = f"reason {1} (seed 001)"\ny = "seed {n}"\n\n\ndef f():\n    """Seed 003\'s rule."""\n'
+    assert seed_citations(source, "m") == ["m:1", "m:3", "m:4", "m:9"]

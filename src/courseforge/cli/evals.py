@@ -64,7 +64,7 @@ def summary_table(doc: dict[str, Any]) -> Table:
 
 def targets_table(doc: dict[str, Any]) -> Table:
     """The seeds' success metrics against each config's actual figures (`evals.targets`)."""
-    table = Table(title="seed targets vs actual (seed 000, success metrics)")
+    table = Table(title="success targets vs actual (docs/seed-rules.md)")
     table.add_column("target")
     table.add_column("goal", justify="right")
     configs = list(doc["configs"].values())

@@ -293,7 +293,7 @@ repeat {_e(doc.get("repeat", ""))} · reference judge {_e(judge or "none")} · {
 <figure>{score_histogram(doc, "composite", "reference-judge composite", 1.0, 5.0)}<figcaption>Lesson scores by the reference judge.</figcaption></figure>
 <figure>{score_histogram(doc, "similarity", "similarity", -0.2, 1.0)}<figcaption>Lesson similarity to its outcomes (each config's own embedder).</figcaption></figure>
 </div></section>
-<section><h2>Seed targets vs actual</h2><p class="meta">seed 000's success metrics; tier 1 = cheap + mid, tier 2 = premium, tier 3 = long_context (docs/seed-rules.md).</p>
+<section><h2>Seed targets vs actual</h2><p class="meta">The success metrics to track; tier 1 = cheap + mid, tier 2 = premium, tier 3 = long_context (docs/seed-rules.md).</p>
 {_table(["target", "goal", *names], target_rows)}</section>
 <section><h2>Model and tier mix, failures by gate</h2>
 {_table(["config", "lessons by final tier", "calls by model", "gate failures (lessons)"], mix_rows)}</section>

@@ -72,7 +72,7 @@ def review_items(
                 id=f"{job_id}:spot-check:course",
                 job_id=job_id,
                 target="course",
-                reason=f"random spot-check of an approved course ({spot_check_rate:.0%} sample, seed 000)",
+                reason=f"random spot-check of an approved course ({spot_check_rate:.0%} sample: a person checks a share of approved courses for systematic issues)",
                 gate=SPOT_CHECK,
                 uncertainty=0.0,
             )

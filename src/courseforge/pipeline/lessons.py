@@ -713,7 +713,7 @@ def _settle(
     ):
         # A borderline similarity the judge accepted proceeds, with a flag for a person.
         slot.status = "flagged"
-        slot.reason = "borderline similarity accepted by the judge: proceeds with a flag (seed 001)"
+        slot.reason = "borderline similarity accepted by the judge: proceeds with a flag for a person"
         state.decisions.append(Decision(task=task.key(), action="flag", tier=result.tier, reason=slot.reason))
 
 

@@ -102,7 +102,7 @@ async def revise_lesson(
     slot.feedback = f"A reviewer asked for a new version of this lesson. {note}".strip()
     if best_quality:
         slot.floor_tier = ctx.settings.routing.ladder[-1]
-        slot.floor_reason = "a reviewer asked for the best quality: straight to the top tier (seed 001)"
+        slot.floor_reason = "a reviewer asked for the best quality: straight to the top tier, past the ladder"
     await generate_lesson(state, slot, ctx, asyncio.Semaphore(1), "review")
     await asyncio.gather(*state.background, return_exceptions=True)
     if slot.draft is None or slot.status == "failed":

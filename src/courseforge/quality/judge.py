@@ -128,7 +128,9 @@ class JudgeGate(Gate[object]):
         for dimension, floor in self.floors.items():
             value = getattr(draft, dimension)
             if value / 5 < floor:
-                reasons.append(f"judge {dimension} {value}/5 below the floor {floor:.2f} (seed 000)")
+                reasons.append(
+                    f"judge {dimension} {value}/5 below its floor {floor:.2f} (every dimension must clear its own)"
+                )
         if not draft.teaches_outcomes:
             reasons.append("judge: the lesson does not teach towards its outcomes")
         for ex in draft.exercises:

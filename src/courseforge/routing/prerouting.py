@@ -110,10 +110,10 @@ def route_task(profile: TaskProfile, routing: RoutingSettings, models: Mapping[s
         tier, reason = type_settings.start_tier, f"section type {profile.section_type!r} starts on it"
     elif criticality >= routing.premium_criticality:
         tier = ladder[-1]
-        reason = f"criticality_score {criticality} >= {routing.premium_criticality} (seed 000)"
+        reason = f"criticality_score {criticality} >= {routing.premium_criticality}: a critical lesson starts on the top tier"
     elif complexity >= routing.premium_complexity:
         tier = ladder[-1]
-        reason = f"complexity_score {complexity} >= {routing.premium_complexity} (seed 000)"
+        reason = f"complexity_score {complexity} >= {routing.premium_complexity}: a complex lesson starts on the top tier"
     elif score >= routing.threshold_premium:
         tier, reason = ladder[-1], f"score {score} >= premium threshold {routing.threshold_premium}"
     elif score >= routing.threshold_mid and len(ladder) > 1:
