@@ -75,3 +75,22 @@ def test_a_bad_bank_or_part_is_refused_naming_it(settings: Settings, tmp_path: P
         assert crowded.status_code == 422, crowded.text
         assert crowded.json()["error"]["problems"][0]["path"] == "form"
         assert client.get("/v1/jobs", headers=AUTH).json()["jobs"] == []  # nothing stored
+
+
+def test_an_idempotent_retry_must_carry_the_same_bank(settings: Settings, tmp_path: Path) -> None:
+    analysis = ("analysis.json", json.dumps(body()).encode(), "application/json")
+    with_bank = {"analysis": analysis, "question_bank": ("bank.gift", BANK.read_bytes(), "text/plain")}
+    with service(settings, tmp_path) as client:
+        key = {**AUTH, "Idempotency-Key": "bank-k1"}
+        first = client.post("/v1/jobs", files=with_bank, headers=key)
+        again = client.post("/v1/jobs", files=with_bank, headers=key)
+        without = client.post("/v1/jobs", files={"analysis": analysis}, headers=key)
+        as_json = client.post("/v1/jobs", json=body(), headers=key)
+        plain = {**AUTH, "Idempotency-Key": "bank-k2"}
+        no_bank = client.post("/v1/jobs", json=body(), headers=plain)
+        bank_later = client.post("/v1/jobs", files=with_bank, headers=plain)
+    assert (first.status_code, again.status_code) == (202, 200) and again.json()["id"] == first.json()["id"]
+    # The same key and analysis with another bank (here none) is another request: 409, not the first job.
+    assert without.status_code == as_json.status_code == bank_later.status_code == 409
+    assert no_bank.status_code == 202
+    assert without.json()["error"]["problems"][0]["path"] == "header.Idempotency-Key"

@@ -20,7 +20,7 @@ from ..config import Settings
 from ..domain import AnalysisResult, Exercise
 from ..errors import UserError
 from ..exports.bank_import import parse_bank
-from ..jobs import input_digest
+from ..jobs import input_digest, job_bank
 from ..jobs.review_service import course_tag
 from ..pipeline import parse_analysis
 from ..storage import Job, Store
@@ -158,7 +158,7 @@ def add_job_routes(
         review_plan: Annotated[bool, Query()] = False,
     ) -> JSONResponse:
         """Submit an analysis_result; 202 with the job. The same `Idempotency-Key` with the same
-        body returns the first job (200); with another body, 409. `?mode=batch` generates it
+        body (and the same question bank, or none) returns the first job (200); with another, 409. `?mode=batch` generates it
         through the providers' batch APIs (half price, slower; `progress.mode` says so);
         `?review_plan=true` stops it after phase 2 with status plan_review (`/v1/jobs/{id}/plan`).
         A question bank goes with it as `multipart/form-data`: the part `analysis` (the JSON)
@@ -262,7 +262,7 @@ async def _submit(
     if key:
         existing = await store.find_job_by_key(key, tenant=caller.tenant)
         if existing is not None:
-            return _same_or_conflict(existing, analysis)
+            return _same_or_conflict(existing, analysis, bank)
     await _within_tenant_limits(limits, caller, analysis)
     job, created = await manager.submit(
         analysis,
@@ -274,7 +274,7 @@ async def _submit(
         bank=bank,
     )
     if not created:
-        return _same_or_conflict(job, analysis)
+        return _same_or_conflict(job, analysis, bank)
     return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
 
 
@@ -340,15 +340,21 @@ async def _within_tenant_limits(limits: TenantLimits, caller: Caller, analysis: 
         raise ApiError(402, "tenant budget exhausted", [("tenant", reason)])
 
 
-def _same_or_conflict(job: Job, analysis: AnalysisResult) -> JSONResponse:
+def _same_or_conflict(job: Job, analysis: AnalysisResult, bank: list[Exercise]) -> JSONResponse:
+    """The earlier job of an Idempotency-Key when this request is the same one again: the same
+    analysis and the same question bank (or none with none); else 409."""
     digest = input_digest(analysis.model_dump(mode="json", exclude_unset=True))
-    if digest != job.input_digest:
+    if digest != job.input_digest or _bank_digest(bank) != _bank_digest(job_bank(job)):
         raise ApiError(
             409,
             "Idempotency-Key reused with another body",
             [("header.Idempotency-Key", f"belongs to job {job.id}")],
         )
     return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=200)
+
+
+def _bank_digest(bank: list[Exercise]) -> str:
+    return input_digest({"bank": [q.model_dump(mode="json") for q in bank]})
 
 
 def _sse(event: str, data: Any) -> str:
