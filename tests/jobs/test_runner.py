@@ -106,10 +106,12 @@ async def test_interrupted_run_resumes_without_repeating_finished_calls(
     resumed_models = scripted_models(settings)
     result = await InProcessRunner(make_engine(settings, resumed_models), store).run(job, analysis=analysis)
     assert result.course is not None
-    replayed = [c for c in result.report.calls if c.replayed]
-    assert len(replayed) == len(checkpointed)
+    replayed = {f"{c.phase}/{c.task}/{c.attempt}/{c.tier}" for c in result.report.calls if c.replayed}
+    # A checkpoint write in flight at the cancel is shielded: it may land after the read above
+    # (more often with the gates beside the loop). Every checkpoint is replayed, only the rest sent.
+    assert set(checkpointed) <= replayed
     fresh_calls = sum(m.calls for m in resumed_models.values())
-    assert fresh_calls == clean_calls - len(checkpointed)  # exactly the unfinished rest
+    assert fresh_calls == clean_calls - len(replayed)  # exactly the unfinished rest
     keys = [f"{c.phase}/{c.task}/{c.attempt}/{c.tier}" for c in result.report.calls]
     assert len(keys) == len(set(keys))  # one record per step: nothing ran twice
     assert result.course.model_dump() == clean.course.model_dump()  # type: ignore[union-attr]

@@ -500,6 +500,11 @@ class GateSettings(_S):
     #: worker, whose concurrent courses use the cores: two threads on 2 loaded cores cost
     #: 1.7-1.9x the CPU of one (docs/scaling.md).
     embedding_threads: int = Field(default=1, ge=1)
+    #: Workers that run each lesson attempt's rule gates (ending, teaching, answer keys, safety
+    #: classifier...) off the event loop (`engine.offload`); 0 runs them on the loop.
+    workers: int = Field(default=2, ge=0, le=64)
+    #: "thread" or "process" workers (docs/scaling.md measured both).
+    workers_kind: Literal["thread", "process"] = "thread"
     #: Cross-artifact consistency of the assembled course (exercise answerable from its lesson,
     #: every outcome taught and assessed, the plan's prerequisite order): flags for review.
     cross_artifact: bool = True

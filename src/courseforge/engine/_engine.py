@@ -41,6 +41,7 @@ from ..storage import Store
 from .batching import Batcher
 from .calls import Checkpoints, CourseCalls, Runtime
 from .course import GenerationResult, RevisionResult, run_course
+from .offload import GateExecutor
 from .stacks import ModelStacks
 
 log = logging.getLogger("courseforge.engine")
@@ -86,6 +87,7 @@ class Engine:
         self._clock = clock
         self._breaker_cooldown_s = policy.cooldown_s
         self._embedder = embedder
+        self.gate_executor = GateExecutor(settings.gates.workers, settings.gates.workers_kind)
         self._runtime: Runtime | None = None
         self._batcher: Batcher | None = None
 
@@ -128,6 +130,7 @@ class Engine:
                 open_wait_s=self._breaker_cooldown_s,
                 events=self.event_scope,
                 warm=self.warm,
+                blocking=self.gate_executor,
                 breakers=self.breaker_report,
                 success_rate=self.breakers.success_rate,
             )
@@ -240,6 +243,7 @@ class Engine:
             log.debug("warming the gates failed: %s", exc)
 
     async def aclose(self) -> None:
+        self.gate_executor.close()
         if self._batcher is not None:
             await self._batcher.aclose()
         await self.stacks.aclose()

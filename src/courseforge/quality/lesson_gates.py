@@ -33,7 +33,7 @@ from .grounding import (
     ground_claims,
 )
 from .redundancy import ConsistencyGate
-from .safety import SafetyGate, is_warm
+from .safety import SafetyGate
 from .teaching import TeachesGate
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "JudgeOutcome",
     "LessonUnderTest",
     "lesson_claims",
+    "rule_gates",
     "run_lesson_gates",
     "safety_gate",
 ]
@@ -148,20 +149,13 @@ class ExerciseOutcomesGate(Gate[LessonDraft]):
         return self.result(not reasons, score, reasons, "pass" if not reasons else "fail")
 
 
-async def run_lesson_gates(
-    lesson: LessonUnderTest,
-    *,
-    settings: Settings,
-    embedder: Embedder,
-    blocking: Blocking,
-    judge: Judge | None = None,
-) -> list[GateResult]:
-    """Every lesson gate, in the order of the module docstring. `blocking(fn, *args)` runs
-    CPU-bound work (the safety classifier) off the event loop where the caller can."""
+def rule_gates(lesson: LessonUnderTest, settings: Settings, embedder_name: str) -> list[GateResult]:
+    """The gates that need no embedding and no model, in order: ending, teaching, answer keys,
+    exercise outcomes, safety, self-consistency. Plain CPU work on picklable arguments, so a
+    caller may run it in a thread or another process; the same results wherever it runs."""
     gates = settings.gates
     draft = lesson.draft
-    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates, lesson.rivals)
-    results.append(EndingGate().check(draft, GateContext()))
+    results = [EndingGate().check(draft, GateContext())]
     if gates.teaches.enabled:
         results.append(
             TeachesGate(gates.teaches.max_announce_share, gates.teaches.min_worked).check(
@@ -174,19 +168,30 @@ async def run_lesson_gates(
         outcome_tags["assessed"] = lesson.assessed
     results.append(ExerciseOutcomesGate().check(draft, GateContext(values=outcome_tags)))
     if gates.safety.enabled:
-        # In a worker thread while its word list and classifier still have to load (~1.5 s,
-        # which must not stall every other lesson on the event loop); inline once they have
-        # (a millisecond or two, like the other gates: the hop to a thread costs as much).
-        check = safety_gate(settings).check
-        if is_warm(gates.safety.allow_words):
-            results.append(check(draft, GateContext()))
-        else:
-            results.append(await blocking(check, draft, GateContext()))
+        results.append(safety_gate(settings).check(draft, GateContext()))
     if lesson.consistency is not None:
-        bound = gates.consistency.min_cosine.get(embedder.name, 0.85)
+        bound = gates.consistency.min_cosine.get(embedder_name, 0.85)
         results.append(
             ConsistencyGate(bound).check(draft, GateContext(values={"consistency": lesson.consistency}))
         )
+    return results
+
+
+async def run_lesson_gates(
+    lesson: LessonUnderTest,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    blocking: Blocking,
+    judge: Judge | None = None,
+) -> list[GateResult]:
+    """Every lesson gate, in the order of the module docstring. `blocking(fn, *args)` runs
+    CPU-bound work (`rule_gates`, one hop per attempt) off the event loop where the caller can:
+    a service's bounded gate executor (`gates.workers`), inline in a workflow."""
+    gates = settings.gates
+    draft = lesson.draft
+    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates, lesson.rivals)
+    results += await blocking(rule_gates, lesson, settings, embedder.name)
     grounded = bool(lesson.sources) and gates.grounding.enabled
     claims = await lesson_claims(draft.content, lesson.sources, embedder, settings) if grounded else []
     if judge is not None:
