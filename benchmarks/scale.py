@@ -159,6 +159,10 @@ class Watch:
     health_ms: list[float] = field(default_factory=list)
     ui_ms: list[float] = field(default_factory=list)
     failures: int = 0
+    #: Submissions sent again after their connection dropped (same Idempotency-Key).
+    resubmitted: int = 0
+    #: Submissions answered 503 (and sent again).
+    refused_503: int = 0
     #: finished jobs -> RSS kB, the first sample at or past each count
     rss_at: dict[int, int] = field(default_factory=dict)
     peak_rss_kb: int = 0
@@ -225,7 +229,12 @@ async def _watch(base: str, pid: int, watch: Watch, stop: asyncio.Event, sample_
             watch.metrics_text = text
             watch.peak_rss_kb = max(watch.peak_rss_kb, hwm)
             watch.rss_at.setdefault(watch.finished, rss)
-            watch.finished = int(sum(v for _, v in _metric(text, "courseforge_jobs_finished_total")))
+            finished = int(sum(v for _, v in _metric(text, "courseforge_jobs_finished_total")))
+            if finished // 100 > watch.finished // 100:  # a line per 100 finished: a long run's log
+                print(
+                    f"  {time.strftime('%H:%M:%S')} {finished} finished, RSS {rss / 1024:.0f} MB", flush=True
+                )
+            watch.finished = finished
             watch.samples += 1
 
         await asyncio.gather(*(_every(sample_s, stop, p) for p in (health, jobs_page, metrics)))
@@ -244,7 +253,23 @@ async def _drive(base: str, pid: int, args: argparse.Namespace, example: dict[st
 
         async def submit(i: int) -> str:
             body = {**example, "course_id": f"scale-{i:05d}", "topic": f"{example['topic']} (cohort {i})"}
-            r = await client.post("/v1/jobs", json=body)
+            # With an Idempotency-Key a submission whose connection dropped is sent again safely
+            # (a busy server closes idle keep-alive connections: a POST raced one and got a
+            # ReadError that ended a 1,000-course run).
+            headers = {"Idempotency-Key": f"scale-{i:05d}"}
+            # A 503 (the service could not reach its store in time) is counted and sent again too.
+            for attempt in range(1, 6):
+                try:
+                    r = await client.post("/v1/jobs", json=body, headers=headers)
+                except httpx.TransportError:
+                    if attempt == 5:
+                        raise
+                    watch.resubmitted += 1
+                    continue
+                if r.status_code != 503 or attempt == 5:
+                    break
+                watch.refused_503 += 1
+                await asyncio.sleep(1)
             r.raise_for_status()
             return str(r.json()["id"])
 
@@ -335,7 +360,9 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
             f"  {name:25s} max {max(ms, default=0):.0f} ms, median {sorted(ms)[len(ms) // 2] if ms else 0:.0f} ms, "
             f"{slow} of {len(ms)} over 1 s"
         )
-    print(f"  failed probes             {w.failures}")
+    print(
+        f"  failed probes             {w.failures}  (submissions re-sent: {w.resubmitted} dropped, {w.refused_503} answered 503)"
+    )
     if writes is not None:
         print(f"  store rows written        {writes / n:.0f} per course (pg_stat_database)")
     tenth = min((k for k in w.rss_at if k >= n // 10), default=None)
@@ -386,7 +413,8 @@ def main() -> None:
         serve = [str(CLI), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
         with child_process(serve, env=env, log=tmp / "serve.log") as server:
             base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/health", server, "courseforge serve", log=tmp / "serve.log")
+            # 300 s: the service takes minutes to start on a loaded machine.
+            wait_http(f"{base}/health", server, "courseforge serve", timeout_s=300, log=tmp / "serve.log")
             before, cpu0 = _pg_writes(url), cpu_s(server.pid)
             result = asyncio.run(_drive(base, server.pid, args, example))
             after, result["cpu_s"] = _pg_writes(url), cpu_s(server.pid) - cpu0
