@@ -4,8 +4,10 @@ analysis, scripted models per model id, and an engine wired to them."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,6 +96,47 @@ def author_reply(author: CourseAuthor | None = None) -> Callable[[dict[str, Any]
         )
 
     return handler
+
+
+def request_identity(model: str, messages: Sequence[Sequence[str]]) -> str:
+    """A request's identity on the provider side: its model name and (role, content) messages."""
+    raw = json.dumps([model, [list(m) for m in messages]], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class CountingProvider:
+    """A loopback provider (a LoopbackServer handler) answering with CourseAuthor text after
+    `delay(payload)` seconds (`delay_s` unless a subclass says otherwise) and counting each
+    request by `request_identity`: `sent` (how often), `answered` (its reply was returned),
+    `after_kill` (sent once a test set `killed`), `lesson_answers`. The server answers on its
+    own thread, so the counts change under `lock`."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.reply = author_reply()
+        self.lock = threading.Lock()
+        self.sent: Counter[str] = Counter()
+        self.answered: set[str] = set()
+        self.lesson_answers = 0
+        self.killed = False
+        self.after_kill: Counter[str] = Counter()
+
+    def delay(self, payload: dict[str, Any]) -> float:
+        return self.delay_s
+
+    async def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
+        key = request_identity(payload["model"], [(m["role"], m["content"]) for m in payload["messages"]])
+        with self.lock:
+            self.sent[key] += 1
+            if self.killed:
+                self.after_kill[key] += 1
+        reply = self.reply(payload)
+        await asyncio.sleep(self.delay(payload))
+        with self.lock:
+            self.answered.add(key)
+            if '"task": "lesson"' in payload["messages"][-1]["content"]:
+                self.lesson_answers += 1
+        return reply
 
 
 @contextmanager

@@ -7,8 +7,6 @@ dies was never answered (nothing finished, nothing to replay) and may be sent ag
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import os
 import signal
@@ -18,48 +16,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from courseforge.testing import CourseAuthor, LoopbackReply
-from engine_helpers import EXAMPLES, loopback_config, loopback_in_thread, request_from_payload, write_config
+from engine_helpers import EXAMPLES, CountingProvider, loopback_config, loopback_in_thread, write_config
 
 CLI = Path(sys.executable).with_name("courseforge")
 DELAY_S = 0.4
-
-
-class CountingProvider:
-    def __init__(self) -> None:
-        self.author = CourseAuthor()
-        self.sent: Counter[str] = Counter()
-        self.answered: set[str] = set()
-        self.phase_of: dict[str, str] = {}
-        self.killed = False
-        self.after_kill: Counter[str] = Counter()
-
-    @staticmethod
-    def identity(payload: dict[str, Any]) -> str:
-        raw = json.dumps([payload["model"], payload["messages"]], sort_keys=True)
-        return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-    async def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
-        key = self.identity(payload)
-        self.sent[key] += 1
-        if self.killed:
-            self.after_kill[key] += 1
-        text = self.author(request_from_payload(payload))
-        self.phase_of[key] = (
-            "lessons" if '"task": "lesson"' in payload["messages"][-1]["content"] else "other"
-        )
-        await asyncio.sleep(DELAY_S)
-        self.answered.add(key)
-        prompt = sum(len(m["content"].split()) for m in payload["messages"])
-        return LoopbackReply.completion(
-            text,
-            model=payload["model"],
-            usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())},
-        )
 
 
 def _lesson_checkpoints(db: Path) -> int:
@@ -73,7 +36,7 @@ def _lesson_checkpoints(db: Path) -> int:
 
 @pytest.mark.subprocess
 def test_kill_9_in_phase_3_then_resume_repeats_no_finished_call(tmp_path: Path) -> None:
-    provider = CountingProvider()
+    provider = CountingProvider(DELAY_S)
     db = tmp_path / "store.db"
     env = {**os.environ, "COURSEFORGE_STORAGE_URL": f"sqlite:///{db}"}
     env.pop("OPENROUTER_API_KEY", None)

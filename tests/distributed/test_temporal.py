@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -33,14 +32,15 @@ from courseforge.distributed.worker import WorkerActivities, build_worker, conne
 from courseforge.engine import Engine
 from courseforge.jobs import generate_durably
 from courseforge.telemetry.metrics import CallMetrics
-from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
+from courseforge.testing import LoopbackReply, LoopbackServer
 from engine_helpers import (
     EXAMPLES,
+    CountingProvider,
     author_reply,
     example_analysis,
     loopback_config,
     loopback_in_thread,
-    request_from_payload,
+    request_identity,
     write_config,
 )
 
@@ -214,44 +214,6 @@ async def test_service_runs_jobs_on_temporal_when_configured(temporal_address: s
 DELAY_S = 0.4
 
 
-def identity(model: str, messages: list[tuple[str, str]]) -> str:
-    raw = json.dumps([model, [list(m) for m in messages]], sort_keys=True)
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-class CountingProvider:
-    """Counts requests per identity (provider model name + messages); a request is *answered*
-    when its reply is returned."""
-
-    def __init__(self) -> None:
-        self.author = CourseAuthor()
-        self.lock = threading.Lock()
-        self.sent: Counter[str] = Counter()
-        self.answered: set[str] = set()
-        self.lesson_answers = 0
-        self.killed = False
-        self.after_kill: Counter[str] = Counter()
-
-    async def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
-        key = identity(payload["model"], [(m["role"], m["content"]) for m in payload["messages"]])
-        with self.lock:
-            self.sent[key] += 1
-            if self.killed:
-                self.after_kill[key] += 1
-        text = self.author(request_from_payload(payload))
-        await asyncio.sleep(DELAY_S)
-        with self.lock:
-            self.answered.add(key)
-            if '"task": "lesson"' in payload["messages"][-1]["content"]:
-                self.lesson_answers += 1
-        prompt = sum(len(m["content"].split()) for m in payload["messages"])
-        return LoopbackReply.completion(
-            text,
-            model=payload["model"],
-            usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())},
-        )
-
-
 async def _finished_activities(address: str, workflow_id: str, names: dict[str, str]) -> tuple[set[str], int]:
     """Identities of the model-call activities the history records as completed, and how many
     model-call activities were scheduled."""
@@ -267,7 +229,7 @@ async def _finished_activities(address: str, workflow_id: str, names: dict[str, 
             if attrs.activity_type.name != "courseforge.model_call":
                 continue
             data = json.loads(attrs.input.payloads[0].data)
-            scheduled[event.event_id] = identity(
+            scheduled[event.event_id] = request_identity(
                 names[data["model_id"]], [tuple(m) for m in data["messages"]]
             )
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
@@ -286,7 +248,7 @@ def _worker(address: str, config: Path, queue: str, log: Path) -> subprocess.Pop
 def test_kill_9_of_a_worker_in_phase_3_repeats_no_finished_activity(
     temporal_address: str, tmp_path: Path
 ) -> None:
-    provider = CountingProvider()
+    provider = CountingProvider(DELAY_S)
     queue = f"cf-kill-{uuid.uuid4().hex[:8]}"
     workflow_id = f"kill-{queue}"
     env = {k: v for k, v in os.environ.items() if k != "OPENROUTER_API_KEY"}

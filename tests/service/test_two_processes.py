@@ -10,8 +10,6 @@ provider in this process that counts every request it is sent."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import os
 import re
@@ -29,14 +27,13 @@ from typing import Any
 import httpx
 import pytest
 
-from courseforge.testing import CourseAuthor, LoopbackReply
 from courseforge.testing.postgres import create_database, pg_bin_dir, postgres_server
 from courseforge.testing.processes import child_process, free_port, wait_http
 from engine_helpers import (
+    CountingProvider,
     example_data,
     loopback_config,
     loopback_in_thread,
-    request_from_payload,
     write_config,
 )
 
@@ -49,30 +46,16 @@ CANCELLED_TOPIC = "Cancelled topic"
 SLOW_DELAY_S = 3.0
 
 
-class CountingProvider:
-    """Answers like a provider after DELAY_S; counts each distinct request (model, messages)."""
+class SlowToCancel(CountingProvider):
+    """The job to cancel (its topic is in its requests) answers slowly, so that it is still
+    running when the cancel arrives; its requests are counted apart."""
 
-    def __init__(self) -> None:
-        self.author = CourseAuthor()
-        self.sent: Counter[str] = Counter()
-        self.answered: set[str] = set()
-        self.sent_cancelled = 0  # requests of the job cancelled mid-run (its topic is in them)
+    sent_cancelled = 0
 
-    async def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
-        key = hashlib.sha256(json.dumps([payload["model"], payload["messages"]]).encode()).hexdigest()
-        self.sent[key] += 1
+    def delay(self, payload: dict[str, Any]) -> float:
         slow = any(CANCELLED_TOPIC in str(m.get("content", "")) for m in payload["messages"])
         self.sent_cancelled += slow
-        text = self.author(request_from_payload(payload))
-        # The job to cancel answers slowly, so that it is still running when the cancel arrives.
-        await asyncio.sleep(SLOW_DELAY_S if slow else DELAY_S)
-        self.answered.add(key)
-        prompt = sum(len(m["content"].split()) for m in payload["messages"])
-        return LoopbackReply.completion(
-            text,
-            model=payload["model"],
-            usage={"prompt_tokens": prompt, "completion_tokens": len(text.split())},
-        )
+        return SLOW_DELAY_S if slow else DELAY_S
 
 
 @contextmanager
@@ -143,7 +126,7 @@ class Two:
     proc_a: subprocess.Popen[bytes]
     proc_b: subprocess.Popen[bytes]
     url: str
-    provider: CountingProvider
+    provider: SlowToCancel
 
     def pid(self, base: str) -> int:
         return self.proc_a.pid if base == self.a else self.proc_b.pid
@@ -153,7 +136,7 @@ class Two:
 def two_services(tmp_path: Path) -> Iterator[Two]:
     if pg_bin_dir() is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed: run `make deps-system`")
-    provider = CountingProvider()
+    provider = SlowToCancel(DELAY_S)
     with ExitStack() as stack:
         url = create_database(stack.enter_context(postgres_server()))
         server = stack.enter_context(loopback_in_thread(provider))
