@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..config import ModelSettings
+from ..domain.report import tokens_of
 from ..providers import ChatRequest, ChatResponse
 from ..storage import CachedResponse, Store
 from .keys import canonical_request, request_key
@@ -195,15 +196,11 @@ class ResponseCache:
             key=self.key(model, request, attempt=attempt, sample=sample),
             model=model_id,
             text=response.text,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cached_tokens=response.usage.cached_tokens,
+            **tokens_of(response.usage),
             cost_usd=cost_usd,
             latency_ms=latency_ms,
             response_model=response.model,
             finish_reason=response.finish_reason,
-            reasoning_tokens=response.usage.reasoning_tokens,
-            cache_write_tokens=response.usage.cache_write_tokens,
             native_finish_reason=response.native_finish_reason,
             created_at=now,
             expires_at=None if self.ttl_s is None else now + self.ttl_s,

@@ -28,6 +28,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from ..cache import CacheBackend, RedisBackend, StoreBackend
 from ..config import Settings
 from ..domain import CallRecord
+from ..domain.report import tokens_of
 from ..engine import Engine
 from ..errors import BadResponse, CircuitOpen, CourseforgeError, RunError, UserError
 from ..ledger import price_of
@@ -240,10 +241,7 @@ def send_record(
         return CallRecord(**base, outcome=outcome, latency_ms=round(latency_ms, 1), cost_source="none")
     return CallRecord(
         **base,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_tokens=usage.cached_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
+        **tokens_of(usage, cache_writes=False),
         cost_usd=cost,
         latency_ms=round(latency_ms, 1),
         outcome=outcome,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -26,6 +26,36 @@ __all__ = [
 #: request in flight when its job was cancelled (usage unknown); `reason` says which.
 CallOutcome = Literal["ok", "rejected", "error", "budget_blocked", "skipped", "cancelled"]
 ReportStatus = Literal["approved", "needs_review", "failed", "cancelled", "plan_review"]
+
+
+class TokenCounts(Protocol):
+    """What a call's usage (`providers.Usage`), a checkpoint and a cached response all carry."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
+    @property
+    def reasoning_tokens(self) -> int: ...
+    @property
+    def cache_write_tokens(self) -> int: ...
+
+
+def tokens_of(source: TokenCounts, *, cache_writes: bool = True) -> dict[str, int]:
+    """A call's token counts, by the field names `CallRecord`, `Checkpoint` and `CachedResponse`
+    share, for `**` into any of them. A rejected answer's record leaves `cache_write_tokens` out
+    (`cache_writes=False`), as it always has."""
+    counts = {
+        "input_tokens": source.input_tokens,
+        "output_tokens": source.output_tokens,
+        "cached_tokens": source.cached_tokens,
+        "reasoning_tokens": source.reasoning_tokens,
+    }
+    if cache_writes:
+        counts["cache_write_tokens"] = source.cache_write_tokens
+    return counts
 
 
 class CallRecord(Open):

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from ..cache import ResponseCache, request_key
 from ..config import ModelSettings, Settings
 from ..domain import BreakerReport, CallRecord
+from ..domain.report import tokens_of
 from ..domain.tasks import lesson_key
 from ..errors import BadResponse, BudgetExceeded, CircuitOpen, JobStopped, ModerationRefused, ProviderError
 from ..ledger import (
@@ -159,16 +160,12 @@ class Checkpoints:
             request_digest=digest,
             model=record.model,
             text=response.text,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cached_tokens=response.usage.cached_tokens,
+            **tokens_of(response.usage),
             cost_usd=record.cost_usd,
             cost_source=record.cost_source,
             latency_ms=record.latency_ms,
             response_model=response.model,
             finish_reason=response.finish_reason,
-            reasoning_tokens=response.usage.reasoning_tokens,
-            cache_write_tokens=response.usage.cache_write_tokens,
             native_finish_reason=response.native_finish_reason,
         )
         # Shielded: a cancelled job still keeps what it has paid for.
@@ -288,11 +285,7 @@ class CourseCalls:
     def _serve_cached(self, spec: CallSpec, model_id: str, hit: CachedResponse, started: float) -> CallResult:
         record = CallRecord(
             **_identity(spec, model_id, started),
-            input_tokens=hit.input_tokens,
-            output_tokens=hit.output_tokens,
-            cached_tokens=hit.cached_tokens,
-            reasoning_tokens=hit.reasoning_tokens,
-            cache_write_tokens=hit.cache_write_tokens,
+            **tokens_of(hit),
             cost_usd=Decimal(0),
             saved_usd=hit.cost_usd,
             latency_ms=round(self.now_ms() - started, 1),
@@ -541,11 +534,7 @@ class CourseCalls:
         fallback = _fallback_reason(model_id, primary, self._weaker)
         record = CallRecord(
             **base,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cached_tokens=response.usage.cached_tokens,
-            cache_write_tokens=response.usage.cache_write_tokens,
-            reasoning_tokens=response.usage.reasoning_tokens,
+            **tokens_of(response.usage),
             saved_usd=prompt_cache_saving(settings, response.usage),
             cost_usd=cost,
             latency_ms=round(self.now_ms() - started_ms, 1),
@@ -650,10 +639,7 @@ class CourseCalls:
             cost, source = price_of(settings, usage)
             record = CallRecord(
                 **base,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_tokens=usage.cached_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
+                **tokens_of(usage, cache_writes=False),
                 cost_usd=cost,
                 latency_ms=round(latency_ms, 1),
                 outcome="rejected",
@@ -671,11 +657,7 @@ class CourseCalls:
     def _replay(self, spec: CallSpec, cp: Checkpoint) -> CallResult:
         record = CallRecord(
             **_identity(spec, cp.model, self.now_ms()),
-            input_tokens=cp.input_tokens,
-            output_tokens=cp.output_tokens,
-            cached_tokens=cp.cached_tokens,
-            reasoning_tokens=cp.reasoning_tokens,
-            cache_write_tokens=cp.cache_write_tokens,
+            **tokens_of(cp),
             cost_usd=cp.cost_usd,
             latency_ms=0.0,
             outcome="ok",
