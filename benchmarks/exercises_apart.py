@@ -14,7 +14,7 @@ profile generated) and asks each lesson's exercises three ways, then runs the sa
   002's cheap model, the 1.5B the lesson's own).
 
 Printed per arm: exercises written, answers unusable (no JSON), gate failures on exercises
-(`answer_keys`, `exercise_outcomes`, cross-artifact "not answerable from its lesson"), output
+(`answer_keys`, `exercise_outcomes`, `exercises`, the cross-artifact checks such as "not answerable from its lesson"), output
 tokens and decode seconds. Slow: every arm decodes on the CPU.
 
     python benchmarks/exercises_apart.py --course COURSE.json -i examples/python-basics.json \\
@@ -45,7 +45,7 @@ from courseforge.providers.local_llama import LocalLlamaModel
 from courseforge.providers.model_files import assemble_model
 
 #: Gates that judge exercises (a lesson gate's name, or the cross-artifact flag's).
-EXERCISE_GATES = ("answer_keys", "exercise_outcomes", "cross_artifact", "redundancy")
+EXERCISE_GATES = ("answer_keys", "exercise_outcomes", "exercises", "cross_artifact")
 
 
 def _model(settings: Any, model_id: str) -> LocalLlamaModel:
