@@ -149,7 +149,7 @@ outside-set: setup-core
 	$(PY) benchmarks/outside_set/build.py
 
 gates-outside: mpnet
-	$(PY) benchmarks/gates.py outside --model all-MiniLM-L6-v2 --model all-mpnet-base-v2
+	$(PY) benchmarks/gates.py outside --model all-MiniLM-L6-v2 --model all-mpnet-base-v2 --held-out balanced
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -92,6 +92,25 @@ def outside(argv: list[str]) -> None:
         help="write the first run's rival-margin rows here (courseforge calibrate JSONL)",
     )
     parser.add_argument("--cpu", action="store_true", help="only: CPU per embedded chunk, per model")
+    parser.add_argument(
+        "--titled",
+        choices=("yes", "no"),
+        help="override the thresholds' `titled` (outcomes embedded as 'lesson title: outcome')",
+    )
+    parser.add_argument(
+        "--held-out",
+        metavar="RULE",
+        help="also score every source with similarity thresholds calibrated on the other two: "
+        "a number (courseforge calibrate --max-false-alarms RULE, e.g. 0.05) or 'balanced' "
+        "(calibrate --balanced, each criterion on the defect it is for)",
+    )
+    parser.add_argument(
+        "--calibration-rows",
+        type=Path,
+        metavar="DIR",
+        help="write the first run's DIR/absolute.jsonl (real vs off-topic scores) and "
+        "DIR/margin.jsonl (real vs related margins) for courseforge calibrate --balanced",
+    )
     args = parser.parse_args(argv)
     if args.cpu:
         from outside_gates import embedding_cpu
@@ -104,11 +123,23 @@ def outside(argv: list[str]) -> None:
             args.profile or ["hosted", "offline"],
             args.boot,
             args.cache.expanduser(),
+            None if args.titled is None else args.titled == "yes",
+            args.held_out if args.held_out in (None, "balanced") else float(args.held_out),
         )
     )
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1), "utf-8")
+    if args.calibration_rows:
+        args.calibration_rows.mkdir(parents=True, exist_ok=True)
+        for name, rows in report["runs"][0]["calibration_rows"].items():
+            (args.calibration_rows / f"{name}.jsonl").write_text(
+                "".join(
+                    json.dumps({"score": s, "label": "good" if g else "bad", "gate": "similarity"}) + "\n"
+                    for s, g in rows
+                ),
+                "utf-8",
+            )
     if args.margins:
         rows = report["runs"][0]["margins"]
         args.margins.write_text(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -90,12 +91,16 @@ def items(path: Path = ITEMS) -> list[dict[str, Any]]:
 SEED_THRESHOLDS = {"pass_at": 0.75, "severe_below": 0.5}
 
 
-def policy(profile: str, embedding_model: str) -> Settings:
+def policy(profile: str, embedding_model: str, titled: bool | None = None) -> Settings:
+    """The profile's gate policy for `embedding_model`; `titled` overrides its thresholds'
+    `titled` (the scores change; the thresholds do not: compare with `--held-out`)."""
     settings = load_config(profile, env={"OPENROUTER_API_KEY": "x"}).settings
     similarity = dict(settings.gates.similarity)
     if embedding_model not in similarity:
         print(f"note: {profile} has no thresholds for {embedding_model}: the seeds' pass 0.75, uncalibrated")
         similarity[embedding_model] = type(next(iter(similarity.values())))(**SEED_THRESHOLDS)
+    if titled is not None:
+        similarity[embedding_model] = similarity[embedding_model].model_copy(update={"titled": titled})
     gates = settings.gates.model_copy(update={"embedding_model": embedding_model, "similarity": similarity})
     return settings.model_copy(update={"gates": gates})
 
@@ -139,6 +144,19 @@ def outcome_verb_problem(text: str) -> bool:
     return verb is None or verb in NOT_MEASURABLE or not levels_of(verb)
 
 
+def outcome_titles(data: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Outcome text -> the heading of the real section it was written for, its numbering
+    dropped (as `outside_set/course.py` titles the lessons): the title of the lesson that was
+    planned to teach it. A related-but-wrong item carries the *next* section's outcomes, so it is
+    framed by that section's title, as a lesson written off its plan would be."""
+    return {
+        o: re.sub(r"^[\dA]+(?:\.\d+)*\.?\s+", "", i["title"])
+        for i in data
+        if i["kind"] == "on_topic"
+        for o in i["outcomes"]
+    }
+
+
 def course_rivals(data: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Per item id, the outcomes of the other sections of the course its outcomes come from
     (each source's real sections form one course): what `rivals` is in generation and `check`."""
@@ -153,8 +171,11 @@ def course_rivals(data: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
         if len(homes) != 1:
             continue
         ((source, section),) = homes
+        # "R<n>", not "LO<n>": the item's own outcomes are LO1.., and a rival under the same
+        # id was dropped as one of them (rounds 1-2 compared the first sections' items with
+        # fewer rivals than the others).
         out[i["id"]] = {
-            f"LO{n}": o
+            f"R{n}": o
             for n, (o, (src, sid)) in enumerate(section_of.items(), start=1)
             if src == source and sid != section
         }
@@ -162,7 +183,11 @@ def course_rivals(data: Sequence[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 
 async def judge(
-    item: dict[str, Any], settings: Settings, embedder: Embedder, rivals: dict[str, str] | None = None
+    item: dict[str, Any],
+    settings: Settings,
+    embedder: Embedder,
+    rivals: dict[str, str] | None = None,
+    titles: dict[str, str] | None = None,
 ) -> Verdict:
     verdict = Verdict(item)
     if item["kind"] in ("duplicate", "distinct"):
@@ -172,6 +197,7 @@ async def judge(
         return verdict
     draft, tags = _draft(item)
     outcomes = {f"LO{i + 1}": text for i, text in enumerate(item["outcomes"])}
+    framing = {k: titles[t] for k, t in {**outcomes, **(rivals or {})}.items() if t in (titles or {})}
     lesson = LessonUnderTest(
         lesson_id=item["id"],
         draft=draft,
@@ -179,10 +205,18 @@ async def judge(
         outcomes=outcomes,
         **_assessed(tags),
         **({"rivals": rivals} if rivals and "rivals" in LessonUnderTest.__dataclass_fields__ else {}),
+        **({"titles": framing} if "titles" in LessonUnderTest.__dataclass_fields__ else {}),
     )
     results = await run_lesson_gates(lesson, settings=settings, embedder=embedder, blocking=_thread)
     if rivals:
-        values = await lesson_similarity(item["content"], outcomes, embedder, rivals)
+        thresholds = settings.gates.similarity[embedder.name]
+        values = await lesson_similarity(
+            item["content"],
+            outcomes,
+            embedder,
+            rivals,
+            framing if getattr(thresholds, "titled", False) else None,
+        )
         if "rival" in values:
             verdict.margin = values["similarity"] - values["rival"][1]
     for r in results:
@@ -273,16 +307,25 @@ GATES = (
 )
 
 
-async def run(models: Sequence[str], profiles: Sequence[str], reps: int, cache: Path) -> dict[str, Any]:
+async def run(
+    models: Sequence[str],
+    profiles: Sequence[str],
+    reps: int,
+    cache: Path,
+    titled: bool | None = None,
+    held_out: float | str | None = None,
+) -> dict[str, Any]:
     data = items()
     report: dict[str, Any] = {"items": len(data), "runs": []}
+    rivals, titles = course_rivals(data), outcome_titles(data)
     for model in models:
         embedder = DiskCachedEmbedder(make_embedder(model), cache)
         for profile in profiles:
-            settings = policy(profile, model)
+            settings = policy(profile, model, titled)
             started = time.perf_counter()
-            rivals = course_rivals(data)
-            verdicts = [await judge(item, settings, embedder, rivals.get(item["id"])) for item in data]
+            verdicts = [
+                await judge(item, settings, embedder, rivals.get(item["id"]), titles) for item in data
+            ]
             wall = time.perf_counter() - started
             rates = _rates(verdicts, GATES)
             rates["auc"] = _similarity_auc(verdicts)
@@ -315,12 +358,123 @@ async def run(models: Sequence[str], profiles: Sequence[str], reps: int, cache: 
                         if v.item.get("gate") == "similarity" and v.margin is not None
                     ],
                     "rival_margin_held_out": held_out_margin(verdicts),
+                    # `courseforge calibrate --balanced` input: {"absolute": rows, "margin": rows}.
+                    "calibration_rows": dict(
+                        zip(("absolute", "margin"), calibration_rows(verdicts), strict=True)
+                    ),
+                    "titled": settings.gates.similarity[model].titled,
+                    "to_judge": _to_judge(verdicts),
+                    **(
+                        {"held_out": await held_out_run(data, verdicts, settings, embedder, held_out, reps)}
+                        if held_out is not None
+                        else {}
+                    ),
                     "embedded_texts": embedder.embedded,
                     "embedding_cpu_s": round(embedder.seconds, 2),
                     "wall_s": round(wall, 2),
                 }
             )
     return report
+
+
+def _to_judge(verdicts: Sequence[Verdict]) -> list[str]:
+    """Real sections whose only flag (length aside) is a similarity score in the judge's band
+    or a rival-borderline: generation asks the judge about them, and one it accepts still
+    proceeds with a flag for a person (`gates.judge.flag_borderline`, seed 001) — so they count
+    as flags in every figure; this list says which of the flags the judge could have settled."""
+    return [
+        v.item["id"]
+        for v in verdicts
+        if v.item["kind"] == "on_topic"
+        and v.failed - {"length"} == {"similarity"}
+        and v.similarity_verdict in ("fail", "borderline")
+    ]
+
+
+async def held_out_run(
+    data: Sequence[dict[str, Any]],
+    verdicts: Sequence[Verdict],
+    settings: Settings,
+    embedder: Embedder,
+    budget: float | str,
+    reps: int,
+) -> dict[str, Any]:
+    """Every item judged with similarity thresholds calibrated on the *other* sources' items
+    (leave one source out), so no figure is measured on the items its thresholds were set on.
+    Per held-out source, from the other two sources' similarity rows: with a number, `pass_at`
+    and `severe_below` as `courseforge calibrate --max-false-alarms BUDGET` sets them on all
+    rows, and `rival_margin` as the same command sets it on the margin rows (its negative);
+    with "balanced", each criterion from the rows of the defect it is for, by `calibrate
+    --balanced`: `pass_at`/`severe_below` on real sections against off-topic lessons (what an
+    absolute mark can tell apart), `rival_margin` on real sections against related-but-wrong
+    ones (`calibration_rows`)."""
+    model = embedder.name
+    base = settings.gates.similarity[model]
+    rows = [v for v in verdicts if v.item.get("gate") == "similarity" and v.similarity is not None]
+    rivals, titles = course_rivals(data), outcome_titles(data)
+    out: list[Verdict] = []
+    folds: dict[str, dict[str, float]] = {}
+    for source in sorted({i["provenance"]["package"] for i in data}):
+        train = [v for v in rows if v.item["provenance"]["package"] != source]
+        if budget == "balanced":
+            absolute, relative = calibration_rows(train)
+            cal = derive_thresholds(absolute, balanced=True)
+            margin = -derive_thresholds(relative, balanced=True).pass_at
+        else:
+            cal = derive_thresholds(
+                [(float(v.similarity), not v.bad) for v in train], max_false_alarms=float(budget)
+            )  # type: ignore[arg-type]
+            margins = [(float(v.margin), not v.bad) for v in train if v.margin is not None]
+            margin = -derive_thresholds(margins, max_false_alarms=float(budget)).pass_at
+        folds[source] = {
+            "pass_at": cal.pass_at,
+            "severe_below": cal.severe_below,
+            "rival_margin": round(margin, 4),
+        }
+        # model_copy: a calibrated margin may be negative (the lesson must beat its rivals).
+        thresholds = base.model_copy(
+            update={
+                "pass_at": cal.pass_at,
+                "severe_below": cal.severe_below,
+                "rival_margin": margin,
+                "pass_at_by_tier": {},
+            }
+        )
+        gates = settings.gates.model_copy(
+            update={"similarity": {**settings.gates.similarity, model: thresholds}}
+        )
+        fold = settings.model_copy(update={"gates": gates})
+        for item in data:
+            if item["provenance"]["package"] == source:
+                out.append(await judge(item, fold, embedder, rivals.get(item["id"]), titles))
+    rates = _rates(out, GATES)
+    return {
+        "budget": budget,
+        "thresholds_by_held_out_source": folds,
+        "rates": rates,
+        "intervals": bootstrap(out, GATES, reps),
+        "flags_per_good_lesson": {v.item["id"]: sorted(v.failed) for v in out if not v.bad and v.failed},
+        "missed": [v.item["id"] for v in out if v.bad and not v.failed],
+        "to_judge": _to_judge(out),
+    }
+
+
+def calibration_rows(
+    verdicts: Sequence[Verdict],
+) -> tuple[list[tuple[float, bool]], list[tuple[float, bool]]]:
+    """(score, good) rows for the absolute mark — real sections against off-topic lessons —
+    and (margin, good) rows for `rival_margin` — real sections against related-but-wrong ones."""
+    absolute = [
+        (float(v.similarity), not v.bad)
+        for v in verdicts
+        if v.item["kind"] in ("on_topic", "off_topic") and v.similarity is not None
+    ]
+    relative = [
+        (float(v.margin), not v.bad)
+        for v in verdicts
+        if v.item["kind"] in ("on_topic", "related") and v.margin is not None
+    ]
+    return absolute, relative
 
 
 def held_out_margin(verdicts: Sequence[Verdict], max_false_alarms: float = 0.05) -> dict[str, Any]:
@@ -386,8 +540,34 @@ def print_report(report: dict[str, Any]) -> None:
             + f"; held-out real sections flagged by it {h['good_flagged']:.3f}, related/off-topic {h['bad_flagged']:.3f}"
         )
         print(
+            "real sections flagged only by the judge's band or a rival (the judge is asked; flagged either way): "
+            + ", ".join(run["to_judge"])
+        )
+        if "held_out" in run:
+            _print_held_out(run["held_out"])
+        print(
             f"embedded {run['embedded_texts']} new texts in {run['embedding_cpu_s']} s CPU; run {run['wall_s']} s wall"
         )
+
+
+def _print_held_out(h: dict[str, Any]) -> None:
+    r, ci = h["rates"], h["intervals"]
+
+    def cell(key: str) -> str:
+        lo, hi = ci.get(key, (float("nan"), float("nan")))
+        return f"{r[key]:.3f} [{lo:.2f}, {hi:.2f}]"
+
+    print(f"-- held out: similarity thresholds calibrated on the other two sources ({h['budget']}) --")
+    for source, t in h["thresholds_by_held_out_source"].items():
+        print(f"   {source} scored with " + ", ".join(f"{k} {v}" for k, v in t.items()))
+    print(f"   on-topic lessons flagged (length aside):  {cell('on_topic_flagged_no_length')}")
+    print(f"   planted defects caught (any gate):        {cell('caught')}")
+    print(
+        f"   similarity precision / recall:            {cell('similarity.precision')} / {cell('similarity.recall')}"
+    )
+    print("   good items flagged: " + "; ".join(f"{k} {v}" for k, v in h["flags_per_good_lesson"].items()))
+    print("   defects missed: " + ", ".join(h["missed"]))
+    print("   flagged only by the judge's band or a rival: " + ", ".join(h["to_judge"]))
 
 
 async def embedding_cpu(models: Sequence[str], chunks: int = 60, rounds: int = 2) -> dict[str, float]:

@@ -109,10 +109,14 @@ def courses(items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict
                 "sections": [
                     {
                         "title": s["title"],
-                        "key_concepts": [o["text"] for o in outcomes if o["id"] in ids],
+                        # The section's own heading (the source's term for what it teaches),
+                        # not the outcome sentences written here: a concept is a term, and
+                        # `section_concepts` looks for it in the lessons (round 3; it flagged
+                        # three clean courses for not quoting a whole outcome sentence).
+                        "key_concepts": [s["title"]],
                         "lesson_count": 1,
                     }
-                    for s, ids in ((s, s["lessons"][0]["outcome_ids"]) for s in sections)
+                    for s in sections
                 ],
             }
             out.append((name, course, analysis))

@@ -180,7 +180,7 @@ def test_premium_composite_bar_is_four() -> None:
 
 @pytest.mark.parametrize(
     ("tier", "score", "passed"),
-    [("premium", 0.50, False), ("premium", 0.52, True), ("mid", 0.49, True), ("cheap", 0.50, True)],
+    [("premium", 0.50, False), ("premium", 0.57, True), ("mid", 0.49, True), ("cheap", 0.50, True)],
 )
 def test_premium_similarity_bar(tier: str, score: float, passed: bool) -> None:
     settings = hosted_settings()
@@ -190,8 +190,9 @@ def test_premium_similarity_bar(tier: str, score: float, passed: bool) -> None:
     (out,) = tier_bar([sim], ctx, tier)
     assert out.passed is passed
     if not passed:
-        # Calibrated on the outside set at 10 % false alarms (issue 26), not the tier step carried over.
-        assert out.threshold == 0.51 and "premium tier's bar" in out.reasons[-1]
+        # Calibrated on the outside set at 10 % false alarms (issue 26; on titled scores since
+        # issue 24's round 3), not the tier step carried over.
+        assert out.threshold == 0.56 and "premium tier's bar" in out.reasons[-1]
 
 
 # -- 8. never escalate down; a weaker fallback only for availability, flagged -------------------

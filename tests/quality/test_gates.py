@@ -477,6 +477,30 @@ async def test_lesson_similarity_scores_the_best_rival_in_the_same_call() -> Non
     assert "rival" not in await lesson_similarity(words(300), {"LO1": "mine"}, embedder)
 
 
+async def test_titled_outcomes_are_embedded_with_their_lessons_titles() -> None:
+    embedder = FixedEmbedder(
+        {"mine": [0.0, 1.0], "Sets: mine": [1.0, 0.0], "theirs": [1.0, 0.0], "Dicts: theirs": [0.0, 1.0]}
+    )
+    lesson, titles = words(300), {"LO1": "Sets", "LO2": "Dicts"}
+    plain = await lesson_similarity(lesson, {"LO1": "mine"}, embedder, {"LO2": "theirs"})
+    titled = await lesson_similarity(lesson, {"LO1": "mine"}, embedder, {"LO2": "theirs"}, titles)
+    assert plain["similarity"] == pytest.approx(0.0) and plain["rival"][1] == pytest.approx(1.0)
+    assert titled["similarity"] == pytest.approx(1.0) and titled["rival"][1] == pytest.approx(0.0)
+    # Reasons quote the outcome, not its framing.
+    assert titled["rival"][2] == "theirs"
+    # evaluate_lesson reads the titles only where the thresholds were calibrated `titled`.
+    settings = GateSettings(
+        similarity={"fixed": SimilarityThresholds(pass_at=0.5, severe_below=0.2)}, lesson_min_words=1
+    )
+    on = settings.model_copy(
+        update={"similarity": {"fixed": SimilarityThresholds(pass_at=0.5, severe_below=0.2, titled=True)}}
+    )
+    lesson_like = draft(content=lesson)
+    for gates, passed in ((settings, False), (on, True)):
+        results = await evaluate_lesson(lesson_like, {"LO1": "mine"}, embedder, gates, titles=titles)
+        assert [r.passed for r in results if r.gate == "similarity"] == [passed]
+
+
 # -- redundancy: containment and different facts (issue 24) --------------------------------------
 RELEASE_9 = (
     "Debian 9 stretch was released on June 17th, 2017, with 51000 packages and kernel 4.9. "

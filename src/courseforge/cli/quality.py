@@ -131,6 +131,13 @@ def calibrate(
             help="Instead of --precision: the highest pass threshold failing at most this share of good items",
         ),
     ] = None,
+    balanced: Annotated[
+        bool,
+        typer.Option(
+            "--balanced",
+            help="Instead: the pass threshold that best separates good from bad (Youden's J)",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Derive pass / borderline / fail thresholds from labelled examples; print precision/recall."""
@@ -162,6 +169,7 @@ def calibrate(
             [(s, r["_good"]) for s, r in zip(scores, rows, strict=True)],
             target_precision=target_precision,
             max_false_alarms=max_false_alarms,
+            balanced=balanced,
         )
     except ValueError as exc:
         raise fail_user(UserError("cannot calibrate", [(str(labelled), str(exc))])) from exc
@@ -178,7 +186,11 @@ def calibrate(
     typer.echo(
         f"config:\n  gates:\n    similarity:\n      {model}: {{pass_at: {cal.pass_at:.2f}, severe_below: {cal.severe_below:.2f}}}"
     )
-    if max_false_alarms is not None:
+    if balanced:
+        typer.echo(
+            f"good items failed at pass_at: {1 - m.recall:.3f}; bad items passing: {1 - m.fail_recall:.3f}"
+        )
+    elif max_false_alarms is not None:
         typer.echo(f"good items failed at pass_at: {1 - m.recall:.3f} (allowed {max_false_alarms})")
     elif not m.precision >= target_precision:
         err.print(f"[yellow]warning:[/yellow] no threshold reaches pass precision {target_precision}")

@@ -476,6 +476,19 @@ class SimilarityThresholds(_S):
     #: decides; `check` flags it). None: off. Calibrated on the outside set's good lessons
     #: (docs/quality.md); a relative margin, since neighbouring sections score high in absolute.
     rival_margin: float | None = Field(default=None, ge=0, le=2)
+    #: Embed each outcome (own and rival) as "<title of the lesson teaching it>: <outcome>"
+    #: rather than the outcome alone: the title says what the lesson is about in the words of
+    #: the plan (outside set, MiniLM: AUC on-topic vs related 0.935 -> 0.957; docs/quality.md).
+    #: The thresholds above must have been calibrated the same way.
+    titled: bool = False
+    #: The bar for text-to-text fit in phase 2 (an outcome against "section: key concepts", a
+    #: key concept against the plan, the metadata gates' default): those rules were measured
+    #: on the untitled pass mark's scale, which a `titled` pass mark no longer is. None: pass_at.
+    fit_at: float | None = Field(default=None, ge=-1, le=1)
+
+    @property
+    def fit_bar(self) -> float:
+        return self.pass_at if self.fit_at is None else self.fit_at
 
 
 class GateSettings(_S):

@@ -92,6 +92,11 @@ async def _lesson_results(
     index = await source_index(analysis, embedder.embed) if sources else None
     section_of = {x.id: si for si, sec in enumerate(course.sections) for x in sec.lessons}
     taught_in = [{o for x in sec.lessons for o in x.outcome_ids} for sec in course.sections]
+    # Outcome id -> the first lesson teaching it: `titled` similarity reads "title: outcome".
+    titled_by: dict[str, str] = {}
+    for x in lessons:
+        for o in x.outcome_ids:
+            titled_by.setdefault(o, x.title)
     for lesson in lessons:
         if only is not None and lesson.id != only:
             continue
@@ -114,6 +119,7 @@ async def _lesson_results(
             # An exercise tagged with several outcomes assesses each of them.
             assessed=[[number[o] for o in e.outcome_ids if o in number] for e in lesson.exercises],
             rivals={o: t for o, t in outcomes.items() if o not in taught_in[si]},
+            titles={**titled_by, **{o: lesson.title for o in known}},
         )
         per_lesson[lesson.id] = await run_lesson_gates(
             under_test, settings=settings, embedder=embedder, blocking=_to_thread

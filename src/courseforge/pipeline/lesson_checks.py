@@ -108,7 +108,18 @@ def lesson_under_test(
         ),
         consistency=consistency,
         rivals=rival_outcomes(state, slot.section_index),
+        titles=outcome_titles(state, slot),
     )
+
+
+def outcome_titles(state: CourseState, slot: LessonSlot) -> dict[str, str]:
+    """Outcome id -> the title of a lesson planned to teach it (this lesson's own title for its
+    outcomes, else the first planned lesson's): read by `titled` similarity thresholds."""
+    titles: dict[str, str] = {}
+    for s in [slot, *state.slots.values()]:
+        for n in s.outcome_numbers:
+            titles.setdefault(state.outcome_id(n), s.title)
+    return titles
 
 
 def rival_outcomes(state: CourseState, section_index: int) -> dict[str, str]:

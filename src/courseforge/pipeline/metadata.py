@@ -134,8 +134,8 @@ async def _outcome_section_fit(
     state: CourseState, draft: MetadataCoreDraft, ctx: PipelineContext
 ) -> tuple[list[list[float]], float]:
     """Cosine of each outcome (rows) to each "section: key concepts" (columns), and the
-    similarity gate's pass threshold they are held to."""
-    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).pass_at
+    similarity gate's fit bar they are held to (`fit_at`, else its pass threshold)."""
+    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).fit_bar
     texts = [o.text for o in draft.learning_outcomes]
     vectors = await ctx.effects.embed(texts + [section_text(s) for s in state.analysis.sections])
     outcome_vecs, section_vecs = vectors[: len(texts)], vectors[len(texts) :]
@@ -233,7 +233,7 @@ async def metadata_quality(
     concepts = [c for spec in sections for c in spec.key_concepts]
     haystack = " ".join(planned_texts).lower()
     unnamed = [c for c in concepts if c.lower() not in haystack]
-    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).pass_at
+    pass_at = thresholds_for(ctx.settings.gates, ctx.settings.gates.embedding_model).fit_bar
     head = f"{draft.course_title}. {draft.description} {draft.pedagogical_strategy}"
     body = " ".join([o.text for o in outcomes] + [s.title for s in sections])
     goals = " ".join([analysis.topic, analysis.target_audience, *analysis.goals])

@@ -73,12 +73,17 @@ def derive_thresholds(
     target_precision: float = 0.9,
     severe_precision: float = 0.98,
     max_false_alarms: float | None = None,
+    balanced: bool = False,
 ) -> Calibration:
     """Pass threshold: best F1 among cut points whose pass-precision >= target (else best F1).
     With `max_false_alarms` (a share of good items the gate may fail, e.g. 0.05) the pass
     threshold is instead the highest cut point that fails at most that share of good items —
     catching as many bad ones as that allows (the precision target is then reported, not
-    enforced). Severe threshold: the highest cut point <= pass_at below which the share of bad
+    enforced). With `balanced`, the pass threshold is the cut that best separates the two
+    classes: the highest Youden's J (share of good items passing minus share of bad items
+    passing), the lowest such cut on a tie — the midpoint of the widest gap when they do not
+    overlap; it does not hug the good items' tail, so it travels better to a new kind of text
+    (outside set, leave one source out: docs/quality.md). Severe threshold: the highest cut point <= pass_at below which the share of bad
     items is >= `severe_precision` (so escalating at once there is almost always right)."""
     positives = sum(1 for _, good in pairs if good)
     negatives = len(pairs) - positives
@@ -88,7 +93,9 @@ def derive_thresholds(
         raise ValueError("max_false_alarms must be in [0, 1)")
     cuts = _midpoints([s for s, _ in pairs])
     candidates = [metrics_at(pairs, t) for t in cuts]
-    if max_false_alarms is not None:
+    if balanced:
+        at_pass = max(candidates, key=lambda m: (round(m.recall + m.fail_recall - 1, 9), -m.threshold))
+    elif max_false_alarms is not None:
         allowed = [m for m in candidates if 1 - m.recall <= max_false_alarms + 1e-12]
         at_pass = max(allowed, key=lambda m: m.threshold)
     else:

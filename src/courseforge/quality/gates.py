@@ -488,6 +488,7 @@ async def lesson_similarity(
     outcomes: Mapping[str, str],
     embedder: Embedder,
     rivals: Mapping[str, str] | None = None,
+    titles: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """`{"similarity": float, "per_outcome": {id: float}}` for `SimilarityGate`, and with
     `rivals` (the course's outcomes of other sections: id -> text) `"rival": (id, score, text)`,
@@ -507,6 +508,9 @@ async def lesson_similarity(
     outcome it was planned for, and the mean hides a neglected one. Measured with MiniLM: a
     lesson teaching two of its outcomes scores 0.56–0.74 on each, while an outcome it ignores
     scores 0.17–0.41 — the mean of such a lesson would still pass.
+
+    `titles` (outcome or rival id -> the title of the lesson that teaches it): that outcome is
+    embedded as "title: outcome" (`SimilarityThresholds.titled`); reasons still quote the outcome.
     """
     if not outcomes:
         raise ValueError("a lesson needs at least one outcome to be compared with")
@@ -514,7 +518,9 @@ async def lesson_similarity(
     rivals = {k: v for k, v in (rivals or {}).items() if k not in outcomes}
     ids = list(outcomes) + list(rivals)
     texts = {**outcomes, **rivals}
-    vectors = await embedder.embed([*chunks, *(texts[i] for i in ids)])
+    titles = titles or {}
+    framed = [f"{titles[i]}: {texts[i]}" if titles.get(i) else texts[i] for i in ids]
+    vectors = await embedder.embed([*chunks, *framed])
     chunk_vectors = np.asarray(vectors[: len(chunks)], dtype=float)
     outcome_vectors = np.asarray(vectors[len(chunks) :], dtype=float)
     weights = np.array([max(1, len(c.split())) for c in chunks], dtype=float)
@@ -551,12 +557,15 @@ async def evaluate_lesson(
     embedder: Embedder,
     settings: GateSettings,
     rivals: Mapping[str, str] | None = None,
+    titles: Mapping[str, str] | None = None,
 ) -> list[GateResult]:
     """Run the length, exercises and similarity gates on one lesson (outcomes: id -> text;
-    `rivals`: the course's outcomes of other sections, read only with a `rival_margin`)."""
+    `rivals`: the course's outcomes of other sections, read only with a `rival_margin`;
+    `titles`: outcome id -> its lesson's title, read only where the thresholds are `titled`)."""
     thresholds = thresholds_for(settings, embedder.name)
     wanted = rivals if thresholds.rival_margin is not None else None
-    values = await lesson_similarity(lesson.content, outcomes, embedder, wanted)
+    framing = titles if thresholds.titled else None
+    values = await lesson_similarity(lesson.content, outcomes, embedder, wanted, framing)
     context = GateContext(outcomes=outcomes, values=values)
     gates: list[Gate[Any]] = [
         LengthGate(settings.lesson_min_words, settings.lesson_max_words),

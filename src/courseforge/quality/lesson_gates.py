@@ -71,6 +71,9 @@ class LessonUnderTest:
     #: The course's outcomes of other sections (id -> text): with a similarity `rival_margin`,
     #: a lesson that fits one of them better than its own is borderline (related but wrong).
     rivals: Mapping[str, str] = field(default_factory=dict)
+    #: Outcome id (own or rival) -> the title of a lesson that teaches it: where the similarity
+    #: thresholds are `titled`, each outcome is compared as "title: outcome".
+    titles: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +193,7 @@ async def run_lesson_gates(
     a service's bounded gate executor (`gates.workers`), inline in a workflow."""
     gates = settings.gates
     draft = lesson.draft
-    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates, lesson.rivals)
+    results = await evaluate_lesson(draft, lesson.outcomes, embedder, gates, lesson.rivals, lesson.titles)
     results += await blocking(rule_gates, lesson, settings, embedder.name)
     grounded = bool(lesson.sources) and gates.grounding.enabled
     claims = await lesson_claims(draft.content, lesson.sources, embedder, settings) if grounded else []
