@@ -148,7 +148,13 @@ def test_similarity_gate(minilm: CachedEmbedder, gates: GateSettings) -> None:
         print(f"\n{kind:18} min {min(scores):.2f} max {max(scores):.2f}", end="")
     result = confusion((a, b) for a, b, _, _ in measured)
     print(f"\nsimilarity   {result}")
-    assert result.precision >= 0.9 and result.recall >= 0.9
+    # Since issue 24's round 3 the absolute mark is set between real and off-topic lessons; a
+    # related-but-wrong lesson is the rival margin's to catch, which needs a course's other
+    # outcomes (measured on the outside set, docs/quality.md) — these rows have none.
+    absolute = confusion((a, b) for a, b, _, k in measured if k != "related_but_wrong")
+    print(f"similarity, on-topic vs off-topic   {absolute}")
+    assert absolute.precision >= 0.9 and absolute.recall >= 0.9
+    assert result.precision >= 0.9
 
 
 @pytest.mark.embedding_model
