@@ -5,6 +5,7 @@ a process starting while another regenerates leaves it alone."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ async def _regenerating(store: Store) -> str:
     return item.id
 
 
+async def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Yield to the loop until `done()` holds: the store's calls run on threads, so how many
+    loop turns they take depends on the machine's load."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
 async def test_processes_starting_together_resume_a_regeneration_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,8 +65,7 @@ async def test_processes_starting_together_resume_a_regeneration_once(
     try:
         resumed = await asyncio.gather(managers[0].start(), managers[1].start())
         assert sorted(resumed) == [0, 1]
-        for _ in range(50):  # let the claimed regeneration start
-            await asyncio.sleep(0)
+        await _until(lambda: bool(ran))  # the claimed regeneration starts (its claim is a store call)
         assert ran == [review_id]
         owner = next(m.owner for m, n in zip(managers, resumed, strict=False) if n == 1)
         assert (await stores[2].review_claim(review_id) or ("", 0))[0] == owner
