@@ -542,3 +542,39 @@ def test_a_template_about_different_facts_is_not_a_duplicate() -> None:
     # A paraphrase keeps its facts: still a duplicate.
     same = [("L1", RELEASE_9), ("L2", RELEASE_9.replace("was released", "came out"))]
     assert find_duplicates(same, close, cosine_at=0.85, lexical_at=101, distinct_facts=0.5)
+
+
+def test_exercise_questions_of_one_template_about_different_things_are_not_duplicates() -> None:
+    """Issue 25: phase 4 sent back lessons whose questions only shared a template (80.9 as whole
+    questions against `exercise_lexical` 80). The measure now compares the swapped words."""
+    from courseforge.quality.redundancy import exercise_lexical, find_duplicates, question_ratio
+
+    far = [[1.0, 0.0], [0.0, 1.0]]  # cosine 0: only the lexical measure can match
+    for_loop = "What is the purpose of the `for` loop in Python?"
+    if_statement = "What is the purpose of the `if` statement in Python?"
+    while_loop = "What is the purpose of the `while` loop in Python?"
+    assert question_ratio(for_loop, if_statement) >= 80  # the false alarm
+    assert exercise_lexical(for_loop, if_statement) < 50
+    assert exercise_lexical(for_loop, while_loop) < 50  # "for"/"while" are what it asks about
+    items = [("S3-L1-E1", for_loop), ("S2-L1-E1", if_statement)]
+    assert find_duplicates(items, far, cosine_at=0.95, lexical_at=80, kind="exercise") == []
+    # Real repeats still fail: reworded copies (order, "is returned by", an added "in Spanish").
+    copies = [
+        (
+            "What is the present tense form of the verb 'ser'?",
+            'What is the present tense of the verb "ser" in Spanish?',
+        ),
+        ("What does len([1, 2, 3]) return?", "What is returned by len([1, 2, 3])?"),
+        (
+            "Which gas do plants release during photosynthesis?",
+            "During photosynthesis, which gas is released by plants?",
+        ),
+        ("What is the result of the expression `5 + 3`?", "What is the result of the expression '5 + 3'?"),
+        ("Translate 'good morning' into Spanish.", "Translate 'good morning' to Spanish."),
+    ]
+    for a, b in copies:
+        assert exercise_lexical(a, b) == question_ratio(a, b) >= 80, (a, b)
+        dups = find_duplicates(
+            [("A-E1", a), ("B-E1", b)], far, cosine_at=0.95, lexical_at=80, kind="exercise"
+        )
+        assert [d.later for d in dups] == ["B-E1"]

@@ -4,7 +4,8 @@ Two measures, because each misses what the other sees: embedding cosine catches 
 (same ideas, new words), a lexical measure catches a copy with a few words changed that a
 long-text embedding may blur. Lessons use the Jaccard of their word 3-shingles (what MinHash
 estimates; exact is cheap for a course's few dozen lessons); exercise questions, short, use
-rapidfuzz's token-sort ratio. Self-consistency reuses the cosine: samples
+rapidfuzz's token-sort ratio, or the ratio of the swapped words alone when one question puts
+another subject in the other's place (`exercise_lexical`). Self-consistency reuses the cosine: samples
 of one lesson that disagree mean the model is unsure.
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "Duplicate",
     "RedundancyGate",
     "course_duplicates",
+    "exercise_lexical",
     "find_duplicates",
     "min_pairwise_cosine",
     "question_ratio",
@@ -103,6 +105,98 @@ def question_ratio(a: str, b: str) -> float:
     return float(fuzz.token_sort_ratio(a, b, processor=utils.default_process))
 
 
+#: Words a rewording swaps or adds without changing what a question asks ("is returned by",
+#: "into"/"to", "what will be"). Not "for", "while", "if": in a question about code they are
+#: what it asks about.
+_GRAMMAR = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "do",
+        "does",
+        "did",
+        "done",
+        "by",
+        "to",
+        "into",
+        "in",
+        "of",
+        "on",
+        "at",
+        "from",
+        "with",
+        "which",
+        "what",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "there",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "shall",
+        "may",
+    ]
+)
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to match "release"/"released", "return"/"returned", "plants"."""
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _swapped_subject(a: str, b: str) -> tuple[list[str], list[str]]:
+    """The words where one question puts another subject in the other's place: spans at the
+    same place (difflib's `replace`) that each hold a content word the other question lacks.
+    Empty when the two differ only by word order, grammar words, endings or added words."""
+    from difflib import SequenceMatcher
+
+    wa, wb = _WORD.findall(a.casefold()), _WORD.findall(b.casefold())
+    sa, sb = [_stem(w) for w in wa], [_stem(w) for w in wb]
+    in_a, in_b = set(sa), set(sb)
+    left: list[str] = []
+    right: list[str] = []
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, sa, sb, autojunk=False).get_opcodes():
+        if op != "replace":
+            continue
+        only_a = [wa[i] for i in range(i1, i2) if sa[i] not in in_b and wa[i] not in _GRAMMAR]
+        only_b = [wb[j] for j in range(j1, j2) if sb[j] not in in_a and wb[j] not in _GRAMMAR]
+        if only_a and only_b:
+            left += only_a
+            right += only_b
+    return left, right
+
+
+def exercise_lexical(a: str, b: str) -> float:
+    """Lexical similarity (0-100) of two exercise questions, measured on what differs: the
+    token-sort ratio of the whole questions, unless one puts another subject where the other
+    has its own ("What is the purpose of the `for` loop…" / "…of the `if` statement…", 80.9 as
+    whole questions); then the ratio of the swapped words alone ("for loop" / "if statement").
+    A reworded copy (word order, "is returned by", "into"/"to", an added "in Spanish") keeps
+    its whole-question score."""
+    whole = question_ratio(a, b)
+    left, right = _swapped_subject(a, b)
+    if not left:
+        return whole
+    return min(whole, question_ratio(" ".join(left), " ".join(right)))
+
+
 def find_duplicates(
     items: Sequence[tuple[str, str]],
     vectors: Sequence[Sequence[float]],
@@ -130,7 +224,7 @@ def find_duplicates(
     else:
 
         def lexical(i: int, j: int) -> float:
-            return question_ratio(items[i][1], items[j][1])
+            return exercise_lexical(items[i][1], items[j][1])
 
     found = []
     cosines = cosine_matrix(vectors, vectors)
