@@ -62,3 +62,21 @@ def test_it_is_one_of_the_course_gates_at_the_configured_share(settings: Setting
     )
     gate = next(g for g in course_gates(settings) if g.name == "section_concepts")
     assert isinstance(gate, SectionConceptsGate) and gate.min_share == 0.75
+
+
+def test_accents_and_case_fold_and_a_compound_concept_is_covered_part_by_part() -> None:
+    """Issue 25: spanish-a1's S1 concepts. "adiós" had been read as "adi" (an accent split the
+    word), which no lesson word could match."""
+    assert concept_covered("hola and adiós", "Say ADIOS when you leave.")
+    assert concept_covered("hola and adiós", "¡Hola! (hello) … ¡Adiós! (goodbye)")
+    greetings = "buenos días, buenas tardes, buenas noches"
+    assert concept_covered(greetings, "Buenos dias (good morning), buenas tardes, BUENAS NOCHES.")
+    assert concept_covered("tú vs usted", "Use tú with friends; usted with strangers.")
+    # Named nowhere: still not covered. The stored spanish-a1 run's S1 lesson named the greetings
+    # only in English; the gate was right to flag it.
+    stored = 'we will begin by introducing the words for "hello" and "goodbye". ¿Cómo te llamas?'
+    assert not concept_covered("hola and adiós", stored)
+    assert not concept_covered(greetings, stored)
+    section = SectionLessons("S1", "Warm-up: first words", ["hola and adiós", greetings], [stored])
+    result = SectionConceptsGate(0.5).check(facts(section), GateContext())
+    assert not result.passed and result.score == 0.0

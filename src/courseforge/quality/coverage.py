@@ -8,6 +8,7 @@ outcome in ten slips; below the bound it needs review.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,22 +99,44 @@ _TOKEN = re.compile(r"\w+")
 _STEM = 5
 
 
+def _fold(text: str) -> str:
+    """Casefolded, accents dropped: "Adiós" and "adios", "días" and "dias" read alike."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def _stems(text: str) -> set[str]:
-    return {w[:_STEM] for w in _TOKEN.findall(text.casefold())}
+    return {w[:_STEM] for w in _TOKEN.findall(text)}
+
+
+#: Where a compound concept splits into its parts: commas, " and ", " / ", " vs ".
+_PARTS = re.compile(r"\s*(?:,|/|\band\b|\bvs\.?)\s*")
+
+
+def _named(concept: str, text: str, found: set[str]) -> bool:
+    """`concept` (folded) named in `text` (folded): verbatim, or at least half its content words
+    by their first five letters."""
+    if concept in text:
+        return True
+    words = content_words(concept) or set(_TOKEN.findall(concept))
+    if not words:
+        return True
+    hits = sum(w[:_STEM] in found for w in words)
+    return hits * 2 >= len(words)
 
 
 def concept_covered(concept: str, text: str) -> bool:
     """Whether `text` names `concept`: verbatim, or at least half of the concept's content words
     (stop words dropped; matched on their first five letters). A concept of only short words
-    ("ñ, ll and rr") is matched on those words."""
-    if concept.casefold() in text.casefold():
-        return True
-    words = content_words(concept) or set(_TOKEN.findall(concept.casefold()))
-    if not words:
-        return True
+    ("ñ, ll and rr") is matched on those words. Case and accents fold ("adiós" / "Adios"). A
+    compound concept ("hola and adiós", "buenos días, buenas tardes, buenas noches") is also
+    covered when each of its parts is, each read the same way."""
+    concept, text = _fold(concept), _fold(text)
     found = _stems(text)
-    hits = sum(w[:_STEM] in found for w in words)
-    return hits * 2 >= len(words)
+    if _named(concept, text, found):
+        return True
+    parts = [p for p in _PARTS.split(concept) if p.strip()]
+    return len(parts) > 1 and all(_named(p, text, found) for p in parts)
 
 
 @dataclass(frozen=True, slots=True)
