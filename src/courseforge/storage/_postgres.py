@@ -1,24 +1,60 @@
 """PostgreSQL store (psycopg 3, async, pooled): the production option, same interface and same
 SQL as SQLite. Migrations take a transaction-scoped advisory lock, so many service replicas and
-workers can start at once. Put the password in `PGPASSWORD` or `~/.pgpass`, not in the URL."""
+workers can start at once. Put the password in `PGPASSWORD` or `~/.pgpass`, not in the URL.
+
+A query or write that meets a transient failure is tried again, with backoff, for up to
+`retry_s`: a wait for a pooled connection that timed out (`PoolTimeout`: nothing was sent), a
+lost connection or a server refusing connections for a moment (SQLSTATE classes 08, 53, 57), and
+once a deadlock or serialization failure (the server rolled the transaction back). A job on a
+service starved of CPU then slows down instead of failing on the pool. Every write a job makes
+is keyed (a checkpoint is an upsert on its job and step), so a write whose commit was lost with
+its connection and is tried again cannot be stored twice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import random
 import re
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from ._sql import SQLStore, Statement
 
-__all__ = ["PostgresStore", "masked_url"]
+__all__ = ["PostgresStore", "masked_url", "transient"]
+
+log = logging.getLogger("courseforge.storage")
+T = TypeVar("T")
 
 #: Arbitrary constant naming our migration lock.
 _MIGRATION_LOCK = 0x636F7572  # "cour"
 #: Seconds `ping` waits to open its connection (psycopg's minimum is 2).
 _PING_CONNECT_S = 5
+#: SQLSTATE classes of a failure that passes: connection exception, insufficient resources,
+#: operator intervention (a server restarting, "cannot connect now").
+_TRANSIENT_CLASSES = ("08", "53", "57")
+#: Deadlock detected, serialization failure: the server rolled the transaction back.
+_ROLLED_BACK = ("40P01", "40001")
+
+
+def transient(exc: BaseException) -> str:
+    """How a store error passes: "wait" (retried with backoff), "once" (a rolled-back
+    transaction: retried once) or "" (not transient: raised)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    if isinstance(exc, PoolTimeout):
+        return "wait"
+    if not isinstance(exc, psycopg.OperationalError):
+        return ""
+    state = exc.sqlstate
+    if state in _ROLLED_BACK:
+        return "once"
+    if state is None or state[:2] in _TRANSIENT_CLASSES:
+        return "wait"
+    return ""
 
 
 def masked_url(url: str) -> str:
@@ -34,9 +70,25 @@ class PostgresStore(SQLStore):
     dialect = "postgresql"
     _types: ClassVar[Mapping[str, str]] = {"ts": "DOUBLE PRECISION", "autoid": "BIGSERIAL PRIMARY KEY"}
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        wait_s: float = 30.0,
+        retry_s: float = 600.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.url = url
         self._min_size, self._max_size = min_size, max_size
+        #: Seconds one wait for a pooled connection lasts before it is tried again.
+        self._wait_s = wait_s
+        #: Seconds a query or write keeps trying through transient failures before it raises.
+        self._retry_s = retry_s
+        self._sleep = sleep
+        #: Transient failures tried again so far, by kind ("wait", "once"): for tests and logs.
+        self.retried: dict[str, int] = {"wait": 0, "once": 0}
         self._pool: Any = None
         #: `ping`'s own connection (opened on first use), outside the pool the jobs share.
         self._ping_conn: Any = None
@@ -57,19 +109,41 @@ class PostgresStore(SQLStore):
                 min_size=self._min_size,
                 max_size=self._max_size,
                 open=False,
-                timeout=30,
+                timeout=self._wait_s,
                 kwargs={"autocommit": True},
             )
             await pool.open(wait=True, timeout=30)
             self._pool = pool
         return self._pool
 
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, tried again through transient failures (see the module's docstring):
+        backoff from 0.1 s doubling to 5 s, with jitter, for up to `retry_s` seconds."""
+        deadline = time.monotonic() + self._retry_s
+        delay, rolled_back = 0.1, 0
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                kind = transient(exc)
+                if not kind or (kind == "once" and rolled_back) or time.monotonic() >= deadline:
+                    raise
+                rolled_back += kind == "once"
+                self.retried[kind] += 1
+                log.info("store: %s, trying again in %.1f s", type(exc).__name__, delay)
+                await self._sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pool = await self._open()
-        async with pool.connection() as conn, conn.cursor() as cur:
-            await cur.execute(_pg(sql), tuple(params))
-            rows: list[tuple[Any, ...]] = await cur.fetchall()
-            return rows
+
+        async def attempt() -> list[tuple[Any, ...]]:
+            async with pool.connection() as conn, conn.cursor() as cur:
+                await cur.execute(_pg(sql), tuple(params))
+                rows: list[tuple[Any, ...]] = await cur.fetchall()
+                return rows
+
+        return await self._retrying(attempt)
 
     async def ping(self) -> None:
         """`SELECT 1` on a connection of its own (one, kept open; pings take turns on it): with
@@ -93,17 +167,21 @@ class PostgresStore(SQLStore):
         self, statements: Sequence[Statement], require: Mapping[int, str] | None = None
     ) -> list[int]:
         pool = await self._open()
-        counts: list[int] = []
-        async with pool.connection() as conn:
-            # One statement is atomic on its own (and one that `require`s a change and changed
-            # nothing has nothing to roll back); several take BEGIN ... COMMIT.
-            block = conn.transaction() if len(statements) > 1 else contextlib.nullcontext()
-            async with block, conn.cursor() as cur:
-                for i, (sql, params) in enumerate(statements):
-                    await cur.execute(_pg(sql), tuple(params))
-                    counts.append(cur.rowcount)
-                    self._check(i, counts[-1], require)
-        return counts
+
+        async def attempt() -> list[int]:
+            counts: list[int] = []
+            async with pool.connection() as conn:
+                # One statement is atomic on its own (and one that `require`s a change and
+                # changed nothing has nothing to roll back); several take BEGIN ... COMMIT.
+                block = conn.transaction() if len(statements) > 1 else contextlib.nullcontext()
+                async with block, conn.cursor() as cur:
+                    for i, (sql, params) in enumerate(statements):
+                        await cur.execute(_pg(sql), tuple(params))
+                        counts.append(cur.rowcount)
+                        self._check(i, counts[-1], require)
+            return counts
+
+        return await self._retrying(attempt)
 
     async def _migrate(self, pending: Sequence[tuple[int, list[str]]]) -> None:
         pool = await self._open()

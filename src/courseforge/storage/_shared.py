@@ -53,14 +53,21 @@ class SharedStateSQL(Store):
         )
         return claimed == 1
 
+    def _in_id_order(self, table: str, where: str) -> str:
+        """`id IN (the rows of `table` matching `where`)`, locked in the order of their ids on
+        PostgreSQL (`FOR UPDATE` under `ORDER BY`): every transaction that updates many job
+        rows takes them in that one order (`save_progress` too), so two never deadlock. SQLite
+        has one writer at a time and no row locks."""
+        lock = " ORDER BY id FOR UPDATE" if self.dialect == "postgresql" else ""
+        return f"id IN (SELECT id FROM {table} WHERE {where}{lock})"
+
     async def renew_claims(self, owner: str, *, until: float) -> list[str]:
+        jobs = self._in_id_order("jobs", f"owner = ? AND status IN {_LIVE}")
+        reviews = self._in_id_order("review_items", f"owner = ? AND status = {_REGENERATING}")
         await self._transaction(
             [
-                (f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND status IN {_LIVE}", (until, owner)),
-                (
-                    f"UPDATE review_items SET lease_until = ? WHERE owner = ? AND status = {_REGENERATING}",
-                    (until, owner),
-                ),
+                (f"UPDATE jobs SET lease_until = ? WHERE {jobs}", (until, owner)),
+                (f"UPDATE review_items SET lease_until = ? WHERE {reviews}", (until, owner)),
             ]
         )
         rows = await self._fetch(
@@ -76,8 +83,15 @@ class SharedStateSQL(Store):
     async def release_all(self, owner: str) -> int:
         jobs, reviews = await self._transaction(
             [
-                ("UPDATE jobs SET owner = '', lease_until = 0 WHERE owner = ?", (owner,)),
-                ("UPDATE review_items SET owner = '', lease_until = 0 WHERE owner = ?", (owner,)),
+                (
+                    f"UPDATE jobs SET owner = '', lease_until = 0 WHERE {self._in_id_order('jobs', 'owner = ?')}",
+                    (owner,),
+                ),
+                (
+                    "UPDATE review_items SET owner = '', lease_until = 0 "
+                    f"WHERE {self._in_id_order('review_items', 'owner = ?')}",
+                    (owner,),
+                ),
             ]
         )
         return jobs + reviews

@@ -383,13 +383,15 @@ class SQLStore(SharedStateSQL):
         if not progress:
             return
         now = time.time()
+        # In the order of the jobs' ids, as `renew_claims` locks them: two transactions that
+        # each update many job rows in different orders deadlock on PostgreSQL.
         await self._transaction(
             [
                 (
                     "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND status = 'running'",
-                    (_dumps(data), now, job_id),
+                    (_dumps(progress[job_id]), now, job_id),
                 )
-                for job_id, data in progress.items()
+                for job_id in sorted(progress)
             ]
         )
 
