@@ -320,6 +320,43 @@ async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
     assert s2.feedback == ""  # consumed by the regeneration
 
 
+async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rewrites() -> None:
+    """Issue 25: a phase-4 rewrite ran past the cap in both attempts (519, then 622 words over 500)
+    and replaced a draft within it. The retry is told the lesson's target; a rewrite over the
+    bound in every attempt leaves the earlier draft, flagged saying so."""
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    first, second = rig.state.plans[0].lessons[:2]
+    texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
+    shared = " ".join(
+        ("Here we " + " and ".join(texts) + ". The key ideas are running Python and variables.").split() * 20
+    )[:3900]
+    author = CourseAuthor()
+
+    def duplicating_then_long(request: ChatRequest) -> str:
+        text = author(request)
+        if task_of(request) != "lesson" or lesson_title(request) not in {first.title, second.title}:
+            return text
+        if "repeated lesson" in request.messages[-1].content:  # the rewrite: over 900 words
+            data = json.loads(text)
+            return json.dumps({**data, "content": data["content"][:800] + " x is y." * 320})
+        return json.dumps({**json.loads(text), "content": shared})
+
+    rig.script.fn = duplicating_then_long
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    s2 = rig.state.slots["S1-L2"]
+    assert s2.status == "accepted" and s2.draft is not None and s2.draft.content == shared
+    await run_quality(rig.state, rig.ctx)
+    rewrites = rig.records("lesson:S1-L2/r1")
+    assert len(rewrites) >= 2 and all(r.outcome == "rejected" for r in rewrites)
+    assert any("cut it to about 510" in p for p in rig.prompts_for("lesson:S1-L2/r1"))  # the target
+    assert s2.status == "flagged" and s2.draft.content == shared  # not replaced by the long one
+    assert s2.reason.startswith("its rewrite broke the length bound in every attempt (content has ")
+    assert "at most 900 allowed" in s2.reason and "repeated lesson S1-L1" in s2.reason
+    assert s2.feedback == "" and s2 in rig.state.usable_slots()
+
+
 async def test_the_quality_phase_cap_refuses_a_regeneration_and_keeps_the_lesson_flagged() -> None:
     """`budget.phase_shares.quality` (issue 26 item 14): a duplicate's regeneration that would pass
     the quality phase's own cap is not sent, though the course's cap has room; the earlier draft

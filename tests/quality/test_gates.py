@@ -75,11 +75,11 @@ def test_word_count(text: str, expected: int) -> None:
 @pytest.mark.parametrize(
     ("n", "passed", "reason"),
     [
-        (54, False, "content has 54 words, needs at least 120"),
-        (119, False, "content has 119 words, needs at least 120"),
+        (54, False, "content has 54 words, needs at least 120: write about 510"),
+        (119, False, "content has 119 words, needs at least 120: write about 510"),
         (120, True, None),
         (900, True, None),
-        (901, False, "content has 901 words, at most 900 allowed"),
+        (901, False, "content has 901 words, at most 900 allowed: cut it to about 510"),
     ],
 )
 def test_length_gate(n: int, passed: bool, reason: str | None) -> None:

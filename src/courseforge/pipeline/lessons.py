@@ -23,6 +23,7 @@ from ..domain.tasks import TaskId, lesson_key, outcome_number
 from ..errors import BadResponse, BudgetExceeded, JobStopped, ModerationRefused, ProviderError
 from ..providers import ChatRequest, Message, ProseFirst
 from ..providers.effects import CallResult, CallSpec
+from ..quality.base import GateResult
 from ..routing import (
     BLOOM_RANK,
     Route,
@@ -500,7 +501,7 @@ async def generate_lesson(
                 )
                 return
             _trace_result(attempts.task_span, result.decisions, result.status, result.tier, result.attempts)
-    _settle(state, slot, ctx, g.task, result)
+    _settle(state, slot, ctx, g.task, result, phase)
 
 
 def _start_tier(
@@ -669,12 +670,45 @@ class _Attempts:
         return verdict
 
 
+def _kept_failures(result: TaskResult[LessonDraft]) -> list[GateResult]:
+    """The gates the kept attempt of a flagged result failed."""
+    details = result.verdict.details if result.verdict and result.verdict.details else ()
+    return [g for g in details if not g.passed]
+
+
+def _longer_rewrite(slot: LessonSlot, result: TaskResult[LessonDraft], phase: str) -> GateResult | None:
+    """A phase-4 rewrite that broke the length bound in every attempt, of a draft within it:
+    the length result of the attempt it would keep (issue 25: S5-L2's rewrite, 622 words over a
+    500 cap, replaced a draft within it)."""
+    if phase != "quality" or result.status != "flagged" or slot.draft is None:
+        return None
+    length = next((g for g in _kept_failures(result) if g.gate == "length"), None)
+    earlier = next((g for g in slot.gates if g.gate == "length"), None)
+    return length if length is not None and (earlier is None or earlier.passed) else None
+
+
 def _settle(
-    state: CourseState, slot: LessonSlot, ctx: PipelineContext, task: TaskId, result: TaskResult[LessonDraft]
+    state: CourseState,
+    slot: LessonSlot,
+    ctx: PipelineContext,
+    task: TaskId,
+    result: TaskResult[LessonDraft],
+    phase: str = "",
 ) -> None:
-    """The cascade's outcome on the slot: failed (transient or not), accepted or flagged."""
+    """The cascade's outcome on the slot: failed (transient or not), accepted or flagged. A
+    flagged slot's reason names what its kept attempt failed; a phase-4 rewrite that ran past
+    the length bound in every attempt does not replace the draft it was to rewrite."""
     state.decisions += result.decisions
     slot.attempts += result.attempts
+    if (longer := _longer_rewrite(slot, result, phase)) is not None:
+        slot.status = "flagged"
+        slot.reason = (
+            f"its rewrite broke the length bound in every attempt ({'; '.join(longer.reasons)}): "
+            f"the earlier draft is kept. {slot.feedback}"
+        )[:500]
+        slot.feedback = ""
+        state.decisions.append(Decision(task=task.key(), action="flag", tier=slot.tier, reason=slot.reason))
+        return
     refused = result.errors and all(isinstance(e, BudgetExceeded) for e in result.errors)
     if result.value is None and slot.draft is not None and refused:
         # A regeneration (phase 4) the budget refused outright: the earlier draft (its tier and
@@ -706,6 +740,8 @@ def _settle(
     slot.gates = list(result.verdict.details) if result.verdict and result.verdict.details else []
     slot.status = "accepted" if result.status == "accepted" else "flagged"
     slot.feedback = ""
+    if slot.status == "flagged" and (failed := _kept_failures(result)):
+        slot.reason = f"{result.reason}; it fails: {'; '.join(r for g in failed for r in g.reasons)}"[:500]
     if (
         slot.status == "accepted"
         and ctx.settings.gates.judge.flag_borderline

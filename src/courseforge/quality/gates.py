@@ -74,7 +74,10 @@ def _verdict(passed: bool) -> str:
 
 
 class LengthGate(Gate[LessonLike]):
-    """Lesson content within [min_words, max_words]. Score: the word count."""
+    """Lesson content within [min_words, max_words]. Score: the word count. A failure names the
+    lesson's target, the middle of the range (what the prose prompt asks for): told only "at
+    most 500 allowed", the offline model's phase-4 rewrite of a 519-word lesson came back at
+    622 words (issue 25)."""
 
     name = "length"
     advice = "Adjust the length."
@@ -84,14 +87,19 @@ class LengthGate(Gate[LessonLike]):
             raise ValueError("need 0 < min_words <= max_words")
         self.min_words = min_words
         self.max_words = max_words
+        self.target = (min_words + max_words) // 2
 
     def check(self, artifact: LessonLike, context: GateContext) -> GateResult:
         n = word_count(artifact.content)
         reasons = []
         if n < self.min_words:
-            reasons.append(f"content has {n} words, needs at least {self.min_words}")
+            reasons.append(
+                f"content has {n} words, needs at least {self.min_words}: write about {self.target}"
+            )
         elif n > self.max_words:
-            reasons.append(f"content has {n} words, at most {self.max_words} allowed")
+            reasons.append(
+                f"content has {n} words, at most {self.max_words} allowed: cut it to about {self.target}"
+            )
         # The bound it is nearer to (the one it broke, if it broke one).
         nearest = self.min_words if abs(n - self.min_words) <= abs(n - self.max_words) else self.max_words
         return self.result(not reasons, float(n), reasons, _verdict(not reasons), threshold=nearest)
