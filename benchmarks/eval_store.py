@@ -10,6 +10,7 @@ what the eval's own tables do not break down.
     python benchmarks/eval_store.py OUT/store.db phases [--config NAME]  # each phase's spend against the cap
     python benchmarks/eval_store.py OUT/store.db shapes [--config NAME]  # lesson-phase calls by kind and tier
     python benchmarks/eval_store.py OUT/store.db agreement [--config NAME]  # gating vs reference judge
+    python benchmarks/eval_store.py OUT/store.db costs [--config NAME]  # cost per course: spread, dearest
 
 `exercises` prices, for every final lesson, its exercises where they are written now (in the
 lesson's answer, at its final model's output price) against a separate call on the cheap tier
@@ -264,6 +265,24 @@ def agreement(bodies: list[dict[str, Any]]) -> None:
     print(f"{len(bodies)} courses, {samples:.0f} lessons judged by both, disagreement {rate}")
 
 
+def costs(bodies: list[dict[str, Any]]) -> None:
+    """Cost per course: mean, median, p95 and max, the dearest courses, and how many courses pass
+    each alert line a deployment might set (`CourseforgeCourseCostHigh` reads the hourly mean)."""
+    spent = sorted((float(r["total_cost_usd"]), r["_job"]) for r in bodies)
+    values = [s for s, _ in spent]
+    n = len(values)
+    print(
+        f"{n} courses, cost per course mean ${sum(values) / n:.5f} median ${values[n // 2]:.5f} "
+        f"p95 ${values[int(0.95 * (n - 1))]:.5f} max ${values[-1]:.5f}"
+    )
+    for line in (0.02, 0.05, 0.30):
+        print(f"  over ${line:.2f}: {sum(v > line for v in values)} of {n}")
+    for value, job in spent[:-4:-1]:
+        # eval-<input>-<input digest, 8 hex>-<config>-<config digest>-r<repeat>
+        name = re.sub(r"^eval-(.+)-[0-9a-f]{8}-.+-[0-9a-f]+-r\d+$", r"\1", job)
+        print(f"  ${value:.5f}  {name}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("store", type=Path)
@@ -279,6 +298,7 @@ def main() -> None:
             "phases",
             "shapes",
             "agreement",
+            "costs",
         ],
     )
     ap.add_argument("task", nargs="?", default="")
@@ -299,6 +319,8 @@ def main() -> None:
         shapes(bodies)
     elif args.what == "agreement":
         agreement(bodies)
+    elif args.what == "costs":
+        costs(bodies)
     else:
         task_costs(bodies, "judges" if args.what == "judges" else args.task)
 

@@ -29,7 +29,7 @@ needs_promtool = pytest.mark.skipif(
 #: The seeds' alerts (000, 001) at the thresholds calibrated to our gates and budget
 #: (docs/seed-rules.md, "Monitoring"), as the rules must carry them.
 SEED_THRESHOLDS = {
-    "CourseforgeCourseCostHigh": "> 0.30",
+    "CourseforgeCourseCostHigh": "> 0.05",
     "CourseforgeDailyCostSpike": "> 1.3 * courseforge:cost_usd:daily_mean7d and courseforge:cost_usd:daily_mean7d > 0",
     "CourseforgeEscalationRateHigh": "> 0.35",
     "CourseforgeSimilarityLow": "< 0.48",
