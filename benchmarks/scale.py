@@ -12,7 +12,8 @@ Three processes besides this one, so that each one's CPU and memory are its own:
   (every course pays for its own calls), `service.max_concurrent_jobs` = `--concurrency`.
 
 `--courses` copies of the example, each with its own course_id and topic, are POSTed at once;
-the service queues what it cannot run yet. While they run, every `--sample-s` seconds this
+the service queues what it cannot run yet, up to `--max-queued` (`service.max_queued_jobs`),
+and answers the rest 503 with Retry-After: they are sent again (same Idempotency-Key) then. While they run, every `--sample-s` seconds this
 script asks `/health` and the dashboard's jobs page (`/ui/`, signed in) and times both, reads
 the service's RSS (`/proc/PID/status`) and its `/metrics` (jobs finished, the event-loop lag
 histogram the service keeps: a probe task sleeping 0.1 s, observing how late it woke).
@@ -26,7 +27,7 @@ per course (pg_stat_database), and the leak check: RSS when the Nth course finis
 when the N/10th did.
 
     python benchmarks/scale.py [--courses 200] [--concurrency 100] [--time-scale 0.05]
-        [--store postgres|sqlite] [--pool-size 10] [--example examples/python-basics.json] [--timeout-s 1500]
+        [--store postgres|sqlite] [--pool-size 10] [--max-queued 200] [--example examples/python-basics.json] [--timeout-s 1500]
         [--stall-s 180]
 """
 
@@ -37,6 +38,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -88,10 +90,31 @@ def _pg_writes(url: str) -> int | None:
 #: Real seconds the simulator holds a "timeout" fault (the realistic profile's 300 s would
 #: outlast a time-scaled run); the client's timeouts are scaled to stay under it.
 HANG_S = 30.0
+#: `--objects-at`: the service started through this, which on SIGUSR1 collects garbage and
+#: writes how many objects of each type the collector tracks (with the process's RSS) to the
+#: next `objects-N.json` in $SCALE_OBJECTS_DIR: what grows between two counts is what leaks.
+OBJECT_COUNTER = """
+import collections, gc, json, os, signal, sys
+from courseforge.cli import main
+
+def count(signum, frame):
+    gc.collect()
+    counts = collections.Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.get_objects())
+    where = os.environ["SCALE_OBJECTS_DIR"]
+    status = open("/proc/self/status").read()
+    rss = int(status.split("VmRSS:")[1].split()[0])
+    name = os.path.join(where, f"objects-{len(os.listdir(where))}.json")
+    with open(name, "w") as f:
+        json.dump({"rss_kb": rss, "blocks": sys.getallocatedblocks(), "types": counts}, f)
+
+signal.signal(signal.SIGUSR1, count)
+sys.argv[0] = "courseforge"
+main()
+"""
 
 
 def service_config(
-    concurrency: int, provider_concurrency: int, time_scale: float, pool: int
+    concurrency: int, provider_concurrency: int, time_scale: float, pool: int, max_queued: int = 200
 ) -> dict[str, Any]:
     """The hosted profile on the hashing embedder, cache off, its timeouts time-scaled as the
     simulator's latencies are (floors of 10 s per call and 15 s without a byte, under HANG_S)."""
@@ -103,6 +126,7 @@ def service_config(
     data["gates"]["embedding_model"] = "hashing"
     data["cache"]["mode"] = "off"
     data["service"]["max_concurrent_jobs"] = concurrency
+    data["service"]["max_queued_jobs"] = max_queued
     data["storage"]["pool_size"] = pool
     for provider in data["providers"].values():
         provider["max_concurrency"] = provider_concurrency
@@ -168,6 +192,8 @@ class Watch:
     peak_rss_kb: int = 0
     finished: int = 0
     metrics_text: str = ""
+    #: Finished counts at which the service counts its objects (`--objects-at`).
+    count_objects_at: tuple[int, ...] = ()
 
 
 async def _timed(
@@ -234,6 +260,9 @@ async def _watch(base: str, pid: int, watch: Watch, stop: asyncio.Event, sample_
                 print(
                     f"  {time.strftime('%H:%M:%S')} {finished} finished, RSS {rss / 1024:.0f} MB", flush=True
                 )
+            for at in watch.count_objects_at:
+                if watch.finished < at <= finished:
+                    os.kill(pid, signal.SIGUSR1)
             watch.finished = finished
             watch.samples += 1
 
@@ -244,6 +273,7 @@ async def _drive(base: str, pid: int, args: argparse.Namespace, example: dict[st
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=32)
     watch, stop = Watch(), asyncio.Event()
+    watch.count_objects_at = tuple(int(n) for n in args.objects_at.split(",") if n.strip())
     # No limit on waiting for one of the 32 connections: 2,000 submissions queue here for
     # minutes while the service answers a few a second (a 60 s pool wait aborted such a run).
     timeout = httpx.Timeout(60, pool=None)
@@ -257,19 +287,22 @@ async def _drive(base: str, pid: int, args: argparse.Namespace, example: dict[st
             # (a busy server closes idle keep-alive connections: a POST raced one and got a
             # ReadError that ended a 1,000-course run).
             headers = {"Idempotency-Key": f"scale-{i:05d}"}
-            # A 503 (the service could not reach its store in time) is counted and sent again too.
-            for attempt in range(1, 6):
+            # A 503 (a full job queue: backpressure; or the store did not answer in time) is
+            # counted and sent again after its Retry-After, until --timeout-s.
+            drops = 0
+            while True:
                 try:
                     r = await client.post("/v1/jobs", json=body, headers=headers)
                 except httpx.TransportError:
-                    if attempt == 5:
+                    drops += 1
+                    if drops == 20:
                         raise
                     watch.resubmitted += 1
                     continue
-                if r.status_code != 503 or attempt == 5:
+                if r.status_code != 503 or time.time() - t0 > args.timeout_s:
                     break
                 watch.refused_503 += 1
-                await asyncio.sleep(1)
+                await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
             r.raise_for_status()
             return str(r.json()["id"])
 
@@ -375,6 +408,26 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
         )
 
 
+def _print_growth(where: Path) -> None:
+    """The types whose count grew most from the first `--objects-at` count to the last."""
+    dumps = [
+        json.loads(p.read_text())
+        for p in sorted(where.glob("objects-*.json"), key=lambda p: p.stat().st_mtime)
+    ]
+    if len(dumps) < 2:
+        print(f"  object counts             {len(dumps)} taken (need 2)")
+        return
+    first, last = dumps[0], dumps[-1]
+    print(
+        f"  object counts             RSS {first['rss_kb'] / 1024:.0f} -> {last['rss_kb'] / 1024:.0f} MB, "
+        f"allocated blocks {first['blocks']} -> {last['blocks']}, gc-tracked objects "
+        f"{sum(first['types'].values())} -> {sum(last['types'].values())}"
+    )
+    growth = {t: n - first["types"].get(t, 0) for t, n in last["types"].items()}
+    for name, grew in sorted(growth.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"    {grew:+8d}  {name} ({first['types'].get(name, 0)} -> {last['types'][name]})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -383,11 +436,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100, help="service.max_concurrent_jobs (100)")
     parser.add_argument("--provider-concurrency", type=int, default=512, help="calls in flight per provider")
     parser.add_argument("--time-scale", type=float, default=0.05, help="simulated latency multiplier (0.05)")
+    parser.add_argument(
+        "--max-queued", type=int, default=200, help="service.max_queued_jobs (200, the default)"
+    )
     parser.add_argument("--pool-size", type=int, default=10, help="storage.pool_size (10, the default)")
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--example", type=Path, default=ROOT / "examples" / "python-basics.json")
     parser.add_argument("--sample-s", type=float, default=1.0, help="seconds between probes (1)")
     parser.add_argument("--timeout-s", type=float, default=1500.0)
+    parser.add_argument(
+        "--objects-at",
+        default="",
+        help="finished-course counts at which to count the service's objects by type, e.g. 200,600",
+    )
     parser.add_argument(
         "--stall-s", type=float, default=180.0, help="stop when nothing finished for this long"
     )
@@ -402,7 +463,9 @@ def main() -> None:
     cfg = tmp / "scale.yaml"
     cfg.write_text(
         yaml.safe_dump(
-            service_config(args.concurrency, args.provider_concurrency, args.time_scale, args.pool_size)
+            service_config(
+                args.concurrency, args.provider_concurrency, args.time_scale, args.pool_size, args.max_queued
+            )
         ),
         "utf-8",
     )
@@ -411,6 +474,10 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{sim_port}/v1/models", sim_proc, "simulator", log=tmp / "sim.log")
         env["COURSEFORGE_STORAGE_URL"] = url
         serve = [str(CLI), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
+        if args.objects_at:
+            (tmp / "objects").mkdir()
+            env["SCALE_OBJECTS_DIR"] = str(tmp / "objects")
+            serve[:1] = [sys.executable, "-c", OBJECT_COUNTER]
         with child_process(serve, env=env, log=tmp / "serve.log") as server:
             base = f"http://127.0.0.1:{port}"
             # 300 s: the service takes minutes to start on a loaded machine.
@@ -420,6 +487,8 @@ def main() -> None:
             after, result["cpu_s"] = _pg_writes(url), cpu_s(server.pid) - cpu0
     writes = after - before if after is not None and before is not None else None
     _print(args, result, writes)
+    if args.objects_at:
+        _print_growth(tmp / "objects")
     print(f"  logs in {tmp}")
     raise SystemExit(0 if result["lost"] == 0 and result["over_budget"] == 0 else 1)
 

@@ -115,6 +115,39 @@ def test_cancel_and_sse(settings: Settings, tmp_path: Path) -> None:
         assert client.get(f"/v1/jobs/{job['id']}/course", headers=AUTH).status_code == 404
 
 
+def test_a_full_job_queue_answers_503_with_retry_after_and_stores_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """One slot, two places in the queue: the fourth submission is refused (503, Retry-After)
+    before a job is stored; the same submission sent again once a place is free is accepted,
+    and a resend of an accepted one still gets its job back while the queue is full."""
+    service_settings = settings.service.model_copy(update={"max_concurrent_jobs": 1, "max_queued_jobs": 2})
+    settings = settings.model_copy(update={"service": service_settings})
+    with service(settings, tmp_path, models=lessons_hang(settings)) as client:
+        first = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+        wait_for(client, first["id"], ("running",))
+        queued = [
+            client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": f"k{i}"}) for i in (1, 2)
+        ]
+        assert [r.status_code for r in queued] == [202, 202]
+        refused = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k3"})
+        assert refused.status_code == 503
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        problem = refused.json()["error"]["problems"][0]
+        assert problem["path"] == "queue" and "max_queued_jobs" in problem["reason"]
+        jobs = client.get("/v1/jobs", headers=AUTH).json()["jobs"]
+        assert len(jobs) == 3  # nothing half-created
+        again = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k1"})
+        assert again.status_code == 200 and again.json()["id"] == queued[0].json()["id"]
+        assert client.post(f"/v1/jobs/{queued[1].json()['id']}/cancel", headers=AUTH).status_code == 200
+        resent = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k3"})
+        assert resent.status_code == 202
+        metrics = client.get("/metrics").text
+        assert "courseforge_jobs_refused_total 1.0" in metrics
+        for job in (first, queued[0].json(), resent.json()):
+            client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH)
+
+
 def _first_parts_off_topic(settings: Settings) -> dict[str, ScriptedModel]:
     """Models whose first lesson of every section drifts off topic (flagged for review)."""
 

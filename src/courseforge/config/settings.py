@@ -661,6 +661,10 @@ class ServiceSettings(_S):
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     #: Jobs generated at once by one service process; the rest wait in the queue.
     max_concurrent_jobs: int = Field(default=8, ge=1, le=1024)
+    #: Jobs accepted by one service process and waiting for a slot at most; a submission past
+    #: it is refused (503 with Retry-After) before anything is stored. Backpressure: a client
+    #: sends it again later rather than the service taking work it cannot serve.
+    max_queued_jobs: int = Field(default=200, ge=0, le=100_000)
     #: Seconds a service process's claim on a job it runs lasts unless renewed (every third of
     #: it): other processes on the same store adopt a dead process's jobs after this long.
     job_lease_s: float = Field(default=30.0, ge=1, le=3600)

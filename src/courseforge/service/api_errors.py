@@ -35,8 +35,15 @@ _STATUS: dict[type[UserError], int] = {NotFound: 404, Conflict: 409, StaleVersio
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        problems: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.status, self.message, self.problems = status, message, list(problems)
+        self.headers = dict(headers or {})
         super().__init__(message)
 
 
@@ -132,8 +139,10 @@ def _methods_of(app: FastAPI, path: str) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.message, exc.problems), status_code=exc.status, headers=headers)
+        headers = {**exc.headers, **({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {})}
+        return JSONResponse(
+            error_body(exc.message, exc.problems), status_code=exc.status, headers=headers or None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,7 +25,7 @@ from ..jobs.review_service import course_tag
 from ..pipeline import parse_analysis
 from ..storage import Job, Store
 from .api_errors import ERRORS, ApiError
-from .manager import JobManager
+from .manager import JobManager, QueueFull
 from .tenants import Caller, TenantLimits, current_caller, may_see
 
 __all__ = ["ID_PATTERN", "JobId", "JobList", "JobView", "add_job_routes", "event_stream", "visible_job"]
@@ -264,18 +264,32 @@ async def _submit(
         if existing is not None:
             return _same_or_conflict(existing, analysis, bank)
     await _within_tenant_limits(limits, caller, analysis)
-    job, created = await manager.submit(
-        analysis,
-        f"job-{uuid.uuid4().hex[:16]}",
-        key,
-        mode=mode,
-        tenant=caller.tenant,
-        review_plan=review_plan,
-        bank=bank,
-    )
+    try:
+        job, created = await manager.submit(
+            analysis,
+            f"job-{uuid.uuid4().hex[:16]}",
+            key,
+            mode=mode,
+            tenant=caller.tenant,
+            review_plan=review_plan,
+            bank=bank,
+        )
+    except QueueFull as exc:
+        raise queue_full(exc) from exc
     if not created:
         return _same_or_conflict(job, analysis, bank)
     return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+
+def queue_full(exc: QueueFull) -> ApiError:
+    """The 503 of a full job queue, with the seconds to wait as `Retry-After`."""
+    reason = (
+        f"{exc.waiting} jobs already wait for a slot (service.max_queued_jobs); "
+        f"send it again in {exc.retry_after_s} s"
+    )
+    return ApiError(
+        503, "job queue full", [("queue", reason)], headers={"Retry-After": str(exc.retry_after_s)}
+    )
 
 
 def _shown_progress(progress: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,11 @@ third of `service.job_lease_s`, and every `service.store_poll_s` takes queued jo
 has claimed and the jobs of a process whose lease ran out (it died). A job is never run by two
 live processes at once; a cancel request made to another process reaches the owner at its next
 renewal. Reviewer-requested regenerations are claimed, renewed and adopted the same way (two
-processes starting together resume each one once)."""
+processes starting together resume each one once).
+
+Backpressure: a process accepts at most `service.max_queued_jobs` jobs waiting for a slot; a
+submission past that raises `QueueFull` (the API answers 503 with Retry-After) before anything is
+stored, rather than accepting work that would wait on a starved pool and slots for ever."""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from ..pipeline import validate_analysis
 from ..storage import Job, Store
 from .metrics import ServiceMetrics
 
-__all__ = ["JobManager"]
+__all__ = ["JobManager", "QueueFull"]
 
 log = logging.getLogger("courseforge.service")
 
@@ -50,6 +54,14 @@ def _gone_from_this_host(owner: str) -> bool:
     except OSError:  # alive, another user's
         return False
     return False
+
+
+class QueueFull(Exception):
+    """The process's queue of jobs waiting for a slot is full; nothing was stored."""
+
+    def __init__(self, waiting: int, retry_after_s: int) -> None:
+        self.waiting, self.retry_after_s = waiting, retry_after_s
+        super().__init__(f"{waiting} jobs wait for a slot (service.max_queued_jobs)")
 
 
 class JobManager:
@@ -93,6 +105,11 @@ class JobManager:
         self._keeper: asyncio.Task[None] | None = None
         #: Jobs this process claimed and runs now (the rest of `_tasks` wait for a slot).
         self._claimed: set[str] = set()
+        self._max_concurrent = max_concurrent
+        #: Submissions past the queue check, not yet scheduled (their job is being stored).
+        self._admitting = 0
+        #: Mean seconds a job holds its slot (moving average), for Retry-After; None until one ends.
+        self._job_s: float | None = None
 
     @property
     def queued(self) -> int:
@@ -202,21 +219,37 @@ class JobManager:
         review_plan: bool = False,
         bank: Sequence[Exercise] = (),
     ) -> tuple[Job, bool]:
-        job, created = await self.store.create_job(
-            new_job(
-                job_id,
-                analysis,
-                idempotency_key=idempotency_key,
-                mode=mode,
-                tenant=tenant,
-                review_plan=review_plan,
-                bank=bank,
+        """Store and schedule a new job (or return the one of its idempotency key). Raises
+        `QueueFull`, having stored nothing, when `service.max_queued_jobs` jobs already wait."""
+        waiting = self.queued + self._admitting
+        if waiting >= self.settings.service.max_queued_jobs:
+            self.metrics.jobs_refused.inc()
+            raise QueueFull(waiting, self.retry_after_s())
+        self._admitting += 1
+        try:
+            job, created = await self.store.create_job(
+                new_job(
+                    job_id,
+                    analysis,
+                    idempotency_key=idempotency_key,
+                    mode=mode,
+                    tenant=tenant,
+                    review_plan=review_plan,
+                    bank=bank,
+                )
             )
-        )
+        finally:
+            self._admitting -= 1
         if created:
             self.metrics.jobs_submitted.inc()
             self.schedule(job)
         return job, created
+
+    def retry_after_s(self) -> int:
+        """Seconds until a slot is likely free: a job's mean time in its slot over the slots
+        (5 s before any job ended), 1 to 60."""
+        mean = self._job_s if self._job_s is not None else 5.0 * self._max_concurrent
+        return max(1, min(60, round(mean / self._max_concurrent)))
 
     async def resume(self, job_id: str) -> None:
         """Run a job again (one whose plan was just approved), unless it is already running."""
@@ -257,7 +290,9 @@ class JobManager:
                     result = await runner.run(current, analysis=analysis, tracker=tracker)
                 finally:
                     self.running -= 1
-                self.metrics.job_seconds.observe(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                self.metrics.job_seconds.observe(took)
+                self._job_s = took if self._job_s is None else 0.9 * self._job_s + 0.1 * took
                 self.metrics.observe_course(result.report)
                 if self.shadow is not None:
                     self.shadow.offer(current, analysis, result)

@@ -48,6 +48,11 @@ class ServiceMetrics(CallMetrics):
         self.jobs_submitted = Counter(
             "courseforge_jobs_submitted", "Jobs accepted by POST /v1/jobs.", registry=r
         )
+        self.jobs_refused = Counter(
+            "courseforge_jobs_refused",
+            "Submissions refused with 503 because service.max_queued_jobs jobs waited for a slot.",
+            registry=r,
+        )
         self.jobs_finished = Counter(
             "courseforge_jobs_finished", "Jobs that reached a final state.", ["status"], registry=r
         )

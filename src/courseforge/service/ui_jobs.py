@@ -14,7 +14,8 @@ from ..domain import Course, Report
 from ..errors import UserError
 from ..storage import Job
 from ..views import course_html, esc, report_html
-from .api_jobs import event_stream, visible_job
+from .api_jobs import event_stream, queue_full, visible_job
+from .manager import QueueFull
 from .ui_shell import Session, Ui, read_form, redirect, utc
 from .ui_submit import bank_from_form, parse_submission, submit_form
 
@@ -187,7 +188,12 @@ def add_routes(router: APIRouter, ui: Ui) -> None:
             bank = bank_from_form(form)
         except UserError as exc:
             return await _jobs_page(ui, session, form, exc.problems or [("analysis", exc.headline)], 422)
-        job, _ = await ui.manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", None, bank=bank)
+        try:
+            job, _ = await ui.manager.submit(analysis, f"job-{uuid.uuid4().hex[:16]}", None, bank=bank)
+        except QueueFull as exc:
+            refused = await _jobs_page(ui, session, form, queue_full(exc).problems, 503)
+            refused.headers["Retry-After"] = str(exc.retry_after_s)
+            return refused
         return redirect(f"/ui/jobs/{job.id}")
 
     @router.get("/jobs/{job_id}")
