@@ -99,7 +99,7 @@ from courseforge.cli import main
 
 def count(signum, frame):
     gc.collect()
-    counts = collections.Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.get_objects())
+    counts = collections.Counter(repr(type(o))[8:-2] for o in gc.get_objects())
     where = os.environ["SCALE_OBJECTS_DIR"]
     status = open("/proc/self/status").read()
     rss = int(status.split("VmRSS:")[1].split()[0])
