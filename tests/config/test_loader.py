@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from courseforge.config import BUNDLED_PROFILES, load_config, masked
 from courseforge.config.loader import settings_from, yaml_mapping
+from courseforge.domain.tasks import TaskKind
 from courseforge.errors import ConfigError
 
 
@@ -128,3 +129,23 @@ def test_documented_provider_routing_is_accepted() -> None:
 def hosted_raw() -> dict[str, Any]:
     text = resources.files("courseforge.config").joinpath("profiles/hosted.yaml").read_text("utf-8")
     return yaml_mapping(text, "hosted.yaml")
+
+
+def test_reasoning_effort_takes_every_task_kind_and_names_an_unknown_key() -> None:
+    """`reasoning.effort`'s keys come from `TaskKind`: a kind added there (exercises and
+    lesson_group were missing from a hand-kept copy) can be given its own effort at once."""
+    raw = hosted_raw()
+    model = next(name for name, m in raw["models"].items() if "reasoning" in m)
+    kinds = get_args(TaskKind)
+    assert {"exercises", "lesson_group"} <= set(kinds)
+    raw["models"][model]["reasoning"]["effort"] = dict.fromkeys(kinds, "high")
+    settings = settings_from(raw, "test.yaml", {"OPENROUTER_API_KEY": "k"})
+    reasoning = settings.models[model].reasoning
+    assert reasoning is not None and reasoning.effort == dict.fromkeys(kinds, "high")
+
+    raw["models"][model]["reasoning"]["effort"] = {"lesson": "low", "exercise": "low"}
+    with pytest.raises(ConfigError) as info:
+        settings_from(raw, "test.yaml", {"OPENROUTER_API_KEY": "k"})
+    assert [p for p, _ in info.value.problems] == [f"models.{model}.reasoning"]
+    assert "effort: exercise is neither a task kind nor a phase" in str(info.value)
+    assert "lesson_group" in str(info.value)  # the keys it takes are listed

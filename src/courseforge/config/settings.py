@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ..domain.tasks import TaskKind
 from .quality_settings import (
     CompletenessSettings,
     ConsistencySettings,
@@ -116,15 +117,11 @@ class LocalModelSettings(_S):
 Effort = Literal["none", "minimal", "low", "medium", "high"]
 #: Efforts from least to most thinking (OpenRouter's `reasoning.effort` values).
 EFFORTS: tuple[Effort, ...] = ("none", "minimal", "low", "medium", "high")
-#: What `reasoning.effort` may name: the task kinds (domain.tasks), then the phases and the
-#: other places a call is made from (a reviewer's regeneration, the eval's reference judge).
-REASONING_KEYS = (
-    "metadata_core",
-    "metadata_extras",
-    "lesson",
-    "judge",
-    "judge_strong",
-    "gaps",
+#: What `reasoning.effort` may name: the task kinds (`domain.tasks.TaskKind`, read from the
+#: type so that a new kind can be named at once), then the phases and the other places a call is
+#: made from (a reviewer's regeneration, the eval's reference judge).
+REASONING_KEYS: tuple[str, ...] = (
+    *get_args(TaskKind),
     "metadata",
     "lessons",
     "quality",
@@ -151,8 +148,8 @@ class ReasoningSettings(_S):
     #: The effort it uses when asked for none (gpt-oss: medium).
     default_effort: Effort = "medium"
     #: The effort asked for per task kind (metadata_core, metadata_extras, lesson, judge,
-    #: judge_strong, gaps) or phase (metadata, lessons, ...); the kind wins; neither: the
-    #: default effort. `none` on a model that cannot stop thinking asks for its least.
+    #: judge_strong, gaps, exercises, lesson_group) or phase (metadata, lessons, ...; all in
+    #: `REASONING_KEYS`); the kind wins; neither: the default effort. `none` on a model that cannot stop thinking asks for its least.
     effort: dict[str, Effort] = Field(default_factory=dict)
     #: Reasoning tokens expected per call at each effort before this model has answered one of
     #: that kind (the prior; observed usage replaces it, `engine.reasoning`).

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Literal, NewType
+from typing import Literal, NewType, get_args
 
 __all__ = [
     "OutcomeId",
@@ -48,16 +48,7 @@ __all__ = [
 TaskKind = Literal[
     "metadata_core", "metadata_extras", "lesson", "judge", "judge_strong", "gaps", "exercises", "lesson_group"
 ]
-_KINDS: tuple[TaskKind, ...] = (
-    "metadata_core",
-    "metadata_extras",
-    "lesson",
-    "judge",
-    "judge_strong",
-    "gaps",
-    "exercises",
-    "lesson_group",
-)
+_KINDS: tuple[TaskKind, ...] = get_args(TaskKind)
 #: Kinds whose key carries a lesson's rounds and tags (`lesson:S1-L2/r1`, `exercises:S1-L2/r1`).
 _LESSON_LIKE = ("lesson", "exercises")
 _ROUND = re.compile(r"r(\d+)")
