@@ -291,6 +291,27 @@ def test_an_outcome_opening_with_a_verb_bloom_does_not_list_gets_its_levels_lead
     assert sum("'Repeat' is not measurable" in d.reason for d in state.decisions) == 1
 
 
+def test_an_outcome_opening_learn_how_to_gets_its_levels_lead_in() -> None:
+    """Session 4's demo: "Learn how to input data …" sent the metadata back, then flagged it."""
+    state = _state()
+    draft = _draft(
+        [
+            OutcomeDraft(text="Learn how to input data from the user", bloom_level="understand"),
+            OutcomeDraft(text="Learn to write for loops", bloom_level="apply"),
+            OutcomeDraft(text="Learn the basics of Python", bloom_level="understand"),
+        ],
+        [[1], [2]],
+    )
+    _fix_bloom_levels(state, draft)
+    texts = [o.text for o in draft.learning_outcomes]
+    assert texts[:2] == ["Explain how to input data from the user", "Demonstrate how to write for loops"]
+    assert texts[2] == "Learn the basics of Python"  # no doing named: still the gate's to refuse
+    result = OutcomesGate().check(draft.learning_outcomes, GateContext())
+    assert not result.passed and result.reasons == [
+        "outcome 3: 'learn' is not measurable; for understand, use e.g. explain, summarize, classify"
+    ]
+
+
 async def test_a_lesson_title_about_no_section_is_retitled_from_a_key_concept() -> None:
     state = _state()
     ctx = PipelineContext(hosted_settings(), EmbedOnly(), Decimal(1))  # type: ignore[arg-type]

@@ -67,6 +67,8 @@ _COMPREHENSION_VERBS = frozenset({"understand", "comprehend", "grasp"})
 #: The lead-in given by rule to an outcome that opens with a verb Bloom's lists do not know
 #: ("Repeat work using loops", "Read input from the user"), per its declared level; each lead-in's
 #: verb is one of that level's measurable verbs, so the level stands.
+#: What follows a non-measurable opener that names a doing: "Learn how to …", "Learn to …".
+_HOW = ("how to ", "to ")
 _LEAD_INS = {
     "remember": "Describe how to",
     "understand": "Explain how to",
@@ -98,9 +100,14 @@ def _fix_bloom_levels(state: CourseState, draft: MetadataCoreDraft) -> None:
     for i, outcome in enumerate(draft.learning_outcomes, start=1):
         first, _, rest = outcome.text.strip().partition(" ")
         before = outcome.text
+        how = next((rest[len(p) :] for p in _HOW if rest.lower().startswith(p)), "")
         if first.lower() in _COMPREHENSION_VERBS and rest:
             # "Understand how X works" asks the learner to explain it: measurable wording.
             outcome.text = f"Explain {rest}"
+        elif first.lower() in NOT_MEASURABLE and how:
+            # "Learn how to input data …" (session 4's demo: the metadata was asked again for it,
+            # then flagged): what is learnt is a doing, so its level's lead-in asks for it.
+            outcome.text = f"{_LEAD_INS[outcome.bloom_level]} {how}".strip()[:240]
         elif main_verb(outcome.text) is None and _bare_verb(first):
             lead = _LEAD_INS[outcome.bloom_level]
             outcome.text = f"{lead} {first.lower()} {rest}".strip()[:240]
