@@ -556,6 +556,12 @@ def test_exercise_questions_of_one_template_about_different_things_are_not_dupli
     assert question_ratio(for_loop, if_statement) >= 80  # the false alarm
     assert exercise_lexical(for_loop, if_statement) < 50
     assert exercise_lexical(for_loop, while_loop) < 50  # "for"/"while" are what it asks about
+    # Session 4's demo: one question names code the other lacks (87.2 and 80.4 whole).
+    general = "What is the purpose of a function in Python?"
+    assert exercise_lexical("What is the purpose of the `range()` function in Python?", general) < 50
+    assert (
+        exercise_lexical(general, "What is the purpose of the `return` statement in a Python function?") < 50
+    )
     items = [("S3-L1-E1", for_loop), ("S2-L1-E1", if_statement)]
     assert find_duplicates(items, far, cosine_at=0.95, lexical_at=80, kind="exercise") == []
     # Real repeats still fail: reworded copies (order, "is returned by", an added "in Spanish").

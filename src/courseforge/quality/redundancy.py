@@ -183,16 +183,31 @@ def _swapped_subject(a: str, b: str) -> tuple[list[str], list[str]]:
     return left, right
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def _code_only(a: str, b: str) -> list[str]:
+    """Words of `a`'s code spans that `b` does not have at all: in a question about code, the
+    code it names is its subject ("the `range()` function" / "a function", session 4's demo)."""
+    in_b = {_stem(w) for w in _WORD.findall(b.casefold())}
+    return [
+        w for span in _CODE_SPAN.findall(a) for w in _WORD.findall(span.casefold()) if _stem(w) not in in_b
+    ]
+
+
 def exercise_lexical(a: str, b: str) -> float:
     """Lexical similarity (0-100) of two exercise questions, measured on what differs: the
     token-sort ratio of the whole questions, unless one puts another subject where the other
     has its own ("What is the purpose of the `for` loop…" / "…of the `if` statement…", 80.9 as
-    whole questions); then the ratio of the swapped words alone ("for loop" / "if statement").
+    whole questions), or names code the other lacks ("the `range()` function" / "a function",
+    87.2); then the ratio of those words alone ("for loop" / "if statement", "range" / "").
     A reworded copy (word order, "is returned by", "into"/"to", an added "in Spanish") keeps
     its whole-question score."""
     whole = question_ratio(a, b)
     left, right = _swapped_subject(a, b)
-    if not left:
+    left += _code_only(a, b)
+    right += _code_only(b, a)
+    if not left and not right:
         return whole
     return min(whole, question_ratio(" ".join(left), " ".join(right)))
 
