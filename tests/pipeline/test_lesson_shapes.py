@@ -82,8 +82,7 @@ async def test_inline_is_the_default_shape() -> None:
 
 async def test_a_failed_exercises_call_fails_the_attempt_and_the_lesson_goes_on() -> None:
     settings = _settings(exercises_tier="cheap")
-    cheap = settings.routing.tiers["cheap"]
-    models = scripted_models(settings, lambda m: _Recording(fail={"exercises"} if m == cheap else set()))
+    models = scripted_models(settings, lambda m: _Recording(fail={"exercises"}))  # every tier
     result = await make_engine(settings, models).generate(example_analysis())
     calls = [c for c in result.report.calls if c.phase == "lessons"]
     failed = [c for c in calls if TaskId.parse(c.task).kind == "exercises"]
@@ -92,6 +91,57 @@ async def test_a_failed_exercises_call_fails_the_attempt_and_the_lesson_goes_on(
     rejected = [c for c in calls if TaskId.parse(c.task).kind == "lesson" and c.outcome == "rejected"]
     assert rejected and all("exercises call failed" in c.reason for c in rejected)
     assert result.course is None or all(x.exercises for x in result.course.lessons())
+
+
+async def test_an_unusable_exercises_answer_is_asked_again_a_tier_up_keeping_the_lesson() -> None:
+    settings = _settings(exercises_tier="cheap")
+    cheap, mid = settings.routing.tiers["cheap"], settings.routing.tiers["mid"]
+    models = scripted_models(settings, lambda m: _Recording(fail={"exercises"} if m == cheap else set()))
+    analysis = example_analysis()
+    result = await make_engine(settings, models).generate(analysis)
+    # Warm-up sections are supplementary: their lessons may not climb above their tier.
+    supplementary = {
+        f"S{i + 1}-" for i, s in enumerate(analysis.sections) if s.section_type in ("warmup", "pronunciation")
+    }
+    assert supplementary, "the example has a supplementary section"
+    calls = [c for c in result.report.calls if c.phase == "lessons" and c.attempt == 1]
+    by_lesson: dict[str, list[Any]] = {}
+    for c in calls:
+        task = TaskId.parse(c.task)
+        if task.kind in ("lesson", "exercises") and not task.sample and not task.round:
+            by_lesson.setdefault(task.lesson, []).append(c)
+    retried = kept = 0
+    for lesson, lesson_calls in by_lesson.items():
+        exercises = [c for c in lesson_calls if TaskId.parse(c.task).kind == "exercises"]
+        answers = [c for c in lesson_calls if TaskId.parse(c.task).kind == "lesson"]
+        assert exercises[0].model == cheap and exercises[0].outcome == "rejected"
+        if lesson.startswith(tuple(supplementary)) and answers[0].tier == "cheap":
+            # No retry above a non-escalating lesson's tier: the attempt fails as before.
+            assert len(exercises) == 1
+            assert answers[0].outcome == "rejected" and "exercises call failed" in answers[0].reason
+            kept += 1
+            continue
+        # One more exercises call, on mid, on the same lesson answer: the lesson is not asked again.
+        assert [c.model for c in exercises] == [cheap, mid] and exercises[1].outcome == "ok"
+        assert len(answers) == 1 and "exercises call failed" not in (answers[0].reason or "")
+        retried += 1
+    assert retried and kept
+    assert result.course is not None
+    gates = {x.lesson_id: x for x in result.report.lessons}
+    assert any(gates[x].attempts == 1 and gates[x].status == "accepted" for x in by_lesson if x in gates)
+
+
+async def test_an_unusable_exercises_answer_is_not_asked_again_above_the_budget_ceiling() -> None:
+    settings = _settings(exercises_tier="cheap")
+    # Past the step-down point from the first paid call on: nothing may start above cheap.
+    budget = settings.budget.model_copy(update={"step_down_at": 1e-6, "step_down_tier": "cheap"})
+    settings = settings.model_copy(update={"budget": budget})
+    cheap = settings.routing.tiers["cheap"]
+    models = scripted_models(settings, lambda m: _Recording(fail={"exercises"} if m == cheap else set()))
+    result = await make_engine(settings, models).generate(example_analysis())
+    exercises = [c for c in result.report.calls if TaskId.parse(c.task).kind == "exercises"]
+    assert exercises and {c.tier for c in exercises} == {"cheap"}
+    assert all(c.outcome != "ok" for c in exercises)
 
 
 async def test_a_sections_lessons_share_one_request_and_a_failed_one_is_regenerated_alone() -> None:

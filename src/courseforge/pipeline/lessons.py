@@ -26,11 +26,13 @@ from ..providers.effects import CallResult, CallSpec
 from ..quality.base import GateResult
 from ..routing import (
     BLOOM_RANK,
+    Policy,
     Route,
     TaskProfile,
     TaskResult,
     Verdict,
     estimate_complexity,
+    next_tier,
     route_task,
     run_cascade,
     tier_rank,
@@ -328,11 +330,13 @@ def exercises_request(
     feedback: str = "",
     timeout_s: float | None = None,
     tags: Mapping[str, str] | None = None,
+    tier: str | None = None,
 ) -> ChatRequest:
     """The request for a lesson's exercises written apart (`routing.exercises_tier`):
     the lesson's `content` and outcomes in, `{"exercises": [...]}` out, on the exercises tier's
-    model, under the lesson schema's exercise bounds narrowed to the lesson's outcomes."""
-    tier = settings.routing.exercises_tier
+    model (or `tier`'s: the retry of an unusable answer), under the lesson schema's exercise
+    bounds narrowed to the lesson's outcomes."""
+    tier = tier or settings.routing.exercises_tier
     assert tier is not None
     model = settings.models[settings.routing.tiers[tier]]
     gates = settings.gates
@@ -437,6 +441,7 @@ async def _prepare(
     route, start_tier = _start_tier(state, slot, ctx, brief, task, (priority_name, priority), round, build)
     attempts = _Attempts(state, slot, ctx, task, [(n, o.text) for n, o in brief.outcomes])
     attempts.brief, attempts.timeout_s, attempts.tags = brief, timeout_s, tags
+    attempts.policy = ctx.policy(priority, step_down_on_budget=True)
     sampled = is_sampled(ctx, spec.section_type, spec.critical)
     attempts.sampled = sampled
     return _Generation(
@@ -599,6 +604,8 @@ class _Attempts:
         self.brief: LessonBrief | None = None
         self.timeout_s: float | None = None
         self.tags: dict[str, str] = {}
+        #: The lesson's policy now (its budget ceiling, whether it may escalate).
+        self.policy: Callable[[], Policy] | None = None
 
     async def call(self, attempt: CallSpec) -> CallResult:
         """The lesson's answer to `attempt`: its section's grouped answer for the first attempt
@@ -615,38 +622,70 @@ class _Attempts:
     async def _with_exercises(self, result: CallResult, attempt: CallSpec) -> CallResult:
         """`result` (a lesson without exercises) with the exercises the exercises tier writes
         for its text. An answer that is no lesson goes back as it is (the cascade's parse
-        refuses it); an exercises call that fails fails the attempt, the lesson's call
-        marked rejected with it."""
+        refuses it). An unusable exercises answer is asked once more on the same lesson text, a
+        tier up (`_exercise_tiers`: a schema failure escalates at once, as a lesson's does), so
+        the lesson call already paid is kept; an exercises call that still fails, or fails to
+        send, fails the attempt, the lesson's call marked rejected with it."""
         try:
             body = json.loads(result.response.text, strict=False)
         except ValueError:
             return result
         if not isinstance(body, dict) or not isinstance(body.get("content"), str) or self.brief is None:
             return result
+        failure: Exception | None = None
+        for tier in self._exercise_tiers(attempt):
+            request = exercises_request(
+                self.brief,
+                self.ctx.settings,
+                body["content"],
+                timeout_s=self.timeout_s,
+                tags=self.tags,
+                tier=tier,
+            )
+            spec = CallSpec(
+                phase=attempt.phase,
+                task=attempt.task.base.exercises(),
+                tier=tier,
+                attempt=attempt.attempt,
+                request=request,
+                round=attempt.round,
+            )
+            try:
+                answer = await self.ctx.effects.call(spec)
+            except BadResponse as exc:  # unusable (its call record says so): ask a tier up
+                failure = exc
+                continue
+            except (ProviderError, BudgetExceeded) as exc:
+                result.reject(f"its exercises call failed: {exc}")
+                raise
+            try:
+                exercises = json.loads(answer.response.text, strict=False)["exercises"]
+            except (ValueError, KeyError, TypeError) as exc:
+                answer.reject(f"schema: {exc}")
+                failure = BadResponse(f"exercises answer unusable: {exc}", model=answer.record.model)
+                continue
+            merged = json.dumps({**body, "exercises": exercises}, ensure_ascii=False)
+            return CallResult(replace(result.response, text=merged), result.record)
+        assert failure is not None
+        result.reject(f"its exercises call failed: {failure}")
+        raise failure
+
+    def _exercise_tiers(self, attempt: CallSpec) -> list[str]:
+        """Where a lesson attempt's exercises are asked: the exercises tier, then once more the
+        tier above it — unless there is none, it is above the budget's ceiling, or the lesson
+        may not escalate (a supplementary one) and it is above the lesson's own tier."""
         tier = self.ctx.settings.routing.exercises_tier
         assert tier is not None
-        request = exercises_request(
-            self.brief, self.ctx.settings, body["content"], timeout_s=self.timeout_s, tags=self.tags
-        )
-        spec = CallSpec(
-            phase=attempt.phase,
-            task=attempt.task.base.exercises(),
-            tier=tier,
-            attempt=attempt.attempt,
-            request=request,
-            round=attempt.round,
-        )
-        try:
-            answer = await self.ctx.effects.call(spec)
-            exercises = json.loads(answer.response.text, strict=False)["exercises"]
-        except (ProviderError, BudgetExceeded, ValueError, KeyError, TypeError) as exc:
-            result.reject(f"its exercises call failed: {exc}")
-            if isinstance(exc, ProviderError | BudgetExceeded):
-                raise
-            answer.reject(f"schema: {exc}")
-            raise BadResponse(f"exercises answer unusable: {exc}", model=answer.record.model) from exc
-        merged = json.dumps({**body, "exercises": exercises}, ensure_ascii=False)
-        return CallResult(replace(result.response, text=merged), result.record)
+        ladder = self.ctx.settings.routing.ladder
+        up = next_tier(ladder, tier)
+        policy = self.policy() if self.policy is not None else None
+        if up == tier or policy is None:
+            return [tier]
+        if policy.ceiling is not None and tier_rank(ladder, up) > tier_rank(ladder, policy.ceiling):
+            return [tier]
+        if not policy.escalate and tier_rank(ladder, up) > tier_rank(ladder, attempt.tier):
+            return [tier]
+        return [tier, up]
 
     async def sampling_call(self, attempt: CallSpec) -> CallResult:
         self.agreement = None
