@@ -24,7 +24,7 @@ from temporalio.client import WorkflowExecutionStatus
 from courseforge.config import Settings, load_config
 from courseforge.distributed import generate_on_temporal
 from courseforge.distributed.client import approve_workflow_plan, edit_workflow_plan, workflow_plan
-from courseforge.distributed.worker import build_worker, connect
+from courseforge.distributed.worker import connect
 from courseforge.domain import CoursePlan
 from courseforge.engine import Engine
 from courseforge.errors import UserError
@@ -40,6 +40,7 @@ from engine_helpers import (
     loopback_in_thread,
     write_config,
 )
+from temporal_helpers import warm_worker
 
 pytestmark = pytest.mark.server_binary
 
@@ -65,60 +66,55 @@ async def test_a_workflow_waits_for_its_plan_and_finishes_from_the_edited_one(
     async with LoopbackServer(author_reply()) as server:
         settings = _settings(tmp_path, server.base_url, queue)
         client = await connect(temporal_address)
-        worker_engine = Engine(settings, env={})
-        try:
-            await worker_engine.warm()  # as `courseforge worker` does: no gate loads inside a workflow task
-            async with build_worker(client, worker_engine, task_queue=queue):
-                course, report = await generate_on_temporal(
-                    settings, analysis, address=temporal_address, job_id=job, client=client,
-                    say=lambda _: None, review_plan=True,
-                )  # fmt: skip
-                assert course is None and report.status == "plan_review"
-                assert report.summary["workflow_id"] == job and report.total_cost_usd > 0
-                phase_2 = _identities(server.requests)
-                record, _analysis, _course_id = await workflow_plan(client, job)
-                plan = CoursePlan.model_validate(record["plan"])
-                assert record["state"] == "review" and len(plan.outcomes) >= 3
-                assert sum(len(s.lessons) for s in plan.sections) == 10
+        async with warm_worker(client, settings, task_queue=queue):
+            course, report = await generate_on_temporal(
+                settings, analysis, address=temporal_address, job_id=job, client=client,
+                say=lambda _: None, review_plan=True,
+            )  # fmt: skip
+            assert course is None and report.status == "plan_review"
+            assert report.summary["workflow_id"] == job and report.total_cost_usd > 0
+            phase_2 = _identities(server.requests)
+            record, _analysis, _course_id = await workflow_plan(client, job)
+            plan = CoursePlan.model_validate(record["plan"])
+            assert record["state"] == "review" and len(plan.outcomes) >= 3
+            assert sum(len(s.lessons) for s in plan.sections) == 10
 
-                bad = plan.model_copy(deep=True)
-                bad.outcomes[0].text = "Eat a sandwich while watching television at home"
-                with pytest.raises(PlanRefused) as refused:
-                    await edit_workflow_plan(client, settings, job, bad, embed)
-                assert "no measurable verb" in refused.value.problems[0][1]
-                assert (await workflow_plan(client, job))[0]["plan"] == record["plan"]  # not sent
+            bad = plan.model_copy(deep=True)
+            bad.outcomes[0].text = "Eat a sandwich while watching television at home"
+            with pytest.raises(PlanRefused) as refused:
+                await edit_workflow_plan(client, settings, job, bad, embed)
+            assert "no measurable verb" in refused.value.problems[0][1]
+            assert (await workflow_plan(client, job))[0]["plan"] == record["plan"]  # not sent
 
-                good = plan.model_copy(deep=True)
-                good.outcomes[0].text += " in small programs"
-                good.sections[0].lessons[0].title = "Your very first Python program"
-                await edit_workflow_plan(client, settings, job, good, embed)
-                shown = (await workflow_plan(client, job))[0]
-                assert shown["edited"] and shown["plan"]["outcomes"][0]["text"].endswith("in small programs")
-                # Attaching while the plan waits stops at the same plan, paying nothing.
-                again, waiting = await generate_on_temporal(
-                    settings,
-                    analysis,
-                    address=temporal_address,
-                    job_id=job,
-                    client=client,
-                    say=lambda _: None,
-                )
-                assert again is None and waiting.status == "plan_review"
-                assert len(server.requests) == len(phase_2)
+            good = plan.model_copy(deep=True)
+            good.outcomes[0].text += " in small programs"
+            good.sections[0].lessons[0].title = "Your very first Python program"
+            await edit_workflow_plan(client, settings, job, good, embed)
+            shown = (await workflow_plan(client, job))[0]
+            assert shown["edited"] and shown["plan"]["outcomes"][0]["text"].endswith("in small programs")
+            # Attaching while the plan waits stops at the same plan, paying nothing.
+            again, waiting = await generate_on_temporal(
+                settings,
+                analysis,
+                address=temporal_address,
+                job_id=job,
+                client=client,
+                say=lambda _: None,
+            )
+            assert again is None and waiting.status == "plan_review"
+            assert len(server.requests) == len(phase_2)
 
-                await approve_workflow_plan(client, job)
-                with pytest.raises(UserError, match="not in review"):
-                    await approve_workflow_plan(client, job)  # the signal was seen: approved
-                course, report = await generate_on_temporal(
-                    settings,
-                    analysis,
-                    address=temporal_address,
-                    job_id=job,
-                    client=client,
-                    say=lambda _: None,
-                )
-        finally:
-            await worker_engine.aclose()
+            await approve_workflow_plan(client, job)
+            with pytest.raises(UserError, match="not in review"):
+                await approve_workflow_plan(client, job)  # the signal was seen: approved
+            course, report = await generate_on_temporal(
+                settings,
+                analysis,
+                address=temporal_address,
+                job_id=job,
+                client=client,
+                say=lambda _: None,
+            )
     assert course is not None and report.status != "plan_review"
     assert course.metadata.learning_outcomes[0].text.endswith("in small programs")
     assert course.sections[0].lessons[0].title == "Your very first Python program"
@@ -149,18 +145,16 @@ async def test_the_service_on_temporal_reviews_the_plan_and_reuses_the_bank(
         service_engine = Engine(settings, env={})
         manager = JobManager(settings, store, service_engine, ServiceMetrics(), max_concurrent=2)
         client = await connect(temporal_address)
-        worker_engine = Engine(settings, env={})
 
         async def until(job_id: str, *states: str) -> Any:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 300  # a loaded machine (120 s was passed)
             while (current := await store.get_job(job_id)) is not None and current.status not in states:
                 assert time.monotonic() < deadline, f"job is {current.status}, not {states}"
                 await asyncio.sleep(0.2)
             return current
 
         try:
-            await worker_engine.warm()
-            async with build_worker(client, worker_engine, task_queue=queue):
+            async with warm_worker(client, settings, task_queue=queue):
                 job, _ = await manager.submit(
                     example_analysis(), f"svc-{queue}", None, review_plan=True, bank=BANK
                 )
@@ -178,14 +172,13 @@ async def test_the_service_on_temporal_reviews_the_plan_and_reuses_the_bank(
                 cancelled = await manager.cancel(other.id)
                 assert cancelled is not None and cancelled.status == "cancelled"
                 described = await client.get_workflow_handle(other.id).describe()
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 120
                 while described.status != WorkflowExecutionStatus.CANCELED and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                     described = await client.get_workflow_handle(other.id).describe()
                 assert described.status == WorkflowExecutionStatus.CANCELED
         finally:
             await manager.stop()
-            await worker_engine.aclose()
             await service_engine.aclose()
         course, report = await store.get_course(job.id), await store.get_report(job.id)
         await store.close()
@@ -220,7 +213,7 @@ def test_the_plan_commands_on_temporal(temporal_address: str, tmp_path: Path) ->
         def cf(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [str(CLI), *args, "--config", path, "--temporal", temporal_address],
-                env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=240,
+                env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=600,
             )  # fmt: skip
 
         try:
