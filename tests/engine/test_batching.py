@@ -4,6 +4,7 @@ round shared by concurrent courses, failures take the normal path, a restart pol
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -168,11 +169,13 @@ async def test_a_restart_polls_the_batch_in_flight_instead_of_paying_again(store
         job, _ = await store.create_job(new_job("crash", analysis))
         engine = engine_for(settings)
         task = asyncio.ensure_future(InProcessRunner(engine, store, batch=True).run(job, analysis=analysis))
-        for _ in range(200):
-            if len(sim.batches.batches) == 2:  # metadata: the core and the extras, each its model's
-                break
+        # Crash once both metadata batches (the core and the extras, each its model's) are sent
+        # and recorded: polled with a deadline for a loaded machine (the store's write runs on a
+        # thread; a fixed 0.1 s after the sending was once all it had).
+        deadline = time.monotonic() + 60
+        while len(sim.batches.batches) < 2 or len(await store.pending_batches()) < 2:
+            assert time.monotonic() < deadline and not task.done(), "the metadata batches were not sent"
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -44,7 +44,7 @@ async def test_run_ends_when_a_store_write_swallows_the_flushers_cancellation() 
     task = asyncio.ensure_future(run())
     # Not wait_for: cancelling a stuck run on its timeout would end it (the run suppresses the
     # flusher's cancellation), hiding the hang. Here a stuck run stays not done.
-    done, _ = await asyncio.wait([task], timeout=5)
+    done, _ = await asyncio.wait([task], timeout=30)
     if task not in done:
         task.cancel()
     assert task in done, "the run waited for ever on its progress flusher"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -17,17 +18,29 @@ pytestmark = pytest.mark.skipif(
 
 
 async def test_two_limiters_share_one_token_budget(redis_url: str) -> None:
-    # tpm 6000 = 100 tokens/s. Two "processes" (limiters): a spends 20 tokens, so b's next
-    # request waits for those 20 tokens' time, about 0.2 s, on the server's clock.
+    # tpm 6000 = 100 tokens/s. Two "processes" (limiters): a spends 20 tokens, so b is admitted
+    # no sooner than those 20 tokens' time, 0.2 s, after a, on the server's clock, and both
+    # spends advance the one key's token time. (How long b itself waits depends on how long the
+    # machine took between the two calls: none when that was over 0.2 s, under load.)
+    import redis.asyncio as aioredis
+
     a = RedisRateLimiter(redis_url, key="test:shared", tpm=6000)
     b = RedisRateLimiter(redis_url, key="test:shared", tpm=6000)
+    client = aioredis.from_url(redis_url)
     try:
+        seconds, micros = await client.time()
+        server_start = seconds + micros / 1e6
+        started = time.monotonic()
         assert await a.acquire(20) == 0.0
         waited = await b.acquire(10)
-        assert 0.1 <= waited <= 1.0
+        elapsed = time.monotonic() - started
+        assert elapsed >= 0.2 * 0.95 and waited <= elapsed
+        token_time = float(await client.hget("test:shared", "t"))
+        assert token_time >= server_start + 0.3 - 0.001  # 20 + 10 tokens spent from one budget
     finally:
         await a.aclose()
         await b.aclose()
+        await client.aclose()
 
 
 async def test_rpm_is_paced_across_limiters_with_no_burst(redis_url: str) -> None:
@@ -65,13 +78,18 @@ async def test_engine_uses_redis_when_configured(redis_url: str) -> None:
         config = loopback_config(sim.base_url)
         config["providers"]["loop"].update(redis_url=redis_url, rpm=10_000, tpm=50_000_000)
         engine = Engine(Settings.model_validate(config), env={}, embedder=CachedEmbedder(HashingEmbedder()))
+        client = aioredis.from_url(redis_url)
+        # The key lives about a second past the last call it paced, so it is looked for while
+        # the course runs (after the course, a loaded machine can take longer than that).
+        seen = False
         try:
-            result = await engine.generate(example_analysis())
+            course = asyncio.create_task(engine.generate(example_analysis()))
+            while not course.done():
+                seen = seen or bool(await client.exists("courseforge:ratelimit:loop"))
+                await asyncio.sleep(0.01)
+            result = await course
         finally:
             await engine.aclose()
+            await client.aclose()
     assert result.course is not None
-    client = aioredis.from_url(redis_url)
-    try:
-        assert await client.exists("courseforge:ratelimit:loop")
-    finally:
-        await client.aclose()
+    assert seen

@@ -48,7 +48,7 @@ def ready(base: str) -> bool:
         return False
 
 
-def wait_until(what: str, check: Any, timeout_s: float = 60) -> Any:
+def wait_until(what: str, check: Any, timeout_s: float = 180) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()

@@ -356,10 +356,10 @@ async def test_ping_answers_while_every_pooled_connection_is_taken(pg_base_url: 
         async with pool.connection(), pool.connection():  # every connection of the pool taken
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(store.schema_version(), 1.0)  # a pooled query waits
-            await asyncio.wait_for(store.ping(), 5.0)
+            await asyncio.wait_for(store.ping(), 30.0)
         assert store._ping_conn is not None
         await store._ping_conn.close()  # a dropped connection: the next ping opens another
-        await asyncio.wait_for(store.ping(), 5.0)
+        await asyncio.wait_for(store.ping(), 30.0)
     finally:
         await store.close()
     assert store._ping_conn is None
