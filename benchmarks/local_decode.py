@@ -465,15 +465,52 @@ class Bench:
             }
         )
 
-    async def speculative(self) -> None:
-        """Speculative decoding against none, through xllamacpp's server directly (the engine
-        does not expose it: no kind paid for itself here, see docs/offline.md)."""
+    def server_params(self, n_parallel: int) -> Any:
+        """xllamacpp's server parameters for this model with `n_parallel` sequences (each of
+        the model's n_ctx), on `--threads`' first count, quiet and on no port of its own."""
         import secrets
-        import threading
 
         import xllamacpp
 
+        p = xllamacpp.CommonParams()
+        p.model.path = str(self.path)
+        p.n_parallel, p.n_ctx, p.kv_unified = n_parallel, self.n_ctx * n_parallel, False
+        p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.args.threads[0]
+        p.fit_params, p.verbosity, p.ui, p.n_threads_http = False, 0, False, 1
+        p.api_keys = [secrets.token_urlsafe(16)]
+        return p
+
+    def timed_chat(self, srv: Any, messages: list[Message], grammar: str | None = None) -> dict[str, float]:
+        """One streamed chat completion on an xllamacpp server (`--max-tokens`, nothing
+        cached: `fresh`): llama.cpp's own timings of it (decode and prompt tok/s, tokens, drafts)."""
+        import threading
+
         from courseforge.providers.local_engine import _StreamReader
+
+        request: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in fresh(messages)],
+            "max_tokens": self.args.max_tokens,
+            "temperature": 0.2,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if grammar:
+            request["grammar"] = grammar
+        timings: dict[str, float] = {}
+        reader = _StreamReader(threading.Event())
+
+        def on_chunk(chunk: Any) -> bool:
+            timings.update(chunk.get("timings") or {})
+            return reader.on_chunk(chunk)
+
+        srv.handle_chat_completions(request, on_chunk)
+        reader.result()
+        return timings
+
+    async def speculative(self) -> None:
+        """Speculative decoding against none, through xllamacpp's server directly (the engine
+        does not expose it: no kind paid for itself here, see docs/offline.md)."""
+        import xllamacpp
 
         cascade = load_config("offline-cascade", env={}).settings
         draft_local = cascade.models["qwen2.5-coder-0.5b"].local
@@ -482,12 +519,7 @@ class Bench:
         kinds = ["none", *self.args.speculative.split(",")]
 
         def server(kind: str) -> Any:
-            p = xllamacpp.CommonParams()
-            p.model.path = str(self.path)
-            p.n_parallel, p.n_ctx, p.kv_unified = 1, self.n_ctx, False
-            p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.args.threads[0]
-            p.fit_params, p.verbosity, p.ui, p.n_threads_http = False, 0, False, 1
-            p.api_keys = [secrets.token_urlsafe(16)]
+            p = self.server_params(n_parallel=1)
             types = xllamacpp.common_speculative_type
             if kind == "draft":
                 p.speculative.types = [types.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
@@ -498,27 +530,6 @@ class Bench:
             elif kind != "none":
                 p.speculative.types = [getattr(types, f"COMMON_SPECULATIVE_TYPE_{kind.upper()}")]
             return xllamacpp.Server(p)
-
-        def run(srv: Any, messages: list[Message], grammar: str | None) -> dict[str, float]:
-            request: dict[str, Any] = {
-                "messages": [{"role": m.role, "content": m.content} for m in fresh(messages)],
-                "max_tokens": self.args.max_tokens,
-                "temperature": 0.2,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
-            if grammar:
-                request["grammar"] = grammar
-            timings: dict[str, float] = {}
-            reader = _StreamReader(threading.Event())
-
-            def on_chunk(chunk: Any) -> bool:
-                timings.update(chunk.get("timings") or {})
-                return reader.on_chunk(chunk)
-
-            srv.handle_chat_completions(request, on_chunk)
-            reader.result()
-            return timings
 
         servers = {kind: server(kind) for kind in kinds}
         prose = [
@@ -539,7 +550,7 @@ class Bench:
         for rep in range(self.args.reps):
             for name, messages, grammar in cases:
                 for kind in kinds if rep % 2 == 0 else kinds[::-1]:
-                    t = run(servers[kind], messages, grammar)
+                    t = self.timed_chat(servers[kind], messages, grammar)
                     got.setdefault((name, kind), []).append(t)
                     print(
                         f"  rep {rep} {name} {kind}: {t.get('predicted_per_second', 0):.2f} tok/s, "
@@ -572,40 +583,17 @@ class Bench:
         decoding from prompt processing: per request its decode rate while batched
         (`predicted_per_second`); the aggregate is their sum (the k sequences share every decode
         step). The order of k alternates between reps."""
-        import secrets
         import threading
 
         import xllamacpp
 
-        from courseforge.providers.local_engine import _StreamReader
-
         top = max(self.args.parallel)
-        p = xllamacpp.CommonParams()
-        p.model.path = str(self.path)
-        p.n_parallel, p.n_ctx, p.kv_unified, p.cont_batching = top, self.n_ctx * top, False, True
-        p.cpuparams.n_threads = p.cpuparams_batch.n_threads = self.args.threads[0]
-        p.fit_params, p.verbosity, p.ui, p.n_threads_http = False, 0, False, 1
-        p.api_keys = [secrets.token_urlsafe(16)]
+        p = self.server_params(n_parallel=top)
+        p.cont_batching = True
         srv = xllamacpp.Server(p)
 
         def run(messages: list[Message], out: list[dict[str, float]]) -> None:
-            request: dict[str, Any] = {
-                "messages": [{"role": m.role, "content": m.content} for m in fresh(messages)],
-                "max_tokens": self.args.max_tokens,
-                "temperature": 0.2,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-            }
-            timings: dict[str, float] = {}
-            reader = _StreamReader(threading.Event())
-
-            def on_chunk(chunk: Any) -> bool:
-                timings.update(chunk.get("timings") or {})
-                return reader.on_chunk(chunk)
-
-            srv.handle_chat_completions(request, on_chunk)
-            reader.result()
-            out.append(timings)
+            out.append(self.timed_chat(srv, messages))
 
         # Short prompts, one topic each: the decode rate is what is compared, and ~900-token lesson
         # prompts would make prompt processing most of the run on a loaded machine.
