@@ -45,6 +45,9 @@ __all__ = [
     "workflow_plan",
 ]
 
+#: How long a one-off query (not a best-effort poll) waits for a worker to answer it: a worker
+#: busy on a loaded machine took over 10 s, and the plan commands failed as "no such job".
+_ONE_QUERY_TIMEOUT = timedelta(seconds=60)
 _ENDED = {
     WorkflowExecutionStatus.FAILED,
     WorkflowExecutionStatus.CANCELED,
@@ -248,7 +251,7 @@ async def workflow_plan(client: Client, workflow_id: str) -> tuple[dict[str, Any
     input and course id. `UserError` when no such workflow waits for a plan."""
     try:
         page: dict[str, Any] = await client.get_workflow_handle(workflow_id).query(
-            PLAN_QUERY, rpc_timeout=timedelta(seconds=10)
+            PLAN_QUERY, rpc_timeout=_ONE_QUERY_TIMEOUT
         )
     except RPCError as exc:
         raise UserError("no such job", [("job", f"workflow {workflow_id!r}: {exc.message}")]) from exc
