@@ -322,8 +322,8 @@ async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
 
 async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rewrites() -> None:
     """Issue 25: a phase-4 rewrite ran past the cap in both attempts (519, then 622 words over 500)
-    and replaced a draft within it. The retry is told the lesson's target; a rewrite over the
-    bound in every attempt leaves the earlier draft, flagged saying so."""
+    and replaced a draft within it. The retry is told the lesson's target; a rewrite that fails
+    its gates in every attempt leaves the earlier draft (which passed them), flagged saying so."""
     rig = Rig()
     await run_metadata(rig.state, rig.ctx)
     create_slots(rig.state)
@@ -352,7 +352,7 @@ async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rew
     assert len(rewrites) >= 2 and all(r.outcome == "rejected" for r in rewrites)
     assert any("cut it to about 510" in p for p in rig.prompts_for("lesson:S1-L2/r1"))  # the target
     assert s2.status == "flagged" and s2.draft.content == shared  # not replaced by the long one
-    assert s2.reason.startswith("its rewrite broke the length bound in every attempt (content has ")
+    assert s2.reason.startswith("its rewrite failed its gates in every attempt (content has ")
     assert "at most 900 allowed" in s2.reason and "repeated lesson S1-L1" in s2.reason
     assert s2.feedback == "" and s2 in rig.state.usable_slots()
 
@@ -537,3 +537,28 @@ async def test_outcome_gaps_within_the_configured_coverage_are_logged_not_flagge
     assert bool(gap) is flagged
     logged = [d for d in rig.state.decisions if d.action == "accept" and f"LO{n + 1}" in d.reason]
     assert bool(logged) is not flagged
+
+
+def test_a_rewrite_failing_any_gate_keeps_only_a_draft_that_passed_them() -> None:
+    """Session 4's spanish-a1 S4-L1: its phase-4 rewrite announced instead of teaching, then ran
+    to 600 words, and the announcing attempt replaced a draft that had passed every gate."""
+    from courseforge.domain.drafts import LessonDraft
+    from courseforge.pipeline.lessons import _failed_rewrite
+    from courseforge.pipeline.state import LessonSlot
+    from courseforge.quality.base import GateResult
+    from courseforge.routing import TaskResult, Verdict
+
+    teaches = GateResult("teaches", False, 0.69, ["it announces instead of teaching"], "fail")
+    kept = Verdict(False, 0.7, feedback="", details=[GateResult("length", True, 309.0, [], "pass"), teaches])
+    draft = LessonDraft.model_construct(content="x " * 120, exercises=[])
+    result: TaskResult[LessonDraft] = TaskResult(
+        "flagged", draft, kept, "premium", "m", 2, "2 attempts used", [], []
+    )
+    slot = LessonSlot("S4-L1", 3, "Ser", [1])
+    slot.draft, slot.gates = draft, [GateResult("teaches", True, 0.1, [], "pass")]
+    assert _failed_rewrite(slot, result, "quality") == [teaches]
+    assert _failed_rewrite(slot, result, "lessons") == []  # a first generation keeps its best
+    slot.gates = [GateResult("length", False, 600.0, ["content has 600 words"], "fail")]
+    assert _failed_rewrite(slot, result, "quality") == []  # the earlier draft failed too
+    passed = TaskResult("accepted", draft, Verdict(True, 0.9, details=[]), "premium", "m", 1, "ok", [], [])
+    assert _failed_rewrite(slot, passed, "quality") == []

@@ -715,15 +715,16 @@ def _kept_failures(result: TaskResult[LessonDraft]) -> list[GateResult]:
     return [g for g in details if not g.passed]
 
 
-def _longer_rewrite(slot: LessonSlot, result: TaskResult[LessonDraft], phase: str) -> GateResult | None:
-    """A phase-4 rewrite that broke the length bound in every attempt, of a draft within it:
-    the length result of the attempt it would keep (issue 25: S5-L2's rewrite, 622 words over a
-    500 cap, replaced a draft within it)."""
+def _failed_rewrite(slot: LessonSlot, result: TaskResult[LessonDraft], phase: str) -> list[GateResult]:
+    """What a phase-4 rewrite's kept attempt fails when every attempt failed its gates and the
+    draft it was rewriting had passed them all; empty otherwise. Session 3's spanish-a1 S5-L2
+    rewrite (519, then 622 words over a 500 cap) and session 4's S4-L1 rewrite (announcing
+    instead of teaching, then 600 words) replaced drafts that had passed every lesson gate."""
     if phase != "quality" or result.status != "flagged" or slot.draft is None:
-        return None
-    length = next((g for g in _kept_failures(result) if g.gate == "length"), None)
-    earlier = next((g for g in slot.gates if g.gate == "length"), None)
-    return length if length is not None and (earlier is None or earlier.passed) else None
+        return []
+    if not slot.gates or not all(g.passed for g in slot.gates):
+        return []
+    return _kept_failures(result)
 
 
 def _settle(
@@ -735,15 +736,16 @@ def _settle(
     phase: str = "",
 ) -> None:
     """The cascade's outcome on the slot: failed (transient or not), accepted or flagged. A
-    flagged slot's reason names what its kept attempt failed; a phase-4 rewrite that ran past
-    the length bound in every attempt does not replace the draft it was to rewrite."""
+    flagged slot's reason names what its kept attempt failed; a phase-4 rewrite that failed its
+    gates in every attempt does not replace a draft that had passed them."""
     state.decisions += result.decisions
     slot.attempts += result.attempts
-    if (longer := _longer_rewrite(slot, result, phase)) is not None:
+    if failed := _failed_rewrite(slot, result, phase):
+        why = "; ".join(r for g in failed for r in g.reasons)
         slot.status = "flagged"
         slot.reason = (
-            f"its rewrite broke the length bound in every attempt ({'; '.join(longer.reasons)}): "
-            f"the earlier draft is kept. {slot.feedback}"
+            f"its rewrite failed its gates in every attempt ({why}): the earlier draft, which "
+            f"passed them, is kept. {slot.feedback}"
         )[:500]
         slot.feedback = ""
         state.decisions.append(Decision(task=task.key(), action="flag", tier=slot.tier, reason=slot.reason))
