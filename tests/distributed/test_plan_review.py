@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,13 @@ async def test_a_workflow_waits_for_its_plan_and_finishes_from_the_edited_one(
     async with LoopbackServer(author_reply()) as server:
         settings = _settings(tmp_path, server.base_url, queue)
         client = await connect(temporal_address)
+        # The job, started or attached to as `courseforge generate --temporal --job` does.
+        attach = partial(
+            generate_on_temporal, settings, analysis, address=temporal_address, job_id=job, client=client,
+            say=lambda _: None,
+        )  # fmt: skip
         async with warm_worker(client, settings, task_queue=queue):
-            course, report = await generate_on_temporal(
-                settings, analysis, address=temporal_address, job_id=job, client=client,
-                say=lambda _: None, review_plan=True,
-            )  # fmt: skip
+            course, report = await attach(review_plan=True)
             assert course is None and report.status == "plan_review"
             assert report.summary["workflow_id"] == job and report.total_cost_usd > 0
             phase_2 = _identities(server.requests)
@@ -93,28 +96,14 @@ async def test_a_workflow_waits_for_its_plan_and_finishes_from_the_edited_one(
             shown = (await workflow_plan(client, job))[0]
             assert shown["edited"] and shown["plan"]["outcomes"][0]["text"].endswith("in small programs")
             # Attaching while the plan waits stops at the same plan, paying nothing.
-            again, waiting = await generate_on_temporal(
-                settings,
-                analysis,
-                address=temporal_address,
-                job_id=job,
-                client=client,
-                say=lambda _: None,
-            )
+            again, waiting = await attach()
             assert again is None and waiting.status == "plan_review"
             assert len(server.requests) == len(phase_2)
 
             await approve_workflow_plan(client, job)
             with pytest.raises(UserError, match="not in review"):
                 await approve_workflow_plan(client, job)  # the signal was seen: approved
-            course, report = await generate_on_temporal(
-                settings,
-                analysis,
-                address=temporal_address,
-                job_id=job,
-                client=client,
-                say=lambda _: None,
-            )
+            course, report = await attach()
     assert course is not None and report.status != "plan_review"
     assert course.metadata.learning_outcomes[0].text.endswith("in small programs")
     assert course.sections[0].lessons[0].title == "Your very first Python program"

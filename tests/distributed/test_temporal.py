@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,28 +112,17 @@ async def test_course_through_a_worker_is_the_in_process_course(
         metrics = CallMetrics()  # what `courseforge worker --metrics-port` serves
         lines: list[str] = []
         events: list[str] = []
+        job = partial(
+            generate_on_temporal, settings, analysis, address=temporal_address, job_id=f"same-{queue}",
+            client=client, say=lines.append,
+        )  # fmt: skip
         async with warm_worker(client, settings, task_queue=queue, metrics=metrics):
             started = time.perf_counter()
-            course, report = await generate_on_temporal(
-                settings,
-                analysis,
-                address=temporal_address,
-                job_id=f"same-{queue}",
-                client=client,
-                say=lines.append,
-                progress=lambda e: events.append(f"{e.phase}:{e.kind}"),
-            )
+            course, report = await job(progress=lambda e: events.append(f"{e.phase}:{e.kind}"))
             wall = time.perf_counter() - started
             # The same job again: the completed workflow's result, nothing sent again.
             before = len(server.requests)
-            again, _ = await generate_on_temporal(
-                settings,
-                analysis,
-                address=temporal_address,
-                job_id=f"same-{queue}",
-                client=client,
-                say=lines.append,
-            )
+            again, _ = await job()
             assert len(server.requests) == before
     assert course is not None and local.course is not None and again is not None
     a, b = local.course.model_dump(mode="json"), course.model_dump(mode="json")
