@@ -218,10 +218,12 @@ def loopback_config(base_url: str, **extra: Any) -> dict[str, Any]:
             "metadata_tier": "premium",
             "metadata_extras_tier": "mid",
             "section_types": {"warmup": {"start_tier": "cheap", "priority": "supplementary"}},
+            # 60 s a call: these tests run on loaded 2-core machines (CI too), where a 10 s timeout
+            # was passed (tests/engine/test_batching.py: a breaker opened and a tier changed).
             "priorities": {
-                "critical": {"max_attempts": 4, "retries": 0, "timeout_s": 10},
-                "standard": {"max_attempts": 3, "retries": 0, "timeout_s": 10},
-                "supplementary": {"max_attempts": 2, "retries": 0, "timeout_s": 10, "escalate": False},
+                "critical": {"max_attempts": 4, "retries": 0, "timeout_s": 60},
+                "standard": {"max_attempts": 3, "retries": 0, "timeout_s": 60},
+                "supplementary": {"max_attempts": 2, "retries": 0, "timeout_s": 60, "escalate": False},
             },
         },
         "gates": {

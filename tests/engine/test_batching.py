@@ -36,11 +36,6 @@ def profile(**batch: Any) -> SimProfile:
 
 def settings_for(sim: SimServer) -> Settings:
     config = loopback_config(sim.base_url, batch={"collect_s": 0.05, "max_collect_s": 1.0, "poll_s": 0.05})
-    # Not loopback_config's 10 s per call: in a run on a loaded machine the small model's breaker
-    # opened (failures, most likely those timeouts) and the batch course cost 0.00692565, not half
-    # the normal one's (0.0069003). The test is about prices, not timeouts.
-    for priority in config["routing"]["priorities"].values():
-        priority["timeout_s"] = 120
     return without_cache(Settings.model_validate(config))
 
 
