@@ -362,3 +362,28 @@ def test_health_reports_a_store_that_does_not_answer_in_time_instead_of_waiting(
         monkeypatch.setattr(store, "ping", stuck)
         health = client.get("/health").json()
         assert (health["status"], health["store"]) == ("degraded", "unavailable")
+
+
+def test_metrics_answer_when_the_store_does_not_and_keep_the_last_review_count(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's reads wait out a busy pool for minutes; a scrape does not wait with them, and
+    reports the open reviews it last counted (not 0)."""
+    from courseforge.service import api_ops
+
+    store = open_store(f"sqlite:///{tmp_path}/service.db")
+    with service(settings, tmp_path, store=store, models=_first_parts_off_topic(settings)) as client:
+        job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+        wait_for(client, job["id"], timeout_s=300)
+        open_now = len(client.get("/v1/reviews", headers=AUTH).json()["reviews"])
+        assert open_now > 0
+        line = f"courseforge_review_queue_open {float(open_now)}"
+        assert line in client.get("/metrics").text
+        monkeypatch.setattr(api_ops, "HEALTH_STORE_TIMEOUT_S", 0.01)
+
+        async def stuck(**_: object) -> list[object]:
+            await asyncio.Event().wait()  # never answers
+            return []
+
+        monkeypatch.setattr(store, "list_reviews", stuck)
+        assert line in client.get("/metrics").text
