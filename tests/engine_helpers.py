@@ -120,6 +120,10 @@ class CountingProvider:
         self.lesson_answers = 0
         self.killed = False
         self.after_kill: Counter[str] = Counter()
+        #: While set, answers are held back (not returned, not counted answered): what is in
+        #: flight stays in flight until a test has looked (and killed its client).
+        self.holding = False
+        self.held: set[str] = set()
 
     def delay(self, payload: dict[str, Any]) -> float:
         return self.delay_s
@@ -132,6 +136,11 @@ class CountingProvider:
                 self.after_kill[key] += 1
         reply = self.reply(payload)
         await asyncio.sleep(self.delay(payload))
+        if self.holding:
+            with self.lock:
+                self.held.add(key)
+            while self.holding:
+                await asyncio.sleep(0.01)
         with self.lock:
             self.answered.add(key)
             if '"task": "lesson"' in payload["messages"][-1]["content"]:
