@@ -82,3 +82,41 @@ async def test_processes_starting_together_resume_a_regeneration_once(
         await engine.aclose()
         for store in stores:
             await store.close()
+
+
+async def test_a_job_submitted_while_the_keeper_adopts_it_runs_once(tmp_path: Path) -> None:
+    """The keeper lists a job `submit` has stored but not yet scheduled; while it reads the job,
+    `submit` schedules it. The keeper must not schedule it a second time (both tasks, of one
+    owner, would win the claim: the job ran twice in the two-process test)."""
+    store = open_store(f"sqlite:///{tmp_path}/one.db")
+    await store.init()
+    settings = Settings.model_validate(loopback_config("http://127.0.0.1:9"))  # no call is sent
+    engine = Engine(settings, env={})
+    manager = JobManager(settings, store, engine, ServiceMetrics(), max_concurrent=2)
+    job, _ = await store.create_job(
+        Job(id="j2", course_id="c", analysis={}, input_digest="d", created_at=1.0)
+    )
+    runs: list[str] = []
+    run = manager._run
+
+    def counting_run(job: Job, tracker: Any) -> Any:
+        runs.append(job.id)
+        return run(job, tracker)
+
+    manager._run = counting_run  # type: ignore[method-assign]
+    get_job = store.get_job
+
+    async def get_job_while_submit_schedules(job_id: str) -> Any:
+        manager.schedule(job)  # `submit` resumes after storing the job, while the keeper reads it
+        return await get_job(job_id)
+
+    store.get_job = get_job_while_submit_schedules  # type: ignore[method-assign]
+    try:
+        assert await manager._adopt() == 0  # scheduled by `submit`, not adopted
+        assert runs == ["j2"]
+    finally:
+        store.get_job = get_job  # type: ignore[method-assign]
+        await asyncio.gather(*manager._tasks.values(), return_exceptions=True)
+        await manager.stop()
+        await engine.aclose()
+        await store.close()

@@ -145,7 +145,7 @@ class JobManager:
             if job_id in self._tasks:
                 continue
             found = await self.store.get_job(job_id)
-            if found is not None and not found.finished:
+            if found is not None and not found.finished and job_id not in self._tasks:
                 self.schedule(found)
                 adopted += 1
         return adopted + await self._adopt_revisions(restarting)
@@ -259,6 +259,12 @@ class JobManager:
             self.schedule(job)
 
     def schedule(self, job: Job) -> None:
+        """Run `job` in this process once it has a slot and its claim. A job already scheduled
+        here is left alone: the keeper's `_adopt` may find a job just submitted to this process
+        (stored, not yet scheduled) and schedule it after `submit` has — two tasks of one owner
+        would both win the claim and run the job twice."""
+        if job.id in self._tasks:
+            return
         tracker = ProgressTracker(job.progress or None)
         job_id = job.id
 
