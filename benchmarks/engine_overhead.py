@@ -73,6 +73,7 @@ from courseforge.jobs import InProcessRunner, new_job
 from courseforge.pipeline import parse_analysis
 from courseforge.providers import ChatModel, ChatRequest, ChatResponse, Message, OpenAICompatModel
 from courseforge.providers.embeddings import CachedEmbedder, HashingEmbedder, SentenceTransformerEmbedder
+from courseforge.sim.content import message_text
 from courseforge.storage import Job, SQLiteStore
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer, ScriptedModel
 
@@ -92,7 +93,7 @@ _AUTHOR = CourseAuthor()
 
 
 def _author_reply(payload: dict[str, Any]) -> LoopbackReply:
-    messages = [Message(m["role"], m["content"]) for m in payload["messages"]]
+    messages = [Message(m["role"], message_text(m["content"])) for m in payload["messages"]]
     text = _AUTHOR(ChatRequest(messages))
     return LoopbackReply.completion(
         text,

@@ -47,6 +47,7 @@ from courseforge.engine import Engine, dumps
 from courseforge.pipeline import parse_analysis
 from courseforge.pipeline.prompts import parse_brief
 from courseforge.providers import ChatRequest, Message
+from courseforge.sim.content import message_text
 from courseforge.testing import CourseAuthor, LoopbackReply, LoopbackServer
 
 OVERLAP_TARGET = 4.0
@@ -82,7 +83,7 @@ class AuthorHandler:
         self.drifting = frozenset(random.Random(self.spec.seed).sample(titles, k))
 
     def __call__(self, payload: dict[str, Any]) -> LoopbackReply:
-        messages = [Message(m["role"], m["content"]) for m in payload["messages"]]
+        messages = [Message(m["role"], message_text(m["content"])) for m in payload["messages"]]
         self._model = str(payload.get("model", ""))
         answer = self._author(ChatRequest(messages))
         if parse_brief(messages).get("task") == "metadata_core":

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import yaml
 
+from courseforge.sim.content import message_text
 from courseforge.testing.processes import child_process, free_port, wait_http
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,7 +58,9 @@ def _provider(conn: Connection) -> None:
             text = '{"unrelated": true}'
         else:
             writer = flagger if "FLAG" in text_in else author
-            text = writer(ChatRequest([Message(m["role"], m["content"]) for m in payload["messages"]]))
+            text = writer(
+                ChatRequest([Message(m["role"], message_text(m["content"])) for m in payload["messages"]])
+            )
             if "CITE" in text_in and '"citations"' in text:
                 data = json.loads(text)
                 data["citations"] = ["made-up-source"]

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
+from courseforge.sim.content import message_text
 from courseforge.testing.processes import child_process, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def _provider(delay_s: float, conn: Connection) -> None:
     author = CourseAuthor()
 
     def handler(payload: dict[str, Any]) -> LoopbackReply:
-        request = ChatRequest([Message(m["role"], m["content"]) for m in payload["messages"]])
+        request = ChatRequest([Message(m["role"], message_text(m["content"])) for m in payload["messages"]])
         text = author(request)
         prompt = sum(len(m["content"].split()) for m in payload["messages"])
         usage = {"prompt_tokens": prompt, "completion_tokens": len(text.split())}
