@@ -145,8 +145,7 @@ class JobManager:
             if job_id in self._tasks:
                 continue
             found = await self.store.get_job(job_id)
-            if found is not None and not found.finished and job_id not in self._tasks:
-                self.schedule(found)
+            if found is not None and not found.finished and self.schedule(found):
                 adopted += 1
         return adopted + await self._adopt_revisions(restarting)
 
@@ -258,13 +257,13 @@ class JobManager:
             await self.store.update_job(job_id, status="queued")
             self.schedule(job)
 
-    def schedule(self, job: Job) -> None:
-        """Run `job` in this process once it has a slot and its claim. A job already scheduled
-        here is left alone: the keeper's `_adopt` may find a job just submitted to this process
-        (stored, not yet scheduled) and schedule it after `submit` has — two tasks of one owner
-        would both win the claim and run the job twice."""
+    def schedule(self, job: Job) -> bool:
+        """Run `job` in this process once it has a slot and its claim; False when it is
+        already scheduled here, and left alone: the keeper's `_adopt` may find a job just
+        submitted to this process (stored, not yet scheduled) and schedule it after `submit`
+        has — two tasks of one owner would both win the claim and run the job twice."""
         if job.id in self._tasks:
-            return
+            return False
         tracker = ProgressTracker(job.progress or None)
         job_id = job.id
 
@@ -274,6 +273,7 @@ class JobManager:
         tracker.listeners.append(publish)
         self._trackers[job.id] = tracker
         self._tasks[job.id] = asyncio.create_task(self._run(job, tracker), name=f"job:{job.id}")
+        return True
 
     async def _run(self, job: Job, tracker: ProgressTracker) -> None:
         try:
