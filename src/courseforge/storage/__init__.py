@@ -21,6 +21,7 @@ from ._base import (
     ReviewItem,
     ReviewStatus,
     Store,
+    StoreBusy,
     StoreConflict,
     StoredCall,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ReviewStatus",
     "SQLiteStore",
     "Store",
+    "StoreBusy",
     "StoreConflict",
     "StoredCall",
     "masked_url",

@@ -26,6 +26,7 @@ __all__ = [
     "ReviewItem",
     "ReviewStatus",
     "Store",
+    "StoreBusy",
     "StoreConflict",
     "StoredCall",
 ]
@@ -45,6 +46,16 @@ class StoreConflict(Exception):
     def __init__(self, what: Literal["review", "course"], message: str) -> None:
         self.what = what
         super().__init__(message)
+
+
+class StoreBusy(Exception):
+    """The store stayed busy (a pool with no free connection, a lost connection, a SQLite file
+    locked by another process) through every retry for `patience_s` seconds; the last failure is
+    the `__cause__`. Nothing of the operation was stored."""
+
+    def __init__(self, patience_s: float, last: str) -> None:
+        self.patience_s = patience_s
+        super().__init__(f"the store stayed busy for {patience_s:g} s; last failure: {last}")
 
 
 @dataclass(slots=True)

@@ -2,30 +2,29 @@
 SQL as SQLite. Migrations take a transaction-scoped advisory lock, so many service replicas and
 workers can start at once. Put the password in `PGPASSWORD` or `~/.pgpass`, not in the URL.
 
-A query or write that meets a transient failure is tried again, with backoff, for up to
-`retry_s`: a wait for a pooled connection that timed out (`PoolTimeout`: nothing was sent), a
-lost connection or a server refusing connections for a moment (SQLSTATE classes 08, 53, 57), and
-once a deadlock or serialization failure (the server rolled the transaction back). A job on a
-service starved of CPU then slows down instead of failing on the pool. Every write a job makes
-is keyed (a checkpoint is an upsert on its job and step), so a write whose commit was lost with
-its connection and is tried again cannot be stored twice."""
+A query or write that meets a transient failure is tried again, with backoff (`_retry.py`, as
+the SQLite store does), for up to `retry_s`: a wait for a pooled connection that timed out
+(`PoolTimeout`: nothing was sent), a lost connection or a server refusing connections for a
+moment (SQLSTATE classes 08, 53, 57), and once a deadlock or serialization failure (the server
+rolled the transaction back). A job on a service starved of CPU then slows down instead of
+failing on the pool. Every write a job makes is keyed (a checkpoint is an upsert on its job and
+step), so a write whose commit was lost with its connection and is tried again cannot be stored
+twice."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
+from ._retry import RETRY_S, retrying
 from ._sql import SQLStore, Statement
 
 __all__ = ["PostgresStore", "masked_url", "transient"]
 
-log = logging.getLogger("courseforge.storage")
 T = TypeVar("T")
 
 #: Arbitrary constant naming our migration lock.
@@ -77,7 +76,7 @@ class PostgresStore(SQLStore):
         min_size: int = 1,
         max_size: int = 10,
         wait_s: float = 30.0,
-        retry_s: float = 600.0,
+        retry_s: float = RETRY_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.url = url
@@ -117,22 +116,10 @@ class PostgresStore(SQLStore):
         return self._pool
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """`attempt()`, tried again through transient failures (see the module's docstring):
-        backoff from 0.1 s doubling to 5 s, with jitter, for up to `retry_s` seconds."""
-        deadline = time.monotonic() + self._retry_s
-        delay, rolled_back = 0.1, 0
-        while True:
-            try:
-                return await attempt()
-            except Exception as exc:
-                kind = transient(exc)
-                if not kind or (kind == "once" and rolled_back) or time.monotonic() >= deadline:
-                    raise
-                rolled_back += kind == "once"
-                self.retried[kind] += 1
-                log.info("store: %s, trying again in %.1f s", type(exc).__name__, delay)
-                await self._sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 5.0)
+        """`attempt()`, tried again through transient failures (see the module's docstring)."""
+        return await retrying(
+            attempt, transient=transient, patience_s=self._retry_s, sleep=self._sleep, retried=self.retried
+        )
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pool = await self._open()

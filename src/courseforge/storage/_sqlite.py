@@ -3,6 +3,13 @@
 All statements run on one private thread with one connection (sqlite3 objects are not
 thread-safe), so the event loop never waits on disk. `synchronous=NORMAL` under WAL keeps every
 committed transaction across a killed process (only an OS crash can lose the last ones).
+
+Several processes on one file take turns at its one write lock. A statement waits for it up to
+`busy_timeout_s` (SQLite's own busy handler); a "database is locked" (or busy) after that is
+tried again with backoff (`_retry.py`, as the PostgreSQL store does) for up to `retry_s`, then
+raised as `StoreBusy`. A transaction that failed is rolled back before it is tried again, and
+every write a job makes is keyed (a checkpoint is an upsert on its job and step), so a retried
+write is stored once.
 """
 
 from __future__ import annotations
@@ -10,26 +17,53 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from ._retry import RETRY_S, retrying
 from ._sql import SQLStore, Statement
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "transient"]
 
 T = TypeVar("T")
+
+#: Seconds a statement waits for another connection's lock before it fails "database is locked".
+BUSY_TIMEOUT_S = 30.0
+
+
+def transient(exc: BaseException) -> str:
+    """How a SQLite error passes: "wait" for a locked or busy database (another connection held
+    the lock past the busy timeout), "" for anything else (see `_retry.py`)."""
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.OperationalError) else None
+    # The primary code (low byte): SQLITE_BUSY_SNAPSHOT and the like are busy too.
+    return (
+        "wait" if code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) else ""
+    )
 
 
 class SQLiteStore(SQLStore):
     dialect = "sqlite"
     _types: ClassVar[Mapping[str, str]] = {"ts": "REAL", "autoid": "INTEGER PRIMARY KEY AUTOINCREMENT"}
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        retry_s: float = RETRY_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="courseforge-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._busy_timeout_s = busy_timeout_s
+        #: Seconds a query or write keeps trying through a locked database before it raises.
+        self._retry_s = retry_s
+        self._sleep = sleep
+        #: Locked-database failures tried again so far, by kind ("wait"): for tests and logs.
+        self.retried: dict[str, int] = {"wait": 0, "once": 0}
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -38,8 +72,9 @@ class SQLiteStore(SQLStore):
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA busy_timeout = 30000")
+            timeout = self._busy_timeout_s
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -47,8 +82,16 @@ class SQLiteStore(SQLStore):
         return self._conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` on the store's thread, tried again while the database is locked (the wait
+        between tries is on the event loop, so the thread serves other calls meanwhile)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+
+        async def attempt() -> T:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+
+        return await retrying(
+            attempt, transient=transient, patience_s=self._retry_s, sleep=self._sleep, retried=self.retried
+        )
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._run(lambda c: c.execute(sql, tuple(params)).fetchall())
@@ -58,15 +101,16 @@ class SQLiteStore(SQLStore):
     ) -> list[int]:
         def run(conn: sqlite3.Connection) -> list[int]:
             counts: list[int] = []
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # waits for the write lock (up to the busy timeout)
             try:
                 for i, (sql, params) in enumerate(statements):
                     counts.append(conn.execute(sql, tuple(params)).rowcount)
                     self._check(i, counts[-1], require)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT leaves it open: a retry begins afresh
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return counts
 
         return await self._run(run)
@@ -88,10 +132,11 @@ class SQLiteStore(SQLStore):
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                         (version, time.time()),
                     )
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
         await self._run(run)
 
