@@ -17,7 +17,7 @@ from courseforge.ledger import Ledger
 from courseforge.pipeline import CourseState, PipelineContext, plan_lesson_counts, run_pipeline
 from courseforge.pipeline.assemble import assemble_course
 from courseforge.pipeline.completeness import check_completeness, run_completeness
-from courseforge.pipeline.course_checks import run_quality
+from courseforge.pipeline.course_checks import EXERCISE_ASKS, cross_artifact_flags, run_quality
 from courseforge.pipeline.lessons import create_slots, generate_lessons
 from courseforge.pipeline.metadata import run_metadata
 from courseforge.pipeline.prompts import parse_brief
@@ -387,6 +387,90 @@ async def test_the_quality_phase_cap_refuses_a_regeneration_and_keeps_the_lesson
     assert rig.ledger.committed < rig.ledger.cap_usd  # the course's cap had room: the phase's refused
     assert s2.status == "flagged" and s2.draft is not None and s2.draft.content == shared
     assert "budget" in s2.reason and s2 in rig.state.usable_slots()
+
+
+_OFF_TOPIC = "Is it true that the volcano on the far side of the moon erupted in 1642?"
+
+
+def _with_off_topic_exercise(text: str, question: str = _OFF_TOPIC) -> str:
+    """A lesson (or exercises) answer whose last exercise the lesson cannot answer."""
+    data = json.loads(text)
+    off = {
+        "type": "true_false",
+        "question": question,
+        "options": None,
+        "answer": "true",
+        "explanation": "The far side of the moon had an eruption that year.",
+        "outcome": data["exercises"][-1]["outcome"],
+    }
+    return json.dumps({**data, "exercises": [*data["exercises"][:-1], off]})
+
+
+async def test_quality_asks_an_unanswerable_exercise_again_alone_and_keeps_the_lesson() -> None:
+    """Issue 25: an exercise its lesson cannot answer was flagged after assembly (both session-4
+    runs ended in review on one). Phase 4 now asks for that exercise again in an exercises-only
+    call given the lesson's text; the lesson and its other exercises stay as they were."""
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    author = CourseAuthor()
+
+    def one_off_topic(request: ChatRequest) -> str:
+        text = author(request)
+        if task_of(request) == "lesson" and request.tags.get("task") == "lesson:S1-L1":
+            return _with_off_topic_exercise(text)
+        return text
+
+    rig.script.fn = one_off_topic
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    slot = rig.state.slots["S1-L1"]
+    assert slot.draft is not None and slot.draft.exercises[-1].question == _OFF_TOPIC
+    before = slot.draft.model_copy(deep=True)
+    await run_quality(rig.state, rig.ctx)
+    [call] = rig.records("exercises:S1-L1")
+    assert call.phase == "quality" and call.outcome == "ok"
+    [prompt] = rig.prompts_for("exercises:S1-L1")
+    assert "Write only 1 new exercise(s)" in prompt and _OFF_TOPIC in prompt
+    assert not rig.records("lesson:S1-L1/")  # the lesson itself was not asked again
+    assert slot.draft.content == before.content
+    assert slot.draft.exercises[:-1] == before.exercises[:-1]
+    assert slot.draft.exercises[-1].question != _OFF_TOPIC
+    [decision] = [d for d in rig.state.decisions if d.inputs.get("kind") == "exercises"]
+    assert decision.task == "lesson:S1-L1" and decision.inputs["replaced"] == [len(before.exercises)]
+    assert "1 replaced by exercises asked alone" in decision.reason
+    course = assemble_course(rig.state)
+    assert not [f for f in course.review if f.gate == "cross_artifact:answerable"]
+    flags = await cross_artifact_flags(course, rig.settings, rig.ctx.embedder())
+    assert not [f for f in flags if f.gate == "cross_artifact:answerable"]
+
+
+async def test_an_exercise_still_unanswerable_after_its_asks_is_kept_and_flagged() -> None:
+    """The replacement must itself be answerable from the lesson: when every ask comes back
+    unanswerable too, the old exercise stays and the course check flags it as before."""
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    author = CourseAuthor()
+
+    def always_off_topic(request: ChatRequest) -> str:
+        text = author(request)
+        task = request.tags.get("task", "")
+        if task in ("lesson:S1-L1", "exercises:S1-L1"):
+            return _with_off_topic_exercise(
+                text, _OFF_TOPIC if task.startswith("lesson") else _OFF_TOPIC + "!"
+            )
+        return text
+
+    rig.script.fn = always_off_topic
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    slot = rig.state.slots["S1-L1"]
+    await run_quality(rig.state, rig.ctx)
+    assert len(rig.records("exercises:S1-L1")) == EXERCISE_ASKS
+    assert slot.draft is not None and slot.draft.exercises[-1].question == _OFF_TOPIC
+    [decision] = [d for d in rig.state.decisions if d.inputs.get("kind") == "exercises"]
+    assert "none replaced" in decision.reason and "not stated in the lesson either" in decision.reason
+    flags = await cross_artifact_flags(assemble_course(rig.state), rig.settings, rig.ctx.embedder())
+    assert [f.target for f in flags if f.gate == "cross_artifact:answerable"] == ["lesson:S1-L1"]
 
 
 async def test_quality_leaves_distinct_lessons_alone() -> None:

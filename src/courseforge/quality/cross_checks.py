@@ -15,14 +15,25 @@ Each problem names the lesson, the exercise (when there is one) and the reason.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..domain import Course
 from ..domain.tasks import lesson_key
 from ..providers.base import Embedder
-from .grounding import ground_claims
+from .grounding import ClaimSupport, ground_claims
 
-__all__ = ["CrossProblem", "cross_artifact_problems"]
+__all__ = ["CrossProblem", "cross_artifact_problems", "unanswerable"]
+
+
+class _Question(Protocol):
+    @property
+    def question(self) -> str: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def type(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,26 @@ def _support_statement(question: str, answer: str, kind: str) -> str:
     return f"{question} {answer}"
 
 
+async def unanswerable(
+    content: str,
+    exercises: Sequence[_Question],
+    embedder: Embedder,
+    *,
+    supported: float,
+    unsupported: float,
+    lesson_id: str = "lesson",
+) -> list[tuple[int, ClaimSupport]]:
+    """(index, support) of each of `exercises` whose answer key's support is clearly absent from
+    `content`: what the course check below flags, and what phase 4 asks again first."""
+    if not exercises:
+        return []
+    statements = [_support_statement(e.question, e.answer, e.type) for e in exercises]
+    support = await ground_claims(
+        statements, {lesson_id: content}, embedder, supported=supported, unsupported=unsupported
+    )
+    return [(i, s) for i, s in enumerate(support) if s.status == "unsupported"]
+
+
 async def cross_artifact_problems(
     course: Course, embedder: Embedder, *, supported: float, unsupported: float
 ) -> list[CrossProblem]:
@@ -51,24 +82,26 @@ async def cross_artifact_problems(
     lessons = course.lessons()
     # 1. every exercise answerable from its lesson
     for lesson in lessons:
-        if not lesson.exercises:
-            continue
-        statements = [_support_statement(e.question, e.answer, e.type) for e in lesson.exercises]
-        support = await ground_claims(
-            statements, {lesson.id: lesson.content}, embedder, supported=supported, unsupported=unsupported
+        absent = await unanswerable(
+            lesson.content,
+            lesson.exercises,
+            embedder,
+            supported=supported,
+            unsupported=unsupported,
+            lesson_id=lesson.id,
         )
-        for exercise, s in zip(lesson.exercises, support, strict=True):
-            if s.status == "unsupported":
-                problems.append(
-                    CrossProblem(
-                        lesson.id,
-                        exercise.id,
-                        f"exercise {exercise.id} is not answerable from lesson {lesson.id}: its answer "
-                        f"key's support is not in the lesson text (cosine {s.cosine:.2f}, "
-                        f"words found {s.lexical:.0%})",
-                        "answerable",
-                    )
+        for i, s in absent:
+            exercise = lesson.exercises[i]
+            problems.append(
+                CrossProblem(
+                    lesson.id,
+                    exercise.id,
+                    f"exercise {exercise.id} is not answerable from lesson {lesson.id}: its answer "
+                    f"key's support is not in the lesson text (cosine {s.cosine:.2f}, "
+                    f"words found {s.lexical:.0%})",
+                    "answerable",
                 )
+            )
     # 2. every outcome taught and assessed
     taught: dict[str, str] = {}
     assessed: set[str] = set()
