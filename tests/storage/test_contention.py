@@ -285,3 +285,26 @@ async def test_a_sqlite_write_gives_up_after_its_patience_and_stores_nothing(
         assert await store.load_checkpoints("job-1") == {}
     finally:
         await store.close()
+
+
+async def test_a_serving_view_shares_the_connection_and_gives_up_sooner(
+    db_path: str, other_process: sqlite3.Connection
+) -> None:
+    """A request's view of the store (`serving`) gives up after its own patience while the
+    store's write, on the same connection, waits on and goes through."""
+    store = await _sqlite_store(db_path)
+    view = store.serving(0.3)
+    try:
+        await store.create_job(Job(id="job-1", course_id="c", analysis={}, input_digest="d", created_at=1.0))
+        other_process.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(store.put_checkpoint(_checkpoint("job-1", "p/t/1/0")))
+        with pytest.raises(StoreBusy, match=r"busy for 0.3 s"):
+            await view.update_job("job-1", status="failed")
+        assert not write.done()
+        other_process.execute("COMMIT")
+        await asyncio.wait_for(write, 60)
+        assert list(await view.load_checkpoints("job-1")) == ["p/t/1/0"]
+        job = await view.get_job("job-1")
+        assert job is not None and job.status == "queued"  # the view's write stored nothing
+    finally:
+        await store.close()

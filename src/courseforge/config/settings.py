@@ -668,6 +668,10 @@ class ServiceSettings(_S):
     #: Seconds between a service process's looks at the store: queued jobs no process has
     #: taken yet, jobs whose process died, and progress of jobs another process runs (SSE).
     store_poll_s: float = Field(default=1.0, gt=0, le=60)
+    #: Seconds a request waits through a busy store (a PostgreSQL pool with no free connection,
+    #: a lost connection, a locked SQLite file) before it is answered 503 with Retry-After.
+    #: A job's own reads and writes keep trying for 10 minutes instead.
+    request_store_wait_s: float = Field(default=5.0, gt=0, le=600)
     #: Temporal frontend (HOST:PORT) to submit jobs to instead of running them in-process.
     temporal_address: str | None = None
     temporal_namespace: str = "default"

@@ -1,10 +1,12 @@
 """How the HTTP API answers a refusal: `ApiError` (status, message, problems), the error body
 `{"error": {"message", "problems": [{"path", "reason"}]}}`, the status of each domain error,
-and the app's exception handlers (anything unexpected is logged, type only, and answered 503)."""
+and the app's exception handlers (a store that stayed busy past a request's wait is answered 503
+with Retry-After; anything unexpected is logged, type only, and answered 503)."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ActionRefused, Conflict, NotFound, StaleVersion, UserError
+from ..storage import StoreBusy
 
 __all__ = [
     "ERRORS",
@@ -26,6 +29,7 @@ __all__ = [
     "error_body",
     "from_domain",
     "install_error_handlers",
+    "store_busy",
 ]
 
 log = logging.getLogger("courseforge.service")
@@ -126,6 +130,16 @@ def from_domain(
     return ApiError(status, exc.headline, [(where.get(path, path), reason) for path, reason in exc.problems])
 
 
+def store_busy(exc: StoreBusy) -> JSONResponse:
+    """503 with `Retry-After`: the store stayed busy for as long as a request waits for it
+    (`service.request_store_wait_s`); try again after that long (at most a minute)."""
+    wait_s = min(60, max(1, math.ceil(exc.patience_s)))
+    reason = f"the store did not answer within {exc.patience_s:g} s; try again in {wait_s} s"
+    return JSONResponse(
+        error_body("store busy", [("store", reason)]), status_code=503, headers={"Retry-After": str(wait_s)}
+    )
+
+
 def _methods_of(app: FastAPI, path: str) -> list[str]:
     """Every method some route of `app` serves at `path` (HEAD with GET, as Starlette does)."""
     methods: set[str] = set()
@@ -143,6 +157,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.message, exc.problems), status_code=exc.status, headers=headers or None
         )
+
+    @app.exception_handler(StoreBusy)
+    async def _store_busy(request: Request, exc: StoreBusy) -> JSONResponse:
+        return store_busy(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

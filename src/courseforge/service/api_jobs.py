@@ -23,7 +23,7 @@ from ..exports.bank_import import parse_bank
 from ..jobs import input_digest, job_bank
 from ..jobs.review_service import course_tag
 from ..pipeline import parse_analysis
-from ..storage import Job, Store
+from ..storage import Job, Store, StoreBusy
 from .api_errors import ERRORS, ApiError
 from .manager import JobManager, QueueFull
 from .tenants import Caller, TenantLimits, current_caller, may_see
@@ -102,11 +102,14 @@ def event_stream(store: Store, manager: JobManager, job: Job, request: Request) 
             seen, quiet = (job.status, job.progress), 0.0
             while True:
                 if not manager.runs_here(job.id):
-                    current = await store.get_job(job.id) or job
-                    if current.status not in ("queued", "running"):
+                    try:
+                        current = await store.get_job(job.id) or job
+                    except StoreBusy:  # the stream goes on: the next poll looks again
+                        current = None
+                    if current is not None and current.status not in ("queued", "running"):
                         yield _sse("status", {"status": current.status})
                         return
-                    if (current.status, current.progress) != seen:
+                    if current is not None and (current.status, current.progress) != seen:
                         seen = (current.status, current.progress)
                         yield _sse("snapshot", JobView.of(current).model_dump(mode="json"))
                 try:

@@ -60,7 +60,10 @@ def create_app(
     manager = JobManager(
         settings, store, engine, metrics, max_concurrent=settings.service.max_concurrent_jobs
     )
-    reviews = ReviewService(settings, store, engine, schedule_revision=manager.schedule_revision)
+    # A request waits through a busy store for seconds, then gets 503 with Retry-After
+    # (`api_errors`); the jobs' own reads and writes (the manager's store) wait for minutes.
+    serving = store.serving(settings.service.request_store_wait_s)
+    reviews = ReviewService(settings, serving, engine, schedule_revision=manager.schedule_revision)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,10 +102,10 @@ def create_app(
     install_error_handlers(app)
 
     auth = [Depends(bearer_auth(directory))]
-    add_job_routes(app.router, settings, store, manager, TenantLimits(settings, store), auth)
-    add_plan_routes(app.router, settings, store, manager, auth)
+    add_job_routes(app.router, settings, serving, manager, TenantLimits(settings, serving), auth)
+    add_plan_routes(app.router, settings, serving, manager, auth)
     add_review_routes(app.router, reviews, auth)
-    app.include_router(export_router(settings, store, auth))  # GET /v1/jobs/{id}/export
+    app.include_router(export_router(settings, serving, auth))  # GET /v1/jobs/{id}/export
     add_ops_routes(app.router, settings, store, engine, manager, metrics)
 
     # -- the dashboard (/ui/): the same services, behind a session cookie ------------------------
@@ -112,7 +115,7 @@ def create_app(
     app.include_router(
         ui_router(
             settings,
-            store=store,
+            store=serving,
             manager=manager,
             reviews=reviews,
             tokens=directory.dashboard_tokens(settings),

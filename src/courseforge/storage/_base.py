@@ -197,6 +197,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def schema_version(self) -> int: ...
 
+    def serving(self, patience_s: float) -> Store:
+        """This store for answering a request: the same connections, but a transient failure
+        (a PostgreSQL pool with no free connection, a locked SQLite file) is tried for at most
+        `patience_s` seconds before `StoreBusy`, where a job's own queries and writes keep trying
+        for minutes. Close the store, not the view. A store that does not retry is its own view."""
+        return self
+
     async def ping(self) -> None:
         """Raise unless the store answers a trivial query. For `/health`: a store with a pool
         answers it on a connection of its own, so the check never queues behind the jobs'

@@ -92,11 +92,21 @@ class PostgresStore(SQLStore):
         #: `ping`'s own connection (opened on first use), outside the pool the jobs share.
         self._ping_conn: Any = None
         self._ping_lock = asyncio.Lock()
+        #: The store whose pool and ping connection this one uses (itself; the store a
+        #: `serving` view was made from).
+        self._root = self
 
     def __repr__(self) -> str:
         return f"PostgresStore({masked_url(self.url)!r})"
 
+    def serving(self, patience_s: float) -> PostgresStore:
+        view = super().serving(patience_s)
+        view._wait_s = min(self._wait_s, patience_s)
+        return view
+
     async def _open(self) -> Any:
+        if self._root is not self:
+            return await self._root._open()
         if self._pool is None:
             from psycopg_pool import AsyncConnectionPool
 
@@ -125,7 +135,7 @@ class PostgresStore(SQLStore):
         pool = await self._open()
 
         async def attempt() -> list[tuple[Any, ...]]:
-            async with pool.connection() as conn, conn.cursor() as cur:
+            async with pool.connection(timeout=self._wait_s) as conn, conn.cursor() as cur:
                 await cur.execute(_pg(sql), tuple(params))
                 rows: list[tuple[Any, ...]] = await cur.fetchall()
                 return rows
@@ -137,6 +147,8 @@ class PostgresStore(SQLStore):
         the pool's connections all taken by running jobs, a pooled check waited seconds."""
         import psycopg
 
+        if self._root is not self:
+            return await self._root.ping()
         async with self._ping_lock:
             try:
                 if self._ping_conn is None or self._ping_conn.closed:
@@ -157,7 +169,7 @@ class PostgresStore(SQLStore):
 
         async def attempt() -> list[int]:
             counts: list[int] = []
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=self._wait_s) as conn:
                 # One statement is atomic on its own (and one that `require`s a change and
                 # changed nothing has nothing to roll back); several take BEGIN ... COMMIT.
                 block = conn.transaction() if len(statements) > 1 else contextlib.nullcontext()
@@ -191,6 +203,8 @@ class PostgresStore(SQLStore):
                 )
 
     async def close(self) -> None:
+        if self._root is not self:
+            return await self._root.close()
         if self._ping_conn is not None:
             conn, self._ping_conn = self._ping_conn, None
             await conn.close()

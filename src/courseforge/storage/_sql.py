@@ -9,12 +9,13 @@ new version at the end, never edit an applied one.
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, StoreConflict, StoredCall
 from ._shared import SharedStateSQL, Statement
@@ -272,6 +273,15 @@ class SQLStore(SharedStateSQL):
 
     #: Column types substituted into the migrations.
     _types: ClassVar[Mapping[str, str]] = {}
+    #: Seconds a query or write keeps trying through transient failures (`_retry.py`).
+    _retry_s: float
+
+    def serving(self, patience_s: float) -> Self:
+        """A copy that shares this store's connections (a backend reaches them through the
+        store it was opened as) and gives up sooner; see `Store.serving`."""
+        view = copy.copy(self)
+        view._retry_s = min(self._retry_s, patience_s)
+        return view
 
     # -- primitives (backend; `_fetch` and `_transaction` declared in `SharedStateSQL`) -------
     @abc.abstractmethod

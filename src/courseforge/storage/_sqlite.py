@@ -64,11 +64,16 @@ class SQLiteStore(SQLStore):
         self._sleep = sleep
         #: Locked-database failures tried again so far, by kind ("wait"): for tests and logs.
         self.retried: dict[str, int] = {"wait": 0, "once": 0}
+        #: The store whose connection this one uses (itself; the store a `serving` view was
+        #: made from). The thread is shared too.
+        self._root = self
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
     def _connect(self) -> sqlite3.Connection:
+        if self._root is not self:
+            return self._root._connect()
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -141,6 +146,9 @@ class SQLiteStore(SQLStore):
         await self._run(run)
 
     async def close(self) -> None:
+        if self._root is not self:
+            return await self._root.close()
+
         def shut(conn: sqlite3.Connection) -> None:
             conn.close()
 
