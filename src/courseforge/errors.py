@@ -28,6 +28,8 @@
         ├── BudgetExceeded             a reservation would push the course past its cap
         ├── GateFailed                 a response was rejected by a quality gate: .reasons
         ├── CascadeExhausted           (ExceptionGroup) every tier failed for one task
+        ├── WorkflowTimeout            a Temporal workflow did not answer a query in time:
+        │                              .workflow_id, .timeout_s (it exists; try again)
         └── GenerationFailed           the course cannot be completed: .reason
             └── JobStopped             a provider error that stops the whole job (401, 402):
                                        .error; no further call of the course is sent
@@ -61,6 +63,7 @@ __all__ = [
     "RunError",
     "StaleVersion",
     "UserError",
+    "WorkflowTimeout",
 ]
 
 Problem = tuple[str, str]
@@ -300,6 +303,15 @@ class CascadeExhausted(ExceptionGroup[Exception], RunError):
 
     def derive(self, excs: Sequence[Exception]) -> CascadeExhausted:  # type: ignore[override]
         return CascadeExhausted(self.message, excs)
+
+
+class WorkflowTimeout(RunError):
+    """A Temporal workflow did not answer a query within `timeout_s` (no worker free to run it,
+    or a worker too busy): the workflow exists, unlike a "no such job"; ask again later."""
+
+    def __init__(self, workflow_id: str, timeout_s: float) -> None:
+        self.workflow_id, self.timeout_s = workflow_id, timeout_s
+        super().__init__(f"the workflow {workflow_id!r} did not answer in {timeout_s:g} s")
 
 
 class GenerationFailed(RunError):

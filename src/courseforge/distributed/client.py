@@ -16,7 +16,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,7 +31,7 @@ from ..cache import config_namespace
 from ..config import Settings
 from ..domain import AnalysisResult, Course, CoursePlan, Exercise, Report
 from ..engine import GenerationResult, course_id_for
-from ..errors import RunError, UserError
+from ..errors import NotFound, RunError, UserError, WorkflowTimeout
 from ..jobs import ProgressTracker, gate_edit, input_digest, job_bank, plan_control, run_job
 from ..pipeline import ProgressEvent
 from ..storage import Job, Store
@@ -34,6 +40,7 @@ from .worker import connect
 from .workflow import PLAN_APPROVE_SIGNAL, PLAN_EDIT_SIGNAL, PLAN_QUERY, WORKFLOW_NAME, ActivityOptions
 
 __all__ = [
+    "ONE_QUERY_TIMEOUT_S",
     "TemporalJobRunner",
     "activity_options",
     "approve_workflow_plan",
@@ -45,9 +52,12 @@ __all__ = [
     "workflow_plan",
 ]
 
-#: How long a one-off query (not a best-effort poll) waits for a worker to answer it: a worker
-#: busy on a loaded machine took over 10 s, and the plan commands failed as "no such job".
-_ONE_QUERY_TIMEOUT = timedelta(seconds=60)
+#: Seconds a one-off query (not a best-effort poll) waits for a worker to answer it: a worker
+#: busy on a loaded machine took over 10 s.
+ONE_QUERY_TIMEOUT_S = 60.0
+#: How a query that ran out of time fails: the client's own deadline ("Timeout expired") comes
+#: back as CANCELLED, the server's as DEADLINE_EXCEEDED.
+_TIMED_OUT = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
 _ENDED = {
     WorkflowExecutionStatus.FAILED,
     WorkflowExecutionStatus.CANCELED,
@@ -246,15 +256,31 @@ async def wait_for_course(
     return GenerationResult(course, Report.model_validate(result["report"]))
 
 
-async def workflow_plan(client: Client, workflow_id: str) -> tuple[dict[str, Any], AnalysisResult, str]:
-    """The plan record of a course waiting for its author on Temporal (state "review"), its
-    input and course id. `UserError` when no such workflow waits for a plan."""
+async def _query_once(client: Client, workflow_id: str, query: str, timeout_s: float) -> Any:
+    """The workflow's answer to `query`. `NotFound` ("no such job") only when the workflow does
+    not exist; `WorkflowTimeout` when it did not answer in `timeout_s`; `RunError` for any other
+    failure (Temporal unreachable, the query failing in the workflow)."""
     try:
-        page: dict[str, Any] = await client.get_workflow_handle(workflow_id).query(
-            PLAN_QUERY, rpc_timeout=_ONE_QUERY_TIMEOUT
+        return await client.get_workflow_handle(workflow_id).query(
+            query, rpc_timeout=timedelta(seconds=timeout_s)
         )
     except RPCError as exc:
-        raise UserError("no such job", [("job", f"workflow {workflow_id!r}: {exc.message}")]) from exc
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound("no such job", [("job", f"workflow {workflow_id!r}: {exc.message}")]) from exc
+        if exc.status in _TIMED_OUT:
+            raise WorkflowTimeout(workflow_id, timeout_s) from exc
+        raise RunError(f"workflow {workflow_id!r}: the {query} query failed: {exc.message}") from exc
+    except WorkflowQueryFailedError as exc:
+        raise RunError(f"workflow {workflow_id!r}: the {query} query failed: {exc.message}") from exc
+
+
+async def workflow_plan(
+    client: Client, workflow_id: str, *, timeout_s: float = ONE_QUERY_TIMEOUT_S
+) -> tuple[dict[str, Any], AnalysisResult, str]:
+    """The plan record of a course waiting for its author on Temporal (state "review"), its
+    input and course id. `UserError` when no such workflow waits for a plan (`NotFound` when
+    there is no such workflow); `WorkflowTimeout` when it did not answer in `timeout_s`."""
+    page: dict[str, Any] = await _query_once(client, workflow_id, PLAN_QUERY, timeout_s)
     record = page.get("record")
     if not isinstance(record, dict):
         raise UserError(
