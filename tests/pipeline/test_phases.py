@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from courseforge.config import Settings
-from courseforge.domain import AnalysisResult
+from courseforge.domain import AnalysisResult, LessonPlan
 from courseforge.errors import GenerationFailed, ProviderHTTPError
 from courseforge.ledger import Ledger
 from courseforge.pipeline import CourseState, PipelineContext, plan_lesson_counts, run_pipeline
@@ -277,17 +277,23 @@ async def test_a_section_whose_calls_fail_does_not_sink_the_others() -> None:
 # -- phase 4: quality ----------------------------------------------------------------------------
 
 
-async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
-    rig = Rig()
+async def _planned_with_one_text_for_s1_l1_and_l2(rig: Rig) -> tuple[LessonPlan, LessonPlan, str]:
+    """Phases 1-2 run and the slots created; S1-L1, S1-L2 and one text that teaches both lessons'
+    outcomes (so each passes its own gates, and the two are duplicates)."""
     await run_metadata(rig.state, rig.ctx)
     create_slots(rig.state)
-    author = CourseAuthor()
-    # One text for S1-L1 and S1-L2 that teaches both lessons' outcomes (so each passes its gates).
     first, second = rig.state.plans[0].lessons[:2]
     texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
     shared = " ".join(
         ("Here we " + " and ".join(texts) + ". The key ideas are running Python and variables.").split() * 20
     )[:3900]
+    return first, second, shared
+
+
+async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
+    rig = Rig()
+    first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
+    author = CourseAuthor()
     dup_titles = {first.title, second.title}
 
     def duplicating(request: ChatRequest) -> str:
@@ -325,13 +331,7 @@ async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rew
     and replaced a draft within it. The retry is told the lesson's target; a rewrite that fails
     its gates in every attempt leaves the earlier draft (which passed them), flagged saying so."""
     rig = Rig()
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
-    first, second = rig.state.plans[0].lessons[:2]
-    texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
-    shared = " ".join(
-        ("Here we " + " and ".join(texts) + ". The key ideas are running Python and variables.").split() * 20
-    )[:3900]
+    first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
     author = CourseAuthor()
 
     def duplicating_then_long(request: ChatRequest) -> str:
@@ -363,13 +363,7 @@ async def test_the_quality_phase_cap_refuses_a_regeneration_and_keeps_the_lesson
     stays, flagged for a person, and the lessons phase is not touched by that cap."""
     rig = Rig()
     rig.ledger.phase_caps_usd = {"quality": Decimal("0.000001")}
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
-    first, second = rig.state.plans[0].lessons[:2]
-    texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
-    shared = " ".join(
-        ("Here we " + " and ".join(texts) + ". The key ideas are running Python and variables.").split() * 20
-    )[:3900]
+    first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
     author = CourseAuthor()
 
     def duplicating(request: ChatRequest) -> str:

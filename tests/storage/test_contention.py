@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -25,42 +23,8 @@ from courseforge.jobs import InProcessRunner, new_job
 from courseforge.storage import Checkpoint, Job, PostgresStore, SQLiteStore, StoreBusy
 from courseforge.storage._postgres import transient
 from courseforge.storage._sqlite import transient as sqlite_transient
-from courseforge.testing.postgres import create_database
 from engine_helpers import make_engine, scripted_models
-
-
-async def _no_wait(_: float) -> None:
-    """The store's backoff, without sleeping (the pool's own short wait paces the retries)."""
-
-
-@pytest.fixture
-async def pg_url(pg_base_url: str) -> str:
-    return create_database(pg_base_url)
-
-
-@pytest.fixture
-async def one_connection(pg_url: str) -> AsyncIterator[PostgresStore]:
-    """A store whose pool has one connection, and a wait for it of 0.2 s."""
-    store = PostgresStore(pg_url, max_size=1, wait_s=0.2, sleep=_no_wait)
-    await store.init()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-async def _poll(condition: Any, what: str, deadline_s: float = 30.0) -> None:
-    end = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-async def _holding(store: PostgresStore, release: asyncio.Event) -> None:
-    """Hold the pool's only connection until `release` is set."""
-    pool = await store._open()
-    async with pool.connection():
-        await release.wait()
+from store_helpers import holding, no_wait, poll, pool_taken
 
 
 def test_which_failures_are_transient() -> None:
@@ -83,12 +47,12 @@ async def test_a_job_waits_for_the_pools_only_connection_and_completes(
     store = one_connection
     job, _ = await store.create_job(new_job("job-1", analysis))
     release = asyncio.Event()
-    holder = asyncio.create_task(_holding(store, release))
-    await _poll(lambda: store._pool.get_stats().get("pool_available", 1) == 0, "the holder's connection")
+    holder = asyncio.create_task(holding(store, release))
+    await pool_taken(store)
     runner = asyncio.create_task(
         InProcessRunner(make_engine(settings, scripted_models(settings)), store).run(job, analysis=analysis)
     )
-    await _poll(lambda: store.retried["wait"] >= 3, "the job's writes to time out on the pool")
+    await poll(lambda: store.retried["wait"] >= 3, "the job's writes to time out on the pool")
     assert not runner.done()
     release.set()
     await holder
@@ -104,12 +68,12 @@ async def test_a_job_waits_for_the_pools_only_connection_and_completes(
 
 
 async def test_a_write_gives_up_after_its_patience(pg_url: str) -> None:
-    store = PostgresStore(pg_url, max_size=1, wait_s=0.1, retry_s=0.5, sleep=_no_wait)
+    store = PostgresStore(pg_url, max_size=1, wait_s=0.1, retry_s=0.5, sleep=no_wait)
     await store.init()
     release = asyncio.Event()
-    holder = asyncio.create_task(_holding(store, release))
+    holder = asyncio.create_task(holding(store, release))
     try:
-        await _poll(lambda: store._pool.get_stats().get("pool_available", 1) == 0, "the holder's connection")
+        await pool_taken(store)
         with pytest.raises(StoreBusy, match=r"busy for 0.5 s; last failure: PoolTimeout") as raised:
             await store.update_job("nope", status="failed")
         assert isinstance(raised.value.__cause__, PoolTimeout)
@@ -179,7 +143,7 @@ def other_process(db_path: str) -> Iterator[sqlite3.Connection]:
 
 async def _sqlite_store(db_path: str, *, retry_s: float = 600.0) -> SQLiteStore:
     """A store whose statements wait 0.1 s for the lock before "database is locked"."""
-    store = SQLiteStore(db_path, busy_timeout_s=0.1, retry_s=retry_s, sleep=_no_wait)
+    store = SQLiteStore(db_path, busy_timeout_s=0.1, retry_s=retry_s, sleep=no_wait)
     await store.init()
     return store
 
@@ -230,7 +194,7 @@ async def test_a_checkpoint_write_waits_out_a_lock_held_past_the_busy_timeout(
         await store.create_job(Job(id="job-1", course_id="c", analysis={}, input_digest="d", created_at=1.0))
         other_process.execute("BEGIN IMMEDIATE")
         write = asyncio.create_task(store.put_checkpoint(_checkpoint("job-1", "p/t/1/0")))
-        await _poll(lambda: store.retried["wait"] >= 3, "the write to find the file locked three times")
+        await poll(lambda: store.retried["wait"] >= 3, "the write to find the file locked three times")
         assert not write.done()
         other_process.execute("COMMIT")
         await asyncio.wait_for(write, 60)
@@ -256,7 +220,7 @@ async def test_a_sqlite_job_waits_out_another_processs_lock_and_completes(
                 job, analysis=analysis
             )
         )
-        await _poll(lambda: store.retried["wait"] >= 3, "the job's writes to find the file locked")
+        await poll(lambda: store.retried["wait"] >= 3, "the job's writes to find the file locked")
         assert not runner.done()
         other_process.execute("COMMIT")
         result = await asyncio.wait_for(runner, 120)
