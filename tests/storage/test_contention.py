@@ -272,3 +272,22 @@ async def test_a_serving_view_shares_the_connection_and_gives_up_sooner(
         assert job is not None and job.status == "queued"  # the view's write stored nothing
     finally:
         await store.close()
+
+
+async def test_a_serving_view_waits_for_the_lock_no_longer_than_its_patience(
+    db_path: str, other_process: sqlite3.Connection
+) -> None:
+    """The store waits 30 s for the lock in each try (its busy timeout); a request's view of it
+    waits its own 0.3 s, then gives up, and the store's next statement has its 30 s again."""
+    store = SQLiteStore(db_path, sleep=no_wait)
+    await store.init()
+    view = store.serving(0.3)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreBusy, match=r"busy for 0.3 s"):
+            await asyncio.wait_for(view.update_job("job-1", status="failed"), 20)
+        other_process.execute("COMMIT")
+        rows = await store._fetch("PRAGMA busy_timeout")
+        assert rows == [(30000,)]
+    finally:
+        await store.close()

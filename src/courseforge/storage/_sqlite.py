@@ -58,7 +58,10 @@ class SQLiteStore(SQLStore):
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="courseforge-sqlite")
         self._conn: sqlite3.Connection | None = None
+        #: Seconds a statement of this store waits for another connection's lock.
         self._busy_timeout_s = busy_timeout_s
+        #: The busy timeout the shared connection has now (the root's; set on its thread).
+        self._busy_now = busy_timeout_s
         #: Seconds a query or write keeps trying through a locked database before it raises.
         self._retry_s = retry_s
         self._sleep = sleep
@@ -71,6 +74,20 @@ class SQLiteStore(SQLStore):
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
 
+    def serving(self, patience_s: float) -> SQLiteStore:
+        view = super().serving(patience_s)
+        view._busy_timeout_s = min(self._busy_timeout_s, patience_s)
+        return view
+
+    def _connection(self) -> sqlite3.Connection:
+        """The shared connection, waiting for a lock as long as this store does (a request's
+        view waits less than the jobs' store). Only on the store's thread."""
+        conn, root = self._connect(), self._root
+        if root._busy_now != self._busy_timeout_s:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            root._busy_now = self._busy_timeout_s
+        return conn
+
     def _connect(self) -> sqlite3.Connection:
         if self._root is not self:
             return self._root._connect()
@@ -80,6 +97,7 @@ class SQLiteStore(SQLStore):
             timeout = self._busy_timeout_s
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._busy_now = timeout
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -92,7 +110,7 @@ class SQLiteStore(SQLStore):
         loop = asyncio.get_running_loop()
 
         async def attempt() -> T:
-            return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+            return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
 
         return await retrying(
             attempt, transient=transient, patience_s=self._retry_s, sleep=self._sleep, retried=self.retried
