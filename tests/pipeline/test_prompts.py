@@ -6,8 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from courseforge.config import load_config
 from courseforge.domain import AnalysisResult, LearningOutcome
-from courseforge.pipeline.lessons import _prose_first, exercises_by_type, lesson_schema, lesson_schema_for
+from courseforge.pipeline.lessons import (
+    LessonBrief,
+    _prose_first,
+    exercises_by_type,
+    lesson_request,
+    lesson_schema,
+    lesson_schema_for,
+)
 from courseforge.pipeline.prompts import lesson_exercises_ask, lesson_messages, worked_example_kind
 from courseforge.providers.schemacheck import schema_errors
 from engine_helpers import example_analysis
@@ -90,6 +98,31 @@ def test_a_prose_first_request_bounds_its_parts_and_stops_at_an_exercises_headin
     bound = lesson_schema(250, 500, 3, 3)["properties"]["content"]
     assert (free["minLength"], free["maxLength"]) == (200, 4000)
     assert (bound["minLength"], bound["maxLength"]) == (250 * 7, 500 * 5)
+
+
+def test_an_offline_lesson_under_its_word_floor_is_asked_for_one_more_worked_example() -> None:
+    """Issue 25: the provider asks a short markdown answer for one more part (`ProseFirst.extend`)
+    of the course's worked-example kind, instead of the cascade writing the whole lesson again."""
+    settings = load_config("offline", env={}).settings
+    analysis = example_analysis()
+    brief = LessonBrief(
+        analysis=analysis,
+        course_title="Python basics",
+        section=analysis.sections[0],
+        section_summary="A summary.",
+        lesson_title="Names",
+        outcomes=[(1, LearningOutcome(id="LO1", text="Explain names", bloom_level="understand"))],
+        sibling_titles=[],
+        style="",
+        outline=OUTLINE,
+        sources=None,
+    )
+    tier = settings.routing.ladder[0]
+    plan = lesson_request(brief, settings, tier).prose_first
+    assert plan is not None and plan.min_words == settings.gates.lesson_min_words
+    assert "{have}" in plan.extend and "{need}" in plan.extend
+    assert worked_example_kind(analysis) in plan.extend and "before its summary" in plan.extend
+    assert _prose_first([2], (3, 3), [], (250, 500), 1600).min_words == 0  # no kind: no floor asked
 
 
 def test_a_grammar_bound_lessons_exercises_take_the_shape_of_their_type() -> None:

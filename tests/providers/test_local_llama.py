@@ -26,7 +26,12 @@ from courseforge.errors import BadResponse, ConfigError, ProviderError, Provider
 from courseforge.pipeline.lessons import lesson_schema
 from courseforge.providers.base import ChatRequest, Message, ProseFirst
 from courseforge.providers.local_engine import EngineConfig, EngineError, EngineJob, EngineResult
-from courseforge.providers.local_llama import LLAMA_INSTALL_HINT, LocalLlamaModel, release_loaded_models
+from courseforge.providers.local_llama import (
+    LLAMA_INSTALL_HINT,
+    LocalLlamaModel,
+    insert_part,
+    release_loaded_models,
+)
 
 try:
     import xllamacpp  # noqa: F401
@@ -296,6 +301,78 @@ async def test_prose_first_decodes_the_text_free_then_the_rest_under_the_grammar
         120,
         50,
     )
+
+
+@needs_binding
+async def test_prose_first_under_its_word_floor_asks_one_more_part_before_the_summary(tmp_path: Path) -> None:
+    """Issue 25: a lesson under the floor was written again whole; now a third turn of the same
+    sequence asks for one more part, which goes before the summary, and the exercises are asked
+    on the whole lesson."""
+    prose = "## Loops\n\nA `for` loop repeats a block for each item.\n\n## Summary\n\nLoops repeat work."
+    part = "## Another example\n\nHere `for x in [1, 2]: print(x)` prints 1 then 2."
+    rest = '{"answer": "ok"}'
+
+    def answer(job: EngineJob) -> EngineResult:
+        if job.grammar is not None:
+            return EngineResult(rest, "stop", 140, 120, 30)
+        if job.messages[-1]["role"] == "user" and job.messages[-1]["content"].startswith("Has"):
+            return EngineResult(part, "stop", 60, 50, 25)
+        return EngineResult(prose, "stop", 100, 0, 20)
+
+    model, engines = scripted(tmp_path, answer=answer)
+    schema = {
+        "type": "object",
+        "properties": {"content": {"type": "string"}, "answer": {"type": "string", "maxLength": 9}},
+        "required": ["content", "answer"],
+        "additionalProperties": False,
+    }
+    plan = ProseFirst(follow_up="Answer.", min_words=100, extend="Has {have}; write {need} more.")
+    call = asyncio.create_task(model.complete(ask(json_schema=schema, prose_first=plan, max_tokens=1000)))
+    await wait_for(lambda: bool(engines))
+    engines[0].gate.set()
+    response = await call
+
+    first, extend, last = engines[0].jobs
+    assert first.grammar is None and extend.max_tokens == 126 * 2 + 64
+    assert extend.grammar is None and extend.messages[-2] == {"role": "assistant", "content": prose}
+    assert extend.messages[-1]["content"] == "Has 14; write 126 more."  # 100 - 14 + 40 words
+    whole = json.loads(response.text)["content"]
+    assert whole.index("## Loops") < whole.index("## Another example") < whole.index("## Summary")
+    assert last.messages[-2] == {"role": "assistant", "content": whole}
+    assert last.max_tokens == 1000 - 20 - 25
+    assert response.usage.output_tokens == 20 + 25 + 30 and response.usage.input_tokens == 300
+
+
+@needs_binding
+async def test_prose_first_at_its_word_floor_is_not_extended(tmp_path: Path) -> None:
+    def answer(job: EngineJob) -> EngineResult:
+        if job.grammar is None:
+            return EngineResult("word " * 50, "stop", 10, 0, 50)
+        return EngineResult('{"answer": "ok"}', "stop", 20, 10, 8)
+
+    model, engines = scripted(tmp_path, answer=answer)
+    schema = {
+        "type": "object",
+        "properties": {"content": {"type": "string"}, "answer": {"type": "string", "maxLength": 9}},
+        "required": ["content", "answer"],
+        "additionalProperties": False,
+    }
+    plan = ProseFirst(follow_up="Answer.", min_words=50, extend="Has {have}; write {need} more.")
+    call = asyncio.create_task(model.complete(ask(json_schema=schema, prose_first=plan, max_tokens=200)))
+    await wait_for(lambda: bool(engines))
+    engines[0].gate.set()
+    await call
+    assert len(engines[0].jobs) == 2
+
+
+def test_insert_part_goes_before_the_last_part_or_at_the_end() -> None:
+    lesson = "## Intro\n\nText.\n\n## Summary\n\nDone."
+    assert (
+        insert_part(lesson, "## More\n\nMore.")
+        == "## Intro\n\nText.\n\n## More\n\nMore.\n\n## Summary\n\nDone."
+    )
+    assert insert_part("Just text.", "More.") == "Just text.\n\n## Another example\n\nMore."
+    assert insert_part(lesson, "") == lesson
 
 
 @needs_binding

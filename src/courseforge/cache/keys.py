@@ -44,6 +44,8 @@ def canonical_request(
     if request.prose_first is not None:  # a second turn the messages do not show
         pf = request.prose_first
         canonical["prose_first"] = [pf.follow_up, list(pf.stop), pf.max_prose_tokens]
+        if pf.min_words:  # the answer may hold a part asked for by a third turn
+            canonical["prose_first"] += [pf.min_words, pf.extend]
     return canonical
 
 

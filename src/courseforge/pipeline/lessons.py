@@ -41,7 +41,14 @@ from ..telemetry import SpanHandle, span
 from .context import fit_context, lesson_excerpts, request_tokens
 from .lesson_checks import borderline_accepted, check_lesson, draw_samples, is_sampled
 from .parsing import parser_for
-from .prompts import exercises_messages, lesson_exercises_ask, lesson_group_messages, lesson_messages
+from .prompts import (
+    exercises_messages,
+    lesson_exercises_ask,
+    lesson_extend_ask,
+    lesson_group_messages,
+    lesson_messages,
+    worked_example_kind,
+)
 from .state import CourseState, LessonSlot, PipelineContext, ProgressEvent
 
 __all__ = [
@@ -180,15 +187,19 @@ def _prose_first(
     max_tokens: int,
     *,
     exercises_apart: bool = False,
+    example: str = "",
 ) -> ProseFirst:
     """A lesson asked prose first: the markdown free, then its exercises as JSON (local models);
-    with `exercises_apart` only its citations (the exercises are a call of their own)."""
+    with `exercises_apart` only its citations (the exercises are a call of their own). Markdown
+    under the word floor is asked for one more worked example (`example`: its kind) first."""
     return ProseFirst(
         follow_up=_CITATIONS_ASK
         if exercises_apart
         else lesson_exercises_ask(outcomes, exercises, bool(source_ids)),
         stop=_EXERCISE_HEADINGS,
         max_prose_tokens=min(int(words[1] * _PROSE_TOKENS_PER_WORD), max_tokens * 2 // 3),
+        min_words=words[0] if example else 0,
+        extend=lesson_extend_ask(words, example) if example else "",
     )
 
 
@@ -311,7 +322,15 @@ def lesson_request(
         temperature=settings.routing.temperature,
         timeout_s=timeout_s,
         tags=dict(tags or {}),
-        prose_first=_prose_first(list(numbers), asked, source_ids, words, max_tokens, exercises_apart=apart)
+        prose_first=_prose_first(
+            list(numbers),
+            asked,
+            source_ids,
+            words,
+            max_tokens,
+            exercises_apart=apart,
+            example=worked_example_kind(brief.analysis),
+        )
         if prose_first
         else None,
     )

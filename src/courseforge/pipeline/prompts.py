@@ -300,6 +300,21 @@ def _prose_rules(words: tuple[int, int], sourced: bool, example: str) -> str:
     return text
 
 
+def lesson_extend_ask(words: tuple[int, int], example: str) -> str:
+    """The turn a prose-first lesson under the word floor gets (`ProseFirst.extend`; `{have}`
+    and `{need}` are filled in by the provider): one more worked example, of the course's kind,
+    placed before its summary. The offline model's first attempts scatter at the same target
+    (120-531 words on spanish-a1, 223-642 on python-basics in session 4), and a short one was
+    written again whole (40-190 s here) and could come back short again (spanish-a1's S2-L1:
+    531, then 185 words, flagged)."""
+    return (
+        f"That lesson has {{have}} words; it needs at least {words[0]}. Write one more part for it, "
+        "to go before its summary: another worked example, worked through step by step "
+        f"({example}), about {{need}} words, under its own `##` heading. Answer with that part "
+        "only: no summary, no exercises, no other part."
+    )
+
+
 def lesson_exercises_ask(outcomes: Sequence[int], exercises: tuple[int, int], sourced: bool = False) -> str:
     """The second turn of a prose-first lesson: its exercises, as JSON, on the lesson just written.
 

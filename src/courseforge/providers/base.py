@@ -53,6 +53,12 @@ class ProseFirst:
     stop: tuple[str, ...] = ()
     #: Output tokens the free-text part may take (the JSON part gets the rest of max_tokens).
     max_prose_tokens: int = 1024
+    #: Words the free-text part should have (0: no floor). A shorter one is asked, in the same
+    #: sequence, for one more part (`extend`, with `{have}` and `{need}` filled in: its words
+    #: and how many more), which goes before its last `## ` heading (the summary) — one short
+    #: turn instead of the whole lesson again.
+    min_words: int = 0
+    extend: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import json
 import os
+import re
 import threading
 import time
 import weakref
@@ -346,6 +347,11 @@ def _prose_first(
     if prose.finish_reason == "cancelled":
         return prose
     text = prose.text.strip()
+    extra = _extend(engine, messages, plan, text, temperature, cancel)
+    if extra is not None:
+        if extra.finish_reason == "cancelled":
+            return extra
+        text = insert_part(text, extra.text.strip())
     rest = engine.run(
         EngineJob(
             messages=[
@@ -353,7 +359,9 @@ def _prose_first(
                 {"role": "assistant", "content": text},
                 {"role": "user", "content": plan.follow_up},
             ],
-            max_tokens=max(64, max_tokens - prose.completion_tokens),
+            max_tokens=max(
+                64, max_tokens - prose.completion_tokens - (extra.completion_tokens if extra else 0)
+            ),
             temperature=temperature,
             grammar=grammar,
             cancel=cancel,
@@ -367,10 +375,60 @@ def _prose_first(
             tail = None
         if isinstance(tail, dict):
             joined = json.dumps({field_name: text, **tail}, ensure_ascii=False)
+    turns = [prose, rest] if extra is None else [prose, extra, rest]
     return EngineResult(
         text=joined,
         finish_reason=rest.finish_reason,
-        prompt_tokens=prose.prompt_tokens + rest.prompt_tokens,
-        cached_tokens=prose.cached_tokens + rest.cached_tokens,
-        completion_tokens=prose.completion_tokens + rest.completion_tokens,
+        prompt_tokens=sum(t.prompt_tokens for t in turns),
+        cached_tokens=sum(t.cached_tokens for t in turns),
+        completion_tokens=sum(t.completion_tokens for t in turns),
     )
+
+
+#: Words as the length gate counts them (`quality.gates.word_count`, which this layer may not import).
+_WORDS = re.compile(r"\w+(?:['’-]\w+)*")
+#: A level-2 heading line: where a part of a markdown lesson starts.
+_PART = re.compile(r"^## ", re.MULTILINE)
+#: Tokens per word asked for in an extension (markdown and code included), and its least size.
+_EXTEND_TOKENS_PER_WORD, _EXTEND_MIN_WORDS = 2, 80
+
+
+def _extend(
+    engine: DecodeEngine,
+    messages: list[dict[str, str]],
+    plan: ProseFirst,
+    text: str,
+    temperature: float,
+    cancel: threading.Event,
+) -> EngineResult | None:
+    """One more part for a free-text answer under `plan.min_words` (None when it is not short):
+    a third turn of the same sequence, the answer so far in its context."""
+    have = len(_WORDS.findall(text))
+    if not plan.min_words or not plan.extend or have >= plan.min_words:
+        return None
+    need = max(_EXTEND_MIN_WORDS, plan.min_words - have + _EXTEND_MIN_WORDS // 2)
+    ask = plan.extend.replace("{have}", str(have)).replace("{need}", str(need))
+    return engine.run(
+        EngineJob(
+            messages=[*messages, {"role": "assistant", "content": text}, {"role": "user", "content": ask}],
+            max_tokens=need * _EXTEND_TOKENS_PER_WORD + 64,
+            temperature=temperature,
+            stop=plan.stop,
+            cancel=cancel,
+        )
+    )
+
+
+def insert_part(text: str, part: str) -> str:
+    """`part` (a markdown part; given a `## ` heading when it has none) placed before the last
+    `## ` heading of `text` (the summary a lesson ends on), or after it when `text` has fewer
+    than two such headings. An empty part leaves `text` as it is."""
+    if not part:
+        return text
+    if not part.startswith("## "):
+        part = "## Another example\n\n" + part
+    starts = [m.start() for m in _PART.finditer(text)]
+    if len(starts) < 2:
+        return f"{text}\n\n{part}"
+    cut = starts[-1]
+    return f"{text[:cut].rstrip()}\n\n{part}\n\n{text[cut:]}"
