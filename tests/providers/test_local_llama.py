@@ -373,6 +373,39 @@ def test_insert_part_goes_before_the_last_part_or_at_the_end() -> None:
     )
     assert insert_part("Just text.", "More.") == "Just text.\n\n## Another example\n\nMore."
     assert insert_part(lesson, "") == lesson
+    # a closing part under a level-3 heading is still the one it goes before
+    nested = "## Intro\n\nText.\n\n## Words\n\nHola.\n\n### Summary\n\nDone."
+    assert insert_part(nested, "## More\n\nMore.").endswith(
+        "Hola.\n\n## More\n\nMore.\n\n### Summary\n\nDone."
+    )
+
+
+@needs_binding
+async def test_an_extension_cut_at_its_bound_keeps_its_whole_paragraphs(tmp_path: Path) -> None:
+    """The extra part goes inside the lesson, where the ending gate's trim cannot reach: one cut
+    at its token bound ends at its last whole paragraph."""
+    prose = "## Intro\n\nShort text.\n\n## Summary\n\nDone."
+
+    def answer(job: EngineJob) -> EngineResult:
+        if job.grammar is not None:
+            return EngineResult('{"answer": "ok"}', "stop", 20, 10, 8)
+        if job.messages[-1]["content"].startswith("Has"):
+            return EngineResult("## More\n\nA whole paragraph.\n\nAnd then a cut sen", "length", 30, 20, 40)
+        return EngineResult(prose, "stop", 10, 0, 9)
+
+    model, engines = scripted(tmp_path, answer=answer)
+    schema = {
+        "type": "object",
+        "properties": {"content": {"type": "string"}, "answer": {"type": "string", "maxLength": 9}},
+        "required": ["content", "answer"],
+        "additionalProperties": False,
+    }
+    plan = ProseFirst(follow_up="Answer.", min_words=100, extend="Has {have}; write {need} more.")
+    call = asyncio.create_task(model.complete(ask(json_schema=schema, prose_first=plan, max_tokens=1000)))
+    await wait_for(lambda: bool(engines))
+    engines[0].gate.set()
+    content = json.loads((await call).text)["content"]
+    assert content == "## Intro\n\nShort text.\n\n## More\n\nA whole paragraph.\n\n## Summary\n\nDone."
 
 
 @needs_binding

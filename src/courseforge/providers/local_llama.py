@@ -333,7 +333,9 @@ def _prose_first(
 ) -> EngineResult:
     """Two turns in one slot: the free-text part without a grammar (twice as fast here as the
     same text under one), then the rest as JSON under `grammar`, asked by `plan.follow_up` with
-    the first answer in the context (its KV cells reused from the first turn). One JSON answer.
+    the first answer in the context (its KV cells reused from the first turn). A free-text
+    part under `plan.min_words` gets one more part first (`_extend`, a turn between the two).
+    One JSON answer.
     """
     prose = engine.run(
         EngineJob(
@@ -351,7 +353,10 @@ def _prose_first(
     if extra is not None:
         if extra.finish_reason == "cancelled":
             return extra
-        text = insert_part(text, extra.text.strip())
+        part = extra.text.strip()
+        if extra.finish_reason == "length":  # cut at its bound: it ends at its last whole paragraph
+            part = part[: part.rfind("\n\n")].rstrip() if "\n\n" in part else ""
+        text = insert_part(text, part)
     rest = engine.run(
         EngineJob(
             messages=[
@@ -389,6 +394,8 @@ def _prose_first(
 _WORDS = re.compile(r"\w+(?:['’-]\w+)*")
 #: A level-2 heading line: where a part of a markdown lesson starts.
 _PART = re.compile(r"^## ", re.MULTILINE)
+#: A heading (level 2 or 3) that opens a lesson's closing part.
+_CLOSING = re.compile(r"^#{2,3} .*\b(summary|conclusion|recap|wrap)", re.MULTILINE | re.IGNORECASE)
 #: Tokens per word asked for in an extension (markdown and code included), and its least size.
 _EXTEND_TOKENS_PER_WORD, _EXTEND_MIN_WORDS = 2, 80
 
@@ -420,15 +427,17 @@ def _extend(
 
 
 def insert_part(text: str, part: str) -> str:
-    """`part` (a markdown part; given a `## ` heading when it has none) placed before the last
-    `## ` heading of `text` (the summary a lesson ends on), or after it when `text` has fewer
-    than two such headings. An empty part leaves `text` as it is."""
+    """`part` (a markdown part; given a `## ` heading when it has none) placed before the
+    heading of `text`'s closing part (the last "Summary", "Conclusion", ... heading), else
+    before its last `## ` heading, or after it when `text` has fewer than two. An empty part
+    leaves `text` as it is."""
     if not part:
         return text
-    if not part.startswith("## "):
+    if not part.startswith("#"):
         part = "## Another example\n\n" + part
+    closing = [m.start() for m in _CLOSING.finditer(text)]
     starts = [m.start() for m in _PART.finditer(text)]
-    if len(starts) < 2:
+    if not closing and len(starts) < 2:
         return f"{text}\n\n{part}"
-    cut = starts[-1]
+    cut = closing[-1] if closing else starts[-1]
     return f"{text[:cut].rstrip()}\n\n{part}\n\n{text[cut:]}"
