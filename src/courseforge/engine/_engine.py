@@ -29,9 +29,9 @@ from ..resilience import (
     BreakerRegistry,
     CallRecorded,
     Clock,
+    CountingHooks,
     EventCounts,
     Hooks,
-    RecordingHooks,
     ResilienceEvent,
     ScopedHooks,
     fan_out,
@@ -67,8 +67,9 @@ class Engine:
         breaker that judged its model down skips it (a time-compressed benchmark compresses it,
         and the flaky cooldown with it)."""
         self.settings = settings
-        #: Every resilience event of the engine's life; each course also counts its own.
-        self.hooks = RecordingHooks()
+        #: Counts of every resilience event of the engine's life (counts only: a service's engine
+        #: lives for thousands of courses); each course records its own events in its scope.
+        self.hooks = CountingHooks()
         self._scoped = ScopedHooks()
         #: Hooks added later (`add_hook`: metrics), called with every event after these.
         self._observers: list[Hooks] = []

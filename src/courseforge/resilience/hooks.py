@@ -2,6 +2,7 @@
 
 A hook is any callable taking one event, so a plain function works. `RecordingHooks` keeps the
 events; tests assert on them and the engine's report counts retries and fault classes from them.
+`CountingHooks` only counts them (an engine's whole life: bounded memory).
 `ScopedHooks` forwards each event to the recorder of the current scope (a context variable),
 so an engine running many courses at once counts each course's events apart; `log_event`
 writes events to the `courseforge.resilience` logger.
@@ -33,6 +34,7 @@ __all__ = [
     "BreakerState",
     "BreakerTransition",
     "CallRecorded",
+    "CountingHooks",
     "EventCounts",
     "FallbackTaken",
     "FaultObserved",
@@ -214,6 +216,32 @@ class RecordingHooks:
     def retry_count(self) -> int:
         """Transport retries scheduled."""
         return len(self.retries)
+
+
+class CountingHooks:
+    """Counts events without keeping them: what a long-lived engine (a service running
+    thousands of courses) can afford for "every event of its life". A `RecordingHooks` there
+    grew by every retry, fault and fallback until the process ended (benchmarks/scale.py:
+    +1,341 `FaultObserved` and +553 `RetryScheduled` kept between the 200th and the 1,800th
+    course); each course still records its own events in its scope."""
+
+    def __init__(self) -> None:
+        #: Events seen, by type name ("RetryScheduled": 3, ...).
+        self.counts: Counter[str] = Counter()
+        self._faults: Counter[str] = Counter()
+
+    def __call__(self, event: ResilienceEvent) -> None:
+        self.counts[type(event).__name__] += 1
+        if isinstance(event, FaultObserved):
+            self._faults[event.kind] += 1
+
+    def fault_counts(self) -> dict[str, int]:
+        """Faults seen per class, retried or not, e.g. {"rate_limited": 3, "http_503": 1}."""
+        return dict(sorted(self._faults.items()))
+
+    def retry_count(self) -> int:
+        """Transport retries scheduled."""
+        return self.counts[RetryScheduled.__name__]
 
 
 def current_scope() -> RecordingHooks | None:

@@ -1,0 +1,40 @@
+"""What the hooks keep: a recorder keeps every event; a counter keeps counts only, so an
+engine that lives for thousands of courses does not grow by every retry and fault."""
+
+from __future__ import annotations
+
+import gc
+
+from courseforge.resilience import CountingHooks, FaultObserved, RecordingHooks, RetryScheduled
+from courseforge.resilience.hooks import Hooks
+
+
+def _live_faults() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, FaultObserved))
+
+
+def _send(hooks: Hooks, n: int) -> None:
+    for i in range(n):
+        hooks(FaultObserved("m", "http_502" if i % 2 else "timeout"))
+        hooks(RetryScheduled("m", 1, 0.0, "timeout"))
+
+
+def test_counting_hooks_count_faults_and_retries_like_a_recorder() -> None:
+    counting, recording = CountingHooks(), RecordingHooks()
+    _send(counting, 7)
+    _send(recording, 7)
+    assert counting.fault_counts() == recording.fault_counts() == {"http_502": 3, "timeout": 4}
+    assert counting.retry_count() == recording.retry_count() == 7
+    assert counting.counts == {"FaultObserved": 7, "RetryScheduled": 7}
+
+
+def test_counting_hooks_keep_no_event_while_a_recorder_keeps_each() -> None:
+    before = _live_faults()
+    counting = CountingHooks()
+    _send(counting, 1000)
+    assert _live_faults() - before < 10
+    recording = RecordingHooks()
+    _send(recording, 1000)
+    assert _live_faults() - before >= 1000
+    assert counting.fault_counts()["timeout"] == 500
