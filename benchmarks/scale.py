@@ -91,21 +91,48 @@ def _pg_writes(url: str) -> int | None:
 #: outlast a time-scaled run); the client's timeouts are scaled to stay under it.
 HANG_S = 30.0
 #: `--objects-at`: the service started through this, which on SIGUSR1 collects garbage and
-#: writes how many objects of each type the collector tracks (with the process's RSS) to the
+#: writes how many objects of each type the collector tracks (with the process's RSS, and the
+#: size of each embedding cache: a bounded LRU that fills as courses bring new texts) to the
 #: next `objects-N.json` in $SCALE_OBJECTS_DIR: what grows between two counts is what leaks.
+#: For each type in $SCALE_HOLDERS (default `array.array`) it also follows the newest 20 such
+#: objects up three referrers and counts the chains: who holds what grows.
 OBJECT_COUNTER = """
-import collections, gc, json, os, signal, sys
+import collections, gc, json, os, signal, sys, types
 from courseforge.cli import main
+
+def _name(o):
+    n = type(o).__name__
+    return f"{n}[{len(o)}]" if isinstance(o, (dict, list, tuple, set)) else n
+
+def holders(objects, kind):
+    sample = [o for o in objects if repr(type(o))[8:-2] == kind][-20:]
+    chains = collections.Counter()
+    for o in sample:
+        chain, cur = [], o
+        for _ in range(3):
+            refs = [r for r in gc.get_referrers(cur)
+                    if r is not objects and r is not sample and not isinstance(r, types.FrameType)]
+            if not refs:
+                break
+            cur = refs[0]
+            chain.append(_name(cur))
+        chains[" < ".join(chain) or "(nothing)"] += 1
+    return dict(chains)
 
 def count(signum, frame):
     gc.collect()
-    counts = collections.Counter(repr(type(o))[8:-2] for o in gc.get_objects())
+    objects = gc.get_objects()
+    counts = collections.Counter(repr(type(o))[8:-2] for o in objects)
+    caches = [o.stats().size for o in objects if type(o).__name__ == "CachedEmbedder"]
+    held = {k: holders(objects, k) for k in os.environ.get("SCALE_HOLDERS", "array.array").split(",")}
     where = os.environ["SCALE_OBJECTS_DIR"]
     status = open("/proc/self/status").read()
     rss = int(status.split("VmRSS:")[1].split()[0])
     name = os.path.join(where, f"objects-{len(os.listdir(where))}.json")
     with open(name, "w") as f:
-        json.dump({"rss_kb": rss, "blocks": sys.getallocatedblocks(), "types": counts}, f)
+        json.dump({"rss_kb": rss, "blocks": sys.getallocatedblocks(), "types": counts,
+                   "embedding_caches": caches, "holders": held}, f)
+    del objects
 
 signal.signal(signal.SIGUSR1, count)
 sys.argv[0] = "courseforge"
@@ -423,9 +450,14 @@ def _print_growth(where: Path) -> None:
         f"allocated blocks {first['blocks']} -> {last['blocks']}, gc-tracked objects "
         f"{sum(first['types'].values())} -> {sum(last['types'].values())}"
     )
+    print(f"  embedding cache entries   {first.get('embedding_caches')} -> {last.get('embedding_caches')}")
     growth = {t: n - first["types"].get(t, 0) for t, n in last["types"].items()}
     for name, grew in sorted(growth.items(), key=lambda kv: -kv[1])[:15]:
         print(f"    {grew:+8d}  {name} ({first['types'].get(name, 0)} -> {last['types'][name]})")
+    for kind, chains in last.get("holders", {}).items():
+        print(f"  who holds the newest {kind} at the last count (referrer chains of 20):")
+        for chain, n in sorted(chains.items(), key=lambda kv: -kv[1]):
+            print(f"    {n:3d}  {chain}")
 
 
 def main() -> None:
