@@ -141,7 +141,12 @@ main()
 
 
 def service_config(
-    concurrency: int, provider_concurrency: int, time_scale: float, pool: int, max_queued: int = 200
+    concurrency: int,
+    provider_concurrency: int,
+    time_scale: float,
+    pool: int,
+    max_queued: int = 200,
+    gate_workers: str = "thread",
 ) -> dict[str, Any]:
     """The hosted profile on the hashing embedder, cache off, its timeouts time-scaled as the
     simulator's latencies are (floors of 10 s per call and 15 s without a byte, under HANG_S)."""
@@ -155,6 +160,7 @@ def service_config(
     data["service"]["max_concurrent_jobs"] = concurrency
     data["service"]["max_queued_jobs"] = max_queued
     data["storage"]["pool_size"] = pool
+    data["gates"]["workers_kind"] = gate_workers
     for provider in data["providers"].values():
         provider["max_concurrency"] = provider_concurrency
         provider["read_timeout_s"] = max(15.0, (provider["read_timeout_s"] or 300.0) * time_scale)
@@ -393,7 +399,7 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
     print(
         f"{n} courses submitted at once ({r['submit_s']:.1f} s to submit), {args.concurrency} generating at "
         f"once, simulator 'realistic' at time scale {args.time_scale:g}, store {args.store} (pool "
-        f"{args.pool_size}), gates on hashing"
+        f"{args.pool_size}), gates on hashing, rule gates in {args.gate_workers}s"
     )
     print(
         f"  courses per minute        {n / r['span_s'] * 60 if r['span_s'] else 0:.1f}  ({r['span_s']:.1f} s)"
@@ -460,6 +466,11 @@ def _print_growth(where: Path) -> None:
             print(f"    {n:3d}  {chain}")
 
 
+def _end_on_first_term(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(143)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -473,6 +484,12 @@ def main() -> None:
     )
     parser.add_argument("--pool-size", type=int, default=10, help="storage.pool_size (10, the default)")
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument(
+        "--gate-workers",
+        choices=("thread", "process"),
+        default="thread",
+        help="gates.workers_kind: where the rule gates run beside the loop (thread, the default)",
+    )
     parser.add_argument("--example", type=Path, default=ROOT / "examples" / "python-basics.json")
     parser.add_argument("--sample-s", type=float, default=1.0, help="seconds between probes (1)")
     parser.add_argument("--timeout-s", type=float, default=1500.0)
@@ -485,6 +502,10 @@ def main() -> None:
         "--stall-s", type=float, default=180.0, help="stop when nothing finished for this long"
     )
     args = parser.parse_args()
+    # A `kill` ends the run through its `with` blocks, which stop the simulator, the service and
+    # the throw-away PostgreSQL; by default SIGTERM ended this process alone and left a service
+    # spinning on a core. Only the first: a second must not cut the clean-up short.
+    signal.signal(signal.SIGTERM, _end_on_first_term)
     tmp = Path(tempfile.mkdtemp(prefix="courseforge-scale-"))
     sim_port, port = free_port(), free_port()
     env = {**os.environ, "OPENROUTER_API_KEY": "sim-key", "COURSEFORGE_API_TOKENS": TOKEN}
@@ -496,7 +517,12 @@ def main() -> None:
     cfg.write_text(
         yaml.safe_dump(
             service_config(
-                args.concurrency, args.provider_concurrency, args.time_scale, args.pool_size, args.max_queued
+                args.concurrency,
+                args.provider_concurrency,
+                args.time_scale,
+                args.pool_size,
+                args.max_queued,
+                args.gate_workers,
             )
         ),
         "utf-8",
