@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from ._retry import RETRY_S, retrying
+from ._retry import RETRY_S
 from ._sql import SQLStore, Statement
 
 __all__ = ["PostgresStore", "masked_url", "transient"]
@@ -67,6 +67,7 @@ def _pg(sql: str) -> str:
 
 class PostgresStore(SQLStore):
     dialect = "postgresql"
+    _transient = staticmethod(transient)
     _types: ClassVar[Mapping[str, str]] = {"ts": "DOUBLE PRECISION", "autoid": "BIGSERIAL PRIMARY KEY"}
 
     def __init__(
@@ -83,18 +84,11 @@ class PostgresStore(SQLStore):
         self._min_size, self._max_size = min_size, max_size
         #: Seconds one wait for a pooled connection lasts before it is tried again.
         self._wait_s = wait_s
-        #: Seconds a query or write keeps trying through transient failures before it raises.
-        self._retry_s = retry_s
-        self._sleep = sleep
-        #: Transient failures tried again so far, by kind ("wait", "once"): for tests and logs.
-        self.retried: dict[str, int] = {"wait": 0, "once": 0}
+        self._set_patience(retry_s, sleep)
         self._pool: Any = None
         #: `ping`'s own connection (opened on first use), outside the pool the jobs share.
         self._ping_conn: Any = None
         self._ping_lock = asyncio.Lock()
-        #: The store whose pool and ping connection this one uses (itself; the store a
-        #: `serving` view was made from).
-        self._root = self
 
     def __repr__(self) -> str:
         return f"PostgresStore({masked_url(self.url)!r})"
@@ -124,12 +118,6 @@ class PostgresStore(SQLStore):
             await pool.open(wait=True, timeout=30)
             self._pool = pool
         return self._pool
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """`attempt()`, tried again through transient failures (see the module's docstring)."""
-        return await retrying(
-            attempt, transient=transient, patience_s=self._retry_s, sleep=self._sleep, retried=self.retried
-        )
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pool = await self._open()

@@ -13,11 +13,12 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Self, TypeVar
 
 from ._base import CachedResponse, Checkpoint, Job, PendingBatch, ReviewItem, StoreConflict, StoredCall
+from ._retry import retrying
 from ._shared import SharedStateSQL, Statement
 
 __all__ = ["MIGRATIONS", "SQLStore", "Statement"]
@@ -201,6 +202,7 @@ _CACHE_COLUMNS = (
 #: How a column's value becomes its field's type (by the field's annotation); others as read.
 _CONVERT: dict[str, Any] = {"int": int, "float": float, "Decimal": Decimal}
 _Row = TypeVar("_Row", Checkpoint, CachedResponse)
+T = TypeVar("T")
 
 
 def _from_row(cls: type[_Row], columns: str, row: Sequence[Any]) -> _Row:
@@ -275,6 +277,33 @@ class SQLStore(SharedStateSQL):
     _types: ClassVar[Mapping[str, str]] = {}
     #: Seconds a query or write keeps trying through transient failures (`_retry.py`).
     _retry_s: float
+    _sleep: Callable[[float], Awaitable[None]]
+    #: Transient failures tried again so far, by kind ("wait", "once"): for tests and logs.
+    retried: dict[str, int]
+    #: The store whose connections this one uses: itself, or the store a `serving` view was
+    #: made from.
+    _root: Self
+
+    def _set_patience(self: Self, retry_s: float, sleep: Callable[[float], Awaitable[None]]) -> None:
+        """For a backend's constructor: how long its queries and writes keep trying."""
+        self._retry_s, self._sleep = retry_s, sleep
+        self.retried = {"wait": 0, "once": 0}
+        self._root = self
+
+    @staticmethod
+    @abc.abstractmethod
+    def _transient(exc: BaseException) -> str:
+        """How an error of this backend passes: "wait", "once" or "" (`_retry.Transient`)."""
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()`, tried again through this backend's transient failures (`_retry.py`)."""
+        return await retrying(
+            attempt,
+            transient=self._transient,
+            patience_s=self._retry_s,
+            sleep=self._sleep,
+            retried=self.retried,
+        )
 
     def serving(self, patience_s: float) -> Self:
         """A copy that shares this store's connections (a backend reaches them through the

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from ._retry import RETRY_S, retrying
+from ._retry import RETRY_S
 from ._sql import SQLStore, Statement
 
 __all__ = ["SQLiteStore", "transient"]
@@ -45,6 +45,7 @@ def transient(exc: BaseException) -> str:
 
 class SQLiteStore(SQLStore):
     dialect = "sqlite"
+    _transient = staticmethod(transient)
     _types: ClassVar[Mapping[str, str]] = {"ts": "REAL", "autoid": "INTEGER PRIMARY KEY AUTOINCREMENT"}
 
     def __init__(
@@ -62,14 +63,7 @@ class SQLiteStore(SQLStore):
         self._busy_timeout_s = busy_timeout_s
         #: The busy timeout the shared connection has now (the root's; set on its thread).
         self._busy_now = busy_timeout_s
-        #: Seconds a query or write keeps trying through a locked database before it raises.
-        self._retry_s = retry_s
-        self._sleep = sleep
-        #: Locked-database failures tried again so far, by kind ("wait"): for tests and logs.
-        self.retried: dict[str, int] = {"wait": 0, "once": 0}
-        #: The store whose connection this one uses (itself; the store a `serving` view was
-        #: made from). The thread is shared too.
-        self._root = self
+        self._set_patience(retry_s, sleep)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -112,9 +106,7 @@ class SQLiteStore(SQLStore):
         async def attempt() -> T:
             return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
 
-        return await retrying(
-            attempt, transient=transient, patience_s=self._retry_s, sleep=self._sleep, retried=self.retried
-        )
+        return await self._retrying(attempt)
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return await self._run(lambda c: c.execute(sql, tuple(params)).fetchall())
