@@ -20,14 +20,30 @@ gate's texts are encoded apart, uncached, under each configuration (CPU seconds 
 the safety gate (PII patterns, word list, toxicity classifier) is timed on the course's lessons.
 
     python benchmarks/gate_cpu.py [--runs 2] [--delay 0.5] [--example PATH ...]
+
+`--baseline REV` (the issue's baseline is bc1ac86, where it measured its CPU) compares whole
+versions instead: REV is checked out with `git worktree add --detach` in a temporary directory,
+and every course runs in a process of its own, spawned with `PYTHONPATH` at REV's `src` or at
+this checkout's, the two alternating (which goes first alternates too), against the same
+loopback provider. Each process loads the model and runs its example twice through a fresh
+`Engine`: "cold" is the process's whole user+sys CPU (imports, model and classifier loads, the
+first course), "warm" the second course's own CPU, as a service pays it. Printed: medians per
+example and version, and now / REV.
+
+    python benchmarks/gate_cpu.py --baseline bc1ac86 [--runs 2] [--delay 0.5] [--example PATH ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -175,6 +191,141 @@ def _bench_example(settings: Settings, env: dict[str, str], example: Path, runs:
     print(f"  {'safety (no model)':16s} {'':5s} {safety:8.3f} (PII, word list, toxicity classifier)")
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+# The course process of `--baseline`: only the API both versions share (load_config, Engine,
+# parse_analysis), so the same code runs on REV's src and on this checkout's.
+_CHILD = """
+import asyncio, json, os, resource, sys, time
+from pathlib import Path
+from courseforge.config import load_config
+from courseforge.engine import Engine
+from courseforge.pipeline import parse_analysis
+
+env = {k: os.environ[k] for k in ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL")}
+settings = load_config("hosted", env=env).settings
+gates = settings.gates.model_copy(update={"embedding_model": "all-MiniLM-L6-v2"})
+settings = settings.model_copy(update={"gates": gates})
+data = Path(sys.argv[1]).read_bytes()
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+async def course():
+    engine = Engine(settings, env=env)
+    try:
+        return await engine.generate(parse_analysis(data, max_bytes=10**7))
+    finally:
+        await engine.aclose()
+
+figures = {}
+for name in ("cold", "warm"):
+    cpu0 = cpu()
+    report = asyncio.run(course()).report
+    figures[name] = {
+        "cpu": cpu() - cpu0, "calls": len(report.calls), "status": report.status,
+        "wall": report.wall_time_s, "critical": report.critical_path_s,
+    }
+figures["process_cpu"] = cpu()
+print(json.dumps(figures))
+"""
+
+
+def _spawn_course(src: Path, example: Path, env: dict[str, str]) -> dict[str, float | str]:
+    """One course process on `src`; its figures, and its whole user+sys CPU seen by the parent."""
+    child_env = {**os.environ, **env, "PYTHONPATH": str(src)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(example)],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise SystemExit(f"course process on {src} failed:\n{out.stderr[-3000:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    warm = figures["warm"]
+    return {
+        "process": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "cold": figures["cold"]["cpu"],
+        "warm": warm["cpu"],
+        "calls": warm["calls"],
+        "status": warm["status"],
+        "wall": warm["wall"],
+        "critical": warm["critical"],
+    }
+
+
+def _baseline(rev: str, examples: Sequence[Path], runs: int, delay: float) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="gate-cpu-"))
+    tree = tmp / "baseline"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev],
+        check=True,
+        capture_output=True,
+    )
+    srcs = {rev: tree / "src", "now": REPO / "src"}
+    rows: dict[tuple[str, str], list[dict[str, float | str]]] = {}
+    try:
+        with author_server(delay) as env:
+            for run in range(runs):
+                order = list(srcs.items()) if run % 2 == 0 else list(reversed(srcs.items()))
+                for example in examples:
+                    for name, src in order:
+                        fig = _spawn_course(src, example, env)
+                        rows.setdefault((example.name, name), []).append(fig)
+                        print(
+                            f"  run {run + 1} {example.name:28s} {name:8s} {fig['status']:12s} "
+                            f"calls {fig['calls']}, process CPU {fig['process']:.2f} s, "
+                            f"cold course {fig['cold']:.2f} s, warm course {fig['warm']:.2f} s, "
+                            f"wall {fig['wall']:.2f} s, critical {fig['critical']:.2f} s",
+                            flush=True,
+                        )
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+        tmp.rmdir()
+    _print_baseline(rows, rev, [e.name for e in examples], runs)
+
+
+def _print_baseline(
+    rows: dict[tuple[str, str], list[dict[str, float | str]]], rev: str, names: Sequence[str], runs: int
+) -> None:
+    def med(key: tuple[str, str], field: str) -> float:
+        return _med([float(f[field]) for f in rows[key]])
+
+    print(f"medians of {runs} run(s), {rev} and now alternating, one process per course:")
+    head = (
+        f"  {'example':28s} {'version':8s} {'calls':>5s} {'process CPU s':>13s} {'warm course CPU s':>17s} "
+        f"{'wall s':>7s} {'critical s':>10s} {'wall/crit':>9s}"
+    )
+    print(head)
+    totals = {name: [0.0, 0.0] for name in (rev, "now")}
+    for example in names:
+        for name in (rev, "now"):
+            key = (example, name)
+            ratio = _med([float(f["wall"]) / float(f["critical"]) for f in rows[key]])
+            totals[name][0] += med(key, "process")
+            totals[name][1] += med(key, "warm")
+            print(
+                f"  {example:28s} {name:8s} {med(key, 'calls'):5g} {med(key, 'process'):13.2f} "
+                f"{med(key, 'warm'):17.2f} {med(key, 'wall'):7.2f} {med(key, 'critical'):10.2f} {ratio:9.2f}"
+            )
+        print(
+            f"  {example:28s} now / {rev}: process CPU "
+            f"{med((example, 'now'), 'process') / med((example, rev), 'process'):.2f}, warm course CPU "
+            f"{med((example, 'now'), 'warm') / med((example, rev), 'warm'):.2f}"
+        )
+    (p_base, w_base), (p_now, w_now) = totals[rev], totals["now"]
+    print(
+        f"  all examples, summed medians: process CPU {p_base:.2f} -> {p_now:.2f} s ({p_now / p_base:.2f}), "
+        f"warm course CPU {w_base:.2f} -> {w_now:.2f} s ({w_now / w_base:.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -184,8 +335,14 @@ def main() -> None:
     parser.add_argument(
         "--example", type=Path, action="append", help="course input (default: every bundled one)"
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="compare whole versions: REV against this checkout (bc1ac86)"
+    )
     args = parser.parse_args()
     examples = args.example or sorted(EXAMPLES.glob("*.json"))
+    if args.baseline:
+        _baseline(args.baseline, [e.resolve() for e in examples], args.runs, args.delay)
+        return
     with author_server(args.delay) as env:
         settings = hosted_settings(env, MINILM)
         print("warming: one course loads torch, the model and the safety classifier (not counted)")
