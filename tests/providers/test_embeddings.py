@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import math
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from courseforge.providers.embeddings import (
     CachedEmbedder,
     HashingEmbedder,
     SentenceTransformerEmbedder,
+    _CoreSlots,
     cosine,
     make_embedder,
     max_cosine,
@@ -211,13 +213,16 @@ async def test_embed_does_not_block_the_event_loop() -> None:
 class CountingEncoder(SentenceTransformerEmbedder):
     """The real batching with a fake model: each text's vector is its length, one batch a call."""
 
-    def __init__(self) -> None:
-        super().__init__("fake-model")
+    def __init__(self, workers: int = 1, barrier: threading.Barrier | None = None) -> None:
+        super().__init__("fake-model", workers=workers)
         self.batches: list[list[str]] = []
         self.fail_next = False
+        self.barrier = barrier
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         self.batches.append(list(texts))
+        if self.barrier is not None:
+            self.barrier.wait()  # every part must be encoding at once to pass
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("model crashed")
@@ -264,11 +269,72 @@ async def test_cache_keeps_vectors_packed_not_as_python_floats() -> None:
     assert again == tuple((await HashingEmbedder(512).embed([texts[5]]))[0])
 
 
+async def test_a_batch_is_dealt_into_parts_encoded_side_by_side() -> None:
+    """With one torch thread an encode uses one core: `workers` parts of a waiting batch run at
+    once in worker threads (each part waits at a barrier that only opens when all are in), and
+    every caller gets its own texts' vectors back in order."""
+    barrier = threading.Barrier(2, timeout=30)
+    embedder = CountingEncoder(workers=2, barrier=barrier)
+    asks = [[f"lesson {i} chunk {k} " + "x" * (i * k) for k in range(4)] for i in range(6)]
+    results = await asyncio.gather(*(embedder.embed(texts) for texts in asks))
+    assert len(embedder.batches) == 2
+    assert sorted(len(b) for b in embedder.batches) == [12, 12]
+    assert sorted(t for b in embedder.batches for t in b) == sorted(t for texts in asks for t in texts)
+    for texts, vectors in zip(asks, results, strict=True):
+        assert vectors == [[float(len(t)), 1.0] for t in texts]
+    # Dealt longest first: each part holds one of the two longest texts.
+    longest = sorted((t for texts in asks for t in texts), key=len)[-2:]
+    assert all(any(t in b for t in longest) for b in embedder.batches)
+    # One text is not split.
+    embedder.barrier = None
+    assert await embedder.embed(["again"]) == [[5.0, 1.0]]
+    assert embedder.batches[-1] == ["again"]
+
+
+def test_core_slots_share_the_cores_among_encodes() -> None:
+    """An encode holds as many cores as it has torch threads (at most all): a two-thread encode
+    waits for a one-thread encode to end."""
+    slots = _CoreSlots(2)
+    assert slots.acquire(5) == 2  # capped at every core
+    slots.release(2)
+    assert slots.acquire(1) == 1
+    done = threading.Event()
+    held: list[int] = []
+
+    def two_threads() -> None:
+        held.append(slots.acquire(2))
+        done.set()
+
+    worker = threading.Thread(target=two_threads)
+    worker.start()
+    slots.release(1)
+    assert done.wait(30)
+    worker.join(30)
+    assert held == [2]
+
+
+@pytest.mark.embedding_model
+async def test_encodes_side_by_side_give_the_vectors_of_one_encode() -> None:
+    """Two parts encoded at once with one torch thread each: the same vectors (within float32
+    rounding) as the texts encoded in one call, so every gate's score is unchanged."""
+    texts = [f"{PYTHON} Variation {i}: " + BAKING * (i % 4) for i in range(40)]
+    alone = await SentenceTransformerEmbedder(threads=1, workers=1).embed(texts)
+    side_by_side = SentenceTransformerEmbedder(threads=1, workers=2)
+    assert side_by_side._workers == 2
+    together = await side_by_side.embed(texts)
+    assert (
+        max(abs(a - b) for u, v in zip(alone, together, strict=True) for a, b in zip(u, v, strict=True))
+        < 1e-5
+    )
+
+
 def test_embedding_threads_and_batch_size_are_checked() -> None:
     with pytest.raises(ValueError, match="threads"):
         SentenceTransformerEmbedder(threads=0)
     with pytest.raises(ValueError, match="batch_size"):
         SentenceTransformerEmbedder(batch_size=0)
+    with pytest.raises(ValueError, match="workers"):
+        SentenceTransformerEmbedder(workers=0)
     inner = make_embedder("all-MiniLM-L6-v2", batch_size=8, threads=2).inner
     assert isinstance(inner, SentenceTransformerEmbedder)
     assert (inner._batch_size, inner._threads) == (8, 2)

@@ -3,8 +3,8 @@ LRU cache that wraps either.
 
 The similarity gates only ever see `Embedder.embed(texts) -> unit vectors`. The real model is
 heavy (torch import ≈ 4.5 s, ≈ 30 paragraphs/s on 2 cores), so it loads once per process, lazily,
-and both loading and encoding run in a worker thread: the event loop keeps serving model calls
-while a lesson is embedded.
+and both loading and encoding run in worker threads (one per core): the event loop keeps serving
+model calls while a lesson is embedded.
 """
 
 from __future__ import annotations
@@ -47,9 +47,41 @@ _CONFIG_KEY = "gates.embedding_model"
 # One loaded model per name per process: loading costs seconds and ~100 MB per copy.
 _MODELS: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()
-# Serialises encoding per process: torch already uses every core for one batch, so two batches
-# at once only thrash; callers wait in their worker threads, never on the event loop.
-_ENCODE_LOCK = threading.Lock()
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _CoreSlots:
+    """The process's cores, shared by every encode: an encode of `threads` torch threads holds
+    that many (at most all of them), so encodes run side by side only while their threads fit
+    the cores — two encodes of one thread each on 2 cores, one of two threads alone — instead of
+    thrashing. Callers wait in their worker threads, never on the event loop."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(1, total)
+        self._free = self.total
+        self._changed = threading.Condition()
+
+    def acquire(self, n: int) -> int:
+        n = min(max(1, n), self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= n)
+            self._free -= n
+        return n
+
+    def release(self, n: int) -> None:
+        with self._changed:
+            self._free += n
+            self._changed.notify_all()
+
+
+_CORE_SLOTS = _CoreSlots(_cores())
 
 
 def _set_threads(threads: int) -> None:
@@ -116,6 +148,11 @@ def _load_model(name: str, threads: int = 1) -> Any:
                 [(_CONFIG_KEY, f"cannot load {name!r} offline: {type(exc).__name__}: {exc}")],
             ) from exc
         _set_threads(threads)
+        # One encode now, alone: the tokenizer sets its padding and truncation on its first
+        # call, and a Rust tokenizer changed by two threads at once fails ("Already borrowed");
+        # later calls ask for the same settings and only read them, so encodes may run side by
+        # side from here on.
+        model.encode(["warm"], show_progress_bar=False)
         _MODELS[name] = model
         return model
 
@@ -131,17 +168,29 @@ class SentenceTransformerEmbedder(Embedder):
 
     `threads`: torch's intra-op threads (`gates.embedding_threads`, default 1, see
     `_set_threads`). `batch_size` 16 by default: sentence-transformers pads each batch to its
-    longest text, and 16 took ≈ 10 % less CPU than 32 for a course's texts."""
+    longest text, and 16 took ≈ 10 % less CPU than 32 for a course's texts.
 
-    def __init__(self, model: str = MINILM, *, batch_size: int = 16, threads: int = 1) -> None:
+    `workers` (default: the cores over `threads`): a waiting batch is dealt, longest texts
+    first, into up to that many parts encoded side by side in worker threads, each part on its
+    own core. With one torch thread an encode uses one core; on 2 cores the other one sat idle
+    while the gates' texts were encoded, now it takes half of them (the same vectors: each text
+    is encoded alone or padded with zeros that its attention mask ignores). Encodes of every
+    embedder in the process share the cores (`_CoreSlots`)."""
+
+    def __init__(
+        self, model: str = MINILM, *, batch_size: int = 16, threads: int = 1, workers: int | None = None
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if threads < 1:
             raise ValueError("threads must be >= 1")
+        if workers is not None and workers < 1:
+            raise ValueError("workers must be >= 1")
         self.name = model
         self.dimensions = 384 if model == MINILM else 0  # others: known once loaded
         self._batch_size = batch_size
         self._threads = threads
+        self._workers = workers if workers is not None else max(1, _cores() // threads)
         self._waiting: list[tuple[list[str], asyncio.Future[list[Vector]]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -166,7 +215,7 @@ class SentenceTransformerEmbedder(Embedder):
             batch, self._waiting = self._waiting, []
             unique = list(dict.fromkeys(t for texts, _ in batch for t in texts))
             try:
-                vectors = await asyncio.to_thread(self._encode, unique)
+                vectors = await self._encode_parts(unique)
             except asyncio.CancelledError:
                 for _, future in batch + self._waiting:
                     future.cancel()
@@ -182,6 +231,23 @@ class SentenceTransformerEmbedder(Embedder):
                 if not future.done():
                     future.set_result([by_text[t] for t in texts])
 
+    async def _encode_parts(self, texts: list[str]) -> list[list[float]]:
+        """`texts` dealt longest first into up to `workers` parts of similar length, encoded side
+        by side in worker threads; the vectors in the order of `texts`."""
+        k = min(self._workers, len(texts))
+        if k == 1:
+            return await asyncio.to_thread(self._encode, texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        parts = [order[i::k] for i in range(k)]
+        encoded = await asyncio.gather(
+            *(asyncio.to_thread(self._encode, [texts[i] for i in part]) for part in parts)
+        )
+        vectors: list[list[float]] = [[] for _ in texts]
+        for part, part_vectors in zip(parts, encoded, strict=True):
+            for i, vector in zip(part, part_vectors, strict=True):
+                vectors[i] = vector
+        return vectors
+
     def _model(self) -> Any:
         model = _load_model(self.name, self._threads)
         if not self.dimensions:
@@ -190,7 +256,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         model = self._model()
-        with _ENCODE_LOCK:
+        held = _CORE_SLOTS.acquire(self._threads)
+        try:
             _set_threads(self._threads)  # the thread count is per OS thread in some torch builds
             vectors = model.encode(
                 texts,
@@ -199,6 +266,8 @@ class SentenceTransformerEmbedder(Embedder):
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+        finally:
+            _CORE_SLOTS.release(held)
         result: list[list[float]] = vectors.tolist()
         return result
 
