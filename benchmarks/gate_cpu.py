@@ -2,12 +2,15 @@
 
 `benchmarks/pipeline_overlap.py`'s loopback provider (a spawned process answering every call
 after `--delay` seconds with `CourseAuthor` text) serves each bundled example through the real
-engine with all-MiniLM-L6-v2 gates. Two configurations alternate in one process, warm, `--runs`
-times each (the machine is shared: both see the same load, compare their ratio):
+engine with all-MiniLM-L6-v2 gates. Three configurations of the embedder alternate in one
+process, warm, `--runs` times each (the machine is shared: all see the same load, compare their
+ratios), each with one torch thread and batches of 16 (`gates.embedding_threads`,
+`gates.embedding_batch_size`, issue 29's fourth session):
 
-- before: `gates.embedding_threads: 2`, `gates.embedding_batch_size: 32` (main before issue 29:
-  torch's default of one thread per core, batches of 32);
-- after: the defaults, 1 thread and batches of 16.
+- serial fp32: one encode at a time, float32 (the fourth session's code);
+- per core fp32: a waiting batch dealt into one part per core, encoded side by side;
+- per core bf16: the same, the matrix products in bfloat16 (`gates.embedding_dtype: auto` on a
+  CPU with bfloat16 instructions; the defaults now).
 
 Printed per example and configuration (medians): this process's CPU seconds per course
 (`time.process_time()`, every thread, torch's included; the provider is elsewhere), wall,
@@ -54,11 +57,16 @@ from courseforge.config import Settings
 from courseforge.engine import Engine
 from courseforge.pipeline import parse_analysis
 from courseforge.providers.base import Embedder, Vector
-from courseforge.providers.embeddings import MINILM, SentenceTransformerEmbedder, make_embedder
+from courseforge.providers.embeddings import MINILM, CachedEmbedder, SentenceTransformerEmbedder
 from courseforge.quality import GateContext
 from courseforge.quality.lesson_gates import safety_gate
 
-CONFIGS = {"before (2 threads, batch 32)": (2, 32), "after (1 thread, batch 16)": (1, 16)}
+#: name -> (encodes side by side (None: one per core), dtype)
+CONFIGS: dict[str, tuple[int | None, str]] = {
+    "serial fp32": (1, "float32"),
+    "per core fp32": (None, "float32"),
+    "per core bf16": (None, "bfloat16"),
+}
 
 # Caller function name -> gate, looked up innermost frame first.
 _GATES = {
@@ -108,18 +116,14 @@ class AttributingEmbedder(Embedder):
         return await self.inner.embed(texts)
 
 
-def _configured(settings: Settings, threads: int, batch: int) -> Settings:
-    gates = settings.gates.model_copy(update={"embedding_threads": threads, "embedding_batch_size": batch})
-    return settings.model_copy(update={"gates": gates})
+def _encoder(workers: int | None, dtype: str) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(MINILM, batch_size=16, threads=1, workers=workers, dtype=dtype)
 
 
-async def _course(settings: Settings, env: dict[str, str], example: bytes) -> tuple[dict[str, float], Engine]:
-    gates = settings.gates
-    embedder = AttributingEmbedder(
-        make_embedder(
-            gates.embedding_model, batch_size=gates.embedding_batch_size, threads=gates.embedding_threads
-        )
-    )
+async def _course(
+    settings: Settings, env: dict[str, str], example: bytes, workers: int | None = None, dtype: str = "auto"
+) -> tuple[dict[str, float], Engine]:
+    embedder = AttributingEmbedder(CachedEmbedder(_encoder(workers, dtype)))
     engine = Engine(settings, env=env, embedder=embedder)
     try:
         cpu0 = time.process_time()
@@ -145,10 +149,10 @@ def _safety_cpu(settings: Settings, course: object) -> float:
     return time.process_time() - cpu0
 
 
-def _encode_cpu(texts: list[str], threads: int, batch: int) -> float:
-    embedder = SentenceTransformerEmbedder(MINILM, batch_size=batch, threads=threads)
+def _encode_cpu(texts: list[str], workers: int | None, dtype: str) -> float:
+    embedder = _encoder(workers, dtype)
     cpu0 = time.process_time()
-    embedder._encode(texts)
+    asyncio.run(embedder._encode_parts(texts))
     return time.process_time() - cpu0
 
 
@@ -161,8 +165,8 @@ def _bench_example(settings: Settings, env: dict[str, str], example: Path, runs:
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in CONFIGS}
     attributed: dict[str, str] = {}
     for _ in range(runs):
-        for name, (threads, batch) in CONFIGS.items():
-            figures, engine = asyncio.run(_course(_configured(settings, threads, batch), env, data))
+        for name, (workers, dtype) in CONFIGS.items():
+            figures, engine = asyncio.run(_course(settings, env, data, workers, dtype))
             attributed = engine.attributed  # type: ignore[attr-defined]
             rows[name].append(figures)
     print(f"{example.name}: {runs} run(s) per configuration, alternating; medians")
@@ -177,18 +181,23 @@ def _bench_example(settings: Settings, env: dict[str, str], example: Path, runs:
             f"{_med([f['wall'] for f in figs]):7.2f} {_med([f['critical'] for f in figs]):10.2f} "
             f"{_med([f['wall'] / f['critical'] for f in figs]):9.2f}"
         )
-    before, after = cpu_by.values()
-    print(f"  CPU per course after / before: {after / before:.2f}")
+    first, *others = CONFIGS
+    print(
+        "  CPU per course against "
+        + first
+        + ": "
+        + ", ".join(f"{name} {cpu_by[name] / cpu_by[first]:.2f}" for name in others)
+    )
     by_gate: dict[str, list[str]] = {}
     for text, gate in attributed.items():
         by_gate.setdefault(gate, []).append(text)
     print("  per gate (texts first asked for by it, encoded apart; CPU s per course):")
-    print(f"  {'gate':16s} {'texts':>5s} " + " ".join(f"{n.split(' (')[0]:>8s}" for n in CONFIGS))
+    print(f"  {'gate':16s} {'texts':>5s} " + " ".join(f"{n:>13s}" for n in CONFIGS))
     for gate, texts in sorted(by_gate.items(), key=lambda kv: -len(kv[1])):
-        cpus = [_encode_cpu(texts, t, b) for t, b in CONFIGS.values()]
-        print(f"  {gate:16s} {len(texts):5d} " + " ".join(f"{c:8.2f}" for c in cpus))
+        cpus = [_encode_cpu(texts, w, d) for w, d in CONFIGS.values()]
+        print(f"  {gate:16s} {len(texts):5d} " + " ".join(f"{c:13.2f}" for c in cpus))
     safety = _med([f["safety"] for figs in rows.values() for f in figs])
-    print(f"  {'safety (no model)':16s} {'':5s} {safety:8.3f} (PII, word list, toxicity classifier)")
+    print(f"  {'safety (no model)':16s} {'':5s} {safety:13.3f} (PII, word list, toxicity classifier)")
 
 
 REPO = Path(__file__).resolve().parent.parent

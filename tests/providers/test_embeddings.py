@@ -318,14 +318,28 @@ async def test_encodes_side_by_side_give_the_vectors_of_one_encode() -> None:
     """Two parts encoded at once with one torch thread each: the same vectors (within float32
     rounding) as the texts encoded in one call, so every gate's score is unchanged."""
     texts = [f"{PYTHON} Variation {i}: " + BAKING * (i % 4) for i in range(40)]
-    alone = await SentenceTransformerEmbedder(threads=1, workers=1).embed(texts)
-    side_by_side = SentenceTransformerEmbedder(threads=1, workers=2)
+    alone = await SentenceTransformerEmbedder(threads=1, workers=1, dtype="float32").embed(texts)
+    side_by_side = SentenceTransformerEmbedder(threads=1, workers=2, dtype="float32")
     assert side_by_side._workers == 2
     together = await side_by_side.embed(texts)
     assert (
         max(abs(a - b) for u, v in zip(alone, together, strict=True) for a, b in zip(u, v, strict=True))
         < 1e-5
     )
+
+
+@pytest.mark.embedding_model
+async def test_bfloat16_moves_cosines_by_less_than_a_hundredth() -> None:
+    """bfloat16 products (`gates.embedding_dtype`): every text's vector stays within cosine
+    0.999 of float32's, and no pairwise cosine (what the gates compare with their thresholds)
+    moves by 0.01."""
+    import numpy as np
+
+    texts = [PYTHON, PYTHON_2, BAKING, *(f"{PYTHON} Variation {i}: " + BAKING * (i % 3) for i in range(20))]
+    exact = np.asarray(await SentenceTransformerEmbedder(dtype="float32").embed(texts))
+    bf16 = np.asarray(await SentenceTransformerEmbedder(dtype="bfloat16").embed(texts))
+    assert (exact * bf16).sum(axis=1).min() > 0.999
+    assert np.abs(exact @ exact.T - bf16 @ bf16.T).max() < 0.01
 
 
 def test_embedding_threads_and_batch_size_are_checked() -> None:
@@ -335,6 +349,9 @@ def test_embedding_threads_and_batch_size_are_checked() -> None:
         SentenceTransformerEmbedder(batch_size=0)
     with pytest.raises(ValueError, match="workers"):
         SentenceTransformerEmbedder(workers=0)
+    with pytest.raises(ValueError, match="dtype"):
+        SentenceTransformerEmbedder(dtype="float16")
+    assert make_embedder("all-MiniLM-L6-v2", dtype="float32").inner._dtype == "float32"  # type: ignore[attr-defined]
     inner = make_embedder("all-MiniLM-L6-v2", batch_size=8, threads=2).inner
     assert isinstance(inner, SentenceTransformerEmbedder)
     assert (inner._batch_size, inner._threads) == (8, 2)

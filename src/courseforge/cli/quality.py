@@ -65,6 +65,7 @@ def check(
         settings.gates.embedding_model,
         batch_size=settings.gates.embedding_batch_size,
         threads=settings.gates.embedding_threads,
+        dtype=settings.gates.embedding_dtype,
     )
     try:
         report, flags = asyncio.run(check_course(course, analysis, settings, embedder))

@@ -117,7 +117,10 @@ class Engine:
         if self._embedder is None:
             gates = self.settings.gates
             self._embedder = make_embedder(
-                gates.embedding_model, batch_size=gates.embedding_batch_size, threads=gates.embedding_threads
+                gates.embedding_model,
+                batch_size=gates.embedding_batch_size,
+                threads=gates.embedding_threads,
+                dtype=gates.embedding_dtype,
             )
         return self._embedder
 

@@ -98,6 +98,17 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+@functools.cache
+def _native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products natively (oneDNN: AVX-512 BF16, AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _load_model(name: str, threads: int = 1) -> Any:
     """Return the cached model for `name`, loading it on first use (blocking; call off-loop)."""
     with _LOAD_LOCK:
@@ -175,11 +186,23 @@ class SentenceTransformerEmbedder(Embedder):
     own core. With one torch thread an encode uses one core; on 2 cores the other one sat idle
     while the gates' texts were encoded, now it takes half of them (the same vectors: each text
     is encoded alone or padded with zeros that its attention mask ignores). Encodes of every
-    embedder in the process share the cores (`_CoreSlots`)."""
+    embedder in the process share the cores (`_CoreSlots`).
+
+    `dtype` (`gates.embedding_dtype`): "bfloat16" runs the model's matrix products in bfloat16
+    under torch's autocast (layer norms, softmax and the pooling stay float32); "auto" does
+    where the CPU has bfloat16 instructions, else float32."""
 
     def __init__(
-        self, model: str = MINILM, *, batch_size: int = 16, threads: int = 1, workers: int | None = None
+        self,
+        model: str = MINILM,
+        *,
+        batch_size: int = 16,
+        threads: int = 1,
+        workers: int | None = None,
+        dtype: str = "auto",
     ) -> None:
+        if dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32 or bfloat16, not {dtype!r}")
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if threads < 1:
@@ -191,6 +214,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._batch_size = batch_size
         self._threads = threads
         self._workers = workers if workers is not None else max(1, _cores() // threads)
+        self._dtype = dtype
         self._waiting: list[tuple[list[str], asyncio.Future[list[Vector]]]] = []
         self._draining: asyncio.Task[None] | None = None
 
@@ -256,16 +280,20 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         model = self._model()
+        import torch
+
+        bf16 = self._dtype == "bfloat16" or (self._dtype == "auto" and _native_bf16())
         held = _CORE_SLOTS.acquire(self._threads)
         try:
             _set_threads(self._threads)  # the thread count is per OS thread in some torch builds
-            vectors = model.encode(
-                texts,
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                vectors = model.encode(
+                    texts,
+                    batch_size=self._batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         finally:
             _CORE_SLOTS.release(held)
         result: list[list[float]] = vectors.tolist()
@@ -429,13 +457,13 @@ def max_cosine(vec: Sequence[float], others: Sequence[Sequence[float]]) -> float
 
 
 def make_embedder(
-    name: str, *, batch_size: int = 16, threads: int = 1, max_items: int = 50_000
+    name: str, *, batch_size: int = 16, threads: int = 1, dtype: str = "auto", max_items: int = 50_000
 ) -> CachedEmbedder:
     """The embedder for `gates.embedding_model`: "hashing", else a sentence-transformers model.
     Nothing heavy happens here; the model loads on first use or on `warm()`."""
     inner: Embedder = (
         HashingEmbedder()
         if name == "hashing"
-        else SentenceTransformerEmbedder(name, batch_size=batch_size, threads=threads)
+        else SentenceTransformerEmbedder(name, batch_size=batch_size, threads=threads, dtype=dtype)
     )
     return CachedEmbedder(inner, max_items=max_items)
