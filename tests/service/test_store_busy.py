@@ -1,17 +1,24 @@
 """A busy store, as a request sees it: on the real PostgreSQL, with the pool's only connection
 taken, an API read is answered 503 with Retry-After after `service.request_store_wait_s`, while
-a job's write on the same store keeps waiting and goes through once the connection is free."""
+a job's write on the same store keeps waiting and goes through once the connection is free; an
+event stream skips a poll that finds the store busy."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from pathlib import Path
 
 import httpx
+from fastapi import Request
 from service_helpers import AUTH, TOKEN
 
 from courseforge.config import Settings
 from courseforge.service import create_app
-from courseforge.storage import Job, PostgresStore
+from courseforge.service.api_jobs import event_stream
+from courseforge.service.manager import JobManager
+from courseforge.service.metrics import ServiceMetrics
+from courseforge.storage import Job, PostgresStore, SQLiteStore, StoreBusy
 from engine_helpers import make_engine, scripted_models
 from store_helpers import holding, poll, pool_taken
 
@@ -56,3 +63,39 @@ async def test_a_read_on_a_busy_pool_answers_503_while_a_jobs_write_waits_on(
         answered = await client.get("/v1/jobs/job-1", headers=AUTH)
         assert answered.status_code == 200
         assert answered.json()["status"] == "failed" and answered.json()["error"] == "stopped by hand"
+
+
+class _BusyThenDone:
+    """A store whose `get_job` finds it busy twice, then answers the job completed."""
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.asked = job, 0
+
+    async def get_job(self, job_id: str) -> Job:
+        self.asked += 1
+        if self.asked <= 2:
+            raise StoreBusy(1.0, "PoolTimeout: couldn't get a connection after 1.00 sec")
+        return dataclasses.replace(self.job, status="completed")
+
+
+async def test_an_event_stream_skips_a_poll_that_finds_the_store_busy(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A job another process runs is followed in the store; a poll that finds it busy is
+    skipped (the stream goes on), and the next one sees the job end."""
+    service_settings = settings.service.model_copy(update={"store_poll_s": 0.05})
+    settings = settings.model_copy(update={"service": service_settings})
+    sqlite = SQLiteStore(tmp_path / "manager.db")
+    engine = make_engine(settings, scripted_models(settings))
+    manager = JobManager(settings, sqlite, engine, ServiceMetrics(), max_concurrent=1)
+    job = Job(id="job-1", course_id="c", analysis={}, input_digest="d", status="running", created_at=1.0)
+    store = _BusyThenDone(job)
+    request = Request({"type": "http", "method": "GET", "path": "/v1/jobs/job-1/events", "headers": []})
+    try:
+        response = event_stream(store, manager, job, request)  # type: ignore[arg-type]
+        chunks = [chunk async for chunk in response.body_iterator]
+    finally:
+        await sqlite.close()
+    events = [str(c).split("\n", 1)[0] for c in chunks]
+    assert events == ["event: snapshot", "event: status"]
+    assert '"completed"' in str(chunks[-1]) and store.asked == 3
