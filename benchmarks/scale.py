@@ -431,6 +431,23 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
     )
     if writes is not None:
         print(f"  store rows written        {writes / n:.0f} per course (pg_stat_database)")
+
+    def per_pool(name: str) -> dict[str, float]:
+        return {labels["pool"]: value for labels, value in _metric(w.metrics_text, name)}
+
+    queued, waited = (
+        per_pool("courseforge_store_pool_queued_total"),
+        per_pool("courseforge_store_pool_wait_seconds_total"),
+    )
+    pools = {
+        p: (v, queued.get(p, 0.0), waited.get(p, 0.0))
+        for p, v in per_pool("courseforge_store_pool_requests_total").items()
+    }
+    for pool, (served, queued, waited) in sorted(pools.items()):
+        print(
+            f"  store pool '{pool}'{'':{max(0, 13 - len(pool))}s}{served:.0f} connections lent, {queued:.0f} "
+            f"queued for one, {1000 * waited / max(served, 1):.1f} ms waited per connection on average"
+        )
     tenth = min((k for k in w.rss_at if k >= n // 10), default=None)
     last = max(w.rss_at, default=None)
     if tenth is not None and last is not None and last > tenth:

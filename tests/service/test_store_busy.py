@@ -1,15 +1,19 @@
-"""A busy store, as a request sees it: on the real PostgreSQL, with the pool's only connection
-taken, an API read is answered 503 with Retry-After after `service.request_store_wait_s`, while
-a job's write on the same store keeps waiting and goes through once the connection is free; an
-event stream skips a poll that finds the store busy."""
+"""A busy store, as a request sees it, on the real PostgreSQL. Requests have connections of
+their own (`storage.request_pool_size`): with the jobs' pool all taken, an API read still
+answers at once. Where requests share the jobs' pool (`request_pool_size: 0`) and its only
+connection is taken, a read is answered 503 with Retry-After after
+`service.request_store_wait_s`, while a job's write on the same store keeps waiting and goes
+through once the connection is free. An event stream skips a poll that finds the store busy."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import Request
 from service_helpers import AUTH, TOKEN
 
@@ -20,13 +24,58 @@ from courseforge.service.manager import JobManager
 from courseforge.service.metrics import ServiceMetrics
 from courseforge.storage import Job, PostgresStore, SQLiteStore, StoreBusy
 from engine_helpers import make_engine, scripted_models
-from store_helpers import holding, poll, pool_taken
+from store_helpers import holding, no_wait, poll, pool_taken
 
 
-async def test_a_read_on_a_busy_pool_answers_503_while_a_jobs_write_waits_on(
+@pytest.fixture
+async def shared_connection(pg_url: str) -> AsyncIterator[PostgresStore]:
+    """One connection in all, which requests share with the jobs, and a wait for it of 0.2 s."""
+    store = PostgresStore(pg_url, max_size=1, wait_s=0.2, sleep=no_wait, request_pool_size=0)
+    await store.init()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_read_answers_from_its_own_pool_while_the_jobs_pool_is_taken(
     one_connection: PostgresStore, settings: Settings
 ) -> None:
     store = one_connection
+    await store.create_job(Job(id="job-1", course_id="c", analysis={}, input_digest="d", created_at=1.0))
+    app = create_app(
+        settings,
+        store=store,
+        engine=make_engine(settings, scripted_models(settings)),
+        tokens=[TOKEN],
+        resume=False,
+    )
+    release = asyncio.Event()
+    holder = asyncio.create_task(holding(store, release))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://courseforge.test") as client:
+        try:
+            await pool_taken(store)
+            read = await asyncio.wait_for(client.get("/v1/jobs/job-1", headers=AUTH), 60)
+            assert read.status_code == 200 and read.json()["status"] == "queued"
+            assert store.retried["wait"] == 0  # nothing waited for the jobs' connection
+            scraped = (await client.get("/metrics", headers=AUTH)).text
+        finally:
+            release.set()
+            await holder
+    assert 'courseforge_store_pool_connections_in_use{pool="jobs"} 1.0' in scraped
+    served = [
+        line
+        for line in scraped.splitlines()
+        if line.startswith('courseforge_store_pool_requests_total{pool="requests"}')
+    ]
+    assert served and float(served[0].split()[-1]) >= 1
+
+
+async def test_a_read_on_a_busy_shared_pool_answers_503_while_a_jobs_write_waits_on(
+    shared_connection: PostgresStore, settings: Settings
+) -> None:
+    store = shared_connection
     await store.create_job(Job(id="job-1", course_id="c", analysis={}, input_digest="d", created_at=1.0))
     service_settings = settings.service.model_copy(update={"request_store_wait_s": 1.0})
     app = create_app(

@@ -580,6 +580,10 @@ class StorageSettings(_S):
     #: in its own transaction, so a service running many courses at once queues on the pool:
     #: `courseforge serve` uses this (the CLI keeps one course's few).
     pool_size: int = Field(default=10, ge=1, le=1000)
+    #: PostgreSQL connections `courseforge serve` keeps apart for requests (the API and the
+    #: dashboard), beside `pool_size`: a page never queues behind the running jobs' writes
+    #: (0: requests share the jobs' pool).
+    request_pool_size: int = Field(default=2, ge=0, le=100)
 
 
 class TenantSettings(_S):

@@ -57,6 +57,7 @@ def create_app(
         tokens if isinstance(tokens, Mapping) else dict.fromkeys(tokens, ""), settings
     )
     metrics = ServiceMetrics()
+    metrics.watch_store(store.pool_stats)
     manager = JobManager(
         settings, store, engine, metrics, max_concurrent=settings.service.max_concurrent_jobs
     )

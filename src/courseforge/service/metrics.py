@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ..telemetry.metrics import CallMetrics
 
@@ -87,6 +89,12 @@ class ServiceMetrics(CallMetrics):
             registry=r,
         )
 
+    def watch_store(self, stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
+        """Report the store's connection pools on every scrape (`Store.pool_stats`): how many
+        requests each served, how many queued for a connection and for how long in all, and
+        the connections in use — a page that waits on a busy pool shows here, not in loop lag."""
+        self.registry.register(_PoolCollector(stats))
+
     def set_breaker_health(self, health: Iterable[tuple[str, float, bool]]) -> None:
         """(breaker name, window failure rate, judged down) per model and provider breaker."""
         for name, rate, down in health:
@@ -108,3 +116,33 @@ class ServiceMetrics(CallMetrics):
         self.set_breakers(list(breakers()))
         if health is not None:
             self.set_breaker_health(health())
+
+
+class _PoolCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        pools = self._stats()
+        served = CounterMetricFamily(
+            "courseforge_store_pool_requests", "Connections handed out by the store's pool.", labels=["pool"]
+        )
+        queued = CounterMetricFamily(
+            "courseforge_store_pool_queued",
+            "Requests for a pooled connection that had to wait for one.",
+            labels=["pool"],
+        )
+        waited = CounterMetricFamily(
+            "courseforge_store_pool_wait_seconds",
+            "Seconds requests waited for a pooled connection, in all.",
+            labels=["pool"],
+        )
+        in_use = GaugeMetricFamily(
+            "courseforge_store_pool_connections_in_use", "Pooled connections lent out now.", labels=["pool"]
+        )
+        for name, st in sorted(pools.items()):
+            served.add_metric([name], st.get("requests_num", 0))
+            queued.add_metric([name], st.get("requests_queued", 0))
+            waited.add_metric([name], st.get("requests_wait_ms", 0) / 1000)
+            in_use.add_metric([name], st.get("pool_size", 0) - st.get("pool_available", 0))
+        yield from (served, queued, waited, in_use)

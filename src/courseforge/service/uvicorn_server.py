@@ -101,7 +101,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
             ],
         )
     url = storage_url(settings.storage.url)
-    store = open_store(url, pool_size=settings.storage.pool_size)
+    store = open_store(
+        url, pool_size=settings.storage.pool_size, request_pool_size=settings.storage.request_pool_size
+    )
     engine = Engine(settings)
     app = create_app(settings, store=store, engine=engine, tokens=tokens, close_on_shutdown=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

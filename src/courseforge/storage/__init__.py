@@ -57,9 +57,9 @@ def storage_url(configured: str, env: Mapping[str, str] | None = None) -> str:
     return env.get("COURSEFORGE_STORAGE_URL") or configured
 
 
-def open_store(url: str, *, pool_size: int = 10) -> Store:
+def open_store(url: str, *, pool_size: int = 10, request_pool_size: int = 2) -> Store:
     """A store for `sqlite:///PATH` (`sqlite:///:memory:` for tests) or `postgresql://…`
-    (keeping at most `pool_size` connections)."""
+    (keeping at most `pool_size` connections for jobs and `request_pool_size` more for requests)."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path:
@@ -67,7 +67,7 @@ def open_store(url: str, *, pool_size: int = 10) -> Store:
         # sqlite:////abs/path and sqlite:///~/path and sqlite:///relative/path all work.
         return SQLiteStore(path if path.startswith(("/", "~", ":memory:")) else os.path.abspath(path))
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url, max_size=pool_size)
+        return PostgresStore(url, max_size=pool_size, request_pool_size=request_pool_size)
     raise ConfigError(
         "unsupported storage url",
         [("storage.url", f"{masked_url(url)!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")],

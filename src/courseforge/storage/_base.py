@@ -204,6 +204,12 @@ class Store(abc.ABC):
         for minutes. Close the store, not the view. A store that does not retry is its own view."""
         return self
 
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Each connection pool's counters by pool name, for `/metrics` (psycopg_pool's
+        `get_stats()`: requests_num, requests_queued, requests_wait_ms, pool_size,
+        pool_available, ...). A store without a pool has none."""
+        return {}
+
     async def ping(self) -> None:
         """Raise unless the store answers a trivial query. For `/health`: a store with a pool
         answers it on a connection of its own, so the check never queues behind the jobs'

@@ -79,9 +79,17 @@ class PostgresStore(SQLStore):
         wait_s: float = 30.0,
         retry_s: float = RETRY_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        request_pool_size: int = 2,
     ) -> None:
         self.url = url
         self._min_size, self._max_size = min_size, max_size
+        #: Connections kept apart for `serving` views (requests: the API, the dashboard), so that
+        #: a page never queues behind the running jobs' writes (0: requests share the jobs' pool).
+        self._request_max = request_pool_size
+        self._request_pool: Any = None
+        #: True for a `serving` view: its queries go through the request pool.
+        self._for_requests = False
+        self._open_lock = asyncio.Lock()
         #: Seconds one wait for a pooled connection lasts before it is tried again.
         self._wait_s = wait_s
         self._set_patience(retry_s, sleep)
@@ -96,28 +104,48 @@ class PostgresStore(SQLStore):
     def serving(self, patience_s: float) -> PostgresStore:
         view = super().serving(patience_s)
         view._wait_s = min(self._wait_s, patience_s)
+        view._for_requests = self._request_max > 0
         return view
 
     async def _open(self) -> Any:
-        if self._root is not self:
-            return await self._root._open()
-        if self._pool is None:
-            from psycopg_pool import AsyncConnectionPool
+        """The pool this store's queries use: the jobs' pool, or a view's request pool (both
+        belong to the store the view was made from, opened on first use)."""
+        root = self._root
+        pool = root._request_pool if self._for_requests else root._pool
+        if pool is not None:
+            return pool
+        async with root._open_lock:  # many first requests at once open one pool
+            if self._for_requests:
+                if root._request_pool is None:
+                    root._request_pool = await self._new_pool(1, root._request_max)
+                return root._request_pool
+            if root._pool is None:
+                root._pool = await self._new_pool(root._min_size, root._max_size)
+            return root._pool
 
-            # Autocommit: a query or a one-statement write is one round trip, not three (psycopg
-            # otherwise sends BEGIN before it and COMMIT when the connection goes back to the
-            # pool; py-spy at 100 courses in flight found those two a sixth of the event loop).
-            pool = AsyncConnectionPool(
-                self.url,
-                min_size=self._min_size,
-                max_size=self._max_size,
-                open=False,
-                timeout=self._wait_s,
-                kwargs={"autocommit": True},
-            )
-            await pool.open(wait=True, timeout=30)
-            self._pool = pool
-        return self._pool
+    async def _new_pool(self, min_size: int, max_size: int) -> Any:
+        from psycopg_pool import AsyncConnectionPool
+
+        # Autocommit: a query or a one-statement write is one round trip, not three (psycopg
+        # otherwise sends BEGIN before it and COMMIT when the connection goes back to the
+        # pool; py-spy at 100 courses in flight found those two a sixth of the event loop).
+        pool = AsyncConnectionPool(
+            self.url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=self._wait_s,
+            kwargs={"autocommit": True},
+        )
+        await pool.open(wait=True, timeout=30)
+        return pool
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """psycopg_pool's counters per pool opened so far ("jobs", "requests"): requests served,
+        those that queued for a connection, milliseconds waited, connections in use."""
+        root = self._root
+        pools = {"jobs": root._pool, "requests": root._request_pool}
+        return {name: pool.get_stats() for name, pool in pools.items() if pool is not None}
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         pool = await self._open()
@@ -196,6 +224,8 @@ class PostgresStore(SQLStore):
         if self._ping_conn is not None:
             conn, self._ping_conn = self._ping_conn, None
             await conn.close()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        for name in ("_pool", "_request_pool"):
+            pool = getattr(self, name)
+            if pool is not None:
+                setattr(self, name, None)
+                await pool.close()
