@@ -17,7 +17,7 @@ from courseforge.ledger import Ledger
 from courseforge.pipeline import CourseState, PipelineContext, plan_lesson_counts, run_pipeline
 from courseforge.pipeline.assemble import assemble_course
 from courseforge.pipeline.completeness import check_completeness, run_completeness
-from courseforge.pipeline.course_checks import EXERCISE_ASKS, cross_artifact_flags, run_quality
+from courseforge.pipeline.course_checks import EXERCISE_ASKS, cross_artifact_flags, missing_code, run_quality
 from courseforge.pipeline.lessons import create_slots, generate_lessons
 from courseforge.pipeline.metadata import run_metadata
 from courseforge.pipeline.prompts import parse_brief
@@ -462,9 +462,100 @@ async def test_an_exercise_still_unanswerable_after_its_asks_is_kept_and_flagged
     assert len(rig.records("exercises:S1-L1")) == EXERCISE_ASKS
     assert slot.draft is not None and slot.draft.exercises[-1].question == _OFF_TOPIC
     [decision] = [d for d in rig.state.decisions if d.inputs.get("kind") == "exercises"]
-    assert "none replaced" in decision.reason and "not stated in the lesson either" in decision.reason
+    assert (
+        "none replaced" in decision.reason
+        and f"{_OFF_TOPIC + '!'!r}: its answer is not stated" in decision.reason
+    )
     flags = await cross_artifact_flags(assemble_course(rig.state), rig.settings, rig.ctx.embedder())
     assert [f.target for f in flags if f.gate == "cross_artifact:answerable"] == ["lesson:S1-L1"]
+
+
+_REPEATED = "Which keyword starts a definition of a reusable block of code in the language?"
+
+
+def _with_exercise(text: str, question: str) -> str:
+    """A lesson answer whose last exercise asks `question` (a plain short answer)."""
+    data = json.loads(text)
+    last = {**data["exercises"][-1], "type": "short_answer", "options": None, "question": question}
+    last["answer"] = "def"
+    if "content" in data:  # a lesson answer (an exercises answer has none): it states the key
+        data["content"] += (
+            "\n\nThe keyword def starts a definition of a reusable block of code in the language."
+        )
+    return json.dumps({**data, "exercises": [*data["exercises"][:-1], last]})
+
+
+async def test_an_exercise_repeating_an_earlier_lessons_is_asked_again_alone() -> None:
+    """Issue 25: session 5's demo sent four whole lessons back (≈ 310 s each, side by side) for one
+    repeated exercise, and one rewrite came back with an exercise its lesson could not answer.
+    Now the later lesson's repeated exercise is asked again alone; the lesson stays."""
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    author = CourseAuthor()
+
+    def repeating(request: ChatRequest) -> str:
+        text = author(request)
+        if task_of(request) == "lesson" and request.tags.get("task") in ("lesson:S1-L1", "lesson:S1-L2"):
+            return _with_exercise(text, _REPEATED)
+        return text
+
+    rig.script.fn = repeating
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    first, second = rig.state.slots["S1-L1"], rig.state.slots["S1-L2"]
+    assert first.draft is not None and second.draft is not None
+    content = second.draft.content
+    await run_quality(rig.state, rig.ctx)
+    assert not rig.records("exercises:S1-L1")  # the earlier of the pair keeps its exercise
+    [call] = rig.records("exercises:S1-L2")
+    assert call.phase == "quality" and call.outcome == "ok"
+    [prompt] = rig.prompts_for("exercises:S1-L2")
+    assert "it repeats exercise S1-L1-E" in prompt and _REPEATED in prompt
+    assert not rig.records("lesson:S1-L2/")  # no whole-lesson rewrite
+    assert second.draft.content == content and second.draft.exercises[-1].question != _REPEATED
+    assert first.draft.exercises[-1].question == _REPEATED
+
+
+async def test_an_exercise_still_repeated_after_its_asks_sends_its_lesson_back_as_before() -> None:
+    rig = Rig()
+    await run_metadata(rig.state, rig.ctx)
+    create_slots(rig.state)
+    author = CourseAuthor()
+
+    def repeating(request: ChatRequest) -> str:
+        text = author(request)
+        task = request.tags.get("task", "")
+        if task in ("lesson:S1-L1", "lesson:S1-L2", "exercises:S1-L2"):
+            return _with_exercise(text, _REPEATED)
+        return text
+
+    rig.script.fn = repeating
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    await run_quality(rig.state, rig.ctx)
+    assert len(rig.records("exercises:S1-L2")) == EXERCISE_ASKS
+    [again] = rig.records("lesson:S1-L2/r1")
+    assert again.phase == "quality"
+    regen = [
+        d for d in rig.state.decisions if d.task == "lesson:S1-L2" and d.inputs.get("kind") == "exercise"
+    ]
+    assert regen and regen[0].reason.startswith("duplicate of S1-L1-E")
+    assert any("repeated exercise S1-L1-E" in p for p in rig.prompts_for("lesson:S1-L2/r1"))
+
+
+@pytest.mark.parametrize(
+    ("question", "missing"),
+    [
+        ("What is the output of the following code?", True),
+        ("What is the output of the following while loop?", True),
+        ("What does this snippet print?", True),
+        ("What is the output of the following code?\n```python\nprint(1)\n```", False),
+        ("What does the following code print: `print(1 + 1)`?", False),
+        ("Which of the following is the correct syntax for an if statement?", False),
+        ("Will the function `add` return a value?", False),
+    ],
+)
+def test_a_question_about_code_it_does_not_quote_is_found(question: str, missing: bool) -> None:
+    assert missing_code(question) is missing
 
 
 async def test_quality_leaves_distinct_lessons_alone() -> None:

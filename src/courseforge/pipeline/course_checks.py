@@ -1,18 +1,21 @@
 """Phase 4: course-wide quality.
 
-First, each lesson's exercises whose answer its own text does not state (the cross-artifact
-"answerable" check that used to flag them only after assembly) are asked again on their own: one
-short call given the lesson's text, for just those exercises, the lesson kept. A new exercise
-replaces an old one only when its answer is found in the lesson and it passes the exercise gates
-the old one had to pass; whatever is still not answerable is flagged after assembly as before.
-Then a lesson nearly identical to an earlier one, or one whose exercise repeats an earlier
-lesson's, is sent back with the earlier one named (lexical overlap or embedding cosine at the
-`gates.redundancy` thresholds); the others stand."""
+A lesson nearly identical to an earlier one is sent back whole, with the earlier one named
+(lexical overlap or embedding cosine at the `gates.redundancy` thresholds). Then each lesson's
+exercises that a learner could not use are asked again on their own — one short call given the
+lesson's text, for just those exercises, the lesson kept: one whose answer its lesson does not
+state (the cross-artifact "answerable" check, which used to flag them only after assembly), one
+repeating another lesson's exercise (which used to send the whole lesson back), and one that
+asks about "the following code" without quoting any. A new exercise replaces an old one only
+when it is none of those and passes the exercise gates the old one had to pass. An exercise
+still repeating another lesson's after that sends its lesson back whole, as before; one still
+not answerable is flagged after assembly, as before."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import replace
 
 from ..config import Settings
@@ -28,11 +31,11 @@ from ..quality.base import GateContext, GateResult
 from ..quality.cross_checks import cross_artifact_problems, unanswerable
 from ..quality.gates import ExercisesGate, repair_exercise
 from ..quality.lesson_gates import ExerciseOutcomesGate, safety_gate
-from ..quality.redundancy import CourseLesson, course_duplicates, owner_of
+from ..quality.redundancy import CourseLesson, course_duplicates, find_duplicates, owner_of
 from .lessons import brief_of, exercises_request, generate_lessons
 from .state import CourseState, LessonSlot, PipelineContext
 
-__all__ = ["EXERCISE_ASKS", "answerable_exercises", "cross_artifact_flags", "run_quality"]
+__all__ = ["EXERCISE_ASKS", "cross_artifact_flags", "missing_code", "run_quality", "usable_exercises"]
 
 #: Exercises-only calls a lesson gets in phase 4 for its unanswerable exercises.
 EXERCISE_ASKS = 2
@@ -56,6 +59,21 @@ async def cross_artifact_flags(course: Course, settings: Settings, embedder: Emb
     return [ReviewFlag(target=p.target, reason=p.reason, gate=f"cross_artifact:{p.kind}") for p in problems]
 
 
+#: A question about code it does not show ("What is the output of the following code?").
+_CODE_REFERENCE = re.compile(
+    r"\b(?:the following|this|the given|the code below)\s+(?:\w+\s+)?"
+    r"(?:code|snippet|program|script|loop|function|statement|expression|lines?)\b",
+    re.IGNORECASE,
+)
+
+
+def missing_code(question: str) -> bool:
+    """Does `question` ask about code it does not quote (no code block or code span)? The
+    offline model wrote "What is the output of the following code?" with no code in 4 of 30
+    questions of session 4's python-basics demo, and in all three of one phase-4 rewrite."""
+    return "`" not in question and bool(_CODE_REFERENCE.search(question))
+
+
 async def _unanswerable_in(
     slot: LessonSlot, ctx: PipelineContext, exercises: list[ExerciseDraft]
 ) -> list[int]:
@@ -70,6 +88,66 @@ async def _unanswerable_in(
         lesson_id=slot.id,
     )
     return [i for i, _ in absent]
+
+
+def _others(state: CourseState, slot: LessonSlot, *, earlier_only: bool) -> list[tuple[str, str]]:
+    """The exercise questions, (id, question), of every other usable lesson (`earlier_only`:
+    of those before slot's in the course; of a repeated pair, the later one is asked again)."""
+    out: list[tuple[str, str]] = []
+    for s in state.usable_slots():
+        if s.id == slot.id:
+            if earlier_only:
+                break
+            continue
+        if s.draft is not None:
+            out += [(f"{s.id}-E{k + 1}", e.question) for k, e in enumerate(s.draft.exercises)]
+    return out
+
+
+async def _repeats(
+    ctx: PipelineContext, others: list[tuple[str, str]], questions: list[str]
+) -> dict[int, str]:
+    """Index -> the other lesson's exercise id, for each of `questions` repeating one of
+    `others` at the exercise thresholds of `gates.redundancy`."""
+    if not others or not questions or not ctx.settings.gates.redundancy.enabled:
+        return {}
+    embedder, settings = ctx.embedder(), ctx.settings.gates.redundancy
+    mine = [(f"new-{k}", q) for k, q in enumerate(questions)]
+    items = [*others, *mine]
+    found = find_duplicates(
+        items,
+        await embedder.embed([q for _, q in items]),
+        cosine_at=settings.exercise_cosine.get(embedder.name, 0.95),
+        lexical_at=settings.exercise_lexical,
+        kind="exercise",
+    )
+    return {
+        int(d.later[4:]): d.earlier
+        for d in found
+        if d.later.startswith("new-") and not d.earlier.startswith("new-")
+    }
+
+
+async def _bad_exercises(
+    state: CourseState,
+    slot: LessonSlot,
+    ctx: PipelineContext,
+    exercises: list[ExerciseDraft],
+    *,
+    new: bool = False,
+) -> dict[int, str]:
+    """Index -> why, for each of `exercises` (of slot's lesson) a learner could not use: its
+    answer not stated in the lesson, a question about code it does not quote, or a repeat of an
+    earlier lesson's exercise (`new` exercises: of any other lesson's)."""
+    why = {i: "its answer is not stated in the lesson" for i in await _unanswerable_in(slot, ctx, exercises)}
+    for i, e in enumerate(exercises):
+        if i not in why and missing_code(e.question):
+            why[i] = "it asks about code it does not quote"
+    others = _others(state, slot, earlier_only=not new)
+    repeats = await _repeats(ctx, others, [e.question for e in exercises])
+    for i, other in repeats.items():
+        why.setdefault(i, f"it repeats exercise {other} of another lesson")
+    return why
 
 
 def _exercise_gates(
@@ -129,13 +207,13 @@ async def _ask_exercises(
     return fresh, ""
 
 
-def _ask_feedback(old: list[ExerciseDraft], todo: list[int], refused: list[str]) -> str:
+def _ask_feedback(old: list[ExerciseDraft], bad: dict[int, str], todo: list[int], refused: list[str]) -> str:
     kept = [e.question for k, e in enumerate(old) if k not in todo]
     text = (
-        f"Write only {len(todo)} new exercise(s). The lesson's exercise(s) "
-        + "; ".join(repr(old[i].question) for i in todo)
-        + " could not be answered from the lesson: the answer is not stated in its text. Ask about "
-        "a point the lesson states, the answer in the lesson's own words."
+        f"Write only {len(todo)} new exercise(s), each about a point the lesson states, its answer "
+        "in the lesson's own words. The lesson's exercise(s) "
+        + "; ".join(f"{old[i].question!r} ({bad[i]})" for i in todo)
+        + " cannot be used."
     )
     if kept:
         text += " The lesson keeps " + "; ".join(repr(q) for q in kept) + ": ask about something else."
@@ -145,21 +223,21 @@ def _ask_feedback(old: list[ExerciseDraft], todo: list[int], refused: list[str])
 
 
 async def _refresh_exercises(state: CourseState, slot: LessonSlot, ctx: PipelineContext) -> None:
-    """Slot's exercises not answerable from its lesson, asked again alone (`EXERCISE_ASKS`
-    calls at most); each replaced by a new one that is answerable and passes the exercise gates,
-    the lesson as a whole kept only if its exercise gates still pass."""
+    """Slot's exercises a learner could not use (`_bad_exercises`), asked again alone
+    (`EXERCISE_ASKS` calls at most); each replaced by a new one that has none of those faults and
+    passes the exercise gates, the lesson as a whole kept only if its exercise gates still pass."""
     assert slot.draft is not None
     old = list(slot.draft.exercises)
-    bad = await _unanswerable_in(slot, ctx, old)
+    bad = await _bad_exercises(state, slot, ctx, old)
     if not bad:
         return
     replaced: dict[int, ExerciseDraft] = {}
     refused: list[str] = []
     for attempt in range(1, EXERCISE_ASKS + 1):
-        todo = [i for i in bad if i not in replaced]
+        todo = [i for i in sorted(bad) if i not in replaced]
         try:
             fresh, why = await _ask_exercises(
-                state, slot, ctx, todo, attempt, _ask_feedback(old, todo, refused)
+                state, slot, ctx, todo, attempt, _ask_feedback(old, bad, todo, refused)
             )
         except (BadResponse, ProviderError, BudgetExceeded) as exc:
             refused.append(f"the call failed ({type(exc).__name__})")
@@ -170,14 +248,14 @@ async def _refresh_exercises(state: CourseState, slot: LessonSlot, ctx: Pipeline
             refused.append(why)
         for exercise in fresh:
             repair_exercise(exercise)
-        found = set(await _unanswerable_in(slot, ctx, fresh))
+        faults = await _bad_exercises(state, slot, ctx, fresh, new=True)
         for k, (i, exercise) in enumerate(zip(todo, fresh, strict=False)):
             alone = LessonDraft.model_construct(
                 content=slot.draft.content, exercises=[exercise], citations=[]
             )
             problems = [r for g in _exercise_gates(alone, slot, ctx.settings, alone=True) for r in g.reasons]
-            if k in found:
-                problems.append("its answer is not stated in the lesson either")
+            if k in faults:
+                problems.append(faults[k])
             if problems:
                 refused.append(f"{exercise.question!r}: {'; '.join(problems)}"[:300])
             else:
@@ -191,13 +269,13 @@ def _settle_exercises(
     state: CourseState,
     slot: LessonSlot,
     ctx: PipelineContext,
-    bad: list[int],
+    bad: dict[int, str],
     replaced: dict[int, ExerciseDraft],
     refused: list[str],
 ) -> None:
     """The new exercises into slot's draft when its exercise gates pass with them; a decision either way."""
     assert slot.draft is not None
-    named = ", ".join(f"exercise {i + 1}" for i in bad)
+    named = ", ".join(f"exercise {i + 1} ({why})" for i, why in sorted(bad.items()))
     draft = slot.draft.model_copy(
         update={"exercises": [replaced.get(i, e) for i, e in enumerate(slot.draft.exercises)]}
     )
@@ -208,12 +286,12 @@ def _settle_exercises(
         fresh = {g.gate: g for g in results}
         slot.gates = [fresh.get(g.gate, g) for g in slot.gates]
         kept = len(bad) - len(replaced)
-        reason = f"{named} not answerable from the lesson: {len(replaced)} replaced by exercises asked alone"
+        reason = f"{named}: {len(replaced)} replaced by exercises asked alone"
         if kept:
-            reason += f", {kept} kept (flagged after assembly)"
+            reason += f", {kept} kept"
     else:
         why = failed or refused or ["no answer"]
-        reason = f"{named} not answerable from the lesson; none replaced: {'; '.join(why)}"
+        reason = f"{named}: none replaced: {'; '.join(why)}"
     state.decisions.append(
         Decision(
             task=lesson_key(slot.id),
@@ -225,49 +303,58 @@ def _settle_exercises(
     )
 
 
-async def answerable_exercises(state: CourseState, ctx: PipelineContext) -> None:
-    """Phase 4's first step (see the module doc): every usable lesson's unanswerable exercises
-    asked again, lessons side by side."""
-    if not ctx.settings.gates.cross_artifact:
+async def usable_exercises(state: CourseState, ctx: PipelineContext) -> None:
+    """Phase 4's exercise step (see the module doc): every usable lesson's exercises a learner
+    could not use, asked again alone, lessons side by side."""
+    if not ctx.settings.gates.cross_artifact and not ctx.settings.gates.redundancy.enabled:
         return
     slots = [s for s in state.usable_slots() if s.draft is not None and s.draft.exercises]
     await asyncio.gather(*(_refresh_exercises(state, s, ctx) for s in slots))
 
 
-async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:
-    await answerable_exercises(state, ctx)
+async def _send_back(
+    state: CourseState, ctx: PipelineContext, kinds: tuple[str, ...], skip: set[str]
+) -> set[str]:
+    """The later lesson of each duplicate pair of `kinds` (but those in `skip`) written again
+    whole, told which earlier one it repeated; the ids sent back."""
     slots = state.usable_slots()
-    if len(slots) > 1 and ctx.settings.gates.redundancy.enabled:
-        by_id = {s.id: s for s in slots}
-        resend: list[LessonSlot] = []
-        lessons = [
-            CourseLesson(s.id, s.draft.content, [e.question for e in s.draft.exercises])
-            for s in slots
-            if s.draft
-        ]
-        for dup in await course_duplicates(lessons, ctx.embedder(), ctx.settings.gates.redundancy):
-            later = by_id[owner_of(dup.later)]
-            earlier_id = owner_of(dup.earlier)
-            if later in resend:
-                continue
-            earlier = by_id[earlier_id]
-            what = "lesson" if dup.kind == "lesson" else f"exercise {dup.earlier} of lesson"
-            later.feedback = (
-                f"Your {'lesson' if dup.kind == 'lesson' else 'exercise ' + dup.later} repeated {what} "
-                f"{earlier.id} ({earlier.title!r}), similarity {dup.cosine:.2f}; cover different material."
+    if len(slots) < 2 or not ctx.settings.gates.redundancy.enabled:
+        return set()
+    by_id = {s.id: s for s in slots}
+    resend: list[LessonSlot] = []
+    lessons = [
+        CourseLesson(s.id, s.draft.content, [e.question for e in s.draft.exercises]) for s in slots if s.draft
+    ]
+    for dup in await course_duplicates(lessons, ctx.embedder(), ctx.settings.gates.redundancy):
+        later = by_id[owner_of(dup.later)]
+        if dup.kind not in kinds or later in resend or later.id in skip:
+            continue
+        earlier = by_id[owner_of(dup.earlier)]
+        what = "lesson" if dup.kind == "lesson" else f"exercise {dup.earlier} of lesson"
+        later.feedback = (
+            f"Your {'lesson' if dup.kind == 'lesson' else 'exercise ' + dup.later} repeated {what} "
+            f"{earlier.id} ({earlier.title!r}), similarity {dup.cosine:.2f}; cover different material."
+        )
+        state.decisions.append(
+            Decision(
+                task=lesson_key(later.id),
+                action="regenerate",
+                tier="",
+                reason=f"duplicate of {dup.earlier} (cosine {dup.cosine:.3f}, lexical {dup.lexical:.0f})",
+                inputs={"kind": dup.kind},
             )
-            state.decisions.append(
-                Decision(
-                    task=lesson_key(later.id),
-                    action="regenerate",
-                    tier="",
-                    reason=f"duplicate of {dup.earlier} (cosine {dup.cosine:.3f}, lexical {dup.lexical:.0f})",
-                    inputs={"kind": dup.kind},
-                )
-            )
-            resend.append(later)
-        for slot in resend:
-            slot.rounds += 1
-        if resend:
-            await generate_lessons(state, ctx, resend, "quality")
+        )
+        resend.append(later)
+    for slot in resend:
+        slot.rounds += 1
+    if resend:
+        await generate_lessons(state, ctx, resend, "quality")
+    return {s.id for s in resend}
+
+
+async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:
+    sent = await _send_back(state, ctx, ("lesson",), set())
+    await usable_exercises(state, ctx)
+    # An exercise the asks could not make distinct: its lesson written again, as before.
+    await _send_back(state, ctx, ("exercise",), sent)
     return state
