@@ -10,13 +10,12 @@ STAMP := $(VENV)/.installed
 EXAMPLE ?= examples/python-basics.json
 OUT ?= out
 # What `make demo` announces it will take: measured from a fresh clone with empty caches (`HOME`
-# empty) on this project's 2-core machine while other work shared it (load 14-28; issue 25,
-# session 3, docs/offline.md): set-up 218 s, generation 1,593 s (27 min). On idle cores the
-# same tokens come to about 13 min by the measured rates (24.7 tok/s over four sequences, 45
-# prompt tok/s; 9 min without phase 4's regenerations); set-up was 148-173 s on a quieter
-# machine (issue 13).
-DEMO_SETUP_MIN ?= 4
-DEMO_RUN_MIN ?= 27
+# empty) on this project's 2-core machine while other work shared it (load 4-7; issue 25,
+# session 5, docs/offline.md): set-up 103 s, generation 867 s (15 min), of which phase 4's
+# rewrites were 326 s. On idle cores the same tokens come to about 9 min by the measured rates
+# (24.7 tok/s over four sequences, 45 prompt tok/s).
+DEMO_SETUP_MIN ?= 2
+DEMO_RUN_MIN ?= 15
 
 .PHONY: setup setup-core deps-system deps-npm demo demo-intro test test-fast lint bench lrs mpnet outside-set gates-outside clean
 
