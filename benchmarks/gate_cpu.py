@@ -34,6 +34,12 @@ first course), "warm" the second course's own CPU, as a service pays it. Printed
 example and version, and now / REV.
 
     python benchmarks/gate_cpu.py --baseline bc1ac86 [--runs 2] [--delay 0.5] [--example PATH ...]
+
+`--dtype-check` runs every embedding gate of the labelled set (tests/quality/data/labelled.jsonl:
+similarity, lesson and exercise redundancy, grounding) with the model in float32 and in
+bfloat16, and prints how many verdicts differ and how far the scores moved.
+
+    python benchmarks/gate_cpu.py --dtype-check
 """
 
 from __future__ import annotations
@@ -335,6 +341,63 @@ def _print_baseline(
     )
 
 
+LABELLED = REPO / "tests" / "quality" / "data" / "labelled.jsonl"
+
+
+async def _labelled_verdicts(embedder: Embedder) -> dict[str, tuple[object, float]]:
+    """Each labelled item's verdict and score (the gates' own code, as tests/quality/test_labelled.py)."""
+    from courseforge.config import load_config
+    from courseforge.quality import SimilarityGate, lesson_similarity
+    from courseforge.quality.grounding import ground_claims
+    from courseforge.quality.redundancy import find_duplicates, text_vectors
+
+    items = [json.loads(line) for line in LABELLED.read_text("utf-8").splitlines() if line.strip()]
+    gates = load_config("hosted", env={}).settings.gates
+    out: dict[str, tuple[object, float]] = {}
+    similarity = SimilarityGate(gates.similarity[MINILM])
+    rs = gates.redundancy
+    grounding = [r for r in items if r["gate"] == "grounding"]
+    for i, r in enumerate(items):
+        if r["gate"] == "similarity":
+            values = await lesson_similarity(r["content"], {"LO1": r["outcome"]}, embedder)
+            verdict = similarity.check(None, GateContext(values=values)).verdict
+            out[f"similarity {i}"] = (verdict, float(values["similarity"]))
+        elif r["gate"] in ("redundancy", "redundancy_exercise"):
+            lesson = r["gate"] == "redundancy"
+            pair = [r["a"], r["b"]]
+            vecs = await text_vectors(pair, embedder) if lesson else await embedder.embed(pair)
+            dups = find_duplicates(
+                [("A", r["a"]), ("B", r["b"])],
+                vecs,
+                cosine_at=(rs.lesson_cosine if lesson else rs.exercise_cosine)[MINILM],
+                lexical_at=rs.lesson_lexical if lesson else rs.exercise_lexical,
+                **({"distinct_facts": rs.lesson_distinct_facts} if lesson else {"kind": "exercise"}),
+            )
+            out[f"{r['gate']} {i}"] = (bool(dups), sum(x * y for x, y in zip(*vecs, strict=True)))
+    gs = gates.grounding
+    support = await ground_claims(
+        [r["claim"] for r in grounding],
+        grounding[0]["sources"],
+        embedder,
+        supported=gs.supported[MINILM],
+        unsupported=gs.unsupported[MINILM],
+    )
+    for i, claim in enumerate(support):
+        out[f"grounding {i}"] = (claim.status, claim.cosine)
+    return out
+
+
+def _dtype_check() -> None:
+    exact = asyncio.run(_labelled_verdicts(CachedEmbedder(_encoder(1, "float32"))))
+    bf16 = asyncio.run(_labelled_verdicts(CachedEmbedder(_encoder(1, "bfloat16"))))
+    differ = [k for k in exact if exact[k][0] != bf16[k][0]]
+    moved = sorted(abs(exact[k][1] - bf16[k][1]) for k in exact)
+    print(
+        f"labelled items through an embedding gate: {len(exact)}; verdicts that differ: {len(differ)} {differ}"
+    )
+    print(f"score |float32 - bfloat16|: max {moved[-1]:.4f}, median {statistics.median(moved):.5f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -347,7 +410,13 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="REV", help="compare whole versions: REV against this checkout (bc1ac86)"
     )
+    parser.add_argument(
+        "--dtype-check", action="store_true", help="only: labelled-set verdicts in float32 and bfloat16"
+    )
     args = parser.parse_args()
+    if args.dtype_check:
+        _dtype_check()
+        return
     examples = args.example or sorted(EXAMPLES.glob("*.json"))
     if args.baseline:
         _baseline(args.baseline, [e.resolve() for e in examples], args.runs, args.delay)
