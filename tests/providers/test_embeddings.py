@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from courseforge.errors import ConfigError
+from courseforge.providers import embeddings
 from courseforge.providers.base import Embedder
 from courseforge.providers.embeddings import (
     CachedEmbedder,
@@ -269,10 +270,11 @@ async def test_cache_keeps_vectors_packed_not_as_python_floats() -> None:
     assert again == tuple((await HashingEmbedder(512).embed([texts[5]]))[0])
 
 
-async def test_a_batch_is_dealt_into_parts_encoded_side_by_side() -> None:
+async def test_a_batch_is_dealt_into_parts_encoded_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
     """With one torch thread an encode uses one core: `workers` parts of a waiting batch run at
     once in worker threads (each part waits at a barrier that only opens when all are in), and
     every caller gets its own texts' vectors back in order."""
+    monkeypatch.setattr(embeddings, "_CORE_SLOTS", _CoreSlots(2))  # whatever cores this machine has
     barrier = threading.Barrier(2, timeout=30)
     embedder = CountingEncoder(workers=2, barrier=barrier)
     asks = [[f"lesson {i} chunk {k} " + "x" * (i * k) for k in range(4)] for i in range(6)]
@@ -289,6 +291,20 @@ async def test_a_batch_is_dealt_into_parts_encoded_side_by_side() -> None:
     embedder.barrier = None
     assert await embedder.embed(["again"]) == [[5.0, 1.0]]
     assert embedder.batches[-1] == ["again"]
+
+
+async def test_a_batch_is_not_split_while_another_encode_holds_a_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two encodes at once cost more CPU than one: a busy process (another course's encode on
+    the other core) encodes a batch whole."""
+    slots = _CoreSlots(2)
+    monkeypatch.setattr(embeddings, "_CORE_SLOTS", slots)
+    embedder = CountingEncoder(workers=2)
+    held = slots.acquire(1)
+    vectors = await embedder.embed([f"text {i}" for i in range(8)])
+    slots.release(held)
+    assert len(embedder.batches) == 1 and len(vectors) == 8
 
 
 def test_core_slots_share_the_cores_among_encodes() -> None:

@@ -75,6 +75,11 @@ class _CoreSlots:
             self._free -= n
         return n
 
+    def free(self) -> int:
+        """Cores no encode holds at this moment."""
+        with self._changed:
+            return self._free
+
     def release(self, n: int) -> None:
         with self._changed:
             self._free += n
@@ -257,8 +262,11 @@ class SentenceTransformerEmbedder(Embedder):
 
     async def _encode_parts(self, texts: list[str]) -> list[list[float]]:
         """`texts` dealt longest first into up to `workers` parts of similar length, encoded side
-        by side in worker threads; the vectors in the order of `texts`."""
-        k = min(self._workers, len(texts))
+        by side in worker threads; the vectors in the order of `texts`. Only as many parts as
+        there are free cores: two encodes at once took 1.15-1.18x the CPU of one for a course's
+        texts (docs/scaling.md), a price worth paying for an idle core, not when another
+        course's encode holds it (a busy service splits nothing)."""
+        k = min(self._workers, len(texts), max(1, _CORE_SLOTS.free() // self._threads))
         if k == 1:
             return await asyncio.to_thread(self._encode, texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
