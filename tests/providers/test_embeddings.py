@@ -195,20 +195,23 @@ async def test_embed_does_not_block_the_event_loop() -> None:
 
     Importing torch in the worker thread takes the GIL in bursts (≈ 0.2 s measured on a quiet
     machine, more on a loaded one), so the load's bound is loose; a blocked loop would stall for
-    the whole load (seconds). The encode's bound is tight, and the encode lasts more than twice
-    it, so a blocked loop could not pass."""
+    the whole load (seconds). The encode runs in parts, side by side on the cores' slots: a loop
+    blocked by it would show one gap as long as a part (half the encode, or all of it); one that
+    runs beside it ticks through it. The bounds are shares of the encode's own wall time, not
+    fixed seconds, so that a loaded machine, which slows both, cannot fail it (a fixed 0.6 s
+    failed once in a cold CI run at a low CPU share)."""
     embedder = SentenceTransformerEmbedder()
     _, load_s, load_gaps = await _loop_gaps(embedder.embed(["warm up"]))
     if load_s > 3.0:  # this call loaded the model: the loop ticked through most of the load
+        assert load_gaps, f"the loop never ticked in the {load_s:.1f}s load"
         assert max(load_gaps) < load_s / 2, f"event loop blocked for {max(load_gaps):.2f}s of {load_s:.1f}s"
 
     texts = [f"{PYTHON} Variation {i}: {BAKING}" for i in range(480)]
     vectors, elapsed, gaps = await _loop_gaps(embedder.embed(texts))
     assert len(vectors) == 480
-    bound = 0.6
-    assert elapsed > 2 * bound, "too fast to tell; use more texts"
-    assert max(gaps) < bound, f"event loop blocked for {max(gaps):.2f}s"
-    assert len(gaps) > elapsed / 0.01 * 0.3
+    assert elapsed > 0.5, "too fast to tell; use more texts"
+    assert len(gaps) >= 20, f"the loop ticked {len(gaps)} times in {elapsed:.2f}s"
+    assert max(gaps) < elapsed / 4, f"event loop blocked for {max(gaps):.2f}s of {elapsed:.2f}s"
 
 
 class CountingEncoder(SentenceTransformerEmbedder):
