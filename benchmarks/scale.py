@@ -399,7 +399,8 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
     print(
         f"{n} courses submitted at once ({r['submit_s']:.1f} s to submit), {args.concurrency} generating at "
         f"once, simulator 'realistic' at time scale {args.time_scale:g}, store {args.store} (pool "
-        f"{args.pool_size}), gates on hashing, rule gates in {args.gate_workers}s"
+        f"{args.pool_size}), gates on hashing, rule gates in "
+        f"{dict(thread='threads', process='processes')[args.gate_workers]}"
     )
     print(
         f"  courses per minute        {n / r['span_s'] * 60 if r['span_s'] else 0:.1f}  ({r['span_s']:.1f} s)"
