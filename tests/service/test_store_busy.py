@@ -8,6 +8,7 @@ through once the connection is free. An event stream skips a poll that finds the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,10 +39,12 @@ async def shared_connection(pg_url: str) -> AsyncIterator[PostgresStore]:
         await store.close()
 
 
-async def test_a_read_answers_from_its_own_pool_while_the_jobs_pool_is_taken(
-    one_connection: PostgresStore, settings: Settings
-) -> None:
-    store = one_connection
+@contextlib.asynccontextmanager
+async def _client_while_the_jobs_connection_is_held(
+    store: PostgresStore, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, asyncio.Event]]:
+    """An app on `store` with job-1 stored, and a client of it, while another task holds the
+    jobs' pool's only connection until the event is set (or the block ends)."""
     await store.create_job(Job(id="job-1", course_id="c", analysis={}, input_digest="d", created_at=1.0))
     app = create_app(
         settings,
@@ -56,13 +59,21 @@ async def test_a_read_answers_from_its_own_pool_while_the_jobs_pool_is_taken(
     async with httpx.AsyncClient(transport=transport, base_url="http://courseforge.test") as client:
         try:
             await pool_taken(store)
-            read = await asyncio.wait_for(client.get("/v1/jobs/job-1", headers=AUTH), 60)
-            assert read.status_code == 200 and read.json()["status"] == "queued"
-            assert store.retried["wait"] == 0  # nothing waited for the jobs' connection
-            scraped = (await client.get("/metrics", headers=AUTH)).text
+            yield client, release
         finally:
             release.set()
             await holder
+
+
+async def test_a_read_answers_from_its_own_pool_while_the_jobs_pool_is_taken(
+    one_connection: PostgresStore, settings: Settings
+) -> None:
+    store = one_connection
+    async with _client_while_the_jobs_connection_is_held(store, settings) as (client, _):
+        read = await asyncio.wait_for(client.get("/v1/jobs/job-1", headers=AUTH), 60)
+        assert read.status_code == 200 and read.json()["status"] == "queued"
+        assert store.retried["wait"] == 0  # nothing waited for the jobs' connection
+        scraped = (await client.get("/metrics", headers=AUTH)).text
     assert 'courseforge_store_pool_connections_in_use{pool="jobs"} 1.0' in scraped
     served = [
         line
@@ -76,38 +87,24 @@ async def test_a_read_on_a_busy_shared_pool_answers_503_while_a_jobs_write_waits
     shared_connection: PostgresStore, settings: Settings
 ) -> None:
     store = shared_connection
-    await store.create_job(Job(id="job-1", course_id="c", analysis={}, input_digest="d", created_at=1.0))
     service_settings = settings.service.model_copy(update={"request_store_wait_s": 1.0})
-    app = create_app(
-        settings.model_copy(update={"service": service_settings}),
-        store=store,
-        engine=make_engine(settings, scripted_models(settings)),
-        tokens=[TOKEN],
-        resume=False,
-    )
-    release = asyncio.Event()
-    holder = asyncio.create_task(holding(store, release))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://courseforge.test") as client:
-        try:
-            await pool_taken(store)
-            write = asyncio.create_task(store.update_job("job-1", status="failed", error="stopped by hand"))
-            busy = await asyncio.wait_for(client.get("/v1/jobs/job-1", headers=AUTH), 120)
-            assert busy.status_code == 503
-            assert busy.headers["Retry-After"] == "1"
-            assert busy.json()["error"] == {
-                "message": "store busy",
-                "problems": [
-                    {"path": "store", "reason": "the store did not answer within 1 s; try again in 1 s"}
-                ],
-            }
-            assert not write.done()  # the job's write keeps trying
-            tried = store.retried["wait"]
-            await poll(lambda: store.retried["wait"] >= tried + 3, "the job's write to keep trying")
-            assert not write.done()
-        finally:
-            release.set()
-            await holder
+    settings = settings.model_copy(update={"service": service_settings})
+    async with _client_while_the_jobs_connection_is_held(store, settings) as (client, release):
+        write = asyncio.create_task(store.update_job("job-1", status="failed", error="stopped by hand"))
+        busy = await asyncio.wait_for(client.get("/v1/jobs/job-1", headers=AUTH), 120)
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "1"
+        assert busy.json()["error"] == {
+            "message": "store busy",
+            "problems": [
+                {"path": "store", "reason": "the store did not answer within 1 s; try again in 1 s"}
+            ],
+        }
+        assert not write.done()  # the job's write keeps trying
+        tried = store.retried["wait"]
+        await poll(lambda: store.retried["wait"] >= tried + 3, "the job's write to keep trying")
+        assert not write.done()
+        release.set()
         await asyncio.wait_for(write, 60)
         answered = await client.get("/v1/jobs/job-1", headers=AUTH)
         assert answered.status_code == 200
