@@ -183,6 +183,12 @@ async def test_the_service_on_temporal_reviews_the_plan_and_reuses_the_bank(
 CLI = Path(sys.executable).with_name("courseforge")
 
 
+def exited(done: subprocess.CompletedProcess[str]) -> str:
+    """A command's exit code and stderr, for an assertion's message (an abort at exit, -6,
+    shows its "Fatal Python error" there)."""
+    return f"{' '.join(map(str, done.args[1:3]))} exited {done.returncode}; stderr:\n{done.stderr}"
+
+
 def test_the_plan_commands_on_temporal(temporal_address: str, tmp_path: Path) -> None:
     """`generate --temporal --review-plan`, `plan show|edit|approve --temporal`, `generate --job
     --temporal` as a terminal runs them, against a `courseforge worker` process."""
@@ -210,23 +216,26 @@ def test_the_plan_commands_on_temporal(temporal_address: str, tmp_path: Path) ->
             stopped = cf(
                 "generate", str(EXAMPLES / "python-basics.json"), "-o", course, "--job", "pb", "--review-plan"
             )
-            assert stopped.returncode == 0, stopped.stderr + (tmp_path / "worker.log").read_text()
+            assert stopped.returncode == 0, exited(stopped) + (tmp_path / "worker.log").read_text()
             assert "plan ready for review" in stopped.stderr and not Path(course).exists()
             shown = cf("plan", "show", "pb", "--json")
-            assert shown.returncode == 0, shown.stderr
+            assert shown.returncode == 0, exited(shown)
             first, text = (json.loads(shown.stdout)["outcomes"][0][k] for k in ("id", "text"))
             refused = cf("plan", "edit", "pb", "--outcome", f"{first}=Eat a sandwich at home tonight")
-            assert refused.returncode == 2 and "no measurable verb" in refused.stderr
+            assert refused.returncode == 2 and "no measurable verb" in refused.stderr, exited(refused)
             kept = cf("plan", "edit", "pb", "--outcome", f"{first}={text} in small programs")
-            assert kept.returncode == 0 and "--temporal" in kept.stderr, kept.stderr
+            assert kept.returncode == 0 and "--temporal" in kept.stderr, exited(kept)
             approved = cf("plan", "approve", "pb")
-            assert approved.returncode == 0 and json.loads(approved.stdout)["plan"] == "approved"
+            assert approved.returncode == 0, exited(approved)
+            assert json.loads(approved.stdout)["plan"] == "approved"
             done = cf("generate", str(EXAMPLES / "python-basics.json"), "-o", course, "--job", "pb")
-            assert done.returncode == 0, done.stderr
+            assert done.returncode == 0, exited(done) + (tmp_path / "worker.log").read_text()
         finally:
             worker.terminate()
-            worker.wait(30)
+            worker_exit = worker.wait(30)
             log.close()
+    # SIGTERM stops a worker gracefully: exit 0, not an abort at the interpreter's exit.
+    assert worker_exit == 0, (tmp_path / "worker.log").read_text()
     written = json.loads(Path(course).read_text())
     report = json.loads((tmp_path / "course.report.json").read_text())
     assert written["metadata"]["learning_outcomes"][0]["text"] == f"{text} in small programs"

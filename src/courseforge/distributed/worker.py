@@ -9,7 +9,9 @@ workflow code itself holds no connection and no clock: it replays from history.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -22,6 +24,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -58,10 +61,41 @@ __all__ = [
 log = logging.getLogger("courseforge.worker")
 
 
+#: The Temporal core runtime (a Rust thread pool) of this process's clients and workers: made
+#: by the first `connect`, shut down by `_shut_down_runtime` at exit.
+_runtime: Runtime | None = None
+
+
+def _process_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(telemetry=TelemetryConfig())
+        atexit.register(_shut_down_runtime)
+    return _runtime
+
+
+def _shut_down_runtime() -> None:
+    """Drop the runtime and the clients on it (a client sits in a reference cycle, hence the
+    collection) while the interpreter is still whole: the last reference stops the runtime's
+    threads and waits for them with the GIL released, so a thread still finishing a call's
+    callback (the event loop's `call_soon_threadsafe`) gets the GIL and ends.
+
+    Temporal's default runtime is a module global that lives into the interpreter's teardown.
+    A runtime thread that asks for the GIL once finalization has begun is ended by CPython,
+    and releases a thread state it no longer holds on the way out: "Fatal Python error:
+    PyGILState_Release: thread state ... must be current when releasing", SIGABRT after the
+    command's work was done (temporalio/sdk-python#300, open). atexit functions run before
+    the interpreter starts finalizing."""
+    global _runtime
+    _runtime = None
+    gc.collect()
+
+
 async def connect(address: str, namespace: str = "default") -> Client:
-    """A Temporal client; an unreachable frontend is a `RunError` naming the address."""
+    """A Temporal client on this process's runtime (`_process_runtime`); an unreachable
+    frontend is a `RunError` naming the address."""
     try:
-        return await Client.connect(address, namespace=namespace)
+        return await Client.connect(address, namespace=namespace, runtime=_process_runtime())
     except RuntimeError as exc:
         raise RunError(f"cannot reach Temporal at {address} (namespace {namespace}): {exc}") from exc
 
