@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,9 @@ from courseforge.pipeline.course_checks import EXERCISE_ASKS, cross_artifact_fla
 from courseforge.pipeline.lessons import create_slots, generate_lessons
 from courseforge.pipeline.metadata import run_metadata
 from courseforge.pipeline.prompts import parse_brief
-from courseforge.providers import ChatRequest
+from courseforge.providers import ChatRequest, Embedder, Vector
+from courseforge.providers.embeddings import HashingEmbedder
+from courseforge.quality.grounding import source_windows
 from courseforge.testing import CourseAuthor, ScriptedModel
 from engine_helpers import course_calls, example_analysis, hosted_settings
 
@@ -37,13 +40,18 @@ class Switch:
 
 
 class Rig:
-    def __init__(self, analysis: AnalysisResult | None = None, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        analysis: AnalysisResult | None = None,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.settings = settings or hosted_settings()
         self.analysis = analysis or example_analysis()
         self.script = Switch()
         self.models = {m: ScriptedModel(self.script, model_id=m) for m in self.settings.models}
         self.ledger = Ledger(Decimal("5"))
-        self.effects = course_calls(self.settings, self.models, self.ledger)
+        self.effects = course_calls(self.settings, self.models, self.ledger, embedder=embedder)
         self.ctx = PipelineContext(self.settings, self.effects, Decimal("5"))
         self.state = CourseState(
             analysis=self.analysis, course_id="test-course", lesson_counts=plan_lesson_counts(self.analysis)
@@ -324,6 +332,60 @@ async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
     assert "repeated lesson S1-L1" in prompt
     assert s2.draft is not None and s2.draft.content != s1.draft.content
     assert s2.feedback == ""  # consumed by the regeneration
+
+
+class WatchingEmbedder(Embedder):
+    """The hashing embedder, noting every text it is asked for; `asked` is set once `wanted` is."""
+
+    name = "hashing"
+
+    def __init__(self) -> None:
+        self.inner = HashingEmbedder()
+        self.dimensions = self.inner.dimensions
+        self.wanted = ""
+        self.asked = asyncio.Event()
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        if self.wanted in texts:
+            self.asked.set()
+        return await self.inner.embed(texts)
+
+
+async def test_the_kept_lessons_exercise_checks_embed_while_a_repeated_lesson_is_rewritten() -> None:
+    """Issue 29: phase 4 embeds the kept lessons' sentence windows (for their exercises' answer
+    check) while the provider writes the repeated lesson again, not after its answer: here the
+    rewrite answers only once a window of the kept S1-L1 has been asked for."""
+    watching = WatchingEmbedder()
+    rig = Rig(embedder=watching)
+    first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
+    author = CourseAuthor()
+    dup_titles = {first.title, second.title}
+
+    async def after_the_windows(request: ChatRequest) -> str:
+        await asyncio.wait_for(watching.asked.wait(), 10)
+        return str(author(request))
+
+    def duplicating(request: ChatRequest) -> Any:
+        if task_of(request) == "lesson" and "repeated lesson" in request.messages[-1].content:
+            return after_the_windows(request)
+        text = author(request)
+        if task_of(request) == "lesson" and lesson_title(request) in dup_titles:
+            data = json.loads(text)
+            data["content"] = shared
+            return json.dumps(data)
+        return text
+
+    rig.script.fn = duplicating
+    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    s1, s2 = rig.state.slots["S1-L1"], rig.state.slots["S1-L2"]
+    assert s1.draft is not None and s1.draft.content == shared
+    # a window of two sentences: no gate before phase 4 embeds it
+    watching.wanted = source_windows({s1.id: s1.draft.content})[-1][1]
+    assert not watching.asked.is_set()
+    await run_quality(rig.state, rig.ctx)
+    [again] = rig.records("lesson:S1-L2/r1")
+    assert again.outcome == "ok"
+    assert s2.draft is not None and s2.draft.content != shared
 
 
 async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rewrites() -> None:

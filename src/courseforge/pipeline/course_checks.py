@@ -14,8 +14,10 @@ not answerable is flagged after assembly, as before."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from ..config import Settings
@@ -312,11 +314,34 @@ async def usable_exercises(state: CourseState, ctx: PipelineContext) -> None:
     await asyncio.gather(*(_refresh_exercises(state, s, ctx) for s in slots))
 
 
+async def _answer_support_ahead(state: CourseState, ctx: PipelineContext, resent: set[str]) -> None:
+    """Embed, ahead of `usable_exercises`, what it will embed for the lessons not in `resent`
+    (their sentence windows and their exercises' answer statements), so that the model works
+    while phase 4's rewrites are at the provider instead of after they return. The same texts
+    through the same calls: the verdicts are computed later, as before, from the vectors this
+    leaves in the embedder's cache and grounding's window memo."""
+    if not ctx.settings.gates.cross_artifact and not ctx.settings.gates.redundancy.enabled:
+        return
+    slots = [
+        s for s in state.usable_slots() if s.id not in resent and s.draft is not None and s.draft.exercises
+    ]
+    # Never fails the rewrite it runs beside: `usable_exercises` embeds anything missing again
+    # and reports an embedder's failure itself.
+    with contextlib.suppress(Exception):
+        await asyncio.gather(*(_unanswerable_in(s, ctx, list(s.draft.exercises)) for s in slots if s.draft))
+
+
 async def _send_back(
-    state: CourseState, ctx: PipelineContext, kinds: tuple[str, ...], skip: set[str]
+    state: CourseState,
+    ctx: PipelineContext,
+    kinds: tuple[str, ...],
+    skip: set[str],
+    *,
+    beside: Callable[[set[str]], Awaitable[None]] | None = None,
 ) -> set[str]:
     """The later lesson of each duplicate pair of `kinds` (but those in `skip`) written again
-    whole, told which earlier one it repeated; the ids sent back."""
+    whole, told which earlier one it repeated; the ids sent back. `beside(ids)` runs while they
+    are written (when one is)."""
     slots = state.usable_slots()
     if len(slots) < 2 or not ctx.settings.gates.redundancy.enabled:
         return set()
@@ -347,13 +372,18 @@ async def _send_back(
         resend.append(later)
     for slot in resend:
         slot.rounds += 1
+    ids = {s.id for s in resend}
     if resend:
-        await generate_lessons(state, ctx, resend, "quality")
-    return {s.id for s in resend}
+        rewrite = generate_lessons(state, ctx, resend, "quality")
+        await (asyncio.gather(rewrite, beside(ids)) if beside is not None else rewrite)
+    return ids
 
 
 async def run_quality(state: CourseState, ctx: PipelineContext) -> CourseState:
-    sent = await _send_back(state, ctx, ("lesson",), set())
+    # The kept lessons' exercise checks embed while the repeated lessons are rewritten.
+    sent = await _send_back(
+        state, ctx, ("lesson",), set(), beside=lambda ids: _answer_support_ahead(state, ctx, ids)
+    )
     await usable_exercises(state, ctx)
     # An exercise the asks could not make distinct: its lesson written again, as before.
     await _send_back(state, ctx, ("exercise",), sent)
