@@ -76,14 +76,33 @@ class Rig:
             if req.tags.get("task") == task
         ]
 
-    async def through_lessons(self) -> None:
+    def answer_with(self, edit: Callable[[ChatRequest, str], str]) -> None:
+        """Every model answers as one `CourseAuthor`, each answer passed through `edit(request, text)`."""
+        author = CourseAuthor()
+        self.script.fn = lambda request: edit(request, author(request))
+
+    async def through_slots(self) -> None:
+        """Phases 1-2 run and the lesson slots created."""
         await run_metadata(self.state, self.ctx)
         create_slots(self.state)
+
+    async def write_lessons(self) -> None:
+        """Phase 3 for every slot."""
         await generate_lessons(self.state, self.ctx, list(self.state.slots.values()), "lessons")
+
+    async def through_lessons(self) -> None:
+        await self.through_slots()
+        await self.write_lessons()
 
 
 def task_of(request: ChatRequest) -> str:
     return str(parse_brief(request.messages).get("task"))
+
+
+def refusing(refused: Callable[[ChatRequest], bool], reason: str) -> Callable[[ChatRequest], Any]:
+    """`CourseAuthor`'s answers, but a 400 naming `reason` to every request `refused` picks."""
+    author = CourseAuthor()
+    return lambda request: ProviderHTTPError(400, reason) if refused(request) else author(request)
 
 
 def lesson_title(request: ChatRequest) -> str:
@@ -265,14 +284,9 @@ async def test_off_topic_lesson_is_rejected_escalated_and_flagged_others_unaffec
 
 async def test_a_section_whose_calls_fail_does_not_sink_the_others() -> None:
     rig = Rig()
-    author = CourseAuthor()
-
-    def broken_section(request: ChatRequest) -> Any:
-        if task_of(request) == "lesson" and "(Repeating work," in lesson_title(request):
-            return ProviderHTTPError(400, "content policy")
-        return author(request)
-
-    rig.script.fn = broken_section
+    rig.script.fn = refusing(
+        lambda r: task_of(r) == "lesson" and "(Repeating work," in lesson_title(r), "content policy"
+    )
     await rig.through_lessons()
     statuses = {s.id: s.status for s in rig.state.slots.values()}
     assert statuses["S3-L1"] == statuses["S3-L2"] == "failed"
@@ -288,8 +302,7 @@ async def test_a_section_whose_calls_fail_does_not_sink_the_others() -> None:
 async def _planned_with_one_text_for_s1_l1_and_l2(rig: Rig) -> tuple[LessonPlan, LessonPlan, str]:
     """Phases 1-2 run and the slots created; S1-L1, S1-L2 and one text that teaches both lessons'
     outcomes (so each passes its own gates, and the two are duplicates)."""
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
+    await rig.through_slots()
     first, second = rig.state.plans[0].lessons[:2]
     texts = [rig.state.outcomes[int(o[2:]) - 1].text for o in first.outcome_ids + second.outcome_ids]
     shared = " ".join(
@@ -301,11 +314,9 @@ async def _planned_with_one_text_for_s1_l1_and_l2(rig: Rig) -> tuple[LessonPlan,
 async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
     rig = Rig()
     first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
-    author = CourseAuthor()
     dup_titles = {first.title, second.title}
 
-    def duplicating(request: ChatRequest) -> str:
-        text = author(request)
+    def duplicating(request: ChatRequest, text: str) -> str:
         if (
             task_of(request) == "lesson"
             and lesson_title(request) in dup_titles
@@ -316,8 +327,8 @@ async def test_duplicate_lesson_is_regenerated_naming_the_earlier_one() -> None:
             return json.dumps(data)
         return text
 
-    rig.script.fn = duplicating
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig.answer_with(duplicating)
+    await rig.write_lessons()
     s1, s2 = rig.state.slots["S1-L1"], rig.state.slots["S1-L2"]
     assert s1.status == s2.status == "accepted"
     assert s1.draft is not None and s2.draft is not None and s1.draft.content == s2.draft.content
@@ -394,10 +405,8 @@ async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rew
     its gates in every attempt leaves the earlier draft (which passed them), flagged saying so."""
     rig = Rig()
     first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
-    author = CourseAuthor()
 
-    def duplicating_then_long(request: ChatRequest) -> str:
-        text = author(request)
+    def duplicating_then_long(request: ChatRequest, text: str) -> str:
         if task_of(request) != "lesson" or lesson_title(request) not in {first.title, second.title}:
             return text
         if "repeated lesson" in request.messages[-1].content:  # the rewrite: over 900 words
@@ -405,8 +414,8 @@ async def test_a_rewrite_past_the_length_bound_does_not_replace_the_draft_it_rew
             return json.dumps({**data, "content": data["content"][:800] + " x is y." * 320})
         return json.dumps({**json.loads(text), "content": shared})
 
-    rig.script.fn = duplicating_then_long
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig.answer_with(duplicating_then_long)
+    await rig.write_lessons()
     s2 = rig.state.slots["S1-L2"]
     assert s2.status == "accepted" and s2.draft is not None and s2.draft.content == shared
     await run_quality(rig.state, rig.ctx)
@@ -426,16 +435,14 @@ async def test_the_quality_phase_cap_refuses_a_regeneration_and_keeps_the_lesson
     rig = Rig()
     rig.ledger.phase_caps_usd = {"quality": Decimal("0.000001")}
     first, second, shared = await _planned_with_one_text_for_s1_l1_and_l2(rig)
-    author = CourseAuthor()
 
-    def duplicating(request: ChatRequest) -> str:
-        text = author(request)
+    def duplicating(request: ChatRequest, text: str) -> str:
         if task_of(request) == "lesson" and lesson_title(request) in {first.title, second.title}:
             return json.dumps({**json.loads(text), "content": shared})
         return text
 
-    rig.script.fn = duplicating
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig.answer_with(duplicating)
+    await rig.write_lessons()
     await run_quality(rig.state, rig.ctx)
     s2 = rig.state.slots["S1-L2"]
     assert [r.outcome for r in rig.records("lesson:S1-L2/r1")] == ["budget_blocked"]
@@ -443,6 +450,15 @@ async def test_the_quality_phase_cap_refuses_a_regeneration_and_keeps_the_lesson
     assert rig.ledger.committed < rig.ledger.cap_usd  # the course's cap had room: the phase's refused
     assert s2.status == "flagged" and s2.draft is not None and s2.draft.content == shared
     assert "budget" in s2.reason and s2 in rig.state.usable_slots()
+
+
+async def _through_lessons_answering(edit: Callable[[ChatRequest, str], str]) -> Rig:
+    """A rig through phase 3, every answer `CourseAuthor`'s passed through `edit(request, text)`."""
+    rig = Rig()
+    await rig.through_slots()
+    rig.answer_with(edit)
+    await rig.write_lessons()
+    return rig
 
 
 _OFF_TOPIC = "Is it true that the volcano on the far side of the moon erupted in 1642?"
@@ -466,19 +482,13 @@ async def test_quality_asks_an_unanswerable_exercise_again_alone_and_keeps_the_l
     """Issue 25: an exercise its lesson cannot answer was flagged after assembly (both session-4
     runs ended in review on one). Phase 4 now asks for that exercise again in an exercises-only
     call given the lesson's text; the lesson and its other exercises stay as they were."""
-    rig = Rig()
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
-    author = CourseAuthor()
 
-    def one_off_topic(request: ChatRequest) -> str:
-        text = author(request)
+    def one_off_topic(request: ChatRequest, text: str) -> str:
         if task_of(request) == "lesson" and request.tags.get("task") == "lesson:S1-L1":
             return _with_off_topic_exercise(text)
         return text
 
-    rig.script.fn = one_off_topic
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig = await _through_lessons_answering(one_off_topic)
     slot = rig.state.slots["S1-L1"]
     assert slot.draft is not None and slot.draft.exercises[-1].question == _OFF_TOPIC
     before = slot.draft.model_copy(deep=True)
@@ -503,13 +513,8 @@ async def test_quality_asks_an_unanswerable_exercise_again_alone_and_keeps_the_l
 async def test_an_exercise_still_unanswerable_after_its_asks_is_kept_and_flagged() -> None:
     """The replacement must itself be answerable from the lesson: when every ask comes back
     unanswerable too, the old exercise stays and the course check flags it as before."""
-    rig = Rig()
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
-    author = CourseAuthor()
 
-    def always_off_topic(request: ChatRequest) -> str:
-        text = author(request)
+    def always_off_topic(request: ChatRequest, text: str) -> str:
         task = request.tags.get("task", "")
         if task in ("lesson:S1-L1", "exercises:S1-L1"):
             return _with_off_topic_exercise(
@@ -517,8 +522,7 @@ async def test_an_exercise_still_unanswerable_after_its_asks_is_kept_and_flagged
             )
         return text
 
-    rig.script.fn = always_off_topic
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig = await _through_lessons_answering(always_off_topic)
     slot = rig.state.slots["S1-L1"]
     await run_quality(rig.state, rig.ctx)
     assert len(rig.records("exercises:S1-L1")) == EXERCISE_ASKS
@@ -551,19 +555,13 @@ async def test_an_exercise_repeating_an_earlier_lessons_is_asked_again_alone() -
     """Issue 25: session 5's demo sent four whole lessons back (≈ 310 s each, side by side) for one
     repeated exercise, and one rewrite came back with an exercise its lesson could not answer.
     Now the later lesson's repeated exercise is asked again alone; the lesson stays."""
-    rig = Rig()
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
-    author = CourseAuthor()
 
-    def repeating(request: ChatRequest) -> str:
-        text = author(request)
+    def repeating(request: ChatRequest, text: str) -> str:
         if task_of(request) == "lesson" and request.tags.get("task") in ("lesson:S1-L1", "lesson:S1-L2"):
             return _with_exercise(text, _REPEATED)
         return text
 
-    rig.script.fn = repeating
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig = await _through_lessons_answering(repeating)
     first, second = rig.state.slots["S1-L1"], rig.state.slots["S1-L2"]
     assert first.draft is not None and second.draft is not None
     content = second.draft.content
@@ -579,20 +577,12 @@ async def test_an_exercise_repeating_an_earlier_lessons_is_asked_again_alone() -
 
 
 async def test_an_exercise_still_repeated_after_its_asks_sends_its_lesson_back_as_before() -> None:
-    rig = Rig()
-    await run_metadata(rig.state, rig.ctx)
-    create_slots(rig.state)
-    author = CourseAuthor()
-
-    def repeating(request: ChatRequest) -> str:
-        text = author(request)
-        task = request.tags.get("task", "")
-        if task in ("lesson:S1-L1", "lesson:S1-L2", "exercises:S1-L2"):
+    def repeating(request: ChatRequest, text: str) -> str:
+        if request.tags.get("task", "") in ("lesson:S1-L1", "lesson:S1-L2", "exercises:S1-L2"):
             return _with_exercise(text, _REPEATED)
         return text
 
-    rig.script.fn = repeating
-    await generate_lessons(rig.state, rig.ctx, list(rig.state.slots.values()), "lessons")
+    rig = await _through_lessons_answering(repeating)
     await run_quality(rig.state, rig.ctx)
     assert len(rig.records("exercises:S1-L2")) == EXERCISE_ASKS
     [again] = rig.records("lesson:S1-L2/r1")
@@ -638,14 +628,9 @@ async def test_quality_leaves_distinct_lessons_alone() -> None:
 
 async def test_failed_slot_is_regenerated_in_a_later_round() -> None:
     rig = Rig()
-    author = CourseAuthor()
-
-    def fails_in_phase_3(request: ChatRequest) -> Any:
-        if request.tags.get("phase") == "lessons" and request.tags.get("task") == "lesson:S4-L2":
-            return ProviderHTTPError(400, "refused")
-        return author(request)
-
-    rig.script.fn = fails_in_phase_3
+    rig.script.fn = refusing(
+        lambda r: r.tags.get("phase") == "lessons" and r.tags.get("task") == "lesson:S4-L2", "refused"
+    )
     await rig.through_lessons()
     slot = rig.state.slots["S4-L2"]
     assert slot.status == "failed"
@@ -700,14 +685,7 @@ async def test_a_failed_lesson_is_regenerated_a_tier_above_where_it_failed() -> 
 
 async def test_section_that_never_works_fails_the_course_naming_it() -> None:
     rig = Rig()
-    author = CourseAuthor()
-
-    def broken(request: ChatRequest) -> Any:
-        if task_of(request) == "lesson" and "(Functions," in lesson_title(request):
-            return ProviderHTTPError(400, "refused")
-        return author(request)
-
-    rig.script.fn = broken
+    rig.script.fn = refusing(lambda r: task_of(r) == "lesson" and "(Functions," in lesson_title(r), "refused")
     result = await run_pipeline(rig.analysis, "c", rig.ctx)
     assert result.course is None
     assert "'Functions' has no lessons" in result.state.failure
