@@ -285,7 +285,12 @@ def _reviewer_sensitive_models(settings: Settings) -> tuple[dict[str, ScriptedMo
     return {m: ScriptedModel(script, model_id=m) for m in settings.models}, regenerations
 
 
-def _wait_review(client: object, review_id: str, status: str, timeout_s: float = 30) -> dict[str, object]:
+def _wait_review(
+    client: object,
+    review_id: str,
+    status: str,
+    timeout_s: float = 180,  # a lesson's regeneration and gates, on a loaded machine (as `wait_for`)
+) -> dict[str, object]:
     import time
 
     deadline = time.monotonic() + timeout_s

@@ -41,7 +41,7 @@ def test_metrics_count_calls_while_the_job_is_still_running(settings: Settings, 
     models = {m: ScriptedModel(script, model_id=m) for m in settings.models}
     with service(settings, tmp_path, models=models) as client:
         job_id = client.post("/v1/jobs", json=body(), headers=AUTH).json()["id"]
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # a loaded machine (as `wait_for`)
         while True:  # phase 2 done, phase 3's calls held back
             job = client.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
             if job.get("progress", {}).get("phases", {}).get("metadata", {}).get("state") == "done":
