@@ -667,6 +667,11 @@ class ServiceSettings(_S):
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     #: Jobs generated at once by one service process; the rest wait in the queue.
     max_concurrent_jobs: int = Field(default=8, ge=1, le=1024)
+    #: Event-loop lag (seconds) a service process keeps under by starting fewer jobs at once:
+    #: over it, the process's limit of jobs at once falls to three quarters; well under it,
+    #: with jobs waiting, it climbs back by one, never past `max_concurrent_jobs`
+    #: (`service/admission.py`). None: always `max_concurrent_jobs` at once.
+    loop_lag_target_s: float | None = Field(default=0.05, gt=0, le=10)
     #: Jobs accepted by one service process and waiting for a slot at most; a submission past
     #: it is refused (503 with Retry-After) before anything is stored. Backpressure: a client
     #: sends it again later rather than the service taking work it cannot serve.

@@ -70,6 +70,7 @@ def add_ops_routes(
         metrics.refresh(
             queued=manager.queued,
             running=manager.running,
+            limit=manager.slots.limit,
             reviews_open=open_reviews,
             breakers=lambda: [(m, engine.breakers.breaker(m).state) for m in model_ids],
             health=lambda: [

@@ -59,7 +59,12 @@ def create_app(
     metrics = ServiceMetrics()
     metrics.watch_store(store.pool_stats)
     manager = JobManager(
-        settings, store, engine, metrics, max_concurrent=settings.service.max_concurrent_jobs
+        settings,
+        store,
+        engine,
+        metrics,
+        max_concurrent=settings.service.max_concurrent_jobs,
+        lag_target_s=settings.service.loop_lag_target_s,
     )
     # A request waits through a busy store for seconds, then gets 503 with Retry-After
     # (`api_errors`); the jobs' own reads and writes (the manager's store) wait for minutes.
@@ -73,7 +78,11 @@ def create_app(
         unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
-        lag = asyncio.create_task(watch_loop_lag(metrics.loop_lag.observe))
+        def observe_lag(lag_s: float) -> None:
+            metrics.loop_lag.observe(lag_s)
+            manager.observe_lag(lag_s)
+
+        lag = asyncio.create_task(watch_loop_lag(observe_lag))
         await manager.start(adopt=resume)
         try:
             yield

@@ -34,6 +34,7 @@ from ..jobs import InProcessRunner, JobRunner, ProgressTracker, job_mode, new_jo
 from ..jobs.progress import ProgressSaver
 from ..pipeline import validate_analysis
 from ..storage import Job, Store
+from .admission import AdaptiveSlots
 from .metrics import ServiceMetrics
 
 __all__ = ["JobManager", "QueueFull"]
@@ -73,6 +74,7 @@ class JobManager:
         metrics: ServiceMetrics,
         *,
         max_concurrent: int,
+        lag_target_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -92,7 +94,10 @@ class JobManager:
             self.runner = TemporalJobRunner(settings, store)
             self.batch_runner = TemporalJobRunner(settings, store, batch=True)
             max_concurrent = max(max_concurrent, 1024)
-        self._slots = asyncio.Semaphore(max_concurrent)
+            lag_target_s = None
+        #: Jobs generated at once: `max_concurrent`, fewer while the event loop runs later than
+        #: `lag_target_s` (fed by the service's loop-lag probe through `observe_lag`).
+        self.slots = AdaptiveSlots(max_concurrent, target_s=lag_target_s)
         #: A share of finished jobs re-run under another config (docs/evals.md), or None.
         self.shadow = ShadowRunner(settings, store) if settings.service.shadow else None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -105,7 +110,6 @@ class JobManager:
         self._keeper: asyncio.Task[None] | None = None
         #: Jobs this process claimed and runs now (the rest of `_tasks` wait for a slot).
         self._claimed: set[str] = set()
-        self._max_concurrent = max_concurrent
         #: Submissions past the queue check, not yet scheduled (their job is being stored).
         self._admitting = 0
         #: Mean seconds a job holds its slot (moving average), for Retry-After; None until one ends.
@@ -247,8 +251,13 @@ class JobManager:
     def retry_after_s(self) -> int:
         """Seconds until a slot is likely free: a job's mean time in its slot over the slots
         (5 s before any job ended), 1 to 60."""
-        mean = self._job_s if self._job_s is not None else 5.0 * self._max_concurrent
-        return max(1, min(60, round(mean / self._max_concurrent)))
+        slots = self.slots.limit
+        mean = self._job_s if self._job_s is not None else 5.0 * slots
+        return max(1, min(60, round(mean / slots)))
+
+    def observe_lag(self, lag_s: float) -> None:
+        """How late the event loop woke the service's lag probe: moves the job slots."""
+        self.slots.observe(lag_s)
 
     async def resume(self, job_id: str) -> None:
         """Run a job again (one whose plan was just approved), unless it is already running."""
@@ -277,7 +286,7 @@ class JobManager:
 
     async def _run(self, job: Job, tracker: ProgressTracker) -> None:
         try:
-            async with self._slots:
+            async with self.slots:
                 if not await self.store.claim_job(
                     job.id, self.owner, until=time.time() + self._lease_s, now=time.time()
                 ):
@@ -332,7 +341,7 @@ class JobManager:
 
     async def _revise(self, review_id: str, key: str) -> None:
         try:
-            async with self._slots:
+            async with self.slots:
                 if not await self.store.claim_review(
                     review_id, self.owner, until=time.time() + self._lease_s, now=time.time()
                 ):

@@ -67,6 +67,12 @@ class ServiceMetrics(CallMetrics):
         )
         self.jobs_running = Gauge("courseforge_jobs_running", "Jobs generating now.", registry=r)
         self.jobs_queued = Gauge("courseforge_jobs_queued", "Jobs waiting for a slot.", registry=r)
+        self.jobs_limit = Gauge(
+            "courseforge_jobs_limit",
+            "Jobs this process generates at once now: service.max_concurrent_jobs, fewer while "
+            "the event loop runs later than service.loop_lag_target_s.",
+            registry=r,
+        )
         self.job_seconds = Histogram(
             "courseforge_job_duration_seconds", "Wall time of one job run.", buckets=_JOB_BUCKETS, registry=r
         )
@@ -109,8 +115,11 @@ class ServiceMetrics(CallMetrics):
         reviews_open: int,
         breakers: Callable[[], Iterable[tuple[str, str]]],
         health: Callable[[], Iterable[tuple[str, float, bool]]] | None = None,
+        limit: int | None = None,
     ) -> None:
         self.jobs_queued.set(queued)
+        if limit is not None:
+            self.jobs_limit.set(limit)
         self.jobs_running.set(running)
         self.review_open.set(reviews_open)
         self.set_breakers(list(breakers()))
