@@ -9,7 +9,8 @@ Three processes besides this one, so that each one's CPU and memory are its own:
 - a throw-away PostgreSQL on 127.0.0.1 (`courseforge.testing.postgres`; `--store sqlite` for a file);
 - `courseforge serve`: the hosted profile pointed at the simulator, gates on the hashing
   embedder (MiniLM's CPU is measured apart: `benchmarks/gate_cpu.py`), the response cache off
-  (every course pays for its own calls), `service.max_concurrent_jobs` = `--concurrency`.
+  (every course pays for its own calls), `service.max_concurrent_jobs` = `--concurrency`,
+  `service.loop_lag_target_s` = `--lag-target` (`off`: always `--concurrency` at once).
 
 `--courses` copies of the example, each with its own course_id and topic, are POSTed at once;
 the service queues what it cannot run yet, up to `--max-queued` (`service.max_queued_jobs`),
@@ -147,6 +148,7 @@ def service_config(
     pool: int,
     max_queued: int = 200,
     gate_workers: str = "thread",
+    lag_target_s: float | None = 0.05,
 ) -> dict[str, Any]:
     """The hosted profile on the hashing embedder, cache off, its timeouts time-scaled as the
     simulator's latencies are (floors of 10 s per call and 15 s without a byte, under HANG_S)."""
@@ -159,6 +161,7 @@ def service_config(
     data["cache"]["mode"] = "off"
     data["service"]["max_concurrent_jobs"] = concurrency
     data["service"]["max_queued_jobs"] = max_queued
+    data["service"]["loop_lag_target_s"] = lag_target_s
     data["storage"]["pool_size"] = pool
     data["gates"]["workers_kind"] = gate_workers
     for provider in data["providers"].values():
@@ -225,6 +228,8 @@ class Watch:
     peak_rss_kb: int = 0
     finished: int = 0
     metrics_text: str = ""
+    #: `courseforge_jobs_limit` at each /metrics sample: jobs the service let run at once.
+    limits: list[float] = field(default_factory=list)
     #: Finished counts at which the service counts its objects (`--objects-at`).
     count_objects_at: tuple[int, ...] = ()
 
@@ -286,6 +291,7 @@ async def _watch(base: str, pid: int, watch: Watch, stop: asyncio.Event, sample_
                 watch.failures += 1
                 return
             watch.metrics_text = text
+            watch.limits += [v for _, v in _metric(text, "courseforge_jobs_limit")]
             watch.peak_rss_kb = max(watch.peak_rss_kb, hwm)
             watch.rss_at.setdefault(watch.finished, rss)
             finished = int(sum(v for _, v in _metric(text, "courseforge_jobs_finished_total")))
@@ -397,7 +403,7 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
     n = args.courses
     lag = _metric(w.metrics_text, "courseforge_event_loop_lag_seconds_bucket")
     print(
-        f"{n} courses submitted at once ({r['submit_s']:.1f} s to submit), {args.concurrency} generating at "
+        f"{n} courses submitted at once ({r['submit_s']:.1f} s to submit), at most {args.concurrency} generating at "
         f"once, simulator 'realistic' at time scale {args.time_scale:g}, store {args.store} (pool "
         f"{args.pool_size}), gates on hashing, rule gates in "
         f"{dict(thread='threads', process='processes')[args.gate_workers]}"
@@ -421,6 +427,13 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
         f"  event-loop lag            p50 {_bucket_quantile(lag, 0.5)}, p99 {_bucket_quantile(lag, 0.99)}"
         f"  (goal p99 < 0.1 s; {int(max((v for _, v in lag), default=0))} probes)"
     )
+    if w.limits:
+        ordered = sorted(w.limits)
+        print(
+            f"  jobs at once (limit)      min {ordered[0]:.0f}, median {ordered[len(ordered) // 2]:.0f}, "
+            f"max {ordered[-1]:.0f}  (service.loop_lag_target_s {args.lag_target}; "
+            f"max_concurrent_jobs {args.concurrency})"
+        )
     for name, ms in (("/health", w.health_ms), ("/ui/ jobs page", w.ui_ms)):
         slow = sum(1 for x in ms if x > 1000)
         print(
@@ -508,6 +521,11 @@ def main() -> None:
         default="thread",
         help="gates.workers_kind: where the rule gates run beside the loop (thread, the default)",
     )
+    parser.add_argument(
+        "--lag-target",
+        default="0.05",
+        help="service.loop_lag_target_s: seconds, or off for --concurrency jobs at once (0.05, the default)",
+    )
     parser.add_argument("--example", type=Path, default=ROOT / "examples" / "python-basics.json")
     parser.add_argument("--sample-s", type=float, default=1.0, help="seconds between probes (1)")
     parser.add_argument("--timeout-s", type=float, default=1500.0)
@@ -541,6 +559,7 @@ def main() -> None:
                 args.pool_size,
                 args.max_queued,
                 args.gate_workers,
+                None if args.lag_target == "off" else float(args.lag_target),
             )
         ),
         "utf-8",

@@ -270,7 +270,7 @@ async def test_cache_keeps_vectors_packed_not_as_python_floats() -> None:
     assert cached.stats().size == 300
     assert kept / 300 < 6_000, f"{kept / 300:.0f} bytes per cached vector"
     (again,) = await cached.embed([texts[5]])
-    assert again == tuple((await HashingEmbedder(512).embed([texts[5]]))[0])
+    assert list(again) == list((await HashingEmbedder(512).embed([texts[5]]))[0])
 
 
 async def test_a_batch_is_dealt_into_parts_encoded_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:

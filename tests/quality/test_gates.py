@@ -584,3 +584,19 @@ def test_exercise_questions_of_one_template_about_different_things_are_not_dupli
             [("A-E1", a), ("B-E1", b)], far, cosine_at=0.95, lexical_at=80, kind="exercise"
         )
         assert [d.later for d in dups] == ["B-E1"]
+
+
+def test_find_duplicates_asked_about_later_items_only_compares_those() -> None:
+    from courseforge.quality.redundancy import find_duplicates
+
+    questions = [
+        ("A-E1", "What does the `for` loop repeat?"),
+        ("A-E2", "What does the `for` loop repeat?"),  # a repeat of A-E1, not asked about
+        ("new-0", "Which keyword starts a function definition?"),
+        ("new-1", "What does the `for` loop repeat?"),
+    ]
+    far = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    every = find_duplicates(questions, far, cosine_at=0.95, lexical_at=90, kind="exercise")
+    assert [(d.later, d.earlier) for d in every] == [("A-E2", "A-E1"), ("new-1", "A-E1")]
+    asked = find_duplicates(questions, far, cosine_at=0.95, lexical_at=90, kind="exercise", later=range(2, 4))
+    assert [(d.later, d.earlier) for d in asked] == [("new-1", "A-E1")]

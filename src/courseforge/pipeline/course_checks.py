@@ -122,6 +122,7 @@ async def _repeats(
         cosine_at=settings.exercise_cosine.get(embedder.name, 0.95),
         lexical_at=settings.exercise_lexical,
         kind="exercise",
+        later=range(len(others), len(items)),
     )
     return {
         int(d.later[4:]): d.earlier

@@ -385,6 +385,11 @@ class CachedEmbedder(Embedder):
     lost) instead of 12 KB, and a full cache of 50,000 fits in ≈ 80 MB instead of ≈ 600 MB —
     in a service that runs many courses, the embedder's cache was most of its memory. Other
     embedders (the hashing one computes in float64) are kept in float64.
+
+    Callers get read-only views of those arrays, not copies: a sequence of floats nobody can
+    change, which numpy reads as a buffer. A tuple of 512 floats cost ≈ 50 µs to build on every
+    hit, and numpy ≈ 25x longer to read twenty tuples than twenty views: with a hundred courses
+    in flight that was a tenth of the service's event loop (docs/scaling.md).
     """
 
     def __init__(self, inner: Embedder, max_items: int = 50_000) -> None:
@@ -415,7 +420,7 @@ class CachedEmbedder(Embedder):
             vec = self._cache.get(key)
             if vec is not None:
                 self._cache.move_to_end(key)
-                found[key] = tuple(vec)
+                found[key] = memoryview(vec).toreadonly()
                 self._hits += 1
             elif key in missing:
                 self._hits += 1
@@ -426,8 +431,8 @@ class CachedEmbedder(Embedder):
             vectors = await self.inner.embed(list(missing.values()))
             self.dimensions = self.inner.dimensions
             for key, new in zip(missing, vectors, strict=True):
-                found[key] = tuple(new)
-                self._cache[key] = array(self._typecode, new)
+                packed = self._cache[key] = array(self._typecode, new)
+                found[key] = memoryview(packed).toreadonly()
             while len(self._cache) > self._max_items:
                 self._cache.popitem(last=False)
         return [found[key] for key in keys]

@@ -11,9 +11,10 @@ of one lesson that disagree mean the model is unsure.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,7 @@ def _code_only(a: str, b: str) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=65_536)
 def exercise_lexical(a: str, b: str) -> float:
     """Lexical similarity (0-100) of two exercise questions, measured on what differs: the
     token-sort ratio of the whole questions, unless one puts another subject where the other
@@ -202,7 +204,11 @@ def exercise_lexical(a: str, b: str) -> float:
     whole questions), or names code the other lacks ("the `range()` function" / "a function",
     87.2); then the ratio of those words alone ("for loop" / "if statement", "range" / "").
     A reworded copy (word order, "is returned by", "into"/"to", an added "in Spanish") keeps
-    its whole-question score."""
+    its whole-question score.
+
+    Remembered per pair of questions: phase 4 compares every lesson's questions with every
+    other lesson's, again after each rewrite, and a service does it for every course; the
+    comparison (difflib over stems) was a tenth of a busy service's event loop."""
     whole = question_ratio(a, b)
     left, right = _swapped_subject(a, b)
     left += _code_only(a, b)
@@ -221,6 +227,7 @@ def find_duplicates(
     kind: str = "lesson",
     distinct_facts: float = 0.0,
     containment_at: float = 90.0,
+    later: Collection[int] | None = None,
 ) -> list[Duplicate]:
     """For each item, the first earlier item it duplicates (cosine or lexical at/above bound).
     Items are (id, text) in course order; the later one of a pair is the one to regenerate.
@@ -229,7 +236,9 @@ def find_duplicates(
     Below that, containment is not used: lessons of one template (the simulator's, a model's
     boilerplate) share 60-88 % of the shorter one's shingles without repeating it.
     With `distinct_facts`, a lesson pair matched by cosine alone is not a duplicate when they
-    share less than that share of their number-bearing tokens (`shared_facts`)."""
+    share less than that share of their number-bearing tokens (`shared_facts`).
+    With `later`, only the items at those indexes are looked at as the later one of a pair
+    (what a caller asking about a few new items needs; the others' pairs are not compared)."""
     if kind == "lesson":  # each text's shingles made once
         shingles = [_shingles(text) for _, text in items]
 
@@ -244,6 +253,8 @@ def find_duplicates(
     found = []
     cosines = cosine_matrix(vectors, vectors)
     for j in range(1, len(items)):
+        if later is not None and j not in later:
+            continue
         for i in range(j):
             cos = cosines[i][j]
             lex = lexical(i, j)

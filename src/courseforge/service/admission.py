@@ -106,8 +106,7 @@ class AdaptiveSlots:
             if now - self._cut_at >= self.cooldown_s and self.limit > 1:
                 self.limit = max(1, int(self.limit * DECREASE))
                 self._cut_at = now
-        elif lag_s < self.target_s / 2 and self.waiting and self.active >= self.limit:
-            if self.limit < self.maximum:
-                self.limit += 1
-                self._admit()
+        elif lag_s < self.target_s / 2 and self.waiting and self.maximum > self.limit <= self.active:
+            self.limit += 1
+            self._admit()
         self.low, self.high = min(self.low, self.limit), max(self.high, self.limit)

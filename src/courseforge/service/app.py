@@ -78,6 +78,7 @@ def create_app(
         unhook = engine.add_hook(metrics)
         # The gates' models load while the service starts taking requests, not in its first job.
         warming = asyncio.create_task(engine.warm())
+
         def observe_lag(lag_s: float) -> None:
             metrics.loop_lag.observe(lag_s)
             manager.observe_lag(lag_s)
