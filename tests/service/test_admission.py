@@ -69,8 +69,16 @@ def test_a_late_loop_cuts_the_limit_once_per_cooldown_and_a_quiet_one_raises_it(
         slots.observe(0.3)
         assert slots.limit == int(int((START + 6) * 0.75) * 0.75)
         assert slots.low == START and slots.high == START + 6
+        # After a cut, a quiet loop raises the limit once per cooldown, not at every probe.
+        lowered = slots.limit
+        for _ in range(5):
+            slots.observe(0.0)
+        assert slots.limit == lowered + 1
+        clock.now += 1.0
+        slots.observe(0.0)
+        assert slots.limit == lowered + 2
         # Running jobs are not stopped; none starts until they fall under the limit.
-        assert slots.active == START + 6
+        assert slots.active == START + 6 > slots.limit
         release.set()
         await asyncio.gather(*tasks)
         assert sorted(entered) == list(range(20)) and slots.active == 0

@@ -3,15 +3,14 @@ fewer while its event loop runs late.
 
 One process's courses share one event loop (and one interpreter lock). Past the number of
 courses that keeps it busy, another course in flight adds no throughput, only delay: every
-request, every provider socket and every course's next step waits longer for its turn
-(docs/scaling.md measured 100 courses in flight holding the loop's lag at 0.25-0.5 s while 25
-kept the same courses per minute). So the slots adapt, as a TCP sender's window does, to a
-measured signal: the service's loop-lag probe (`metrics.watch_loop_lag`) reports how late the
-loop woke it, and
+request, every provider socket and every course's next step waits longer for its turn. So the
+slots adapt, as a TCP sender's window does, to a measured signal: the service's loop-lag probe
+(`metrics.watch_loop_lag`, every 0.1 s) reports how late the loop woke it, and
 
-- a lag over `service.loop_lag_target_s` cuts the limit to three quarters (at most once per
-  `cooldown_s`, since the jobs already running keep loading the loop for a while);
-- a lag under half the target, while every slot is taken and jobs wait, raises it by one.
+- a lag over `service.loop_lag_target_s` cuts the limit to three quarters, at most once per
+  `cooldown_s` (the jobs already running keep loading the loop for a while);
+- a lag under half the target, while every slot is taken and jobs wait, raises it by one: at
+  every such probe until the first cut (a quick start), then at most once per `cooldown_s`.
 
 Jobs already running are never stopped: a lower limit only holds back the next start. With no
 target (`None`) the slots are a fixed semaphore of `maximum`, as before.
@@ -59,7 +58,7 @@ class AdaptiveSlots:
         self.low = self.high = self.limit
         self.active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._cut_at = -float("inf")
+        self._cut_at = self._raised_at = -float("inf")
 
     @property
     def waiting(self) -> int:
@@ -101,12 +100,15 @@ class AdaptiveSlots:
         """One measurement of how late the event loop ran (seconds)."""
         if self.target_s is None:
             return
+        now = self._clock()
         if lag_s > self.target_s:
-            now = self._clock()
             if now - self._cut_at >= self.cooldown_s and self.limit > 1:
                 self.limit = max(1, int(self.limit * DECREASE))
                 self._cut_at = now
         elif lag_s < self.target_s / 2 and self.waiting and self.maximum > self.limit <= self.active:
-            self.limit += 1
-            self._admit()
+            never_cut = self._cut_at == -float("inf")
+            if never_cut or now - self._raised_at >= self.cooldown_s:
+                self.limit += 1
+                self._raised_at = now
+                self._admit()
         self.low, self.high = min(self.low, self.limit), max(self.high, self.limit)
