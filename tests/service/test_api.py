@@ -139,11 +139,21 @@ def test_a_full_job_queue_answers_503_with_retry_after_and_stores_nothing(
         assert len(jobs) == 3  # nothing half-created
         again = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k1"})
         assert again.status_code == 200 and again.json()["id"] == queued[0].json()["id"]
+        # A full queue refuses a new submission before reading its body: no 422 for a bad one...
+        early = client.post(
+            "/v1/jobs", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"}
+        )
+        assert early.status_code == 503 and early.json()["error"]["problems"][0]["path"] == "queue"
+        # ...but a repeat of an accepted key is still checked against its job.
+        other = client.post(
+            "/v1/jobs", json=body(course_id="another-course"), headers={**AUTH, "Idempotency-Key": "k1"}
+        )
+        assert other.status_code == 409
         assert client.post(f"/v1/jobs/{queued[1].json()['id']}/cancel", headers=AUTH).status_code == 200
         resent = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k3"})
         assert resent.status_code == 202
         metrics = client.get("/metrics").text
-        assert "courseforge_jobs_refused_total 1.0" in metrics
+        assert "courseforge_jobs_refused_total 2.0" in metrics
         for job in (first, queued[0].json(), resent.json()):
             client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH)
 

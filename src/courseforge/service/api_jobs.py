@@ -166,6 +166,12 @@ def add_job_routes(
         `?review_plan=true` stops it after phase 2 with status plan_review (`/v1/jobs/{id}/plan`).
         A question bank goes with it as `multipart/form-data`: the part `analysis` (the JSON)
         and the part `question_bank` (a GIFT, Moodle XML or QTI 2.1 file, docs/authoring.md)."""
+        key = idempotency_key.strip() if idempotency_key else None
+        if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
+            raise ApiError(
+                400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
+            )
+        await _refuse_early_when_full(request, store, manager, key)
         raw, bank = await _submission(request)
         try:
             analysis = parse_analysis(raw, max_bytes=settings.max_input_bytes)
@@ -173,11 +179,6 @@ def add_job_routes(
             raise ApiError(
                 422, exc.headline, [(f"body{p[1:]}" if p.startswith("$") else p, r) for p, r in exc.problems]
             ) from exc
-        key = idempotency_key.strip() if idempotency_key else None
-        if key is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", key):
-            raise ApiError(
-                400, "bad Idempotency-Key", [("header.Idempotency-Key", "1-200 visible ASCII characters")]
-            )
         return await _submit(
             store, manager, limits, analysis, key, mode=mode, review_plan=review_plan, bank=bank
         )
@@ -282,6 +283,22 @@ async def _submit(
     if not created:
         return _same_or_conflict(job, analysis, bank)
     return JSONResponse(JobView.of(job).model_dump(mode="json"), status_code=202)
+
+
+async def _refuse_early_when_full(
+    request: Request, store: Store, manager: JobManager, key: str | None
+) -> None:
+    """With the queue full, a submission that is not the repeat of one already accepted (its
+    Idempotency-Key names no job) is refused before its body is read and validated: at a term's
+    start, clients sending again after Retry-After make most submissions refusals, and those
+    must cost the service as little as possible. A repeat goes on, to get its job (or a 409)."""
+    try:
+        manager.check_room(count=False)
+    except QueueFull as exc:
+        if key is None or await store.find_job_by_key(key, tenant=current_caller().tenant) is None:
+            manager.metrics.jobs_refused.inc()
+            await request.body()  # read, not parsed: the connection stays usable
+            raise queue_full(exc) from exc
 
 
 def queue_full(exc: QueueFull) -> ApiError:

@@ -224,10 +224,7 @@ class JobManager:
     ) -> tuple[Job, bool]:
         """Store and schedule a new job (or return the one of its idempotency key). Raises
         `QueueFull`, having stored nothing, when `service.max_queued_jobs` jobs already wait."""
-        waiting = self.queued + self._admitting
-        if waiting >= self.settings.service.max_queued_jobs:
-            self.metrics.jobs_refused.inc()
-            raise QueueFull(waiting, self.retry_after_s())
+        self.check_room()
         self._admitting += 1
         try:
             job, created = await self.store.create_job(
@@ -247,6 +244,16 @@ class JobManager:
             self.metrics.jobs_submitted.inc()
             self.schedule(job)
         return job, created
+
+    def check_room(self, *, count: bool = True) -> None:
+        """Raise `QueueFull` when `service.max_queued_jobs` jobs already wait for a slot (with
+        `count`, counted as a refusal): a check in memory, which a submission can make before
+        any other work."""
+        waiting = self.queued + self._admitting
+        if waiting >= self.settings.service.max_queued_jobs:
+            if count:
+                self.metrics.jobs_refused.inc()
+            raise QueueFull(waiting, self.retry_after_s())
 
     def retry_after_s(self) -> int:
         """Seconds until a slot is likely free: a job's mean time in its slot over the slots
