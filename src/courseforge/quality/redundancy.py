@@ -196,7 +196,7 @@ def _code_only(a: str, b: str) -> list[str]:
     ]
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=16_384)
 def exercise_lexical(a: str, b: str) -> float:
     """Lexical similarity (0-100) of two exercise questions, measured on what differs: the
     token-sort ratio of the whole questions, unless one puts another subject where the other

@@ -10,6 +10,7 @@ holding a configured token (a harmless parameter's value, a name, a path segment
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 from collections.abc import Collection
@@ -117,6 +118,12 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
     )
     # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
     stop_tracing = configure_tracing(say=logging.getLogger("courseforge.service").info)
+    # Everything built so far (modules, the app, its settings and schemas) lives as long as the
+    # process: out of the collector's sight, a full collection no longer walks it. With a
+    # hundred courses in flight each full collection paused the event loop ≈ 0.12 s, and those
+    # pauses were the loop's lag over 0.1 s (docs/scaling.md).
+    gc.collect()
+    gc.freeze()
     try:
         build_server(app, host=host, port=port, log_level=log_level, secrets=tokens.keys()).run()
     finally:
