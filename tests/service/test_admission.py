@@ -61,7 +61,9 @@ def test_a_late_loop_cuts_the_limit_once_per_cooldown_and_a_quiet_one_raises_it(
         assert slots.limit == START + 6 and len(entered) == START + 6
         slots.observe(0.03)  # under the target but not under half of it: no change
         assert slots.limit == START + 6
-        slots.observe(0.3)
+        slots.observe(0.3)  # one late probe (a collection's pause): no change either
+        assert slots.limit == START + 6
+        slots.observe(0.3)  # the second in a row: the loop is busy
         assert slots.limit == int((START + 6) * 0.75)
         slots.observe(0.3)  # within the cooldown: the running jobs still weigh on the loop
         assert slots.limit == int((START + 6) * 0.75)

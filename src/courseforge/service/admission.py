@@ -7,8 +7,10 @@ request, every provider socket and every course's next step waits longer for its
 slots adapt, as a TCP sender's window does, to a measured signal: the service's loop-lag probe
 (`metrics.watch_loop_lag`, every 0.1 s) reports how late the loop woke it, and
 
-- a lag over `service.loop_lag_target_s` cuts the limit to three quarters, at most once per
-  `cooldown_s` (the jobs already running keep loading the loop for a while);
+- a lag over `service.loop_lag_target_s` at two probes in a row cuts the limit to three
+  quarters, at most once per `cooldown_s` (the jobs already running keep loading the loop for
+  a while). One late probe alone is not load: a full garbage collection pauses the loop once
+  (≈ 0.07 s with a hundred courses' objects), a busy loop is late probe after probe;
 - a lag under half the target, while every slot is taken and jobs wait, raises it by one: at
   every such probe until the first cut (a quick start), then at most once per `cooldown_s`.
 
@@ -59,6 +61,7 @@ class AdaptiveSlots:
         self.active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._cut_at = self._raised_at = -float("inf")
+        self._late = 0  # probes over the target in a row
 
     @property
     def waiting(self) -> int:
@@ -101,8 +104,9 @@ class AdaptiveSlots:
         if self.target_s is None:
             return
         now = self._clock()
-        if lag_s > self.target_s:
-            if now - self._cut_at >= self.cooldown_s and self.limit > 1:
+        self._late = self._late + 1 if lag_s > self.target_s else 0
+        if self._late:
+            if self._late >= 2 and now - self._cut_at >= self.cooldown_s and self.limit > 1:
                 self.limit = max(1, int(self.limit * DECREASE))
                 self._cut_at = now
         elif lag_s < self.target_s / 2 and self.waiting and self.maximum > self.limit <= self.active:
