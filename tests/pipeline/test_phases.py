@@ -25,6 +25,7 @@ from courseforge.pipeline.prompts import parse_brief
 from courseforge.providers import ChatRequest, Embedder, Vector
 from courseforge.providers.embeddings import HashingEmbedder
 from courseforge.quality.grounding import source_windows
+from courseforge.quality.safety import sentences
 from courseforge.testing import CourseAuthor, ScriptedModel
 from engine_helpers import course_calls, example_analysis, hosted_settings
 
@@ -126,6 +127,29 @@ async def test_metadata_critical_on_premium_extras_on_their_tier() -> None:
     assert {r.phase for r in rig.ledger.records} == {"metadata"}
     assert rig.state.core is not None and rig.state.extras is not None
     assert not rig.state.flags
+
+
+async def test_the_inputs_texts_are_embedded_while_the_metadata_calls_are_out() -> None:
+    """Issue 29: the sections' "title: key concepts" and the source passages (known from the
+    input alone) are embedded while the metadata calls are at the provider: here the metadata
+    answer comes only once the last source passage has been asked for."""
+    watching = WatchingEmbedder()
+    rig = Rig(example_analysis("photosynthesis-sourced"), embedder=watching)
+    sources = rig.analysis.source_material
+    watching.wanted = sentences(sources[-1].text)[-1]
+    author = CourseAuthor()
+
+    async def after_the_inputs(request: ChatRequest) -> str:
+        await asyncio.wait_for(watching.asked.wait(), 10)
+        return str(author(request))
+
+    rig.script.fn = lambda r: after_the_inputs(r) if task_of(r) == "metadata_core" else author(r)
+    await run_metadata(rig.state, rig.ctx)
+    [core] = rig.records("metadata_core")
+    assert core.outcome == "ok"
+    assert rig.state.source_units is not None
+    units, vectors = rig.state.source_units
+    assert units[-1][2] == watching.wanted and len(vectors) == len(units)
 
 
 async def test_metadata_structure_matches_plan_and_teaches_every_outcome() -> None:

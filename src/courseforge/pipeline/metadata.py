@@ -6,6 +6,7 @@ back to the model as feedback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from ..quality.bloom import NOT_MEASURABLE, levels_of, main_verb
 from ..quality.gates import OutcomesGate, thresholds_for
 from ..quality.metadata_gates import MetadataFacts, run_metadata_gates
 from ..routing import BLOOM_RANK, TaskResult, Verdict, run_cascade
-from .context import fit_context
+from .context import fit_context, source_index
 from .parsing import parser_for
 from .prompts import metadata_core_messages, metadata_extras_messages
 from .state import CourseState, PipelineContext
@@ -556,6 +557,21 @@ async def _check_extras(state: CourseState, draft: MetadataExtrasDraft, ctx: Pip
     return Verdict(True, score=1.0)
 
 
+async def _inputs_ahead(state: CourseState, ctx: PipelineContext) -> None:
+    """Embed, while the metadata calls are out, what later steps embed from the input alone:
+    each section's "title: key concepts" (the outcome and placement fits) and the source
+    passages the lessons' excerpts are chosen from (`state.source_units`, set here as
+    `lesson_excerpts` would). The same texts through the same embedder: only when they are
+    embedded changes. A failure is left to the step that needs them."""
+    analysis = state.analysis
+    with contextlib.suppress(Exception):
+        sections = ctx.effects.embed([section_text(s) for s in analysis.sections])
+        if analysis.source_material and state.source_units is None:
+            _, state.source_units = await asyncio.gather(sections, source_index(analysis, ctx.effects.embed))
+        else:
+            await sections
+
+
 async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     routing = ctx.settings.routing
     analysis = state.analysis
@@ -625,7 +641,14 @@ async def run_metadata(state: CourseState, ctx: PipelineContext) -> CourseState:
     )
     core: TaskResult[MetadataCoreDraft]
     extras: TaskResult[MetadataExtrasDraft]
-    core, extras = await asyncio.gather(core_task, extras_task)
+    ahead = asyncio.ensure_future(_inputs_ahead(state, ctx))
+    try:
+        core, extras = await asyncio.gather(core_task, extras_task)
+    except BaseException:
+        ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
+        raise
+    await ahead
     state.decisions += core.decisions + extras.decisions
     if core.value is None:
         raise GenerationFailed(f"metadata could not be generated: {core.reason}") from core.exhausted()
