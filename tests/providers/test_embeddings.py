@@ -374,3 +374,13 @@ def test_embedding_threads_and_batch_size_are_checked() -> None:
     inner = make_embedder("all-MiniLM-L6-v2", batch_size=8, threads=2).inner
     assert isinstance(inner, SentenceTransformerEmbedder)
     assert (inner._batch_size, inner._threads) == (8, 2)
+
+
+async def test_the_hashing_embedders_feature_memo_is_not_walked_by_the_collector() -> None:
+    import gc
+
+    from courseforge.providers import embeddings
+
+    await HashingEmbedder().embed([PYTHON, BAKING])
+    assert len(embeddings._FEATURE_HASHES) > 10
+    assert not gc.is_tracked(embeddings._FEATURE_HASHES)

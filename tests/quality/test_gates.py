@@ -600,3 +600,15 @@ def test_find_duplicates_asked_about_later_items_only_compares_those() -> None:
     assert [(d.later, d.earlier) for d in every] == [("A-E2", "A-E1"), ("new-1", "A-E1")]
     asked = find_duplicates(questions, far, cosine_at=0.95, lexical_at=90, kind="exercise", later=range(2, 4))
     assert [(d.later, d.earlier) for d in asked] == [("new-1", "A-E1")]
+
+
+def test_exercise_lexical_remembers_pairs_where_the_collector_does_not_look() -> None:
+    import gc
+
+    from courseforge.quality import redundancy
+
+    a, b = "What does the `for` loop repeat?", "What does the `if` statement test?"
+    first = redundancy.exercise_lexical(a, b)
+    assert f"{a}\x00{b}" in redundancy._LEXICAL_MEMO
+    assert redundancy.exercise_lexical(a, b) == first == redundancy._exercise_lexical(a, b)
+    assert not gc.is_tracked(redundancy._LEXICAL_MEMO)  # a full collection does not walk it

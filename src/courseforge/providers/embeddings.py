@@ -323,11 +323,22 @@ _STOP_WORDS = frozenset(
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _feature_hash(feature: str) -> int:
-    """A stable 64-bit hash of a feature (Python's hash() is salted per process). Cached: a
-    course's lessons share most of their words, and blake2b is most of the embedder's cost."""
-    return int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
+    """A stable 64-bit hash of a feature (Python's hash() is salted per process). Remembered: a
+    course's lessons share most of their words, and blake2b is most of the embedder's cost. In
+    a dict of strings and ints, which the garbage collector does not track: an `lru_cache` of
+    65,536 entries was 65,536 objects that every full collection walked, with the service's
+    event loop paused."""
+    found = _FEATURE_HASHES.get(feature)
+    if found is None:
+        if len(_FEATURE_HASHES) >= 1 << 16:
+            _FEATURE_HASHES.clear()
+        digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+        found = _FEATURE_HASHES[feature] = int.from_bytes(digest, "big")
+    return found
+
+
+_FEATURE_HASHES: dict[str, int] = {}
 
 
 def _features(text: str) -> list[tuple[str, float]]:

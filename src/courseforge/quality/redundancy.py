@@ -11,7 +11,6 @@ of one lesson that disagree mean the model is unsure.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from collections.abc import Collection, Sequence
@@ -196,7 +195,6 @@ def _code_only(a: str, b: str) -> list[str]:
     ]
 
 
-@functools.lru_cache(maxsize=16_384)
 def exercise_lexical(a: str, b: str) -> float:
     """Lexical similarity (0-100) of two exercise questions, measured on what differs: the
     token-sort ratio of the whole questions, unless one puts another subject where the other
@@ -208,7 +206,24 @@ def exercise_lexical(a: str, b: str) -> float:
 
     Remembered per pair of questions: phase 4 compares every lesson's questions with every
     other lesson's, again after each rewrite, and a service does it for every course; the
-    comparison (difflib over stems) was a tenth of a busy service's event loop."""
+    comparison (difflib over stems) was a tenth of a busy service's event loop. The memo is a
+    dict of strings and floats, which the garbage collector does not track (an `lru_cache`'s
+    entries are objects every full collection walks)."""
+    key = f"{a}\x00{b}"
+    found = _LEXICAL_MEMO.get(key)
+    if found is None:
+        if len(_LEXICAL_MEMO) >= _MEMO_MAX:
+            _LEXICAL_MEMO.clear()
+        found = _LEXICAL_MEMO[key] = _exercise_lexical(a, b)
+    return found
+
+
+#: Pairs of questions remembered by `exercise_lexical` (then forgotten all at once).
+_MEMO_MAX = 16_384
+_LEXICAL_MEMO: dict[str, float] = {}
+
+
+def _exercise_lexical(a: str, b: str) -> float:
     whole = question_ratio(a, b)
     left, right = _swapped_subject(a, b)
     left += _code_only(a, b)

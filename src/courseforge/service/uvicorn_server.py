@@ -88,10 +88,6 @@ def build_server(
     return uvicorn.Server(config)
 
 
-#: Middle-generation collections between two full ones in a service process (Python's default: 10).
-FULL_COLLECTION_EVERY = 100
-
-
 def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
     tokens = tenant_tokens(settings)
     if not tokens:
@@ -125,13 +121,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
     # Full collections pause the event loop (≈ 0.1 s each with a few dozen courses in flight),
     # and those pauses were most of its lag over 0.1 s (docs/scaling.md). Everything built so
     # far (modules, the app, its settings and schemas) lives as long as the process: frozen out
-    # of the collector's sight, a full collection no longer walks it; and a full collection
-    # comes after 100 middle-generation ones instead of 10 (still only once the objects that
-    # survived since the last one are a quarter of those it kept).
+    # of the collector's sight, a full collection no longer walks it.
     gc.collect()
     gc.freeze()
-    young, middle, _old = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
     try:
         build_server(app, host=host, port=port, log_level=log_level, secrets=tokens.keys()).run()
     finally:
