@@ -32,10 +32,11 @@ def service(
     engine: Engine | None = None,
     store: Store | None = None,
     tokens: tuple[str, ...] = (TOKEN,),
+    freeze_gc: bool = False,
 ) -> Iterator[TestClient]:
     store = store or open_store(f"sqlite:///{tmp_path}/service.db")
     engine = engine or make_engine(settings, models or scripted_models(settings))
-    app = create_app(settings, store=store, engine=engine, tokens=tokens)
+    app = create_app(settings, store=store, engine=engine, tokens=tokens, freeze_gc=freeze_gc)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -402,3 +403,24 @@ def test_metrics_answer_when_the_store_does_not_and_keep_the_last_review_count(
 
         monkeypatch.setattr(store, "list_reviews", stuck)
         assert line in client.get("/metrics").text
+
+
+def test_a_serving_process_freezes_what_it_keeps_once_its_first_job_ends(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`courseforge serve` (freeze_gc) takes what is alive after its first job out of the
+    collector's sight: later full collections walk only what courses make."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        with service(settings, tmp_path, freeze_gc=True) as client:
+            assert gc.get_freeze_count() == 0
+            job = client.post("/v1/jobs", json=body(), headers=AUTH).json()
+            assert wait_for(client, job["id"])["status"] == "completed"
+            deadline = time.monotonic() + 30
+            while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()  # the test process keeps collecting as before

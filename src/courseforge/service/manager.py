@@ -112,6 +112,8 @@ class JobManager:
         self._claimed: set[str] = set()
         #: Submissions past the queue check, not yet scheduled (their job is being stored).
         self._admitting = 0
+        #: Set when the first job of this process ends.
+        self.first_finished = asyncio.Event()
         #: Mean seconds a job holds its slot (moving average), for Retry-After; None until one ends.
         self._job_s: float | None = None
 
@@ -392,6 +394,7 @@ class JobManager:
         self._finish(job_id, "cancelled")
 
     def _finish(self, job_id: str, status: str) -> None:
+        self.first_finished.set()
         self.metrics.jobs_finished.labels(status).inc()
         self._publish(job_id, "status", {"status": status})
 

@@ -10,7 +10,6 @@ holding a configured token (a harmless parameter's value, a name, a path segment
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 from collections.abc import Collection
@@ -106,7 +105,9 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
         url, pool_size=settings.storage.pool_size, request_pool_size=settings.storage.request_pool_size
     )
     engine = Engine(settings)
-    app = create_app(settings, store=store, engine=engine, tokens=tokens, close_on_shutdown=True)
+    app = create_app(
+        settings, store=store, engine=engine, tokens=tokens, close_on_shutdown=True, freeze_gc=True
+    )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("courseforge.service").info(
         "serving on http://%s:%d, store %s, %d token(s) of %d tenant(s)",
@@ -118,12 +119,6 @@ def serve_forever(settings: Settings, *, host: str, port: int, log_level: str = 
     )
     # Traces only when the standard OTEL_* variables ask for them (docs/operations.md).
     stop_tracing = configure_tracing(say=logging.getLogger("courseforge.service").info)
-    # Full collections pause the event loop (≈ 0.1 s each with a few dozen courses in flight),
-    # and those pauses were most of its lag over 0.1 s (docs/scaling.md). Everything built so
-    # far (modules, the app, its settings and schemas) lives as long as the process: frozen out
-    # of the collector's sight, a full collection no longer walks it.
-    gc.collect()
-    gc.freeze()
     try:
         build_server(app, host=host, port=port, log_level=log_level, secrets=tokens.keys()).run()
     finally:
