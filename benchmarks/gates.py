@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/gates.py [--model all-MiniLM-L6-v2|hashing]
     .venv/bin/python benchmarks/gates.py outside [--model M ...] [--profile P ...] [--boot N]
+                                                 [--dtype auto|float32|bfloat16]
 
 `outside` is documented in benchmarks/outside_gates.py (issue 24). Without it:
 
@@ -93,6 +94,12 @@ def outside(argv: list[str]) -> None:
     )
     parser.add_argument("--cpu", action="store_true", help="only: CPU per embedded chunk, per model")
     parser.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="gates.embedding_dtype of the embedder (auto: bfloat16 where the CPU has it, as generation)",
+    )
+    parser.add_argument(
         "--titled",
         choices=("yes", "no"),
         help="override the thresholds' `titled` (outcomes embedded as 'lesson title: outcome')",
@@ -125,6 +132,7 @@ def outside(argv: list[str]) -> None:
             args.cache.expanduser(),
             None if args.titled is None else args.titled == "yes",
             args.held_out if args.held_out in (None, "balanced") else float(args.held_out),
+            args.dtype,
         )
     )
     print_report(report)

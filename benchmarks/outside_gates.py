@@ -49,11 +49,20 @@ ITEMS = Path(__file__).resolve().parent.parent / "tests" / "quality" / "data" / 
 SEED = 24
 
 
-class DiskCachedEmbedder(Embedder):
-    """Vectors kept in SQLite by (model, sha256 of text): benchmark reruns embed nothing twice."""
+def cache_key(model: str, dtype: str = "auto") -> str:
+    """The disk cache's name for `model`'s vectors computed in `dtype` (`gates.embedding_dtype`):
+    bfloat16 vectors differ from float32 ones in the third decimal, so neither stands in for
+    the other."""
+    return f"{model}|{dtype}"
 
-    def __init__(self, inner: Embedder, path: Path) -> None:
+
+class DiskCachedEmbedder(Embedder):
+    """Vectors kept in SQLite by (`key`, sha256 of text): benchmark reruns embed nothing twice.
+    `key` names the model and dtype (`cache_key`); the inner embedder's name by default."""
+
+    def __init__(self, inner: Embedder, path: Path, key: str | None = None) -> None:
         self.inner, self.name, self.dimensions = inner, inner.name, inner.dimensions
+        self.key = key or inner.name
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
         self.db.execute(
@@ -66,7 +75,7 @@ class DiskCachedEmbedder(Embedder):
         keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
         found: dict[str, Vector] = {}
         for key in set(keys):
-            row = self.db.execute("SELECT vec FROM v WHERE model=? AND key=?", (self.name, key)).fetchone()
+            row = self.db.execute("SELECT vec FROM v WHERE model=? AND key=?", (self.key, key)).fetchone()
             if row:
                 found[key] = tuple(np.frombuffer(row[0], dtype=np.float32).astype(float).tolist())
         missing = [(k, t) for k, t in dict(zip(keys, texts, strict=True)).items() if k not in found]
@@ -78,7 +87,7 @@ class DiskCachedEmbedder(Embedder):
             for (key, _), vec in zip(missing, vectors, strict=True):
                 found[key] = tuple(vec)
                 blob = np.asarray(vec, dtype=np.float32).tobytes()
-                self.db.execute("INSERT OR REPLACE INTO v VALUES (?, ?, ?)", (self.name, key, blob))
+                self.db.execute("INSERT OR REPLACE INTO v VALUES (?, ?, ?)", (self.key, key, blob))
             self.db.commit()
         return [found[k] for k in keys]
 
@@ -314,12 +323,13 @@ async def run(
     cache: Path,
     titled: bool | None = None,
     held_out: float | str | None = None,
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     data = items()
-    report: dict[str, Any] = {"items": len(data), "runs": []}
+    report: dict[str, Any] = {"items": len(data), "dtype": dtype, "runs": []}
     rivals, titles = course_rivals(data), outcome_titles(data)
     for model in models:
-        embedder = DiskCachedEmbedder(make_embedder(model), cache)
+        embedder = DiskCachedEmbedder(make_embedder(model, dtype=dtype), cache, cache_key(model, dtype))
         for profile in profiles:
             settings = policy(profile, model, titled)
             started = time.perf_counter()
@@ -510,7 +520,7 @@ def _spread(values: Sequence[float | None]) -> list[float]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"outside set: {report['items']} items")
+    print(f"outside set: {report['items']} items, embedded in {report.get('dtype', 'auto')}")
     for run in report["runs"]:
         r, ci = run["rates"], run["intervals"]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from outside_gates import DiskCachedEmbedder, course_rivals, items, judge, policy
+from outside_gates import DiskCachedEmbedder, cache_key, course_rivals, items, judge, policy
 
 from courseforge.config import load_config
 from courseforge.domain.drafts import ExerciseDraft, LessonDraft
@@ -47,7 +47,7 @@ async def sample(cache: Path) -> list[dict[str, Any]]:
     by_id = {i["id"]: i for i in data}
     settings = policy("hosted", "all-MiniLM-L6-v2")
     band = settings.gates.judge.borderline.get("all-MiniLM-L6-v2")
-    embedder = DiskCachedEmbedder(make_embedder("all-MiniLM-L6-v2"), cache)
+    embedder = DiskCachedEmbedder(make_embedder("all-MiniLM-L6-v2"), cache, cache_key("all-MiniLM-L6-v2"))
     rivals = course_rivals(data)
     routed: list[dict[str, Any]] = []
     missed_keys: list[dict[str, Any]] = []
