@@ -25,11 +25,14 @@ many took over 1 s or failed), every job's final state (completed: the course's
 approved/needs_review; failed: its reason), lost jobs (submitted but not final when the run
 ended), budgets held (each report's total_cost_usd <= budget_usd), PostgreSQL rows written
 per course (pg_stat_database), and the leak check: RSS when the Nth course finished against
-when the N/10th did.
+when the N/10th did. That compares a service with few courses in flight against one with many
+when the job slots follow the loop's lag (`--lag-target`), so `--idle-check K` also runs the
+first K courses alone and compares the RSS with nothing in flight, after a full collection,
+after those K and after the last.
 
     python benchmarks/scale.py [--courses 200] [--concurrency 100] [--time-scale 0.05]
         [--store postgres|sqlite] [--pool-size 10] [--max-queued 200] [--example examples/python-basics.json] [--timeout-s 1500]
-        [--stall-s 180]
+        [--stall-s 180] [--lag-target 0.05|off] [--idle-check 200] [--objects-at 200,1000]
 """
 
 from __future__ import annotations
@@ -237,6 +240,8 @@ class Watch:
     metrics_text: str = ""
     #: `courseforge_jobs_limit` at each /metrics sample: jobs the service let run at once.
     limits: list[float] = field(default_factory=list)
+    #: (finished courses, RSS kB) with nothing in flight, after a full collection (`--idle-check`).
+    idle_rss_kb: list[tuple[int, int]] = field(default_factory=list)
     #: Finished counts at which the service counts its objects (`--objects-at`).
     count_objects_at: tuple[int, ...] = ()
 
@@ -315,6 +320,23 @@ async def _watch(base: str, pid: int, watch: Watch, stop: asyncio.Event, sample_
         await asyncio.gather(*(_every(sample_s, stop, p) for p in (health, jobs_page, metrics)))
 
 
+async def _idle_rss_kb(pid: int, settle_s: float = 3.0) -> int:
+    """The service's RSS with no course in flight: after `settle_s`, and after a full garbage
+    collection (`--idle-check` starts it through the object counter, which collects on
+    SIGUSR1 and writes the RSS it then has)."""
+    await asyncio.sleep(settle_s)
+    where = Path(os.environ["SCALE_OBJECTS_DIR"])
+    before = len(list(where.glob("objects-*.json")))
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(600):
+        files = sorted(where.glob("objects-*.json"), key=lambda p: p.stat().st_mtime)
+        if len(files) > before:
+            with suppress(ValueError):  # being written
+                return int(json.loads(files[-1].read_text("utf-8"))["rss_kb"])
+        await asyncio.sleep(0.1)
+    raise SystemExit("the service did not count its objects within 60 s")
+
+
 async def _drive(base: str, pid: int, args: argparse.Namespace, example: dict[str, Any]) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     limits = httpx.Limits(max_connections=32)
@@ -352,15 +374,25 @@ async def _drive(base: str, pid: int, args: argparse.Namespace, example: dict[st
             r.raise_for_status()
             return str(r.json()["id"])
 
-        ids = await asyncio.gather(*(submit(i) for i in range(args.courses)))
+        async def finish(count: int) -> None:
+            last, moved = -1, time.time()
+            while watch.finished < count and time.time() - t0 < args.timeout_s:
+                if watch.finished != last:
+                    last, moved = watch.finished, time.time()
+                elif time.time() - moved > args.stall_s:
+                    break  # nothing finished for --stall-s: what is left is reported as stuck
+                await asyncio.sleep(1)
+
+        first = min(args.idle_check, args.courses) if args.idle_check else args.courses
+        ids = await asyncio.gather(*(submit(i) for i in range(first)))
+        if first < args.courses:
+            await finish(first)
+            watch.idle_rss_kb.append((watch.finished, await _idle_rss_kb(pid)))
+            ids += await asyncio.gather(*(submit(i) for i in range(first, args.courses)))
         submit_s = time.time() - t0
-        last, moved = -1, time.time()
-        while watch.finished < args.courses and time.time() - t0 < args.timeout_s:
-            if watch.finished != last:
-                last, moved = watch.finished, time.time()
-            elif time.time() - moved > args.stall_s:
-                break  # nothing finished for --stall-s: what is left is reported as stuck
-            await asyncio.sleep(1)
+        await finish(args.courses)
+        if args.idle_check:
+            watch.idle_rss_kb.append((watch.finished, await _idle_rss_kb(pid)))
         stop.set()
         await watcher
         jobs: dict[str, dict[str, Any]] = {}
@@ -478,6 +510,12 @@ def _print(args: argparse.Namespace, r: dict[str, Any], writes: int | None) -> N
             f"  leak check                RSS {a / 1024:.0f} MB after course {tenth}, {b / 1024:.0f} MB after "
             f"course {last}: {b / a - 1:+.1%} (goal within 10 %)"
         )
+    if len(w.idle_rss_kb) == 2:
+        (n1, a), (n2, b) = w.idle_rss_kb
+        print(
+            f"  leak check, idle          RSS {a / 1024:.0f} MB after course {n1}, {b / 1024:.0f} MB after "
+            f"course {n2}, nothing in flight, after a full collection: {b / a - 1:+.1%} (goal within 10 %)"
+        )
 
 
 def _print_growth(where: Path) -> None:
@@ -543,6 +581,14 @@ def main() -> None:
         help="finished-course counts at which to count the service's objects by type, e.g. 200,600",
     )
     parser.add_argument(
+        "--idle-check",
+        type=int,
+        default=0,
+        help="submit this many courses first and let them all finish, then the rest: the leak "
+        "check compares the service's RSS with nothing in flight after a full collection, "
+        "after those and after the last (0: off)",
+    )
+    parser.add_argument(
         "--stall-s", type=float, default=180.0, help="stop when nothing finished for this long"
     )
     args = parser.parse_args()
@@ -577,9 +623,9 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{sim_port}/v1/models", sim_proc, "simulator", log=tmp / "sim.log")
         env["COURSEFORGE_STORAGE_URL"] = url
         serve = [str(CLI), "serve", "--port", str(port), "--config", str(cfg), "--log-level", "warning"]
-        if args.objects_at:
+        if args.objects_at or args.idle_check:
             (tmp / "objects").mkdir()
-            env["SCALE_OBJECTS_DIR"] = str(tmp / "objects")
+            env["SCALE_OBJECTS_DIR"] = os.environ["SCALE_OBJECTS_DIR"] = str(tmp / "objects")
             serve[:1] = [sys.executable, "-c", OBJECT_COUNTER]
         with child_process(serve, env=env, log=tmp / "serve.log") as server:
             base = f"http://127.0.0.1:{port}"
@@ -590,7 +636,7 @@ def main() -> None:
             after, result["cpu_s"] = _pg_writes(url), cpu_s(server.pid) - cpu0
     writes = after - before if after is not None and before is not None else None
     _print(args, result, writes)
-    if args.objects_at:
+    if args.objects_at or args.idle_check:
         _print_growth(tmp / "objects")
     print(f"  logs in {tmp}")
     raise SystemExit(0 if result["lost"] == 0 and result["over_budget"] == 0 else 1)
