@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_helpers import AUTH, body, lessons_hang, service, wait_for
@@ -124,7 +125,16 @@ def test_a_full_job_queue_answers_503_with_retry_after_and_stores_nothing(
     and a resend of an accepted one still gets its job back while the queue is full."""
     service_settings = settings.service.model_copy(update={"max_concurrent_jobs": 1, "max_queued_jobs": 2})
     settings = settings.model_copy(update={"service": service_settings})
-    with service(settings, tmp_path, models=lessons_hang(settings)) as client:
+    store = open_store(f"sqlite:///{tmp_path}/service.db")
+    lookups: list[str] = []
+    find = store.find_job_by_key
+
+    async def counted(key: str, **kw: Any) -> Any:
+        lookups.append(key)
+        return await find(key, **kw)
+
+    store.find_job_by_key = counted  # type: ignore[method-assign]
+    with service(settings, tmp_path, models=lessons_hang(settings), store=store) as client:
         first = client.post("/v1/jobs", json=body(), headers=AUTH).json()
         wait_for(client, first["id"], ("running",))
         queued = [
@@ -133,6 +143,10 @@ def test_a_full_job_queue_answers_503_with_retry_after_and_stores_nothing(
         assert [r.status_code for r in queued] == [202, 202]
         refused = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k3"})
         assert refused.status_code == 503
+        # Sent again while the queue is still full: refused without asking the store again.
+        asked = lookups.count("k3")
+        again_refused = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k3"})
+        assert again_refused.status_code == 503 and lookups.count("k3") == asked == 1
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         problem = refused.json()["error"]["problems"][0]
         assert problem["path"] == "queue" and "max_queued_jobs" in problem["reason"]
@@ -154,7 +168,7 @@ def test_a_full_job_queue_answers_503_with_retry_after_and_stores_nothing(
         resent = client.post("/v1/jobs", json=body(), headers={**AUTH, "Idempotency-Key": "k3"})
         assert resent.status_code == 202
         metrics = client.get("/metrics").text
-        assert "courseforge_jobs_refused_total 2.0" in metrics
+        assert "courseforge_jobs_refused_total 3.0" in metrics
         for job in (first, queued[0].json(), resent.json()):
             client.post(f"/v1/jobs/{job['id']}/cancel", headers=AUTH)
 

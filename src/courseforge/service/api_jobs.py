@@ -291,11 +291,18 @@ async def _refuse_early_when_full(
     """With the queue full, a submission that is not the repeat of one already accepted (its
     Idempotency-Key names no job) is refused before its body is read and validated: at a term's
     start, clients sending again after Retry-After make most submissions refusals, and those
-    must cost the service as little as possible. A repeat goes on, to get its job (or a 409)."""
+    must cost the service as little as possible. A repeat goes on, to get its job (or a 409).
+    A key found to name no job is not looked up again for a minute (`JobManager.known_absent`):
+    those lookups took the requests' store connections the dashboard waits for."""
     try:
         manager.check_room(count=False)
     except QueueFull as exc:
-        if key is None or await store.find_job_by_key(key, tenant=current_caller().tenant) is None:
+        tenant = current_caller().tenant
+        absent = key is None or manager.known_absent(tenant, key)
+        if not absent and key is not None and await store.find_job_by_key(key, tenant=tenant) is None:
+            manager.note_absent(tenant, key)
+            absent = True
+        if absent:
             manager.metrics.jobs_refused.inc()
             await request.body()  # read, not parsed: the connection stays usable
             raise queue_full(exc) from exc

@@ -57,6 +57,11 @@ def _gone_from_this_host(owner: str) -> bool:
     return False
 
 
+#: Seconds a refused submission's Idempotency-Key is taken to name no job without asking the
+#: store again (its resends while the queue stays full).
+ABSENT_KEY_S = 60.0
+
+
 class QueueFull(Exception):
     """The process's queue of jobs waiting for a slot is full; nothing was stored."""
 
@@ -112,6 +117,9 @@ class JobManager:
         self._claimed: set[str] = set()
         #: Submissions past the queue check, not yet scheduled (their job is being stored).
         self._admitting = 0
+        #: "tenant\0key" -> when a refused submission's Idempotency-Key named no stored job
+        #: (strings and floats: a dict the garbage collector does not walk).
+        self._absent_keys: dict[str, float] = {}
         #: Set when the first job of this process ends.
         self.first_finished = asyncio.Event()
         #: Mean seconds a job holds its slot (moving average), for Retry-After; None until one ends.
@@ -242,10 +250,24 @@ class JobManager:
             )
         finally:
             self._admitting -= 1
+        if idempotency_key is not None:
+            self._absent_keys.pop(f"{tenant}\x00{idempotency_key}", None)
         if created:
             self.metrics.jobs_submitted.inc()
             self.schedule(job)
         return job, created
+
+    def known_absent(self, tenant: str, key: str) -> bool:
+        """Whether this process found no job for `key` less than `ABSENT_KEY_S` ago and has not
+        accepted it since (`note_absent`): a full queue refuses its resends without asking the
+        store again. A job another process accepted meanwhile is answered once there is room."""
+        seen = self._absent_keys.get(f"{tenant}\x00{key}")
+        return seen is not None and time.monotonic() - seen <= ABSENT_KEY_S
+
+    def note_absent(self, tenant: str, key: str) -> None:
+        if len(self._absent_keys) >= 100_000:
+            self._absent_keys.clear()
+        self._absent_keys[f"{tenant}\x00{key}"] = time.monotonic()
 
     def check_room(self, *, count: bool = True) -> None:
         """Raise `QueueFull` when `service.max_queued_jobs` jobs already wait for a slot (with
