@@ -124,6 +124,10 @@ def holders(objects, kind):
     return dict(chains)
 
 def count(signum, frame):
+    # `courseforge serve` froze what was alive after its first job (gc.freeze): frozen objects
+    # are not listed by gc.get_objects, so they are unfrozen for the count and frozen again
+    # (with whatever is alive now: at an --idle-check count, nothing of a course).
+    gc.unfreeze()
     gc.collect()
     objects = gc.get_objects()
     counts = collections.Counter(repr(type(o))[8:-2] for o in objects)
@@ -137,6 +141,7 @@ def count(signum, frame):
         json.dump({"rss_kb": rss, "blocks": sys.getallocatedblocks(), "types": counts,
                    "embedding_caches": caches, "holders": held}, f)
     del objects
+    gc.freeze()
 
 signal.signal(signal.SIGUSR1, count)
 sys.argv[0] = "courseforge"

@@ -160,6 +160,9 @@ def two_services(tmp_path: Path) -> Iterator[Two]:
         config = loopback_config(server.base_url)
         config["service"] = {
             "max_concurrent_jobs": 2,
+            # Both jobs run at once in one process (the tests check who claimed what): fixed
+            # slots, not ones that follow a loaded machine's event-loop lag.
+            "loop_lag_target_s": None,
             "job_lease_s": LEASE_S,
             "store_poll_s": 0.2,
             "tenants": {
