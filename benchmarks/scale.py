@@ -157,6 +157,7 @@ def service_config(
     max_queued: int = 200,
     gate_workers: str = "thread",
     lag_target_s: float | None = 0.05,
+    embedding_cache_items: int | None = None,
 ) -> dict[str, Any]:
     """The hosted profile on the hashing embedder, cache off, its timeouts time-scaled as the
     simulator's latencies are (floors of 10 s per call and 15 s without a byte, under HANG_S)."""
@@ -170,6 +171,8 @@ def service_config(
     data["service"]["max_concurrent_jobs"] = concurrency
     data["service"]["max_queued_jobs"] = max_queued
     data["service"]["loop_lag_target_s"] = lag_target_s
+    if embedding_cache_items is not None:
+        data["gates"]["embedding_cache_items"] = embedding_cache_items
     data["storage"]["pool_size"] = pool
     data["gates"]["workers_kind"] = gate_workers
     for provider in data["providers"].values():
@@ -586,6 +589,13 @@ def main() -> None:
         help="finished-course counts at which to count the service's objects by type, e.g. 200,600",
     )
     parser.add_argument(
+        "--embedding-cache",
+        type=int,
+        default=None,
+        help="gates.embedding_cache_items (50,000, the default): a small one fills early, so "
+        "that the leak check sees what grows besides it",
+    )
+    parser.add_argument(
         "--idle-check",
         type=int,
         default=0,
@@ -619,6 +629,7 @@ def main() -> None:
                 args.max_queued,
                 args.gate_workers,
                 None if args.lag_target == "off" else float(args.lag_target),
+                args.embedding_cache,
             )
         ),
         "utf-8",

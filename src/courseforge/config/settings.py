@@ -515,6 +515,10 @@ class GateSettings(_S):
     #: cosines by at most 0.0043 there, 0.0012 on the labelled set with no verdict changed
     #: (docs/scaling.md); "auto" uses it where the CPU computes bfloat16 natively.
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    #: Texts whose vectors an engine keeps (least recently used dropped first): 1.5 KB of
+    #: numbers each for MiniLM, ≈ 5 KB an entry for the hashing embedder. A long-running
+    #: service's memory grows with it until it is full (docs/scaling.md).
+    embedding_cache_items: int = Field(default=50_000, ge=1)
     #: Workers that run each lesson attempt's rule gates (ending, teaching, answer keys, safety
     #: classifier...) off the event loop (`engine.offload`); 0 runs them on the loop.
     workers: int = Field(default=2, ge=0, le=64)

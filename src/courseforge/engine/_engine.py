@@ -121,6 +121,7 @@ class Engine:
                 batch_size=gates.embedding_batch_size,
                 threads=gates.embedding_threads,
                 dtype=gates.embedding_dtype,
+                max_items=gates.embedding_cache_items,
             )
         return self._embedder
 
