@@ -38,3 +38,24 @@ def test_counting_hooks_keep_no_event_while_a_recorder_keeps_each() -> None:
     _send(recording, 1000)
     assert _live_faults() - before >= 1000
     assert counting.fault_counts()["timeout"] == 500
+
+
+def test_a_scope_keeps_only_its_counts_once_it_ends() -> None:
+    """A context copied during a course (a pooled provider connection's reader keeps one) must
+    not keep the course's events alive once the course is over."""
+    import contextvars
+
+    from courseforge.resilience.hooks import ScopedHooks
+
+    hooks = ScopedHooks()
+    with hooks.scope() as recorded:
+        kept = contextvars.copy_context()
+        hooks(RetryScheduled("m", 1, 0.0, "timeout"))
+        hooks(FaultObserved("m", "timeout"))
+        hooks(FaultObserved("m", "http_502"))
+        assert len(recorded.events) == 3
+    assert recorded.events == []
+    assert recorded.retry_count() == 1
+    assert recorded.fault_counts() == {"http_502": 1, "timeout": 1}
+    kept.run(hooks, FaultObserved("m", "timeout"))  # a late event through the kept context
+    assert recorded.events == [] and recorded.fault_counts() == {"http_502": 1, "timeout": 1}
