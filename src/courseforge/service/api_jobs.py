@@ -298,14 +298,13 @@ async def _refuse_early_when_full(
         manager.check_room(count=False)
     except QueueFull as exc:
         tenant = current_caller().tenant
-        absent = key is None or manager.known_absent(tenant, key)
-        if not absent and key is not None and await store.find_job_by_key(key, tenant=tenant) is None:
+        if key is not None and not manager.known_absent(tenant, key):
+            if await store.find_job_by_key(key, tenant=tenant) is not None:
+                return  # a repeat: `_submit` answers it with its job
             manager.note_absent(tenant, key)
-            absent = True
-        if absent:
-            manager.metrics.jobs_refused.inc()
-            await request.body()  # read, not parsed: the connection stays usable
-            raise queue_full(exc) from exc
+        manager.metrics.jobs_refused.inc()
+        await request.body()  # read, not parsed: the connection stays usable
+        raise queue_full(exc) from exc
 
 
 def queue_full(exc: QueueFull) -> ApiError:

@@ -101,13 +101,13 @@ def create_app(
             manager.observe_lag(lag_s)
 
         lag = asyncio.create_task(watch_loop_lag(observe_lag))
-        freezing = asyncio.create_task(_freeze_after_first_job(manager) if freeze_gc else asyncio.sleep(0))
+        freezing = [asyncio.create_task(_freeze_after_first_job(manager))] if freeze_gc else []
         await manager.start(adopt=resume)
         try:
             yield
         finally:
             unhook()
-            for task in (warming, lag, freezing):
+            for task in (warming, lag, *freezing):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
